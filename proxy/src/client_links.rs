@@ -1,0 +1,214 @@
+//! The player listener: greets each player, issues its user id (unique across the
+//! cluster: this proxy's id in the high bits), places it at the spawn point, logs it in
+//! on the server owning that point, and forwards its input, stamped with its id.
+
+use crate::ProxySettings;
+use crate::routing::{ClientRoute, Routing};
+use rand::Rng;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tessera_shared::Vec2;
+use tessera_shared::ids::UserId;
+use tessera_shared::link::{Link, LinkError, Outbound};
+use tessera_shared::protocol::{
+    ClientToProxy, Hello, MAX_NAME_LEN, ProxyToClient, ProxyToServer, Role, Welcome,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Inputs a player may send per second; a real player changes keys far less often.
+pub const MAX_INPUTS_PER_SEC: u32 = 60;
+
+pub async fn accept(
+    settings: Arc<ProxySettings>,
+    listener: TcpListener,
+    routing: Arc<Routing>,
+    shutdown: CancellationToken,
+) {
+    let issued = Arc::new(AtomicU64::new(1));
+    if let Ok(addr) = listener.local_addr() {
+        info!("{} accepting players on {addr}", settings.id);
+    }
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let user = UserId::issue(settings.id, issued.fetch_add(1, Ordering::Relaxed));
+                let (settings, routing) = (settings.clone(), routing.clone());
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let result = tokio::select! {
+                        _ = shutdown.cancelled() => Ok(()),
+                        result = serve(stream, user, &settings, &routing) => result,
+                    };
+                    routing.leave(user);
+                    match result {
+                        Ok(()) | Err(LinkError::Closed) => info!("{user} from {addr} left"),
+                        Err(err) => warn!("closing player link of {user} from {addr}: {err}"),
+                    }
+                });
+            }
+            Err(err) => {
+                warn!("accepting a player failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    user: UserId,
+    settings: &ProxySettings,
+    routing: &Routing,
+) -> Result<(), LinkError> {
+    let mut link = Link::<ClientToProxy>::new(stream);
+    let name = match link
+        .handshake::<ProxyToClient>(Hello::new(Role::Proxy(settings.id)))
+        .await?
+    {
+        Role::Client { name } => player_name(&name, user),
+        got => {
+            return Err(LinkError::Role {
+                expected: "player",
+                got,
+            });
+        }
+    };
+    let map = settings.cluster.region_map();
+    let position = spawn_position(settings);
+    let owner = map
+        .owner_at(position)
+        .expect("the spawn point is inside the world");
+    if !routing.is_server_up(owner) {
+        let reason =
+            format!("{owner}, which holds the spawn point, is unreachable; try again shortly");
+        link.send(ProxyToClient::Disconnect {
+            reason: reason.clone(),
+        })
+        .await?;
+        return Err(LinkError::Rejected(reason));
+    }
+    let (outbound, queue) = Outbound::channel();
+    let welcome = Welcome {
+        user,
+        proxy: settings.id,
+        map,
+        view_radius: settings.cluster.simulation.view_radius,
+        tick_hz: settings.cluster.simulation.tick_hz,
+    };
+    outbound
+        .send(ProxyToClient::Welcome(welcome))
+        .expect("a new queue has room");
+    let route = ClientRoute {
+        outbound,
+        owner,
+        epoch: 0,
+        position,
+    };
+    let login = ProxyToServer::Login {
+        user,
+        name: name.clone(),
+        position,
+    };
+    if let Err(err) = routing.join(user, route, login) {
+        let reason = err.to_string();
+        link.send(ProxyToClient::Disconnect {
+            reason: reason.clone(),
+        })
+        .await?;
+        return Err(LinkError::Rejected(reason));
+    }
+    info!("{user} ({name}) joined on {owner}");
+    let mut limiter = RateLimit::new(MAX_INPUTS_PER_SEC);
+    link.run(queue, |message| {
+        std::future::ready(match message {
+            ClientToProxy::Input(_) if !limiter.allow() => Err(LinkError::Rejected(format!(
+                "more than {MAX_INPUTS_PER_SEC} inputs a second"
+            ))),
+            ClientToProxy::Input(input) => routing
+                .from_client(user, ProxyToServer::Input { user, input })
+                .map_err(|err| LinkError::Rejected(err.to_string())),
+            ClientToProxy::Hello(_) => Err(LinkError::Unexpected("a second hello".into())),
+        })
+    })
+    .await
+}
+
+/// The name a player asked for, cleaned up, or one made from its id.
+fn player_name(asked: &str, user: UserId) -> String {
+    let cleaned: String = asked.chars().filter(|c| !c.is_control()).collect();
+    let mut name = cleaned.trim().to_string();
+    while name.len() > MAX_NAME_LEN {
+        name.pop();
+    }
+    if name.is_empty() {
+        format!("player-{}", user.0 & 0xffff)
+    } else {
+        name
+    }
+}
+
+fn spawn_position(settings: &ProxySettings) -> Vec2 {
+    let world = &settings.cluster.world;
+    let mut rng = rand::rng();
+    let angle = rng.random_range(0.0..std::f32::consts::TAU);
+    let distance = world.spawn_radius * rng.random::<f32>().sqrt();
+    let point = settings.cluster.spawn_point() + Vec2::from_angle(angle) * distance;
+    settings.cluster.region_map().clamp_to_world(point)
+}
+
+/// A token bucket holding one second's worth of inputs.
+struct RateLimit {
+    per_sec: u32,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(per_sec: u32) -> Self {
+        Self {
+            per_sec,
+            tokens: f64::from(per_sec),
+            last: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(self.per_sec);
+        self.tokens = (self.tokens + refill).min(f64::from(self.per_sec));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned_and_bounded() {
+        let user = UserId(7);
+        assert_eq!(player_name("  ada\n", user), "ada");
+        assert_eq!(player_name("", user), "player-7");
+        assert_eq!(player_name(&"é".repeat(40), user).len(), MAX_NAME_LEN);
+    }
+
+    #[test]
+    fn the_rate_limit_allows_a_second_of_burst_then_refuses() {
+        let mut limit = RateLimit::new(10);
+        assert!((0..10).all(|_| limit.allow()));
+        assert!(!limit.allow());
+    }
+}

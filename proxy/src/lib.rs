@@ -1,0 +1,62 @@
+//! The Tessera proxy: players connect here, never to a game server. The proxy dials
+//! every server of the cluster map ([`server_links`]), accepts players
+//! ([`client_links`]), stamps each player's user id on everything it forwards, and
+//! routes through one table ([`routing`]): input to the server that owns the player,
+//! updates to the player's connection by user id. Proxies never talk to each other.
+
+pub mod client_links;
+pub mod routing;
+pub mod server_links;
+
+use routing::Routing;
+use std::sync::Arc;
+use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::ids::ProxyId;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Which proxy of which cluster this is.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub id: ProxyId,
+    pub cluster: ClusterConfig,
+}
+
+/// Runs the proxy until `shutdown` is cancelled: one dialer per server, and the
+/// client listener.
+pub async fn run(settings: ProxySettings, listener: TcpListener, shutdown: CancellationToken) {
+    let settings = Arc::new(settings);
+    let routing = Arc::new(Routing::default());
+    for server in &settings.cluster.servers {
+        tokio::spawn(server_links::maintain(
+            settings.clone(),
+            server.id,
+            routing.clone(),
+            shutdown.child_token(),
+        ));
+    }
+    client_links::accept(settings, listener, routing, shutdown).await;
+}
+
+/// Runs the proxy on a runtime of its own, on a thread of its own, until `shutdown`.
+pub fn spawn_thread(
+    settings: ProxySettings,
+    listener: std::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(format!("proxy-{}", settings.id.0))
+        .enable_all()
+        .build()?;
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name(format!("proxy-{}", settings.id.0))
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener =
+                    TcpListener::from_std(listener).expect("a bound listener converts to tokio");
+                run(settings, listener, shutdown).await;
+            });
+        })
+}

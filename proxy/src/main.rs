@@ -1,0 +1,62 @@
+//! `tessera-proxy`: runs one proxy of a cluster map.
+
+use clap::Parser;
+use std::path::PathBuf;
+use tessera_proxy::ProxySettings;
+use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::ids::ProxyId;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Tessera proxy: players connect here; it dials every game server"
+)]
+struct Args {
+    /// The cluster map (TOML). The default 2×2 local map when absent.
+    #[arg(long)]
+    cluster: Option<PathBuf>,
+    /// Which proxy of the map to run.
+    #[arg(long)]
+    id: u16,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = match &args.cluster {
+        Some(path) => ClusterConfig::load(path)?,
+        None => ClusterConfig::default_local(),
+    };
+    let id = ProxyId(args.id);
+    let bind = cluster.proxy(id)?.client_bind;
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        on_signal.cancel();
+    });
+    tessera_proxy::run(ProxySettings { id, cluster }, listener, shutdown).await;
+    Ok(())
+}

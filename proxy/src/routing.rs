@@ -1,0 +1,174 @@
+//! The routing table: for every player behind this proxy, its connection and the
+//! server that owns it; for every server, its link. Input goes to the owner; updates go
+//! to the player's connection, found by user id.
+//!
+//! The owner changes only on the servers' word: the one that accepts a login, then each
+//! handoff's new owner, whose `Owner` notice carries the player's handoff count so that
+//! a late notice never undoes a newer one. Routing by the servers' word rather than by
+//! recomputing ownership from positions means input never reaches a server that has not
+//! received the player yet.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tessera_shared::Vec2;
+use tessera_shared::ids::{ServerId, UserId};
+use tessera_shared::link::{Outbound, SendError};
+use tessera_shared::protocol::{ProxyToClient, ProxyToServer};
+use tracing::{debug, warn};
+
+/// One player behind this proxy.
+pub struct ClientRoute {
+    pub outbound: Outbound<ProxyToClient>,
+    pub owner: ServerId,
+    pub epoch: u32,
+    /// Where the last update said the player is.
+    pub position: Vec2,
+}
+
+#[derive(Default)]
+struct Tables {
+    clients: HashMap<UserId, ClientRoute>,
+    servers: HashMap<ServerId, Outbound<ProxyToServer>>,
+}
+
+#[derive(Default)]
+pub struct Routing(Mutex<Tables>);
+
+/// Why a message could not be routed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RouteError {
+    #[error("{0} is unreachable right now")]
+    ServerDown(ServerId),
+    #[error("{0} is not reading: its link is closed")]
+    ServerStalled(ServerId),
+    #[error("{0} is not connected here")]
+    UnknownUser(UserId),
+}
+
+impl Routing {
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        // A panic while holding the lock cannot leave the maps half-updated.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn server_up(&self, server: ServerId, outbound: Outbound<ProxyToServer>) {
+        self.tables().servers.insert(server, outbound);
+    }
+
+    /// Forgets `server`'s link and returns the players it owned: they are gone with it.
+    pub fn server_down(&self, server: ServerId) -> Vec<(UserId, Outbound<ProxyToClient>)> {
+        let mut tables = self.tables();
+        tables.servers.remove(&server);
+        let orphans: Vec<UserId> = tables
+            .clients
+            .iter()
+            .filter(|(_, route)| route.owner == server)
+            .map(|(&user, _)| user)
+            .collect();
+        orphans
+            .into_iter()
+            .filter_map(|user| tables.clients.remove(&user).map(|r| (user, r.outbound)))
+            .collect()
+    }
+
+    pub fn is_server_up(&self, server: ServerId) -> bool {
+        self.tables()
+            .servers
+            .get(&server)
+            .is_some_and(|link| !link.is_closed())
+    }
+
+    /// Sends `message` to `server`. A server that is not reading has its link dropped.
+    pub fn to_server(&self, server: ServerId, message: ProxyToServer) -> Result<(), RouteError> {
+        let mut tables = self.tables();
+        let link = tables
+            .servers
+            .get(&server)
+            .ok_or(RouteError::ServerDown(server))?;
+        match link.send(message) {
+            Ok(()) => Ok(()),
+            Err(SendError::Closed) => Err(RouteError::ServerDown(server)),
+            Err(SendError::Full) => {
+                tables.servers.remove(&server);
+                Err(RouteError::ServerStalled(server))
+            }
+        }
+    }
+
+    /// Registers a player, whose login goes to `owner`.
+    pub fn join(
+        &self,
+        user: UserId,
+        route: ClientRoute,
+        login: ProxyToServer,
+    ) -> Result<(), RouteError> {
+        let owner = route.owner;
+        self.tables().clients.insert(user, route);
+        self.to_server(owner, login).inspect_err(|_| {
+            self.tables().clients.remove(&user);
+        })
+    }
+
+    /// Forgets a player and tells its owner it left. Safe to call more than once.
+    pub fn leave(&self, user: UserId) {
+        let route = self.tables().clients.remove(&user);
+        if let Some(route) = route {
+            let _ = self.to_server(route.owner, ProxyToServer::Logout { user });
+        }
+    }
+
+    /// Forwards a player's message to the server that owns it.
+    pub fn from_client(&self, user: UserId, message: ProxyToServer) -> Result<(), RouteError> {
+        let owner = self
+            .tables()
+            .clients
+            .get(&user)
+            .map(|route| route.owner)
+            .ok_or(RouteError::UnknownUser(user))?;
+        self.to_server(owner, message)
+    }
+
+    /// Records the server's word that `server` owns `user` from `epoch` on.
+    pub fn set_owner(&self, user: UserId, server: ServerId, epoch: u32) {
+        if let Some(route) = self.tables().clients.get_mut(&user)
+            && epoch >= route.epoch
+        {
+            route.owner = server;
+            route.epoch = epoch;
+        }
+    }
+
+    /// Delivers messages to players, by user id, noting each player's position. A
+    /// player whose queue is full is not reading: it is disconnected.
+    pub fn to_clients(
+        &self,
+        messages: impl IntoIterator<Item = (UserId, Option<Vec2>, ProxyToClient)>,
+    ) {
+        let mut stalled = Vec::new();
+        {
+            let mut tables = self.tables();
+            for (user, position, message) in messages {
+                let Some(route) = tables.clients.get_mut(&user) else {
+                    debug!("dropping a message for {user}, who has left");
+                    continue;
+                };
+                if let Some(position) = position {
+                    route.position = position;
+                }
+                if let Err(SendError::Full) = route.outbound.send(message) {
+                    stalled.push(user);
+                }
+            }
+        }
+        for user in stalled {
+            warn!("{user} is not reading its updates: disconnecting it");
+            self.leave(user);
+        }
+    }
+
+    pub fn players(&self) -> usize {
+        self.tables().clients.len()
+    }
+}

@@ -1,0 +1,100 @@
+//! `tessera-server`: runs one game server of a cluster map, or with `--all` every
+//! server and proxy of the map in this one process.
+
+use clap::Parser;
+use std::path::PathBuf;
+use tessera_server::local_cluster::LocalCluster;
+use tessera_server::{ServerListeners, ServerSettings};
+use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::ids::ServerId;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Tessera game server: simulates the regions a cluster map gives it"
+)]
+struct Args {
+    /// The cluster map (TOML). The default 2×2 local map when absent.
+    #[arg(long)]
+    cluster: Option<PathBuf>,
+    /// Which server of the map to run.
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    id: Option<u16>,
+    /// Run every server and proxy of the map in this process.
+    #[arg(long)]
+    all: bool,
+    /// Simulation ticks per second, overriding the map's.
+    #[arg(long)]
+    tick_hz: Option<f64>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,bevy=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut cluster = match &args.cluster {
+        Some(path) => ClusterConfig::load(path)?,
+        None => ClusterConfig::default_local(),
+    };
+    if let Some(hz) = args.tick_hz {
+        cluster.simulation.tick_hz = hz;
+        cluster.validate()?;
+    }
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    ctrlc_on(move || on_signal.cancel());
+    if args.all {
+        let local = LocalCluster::start(cluster, shutdown.clone())?;
+        tracing::info!(
+            "local cluster up; players connect to {}",
+            local.proxy_addresses().join(", ")
+        );
+        local.wait();
+        return Ok(());
+    }
+    let id = ServerId(args.id.expect("clap requires --id without --all"));
+    let settings = ServerSettings::new(cluster.clone(), id)?;
+    let listeners = ServerListeners::bind(&cluster, id)?;
+    tracing::info!(
+        "{id} listening for proxies on {} and peers on {}",
+        listeners.proxy.local_addr()?,
+        listeners.peer.local_addr()?
+    );
+    tessera_server::run(settings, listeners, shutdown);
+    Ok(())
+}
+
+/// Cancels on Ctrl-C or SIGTERM, so the process stops cleanly.
+fn ctrlc_on(cancel: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("signal runtime");
+        runtime.block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        cancel();
+    });
+}

@@ -1,0 +1,301 @@
+//! Players this server owns: spawning them on login, despawning them on logout or when
+//! their proxy goes, and queueing their inputs so each is applied exactly once, in
+//! sequence order, whatever order they arrive in.
+
+use crate::app::ServerSettings;
+use crate::interest::Visible;
+use crate::net::{InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyLinks, ProxyLost};
+use bevy::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use tessera_shared::components::{Keys, Position, Velocity};
+use tessera_shared::ids::{ProxyId, UserId};
+use tessera_shared::protocol::{Input, ServerToProxy};
+
+/// Inputs held ahead of a gap before the player counts as misbehaving.
+pub const MAX_PENDING_INPUTS: usize = 256;
+/// Ticks a gap in the input sequence may stay open before it is skipped.
+pub const GAP_TIMEOUT_TICKS: u64 = 40;
+
+/// A player simulated by this server.
+#[derive(Component, Debug, Clone)]
+#[require(Position, Velocity, InputQueue, KnownNames)]
+pub struct Player {
+    /// The proxy this player came through: where its updates go.
+    pub proxy: ProxyId,
+    /// How many times this player has been handed off.
+    pub epoch: u32,
+}
+
+/// The entities whose names this player has been sent.
+#[derive(Component, Debug, Default)]
+pub struct KnownNames(pub std::collections::HashSet<tessera_shared::ids::EntityId>);
+
+/// A player's inputs: the keys held now, and those received ahead of a gap.
+#[derive(Component, Debug, Default, Clone, PartialEq)]
+pub struct InputQueue {
+    pub keys: Keys,
+    /// The highest sequence applied; every one below it was applied too.
+    pub last_input: u32,
+    /// Inputs applied in all (equals `last_input` unless one was applied twice).
+    pub applied: u32,
+    pending: BTreeMap<u32, Keys>,
+    gap_open_since: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InputError {
+    #[error("more than {MAX_PENDING_INPUTS} inputs waiting behind a gap")]
+    Overflow,
+}
+
+impl InputQueue {
+    /// A queue carrying on from another server's.
+    pub fn resume(
+        keys: Keys,
+        last_input: u32,
+        applied: u32,
+        pending: impl IntoIterator<Item = Input>,
+    ) -> Self {
+        let mut queue = Self {
+            keys,
+            last_input,
+            applied,
+            ..Self::default()
+        };
+        for input in pending {
+            queue.pending.insert(input.seq, input.keys);
+        }
+        queue
+    }
+
+    /// Accepts an input; one already applied or already queued is ignored.
+    pub fn push(&mut self, input: Input) -> Result<(), InputError> {
+        if input.seq <= self.last_input || self.pending.contains_key(&input.seq) {
+            return Ok(());
+        }
+        if self.pending.len() >= MAX_PENDING_INPUTS {
+            return Err(InputError::Overflow);
+        }
+        self.pending.insert(input.seq, input.keys);
+        Ok(())
+    }
+
+    /// Applies every input that follows the last applied one without a gap. A gap
+    /// left open for [`GAP_TIMEOUT_TICKS`] is skipped, with a warning: the inputs
+    /// in it are lost.
+    pub fn apply_ready(&mut self, tick: u64, user: UserId) {
+        loop {
+            while let Some(keys) = self.pending.remove(&(self.last_input + 1)) {
+                self.keys = keys;
+                self.last_input += 1;
+                self.applied += 1;
+            }
+            let Some((&next, _)) = self.pending.first_key_value() else {
+                self.gap_open_since = None;
+                return;
+            };
+            let since = *self.gap_open_since.get_or_insert(tick);
+            if tick.saturating_sub(since) < GAP_TIMEOUT_TICKS {
+                return;
+            }
+            warn!(
+                "{user}: inputs {}..{next} never arrived; skipping them",
+                self.last_input + 1
+            );
+            self.last_input = next - 1;
+            self.gap_open_since = None;
+        }
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = Input> + '_ {
+        self.pending.iter().map(|(&seq, &keys)| Input { seq, keys })
+    }
+}
+
+/// Players owned here, by user id.
+#[derive(Resource, Default, Debug)]
+pub struct Players(pub HashMap<UserId, Entity>);
+
+/// Login, logout, and input handling.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PlayerSystems;
+
+pub struct PlayersPlugin;
+
+impl Plugin for PlayersPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Players>().add_systems(
+            PreUpdate,
+            (
+                spawn_logins,
+                queue_inputs,
+                despawn_logouts,
+                despawn_lost_proxies,
+            )
+                .chain()
+                .in_set(PlayerSystems)
+                .after(NetSystems::Receive),
+        );
+    }
+}
+
+fn spawn_logins(
+    mut commands: Commands,
+    mut requests: MessageReader<LoginRequest>,
+    mut players: ResMut<Players>,
+    mut links: ResMut<ProxyLinks>,
+    mut lost: MessageWriter<ProxyLost>,
+    settings: Res<ServerSettings>,
+) {
+    for LoginRequest {
+        proxy,
+        user,
+        name,
+        position,
+    } in requests.read().cloned()
+    {
+        if players.0.contains_key(&user) {
+            warn!("{proxy} logged in {user} twice; ignoring the second login");
+            continue;
+        }
+        if settings.map.owner_at(position) != Some(settings.id) {
+            warn!("{proxy} asked to spawn {user} at {position}, outside this server's regions");
+            let reason = format!("{} does not own {position}", settings.id);
+            links.send(proxy, ServerToProxy::Kick { user, reason }, &mut lost);
+            continue;
+        }
+        info!("{user} ({name}) joined through {proxy} at {position}");
+        let entity = commands
+            .spawn((
+                user,
+                user.entity(),
+                Player { proxy, epoch: 0 },
+                Visible { name },
+                Position(position),
+            ))
+            .id();
+        players.0.insert(user, entity);
+    }
+}
+
+fn queue_inputs(
+    mut inputs: MessageReader<InputReceived>,
+    players: Res<Players>,
+    mut queues: Query<(&mut InputQueue, &Player)>,
+    mut links: ResMut<ProxyLinks>,
+    mut lost: MessageWriter<ProxyLost>,
+) {
+    for &InputReceived { user, input } in inputs.read() {
+        let Some(mut queue) = players.0.get(&user).and_then(|&e| queues.get_mut(e).ok()) else {
+            // Logged out, or handed off a moment ago: the handoff feature forwards those.
+            debug!("input {} for {user}, who is not here", input.seq);
+            continue;
+        };
+        if let Err(err) = queue.0.push(input) {
+            warn!("{user}: {err}; disconnecting the player");
+            let proxy = queue.1.proxy;
+            links.send(
+                proxy,
+                ServerToProxy::Kick {
+                    user,
+                    reason: err.to_string(),
+                },
+                &mut lost,
+            );
+        }
+    }
+}
+
+fn despawn_logouts(
+    mut commands: Commands,
+    mut requests: MessageReader<LogoutRequest>,
+    mut players: ResMut<Players>,
+) {
+    for &LogoutRequest { user } in requests.read() {
+        if let Some(entity) = players.0.remove(&user) {
+            info!("{user} left");
+            commands.entity(entity).despawn();
+        }
+    }
+}
+
+fn despawn_lost_proxies(
+    mut commands: Commands,
+    mut lost: MessageReader<ProxyLost>,
+    mut players: ResMut<Players>,
+    owned: Query<(Entity, &UserId, &Player)>,
+) {
+    for &ProxyLost { proxy } in lost.read() {
+        let mut dropped = 0;
+        for (entity, user, player) in &owned {
+            if player.proxy == proxy && players.0.remove(user).is_some() {
+                commands.entity(entity).despawn();
+                dropped += 1;
+            }
+        }
+        warn!("lost {proxy}: dropped its {dropped} players");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(seq: u32, keys: Keys) -> Input {
+        Input { seq, keys }
+    }
+
+    #[test]
+    fn inputs_apply_once_and_in_order() {
+        let user = UserId(1);
+        let mut queue = InputQueue::default();
+        queue.push(input(2, Keys::DOWN)).unwrap();
+        queue.apply_ready(0, user);
+        assert_eq!(
+            (queue.last_input, queue.keys),
+            (0, Keys::empty()),
+            "2 waits for 1"
+        );
+        queue.push(input(1, Keys::UP)).unwrap();
+        queue.push(input(1, Keys::UP)).unwrap();
+        queue.apply_ready(1, user);
+        assert_eq!(
+            (queue.last_input, queue.applied, queue.keys),
+            (2, 2, Keys::DOWN)
+        );
+        queue.push(input(2, Keys::LEFT)).unwrap();
+        queue.apply_ready(2, user);
+        assert_eq!(
+            (queue.last_input, queue.applied, queue.keys),
+            (2, 2, Keys::DOWN),
+            "no replays"
+        );
+    }
+
+    #[test]
+    fn a_gap_that_never_fills_is_skipped_after_the_timeout() {
+        let user = UserId(1);
+        let mut queue = InputQueue::default();
+        queue.push(input(3, Keys::RIGHT)).unwrap();
+        queue.apply_ready(10, user);
+        queue.apply_ready(10 + GAP_TIMEOUT_TICKS - 1, user);
+        assert_eq!(queue.last_input, 0);
+        queue.apply_ready(10 + GAP_TIMEOUT_TICKS, user);
+        assert_eq!(
+            (queue.last_input, queue.applied, queue.keys),
+            (3, 1, Keys::RIGHT)
+        );
+    }
+
+    #[test]
+    fn a_flood_behind_a_gap_is_refused() {
+        let mut queue = InputQueue::default();
+        for seq in 0..MAX_PENDING_INPUTS as u32 {
+            queue.push(input(seq + 2, Keys::UP)).unwrap();
+        }
+        assert_eq!(
+            queue.push(input(10_000, Keys::UP)),
+            Err(InputError::Overflow)
+        );
+    }
+}

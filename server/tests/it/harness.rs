@@ -1,0 +1,36 @@
+//! Shared test scaffolding: a local cluster on free ports and players joined to it.
+
+use std::time::Duration;
+use tessera_bots::player::Player;
+use tessera_server::local_cluster::LocalCluster;
+use tessera_shared::cluster::ClusterConfig;
+
+/// Generous: CI shares two busy cores.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The default map (2×2 regions, 4 servers, 2 proxies) on free loopback ports.
+pub fn default_cluster() -> LocalCluster {
+    LocalCluster::start_ephemeral(ClusterConfig::default_local()).expect("the local cluster starts")
+}
+
+/// Joins `name` through the cluster's `proxy`-th proxy, retrying while the proxy is
+/// still dialing its servers, and waits for the first update.
+pub async fn join(cluster: &LocalCluster, proxy: usize, name: &str) -> Player {
+    let addr = cluster.proxy_addresses()[proxy].clone();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut player = loop {
+        match Player::connect(&addr, name).await {
+            Ok(player) => break player,
+            Err(err) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!("join retry: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("{name} could not join: {err}"),
+        }
+    };
+    player
+        .wait_until(DEADLINE, "a first update", |view| view.me.is_some())
+        .await
+        .unwrap();
+    player
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: real servers and proxies on loopback ports, real headless players.
+//! One module per feature.
+
+mod bad_input;
+mod harness;
+mod walking;

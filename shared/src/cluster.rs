@@ -1,0 +1,363 @@
+//! The cluster file (TOML): the world's size and regions, every game server with the
+//! regions it owns, every proxy, and for each listener the address it binds and the
+//! address others should dial (they differ when a host sits behind a router).
+
+use crate::ids::{ProxyId, ServerId};
+use crate::region_map::{RegionId, RegionMap};
+use glam::Vec2;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The default map, shipped in `assets/`: 2×2 regions on 4 servers and 2 proxies.
+pub const DEFAULT_CLUSTER_TOML: &str = include_str!("../../assets/cluster.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub world: WorldConfig,
+    #[serde(default)]
+    pub simulation: SimulationConfig,
+    #[serde(rename = "server")]
+    pub servers: Vec<ServerConfig>,
+    #[serde(rename = "proxy")]
+    pub proxies: Vec<ProxyConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldConfig {
+    /// Side of a square region, in world units.
+    pub region_size: f32,
+    pub columns: u16,
+    pub rows: u16,
+    /// Where new players appear; the world's centre when absent.
+    pub spawn: Option<[f32; 2]>,
+    /// New players appear at random within this distance of `spawn`.
+    #[serde(default = "default_spawn_radius")]
+    pub spawn_radius: f32,
+}
+
+/// Settings every server must agree on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulationConfig {
+    /// Simulation ticks per second.
+    pub tick_hz: f64,
+    /// How far a player sees, in world units.
+    pub view_radius: f32,
+    /// How far past its owner's border a player walks before it is handed off.
+    pub tether: f32,
+}
+
+impl Default for SimulationConfig {
+    fn default() -> Self {
+        Self {
+            tick_hz: 20.0,
+            view_radius: 400.0,
+            tether: 24.0,
+        }
+    }
+}
+
+fn default_spawn_radius() -> f32 {
+    120.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub id: ServerId,
+    /// Where this server listens for peer servers.
+    pub peer_bind: SocketAddr,
+    /// Where peers dial it (`host:port`); `peer_bind` when absent.
+    pub peer_public: Option<String>,
+    /// Where this server listens for proxies.
+    pub proxy_bind: SocketAddr,
+    /// Where proxies dial it (`host:port`); `proxy_bind` when absent.
+    pub proxy_public: Option<String>,
+    /// The regions it owns, as `[column, row]`.
+    pub regions: Vec<[u16; 2]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    pub id: ProxyId,
+    /// Where this proxy listens for players.
+    pub client_bind: SocketAddr,
+    /// Where players dial it (`host:port`); `client_bind` when absent.
+    pub client_public: Option<String>,
+}
+
+impl ServerConfig {
+    pub fn peer_address(&self) -> String {
+        self.peer_public
+            .clone()
+            .unwrap_or_else(|| self.peer_bind.to_string())
+    }
+
+    pub fn proxy_address(&self) -> String {
+        self.proxy_public
+            .clone()
+            .unwrap_or_else(|| self.proxy_bind.to_string())
+    }
+}
+
+impl ProxyConfig {
+    pub fn client_address(&self) -> String {
+        self.client_public
+            .clone()
+            .unwrap_or_else(|| self.client_bind.to_string())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot read cluster file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cluster file is not valid TOML for a cluster map: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("the world needs at least one region and a positive region size")]
+    EmptyWorld,
+    #[error("simulation settings are out of range: {0}")]
+    Simulation(&'static str),
+    #[error("the cluster needs at least one server and one proxy")]
+    MissingProcesses,
+    #[error("{0} appears twice")]
+    DuplicateServer(ServerId),
+    #[error("{0} appears twice")]
+    DuplicateProxy(ProxyId),
+    #[error("{server} claims region {region}, which is outside the {columns}×{rows} world")]
+    RegionOutsideWorld {
+        server: ServerId,
+        region: RegionId,
+        columns: u16,
+        rows: u16,
+    },
+    #[error("region {region} is claimed by both {first} and {second}")]
+    RegionOwnedTwice {
+        region: RegionId,
+        first: ServerId,
+        second: ServerId,
+    },
+    #[error("region {0} is owned by no server")]
+    RegionUnowned(RegionId),
+    #[error("the spawn point {0:?} is outside the world")]
+    SpawnOutsideWorld([f32; 2]),
+    #[error("no {0} in the cluster map")]
+    UnknownServer(ServerId),
+    #[error("no {0} in the cluster map")]
+    UnknownProxy(ProxyId),
+}
+
+impl ClusterConfig {
+    /// Reads and validates a cluster file.
+    pub fn load(path: &Path) -> Result<Self, ClusterError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ClusterError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates a cluster map.
+    pub fn parse(text: &str) -> Result<Self, ClusterError> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The default map shipped in `assets/cluster.toml`.
+    pub fn default_local() -> Self {
+        Self::parse(DEFAULT_CLUSTER_TOML).expect("the shipped default cluster map is valid")
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a cluster map always serialises")
+    }
+
+    /// Checks everything the processes rely on: ids unique, every region owned by
+    /// exactly one server, nothing outside the world.
+    pub fn validate(&self) -> Result<(), ClusterError> {
+        let world = &self.world;
+        if world.columns == 0
+            || world.rows == 0
+            || !(world.region_size > 0.0 && world.region_size.is_finite())
+        {
+            return Err(ClusterError::EmptyWorld);
+        }
+        let sim = &self.simulation;
+        if !(sim.tick_hz > 0.0 && sim.tick_hz <= 1000.0) {
+            return Err(ClusterError::Simulation("tick_hz must be in (0, 1000]"));
+        }
+        if !(sim.view_radius > 0.0 && sim.view_radius.is_finite()) {
+            return Err(ClusterError::Simulation("view_radius must be positive"));
+        }
+        if !(sim.tether >= 0.0 && sim.tether < world.region_size / 2.0) {
+            return Err(ClusterError::Simulation(
+                "tether must be in [0, region_size / 2)",
+            ));
+        }
+        if self.servers.is_empty() || self.proxies.is_empty() {
+            return Err(ClusterError::MissingProcesses);
+        }
+        let mut owners: HashMap<RegionId, ServerId> = HashMap::new();
+        for (i, server) in self.servers.iter().enumerate() {
+            if self.servers[..i].iter().any(|s| s.id == server.id) {
+                return Err(ClusterError::DuplicateServer(server.id));
+            }
+            for &[x, y] in &server.regions {
+                let region = RegionId { x, y };
+                if x >= world.columns || y >= world.rows {
+                    return Err(ClusterError::RegionOutsideWorld {
+                        server: server.id,
+                        region,
+                        columns: world.columns,
+                        rows: world.rows,
+                    });
+                }
+                if let Some(&first) = owners.get(&region) {
+                    return Err(ClusterError::RegionOwnedTwice {
+                        region,
+                        first,
+                        second: server.id,
+                    });
+                }
+                owners.insert(region, server.id);
+            }
+        }
+        for y in 0..world.rows {
+            for x in 0..world.columns {
+                if !owners.contains_key(&RegionId { x, y }) {
+                    return Err(ClusterError::RegionUnowned(RegionId { x, y }));
+                }
+            }
+        }
+        for (i, proxy) in self.proxies.iter().enumerate() {
+            if self.proxies[..i].iter().any(|p| p.id == proxy.id) {
+                return Err(ClusterError::DuplicateProxy(proxy.id));
+            }
+        }
+        if let Some(spawn) = world.spawn {
+            let size =
+                Vec2::new(f32::from(world.columns), f32::from(world.rows)) * world.region_size;
+            let inside = (0..2).all(|i| spawn[i] >= 0.0 && spawn[i] < size[i]);
+            if !inside {
+                return Err(ClusterError::SpawnOutsideWorld(spawn));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn region_map(&self) -> RegionMap {
+        let world = &self.world;
+        let mut owners = vec![ServerId(0); usize::from(world.columns) * usize::from(world.rows)];
+        for server in &self.servers {
+            for &[x, y] in &server.regions {
+                owners[usize::from(y) * usize::from(world.columns) + usize::from(x)] = server.id;
+            }
+        }
+        RegionMap::new(world.region_size, world.columns, world.rows, owners)
+    }
+
+    /// Where new players appear.
+    pub fn spawn_point(&self) -> Vec2 {
+        self.world
+            .spawn
+            .map(Vec2::from)
+            .unwrap_or_else(|| self.region_map().world_size() / 2.0)
+    }
+
+    pub fn server(&self, id: ServerId) -> Result<&ServerConfig, ClusterError> {
+        self.servers
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(ClusterError::UnknownServer(id))
+    }
+
+    pub fn proxy(&self, id: ProxyId) -> Result<&ProxyConfig, ClusterError> {
+        self.proxies
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or(ClusterError::UnknownProxy(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejects(edit: impl FnOnce(&mut ClusterConfig)) -> ClusterError {
+        let mut config = ClusterConfig::default_local();
+        edit(&mut config);
+        config
+            .validate()
+            .expect_err("the edited map must be rejected")
+    }
+
+    #[test]
+    fn default_map_is_two_by_two_on_four_servers() {
+        let config = ClusterConfig::default_local();
+        assert_eq!(config.servers.len(), 4);
+        assert_eq!(config.proxies.len(), 2);
+        let map = config.region_map();
+        let owners: Vec<_> = map.regions().map(|(_, s)| s).collect();
+        assert_eq!(
+            owners,
+            vec![ServerId(1), ServerId(2), ServerId(3), ServerId(4)]
+        );
+        assert_eq!(ClusterConfig::parse(&config.to_toml()).unwrap(), config);
+    }
+
+    #[test]
+    fn invalid_maps_are_rejected_with_the_reason() {
+        let err = rejects(|c| c.servers[1].id = ServerId(1));
+        assert!(
+            matches!(err, ClusterError::DuplicateServer(ServerId(1))),
+            "{err}"
+        );
+        let err = rejects(|c| c.proxies[1].id = c.proxies[0].id);
+        assert!(matches!(err, ClusterError::DuplicateProxy(_)), "{err}");
+        let err = rejects(|c| c.servers[1].regions.push([0, 0]));
+        assert!(
+            matches!(err, ClusterError::RegionOwnedTwice { .. }),
+            "{err}"
+        );
+        let err = rejects(|c| c.servers[3].regions.clear());
+        assert!(
+            matches!(err, ClusterError::RegionUnowned(RegionId { x: 1, y: 1 })),
+            "{err}"
+        );
+        let err = rejects(|c| c.servers[0].regions.push([5, 0]));
+        assert!(
+            matches!(err, ClusterError::RegionOutsideWorld { .. }),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "server 1 claims region (5, 0), which is outside the 2×2 world"
+        );
+        let err = rejects(|c| c.world.spawn = Some([-1.0, 0.0]));
+        assert!(matches!(err, ClusterError::SpawnOutsideWorld(_)), "{err}");
+        let err = rejects(|c| c.simulation.tick_hz = 0.0);
+        assert!(matches!(err, ClusterError::Simulation(_)), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_toml_are_parse_errors() {
+        let text = format!("{DEFAULT_CLUSTER_TOML}\nbogus = 1\n");
+        assert!(matches!(
+            ClusterConfig::parse(&text),
+            Err(ClusterError::Parse(_))
+        ));
+        assert!(matches!(
+            ClusterConfig::parse("[world"),
+            Err(ClusterError::Parse(_))
+        ));
+    }
+}

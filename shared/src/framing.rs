@@ -1,0 +1,272 @@
+//! Length-prefixed frames: a big-endian u32 length, then one bincode-encoded message.
+//! The length is checked against [`MAX_FRAME_LEN`] before a byte of the body is
+//! buffered, so an absurd prefix costs nothing but the connection.
+
+use bytes::{Buf, BufMut, BytesMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// The largest frame body accepted or sent.
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+const LEN_PREFIX: usize = 4;
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    FrameTooLarge { len: usize, max: usize },
+    #[error("malformed message: {0}")]
+    Malformed(#[from] bincode::error::DecodeError),
+    #[error("malformed message: {trailing} bytes left over after it")]
+    TrailingBytes { trailing: usize },
+    #[error("cannot encode message: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+}
+
+/// Decodes frames into `In` and encodes any serialisable message.
+pub struct WireCodec<In> {
+    _in: PhantomData<fn() -> In>,
+}
+
+impl<In> Default for WireCodec<In> {
+    fn default() -> Self {
+        Self { _in: PhantomData }
+    }
+}
+
+impl<In: DeserializeOwned> Decoder for WireCodec<In> {
+    type Item = In;
+    type Error = WireError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, WireError> {
+        let Some(prefix) = src.get(..LEN_PREFIX) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(prefix.try_into().expect("four bytes")) as usize;
+        if len > MAX_FRAME_LEN {
+            return Err(WireError::FrameTooLarge {
+                len,
+                max: MAX_FRAME_LEN,
+            });
+        }
+        if src.len() < LEN_PREFIX + len {
+            src.reserve(LEN_PREFIX + len - src.len());
+            return Ok(None);
+        }
+        src.advance(LEN_PREFIX);
+        let body = src.split_to(len);
+        decode_body(&body).map(Some)
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<In>, WireError> {
+        match self.decode(buf)? {
+            Some(message) => Ok(Some(message)),
+            None if buf.is_empty() => Ok(None),
+            None => Err(WireError::Truncated),
+        }
+    }
+}
+
+impl<In, Out: Serialize> Encoder<Out> for WireCodec<In> {
+    type Error = WireError;
+
+    fn encode(&mut self, message: Out, dst: &mut BytesMut) -> Result<(), WireError> {
+        encode_frame(&message, dst)
+    }
+}
+
+/// Appends one frame holding `message` to `dst`.
+pub fn encode_frame(message: &impl Serialize, dst: &mut BytesMut) -> Result<(), WireError> {
+    let start = dst.len();
+    dst.put_u32(0);
+    let mut writer = dst.writer();
+    bincode::serde::encode_into_std_write(message, &mut writer, bincode_config())?;
+    let dst = writer.into_inner();
+    let len = dst.len() - start - LEN_PREFIX;
+    if len > MAX_FRAME_LEN {
+        dst.truncate(start);
+        return Err(WireError::FrameTooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    dst[start..start + LEN_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Decodes one frame body, which must hold exactly one message.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    let (message, read) = bincode::serde::decode_from_slice(body, bincode_config())?;
+    match body.len() - read {
+        0 => Ok(message),
+        trailing => Err(WireError::TrailingBytes { trailing }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::Keys;
+    use crate::ids::{EntityId, ProxyId, ServerId, UserId};
+    use crate::protocol::*;
+    use crate::region_map::{RegionId, RegionMap};
+    use glam::Vec2;
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
+        let mut buf = BytesMut::new();
+        encode_frame(&message, &mut buf).unwrap();
+        let mut codec = WireCodec::<T>::default();
+        // Byte by byte, as a slow socket would deliver it.
+        let mut partial = BytesMut::new();
+        let mut decoded = None;
+        for byte in buf.iter() {
+            partial.put_u8(*byte);
+            if let Some(message) = codec.decode(&mut partial).unwrap() {
+                decoded = Some(message);
+            }
+        }
+        assert_eq!(decoded.as_ref(), Some(&message));
+        assert!(partial.is_empty());
+    }
+
+    fn state(id: u64) -> EntityState {
+        EntityState {
+            id: EntityId(id),
+            position: Vec2::new(1.5, -2.0),
+            velocity: Vec2::X,
+        }
+    }
+
+    #[test]
+    fn every_link_round_trips() {
+        let user = UserId::issue(ProxyId(2), 9);
+        let input = Input {
+            seq: 7,
+            keys: Keys::UP | Keys::LEFT,
+        };
+        round_trip(ClientToProxy::Hello(Hello::new(Role::Client {
+            name: "ada".into(),
+        })));
+        round_trip(ClientToProxy::Input(input));
+        round_trip(ProxyToClient::Welcome(Welcome {
+            user,
+            proxy: ProxyId(2),
+            map: RegionMap::new(10.0, 1, 2, vec![ServerId(1), ServerId(2)]),
+            view_radius: 4.0,
+            tick_hz: 20.0,
+        }));
+        let update = PlayerUpdate {
+            tick: 3,
+            server: ServerId(1),
+            last_input: 7,
+            inputs_applied: 7,
+            you: state(1),
+            others: vec![state(2), state(3)],
+            names: vec![(EntityId(2), "bo".into())],
+        };
+        round_trip(ProxyToClient::Update(update.clone()));
+        round_trip(ProxyToClient::Disconnect {
+            reason: "bye".into(),
+        });
+        round_trip(ProxyToServer::Login {
+            user,
+            name: "ada".into(),
+            position: Vec2::ONE,
+        });
+        round_trip(ProxyToServer::Input { user, input });
+        round_trip(ProxyToServer::Logout { user });
+        round_trip(ServerToProxy::Updates {
+            tick: 3,
+            updates: vec![(user, update)],
+        });
+        round_trip(ServerToProxy::Owner {
+            user,
+            server: ServerId(4),
+            epoch: 2,
+        });
+        round_trip(PeerMessage::Subscribe(vec![RegionId { x: 1, y: 0 }]));
+        round_trip(PeerMessage::Regions {
+            tick: 4,
+            deltas: vec![RegionDelta {
+                region: RegionId { x: 0, y: 1 },
+                full: true,
+                entered: vec![GhostEntry {
+                    state: state(5),
+                    name: "cy".into(),
+                }],
+                moved: vec![state(6)],
+                left: vec![EntityId(7)],
+            }],
+        });
+        round_trip(PeerMessage::Handoff(HandoffState {
+            user,
+            name: "ada".into(),
+            position: Vec2::ONE,
+            velocity: Vec2::Y,
+            keys: Keys::DOWN,
+            last_input: 7,
+            inputs_applied: 7,
+            pending: vec![Input {
+                seq: 9,
+                keys: Keys::empty(),
+            }],
+            proxy: ProxyId(2),
+            epoch: 1,
+        }));
+    }
+
+    #[test]
+    fn an_absurd_length_is_refused_before_buffering() {
+        let mut buf = BytesMut::from(&u32::MAX.to_be_bytes()[..]);
+        let err = WireCodec::<ClientToProxy>::default()
+            .decode(&mut buf)
+            .unwrap_err();
+        assert!(matches!(err, WireError::FrameTooLarge { len, .. } if len == u32::MAX as usize));
+        assert!(buf.capacity() < 1024, "nothing was allocated for the body");
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_typed_errors() {
+        let mut codec = WireCodec::<ClientToProxy>::default();
+        let mut garbage = BytesMut::from(&[0, 0, 0, 3, 0xff, 0xff, 0xff][..]);
+        assert!(matches!(
+            codec.decode(&mut garbage),
+            Err(WireError::Malformed(_))
+        ));
+
+        let mut frame = BytesMut::new();
+        encode_frame(
+            &ClientToProxy::Input(Input {
+                seq: 1,
+                keys: Keys::UP,
+            }),
+            &mut frame,
+        )
+        .unwrap();
+        frame.put_u8(0);
+        let len = frame.len() as u32 - 4 + 1;
+        let mut padded = BytesMut::new();
+        padded.put_u32(len);
+        padded.extend_from_slice(&frame[4..]);
+        padded.put_u8(0);
+        assert!(matches!(
+            codec.decode(&mut padded),
+            Err(WireError::TrailingBytes { .. })
+        ));
+
+        let mut truncated = BytesMut::from(&[0, 0, 0, 9, 1, 2][..]);
+        assert!(matches!(
+            codec.decode_eof(&mut truncated),
+            Err(WireError::Truncated)
+        ));
+    }
+}

@@ -1,0 +1,191 @@
+//! A link is one TCP connection speaking the Tessera wire: a hello exchange with a
+//! deadline, then a reader and a writer running until either side ends it. Outgoing
+//! messages queue in a bounded channel; a peer that stops reading fills it, and then
+//! the link is closed rather than buffering without bound.
+
+use crate::framing::{WireCodec, WireError};
+use crate::protocol::{Greeting, Hello, PROTOCOL_VERSION, Role};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// How long a new connection has to say hello.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one batch of writes may take before the peer counts as not reading.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages queued for one link before it counts as stuck.
+pub const OUTBOUND_CAPACITY: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("peer closed the connection")]
+    Closed,
+    #[error("no hello within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("protocol version {theirs} is not ours ({ours})")]
+    Version { ours: u32, theirs: u32 },
+    #[error("expected a {expected} to connect, got {got:?}")]
+    Role { expected: &'static str, got: Role },
+    #[error("unexpected message: {0}")]
+    Unexpected(String),
+    #[error("peer is not reading: writes stalled for {0:?}")]
+    Stalled(Duration),
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// A framed connection before and after its handshake.
+pub struct Link<In> {
+    reader: FramedRead<OwnedReadHalf, WireCodec<In>>,
+    writer: FramedWrite<OwnedWriteHalf, WireCodec<In>>,
+}
+
+impl<In: DeserializeOwned> Link<In> {
+    pub fn new(stream: TcpStream) -> Self {
+        // Small frames every tick: latency matters more than coalescing.
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        Self {
+            reader: FramedRead::new(read, WireCodec::default()),
+            writer: FramedWrite::new(write, WireCodec::default()),
+        }
+    }
+
+    /// Sends `hello` and waits for the peer's, checking the protocol version.
+    pub async fn handshake<Out>(&mut self, hello: Hello) -> Result<Role, LinkError>
+    where
+        In: Greeting + std::fmt::Debug,
+        Out: Greeting + Serialize,
+    {
+        self.send(Out::hello(hello)).await?;
+        self.expect_hello().await
+    }
+
+    /// Waits for the peer's hello and checks its protocol version.
+    pub async fn expect_hello(&mut self) -> Result<Role, LinkError>
+    where
+        In: Greeting + std::fmt::Debug,
+    {
+        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.recv())
+            .await
+            .map_err(|_| LinkError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+        let hello = first
+            .into_hello()
+            .map_err(|other| LinkError::Unexpected(format!("{other:?} before hello")))?;
+        if hello.version != PROTOCOL_VERSION {
+            return Err(LinkError::Version {
+                ours: PROTOCOL_VERSION,
+                theirs: hello.version,
+            });
+        }
+        Ok(hello.role)
+    }
+
+    pub async fn recv(&mut self) -> Result<In, LinkError> {
+        self.reader
+            .next()
+            .await
+            .ok_or(LinkError::Closed)?
+            .map_err(LinkError::from)
+    }
+
+    pub async fn send<Out: Serialize>(&mut self, message: Out) -> Result<(), LinkError> {
+        tokio::time::timeout(WRITE_TIMEOUT, self.writer.send(message))
+            .await
+            .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))?
+            .map_err(LinkError::from)
+    }
+
+    /// Runs the link until the peer closes it, a message is refused by `on_message`,
+    /// writes stall, or every sender of `outbound` is dropped (a clean close).
+    pub async fn run<Out, Handled>(
+        self,
+        mut outbound: mpsc::Receiver<Out>,
+        mut on_message: impl FnMut(In) -> Handled,
+    ) -> Result<(), LinkError>
+    where
+        Out: Serialize,
+        Handled: Future<Output = Result<(), LinkError>>,
+    {
+        let Self {
+            mut reader,
+            mut writer,
+        } = self;
+        let write = async move {
+            while let Some(message) = outbound.recv().await {
+                let batch = async {
+                    writer.feed(message).await?;
+                    // Everything already queued goes out in the same flush: one syscall a tick.
+                    while let Ok(message) = outbound.try_recv() {
+                        writer.feed(message).await?;
+                    }
+                    SinkExt::<Out>::flush(&mut writer).await
+                };
+                tokio::time::timeout(WRITE_TIMEOUT, batch)
+                    .await
+                    .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
+            }
+            Ok(())
+        };
+        let read = async move {
+            while let Some(message) = reader.next().await {
+                on_message(message?).await?;
+            }
+            Err(LinkError::Closed)
+        };
+        tokio::select! {
+            result = write => result,
+            result = read => result,
+        }
+    }
+}
+
+/// The sending end of a link, held by whoever produces its messages.
+#[derive(Debug)]
+pub struct Outbound<T>(mpsc::Sender<T>);
+
+impl<T> Clone for Outbound<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+/// The link's queue is full (its peer is not reading) or the link is gone.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("outgoing queue full: the peer is not reading")]
+    Full,
+    #[error("link closed")]
+    Closed,
+}
+
+impl<T> Outbound<T> {
+    /// A queue of [`OUTBOUND_CAPACITY`] messages and its receiving end for [`Link::run`].
+    pub fn channel() -> (Self, mpsc::Receiver<T>) {
+        let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+        (Self(tx), rx)
+    }
+
+    /// Queues a message without waiting: callers on a tick must never block.
+    pub fn send(&self, message: T) -> Result<(), SendError> {
+        self.0.try_send(message).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    pub async fn send_async(&self, message: T) -> Result<(), SendError> {
+        self.0.send(message).await.map_err(|_| SendError::Closed)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}

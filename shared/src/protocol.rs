@@ -1,0 +1,230 @@
+//! Every message that crosses a socket, one enum per link direction:
+//! client → proxy, proxy → client, proxy → server, server → proxy, and server ↔ server
+//! (symmetric, so one enum). Each link opens with a [`Hello`] both ways carrying the
+//! protocol version and the sender's role. Entities are named by cluster-wide ids.
+
+use crate::components::Keys;
+use crate::ids::{EntityId, ProxyId, ServerId, UserId};
+use crate::region_map::{RegionId, RegionMap};
+use glam::Vec2;
+use serde::{Deserialize, Serialize};
+
+/// Bumped on every incompatible change to any message below.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest accepted player name, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// The first message on every link, sent by both ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    pub role: Role,
+}
+
+/// Who is speaking on a link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Role {
+    Client { name: String },
+    Proxy(ProxyId),
+    Server(ServerId),
+}
+
+impl Hello {
+    pub fn new(role: Role) -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            role,
+        }
+    }
+}
+
+/// One change of the keys a player holds. Sequence numbers start at 1 and grow by one
+/// per input, so a server can apply each exactly once, in order, across handoffs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    pub seq: u32,
+    pub keys: Keys,
+}
+
+/// An entity as a player sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EntityState {
+    pub id: EntityId,
+    pub position: Vec2,
+    pub velocity: Vec2,
+}
+
+/// What a player learns each tick: itself, and everything within its view radius.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayerUpdate {
+    /// The owning server's simulation tick.
+    pub tick: u64,
+    /// The server simulating this player now.
+    pub server: ServerId,
+    /// The highest input sequence applied so far (all below it were applied too).
+    pub last_input: u32,
+    /// How many inputs have been applied in all: equals `last_input` unless one was
+    /// applied twice.
+    pub inputs_applied: u32,
+    pub you: EntityState,
+    pub others: Vec<EntityState>,
+    /// Names of entities this player has not been told about yet.
+    pub names: Vec<(EntityId, String)>,
+}
+
+/// Client → proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientToProxy {
+    Hello(Hello),
+    Input(Input),
+}
+
+/// Proxy → client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ProxyToClient {
+    Hello(Hello),
+    Welcome(Welcome),
+    Update(PlayerUpdate),
+    /// Sent just before the proxy closes the connection.
+    Disconnect {
+        reason: String,
+    },
+}
+
+/// What a player is told on joining.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub user: UserId,
+    pub proxy: ProxyId,
+    pub map: RegionMap,
+    pub view_radius: f32,
+    pub tick_hz: f64,
+}
+
+/// Proxy → server. The proxy stamps the user id; clients never name one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ProxyToServer {
+    Hello(Hello),
+    Login {
+        user: UserId,
+        name: String,
+        position: Vec2,
+    },
+    Input {
+        user: UserId,
+        input: Input,
+    },
+    Logout {
+        user: UserId,
+    },
+}
+
+/// Server → proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerToProxy {
+    Hello(Hello),
+    /// Every update of one tick for the players behind this proxy, in one frame.
+    Updates {
+        tick: u64,
+        updates: Vec<(UserId, PlayerUpdate)>,
+    },
+    /// `server` simulates `user` from now on; `epoch` counts the player's handoffs, so a
+    /// late notice never undoes a newer one.
+    Owner {
+        user: UserId,
+        server: ServerId,
+        epoch: u32,
+    },
+    /// The server will not (or no longer) simulate this player.
+    Kick {
+        user: UserId,
+        reason: String,
+    },
+}
+
+/// A player's whole state, as it travels from one owner to the next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandoffState {
+    pub user: UserId,
+    pub name: String,
+    pub position: Vec2,
+    pub velocity: Vec2,
+    pub keys: Keys,
+    pub last_input: u32,
+    pub inputs_applied: u32,
+    /// Inputs received ahead of a gap in the sequence, not applied yet.
+    pub pending: Vec<Input>,
+    pub proxy: ProxyId,
+    pub epoch: u32,
+}
+
+/// An entity entering a subscriber's view of a region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GhostEntry {
+    pub state: EntityState,
+    pub name: String,
+}
+
+/// What changed in one region during one tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionDelta {
+    pub region: RegionId,
+    /// A full snapshot: the subscriber forgets what it knew of the region first.
+    pub full: bool,
+    pub entered: Vec<GhostEntry>,
+    pub moved: Vec<EntityState>,
+    pub left: Vec<EntityId>,
+}
+
+/// Server ↔ server, over the peer link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    Hello(Hello),
+    /// Send me these regions of yours: a full snapshot now, then what changes.
+    Subscribe(Vec<RegionId>),
+    Unsubscribe(Vec<RegionId>),
+    /// One tick's changes in the regions this peer subscribed to.
+    Regions {
+        tick: u64,
+        deltas: Vec<RegionDelta>,
+    },
+    /// Take over this player, which left my regions for yours.
+    Handoff(HandoffState),
+    /// Input that reached me after I handed its player to you.
+    ForwardInput {
+        user: UserId,
+        input: Input,
+    },
+}
+
+/// The messages that open a link with a [`Hello`].
+pub trait Greeting: Sized {
+    fn hello(hello: Hello) -> Self;
+    /// The hello inside, or the message back when it is something else.
+    fn into_hello(self) -> Result<Hello, Self>;
+}
+
+macro_rules! greeting {
+    ($($message:ty),*) => {$(
+        impl Greeting for $message {
+            fn hello(hello: Hello) -> Self {
+                Self::Hello(hello)
+            }
+            fn into_hello(self) -> Result<Hello, Self> {
+                match self {
+                    Self::Hello(hello) => Ok(hello),
+                    other => Err(other),
+                }
+            }
+        }
+    )*};
+}
+
+greeting!(
+    ClientToProxy,
+    ProxyToClient,
+    ProxyToServer,
+    ServerToProxy,
+    PeerMessage
+);
