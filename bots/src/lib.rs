@@ -2,3 +2,4 @@
 //! used by the tests, by the bot swarm, and by the windowed client's network task.
 
 pub mod player;
+pub mod swarm;

@@ -6,6 +6,7 @@ use crate::app::ServerSettings;
 use crate::interest::Visible;
 use crate::net::{InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyLinks, ProxyLost};
 use bevy::prelude::*;
+use tracing::{debug, info, warn};
 use std::collections::{BTreeMap, HashMap};
 use tessera_shared::components::{Keys, Position, Velocity};
 use tessera_shared::ids::{ProxyId, UserId};

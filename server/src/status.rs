@@ -5,6 +5,7 @@ use crate::app::ServerSettings;
 use crate::net::ProxyLinks;
 use crate::players::Players;
 use bevy::prelude::*;
+use tracing::info;
 use std::time::{Duration, Instant};
 
 /// How often the status line is logged.

@@ -6,6 +6,7 @@ mod proxy_link;
 
 use crate::app::{ServerListeners, ServerSettings, Shutdown};
 use bevy::prelude::*;
+use tracing::{error, info, warn};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! users it issued).
 
 use super::{LinkId, NetEvent};
-use bevy::log::{info, warn};
+use tracing::{info, warn};
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Link, LinkError, Outbound};
