@@ -6,9 +6,7 @@ use std::time::Duration;
 use tessera_shared::components::Keys;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::link::{Link, LinkError};
-use tessera_shared::protocol::{
-    ClientToProxy, EntityState, Hello, Input, PlayerUpdate, ProxyToClient, Role, Welcome,
-};
+use tessera_shared::protocol::{ClientToProxy, EntityState, Hello, Input, PlayerUpdate, ProxyToClient, Role, Welcome};
 use tokio::net::TcpStream;
 
 /// How long a proxy has to welcome a new player.
@@ -17,10 +15,7 @@ pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum PlayerError {
     #[error("cannot reach {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error("the proxy disconnected us: {0}")]
@@ -60,11 +55,7 @@ impl WorldView {
         self.me = Some(update.you);
         self.last_input = update.last_input;
         self.inputs_applied = update.inputs_applied;
-        self.others = update
-            .others
-            .into_iter()
-            .map(|state| (state.id, state))
-            .collect();
+        self.others = update.others.into_iter().map(|state| (state.id, state)).collect();
         self.names.extend(update.names);
         self.updates += 1;
     }
@@ -82,15 +73,10 @@ pub struct Player {
 impl Player {
     /// Connects to the proxy at `addr` and waits for its welcome.
     pub async fn connect(addr: &str, name: &str) -> Result<Self, PlayerError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| PlayerError::Connect {
-                addr: addr.into(),
-                source,
-            })?;
+        let stream =
+            TcpStream::connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
         let mut link = Link::new(stream);
-        link.handshake::<ClientToProxy>(Hello::new(Role::Client { name: name.into() }))
-            .await?;
+        link.handshake::<ClientToProxy>(Hello::new(Role::Client { name: name.into() })).await?;
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, link.recv()).await {
             Err(_) => return Err(PlayerError::NoWelcome(WELCOME_TIMEOUT)),
             Ok(message) => match message? {
@@ -99,27 +85,17 @@ impl Player {
                     return Err(PlayerError::Disconnected(reason));
                 }
                 other => {
-                    return Err(PlayerError::Unexpected(format!(
-                        "{other:?} before the welcome"
-                    )));
+                    return Err(PlayerError::Unexpected(format!("{other:?} before the welcome")));
                 }
             },
         };
-        Ok(Self {
-            link,
-            welcome,
-            next_seq: 1,
-            keys: Keys::empty(),
-            view: WorldView::default(),
-        })
+        Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view: WorldView::default() })
     }
 
     /// Holds down exactly `keys` from now on, returning the input's sequence number.
     pub async fn press(&mut self, keys: Keys) -> Result<u32, PlayerError> {
         let seq = self.next_seq;
-        self.link
-            .send(ClientToProxy::Input(Input { seq, keys }))
-            .await?;
+        self.link.send(ClientToProxy::Input(Input { seq, keys })).await?;
         self.next_seq += 1;
         self.keys = keys;
         Ok(seq)
@@ -160,8 +136,6 @@ impl Player {
             }
             Ok(())
         };
-        tokio::time::timeout(timeout, waiting)
-            .await
-            .map_err(|_| PlayerError::Timeout(timeout, what.into()))?
+        tokio::time::timeout(timeout, waiting).await.map_err(|_| PlayerError::Timeout(timeout, what.into()))?
     }
 }

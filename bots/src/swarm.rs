@@ -31,7 +31,12 @@ pub struct BotReport {
 }
 
 /// Runs one bot against the proxy at `addr` for `duration`.
-pub async fn run_bot(addr: String, name: String, duration: Duration, log_position: bool) -> Result<BotReport, PlayerError> {
+pub async fn run_bot(
+    addr: String,
+    name: String,
+    duration: Duration,
+    log_position: bool,
+) -> Result<BotReport, PlayerError> {
     let mut player = Player::connect(&addr, &name).await?;
     let world = player.welcome.map.world_size();
     let mut rng = rand::rngs::SmallRng::from_os_rng();

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use tessera_shared::Vec2;
 use tessera_shared::ids::UserId;
 use tessera_shared::link::{Link, LinkError, Outbound};
-use tessera_shared::protocol::{
-    ClientToProxy, Hello, MAX_NAME_LEN, ProxyToClient, ProxyToServer, Role, Welcome,
-};
+use tessera_shared::protocol::{ClientToProxy, Hello, MAX_NAME_LEN, ProxyToClient, ProxyToServer, Role, Welcome};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -61,37 +59,20 @@ pub async fn accept(
     }
 }
 
-async fn serve(
-    stream: TcpStream,
-    user: UserId,
-    settings: &ProxySettings,
-    routing: &Routing,
-) -> Result<(), LinkError> {
+async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routing: &Routing) -> Result<(), LinkError> {
     let mut link = Link::<ClientToProxy>::new(stream);
-    let name = match link
-        .handshake::<ProxyToClient>(Hello::new(Role::Proxy(settings.id)))
-        .await?
-    {
+    let name = match link.handshake::<ProxyToClient>(Hello::new(Role::Proxy(settings.id))).await? {
         Role::Client { name } => player_name(&name, user),
         got => {
-            return Err(LinkError::Role {
-                expected: "player",
-                got,
-            });
+            return Err(LinkError::Role { expected: "player", got });
         }
     };
     let map = settings.cluster.region_map();
     let position = spawn_position(settings);
-    let owner = map
-        .owner_at(position)
-        .expect("the spawn point is inside the world");
+    let owner = map.owner_at(position).expect("the spawn point is inside the world");
     if !routing.is_server_up(owner) {
-        let reason =
-            format!("{owner}, which holds the spawn point, is unreachable; try again shortly");
-        link.send(ProxyToClient::Disconnect {
-            reason: reason.clone(),
-        })
-        .await?;
+        let reason = format!("{owner}, which holds the spawn point, is unreachable; try again shortly");
+        link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
         return Err(LinkError::Rejected(reason));
     }
     let (outbound, queue) = Outbound::channel();
@@ -102,35 +83,21 @@ async fn serve(
         view_radius: settings.cluster.simulation.view_radius,
         tick_hz: settings.cluster.simulation.tick_hz,
     };
-    outbound
-        .send(ProxyToClient::Welcome(welcome))
-        .expect("a new queue has room");
-    let route = ClientRoute {
-        outbound,
-        owner,
-        epoch: 0,
-        position,
-    };
-    let login = ProxyToServer::Login {
-        user,
-        name: name.clone(),
-        position,
-    };
+    outbound.send(ProxyToClient::Welcome(welcome)).expect("a new queue has room");
+    let route = ClientRoute { outbound, owner, epoch: 0, position };
+    let login = ProxyToServer::Login { user, name: name.clone(), position };
     if let Err(err) = routing.join(user, route, login) {
         let reason = err.to_string();
-        link.send(ProxyToClient::Disconnect {
-            reason: reason.clone(),
-        })
-        .await?;
+        link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
         return Err(LinkError::Rejected(reason));
     }
     info!("{user} ({name}) joined on {owner}");
     let mut limiter = RateLimit::new(MAX_INPUTS_PER_SEC);
     link.run(queue, |message| {
         std::future::ready(match message {
-            ClientToProxy::Input(_) if !limiter.allow() => Err(LinkError::Rejected(format!(
-                "more than {MAX_INPUTS_PER_SEC} inputs a second"
-            ))),
+            ClientToProxy::Input(_) if !limiter.allow() => {
+                Err(LinkError::Rejected(format!("more than {MAX_INPUTS_PER_SEC} inputs a second")))
+            }
             ClientToProxy::Input(input) => routing
                 .from_client(user, ProxyToServer::Input { user, input })
                 .map_err(|err| LinkError::Rejected(err.to_string())),
@@ -147,11 +114,7 @@ fn player_name(asked: &str, user: UserId) -> String {
     while name.len() > MAX_NAME_LEN {
         name.pop();
     }
-    if name.is_empty() {
-        format!("player-{}", user.0 & 0xffff)
-    } else {
-        name
-    }
+    if name.is_empty() { format!("player-{}", user.0 & 0xffff) } else { name }
 }
 
 fn spawn_position(settings: &ProxySettings) -> Vec2 {
@@ -172,11 +135,7 @@ struct RateLimit {
 
 impl RateLimit {
     fn new(per_sec: u32) -> Self {
-        Self {
-            per_sec,
-            tokens: f64::from(per_sec),
-            last: Instant::now(),
-        }
+        Self { per_sec, tokens: f64::from(per_sec), last: Instant::now() }
     }
 
     fn allow(&mut self) -> bool {

@@ -28,12 +28,7 @@ pub async fn run(settings: ProxySettings, listener: TcpListener, shutdown: Cance
     let settings = Arc::new(settings);
     let routing = Arc::new(Routing::default());
     for server in &settings.cluster.servers {
-        tokio::spawn(server_links::maintain(
-            settings.clone(),
-            server.id,
-            routing.clone(),
-            shutdown.child_token(),
-        ));
+        tokio::spawn(server_links::maintain(settings.clone(), server.id, routing.clone(), shutdown.child_token()));
     }
     client_links::accept(settings, listener, routing, shutdown).await;
 }
@@ -50,13 +45,10 @@ pub fn spawn_thread(
         .enable_all()
         .build()?;
     listener.set_nonblocking(true)?;
-    std::thread::Builder::new()
-        .name(format!("proxy-{}", settings.id.0))
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener =
-                    TcpListener::from_std(listener).expect("a bound listener converts to tokio");
-                run(settings, listener, shutdown).await;
-            });
-        })
+    std::thread::Builder::new().name(format!("proxy-{}", settings.id.0)).spawn(move || {
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(listener).expect("a bound listener converts to tokio");
+            run(settings, listener, shutdown).await;
+        });
+    })
 }

@@ -8,10 +8,7 @@ use tessera_shared::ids::ProxyId;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "Tessera proxy: players connect here; it dials every game server"
-)]
+#[command(version, about = "Tessera proxy: players connect here; it dials every game server")]
 struct Args {
     /// The cluster map (TOML). The default 2×2 local map when absent.
     #[arg(long)]
@@ -24,9 +21,7 @@ struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
     match run(args).await {
@@ -49,8 +44,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

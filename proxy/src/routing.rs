@@ -48,9 +48,7 @@ pub enum RouteError {
 impl Routing {
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
         // A panic while holding the lock cannot leave the maps half-updated.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn server_up(&self, server: ServerId, outbound: Outbound<ProxyToServer>) {
@@ -61,32 +59,19 @@ impl Routing {
     pub fn server_down(&self, server: ServerId) -> Vec<(UserId, Outbound<ProxyToClient>)> {
         let mut tables = self.tables();
         tables.servers.remove(&server);
-        let orphans: Vec<UserId> = tables
-            .clients
-            .iter()
-            .filter(|(_, route)| route.owner == server)
-            .map(|(&user, _)| user)
-            .collect();
-        orphans
-            .into_iter()
-            .filter_map(|user| tables.clients.remove(&user).map(|r| (user, r.outbound)))
-            .collect()
+        let orphans: Vec<UserId> =
+            tables.clients.iter().filter(|(_, route)| route.owner == server).map(|(&user, _)| user).collect();
+        orphans.into_iter().filter_map(|user| tables.clients.remove(&user).map(|r| (user, r.outbound))).collect()
     }
 
     pub fn is_server_up(&self, server: ServerId) -> bool {
-        self.tables()
-            .servers
-            .get(&server)
-            .is_some_and(|link| !link.is_closed())
+        self.tables().servers.get(&server).is_some_and(|link| !link.is_closed())
     }
 
     /// Sends `message` to `server`. A server that is not reading has its link dropped.
     pub fn to_server(&self, server: ServerId, message: ProxyToServer) -> Result<(), RouteError> {
         let mut tables = self.tables();
-        let link = tables
-            .servers
-            .get(&server)
-            .ok_or(RouteError::ServerDown(server))?;
+        let link = tables.servers.get(&server).ok_or(RouteError::ServerDown(server))?;
         match link.send(message) {
             Ok(()) => Ok(()),
             Err(SendError::Closed) => Err(RouteError::ServerDown(server)),
@@ -98,12 +83,7 @@ impl Routing {
     }
 
     /// Registers a player, whose login goes to `owner`.
-    pub fn join(
-        &self,
-        user: UserId,
-        route: ClientRoute,
-        login: ProxyToServer,
-    ) -> Result<(), RouteError> {
+    pub fn join(&self, user: UserId, route: ClientRoute, login: ProxyToServer) -> Result<(), RouteError> {
         let owner = route.owner;
         self.tables().clients.insert(user, route);
         self.to_server(owner, login).inspect_err(|_| {
@@ -121,12 +101,7 @@ impl Routing {
 
     /// Forwards a player's message to the server that owns it.
     pub fn from_client(&self, user: UserId, message: ProxyToServer) -> Result<(), RouteError> {
-        let owner = self
-            .tables()
-            .clients
-            .get(&user)
-            .map(|route| route.owner)
-            .ok_or(RouteError::UnknownUser(user))?;
+        let owner = self.tables().clients.get(&user).map(|route| route.owner).ok_or(RouteError::UnknownUser(user))?;
         self.to_server(owner, message)
     }
 
@@ -142,10 +117,7 @@ impl Routing {
 
     /// Delivers messages to players, by user id, noting each player's position. A
     /// player whose queue is full is not reading: it is disconnected.
-    pub fn to_clients(
-        &self,
-        messages: impl IntoIterator<Item = (UserId, Option<Vec2>, ProxyToClient)>,
-    ) {
+    pub fn to_clients(&self, messages: impl IntoIterator<Item = (UserId, Option<Vec2>, ProxyToClient)>) {
         let mut stalled = Vec::new();
         {
             let mut tables = self.tables();

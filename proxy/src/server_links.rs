@@ -23,19 +23,13 @@ pub async fn maintain(
     routing: Arc<Routing>,
     shutdown: CancellationToken,
 ) {
-    let address = settings
-        .cluster
-        .server(server)
-        .expect("dialers are spawned for the map's servers")
-        .proxy_address();
+    let address = settings.cluster.server(server).expect("dialers are spawned for the map's servers").proxy_address();
     let mut backoff = FIRST_BACKOFF;
     loop {
         let attempt = async {
             let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address))
                 .await
-                .map_err(|_| {
-                    LinkError::Rejected(format!("connect timed out after {CONNECT_TIMEOUT:?}"))
-                })?
+                .map_err(|_| LinkError::Rejected(format!("connect timed out after {CONNECT_TIMEOUT:?}")))?
                 .map_err(|err| LinkError::Wire(err.into()))?;
             serve(stream, &settings, server, &routing, &mut backoff).await
         };
@@ -45,10 +39,7 @@ pub async fn maintain(
         };
         let orphans = routing.server_down(server);
         if !orphans.is_empty() {
-            warn!(
-                "{server} link lost with {} players on it: disconnecting them",
-                orphans.len()
-            );
+            warn!("{server} link lost with {} players on it: disconnecting them", orphans.len());
         }
         for (_, outbound) in orphans {
             let reason = format!("lost the connection to {server}; please reconnect");
@@ -77,43 +68,26 @@ async fn serve(
     backoff: &mut Duration,
 ) -> Result<(), LinkError> {
     let mut link = Link::<ServerToProxy>::new(stream);
-    match link
-        .handshake::<ProxyToServer>(Hello::new(Role::Proxy(settings.id)))
-        .await?
-    {
+    match link.handshake::<ProxyToServer>(Hello::new(Role::Proxy(settings.id))).await? {
         Role::Server(id) if id == server => {}
         got => {
-            return Err(LinkError::Role {
-                expected: "the server the map names",
-                got,
-            });
+            return Err(LinkError::Role { expected: "the server the map names", got });
         }
     }
     info!("connected to {server}");
     *backoff = FIRST_BACKOFF;
     let (outbound, queue) = Outbound::channel();
     routing.server_up(server, outbound);
-    link.run(queue, |message| std::future::ready(relay(message, routing)))
-        .await
+    link.run(queue, |message| std::future::ready(relay(message, routing))).await
 }
 
 fn relay(message: ServerToProxy, routing: &Routing) -> Result<(), LinkError> {
     match message {
         ServerToProxy::Hello(_) => return Err(LinkError::Unexpected("a second hello".into())),
-        ServerToProxy::Updates { updates, .. } => {
-            routing.to_clients(updates.into_iter().map(|(user, update)| {
-                (
-                    user,
-                    Some(update.you.position),
-                    ProxyToClient::Update(update),
-                )
-            }))
-        }
-        ServerToProxy::Owner {
-            user,
-            server,
-            epoch,
-        } => routing.set_owner(user, server, epoch),
+        ServerToProxy::Updates { updates, .. } => routing.to_clients(
+            updates.into_iter().map(|(user, update)| (user, Some(update.you.position), ProxyToClient::Update(update))),
+        ),
+        ServerToProxy::Owner { user, server, epoch } => routing.set_owner(user, server, epoch),
         ServerToProxy::Kick { user, reason } => {
             routing.to_clients([(user, None, ProxyToClient::Disconnect { reason })]);
             routing.leave(user);

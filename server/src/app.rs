@@ -1,8 +1,10 @@
 //! Assembles a server app from its plugins, and runs it until shut down.
 
-use crate::{interest, movement, net, players, status};
+use crate::stats::ServerStats;
+use crate::{handoff, interest, movement, net, players, regions, status};
 use bevy::app::{AppExit, ScheduleRunnerPlugin};
 use bevy::prelude::*;
+use std::sync::Arc;
 use std::time::Duration;
 use tessera_shared::cluster::{ClusterConfig, ClusterError};
 use tessera_shared::ids::ServerId;
@@ -17,6 +19,10 @@ pub struct ServerSettings {
     pub map: RegionMap,
     /// Overrides the cluster file's tick rate (for this server only).
     pub tick_hz: f64,
+    /// Subscribe to every foreign region whatever the players see: the baseline the
+    /// region subscriptions are measured against, never for play.
+    pub broadcast_baseline: bool,
+    pub stats: Arc<ServerStats>,
 }
 
 impl ServerSettings {
@@ -26,6 +32,8 @@ impl ServerSettings {
             id,
             map: cluster.region_map(),
             tick_hz: cluster.simulation.tick_hz,
+            broadcast_baseline: false,
+            stats: Arc::default(),
             cluster,
         })
     }
@@ -66,11 +74,7 @@ pub struct SimulationTick(pub u64);
 pub struct Shutdown(pub CancellationToken);
 
 /// Builds the server app, its network already listening.
-pub fn build_app(
-    settings: ServerSettings,
-    listeners: ServerListeners,
-    shutdown: CancellationToken,
-) -> App {
+pub fn build_app(settings: ServerSettings, listeners: ServerListeners, shutdown: CancellationToken) -> App {
     let tick = settings.tick();
     let mut app = App::new();
     app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(tick)))
@@ -81,23 +85,19 @@ pub fn build_app(
         .add_systems(FixedFirst, advance_tick)
         .add_systems(First, exit_on_shutdown)
         .add_plugins((
-            net::NetPlugin {
-                listeners: std::sync::Mutex::new(Some(listeners)),
-            },
+            net::NetPlugin { listeners: std::sync::Mutex::new(Some(listeners)) },
             players::PlayersPlugin,
             movement::MovementPlugin,
             interest::InterestPlugin,
+            regions::RegionsPlugin,
+            handoff::HandoffPlugin,
             status::StatusPlugin,
         ));
     app
 }
 
 /// Runs one server until `shutdown` is cancelled.
-pub fn run(
-    settings: ServerSettings,
-    listeners: ServerListeners,
-    shutdown: CancellationToken,
-) -> AppExit {
+pub fn run(settings: ServerSettings, listeners: ServerListeners, shutdown: CancellationToken) -> AppExit {
     build_app(settings, listeners, shutdown).run()
 }
 

@@ -3,7 +3,7 @@
 //! view-radius cells keeps this linear in the number of entities.
 
 use crate::app::{ServerSettings, SimulationTick};
-use crate::net::{NetSystems, ProxyLinks, ProxyLost};
+use crate::net::{NetSystems, ProxyLinks};
 use crate::players::{InputQueue, KnownNames, Player};
 use bevy::prelude::*;
 use std::collections::HashMap;
@@ -23,9 +23,7 @@ impl Plugin for InterestPlugin {
     fn build(&self, app: &mut App) {
         app.add_systems(
             PostUpdate,
-            send_player_updates
-                .in_set(NetSystems::Send)
-                .run_if(resource_changed::<SimulationTick>),
+            send_player_updates.in_set(NetSystems::Send).run_if(resource_changed::<SimulationTick>),
         );
     }
 }
@@ -46,10 +44,7 @@ impl Grid {
     }
 
     fn key(cell: f32, point: Vec2) -> (i32, i32) {
-        (
-            (point.x / cell).floor() as i32,
-            (point.y / cell).floor() as i32,
-        )
+        ((point.x / cell).floor() as i32, (point.y / cell).floor() as i32)
     }
 
     /// Indices of points in the 3×3 cells around `point`: a superset of those within
@@ -70,24 +65,12 @@ fn send_player_updates(
     tick: Res<SimulationTick>,
     settings: Res<ServerSettings>,
     visible: Query<Seen>,
-    mut players: Query<(
-        &UserId,
-        &EntityId,
-        &Player,
-        &InputQueue,
-        &Position,
-        &Velocity,
-        &mut KnownNames,
-    )>,
+    mut players: Query<(&UserId, &EntityId, &Player, &InputQueue, &Position, &Velocity, &mut KnownNames)>,
     mut links: ResMut<ProxyLinks>,
-    mut lost: MessageWriter<ProxyLost>,
 ) {
     let everything: Vec<Seen> = visible.iter().collect();
     let radius = settings.view_radius();
-    let grid = Grid::new(
-        radius,
-        everything.iter().map(|(_, position, _, _)| position.0),
-    );
+    let grid = Grid::new(radius, everything.iter().map(|(_, position, _, _)| position.0));
     let mut per_proxy: HashMap<ProxyId, Vec<(UserId, PlayerUpdate)>> = HashMap::new();
     for (&user, &id, player, queue, position, velocity, mut known) in &mut players {
         let mut others = Vec::new();
@@ -97,11 +80,7 @@ fn send_player_updates(
             if other == id || other_position.0.distance_squared(position.0) > radius * radius {
                 continue;
             }
-            others.push(EntityState {
-                id: other,
-                position: other_position.0,
-                velocity: other_velocity.0,
-            });
+            others.push(EntityState { id: other, position: other_position.0, velocity: other_velocity.0 });
             if known.0.insert(other) {
                 names.push((other, visible.name.clone()));
             }
@@ -111,27 +90,13 @@ fn send_player_updates(
             server: settings.id,
             last_input: queue.last_input,
             inputs_applied: queue.applied,
-            you: EntityState {
-                id,
-                position: position.0,
-                velocity: velocity.0,
-            },
+            you: EntityState { id, position: position.0, velocity: velocity.0 },
             others,
             names,
         };
-        per_proxy
-            .entry(player.proxy)
-            .or_default()
-            .push((user, update));
+        per_proxy.entry(player.proxy).or_default().push((user, update));
     }
     for (proxy, updates) in per_proxy {
-        links.send(
-            proxy,
-            ServerToProxy::Updates {
-                tick: tick.0,
-                updates,
-            },
-            &mut lost,
-        );
+        links.send(proxy, ServerToProxy::Updates { tick: tick.0, updates });
     }
 }

@@ -10,10 +10,7 @@ use tessera_shared::ids::ServerId;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "Tessera game server: simulates the regions a cluster map gives it"
-)]
+#[command(version, about = "Tessera game server: simulates the regions a cluster map gives it")]
 struct Args {
     /// The cluster map (TOML). The default 2×2 local map when absent.
     #[arg(long)]
@@ -27,13 +24,16 @@ struct Args {
     /// Simulation ticks per second, overriding the map's.
     #[arg(long)]
     tick_hz: Option<f64>,
+    /// Subscribe to every foreign region whatever the players see: the baseline region
+    /// subscriptions are benchmarked against. Not for play.
+    #[arg(long, conflicts_with = "all")]
+    broadcast_baseline: bool,
 }
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,bevy=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,bevy=warn".into()),
         )
         .init();
     let args = Args::parse();
@@ -60,15 +60,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     ctrlc_on(move || on_signal.cancel());
     if args.all {
         let local = LocalCluster::start(cluster, shutdown.clone())?;
-        tracing::info!(
-            "local cluster up; players connect to {}",
-            local.proxy_addresses().join(", ")
-        );
+        tracing::info!("local cluster up; players connect to {}", local.proxy_addresses().join(", "));
         local.wait();
         return Ok(());
     }
     let id = ServerId(args.id.expect("clap requires --id without --all"));
-    let settings = ServerSettings::new(cluster.clone(), id)?;
+    let mut settings = ServerSettings::new(cluster.clone(), id)?;
+    settings.broadcast_baseline = args.broadcast_baseline;
     let listeners = ServerListeners::bind(&cluster, id)?;
     tracing::info!(
         "{id} listening for proxies on {} and peers on {}",
@@ -82,14 +80,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 /// Cancels on Ctrl-C or SIGTERM, so the process stops cleanly.
 fn ctrlc_on(cancel: impl FnOnce() + Send + 'static) {
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("signal runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("signal runtime");
         runtime.block_on(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM");
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

@@ -15,17 +15,11 @@ pub struct MovementPlugin;
 
 impl Plugin for MovementPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(
-            FixedUpdate,
-            (apply_inputs, integrate).chain().in_set(MovementSystems),
-        );
+        app.add_systems(FixedUpdate, (apply_inputs, integrate).chain().in_set(MovementSystems));
     }
 }
 
-fn apply_inputs(
-    tick: Res<SimulationTick>,
-    mut players: Query<(&UserId, &mut InputQueue, &mut Velocity)>,
-) {
+fn apply_inputs(tick: Res<SimulationTick>, mut players: Query<(&UserId, &mut InputQueue, &mut Velocity)>) {
     for (&user, mut queue, mut velocity) in &mut players {
         queue.apply_ready(tick.0, user);
         let walk = queue.keys.walk_velocity();
@@ -35,11 +29,7 @@ fn apply_inputs(
     }
 }
 
-fn integrate(
-    time: Res<Time>,
-    settings: Res<ServerSettings>,
-    mut moving: Query<(&mut Position, &Velocity)>,
-) {
+fn integrate(time: Res<Time>, settings: Res<ServerSettings>, mut moving: Query<(&mut Position, &Velocity)>) {
     let dt = time.delta_secs();
     for (mut position, velocity) in &mut moving {
         if velocity.0 != Vec2::ZERO {

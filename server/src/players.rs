@@ -3,14 +3,15 @@
 //! sequence order, whatever order they arrive in.
 
 use crate::app::ServerSettings;
+use crate::handoff::HandedOff;
 use crate::interest::Visible;
-use crate::net::{InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyLinks, ProxyLost};
+use crate::net::{InputReceived, LoginRequest, LogoutRequest, NetSystems, PeerLinks, ProxyLinks, ProxyLost};
 use bevy::prelude::*;
-use tracing::{debug, info, warn};
 use std::collections::{BTreeMap, HashMap};
 use tessera_shared::components::{Keys, Position, Velocity};
 use tessera_shared::ids::{ProxyId, UserId};
-use tessera_shared::protocol::{Input, ServerToProxy};
+use tessera_shared::protocol::{Input, PeerMessage, ServerToProxy};
+use tracing::{debug, info, warn};
 
 /// Inputs held ahead of a gap before the player counts as misbehaving.
 pub const MAX_PENDING_INPUTS: usize = 256;
@@ -51,18 +52,8 @@ pub enum InputError {
 
 impl InputQueue {
     /// A queue carrying on from another server's.
-    pub fn resume(
-        keys: Keys,
-        last_input: u32,
-        applied: u32,
-        pending: impl IntoIterator<Item = Input>,
-    ) -> Self {
-        let mut queue = Self {
-            keys,
-            last_input,
-            applied,
-            ..Self::default()
-        };
+    pub fn resume(keys: Keys, last_input: u32, applied: u32, pending: impl IntoIterator<Item = Input>) -> Self {
+        let mut queue = Self { keys, last_input, applied, ..Self::default() };
         for input in pending {
             queue.pending.insert(input.seq, input.keys);
         }
@@ -99,10 +90,7 @@ impl InputQueue {
             if tick.saturating_sub(since) < GAP_TIMEOUT_TICKS {
                 return;
             }
-            warn!(
-                "{user}: inputs {}..{next} never arrived; skipping them",
-                self.last_input + 1
-            );
+            warn!("{user}: inputs {}..{next} never arrived; skipping them", self.last_input + 1);
             self.last_input = next - 1;
             self.gap_open_since = None;
         }
@@ -127,12 +115,7 @@ impl Plugin for PlayersPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Players>().add_systems(
             PreUpdate,
-            (
-                spawn_logins,
-                queue_inputs,
-                despawn_logouts,
-                despawn_lost_proxies,
-            )
+            (spawn_logins, queue_inputs, despawn_logouts, despawn_lost_proxies)
                 .chain()
                 .in_set(PlayerSystems)
                 .after(NetSystems::Receive),
@@ -145,16 +128,9 @@ fn spawn_logins(
     mut requests: MessageReader<LoginRequest>,
     mut players: ResMut<Players>,
     mut links: ResMut<ProxyLinks>,
-    mut lost: MessageWriter<ProxyLost>,
     settings: Res<ServerSettings>,
 ) {
-    for LoginRequest {
-        proxy,
-        user,
-        name,
-        position,
-    } in requests.read().cloned()
-    {
+    for LoginRequest { proxy, user, name, position } in requests.read().cloned() {
         if players.0.contains_key(&user) {
             warn!("{proxy} logged in {user} twice; ignoring the second login");
             continue;
@@ -162,18 +138,12 @@ fn spawn_logins(
         if settings.map.owner_at(position) != Some(settings.id) {
             warn!("{proxy} asked to spawn {user} at {position}, outside this server's regions");
             let reason = format!("{} does not own {position}", settings.id);
-            links.send(proxy, ServerToProxy::Kick { user, reason }, &mut lost);
+            links.send(proxy, ServerToProxy::Kick { user, reason });
             continue;
         }
         info!("{user} ({name}) joined through {proxy} at {position}");
         let entity = commands
-            .spawn((
-                user,
-                user.entity(),
-                Player { proxy, epoch: 0 },
-                Visible { name },
-                Position(position),
-            ))
+            .spawn((user, user.entity(), Player { proxy, epoch: 0 }, Visible { name }, Position(position)))
             .id();
         players.0.insert(user, entity);
     }
@@ -184,25 +154,24 @@ fn queue_inputs(
     players: Res<Players>,
     mut queues: Query<(&mut InputQueue, &Player)>,
     mut links: ResMut<ProxyLinks>,
-    mut lost: MessageWriter<ProxyLost>,
+    mut peers: ResMut<PeerLinks>,
+    handed_off: Res<HandedOff>,
 ) {
     for &InputReceived { user, input } in inputs.read() {
         let Some(mut queue) = players.0.get(&user).and_then(|&e| queues.get_mut(e).ok()) else {
-            // Logged out, or handed off a moment ago: the handoff feature forwards those.
-            debug!("input {} for {user}, who is not here", input.seq);
+            match handed_off.0.get(&user) {
+                // Sent before the proxy heard of the handoff: the new owner applies it.
+                Some(&(next, _)) => {
+                    peers.send(next, PeerMessage::ForwardInput { user, input });
+                }
+                None => debug!("input {} for {user}, who is not here", input.seq),
+            }
             continue;
         };
         if let Err(err) = queue.0.push(input) {
             warn!("{user}: {err}; disconnecting the player");
             let proxy = queue.1.proxy;
-            links.send(
-                proxy,
-                ServerToProxy::Kick {
-                    user,
-                    reason: err.to_string(),
-                },
-                &mut lost,
-            );
+            links.send(proxy, ServerToProxy::Kick { user, reason: err.to_string() });
         }
     }
 }
@@ -211,11 +180,15 @@ fn despawn_logouts(
     mut commands: Commands,
     mut requests: MessageReader<LogoutRequest>,
     mut players: ResMut<Players>,
+    mut peers: ResMut<PeerLinks>,
+    handed_off: Res<HandedOff>,
 ) {
     for &LogoutRequest { user } in requests.read() {
         if let Some(entity) = players.0.remove(&user) {
             info!("{user} left");
             commands.entity(entity).despawn();
+        } else if let Some(&(next, _)) = handed_off.0.get(&user) {
+            peers.send(next, PeerMessage::ForwardLogout { user });
         }
     }
 }
@@ -252,25 +225,14 @@ mod tests {
         let mut queue = InputQueue::default();
         queue.push(input(2, Keys::DOWN)).unwrap();
         queue.apply_ready(0, user);
-        assert_eq!(
-            (queue.last_input, queue.keys),
-            (0, Keys::empty()),
-            "2 waits for 1"
-        );
+        assert_eq!((queue.last_input, queue.keys), (0, Keys::empty()), "2 waits for 1");
         queue.push(input(1, Keys::UP)).unwrap();
         queue.push(input(1, Keys::UP)).unwrap();
         queue.apply_ready(1, user);
-        assert_eq!(
-            (queue.last_input, queue.applied, queue.keys),
-            (2, 2, Keys::DOWN)
-        );
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (2, 2, Keys::DOWN));
         queue.push(input(2, Keys::LEFT)).unwrap();
         queue.apply_ready(2, user);
-        assert_eq!(
-            (queue.last_input, queue.applied, queue.keys),
-            (2, 2, Keys::DOWN),
-            "no replays"
-        );
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (2, 2, Keys::DOWN), "no replays");
     }
 
     #[test]
@@ -282,10 +244,7 @@ mod tests {
         queue.apply_ready(10 + GAP_TIMEOUT_TICKS - 1, user);
         assert_eq!(queue.last_input, 0);
         queue.apply_ready(10 + GAP_TIMEOUT_TICKS, user);
-        assert_eq!(
-            (queue.last_input, queue.applied, queue.keys),
-            (3, 1, Keys::RIGHT)
-        );
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (3, 1, Keys::RIGHT));
     }
 
     #[test]
@@ -294,9 +253,6 @@ mod tests {
         for seq in 0..MAX_PENDING_INPUTS as u32 {
             queue.push(input(seq + 2, Keys::UP)).unwrap();
         }
-        assert_eq!(
-            queue.push(input(10_000, Keys::UP)),
-            Err(InputError::Overflow)
-        );
+        assert_eq!(queue.push(input(10_000, Keys::UP)), Err(InputError::Overflow));
     }
 }

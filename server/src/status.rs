@@ -1,12 +1,19 @@
 //! What the server tells its operator: every few seconds, one log line with the
-//! regions it owns, its players, its links, and how long its ticks take.
+//! regions it owns, its players and ghosts, its subscriptions in and out, its handoffs
+//! in and out, its links, and how long its ticks take. The same figures are kept live
+//! in [`ServerStats`](crate::stats::ServerStats).
 
-use crate::app::ServerSettings;
-use crate::net::ProxyLinks;
+use crate::app::{ServerSettings, SimulationTick};
+use crate::net::{PeerLinks, ProxyLinks};
 use crate::players::Players;
+use crate::regions::ghosts::Ghosts;
+use crate::regions::publisher::Publications;
+use crate::regions::subscriber::Subscriptions;
+use crate::stats::ServerStats;
 use bevy::prelude::*;
-use tracing::info;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tracing::info;
 
 /// How often the status line is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -21,11 +28,7 @@ pub struct TickTimes {
 
 impl Default for TickTimes {
     fn default() -> Self {
-        Self {
-            frame_started: Instant::now(),
-            window_started: Instant::now(),
-            durations: Vec::new(),
-        }
+        Self { frame_started: Instant::now(), window_started: Instant::now(), durations: Vec::new() }
     }
 }
 
@@ -43,18 +46,9 @@ impl TickTimes {
     pub fn take_summary(&mut self) -> TickSummary {
         let mut durations = std::mem::take(&mut self.durations);
         durations.sort_unstable();
-        let at = |q: f64| {
-            durations
-                .get(((durations.len() as f64 - 1.0) * q).round() as usize)
-                .copied()
-                .unwrap_or_default()
-        };
-        TickSummary {
-            frames: durations.len(),
-            p50: at(0.5),
-            p99: at(0.99),
-            max: at(1.0),
-        }
+        let at =
+            |q: f64| durations.get(((durations.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default();
+        TickSummary { frames: durations.len(), p50: at(0.5), p99: at(0.99), max: at(1.0) }
     }
 }
 
@@ -64,7 +58,7 @@ impl Plugin for StatusPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<TickTimes>()
             .add_systems(First, start_frame)
-            .add_systems(Last, (end_frame, report).chain());
+            .add_systems(Last, (end_frame, publish_stats, report).chain());
     }
 }
 
@@ -77,28 +71,50 @@ fn end_frame(mut times: ResMut<TickTimes>) {
     times.durations.push(elapsed);
 }
 
+fn publish_stats(
+    settings: Res<ServerSettings>,
+    tick: Res<SimulationTick>,
+    players: Res<Players>,
+    ghosts: Res<Ghosts>,
+    subscriptions: Res<Subscriptions>,
+    publications: Res<Publications>,
+) {
+    let stats: &ServerStats = &settings.stats;
+    stats.players.store(players.0.len() as u64, Ordering::Relaxed);
+    stats.ghosts.store(ghosts.0.len() as u64, Ordering::Relaxed);
+    stats.subscriptions_out.store(subscriptions.count() as u64, Ordering::Relaxed);
+    stats.subscriptions_in.store(publications.count() as u64, Ordering::Relaxed);
+    stats.ticks.store(tick.0, Ordering::Relaxed);
+}
+
 fn report(
     mut times: ResMut<TickTimes>,
     settings: Res<ServerSettings>,
-    players: Res<Players>,
     proxies: Res<ProxyLinks>,
+    peers: Res<PeerLinks>,
 ) {
     if times.window_started.elapsed() < REPORT_EVERY {
         return;
     }
     times.window_started = Instant::now();
     let ticks = times.take_summary();
-    let regions: Vec<String> = settings
-        .map
-        .regions_of(settings.id)
-        .map(|r| r.to_string())
-        .collect();
+    let regions: Vec<String> = settings.map.regions_of(settings.id).map(|r| r.to_string()).collect();
+    let stats = &settings.stats;
+    let get = ServerStats::get;
     info!(
-        "status: {} owns regions [{}]; {} players; {} proxies; {} frames, tick p50 {:.2?} p99 {:.2?} max {:.2?}",
+        "status: {} owns regions [{}]; {} players, {} ghosts; subscriptions out {} in {}; handoffs in {} out {}; \
+         {} proxies, {} peers, {} peer bytes out; {} frames, tick p50 {:.2?} p99 {:.2?} max {:.2?}",
         settings.id,
         regions.join(" "),
-        players.0.len(),
+        get(&stats.players),
+        get(&stats.ghosts),
+        get(&stats.subscriptions_out),
+        get(&stats.subscriptions_in),
+        get(&stats.handoffs_in),
+        get(&stats.handoffs_out),
         proxies.len(),
+        peers.len(),
+        get(&stats.peer_bytes_out),
         ticks.frames,
         ticks.p50,
         ticks.p99,

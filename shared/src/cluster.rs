@@ -53,11 +53,7 @@ pub struct SimulationConfig {
 
 impl Default for SimulationConfig {
     fn default() -> Self {
-        Self {
-            tick_hz: 20.0,
-            view_radius: 400.0,
-            tether: 24.0,
-        }
+        Self { tick_hz: 20.0, view_radius: 400.0, tether: 24.0 }
     }
 }
 
@@ -93,33 +89,24 @@ pub struct ProxyConfig {
 
 impl ServerConfig {
     pub fn peer_address(&self) -> String {
-        self.peer_public
-            .clone()
-            .unwrap_or_else(|| self.peer_bind.to_string())
+        self.peer_public.clone().unwrap_or_else(|| self.peer_bind.to_string())
     }
 
     pub fn proxy_address(&self) -> String {
-        self.proxy_public
-            .clone()
-            .unwrap_or_else(|| self.proxy_bind.to_string())
+        self.proxy_public.clone().unwrap_or_else(|| self.proxy_bind.to_string())
     }
 }
 
 impl ProxyConfig {
     pub fn client_address(&self) -> String {
-        self.client_public
-            .clone()
-            .unwrap_or_else(|| self.client_bind.to_string())
+        self.client_public.clone().unwrap_or_else(|| self.client_bind.to_string())
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("cannot read cluster file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("cluster file is not valid TOML for a cluster map: {0}")]
     Parse(#[from] toml::de::Error),
     #[error("the world needs at least one region and a positive region size")]
@@ -133,18 +120,9 @@ pub enum ClusterError {
     #[error("{0} appears twice")]
     DuplicateProxy(ProxyId),
     #[error("{server} claims region {region}, which is outside the {columns}×{rows} world")]
-    RegionOutsideWorld {
-        server: ServerId,
-        region: RegionId,
-        columns: u16,
-        rows: u16,
-    },
+    RegionOutsideWorld { server: ServerId, region: RegionId, columns: u16, rows: u16 },
     #[error("region {region} is claimed by both {first} and {second}")]
-    RegionOwnedTwice {
-        region: RegionId,
-        first: ServerId,
-        second: ServerId,
-    },
+    RegionOwnedTwice { region: RegionId, first: ServerId, second: ServerId },
     #[error("region {0} is owned by no server")]
     RegionUnowned(RegionId),
     #[error("the spawn point {0:?} is outside the world")]
@@ -158,10 +136,8 @@ pub enum ClusterError {
 impl ClusterConfig {
     /// Reads and validates a cluster file.
     pub fn load(path: &Path) -> Result<Self, ClusterError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ClusterError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ClusterError::Read { path: path.display().to_string(), source })?;
         Self::parse(&text)
     }
 
@@ -185,10 +161,7 @@ impl ClusterConfig {
     /// exactly one server, nothing outside the world.
     pub fn validate(&self) -> Result<(), ClusterError> {
         let world = &self.world;
-        if world.columns == 0
-            || world.rows == 0
-            || !(world.region_size > 0.0 && world.region_size.is_finite())
-        {
+        if world.columns == 0 || world.rows == 0 || !(world.region_size > 0.0 && world.region_size.is_finite()) {
             return Err(ClusterError::EmptyWorld);
         }
         let sim = &self.simulation;
@@ -199,9 +172,7 @@ impl ClusterConfig {
             return Err(ClusterError::Simulation("view_radius must be positive"));
         }
         if !(sim.tether >= 0.0 && sim.tether < world.region_size / 2.0) {
-            return Err(ClusterError::Simulation(
-                "tether must be in [0, region_size / 2)",
-            ));
+            return Err(ClusterError::Simulation("tether must be in [0, region_size / 2)"));
         }
         if self.servers.is_empty() || self.proxies.is_empty() {
             return Err(ClusterError::MissingProcesses);
@@ -222,11 +193,7 @@ impl ClusterConfig {
                     });
                 }
                 if let Some(&first) = owners.get(&region) {
-                    return Err(ClusterError::RegionOwnedTwice {
-                        region,
-                        first,
-                        second: server.id,
-                    });
+                    return Err(ClusterError::RegionOwnedTwice { region, first, second: server.id });
                 }
                 owners.insert(region, server.id);
             }
@@ -244,8 +211,7 @@ impl ClusterConfig {
             }
         }
         if let Some(spawn) = world.spawn {
-            let size =
-                Vec2::new(f32::from(world.columns), f32::from(world.rows)) * world.region_size;
+            let size = Vec2::new(f32::from(world.columns), f32::from(world.rows)) * world.region_size;
             let inside = (0..2).all(|i| spawn[i] >= 0.0 && spawn[i] < size[i]);
             if !inside {
                 return Err(ClusterError::SpawnOutsideWorld(spawn));
@@ -267,24 +233,15 @@ impl ClusterConfig {
 
     /// Where new players appear.
     pub fn spawn_point(&self) -> Vec2 {
-        self.world
-            .spawn
-            .map(Vec2::from)
-            .unwrap_or_else(|| self.region_map().world_size() / 2.0)
+        self.world.spawn.map(Vec2::from).unwrap_or_else(|| self.region_map().world_size() / 2.0)
     }
 
     pub fn server(&self, id: ServerId) -> Result<&ServerConfig, ClusterError> {
-        self.servers
-            .iter()
-            .find(|s| s.id == id)
-            .ok_or(ClusterError::UnknownServer(id))
+        self.servers.iter().find(|s| s.id == id).ok_or(ClusterError::UnknownServer(id))
     }
 
     pub fn proxy(&self, id: ProxyId) -> Result<&ProxyConfig, ClusterError> {
-        self.proxies
-            .iter()
-            .find(|p| p.id == id)
-            .ok_or(ClusterError::UnknownProxy(id))
+        self.proxies.iter().find(|p| p.id == id).ok_or(ClusterError::UnknownProxy(id))
     }
 }
 
@@ -295,9 +252,7 @@ mod tests {
     fn rejects(edit: impl FnOnce(&mut ClusterConfig)) -> ClusterError {
         let mut config = ClusterConfig::default_local();
         edit(&mut config);
-        config
-            .validate()
-            .expect_err("the edited map must be rejected")
+        config.validate().expect_err("the edited map must be rejected")
     }
 
     #[test]
@@ -307,41 +262,23 @@ mod tests {
         assert_eq!(config.proxies.len(), 2);
         let map = config.region_map();
         let owners: Vec<_> = map.regions().map(|(_, s)| s).collect();
-        assert_eq!(
-            owners,
-            vec![ServerId(1), ServerId(2), ServerId(3), ServerId(4)]
-        );
+        assert_eq!(owners, vec![ServerId(1), ServerId(2), ServerId(3), ServerId(4)]);
         assert_eq!(ClusterConfig::parse(&config.to_toml()).unwrap(), config);
     }
 
     #[test]
     fn invalid_maps_are_rejected_with_the_reason() {
         let err = rejects(|c| c.servers[1].id = ServerId(1));
-        assert!(
-            matches!(err, ClusterError::DuplicateServer(ServerId(1))),
-            "{err}"
-        );
+        assert!(matches!(err, ClusterError::DuplicateServer(ServerId(1))), "{err}");
         let err = rejects(|c| c.proxies[1].id = c.proxies[0].id);
         assert!(matches!(err, ClusterError::DuplicateProxy(_)), "{err}");
         let err = rejects(|c| c.servers[1].regions.push([0, 0]));
-        assert!(
-            matches!(err, ClusterError::RegionOwnedTwice { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ClusterError::RegionOwnedTwice { .. }), "{err}");
         let err = rejects(|c| c.servers[3].regions.clear());
-        assert!(
-            matches!(err, ClusterError::RegionUnowned(RegionId { x: 1, y: 1 })),
-            "{err}"
-        );
+        assert!(matches!(err, ClusterError::RegionUnowned(RegionId { x: 1, y: 1 })), "{err}");
         let err = rejects(|c| c.servers[0].regions.push([5, 0]));
-        assert!(
-            matches!(err, ClusterError::RegionOutsideWorld { .. }),
-            "{err}"
-        );
-        assert_eq!(
-            err.to_string(),
-            "server 1 claims region (5, 0), which is outside the 2×2 world"
-        );
+        assert!(matches!(err, ClusterError::RegionOutsideWorld { .. }), "{err}");
+        assert_eq!(err.to_string(), "server 1 claims region (5, 0), which is outside the 2×2 world");
         let err = rejects(|c| c.world.spawn = Some([-1.0, 0.0]));
         assert!(matches!(err, ClusterError::SpawnOutsideWorld(_)), "{err}");
         let err = rejects(|c| c.simulation.tick_hz = 0.0);
@@ -351,13 +288,7 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_toml_are_parse_errors() {
         let text = format!("{DEFAULT_CLUSTER_TOML}\nbogus = 1\n");
-        assert!(matches!(
-            ClusterConfig::parse(&text),
-            Err(ClusterError::Parse(_))
-        ));
-        assert!(matches!(
-            ClusterConfig::parse("[world"),
-            Err(ClusterError::Parse(_))
-        ));
+        assert!(matches!(ClusterConfig::parse(&text), Err(ClusterError::Parse(_))));
+        assert!(matches!(ClusterConfig::parse("[world"), Err(ClusterError::Parse(_))));
     }
 }

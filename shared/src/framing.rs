@@ -6,6 +6,8 @@ use bytes::{Buf, BufMut, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The largest frame body accepted or sent.
@@ -32,14 +34,22 @@ pub enum WireError {
     Truncated,
 }
 
-/// Decodes frames into `In` and encodes any serialisable message.
+/// Decodes frames into `In` and encodes any serialisable message, adding the bytes it
+/// encodes to `bytes_out` when given one.
 pub struct WireCodec<In> {
+    bytes_out: Option<Arc<AtomicU64>>,
     _in: PhantomData<fn() -> In>,
 }
 
 impl<In> Default for WireCodec<In> {
     fn default() -> Self {
-        Self { _in: PhantomData }
+        Self { bytes_out: None, _in: PhantomData }
+    }
+}
+
+impl<In> WireCodec<In> {
+    pub fn counting(bytes_out: Arc<AtomicU64>) -> Self {
+        Self { bytes_out: Some(bytes_out), _in: PhantomData }
     }
 }
 
@@ -53,10 +63,7 @@ impl<In: DeserializeOwned> Decoder for WireCodec<In> {
         };
         let len = u32::from_be_bytes(prefix.try_into().expect("four bytes")) as usize;
         if len > MAX_FRAME_LEN {
-            return Err(WireError::FrameTooLarge {
-                len,
-                max: MAX_FRAME_LEN,
-            });
+            return Err(WireError::FrameTooLarge { len, max: MAX_FRAME_LEN });
         }
         if src.len() < LEN_PREFIX + len {
             src.reserve(LEN_PREFIX + len - src.len());
@@ -80,7 +87,12 @@ impl<In, Out: Serialize> Encoder<Out> for WireCodec<In> {
     type Error = WireError;
 
     fn encode(&mut self, message: Out, dst: &mut BytesMut) -> Result<(), WireError> {
-        encode_frame(&message, dst)
+        let before = dst.len();
+        encode_frame(&message, dst)?;
+        if let Some(counter) = &self.bytes_out {
+            counter.fetch_add((dst.len() - before) as u64, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
@@ -94,10 +106,7 @@ pub fn encode_frame(message: &impl Serialize, dst: &mut BytesMut) -> Result<(), 
     let len = dst.len() - start - LEN_PREFIX;
     if len > MAX_FRAME_LEN {
         dst.truncate(start);
-        return Err(WireError::FrameTooLarge {
-            len,
-            max: MAX_FRAME_LEN,
-        });
+        return Err(WireError::FrameTooLarge { len, max: MAX_FRAME_LEN });
     }
     dst[start..start + LEN_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
@@ -139,23 +148,14 @@ mod tests {
     }
 
     fn state(id: u64) -> EntityState {
-        EntityState {
-            id: EntityId(id),
-            position: Vec2::new(1.5, -2.0),
-            velocity: Vec2::X,
-        }
+        EntityState { id: EntityId(id), position: Vec2::new(1.5, -2.0), velocity: Vec2::X }
     }
 
     #[test]
     fn every_link_round_trips() {
         let user = UserId::issue(ProxyId(2), 9);
-        let input = Input {
-            seq: 7,
-            keys: Keys::UP | Keys::LEFT,
-        };
-        round_trip(ClientToProxy::Hello(Hello::new(Role::Client {
-            name: "ada".into(),
-        })));
+        let input = Input { seq: 7, keys: Keys::UP | Keys::LEFT };
+        round_trip(ClientToProxy::Hello(Hello::new(Role::Client { name: "ada".into() })));
         round_trip(ClientToProxy::Input(input));
         round_trip(ProxyToClient::Welcome(Welcome {
             user,
@@ -174,35 +174,19 @@ mod tests {
             names: vec![(EntityId(2), "bo".into())],
         };
         round_trip(ProxyToClient::Update(update.clone()));
-        round_trip(ProxyToClient::Disconnect {
-            reason: "bye".into(),
-        });
-        round_trip(ProxyToServer::Login {
-            user,
-            name: "ada".into(),
-            position: Vec2::ONE,
-        });
+        round_trip(ProxyToClient::Disconnect { reason: "bye".into() });
+        round_trip(ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE });
         round_trip(ProxyToServer::Input { user, input });
         round_trip(ProxyToServer::Logout { user });
-        round_trip(ServerToProxy::Updates {
-            tick: 3,
-            updates: vec![(user, update)],
-        });
-        round_trip(ServerToProxy::Owner {
-            user,
-            server: ServerId(4),
-            epoch: 2,
-        });
+        round_trip(ServerToProxy::Updates { tick: 3, updates: vec![(user, update)] });
+        round_trip(ServerToProxy::Owner { user, server: ServerId(4), epoch: 2 });
         round_trip(PeerMessage::Subscribe(vec![RegionId { x: 1, y: 0 }]));
         round_trip(PeerMessage::Regions {
             tick: 4,
             deltas: vec![RegionDelta {
                 region: RegionId { x: 0, y: 1 },
                 full: true,
-                entered: vec![GhostEntry {
-                    state: state(5),
-                    name: "cy".into(),
-                }],
+                entered: vec![GhostEntry { state: state(5), name: "cy".into() }],
                 moved: vec![state(6)],
                 left: vec![EntityId(7)],
             }],
@@ -215,10 +199,7 @@ mod tests {
             keys: Keys::DOWN,
             last_input: 7,
             inputs_applied: 7,
-            pending: vec![Input {
-                seq: 9,
-                keys: Keys::empty(),
-            }],
+            pending: vec![Input { seq: 9, keys: Keys::empty() }],
             proxy: ProxyId(2),
             epoch: 1,
         }));
@@ -227,9 +208,7 @@ mod tests {
     #[test]
     fn an_absurd_length_is_refused_before_buffering() {
         let mut buf = BytesMut::from(&u32::MAX.to_be_bytes()[..]);
-        let err = WireCodec::<ClientToProxy>::default()
-            .decode(&mut buf)
-            .unwrap_err();
+        let err = WireCodec::<ClientToProxy>::default().decode(&mut buf).unwrap_err();
         assert!(matches!(err, WireError::FrameTooLarge { len, .. } if len == u32::MAX as usize));
         assert!(buf.capacity() < 1024, "nothing was allocated for the body");
     }
@@ -238,35 +217,19 @@ mod tests {
     fn garbage_and_truncation_are_typed_errors() {
         let mut codec = WireCodec::<ClientToProxy>::default();
         let mut garbage = BytesMut::from(&[0, 0, 0, 3, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(
-            codec.decode(&mut garbage),
-            Err(WireError::Malformed(_))
-        ));
+        assert!(matches!(codec.decode(&mut garbage), Err(WireError::Malformed(_))));
 
         let mut frame = BytesMut::new();
-        encode_frame(
-            &ClientToProxy::Input(Input {
-                seq: 1,
-                keys: Keys::UP,
-            }),
-            &mut frame,
-        )
-        .unwrap();
+        encode_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP }), &mut frame).unwrap();
         frame.put_u8(0);
         let len = frame.len() as u32 - 4 + 1;
         let mut padded = BytesMut::new();
         padded.put_u32(len);
         padded.extend_from_slice(&frame[4..]);
         padded.put_u8(0);
-        assert!(matches!(
-            codec.decode(&mut padded),
-            Err(WireError::TrailingBytes { .. })
-        ));
+        assert!(matches!(codec.decode(&mut padded), Err(WireError::TrailingBytes { .. })));
 
         let mut truncated = BytesMut::from(&[0, 0, 0, 9, 1, 2][..]);
-        assert!(matches!(
-            codec.decode_eof(&mut truncated),
-            Err(WireError::Truncated)
-        ));
+        assert!(matches!(codec.decode_eof(&mut truncated), Err(WireError::Truncated)));
     }
 }

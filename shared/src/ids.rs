@@ -28,10 +28,7 @@ impl UserId {
 
     /// The `counter`-th user issued by `proxy`.
     pub fn issue(proxy: ProxyId, counter: u64) -> Self {
-        Self(
-            (u64::from(proxy.0) << Self::COUNTER_BITS)
-                | (counter & ((1 << Self::COUNTER_BITS) - 1)),
-        )
+        Self((u64::from(proxy.0) << Self::COUNTER_BITS) | (counter & ((1 << Self::COUNTER_BITS) - 1)))
     }
 
     /// The proxy that issued this id.
@@ -58,12 +55,7 @@ impl fmt::Display for ProxyId {
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "user {}:{}",
-            self.proxy().0,
-            self.0 & ((1 << Self::COUNTER_BITS) - 1)
-        )
+        write!(f, "user {}:{}", self.proxy().0, self.0 & ((1 << Self::COUNTER_BITS) - 1))
     }
 }
 

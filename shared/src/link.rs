@@ -8,6 +8,8 @@ use crate::protocol::{Greeting, Hello, PROTOCOL_VERSION, Role};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -49,13 +51,19 @@ pub struct Link<In> {
 
 impl<In: DeserializeOwned> Link<In> {
     pub fn new(stream: TcpStream) -> Self {
+        Self::with_codecs(stream, WireCodec::default())
+    }
+
+    /// A link that adds every byte it writes to `bytes_out`.
+    pub fn counting(stream: TcpStream, bytes_out: Arc<AtomicU64>) -> Self {
+        Self::with_codecs(stream, WireCodec::counting(bytes_out))
+    }
+
+    fn with_codecs(stream: TcpStream, writer: WireCodec<In>) -> Self {
         // Small frames every tick: latency matters more than coalescing.
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        Self {
-            reader: FramedRead::new(read, WireCodec::default()),
-            writer: FramedWrite::new(write, WireCodec::default()),
-        }
+        Self { reader: FramedRead::new(read, WireCodec::default()), writer: FramedWrite::new(write, writer) }
     }
 
     /// Sends `hello` and waits for the peer's, checking the protocol version.
@@ -76,24 +84,15 @@ impl<In: DeserializeOwned> Link<In> {
         let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.recv())
             .await
             .map_err(|_| LinkError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
-        let hello = first
-            .into_hello()
-            .map_err(|other| LinkError::Unexpected(format!("{other:?} before hello")))?;
+        let hello = first.into_hello().map_err(|other| LinkError::Unexpected(format!("{other:?} before hello")))?;
         if hello.version != PROTOCOL_VERSION {
-            return Err(LinkError::Version {
-                ours: PROTOCOL_VERSION,
-                theirs: hello.version,
-            });
+            return Err(LinkError::Version { ours: PROTOCOL_VERSION, theirs: hello.version });
         }
         Ok(hello.role)
     }
 
     pub async fn recv(&mut self) -> Result<In, LinkError> {
-        self.reader
-            .next()
-            .await
-            .ok_or(LinkError::Closed)?
-            .map_err(LinkError::from)
+        self.reader.next().await.ok_or(LinkError::Closed)?.map_err(LinkError::from)
     }
 
     pub async fn send<Out: Serialize>(&mut self, message: Out) -> Result<(), LinkError> {
@@ -114,10 +113,7 @@ impl<In: DeserializeOwned> Link<In> {
         Out: Serialize,
         Handled: Future<Output = Result<(), LinkError>>,
     {
-        let Self {
-            mut reader,
-            mut writer,
-        } = self;
+        let Self { mut reader, mut writer } = self;
         let write = async move {
             while let Some(message) = outbound.recv().await {
                 let batch = async {
@@ -128,9 +124,7 @@ impl<In: DeserializeOwned> Link<In> {
                     }
                     SinkExt::<Out>::flush(&mut writer).await
                 };
-                tokio::time::timeout(WRITE_TIMEOUT, batch)
-                    .await
-                    .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
+                tokio::time::timeout(WRITE_TIMEOUT, batch).await.map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
             }
             Ok(())
         };

@@ -32,10 +32,7 @@ pub enum Role {
 
 impl Hello {
     pub fn new(role: Role) -> Self {
-        Self {
-            version: PROTOCOL_VERSION,
-            role,
-        }
+        Self { version: PROTOCOL_VERSION, role }
     }
 }
 
@@ -106,18 +103,9 @@ pub struct Welcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ProxyToServer {
     Hello(Hello),
-    Login {
-        user: UserId,
-        name: String,
-        position: Vec2,
-    },
-    Input {
-        user: UserId,
-        input: Input,
-    },
-    Logout {
-        user: UserId,
-    },
+    Login { user: UserId, name: String, position: Vec2 },
+    Input { user: UserId, input: Input },
+    Logout { user: UserId },
 }
 
 /// Server → proxy.
@@ -196,6 +184,10 @@ pub enum PeerMessage {
         user: UserId,
         input: Input,
     },
+    /// The player I handed you has left the game.
+    ForwardLogout {
+        user: UserId,
+    },
 }
 
 /// The messages that open a link with a [`Hello`].
@@ -221,10 +213,4 @@ macro_rules! greeting {
     )*};
 }
 
-greeting!(
-    ClientToProxy,
-    ProxyToClient,
-    ProxyToServer,
-    ServerToProxy,
-    PeerMessage
-);
+greeting!(ClientToProxy, ProxyToClient, ProxyToServer, ServerToProxy, PeerMessage);

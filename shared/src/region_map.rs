@@ -37,12 +37,7 @@ impl RegionMap {
     pub fn new(region_size: f32, columns: u16, rows: u16, owners: Vec<ServerId>) -> Self {
         assert!(region_size > 0.0, "region size must be positive");
         assert_eq!(owners.len(), usize::from(columns) * usize::from(rows));
-        Self {
-            region_size,
-            columns,
-            rows,
-            owners,
-        }
+        Self { region_size, columns, rows, owners }
     }
 
     pub fn region_size(&self) -> f32 {
@@ -79,18 +74,14 @@ impl RegionMap {
             return None;
         }
         let cell = pos / self.region_size;
-        let region = RegionId {
-            x: cell.x as u16,
-            y: cell.y as u16,
-        };
+        let region = RegionId { x: cell.x as u16, y: cell.y as u16 };
         (cell.x < f32::from(self.columns) && cell.y < f32::from(self.rows)).then_some(region)
     }
 
     /// The server owning `region`, or `None` for a region outside the world.
     pub fn owner(&self, region: RegionId) -> Option<ServerId> {
-        self.contains(region).then(|| {
-            self.owners[usize::from(region.y) * usize::from(self.columns) + usize::from(region.x)]
-        })
+        self.contains(region)
+            .then(|| self.owners[usize::from(region.y) * usize::from(self.columns) + usize::from(region.x)])
     }
 
     /// The server owning the region containing `pos`.
@@ -103,19 +94,14 @@ impl RegionMap {
         (0..self.rows).flat_map(move |y| {
             (0..self.columns).map(move |x| {
                 let region = RegionId { x, y };
-                (
-                    region,
-                    self.owners[usize::from(y) * usize::from(self.columns) + usize::from(x)],
-                )
+                (region, self.owners[usize::from(y) * usize::from(self.columns) + usize::from(x)])
             })
         })
     }
 
     /// The regions `server` owns.
     pub fn regions_of(&self, server: ServerId) -> impl Iterator<Item = RegionId> + '_ {
-        self.regions()
-            .filter(move |&(_, owner)| owner == server)
-            .map(|(region, _)| region)
+        self.regions().filter(move |&(_, owner)| owner == server).map(|(region, _)| region)
     }
 
     /// The lower and upper corners of `region`.
@@ -130,12 +116,7 @@ impl RegionMap {
         (-1..=1)
             .flat_map(move |dy| (-1..=1).map(move |dx| (x + dx, y + dy)))
             .filter(move |&(nx, ny)| (nx, ny) != (x, y))
-            .filter_map(|(nx, ny)| {
-                Some(RegionId {
-                    x: u16::try_from(nx).ok()?,
-                    y: u16::try_from(ny).ok()?,
-                })
-            })
+            .filter_map(|(nx, ny)| Some(RegionId { x: u16::try_from(nx).ok()?, y: u16::try_from(ny).ok()? }))
             .filter(|&r| self.contains(r))
     }
 
@@ -147,31 +128,20 @@ impl RegionMap {
 
     /// Every region that the disc of `radius` around `pos` touches.
     pub fn regions_within(&self, pos: Vec2, radius: f32) -> impl Iterator<Item = RegionId> + '_ {
-        let lo = ((pos - Vec2::splat(radius)) / self.region_size)
-            .floor()
-            .max(Vec2::ZERO);
+        let lo = ((pos - Vec2::splat(radius)) / self.region_size).floor().max(Vec2::ZERO);
         let hi = ((pos + Vec2::splat(radius)) / self.region_size)
             .floor()
-            .min(Vec2::new(
-                f32::from(self.columns) - 1.0,
-                f32::from(self.rows) - 1.0,
-            ));
+            .min(Vec2::new(f32::from(self.columns) - 1.0, f32::from(self.rows) - 1.0));
         let (x0, y0, x1, y1) = (lo.x as i32, lo.y as i32, hi.x as i32, hi.y as i32);
         (y0..=y1)
-            .flat_map(move |y| {
-                (x0..=x1).map(move |x| RegionId {
-                    x: x as u16,
-                    y: y as u16,
-                })
-            })
+            .flat_map(move |y| (x0..=x1).map(move |x| RegionId { x: x as u16, y: y as u16 }))
             .filter(move |&region| self.distance_to(region, pos) <= radius)
     }
 
     /// Whether `server` may keep simulating a player at `pos`: true while `pos` is in, or
     /// within `tether` of, a region `server` owns.
     pub fn within_tether(&self, server: ServerId, pos: Vec2, tether: f32) -> bool {
-        self.regions_within(pos, tether)
-            .any(|region| self.owner(region) == Some(server))
+        self.regions_within(pos, tether).any(|region| self.owner(region) == Some(server))
     }
 }
 
@@ -181,35 +151,21 @@ mod tests {
 
     /// 2×2 regions of 100 units, one server each: 1 2 on the bottom row, 3 4 on top.
     fn quad() -> RegionMap {
-        RegionMap::new(
-            100.0,
-            2,
-            2,
-            vec![ServerId(1), ServerId(2), ServerId(3), ServerId(4)],
-        )
+        RegionMap::new(100.0, 2, 2, vec![ServerId(1), ServerId(2), ServerId(3), ServerId(4)])
     }
 
     #[test]
     fn points_map_to_regions_and_owners() {
         let map = quad();
         assert_eq!(map.world_size(), Vec2::new(200.0, 200.0));
-        assert_eq!(
-            map.region_at(Vec2::new(10.0, 10.0)),
-            Some(RegionId { x: 0, y: 0 })
-        );
-        assert_eq!(
-            map.region_at(Vec2::new(150.0, 10.0)),
-            Some(RegionId { x: 1, y: 0 })
-        );
+        assert_eq!(map.region_at(Vec2::new(10.0, 10.0)), Some(RegionId { x: 0, y: 0 }));
+        assert_eq!(map.region_at(Vec2::new(150.0, 10.0)), Some(RegionId { x: 1, y: 0 }));
         assert_eq!(map.owner_at(Vec2::new(150.0, 199.0)), Some(ServerId(4)));
         assert_eq!(map.owner_at(Vec2::new(100.0, 100.0)), Some(ServerId(4)));
         assert_eq!(map.region_at(Vec2::new(200.0, 10.0)), None);
         assert_eq!(map.region_at(Vec2::new(-0.1, 10.0)), None);
         assert_eq!(map.region_at(Vec2::new(f32::NAN, 10.0)), None);
-        assert_eq!(
-            map.owner_at(map.clamp_to_world(Vec2::new(500.0, 500.0))),
-            Some(ServerId(4))
-        );
+        assert_eq!(map.owner_at(map.clamp_to_world(Vec2::new(500.0, 500.0))), Some(ServerId(4)));
     }
 
     #[test]

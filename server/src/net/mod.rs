@@ -1,20 +1,28 @@
-//! The server's network: a tokio runtime beside the app, the listener for proxies, and
-//! the systems that turn what the links deliver into Bevy messages (`PreUpdate`) and
-//! hand what systems send to the links (through [`ProxyLinks`]).
+//! The server's network: a tokio runtime beside the app, the listeners for proxies and
+//! peer servers, the dialers to peers, and the systems that turn what the links deliver
+//! into Bevy messages (`PreUpdate`). Systems send through [`ProxyLinks`] and
+//! [`PeerLinks`].
 
+mod links;
+mod peer_link;
 mod proxy_link;
+
+pub use links::Links;
 
 use crate::app::{ServerListeners, ServerSettings, Shutdown};
 use bevy::prelude::*;
-use tracing::{error, info, warn};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tessera_shared::Vec2;
 use tessera_shared::bridge::{Inbox, NetRuntime, inbox};
-use tessera_shared::ids::{ProxyId, UserId};
-use tessera_shared::link::{Outbound, SendError};
-use tessera_shared::protocol::{Input, ProxyToServer, ServerToProxy};
+use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::link::{LinkError, Outbound};
+use tessera_shared::protocol::{HandoffState, Input, PeerMessage, ProxyToServer, RegionDelta, ServerToProxy};
+use tessera_shared::region_map::RegionId;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 /// Undrained network events the ECS holds before network tasks wait for it.
 const INBOX_CAPACITY: usize = 1 << 16;
@@ -28,7 +36,7 @@ pub enum NetSystems {
     Send,
 }
 
-/// Tells one connection from the next of the same proxy, so a late "down" for an old
+/// Tells one connection from the next to the same remote, so a late "down" for an old
 /// connection never removes its replacement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkId(u64);
@@ -42,20 +50,16 @@ impl LinkId {
 
 /// What network tasks report to the app.
 pub enum NetEvent {
-    ProxyUp {
-        proxy: ProxyId,
-        link: LinkId,
-        outbound: Outbound<ServerToProxy>,
-    },
-    ProxyDown {
-        proxy: ProxyId,
-        link: LinkId,
-    },
-    FromProxy {
-        proxy: ProxyId,
-        message: ProxyToServer,
-    },
+    ProxyUp { proxy: ProxyId, link: LinkId, outbound: Outbound<ServerToProxy> },
+    ProxyDown { proxy: ProxyId, link: LinkId },
+    FromProxy { proxy: ProxyId, message: ProxyToServer },
+    PeerUp { peer: ServerId, link: LinkId, outbound: Outbound<PeerMessage> },
+    PeerDown { peer: ServerId, link: LinkId },
+    FromPeer { peer: ServerId, message: PeerMessage },
 }
+
+pub type ProxyLinks = Links<ProxyId, ServerToProxy>;
+pub type PeerLinks = Links<ServerId, PeerMessage>;
 
 /// A proxy asks to bring a new player into the world here.
 #[derive(Message, Debug, Clone)]
@@ -66,7 +70,7 @@ pub struct LoginRequest {
     pub position: Vec2,
 }
 
-/// A player's input, as stamped by its proxy.
+/// A player's input, stamped by its proxy, or forwarded by its previous owner.
 #[derive(Message, Debug, Clone, Copy)]
 pub struct InputReceived {
     pub user: UserId,
@@ -85,41 +89,32 @@ pub struct ProxyLost {
     pub proxy: ProxyId,
 }
 
-/// The open proxy links, by proxy.
-#[derive(Resource, Default)]
-pub struct ProxyLinks(HashMap<ProxyId, (LinkId, Outbound<ServerToProxy>)>);
+/// A peer server's link went down.
+#[derive(Message, Debug, Clone, Copy)]
+pub struct PeerLost {
+    pub peer: ServerId,
+}
 
-impl ProxyLinks {
-    /// Queues `message` for `proxy`. A proxy that is not reading has its link closed
-    /// here (dropping the queue ends the link) and reported lost.
-    pub fn send(
-        &mut self,
-        proxy: ProxyId,
-        message: ServerToProxy,
-        lost: &mut MessageWriter<ProxyLost>,
-    ) {
-        let Some((_, outbound)) = self.0.get(&proxy) else {
-            return;
-        };
-        match outbound.send(message) {
-            Ok(()) => {}
-            Err(SendError::Full) => {
-                error!("{proxy} is not reading its updates: closing its link");
-                self.0.remove(&proxy);
-                lost.write(ProxyLost { proxy });
-            }
-            // The link task already reported (or is about to report) it down.
-            Err(SendError::Closed) => {}
-        }
-    }
+/// A peer wants (or no longer wants) updates for some of our regions.
+#[derive(Message, Debug, Clone)]
+pub struct SubscriptionRequest {
+    pub peer: ServerId,
+    pub regions: Vec<RegionId>,
+    pub subscribe: bool,
+}
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
+/// One tick of changes in regions we subscribed to.
+#[derive(Message, Debug, Clone)]
+pub struct RegionDeltasReceived {
+    pub peer: ServerId,
+    pub deltas: Vec<RegionDelta>,
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+/// A peer hands us one of its players.
+#[derive(Message, Debug, Clone)]
+pub struct HandoffReceived {
+    pub peer: ServerId,
+    pub state: HandoffState,
 }
 
 pub struct NetPlugin {
@@ -129,98 +124,177 @@ pub struct NetPlugin {
 
 impl Plugin for NetPlugin {
     fn build(&self, app: &mut App) {
-        let listeners = self
-            .listeners
-            .lock()
-            .unwrap()
-            .take()
-            .expect("NetPlugin is built once");
+        let listeners = self.listeners.lock().unwrap().take().expect("NetPlugin is built once");
         let settings = app.world().resource::<ServerSettings>().clone();
         let shutdown = app.world().resource::<Shutdown>().0.clone();
-        let runtime = NetRuntime::new(&format!("server-{}-net", settings.id.0), 1)
-            .expect("the network runtime starts");
+        let runtime = NetRuntime::new(&format!("server-{}-net", settings.id.0), 1).expect("the network runtime starts");
         let (events, inbox) = inbox::<NetEvent>(INBOX_CAPACITY);
         {
             let _entered = runtime.handle().enter();
-            let listener = tokio::net::TcpListener::from_std(nonblocking(listeners.proxy))
-                .expect("a bound listener converts to tokio");
-            runtime
-                .handle()
-                .spawn(proxy_link::accept(listener, settings.id, events, shutdown));
+            let tokio_listener = |listener: std::net::TcpListener| {
+                listener.set_nonblocking(true).expect("a listener can be made non-blocking");
+                TcpListener::from_std(listener).expect("a bound listener converts to tokio")
+            };
+            let proxies = tokio_listener(listeners.proxy);
+            runtime.handle().spawn(proxy_link::accept(proxies, settings.id, events.clone(), shutdown.clone()));
+            let context = peer_link::PeerContext {
+                me: settings.id,
+                map: Arc::new(settings.map.clone()),
+                events,
+                bytes_out: settings.stats.peer_bytes_out.clone(),
+            };
+            for peer in settings.cluster.servers.iter().filter(|peer| peer.id > settings.id) {
+                runtime.handle().spawn(peer_link::dial(
+                    peer.peer_address(),
+                    peer.id,
+                    context.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            runtime.handle().spawn(peer_link::accept(tokio_listener(listeners.peer), context, shutdown));
         }
         app.insert_resource(runtime)
             .insert_resource(inbox)
             .init_resource::<ProxyLinks>()
+            .init_resource::<PeerLinks>()
             .add_message::<LoginRequest>()
             .add_message::<InputReceived>()
             .add_message::<LogoutRequest>()
             .add_message::<ProxyLost>()
+            .add_message::<PeerLost>()
+            .add_message::<SubscriptionRequest>()
+            .add_message::<RegionDeltasReceived>()
+            .add_message::<HandoffReceived>()
             .configure_sets(PreUpdate, NetSystems::Receive)
             .configure_sets(PostUpdate, NetSystems::Send)
-            .add_systems(PreUpdate, receive.in_set(NetSystems::Receive));
+            .add_systems(PreUpdate, (report_dropped_links, receive).chain().in_set(NetSystems::Receive));
     }
 }
 
-fn nonblocking(listener: std::net::TcpListener) -> std::net::TcpListener {
-    listener
-        .set_nonblocking(true)
-        .expect("a listener can be made non-blocking");
-    listener
+/// Accepts connections until `shutdown`, serving each on its own task and logging why
+/// it closed.
+async fn accept_loop<Serve, Served>(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    what: &'static str,
+    serve: Serve,
+) where
+    Serve: Fn(TcpStream) -> Served,
+    Served: Future<Output = Result<(), LinkError>> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let served = serve(stream);
+                tokio::spawn(async move { log_close(what, addr, served.await) });
+            }
+            Err(err) => {
+                warn!("accepting a {what} failed: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn log_close(what: &str, addr: SocketAddr, result: Result<(), LinkError>) {
+    match result {
+        Ok(()) | Err(LinkError::Closed) => info!("{what} link from {addr} closed"),
+        Err(err) => warn!("closing {what} link from {addr}: {err}"),
+    }
+}
+
+/// Links dropped last frame for not reading are lost like any other.
+fn report_dropped_links(
+    mut proxies: ResMut<ProxyLinks>,
+    mut peers: ResMut<PeerLinks>,
+    mut proxy_lost: MessageWriter<ProxyLost>,
+    mut peer_lost: MessageWriter<PeerLost>,
+) {
+    proxy_lost.write_batch(proxies.take_dropped().into_iter().map(|proxy| ProxyLost { proxy }));
+    peer_lost.write_batch(peers.take_dropped().into_iter().map(|peer| PeerLost { peer }));
+}
+
+/// The messages `receive` writes.
+#[derive(bevy::ecs::system::SystemParam)]
+struct Received<'w> {
+    logins: MessageWriter<'w, LoginRequest>,
+    inputs: MessageWriter<'w, InputReceived>,
+    logouts: MessageWriter<'w, LogoutRequest>,
+    proxy_lost: MessageWriter<'w, ProxyLost>,
+    peer_lost: MessageWriter<'w, PeerLost>,
+    subscriptions: MessageWriter<'w, SubscriptionRequest>,
+    deltas: MessageWriter<'w, RegionDeltasReceived>,
+    handoffs: MessageWriter<'w, HandoffReceived>,
 }
 
 /// Drains the links into messages.
 fn receive(
     inbox: Res<Inbox<NetEvent>>,
-    mut links: ResMut<ProxyLinks>,
-    mut logins: MessageWriter<LoginRequest>,
-    mut inputs: MessageWriter<InputReceived>,
-    mut logouts: MessageWriter<LogoutRequest>,
-    mut lost: MessageWriter<ProxyLost>,
+    mut proxies: ResMut<ProxyLinks>,
+    mut peers: ResMut<PeerLinks>,
+    mut out: Received,
 ) {
     for event in inbox.drain() {
         match event {
-            NetEvent::ProxyUp {
-                proxy,
-                link,
-                outbound,
-            } => {
-                if links.0.insert(proxy, (link, outbound)).is_some() {
+            NetEvent::ProxyUp { proxy, link, outbound } => {
+                if proxies.up(proxy, link, outbound) {
                     // The old connection's players were never told goodbye: drop them.
                     warn!("{proxy} reconnected: replacing its previous link");
-                    lost.write(ProxyLost { proxy });
+                    out.proxy_lost.write(ProxyLost { proxy });
                 }
                 info!("{proxy} connected");
             }
             NetEvent::ProxyDown { proxy, link } => {
-                if links
-                    .0
-                    .get(&proxy)
-                    .is_some_and(|(current, _)| *current == link)
-                {
-                    links.0.remove(&proxy);
-                    lost.write(ProxyLost { proxy });
+                if proxies.down(proxy, link) {
+                    out.proxy_lost.write(ProxyLost { proxy });
                 }
             }
             NetEvent::FromProxy { proxy, message } => match message {
-                ProxyToServer::Login {
-                    user,
-                    name,
-                    position,
-                } => {
-                    logins.write(LoginRequest {
-                        proxy,
-                        user,
-                        name,
-                        position,
-                    });
+                ProxyToServer::Login { user, name, position } => {
+                    out.logins.write(LoginRequest { proxy, user, name, position });
                 }
                 ProxyToServer::Input { user, input } => {
-                    inputs.write(InputReceived { user, input });
+                    out.inputs.write(InputReceived { user, input });
                 }
                 ProxyToServer::Logout { user } => {
-                    logouts.write(LogoutRequest { user });
+                    out.logouts.write(LogoutRequest { user });
                 }
                 ProxyToServer::Hello(_) => unreachable!("the link task refuses a second hello"),
+            },
+            NetEvent::PeerUp { peer, link, outbound } => {
+                if peers.up(peer, link, outbound) {
+                    out.peer_lost.write(PeerLost { peer });
+                }
+            }
+            NetEvent::PeerDown { peer, link } => {
+                if peers.down(peer, link) {
+                    out.peer_lost.write(PeerLost { peer });
+                }
+            }
+            NetEvent::FromPeer { peer, message } => match message {
+                PeerMessage::Subscribe(regions) => {
+                    out.subscriptions.write(SubscriptionRequest { peer, regions, subscribe: true });
+                }
+                PeerMessage::Unsubscribe(regions) => {
+                    out.subscriptions.write(SubscriptionRequest { peer, regions, subscribe: false });
+                }
+                PeerMessage::Regions { deltas, .. } => {
+                    out.deltas.write(RegionDeltasReceived { peer, deltas });
+                }
+                PeerMessage::Handoff(state) => {
+                    out.handoffs.write(HandoffReceived { peer, state });
+                }
+                PeerMessage::ForwardInput { user, input } => {
+                    out.inputs.write(InputReceived { user, input });
+                }
+                PeerMessage::ForwardLogout { user } => {
+                    out.logouts.write(LogoutRequest { user });
+                }
+                PeerMessage::Hello(_) => unreachable!("the link task refuses a second hello"),
             },
         }
     }

@@ -11,9 +11,7 @@ use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
 use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{ProxyId, UserId};
-use tessera_shared::protocol::{
-    ClientToProxy, Hello, Input, PROTOCOL_VERSION, ProxyToServer, Role,
-};
+use tessera_shared::protocol::{ClientToProxy, Hello, Input, PROTOCOL_VERSION, ProxyToServer, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,9 +22,7 @@ fn frame(message: &impl serde::Serialize) -> Vec<u8> {
 }
 
 fn client_hello() -> Vec<u8> {
-    frame(&ClientToProxy::Hello(Hello::new(Role::Client {
-        name: "mallory".into(),
-    })))
+    frame(&ClientToProxy::Hello(Hello::new(Role::Client { name: "mallory".into() })))
 }
 
 /// Sends `bytes` and asserts the other side closes the connection: reads until EOF
@@ -50,32 +46,16 @@ async fn assert_closed_after(addr: &str, bytes: &[u8], half_close: bool) {
             }
         }
     };
-    tokio::time::timeout(DEADLINE, closed)
-        .await
-        .expect("the connection is closed");
+    tokio::time::timeout(DEADLINE, closed).await.expect("the connection is closed");
 }
 
 /// A player in the cluster still moves after the abuse.
 async fn assert_unaffected(player: &mut Player) {
-    let seq = player
-        .press(if player.keys() == Keys::UP {
-            Keys::DOWN
-        } else {
-            Keys::UP
-        })
-        .await
-        .unwrap();
-    player
-        .wait_until(DEADLINE, "the honest player's input applied", |view| {
-            view.last_input >= seq
-        })
-        .await
-        .unwrap();
+    let seq = player.press(if player.keys() == Keys::UP { Keys::DOWN } else { Keys::UP }).await.unwrap();
+    player.wait_until(DEADLINE, "the honest player's input applied", |view| view.last_input >= seq).await.unwrap();
     let y = player.view.me.unwrap().position.y;
     player
-        .wait_until(DEADLINE, "the honest player moving", |view| {
-            (view.me.unwrap().position.y - y).abs() > 5.0
-        })
+        .wait_until(DEADLINE, "the honest player moving", |view| (view.me.unwrap().position.y - y).abs() > 5.0)
         .await
         .unwrap();
 }
@@ -116,18 +96,10 @@ async fn wrong_version_role_or_order_is_refused() {
     let proxy = &cluster.proxy_addresses()[0];
     let server = cluster.config().servers[0].proxy_bind.to_string();
 
-    let old = Hello {
-        version: PROTOCOL_VERSION + 1,
-        role: Role::Client {
-            name: "future".into(),
-        },
-    };
+    let old = Hello { version: PROTOCOL_VERSION + 1, role: Role::Client { name: "future".into() } };
     assert_closed_after(proxy, &frame(&ClientToProxy::Hello(old)), false).await;
     // Input before any hello.
-    let input = ClientToProxy::Input(Input {
-        seq: 1,
-        keys: Keys::UP,
-    });
+    let input = ClientToProxy::Input(Input { seq: 1, keys: Keys::UP });
     assert_closed_after(proxy, &frame(&input), false).await;
     // A second hello.
     let mut twice = client_hello();
@@ -147,29 +119,16 @@ async fn a_proxy_cannot_speak_for_users_it_did_not_issue() {
 
     // A rogue proxy (id 9) tries to move the honest player, who belongs to proxy 1.
     let mut rogue = frame(&ProxyToServer::Hello(Hello::new(Role::Proxy(ProxyId(9)))));
-    rogue.extend(frame(&ProxyToServer::Input {
-        user: honest_id,
-        input: Input {
-            seq: 99,
-            keys: Keys::LEFT,
-        },
-    }));
+    rogue.extend(frame(&ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT } }));
     assert_closed_after(&server, &rogue, false).await;
     // And to log in a user with some other proxy's id.
     let mut rogue = frame(&ProxyToServer::Hello(Hello::new(Role::Proxy(ProxyId(9)))));
     let stranger = UserId::issue(ProxyId(1), 12345);
-    rogue.extend(frame(&ProxyToServer::Login {
-        user: stranger,
-        name: "x".into(),
-        position: Vec2::splat(10.0),
-    }));
+    rogue.extend(frame(&ProxyToServer::Login { user: stranger, name: "x".into(), position: Vec2::splat(10.0) }));
     assert_closed_after(&server, &rogue, false).await;
 
     assert_unaffected(&mut honest).await;
-    assert_eq!(
-        honest.view.inputs_applied, honest.view.last_input,
-        "the rogue input was never applied"
-    );
+    assert_eq!(honest.view.inputs_applied, honest.view.last_input, "the rogue input was never applied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,9 +137,6 @@ async fn a_silent_connection_is_dropped_after_the_handshake_deadline() {
     let proxy = &cluster.proxy_addresses()[0];
     let started = std::time::Instant::now();
     assert_closed_after(proxy, &[], false).await;
-    assert!(
-        started.elapsed() >= Duration::from_secs(4),
-        "closed by the handshake deadline, not at once"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(4), "closed by the handshake deadline, not at once");
     assert_unaffected(&mut honest).await;
 }

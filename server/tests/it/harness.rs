@@ -28,9 +28,6 @@ pub async fn join(cluster: &LocalCluster, proxy: usize, name: &str) -> Player {
             Err(err) => panic!("{name} could not join: {err}"),
         }
     };
-    player
-        .wait_until(DEADLINE, "a first update", |view| view.me.is_some())
-        .await
-        .unwrap();
+    player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
     player
 }

@@ -1,0 +1,122 @@
+//! Handoff: when a player walks past its owner's border by more than the tether, its
+//! whole state (position, velocity, keys, input sequence, pending inputs, proxy) goes
+//! to the next owner over the peer link, and this server stops simulating it in the
+//! same tick. The new owner tells the player's proxy, which routes input there from
+//! then on; whatever input still reaches the old owner is forwarded, never dropped, and
+//! sequence numbers make sure nothing is applied twice. At no tick do two servers
+//! simulate the player.
+
+use crate::app::{ServerSettings, SimulationTick};
+use crate::interest::Visible;
+use crate::movement::MovementSystems;
+use crate::net::{HandoffReceived, NetSystems, PeerLinks, ProxyLinks};
+use crate::players::{InputQueue, Player, PlayerSystems, Players};
+use crate::regions::ghosts::Ghosts;
+use bevy::prelude::*;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use tessera_shared::components::{Position, Velocity};
+use tessera_shared::ids::{ServerId, UserId};
+use tessera_shared::protocol::{HandoffState, PeerMessage, ServerToProxy};
+use tracing::{error, info};
+
+/// How long (in ticks) input for a departed player is still forwarded to its new owner.
+const FORWARD_FOR_TICKS: u64 = 20 * 60;
+
+/// Players that left this server recently, and where they went.
+#[derive(Resource, Default, Debug)]
+pub struct HandedOff(pub HashMap<UserId, (ServerId, u64)>);
+
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandoffSystems;
+
+pub struct HandoffPlugin;
+
+impl Plugin for HandoffPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<HandedOff>()
+            .add_systems(FixedUpdate, hand_off_departing.in_set(HandoffSystems).after(MovementSystems))
+            .add_systems(
+                PreUpdate,
+                accept_handoffs.in_set(HandoffSystems).after(NetSystems::Receive).before(PlayerSystems),
+            );
+    }
+}
+
+fn hand_off_departing(
+    mut commands: Commands,
+    tick: Res<SimulationTick>,
+    settings: Res<ServerSettings>,
+    departing: Query<(Entity, &UserId, &Player, &Visible, &InputQueue, &Position, &Velocity)>,
+    mut players: ResMut<Players>,
+    mut peers: ResMut<PeerLinks>,
+    mut handed_off: ResMut<HandedOff>,
+) {
+    handed_off.0.retain(|_, (_, at)| tick.0.saturating_sub(*at) < FORWARD_FOR_TICKS);
+    let tether = settings.cluster.simulation.tether;
+    for (entity, &user, player, visible, queue, position, velocity) in &departing {
+        if settings.map.within_tether(settings.id, position.0, tether) {
+            continue;
+        }
+        let Some(next) = settings.map.owner_at(position.0) else { continue };
+        // With no link to the next owner the player stays here, simulated, until there is one.
+        let state = HandoffState {
+            user,
+            name: visible.name.clone(),
+            position: position.0,
+            velocity: velocity.0,
+            keys: queue.keys,
+            last_input: queue.last_input,
+            inputs_applied: queue.applied,
+            pending: queue.pending().collect(),
+            proxy: player.proxy,
+            epoch: player.epoch + 1,
+        };
+        if peers.send(next, PeerMessage::Handoff(state)) {
+            info!("handing {user} to {next} at {}", position.0);
+            commands.entity(entity).despawn();
+            players.0.remove(&user);
+            handed_off.0.insert(user, (next, tick.0));
+            settings.stats.handoffs_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn accept_handoffs(
+    mut commands: Commands,
+    mut received: MessageReader<HandoffReceived>,
+    settings: Res<ServerSettings>,
+    mut players: ResMut<Players>,
+    mut ghosts: ResMut<Ghosts>,
+    mut handed_off: ResMut<HandedOff>,
+    mut peers: ResMut<PeerLinks>,
+    mut proxies: ResMut<ProxyLinks>,
+) {
+    for HandoffReceived { peer, state } in received.read().cloned() {
+        let user = state.user;
+        if players.0.contains_key(&user) {
+            error!("{peer} handed off {user}, whom {} already owns: closing the link to {peer}", settings.id);
+            peers.drop_link(peer);
+            continue;
+        }
+        ghosts.despawn(&mut commands, user.entity());
+        let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, state.pending);
+        let entity = commands
+            .spawn((
+                user,
+                user.entity(),
+                Player { proxy: state.proxy, epoch: state.epoch },
+                Visible { name: state.name },
+                Position(state.position),
+                Velocity(state.velocity),
+                queue,
+            ))
+            .id();
+        players.0.insert(user, entity);
+        handed_off.0.remove(&user);
+        proxies.send(state.proxy, ServerToProxy::Owner { user, server: settings.id, epoch: state.epoch });
+        settings.stats.handoffs_in.fetch_add(1, Ordering::Relaxed);
+        info!("took over {user} from {peer} at {}", state.position);
+    }
+}

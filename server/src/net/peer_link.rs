@@ -1,0 +1,131 @@
+//! Links between game servers. Each pair shares one link: the server with the lower id
+//! dials (and redials with backoff), the higher one accepts. Everything a peer sends is
+//! checked against the map before the app sees it: subscriptions only to regions the
+//! receiver owns, region data only for regions the sender owns, handoffs only of
+//! players standing in the receiver's regions.
+
+use super::{LinkId, NetEvent, accept_loop};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tessera_shared::bridge::InboxSender;
+use tessera_shared::ids::ServerId;
+use tessera_shared::link::{Link, LinkError, Outbound};
+use tessera_shared::protocol::{Hello, PeerMessage, Role};
+use tessera_shared::region_map::{RegionId, RegionMap};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What a peer task needs to know.
+#[derive(Clone)]
+pub struct PeerContext {
+    pub me: ServerId,
+    pub map: Arc<RegionMap>,
+    pub events: InboxSender<NetEvent>,
+    pub bytes_out: Arc<AtomicU64>,
+}
+
+/// Accepts peers with a lower id than ours.
+pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: CancellationToken) {
+    accept_loop(listener, shutdown, "peer", move |stream| {
+        let context = context.clone();
+        async move {
+            let mut link = Link::<PeerMessage>::counting(stream, context.bytes_out.clone());
+            let peer = match link.handshake::<PeerMessage>(Hello::new(Role::Server(context.me))).await? {
+                Role::Server(peer) if peer < context.me && context.map.regions_of(peer).next().is_some() => peer,
+                got => return Err(LinkError::Role { expected: "server of the map with a lower id", got }),
+            };
+            serve(link, peer, &context).await
+        }
+    })
+    .await
+}
+
+/// Keeps a link to `peer` (whose id is higher than ours) up until `shutdown`.
+pub async fn dial(address: String, peer: ServerId, context: PeerContext, shutdown: CancellationToken) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let attempt = async {
+            let stream = TcpStream::connect(&address).await.map_err(|err| LinkError::Wire(err.into()))?;
+            let mut link = Link::<PeerMessage>::counting(stream, context.bytes_out.clone());
+            match link.handshake::<PeerMessage>(Hello::new(Role::Server(context.me))).await? {
+                Role::Server(id) if id == peer => {}
+                got => return Err(LinkError::Role { expected: "the server the map names", got }),
+            }
+            backoff = FIRST_BACKOFF;
+            serve(link, peer, &context).await
+        };
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = attempt => result,
+        };
+        match result {
+            Err(LinkError::Wire(err)) if backoff > FIRST_BACKOFF => debug!("{peer} still unreachable: {err}"),
+            Err(err) => warn!("link to {peer} at {address}: {err}; redialing in {backoff:?}"),
+            Ok(()) => info!("{peer} closed the link; redialing"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn serve(link: Link<PeerMessage>, peer: ServerId, context: &PeerContext) -> Result<(), LinkError> {
+    info!("{} linked with {peer}", context.me);
+    let id = LinkId::next();
+    let (outbound, queue) = Outbound::channel();
+    let events = &context.events;
+    let closed = || LinkError::Rejected("server shutting down".into());
+    events.send(NetEvent::PeerUp { peer, link: id, outbound }).await.map_err(|_| closed())?;
+    let result = link
+        .run(queue, |message| {
+            let events = events.clone();
+            let checked = check(&message, context.me, peer, &context.map);
+            async move {
+                checked?;
+                events.send(NetEvent::FromPeer { peer, message }).await.map_err(|_| closed())
+            }
+        })
+        .await;
+    let _ = events.send(NetEvent::PeerDown { peer, link: id }).await;
+    result
+}
+
+/// Refuses what the map says a peer has no business sending.
+fn check(message: &PeerMessage, me: ServerId, peer: ServerId, map: &RegionMap) -> Result<(), LinkError> {
+    let owned_by = |region: &RegionId, owner: ServerId| map.owner(*region) == Some(owner);
+    match message {
+        PeerMessage::Hello(_) => Err(LinkError::Unexpected("a second hello".into())),
+        PeerMessage::Subscribe(regions) | PeerMessage::Unsubscribe(regions) => {
+            match regions.iter().find(|region| !owned_by(region, me)) {
+                Some(region) => {
+                    Err(LinkError::Unexpected(format!("{peer} named region {region}, which {me} does not own")))
+                }
+                None => Ok(()),
+            }
+        }
+        PeerMessage::Regions { deltas, .. } => match deltas.iter().find(|delta| !owned_by(&delta.region, peer)) {
+            Some(delta) => {
+                Err(LinkError::Unexpected(format!("{peer} sent region {}, which it does not own", delta.region)))
+            }
+            None => Ok(()),
+        },
+        PeerMessage::Handoff(state) => {
+            if map.owner_at(state.position) == Some(me) {
+                Ok(())
+            } else {
+                Err(LinkError::Unexpected(format!(
+                    "{peer} handed off {} at {}, outside {me}'s regions",
+                    state.user, state.position
+                )))
+            }
+        }
+        PeerMessage::ForwardInput { .. } | PeerMessage::ForwardLogout { .. } => Ok(()),
+    }
+}

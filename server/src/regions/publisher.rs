@@ -1,0 +1,154 @@
+//! The publisher side: each of our regions with subscribers is diffed once per tick
+//! against what was last published (entered, moved, left); each subscriber gets one
+//! frame holding only the regions it subscribed to, a full snapshot for any region it
+//! just subscribed to.
+
+use super::RegionSystems;
+use crate::app::{ServerSettings, SimulationTick};
+use crate::interest::Visible;
+use crate::net::{NetSystems, PeerLinks, PeerLost, SubscriptionRequest};
+use crate::players::Player;
+use bevy::prelude::*;
+use std::collections::{HashMap, HashSet};
+use tessera_shared::components::{Position, Velocity};
+use tessera_shared::ids::{EntityId, ServerId};
+use tessera_shared::protocol::{EntityState, GhostEntry, PeerMessage, RegionDelta};
+use tessera_shared::region_map::RegionId;
+
+/// Who subscribed to which of our regions, and what each region looked like when last
+/// published.
+#[derive(Resource, Default, Debug)]
+pub struct Publications {
+    pub subscribers: HashMap<RegionId, HashSet<ServerId>>,
+    /// Regions a subscriber has just asked for and must get in full.
+    pending_snapshots: HashMap<ServerId, HashSet<RegionId>>,
+    published: HashMap<RegionId, HashMap<EntityId, EntityState>>,
+}
+
+impl Publications {
+    pub fn count(&self) -> usize {
+        self.subscribers.values().map(HashSet::len).sum()
+    }
+}
+
+pub struct PublisherPlugin;
+
+impl Plugin for PublisherPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Publications>()
+            .add_systems(PreUpdate, track_subscribers.in_set(RegionSystems).after(NetSystems::Receive))
+            .add_systems(
+                PostUpdate,
+                publish_regions
+                    .in_set(RegionSystems)
+                    .in_set(NetSystems::Send)
+                    .run_if(resource_changed::<SimulationTick>),
+            );
+    }
+}
+
+fn track_subscribers(
+    mut requests: MessageReader<SubscriptionRequest>,
+    mut lost: MessageReader<PeerLost>,
+    mut publications: ResMut<Publications>,
+) {
+    for SubscriptionRequest { peer, regions, subscribe } in requests.read() {
+        for &region in regions {
+            if *subscribe {
+                publications.subscribers.entry(region).or_default().insert(*peer);
+                publications.pending_snapshots.entry(*peer).or_default().insert(region);
+            } else if let Some(subscribers) = publications.subscribers.get_mut(&region) {
+                subscribers.remove(peer);
+            }
+        }
+    }
+    for &PeerLost { peer } in lost.read() {
+        for subscribers in publications.subscribers.values_mut() {
+            subscribers.remove(&peer);
+        }
+        publications.pending_snapshots.remove(&peer);
+    }
+    publications.subscribers.retain(|_, subscribers| !subscribers.is_empty());
+}
+
+/// The region of ours a player counts in: where it stands, or, while it is tethered
+/// just past our border, the nearest region of ours.
+pub fn home_region(settings: &ServerSettings, position: Vec2) -> Option<RegionId> {
+    let map = &settings.map;
+    match map.region_at(position) {
+        Some(region) if map.owner(region) == Some(settings.id) => Some(region),
+        _ => map
+            .regions_within(position, settings.cluster.simulation.tether)
+            .filter(|&region| map.owner(region) == Some(settings.id))
+            .min_by(|&a, &b| map.distance_to(a, position).total_cmp(&map.distance_to(b, position))),
+    }
+}
+
+fn publish_regions(
+    tick: Res<SimulationTick>,
+    settings: Res<ServerSettings>,
+    mut publications: ResMut<Publications>,
+    players: Query<(&EntityId, &Position, &Velocity, &Visible), With<Player>>,
+    mut peers: ResMut<PeerLinks>,
+) {
+    let publications = &mut *publications;
+    publications.published.retain(|region, _| publications.subscribers.contains_key(region));
+    if publications.subscribers.is_empty() {
+        return;
+    }
+    let mut now: HashMap<RegionId, RegionContents> = HashMap::new();
+    for (&id, position, velocity, visible) in &players {
+        let Some(region) = home_region(&settings, position.0) else { continue };
+        if publications.subscribers.contains_key(&region) {
+            let state = EntityState { id, position: position.0, velocity: velocity.0 };
+            now.entry(region).or_default().insert(id, (state, visible.name.as_str()));
+        }
+    }
+    let mut per_peer: HashMap<ServerId, Vec<RegionDelta>> = HashMap::new();
+    for (&region, subscribers) in &publications.subscribers {
+        let current = now.remove(&region).unwrap_or_default();
+        let before = publications.published.remove(&region).unwrap_or_default();
+        let delta = diff(region, &before, &current);
+        let mut snapshot = None;
+        for &peer in subscribers {
+            let wants_snapshot = publications.pending_snapshots.get(&peer).is_some_and(|p| p.contains(&region));
+            let message = if wants_snapshot {
+                snapshot.get_or_insert_with(|| full_snapshot(region, &current)).clone()
+            } else if delta.entered.is_empty() && delta.moved.is_empty() && delta.left.is_empty() {
+                continue;
+            } else {
+                delta.clone()
+            };
+            per_peer.entry(peer).or_default().push(message);
+        }
+        publications.published.insert(region, current.into_iter().map(|(id, (state, _))| (id, state)).collect());
+    }
+    publications.pending_snapshots.clear();
+    for (peer, deltas) in per_peer {
+        peers.send(peer, PeerMessage::Regions { tick: tick.0, deltas });
+    }
+}
+
+type RegionContents<'a> = HashMap<EntityId, (EntityState, &'a str)>;
+
+fn ghost_entry((state, name): &(EntityState, &str)) -> GhostEntry {
+    GhostEntry { state: *state, name: (*name).to_owned() }
+}
+
+/// What changed in `region` since `before`.
+fn diff(region: RegionId, before: &HashMap<EntityId, EntityState>, now: &RegionContents) -> RegionDelta {
+    let mut delta = RegionDelta { region, full: false, entered: vec![], moved: vec![], left: vec![] };
+    for (id, entry) in now {
+        match before.get(id) {
+            None => delta.entered.push(ghost_entry(entry)),
+            Some(old) if *old != entry.0 => delta.moved.push(entry.0),
+            Some(_) => {}
+        }
+    }
+    delta.left.extend(before.keys().filter(|id| !now.contains_key(id)));
+    delta
+}
+
+fn full_snapshot(region: RegionId, now: &RegionContents) -> RegionDelta {
+    RegionDelta { region, full: true, entered: now.values().map(ghost_entry).collect(), moved: vec![], left: vec![] }
+}

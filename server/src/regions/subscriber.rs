@@ -1,0 +1,187 @@
+//! The subscriber side. Every tick, a system takes the view discs of our players (plus
+//! a margin), lists the foreign regions they touch, diffs that against what we are
+//! subscribed to, and sends `Subscribe`/`Unsubscribe` to the owners. A wider margin
+//! for unsubscribing keeps a player pacing along a border from churning subscriptions.
+//! What the owners send back becomes ghosts.
+
+use super::RegionSystems;
+use super::ghosts::{Ghost, Ghosts};
+use crate::app::{ServerSettings, SimulationTick};
+use crate::net::{NetSystems, PeerLinks, PeerLost, RegionDeltasReceived};
+use crate::players::{Player, Players};
+use bevy::prelude::*;
+use std::collections::{HashMap, HashSet};
+use tessera_shared::components::Position;
+use tessera_shared::ids::{ServerId, UserId};
+use tessera_shared::protocol::PeerMessage;
+use tessera_shared::region_map::RegionId;
+use tracing::debug;
+
+/// Subscribe to a region once a view disc comes this close to it.
+pub const SUBSCRIBE_MARGIN: f32 = 64.0;
+/// Unsubscribe only once every view disc is this far from it.
+pub const UNSUBSCRIBE_MARGIN: f32 = 160.0;
+
+/// The foreign regions we are subscribed to, by owner.
+#[derive(Resource, Default, Debug)]
+pub struct Subscriptions(pub HashMap<ServerId, HashSet<RegionId>>);
+
+impl Subscriptions {
+    pub fn count(&self) -> usize {
+        self.0.values().map(HashSet::len).sum()
+    }
+}
+
+pub struct SubscriberPlugin;
+
+impl Plugin for SubscriberPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Subscriptions>()
+            .init_resource::<Ghosts>()
+            .add_systems(
+                PreUpdate,
+                (forget_lost_peers, apply_deltas).chain().in_set(RegionSystems).after(NetSystems::Receive),
+            )
+            .add_systems(
+                PostUpdate,
+                update_subscriptions
+                    .in_set(RegionSystems)
+                    .before(NetSystems::Send)
+                    .run_if(resource_changed::<SimulationTick>),
+            );
+    }
+}
+
+/// Foreign regions within `radius` of any of our players, by owner.
+fn foreign_regions_near<'a>(
+    settings: &ServerSettings,
+    players: impl Iterator<Item = &'a Position>,
+    radius: f32,
+) -> HashMap<ServerId, HashSet<RegionId>> {
+    let mut near: HashMap<ServerId, HashSet<RegionId>> = HashMap::new();
+    for position in players {
+        for region in settings.map.regions_within(position.0, radius) {
+            match settings.map.owner(region) {
+                Some(owner) if owner != settings.id => {
+                    near.entry(owner).or_default().insert(region);
+                }
+                _ => {}
+            }
+        }
+    }
+    near
+}
+
+fn update_subscriptions(
+    mut commands: Commands,
+    settings: Res<ServerSettings>,
+    players: Query<&Position, With<Player>>,
+    mut subscriptions: ResMut<Subscriptions>,
+    mut peers: ResMut<PeerLinks>,
+    mut ghosts: ResMut<Ghosts>,
+    ghost_regions: Query<(&tessera_shared::ids::EntityId, &Ghost)>,
+) {
+    let (wanted, kept) = if settings.broadcast_baseline {
+        // The baseline the design rejects: every foreign region, whoever looks.
+        let mut every: HashMap<ServerId, HashSet<RegionId>> = HashMap::new();
+        for (region, owner) in settings.map.regions().filter(|&(_, owner)| owner != settings.id) {
+            every.entry(owner).or_default().insert(region);
+        }
+        (every.clone(), every)
+    } else {
+        let view = settings.view_radius();
+        (
+            foreign_regions_near(&settings, players.iter(), view + SUBSCRIBE_MARGIN),
+            foreign_regions_near(&settings, players.iter(), view + UNSUBSCRIBE_MARGIN),
+        )
+    };
+    let peer_ids: Vec<ServerId> = peers.ids().collect();
+    let mut dropped_regions = HashSet::new();
+    for peer in peer_ids {
+        let current = subscriptions.0.entry(peer).or_default();
+        let empty = HashSet::new();
+        let add: Vec<RegionId> = wanted.get(&peer).unwrap_or(&empty).difference(current).copied().collect();
+        let remove: Vec<RegionId> =
+            current.iter().filter(|region| !kept.get(&peer).is_some_and(|k| k.contains(region))).copied().collect();
+        if !remove.is_empty() {
+            current.retain(|region| !remove.contains(region));
+            dropped_regions.extend(remove.iter().copied());
+            peers.send(peer, PeerMessage::Unsubscribe(remove));
+        }
+        if !add.is_empty() && peers.send(peer, PeerMessage::Subscribe(add.clone())) {
+            subscriptions.0.entry(peer).or_default().extend(add);
+        }
+    }
+    if !dropped_regions.is_empty() {
+        for (&id, ghost) in &ghost_regions {
+            if dropped_regions.contains(&ghost.region) {
+                ghosts.despawn(&mut commands, id);
+            }
+        }
+    }
+}
+
+fn forget_lost_peers(
+    mut commands: Commands,
+    mut lost: MessageReader<PeerLost>,
+    mut subscriptions: ResMut<Subscriptions>,
+    mut ghosts: ResMut<Ghosts>,
+    ghost_owners: Query<(&tessera_shared::ids::EntityId, &Ghost)>,
+) {
+    for &PeerLost { peer } in lost.read() {
+        // Re-subscribed from scratch (full snapshots) once the peer is back.
+        subscriptions.0.remove(&peer);
+        for (&id, ghost) in &ghost_owners {
+            if ghost.owner == peer {
+                ghosts.despawn(&mut commands, id);
+            }
+        }
+    }
+}
+
+fn apply_deltas(
+    mut commands: Commands,
+    mut received: MessageReader<RegionDeltasReceived>,
+    subscriptions: Res<Subscriptions>,
+    mut ghosts: ResMut<Ghosts>,
+    players: Res<Players>,
+    ghost_regions: Query<&Ghost>,
+) {
+    for RegionDeltasReceived { peer, deltas } in received.read() {
+        for delta in deltas.iter().cloned() {
+            if !subscriptions.0.get(peer).is_some_and(|regions| regions.contains(&delta.region)) {
+                // Sent before our unsubscribe reached the peer.
+                debug!("ignoring region {} from {peer}: not subscribed", delta.region);
+                continue;
+            }
+            let ghost = Ghost { owner: *peer, region: delta.region };
+            if delta.full {
+                let stale: Vec<_> = ghosts
+                    .0
+                    .iter()
+                    .filter(|&(_, &entity)| ghost_regions.get(entity).is_ok_and(|g| *g == ghost))
+                    .map(|(&id, _)| id)
+                    .collect();
+                for id in stale {
+                    ghosts.despawn(&mut commands, id);
+                }
+            }
+            for entry in delta.entered {
+                // A player handed to us may still show up in its old owner's region for a tick.
+                if !players.0.contains_key(&UserId(entry.state.id.0)) {
+                    ghosts.spawn_or_update(&mut commands, ghost, entry);
+                }
+            }
+            for state in delta.moved {
+                ghosts.update(&mut commands, state);
+            }
+            for id in delta.left {
+                let in_this_region =
+                    ghosts.0.get(&id).is_some_and(|&entity| ghost_regions.get(entity).is_ok_and(|g| *g == ghost));
+                if in_this_region {
+                    ghosts.despawn(&mut commands, id);
+                }
+            }
+        }
+    }
+}
