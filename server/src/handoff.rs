@@ -72,13 +72,20 @@ fn hand_off_departing(
             proxy: player.proxy,
             epoch: player.epoch + 1,
         };
-        if peers.send(next, PeerMessage::Handoff(state)) {
-            info!("handing {user} to {next} at {}", position.0);
-            commands.entity(entity).despawn();
-            players.0.remove(&user);
-            handed_off.0.insert(user, (next, tick.0));
-            settings.stats.handoffs_out.fetch_add(1, Ordering::Relaxed);
+        if !peers.contains(next) {
+            continue;
         }
+        // Let go before the next owner can take over, as seen from outside too.
+        players.0.remove(&user);
+        settings.stats.players.store(players.0.len() as u64, Ordering::Relaxed);
+        if !peers.send(next, PeerMessage::Handoff(state)) {
+            players.0.insert(user, entity);
+            continue;
+        }
+        info!("handing {user} to {next} at {}", position.0);
+        commands.entity(entity).despawn();
+        handed_off.0.insert(user, (next, tick.0));
+        settings.stats.handoffs_out.fetch_add(1, Ordering::Relaxed);
     }
 }
 

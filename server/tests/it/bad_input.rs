@@ -1,6 +1,7 @@
 //! Bad input closes that one connection, with a clear log line, and nobody else notices:
 //! garbage, absurd lengths, truncated frames, a wrong protocol version, messages not
-//! allowed in the current state, and ids a peer has no right to use.
+//! allowed in the current state, ids a peer has no right to use, and peer servers
+//! naming regions or players the map does not give them.
 
 use crate::harness::{DEADLINE, default_cluster, join};
 use bytes::BytesMut;
@@ -10,8 +11,11 @@ use tessera_server::local_cluster::LocalCluster;
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
 use tessera_shared::framing::encode_frame;
-use tessera_shared::ids::{ProxyId, UserId};
-use tessera_shared::protocol::{ClientToProxy, Hello, Input, PROTOCOL_VERSION, ProxyToServer, Role};
+use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::protocol::{
+    ClientToProxy, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToServer, RegionDelta, Role,
+};
+use tessera_shared::region_map::RegionId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -138,5 +142,47 @@ async fn a_silent_connection_is_dropped_after_the_handshake_deadline() {
     let started = std::time::Instant::now();
     assert_closed_after(proxy, &[], false).await;
     assert!(started.elapsed() >= Duration::from_secs(4), "closed by the handshake deadline, not at once");
+    assert_unaffected(&mut honest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_is_held_to_the_map() {
+    let (cluster, mut honest) = cluster_with_honest_player().await;
+    // Server 4 accepts peers with lower ids; this one claims to be server 1.
+    let server_four = cluster.config().servers[3].peer_bind.to_string();
+    let hello = frame(&PeerMessage::Hello(Hello::new(Role::Server(ServerId(1)))));
+    let abuses = [
+        // A subscription to a region server 4 does not own.
+        PeerMessage::Subscribe(vec![RegionId { x: 0, y: 0 }]),
+        // Region data for a region the sender does not own.
+        PeerMessage::Regions {
+            tick: 1,
+            deltas: vec![RegionDelta {
+                region: RegionId { x: 1, y: 1 },
+                full: true,
+                entered: vec![],
+                moved: vec![],
+                left: vec![],
+            }],
+        },
+        // A handoff of a player standing outside server 4's regions.
+        PeerMessage::Handoff(HandoffState {
+            user: UserId::issue(ProxyId(1), 999),
+            name: "ghost".into(),
+            position: Vec2::splat(10.0),
+            velocity: Vec2::ZERO,
+            keys: Keys::empty(),
+            last_input: 0,
+            inputs_applied: 0,
+            pending: vec![],
+            proxy: ProxyId(1),
+            epoch: 1,
+        }),
+    ];
+    for abuse in abuses {
+        let mut bytes = hello.clone();
+        bytes.extend(frame(&abuse));
+        assert_closed_after(&server_four, &bytes, false).await;
+    }
     assert_unaffected(&mut honest).await;
 }

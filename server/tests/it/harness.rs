@@ -1,9 +1,13 @@
 //! Shared test scaffolding: a local cluster on free ports and players joined to it.
 
 use std::time::Duration;
-use tessera_bots::player::Player;
+use tessera_bots::player::{Player, WorldView};
+use tessera_bots::swarm::keys_toward;
 use tessera_server::local_cluster::LocalCluster;
+use tessera_shared::Vec2;
 use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::components::Keys;
+use tessera_shared::ids::ServerId;
 
 /// Generous: CI shares two busy cores.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -30,4 +34,41 @@ pub async fn join(cluster: &LocalCluster, proxy: usize, name: &str) -> Player {
     };
     player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
     player
+}
+
+/// Walks `player` to `target`, steering as a person would (keys only when the direction
+/// changes), calling `check` on every update received on the way; then stops.
+pub async fn walk_to(player: &mut Player, target: Vec2, mut check: impl FnMut(&WorldView)) {
+    let deadline = tokio::time::Instant::now() + WALK_DEADLINE;
+    loop {
+        let me = player.view.me.expect("joined players have a position").position;
+        if me.distance(target) < ARRIVED {
+            break;
+        }
+        let keys = keys_toward(me, target);
+        if keys != player.keys() {
+            player.press(keys).await.unwrap();
+        }
+        tokio::time::timeout_at(deadline, player.receive())
+            .await
+            .unwrap_or_else(|_| panic!("did not reach {target} from {me} in time"))
+            .unwrap();
+        check(&player.view);
+    }
+    let stop = player.press(Keys::empty()).await.unwrap();
+    player.wait_until(DEADLINE, "the stop applied", |view| view.last_input >= stop).await.unwrap();
+    check(&player.view);
+}
+
+/// Close enough to a walking target.
+const ARRIVED: f32 = 15.0;
+/// Walking the length of a region takes about five seconds.
+const WALK_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The centre of the region owned by `server` on the default map.
+pub fn centre_of(cluster: &LocalCluster, server: ServerId) -> Vec2 {
+    let map = cluster.config().region_map();
+    let region = map.regions_of(server).next().expect("every server owns a region");
+    let (min, max) = map.bounds(region);
+    (min + max) / 2.0
 }

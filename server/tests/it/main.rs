@@ -2,5 +2,8 @@
 //! One module per feature.
 
 mod bad_input;
+mod handoff;
 mod harness;
+mod subscriptions;
+mod visibility;
 mod walking;
