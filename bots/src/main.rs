@@ -27,14 +27,9 @@ struct Args {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    tessera_shared::logging::init();
     let args = Args::parse();
-    let cluster = match &args.cluster {
-        Some(path) => ClusterConfig::load(path),
-        None => Ok(ClusterConfig::default_local()),
-    };
+    let cluster = ClusterConfig::load_or_default(args.cluster.as_deref());
     let cluster = match cluster {
         Ok(cluster) => cluster,
         Err(err) => {

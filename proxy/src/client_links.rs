@@ -7,14 +7,14 @@ use crate::routing::{ClientRoute, Routing};
 use rand::Rng;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tessera_shared::Vec2;
 use tessera_shared::ids::UserId;
-use tessera_shared::link::{Link, LinkError, Outbound};
+use tessera_shared::link::{Link, LinkError, Outbound, accept_loop};
 use tessera_shared::protocol::{ClientToProxy, Hello, MAX_NAME_LEN, ProxyToClient, ProxyToServer, Role, Welcome};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 /// Inputs a player may send per second; a real player changes keys far less often.
 pub const MAX_INPUTS_PER_SEC: u32 = 60;
@@ -29,34 +29,17 @@ pub async fn accept(
     if let Ok(addr) = listener.local_addr() {
         info!("{} accepting players on {addr}", settings.id);
     }
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                let user = UserId::issue(settings.id, issued.fetch_add(1, Ordering::Relaxed));
-                let (settings, routing) = (settings.clone(), routing.clone());
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    let result = tokio::select! {
-                        _ = shutdown.cancelled() => Ok(()),
-                        result = serve(stream, user, &settings, &routing) => result,
-                    };
-                    routing.leave(user);
-                    match result {
-                        Ok(()) | Err(LinkError::Closed) => info!("{user} from {addr} left"),
-                        Err(err) => warn!("closing player link of {user} from {addr}: {err}"),
-                    }
-                });
-            }
-            Err(err) => {
-                warn!("accepting a player failed: {err}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+    accept_loop(listener, shutdown, "player", move |stream, _| {
+        let user = UserId::issue(settings.id, issued.fetch_add(1, Ordering::Relaxed));
+        let (settings, routing) = (settings.clone(), routing.clone());
+        async move {
+            let result = serve(stream, user, &settings, &routing).await;
+            routing.leave(user);
+            info!("{user} left");
+            result
         }
-    }
+    })
+    .await
 }
 
 async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routing: &Routing) -> Result<(), LinkError> {

@@ -20,9 +20,7 @@ struct Args {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    tessera_shared::logging::init();
     let args = Args::parse();
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -34,10 +32,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let cluster = match &args.cluster {
-        Some(path) => ClusterConfig::load(path)?,
-        None => ClusterConfig::default_local(),
-    };
+    let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     let id = ProxyId(args.id);
     let bind = cluster.proxy(id)?.client_bind;
     let listener = tokio::net::TcpListener::bind(bind).await?;

@@ -31,11 +31,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,bevy=warn".into()),
-        )
-        .init();
+    tessera_shared::logging::init();
     let args = Args::parse();
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -47,10 +43,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut cluster = match &args.cluster {
-        Some(path) => ClusterConfig::load(path)?,
-        None => ClusterConfig::default_local(),
-    };
+    let mut cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     if let Some(hz) = args.tick_hz {
         cluster.simulation.tick_hz = hz;
         cluster.validate()?;

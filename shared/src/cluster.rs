@@ -148,6 +148,12 @@ impl ClusterConfig {
         Ok(config)
     }
 
+    /// The map at `path`, or the default one when there is none: what every binary's
+    /// `--cluster` means.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, ClusterError> {
+        path.map_or_else(|| Ok(Self::default_local()), Self::load)
+    }
+
     /// The default map shipped in `assets/cluster.toml`.
     pub fn default_local() -> Self {
         Self::parse(DEFAULT_CLUSTER_TOML).expect("the shipped default cluster map is valid")

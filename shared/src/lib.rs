@@ -8,6 +8,7 @@ pub mod components;
 pub mod framing;
 pub mod ids;
 pub mod link;
+pub mod logging;
 pub mod protocol;
 pub mod region_map;
 

@@ -8,13 +8,16 @@ use crate::protocol::{Greeting, Hello, PROTOCOL_VERSION, Role};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -181,5 +184,87 @@ impl<T> Outbound<T> {
 
     pub fn is_closed(&self) -> bool {
         self.0.is_closed()
+    }
+}
+
+/// First wait before redialing a lost link; it doubles on each failure up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A link that stayed up this long was healthy: the next redial starts from the first backoff.
+const HEALTHY_LINK: Duration = Duration::from_secs(1);
+
+/// Accepts connections until `shutdown`, serving each on a task of its own and logging
+/// why each closed: one bad connection never stops the listener.
+pub async fn accept_loop<Serve, Served>(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    what: &'static str,
+    serve: Serve,
+) where
+    Serve: Fn(TcpStream, SocketAddr) -> Served,
+    Served: Future<Output = Result<(), LinkError>> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let served = serve(stream, addr);
+                tokio::spawn(async move {
+                    match served.await {
+                        Ok(()) | Err(LinkError::Closed) => info!("{what} link from {addr} closed"),
+                        Err(err) => warn!("closing {what} link from {addr}: {err}"),
+                    }
+                });
+            }
+            Err(err) => {
+                warn!("accepting a {what} failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Dials `address` until `shutdown`, running `serve` on each connection and redialing
+/// with exponential backoff whenever the connection fails or ends.
+pub async fn redial<Serve, Served>(address: &str, what: &str, shutdown: CancellationToken, mut serve: Serve)
+where
+    Serve: FnMut(TcpStream) -> Served,
+    Served: Future<Output = Result<(), LinkError>>,
+{
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let attempt = async {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+                .await
+                .map_err(|_| LinkError::Rejected(format!("connect timed out after {CONNECT_TIMEOUT:?}")))?
+                .map_err(|err| LinkError::Wire(err.into()))?;
+            let connected = tokio::time::Instant::now();
+            let result = serve(stream).await;
+            if connected.elapsed() >= HEALTHY_LINK {
+                backoff = FIRST_BACKOFF;
+            }
+            result
+        };
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = attempt => result,
+        };
+        match result {
+            // Still down: said once at the first failure, not at every retry.
+            Err(LinkError::Wire(err)) if backoff > FIRST_BACKOFF => {
+                debug!("{what} at {address} still unreachable: {err}")
+            }
+            Err(err) => warn!("{what} at {address}: {err}; redialing in {backoff:?}"),
+            Ok(()) => info!("{what} at {address} closed the link; redialing"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

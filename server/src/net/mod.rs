@@ -11,17 +11,15 @@ pub use links::Links;
 
 use crate::app::{ServerListeners, ServerSettings, Shutdown};
 use bevy::prelude::*;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tessera_shared::Vec2;
 use tessera_shared::bridge::{Inbox, NetRuntime, inbox};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
-use tessera_shared::link::{LinkError, Outbound};
+use tessera_shared::link::Outbound;
 use tessera_shared::protocol::{HandoffState, Input, PeerMessage, ProxyToServer, RegionDelta, ServerToProxy};
 use tessera_shared::region_map::RegionId;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 /// Undrained network events the ECS holds before network tasks wait for it.
@@ -168,42 +166,6 @@ impl Plugin for NetPlugin {
             .configure_sets(PreUpdate, NetSystems::Receive)
             .configure_sets(PostUpdate, NetSystems::Send)
             .add_systems(PreUpdate, (report_dropped_links, receive).chain().in_set(NetSystems::Receive));
-    }
-}
-
-/// Accepts connections until `shutdown`, serving each on its own task and logging why
-/// it closed.
-async fn accept_loop<Serve, Served>(
-    listener: TcpListener,
-    shutdown: CancellationToken,
-    what: &'static str,
-    serve: Serve,
-) where
-    Serve: Fn(TcpStream) -> Served,
-    Served: Future<Output = Result<(), LinkError>> + Send + 'static,
-{
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                let served = serve(stream);
-                tokio::spawn(async move { log_close(what, addr, served.await) });
-            }
-            Err(err) => {
-                warn!("accepting a {what} failed: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-fn log_close(what: &str, addr: SocketAddr, result: Result<(), LinkError>) {
-    match result {
-        Ok(()) | Err(LinkError::Closed) => info!("{what} link from {addr} closed"),
-        Err(err) => warn!("closing {what} link from {addr}: {err}"),
     }
 }
 

@@ -4,21 +4,17 @@
 //! receiver owns, region data only for regions the sender owns, handoffs only of
 //! players standing in the receiver's regions.
 
-use super::{LinkId, NetEvent, accept_loop};
+use super::{LinkId, NetEvent};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::ids::ServerId;
-use tessera_shared::link::{Link, LinkError, Outbound};
+use tessera_shared::link::{Link, LinkError, Outbound, accept_loop, redial};
 use tessera_shared::protocol::{Hello, PeerMessage, Role};
 use tessera_shared::region_map::{RegionId, RegionMap};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
-
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+use tracing::info;
 
 /// What a peer task needs to know.
 #[derive(Clone)]
@@ -31,7 +27,7 @@ pub struct PeerContext {
 
 /// Accepts peers with a lower id than ours.
 pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: CancellationToken) {
-    accept_loop(listener, shutdown, "peer", move |stream| {
+    accept_loop(listener, shutdown, "peer", move |stream, _| {
         let context = context.clone();
         async move {
             let mut link = Link::<PeerMessage>::counting(stream, context.bytes_out.clone());
@@ -47,33 +43,17 @@ pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: Cance
 
 /// Keeps a link to `peer` (whose id is higher than ours) up until `shutdown`.
 pub async fn dial(address: String, peer: ServerId, context: PeerContext, shutdown: CancellationToken) {
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        let attempt = async {
-            let stream = TcpStream::connect(&address).await.map_err(|err| LinkError::Wire(err.into()))?;
+    redial(&address, &peer.to_string(), shutdown, |stream| {
+        let context = context.clone();
+        async move {
             let mut link = Link::<PeerMessage>::counting(stream, context.bytes_out.clone());
             match link.handshake::<PeerMessage>(Hello::new(Role::Server(context.me))).await? {
-                Role::Server(id) if id == peer => {}
-                got => return Err(LinkError::Role { expected: "the server the map names", got }),
+                Role::Server(id) if id == peer => serve(link, peer, &context).await,
+                got => Err(LinkError::Role { expected: "the server the map names", got }),
             }
-            backoff = FIRST_BACKOFF;
-            serve(link, peer, &context).await
-        };
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = attempt => result,
-        };
-        match result {
-            Err(LinkError::Wire(err)) if backoff > FIRST_BACKOFF => debug!("{peer} still unreachable: {err}"),
-            Err(err) => warn!("link to {peer} at {address}: {err}; redialing in {backoff:?}"),
-            Ok(()) => info!("{peer} closed the link; redialing"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+    })
+    .await
 }
 
 async fn serve(link: Link<PeerMessage>, peer: ServerId, context: &PeerContext) -> Result<(), LinkError> {

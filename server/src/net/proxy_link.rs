@@ -2,10 +2,10 @@
 //! to the app after checking that each one is allowed (a proxy may only speak for the
 //! users it issued).
 
-use super::{LinkId, NetEvent, accept_loop};
+use super::{LinkId, NetEvent};
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::ids::ServerId;
-use tessera_shared::link::{Link, LinkError, Outbound};
+use tessera_shared::link::{Link, LinkError, Outbound, accept_loop};
 use tessera_shared::protocol::{Hello, MAX_NAME_LEN, ProxyToServer, Role, ServerToProxy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +17,7 @@ pub async fn accept(
     events: InboxSender<NetEvent>,
     shutdown: CancellationToken,
 ) {
-    accept_loop(listener, shutdown, "proxy", move |stream| serve(stream, server, events.clone())).await
+    accept_loop(listener, shutdown, "proxy", move |stream, _| serve(stream, server, events.clone())).await
 }
 
 async fn serve(stream: TcpStream, server: ServerId, events: InboxSender<NetEvent>) -> Result<(), LinkError> {
