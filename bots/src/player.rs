@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tessera_shared::components::Keys;
 use tessera_shared::ids::{EntityId, ServerId};
-use tessera_shared::link::{Link, LinkError};
+use tessera_shared::link::{Link, LinkError, Traffic};
 use tessera_shared::protocol::{ClientToProxy, EntityState, Hello, Input, PlayerUpdate, ProxyToClient, Role, Welcome};
 use tokio::net::TcpStream;
 
@@ -73,9 +73,14 @@ pub struct Player {
 impl Player {
     /// Connects to the proxy at `addr` and waits for its welcome.
     pub async fn connect(addr: &str, name: &str) -> Result<Self, PlayerError> {
+        Self::connect_counting(addr, name, &Traffic::default()).await
+    }
+
+    /// As [`Self::connect`], adding every byte in and out to `traffic`.
+    pub async fn connect_counting(addr: &str, name: &str, traffic: &Traffic) -> Result<Self, PlayerError> {
         let stream =
             TcpStream::connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
-        let mut link = Link::new(stream);
+        let mut link = Link::counting(stream, traffic);
         link.handshake::<ClientToProxy>(Hello::new(Role::Client { name: name.into() })).await?;
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, link.recv()).await {
             Err(_) => return Err(PlayerError::NoWelcome(WELCOME_TIMEOUT)),

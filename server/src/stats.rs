@@ -13,8 +13,8 @@ pub struct ServerStats {
     pub subscriptions_in: AtomicU64,
     pub handoffs_in: AtomicU64,
     pub handoffs_out: AtomicU64,
-    /// Bytes written to peer servers, frames and length prefixes included.
-    pub peer_bytes_out: std::sync::Arc<AtomicU64>,
+    /// Bytes exchanged with peer servers.
+    pub peer_traffic: tessera_shared::link::Traffic,
     pub ticks: AtomicU64,
 }
 

@@ -114,7 +114,7 @@ fn report(
         get(&stats.handoffs_out),
         proxies.len(),
         peers.len(),
-        get(&stats.peer_bytes_out),
+        get(&stats.peer_traffic.bytes_out),
         ticks.frames,
         ticks.p50,
         ticks.p99,

@@ -35,21 +35,27 @@ pub enum WireError {
 }
 
 /// Decodes frames into `In` and encodes any serialisable message, adding the bytes it
-/// encodes to `bytes_out` when given one.
+/// decodes or encodes to `counter` when given one.
 pub struct WireCodec<In> {
-    bytes_out: Option<Arc<AtomicU64>>,
+    counter: Option<Arc<AtomicU64>>,
     _in: PhantomData<fn() -> In>,
 }
 
 impl<In> Default for WireCodec<In> {
     fn default() -> Self {
-        Self { bytes_out: None, _in: PhantomData }
+        Self { counter: None, _in: PhantomData }
     }
 }
 
 impl<In> WireCodec<In> {
-    pub fn counting(bytes_out: Arc<AtomicU64>) -> Self {
-        Self { bytes_out: Some(bytes_out), _in: PhantomData }
+    pub fn counting(counter: Arc<AtomicU64>) -> Self {
+        Self { counter: Some(counter), _in: PhantomData }
+    }
+
+    fn count(&self, bytes: usize) {
+        if let Some(counter) = &self.counter {
+            counter.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
     }
 }
 
@@ -71,6 +77,7 @@ impl<In: DeserializeOwned> Decoder for WireCodec<In> {
         }
         src.advance(LEN_PREFIX);
         let body = src.split_to(len);
+        self.count(LEN_PREFIX + len);
         decode_body(&body).map(Some)
     }
 
@@ -89,9 +96,7 @@ impl<In, Out: Serialize> Encoder<Out> for WireCodec<In> {
     fn encode(&mut self, message: Out, dst: &mut BytesMut) -> Result<(), WireError> {
         let before = dst.len();
         encode_frame(&message, dst)?;
-        if let Some(counter) = &self.bytes_out {
-            counter.fetch_add((dst.len() - before) as u64, Ordering::Relaxed);
-        }
+        self.count(dst.len() - before);
         Ok(())
     }
 }

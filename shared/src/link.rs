@@ -46,6 +46,13 @@ pub enum LinkError {
     Rejected(String),
 }
 
+/// Bytes that crossed one or more links, frames and length prefixes included.
+#[derive(Debug, Default, Clone)]
+pub struct Traffic {
+    pub bytes_in: Arc<AtomicU64>,
+    pub bytes_out: Arc<AtomicU64>,
+}
+
 /// A framed connection before and after its handshake.
 pub struct Link<In> {
     reader: FramedRead<OwnedReadHalf, WireCodec<In>>,
@@ -54,19 +61,23 @@ pub struct Link<In> {
 
 impl<In: DeserializeOwned> Link<In> {
     pub fn new(stream: TcpStream) -> Self {
-        Self::with_codecs(stream, WireCodec::default())
+        Self::with_codecs(stream, WireCodec::default(), WireCodec::default())
     }
 
-    /// A link that adds every byte it writes to `bytes_out`.
-    pub fn counting(stream: TcpStream, bytes_out: Arc<AtomicU64>) -> Self {
-        Self::with_codecs(stream, WireCodec::counting(bytes_out))
+    /// A link that adds every byte it reads and writes to `traffic`.
+    pub fn counting(stream: TcpStream, traffic: &Traffic) -> Self {
+        Self::with_codecs(
+            stream,
+            WireCodec::counting(traffic.bytes_in.clone()),
+            WireCodec::counting(traffic.bytes_out.clone()),
+        )
     }
 
-    fn with_codecs(stream: TcpStream, writer: WireCodec<In>) -> Self {
+    fn with_codecs(stream: TcpStream, reader: WireCodec<In>, writer: WireCodec<In>) -> Self {
         // Small frames every tick: latency matters more than coalescing.
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        Self { reader: FramedRead::new(read, WireCodec::default()), writer: FramedWrite::new(write, writer) }
+        Self { reader: FramedRead::new(read, reader), writer: FramedWrite::new(write, writer) }
     }
 
     /// Sends `hello` and waits for the peer's, checking the protocol version.

@@ -139,7 +139,7 @@ impl Plugin for NetPlugin {
                 me: settings.id,
                 map: Arc::new(settings.map.clone()),
                 events,
-                bytes_out: settings.stats.peer_bytes_out.clone(),
+                traffic: settings.stats.peer_traffic.clone(),
             };
             for peer in settings.cluster.servers.iter().filter(|peer| peer.id > settings.id) {
                 runtime.handle().spawn(peer_link::dial(

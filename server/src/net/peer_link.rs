@@ -6,10 +6,9 @@
 
 use super::{LinkId, NetEvent};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::ids::ServerId;
-use tessera_shared::link::{Link, LinkError, Outbound, accept_loop, redial};
+use tessera_shared::link::{Link, LinkError, Outbound, Traffic, accept_loop, redial};
 use tessera_shared::protocol::{Hello, PeerMessage, Role};
 use tessera_shared::region_map::{RegionId, RegionMap};
 use tokio::net::TcpListener;
@@ -22,7 +21,7 @@ pub struct PeerContext {
     pub me: ServerId,
     pub map: Arc<RegionMap>,
     pub events: InboxSender<NetEvent>,
-    pub bytes_out: Arc<AtomicU64>,
+    pub traffic: Traffic,
 }
 
 /// Accepts peers with a lower id than ours.
@@ -30,7 +29,7 @@ pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: Cance
     accept_loop(listener, shutdown, "peer", move |stream, _| {
         let context = context.clone();
         async move {
-            let mut link = Link::<PeerMessage>::counting(stream, context.bytes_out.clone());
+            let mut link = Link::<PeerMessage>::counting(stream, &context.traffic);
             let peer = match link.handshake::<PeerMessage>(Hello::new(Role::Server(context.me))).await? {
                 Role::Server(peer) if peer < context.me && context.map.regions_of(peer).next().is_some() => peer,
                 got => return Err(LinkError::Role { expected: "server of the map with a lower id", got }),
@@ -46,7 +45,7 @@ pub async fn dial(address: String, peer: ServerId, context: PeerContext, shutdow
     redial(&address, &peer.to_string(), shutdown, |stream| {
         let context = context.clone();
         async move {
-            let mut link = Link::<PeerMessage>::counting(stream, context.bytes_out.clone());
+            let mut link = Link::<PeerMessage>::counting(stream, &context.traffic);
             match link.handshake::<PeerMessage>(Hello::new(Role::Server(context.me))).await? {
                 Role::Server(id) if id == peer => serve(link, peer, &context).await,
                 got => Err(LinkError::Role { expected: "the server the map names", got }),

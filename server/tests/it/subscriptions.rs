@@ -32,7 +32,7 @@ async fn peer_bytes_while_walking_inside_regions(cluster: &LocalCluster) -> u64 
         walk_to(&mut player, centre, |_| {}).await;
         walks.push((player, centre));
     }
-    let before = sum(cluster, |s| &s.peer_bytes_out);
+    let before = sum(cluster, |s| &s.peer_traffic.bytes_out);
     let world_centre = cluster.config().region_map().world_size() / 2.0;
     let mut tasks = Vec::new();
     for (mut player, centre) in walks {
@@ -46,7 +46,7 @@ async fn peer_bytes_while_walking_inside_regions(cluster: &LocalCluster) -> u64 
     for task in tasks {
         task.await.unwrap();
     }
-    sum(cluster, |s| &s.peer_bytes_out) - before
+    sum(cluster, |s| &s.peer_traffic.bytes_out) - before
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,9 +72,9 @@ async fn nobody_near_a_border_means_no_subscriptions() {
         sum(&cluster, |s| &s.subscriptions_out) == 0 && sum(&cluster, |s| &s.subscriptions_in) == 0
     })
     .await;
-    let before = sum(&cluster, |s| &s.peer_bytes_out);
+    let before = sum(&cluster, |s| &s.peer_traffic.bytes_out);
     let seen = player.view.updates;
     player.wait_until(DEADLINE, "a second of updates", |view| view.updates >= seen + 20).await.unwrap();
-    assert_eq!(sum(&cluster, |s| &s.peer_bytes_out), before, "no peer traffic while nobody is near a border");
+    assert_eq!(sum(&cluster, |s| &s.peer_traffic.bytes_out), before, "no peer traffic while nobody is near a border");
     assert_eq!(sum(&cluster, |s| &s.ghosts), 0);
 }

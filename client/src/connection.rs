@@ -1,0 +1,211 @@
+//! The connection to the cluster, on a tokio runtime beside the app: join through a
+//! proxy picked at random, send the keys held whenever they change, receive updates, and
+//! on any loss say why and retry with backoff. The app sees [`Connection`] and the
+//! latest [`Snapshot`]; nothing here ever blocks a frame.
+
+use bevy::prelude::*;
+use rand::seq::IndexedRandom;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tessera_bots::player::{Player, WorldView};
+use tessera_shared::bridge::{Inbox, InboxSender, NetRuntime, inbox};
+use tessera_shared::components::Keys;
+use tessera_shared::link::{Outbound, Traffic};
+use tessera_shared::protocol::Welcome;
+use tokio::sync::mpsc;
+
+/// What the player sees of the connection.
+#[derive(Resource, Debug, Clone, PartialEq)]
+pub enum Connection {
+    Connecting { proxy: String },
+    InGame { proxy: String },
+    Lost { reason: String, retry_at: Instant },
+}
+
+/// The last update from the server, as received.
+#[derive(Resource, Default)]
+pub struct Snapshot {
+    /// The name this player joined with.
+    pub name: String,
+    pub welcome: Option<Welcome>,
+    pub view: WorldView,
+    /// When the view arrived.
+    pub at: Option<Instant>,
+    /// Milliseconds from a key press to the first update reflecting it.
+    pub round_trip_ms: Option<f64>,
+    /// The last input sent, and whether the server applied it yet.
+    pub keys_sent: Keys,
+    pub last_sent: u32,
+}
+
+/// Bytes in and out per second, measured over the last second.
+#[derive(Resource, Default)]
+pub struct Bandwidth {
+    pub traffic: Traffic,
+    last: (u64, u64),
+    since: Option<Instant>,
+    pub in_per_sec: f64,
+    pub out_per_sec: f64,
+}
+
+enum FromNet {
+    Connecting { proxy: String },
+    Joined { proxy: String, welcome: Box<Welcome> },
+    View { view: Box<WorldView>, round_trip_ms: Option<f64>, last_sent: u32 },
+    Lost { reason: String, retry_in: Duration },
+}
+
+/// Where key presses go.
+#[derive(Resource)]
+struct KeysOut(Outbound<Keys>);
+
+pub struct ConnectionPlugin {
+    pub proxies: Vec<String>,
+    pub name: String,
+}
+
+impl Plugin for ConnectionPlugin {
+    fn build(&self, app: &mut App) {
+        let runtime = NetRuntime::new("client-net", 1).expect("the network runtime starts");
+        let (events, inbox) = inbox::<FromNet>(1024);
+        let (keys, keys_in) = Outbound::channel();
+        let traffic = Traffic::default();
+        runtime.handle().spawn(stay_connected(
+            self.proxies.clone(),
+            self.name.clone(),
+            events,
+            keys_in,
+            traffic.clone(),
+        ));
+        app.insert_resource(runtime)
+            .insert_resource(inbox)
+            .insert_resource(KeysOut(keys))
+            .insert_resource(Connection::Connecting { proxy: String::new() })
+            .insert_resource(Bandwidth { traffic, ..default() })
+            .insert_resource(Snapshot { name: self.name.clone(), ..default() })
+            .add_systems(PreUpdate, receive)
+            .add_systems(Update, (send_keys, measure_bandwidth));
+    }
+}
+
+fn receive(inbox: Res<Inbox<FromNet>>, mut connection: ResMut<Connection>, mut snapshot: ResMut<Snapshot>) {
+    for event in inbox.drain() {
+        match event {
+            FromNet::Connecting { proxy } => *connection = Connection::Connecting { proxy },
+            FromNet::Joined { proxy, welcome } => {
+                *connection = Connection::InGame { proxy };
+                let name = std::mem::take(&mut snapshot.name);
+                *snapshot = Snapshot { name, welcome: Some(*welcome), ..default() };
+            }
+            FromNet::View { view, round_trip_ms, last_sent } => {
+                snapshot.view = *view;
+                snapshot.at = Some(Instant::now());
+                snapshot.last_sent = last_sent;
+                if round_trip_ms.is_some() {
+                    snapshot.round_trip_ms = round_trip_ms;
+                }
+            }
+            FromNet::Lost { reason, retry_in } => {
+                *connection = Connection::Lost { reason, retry_at: Instant::now() + retry_in };
+            }
+        }
+    }
+}
+
+/// The keys the player holds now: WASD or arrows.
+pub fn held_keys(input: &ButtonInput<KeyCode>) -> Keys {
+    let mut keys = Keys::empty();
+    let any = |codes: [KeyCode; 2]| codes.iter().any(|&code| input.pressed(code));
+    keys.set(Keys::UP, any([KeyCode::KeyW, KeyCode::ArrowUp]));
+    keys.set(Keys::DOWN, any([KeyCode::KeyS, KeyCode::ArrowDown]));
+    keys.set(Keys::LEFT, any([KeyCode::KeyA, KeyCode::ArrowLeft]));
+    keys.set(Keys::RIGHT, any([KeyCode::KeyD, KeyCode::ArrowRight]));
+    keys
+}
+
+fn send_keys(input: Res<ButtonInput<KeyCode>>, keys_out: Res<KeysOut>, mut snapshot: ResMut<Snapshot>) {
+    let keys = held_keys(&input);
+    if keys != snapshot.keys_sent && keys_out.0.send(keys).is_ok() {
+        snapshot.keys_sent = keys;
+    }
+}
+
+fn measure_bandwidth(mut bandwidth: ResMut<Bandwidth>) {
+    let now = Instant::now();
+    let since = *bandwidth.since.get_or_insert(now);
+    let elapsed = now.duration_since(since).as_secs_f64();
+    if elapsed < 1.0 {
+        return;
+    }
+    let totals =
+        (bandwidth.traffic.bytes_in.load(Ordering::Relaxed), bandwidth.traffic.bytes_out.load(Ordering::Relaxed));
+    bandwidth.in_per_sec = (totals.0 - bandwidth.last.0) as f64 / elapsed;
+    bandwidth.out_per_sec = (totals.1 - bandwidth.last.1) as f64 / elapsed;
+    bandwidth.last = totals;
+    bandwidth.since = Some(now);
+}
+
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// Joins, plays, and rejoins after any loss, until the app goes away.
+async fn stay_connected(
+    proxies: Vec<String>,
+    name: String,
+    events: InboxSender<FromNet>,
+    mut keys: mpsc::Receiver<Keys>,
+    traffic: Traffic,
+) {
+    let mut retry = FIRST_RETRY;
+    loop {
+        let proxy = proxies.choose(&mut rand::rng()).expect("at least one proxy").clone();
+        if events.send(FromNet::Connecting { proxy: proxy.clone() }).await.is_err() {
+            return;
+        }
+        let reason = match Player::connect_counting(&proxy, &name, &traffic).await {
+            Ok(player) => {
+                retry = FIRST_RETRY;
+                let welcome = Box::new(player.welcome.clone());
+                if events.send(FromNet::Joined { proxy: proxy.clone(), welcome }).await.is_err() {
+                    return;
+                }
+                play(player, &events, &mut keys).await
+            }
+            Err(err) => err.to_string(),
+        };
+        if events.send(FromNet::Lost { reason, retry_in: retry }).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(MAX_RETRY);
+    }
+}
+
+/// Plays until the connection is lost; returns why.
+async fn play(mut player: Player, events: &InboxSender<FromNet>, keys: &mut mpsc::Receiver<Keys>) -> String {
+    let mut sent_at: HashMap<u32, Instant> = HashMap::new();
+    loop {
+        tokio::select! {
+            pressed = keys.recv() => {
+                let Some(pressed) = pressed else { return "the game closed".into() };
+                match player.press(pressed).await {
+                    Ok(seq) => { sent_at.insert(seq, Instant::now()); }
+                    Err(err) => return err.to_string(),
+                }
+            }
+            received = player.receive() => {
+                let view = match received {
+                    Ok(view) => view.clone(),
+                    Err(err) => return err.to_string(),
+                };
+                let acked: Vec<u32> = sent_at.keys().copied().filter(|&seq| seq <= view.last_input).collect();
+                let round_trip_ms = acked.iter().filter_map(|seq| sent_at.remove(seq)).map(|at| at.elapsed().as_secs_f64() * 1000.0).reduce(f64::min);
+                let update = FromNet::View { view: Box::new(view), round_trip_ms, last_sent: player.last_sent() };
+                if events.send(update).await.is_err() {
+                    return "the game closed".into();
+                }
+            }
+        }
+    }
+}

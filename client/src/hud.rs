@@ -1,0 +1,145 @@
+//! The HUD (bevy_egui): connection state, proxy, owning server, round trip, bandwidth,
+//! entities in view, frames per second; a minimap of the whole world with regions
+//! coloured by server and the players you know of; and, when the connection is lost,
+//! why, and when it retries.
+
+use crate::connection::{Bandwidth, Connection, Snapshot};
+use crate::world::server_colour;
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
+use std::time::Instant;
+
+const MINIMAP_SIZE: f32 = 200.0;
+
+pub struct HudPlugin;
+
+impl Plugin for HudPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins(EguiPlugin::default())
+            .init_resource::<FrameRate>()
+            .add_systems(Update, measure_frame_rate)
+            .add_systems(EguiPrimaryContextPass, (stats_panel, minimap, connection_notice));
+    }
+}
+
+/// Frames per second, smoothed.
+#[derive(Resource, Default)]
+struct FrameRate(f32);
+
+fn measure_frame_rate(time: Res<Time>, mut rate: ResMut<FrameRate>) {
+    let dt = time.delta_secs();
+    if dt > 0.0 {
+        rate.0 = if rate.0 == 0.0 { 1.0 / dt } else { rate.0 * 0.95 + (1.0 / dt) * 0.05 };
+    }
+}
+
+fn to_egui(colour: Color, alpha: f32) -> egui::Color32 {
+    let c = colour.to_srgba();
+    egui::Color32::from_rgba_unmultiplied(
+        (c.red * 255.0) as u8,
+        (c.green * 255.0) as u8,
+        (c.blue * 255.0) as u8,
+        (alpha * 255.0) as u8,
+    )
+}
+
+fn stats_panel(
+    mut contexts: EguiContexts,
+    connection: Res<Connection>,
+    snapshot: Res<Snapshot>,
+    bandwidth: Res<Bandwidth>,
+    rate: Res<FrameRate>,
+) -> Result {
+    let state = match &*connection {
+        Connection::Connecting { proxy } if proxy.is_empty() => "connecting".to_string(),
+        Connection::Connecting { proxy } => format!("connecting to {proxy}"),
+        Connection::InGame { .. } => "in game".to_string(),
+        Connection::Lost { .. } => "lost connection, retrying".to_string(),
+    };
+    let view = &snapshot.view;
+    egui::Window::new("Tessera").anchor(egui::Align2::LEFT_TOP, [10.0, 10.0]).resizable(false).collapsible(false).show(
+        contexts.ctx_mut()?,
+        |ui| {
+            egui::Grid::new("stats").num_columns(2).show(ui, |ui| {
+                let mut row = |label: &str, value: String| {
+                    ui.label(label);
+                    ui.monospace(value);
+                    ui.end_row();
+                };
+                row("state", state);
+                if let Connection::InGame { proxy } = &*connection {
+                    let id = snapshot.welcome.as_ref().map(|w| w.proxy.to_string()).unwrap_or_default();
+                    row("proxy", format!("{id} at {proxy}"));
+                }
+                row("server", view.server.map(|s| s.to_string()).unwrap_or_else(|| "-".into()));
+                if let Some(me) = view.me {
+                    row("position", format!("({:.0}, {:.0})", me.position.x, me.position.y));
+                }
+                row("round trip", snapshot.round_trip_ms.map(|ms| format!("{ms:.0} ms")).unwrap_or_else(|| "-".into()));
+                row(
+                    "in / out",
+                    format!("{:.1} / {:.1} KB/s", bandwidth.in_per_sec / 1000.0, bandwidth.out_per_sec / 1000.0),
+                );
+                row("in view", format!("{} players", view.others.len()));
+                row("handoffs", view.handoffs.to_string());
+                row("fps", format!("{:.0}", rate.0));
+            });
+            ui.small("WASD or arrow keys to walk");
+        },
+    );
+    Ok(())
+}
+
+fn minimap(mut contexts: EguiContexts, snapshot: Res<Snapshot>) -> Result {
+    let Some(welcome) = &snapshot.welcome else { return Ok(()) };
+    let map = &welcome.map;
+    let world = map.world_size();
+    let scale = MINIMAP_SIZE / world.x.max(world.y);
+    egui::Window::new("Map").anchor(egui::Align2::RIGHT_TOP, [-10.0, 10.0]).resizable(false).collapsible(false).show(
+        contexts.ctx_mut()?,
+        |ui| {
+            let (response, painter) =
+                ui.allocate_painter(egui::vec2(world.x * scale, world.y * scale), egui::Sense::hover());
+            let origin = response.rect.left_bottom();
+            // World y grows upwards; the screen's grows downwards.
+            let to_screen = |p: Vec2| egui::pos2(origin.x + p.x * scale, origin.y - p.y * scale);
+            for (region, owner) in map.regions() {
+                let (min, max) = map.bounds(region);
+                let rect = egui::Rect::from_two_pos(to_screen(min), to_screen(max));
+                painter.rect_filled(rect, 0.0, to_egui(server_colour(owner), 0.45));
+                painter.rect_stroke(
+                    rect,
+                    0.0,
+                    egui::Stroke::new(1.0, egui::Color32::from_white_alpha(90)),
+                    egui::StrokeKind::Inside,
+                );
+            }
+            for other in snapshot.view.others.values() {
+                painter.circle_filled(to_screen(other.position), 2.5, egui::Color32::WHITE);
+            }
+            if let Some(me) = snapshot.view.me {
+                painter.circle_filled(to_screen(me.position), 4.0, egui::Color32::from_rgb(255, 215, 64));
+                painter.circle_stroke(
+                    to_screen(me.position),
+                    welcome.view_radius * scale,
+                    egui::Stroke::new(1.0, egui::Color32::from_white_alpha(60)),
+                );
+            }
+        },
+    );
+    Ok(())
+}
+
+fn connection_notice(mut contexts: EguiContexts, connection: Res<Connection>) -> Result {
+    let Connection::Lost { reason, retry_at } = &*connection else { return Ok(()) };
+    let wait = retry_at.saturating_duration_since(Instant::now()).as_secs_f32();
+    egui::Window::new("Connection lost")
+        .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+        .resizable(false)
+        .collapsible(false)
+        .show(contexts.ctx_mut()?, |ui| {
+            ui.label(reason.as_str());
+            ui.label(if wait > 0.0 { format!("retrying in {wait:.1} s") } else { "retrying now".into() });
+        });
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `tessera-client`: the game in a window. With no arguments it starts the default
+//! cluster inside this process (every server and proxy on its own thread, on real
+//! loopback sockets) and joins it; with `--cluster` or `--proxy` it joins a remote one
+//! through a proxy chosen at random.
+
+mod connection;
+mod hud;
+mod screenshot;
+mod world;
+
+use bevy::prelude::*;
+use bevy::window::WindowResolution;
+use clap::Parser;
+use std::path::PathBuf;
+use tessera_server::local_cluster::LocalCluster;
+use tessera_shared::cluster::ClusterConfig;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Tessera: walk one world across many servers")]
+struct Args {
+    /// Join the cluster this map describes, through one of its proxies.
+    #[arg(long, conflicts_with = "proxy")]
+    cluster: Option<PathBuf>,
+    /// Join through this proxy (`host:port`); repeat to give several, one is picked at random.
+    #[arg(long)]
+    proxy: Vec<String>,
+    /// Your name above your head.
+    #[arg(long, default_value_t = default_name())]
+    name: String,
+    /// Write a PNG of the window here (after `--exit-after-frames` frames), then exit.
+    #[arg(long, requires = "exit_after_frames")]
+    screenshot: Option<PathBuf>,
+    /// Quit after this many frames.
+    #[arg(long)]
+    exit_after_frames: Option<u32>,
+}
+
+fn default_name() -> String {
+    std::env::var("USER").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "wanderer".into())
+}
+
+fn main() -> AppExit {
+    let args = Args::parse();
+    // Kept alive for as long as the window is open: dropping it stops the cluster.
+    let mut embedded = None;
+    let proxies = if !args.proxy.is_empty() {
+        args.proxy.clone()
+    } else {
+        match ClusterConfig::load_or_default(args.cluster.as_deref()) {
+            Ok(cluster) if args.cluster.is_some() => cluster.proxies.iter().map(|p| p.client_address()).collect(),
+            Ok(cluster) => match LocalCluster::start_ephemeral(cluster) {
+                Ok(local) => embedded.insert(local).proxy_addresses(),
+                Err(err) => {
+                    eprintln!("cannot start the local cluster: {err}");
+                    return AppExit::error();
+                }
+            },
+            Err(err) => {
+                eprintln!("{err}");
+                return AppExit::error();
+            }
+        }
+    };
+    let exit = App::new()
+        .add_plugins(
+            DefaultPlugins
+                .set(WindowPlugin {
+                    primary_window: Some(Window {
+                        title: "Tessera".into(),
+                        resolution: WindowResolution::new(1280, 800),
+                        ..default()
+                    }),
+                    ..default()
+                })
+                .set(bevy::log::LogPlugin {
+                    filter: "info,wgpu=error,naga=warn,bevy_render=warn,bevy_winit=warn".into(),
+                    ..default()
+                }),
+        )
+        .insert_resource(ClearColor(Color::srgb(0.07, 0.08, 0.10)))
+        .add_plugins((
+            connection::ConnectionPlugin { proxies, name: args.name },
+            world::WorldPlugin,
+            hud::HudPlugin,
+            screenshot::ScreenshotPlugin { path: args.screenshot, exit_after_frames: args.exit_after_frames },
+        ))
+        .run();
+    drop(embedded);
+    exit
+}

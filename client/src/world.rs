@@ -1,0 +1,283 @@
+//! The world on screen: the ground, each region tinted by the server that owns it with
+//! its borders drawn, every player in view as a disc with its name, and a camera that
+//! follows you. Your own disc is predicted from the keys you hold, so walking feels
+//! immediate, and pulled smoothly toward the server's word; the others glide between
+//! updates along their velocity.
+
+use crate::connection::{Connection, Snapshot};
+use bevy::prelude::*;
+use std::collections::HashMap;
+use std::time::Instant;
+use tessera_shared::ids::{EntityId, ServerId};
+use tessera_shared::region_map::RegionMap;
+
+/// How far ahead of the last update the others are extrapolated, at most (seconds).
+const MAX_EXTRAPOLATION: f32 = 0.25;
+/// Beyond this error a disc jumps instead of gliding.
+const SNAP_DISTANCE: f32 = 150.0;
+const PLAYER_RADIUS: f32 = 14.0;
+
+pub struct WorldPlugin;
+
+impl Plugin for WorldPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Avatars>()
+            .init_resource::<DrawnMap>()
+            .add_systems(Startup, spawn_camera)
+            .add_systems(Update, (draw_map, sync_avatars, predict_own, smooth_others, follow_camera, title).chain());
+    }
+}
+
+/// The colour of a server, on the map and the minimap.
+pub fn server_colour(server: ServerId) -> Color {
+    const PALETTE: [(f32, f32, f32); 6] = [
+        (0.30, 0.55, 0.85),
+        (0.85, 0.45, 0.30),
+        (0.35, 0.70, 0.40),
+        (0.70, 0.40, 0.80),
+        (0.85, 0.75, 0.30),
+        (0.30, 0.75, 0.75),
+    ];
+    let (r, g, b) = PALETTE[usize::from(server.0) % PALETTE.len()];
+    Color::srgb(r, g, b)
+}
+
+/// A player on screen.
+#[derive(Component)]
+struct Avatar {
+    id: EntityId,
+    /// Where it is drawn now.
+    shown: Vec2,
+}
+
+#[derive(Component)]
+struct OwnAvatar;
+
+#[derive(Component)]
+struct NameLabel;
+
+#[derive(Resource, Default)]
+struct Avatars(HashMap<EntityId, Entity>);
+
+/// The map the regions were drawn for.
+#[derive(Resource, Default)]
+struct DrawnMap(Option<RegionMap>);
+
+#[derive(Component)]
+struct MapGeometry;
+
+fn spawn_camera(mut commands: Commands) {
+    commands.spawn(Camera2d);
+}
+
+fn draw_map(
+    mut commands: Commands,
+    snapshot: Res<Snapshot>,
+    mut drawn: ResMut<DrawnMap>,
+    old: Query<Entity, With<MapGeometry>>,
+) {
+    let Some(welcome) = &snapshot.welcome else { return };
+    if drawn.0.as_ref() == Some(&welcome.map) {
+        return;
+    }
+    for entity in &old {
+        commands.entity(entity).despawn();
+    }
+    let map = &welcome.map;
+    let size = map.region_size();
+    for (region, owner) in map.regions() {
+        let (min, max) = map.bounds(region);
+        let centre = (min + max) / 2.0;
+        let tint = server_colour(owner).with_alpha(0.16);
+        commands.spawn((
+            MapGeometry,
+            Sprite::from_color(tint, Vec2::splat(size)),
+            Transform::from_translation(centre.extend(-10.0)),
+        ));
+        // A faint grid, so walking shows even on an empty map.
+        let step = size / 8.0;
+        for i in 1..8 {
+            let offset = i as f32 * step;
+            let line = Color::srgba(1.0, 1.0, 1.0, 0.05);
+            commands.spawn((
+                MapGeometry,
+                Sprite::from_color(line, Vec2::new(1.5, size)),
+                Transform::from_xyz(min.x + offset, centre.y, -9.0),
+            ));
+            commands.spawn((
+                MapGeometry,
+                Sprite::from_color(line, Vec2::new(size, 1.5)),
+                Transform::from_xyz(centre.x, min.y + offset, -9.0),
+            ));
+        }
+        let label = format!("{owner}\nregion {region}");
+        commands.spawn((
+            MapGeometry,
+            Text2d::new(label),
+            TextFont::from_font_size(40.0),
+            TextColor(server_colour(owner).with_alpha(0.45)),
+            Transform::from_translation(centre.extend(-8.0)),
+        ));
+    }
+    // Borders between regions of different servers stand out; the world's edge too.
+    let world = map.world_size();
+    let border = Color::srgba(1.0, 1.0, 1.0, 0.55);
+    for x in 0..=map.columns() {
+        let at = f32::from(x) * size;
+        commands.spawn((
+            MapGeometry,
+            Sprite::from_color(border, Vec2::new(4.0, world.y)),
+            Transform::from_xyz(at, world.y / 2.0, -7.0),
+        ));
+    }
+    for y in 0..=map.rows() {
+        let at = f32::from(y) * size;
+        commands.spawn((
+            MapGeometry,
+            Sprite::from_color(border, Vec2::new(world.x, 4.0)),
+            Transform::from_xyz(world.x / 2.0, at, -7.0),
+        ));
+    }
+    drawn.0 = Some(map.clone());
+}
+
+fn sync_avatars(
+    mut commands: Commands,
+    snapshot: Res<Snapshot>,
+    mut avatars: ResMut<Avatars>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+    mut labels: Query<&mut Text2d, With<NameLabel>>,
+    children: Query<&Children>,
+) {
+    if !snapshot.is_changed() {
+        return;
+    }
+    let view = &snapshot.view;
+    let Some(me) = view.me else { return };
+    let in_view: Vec<(EntityId, Vec2, bool)> = std::iter::once((me.id, me.position, true))
+        .chain(view.others.values().map(|o| (o.id, o.position, false)))
+        .collect();
+    avatars.0.retain(|id, entity| {
+        let keep = in_view.iter().any(|(seen, _, _)| seen == id);
+        if !keep {
+            commands.entity(*entity).despawn();
+        }
+        keep
+    });
+    for (id, position, own) in in_view {
+        let name = if own { snapshot.name.clone() } else { view.names.get(&id).cloned().unwrap_or_default() };
+        match avatars.0.get(&id) {
+            Some(&entity) => {
+                // Names can arrive after the entity itself.
+                for child in children.get(entity).into_iter().flatten() {
+                    if let Ok(mut label) = labels.get_mut(*child)
+                        && label.0 != name
+                    {
+                        label.0 = name.clone();
+                    }
+                }
+            }
+            None => {
+                let colour = if own { Color::srgb(1.0, 0.85, 0.25) } else { Color::srgb(0.92, 0.94, 0.97) };
+                let mut avatar = commands.spawn((
+                    Avatar { id, shown: position },
+                    Mesh2d(meshes.add(Circle::new(PLAYER_RADIUS))),
+                    MeshMaterial2d(materials.add(colour)),
+                    Transform::from_translation(position.extend(if own { 2.0 } else { 1.0 })),
+                ));
+                avatar.with_children(|parent| {
+                    parent.spawn((
+                        NameLabel,
+                        Text2d::new(name),
+                        TextFont::from_font_size(15.0),
+                        TextColor(Color::WHITE),
+                        Transform::from_xyz(0.0, PLAYER_RADIUS + 14.0, 1.0),
+                    ));
+                });
+                if own {
+                    avatar.insert(OwnAvatar);
+                    avatar.with_children(|parent| {
+                        parent.spawn((
+                            Mesh2d(meshes.add(Annulus::new(PLAYER_RADIUS + 3.0, PLAYER_RADIUS + 6.0))),
+                            MeshMaterial2d(materials.add(Color::srgb(1.0, 0.6, 0.1))),
+                            Transform::from_xyz(0.0, 0.0, -0.1),
+                        ));
+                    });
+                }
+                avatars.0.insert(id, avatar.id());
+            }
+        }
+    }
+}
+
+/// Where the server says an entity is now: its last position carried along its velocity.
+fn extrapolated(position: Vec2, velocity: Vec2, since: Option<Instant>) -> Vec2 {
+    let age = since.map_or(0.0, |at| at.elapsed().as_secs_f32()).min(MAX_EXTRAPOLATION);
+    position + velocity * age
+}
+
+/// Moves `shown` toward `target` smoothly, at `rate` per second; far errors snap.
+fn glide(shown: &mut Vec2, target: Vec2, rate: f32, dt: f32) {
+    if shown.distance(target) > SNAP_DISTANCE {
+        *shown = target;
+    } else {
+        *shown += (target - *shown) * (1.0 - (-rate * dt).exp());
+    }
+}
+
+fn predict_own(
+    time: Res<Time>,
+    snapshot: Res<Snapshot>,
+    mut own: Query<(&mut Avatar, &mut Transform), With<OwnAvatar>>,
+) {
+    let (Ok((mut avatar, mut transform)), Some(me), Some(welcome)) =
+        (own.single_mut(), snapshot.view.me, &snapshot.welcome)
+    else {
+        return;
+    };
+    let dt = time.delta_secs();
+    // Walk at once with the keys held, as the server will.
+    avatar.shown = welcome.map.clamp_to_world(avatar.shown + snapshot.keys_sent.walk_velocity().0 * dt);
+    // Once the server has applied our latest keys, its word is the truth to converge on.
+    if snapshot.view.last_input >= snapshot.last_sent {
+        let server_now = extrapolated(me.position, me.velocity, snapshot.at);
+        glide(&mut avatar.shown, server_now, 6.0, dt);
+    }
+    transform.translation = avatar.shown.extend(transform.translation.z);
+}
+
+fn smooth_others(
+    time: Res<Time>,
+    snapshot: Res<Snapshot>,
+    mut others: Query<(&mut Avatar, &mut Transform), Without<OwnAvatar>>,
+) {
+    let dt = time.delta_secs();
+    for (mut avatar, mut transform) in &mut others {
+        if let Some(state) = snapshot.view.others.get(&avatar.id) {
+            let target = extrapolated(state.position, state.velocity, snapshot.at);
+            glide(&mut avatar.shown, target, 12.0, dt);
+            transform.translation = avatar.shown.extend(transform.translation.z);
+        }
+    }
+}
+
+fn follow_camera(own: Query<&Avatar, With<OwnAvatar>>, mut camera: Query<&mut Transform, With<Camera2d>>) {
+    if let (Ok(avatar), Ok(mut camera)) = (own.single(), camera.single_mut()) {
+        camera.translation = avatar.shown.extend(camera.translation.z);
+    }
+}
+
+fn title(snapshot: Res<Snapshot>, connection: Res<Connection>, mut windows: Query<&mut Window>) {
+    let Ok(mut window) = windows.single_mut() else { return };
+    let title = match (&*connection, snapshot.view.me, snapshot.view.server) {
+        (Connection::InGame { .. }, Some(me), Some(server)) => {
+            format!("Tessera: ({:.0}, {:.0}) on {server}", me.position.x, me.position.y)
+        }
+        (Connection::Lost { .. }, _, _) => "Tessera: connection lost, retrying".into(),
+        _ => "Tessera: connecting".into(),
+    };
+    if window.title != title {
+        window.title = title;
+    }
+}
