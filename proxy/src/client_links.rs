@@ -25,7 +25,7 @@ pub async fn accept(
     routing: Arc<Routing>,
     shutdown: CancellationToken,
 ) {
-    let issued = Arc::new(AtomicU64::new(1));
+    let issued = Arc::new(AtomicU64::new(first_user_counter()));
     if let Ok(addr) = listener.local_addr() {
         info!("{} accepting players on {addr}", settings.id);
     }
@@ -88,6 +88,14 @@ async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routin
         })
     })
     .await
+}
+
+/// Where this run of the proxy starts counting users: from the clock, 64 per
+/// millisecond, so a restarted proxy never reissues an id its previous run gave out
+/// (which servers may still hold) unless that run admitted 64,000 players a second.
+fn first_user_counter() -> u64 {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    millis << 6
 }
 
 /// The name a player asked for, cleaned up, or one made from its id.

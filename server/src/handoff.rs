@@ -9,23 +9,34 @@
 use crate::app::{ServerSettings, SimulationTick};
 use crate::interest::Visible;
 use crate::movement::MovementSystems;
-use crate::net::{HandoffReceived, NetSystems, PeerLinks, ProxyLinks};
+use crate::net::{HandoffAccepted, HandoffReceived, NetSystems, PeerLinks, PeerLost, ProxyLinks};
 use crate::players::{InputQueue, Player, PlayerSystems, Players};
 use crate::regions::ghosts::Ghosts;
 use bevy::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
-use tessera_shared::ids::{ServerId, UserId};
+use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::protocol::{HandoffState, PeerMessage, ServerToProxy};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// How long (in ticks) input for a departed player is still forwarded to its new owner.
 const FORWARD_FOR_TICKS: u64 = 20 * 60;
 
+/// A player that left this server recently.
+#[derive(Debug, Clone, Copy)]
+pub struct Departure {
+    /// Its new owner.
+    pub to: ServerId,
+    pub at_tick: u64,
+    pub proxy: ProxyId,
+    /// Whether the new owner confirmed it took the player over.
+    pub accepted: bool,
+}
+
 /// Players that left this server recently, and where they went.
 #[derive(Resource, Default, Debug)]
-pub struct HandedOff(pub HashMap<UserId, (ServerId, u64)>);
+pub struct HandedOff(pub HashMap<UserId, Departure>);
 
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HandoffSystems;
@@ -38,7 +49,10 @@ impl Plugin for HandoffPlugin {
             .add_systems(FixedUpdate, hand_off_departing.in_set(HandoffSystems).after(MovementSystems))
             .add_systems(
                 PreUpdate,
-                accept_handoffs.in_set(HandoffSystems).after(NetSystems::Receive).before(PlayerSystems),
+                (settle_departures, accept_handoffs)
+                    .in_set(HandoffSystems)
+                    .after(NetSystems::Receive)
+                    .before(PlayerSystems),
             );
     }
 }
@@ -52,7 +66,7 @@ fn hand_off_departing(
     mut peers: ResMut<PeerLinks>,
     mut handed_off: ResMut<HandedOff>,
 ) {
-    handed_off.0.retain(|_, (_, at)| tick.0.saturating_sub(*at) < FORWARD_FOR_TICKS);
+    handed_off.0.retain(|_, departure| tick.0.saturating_sub(departure.at_tick) < FORWARD_FOR_TICKS);
     let tether = settings.cluster.simulation.tether;
     for (entity, &user, player, visible, queue, position, velocity) in &departing {
         if settings.map.within_tether(settings.id, position.0, tether) {
@@ -84,7 +98,7 @@ fn hand_off_departing(
         }
         info!("handing {user} to {next} at {}", position.0);
         commands.entity(entity).despawn();
-        handed_off.0.insert(user, (next, tick.0));
+        handed_off.0.insert(user, Departure { to: next, at_tick: tick.0, proxy: player.proxy, accepted: false });
         settings.stats.handoffs_out.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -107,6 +121,11 @@ fn accept_handoffs(
             peers.drop_link(peer);
             continue;
         }
+        if !proxies.contains(state.proxy) {
+            // Its proxy went away while the player was in flight: nobody would ever log it out.
+            warn!("{peer} handed over {user}, whose {} is not connected here; dropping the player", state.proxy);
+            continue;
+        }
         ghosts.despawn(&mut commands, user.entity());
         let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, state.pending);
         let entity = commands
@@ -123,7 +142,40 @@ fn accept_handoffs(
         players.0.insert(user, entity);
         handed_off.0.remove(&user);
         proxies.send(state.proxy, ServerToProxy::Owner { user, server: settings.id, epoch: state.epoch });
+        peers.send(peer, PeerMessage::HandoffAccepted { user });
         settings.stats.handoffs_in.fetch_add(1, Ordering::Relaxed);
         info!("took over {user} from {peer} at {}", state.position);
+    }
+}
+
+/// Confirmed handoffs are settled. A link lost before the new owner confirmed may have
+/// lost the player in flight: its proxy is told to disconnect it, so the player rejoins
+/// instead of standing frozen on no server.
+fn settle_departures(
+    mut accepted: MessageReader<HandoffAccepted>,
+    mut lost: MessageReader<PeerLost>,
+    mut handed_off: ResMut<HandedOff>,
+    mut proxies: ResMut<ProxyLinks>,
+) {
+    for &HandoffAccepted { peer, user } in accepted.read() {
+        if let Some(departure) = handed_off.0.get_mut(&user)
+            && departure.to == peer
+        {
+            departure.accepted = true;
+        }
+    }
+    for &PeerLost { peer } in lost.read() {
+        let unconfirmed: Vec<(UserId, ProxyId)> = handed_off
+            .0
+            .iter()
+            .filter(|(_, d)| d.to == peer && !d.accepted)
+            .map(|(&user, d)| (user, d.proxy))
+            .collect();
+        for (user, proxy) in unconfirmed {
+            warn!("lost {peer} before it confirmed taking {user}: disconnecting the player so it rejoins");
+            handed_off.0.remove(&user);
+            let reason = format!("lost while moving to {peer}; please rejoin");
+            proxies.send(proxy, ServerToProxy::Kick { user, reason });
+        }
     }
 }

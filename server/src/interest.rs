@@ -85,6 +85,12 @@ fn send_player_updates(
                 names.push((other, visible.name.clone()));
             }
         }
+        // Forget names out of view, so the set stays as small as the view; a name is
+        // sent again if its entity comes back.
+        if known.0.len() > others.len() {
+            let in_view: std::collections::HashSet<EntityId> = others.iter().map(|o| o.id).collect();
+            known.0.retain(|id| in_view.contains(id));
+        }
         let update = PlayerUpdate {
             tick: tick.0,
             server: settings.id,

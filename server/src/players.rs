@@ -46,7 +46,7 @@ pub struct InputQueue {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InputError {
-    #[error("more than {MAX_PENDING_INPUTS} inputs waiting behind a gap")]
+    #[error("an input sequence number more than {MAX_PENDING_INPUTS} ahead of the last applied")]
     Overflow,
 }
 
@@ -65,7 +65,8 @@ impl InputQueue {
         if input.seq <= self.last_input || self.pending.contains_key(&input.seq) {
             return Ok(());
         }
-        if self.pending.len() >= MAX_PENDING_INPUTS {
+        // Bounds both the queue and how far a gap can reach: no sequence number wraps.
+        if input.seq - self.last_input > MAX_PENDING_INPUTS as u32 {
             return Err(InputError::Overflow);
         }
         self.pending.insert(input.seq, input.keys);
@@ -77,10 +78,10 @@ impl InputQueue {
     /// in it are lost.
     pub fn apply_ready(&mut self, tick: u64, user: UserId) {
         loop {
-            while let Some(keys) = self.pending.remove(&(self.last_input + 1)) {
+            while let Some(keys) = self.last_input.checked_add(1).and_then(|next| self.pending.remove(&next)) {
                 self.keys = keys;
                 self.last_input += 1;
-                self.applied += 1;
+                self.applied = self.applied.saturating_add(1);
             }
             let Some((&next, _)) = self.pending.first_key_value() else {
                 self.gap_open_since = None;
@@ -115,7 +116,7 @@ impl Plugin for PlayersPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Players>().add_systems(
             PreUpdate,
-            (spawn_logins, queue_inputs, despawn_logouts, despawn_lost_proxies)
+            (despawn_lost_proxies, spawn_logins, queue_inputs, despawn_logouts)
                 .chain()
                 .in_set(PlayerSystems)
                 .after(NetSystems::Receive),
@@ -132,7 +133,8 @@ fn spawn_logins(
 ) {
     for LoginRequest { proxy, user, name, position } in requests.read().cloned() {
         if players.0.contains_key(&user) {
-            warn!("{proxy} logged in {user} twice; ignoring the second login");
+            warn!("{proxy} logged in {user}, who is already here; refusing the second login");
+            links.send(proxy, ServerToProxy::Kick { user, reason: format!("{user} is already in the game") });
             continue;
         }
         if settings.map.owner_at(position) != Some(settings.id) {
@@ -161,8 +163,8 @@ fn queue_inputs(
         let Some(mut queue) = players.0.get(&user).and_then(|&e| queues.get_mut(e).ok()) else {
             match handed_off.0.get(&user) {
                 // Sent before the proxy heard of the handoff: the new owner applies it.
-                Some(&(next, _)) => {
-                    peers.send(next, PeerMessage::ForwardInput { user, input });
+                Some(departure) => {
+                    peers.send(departure.to, PeerMessage::ForwardInput { user, input });
                 }
                 None => debug!("input {} for {user}, who is not here", input.seq),
             }
@@ -187,8 +189,8 @@ fn despawn_logouts(
         if let Some(entity) = players.0.remove(&user) {
             info!("{user} left");
             commands.entity(entity).despawn();
-        } else if let Some(&(next, _)) = handed_off.0.get(&user) {
-            peers.send(next, PeerMessage::ForwardLogout { user });
+        } else if let Some(departure) = handed_off.0.get(&user) {
+            peers.send(departure.to, PeerMessage::ForwardLogout { user });
         }
     }
 }
@@ -250,9 +252,10 @@ mod tests {
     #[test]
     fn a_flood_behind_a_gap_is_refused() {
         let mut queue = InputQueue::default();
-        for seq in 0..MAX_PENDING_INPUTS as u32 {
-            queue.push(input(seq + 2, Keys::UP)).unwrap();
+        for seq in 2..=MAX_PENDING_INPUTS as u32 {
+            queue.push(input(seq, Keys::UP)).unwrap();
         }
         assert_eq!(queue.push(input(10_000, Keys::UP)), Err(InputError::Overflow));
+        assert_eq!(queue.push(input(u32::MAX, Keys::UP)), Err(InputError::Overflow));
     }
 }

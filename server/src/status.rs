@@ -81,7 +81,7 @@ fn publish_stats(
 ) {
     let stats: &ServerStats = &settings.stats;
     stats.players.store(players.0.len() as u64, Ordering::Relaxed);
-    stats.ghosts.store(ghosts.0.len() as u64, Ordering::Relaxed);
+    stats.ghosts.store(ghosts.len() as u64, Ordering::Relaxed);
     stats.subscriptions_out.store(subscriptions.count() as u64, Ordering::Relaxed);
     stats.subscriptions_in.store(publications.count() as u64, Ordering::Relaxed);
     stats.ticks.store(tick.0, Ordering::Relaxed);

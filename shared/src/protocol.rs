@@ -188,6 +188,10 @@ pub enum PeerMessage {
     ForwardLogout {
         user: UserId,
     },
+    /// I took over the player you handed me: you may forget it.
+    HandoffAccepted {
+        user: UserId,
+    },
 }
 
 /// The messages that open a link with a [`Hello`].

@@ -108,6 +108,13 @@ pub struct RegionDeltasReceived {
     pub deltas: Vec<RegionDelta>,
 }
 
+/// A peer took over a player we handed it.
+#[derive(Message, Debug, Clone, Copy)]
+pub struct HandoffAccepted {
+    pub peer: ServerId,
+    pub user: UserId,
+}
+
 /// A peer hands us one of its players.
 #[derive(Message, Debug, Clone)]
 pub struct HandoffReceived {
@@ -163,6 +170,7 @@ impl Plugin for NetPlugin {
             .add_message::<SubscriptionRequest>()
             .add_message::<RegionDeltasReceived>()
             .add_message::<HandoffReceived>()
+            .add_message::<HandoffAccepted>()
             .configure_sets(PreUpdate, NetSystems::Receive)
             .configure_sets(PostUpdate, NetSystems::Send)
             .add_systems(PreUpdate, (report_dropped_links, receive).chain().in_set(NetSystems::Receive));
@@ -191,6 +199,7 @@ struct Received<'w> {
     subscriptions: MessageWriter<'w, SubscriptionRequest>,
     deltas: MessageWriter<'w, RegionDeltasReceived>,
     handoffs: MessageWriter<'w, HandoffReceived>,
+    accepted: MessageWriter<'w, HandoffAccepted>,
 }
 
 /// Drains the links into messages.
@@ -255,6 +264,9 @@ fn receive(
                 }
                 PeerMessage::ForwardLogout { user } => {
                     out.logouts.write(LogoutRequest { user });
+                }
+                PeerMessage::HandoffAccepted { user } => {
+                    out.accepted.write(HandoffAccepted { peer, user });
                 }
                 PeerMessage::Hello(_) => unreachable!("the link task refuses a second hello"),
             },

@@ -105,6 +105,8 @@ fn check(message: &PeerMessage, me: ServerId, peer: ServerId, map: &RegionMap) -
                 )))
             }
         }
-        PeerMessage::ForwardInput { .. } | PeerMessage::ForwardLogout { .. } => Ok(()),
+        PeerMessage::ForwardInput { .. } | PeerMessage::ForwardLogout { .. } | PeerMessage::HandoffAccepted { .. } => {
+            Ok(())
+        }
     }
 }

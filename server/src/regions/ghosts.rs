@@ -16,33 +16,61 @@ pub struct Ghost {
     pub region: RegionId,
 }
 
-/// The ghosts here, by entity id.
+/// The ghosts here, by entity id, with where each comes from. Kept here rather than
+/// read back from the world, because changes made through `Commands` only land at the
+/// end of the system: one delta can move a ghost between regions and the next must
+/// already see it moved.
 #[derive(Resource, Default, Debug)]
-pub struct Ghosts(pub HashMap<EntityId, Entity>);
+pub struct Ghosts(HashMap<EntityId, (Entity, Ghost)>);
 
 impl Ghosts {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn spawn_or_update(&mut self, commands: &mut Commands, ghost: Ghost, entry: GhostEntry) {
         let GhostEntry { state, name } = entry;
         let bundle = (ghost, state.id, Position(state.position), Velocity(state.velocity), Visible { name });
-        match self.0.get(&state.id) {
-            Some(&entity) => {
-                commands.entity(entity).insert(bundle);
+        match self.0.get_mut(&state.id) {
+            Some((entity, origin)) => {
+                *origin = ghost;
+                commands.entity(*entity).insert(bundle);
             }
             None => {
-                self.0.insert(state.id, commands.spawn(bundle).id());
+                self.0.insert(state.id, (commands.spawn(bundle).id(), ghost));
             }
         }
     }
 
     pub fn update(&self, commands: &mut Commands, state: EntityState) {
-        if let Some(&entity) = self.0.get(&state.id) {
+        if let Some(&(entity, _)) = self.0.get(&state.id) {
             commands.entity(entity).insert((Position(state.position), Velocity(state.velocity)));
         }
     }
 
     pub fn despawn(&mut self, commands: &mut Commands, id: EntityId) {
-        if let Some(entity) = self.0.remove(&id) {
+        if let Some((entity, _)) = self.0.remove(&id) {
             commands.entity(entity).despawn();
         }
+    }
+
+    /// Despawns every ghost whose origin matches `which`.
+    pub fn despawn_where(&mut self, commands: &mut Commands, which: impl Fn(&Ghost) -> bool) {
+        self.0.retain(|_, (entity, ghost)| {
+            let keep = !which(ghost);
+            if !keep {
+                commands.entity(*entity).despawn();
+            }
+            keep
+        });
+    }
+
+    /// Where the ghost `id` comes from, if there is one.
+    pub fn origin(&self, id: EntityId) -> Option<Ghost> {
+        self.0.get(&id).map(|&(_, ghost)| ghost)
     }
 }

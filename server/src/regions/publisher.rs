@@ -52,6 +52,13 @@ fn track_subscribers(
     mut lost: MessageReader<PeerLost>,
     mut publications: ResMut<Publications>,
 ) {
+    // A link lost and replaced within one frame: forget the old before the new asks.
+    for &PeerLost { peer } in lost.read() {
+        for subscribers in publications.subscribers.values_mut() {
+            subscribers.remove(&peer);
+        }
+        publications.pending_snapshots.remove(&peer);
+    }
     for SubscriptionRequest { peer, regions, subscribe } in requests.read() {
         for &region in regions {
             if *subscribe {
@@ -61,12 +68,6 @@ fn track_subscribers(
                 subscribers.remove(peer);
             }
         }
-    }
-    for &PeerLost { peer } in lost.read() {
-        for subscribers in publications.subscribers.values_mut() {
-            subscribers.remove(&peer);
-        }
-        publications.pending_snapshots.remove(&peer);
     }
     publications.subscribers.retain(|_, subscribers| !subscribers.is_empty());
 }

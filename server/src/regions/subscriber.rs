@@ -79,7 +79,6 @@ fn update_subscriptions(
     mut subscriptions: ResMut<Subscriptions>,
     mut peers: ResMut<PeerLinks>,
     mut ghosts: ResMut<Ghosts>,
-    ghost_regions: Query<(&tessera_shared::ids::EntityId, &Ghost)>,
 ) {
     let (wanted, kept) = if settings.broadcast_baseline {
         // The baseline the design rejects: every foreign region, whoever looks.
@@ -113,11 +112,7 @@ fn update_subscriptions(
         }
     }
     if !dropped_regions.is_empty() {
-        for (&id, ghost) in &ghost_regions {
-            if dropped_regions.contains(&ghost.region) {
-                ghosts.despawn(&mut commands, id);
-            }
-        }
+        ghosts.despawn_where(&mut commands, |ghost| dropped_regions.contains(&ghost.region));
     }
 }
 
@@ -126,16 +121,11 @@ fn forget_lost_peers(
     mut lost: MessageReader<PeerLost>,
     mut subscriptions: ResMut<Subscriptions>,
     mut ghosts: ResMut<Ghosts>,
-    ghost_owners: Query<(&tessera_shared::ids::EntityId, &Ghost)>,
 ) {
     for &PeerLost { peer } in lost.read() {
         // Re-subscribed from scratch (full snapshots) once the peer is back.
         subscriptions.0.remove(&peer);
-        for (&id, ghost) in &ghost_owners {
-            if ghost.owner == peer {
-                ghosts.despawn(&mut commands, id);
-            }
-        }
+        ghosts.despawn_where(&mut commands, |ghost| ghost.owner == peer);
     }
 }
 
@@ -145,7 +135,6 @@ fn apply_deltas(
     subscriptions: Res<Subscriptions>,
     mut ghosts: ResMut<Ghosts>,
     players: Res<Players>,
-    ghost_regions: Query<&Ghost>,
 ) {
     for RegionDeltasReceived { peer, deltas } in received.read() {
         for delta in deltas.iter().cloned() {
@@ -156,15 +145,7 @@ fn apply_deltas(
             }
             let ghost = Ghost { owner: *peer, region: delta.region };
             if delta.full {
-                let stale: Vec<_> = ghosts
-                    .0
-                    .iter()
-                    .filter(|&(_, &entity)| ghost_regions.get(entity).is_ok_and(|g| *g == ghost))
-                    .map(|(&id, _)| id)
-                    .collect();
-                for id in stale {
-                    ghosts.despawn(&mut commands, id);
-                }
+                ghosts.despawn_where(&mut commands, |origin| *origin == ghost);
             }
             for entry in delta.entered {
                 // A player handed to us may still show up in its old owner's region for a tick.
@@ -176,9 +157,8 @@ fn apply_deltas(
                 ghosts.update(&mut commands, state);
             }
             for id in delta.left {
-                let in_this_region =
-                    ghosts.0.get(&id).is_some_and(|&entity| ghost_regions.get(entity).is_ok_and(|g| *g == ghost));
-                if in_this_region {
+                // It may have entered another region of the same owner already.
+                if ghosts.origin(id) == Some(ghost) {
                     ghosts.despawn(&mut commands, id);
                 }
             }
