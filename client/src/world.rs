@@ -5,6 +5,8 @@
 //! updates along their velocity.
 
 use crate::connection::{Connection, Snapshot};
+use bevy::asset::RenderAssetUsages;
+use bevy::image::{CompressedImageFormats, ImageSampler, ImageType};
 use bevy::prelude::*;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -15,7 +17,9 @@ use tessera_shared::region_map::RegionMap;
 const MAX_EXTRAPOLATION: f32 = 0.25;
 /// Beyond this error a disc jumps instead of gliding.
 const SNAP_DISTANCE: f32 = 150.0;
-const PLAYER_RADIUS: f32 = 14.0;
+const PLAYER_RADIUS: f32 = 16.0;
+/// The player sprite (see `assets/LICENSE.md`), built in so the binary runs anywhere.
+const PLAYER_PNG: &[u8] = include_bytes!("../../assets/sprites/player.png");
 
 pub struct WorldPlugin;
 
@@ -23,7 +27,7 @@ impl Plugin for WorldPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Avatars>()
             .init_resource::<DrawnMap>()
-            .add_systems(Startup, spawn_camera)
+            .add_systems(Startup, (spawn_camera, load_player_sprite))
             .add_systems(Update, (draw_map, sync_avatars, predict_own, smooth_others, follow_camera, title).chain());
     }
 }
@@ -68,6 +72,27 @@ struct MapGeometry;
 
 fn spawn_camera(mut commands: Commands) {
     commands.spawn(Camera2d);
+}
+
+/// The white player disc, tinted per player when drawn.
+#[derive(Resource)]
+struct PlayerSprite(Handle<Image>);
+
+fn load_player_sprite(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
+    let image = Image::from_buffer(
+        PLAYER_PNG,
+        ImageType::Extension("png"),
+        CompressedImageFormats::NONE,
+        true,
+        ImageSampler::linear(),
+        RenderAssetUsages::default(),
+    )
+    .expect("the built-in player sprite is a valid PNG");
+    commands.insert_resource(PlayerSprite(images.add(image)));
+}
+
+fn disc(sprite: &PlayerSprite, colour: Color, radius: f32) -> Sprite {
+    Sprite { image: sprite.0.clone(), color: colour, custom_size: Some(Vec2::splat(radius * 2.0)), ..default() }
 }
 
 fn draw_map(
@@ -145,8 +170,7 @@ fn sync_avatars(
     mut commands: Commands,
     snapshot: Res<Snapshot>,
     mut avatars: ResMut<Avatars>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<ColorMaterial>>,
+    sprite: Res<PlayerSprite>,
     mut labels: Query<&mut Text2d, With<NameLabel>>,
     children: Query<&Children>,
 ) {
@@ -182,8 +206,7 @@ fn sync_avatars(
                 let colour = if own { Color::srgb(1.0, 0.85, 0.25) } else { Color::srgb(0.92, 0.94, 0.97) };
                 let mut avatar = commands.spawn((
                     Avatar { id, shown: position },
-                    Mesh2d(meshes.add(Circle::new(PLAYER_RADIUS))),
-                    MeshMaterial2d(materials.add(colour)),
+                    disc(&sprite, colour, PLAYER_RADIUS),
                     Transform::from_translation(position.extend(if own { 2.0 } else { 1.0 })),
                 ));
                 avatar.with_children(|parent| {
@@ -198,9 +221,9 @@ fn sync_avatars(
                 if own {
                     avatar.insert(OwnAvatar);
                     avatar.with_children(|parent| {
+                        // A halo marks you out among the others.
                         parent.spawn((
-                            Mesh2d(meshes.add(Annulus::new(PLAYER_RADIUS + 3.0, PLAYER_RADIUS + 6.0))),
-                            MeshMaterial2d(materials.add(Color::srgb(1.0, 0.6, 0.1))),
+                            disc(&sprite, Color::srgb(1.0, 0.6, 0.1), PLAYER_RADIUS + 6.0),
                             Transform::from_xyz(0.0, 0.0, -0.1),
                         ));
                     });

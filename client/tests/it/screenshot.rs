@@ -1,18 +1,38 @@
 //! Runs the real client binary under `xvfb-run`, joined through a proxy of a local
 //! cluster with two headless players near it, and checks the PNG it writes: not blank,
-//! your own disc at the centre (the camera follows you), the others' discs in view.
+//! your own disc at the centre (the camera follows you), and each other player's disc
+//! exactly where its position, relative to yours, puts it on screen.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tessera_bots::player::Player;
 use tessera_server::local_cluster::LocalCluster;
+use tessera_shared::Vec2;
 use tessera_shared::cluster::ClusterConfig;
 
-const OWN_COLOUR: [u8; 3] = [255, 217, 64];
-const OTHER_COLOUR: [u8; 3] = [235, 240, 247];
+const WIDTH: usize = 1280;
+const HEIGHT: usize = 800;
+const DEADLINE: Duration = Duration::from_secs(60);
 
-fn close(pixel: &[u8], colour: [u8; 3]) -> bool {
-    pixel.iter().zip(colour).all(|(&a, b)| a.abs_diff(b) <= 24)
+/// Your disc is gold; nothing on the map is.
+fn is_gold(p: &[u8]) -> bool {
+    p[0] > 200 && (140..235).contains(&p[1]) && p[2] < 120
+}
+
+/// The others are pale discs; the tiles under them are dark tints.
+fn is_pale(p: &[u8]) -> bool {
+    p.iter().all(|&c| c > 175)
+}
+
+async fn join(proxy: &str, name: &str) -> Player {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match Player::connect(proxy, name).await {
+            Ok(player) => return player,
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(err) => panic!("{name} could not join: {err}"),
+        }
+    }
 }
 
 #[test]
@@ -21,31 +41,40 @@ fn the_client_draws_you_and_the_players_around_you() {
     let proxy = cluster.proxy_addresses()[0].clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // Two players standing near the spawn, where the client appears too.
-    let _others: Vec<Player> = runtime.block_on(async {
-        let mut players = Vec::new();
-        for name in ["bo", "cy"] {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-            loop {
-                match Player::connect(&proxy, name).await {
-                    Ok(player) => break players.push(player),
-                    Err(_) if tokio::time::Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(50)).await
-                    }
-                    Err(err) => panic!("{name} could not join: {err}"),
-                }
-            }
-        }
-        players
-    });
+    let mut others = runtime.block_on(async { vec![join(&proxy, "bo").await, join(&proxy, "cy").await] });
 
     let shot = std::env::temp_dir().join(format!("tessera-client-{}.png", std::process::id()));
-    let status = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x800x24"])
+    let mut client = Command::new("xvfb-run")
+        .args(["-a", "-s", &format!("-screen 0 {WIDTH}x{HEIGHT}x24")])
         .arg(env!("CARGO_BIN_EXE_tessera-client"))
         .args(["--proxy", &proxy, "--name", "tester", "--exit-after-frames", "120", "--screenshot"])
         .arg(&shot)
-        .status()
+        .spawn()
         .expect("xvfb-run is installed (.ci/run installs it)");
+
+    // Where everyone stands, as the other players see it (nobody moves).
+    let (me, positions) = runtime.block_on(async {
+        let seen = others[0].wait_until(DEADLINE, "the client's player in view", |view| {
+            view.names.values().any(|name| name == "tester")
+        });
+        seen.await.unwrap();
+        let tester = others[0].view.names.iter().find(|(_, name)| *name == "tester").map(|(&id, _)| id).unwrap();
+        let me = others[0].view.others[&tester].position;
+        let mut positions = Vec::new();
+        for player in &mut others {
+            player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
+            positions.push(player.view.me.unwrap().position);
+        }
+        (me, positions)
+    });
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the client did not finish in time");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(status.success(), "the client exited with {status}");
 
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
@@ -53,25 +82,21 @@ fn the_client_draws_you_and_the_players_around_you() {
     let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
     let frame = reader.next_frame(&mut pixels).unwrap();
     let channels = frame.color_type.samples();
-    let (width, height) = (frame.width as usize, frame.height as usize);
-    let pixel = |x: usize, y: usize| &pixels[(y * width + x) * channels..][..3];
+    assert_eq!((frame.width as usize, frame.height as usize), (WIDTH, HEIGHT));
+    let pixel = |x: usize, y: usize| &pixels[(y * WIDTH + x) * channels..][..3];
 
-    let distinct: std::collections::HashSet<&[u8]> = (0..height)
-        .step_by(7)
-        .flat_map(|y| (0..width).step_by(7).map(move |x| (x, y)))
-        .map(|(x, y)| pixel(x, y))
-        .collect();
+    let distinct: std::collections::HashSet<&[u8]> =
+        (0..HEIGHT).step_by(7).flat_map(|y| (0..WIDTH).step_by(7).map(move |x| pixel(x, y))).collect();
     assert!(distinct.len() > 20, "the frame is not blank: {} colours", distinct.len());
-    assert!(
-        close(pixel(width / 2, height / 2), OWN_COLOUR),
-        "own disc at the centre, found {:?}",
-        pixel(width / 2, height / 2)
-    );
-    let others = (0..height)
-        .flat_map(|y| (0..width).map(move |x| (x, y)))
-        .filter(|&(x, y)| close(pixel(x, y), OTHER_COLOUR))
-        .count();
-    // A disc of radius 14 covers about 600 pixels; labels add a few white ones too.
-    assert!(others > 800, "both other players drawn: {others} pixels of their colour");
+    let centre = pixel(WIDTH / 2, HEIGHT / 2);
+    assert!(is_gold(centre), "own disc at the centre, found {centre:?}");
+    for position in positions {
+        // One world unit is one pixel; the world's y grows upwards, the screen's down.
+        let offset = position - me;
+        let (x, y) = ((WIDTH / 2) as f32 + offset.x, (HEIGHT / 2) as f32 - offset.y);
+        let (x, y) = (x.round() as usize, y.round() as usize);
+        assert!(x < WIDTH && y < HEIGHT, "{position} is on screen");
+        assert!(is_pale(pixel(x, y)), "a player disc at ({x}, {y}) for {position}, found {:?}", pixel(x, y));
+    }
     let _ = std::fs::remove_file(&shot);
 }
