@@ -56,11 +56,18 @@ impl Routing {
     }
 
     /// Forgets `server`'s link and returns the players it owned: they are gone with it.
+    /// Every other server is told they left, in case one of them took a player over
+    /// and its notice was lost with the link.
     pub fn server_down(&self, server: ServerId) -> Vec<(UserId, Outbound<ProxyToClient>)> {
         let mut tables = self.tables();
         tables.servers.remove(&server);
         let orphans: Vec<UserId> =
             tables.clients.iter().filter(|(_, route)| route.owner == server).map(|(&user, _)| user).collect();
+        for user in &orphans {
+            for link in tables.servers.values() {
+                let _ = link.send(ProxyToServer::Logout { user: *user });
+            }
+        }
         orphans.into_iter().filter_map(|user| tables.clients.remove(&user).map(|r| (user, r.outbound))).collect()
     }
 

@@ -5,7 +5,9 @@
 use crate::app::ServerSettings;
 use crate::handoff::HandedOff;
 use crate::interest::Visible;
-use crate::net::{InputReceived, LoginRequest, LogoutRequest, NetSystems, PeerLinks, ProxyLinks, ProxyLost};
+use crate::net::{
+    InputReceived, LoginRequest, LogoutRequest, NetSystems, PeerLinks, ProxyConnected, ProxyLinks, ProxyLost,
+};
 use bevy::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use tessera_shared::components::{Keys, Position, Velocity};
@@ -116,7 +118,7 @@ impl Plugin for PlayersPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Players>().add_systems(
             PreUpdate,
-            (despawn_lost_proxies, spawn_logins, queue_inputs, despawn_logouts)
+            (despawn_lost_proxies, announce_owners, spawn_logins, queue_inputs, despawn_logouts)
                 .chain()
                 .in_set(PlayerSystems)
                 .after(NetSystems::Receive),
@@ -148,6 +150,21 @@ fn spawn_logins(
             .spawn((user, user.entity(), Player { proxy, epoch: 0 }, Visible { name }, Position(position)))
             .id();
         players.0.insert(user, entity);
+    }
+}
+
+/// A proxy that (re)connects hears which of its players this server owns: an `Owner`
+/// notice sent while its link was down would otherwise leave it routing elsewhere.
+fn announce_owners(
+    mut connected: MessageReader<ProxyConnected>,
+    settings: Res<ServerSettings>,
+    owned: Query<(&UserId, &Player)>,
+    mut links: ResMut<ProxyLinks>,
+) {
+    for &ProxyConnected { proxy } in connected.read() {
+        for (&user, player) in owned.iter().filter(|(_, player)| player.proxy == proxy) {
+            links.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch: player.epoch });
+        }
     }
 }
 

@@ -7,7 +7,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tessera_bots::player::Player;
 use tessera_server::local_cluster::LocalCluster;
-use tessera_shared::Vec2;
 use tessera_shared::cluster::ClusterConfig;
 
 const WIDTH: usize = 1280;

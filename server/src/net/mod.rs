@@ -87,6 +87,12 @@ pub struct ProxyLost {
     pub proxy: ProxyId,
 }
 
+/// A proxy's link came up.
+#[derive(Message, Debug, Clone, Copy)]
+pub struct ProxyConnected {
+    pub proxy: ProxyId,
+}
+
 /// A peer server's link went down.
 #[derive(Message, Debug, Clone, Copy)]
 pub struct PeerLost {
@@ -166,6 +172,7 @@ impl Plugin for NetPlugin {
             .add_message::<InputReceived>()
             .add_message::<LogoutRequest>()
             .add_message::<ProxyLost>()
+            .add_message::<ProxyConnected>()
             .add_message::<PeerLost>()
             .add_message::<SubscriptionRequest>()
             .add_message::<RegionDeltasReceived>()
@@ -195,6 +202,7 @@ struct Received<'w> {
     inputs: MessageWriter<'w, InputReceived>,
     logouts: MessageWriter<'w, LogoutRequest>,
     proxy_lost: MessageWriter<'w, ProxyLost>,
+    proxy_connected: MessageWriter<'w, ProxyConnected>,
     peer_lost: MessageWriter<'w, PeerLost>,
     subscriptions: MessageWriter<'w, SubscriptionRequest>,
     deltas: MessageWriter<'w, RegionDeltasReceived>,
@@ -218,6 +226,7 @@ fn receive(
                     out.proxy_lost.write(ProxyLost { proxy });
                 }
                 info!("{proxy} connected");
+                out.proxy_connected.write(ProxyConnected { proxy });
             }
             NetEvent::ProxyDown { proxy, link } => {
                 if proxies.down(proxy, link) {

@@ -3,7 +3,7 @@
 //! allowed in the current state, ids a peer has no right to use, and peer servers
 //! naming regions or players the map does not give them.
 
-use crate::harness::{DEADLINE, default_cluster, join};
+use crate::harness::{DEADLINE, default_cluster, join, walk_to};
 use bytes::BytesMut;
 use std::time::Duration;
 use tessera_bots::player::Player;
@@ -146,11 +146,17 @@ async fn a_silent_connection_is_dropped_after_the_handshake_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_is_held_to_the_map() {
+async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
     let (cluster, mut honest) = cluster_with_honest_player().await;
-    // Server 4 accepts peers with lower ids; this one claims to be server 1.
+    // Two players either side of the border between servers 3 (west) and 4 (east).
+    let mut east = join(&cluster, 1, "east").await;
+    walk_to(&mut honest, Vec2::new(990.0, 1300.0), |_| {}).await;
+    walk_to(&mut east, Vec2::new(1060.0, 1300.0), |_| {}).await;
+    assert_eq!((honest.view.server, east.view.server), (Some(ServerId(3)), Some(ServerId(4))));
+    // Server 4 accepts peers with lower ids; this one claims to be server 3, and so
+    // displaces the real link between 3 and 4 each time it connects.
     let server_four = cluster.config().servers[3].peer_bind.to_string();
-    let hello = frame(&PeerMessage::Hello(Hello::new(Role::Server(ServerId(1)))));
+    let hello = frame(&PeerMessage::Hello(Hello::new(Role::Server(ServerId(3)))));
     let abuses = [
         // A subscription to a region server 4 does not own.
         PeerMessage::Subscribe(vec![RegionId { x: 0, y: 0 }]),
@@ -184,5 +190,15 @@ async fn a_peer_is_held_to_the_map() {
         bytes.extend(frame(&abuse));
         assert_closed_after(&server_four, &bytes, false).await;
     }
+    // Server 3 redials, both re-subscribe, and the border is live again: the west
+    // player sees where the east player walks next.
+    let east_id = east.view.me.unwrap().id;
+    walk_to(&mut east, Vec2::new(1100.0, 1300.0), |_| {}).await;
+    honest
+        .wait_until(DEADLINE, "east's new position seen across the border", |view| {
+            view.others.get(&east_id).is_some_and(|state| state.position.x > 1085.0)
+        })
+        .await
+        .unwrap();
     assert_unaffected(&mut honest).await;
 }
