@@ -49,7 +49,7 @@ async fn main() -> std::process::ExitCode {
     for bot in bots {
         results.push(bot.await.expect("a bot task never panics"));
     }
-    let report = SwarmReport::from_bots(args.bots, results);
+    let report = SwarmReport::from_bots(args.bots, duration, results);
     let json = serde_json::to_string_pretty(&report).expect("the report serialises");
     println!("{json}");
     if let Some(path) = &args.json

@@ -10,10 +10,13 @@ use serde::Serialize;
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
+use tessera_shared::link::Traffic;
 use tokio::time::Instant;
 
 /// How often a bot looks where it is going.
 const STEER_EVERY: Duration = Duration::from_millis(250);
+/// How long a bot keeps trying to join before it counts as failed to connect.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 /// How long a bot waits for its last inputs to be acknowledged before it counts them lost.
 const ACK_GRACE: Duration = Duration::from_secs(3);
 
@@ -25,6 +28,9 @@ pub struct BotReport {
     pub inputs_duplicated: u32,
     pub handoffs: u32,
     pub updates: u64,
+    /// Entities carried by those updates (the bot itself and everything in view).
+    pub entity_updates: u64,
+    pub bytes_received: u64,
     pub echo_latency_us: Histogram<u64>,
     pub still_connected: bool,
     pub error: Option<String>,
@@ -37,7 +43,17 @@ pub async fn run_bot(
     duration: Duration,
     log_position: bool,
 ) -> Result<BotReport, PlayerError> {
-    let mut player = Player::connect(&addr, &name).await?;
+    let traffic = Traffic::default();
+    // A cluster that has just started may not have all its links up yet.
+    let patience = Instant::now() + CONNECT_PATIENCE;
+    let mut player = loop {
+        match Player::connect_counting(&addr, &name, &traffic).await {
+            Ok(player) => break player,
+            Err(_) if Instant::now() < patience => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(err) => return Err(err),
+        }
+    };
+    let mut entity_updates = 0u64;
     let world = player.welcome.map.world_size();
     let mut rng = rand::rngs::SmallRng::from_os_rng();
     let mut target = random_point(&mut rng, world);
@@ -70,6 +86,7 @@ pub async fn run_bot(
             }
             received = player.receive() => match received {
                 Ok(view) => {
+                    entity_updates += 1 + view.others.len() as u64;
                     let acked = view.last_input;
                     while sent.front().is_some_and(|&(seq, _)| seq <= acked) {
                         let (_, at) = sent.pop_front().expect("checked non-empty");
@@ -92,6 +109,8 @@ pub async fn run_bot(
         inputs_duplicated: view.inputs_applied.saturating_sub(view.last_input),
         handoffs: view.handoffs,
         updates: view.updates,
+        entity_updates,
+        bytes_received: traffic.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
         echo_latency_us: latency,
         still_connected,
         error,
@@ -132,6 +151,10 @@ pub struct SwarmReport {
     pub inputs_duplicated: u64,
     pub handoffs: u64,
     pub updates_received: u64,
+    pub entity_updates_per_sec: f64,
+    pub bytes_per_bot_per_sec: f64,
+    /// Bytes on the wire (frames, prefixes, everything) per entity carried in an update.
+    pub wire_bytes_per_entity_update: f64,
     pub echo_latency_ms: Percentiles,
     pub errors: Vec<String>,
 }
@@ -144,7 +167,7 @@ pub struct Percentiles {
 }
 
 impl SwarmReport {
-    pub fn from_bots(requested: usize, results: Vec<Result<BotReport, PlayerError>>) -> Self {
+    pub fn from_bots(requested: usize, duration: Duration, results: Vec<Result<BotReport, PlayerError>>) -> Self {
         let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
         let mut report = SwarmReport {
             bots_requested: requested,
@@ -156,9 +179,13 @@ impl SwarmReport {
             inputs_duplicated: 0,
             handoffs: 0,
             updates_received: 0,
+            entity_updates_per_sec: 0.0,
+            bytes_per_bot_per_sec: 0.0,
+            wire_bytes_per_entity_update: 0.0,
             echo_latency_ms: Percentiles { p50: 0.0, p99: 0.0, max: 0.0 },
             errors: Vec::new(),
         };
+        let (mut entity_updates, mut bytes_received) = (0u64, 0u64);
         for result in results {
             match result {
                 Ok(bot) => {
@@ -170,6 +197,8 @@ impl SwarmReport {
                     report.inputs_duplicated += u64::from(bot.inputs_duplicated);
                     report.handoffs += u64::from(bot.handoffs);
                     report.updates_received += bot.updates;
+                    entity_updates += bot.entity_updates;
+                    bytes_received += bot.bytes_received;
                     latency.add(&bot.echo_latency_us).expect("same bounds");
                     report.errors.extend(bot.error);
                 }
@@ -177,6 +206,10 @@ impl SwarmReport {
             }
         }
         let ms = |us: u64| us as f64 / 1000.0;
+        let seconds = duration.as_secs_f64().max(1e-3);
+        report.entity_updates_per_sec = entity_updates as f64 / seconds;
+        report.bytes_per_bot_per_sec = bytes_received as f64 / seconds / report.bots_connected.max(1) as f64;
+        report.wire_bytes_per_entity_update = bytes_received as f64 / entity_updates.max(1) as f64;
         report.echo_latency_ms = Percentiles {
             p50: ms(latency.value_at_quantile(0.5)),
             p99: ms(latency.value_at_quantile(0.99)),

@@ -5,5 +5,6 @@ mod bad_input;
 mod handoff;
 mod harness;
 mod subscriptions;
+mod swarm;
 mod visibility;
 mod walking;
