@@ -10,6 +10,7 @@ pub mod server_links;
 
 use routing::Routing;
 use std::sync::Arc;
+use tessera_shared::bridge::NetRuntime;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ProxyId;
 use tokio::net::TcpListener;
@@ -39,14 +40,11 @@ pub fn spawn_thread(
     listener: std::net::TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name(format!("proxy-{}", settings.id.0))
-        .enable_all()
-        .build()?;
+    let name = format!("proxy-{}", settings.id.0);
+    let runtime = NetRuntime::new(&name, 1)?;
     listener.set_nonblocking(true)?;
-    std::thread::Builder::new().name(format!("proxy-{}", settings.id.0)).spawn(move || {
-        runtime.block_on(async move {
+    std::thread::Builder::new().name(name).spawn(move || {
+        runtime.0.block_on(async move {
             let listener = TcpListener::from_std(listener).expect("a bound listener converts to tokio");
             run(settings, listener, shutdown).await;
         });

@@ -146,8 +146,4 @@ impl Routing {
             self.leave(user);
         }
     }
-
-    pub fn players(&self) -> usize {
-        self.tables().clients.len()
-    }
 }

@@ -17,8 +17,6 @@ pub struct ServerSettings {
     pub id: ServerId,
     pub cluster: ClusterConfig,
     pub map: RegionMap,
-    /// Overrides the cluster file's tick rate (for this server only).
-    pub tick_hz: f64,
     /// Subscribe to every foreign region whatever the players see: the baseline the
     /// region subscriptions are measured against, never for play.
     pub broadcast_baseline: bool,
@@ -28,18 +26,11 @@ pub struct ServerSettings {
 impl ServerSettings {
     pub fn new(cluster: ClusterConfig, id: ServerId) -> Result<Self, ClusterError> {
         cluster.server(id)?;
-        Ok(Self {
-            id,
-            map: cluster.region_map(),
-            tick_hz: cluster.simulation.tick_hz,
-            broadcast_baseline: false,
-            stats: Arc::default(),
-            cluster,
-        })
+        Ok(Self { id, map: cluster.region_map(), broadcast_baseline: false, stats: Arc::default(), cluster })
     }
 
     pub fn tick(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.tick_hz)
+        Duration::from_secs_f64(1.0 / self.cluster.simulation.tick_hz)
     }
 
     pub fn view_radius(&self) -> f32 {

@@ -130,11 +130,7 @@ fn accept_handoffs(
         let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, state.pending);
         let entity = commands
             .spawn((
-                user,
-                user.entity(),
-                Player { proxy: state.proxy, epoch: state.epoch },
-                Visible { name: state.name },
-                Position(state.position),
+                Player::bundle(user, state.name, state.proxy, state.epoch, state.position),
                 Velocity(state.velocity),
                 queue,
             ))

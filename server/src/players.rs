@@ -30,6 +30,14 @@ pub struct Player {
     pub epoch: u32,
 }
 
+impl Player {
+    /// Everything an owned player is made of, whether it logged in here or was handed
+    /// over: its ids (a player's entity id is its user id), who it is, where it is.
+    pub fn bundle(user: UserId, name: String, proxy: ProxyId, epoch: u32, position: Vec2) -> impl Bundle {
+        (user, user.entity(), Player { proxy, epoch }, Visible { name }, Position(position))
+    }
+}
+
 /// The entities whose names this player has been sent.
 #[derive(Component, Debug, Default)]
 pub struct KnownNames(pub std::collections::HashSet<tessera_shared::ids::EntityId>);
@@ -146,9 +154,7 @@ fn spawn_logins(
             continue;
         }
         info!("{user} ({name}) joined through {proxy} at {position}");
-        let entity = commands
-            .spawn((user, user.entity(), Player { proxy, epoch: 0 }, Visible { name }, Position(position)))
-            .id();
+        let entity = commands.spawn(Player::bundle(user, name, proxy, 0, position)).id();
         players.0.insert(user, entity);
     }
 }

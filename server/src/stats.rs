@@ -15,7 +15,6 @@ pub struct ServerStats {
     pub handoffs_out: AtomicU64,
     /// Bytes exchanged with peer servers.
     pub peer_traffic: tessera_shared::link::Traffic,
-    pub ticks: AtomicU64,
 }
 
 impl ServerStats {

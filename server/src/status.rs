@@ -3,7 +3,7 @@
 //! in and out, its links, and how long its ticks take. The same figures are kept live
 //! in [`ServerStats`](crate::stats::ServerStats).
 
-use crate::app::{ServerSettings, SimulationTick};
+use crate::app::ServerSettings;
 use crate::net::{PeerLinks, ProxyLinks};
 use crate::players::Players;
 use crate::regions::ghosts::Ghosts;
@@ -73,7 +73,6 @@ fn end_frame(mut times: ResMut<TickTimes>) {
 
 fn publish_stats(
     settings: Res<ServerSettings>,
-    tick: Res<SimulationTick>,
     players: Res<Players>,
     ghosts: Res<Ghosts>,
     subscriptions: Res<Subscriptions>,
@@ -84,7 +83,6 @@ fn publish_stats(
     stats.ghosts.store(ghosts.len() as u64, Ordering::Relaxed);
     stats.subscriptions_out.store(subscriptions.count() as u64, Ordering::Relaxed);
     stats.subscriptions_in.store(publications.count() as u64, Ordering::Relaxed);
-    stats.ticks.store(tick.0, Ordering::Relaxed);
 }
 
 fn report(

@@ -91,7 +91,7 @@ impl<In: DeserializeOwned> Link<In> {
     }
 
     /// Waits for the peer's hello and checks its protocol version.
-    pub async fn expect_hello(&mut self) -> Result<Role, LinkError>
+    async fn expect_hello(&mut self) -> Result<Role, LinkError>
     where
         In: Greeting + std::fmt::Debug,
     {
@@ -187,10 +187,6 @@ impl<T> Outbound<T> {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
-    }
-
-    pub async fn send_async(&self, message: T) -> Result<(), SendError> {
-        self.0.send(message).await.map_err(|_| SendError::Closed)
     }
 
     pub fn is_closed(&self) -> bool {
