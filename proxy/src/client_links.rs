@@ -43,7 +43,7 @@ pub async fn accept(
 }
 
 async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routing: &Routing) -> Result<(), LinkError> {
-    let mut link = Link::<ClientToProxy>::new(stream);
+    let mut link = Link::<ClientToProxy>::counting(stream, &routing.stats.clients);
     let name = match link.handshake::<ProxyToClient>(Hello::new(Role::Proxy(settings.id))).await? {
         Role::Client { name } => player_name(&name, user),
         got => {

@@ -7,6 +7,7 @@
 pub mod client_links;
 pub mod routing;
 pub mod server_links;
+pub mod stats;
 
 use routing::Routing;
 use std::sync::Arc;
@@ -28,6 +29,10 @@ pub struct ProxySettings {
 pub async fn run(settings: ProxySettings, listener: TcpListener, shutdown: CancellationToken) {
     let settings = Arc::new(settings);
     let routing = Arc::new(Routing::default());
+    let exporting = routing.clone();
+    let (id, stop_exporting) = (settings.id, shutdown.child_token());
+    tokio::spawn(async move { exporting.stats.export(id, stop_exporting).await });
+
     for server in &settings.cluster.servers {
         tokio::spawn(server_links::maintain(settings.clone(), server.id, routing.clone(), shutdown.child_token()));
     }

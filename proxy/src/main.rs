@@ -16,6 +16,9 @@ struct Args {
     /// Which proxy of the map to run.
     #[arg(long)]
     id: u16,
+    /// Serve Prometheus metrics (players, frames and bytes forwarded) at this address.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -34,6 +37,11 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     let id = ProxyId(args.id);
+    if let Some(addr) = args.metrics {
+        tessera_shared::metrics::serve(addr)?;
+        tracing::info!("metrics at http://{addr}/metrics");
+    }
+
     let bind = cluster.proxy(id)?.client_bind;
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let shutdown = CancellationToken::new();

@@ -9,7 +9,10 @@
 //! received the player yet.
 
 use std::collections::HashMap;
+use crate::stats::ProxyStats;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
 use tessera_shared::Vec2;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
@@ -32,7 +35,11 @@ struct Tables {
 }
 
 #[derive(Default)]
-pub struct Routing(Mutex<Tables>);
+pub struct Routing {
+    tables: Mutex<Tables>,
+    /// What went through this table, for the operator and the benchmark.
+    pub stats: ProxyStats,
+}
 
 /// Why a message could not be routed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,7 +55,11 @@ pub enum RouteError {
 impl Routing {
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
         // A panic while holding the lock cannot leave the maps half-updated.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn count_players(&self, tables: &Tables) {
+        self.stats.players.store(tables.clients.len() as u64, Ordering::Relaxed);
     }
 
     pub fn server_up(&self, server: ServerId, outbound: Outbound<ProxyToServer>) {
@@ -68,7 +79,10 @@ impl Routing {
                 let _ = link.send(ProxyToServer::Logout { user: *user });
             }
         }
-        orphans.into_iter().filter_map(|user| tables.clients.remove(&user).map(|r| (user, r.outbound))).collect()
+        let orphans = orphans.into_iter().filter_map(|user| tables.clients.remove(&user).map(|r| (user, r.outbound)));
+        let orphans = orphans.collect();
+        self.count_players(&tables);
+        orphans
     }
 
     pub fn is_server_up(&self, server: ServerId) -> bool {
@@ -80,7 +94,10 @@ impl Routing {
         let mut tables = self.tables();
         let link = tables.servers.get(&server).ok_or(RouteError::ServerDown(server))?;
         match link.send(message) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                ProxyStats::count(&self.stats.frames_to_servers, 1);
+                Ok(())
+            }
             Err(SendError::Closed) => Err(RouteError::ServerDown(server)),
             Err(SendError::Full) => {
                 tables.servers.remove(&server);
@@ -92,16 +109,27 @@ impl Routing {
     /// Registers a player, whose login goes to `owner`.
     pub fn join(&self, user: UserId, route: ClientRoute, login: ProxyToServer) -> Result<(), RouteError> {
         let owner = route.owner;
-        self.tables().clients.insert(user, route);
+        {
+            let mut tables = self.tables();
+            tables.clients.insert(user, route);
+            self.count_players(&tables);
+        }
         self.to_server(owner, login).inspect_err(|_| {
-            self.tables().clients.remove(&user);
+            self.forget(user);
         })
+    }
+
+    /// Drops a player from the table without telling any server.
+    fn forget(&self, user: UserId) -> Option<ClientRoute> {
+        let mut tables = self.tables();
+        let route = tables.clients.remove(&user);
+        self.count_players(&tables);
+        route
     }
 
     /// Forgets a player and tells its owner it left. Safe to call more than once.
     pub fn leave(&self, user: UserId) {
-        let route = self.tables().clients.remove(&user);
-        if let Some(route) = route {
+        if let Some(route) = self.forget(user) {
             let _ = self.to_server(route.owner, ProxyToServer::Logout { user });
         }
     }
@@ -126,6 +154,7 @@ impl Routing {
     /// player whose queue is full is not reading: it is disconnected.
     pub fn to_clients(&self, messages: impl IntoIterator<Item = (UserId, Option<Vec2>, ProxyToClient)>) {
         let mut stalled = Vec::new();
+        let mut delivered = 0;
         {
             let mut tables = self.tables();
             for (user, position, message) in messages {
@@ -136,11 +165,15 @@ impl Routing {
                 if let Some(position) = position {
                     route.position = position;
                 }
-                if let Err(SendError::Full) = route.outbound.send(message) {
-                    stalled.push(user);
+                match route.outbound.send(message) {
+                    Ok(()) => delivered += 1,
+                    Err(SendError::Full) => stalled.push(user),
+                    Err(SendError::Closed) => {}
                 }
             }
         }
+        ProxyStats::count(&self.stats.frames_to_clients, delivered);
+
         for user in stalled {
             warn!("{user} is not reading its updates: disconnecting it");
             self.leave(user);

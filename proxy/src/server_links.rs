@@ -37,7 +37,7 @@ async fn serve(
     server: ServerId,
     routing: &Routing,
 ) -> Result<(), LinkError> {
-    let mut link = Link::<ServerToProxy>::new(stream);
+    let mut link = Link::<ServerToProxy>::counting(stream, &routing.stats.servers);
     match link.handshake::<ProxyToServer>(Hello::new(Role::Proxy(settings.id))).await? {
         Role::Server(id) if id == server => {}
         got => return Err(LinkError::Role { expected: "the server the map names", got }),

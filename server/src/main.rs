@@ -2,6 +2,7 @@
 //! server and proxy of the map in this one process.
 
 use clap::Parser;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use tessera_server::local_cluster::LocalCluster;
 use tessera_server::{ServerListeners, ServerSettings};
@@ -28,6 +29,9 @@ struct Args {
     /// subscriptions are benchmarked against. Not for play.
     #[arg(long, conflicts_with = "all")]
     broadcast_baseline: bool,
+    /// Serve Prometheus metrics (tick times, players, peer bytes...) at this address.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,7 +52,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         cluster.simulation.tick_hz = hz;
         cluster.validate()?;
     }
+    if let Some(addr) = args.metrics {
+        tessera_shared::metrics::serve(addr)?;
+        tracing::info!("metrics at http://{addr}/metrics");
+    }
     let shutdown = CancellationToken::new();
+
     let on_signal = shutdown.clone();
     ctrlc_on(move || on_signal.cancel());
     if args.all {

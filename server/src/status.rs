@@ -1,9 +1,10 @@
 //! What the server tells its operator: every few seconds, one log line with the
 //! regions it owns, its players and ghosts, its subscriptions in and out, its handoffs
 //! in and out, its links, and how long its ticks take. The same figures are kept live
-//! in [`ServerStats`](crate::stats::ServerStats).
+//! in [`ServerStats`](crate::stats::ServerStats) and exported as metrics (the names in
+//! [`tessera_shared::metrics`]), which the benchmark scrapes.
 
-use crate::app::ServerSettings;
+use crate::app::{ServerSettings, SimulationTick};
 use crate::net::{PeerLinks, ProxyLinks};
 use crate::players::Players;
 use crate::regions::ghosts::Ghosts;
@@ -13,6 +14,7 @@ use crate::stats::ServerStats;
 use bevy::prelude::*;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tessera_shared::metrics as names;
 use tracing::info;
 
 /// How often the status line is logged.
@@ -56,9 +58,40 @@ pub struct StatusPlugin;
 
 impl Plugin for StatusPlugin {
     fn build(&self, app: &mut App) {
+        let id = app.world().resource::<ServerSettings>().id;
         app.init_resource::<TickTimes>()
+            .insert_resource(ServerMetrics::new(id.0))
             .add_systems(First, start_frame)
             .add_systems(Last, (end_frame, publish_stats, report).chain());
+    }
+}
+
+/// Handles on this server's exported metrics, labelled with its id once, here.
+#[derive(Resource)]
+struct ServerMetrics {
+    tick_seconds: metrics::Histogram,
+    ticks: metrics::Counter,
+    players: metrics::Gauge,
+    ghosts: metrics::Gauge,
+    peer_bytes_in: metrics::Counter,
+    peer_bytes_out: metrics::Counter,
+    handoffs_in: metrics::Counter,
+    handoffs_out: metrics::Counter,
+}
+
+impl ServerMetrics {
+    fn new(id: u16) -> Self {
+        let server = id.to_string();
+        Self {
+            tick_seconds: metrics::histogram!(names::SERVER_TICK_SECONDS, "server" => server.clone()),
+            ticks: metrics::counter!(names::SERVER_TICKS, "server" => server.clone()),
+            players: metrics::gauge!(names::SERVER_PLAYERS, "server" => server.clone()),
+            ghosts: metrics::gauge!(names::SERVER_GHOSTS, "server" => server.clone()),
+            peer_bytes_in: metrics::counter!(names::SERVER_PEER_BYTES, "server" => server.clone(), "direction" => "in"),
+            peer_bytes_out: metrics::counter!(names::SERVER_PEER_BYTES, "server" => server.clone(), "direction" => "out"),
+            handoffs_in: metrics::counter!(names::SERVER_HANDOFFS, "server" => server.clone(), "direction" => "in"),
+            handoffs_out: metrics::counter!(names::SERVER_HANDOFFS, "server" => server, "direction" => "out"),
+        }
     }
 }
 
@@ -66,24 +99,36 @@ fn start_frame(mut times: ResMut<TickTimes>) {
     times.frame_started = Instant::now();
 }
 
-fn end_frame(mut times: ResMut<TickTimes>) {
+fn end_frame(mut times: ResMut<TickTimes>, metrics: Res<ServerMetrics>) {
     let elapsed = times.frame_started.elapsed();
     times.durations.push(elapsed);
+    metrics.tick_seconds.record(elapsed.as_secs_f64());
 }
 
 fn publish_stats(
     settings: Res<ServerSettings>,
+    tick: Res<SimulationTick>,
     players: Res<Players>,
     ghosts: Res<Ghosts>,
     subscriptions: Res<Subscriptions>,
     publications: Res<Publications>,
+    metrics: Res<ServerMetrics>,
 ) {
     let stats: &ServerStats = &settings.stats;
     stats.players.store(players.0.len() as u64, Ordering::Relaxed);
     stats.ghosts.store(ghosts.len() as u64, Ordering::Relaxed);
     stats.subscriptions_out.store(subscriptions.count() as u64, Ordering::Relaxed);
     stats.subscriptions_in.store(publications.count() as u64, Ordering::Relaxed);
+    let get = ServerStats::get;
+    metrics.ticks.absolute(tick.0);
+    metrics.players.set(players.0.len() as f64);
+    metrics.ghosts.set(ghosts.len() as f64);
+    metrics.peer_bytes_in.absolute(get(&stats.peer_traffic.bytes_in));
+    metrics.peer_bytes_out.absolute(get(&stats.peer_traffic.bytes_out));
+    metrics.handoffs_in.absolute(get(&stats.handoffs_in));
+    metrics.handoffs_out.absolute(get(&stats.handoffs_out));
 }
+
 
 fn report(
     mut times: ResMut<TickTimes>,
