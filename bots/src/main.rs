@@ -1,67 +1,126 @@
 //! `tessera-bots`: connects a swarm of headless players to a cluster through its
-//! proxies (a random proxy each, as real clients do) and reports what they measured.
+//! proxies (a random proxy each, as real clients do) and reports what they measured;
+//! `tessera-bots bench` starts a cluster of real processes and ramps a swarm against it.
 
-use clap::Parser;
-use rand::seq::IndexedRandom;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
-use tessera_bots::swarm::{SwarmReport, run_bot};
+use tessera_bots::bench::{self, BenchOptions};
+use tessera_bots::swarm::{Swarm, SwarmPlan};
 use tessera_shared::cluster::ClusterConfig;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Tessera bot swarm: headless players speaking the real protocol")]
+#[command(version, about = "Tessera bot swarm: headless players speaking the real protocol", args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    swarm: SwarmArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct SwarmArgs {
     /// The cluster map (TOML). The default 2×2 local map when absent.
     #[arg(long)]
     cluster: Option<PathBuf>,
     /// How many bots.
     #[arg(long, default_value_t = 10)]
     bots: usize,
-    /// How long they play, in seconds.
+    /// How long they are measured, in seconds, after a few seconds to connect.
     #[arg(long, default_value_t = 30)]
     duration: u64,
+    /// Seconds to connect and settle before measuring.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
     /// Write the report here as one JSON object.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a local cluster of real processes and ramp bots against it until a limit breaks.
+    Bench(BenchOptions),
+    /// A bare TCP relay that only copies bytes: the benchmark's yardstick for the proxy.
+    #[command(hide = true)]
+    Relay {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        upstream: std::net::SocketAddr,
+    },
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     tessera_shared::logging::init();
     let args = Args::parse();
-    let cluster = ClusterConfig::load_or_default(args.cluster.as_deref());
-    let cluster = match cluster {
+    match args.command {
+        None => swarm(args.swarm).await,
+        Some(Command::Bench(options)) => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            tokio::select! {
+                result = bench::run(options, command) => match result {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(err) => {
+                        tracing::error!("benchmark failed: {err}");
+                        ExitCode::FAILURE
+                    }
+                },
+                // Returning drops the benchmark, which kills every process it started.
+                _ = interrupted() => {
+                    tracing::warn!("interrupted: stopping every process the benchmark started");
+                    ExitCode::from(130)
+                }
+            }
+        }
+        Some(Command::Relay { listen, upstream }) => match bench::relay::serve_relay(listen, upstream).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!("relay: {err}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn swarm(args: SwarmArgs) -> ExitCode {
+    let cluster = match ClusterConfig::load_or_default(args.cluster.as_deref()) {
         Ok(cluster) => cluster,
         Err(err) => {
             tracing::error!("{err}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
-    let proxies: Vec<String> = cluster.proxies.iter().map(|p| p.client_address()).collect();
-    let duration = Duration::from_secs(args.duration);
-    let bots: Vec<_> = (0..args.bots)
-        .map(|i| {
-            let addr = proxies.choose(&mut rand::rng()).expect("a validated map has proxies").clone();
-            tokio::spawn(run_bot(addr, format!("bot-{i}"), duration, i == 0))
-        })
-        .collect();
-    let mut results = Vec::new();
-    for bot in bots {
-        results.push(bot.await.expect("a bot task never panics"));
-    }
-    let report = SwarmReport::from_bots(args.bots, duration, results);
+    let report = Swarm::run(SwarmPlan {
+        proxies: cluster.proxies.iter().map(|p| p.client_address()).collect(),
+        bots: args.bots,
+        warmup: Duration::from_secs(args.warmup),
+        measure: Duration::from_secs(args.duration),
+        name_prefix: "bot".into(),
+    })
+    .await;
     let json = serde_json::to_string_pretty(&report).expect("the report serialises");
     println!("{json}");
     if let Some(path) = &args.json
         && let Err(err) = std::fs::write(path, &json)
     {
         tracing::error!("cannot write {}: {err}", path.display());
-        return std::process::ExitCode::FAILURE;
+        return ExitCode::FAILURE;
     }
     if report.is_clean() {
-        std::process::ExitCode::SUCCESS
+        ExitCode::SUCCESS
     } else {
         tracing::error!("not clean: bots failed to connect or stay, or inputs were lost or duplicated");
-        std::process::ExitCode::FAILURE
+        ExitCode::FAILURE
     }
 }

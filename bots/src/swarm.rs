@@ -1,16 +1,20 @@
-//! The bot swarm: many headless players in one process, each walking toward random
-//! points of the world (so they cross borders often), pressing keys only when the
-//! direction changes, as a person would. Each bot counts its inputs and how long the
-//! server took to echo them.
+//! The bot swarm: many headless players in one process, each through a random proxy
+//! and walking as its [`Behaviour`] says. A swarm connects its bots spread over the
+//! first part of a warm-up, then measures a fixed window: what the bots received, how
+//! long the servers took to echo their key presses, and (over the whole run, through
+//! the sequence numbers) whether any input was lost or applied twice.
 
+use crate::behaviour::{Behaviour, Walker};
 use crate::player::{Player, PlayerError};
 use hdrhistogram::Histogram;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
+use rand::seq::IndexedRandom;
 use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tessera_shared::Vec2;
-use tessera_shared::components::Keys;
 use tessera_shared::link::Traffic;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// How often a bot looks where it is going.
@@ -20,127 +24,203 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 /// How long a bot waits for its last inputs to be acknowledged before it counts them lost.
 const ACK_GRACE: Duration = Duration::from_secs(3);
 
-/// What one bot measured.
+/// What a swarm does.
+#[derive(Debug, Clone)]
+pub struct SwarmPlan {
+    /// Client addresses of the cluster's proxies; each bot picks one at random.
+    pub proxies: Vec<String>,
+    pub bots: usize,
+    /// Connecting (over its first half) and settling; not measured.
+    pub warmup: Duration,
+    /// The measured window.
+    pub measure: Duration,
+    /// Bots are named `{name_prefix}-{i}`.
+    pub name_prefix: String,
+}
+
+/// The measured window, the same for every bot of a swarm.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: Instant,
+    pub end: Instant,
+}
+
+impl Window {
+    fn contains(&self, at: Instant) -> bool {
+        self.start <= at && at < self.end
+    }
+}
+
+/// A running swarm.
+pub struct Swarm {
+    pub window: Window,
+    bots: Vec<JoinHandle<Result<BotReport, PlayerError>>>,
+    bytes_in_window: JoinHandle<u64>,
+    plan: SwarmPlan,
+}
+
+impl Swarm {
+    /// Starts every bot of `plan`, staggered over the first half of the warm-up.
+    pub fn launch(plan: SwarmPlan) -> Self {
+        let now = Instant::now();
+        let window = Window { start: now + plan.warmup, end: now + plan.warmup + plan.measure };
+        let traffic = Traffic::default();
+        let stagger = plan.warmup / 2 / plan.bots.max(1) as u32;
+        let mut rng = rand::rng();
+        let bots = (0..plan.bots)
+            .map(|i| {
+                let bot = Bot {
+                    addr: plan.proxies.choose(&mut rng).expect("a cluster has proxies").clone(),
+                    name: format!("{}-{i}", plan.name_prefix),
+                    behaviour: Behaviour::pick(&mut rng),
+                    connect_at: now + stagger * i as u32,
+                    window,
+                    traffic: traffic.clone(),
+                };
+                tokio::spawn(bot.run())
+            })
+            .collect();
+        let bytes_in_window = tokio::spawn(async move {
+            let read = || traffic.bytes_in.load(Ordering::Relaxed);
+            tokio::time::sleep_until(window.start).await;
+            let before = read();
+            tokio::time::sleep_until(window.end).await;
+            read() - before
+        });
+        Self { window, bots, bytes_in_window, plan }
+    }
+
+    /// Waits for every bot to finish and sums up what they measured.
+    pub async fn finish(self) -> SwarmReport {
+        let mut results = Vec::with_capacity(self.bots.len());
+        for bot in self.bots {
+            results.push(bot.await.expect("a bot task never panics"));
+        }
+        let bytes_received = self.bytes_in_window.await.expect("the byte counter never panics");
+        SwarmReport::from_bots(self.plan.bots, self.plan.measure, bytes_received, results)
+    }
+
+    /// Launches `plan` and waits for its report.
+    pub async fn run(plan: SwarmPlan) -> SwarmReport {
+        Self::launch(plan).finish().await
+    }
+}
+
+/// What one bot measured: inputs over its whole run, the rest within the window.
 #[derive(Debug)]
 pub struct BotReport {
     pub inputs_sent: u32,
     pub inputs_acknowledged: u32,
     pub inputs_duplicated: u32,
+    /// Key presses sent within the window.
+    pub inputs_in_window: u32,
     pub handoffs: u32,
     pub updates: u64,
     /// Entities carried by those updates (the bot itself and everything in view).
     pub entity_updates: u64,
-    pub bytes_received: u64,
     pub echo_latency_us: Histogram<u64>,
     pub still_connected: bool,
     pub error: Option<String>,
 }
 
-/// Runs one bot against the proxy at `addr` for `duration`.
-pub async fn run_bot(
+struct Bot {
     addr: String,
     name: String,
-    duration: Duration,
-    log_position: bool,
-) -> Result<BotReport, PlayerError> {
-    let traffic = Traffic::default();
-    // A cluster that has just started may not have all its links up yet.
-    let patience = Instant::now() + CONNECT_PATIENCE;
-    let mut player = loop {
-        match Player::connect_counting(&addr, &name, &traffic).await {
-            Ok(player) => break player,
-            Err(_) if Instant::now() < patience => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(err) => return Err(err),
-        }
-    };
-    let mut entity_updates = 0u64;
-    let world = player.welcome.map.world_size();
-    let mut rng = rand::rngs::SmallRng::from_os_rng();
-    let mut target = random_point(&mut rng, world);
-    let mut sent: std::collections::VecDeque<(u32, Instant)> = Default::default();
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
-    let end = Instant::now() + duration;
-    let mut steer = tokio::time::interval(STEER_EVERY);
-    let mut log = tokio::time::interval(Duration::from_secs(2));
-    let mut error = None;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(end) => break,
-            _ = steer.tick() => {
-                let Some(me) = player.view.me else { continue };
-                if me.position.distance(target) < 30.0 {
-                    target = random_point(&mut rng, world);
-                }
-                let keys = keys_toward(me.position, target);
-                if keys != player.keys() {
-                    match player.press(keys).await {
-                        Ok(seq) => sent.push_back((seq, Instant::now())),
-                        Err(err) => { error = Some(err.to_string()); break; }
+    behaviour: Behaviour,
+    connect_at: Instant,
+    window: Window,
+    traffic: Traffic,
+}
+
+impl Bot {
+    async fn run(self) -> Result<BotReport, PlayerError> {
+        tokio::time::sleep_until(self.connect_at).await;
+        let mut player = self.connect().await?;
+        let mut walker = Walker::new(self.behaviour);
+        let mut rng = rand::rngs::SmallRng::from_os_rng();
+        let mut sent: VecDeque<(u32, Instant)> = VecDeque::new();
+        let mut latency = latency_histogram();
+        let (mut updates, mut entity_updates, mut inputs_in_window) = (0u64, 0u64, 0u32);
+        let mut handoffs_before_window = None;
+        // Bots look around at different moments, as people do.
+        let first_look = Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>());
+        let mut steer = tokio::time::interval_at(first_look, STEER_EVERY);
+        let mut error = None;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.window.end) => break,
+                _ = steer.tick() => {
+                    let keys = walker.steer(&mut rng, &player.view, &player.welcome.map, Instant::now());
+                    if keys != player.keys() {
+                        match player.press(keys).await {
+                            Ok(seq) => {
+                                let now = Instant::now();
+                                inputs_in_window += u32::from(self.window.contains(now));
+                                sent.push_back((seq, now));
+                            }
+                            Err(err) => { error = Some(err.to_string()); break; }
+                        }
                     }
                 }
-            }
-            _ = log.tick(), if log_position => {
-                if let (Some(me), Some(server)) = (player.view.me, player.view.server) {
-                    tracing::info!("{name} at ({:.0}, {:.0}) on {server}, {} in view", me.position.x, me.position.y, player.view.others.len());
-                }
-            }
-            received = player.receive() => match received {
-                Ok(view) => {
-                    entity_updates += 1 + view.others.len() as u64;
-                    let acked = view.last_input;
-                    while sent.front().is_some_and(|&(seq, _)| seq <= acked) {
-                        let (_, at) = sent.pop_front().expect("checked non-empty");
-                        latency.saturating_record(at.elapsed().as_micros() as u64);
+                received = player.receive() => match received {
+                    Ok(view) => {
+                        let now = Instant::now();
+                        if !self.window.contains(now) {
+                            continue;
+                        }
+                        handoffs_before_window.get_or_insert(view.handoffs);
+                        updates += 1;
+                        entity_updates += 1 + view.others.len() as u64;
+                        while sent.front().is_some_and(|&(seq, _)| seq <= view.last_input) {
+                            let (_, at) = sent.pop_front().expect("checked non-empty");
+                            if self.window.contains(at) {
+                                latency.saturating_record((now - at).as_micros() as u64);
+                            }
+                        }
                     }
+                    Err(err) => { error = Some(err.to_string()); break; }
                 }
-                Err(err) => { error = Some(err.to_string()); break; }
+            }
+        }
+        let still_connected = error.is_none();
+        if still_connected {
+            let last = player.last_sent();
+            let _ = player.wait_until(ACK_GRACE, "the last inputs acknowledged", |view| view.last_input >= last).await;
+        }
+        let view = &player.view;
+        Ok(BotReport {
+            inputs_sent: player.last_sent(),
+            inputs_acknowledged: view.last_input.min(player.last_sent()),
+            inputs_duplicated: view.inputs_applied.saturating_sub(view.last_input),
+            inputs_in_window,
+            handoffs: view.handoffs - handoffs_before_window.unwrap_or(view.handoffs),
+            updates,
+            entity_updates,
+            echo_latency_us: latency,
+            still_connected,
+            error,
+        })
+    }
+
+    /// Joins, retrying for a while: a cluster that has just started may not have all its links up yet.
+    async fn connect(&self) -> Result<Player, PlayerError> {
+        let patience = Instant::now() + CONNECT_PATIENCE;
+        loop {
+            match Player::connect_counting(&self.addr, &self.name, &self.traffic).await {
+                Ok(player) => return Ok(player),
+                Err(_) if Instant::now() < patience => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(err) => return Err(err),
             }
         }
     }
-    let still_connected = error.is_none();
-    if still_connected {
-        let last = player.last_sent();
-        let _ = player.wait_until(ACK_GRACE, "the last inputs acknowledged", |view| view.last_input >= last).await;
-    }
-    let view = &player.view;
-    Ok(BotReport {
-        inputs_sent: player.last_sent(),
-        inputs_acknowledged: view.last_input.min(player.last_sent()),
-        inputs_duplicated: view.inputs_applied.saturating_sub(view.last_input),
-        handoffs: view.handoffs,
-        updates: view.updates,
-        entity_updates,
-        bytes_received: traffic.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
-        echo_latency_us: latency,
-        still_connected,
-        error,
-    })
 }
 
-fn random_point(rng: &mut impl Rng, world: Vec2) -> Vec2 {
-    Vec2::new(rng.random_range(0.0..world.x), rng.random_range(0.0..world.y))
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-/// The keys that walk from `from` toward `to`, in one of eight directions.
-pub fn keys_toward(from: Vec2, to: Vec2) -> Keys {
-    let delta = to - from;
-    let dead_zone = delta.length() * 0.38;
-    let mut keys = Keys::empty();
-    if delta.x > dead_zone {
-        keys |= Keys::RIGHT;
-    } else if delta.x < -dead_zone {
-        keys |= Keys::LEFT;
-    }
-    if delta.y > dead_zone {
-        keys |= Keys::UP;
-    } else if delta.y < -dead_zone {
-        keys |= Keys::DOWN;
-    }
-    keys
-}
-
-/// The whole swarm's figures.
-#[derive(Debug, Serialize)]
+/// The whole swarm's figures; rates are over the measured window.
+#[derive(Debug, Clone, Serialize)]
 pub struct SwarmReport {
     pub bots_requested: usize,
     pub bots_connected: usize,
@@ -149,6 +229,7 @@ pub struct SwarmReport {
     pub inputs_acknowledged: u64,
     pub inputs_lost: u64,
     pub inputs_duplicated: u64,
+    pub inputs_per_bot_per_sec: f64,
     pub handoffs: u64,
     pub updates_received: u64,
     pub entity_updates_per_sec: f64,
@@ -159,7 +240,7 @@ pub struct SwarmReport {
     pub errors: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Percentiles {
     pub p50: f64,
     pub p99: f64,
@@ -167,8 +248,13 @@ pub struct Percentiles {
 }
 
 impl SwarmReport {
-    pub fn from_bots(requested: usize, duration: Duration, results: Vec<Result<BotReport, PlayerError>>) -> Self {
-        let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    pub fn from_bots(
+        requested: usize,
+        window: Duration,
+        bytes_received: u64,
+        results: Vec<Result<BotReport, PlayerError>>,
+    ) -> Self {
+        let mut latency = latency_histogram();
         let mut report = SwarmReport {
             bots_requested: requested,
             bots_connected: 0,
@@ -177,15 +263,16 @@ impl SwarmReport {
             inputs_acknowledged: 0,
             inputs_lost: 0,
             inputs_duplicated: 0,
+            inputs_per_bot_per_sec: 0.0,
             handoffs: 0,
             updates_received: 0,
             entity_updates_per_sec: 0.0,
             bytes_per_bot_per_sec: 0.0,
             wire_bytes_per_entity_update: 0.0,
-            echo_latency_ms: Percentiles { p50: 0.0, p99: 0.0, max: 0.0 },
+            echo_latency_ms: Percentiles::default(),
             errors: Vec::new(),
         };
-        let (mut entity_updates, mut bytes_received) = (0u64, 0u64);
+        let (mut entity_updates, mut inputs_in_window) = (0u64, 0u64);
         for result in results {
             match result {
                 Ok(bot) => {
@@ -195,20 +282,25 @@ impl SwarmReport {
                     report.inputs_acknowledged += u64::from(bot.inputs_acknowledged);
                     report.inputs_lost += u64::from(bot.inputs_sent - bot.inputs_acknowledged);
                     report.inputs_duplicated += u64::from(bot.inputs_duplicated);
+                    inputs_in_window += u64::from(bot.inputs_in_window);
                     report.handoffs += u64::from(bot.handoffs);
                     report.updates_received += bot.updates;
                     entity_updates += bot.entity_updates;
-                    bytes_received += bot.bytes_received;
                     latency.add(&bot.echo_latency_us).expect("same bounds");
                     report.errors.extend(bot.error);
                 }
                 Err(err) => report.errors.push(err.to_string()),
             }
         }
+        // Thousands of bots failing alike would drown the report: keep a sample.
+        report.errors.truncate(20);
         let ms = |us: u64| us as f64 / 1000.0;
-        let seconds = duration.as_secs_f64().max(1e-3);
+        let seconds = window.as_secs_f64().max(1e-3);
+        let bots = report.bots_connected.max(1) as f64;
+        report.inputs_per_bot_per_sec = inputs_in_window as f64 / bots / seconds;
+
         report.entity_updates_per_sec = entity_updates as f64 / seconds;
-        report.bytes_per_bot_per_sec = bytes_received as f64 / seconds / report.bots_connected.max(1) as f64;
+        report.bytes_per_bot_per_sec = bytes_received as f64 / seconds / bots;
         report.wire_bytes_per_entity_update = bytes_received as f64 / entity_updates.max(1) as f64;
         report.echo_latency_ms = Percentiles {
             p50: ms(latency.value_at_quantile(0.5)),
@@ -224,18 +316,5 @@ impl SwarmReport {
             && self.bots_still_connected == self.bots_requested
             && self.inputs_lost == 0
             && self.inputs_duplicated == 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bots_steer_in_eight_directions() {
-        assert_eq!(keys_toward(Vec2::ZERO, Vec2::new(10.0, 0.0)), Keys::RIGHT);
-        assert_eq!(keys_toward(Vec2::ZERO, Vec2::new(-10.0, -10.0)), Keys::LEFT | Keys::DOWN);
-        assert_eq!(keys_toward(Vec2::ZERO, Vec2::new(1.0, 10.0)), Keys::UP);
-        assert_eq!(keys_toward(Vec2::ZERO, Vec2::ZERO), Keys::empty());
     }
 }

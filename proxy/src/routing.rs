@@ -58,12 +58,16 @@ impl Routing {
         self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn count_players(&self, tables: &Tables) {
+    /// Keeps the players and servers counts in the stats in step with the tables.
+    fn count(&self, tables: &Tables) {
         self.stats.players.store(tables.clients.len() as u64, Ordering::Relaxed);
+        self.stats.servers_up.store(tables.servers.len() as u64, Ordering::Relaxed);
     }
 
     pub fn server_up(&self, server: ServerId, outbound: Outbound<ProxyToServer>) {
-        self.tables().servers.insert(server, outbound);
+        let mut tables = self.tables();
+        tables.servers.insert(server, outbound);
+        self.count(&tables);
     }
 
     /// Forgets `server`'s link and returns the players it owned: they are gone with it.
@@ -73,6 +77,7 @@ impl Routing {
         let mut tables = self.tables();
         tables.servers.remove(&server);
         let orphans: Vec<UserId> =
+
             tables.clients.iter().filter(|(_, route)| route.owner == server).map(|(&user, _)| user).collect();
         for user in &orphans {
             for link in tables.servers.values() {
@@ -81,7 +86,7 @@ impl Routing {
         }
         let orphans = orphans.into_iter().filter_map(|user| tables.clients.remove(&user).map(|r| (user, r.outbound)));
         let orphans = orphans.collect();
-        self.count_players(&tables);
+        self.count(&tables);
         orphans
     }
 
@@ -95,12 +100,13 @@ impl Routing {
         let link = tables.servers.get(&server).ok_or(RouteError::ServerDown(server))?;
         match link.send(message) {
             Ok(()) => {
-                ProxyStats::count(&self.stats.frames_to_servers, 1);
+                ProxyStats::add(&self.stats.frames_to_servers, 1);
                 Ok(())
             }
             Err(SendError::Closed) => Err(RouteError::ServerDown(server)),
             Err(SendError::Full) => {
                 tables.servers.remove(&server);
+                self.count(&tables);
                 Err(RouteError::ServerStalled(server))
             }
         }
@@ -112,7 +118,7 @@ impl Routing {
         {
             let mut tables = self.tables();
             tables.clients.insert(user, route);
-            self.count_players(&tables);
+            self.count(&tables);
         }
         self.to_server(owner, login).inspect_err(|_| {
             self.forget(user);
@@ -123,7 +129,7 @@ impl Routing {
     fn forget(&self, user: UserId) -> Option<ClientRoute> {
         let mut tables = self.tables();
         let route = tables.clients.remove(&user);
-        self.count_players(&tables);
+        self.count(&tables);
         route
     }
 
@@ -172,7 +178,7 @@ impl Routing {
                 }
             }
         }
-        ProxyStats::count(&self.stats.frames_to_clients, delivered);
+        ProxyStats::add(&self.stats.frames_to_clients, delivered);
 
         for user in stalled {
             warn!("{user} is not reading its updates: disconnecting it");

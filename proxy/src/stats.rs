@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Default)]
 pub struct ProxyStats {
+    /// Game servers linked.
+    pub servers_up: AtomicU64,
     pub players: AtomicU64,
     pub frames_to_clients: AtomicU64,
     pub frames_to_servers: AtomicU64,
@@ -24,7 +26,7 @@ pub struct ProxyStats {
 const EXPORT_EVERY: Duration = Duration::from_secs(1);
 
 impl ProxyStats {
-    pub fn count(counter: &AtomicU64, n: u64) {
+    pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -32,6 +34,7 @@ impl ProxyStats {
     pub async fn export(&self, proxy: ProxyId, shutdown: CancellationToken) {
         let proxy = proxy.0.to_string();
         let players = metrics::gauge!(names::PROXY_PLAYERS, "proxy" => proxy.clone());
+        let servers_up = metrics::gauge!(names::PROXY_SERVERS, "proxy" => proxy.clone());
         let counters = [
             (&self.frames_to_clients, metrics::counter!(names::PROXY_FRAMES, "proxy" => proxy.clone(), "to" => "clients")),
             (&self.frames_to_servers, metrics::counter!(names::PROXY_FRAMES, "proxy" => proxy.clone(), "to" => "servers")),
@@ -47,6 +50,8 @@ impl ProxyStats {
                 _ = every.tick() => {}
             }
             players.set(self.players.load(Ordering::Relaxed) as f64);
+            servers_up.set(self.servers_up.load(Ordering::Relaxed) as f64);
+
             for (value, counter) in &counters {
                 counter.absolute(value.load(Ordering::Relaxed));
             }

@@ -17,8 +17,10 @@ pub struct ServerSettings {
     pub id: ServerId,
     pub cluster: ClusterConfig,
     pub map: RegionMap,
-    /// Subscribe to every foreign region whatever the players see: the baseline the
-    /// region subscriptions are measured against, never for play.
+    /// Subscribe to every foreign region and send every player everything, whatever
+    /// it sees: the baseline region subscriptions and interest are measured against,
+    /// never for play.
+
     pub broadcast_baseline: bool,
     pub stats: Arc<ServerStats>,
 }

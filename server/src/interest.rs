@@ -1,6 +1,7 @@
 //! Per-player interest, in `PostUpdate` once per tick: every player is sent itself and
 //! every entity within its view radius, in one frame per proxy. A uniform grid of
-//! view-radius cells keeps this linear in the number of entities.
+//! view-radius cells keeps this linear in the number of entities. The broadcast
+//! baseline sends every player everything instead.
 
 use crate::app::{ServerSettings, SimulationTick};
 use crate::net::{NetSystems, ProxyLinks};
@@ -72,14 +73,19 @@ fn send_player_updates(
     let radius = settings.view_radius();
     let grid = Grid::new(radius, everything.iter().map(|(_, position, _, _)| position.0));
     let mut per_proxy: HashMap<ProxyId, Vec<(UserId, PlayerUpdate)>> = HashMap::new();
+    let broadcast = settings.broadcast_baseline;
     for (&user, &id, player, queue, position, velocity, mut known) in &mut players {
         let mut others = Vec::new();
         let mut names = Vec::new();
-        for i in grid.near(position.0) {
+        let candidates: Box<dyn Iterator<Item = usize>> =
+            if broadcast { Box::new(0..everything.len()) } else { Box::new(grid.near(position.0)) };
+        for i in candidates {
             let (&other, other_position, other_velocity, visible) = everything[i];
-            if other == id || other_position.0.distance_squared(position.0) > radius * radius {
+            let out_of_view = !broadcast && other_position.0.distance_squared(position.0) > radius * radius;
+            if other == id || out_of_view {
                 continue;
             }
+
             others.push(EntityState { id: other, position: other_position.0, velocity: other_velocity.0 });
             if known.0.insert(other) {
                 names.push((other, visible.name.clone()));

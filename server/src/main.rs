@@ -25,8 +25,9 @@ struct Args {
     /// Simulation ticks per second, overriding the map's.
     #[arg(long)]
     tick_hz: Option<f64>,
-    /// Subscribe to every foreign region whatever the players see: the baseline region
-    /// subscriptions are benchmarked against. Not for play.
+    /// Subscribe to every foreign region and send every player everything, whatever it
+    /// sees: the baseline region subscriptions are benchmarked against. Not for play.
+
     #[arg(long, conflicts_with = "all")]
     broadcast_baseline: bool,
     /// Serve Prometheus metrics (tick times, players, peer bytes...) at this address.

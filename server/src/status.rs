@@ -73,6 +73,7 @@ struct ServerMetrics {
     ticks: metrics::Counter,
     players: metrics::Gauge,
     ghosts: metrics::Gauge,
+    peers: metrics::Gauge,
     peer_bytes_in: metrics::Counter,
     peer_bytes_out: metrics::Counter,
     handoffs_in: metrics::Counter,
@@ -87,6 +88,7 @@ impl ServerMetrics {
             ticks: metrics::counter!(names::SERVER_TICKS, "server" => server.clone()),
             players: metrics::gauge!(names::SERVER_PLAYERS, "server" => server.clone()),
             ghosts: metrics::gauge!(names::SERVER_GHOSTS, "server" => server.clone()),
+            peers: metrics::gauge!(names::SERVER_PEERS, "server" => server.clone()),
             peer_bytes_in: metrics::counter!(names::SERVER_PEER_BYTES, "server" => server.clone(), "direction" => "in"),
             peer_bytes_out: metrics::counter!(names::SERVER_PEER_BYTES, "server" => server.clone(), "direction" => "out"),
             handoffs_in: metrics::counter!(names::SERVER_HANDOFFS, "server" => server.clone(), "direction" => "in"),
@@ -112,6 +114,7 @@ fn publish_stats(
     ghosts: Res<Ghosts>,
     subscriptions: Res<Subscriptions>,
     publications: Res<Publications>,
+    peers: Res<PeerLinks>,
     metrics: Res<ServerMetrics>,
 ) {
     let stats: &ServerStats = &settings.stats;
@@ -123,6 +126,8 @@ fn publish_stats(
     metrics.ticks.absolute(tick.0);
     metrics.players.set(players.0.len() as f64);
     metrics.ghosts.set(ghosts.len() as f64);
+    metrics.peers.set(peers.len() as f64);
+
     metrics.peer_bytes_in.absolute(get(&stats.peer_traffic.bytes_in));
     metrics.peer_bytes_out.absolute(get(&stats.peer_traffic.bytes_out));
     metrics.handoffs_in.absolute(get(&stats.handoffs_in));

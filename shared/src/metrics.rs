@@ -16,9 +16,14 @@ pub const SERVER_PLAYERS: &str = "tessera_server_players";
 pub const SERVER_GHOSTS: &str = "tessera_server_ghosts";
 /// Bytes exchanged with peer servers, frames included. Labels `server`, `direction` (`in`/`out`).
 pub const SERVER_PEER_BYTES: &str = "tessera_server_peer_bytes_total";
+/// Peer servers linked to this one. Label `server`.
+pub const SERVER_PEERS: &str = "tessera_server_peers";
 /// Players handed to or taken from peers. Labels `server`, `direction` (`in`/`out`).
 pub const SERVER_HANDOFFS: &str = "tessera_server_handoffs_total";
+/// Game servers this proxy is linked to. Label `proxy`.
+pub const PROXY_SERVERS: &str = "tessera_proxy_servers";
 /// Players connected to this proxy. Label `proxy`.
+
 pub const PROXY_PLAYERS: &str = "tessera_proxy_players";
 /// Frames the proxy forwarded. Labels `proxy`, `to` (`clients`/`servers`).
 pub const PROXY_FRAMES: &str = "tessera_proxy_frames_total";

@@ -4,22 +4,21 @@
 
 use crate::harness::default_cluster;
 use std::time::Duration;
-use tessera_bots::swarm::{SwarmReport, run_bot};
+use tessera_bots::swarm::{Swarm, SwarmPlan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_swarm_plays_cleanly() {
     let cluster = default_cluster();
-    let proxies = cluster.proxy_addresses();
     const BOTS: usize = 8;
-    let duration = Duration::from_secs(6);
-    let bots: Vec<_> = (0..BOTS)
-        .map(|i| tokio::spawn(run_bot(proxies[i % proxies.len()].clone(), format!("smoke-{i}"), duration, false)))
-        .collect();
-    let mut results = Vec::new();
-    for bot in bots {
-        results.push(bot.await.unwrap());
-    }
-    let report = SwarmReport::from_bots(BOTS, duration, results);
+    let report = Swarm::run(SwarmPlan {
+        proxies: cluster.proxy_addresses(),
+        bots: BOTS,
+        warmup: Duration::from_secs(2),
+        measure: Duration::from_secs(5),
+        name_prefix: "smoke".into(),
+    })
+    .await;
+
     assert!(report.is_clean(), "{report:#?}");
     assert!(report.inputs_sent >= BOTS as u64, "every bot pressed keys: {report:#?}");
     assert!(report.updates_received > 0 && report.wire_bytes_per_entity_update > 0.0, "{report:#?}");

@@ -1,0 +1,311 @@
+//! Comparison (b): how close the proxy comes to the machine's limit. The real
+//! `tessera-proxy` process forwards a stand-in server's update frames to many player
+//! connections, flat out; then a bare tokio relay that only copies bytes
+//! (`tessera-bots relay`, also its own process) forwards frames of the very same size to
+//! as many connections. Both are measured in frames and bytes delivered per second.
+
+use super::BenchOptions;
+use super::BenchError;
+use super::processes::{Binaries, Process, free_addresses};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tessera_shared::Vec2;
+use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::framing::{MAX_FRAME_LEN, decode_body, encode_frame};
+use tessera_shared::ids::{EntityId, ServerId, UserId};
+use tessera_shared::metrics as names;
+use tessera_shared::protocol::{
+    ClientToProxy, EntityState, Greeting, Hello, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+
+/// Flowing before the window opens.
+const WARMUP: Duration = Duration::from_secs(2);
+const WINDOW: Duration = Duration::from_secs(6);
+/// Client frames per write on the relay's upstream side; the stand-in server sends
+/// one frame per write, holding an update for every connection.
+const RELAY_BATCH: usize = 64;
+
+/// The bare relay: every accepted connection is joined to a new connection to
+/// `upstream`, and bytes are copied both ways until either side closes.
+pub async fn serve_relay(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    loop {
+        let (mut client, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let mut server = TcpStream::connect(upstream).await?;
+            client.set_nodelay(true)?;
+            server.set_nodelay(true)?;
+            tokio::io::copy_bidirectional(&mut client, &mut server).await
+        });
+    }
+}
+
+/// Frames and bytes one forwarder delivered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub frames_per_sec: f64,
+    pub megabytes_per_sec: f64,
+    pub cpu_percent: f64,
+    /// Connections still open at the end of the window.
+    pub connections_open: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayComparison {
+    pub connections: usize,
+    pub entities_per_update: usize,
+    /// Bytes of one player frame, length prefix included.
+    pub frame_bytes: usize,
+    pub proxy: Throughput,
+    pub relay: Throughput,
+    /// The proxy's frames per second over the relay's.
+    pub proxy_to_relay: f64,
+}
+
+impl RelayComparison {
+    pub fn summary(&self) -> String {
+        format!(
+            "proxy vs bare relay ({} connections, {}-byte frames): {:.0} vs {:.0} frames/s, {:.1} vs {:.1} MB/s: \
+             the proxy forwards at {:.0}% of the relay's rate",
+            self.connections,
+            self.frame_bytes,
+            self.proxy.frames_per_sec,
+            self.relay.frames_per_sec,
+            self.proxy.megabytes_per_sec,
+            self.relay.megabytes_per_sec,
+            self.proxy_to_relay * 100.0
+        )
+    }
+}
+
+pub async fn compare(binaries: &Binaries, options: &BenchOptions) -> Result<RelayComparison, BenchError> {
+    let update = sample_update(options.relay_entities);
+    let mut frame = BytesMut::new();
+    encode_frame(&ProxyToClient::Update(update.clone()), &mut frame).map_err(setup)?;
+    let dir = options.out.join("relay");
+    std::fs::create_dir_all(&dir).map_err(setup)?;
+    println!("\ncomparison: proxy vs bare relay, {} connections, {}-byte frames", options.relay_clients, frame.len());
+    let proxy = through_proxy(binaries, options.relay_clients, &update, &dir).await?;
+    let relay = through_relay(binaries, options.relay_clients, frame.clone().freeze(), &dir).await?;
+    Ok(RelayComparison {
+        connections: options.relay_clients,
+        entities_per_update: options.relay_entities,
+        frame_bytes: frame.len(),
+        proxy_to_relay: proxy.frames_per_sec / relay.frames_per_sec.max(1e-9),
+        proxy,
+        relay,
+    })
+}
+
+fn setup(err: impl std::fmt::Display) -> BenchError {
+    BenchError::Setup(format!("proxy vs relay: {err}"))
+}
+
+/// An update with `entities` others in view, spread as a crowd would be.
+fn sample_update(entities: usize) -> PlayerUpdate {
+    let state = |i: usize| EntityState {
+        id: EntityId(UserId::issue(tessera_shared::ids::ProxyId(1), 1_000_000 + i as u64).0),
+        position: Vec2::new(2000.0 + (i as f32 * 37.0) % 400.0, 2000.0 + (i as f32 * 53.0) % 400.0),
+        velocity: Vec2::new(141.4, -141.4),
+    };
+    PlayerUpdate {
+        tick: 123_456,
+        server: ServerId(1),
+        last_input: 42,
+        inputs_applied: 42,
+        you: state(0),
+        others: (1..=entities).map(state).collect(),
+        names: Vec::new(),
+    }
+}
+
+type FrameReader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+
+fn frame_reader(read: OwnedReadHalf) -> FrameReader {
+    FramedRead::new(read, LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME_LEN).new_codec())
+}
+
+async fn next_message<T: DeserializeOwned>(reader: &mut FrameReader) -> Result<T, BenchError> {
+    let body = reader.next().await.ok_or_else(|| setup("connection closed"))?.map_err(setup)?;
+    decode_body(&body).map_err(setup)
+}
+
+/// Says hello with raw frames, so that what follows can be counted without decoding.
+async fn raw_hello<Out: Greeting + Serialize, In: Greeting + DeserializeOwned>(
+    stream: TcpStream,
+    role: Role,
+) -> Result<(FrameReader, OwnedWriteHalf), BenchError> {
+    stream.set_nodelay(true).map_err(setup)?;
+    let (read, mut write) = stream.into_split();
+    let mut hello = BytesMut::new();
+    encode_frame(&Out::hello(Hello::new(role)), &mut hello).map_err(setup)?;
+    write.write_all(&hello).await.map_err(setup)?;
+    let mut reader = frame_reader(read);
+    next_message::<In>(&mut reader).await?.into_hello().map_err(|_| setup("no hello"))?;
+    Ok((reader, write))
+}
+
+/// Counts frames and bytes arriving on a connection until it closes.
+async fn count_frames(mut reader: FrameReader, counters: Arc<Counters>) {
+    while let Some(Ok(frame)) = reader.next().await {
+        counters.frames.fetch_add(1, Ordering::Relaxed);
+        counters.bytes.fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
+    }
+    counters.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+#[derive(Default)]
+struct Counters {
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    closed: AtomicU64,
+}
+
+/// Lets traffic flow, then measures a window of it and of `forwarder`'s CPU.
+async fn measure(counters: &Counters, forwarder: &Process, connections: usize) -> Throughput {
+    tokio::time::sleep(WARMUP).await;
+    let read = || (counters.frames.load(Ordering::Relaxed), counters.bytes.load(Ordering::Relaxed));
+    let (start, (frames, bytes), usage) = (Instant::now(), read(), forwarder.usage());
+    tokio::time::sleep(WINDOW).await;
+    let (seconds, (frames_after, bytes_after), usage_after) = (start.elapsed().as_secs_f64(), read(), forwarder.usage());
+    Throughput {
+        frames_per_sec: (frames_after - frames) as f64 / seconds,
+        megabytes_per_sec: (bytes_after - bytes) as f64 / seconds / 1e6,
+        cpu_percent: (usage_after.cpu_seconds - usage.cpu_seconds) / seconds * 100.0,
+        connections_open: connections.saturating_sub(counters.closed.load(Ordering::Relaxed) as usize),
+    }
+}
+
+/// The real proxy between a stand-in server, which sends one frame per write holding an
+/// update for every player, and `connections` players.
+async fn through_proxy(
+    binaries: &Binaries,
+    connections: usize,
+    update: &PlayerUpdate,
+    dir: &std::path::Path,
+) -> Result<Throughput, BenchError> {
+    let server_listener = TcpListener::bind("127.0.0.1:0").await.map_err(setup)?;
+    let [peer, client, metrics] = free_addresses(3)?.try_into().expect("three addresses");
+    let mut map = ClusterConfig::default_local();
+    (map.world.columns, map.world.rows, map.world.spawn) = (1, 1, None);
+    map.servers.truncate(1);
+    map.proxies.truncate(1);
+    map.servers[0].regions = vec![[0, 0]];
+    (map.servers[0].peer_bind, map.servers[0].proxy_bind) = (peer, server_listener.local_addr().map_err(setup)?);
+    map.proxies[0].client_bind = client;
+    map.validate().map_err(setup)?;
+    let file = dir.join("cluster.toml");
+    std::fs::write(&file, map.to_toml()).map_err(setup)?;
+    let args = ["--cluster", &file.display().to_string(), "--id", "1", "--metrics", &metrics.to_string()].map(String::from);
+    let proxy = Process::spawn("proxy", &binaries.proxy, &args, Some(metrics), dir)?;
+
+    let (stream, _) = tokio::time::timeout(Duration::from_secs(10), server_listener.accept())
+        .await
+        .map_err(|_| setup("the proxy never dialed the stand-in server"))?
+        .map_err(setup)?;
+    let (mut from_proxy, to_proxy) = raw_hello::<ServerToProxy, ProxyToServer>(stream, Role::Server(ServerId(1))).await?;
+    let linked = &proxy;
+    wait_for(move || async move { linked.scrape().await.ok().and_then(|s| s.sum(names::PROXY_SERVERS, &[])) == Some(1.0) })
+        .await?;
+
+    let counters = Arc::new(Counters::default());
+    let mut tasks = JoinSet::new();
+    for _ in 0..connections {
+        let stream = TcpStream::connect(client).await.map_err(setup)?;
+        let (mut reader, write) = raw_hello::<ClientToProxy, ProxyToClient>(stream, Role::Client { name: "relay".into() }).await?;
+        match next_message::<ProxyToClient>(&mut reader).await? {
+            ProxyToClient::Welcome(_) => {}
+            other => return Err(setup(format!("expected a welcome, got {other:?}"))),
+        }
+        let counters = counters.clone();
+        tasks.spawn(async move {
+            // Dropping the write half would tell the proxy this player left.
+            let _keep_open = write;
+            count_frames(reader, counters).await
+        });
+    }
+    let mut users = Vec::with_capacity(connections);
+    while users.len() < connections {
+        if let ProxyToServer::Login { user, .. } = next_message(&mut from_proxy).await? {
+            users.push(user);
+        }
+    }
+    let updates = users.iter().map(|&user| (user, update.clone())).collect();
+    let mut batch = BytesMut::new();
+    encode_frame(&ServerToProxy::Updates { tick: update.tick, updates }, &mut batch).map_err(setup)?;
+    tasks.spawn(pump(to_proxy, batch.freeze()));
+    // The proxy's own messages to the server (none expected now) must not back up.
+    tasks.spawn(async move { while from_proxy.next().await.is_some() {} });
+    let throughput = measure(&counters, &proxy, connections).await;
+    tasks.shutdown().await;
+    proxy.stop().await;
+    Ok(throughput)
+}
+
+/// Writes `bytes` again and again until the connection fails.
+async fn pump(mut to: OwnedWriteHalf, bytes: Bytes) {
+    while to.write_all(&bytes).await.is_ok() {}
+}
+
+/// The bare relay between a source that sends `frame`s in batches and `connections` players.
+async fn through_relay(
+    binaries: &Binaries,
+    connections: usize,
+    frame: Bytes,
+    dir: &std::path::Path,
+) -> Result<Throughput, BenchError> {
+    let source = TcpListener::bind("127.0.0.1:0").await.map_err(setup)?;
+    let source_addr = source.local_addr().map_err(setup)?;
+    let batch: Bytes = frame.repeat(RELAY_BATCH).into();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(async move {
+        while let Ok((stream, _)) = source.accept().await {
+            let _ = stream.set_nodelay(true);
+            let (_read, write) = stream.into_split();
+            tokio::spawn(pump(write, batch.clone()));
+        }
+    });
+    let [listen] = free_addresses(1)?.try_into().expect("one address");
+    let args = ["relay", "--listen", &listen.to_string(), "--upstream", &source_addr.to_string()].map(String::from);
+    let relay = Process::spawn("relay", &binaries.bots, &args, None, dir)?;
+    let counters = Arc::new(Counters::default());
+    let reachable = move || async move { TcpStream::connect(listen).await.is_ok() };
+    wait_for(reachable).await?;
+    for _ in 0..connections {
+        let (read, write) = TcpStream::connect(listen).await.map_err(setup)?.into_split();
+        let counters = counters.clone();
+        tasks.spawn(async move {
+            let _keep_open = write;
+            count_frames(frame_reader(read), counters).await
+        });
+    }
+
+    let throughput = measure(&counters, &relay, connections).await;
+    tasks.shutdown().await;
+    relay.stop().await;
+    Ok(throughput)
+}
+
+/// Polls `ready` for up to ten seconds.
+async fn wait_for<Ready: Future<Output = bool>>(mut ready: impl FnMut() -> Ready) -> Result<(), BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready().await {
+        if Instant::now() > deadline {
+            return Err(setup("timed out waiting for the forwarder"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
