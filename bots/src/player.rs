@@ -6,7 +6,9 @@ use std::time::Duration;
 use tessera_shared::components::Keys;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::link::{Link, LinkError, Traffic};
-use tessera_shared::protocol::{ClientToProxy, EntityState, Hello, Input, PlayerUpdate, ProxyToClient, Role, Welcome};
+use tessera_shared::protocol::{
+    ClientToProxy, EntityState, Hello, Input, PlayerUpdate, ProxyToClient, Role, Welcome, extrapolate, tick_seconds,
+};
 use tokio::net::TcpStream;
 
 /// How long a proxy has to welcome a new player.
@@ -32,15 +34,21 @@ pub enum PlayerError {
 #[derive(Debug, Default, Clone)]
 pub struct WorldView {
     pub tick: u64,
+    /// The length of the server's tick, for extrapolating what it did not resend.
+    pub tick_seconds: f32,
     pub me: Option<EntityState>,
     /// The server simulating this player now.
     pub server: Option<ServerId>,
-    /// Everything in view at the last update.
+    /// Everything in view, where it is at `tick`.
     pub others: HashMap<EntityId, EntityState>,
+    /// Each entity in view as last sent, and the tick it was sent at.
+    sent: HashMap<EntityId, (EntityState, u64)>,
     pub names: HashMap<EntityId, String>,
     pub last_input: u32,
     pub inputs_applied: u32,
     pub updates: u64,
+    /// Entity states received (the rest of the view was extrapolated).
+    pub states_received: u64,
     /// How many times the owning server changed.
     pub handoffs: u32,
 }
@@ -55,7 +63,19 @@ impl WorldView {
         self.me = Some(update.you);
         self.last_input = update.last_input;
         self.inputs_applied = update.inputs_applied;
-        self.others = update.others.into_iter().map(|state| (state.id, state)).collect();
+        if update.full {
+            self.sent.clear();
+        }
+        for id in &update.left {
+            self.sent.remove(id);
+        }
+        self.states_received += 1 + update.changed.len() as u64;
+        self.sent.extend(update.changed.into_iter().map(|state| (state.id, (state, update.tick))));
+        let tick_seconds = self.tick_seconds;
+        self.others.clear();
+        self.others.extend(self.sent.iter().map(|(&id, (state, sent))| {
+            (id, EntityState { position: extrapolate(state, *sent, update.tick, tick_seconds), ..*state })
+        }));
         self.names.extend(update.names);
         self.updates += 1;
     }
@@ -94,7 +114,9 @@ impl Player {
                 }
             },
         };
-        Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view: WorldView::default() })
+        let view = WorldView { tick_seconds: tick_seconds(welcome.tick_hz), ..WorldView::default() };
+        Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view })
+
     }
 
     /// Holds down exactly `keys` from now on, returning the input's sequence number.

@@ -116,8 +116,10 @@ pub struct BotReport {
     pub inputs_in_window: u32,
     pub handoffs: u32,
     pub updates: u64,
-    /// Entities carried by those updates (the bot itself and everything in view).
+    /// Entities those updates told about, sent or extrapolated (the bot itself and everything in view).
     pub entity_updates: u64,
+    /// Entity states actually on the wire in those updates.
+    pub entity_states: u64,
     pub echo_latency_us: Histogram<u64>,
     pub still_connected: bool,
     pub error: Option<String>,
@@ -142,6 +144,7 @@ impl Bot {
         let mut latency = latency_histogram();
         let (mut updates, mut entity_updates, mut inputs_in_window) = (0u64, 0u64, 0u32);
         let mut handoffs_before_window = None;
+        let mut states_in_window = None;
         // Bots look around at different moments, as people do.
         let first_look = Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>());
         let mut steer = tokio::time::interval_at(first_look, STEER_EVERY);
@@ -171,6 +174,7 @@ impl Bot {
                         handoffs_before_window.get_or_insert(view.handoffs);
                         updates += 1;
                         entity_updates += 1 + view.others.len() as u64;
+                        states_in_window.get_or_insert(view.states_received);
                         while sent.front().is_some_and(|&(seq, _)| seq <= view.last_input) {
                             let (_, at) = sent.pop_front().expect("checked non-empty");
                             if self.window.contains(at) {
@@ -194,6 +198,7 @@ impl Bot {
             inputs_duplicated: view.inputs_applied.saturating_sub(view.last_input),
             inputs_in_window,
             handoffs: view.handoffs - handoffs_before_window.unwrap_or(view.handoffs),
+            entity_states: view.states_received - states_in_window.unwrap_or(view.states_received),
             updates,
             entity_updates,
             echo_latency_us: latency,
@@ -232,10 +237,15 @@ pub struct SwarmReport {
     pub inputs_per_bot_per_sec: f64,
     pub handoffs: u64,
     pub updates_received: u64,
+    /// Entities updated per second across all bots: each bot and everything in its view, each tick.
     pub entity_updates_per_sec: f64,
+    /// Of those, the entity states actually sent; the rest the bots extrapolated exactly.
+    pub entity_states_sent_per_sec: f64,
     pub bytes_per_bot_per_sec: f64,
-    /// Bytes on the wire (frames, prefixes, everything) per entity carried in an update.
+    /// Bytes on the wire (frames, prefixes, everything) per entity updated.
     pub wire_bytes_per_entity_update: f64,
+    /// Bytes on the wire per entity state actually sent.
+    pub wire_bytes_per_entity_state: f64,
     pub echo_latency_ms: Percentiles,
     pub errors: Vec<String>,
 }
@@ -267,12 +277,14 @@ impl SwarmReport {
             handoffs: 0,
             updates_received: 0,
             entity_updates_per_sec: 0.0,
+            entity_states_sent_per_sec: 0.0,
             bytes_per_bot_per_sec: 0.0,
             wire_bytes_per_entity_update: 0.0,
+            wire_bytes_per_entity_state: 0.0,
             echo_latency_ms: Percentiles::default(),
             errors: Vec::new(),
         };
-        let (mut entity_updates, mut inputs_in_window) = (0u64, 0u64);
+        let (mut entity_updates, mut entity_states, mut inputs_in_window) = (0u64, 0u64, 0u64);
         for result in results {
             match result {
                 Ok(bot) => {
@@ -286,6 +298,7 @@ impl SwarmReport {
                     report.handoffs += u64::from(bot.handoffs);
                     report.updates_received += bot.updates;
                     entity_updates += bot.entity_updates;
+                    entity_states += bot.entity_states;
                     latency.add(&bot.echo_latency_us).expect("same bounds");
                     report.errors.extend(bot.error);
                 }
@@ -302,6 +315,9 @@ impl SwarmReport {
         report.entity_updates_per_sec = entity_updates as f64 / seconds;
         report.bytes_per_bot_per_sec = bytes_received as f64 / seconds / bots;
         report.wire_bytes_per_entity_update = bytes_received as f64 / entity_updates.max(1) as f64;
+        report.entity_states_sent_per_sec = entity_states as f64 / seconds;
+        report.wire_bytes_per_entity_state = bytes_received as f64 / entity_states.max(1) as f64;
+
         report.echo_latency_ms = Percentiles {
             p50: ms(latency.value_at_quantile(0.5)),
             p99: ms(latency.value_at_quantile(0.99)),

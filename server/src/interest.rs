@@ -1,16 +1,17 @@
 //! Per-player interest, in `PostUpdate` once per tick: every player is sent itself and
-//! every entity within its view radius, in one frame per proxy. A uniform grid of
-//! view-radius cells keeps this linear in the number of entities. The broadcast
-//! baseline sends every player everything instead.
+//! what changed within its view radius since it was last told (see [`PlayerUpdate`]),
+//! in one frame per proxy. A uniform grid of view-radius cells keeps this linear in the
+//! number of entities. The broadcast baseline sends every player everything instead.
+
 
 use crate::app::{ServerSettings, SimulationTick};
 use crate::net::{NetSystems, ProxyLinks};
-use crate::players::{InputQueue, KnownNames, Player};
+use crate::players::{InputQueue, Player};
 use bevy::prelude::*;
-use std::collections::HashMap;
+use bevy::platform::collections::HashMap;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
-use tessera_shared::protocol::{EntityState, PlayerUpdate, ServerToProxy};
+use tessera_shared::protocol::{EntityState, PlayerUpdate, ServerToProxy, extrapolate, tick_seconds};
 
 /// Anything a player can see: its id, where it is, and its name.
 #[derive(Component, Debug, Clone)]
@@ -62,21 +63,75 @@ impl Grid {
 
 type Seen<'a> = (&'a EntityId, &'a Position, &'a Velocity, &'a Visible);
 
+/// How far an entity may stray from where its player extrapolates it before it is sent
+/// again, in world units: well under a pixel at any sensible zoom.
+const STRAY: f32 = 0.25;
+
+/// What one player has been told of each entity in its view: the state sent and the
+/// tick it was sent at, from which the player extrapolates.
+#[derive(Component, Debug, Default)]
+pub struct KnownEntities {
+    /// Whether this server has sent the player its first (full) update yet.
+    started: bool,
+    sent: HashMap<EntityId, Sent>,
+}
+
+#[derive(Debug)]
+struct Sent {
+    state: EntityState,
+    tick: u64,
+    /// The last tick the entity was in view.
+    seen: u64,
+}
+
+impl KnownEntities {
+    /// Whether `state` must be sent at `tick`, recording it as sent if so; `None` for
+    /// an entity the player did not know (it needs its name too).
+    fn must_send(&mut self, state: EntityState, tick: u64, tick_seconds: f32) -> Option<bool> {
+        let Some(sent) = self.sent.get_mut(&state.id) else {
+            self.sent.insert(state.id, Sent { state, tick, seen: tick });
+            return None;
+        };
+        sent.seen = tick;
+        let expected = extrapolate(&sent.state, sent.tick, tick, tick_seconds);
+        let stale = sent.state.velocity != state.velocity || expected.distance_squared(state.position) > STRAY * STRAY;
+        if stale {
+            (sent.state, sent.tick) = (state, tick);
+        }
+        Some(stale)
+    }
+
+    /// Forgets, and returns, the entities not seen at `tick`.
+    fn forget_unseen(&mut self, tick: u64) -> Vec<EntityId> {
+        let mut left = Vec::new();
+        self.sent.retain(|&id, sent| {
+            let keep = sent.seen == tick;
+            if !keep {
+                left.push(id);
+            }
+            keep
+        });
+        left
+    }
+}
+
 fn send_player_updates(
     tick: Res<SimulationTick>,
     settings: Res<ServerSettings>,
     visible: Query<Seen>,
-    mut players: Query<(&UserId, &EntityId, &Player, &InputQueue, &Position, &Velocity, &mut KnownNames)>,
+    mut players: Query<(&UserId, &EntityId, &Player, &InputQueue, &Position, &Velocity, &mut KnownEntities)>,
     mut links: ResMut<ProxyLinks>,
 ) {
     let everything: Vec<Seen> = visible.iter().collect();
     let radius = settings.view_radius();
+    let tick_seconds = tick_seconds(settings.cluster.simulation.tick_hz);
     let grid = Grid::new(radius, everything.iter().map(|(_, position, _, _)| position.0));
     let mut per_proxy: HashMap<ProxyId, Vec<(UserId, PlayerUpdate)>> = HashMap::new();
     let broadcast = settings.broadcast_baseline;
     for (&user, &id, player, queue, position, velocity, mut known) in &mut players {
-        let mut others = Vec::new();
-        let mut names = Vec::new();
+        let full = !known.started;
+        known.started = true;
+        let (mut changed, mut names, mut in_view) = (Vec::new(), Vec::new(), 0);
         let candidates: Box<dyn Iterator<Item = usize>> =
             if broadcast { Box::new(0..everything.len()) } else { Box::new(grid.near(position.0)) };
         for i in candidates {
@@ -85,25 +140,27 @@ fn send_player_updates(
             if other == id || out_of_view {
                 continue;
             }
-
-            others.push(EntityState { id: other, position: other_position.0, velocity: other_velocity.0 });
-            if known.0.insert(other) {
-                names.push((other, visible.name.clone()));
+            in_view += 1;
+            let state = EntityState { id: other, position: other_position.0, velocity: other_velocity.0 };
+            match known.must_send(state, tick.0, tick_seconds) {
+                Some(false) => {}
+                Some(true) => changed.push(state),
+                None => {
+                    changed.push(state);
+                    names.push((other, visible.name.clone()));
+                }
             }
         }
-        // Forget names out of view, so the set stays as small as the view; a name is
-        // sent again if its entity comes back.
-        if known.0.len() > others.len() {
-            let in_view: std::collections::HashSet<EntityId> = others.iter().map(|o| o.id).collect();
-            known.0.retain(|id| in_view.contains(id));
-        }
+        let left = if known.sent.len() > in_view { known.forget_unseen(tick.0) } else { Vec::new() };
         let update = PlayerUpdate {
             tick: tick.0,
             server: settings.id,
             last_input: queue.last_input,
             inputs_applied: queue.applied,
             you: EntityState { id, position: position.0, velocity: velocity.0 },
-            others,
+            full,
+            changed,
+            left,
             names,
         };
         per_proxy.entry(player.proxy).or_default().push((user, update));

@@ -4,7 +4,7 @@
 
 use crate::app::ServerSettings;
 use crate::handoff::HandedOff;
-use crate::interest::Visible;
+use crate::interest::{KnownEntities, Visible};
 use crate::net::{
     InputReceived, LoginRequest, LogoutRequest, NetSystems, PeerLinks, ProxyConnected, ProxyLinks, ProxyLost,
 };
@@ -22,7 +22,7 @@ pub const GAP_TIMEOUT_TICKS: u64 = 40;
 
 /// A player simulated by this server.
 #[derive(Component, Debug, Clone)]
-#[require(Position, Velocity, InputQueue, KnownNames)]
+#[require(Position, Velocity, InputQueue, KnownEntities)]
 pub struct Player {
     /// The proxy this player came through: where its updates go.
     pub proxy: ProxyId,
@@ -37,10 +37,6 @@ impl Player {
         (user, user.entity(), Player { proxy, epoch }, Visible { name }, Position(position))
     }
 }
-
-/// The entities whose names this player has been sent.
-#[derive(Component, Debug, Default)]
-pub struct KnownNames(pub std::collections::HashSet<tessera_shared::ids::EntityId>);
 
 /// A player's inputs: the keys held now, and those received ahead of a gap.
 #[derive(Component, Debug, Default, Clone, PartialEq)]

@@ -175,7 +175,9 @@ mod tests {
             last_input: 7,
             inputs_applied: 7,
             you: state(1),
-            others: vec![state(2), state(3)],
+            full: false,
+            changed: vec![state(2), state(3)],
+            left: vec![EntityId(4)],
             names: vec![(EntityId(2), "bo".into())],
         };
         round_trip(ProxyToClient::Update(update.clone()));

@@ -10,7 +10,7 @@ use glam::Vec2;
 use serde::{Deserialize, Serialize};
 
 /// Bumped on every incompatible change to any message below.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Longest accepted player name, in bytes.
 pub const MAX_NAME_LEN: usize = 32;
@@ -52,7 +52,22 @@ pub struct EntityState {
     pub velocity: Vec2,
 }
 
-/// What a player learns each tick: itself, and everything within its view radius.
+/// Where an entity sent at `sent` with `position` and `velocity` is at `now`, the
+/// player's way: servers send an entity again only when this would be off, so both
+/// ends must compute it alike.
+pub fn extrapolate(state: &EntityState, sent: u64, now: u64, tick_seconds: f32) -> Vec2 {
+    state.position + state.velocity * (now.saturating_sub(sent) as f32 * tick_seconds)
+}
+
+/// The length of a tick, as every server and player rounds it.
+pub fn tick_seconds(tick_hz: f64) -> f32 {
+    (1.0 / tick_hz) as f32
+}
+
+/// What a player learns each tick: itself, and what changed within its view radius.
+/// An entity in view is sent when it comes into view and then only when its velocity
+/// changes or it strays from where [`extrapolate`] puts it; in between, the player
+/// extrapolates it. So a crowd walking straight costs almost nothing on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayerUpdate {
     /// The owning server's simulation tick.
@@ -65,10 +80,17 @@ pub struct PlayerUpdate {
     /// applied twice.
     pub inputs_applied: u32,
     pub you: EntityState,
-    pub others: Vec<EntityState>,
+    /// The player must forget every other entity it knows first: the first update
+    /// from a server (after joining or a handoff) says everything in view.
+    pub full: bool,
+    /// Entities that came into view, or whose motion changed, as of `tick`.
+    pub changed: Vec<EntityState>,
+    /// Entities that went out of view.
+    pub left: Vec<EntityId>,
     /// Names of entities this player has not been told about yet.
     pub names: Vec<(EntityId, String)>,
 }
+
 
 /// Client → proxy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

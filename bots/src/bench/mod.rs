@@ -52,8 +52,9 @@ pub struct BenchOptions {
     /// Player connections in the proxy-against-relay comparison.
     #[arg(long, default_value_t = 100)]
     pub relay_clients: usize,
-    /// Entities in each update of the proxy-against-relay comparison.
-    #[arg(long, default_value_t = 30)]
+    /// Entity states in each update of the proxy-against-relay comparison.
+    #[arg(long, default_value_t = 8)]
+
     pub relay_entities: usize,
     /// Stop starting steps after this many minutes, keeping what was measured.
     #[arg(long, default_value_t = 20)]

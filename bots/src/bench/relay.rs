@@ -113,7 +113,8 @@ fn setup(err: impl std::fmt::Display) -> BenchError {
     BenchError::Setup(format!("proxy vs relay: {err}"))
 }
 
-/// An update with `entities` others in view, spread as a crowd would be.
+/// An update carrying `entities` changed entities, spread as a crowd would be.
+
 fn sample_update(entities: usize) -> PlayerUpdate {
     let state = |i: usize| EntityState {
         id: EntityId(UserId::issue(tessera_shared::ids::ProxyId(1), 1_000_000 + i as u64).0),
@@ -126,7 +127,9 @@ fn sample_update(entities: usize) -> PlayerUpdate {
         last_input: 42,
         inputs_applied: 42,
         you: state(0),
-        others: (1..=entities).map(state).collect(),
+        full: false,
+        changed: (1..=entities).map(state).collect(),
+        left: Vec::new(),
         names: Vec::new(),
     }
 }

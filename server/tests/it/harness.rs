@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use tessera_bots::player::{Player, WorldView};
-use tessera_bots::swarm::keys_toward;
+use tessera_bots::behaviour::keys_toward;
 use tessera_server::local_cluster::LocalCluster;
 use tessera_shared::Vec2;
 use tessera_shared::cluster::ClusterConfig;

@@ -1,8 +1,12 @@
 //! The walking skeleton: key presses go client → proxy → server, positions come back
 //! server → proxy → client, and other players see the move.
 
-use crate::harness::{DEADLINE, default_cluster, join};
+use crate::harness::{DEADLINE, centre_of, default_cluster, join, walk_to};
+use std::collections::HashMap;
+use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
+use tessera_shared::ids::ServerId;
+
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_press_moves_the_player_and_others_see_it() {
@@ -47,4 +51,51 @@ async fn a_key_press_moves_the_player_and_others_see_it() {
     walker.wait_until(DEADLINE, "five more updates", |view| view.updates >= seen + 5).await.unwrap();
     assert_eq!(walker.view.me.unwrap().position, stopped_at, "no input, no movement");
     assert_eq!(walker.view.inputs_applied, walker.view.last_input, "each input applied exactly once");
+}
+
+/// Others in view are sent only when their motion changes; in between the player
+/// extrapolates them, and lands where the server has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn others_are_extrapolated_where_the_server_has_them() {
+    let cluster = default_cluster();
+    let mut walker = join(&cluster, 0, "walker").await;
+    let mut watcher = join(&cluster, 1, "watcher").await;
+    let walker_id = walker.view.me.unwrap().id;
+    // Both on one server, so both see the same ticks.
+    let centre = centre_of(&cluster, ServerId(1));
+    tokio::join!(walk_to(&mut walker, centre, |_| {}), walk_to(&mut watcher, centre + Vec2::new(60.0, 0.0), |_| {}));
+    watcher.wait_until(DEADLINE, "the walker in view", |view| view.others.contains_key(&walker_id)).await.unwrap();
+
+    let states_before = watcher.view.states_received;
+    let updates_before = watcher.view.updates;
+    let walking = async {
+        let mut truth = HashMap::new();
+        for keys in [Keys::RIGHT, Keys::UP, Keys::LEFT | Keys::DOWN, Keys::empty()] {
+            walker.press(keys).await.unwrap();
+            let until = walker.view.updates + 15;
+            while walker.view.updates < until {
+                let view = tokio::time::timeout(DEADLINE, walker.receive()).await.unwrap().unwrap();
+                truth.insert(view.tick, view.me.unwrap().position);
+            }
+        }
+        truth
+    };
+    let watching = async {
+        let mut seen = HashMap::new();
+        while watcher.view.updates < updates_before + 75 {
+            let view = tokio::time::timeout(DEADLINE, watcher.receive()).await.unwrap().unwrap();
+            seen.insert(view.tick, view.others[&walker_id].position);
+        }
+        seen
+    };
+    let (truth, seen) = tokio::join!(walking, watching);
+    let compared: Vec<f32> =
+        seen.iter().filter_map(|(tick, position)| Some(truth.get(tick)?.distance(*position))).collect();
+    assert!(compared.len() > 40, "the two players shared {} ticks", compared.len());
+    let worst = compared.iter().copied().fold(0.0, f32::max);
+    assert!(worst <= 0.3, "the watcher's view strayed {worst} units from the server's");
+    // Four key changes and a few corrections, not one state per update.
+    let states = watcher.view.states_received - states_before;
+    let updates = watcher.view.updates - updates_before;
+    assert!(states < updates + 20, "{states} states in {updates} updates (each update carries the watcher itself)");
 }
