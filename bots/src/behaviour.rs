@@ -77,12 +77,12 @@ impl Walker {
 
     /// Where the one being followed is, choosing someone new when they left the view.
     fn leader(&mut self, rng: &mut impl Rng, view: &WorldView) -> Option<Vec2> {
-        if let Some(leader) = self.following.and_then(|id| view.others.get(&id)) {
+        if let Some(leader) = self.following.and_then(|id| view.other(id)) {
             return Some(leader.position);
         }
-        let ids: Vec<&EntityId> = view.others.keys().collect();
-        self.following = (!ids.is_empty()).then(|| *ids[rng.random_range(0..ids.len())]);
-        self.following.and_then(|id| view.others.get(&id)).map(|leader| leader.position)
+        let leader = (view.in_view() > 0).then(|| view.others().nth(rng.random_range(0..view.in_view()))).flatten();
+        self.following = leader.map(|leader| leader.id);
+        leader.map(|leader| leader.position)
     }
 
     fn wander(&mut self, rng: &mut impl Rng, me: Vec2, map: &RegionMap, now: Instant) -> Vec2 {

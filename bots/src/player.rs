@@ -39,9 +39,8 @@ pub struct WorldView {
     pub me: Option<EntityState>,
     /// The server simulating this player now.
     pub server: Option<ServerId>,
-    /// Everything in view, where it is at `tick`.
-    pub others: HashMap<EntityId, EntityState>,
-    /// Each entity in view as last sent, and the tick it was sent at.
+    /// Each entity in view as last sent, and the tick it was sent at; where it is now
+    /// is extrapolated when asked, so an update costs only what it changed.
     sent: HashMap<EntityId, (EntityState, u64)>,
     pub names: HashMap<EntityId, String>,
     pub last_input: u32,
@@ -71,13 +70,27 @@ impl WorldView {
         }
         self.states_received += 1 + update.changed.len() as u64;
         self.sent.extend(update.changed.into_iter().map(|state| (state.id, (state, update.tick))));
-        let tick_seconds = self.tick_seconds;
-        self.others.clear();
-        self.others.extend(self.sent.iter().map(|(&id, (state, sent))| {
-            (id, EntityState { position: extrapolate(state, *sent, update.tick, tick_seconds), ..*state })
-        }));
         self.names.extend(update.names);
         self.updates += 1;
+    }
+
+    /// Another entity in view, where it is at `tick`.
+    pub fn other(&self, id: EntityId) -> Option<EntityState> {
+        self.sent.get(&id).map(|sent| self.at_tick(sent))
+    }
+
+    /// Every other entity in view, where it is at `tick`.
+    pub fn others(&self) -> impl Iterator<Item = EntityState> + '_ {
+        self.sent.values().map(|sent| self.at_tick(sent))
+    }
+
+    /// How many other entities are in view.
+    pub fn in_view(&self) -> usize {
+        self.sent.len()
+    }
+
+    fn at_tick(&self, (state, sent): &(EntityState, u64)) -> EntityState {
+        EntityState { position: extrapolate(state, *sent, self.tick, self.tick_seconds), ..*state }
     }
 }
 

@@ -149,9 +149,13 @@ impl Bot {
         let first_look = Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>());
         let mut steer = tokio::time::interval_at(first_look, STEER_EVERY);
         let mut error = None;
+        // One timer for the whole run, not one per message.
+        let end = tokio::time::sleep_until(self.window.end);
+        tokio::pin!(end);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(self.window.end) => break,
+                _ = &mut end => break,
+
                 _ = steer.tick() => {
                     let keys = walker.steer(&mut rng, &player.view, &player.welcome.map, Instant::now());
                     if keys != player.keys() {
@@ -173,7 +177,7 @@ impl Bot {
                         }
                         handoffs_before_window.get_or_insert(view.handoffs);
                         updates += 1;
-                        entity_updates += 1 + view.others.len() as u64;
+                        entity_updates += 1 + view.in_view() as u64;
                         states_in_window.get_or_insert(view.states_received);
                         while sent.front().is_some_and(|&(seq, _)| seq <= view.last_input) {
                             let (_, at) = sent.pop_front().expect("checked non-empty");

@@ -80,7 +80,7 @@ fn stats_panel(
                     "in / out",
                     format!("{:.1} / {:.1} KB/s", bandwidth.in_per_sec / 1000.0, bandwidth.out_per_sec / 1000.0),
                 );
-                row("in view", format!("{} players", view.others.len()));
+                row("in view", format!("{} players", view.in_view()));
                 row("handoffs", view.handoffs.to_string());
                 row("fps", format!("{:.0}", rate.0));
             });
@@ -114,7 +114,7 @@ fn minimap(mut contexts: EguiContexts, snapshot: Res<Snapshot>) -> Result {
                     egui::StrokeKind::Inside,
                 );
             }
-            for other in snapshot.view.others.values() {
+            for other in snapshot.view.others() {
                 painter.circle_filled(to_screen(other.position), 2.5, egui::Color32::WHITE);
             }
             if let Some(me) = snapshot.view.me {

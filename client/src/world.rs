@@ -180,7 +180,7 @@ fn sync_avatars(
     let view = &snapshot.view;
     let Some(me) = view.me else { return };
     let in_view: Vec<(EntityId, Vec2, bool)> = std::iter::once((me.id, me.position, true))
-        .chain(view.others.values().map(|o| (o.id, o.position, false)))
+        .chain(view.others().map(|o| (o.id, o.position, false)))
         .collect();
     avatars.0.retain(|id, entity| {
         let keep = in_view.iter().any(|(seen, _, _)| seen == id);
@@ -277,7 +277,7 @@ fn smooth_others(
 ) {
     let dt = time.delta_secs();
     for (mut avatar, mut transform) in &mut others {
-        if let Some(state) = snapshot.view.others.get(&avatar.id) {
+        if let Some(state) = snapshot.view.other(avatar.id) {
             let target = extrapolated(state.position, state.velocity, snapshot.at);
             glide(&mut avatar.shown, target, 12.0, dt);
             transform.translation = avatar.shown.extend(transform.translation.z);

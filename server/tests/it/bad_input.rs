@@ -196,7 +196,7 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
     walk_to(&mut east, Vec2::new(1100.0, 1300.0), |_| {}).await;
     honest
         .wait_until(DEADLINE, "east's new position seen across the border", |view| {
-            view.others.get(&east_id).is_some_and(|state| state.position.x > 1085.0)
+            view.other(east_id).is_some_and(|state| state.position.x > 1085.0)
         })
         .await
         .unwrap();

@@ -20,11 +20,11 @@ async fn a_key_press_moves_the_player_and_others_see_it() {
     // Both spawn within the spawn radius of each other, well inside the view radius.
     watcher
         .wait_until(DEADLINE, "the walker in view, with its name", |view| {
-            view.others.contains_key(&walker_id) && view.names.get(&walker_id).is_some_and(|n| n == "walker")
+            view.other(walker_id).is_some() && view.names.get(&walker_id).is_some_and(|n| n == "walker")
         })
         .await
         .unwrap();
-    let start = watcher.view.others[&walker_id].position;
+    let start = watcher.view.other(walker_id).unwrap().position;
 
     let seq = walker.press(Keys::RIGHT).await.unwrap();
     walker.wait_until(DEADLINE, "the input applied", |view| view.last_input >= seq).await.unwrap();
@@ -39,7 +39,7 @@ async fn a_key_press_moves_the_player_and_others_see_it() {
 
     watcher
         .wait_until(DEADLINE, "the watcher seeing the walker move right", |view| {
-            view.others.get(&walker_id).is_some_and(|other| other.position.x > start.x + 20.0)
+            view.other(walker_id).is_some_and(|other| other.position.x > start.x + 20.0)
         })
         .await
         .unwrap();
@@ -64,7 +64,7 @@ async fn others_are_extrapolated_where_the_server_has_them() {
     // Both on one server, so both see the same ticks.
     let centre = centre_of(&cluster, ServerId(1));
     tokio::join!(walk_to(&mut walker, centre, |_| {}), walk_to(&mut watcher, centre + Vec2::new(60.0, 0.0), |_| {}));
-    watcher.wait_until(DEADLINE, "the walker in view", |view| view.others.contains_key(&walker_id)).await.unwrap();
+    watcher.wait_until(DEADLINE, "the walker in view", |view| view.other(walker_id).is_some()).await.unwrap();
 
     let states_before = watcher.view.states_received;
     let updates_before = watcher.view.updates;
@@ -84,7 +84,7 @@ async fn others_are_extrapolated_where_the_server_has_them() {
         let mut seen = HashMap::new();
         while watcher.view.updates < updates_before + 75 {
             let view = tokio::time::timeout(DEADLINE, watcher.receive()).await.unwrap().unwrap();
-            seen.insert(view.tick, view.others[&walker_id].position);
+            seen.insert(view.tick, view.other(walker_id).unwrap().position);
         }
         seen
     };
