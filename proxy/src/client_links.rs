@@ -66,8 +66,8 @@ async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routin
         view_radius: settings.cluster.simulation.view_radius,
         tick_hz: settings.cluster.simulation.tick_hz,
     };
-    outbound.send(ProxyToClient::Welcome(welcome)).expect("a new queue has room");
-    let route = ClientRoute { outbound, owner, epoch: 0, position };
+    outbound.send(ProxyToClient::Welcome(welcome).into()).expect("a new queue has room");
+    let route = ClientRoute { outbound, owner, epoch: 0 };
     let login = ProxyToServer::Login { user, name: name.clone(), position };
     if let Err(err) = routing.join(user, route, login) {
         let reason = err.to_string();

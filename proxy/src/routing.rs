@@ -13,19 +13,20 @@ use crate::stats::ProxyStats;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
-use tessera_shared::Vec2;
+use tessera_shared::framing::Outgoing;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
 use tessera_shared::protocol::{ProxyToClient, ProxyToServer};
 use tracing::{debug, warn};
 
+/// What goes to a player: a message of the proxy's own, or a server's frame, forwarded untouched.
+pub type ToClient = Outgoing<ProxyToClient>;
+
 /// One player behind this proxy.
 pub struct ClientRoute {
-    pub outbound: Outbound<ProxyToClient>,
+    pub outbound: Outbound<ToClient>,
     pub owner: ServerId,
     pub epoch: u32,
-    /// Where the last update said the player is.
-    pub position: Vec2,
 }
 
 #[derive(Default)]
@@ -73,7 +74,7 @@ impl Routing {
     /// Forgets `server`'s link and returns the players it owned: they are gone with it.
     /// Every other server is told they left, in case one of them took a player over
     /// and its notice was lost with the link.
-    pub fn server_down(&self, server: ServerId) -> Vec<(UserId, Outbound<ProxyToClient>)> {
+    pub fn server_down(&self, server: ServerId) -> Vec<(UserId, Outbound<ToClient>)> {
         let mut tables = self.tables();
         tables.servers.remove(&server);
         let orphans: Vec<UserId> =
@@ -156,21 +157,18 @@ impl Routing {
         }
     }
 
-    /// Delivers messages to players, by user id, noting each player's position. A
-    /// player whose queue is full is not reading: it is disconnected.
-    pub fn to_clients(&self, messages: impl IntoIterator<Item = (UserId, Option<Vec2>, ProxyToClient)>) {
+    /// Delivers messages to players, by user id. A player whose queue is full is not
+    /// reading: it is disconnected.
+    pub fn to_clients(&self, messages: impl IntoIterator<Item = (UserId, ToClient)>) {
         let mut stalled = Vec::new();
         let mut delivered = 0;
         {
-            let mut tables = self.tables();
-            for (user, position, message) in messages {
-                let Some(route) = tables.clients.get_mut(&user) else {
+            let tables = self.tables();
+            for (user, message) in messages {
+                let Some(route) = tables.clients.get(&user) else {
                     debug!("dropping a message for {user}, who has left");
                     continue;
                 };
-                if let Some(position) = position {
-                    route.position = position;
-                }
                 match route.outbound.send(message) {
                     Ok(()) => delivered += 1,
                     Err(SendError::Full) => stalled.push(user),

@@ -5,6 +5,7 @@
 use crate::ProxySettings;
 use crate::routing::Routing;
 use std::sync::Arc;
+use tessera_shared::framing::Outgoing;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Link, LinkError, Outbound, redial};
 use tessera_shared::protocol::{Hello, ProxyToClient, ProxyToServer, Role, ServerToProxy};
@@ -56,19 +57,19 @@ fn disconnect_orphans(routing: &Routing, server: ServerId) {
     }
     for (_, outbound) in orphans {
         let reason = format!("lost the connection to {server}; please reconnect");
-        let _ = outbound.send(ProxyToClient::Disconnect { reason });
+        let _ = outbound.send(ProxyToClient::Disconnect { reason }.into());
     }
 }
 
 fn relay(message: ServerToProxy, routing: &Routing) -> Result<(), LinkError> {
     match message {
         ServerToProxy::Hello(_) => return Err(LinkError::Unexpected("a second hello".into())),
-        ServerToProxy::Updates { updates, .. } => routing.to_clients(
-            updates.into_iter().map(|(user, update)| (user, Some(update.you.position), ProxyToClient::Update(update))),
-        ),
+        ServerToProxy::Updates { frames, .. } => {
+            routing.to_clients(frames.into_iter().map(|(user, frame)| (user, Outgoing::Encoded(frame))))
+        }
         ServerToProxy::Owner { user, server, epoch } => routing.set_owner(user, server, epoch),
         ServerToProxy::Kick { user, reason } => {
-            routing.to_clients([(user, None, ProxyToClient::Disconnect { reason })]);
+            routing.to_clients([(user, ProxyToClient::Disconnect { reason }.into())]);
             routing.leave(user);
         }
     }

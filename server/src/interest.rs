@@ -1,8 +1,8 @@
 //! Per-player interest, in `PostUpdate` once per tick: every player is sent itself and
 //! what changed within its view radius since it was last told (see [`PlayerUpdate`]),
-//! in one frame per proxy. A uniform grid of view-radius cells keeps this linear in the
-//! number of entities. The broadcast baseline sends every player everything instead.
-
+//! encoded once, here, as the frame the proxy forwards untouched. A uniform grid of
+//! view-radius cells keeps this linear in the number of entities. The broadcast
+//! baseline sends every player everything instead.
 
 use crate::app::{ServerSettings, SimulationTick};
 use crate::net::{NetSystems, ProxyLinks};
@@ -11,7 +11,12 @@ use bevy::prelude::*;
 use bevy::platform::collections::HashMap;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
-use tessera_shared::protocol::{EntityState, PlayerUpdate, ServerToProxy, extrapolate, tick_seconds};
+use bytes::{Bytes, BytesMut};
+use tessera_shared::framing::encode_frame;
+use tessera_shared::protocol::{
+    EntityState, PlayerUpdate, ProxyToClient, ServerToProxy, UPDATES_FRAME_BUDGET, extrapolate, tick_seconds,
+};
+use tracing::warn;
 
 /// Anything a player can see: its id, where it is, and its name.
 #[derive(Component, Debug, Clone)]
@@ -126,7 +131,8 @@ fn send_player_updates(
     let radius = settings.view_radius();
     let tick_seconds = tick_seconds(settings.cluster.simulation.tick_hz);
     let grid = Grid::new(radius, everything.iter().map(|(_, position, _, _)| position.0));
-    let mut per_proxy: HashMap<ProxyId, Vec<(UserId, PlayerUpdate)>> = HashMap::new();
+    let mut per_proxy: HashMap<ProxyId, ProxyBatch> = HashMap::new();
+    let mut encoded = BytesMut::new();
     let broadcast = settings.broadcast_baseline;
     for (&user, &id, player, queue, position, velocity, mut known) in &mut players {
         let full = !known.started;
@@ -163,9 +169,34 @@ fn send_player_updates(
             left,
             names,
         };
-        per_proxy.entry(player.proxy).or_default().push((user, update));
+        if let Err(err) = encode_frame(&ProxyToClient::Update(update), &mut encoded) {
+            warn!("cannot send {user} its update: {err}");
+            continue;
+        }
+        let batch = per_proxy.entry(player.proxy).or_default();
+        if batch.bytes + encoded.len() > UPDATES_FRAME_BUDGET {
+            batch.send(player.proxy, tick.0, &mut links);
+        }
+        batch.bytes += encoded.len();
+        batch.frames.push((user, encoded.split().freeze()));
     }
-    for (proxy, updates) in per_proxy {
-        links.send(proxy, ServerToProxy::Updates { tick: tick.0, updates });
+    for (proxy, mut batch) in per_proxy {
+        batch.send(proxy, tick.0, &mut links);
+    }
+}
+
+/// Player frames on their way to one proxy.
+#[derive(Default)]
+struct ProxyBatch {
+    frames: Vec<(UserId, Bytes)>,
+    bytes: usize,
+}
+
+impl ProxyBatch {
+    fn send(&mut self, proxy: ProxyId, tick: u64, links: &mut ProxyLinks) {
+        if !self.frames.is_empty() {
+            links.send(proxy, ServerToProxy::Updates { tick, frames: std::mem::take(&mut self.frames) });
+        }
+        self.bytes = 0;
     }
 }

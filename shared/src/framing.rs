@@ -2,7 +2,7 @@
 //! The length is checked against [`MAX_FRAME_LEN`] before a byte of the body is
 //! buffered, so an absurd prefix costs nothing but the connection.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -101,7 +101,45 @@ impl<In, Out: Serialize> Encoder<Out> for WireCodec<In> {
     }
 }
 
+/// What a link sends: a message to encode, or a frame encoded elsewhere (length prefix
+/// and all), forwarded untouched. Proxies forward the servers' player frames this way,
+/// so a player's update is encoded once, by the server, and never decoded in between.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing<T> {
+    Message(T),
+    Encoded(Bytes),
+}
+
+impl<T> From<T> for Outgoing<T> {
+    fn from(message: T) -> Self {
+        Self::Message(message)
+    }
+}
+
+impl<In, T: Serialize> Encoder<Outgoing<T>> for WireCodec<In> {
+    type Error = WireError;
+
+    fn encode(&mut self, outgoing: Outgoing<T>, dst: &mut BytesMut) -> Result<(), WireError> {
+        match outgoing {
+            Outgoing::Message(message) => self.encode(message, dst),
+            Outgoing::Encoded(frame) => {
+                self.count(frame.len());
+                dst.extend_from_slice(&frame);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One frame holding `message`, on its own.
+pub fn encoded_frame(message: &impl Serialize) -> Result<Bytes, WireError> {
+    let mut frame = BytesMut::new();
+    encode_frame(message, &mut frame)?;
+    Ok(frame.freeze())
+}
+
 /// Appends one frame holding `message` to `dst`.
+
 pub fn encode_frame(message: &impl Serialize, dst: &mut BytesMut) -> Result<(), WireError> {
     let start = dst.len();
     dst.put_u32(0);
@@ -185,7 +223,15 @@ mod tests {
         round_trip(ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE });
         round_trip(ProxyToServer::Input { user, input });
         round_trip(ProxyToServer::Logout { user });
-        round_trip(ServerToProxy::Updates { tick: 3, updates: vec![(user, update)] });
+        let frame = encoded_frame(&ProxyToClient::Update(update.clone())).unwrap();
+        round_trip(ServerToProxy::Updates { tick: 3, frames: vec![(user, frame.clone())] });
+        // A forwarded frame goes out byte for byte, and decodes as what was encoded.
+        let mut forwarded = BytesMut::new();
+        WireCodec::<ProxyToClient>::default().encode(Outgoing::<ProxyToClient>::Encoded(frame.clone()), &mut forwarded).unwrap();
+        assert_eq!(&forwarded[..], &frame[..]);
+        let decoded = WireCodec::<ProxyToClient>::default().decode(&mut forwarded).unwrap();
+        assert_eq!(decoded, Some(ProxyToClient::Update(update.clone())));
+
         round_trip(ServerToProxy::Owner { user, server: ServerId(4), epoch: 2 });
         round_trip(PeerMessage::Subscribe(vec![RegionId { x: 1, y: 0 }]));
         round_trip(PeerMessage::Regions {

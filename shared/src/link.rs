@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::{Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -117,15 +117,17 @@ impl<In: DeserializeOwned> Link<In> {
     }
 
     /// Runs the link until the peer closes it, a message is refused by `on_message`,
-    /// writes stall, or every sender of `outbound` is dropped (a clean close).
+    /// writes stall, or every sender of `outbound` is dropped (a clean close). What
+    /// goes out is any message, or an [`Outgoing`](crate::framing::Outgoing) frame.
     pub async fn run<Out, Handled>(
         self,
         mut outbound: mpsc::Receiver<Out>,
         mut on_message: impl FnMut(In) -> Handled,
     ) -> Result<(), LinkError>
     where
-        Out: Serialize,
+        WireCodec<In>: Encoder<Out, Error = WireError>,
         Handled: Future<Output = Result<(), LinkError>>,
+
     {
         let Self { mut reader, mut writer } = self;
         let write = async move {

@@ -12,7 +12,12 @@ use serde::{Deserialize, Serialize};
 /// Bumped on every incompatible change to any message below.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+/// Bytes of player frames a server puts in one `ServerToProxy::Updates`: well under
+/// [`MAX_FRAME_LEN`](crate::framing::MAX_FRAME_LEN), however many players a proxy has.
+pub const UPDATES_FRAME_BUDGET: usize = 256 * 1024;
+
 /// Longest accepted player name, in bytes.
+
 pub const MAX_NAME_LEN: usize = 32;
 
 /// The first message on every link, sent by both ends.
@@ -134,10 +139,12 @@ pub enum ProxyToServer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ServerToProxy {
     Hello(Hello),
-    /// Every update of one tick for the players behind this proxy, in one frame.
+    /// One tick's updates for players behind this proxy, each already encoded whole as
+    /// the frame the proxy forwards to that player untouched (a `ProxyToClient::Update`).
+    /// A tick's updates span as many of these as keep each under [`UPDATES_FRAME_BUDGET`].
     Updates {
         tick: u64,
-        updates: Vec<(UserId, PlayerUpdate)>,
+        frames: Vec<(UserId, bytes::Bytes)>,
     },
     /// `server` simulates `user` from now on; `epoch` counts the player's handoffs, so a
     /// late notice never undoes a newer one.

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::cluster::ClusterConfig;
-use tessera_shared::framing::{MAX_FRAME_LEN, decode_body, encode_frame};
+use tessera_shared::framing::{MAX_FRAME_LEN, decode_body, encode_frame, encoded_frame};
 use tessera_shared::ids::{EntityId, ServerId, UserId};
 use tessera_shared::metrics as names;
 use tessera_shared::protocol::{
@@ -245,9 +245,11 @@ async fn through_proxy(
             users.push(user);
         }
     }
-    let updates = users.iter().map(|&user| (user, update.clone())).collect();
+    let frame = encoded_frame(&ProxyToClient::Update(update.clone())).map_err(setup)?;
+    let frames = users.iter().map(|&user| (user, frame.clone())).collect();
     let mut batch = BytesMut::new();
-    encode_frame(&ServerToProxy::Updates { tick: update.tick, updates }, &mut batch).map_err(setup)?;
+    encode_frame(&ServerToProxy::Updates { tick: update.tick, frames }, &mut batch).map_err(setup)?;
+
     tasks.spawn(pump(to_proxy, batch.freeze()));
     // The proxy's own messages to the server (none expected now) must not back up.
     tasks.spawn(async move { while from_proxy.next().await.is_some() {} });
