@@ -62,6 +62,9 @@ pub struct BenchOptions {
     /// Where the JSON report, the cluster files and the process logs go.
     #[arg(long, default_value = "target/bench")]
     pub out: PathBuf,
+    /// Threads for each proxy (its `--threads`); one per core when absent.
+    #[arg(long)]
+    pub proxy_threads: Option<usize>,
     /// Only the ramp, without the two comparisons.
     #[arg(long)]
     pub no_comparisons: bool,
@@ -103,7 +106,7 @@ pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, 
     let step_time = Duration::from_secs(options.warmup + options.measure) + Duration::from_secs(20);
 
     println!("{}", report::StepReport::table_header());
-    let mut cluster = ClusterProcesses::start(&binaries, map.clone(), false, &options.out.join("cluster")).await?;
+    let mut cluster = ClusterProcesses::start(&binaries, map.clone(), false, options.proxy_threads, &options.out.join("cluster")).await?;
     for &bots in &options.steps {
         if Instant::now() + step_time > deadline {
             report.stopped_because = Some(format!("the {} minute budget ran out", options.max_minutes));
@@ -196,7 +199,7 @@ async fn compare_broadcast(
     println!("\ncomparison: {} bots with region subscriptions, then with broadcast", options.compare_bots);
     let subscriptions = run_step(cluster, options.compare_bots, options, limits).await?;
     println!("{}", subscriptions.table_row());
-    let mut baseline = ClusterProcesses::start(binaries, map.clone(), true, &options.out.join("broadcast")).await?;
+    let mut baseline = ClusterProcesses::start(binaries, map.clone(), true, options.proxy_threads, &options.out.join("broadcast")).await?;
     let broadcast = run_step(&mut baseline, options.compare_bots, options, limits).await;
     baseline.stop().await;
     let broadcast = broadcast?;

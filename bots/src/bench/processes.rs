@@ -162,8 +162,10 @@ impl ClusterProcesses {
         binaries: &Binaries,
         mut map: ClusterConfig,
         broadcast_baseline: bool,
+        proxy_threads: Option<usize>,
         dir: &Path,
     ) -> Result<Self, BenchError> {
+
         std::fs::create_dir_all(dir).map_err(|err| BenchError::Setup(format!("cannot create {}: {err}", dir.display())))?;
         let needed = map.servers.len() * 3 + map.proxies.len() * 2;
         let mut free = free_addresses(needed)?.into_iter();
@@ -192,7 +194,7 @@ impl ClusterProcesses {
         let mut proxies = Vec::new();
         for proxy in &map.proxies {
             let metrics = next();
-            let args = vec![
+            let mut args = vec![
                 "--cluster".into(),
                 cluster_arg.clone(),
                 "--id".into(),
@@ -200,6 +202,9 @@ impl ClusterProcesses {
                 "--metrics".into(),
                 metrics.to_string(),
             ];
+            if let Some(threads) = proxy_threads {
+                args.extend(["--threads".into(), threads.to_string()]);
+            }
             proxies.push(Process::spawn(&format!("proxy-{}", proxy.id.0), &binaries.proxy, &args, Some(metrics), dir)?);
         }
         let mut cluster = Self { cluster: map, servers, proxies };
