@@ -14,7 +14,7 @@ use tessera_shared::ids::{EntityId, ProxyId, UserId};
 use bytes::{Bytes, BytesMut};
 use tessera_shared::framing::encode_frame;
 use tessera_shared::protocol::{
-    EntityState, PlayerUpdate, ProxyToClient, ServerToProxy, UPDATES_FRAME_BUDGET, extrapolate, tick_seconds,
+    EntityState, PlayerUpdate, ProxyToClient, ServerToProxy, UPDATES_FRAME_BUDGET, must_resend, tick_seconds,
 };
 use tracing::warn;
 
@@ -68,10 +68,6 @@ impl Grid {
 
 type Seen<'a> = (&'a EntityId, &'a Position, &'a Velocity, &'a Visible);
 
-/// How far an entity may stray from where its player extrapolates it before it is sent
-/// again, in world units: well under a pixel at any sensible zoom.
-const STRAY: f32 = 0.25;
-
 /// What one player has been told of each entity in its view: the state sent and the
 /// tick it was sent at, from which the player extrapolates.
 #[derive(Component, Debug, Default)]
@@ -98,8 +94,7 @@ impl KnownEntities {
             return None;
         };
         sent.seen = tick;
-        let expected = extrapolate(&sent.state, sent.tick, tick, tick_seconds);
-        let stale = sent.state.velocity != state.velocity || expected.distance_squared(state.position) > STRAY * STRAY;
+        let stale = must_resend(&sent.state, sent.tick, &state, tick, tick_seconds);
         if stale {
             (sent.state, sent.tick) = (state, tick);
         }

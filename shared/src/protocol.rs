@@ -64,7 +64,19 @@ pub fn extrapolate(state: &EntityState, sent: u64, now: u64, tick_seconds: f32) 
     state.position + state.velocity * (now.saturating_sub(sent) as f32 * tick_seconds)
 }
 
+/// How far an entity may stray from its extrapolation before it is sent again, in
+/// world units: well under a pixel at any sensible zoom.
+pub const STRAY: f32 = 0.25;
+
+/// Whether `now` (at tick `tick`) must be sent again to whoever was sent `sent` at
+/// tick `sent_tick`: its velocity changed, or it strayed from the extrapolation.
+pub fn must_resend(sent: &EntityState, sent_tick: u64, now: &EntityState, tick: u64, tick_seconds: f32) -> bool {
+    sent.velocity != now.velocity
+        || extrapolate(sent, sent_tick, tick, tick_seconds).distance_squared(now.position) > STRAY * STRAY
+}
+
 /// The length of a tick, as every server and player rounds it.
+
 pub fn tick_seconds(tick_hz: f64) -> f32 {
     (1.0 / tick_hz) as f32
 }

@@ -1,7 +1,9 @@
 //! The publisher side: each of our regions with subscribers is diffed once per tick
 //! against what was last published (entered, moved, left); each subscriber gets one
 //! frame holding only the regions it subscribed to, a full snapshot for any region it
-//! just subscribed to.
+//! just subscribed to. An entity counts as moved only when its velocity changed or it
+//! strayed from where subscribers extrapolate it (their movement system moves ghosts
+//! as it moves players), so a region of people walking straight costs almost nothing.
 
 use super::RegionSystems;
 use crate::app::{ServerSettings, SimulationTick};
@@ -12,7 +14,7 @@ use bevy::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{EntityId, ServerId};
-use tessera_shared::protocol::{EntityState, GhostEntry, PeerMessage, RegionDelta};
+use tessera_shared::protocol::{EntityState, GhostEntry, PeerMessage, RegionDelta, must_resend, tick_seconds};
 use tessera_shared::region_map::RegionId;
 
 /// Who subscribed to which of our regions, and what each region looked like when last
@@ -22,7 +24,8 @@ pub struct Publications {
     pub subscribers: HashMap<RegionId, HashSet<ServerId>>,
     /// Regions a subscriber has just asked for and must get in full.
     pending_snapshots: HashMap<ServerId, HashSet<RegionId>>,
-    published: HashMap<RegionId, HashMap<EntityId, EntityState>>,
+    /// What was last sent of each entity, and at which tick.
+    published: HashMap<RegionId, Published>,
 }
 
 impl Publications {
@@ -97,6 +100,7 @@ fn publish_regions(
     if publications.subscribers.is_empty() {
         return;
     }
+    let tick_seconds = tick_seconds(settings.cluster.simulation.tick_hz);
     let mut now: HashMap<RegionId, RegionContents> = HashMap::new();
     for (&id, position, velocity, visible) in &players {
         let Some(region) = home_region(&settings, position.0) else { continue };
@@ -109,7 +113,7 @@ fn publish_regions(
     for (&region, subscribers) in &publications.subscribers {
         let current = now.remove(&region).unwrap_or_default();
         let before = publications.published.remove(&region).unwrap_or_default();
-        let delta = diff(region, &before, &current);
+        let (delta, published) = diff(region, &before, &current, tick.0, tick_seconds);
         let mut snapshot = None;
         for &peer in subscribers {
             let wants_snapshot = publications.pending_snapshots.get(&peer).is_some_and(|p| p.contains(&region));
@@ -122,7 +126,7 @@ fn publish_regions(
             };
             per_peer.entry(peer).or_default().push(message);
         }
-        publications.published.insert(region, current.into_iter().map(|(id, (state, _))| (id, state)).collect());
+        publications.published.insert(region, published);
     }
     publications.pending_snapshots.clear();
     for (peer, deltas) in per_peer {
@@ -136,18 +140,36 @@ fn ghost_entry((state, name): &(EntityState, &str)) -> GhostEntry {
     GhostEntry { state: *state, name: (*name).to_owned() }
 }
 
-/// What changed in `region` since `before`.
-fn diff(region: RegionId, before: &HashMap<EntityId, EntityState>, now: &RegionContents) -> RegionDelta {
+type Published = HashMap<EntityId, (EntityState, u64)>;
+
+/// What changed in `region` since `before`, as of `tick`, and what subscribers know
+/// once they have it.
+fn diff(
+    region: RegionId,
+    before: &Published,
+    now: &RegionContents,
+    tick: u64,
+    tick_seconds: f32,
+) -> (RegionDelta, Published) {
     let mut delta = RegionDelta { region, full: false, entered: vec![], moved: vec![], left: vec![] };
-    for (id, entry) in now {
-        match before.get(id) {
-            None => delta.entered.push(ghost_entry(entry)),
-            Some(old) if *old != entry.0 => delta.moved.push(entry.0),
-            Some(_) => {}
-        }
+    let mut published = Published::with_capacity(now.len());
+    for (&id, entry) in now {
+        let state = entry.0;
+        let sent = match before.get(&id) {
+            None => {
+                delta.entered.push(ghost_entry(entry));
+                (state, tick)
+            }
+            Some(&(sent, at)) if must_resend(&sent, at, &state, tick, tick_seconds) => {
+                delta.moved.push(state);
+                (state, tick)
+            }
+            Some(&unchanged) => unchanged,
+        };
+        published.insert(id, sent);
     }
     delta.left.extend(before.keys().filter(|id| !now.contains_key(id)));
-    delta
+    (delta, published)
 }
 
 fn full_snapshot(region: RegionId, now: &RegionContents) -> RegionDelta {
