@@ -11,7 +11,11 @@ use tessera_bots::swarm::{Swarm, SwarmPlan};
 use tessera_shared::cluster::ClusterConfig;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Tessera bot swarm: headless players speaking the real protocol", args_conflicts_with_subcommands = true)]
+#[command(
+    version,
+    about = "Tessera bot swarm: headless players speaking the real protocol",
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,

@@ -129,7 +129,6 @@ impl Player {
         };
         let view = WorldView { tick_seconds: tick_seconds(welcome.tick_hz), ..WorldView::default() };
         Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view })
-
     }
 
     /// Holds down exactly `keys` from now on, returning the input's sequence number.

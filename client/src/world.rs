@@ -179,9 +179,8 @@ fn sync_avatars(
     }
     let view = &snapshot.view;
     let Some(me) = view.me else { return };
-    let in_view: Vec<(EntityId, Vec2, bool)> = std::iter::once((me.id, me.position, true))
-        .chain(view.others().map(|o| (o.id, o.position, false)))
-        .collect();
+    let in_view: Vec<(EntityId, Vec2, bool)> =
+        std::iter::once((me.id, me.position, true)).chain(view.others().map(|o| (o.id, o.position, false))).collect();
     avatars.0.retain(|id, entity| {
         let keep = in_view.iter().any(|(seen, _, _)| seen == id);
         if !keep {

@@ -37,7 +37,6 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(run(args)) {
-
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");

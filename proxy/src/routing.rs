@@ -8,8 +8,8 @@
 //! recomputing ownership from positions means input never reaches a server that has not
 //! received the player yet.
 
-use std::collections::HashMap;
 use crate::stats::ProxyStats;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
@@ -78,7 +78,6 @@ impl Routing {
         let mut tables = self.tables();
         tables.servers.remove(&server);
         let orphans: Vec<UserId> =
-
             tables.clients.iter().filter(|(_, route)| route.owner == server).map(|(&user, _)| user).collect();
         for user in &orphans {
             for link in tables.servers.values() {

@@ -36,8 +36,14 @@ impl ProxyStats {
         let players = metrics::gauge!(names::PROXY_PLAYERS, "proxy" => proxy.clone());
         let servers_up = metrics::gauge!(names::PROXY_SERVERS, "proxy" => proxy.clone());
         let counters = [
-            (&self.frames_to_clients, metrics::counter!(names::PROXY_FRAMES, "proxy" => proxy.clone(), "to" => "clients")),
-            (&self.frames_to_servers, metrics::counter!(names::PROXY_FRAMES, "proxy" => proxy.clone(), "to" => "servers")),
+            (
+                &self.frames_to_clients,
+                metrics::counter!(names::PROXY_FRAMES, "proxy" => proxy.clone(), "to" => "clients"),
+            ),
+            (
+                &self.frames_to_servers,
+                metrics::counter!(names::PROXY_FRAMES, "proxy" => proxy.clone(), "to" => "servers"),
+            ),
             (&*self.clients.bytes_in, bytes_counter(&proxy, "clients", "in")),
             (&*self.clients.bytes_out, bytes_counter(&proxy, "clients", "out")),
             (&*self.servers.bytes_in, bytes_counter(&proxy, "servers", "in")),

@@ -20,7 +20,6 @@ pub struct ServerSettings {
     /// Subscribe to every foreign region and send every player everything, whatever
     /// it sees: the baseline region subscriptions and interest are measured against,
     /// never for play.
-
     pub broadcast_baseline: bool,
     pub stats: Arc<ServerStats>,
 }

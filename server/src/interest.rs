@@ -7,12 +7,12 @@
 use crate::app::{ServerSettings, SimulationTick};
 use crate::net::{NetSystems, ProxyLinks};
 use crate::players::{InputQueue, Player};
-use bevy::prelude::*;
 use bevy::platform::collections::HashMap;
-use tessera_shared::components::{Position, Velocity};
-use tessera_shared::ids::{EntityId, ProxyId, UserId};
+use bevy::prelude::*;
 use bytes::{Bytes, BytesMut};
+use tessera_shared::components::{Position, Velocity};
 use tessera_shared::framing::encode_frame;
+use tessera_shared::ids::{EntityId, ProxyId, UserId};
 use tessera_shared::protocol::{
     EntityState, PlayerUpdate, ProxyToClient, ServerToProxy, UPDATES_FRAME_BUDGET, must_resend, tick_seconds,
 };

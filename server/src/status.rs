@@ -134,7 +134,6 @@ fn publish_stats(
     metrics.handoffs_out.absolute(get(&stats.handoffs_out));
 }
 
-
 fn report(
     mut times: ResMut<TickTimes>,
     settings: Res<ServerSettings>,

@@ -170,7 +170,7 @@ mod tests {
     use crate::components::Keys;
     use crate::ids::{EntityId, ProxyId, ServerId, UserId};
     use crate::protocol::*;
-    use crate::region_map::{RegionId, RegionMap};
+    use crate::region_map::{CellId, RegionMap};
     use glam::Vec2;
 
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
@@ -227,17 +227,19 @@ mod tests {
         round_trip(ServerToProxy::Updates { tick: 3, frames: vec![(user, frame.clone())] });
         // A forwarded frame goes out byte for byte, and decodes as what was encoded.
         let mut forwarded = BytesMut::new();
-        WireCodec::<ProxyToClient>::default().encode(Outgoing::<ProxyToClient>::Encoded(frame.clone()), &mut forwarded).unwrap();
+        WireCodec::<ProxyToClient>::default()
+            .encode(Outgoing::<ProxyToClient>::Encoded(frame.clone()), &mut forwarded)
+            .unwrap();
         assert_eq!(&forwarded[..], &frame[..]);
         let decoded = WireCodec::<ProxyToClient>::default().decode(&mut forwarded).unwrap();
         assert_eq!(decoded, Some(ProxyToClient::Update(update.clone())));
 
         round_trip(ServerToProxy::Owner { user, server: ServerId(4), epoch: 2 });
-        round_trip(PeerMessage::Subscribe(vec![RegionId { x: 1, y: 0 }]));
-        round_trip(PeerMessage::Regions {
+        round_trip(PeerMessage::Subscribe(vec![CellId { x: 1, y: 0 }]));
+        round_trip(PeerMessage::Cells {
             tick: 4,
-            deltas: vec![RegionDelta {
-                region: RegionId { x: 0, y: 1 },
+            deltas: vec![CellDelta {
+                cell: CellId { x: 0, y: 1 },
                 full: true,
                 entered: vec![GhostEntry { state: state(5), name: "cy".into() }],
                 moved: vec![state(6)],

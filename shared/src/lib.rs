@@ -2,7 +2,6 @@
 //! components, the region map, the cluster file, the wire protocol with its framing,
 //! the bridge between a tokio runtime and Bevy systems, and the exported metrics.
 
-
 pub mod bridge;
 pub mod cluster;
 pub mod components;

@@ -127,7 +127,6 @@ impl<In: DeserializeOwned> Link<In> {
     where
         WireCodec<In>: Encoder<Out, Error = WireError>,
         Handled: Future<Output = Result<(), LinkError>>,
-
     {
         let Self { mut reader, mut writer } = self;
         let write = async move {

@@ -33,8 +33,8 @@ pub const PROXY_BYTES: &str = "tessera_proxy_bytes_total";
 /// Buckets of [`SERVER_TICK_SECONDS`]: fine below the 25 ms line (half a 20 Hz tick),
 /// so percentiles read from them are close to exact where it matters.
 pub const TICK_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.0225,
-    0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
+    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.0225, 0.025,
+    0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
 ];
 
 /// Serves this process's metrics at `http://ADDR/metrics` (any path answers) from now on.

@@ -5,7 +5,7 @@
 
 use crate::components::Keys;
 use crate::ids::{EntityId, ProxyId, ServerId, UserId};
-use crate::region_map::{RegionId, RegionMap};
+use crate::region_map::{CellId, RegionMap};
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +108,6 @@ pub struct PlayerUpdate {
     pub names: Vec<(EntityId, String)>,
 }
 
-
 /// Client → proxy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientToProxy {
@@ -188,18 +187,18 @@ pub struct HandoffState {
     pub epoch: u32,
 }
 
-/// An entity entering a subscriber's view of a region.
+/// An entity entering a subscriber's view of a cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GhostEntry {
     pub state: EntityState,
     pub name: String,
 }
 
-/// What changed in one region during one tick.
+/// What changed in one cell during one tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegionDelta {
-    pub region: RegionId,
-    /// A full snapshot: the subscriber forgets what it knew of the region first.
+pub struct CellDelta {
+    pub cell: CellId,
+    /// A full snapshot: the subscriber forgets what it knew of the cell first.
     pub full: bool,
     pub entered: Vec<GhostEntry>,
     pub moved: Vec<EntityState>,
@@ -210,13 +209,13 @@ pub struct RegionDelta {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PeerMessage {
     Hello(Hello),
-    /// Send me these regions of yours: a full snapshot now, then what changes.
-    Subscribe(Vec<RegionId>),
-    Unsubscribe(Vec<RegionId>),
-    /// One tick's changes in the regions this peer subscribed to.
-    Regions {
+    /// Send me these cells of your regions: a full snapshot now, then what changes.
+    Subscribe(Vec<CellId>),
+    Unsubscribe(Vec<CellId>),
+    /// One tick's changes in the cells this peer subscribed to.
+    Cells {
         tick: u64,
-        deltas: Vec<RegionDelta>,
+        deltas: Vec<CellDelta>,
     },
     /// Take over this player, which left my regions for yours.
     Handoff(HandoffState),

@@ -1,7 +1,9 @@
 //! The region map: the world is a grid of square regions, each owned by exactly one
 //! game server. Answers where a point is, who owns it, what lies within a radius, and
 //! whether a player is still inside its owner's tether (the hysteresis margin that stops
-//! a player standing on a border from flapping between servers).
+//! a player standing on a border from flapping between servers). Each region is cut
+//! into cells, the unit servers subscribe to across borders: a server sees the strip of
+//! a neighbour's region that its players can see, not the whole region.
 
 use crate::ids::ServerId;
 use glam::Vec2;
@@ -18,6 +20,23 @@ pub struct RegionId {
 impl fmt::Display for RegionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "({}, {})", self.x, self.y)
+    }
+}
+
+/// The smallest side a cell is cut to.
+pub const MIN_CELL_SIZE: f32 = 256.0;
+
+/// A cell's column and row in the world-wide grid of cells; (0, 0) is at the origin.
+/// Every region holds [`RegionMap::cells_per_side`]² cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CellId {
+    pub x: u16,
+    pub y: u16,
+}
+
+impl fmt::Display for CellId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cell ({}, {})", self.x, self.y)
     }
 }
 
@@ -127,15 +146,54 @@ impl RegionMap {
     }
 
     /// Every region that the disc of `radius` around `pos` touches.
-    pub fn regions_within(&self, pos: Vec2, radius: f32) -> impl Iterator<Item = RegionId> + '_ {
-        let lo = ((pos - Vec2::splat(radius)) / self.region_size).floor().max(Vec2::ZERO);
-        let hi = ((pos + Vec2::splat(radius)) / self.region_size)
-            .floor()
-            .min(Vec2::new(f32::from(self.columns) - 1.0, f32::from(self.rows) - 1.0));
-        let (x0, y0, x1, y1) = (lo.x as i32, lo.y as i32, hi.x as i32, hi.y as i32);
-        (y0..=y1)
-            .flat_map(move |y| (x0..=x1).map(move |x| RegionId { x: x as u16, y: y as u16 }))
-            .filter(move |&region| self.distance_to(region, pos) <= radius)
+    pub fn regions_within(&self, pos: Vec2, radius: f32) -> impl Iterator<Item = RegionId> + use<> {
+        squares_within(pos, radius, self.region_size, (self.columns, self.rows)).map(|(x, y)| RegionId { x, y })
+    }
+
+    /// How many cells a region is cut into along each side: the most that leaves each
+    /// at least [`MIN_CELL_SIZE`] wide, as a power of two.
+    pub fn cells_per_side(&self) -> u16 {
+        let fits = (self.region_size / MIN_CELL_SIZE).clamp(1.0, 1024.0) as u16;
+        1 << fits.ilog2()
+    }
+
+    pub fn cell_size(&self) -> f32 {
+        self.region_size / f32::from(self.cells_per_side())
+    }
+
+    /// The cell containing `pos`, or `None` outside the world.
+    pub fn cell_at(&self, pos: Vec2) -> Option<CellId> {
+        let region = self.region_at(pos)?;
+        let per_side = self.cells_per_side();
+        let cell = (pos / self.cell_size()).floor();
+        // Rounding must not carry a point into the next region's cells.
+        let clamp = |at: f32, region: u16| (at as u16).clamp(region * per_side, region * per_side + per_side - 1);
+        Some(CellId { x: clamp(cell.x, region.x), y: clamp(cell.y, region.y) })
+    }
+
+    /// The region a cell is part of.
+    pub fn region_of(&self, cell: CellId) -> RegionId {
+        let per_side = self.cells_per_side();
+        RegionId { x: cell.x / per_side, y: cell.y / per_side }
+    }
+
+    /// The server owning the region `cell` is part of; `None` for a cell outside the world.
+    pub fn cell_owner(&self, cell: CellId) -> Option<ServerId> {
+        self.owner(self.region_of(cell))
+    }
+
+    /// Every cell of the world.
+    pub fn cells(&self) -> impl Iterator<Item = CellId> + use<> {
+        let per_side = self.cells_per_side();
+        let (columns, rows) = (self.columns * per_side, self.rows * per_side);
+        (0..rows).flat_map(move |y| (0..columns).map(move |x| CellId { x, y }))
+    }
+
+    /// Every cell that the disc of `radius` around `pos` touches.
+    pub fn cells_within(&self, pos: Vec2, radius: f32) -> impl Iterator<Item = CellId> + use<> {
+        let per_side = self.cells_per_side();
+        let grid = (self.columns * per_side, self.rows * per_side);
+        squares_within(pos, radius, self.cell_size(), grid).map(|(x, y)| CellId { x, y })
     }
 
     /// Whether `server` may keep simulating a player at `pos`: true while `pos` is in, or
@@ -143,6 +201,19 @@ impl RegionMap {
     pub fn within_tether(&self, server: ServerId, pos: Vec2, tether: f32) -> bool {
         self.regions_within(pos, tether).any(|region| self.owner(region) == Some(server))
     }
+}
+
+/// The squares of a `grid` of squares of `side`, from the origin, that the disc of
+/// `radius` around `pos` touches.
+fn squares_within(pos: Vec2, radius: f32, side: f32, grid: (u16, u16)) -> impl Iterator<Item = (u16, u16)> {
+    let lo = ((pos - Vec2::splat(radius)) / side).floor().max(Vec2::ZERO);
+    let hi =
+        ((pos + Vec2::splat(radius)) / side).floor().min(Vec2::new(f32::from(grid.0) - 1.0, f32::from(grid.1) - 1.0));
+    let (x0, y0, x1, y1) = (lo.x as i32, lo.y as i32, hi.x as i32, hi.y as i32);
+    (y0..=y1).flat_map(move |y| (x0..=x1).map(move |x| (x as u16, y as u16))).filter(move |&(x, y)| {
+        let min = Vec2::new(f32::from(x), f32::from(y)) * side;
+        pos.distance(pos.clamp(min, min + Vec2::splat(side))) <= radius
+    })
 }
 
 #[cfg(test)]
@@ -187,6 +258,25 @@ mod tests {
         let near_corner: Vec<_> = map.regions_within(Vec2::new(90.0, 90.0), 12.0).collect();
         assert_eq!(near_corner.len(), 3);
         assert!(!near_corner.contains(&RegionId { x: 1, y: 1 }));
+    }
+
+    #[test]
+    fn cells_cut_regions_and_a_disc_touches_only_nearby_cells() {
+        let map = RegionMap::new(1024.0, 2, 2, vec![ServerId(1), ServerId(2), ServerId(3), ServerId(4)]);
+        assert_eq!((map.cells_per_side(), map.cell_size()), (4, 256.0));
+        assert_eq!(map.cell_at(Vec2::new(1030.0, 10.0)), Some(CellId { x: 4, y: 0 }));
+        assert_eq!(map.region_of(CellId { x: 4, y: 0 }), RegionId { x: 1, y: 0 });
+        assert_eq!(map.cell_owner(CellId { x: 7, y: 7 }), Some(ServerId(4)));
+        assert_eq!(map.cell_owner(CellId { x: 8, y: 0 }), None);
+        // 74 units west of the 1|2 border: a disc of 100 reaches one cell across, not the whole region.
+        let across: Vec<_> = map
+            .cells_within(Vec2::new(950.0, 384.0), 100.0)
+            .filter(|&c| map.cell_owner(c) == Some(ServerId(2)))
+            .collect();
+
+        assert_eq!(across, vec![CellId { x: 4, y: 1 }]);
+        // A region smaller than a cell is one cell.
+        assert_eq!(quad().cells_per_side(), 1);
     }
 
     #[test]

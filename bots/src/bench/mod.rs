@@ -54,7 +54,6 @@ pub struct BenchOptions {
     pub relay_clients: usize,
     /// Entity states in each update of the proxy-against-relay comparison.
     #[arg(long, default_value_t = 8)]
-
     pub relay_entities: usize,
     /// Stop starting steps after this many minutes, keeping what was measured.
     #[arg(long, default_value_t = 20)]
@@ -106,7 +105,9 @@ pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, 
     let step_time = Duration::from_secs(options.warmup + options.measure) + Duration::from_secs(20);
 
     println!("{}", report::StepReport::table_header());
-    let mut cluster = ClusterProcesses::start(&binaries, map.clone(), false, options.proxy_threads, &options.out.join("cluster")).await?;
+    let mut cluster =
+        ClusterProcesses::start(&binaries, map.clone(), false, options.proxy_threads, &options.out.join("cluster"))
+            .await?;
     for &bots in &options.steps {
         if Instant::now() + step_time > deadline {
             report.stopped_because = Some(format!("the {} minute budget ran out", options.max_minutes));
@@ -199,7 +200,9 @@ async fn compare_broadcast(
     println!("\ncomparison: {} bots with region subscriptions, then with broadcast", options.compare_bots);
     let subscriptions = run_step(cluster, options.compare_bots, options, limits).await?;
     println!("{}", subscriptions.table_row());
-    let mut baseline = ClusterProcesses::start(binaries, map.clone(), true, options.proxy_threads, &options.out.join("broadcast")).await?;
+    let mut baseline =
+        ClusterProcesses::start(binaries, map.clone(), true, options.proxy_threads, &options.out.join("broadcast"))
+            .await?;
     let broadcast = run_step(&mut baseline, options.compare_bots, options, limits).await;
     baseline.stop().await;
     let broadcast = broadcast?;

@@ -32,7 +32,8 @@ impl Binaries {
     pub fn beside_this_one() -> Result<Self, BenchError> {
         let bots = std::env::current_exe().map_err(|err| BenchError::Setup(format!("cannot find myself: {err}")))?;
         let dir = bots.parent().expect("an executable lives in a directory");
-        let binaries = Self { server: dir.join("tessera-server"), proxy: dir.join("tessera-proxy"), bots: bots.clone() };
+        let binaries =
+            Self { server: dir.join("tessera-server"), proxy: dir.join("tessera-proxy"), bots: bots.clone() };
         for binary in [&binaries.server, &binaries.proxy] {
             if !binary.exists() {
                 return Err(BenchError::Setup(format!(
@@ -165,8 +166,8 @@ impl ClusterProcesses {
         proxy_threads: Option<usize>,
         dir: &Path,
     ) -> Result<Self, BenchError> {
-
-        std::fs::create_dir_all(dir).map_err(|err| BenchError::Setup(format!("cannot create {}: {err}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|err| BenchError::Setup(format!("cannot create {}: {err}", dir.display())))?;
         let needed = map.servers.len() * 3 + map.proxies.len() * 2;
         let mut free = free_addresses(needed)?.into_iter();
         let mut next = || free.next().expect("enough addresses were taken");
@@ -189,7 +190,13 @@ impl ClusterProcesses {
             if broadcast_baseline {
                 args.push("--broadcast-baseline".into());
             }
-            servers.push(Process::spawn(&format!("server-{}", server.id.0), &binaries.server, &args, Some(metrics), dir)?);
+            servers.push(Process::spawn(
+                &format!("server-{}", server.id.0),
+                &binaries.server,
+                &args,
+                Some(metrics),
+                dir,
+            )?);
         }
         let mut proxies = Vec::new();
         for proxy in &map.proxies {

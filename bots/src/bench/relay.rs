@@ -4,8 +4,8 @@
 //! (`tessera-bots relay`, also its own process) forwards frames of the very same size to
 //! as many connections. Both are measured in frames and bytes delivered per second.
 
-use super::BenchOptions;
 use super::BenchError;
+use super::BenchOptions;
 use super::processes::{Binaries, Process, free_addresses};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -182,7 +182,8 @@ async fn measure(counters: &Counters, forwarder: &Process, connections: usize) -
     let read = || (counters.frames.load(Ordering::Relaxed), counters.bytes.load(Ordering::Relaxed));
     let (start, (frames, bytes), usage) = (Instant::now(), read(), forwarder.usage());
     tokio::time::sleep(WINDOW).await;
-    let (seconds, (frames_after, bytes_after), usage_after) = (start.elapsed().as_secs_f64(), read(), forwarder.usage());
+    let (seconds, (frames_after, bytes_after), usage_after) =
+        (start.elapsed().as_secs_f64(), read(), forwarder.usage());
     Throughput {
         frames_per_sec: (frames_after - frames) as f64 / seconds,
         megabytes_per_sec: (bytes_after - bytes) as f64 / seconds / 1e6,
@@ -211,23 +212,28 @@ async fn through_proxy(
     map.validate().map_err(setup)?;
     let file = dir.join("cluster.toml");
     std::fs::write(&file, map.to_toml()).map_err(setup)?;
-    let args = ["--cluster", &file.display().to_string(), "--id", "1", "--metrics", &metrics.to_string()].map(String::from);
+    let args =
+        ["--cluster", &file.display().to_string(), "--id", "1", "--metrics", &metrics.to_string()].map(String::from);
     let proxy = Process::spawn("proxy", &binaries.proxy, &args, Some(metrics), dir)?;
 
     let (stream, _) = tokio::time::timeout(Duration::from_secs(10), server_listener.accept())
         .await
         .map_err(|_| setup("the proxy never dialed the stand-in server"))?
         .map_err(setup)?;
-    let (mut from_proxy, to_proxy) = raw_hello::<ServerToProxy, ProxyToServer>(stream, Role::Server(ServerId(1))).await?;
+    let (mut from_proxy, to_proxy) =
+        raw_hello::<ServerToProxy, ProxyToServer>(stream, Role::Server(ServerId(1))).await?;
     let linked = &proxy;
-    wait_for(move || async move { linked.scrape().await.ok().and_then(|s| s.sum(names::PROXY_SERVERS, &[])) == Some(1.0) })
-        .await?;
+    wait_for(
+        move || async move { linked.scrape().await.ok().and_then(|s| s.sum(names::PROXY_SERVERS, &[])) == Some(1.0) },
+    )
+    .await?;
 
     let counters = Arc::new(Counters::default());
     let mut tasks = JoinSet::new();
     for _ in 0..connections {
         let stream = TcpStream::connect(client).await.map_err(setup)?;
-        let (mut reader, write) = raw_hello::<ClientToProxy, ProxyToClient>(stream, Role::Client { name: "relay".into() }).await?;
+        let (mut reader, write) =
+            raw_hello::<ClientToProxy, ProxyToClient>(stream, Role::Client { name: "relay".into() }).await?;
         match next_message::<ProxyToClient>(&mut reader).await? {
             ProxyToClient::Welcome(_) => {}
             other => return Err(setup(format!("expected a welcome, got {other:?}"))),

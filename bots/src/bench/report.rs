@@ -108,7 +108,13 @@ impl StepReport {
                     tick_rate_hz: rate(before, after, seconds, names::SERVER_TICKS, &[]),
                     players: after.sum(names::SERVER_PLAYERS, &[]).unwrap_or(0.0),
                     ghosts: after.sum(names::SERVER_GHOSTS, &[]).unwrap_or(0.0),
-                    peer_bytes_out_per_sec: rate(before, after, seconds, names::SERVER_PEER_BYTES, &[("direction", "out")]),
+                    peer_bytes_out_per_sec: rate(
+                        before,
+                        after,
+                        seconds,
+                        names::SERVER_PEER_BYTES,
+                        &[("direction", "out")],
+                    ),
                     handoffs_out_per_sec: rate(before, after, seconds, names::SERVER_HANDOFFS, &[("direction", "out")]),
                     process,
                 }
@@ -126,7 +132,10 @@ impl StepReport {
                     frames_to_clients_per_sec: per_sec(names::PROXY_FRAMES, &[("to", "clients")]),
                     frames_to_servers_per_sec: per_sec(names::PROXY_FRAMES, &[("to", "servers")]),
                     bytes_to_clients_per_sec: per_sec(names::PROXY_BYTES, &[("link", "clients"), ("direction", "out")]),
-                    bytes_from_servers_per_sec: per_sec(names::PROXY_BYTES, &[("link", "servers"), ("direction", "in")]),
+                    bytes_from_servers_per_sec: per_sec(
+                        names::PROXY_BYTES,
+                        &[("link", "servers"), ("direction", "in")],
+                    ),
                     process,
                 }
             })
@@ -226,10 +235,7 @@ impl BroadcastComparison {
         Self {
             bots: subscriptions.bots,
             peer_bytes_ratio: ratio(broadcast.peer_bytes_per_sec, subscriptions.peer_bytes_per_sec),
-            client_bytes_ratio: ratio(
-                broadcast.swarm.bytes_per_bot_per_sec,
-                subscriptions.swarm.bytes_per_bot_per_sec,
-            ),
+            client_bytes_ratio: ratio(broadcast.swarm.bytes_per_bot_per_sec, subscriptions.swarm.bytes_per_bot_per_sec),
             subscriptions,
             broadcast,
         }
@@ -322,7 +328,8 @@ impl BenchReport {
 
     pub fn write(&self, path: &Path) -> Result<(), BenchError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|err| BenchError::Setup(format!("cannot create {}: {err}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|err| BenchError::Setup(format!("cannot create {}: {err}", dir.display())))?;
         }
         let json = serde_json::to_string_pretty(self).expect("the report serialises");
         std::fs::write(path, json).map_err(|err| BenchError::Setup(format!("cannot write {}: {err}", path.display())))

@@ -17,8 +17,8 @@ use tessera_shared::Vec2;
 use tessera_shared::bridge::{Inbox, NetRuntime, inbox};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
-use tessera_shared::protocol::{HandoffState, Input, PeerMessage, ProxyToServer, RegionDelta, ServerToProxy};
-use tessera_shared::region_map::RegionId;
+use tessera_shared::protocol::{CellDelta, HandoffState, Input, PeerMessage, ProxyToServer, ServerToProxy};
+use tessera_shared::region_map::CellId;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -99,19 +99,19 @@ pub struct PeerLost {
     pub peer: ServerId,
 }
 
-/// A peer wants (or no longer wants) updates for some of our regions.
+/// A peer wants (or no longer wants) updates for some cells of our regions.
 #[derive(Message, Debug, Clone)]
 pub struct SubscriptionRequest {
     pub peer: ServerId,
-    pub regions: Vec<RegionId>,
+    pub cells: Vec<CellId>,
     pub subscribe: bool,
 }
 
-/// One tick of changes in regions we subscribed to.
+/// One tick of changes in cells we subscribed to.
 #[derive(Message, Debug, Clone)]
-pub struct RegionDeltasReceived {
+pub struct CellDeltasReceived {
     pub peer: ServerId,
-    pub deltas: Vec<RegionDelta>,
+    pub deltas: Vec<CellDelta>,
 }
 
 /// A peer took over a player we handed it.
@@ -175,7 +175,7 @@ impl Plugin for NetPlugin {
             .add_message::<ProxyConnected>()
             .add_message::<PeerLost>()
             .add_message::<SubscriptionRequest>()
-            .add_message::<RegionDeltasReceived>()
+            .add_message::<CellDeltasReceived>()
             .add_message::<HandoffReceived>()
             .add_message::<HandoffAccepted>()
             .configure_sets(PreUpdate, NetSystems::Receive)
@@ -205,7 +205,7 @@ struct Received<'w> {
     proxy_connected: MessageWriter<'w, ProxyConnected>,
     peer_lost: MessageWriter<'w, PeerLost>,
     subscriptions: MessageWriter<'w, SubscriptionRequest>,
-    deltas: MessageWriter<'w, RegionDeltasReceived>,
+    deltas: MessageWriter<'w, CellDeltasReceived>,
     handoffs: MessageWriter<'w, HandoffReceived>,
     accepted: MessageWriter<'w, HandoffAccepted>,
 }
@@ -256,14 +256,14 @@ fn receive(
                 }
             }
             NetEvent::FromPeer { peer, message } => match message {
-                PeerMessage::Subscribe(regions) => {
-                    out.subscriptions.write(SubscriptionRequest { peer, regions, subscribe: true });
+                PeerMessage::Subscribe(cells) => {
+                    out.subscriptions.write(SubscriptionRequest { peer, cells, subscribe: true });
                 }
-                PeerMessage::Unsubscribe(regions) => {
-                    out.subscriptions.write(SubscriptionRequest { peer, regions, subscribe: false });
+                PeerMessage::Unsubscribe(cells) => {
+                    out.subscriptions.write(SubscriptionRequest { peer, cells, subscribe: false });
                 }
-                PeerMessage::Regions { deltas, .. } => {
-                    out.deltas.write(RegionDeltasReceived { peer, deltas });
+                PeerMessage::Cells { deltas, .. } => {
+                    out.deltas.write(CellDeltasReceived { peer, deltas });
                 }
                 PeerMessage::Handoff(state) => {
                     out.handoffs.write(HandoffReceived { peer, state });

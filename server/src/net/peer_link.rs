@@ -1,7 +1,7 @@
 //! Links between game servers. Each pair shares one link: the server with the lower id
 //! dials (and redials with backoff), the higher one accepts. Everything a peer sends is
-//! checked against the map before the app sees it: subscriptions only to regions the
-//! receiver owns, region data only for regions the sender owns, handoffs only of
+//! checked against the map before the app sees it: subscriptions only to cells the
+//! receiver owns, cell data only for cells the sender owns, handoffs only of
 //! players standing in the receiver's regions.
 
 use super::{LinkId, NetEvent};
@@ -10,7 +10,7 @@ use tessera_shared::bridge::InboxSender;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Link, LinkError, Outbound, Traffic, accept_loop, redial};
 use tessera_shared::protocol::{Hello, PeerMessage, Role};
-use tessera_shared::region_map::{RegionId, RegionMap};
+use tessera_shared::region_map::{CellId, RegionMap};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -78,21 +78,17 @@ async fn serve(link: Link<PeerMessage>, peer: ServerId, context: &PeerContext) -
 
 /// Refuses what the map says a peer has no business sending.
 fn check(message: &PeerMessage, me: ServerId, peer: ServerId, map: &RegionMap) -> Result<(), LinkError> {
-    let owned_by = |region: &RegionId, owner: ServerId| map.owner(*region) == Some(owner);
+    let owned_by = |cell: &CellId, owner: ServerId| map.cell_owner(*cell) == Some(owner);
     match message {
         PeerMessage::Hello(_) => Err(LinkError::Unexpected("a second hello".into())),
-        PeerMessage::Subscribe(regions) | PeerMessage::Unsubscribe(regions) => {
-            match regions.iter().find(|region| !owned_by(region, me)) {
-                Some(region) => {
-                    Err(LinkError::Unexpected(format!("{peer} named region {region}, which {me} does not own")))
-                }
+        PeerMessage::Subscribe(cells) | PeerMessage::Unsubscribe(cells) => {
+            match cells.iter().find(|c| !owned_by(c, me)) {
+                Some(cell) => Err(LinkError::Unexpected(format!("{peer} named {cell}, which {me} does not own"))),
                 None => Ok(()),
             }
         }
-        PeerMessage::Regions { deltas, .. } => match deltas.iter().find(|delta| !owned_by(&delta.region, peer)) {
-            Some(delta) => {
-                Err(LinkError::Unexpected(format!("{peer} sent region {}, which it does not own", delta.region)))
-            }
+        PeerMessage::Cells { deltas, .. } => match deltas.iter().find(|delta| !owned_by(&delta.cell, peer)) {
+            Some(delta) => Err(LinkError::Unexpected(format!("{peer} sent {}, which it does not own", delta.cell))),
             None => Ok(()),
         },
         PeerMessage::Handoff(state) => {

@@ -1,5 +1,6 @@
-//! Ghosts: entities another server simulates, known here through a region
-//! subscription. They are seen by our players and never simulated here.
+//! Ghosts: entities another server simulates, known here through a cell subscription.
+//! They are seen by our players, and moved along their velocity between updates as
+//! players are, but never simulated here.
 
 use crate::interest::Visible;
 use bevy::prelude::*;
@@ -7,13 +8,13 @@ use std::collections::HashMap;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::{EntityState, GhostEntry};
-use tessera_shared::region_map::RegionId;
+use tessera_shared::region_map::CellId;
 
 /// Where a ghost comes from.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ghost {
     pub owner: ServerId,
-    pub region: RegionId,
+    pub cell: CellId,
 }
 
 /// The ghosts here, by entity id, with where each comes from. Kept here rather than

@@ -1,8 +1,8 @@
 //! Region subscriptions between servers. A server sees across its borders by
-//! subscribing to the foreign regions its players' view discs touch
-//! ([`subscriber`], which turns what arrives into [`ghosts`]); it publishes its own
-//! regions to whoever subscribed to them, each subscriber receiving only its regions
-//! ([`publisher`]). Nothing is ever broadcast to every peer.
+//! subscribing to the cells of foreign regions that its players' view discs touch
+//! ([`subscriber`], which turns what arrives into [`ghosts`]); it publishes the cells of
+//! its own regions to whoever subscribed to them, each subscriber receiving only its
+//! cells ([`publisher`]). Nothing is ever broadcast to every peer.
 
 pub mod ghosts;
 pub mod publisher;

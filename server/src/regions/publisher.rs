@@ -1,9 +1,9 @@
-//! The publisher side: each of our regions with subscribers is diffed once per tick
+//! The publisher side: each of our cells with subscribers is diffed once per tick
 //! against what was last published (entered, moved, left); each subscriber gets one
-//! frame holding only the regions it subscribed to, a full snapshot for any region it
-//! just subscribed to. An entity counts as moved only when its velocity changed or it
+//! frame holding only the cells it subscribed to, a full snapshot for any cell it just
+//! subscribed to. An entity counts as moved only when its velocity changed or it
 //! strayed from where subscribers extrapolate it (their movement system moves ghosts
-//! as it moves players), so a region of people walking straight costs almost nothing.
+//! as it moves players), so a crowd walking straight costs almost nothing.
 
 use super::RegionSystems;
 use crate::app::{ServerSettings, SimulationTick};
@@ -14,18 +14,18 @@ use bevy::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{EntityId, ServerId};
-use tessera_shared::protocol::{EntityState, GhostEntry, PeerMessage, RegionDelta, must_resend, tick_seconds};
-use tessera_shared::region_map::RegionId;
+use tessera_shared::protocol::{CellDelta, EntityState, GhostEntry, PeerMessage, must_resend, tick_seconds};
+use tessera_shared::region_map::CellId;
 
-/// Who subscribed to which of our regions, and what each region looked like when last
+/// Who subscribed to which of our cells, and what each cell looked like when last
 /// published.
 #[derive(Resource, Default, Debug)]
 pub struct Publications {
-    pub subscribers: HashMap<RegionId, HashSet<ServerId>>,
-    /// Regions a subscriber has just asked for and must get in full.
-    pending_snapshots: HashMap<ServerId, HashSet<RegionId>>,
+    pub subscribers: HashMap<CellId, HashSet<ServerId>>,
+    /// Cells a subscriber has just asked for and must get in full.
+    pending_snapshots: HashMap<ServerId, HashSet<CellId>>,
     /// What was last sent of each entity, and at which tick.
-    published: HashMap<RegionId, Published>,
+    published: HashMap<CellId, Published>,
 }
 
 impl Publications {
@@ -42,10 +42,7 @@ impl Plugin for PublisherPlugin {
             .add_systems(PreUpdate, track_subscribers.in_set(RegionSystems).after(NetSystems::Receive))
             .add_systems(
                 PostUpdate,
-                publish_regions
-                    .in_set(RegionSystems)
-                    .in_set(NetSystems::Send)
-                    .run_if(resource_changed::<SimulationTick>),
+                publish_cells.in_set(RegionSystems).in_set(NetSystems::Send).run_if(resource_changed::<SimulationTick>),
             );
     }
 }
@@ -62,12 +59,12 @@ fn track_subscribers(
         }
         publications.pending_snapshots.remove(&peer);
     }
-    for SubscriptionRequest { peer, regions, subscribe } in requests.read() {
-        for &region in regions {
+    for SubscriptionRequest { peer, cells, subscribe } in requests.read() {
+        for &cell in cells {
             if *subscribe {
-                publications.subscribers.entry(region).or_default().insert(*peer);
-                publications.pending_snapshots.entry(*peer).or_default().insert(region);
-            } else if let Some(subscribers) = publications.subscribers.get_mut(&region) {
+                publications.subscribers.entry(cell).or_default().insert(*peer);
+                publications.pending_snapshots.entry(*peer).or_default().insert(cell);
+            } else if let Some(subscribers) = publications.subscribers.get_mut(&cell) {
                 subscribers.remove(peer);
             }
         }
@@ -75,20 +72,22 @@ fn track_subscribers(
     publications.subscribers.retain(|_, subscribers| !subscribers.is_empty());
 }
 
-/// The region of ours a player counts in: where it stands, or, while it is tethered
-/// just past our border, the nearest region of ours.
-pub fn home_region(settings: &ServerSettings, position: Vec2) -> Option<RegionId> {
+/// The cell of ours a player counts in: where it stands, or, while it is tethered just
+/// past our border, the nearest cell of ours.
+pub fn home_cell(settings: &ServerSettings, position: Vec2) -> Option<CellId> {
     let map = &settings.map;
-    match map.region_at(position) {
-        Some(region) if map.owner(region) == Some(settings.id) => Some(region),
+    let region = match map.region_at(position) {
+        Some(region) if map.owner(region) == Some(settings.id) => region,
         _ => map
             .regions_within(position, settings.cluster.simulation.tether)
             .filter(|&region| map.owner(region) == Some(settings.id))
-            .min_by(|&a, &b| map.distance_to(a, position).total_cmp(&map.distance_to(b, position))),
-    }
+            .min_by(|&a, &b| map.distance_to(a, position).total_cmp(&map.distance_to(b, position)))?,
+    };
+    let (min, max) = map.bounds(region);
+    map.cell_at(position.clamp(min, max - Vec2::splat(map.cell_size() * 1e-3)))
 }
 
-fn publish_regions(
+fn publish_cells(
     tick: Res<SimulationTick>,
     settings: Res<ServerSettings>,
     mut publications: ResMut<Publications>,
@@ -96,29 +95,29 @@ fn publish_regions(
     mut peers: ResMut<PeerLinks>,
 ) {
     let publications = &mut *publications;
-    publications.published.retain(|region, _| publications.subscribers.contains_key(region));
+    publications.published.retain(|cell, _| publications.subscribers.contains_key(cell));
     if publications.subscribers.is_empty() {
         return;
     }
     let tick_seconds = tick_seconds(settings.cluster.simulation.tick_hz);
-    let mut now: HashMap<RegionId, RegionContents> = HashMap::new();
+    let mut now: HashMap<CellId, CellContents> = HashMap::new();
     for (&id, position, velocity, visible) in &players {
-        let Some(region) = home_region(&settings, position.0) else { continue };
-        if publications.subscribers.contains_key(&region) {
+        let Some(cell) = home_cell(&settings, position.0) else { continue };
+        if publications.subscribers.contains_key(&cell) {
             let state = EntityState { id, position: position.0, velocity: velocity.0 };
-            now.entry(region).or_default().insert(id, (state, visible.name.as_str()));
+            now.entry(cell).or_default().insert(id, (state, visible.name.as_str()));
         }
     }
-    let mut per_peer: HashMap<ServerId, Vec<RegionDelta>> = HashMap::new();
-    for (&region, subscribers) in &publications.subscribers {
-        let current = now.remove(&region).unwrap_or_default();
-        let before = publications.published.remove(&region).unwrap_or_default();
-        let (delta, published) = diff(region, &before, &current, tick.0, tick_seconds);
+    let mut per_peer: HashMap<ServerId, Vec<CellDelta>> = HashMap::new();
+    for (&cell, subscribers) in &publications.subscribers {
+        let current = now.remove(&cell).unwrap_or_default();
+        let before = publications.published.remove(&cell).unwrap_or_default();
+        let (delta, published) = diff(cell, &before, &current, tick.0, tick_seconds);
         let mut snapshot = None;
         for &peer in subscribers {
-            let wants_snapshot = publications.pending_snapshots.get(&peer).is_some_and(|p| p.contains(&region));
+            let wants_snapshot = publications.pending_snapshots.get(&peer).is_some_and(|p| p.contains(&cell));
             let message = if wants_snapshot {
-                snapshot.get_or_insert_with(|| full_snapshot(region, &current)).clone()
+                snapshot.get_or_insert_with(|| full_snapshot(cell, &current)).clone()
             } else if delta.entered.is_empty() && delta.moved.is_empty() && delta.left.is_empty() {
                 continue;
             } else {
@@ -126,15 +125,15 @@ fn publish_regions(
             };
             per_peer.entry(peer).or_default().push(message);
         }
-        publications.published.insert(region, published);
+        publications.published.insert(cell, published);
     }
     publications.pending_snapshots.clear();
     for (peer, deltas) in per_peer {
-        peers.send(peer, PeerMessage::Regions { tick: tick.0, deltas });
+        peers.send(peer, PeerMessage::Cells { tick: tick.0, deltas });
     }
 }
 
-type RegionContents<'a> = HashMap<EntityId, (EntityState, &'a str)>;
+type CellContents<'a> = HashMap<EntityId, (EntityState, &'a str)>;
 
 fn ghost_entry((state, name): &(EntityState, &str)) -> GhostEntry {
     GhostEntry { state: *state, name: (*name).to_owned() }
@@ -142,16 +141,10 @@ fn ghost_entry((state, name): &(EntityState, &str)) -> GhostEntry {
 
 type Published = HashMap<EntityId, (EntityState, u64)>;
 
-/// What changed in `region` since `before`, as of `tick`, and what subscribers know
+/// What changed in `cell` since `before`, as of `tick`, and what subscribers know
 /// once they have it.
-fn diff(
-    region: RegionId,
-    before: &Published,
-    now: &RegionContents,
-    tick: u64,
-    tick_seconds: f32,
-) -> (RegionDelta, Published) {
-    let mut delta = RegionDelta { region, full: false, entered: vec![], moved: vec![], left: vec![] };
+fn diff(cell: CellId, before: &Published, now: &CellContents, tick: u64, tick_seconds: f32) -> (CellDelta, Published) {
+    let mut delta = CellDelta { cell, full: false, entered: vec![], moved: vec![], left: vec![] };
     let mut published = Published::with_capacity(now.len());
     for (&id, entry) in now {
         let state = entry.0;
@@ -172,6 +165,6 @@ fn diff(
     (delta, published)
 }
 
-fn full_snapshot(region: RegionId, now: &RegionContents) -> RegionDelta {
-    RegionDelta { region, full: true, entered: now.values().map(ghost_entry).collect(), moved: vec![], left: vec![] }
+fn full_snapshot(cell: CellId, now: &CellContents) -> CellDelta {
+    CellDelta { cell, full: true, entered: now.values().map(ghost_entry).collect(), moved: vec![], left: vec![] }
 }

@@ -1,30 +1,30 @@
 //! The subscriber side. Every tick, a system takes the view discs of our players (plus
-//! a margin), lists the foreign regions they touch, diffs that against what we are
-//! subscribed to, and sends `Subscribe`/`Unsubscribe` to the owners. A wider margin
+//! a margin), lists the cells of foreign regions they touch, diffs that against what we
+//! are subscribed to, and sends `Subscribe`/`Unsubscribe` to the owners. A wider margin
 //! for unsubscribing keeps a player pacing along a border from churning subscriptions.
 //! What the owners send back becomes ghosts.
 
 use super::RegionSystems;
 use super::ghosts::{Ghost, Ghosts};
 use crate::app::{ServerSettings, SimulationTick};
-use crate::net::{NetSystems, PeerLinks, PeerLost, RegionDeltasReceived};
+use crate::net::{CellDeltasReceived, NetSystems, PeerLinks, PeerLost};
 use crate::players::{Player, Players};
 use bevy::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tessera_shared::components::Position;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::protocol::PeerMessage;
-use tessera_shared::region_map::RegionId;
+use tessera_shared::region_map::CellId;
 use tracing::debug;
 
-/// Subscribe to a region once a view disc comes this close to it.
+/// Subscribe to a cell once a view disc comes this close to it.
 pub const SUBSCRIBE_MARGIN: f32 = 64.0;
 /// Unsubscribe only once every view disc is this far from it.
 pub const UNSUBSCRIBE_MARGIN: f32 = 160.0;
 
-/// The foreign regions we are subscribed to, by owner.
+/// The foreign cells we are subscribed to, by owner.
 #[derive(Resource, Default, Debug)]
-pub struct Subscriptions(pub HashMap<ServerId, HashSet<RegionId>>);
+pub struct Subscriptions(pub HashMap<ServerId, HashSet<CellId>>);
 
 impl Subscriptions {
     pub fn count(&self) -> usize {
@@ -52,18 +52,23 @@ impl Plugin for SubscriberPlugin {
     }
 }
 
-/// Foreign regions within `radius` of any of our players, by owner.
-fn foreign_regions_near<'a>(
+/// Foreign cells within `radius` of any of our players, by owner.
+fn foreign_cells_near<'a>(
     settings: &ServerSettings,
     players: impl Iterator<Item = &'a Position>,
     radius: f32,
-) -> HashMap<ServerId, HashSet<RegionId>> {
-    let mut near: HashMap<ServerId, HashSet<RegionId>> = HashMap::new();
+) -> HashMap<ServerId, HashSet<CellId>> {
+    let map = &settings.map;
+    let mut near: HashMap<ServerId, HashSet<CellId>> = HashMap::new();
     for position in players {
-        for region in settings.map.regions_within(position.0, radius) {
-            match settings.map.owner(region) {
+        // Most players are nowhere near a border: skip them before looking at cells.
+        if !map.regions_within(position.0, radius).any(|region| map.owner(region) != Some(settings.id)) {
+            continue;
+        }
+        for cell in map.cells_within(position.0, radius) {
+            match map.cell_owner(cell) {
                 Some(owner) if owner != settings.id => {
-                    near.entry(owner).or_default().insert(region);
+                    near.entry(owner).or_default().insert(cell);
                 }
                 _ => {}
             }
@@ -81,38 +86,45 @@ fn update_subscriptions(
     mut ghosts: ResMut<Ghosts>,
 ) {
     let (wanted, kept) = if settings.broadcast_baseline {
-        // The baseline the design rejects: every foreign region, whoever looks.
-        let mut every: HashMap<ServerId, HashSet<RegionId>> = HashMap::new();
-        for (region, owner) in settings.map.regions().filter(|&(_, owner)| owner != settings.id) {
-            every.entry(owner).or_default().insert(region);
+        // The baseline the design rejects: every foreign cell, whoever looks.
+        let mut every: HashMap<ServerId, HashSet<CellId>> = HashMap::new();
+        for cell in settings.map.cells() {
+            match settings.map.cell_owner(cell) {
+                Some(owner) if owner != settings.id => {
+                    every.entry(owner).or_default().insert(cell);
+                }
+                _ => {}
+            }
         }
         (every.clone(), every)
     } else {
         let view = settings.view_radius();
         (
-            foreign_regions_near(&settings, players.iter(), view + SUBSCRIBE_MARGIN),
-            foreign_regions_near(&settings, players.iter(), view + UNSUBSCRIBE_MARGIN),
+            foreign_cells_near(&settings, players.iter(), view + SUBSCRIBE_MARGIN),
+            foreign_cells_near(&settings, players.iter(), view + UNSUBSCRIBE_MARGIN),
         )
     };
     let peer_ids: Vec<ServerId> = peers.ids().collect();
-    let mut dropped_regions = HashSet::new();
+    let mut dropped_cells = HashSet::new();
     for peer in peer_ids {
         let current = subscriptions.0.entry(peer).or_default();
         let empty = HashSet::new();
-        let add: Vec<RegionId> = wanted.get(&peer).unwrap_or(&empty).difference(current).copied().collect();
-        let remove: Vec<RegionId> =
-            current.iter().filter(|region| !kept.get(&peer).is_some_and(|k| k.contains(region))).copied().collect();
+        let add: Vec<CellId> = wanted.get(&peer).unwrap_or(&empty).difference(current).copied().collect();
+        let remove: Vec<CellId> =
+            current.iter().filter(|cell| !kept.get(&peer).is_some_and(|k| k.contains(cell))).copied().collect();
         if !remove.is_empty() {
-            current.retain(|region| !remove.contains(region));
-            dropped_regions.extend(remove.iter().copied());
+            for cell in &remove {
+                current.remove(cell);
+            }
+            dropped_cells.extend(remove.iter().copied());
             peers.send(peer, PeerMessage::Unsubscribe(remove));
         }
         if !add.is_empty() && peers.send(peer, PeerMessage::Subscribe(add.clone())) {
             subscriptions.0.entry(peer).or_default().extend(add);
         }
     }
-    if !dropped_regions.is_empty() {
-        ghosts.despawn_where(&mut commands, |ghost| dropped_regions.contains(&ghost.region));
+    if !dropped_cells.is_empty() {
+        ghosts.despawn_where(&mut commands, |ghost| dropped_cells.contains(&ghost.cell));
     }
 }
 
@@ -131,19 +143,19 @@ fn forget_lost_peers(
 
 fn apply_deltas(
     mut commands: Commands,
-    mut received: MessageReader<RegionDeltasReceived>,
+    mut received: MessageReader<CellDeltasReceived>,
     subscriptions: Res<Subscriptions>,
     mut ghosts: ResMut<Ghosts>,
     players: Res<Players>,
 ) {
-    for RegionDeltasReceived { peer, deltas } in received.read() {
+    for CellDeltasReceived { peer, deltas } in received.read() {
         for delta in deltas.iter().cloned() {
-            if !subscriptions.0.get(peer).is_some_and(|regions| regions.contains(&delta.region)) {
+            if !subscriptions.0.get(peer).is_some_and(|cells| cells.contains(&delta.cell)) {
                 // Sent before our unsubscribe reached the peer.
-                debug!("ignoring region {} from {peer}: not subscribed", delta.region);
+                debug!("ignoring {} from {peer}: not subscribed", delta.cell);
                 continue;
             }
-            let ghost = Ghost { owner: *peer, region: delta.region };
+            let ghost = Ghost { owner: *peer, cell: delta.cell };
             if delta.full {
                 ghosts.despawn_where(&mut commands, |origin| *origin == ghost);
             }

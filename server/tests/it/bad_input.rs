@@ -13,9 +13,9 @@ use tessera_shared::components::Keys;
 use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::protocol::{
-    ClientToProxy, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToServer, RegionDelta, Role,
+    CellDelta, ClientToProxy, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToServer, Role,
 };
-use tessera_shared::region_map::RegionId;
+use tessera_shared::region_map::CellId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -158,13 +158,14 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
     let server_four = cluster.config().servers[3].peer_bind.to_string();
     let hello = frame(&PeerMessage::Hello(Hello::new(Role::Server(ServerId(3)))));
     let abuses = [
-        // A subscription to a region server 4 does not own.
-        PeerMessage::Subscribe(vec![RegionId { x: 0, y: 0 }]),
-        // Region data for a region the sender does not own.
-        PeerMessage::Regions {
+        // A subscription to a cell of a region server 4 does not own.
+        PeerMessage::Subscribe(vec![CellId { x: 0, y: 0 }]),
+        // Data for a cell of a region the sender does not own.
+        PeerMessage::Cells {
             tick: 1,
-            deltas: vec![RegionDelta {
-                region: RegionId { x: 1, y: 1 },
+            deltas: vec![CellDelta {
+                cell: CellId { x: 7, y: 7 },
+
                 full: true,
                 entered: vec![],
                 moved: vec![],

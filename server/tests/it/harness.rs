@@ -1,8 +1,8 @@
 //! Shared test scaffolding: a local cluster on free ports and players joined to it.
 
 use std::time::Duration;
-use tessera_bots::player::{Player, WorldView};
 use tessera_bots::behaviour::keys_toward;
+use tessera_bots::player::{Player, WorldView};
 use tessera_server::local_cluster::LocalCluster;
 use tessera_shared::Vec2;
 use tessera_shared::cluster::ClusterConfig;

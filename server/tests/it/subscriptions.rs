@@ -61,7 +61,6 @@ async fn subscriptions_send_far_less_than_broadcasting() {
     // What subscriptions still send is the unsubscribe margin: a region centre is
     // within it of the two nearest borders, so those two peers see the walk start and stop.
     assert!(subscribed * 3 < everything, "subscriptions {subscribed} bytes vs broadcast {everything} bytes");
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,6 @@ use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
 use tessera_shared::ids::ServerId;
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_press_moves_the_player_and_others_see_it() {
     let cluster = default_cluster();
