@@ -27,7 +27,6 @@ struct Args {
     tick_hz: Option<f64>,
     /// Subscribe to every foreign region and send every player everything, whatever it
     /// sees: the baseline region subscriptions are benchmarked against. Not for play.
-
     #[arg(long, conflicts_with = "all")]
     broadcast_baseline: bool,
     /// Serve Prometheus metrics (tick times, players, peer bytes...) at this address.

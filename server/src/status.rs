@@ -62,7 +62,7 @@ impl Plugin for StatusPlugin {
         app.init_resource::<TickTimes>()
             .insert_resource(ServerMetrics::new(id.0))
             .add_systems(First, start_frame)
-            .add_systems(Last, (end_frame, publish_stats, report).chain());
+            .add_systems(Last, (end_frame, publish_stats, export_metrics, report).chain());
     }
 }
 
@@ -109,25 +109,30 @@ fn end_frame(mut times: ResMut<TickTimes>, metrics: Res<ServerMetrics>) {
 
 fn publish_stats(
     settings: Res<ServerSettings>,
-    tick: Res<SimulationTick>,
     players: Res<Players>,
     ghosts: Res<Ghosts>,
     subscriptions: Res<Subscriptions>,
     publications: Res<Publications>,
-    peers: Res<PeerLinks>,
-    metrics: Res<ServerMetrics>,
 ) {
     let stats: &ServerStats = &settings.stats;
     stats.players.store(players.0.len() as u64, Ordering::Relaxed);
     stats.ghosts.store(ghosts.len() as u64, Ordering::Relaxed);
     stats.subscriptions_out.store(subscriptions.count() as u64, Ordering::Relaxed);
     stats.subscriptions_in.store(publications.count() as u64, Ordering::Relaxed);
-    let get = ServerStats::get;
-    metrics.ticks.absolute(tick.0);
-    metrics.players.set(players.0.len() as f64);
-    metrics.ghosts.set(ghosts.len() as f64);
-    metrics.peers.set(peers.len() as f64);
+}
 
+/// Copies the live figures into the exported metrics.
+fn export_metrics(
+    settings: Res<ServerSettings>,
+    tick: Res<SimulationTick>,
+    peers: Res<PeerLinks>,
+    metrics: Res<ServerMetrics>,
+) {
+    let (stats, get) = (&settings.stats, ServerStats::get);
+    metrics.ticks.absolute(tick.0);
+    metrics.players.set(get(&stats.players) as f64);
+    metrics.ghosts.set(get(&stats.ghosts) as f64);
+    metrics.peers.set(peers.len() as f64);
     metrics.peer_bytes_in.absolute(get(&stats.peer_traffic.bytes_in));
     metrics.peer_bytes_out.absolute(get(&stats.peer_traffic.bytes_out));
     metrics.handoffs_in.absolute(get(&stats.handoffs_in));

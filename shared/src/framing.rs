@@ -139,7 +139,6 @@ pub fn encoded_frame(message: &impl Serialize) -> Result<Bytes, WireError> {
 }
 
 /// Appends one frame holding `message` to `dst`.
-
 pub fn encode_frame(message: &impl Serialize, dst: &mut BytesMut) -> Result<(), WireError> {
     let start = dst.len();
     dst.put_u32(0);

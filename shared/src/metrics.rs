@@ -23,7 +23,6 @@ pub const SERVER_HANDOFFS: &str = "tessera_server_handoffs_total";
 /// Game servers this proxy is linked to. Label `proxy`.
 pub const PROXY_SERVERS: &str = "tessera_proxy_servers";
 /// Players connected to this proxy. Label `proxy`.
-
 pub const PROXY_PLAYERS: &str = "tessera_proxy_players";
 /// Frames the proxy forwarded. Labels `proxy`, `to` (`clients`/`servers`).
 pub const PROXY_FRAMES: &str = "tessera_proxy_frames_total";

@@ -17,7 +17,6 @@ pub const PROTOCOL_VERSION: u32 = 2;
 pub const UPDATES_FRAME_BUDGET: usize = 256 * 1024;
 
 /// Longest accepted player name, in bytes.
-
 pub const MAX_NAME_LEN: usize = 32;
 
 /// The first message on every link, sent by both ends.
@@ -76,7 +75,6 @@ pub fn must_resend(sent: &EntityState, sent_tick: u64, now: &EntityState, tick: 
 }
 
 /// The length of a tick, as every server and player rounds it.
-
 pub fn tick_seconds(tick_hz: f64) -> f32 {
     (1.0 / tick_hz) as f32
 }

@@ -114,7 +114,6 @@ fn setup(err: impl std::fmt::Display) -> BenchError {
 }
 
 /// An update carrying `entities` changed entities, spread as a crowd would be.
-
 fn sample_update(entities: usize) -> PlayerUpdate {
     let state = |i: usize| EntityState {
         id: EntityId(UserId::issue(tessera_shared::ids::ProxyId(1), 1_000_000 + i as u64).0),

@@ -58,7 +58,7 @@ fn the_client_draws_you_and_the_players_around_you() {
         });
         seen.await.unwrap();
         let tester = others[0].view.names.iter().find(|(_, name)| *name == "tester").map(|(&id, _)| id).unwrap();
-        let me = others[0].view.others[&tester].position;
+        let me = others[0].view.other(tester).expect("the tester is in view").position;
         let mut positions = Vec::new();
         for player in &mut others {
             player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();

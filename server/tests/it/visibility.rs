@@ -35,8 +35,8 @@ async fn players_either_side_of_a_border_see_each_other() {
     walk_to(&mut west, Vec2::new(300.0, 512.0), |_| {}).await;
     walk_to(&mut east, Vec2::new(1750.0, 512.0), |_| {}).await;
     let (west_id, east_id) = (id(&west), id(&east));
-    west.wait_until(DEADLINE, "east out of view", |view| !view.other(east_id).is_some()).await.unwrap();
-    east.wait_until(DEADLINE, "west out of view", |view| !view.other(west_id).is_some()).await.unwrap();
+    west.wait_until(DEADLINE, "east out of view", |view| view.other(east_id).is_none()).await.unwrap();
+    east.wait_until(DEADLINE, "west out of view", |view| view.other(west_id).is_none()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
