@@ -230,7 +230,6 @@ fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 10_000_000, 2).expect("valid histogram bounds")
 }
 
-
 /// The whole swarm's figures; rates are over the measured window.
 #[derive(Debug, Clone, Serialize)]
 pub struct SwarmReport {

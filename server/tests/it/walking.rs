@@ -64,9 +64,14 @@ async fn others_are_extrapolated_where_the_server_has_them() {
     let centre = centre_of(&cluster, ServerId(1));
     tokio::join!(walk_to(&mut walker, centre, |_| {}), walk_to(&mut watcher, centre + Vec2::new(60.0, 0.0), |_| {}));
     watcher.wait_until(DEADLINE, "the walker in view", |view| view.other(walker_id).is_some()).await.unwrap();
+    // The watcher stopped reading while the walker was still on its way: catch up first.
+    let now = walker.view.tick;
+    watcher.wait_until(DEADLINE, "the watcher caught up", |view| view.tick >= now).await.unwrap();
 
     let states_before = watcher.view.states_received;
     let updates_before = watcher.view.updates;
+    // The walker's last tick, once it is done: the watcher watches until it has seen it.
+    let (done, last_tick) = tokio::sync::watch::channel(None::<u64>);
     let walking = async {
         let mut truth = HashMap::new();
         for keys in [Keys::RIGHT, Keys::UP, Keys::LEFT | Keys::DOWN, Keys::empty()] {
@@ -77,16 +82,20 @@ async fn others_are_extrapolated_where_the_server_has_them() {
                 truth.insert(view.tick, view.me.unwrap().position);
             }
         }
+        done.send_replace(Some(walker.view.tick));
         truth
     };
     let watching = async {
         let mut seen = HashMap::new();
-        while watcher.view.updates < updates_before + 75 {
+        loop {
             let view = tokio::time::timeout(DEADLINE, watcher.receive()).await.unwrap().unwrap();
             seen.insert(view.tick, view.other(walker_id).unwrap().position);
+            if last_tick.borrow().is_some_and(|last| view.tick >= last) {
+                return seen;
+            }
         }
-        seen
     };
+
     let (truth, seen) = tokio::join!(walking, watching);
     let compared: Vec<f32> =
         seen.iter().filter_map(|(tick, position)| Some(truth.get(tick)?.distance(*position))).collect();
