@@ -3,6 +3,8 @@
 //! connections, flat out; then a bare tokio relay that only copies bytes
 //! (`tessera-bots relay`, also its own process) forwards frames of the very same size to
 //! as many connections. Both are measured in frames and bytes delivered per second.
+//! The relay is held back by TCP alone; the stand-in server keeps at most a few hundred
+//! frames in flight to each player, since a proxy sheds players that stop reading.
 
 use super::BenchError;
 use super::BenchOptions;
@@ -159,20 +161,43 @@ async fn raw_hello<Out: Greeting + Serialize, In: Greeting + DeserializeOwned>(
     Ok((reader, write))
 }
 
-/// Counts frames and bytes arriving on a connection until it closes.
-async fn count_frames(mut reader: FrameReader, counters: Arc<Counters>) {
+/// Counts frames and bytes arriving on connection `index` until it closes.
+async fn count_frames(mut reader: FrameReader, counters: Arc<Counters>, index: usize) {
     while let Some(Ok(frame)) = reader.next().await {
         counters.frames.fetch_add(1, Ordering::Relaxed);
         counters.bytes.fetch_add(frame.len() as u64 + 4, Ordering::Relaxed);
+        counters.per_connection[index].fetch_add(1, Ordering::Relaxed);
     }
     counters.closed.fetch_add(1, Ordering::Relaxed);
 }
 
-#[derive(Default)]
 struct Counters {
     frames: AtomicU64,
     bytes: AtomicU64,
     closed: AtomicU64,
+    /// Frames delivered on each connection.
+    per_connection: Vec<AtomicU64>,
+}
+
+impl Counters {
+    fn new(connections: usize) -> Arc<Self> {
+        let per_connection = (0..connections).map(|_| AtomicU64::new(0)).collect();
+        Arc::new(Self {
+            frames: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            per_connection,
+        })
+    }
+
+    /// Frames sent to some connection and not delivered yet, after `sent` to each.
+    fn most_in_flight(&self, sent: u64) -> u64 {
+        self.per_connection
+            .iter()
+            .map(|delivered| sent.saturating_sub(delivered.load(Ordering::Relaxed)))
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// Lets traffic flow, then measures a window of it and of `forwarder`'s CPU.
@@ -227,9 +252,9 @@ async fn through_proxy(
     )
     .await?;
 
-    let counters = Arc::new(Counters::default());
+    let counters = Counters::new(connections);
     let mut tasks = JoinSet::new();
-    for _ in 0..connections {
+    for index in 0..connections {
         let stream = TcpStream::connect(client).await.map_err(setup)?;
         let (mut reader, write) =
             raw_hello::<ClientToProxy, ProxyToClient>(stream, Role::Client { name: "relay".into() }).await?;
@@ -241,7 +266,7 @@ async fn through_proxy(
         tasks.spawn(async move {
             // Dropping the write half would tell the proxy this player left.
             let _keep_open = write;
-            count_frames(reader, counters).await
+            count_frames(reader, counters, index).await
         });
     }
     let mut users = Vec::with_capacity(connections);
@@ -255,7 +280,7 @@ async fn through_proxy(
     let mut batch = BytesMut::new();
     encode_frame(&ServerToProxy::Updates { tick: update.tick, frames }, &mut batch).map_err(setup)?;
 
-    tasks.spawn(pump(to_proxy, batch.freeze()));
+    tasks.spawn(paced_pump(to_proxy, batch.freeze(), counters.clone()));
     // The proxy's own messages to the server (none expected now) must not back up.
     tasks.spawn(async move { while from_proxy.next().await.is_some() {} });
     let throughput = measure(&counters, &proxy, connections).await;
@@ -267,6 +292,26 @@ async fn through_proxy(
 /// Writes `bytes` again and again until the connection fails.
 async fn pump(mut to: OwnedWriteHalf, bytes: Bytes) {
     while to.write_all(&bytes).await.is_ok() {}
+}
+
+/// Frames in flight to one player that the stand-in server allows, well under the
+/// proxy's per-player queue: the proxy disconnects a player whose queue fills, as it
+/// should, so flooding it would measure that, not forwarding.
+const IN_FLIGHT: u64 = 256;
+
+/// As [`pump`], for a batch holding one frame for each connection, holding back while
+/// any connection has [`IN_FLIGHT`] frames undelivered.
+async fn paced_pump(mut to: OwnedWriteHalf, batch: Bytes, counters: Arc<Counters>) {
+    let mut sent = 0;
+    loop {
+        while counters.most_in_flight(sent) > IN_FLIGHT {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if to.write_all(&batch).await.is_err() {
+            return;
+        }
+        sent += 1;
+    }
 }
 
 /// The bare relay between a source that sends `frame`s in batches and `connections` players.
@@ -290,15 +335,15 @@ async fn through_relay(
     let [listen] = free_addresses(1)?.try_into().expect("one address");
     let args = ["relay", "--listen", &listen.to_string(), "--upstream", &source_addr.to_string()].map(String::from);
     let relay = Process::spawn("relay", &binaries.bots, &args, None, dir)?;
-    let counters = Arc::new(Counters::default());
+    let counters = Counters::new(connections);
     let reachable = move || async move { TcpStream::connect(listen).await.is_ok() };
     wait_for(reachable).await?;
-    for _ in 0..connections {
+    for index in 0..connections {
         let (read, write) = TcpStream::connect(listen).await.map_err(setup)?.into_split();
         let counters = counters.clone();
         tasks.spawn(async move {
             let _keep_open = write;
-            count_frames(frame_reader(read), counters).await
+            count_frames(frame_reader(read), counters, index).await
         });
     }
 
