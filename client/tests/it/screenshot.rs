@@ -1,11 +1,14 @@
 //! Runs the real client binary under `xvfb-run`, joined through a proxy of a local
-//! cluster with two headless players near it, and checks the PNG it writes: not blank,
-//! your own disc at the centre (the camera follows you), and each other player's disc
-//! exactly where its position, relative to yours, puts it on screen.
+//! cluster with two headless players beside the spawn, and checks the PNG it writes: not
+//! blank, your own disc at the centre (the camera follows you), and each other player's
+//! disc exactly where its position, relative to yours, puts it on screen.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+use tessera_bots::behaviour::keys_toward;
 use tessera_bots::player::Player;
+use tessera_shared::Vec2;
+
 use tessera_server::local_cluster::LocalCluster;
 use tessera_shared::cluster::ClusterConfig;
 
@@ -34,13 +37,39 @@ async fn join(proxy: &str, name: &str) -> Player {
     }
 }
 
+/// Walks `player` to `target` and stops there.
+async fn walk_to(player: &mut Player, target: Vec2) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
+    loop {
+        let keys = keys_toward(player.view.me.unwrap().position, target);
+        if keys != player.keys() {
+            player.press(keys).await.unwrap();
+        }
+        if keys.is_empty() {
+            let stop = player.last_sent();
+            return player.wait_until(DEADLINE, "the stop applied", |view| view.last_input >= stop).await.unwrap();
+        }
+        tokio::time::timeout_at(deadline, player.receive()).await.expect("walked in time").unwrap();
+    }
+}
+
 #[test]
 fn the_client_draws_you_and_the_players_around_you() {
     let cluster = LocalCluster::start_ephemeral(ClusterConfig::default_local()).unwrap();
     let proxy = cluster.proxy_addresses()[0].clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    // Two players standing near the spawn, where the client appears too.
-    let mut others = runtime.block_on(async { vec![join(&proxy, "bo").await, join(&proxy, "cy").await] });
+    // Two players standing either side of the spawn disc, where the client appears: on
+    // screen, and never under the client's own disc.
+    let spawn = cluster.config().spawn_point();
+    let mut others = runtime.block_on(async {
+        let (mut bo, mut cy) = (join(&proxy, "bo").await, join(&proxy, "cy").await);
+        tokio::join!(
+            walk_to(&mut bo, spawn + Vec2::new(260.0, 40.0)),
+            walk_to(&mut cy, spawn - Vec2::new(260.0, 60.0))
+        );
+        vec![bo, cy]
+    });
 
     let shot = std::env::temp_dir().join(format!("tessera-client-{}.png", std::process::id()));
     let mut client = Command::new("xvfb-run")
