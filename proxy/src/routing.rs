@@ -159,6 +159,18 @@ impl Routing {
     /// Delivers messages to players, by user id. A player whose queue is full is not
     /// reading: it is disconnected.
     pub fn to_clients(&self, messages: impl IntoIterator<Item = (UserId, ToClient)>) {
+        self.deliver(messages, None);
+    }
+
+    /// Forwards `server`'s update frames to their players, those it still owns only: an
+    /// update the old owner sent just before a handoff can arrive after the new owner's
+    /// first, and would undo it. (The new owner's `Owner` notice precedes its updates on
+    /// the same link, so nothing current is dropped.)
+    pub fn updates_from(&self, server: ServerId, frames: impl IntoIterator<Item = (UserId, bytes::Bytes)>) {
+        self.deliver(frames.into_iter().map(|(user, frame)| (user, Outgoing::Encoded(frame))), Some(server));
+    }
+
+    fn deliver(&self, messages: impl IntoIterator<Item = (UserId, ToClient)>, owner: Option<ServerId>) {
         let mut stalled = Vec::new();
         let mut delivered = 0;
         {
@@ -168,6 +180,10 @@ impl Routing {
                     debug!("dropping a message for {user}, who has left");
                     continue;
                 };
+                if owner.is_some_and(|owner| owner != route.owner) {
+                    debug!("dropping a late update for {user} from its previous owner");
+                    continue;
+                }
                 match route.outbound.send(message) {
                     Ok(()) => delivered += 1,
                     Err(SendError::Full) => stalled.push(user),
@@ -181,5 +197,31 @@ impl Routing {
             warn!("{user} is not reading its updates: disconnecting it");
             self.leave(user);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_shared::ids::ProxyId;
+
+    #[test]
+    fn a_late_update_from_the_previous_owner_is_dropped() {
+        let routing = Routing::default();
+        let (to_one, _server_one) = Outbound::channel();
+        routing.server_up(ServerId(1), to_one);
+        let (outbound, mut player) = Outbound::channel();
+        let user = UserId::issue(ProxyId(1), 1);
+        let login = ProxyToServer::Logout { user };
+        routing.join(user, ClientRoute { outbound, owner: ServerId(1), epoch: 0 }, login).unwrap();
+        let frame = bytes::Bytes::from_static(b"frame");
+
+        routing.updates_from(ServerId(1), [(user, frame.clone())]);
+        assert_eq!(player.try_recv().ok(), Some(Outgoing::Encoded(frame.clone())), "the owner's update goes through");
+        routing.set_owner(user, ServerId(2), 1);
+        routing.updates_from(ServerId(1), [(user, frame.clone())]);
+        assert!(player.try_recv().is_err(), "the previous owner's late update is dropped");
+        routing.updates_from(ServerId(2), [(user, frame.clone())]);
+        assert_eq!(player.try_recv().ok(), Some(Outgoing::Encoded(frame)));
     }
 }

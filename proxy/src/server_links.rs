@@ -5,7 +5,6 @@
 use crate::ProxySettings;
 use crate::routing::Routing;
 use std::sync::Arc;
-use tessera_shared::framing::Outgoing;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Link, LinkError, Outbound, redial};
 use tessera_shared::protocol::{Hello, ProxyToClient, ProxyToServer, Role, ServerToProxy};
@@ -46,7 +45,7 @@ async fn serve(
     info!("connected to {server}");
     let (outbound, queue) = Outbound::channel();
     routing.server_up(server, outbound);
-    link.run(queue, |message| std::future::ready(relay(message, routing))).await
+    link.run(queue, |message| std::future::ready(relay(message, server, routing))).await
 }
 
 /// The players `server` owned went down with it: tell them, so they can reconnect.
@@ -61,12 +60,10 @@ fn disconnect_orphans(routing: &Routing, server: ServerId) {
     }
 }
 
-fn relay(message: ServerToProxy, routing: &Routing) -> Result<(), LinkError> {
+fn relay(message: ServerToProxy, server: ServerId, routing: &Routing) -> Result<(), LinkError> {
     match message {
         ServerToProxy::Hello(_) => return Err(LinkError::Unexpected("a second hello".into())),
-        ServerToProxy::Updates { frames, .. } => {
-            routing.to_clients(frames.into_iter().map(|(user, frame)| (user, Outgoing::Encoded(frame))))
-        }
+        ServerToProxy::Updates { frames, .. } => routing.updates_from(server, frames),
         ServerToProxy::Owner { user, server, epoch } => routing.set_owner(user, server, epoch),
         ServerToProxy::Kick { user, reason } => {
             routing.to_clients([(user, ProxyToClient::Disconnect { reason }.into())]);
