@@ -142,9 +142,10 @@ impl Bot {
         let mut rng = rand::rngs::SmallRng::from_os_rng();
         let mut sent: VecDeque<(u32, Instant)> = VecDeque::new();
         let mut latency = latency_histogram();
-        let (mut updates, mut entity_updates, mut inputs_in_window) = (0u64, 0u64, 0u32);
-        let mut handoffs_before_window = None;
-        let mut states_in_window = None;
+        let (mut updates, mut entity_updates, mut entity_states) = (0u64, 0u64, 0u64);
+        let (mut inputs_in_window, mut handoffs) = (0u32, 0u32);
+        // Entity states and handoffs seen so far, to count those of each update.
+        let mut seen = (player.view.states_received, player.view.handoffs);
         // Bots look around at different moments, as people do.
         let first_look = Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>());
         let mut steer = tokio::time::interval_at(first_look, STEER_EVERY);
@@ -172,18 +173,19 @@ impl Bot {
                 received = player.receive() => match received {
                     Ok(view) => {
                         let now = Instant::now();
-                        if !self.window.contains(now) {
-                            continue;
-                        }
-                        handoffs_before_window.get_or_insert(view.handoffs);
-                        updates += 1;
-                        entity_updates += 1 + view.in_view() as u64;
-                        states_in_window.get_or_insert(view.states_received);
+                        let (new_states, new_handoffs) = (view.states_received - seen.0, view.handoffs - seen.1);
+                        seen = (view.states_received, view.handoffs);
                         while sent.front().is_some_and(|&(seq, _)| seq <= view.last_input) {
                             let (_, at) = sent.pop_front().expect("checked non-empty");
                             if self.window.contains(at) {
                                 latency.saturating_record((now - at).as_micros() as u64);
                             }
+                        }
+                        if self.window.contains(now) {
+                            updates += 1;
+                            entity_updates += 1 + view.in_view() as u64;
+                            entity_states += new_states;
+                            handoffs += new_handoffs;
                         }
                     }
                     Err(err) => { error = Some(err.to_string()); break; }
@@ -201,8 +203,8 @@ impl Bot {
             inputs_acknowledged: view.last_input.min(player.last_sent()),
             inputs_duplicated: view.inputs_applied.saturating_sub(view.last_input),
             inputs_in_window,
-            handoffs: view.handoffs - handoffs_before_window.unwrap_or(view.handoffs),
-            entity_states: view.states_received - states_in_window.unwrap_or(view.states_received),
+            handoffs,
+            entity_states,
             updates,
             entity_updates,
             echo_latency_us: latency,
@@ -245,7 +247,8 @@ pub struct SwarmReport {
     pub updates_received: u64,
     /// Entities updated per second across all bots: each bot and everything in its view, each tick.
     pub entity_updates_per_sec: f64,
-    /// Of those, the entity states actually sent; the rest the bots extrapolated exactly.
+    /// Of those, the entity states actually sent; the rest the bots extrapolated (to within
+    /// a quarter of a unit of where the server has them).
     pub entity_states_sent_per_sec: f64,
     pub bytes_per_bot_per_sec: f64,
     /// Bytes on the wire (frames, prefixes, everything) per entity updated.

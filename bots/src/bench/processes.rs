@@ -96,11 +96,18 @@ impl Process {
         let errors = output.try_clone().map_err(|err| BenchError::Setup(err.to_string()))?;
         let mut command = Command::new(program);
         command.args(args).stdin(Stdio::null()).stdout(output).stderr(errors).kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe and touches nothing of the parent's state.
-        // It makes the kernel kill the child if the benchmark dies without cleaning up.
+        // The kernel kills the child if the benchmark dies without cleaning up: strictly,
+        // when the thread that spawned it exits, and that is a runtime worker, which
+        // lives as long as the benchmark. A parent already gone before the prctl is
+        // caught by comparing the parent pid.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: prctl and getppid are async-signal-safe and touch nothing of the parent's state.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("the benchmark is gone"));
+                }
                 Ok(())
             });
         }

@@ -94,13 +94,12 @@ impl RelayComparison {
 
 pub async fn compare(binaries: &Binaries, options: &BenchOptions) -> Result<RelayComparison, BenchError> {
     let update = sample_update(options.relay_entities);
-    let mut frame = BytesMut::new();
-    encode_frame(&ProxyToClient::Update(update.clone()), &mut frame).map_err(setup)?;
+    let frame = encoded_frame(&ProxyToClient::Update(update.clone())).map_err(setup)?;
     let dir = options.out.join("relay");
     std::fs::create_dir_all(&dir).map_err(setup)?;
     println!("\ncomparison: proxy vs bare relay, {} connections, {}-byte frames", options.relay_clients, frame.len());
-    let proxy = through_proxy(binaries, options.relay_clients, &update, &dir).await?;
-    let relay = through_relay(binaries, options.relay_clients, frame.clone().freeze(), &dir).await?;
+    let proxy = within_limit(through_proxy(binaries, options.relay_clients, &update, frame.clone(), &dir)).await?;
+    let relay = within_limit(through_relay(binaries, options.relay_clients, frame.clone(), &dir)).await?;
     Ok(RelayComparison {
         connections: options.relay_clients,
         entities_per_update: options.relay_entities,
@@ -109,6 +108,13 @@ pub async fn compare(binaries: &Binaries, options: &BenchOptions) -> Result<Rela
         proxy,
         relay,
     })
+}
+
+/// Each half of the comparison, setup included, gets this long.
+const HALF_LIMIT: Duration = Duration::from_secs(60);
+
+async fn within_limit<T>(half: impl Future<Output = Result<T, BenchError>>) -> Result<T, BenchError> {
+    tokio::time::timeout(HALF_LIMIT, half).await.map_err(|_| setup(format!("gave up after {HALF_LIMIT:?}")))?
 }
 
 fn setup(err: impl std::fmt::Display) -> BenchError {
@@ -169,6 +175,8 @@ async fn count_frames(mut reader: FrameReader, counters: Arc<Counters>, index: u
         counters.per_connection[index].fetch_add(1, Ordering::Relaxed);
     }
     counters.closed.fetch_add(1, Ordering::Relaxed);
+    // A closed connection holds back nothing.
+    counters.per_connection[index].store(u64::MAX, Ordering::Relaxed);
 }
 
 struct Counters {
@@ -222,6 +230,7 @@ async fn through_proxy(
     binaries: &Binaries,
     connections: usize,
     update: &PlayerUpdate,
+    frame: Bytes,
     dir: &std::path::Path,
 ) -> Result<Throughput, BenchError> {
     let server_listener = TcpListener::bind("127.0.0.1:0").await.map_err(setup)?;
@@ -275,7 +284,6 @@ async fn through_proxy(
             users.push(user);
         }
     }
-    let frame = encoded_frame(&ProxyToClient::Update(update.clone())).map_err(setup)?;
     let frames = users.iter().map(|&user| (user, frame.clone())).collect();
     let mut batch = BytesMut::new();
     encode_frame(&ServerToProxy::Updates { tick: update.tick, frames }, &mut batch).map_err(setup)?;

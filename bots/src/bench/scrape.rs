@@ -109,10 +109,13 @@ impl BucketWindow {
         lower
     }
 
-    /// The upper bound of the highest bucket holding an observation: the maximum, to a bucket.
+    /// The upper bound of the highest bucket holding an observation: the maximum, to a
+    /// bucket. Past the last finite bucket, that bucket's bound (the maximum is at least that).
     pub fn max_bound(&self) -> f64 {
         let total = self.count();
-        self.buckets.iter().find(|(_, count)| *count >= total).map_or(0.0, |(le, _)| *le)
+        let finite = self.buckets.iter().filter(|(le, _)| le.is_finite());
+        let highest = finite.clone().map(|(le, _)| *le).next_back().unwrap_or(0.0);
+        finite.clone().find(|(_, count)| *count >= total).map_or(highest, |(le, _)| *le)
     }
 }
 

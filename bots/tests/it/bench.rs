@@ -5,13 +5,15 @@
 use serde_json::Value;
 use std::process::Command;
 
-/// Processes whose command line names `dir` (the bench's cluster files live there).
+/// Processes the bench starts: servers and proxies, whose command lines name `dir`
+/// (their cluster files live there), and bare relays.
 fn processes_started_in(dir: &str) -> Vec<String> {
+    let relay = format!("{} relay ", env!("CARGO_BIN_EXE_tessera-bots"));
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(dir) && !cmdline.contains("tessera-bots") {
+            if (cmdline.contains(dir) && !cmdline.contains(" bench ")) || cmdline.starts_with(&relay) {
                 found.push(cmdline);
             }
         }
