@@ -133,9 +133,9 @@ fn send_player_updates(
         let full = !known.started;
         known.started = true;
         let (mut changed, mut names, mut in_view) = (Vec::new(), Vec::new(), 0);
-        let candidates: Box<dyn Iterator<Item = usize>> =
-            if broadcast { Box::new(0..everything.len()) } else { Box::new(grid.near(position.0)) };
-        for i in candidates {
+        let everyone = if broadcast { 0..everything.len() } else { 0..0 };
+        let near = (!broadcast).then(|| grid.near(position.0)).into_iter().flatten();
+        for i in everyone.chain(near) {
             let (&other, other_position, other_velocity, visible) = everything[i];
             let out_of_view = !broadcast && other_position.0.distance_squared(position.0) > radius * radius;
             if other == id || out_of_view {
@@ -164,8 +164,15 @@ fn send_player_updates(
             left,
             names,
         };
-        if let Err(err) = encode_frame(&ProxyToClient::Update(update), &mut encoded) {
-            warn!("cannot send {user} its update: {err}");
+        let encoding = encode_frame(&ProxyToClient::Update(update), &mut encoded);
+        if let Some(problem) = match encoding {
+            Err(err) => Some(err.to_string()),
+            Ok(()) if encoded.len() > UPDATES_FRAME_BUDGET => Some(format!("{} bytes", encoded.len())),
+            Ok(()) => None,
+        } {
+            warn!("cannot send {user} its update ({problem}): it starts over with a full one");
+            encoded.clear();
+            *known = KnownEntities::default();
             continue;
         }
         let batch = per_proxy.entry(player.proxy).or_default();

@@ -1,6 +1,7 @@
 //! Server-authoritative movement, in `FixedUpdate`: apply each player's queued inputs,
 //! turn the keys held into a velocity (clamped to walking speed by construction), and
-//! move, staying inside the world.
+//! move, staying inside the world: a player walking into the world's edge stops along
+//! that axis.
 
 use crate::app::{ServerSettings, SimulationTick};
 use crate::players::InputQueue;
@@ -29,11 +30,16 @@ fn apply_inputs(tick: Res<SimulationTick>, mut players: Query<(&UserId, &mut Inp
     }
 }
 
-fn integrate(time: Res<Time>, settings: Res<ServerSettings>, mut moving: Query<(&mut Position, &Velocity)>) {
+fn integrate(time: Res<Time>, settings: Res<ServerSettings>, mut moving: Query<(&mut Position, &mut Velocity)>) {
     let dt = time.delta_secs();
-    for (mut position, velocity) in &mut moving {
+    for (mut position, mut velocity) in &mut moving {
         if velocity.0 != Vec2::ZERO {
-            position.0 = settings.map.clamp_to_world(position.0 + velocity.0 * dt);
+            let unclamped = position.0 + velocity.0 * dt;
+            position.0 = settings.map.clamp_to_world(unclamped);
+            // Against the world's edge the velocity says what really moves, so players
+            // and peers extrapolating it agree with us instead of being resent every tick.
+            let blocked = position.0.cmpne(unclamped);
+            velocity.0 = Vec2::select(blocked, Vec2::ZERO, velocity.0);
         }
     }
 }

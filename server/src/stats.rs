@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct ServerStats {
     pub players: AtomicU64,
     pub ghosts: AtomicU64,
-    /// Foreign regions we subscribe to.
+    /// Cells of foreign regions we subscribe to.
     pub subscriptions_out: AtomicU64,
-    /// (peer, region) subscriptions to our regions.
+    /// (peer, cell) subscriptions to cells of our regions.
     pub subscriptions_in: AtomicU64,
     pub handoffs_in: AtomicU64,
     pub handoffs_out: AtomicU64,

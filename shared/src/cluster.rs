@@ -3,7 +3,7 @@
 //! address others should dial (they differ when a host sits behind a router).
 
 use crate::ids::{ProxyId, ServerId};
-use crate::region_map::{RegionId, RegionMap};
+use crate::region_map::{RegionId, RegionMap, cells_per_side};
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -111,6 +111,8 @@ pub enum ClusterError {
     Parse(#[from] toml::de::Error),
     #[error("the world needs at least one region and a positive region size")]
     EmptyWorld,
+    #[error("the world is {0} cells a side (regions are cut into cells of at least 256 units); at most 65535")]
+    TooManyCells(u32),
     #[error("simulation settings are out of range: {0}")]
     Simulation(&'static str),
     #[error("the cluster needs at least one server and one proxy")]
@@ -169,6 +171,10 @@ impl ClusterConfig {
         let world = &self.world;
         if world.columns == 0 || world.rows == 0 || !(world.region_size > 0.0 && world.region_size.is_finite()) {
             return Err(ClusterError::EmptyWorld);
+        }
+        let cells_a_side = u32::from(world.columns.max(world.rows)) * u32::from(cells_per_side(world.region_size));
+        if cells_a_side > u32::from(u16::MAX) {
+            return Err(ClusterError::TooManyCells(cells_a_side));
         }
         let sim = &self.simulation;
         if !(sim.tick_hz > 0.0 && sim.tick_hz <= 1000.0) {
@@ -287,6 +293,8 @@ mod tests {
         assert_eq!(err.to_string(), "server 1 claims region (5, 0), which is outside the 2×2 world");
         let err = rejects(|c| c.world.spawn = Some([-1.0, 0.0]));
         assert!(matches!(err, ClusterError::SpawnOutsideWorld(_)), "{err}");
+        let err = rejects(|c| c.world.columns = 60_000);
+        assert!(matches!(err, ClusterError::TooManyCells(240_000)), "{err}");
         let err = rejects(|c| c.simulation.tick_hz = 0.0);
         assert!(matches!(err, ClusterError::Simulation(_)), "{err}");
     }

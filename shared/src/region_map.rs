@@ -150,11 +150,9 @@ impl RegionMap {
         squares_within(pos, radius, self.region_size, (self.columns, self.rows)).map(|(x, y)| RegionId { x, y })
     }
 
-    /// How many cells a region is cut into along each side: the most that leaves each
-    /// at least [`MIN_CELL_SIZE`] wide, as a power of two.
+    /// How many cells this map's regions are cut into along each side ([`cells_per_side`]).
     pub fn cells_per_side(&self) -> u16 {
-        let fits = (self.region_size / MIN_CELL_SIZE).clamp(1.0, 1024.0) as u16;
-        1 << fits.ilog2()
+        cells_per_side(self.region_size)
     }
 
     pub fn cell_size(&self) -> f32 {
@@ -167,7 +165,10 @@ impl RegionMap {
         let per_side = self.cells_per_side();
         let cell = (pos / self.cell_size()).floor();
         // Rounding must not carry a point into the next region's cells.
-        let clamp = |at: f32, region: u16| (at as u16).clamp(region * per_side, region * per_side + per_side - 1);
+        let clamp = |at: f32, region: u16| {
+            let first = u32::from(region) * u32::from(per_side);
+            (at as u32).clamp(first, first + u32::from(per_side) - 1) as u16
+        };
         Some(CellId { x: clamp(cell.x, region.x), y: clamp(cell.y, region.y) })
     }
 
@@ -201,6 +202,13 @@ impl RegionMap {
     pub fn within_tether(&self, server: ServerId, pos: Vec2, tether: f32) -> bool {
         self.regions_within(pos, tether).any(|region| self.owner(region) == Some(server))
     }
+}
+
+/// How many cells a region of `region_size` is cut into along each side: the most that
+/// leaves each at least [`MIN_CELL_SIZE`] wide, as a power of two.
+pub fn cells_per_side(region_size: f32) -> u16 {
+    let fits = (region_size / MIN_CELL_SIZE).clamp(1.0, 1024.0) as u16;
+    1 << fits.ilog2()
 }
 
 /// The squares of a `grid` of squares of `side`, from the origin, that the disc of
