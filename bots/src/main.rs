@@ -73,7 +73,7 @@ async fn main() -> ExitCode {
                     }
                 },
                 // Returning drops the benchmark, which kills every process it started.
-                _ = interrupted() => {
+                _ = tessera_shared::signals::stop_requested() => {
                     tracing::warn!("interrupted: stopping every process the benchmark started");
                     ExitCode::from(130)
                 }
@@ -86,14 +86,6 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-    }
-}
-
-async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 

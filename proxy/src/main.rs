@@ -58,11 +58,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        tessera_shared::signals::stop_requested().await;
         on_signal.cancel();
     });
     tessera_proxy::run(ProxySettings { id, cluster }, listener, shutdown).await;

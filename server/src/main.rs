@@ -83,13 +83,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 fn ctrlc_on(cancel: impl FnOnce() + Send + 'static) {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("signal runtime");
-        runtime.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        });
+        runtime.block_on(tessera_shared::signals::stop_requested());
         cancel();
     });
 }

@@ -13,5 +13,6 @@ pub mod metrics;
 
 pub mod protocol;
 pub mod region_map;
+pub mod signals;
 
 pub use glam::Vec2;
