@@ -1,8 +1,10 @@
 //! A player's connection to a proxy, without a window: hello, welcome, then key presses
 //! out and updates in. [`WorldView`] folds the updates into what the player knows.
 
+use crate::behaviour::keys_toward;
 use std::collections::HashMap;
 use std::time::Duration;
+use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::link::{Link, LinkError, Traffic};
@@ -160,6 +162,38 @@ impl Player {
             ProxyToClient::Disconnect { reason } => Err(PlayerError::Disconnected(reason)),
             other => Err(PlayerError::Unexpected(format!("{other:?}"))),
         }
+    }
+
+    /// Walks to `target`, steering as a person would (keys only when the direction
+    /// changes), calling `check` on every update on the way; then stops there and waits
+    /// until the stop is applied.
+    pub async fn walk_to(
+        &mut self,
+        target: Vec2,
+        timeout: Duration,
+        mut check: impl FnMut(&WorldView),
+    ) -> Result<(), PlayerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let walking = format!("reaching {target}");
+        self.wait_until(timeout, "a first update", |view| view.me.is_some()).await?;
+        loop {
+            let me = self.view.me.expect("waited for a first update").position;
+            let keys = keys_toward(me, target);
+            if keys.is_empty() {
+                break;
+            }
+            if keys != self.keys {
+                self.press(keys).await?;
+            }
+            tokio::time::timeout_at(deadline, self.receive())
+                .await
+                .map_err(|_| PlayerError::Timeout(timeout, walking.clone()))??;
+            check(&self.view);
+        }
+        let stop = self.press(Keys::empty()).await?;
+        self.wait_until(timeout, "the stop applied", |view| view.last_input >= stop).await?;
+        check(&self.view);
+        Ok(())
     }
 
     /// Receives until `done` holds for the view, or `timeout` passes.

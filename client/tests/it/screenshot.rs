@@ -5,7 +5,6 @@
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tessera_bots::behaviour::keys_toward;
 use tessera_bots::player::Player;
 use tessera_shared::Vec2;
 
@@ -37,23 +36,6 @@ async fn join(proxy: &str, name: &str) -> Player {
     }
 }
 
-/// Walks `player` to `target` and stops there.
-async fn walk_to(player: &mut Player, target: Vec2) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
-    loop {
-        let keys = keys_toward(player.view.me.unwrap().position, target);
-        if keys != player.keys() {
-            player.press(keys).await.unwrap();
-        }
-        if keys.is_empty() {
-            let stop = player.last_sent();
-            return player.wait_until(DEADLINE, "the stop applied", |view| view.last_input >= stop).await.unwrap();
-        }
-        tokio::time::timeout_at(deadline, player.receive()).await.expect("walked in time").unwrap();
-    }
-}
-
 #[test]
 fn the_client_draws_you_and_the_players_around_you() {
     let cluster = LocalCluster::start_ephemeral(ClusterConfig::default_local()).unwrap();
@@ -64,10 +46,12 @@ fn the_client_draws_you_and_the_players_around_you() {
     let spawn = cluster.config().spawn_point();
     let mut others = runtime.block_on(async {
         let (mut bo, mut cy) = (join(&proxy, "bo").await, join(&proxy, "cy").await);
-        tokio::join!(
-            walk_to(&mut bo, spawn + Vec2::new(260.0, 40.0)),
-            walk_to(&mut cy, spawn - Vec2::new(260.0, 60.0))
+        let (bo_there, cy_there) = tokio::join!(
+            bo.walk_to(spawn + Vec2::new(260.0, 40.0), DEADLINE, |_| {}),
+            cy.walk_to(spawn - Vec2::new(260.0, 60.0), DEADLINE, |_| {})
         );
+        bo_there.unwrap();
+        cy_there.unwrap();
         vec![bo, cy]
     });
 

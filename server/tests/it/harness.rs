@@ -1,12 +1,10 @@
 //! Shared test scaffolding: a local cluster on free ports and players joined to it.
 
 use std::time::Duration;
-use tessera_bots::behaviour::keys_toward;
 use tessera_bots::player::{Player, WorldView};
 use tessera_server::local_cluster::LocalCluster;
 use tessera_shared::Vec2;
 use tessera_shared::cluster::ClusterConfig;
-use tessera_shared::components::Keys;
 use tessera_shared::ids::ServerId;
 
 /// Generous: CI shares two busy cores.
@@ -38,30 +36,9 @@ pub async fn join(cluster: &LocalCluster, proxy: usize, name: &str) -> Player {
 
 /// Walks `player` to `target`, steering as a person would (keys only when the direction
 /// changes), calling `check` on every update received on the way; then stops.
-pub async fn walk_to(player: &mut Player, target: Vec2, mut check: impl FnMut(&WorldView)) {
-    let deadline = tokio::time::Instant::now() + WALK_DEADLINE;
-    loop {
-        let me = player.view.me.expect("joined players have a position").position;
-        if me.distance(target) < ARRIVED {
-            break;
-        }
-        let keys = keys_toward(me, target);
-        if keys != player.keys() {
-            player.press(keys).await.unwrap();
-        }
-        tokio::time::timeout_at(deadline, player.receive())
-            .await
-            .unwrap_or_else(|_| panic!("did not reach {target} from {me} in time"))
-            .unwrap();
-        check(&player.view);
-    }
-    let stop = player.press(Keys::empty()).await.unwrap();
-    player.wait_until(DEADLINE, "the stop applied", |view| view.last_input >= stop).await.unwrap();
-    check(&player.view);
+pub async fn walk_to(player: &mut Player, target: Vec2, check: impl FnMut(&WorldView)) {
+    player.walk_to(target, WALK_DEADLINE, check).await.unwrap();
 }
-
-/// Close enough to a walking target.
-const ARRIVED: f32 = 15.0;
 /// Walking the length of a region takes about five seconds.
 const WALK_DEADLINE: Duration = Duration::from_secs(60);
 
