@@ -8,6 +8,7 @@ use crate::app::{ServerSettings, SimulationTick};
 use crate::net::{NetSystems, ProxyLinks};
 use crate::players::{InputQueue, Player};
 use bevy::platform::collections::HashMap;
+use bevy::platform::collections::hash_map::Entry;
 use bevy::prelude::*;
 use bytes::{Bytes, BytesMut};
 use tessera_shared::components::{Position, Velocity};
@@ -89,9 +90,12 @@ impl KnownEntities {
     /// Whether `state` must be sent at `tick`, recording it as sent if so; `None` for
     /// an entity the player did not know (it needs its name too).
     fn must_send(&mut self, state: EntityState, tick: u64, tick_seconds: f32) -> Option<bool> {
-        let Some(sent) = self.sent.get_mut(&state.id) else {
-            self.sent.insert(state.id, Sent { state, tick, seen: tick });
-            return None;
+        let sent = match self.sent.entry(state.id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(unknown) => {
+                unknown.insert(Sent { state, tick, seen: tick });
+                return None;
+            }
         };
         sent.seen = tick;
         let stale = must_resend(&sent.state, sent.tick, &state, tick, tick_seconds);
