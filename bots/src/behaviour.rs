@@ -4,9 +4,10 @@
 //! see, so crowds form. A bot looks where it is going a few times a second and presses
 //! keys only when the direction it wants changes.
 
-use crate::player::WorldView;
 use rand::Rng;
 use std::time::Duration;
+use tessera_player::WorldView;
+use tessera_player::steering::{ARRIVED, keys_toward};
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
 use tessera_shared::ids::EntityId;
@@ -35,8 +36,6 @@ impl Behaviour {
     }
 }
 
-/// Close enough to a target to count as there.
-const ARRIVED: f32 = 30.0;
 /// How far past a border a border crosser walks before turning back.
 const PAST_THE_BORDER: f32 = 150.0;
 /// A follower stops this close to whoever it follows.
@@ -133,39 +132,10 @@ pub fn across_nearest_border(me: Vec2, map: &RegionMap) -> Option<Vec2> {
     [vertical, horizontal].into_iter().flatten().min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, p)| map.clamp_to_world(p))
 }
 
-/// The keys that walk from `from` toward `to`, in one of eight directions; none once there.
-pub fn keys_toward(from: Vec2, to: Vec2) -> Keys {
-    let delta = to - from;
-    if delta.length() < ARRIVED / 2.0 {
-        return Keys::empty();
-    }
-    let dead_zone = delta.length() * 0.38;
-    let mut keys = Keys::empty();
-    if delta.x > dead_zone {
-        keys |= Keys::RIGHT;
-    } else if delta.x < -dead_zone {
-        keys |= Keys::LEFT;
-    }
-    if delta.y > dead_zone {
-        keys |= Keys::UP;
-    } else if delta.y < -dead_zone {
-        keys |= Keys::DOWN;
-    }
-    keys
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tessera_shared::ids::ServerId;
-
-    #[test]
-    fn bots_steer_in_eight_directions() {
-        assert_eq!(keys_toward(Vec2::ZERO, Vec2::new(100.0, 0.0)), Keys::RIGHT);
-        assert_eq!(keys_toward(Vec2::ZERO, Vec2::new(-100.0, -100.0)), Keys::LEFT | Keys::DOWN);
-        assert_eq!(keys_toward(Vec2::ZERO, Vec2::new(10.0, 100.0)), Keys::UP);
-        assert_eq!(keys_toward(Vec2::ZERO, Vec2::new(5.0, 0.0)), Keys::empty());
-    }
 
     #[test]
     fn border_crossers_aim_just_past_the_nearest_border() {

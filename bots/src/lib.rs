@@ -1,9 +1,8 @@
-//! Headless Tessera players. [`player`] is the client side of the real protocol, used
-//! by the tests, the bot swarm and the windowed client's network task; [`behaviour`]
-//! is how bots walk; [`swarm`] runs many of them and measures; [`bench`] starts a whole
-//! cluster of real processes and ramps a swarm against it until a limit breaks.
+//! Headless Tessera players in numbers: [`behaviour`] is how a bot walks (like a
+//! person, not like a test), [`swarm`] runs many of them through the cluster's proxies
+//! and reports what they measured (inputs lost or applied twice, echo latency,
+//! bandwidth). They speak the real protocol through `tessera-player`; the benchmark
+//! (`tessera-bench`) drives swarms from outside.
 
 pub mod behaviour;
-pub mod bench;
-pub mod player;
 pub mod swarm;

@@ -1,30 +1,16 @@
 //! `tessera-bots`: connects a swarm of headless players to a cluster through its
-//! proxies (a random proxy each, as real clients do) and reports what they measured;
-//! `tessera-bots bench` starts a cluster of real processes and ramps a swarm against it.
+//! proxies (a random proxy each, as real clients do) and reports what they measured.
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tessera_bots::bench::{self, BenchOptions};
 use tessera_bots::swarm::{Swarm, SwarmPlan};
 use tessera_shared::cluster::ClusterConfig;
 
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "Tessera bot swarm: headless players speaking the real protocol",
-    args_conflicts_with_subcommands = true
-)]
+#[command(version, about = "Tessera bot swarm: headless players speaking the real protocol")]
 struct Args {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    swarm: SwarmArgs,
-}
-
-#[derive(clap::Args, Debug)]
-struct SwarmArgs {
     /// The cluster map (TOML). The default 2×2 local map when absent.
     #[arg(long)]
     cluster: Option<PathBuf>,
@@ -42,54 +28,13 @@ struct SwarmArgs {
     json: Option<PathBuf>,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Start a local cluster of real processes and ramp bots against it until a limit breaks.
-    Bench(BenchOptions),
-    /// A bare TCP relay that only copies bytes: the benchmark's yardstick for the proxy.
-    #[command(hide = true)]
-    Relay {
-        #[arg(long)]
-        listen: std::net::SocketAddr,
-        #[arg(long)]
-        upstream: std::net::SocketAddr,
-    },
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    tessera_shared::logging::init();
-    let args = Args::parse();
-    match args.command {
-        None => swarm(args.swarm).await,
-        Some(Command::Bench(options)) => {
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
-            tokio::select! {
-                result = bench::run(options, command) => match result {
-                    Ok(_) => ExitCode::SUCCESS,
-                    Err(err) => {
-                        tracing::error!("benchmark failed: {err}");
-                        ExitCode::FAILURE
-                    }
-                },
-                // Returning drops the benchmark, which kills every process it started.
-                _ = tessera_shared::signals::stop_requested() => {
-                    tracing::warn!("interrupted: stopping every process the benchmark started");
-                    ExitCode::from(130)
-                }
-            }
-        }
-        Some(Command::Relay { listen, upstream }) => match bench::relay::serve_relay(listen, upstream).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                tracing::error!("relay: {err}");
-                ExitCode::FAILURE
-            }
-        },
-    }
+    tessera_service::logging::init();
+    swarm(Args::parse()).await
 }
 
-async fn swarm(args: SwarmArgs) -> ExitCode {
+async fn swarm(args: Args) -> ExitCode {
     let cluster = match ClusterConfig::load_or_default(args.cluster.as_deref()) {
         Ok(cluster) => cluster,
         Err(err) => {

@@ -5,14 +5,13 @@
 //! the sequence numbers) whether any input was lost or applied twice.
 
 use crate::behaviour::{Behaviour, Walker};
-use crate::player::{Player, PlayerError};
 use hdrhistogram::Histogram;
 use rand::SeedableRng;
-use rand::seq::IndexedRandom;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tessera_player::{PlayerError, Rejoin};
 use tessera_shared::link::Traffic;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -69,13 +68,12 @@ impl Swarm {
         let mut rng = rand::rng();
         let bots = (0..plan.bots)
             .map(|i| {
+                let name = format!("{}-{i}", plan.name_prefix);
                 let bot = Bot {
-                    addr: plan.proxies.choose(&mut rng).expect("a cluster has proxies").clone(),
-                    name: format!("{}-{i}", plan.name_prefix),
+                    rejoin: Rejoin::new(plan.proxies.clone(), name).counting(traffic.clone()),
                     behaviour: Behaviour::pick(&mut rng),
                     connect_at: now + stagger * i as u32,
                     window,
-                    traffic: traffic.clone(),
                 };
                 tokio::spawn(bot.run())
             })
@@ -126,18 +124,17 @@ pub struct BotReport {
 }
 
 struct Bot {
-    addr: String,
-    name: String,
+    rejoin: Rejoin,
     behaviour: Behaviour,
     connect_at: Instant,
     window: Window,
-    traffic: Traffic,
 }
 
 impl Bot {
-    async fn run(self) -> Result<BotReport, PlayerError> {
+    async fn run(mut self) -> Result<BotReport, PlayerError> {
         tokio::time::sleep_until(self.connect_at).await;
-        let mut player = self.connect().await?;
+        // A cluster that has just started may not have all its links up yet.
+        let mut player = self.rejoin.join_within(CONNECT_PATIENCE).await?;
         let mut walker = Walker::new(self.behaviour);
         let mut rng = rand::rngs::SmallRng::from_os_rng();
         let mut sent: VecDeque<(u32, Instant)> = VecDeque::new();
@@ -211,18 +208,6 @@ impl Bot {
             still_connected,
             error,
         })
-    }
-
-    /// Joins, retrying for a while: a cluster that has just started may not have all its links up yet.
-    async fn connect(&self) -> Result<Player, PlayerError> {
-        let patience = Instant::now() + CONNECT_PATIENCE;
-        loop {
-            match Player::connect_counting(&self.addr, &self.name, &self.traffic).await {
-                Ok(player) => return Ok(player),
-                Err(_) if Instant::now() < patience => tokio::time::sleep(Duration::from_millis(200)).await,
-                Err(err) => return Err(err),
-            }
-        }
     }
 }
 

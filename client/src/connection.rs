@@ -1,14 +1,13 @@
 //! The connection to the cluster, on a tokio runtime beside the app: join through a
 //! proxy picked at random, send the keys held whenever they change, receive updates, and
-//! on any loss say why and retry with backoff. The app sees [`Connection`] and the
-//! latest [`Snapshot`]; nothing here ever blocks a frame.
+//! on any loss say why and rejoin with backoff (`tessera_player::Rejoin`). The app sees
+//! [`Connection`] and the latest [`Snapshot`]; nothing here ever blocks a frame.
 
 use bevy::prelude::*;
-use rand::seq::IndexedRandom;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tessera_bots::player::{Player, WorldView};
+use tessera_player::{Player, Rejoin, WorldView};
 use tessera_shared::bridge::{Inbox, InboxSender, NetRuntime, inbox};
 use tessera_shared::components::Keys;
 use tessera_shared::link::{Outbound, Traffic};
@@ -71,13 +70,8 @@ impl Plugin for ConnectionPlugin {
         let (events, inbox) = inbox::<FromNet>(1024);
         let (keys, keys_in) = Outbound::channel();
         let traffic = Traffic::default();
-        runtime.handle().spawn(stay_connected(
-            self.proxies.clone(),
-            self.name.clone(),
-            events,
-            keys_in,
-            traffic.clone(),
-        ));
+        let rejoin = Rejoin::new(self.proxies.clone(), self.name.clone()).counting(traffic.clone());
+        runtime.handle().spawn(stay_connected(rejoin, events, keys_in));
         app.insert_resource(runtime)
             .insert_resource(inbox)
             .insert_resource(KeysOut(keys))
@@ -146,26 +140,15 @@ fn measure_bandwidth(mut bandwidth: ResMut<Bandwidth>) {
     bandwidth.since = Some(now);
 }
 
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const MAX_RETRY: Duration = Duration::from_secs(5);
-
 /// Joins, plays, and rejoins after any loss, until the app goes away.
-async fn stay_connected(
-    proxies: Vec<String>,
-    name: String,
-    events: InboxSender<FromNet>,
-    mut keys: mpsc::Receiver<Keys>,
-    traffic: Traffic,
-) {
-    let mut retry = FIRST_RETRY;
+async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut keys: mpsc::Receiver<Keys>) {
     loop {
-        let proxy = proxies.choose(&mut rand::rng()).expect("at least one proxy").clone();
+        let proxy = rejoin.pick_proxy();
         if events.send(FromNet::Connecting { proxy: proxy.clone() }).await.is_err() {
             return;
         }
-        let reason = match Player::connect_counting(&proxy, &name, &traffic).await {
+        let reason = match rejoin.attempt(&proxy).await {
             Ok(player) => {
-                retry = FIRST_RETRY;
                 let welcome = Box::new(player.welcome.clone());
                 if events.send(FromNet::Joined { proxy: proxy.clone(), welcome }).await.is_err() {
                     return;
@@ -174,11 +157,11 @@ async fn stay_connected(
             }
             Err(err) => err.to_string(),
         };
-        if events.send(FromNet::Lost { reason, retry_in: retry }).await.is_err() {
+        let retry_in = rejoin.next_wait();
+        if events.send(FromNet::Lost { reason, retry_in }).await.is_err() {
             return;
         }
-        tokio::time::sleep(retry).await;
-        retry = (retry * 2).min(MAX_RETRY);
+        tokio::time::sleep(retry_in).await;
     }
 }
 

@@ -1,7 +1,7 @@
 //! `tessera-client`: the game in a window. With no arguments it starts the default
-//! cluster inside this process (every server and proxy on its own thread, on real
-//! loopback sockets) and joins it; with `--cluster` or `--proxy` it joins a remote one
-//! through a proxy chosen at random.
+//! cluster inside this process (`tessera_cluster`: every server and proxy on its own
+//! thread, on real loopback sockets) and joins it; with `--cluster` or `--proxy` it
+//! joins a remote one through a proxy chosen at random.
 
 mod connection;
 mod hud;
@@ -12,7 +12,6 @@ use bevy::prelude::*;
 use bevy::window::WindowResolution;
 use clap::Parser;
 use std::path::PathBuf;
-use tessera_server::local_cluster::LocalCluster;
 use tessera_shared::cluster::ClusterConfig;
 
 #[derive(Parser, Debug)]
@@ -42,23 +41,11 @@ fn default_name() -> String {
 fn main() -> AppExit {
     let args = Args::parse();
     // Kept alive for as long as the window is open: dropping it stops the cluster.
-    let mut embedded = None;
-    let proxies = if !args.proxy.is_empty() {
-        args.proxy.clone()
-    } else {
-        match ClusterConfig::load_or_default(args.cluster.as_deref()) {
-            Ok(cluster) if args.cluster.is_some() => cluster.proxies.iter().map(|p| p.client_address()).collect(),
-            Ok(cluster) => match LocalCluster::start_ephemeral(cluster) {
-                Ok(local) => embedded.insert(local).proxy_addresses(),
-                Err(err) => {
-                    eprintln!("cannot start the local cluster: {err}");
-                    return AppExit::error();
-                }
-            },
-            Err(err) => {
-                eprintln!("{err}");
-                return AppExit::error();
-            }
+    let (proxies, embedded) = match proxies_to_join(&args) {
+        Ok(joined) => joined,
+        Err(err) => {
+            eprintln!("{err}");
+            return AppExit::error();
         }
     };
     let exit = App::new()
@@ -87,4 +74,34 @@ fn main() -> AppExit {
         .run();
     drop(embedded);
     exit
+}
+
+/// A cluster this client runs inside itself; dropping it stops every server and proxy in it.
+#[cfg(feature = "embedded-cluster")]
+type Embedded = tessera_cluster::LocalCluster;
+#[cfg(not(feature = "embedded-cluster"))]
+type Embedded = ();
+
+/// The proxies to join: those named, those of the named map, or those of the default
+/// map started inside this process.
+fn proxies_to_join(args: &Args) -> Result<(Vec<String>, Option<Embedded>), String> {
+    if !args.proxy.is_empty() {
+        return Ok((args.proxy.clone(), None));
+    }
+    let cluster = ClusterConfig::load_or_default(args.cluster.as_deref()).map_err(|err| err.to_string())?;
+    if args.cluster.is_some() {
+        return Ok((cluster.proxies.iter().map(|p| p.client_address()).collect(), None));
+    }
+    #[cfg(feature = "embedded-cluster")]
+    {
+        let local = tessera_cluster::LocalCluster::start_ephemeral(cluster)
+            .map_err(|err| format!("cannot start the local cluster: {err}"))?;
+        Ok((local.proxy_addresses(), Some(local)))
+    }
+    #[cfg(not(feature = "embedded-cluster"))]
+    {
+        let _ = cluster;
+        Err("this client was built without a cluster of its own: join one with --cluster FILE or --proxy HOST:PORT"
+            .into())
+    }
 }

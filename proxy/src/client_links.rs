@@ -3,7 +3,7 @@
 //! on the server owning that point, and forwards its input, stamped with its id.
 
 use crate::ProxySettings;
-use crate::routing::{ClientRoute, Routing};
+use crate::routing::{ClientRoute, Routing, ToClient};
 use rand::Rng;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +11,11 @@ use std::time::Instant;
 use tessera_shared::Vec2;
 use tessera_shared::ids::UserId;
 use tessera_shared::link::{Link, LinkError, Outbound, accept_loop};
+use tessera_shared::protocol::handshake::HandshakeError;
+use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{ClientToProxy, Hello, MAX_NAME_LEN, ProxyToClient, ProxyToServer, Role, Welcome};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -43,20 +46,46 @@ pub async fn accept(
 }
 
 async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routing: &Routing) -> Result<(), LinkError> {
-    let mut link = Link::<ClientToProxy>::counting(stream, &routing.stats.clients);
-    let name = match link.handshake::<ProxyToClient>(Hello::new(Role::Proxy(settings.id))).await? {
-        Role::Client { name } => player_name(&name, user),
-        got => {
-            return Err(LinkError::Role { expected: "player", got });
+    let hello = Hello::new(Role::Proxy(settings.id));
+    let (mut link, name) = match Link::<ClientToProxy>::open(stream, hello, Some(&routing.stats.clients)).await? {
+        (link, Role::Client { name }) => (link, player_name(&name, user)),
+        (_, got) => return Err(HandshakeError::Role { expected: "a player", got }.into()),
+    };
+    let queue = match admit(settings, routing, user, &name, spawn_position(settings)) {
+        Ok(queue) => queue,
+        Err(reason) => {
+            link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
+            return Err(LinkError::Refused(reason));
         }
     };
+    let mut limiter = RateLimit::new(MAX_INPUTS_PER_SEC);
+    link.run(queue, |message| {
+        std::future::ready(match message {
+            ClientToProxy::Input(_) if !limiter.allow() => {
+                Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }.into())
+            }
+            ClientToProxy::Input(input) => routing
+                .from_client(user, ProxyToServer::Input { user, input })
+                .map_err(|err| LinkError::Refused(err.to_string())),
+        })
+    })
+    .await
+}
+
+/// Admits `user`, called `name`, at `position`: registers its route and logs it in on
+/// the server owning that point. Returns the queue of what goes to the player, its
+/// welcome first, or why it cannot play now (to tell the player).
+pub fn admit(
+    settings: &ProxySettings,
+    routing: &Routing,
+    user: UserId,
+    name: &str,
+    position: Vec2,
+) -> Result<mpsc::Receiver<ToClient>, String> {
     let map = settings.cluster.region_map();
-    let position = spawn_position(settings);
-    let owner = map.owner_at(position).expect("the spawn point is inside the world");
+    let owner = map.owner_at(position).ok_or_else(|| format!("{position} is outside the world"))?;
     if !routing.is_server_up(owner) {
-        let reason = format!("{owner}, which holds the spawn point, is unreachable; try again shortly");
-        link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
-        return Err(LinkError::Rejected(reason));
+        return Err(format!("{owner}, which holds the spawn point, is unreachable; try again shortly"));
     }
     let (outbound, queue) = Outbound::channel();
     let welcome = Welcome {
@@ -68,26 +97,11 @@ async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routin
     };
     outbound.send(ProxyToClient::Welcome(welcome).into()).expect("a new queue has room");
     let route = ClientRoute { outbound, owner, epoch: 0 };
-    let login = ProxyToServer::Login { user, name: name.clone(), position };
-    if let Err(err) = routing.join(user, route, login) {
-        let reason = err.to_string();
-        link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
-        return Err(LinkError::Rejected(reason));
-    }
+    routing
+        .join(user, route, ProxyToServer::Login { user, name: name.into(), position })
+        .map_err(|err| err.to_string())?;
     info!("{user} ({name}) joined on {owner}");
-    let mut limiter = RateLimit::new(MAX_INPUTS_PER_SEC);
-    link.run(queue, |message| {
-        std::future::ready(match message {
-            ClientToProxy::Input(_) if !limiter.allow() => {
-                Err(LinkError::Rejected(format!("more than {MAX_INPUTS_PER_SEC} inputs a second")))
-            }
-            ClientToProxy::Input(input) => routing
-                .from_client(user, ProxyToServer::Input { user, input })
-                .map_err(|err| LinkError::Rejected(err.to_string())),
-            ClientToProxy::Hello(_) => Err(LinkError::Unexpected("a second hello".into())),
-        })
-    })
-    .await
+    Ok(queue)
 }
 
 /// Where this run of the proxy starts counting users: from the clock, 64 per

@@ -25,7 +25,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    tessera_shared::logging::init();
+    tessera_service::logging::init();
     let args = Args::parse();
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build();
@@ -49,7 +49,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     let id = ProxyId(args.id);
     if let Some(addr) = args.metrics {
-        tessera_shared::metrics::serve(addr)?;
+        tessera_service::metrics::serve(addr)?;
         tracing::info!("metrics at http://{addr}/metrics");
     }
 
@@ -58,7 +58,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        tessera_shared::signals::stop_requested().await;
+        tessera_service::signals::stop_requested().await;
         on_signal.cancel();
     });
     tessera_proxy::run(ProxySettings { id, cluster }, listener, shutdown).await;

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use tessera_shared::framing::Outgoing;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
-use tessera_shared::protocol::{ProxyToClient, ProxyToServer};
+use tessera_shared::protocol::{ProxyToClient, ProxyToServer, ServerToProxy};
 use tracing::{debug, warn};
 
 /// What goes to a player: a message of the proxy's own, or a server's frame, forwarded untouched.
@@ -146,13 +146,34 @@ impl Routing {
         self.to_server(owner, message)
     }
 
-    /// Records the server's word that `server` owns `user` from `epoch` on.
+    /// Records the server's word that `server` owns `user` from `epoch` on. A server
+    /// that claims a player who has left (its notice crossed the player's logout, or a
+    /// kick from the previous owner) is told so, or it would simulate nobody's player.
     pub fn set_owner(&self, user: UserId, server: ServerId, epoch: u32) {
-        if let Some(route) = self.tables().clients.get_mut(&user)
-            && epoch >= route.epoch
-        {
-            route.owner = server;
-            route.epoch = epoch;
+        let known = match self.tables().clients.get_mut(&user) {
+            Some(route) if epoch >= route.epoch => {
+                (route.owner, route.epoch) = (server, epoch);
+                true
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if !known {
+            debug!("{server} took over {user}, who has left: logging it out there");
+            let _ = self.to_server(server, ProxyToServer::Logout { user });
+        }
+    }
+
+    /// Acts on what `server` says: its players' updates go to them, ownership notices
+    /// move routes, a kicked player is told why and forgotten.
+    pub fn from_server(&self, server: ServerId, message: ServerToProxy) {
+        match message {
+            ServerToProxy::Updates { frames, .. } => self.updates_from(server, frames),
+            ServerToProxy::Owner { user, server, epoch } => self.set_owner(user, server, epoch),
+            ServerToProxy::Kick { user, reason } => {
+                self.to_clients([(user, ProxyToClient::Disconnect { reason }.into())]);
+                self.leave(user);
+            }
         }
     }
 

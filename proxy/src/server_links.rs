@@ -7,7 +7,8 @@ use crate::routing::Routing;
 use std::sync::Arc;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Link, LinkError, Outbound, redial};
-use tessera_shared::protocol::{Hello, ProxyToClient, ProxyToServer, Role, ServerToProxy};
+use tessera_shared::protocol::handshake::HandshakeError;
+use tessera_shared::protocol::{Hello, ProxyToClient, Role, ServerToProxy};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -37,15 +38,19 @@ async fn serve(
     server: ServerId,
     routing: &Routing,
 ) -> Result<(), LinkError> {
-    let mut link = Link::<ServerToProxy>::counting(stream, &routing.stats.servers);
-    match link.handshake::<ProxyToServer>(Hello::new(Role::Proxy(settings.id))).await? {
-        Role::Server(id) if id == server => {}
-        got => return Err(LinkError::Role { expected: "the server the map names", got }),
-    }
+    let hello = Hello::new(Role::Proxy(settings.id));
+    let link = match Link::<ServerToProxy>::open(stream, hello, Some(&routing.stats.servers)).await? {
+        (link, Role::Server(id)) if id == server => link,
+        (_, got) => return Err(HandshakeError::Role { expected: "the server the map names", got }.into()),
+    };
     info!("connected to {server}");
     let (outbound, queue) = Outbound::channel();
     routing.server_up(server, outbound);
-    link.run(queue, |message| std::future::ready(relay(message, server, routing))).await
+    link.run(queue, |message| {
+        routing.from_server(server, message);
+        std::future::ready(Ok(()))
+    })
+    .await
 }
 
 /// The players `server` owned went down with it: tell them, so they can reconnect.
@@ -58,17 +63,4 @@ fn disconnect_orphans(routing: &Routing, server: ServerId) {
         let reason = format!("lost the connection to {server}; please reconnect");
         let _ = outbound.send(ProxyToClient::Disconnect { reason }.into());
     }
-}
-
-fn relay(message: ServerToProxy, server: ServerId, routing: &Routing) -> Result<(), LinkError> {
-    match message {
-        ServerToProxy::Hello(_) => return Err(LinkError::Unexpected("a second hello".into())),
-        ServerToProxy::Updates { frames, .. } => routing.updates_from(server, frames),
-        ServerToProxy::Owner { user, server, epoch } => routing.set_owner(user, server, epoch),
-        ServerToProxy::Kick { user, reason } => {
-            routing.to_clients([(user, ProxyToClient::Disconnect { reason }.into())]);
-            routing.leave(user);
-        }
-    }
-    Ok(())
 }

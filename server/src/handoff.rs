@@ -6,12 +6,15 @@
 //! sequence numbers make sure nothing is applied twice. At no tick do two servers
 //! simulate the player.
 
-use crate::app::{ServerSettings, SimulationTick};
-use crate::interest::Visible;
+use crate::components::Visible;
 use crate::movement::MovementSystems;
-use crate::net::{HandoffAccepted, HandoffReceived, NetSystems, PeerLinks, PeerLost, ProxyLinks};
+use crate::net::{
+    HandoffAccepted, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks, PeerLost, ProxyLinks,
+};
 use crate::players::{InputQueue, Player, PlayerSystems, Players};
 use crate::regions::ghosts::Ghosts;
+use crate::settings::ServerSettings;
+use crate::tick::SimulationTick;
 use bevy::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -53,7 +56,8 @@ impl Plugin for HandoffPlugin {
                     .in_set(HandoffSystems)
                     .after(NetSystems::Receive)
                     .before(PlayerSystems),
-            );
+            )
+            .add_systems(PreUpdate, forward_to_new_owners.after(PlayerSystems));
     }
 }
 
@@ -141,6 +145,29 @@ fn accept_handoffs(
         peers.send(peer, PeerMessage::HandoffAccepted { user });
         settings.stats.handoffs_in.fetch_add(1, Ordering::Relaxed);
         info!("took over {user} from {peer} at {}", state.position);
+    }
+}
+
+/// Input and logouts that reach us for a player we handed off were sent before its proxy
+/// heard of the handoff: the new owner gets them (and applies each input once, by its
+/// sequence number).
+fn forward_to_new_owners(
+    mut inputs: MessageReader<InputReceived>,
+    mut logouts: MessageReader<LogoutRequest>,
+    players: Res<Players>,
+    handed_off: Res<HandedOff>,
+    mut peers: ResMut<PeerLinks>,
+) {
+    let new_owner = |user| handed_off.0.get(&user).filter(|_| !players.0.contains_key(&user)).map(|d| d.to);
+    for &InputReceived { user, input } in inputs.read() {
+        if let Some(to) = new_owner(user) {
+            peers.send(to, PeerMessage::ForwardInput { user, input });
+        }
+    }
+    for &LogoutRequest { user } in logouts.read() {
+        if let Some(to) = new_owner(user) {
+            peers.send(to, PeerMessage::ForwardLogout { user });
+        }
     }
 }
 

@@ -4,9 +4,11 @@
 //! view-radius cells keeps this linear in the number of entities. The broadcast
 //! baseline sends every player everything instead.
 
-use crate::app::{ServerSettings, SimulationTick};
+use crate::components::Visible;
 use crate::net::{NetSystems, ProxyLinks};
 use crate::players::{InputQueue, Player};
+use crate::settings::ServerSettings;
+use crate::tick::SimulationTick;
 use bevy::platform::collections::HashMap;
 use bevy::platform::collections::hash_map::Entry;
 use bevy::prelude::*;
@@ -19,17 +21,12 @@ use tessera_shared::protocol::{
 };
 use tracing::warn;
 
-/// Anything a player can see: its id, where it is, and its name.
-#[derive(Component, Debug, Clone)]
-pub struct Visible {
-    pub name: String,
-}
-
 pub struct InterestPlugin;
 
 impl Plugin for InterestPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(
+        // What a player has been told is interest's to keep, on every player.
+        app.register_required_components::<Player, KnownEntities>().add_systems(
             PostUpdate,
             send_player_updates.in_set(NetSystems::Send).run_if(resource_changed::<SimulationTick>),
         );

@@ -1,21 +1,27 @@
 //! The Tessera game server: a headless Bevy app that simulates the regions the cluster
-//! map gives it, at a fixed tick. Network I/O runs on a tokio runtime beside the app;
-//! systems receive in `PreUpdate`, simulate in `FixedUpdate` and send in `PostUpdate`.
+//! map gives it, at a fixed tick. Systems receive in `PreUpdate`, simulate in
+//! `FixedUpdate` and send in `PostUpdate`.
 //!
-//! Features, one plugin each: [`net`] (the proxy and peer links), [`players`] (logins,
-//! logouts, input queues), [`movement`], [`interest`] (what each player is sent),
-//! [`regions`] (subscriptions between servers, ghosts), [`handoff`], [`status`] (the
-//! operator's periodic report).
+//! Features, one plugin each: [`tick`] (the simulation clock), [`net`] (the protocol
+//! layer: network events in, queued messages out; its [`net::tcp`] transport runs the
+//! sockets on a tokio runtime beside the app), [`players`] (logins, logouts, input
+//! queues), [`movement`], [`interest`] (what each player is sent), [`regions`]
+//! (subscriptions between servers, ghosts), [`handoff`], [`status`] (the operator's
+//! periodic report). [`app`] assembles them.
 
 pub mod app;
+pub mod components;
 pub mod handoff;
 pub mod interest;
-pub mod local_cluster;
 pub mod movement;
 pub mod net;
 pub mod players;
 pub mod regions;
+pub mod settings;
 pub mod stats;
 pub mod status;
+pub mod tick;
 
-pub use app::{ServerListeners, ServerSettings, build_app, run};
+pub use app::{build_app, run};
+pub use net::tcp::ServerListeners;
+pub use settings::ServerSettings;

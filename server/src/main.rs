@@ -1,10 +1,9 @@
-//! `tessera-server`: runs one game server of a cluster map, or with `--all` every
-//! server and proxy of the map in this one process.
+//! `tessera-server`: runs one game server of a cluster map. (Every server and proxy of
+//! a map in one process is `tessera-cluster`.)
 
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use tessera_server::local_cluster::LocalCluster;
 use tessera_server::{ServerListeners, ServerSettings};
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ServerId;
@@ -17,17 +16,14 @@ struct Args {
     #[arg(long)]
     cluster: Option<PathBuf>,
     /// Which server of the map to run.
-    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
-    id: Option<u16>,
-    /// Run every server and proxy of the map in this process.
     #[arg(long)]
-    all: bool,
+    id: u16,
     /// Simulation ticks per second, overriding the map's.
     #[arg(long)]
     tick_hz: Option<f64>,
     /// Subscribe to every foreign region and send every player everything, whatever it
     /// sees: the baseline region subscriptions are benchmarked against. Not for play.
-    #[arg(long, conflicts_with = "all")]
+    #[arg(long)]
     broadcast_baseline: bool,
     /// Serve Prometheus metrics (tick times, players, peer bytes...) at this address.
     #[arg(long, value_name = "ADDR")]
@@ -35,7 +31,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    tessera_shared::logging::init();
+    tessera_service::logging::init();
     let args = Args::parse();
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -53,20 +49,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         cluster.validate()?;
     }
     if let Some(addr) = args.metrics {
-        tessera_shared::metrics::serve(addr)?;
+        tessera_service::metrics::serve(addr)?;
         tracing::info!("metrics at http://{addr}/metrics");
     }
     let shutdown = CancellationToken::new();
-
-    let on_signal = shutdown.clone();
-    ctrlc_on(move || on_signal.cancel());
-    if args.all {
-        let local = LocalCluster::start(cluster, shutdown.clone())?;
-        tracing::info!("local cluster up; players connect to {}", local.proxy_addresses().join(", "));
-        local.wait();
-        return Ok(());
-    }
-    let id = ServerId(args.id.expect("clap requires --id without --all"));
+    tessera_service::signals::cancel_on_stop(shutdown.clone())?;
+    let id = ServerId(args.id);
     let mut settings = ServerSettings::new(cluster.clone(), id)?;
     settings.broadcast_baseline = args.broadcast_baseline;
     let listeners = ServerListeners::bind(&cluster, id)?;
@@ -77,13 +65,4 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     tessera_server::run(settings, listeners, shutdown);
     Ok(())
-}
-
-/// Cancels on Ctrl-C or SIGTERM, so the process stops cleanly.
-fn ctrlc_on(cancel: impl FnOnce() + Send + 'static) {
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("signal runtime");
-        runtime.block_on(tessera_shared::signals::stop_requested());
-        cancel();
-    });
 }

@@ -3,8 +3,9 @@
 //! move, staying inside the world: a player walking into the world's edge stops along
 //! that axis.
 
-use crate::app::{ServerSettings, SimulationTick};
 use crate::players::InputQueue;
+use crate::settings::ServerSettings;
+use crate::tick::SimulationTick;
 use bevy::prelude::*;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::UserId;

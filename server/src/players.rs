@@ -1,18 +1,16 @@
 //! Players this server owns: spawning them on login, despawning them on logout or when
 //! their proxy goes, and queueing their inputs so each is applied exactly once, in
-//! sequence order, whatever order they arrive in.
+//! sequence order, whatever order they arrive in. (Input and logouts for a player that
+//! has just been handed to a peer are the handoff's to forward.)
 
-use crate::app::ServerSettings;
-use crate::handoff::HandedOff;
-use crate::interest::{KnownEntities, Visible};
-use crate::net::{
-    InputReceived, LoginRequest, LogoutRequest, NetSystems, PeerLinks, ProxyConnected, ProxyLinks, ProxyLost,
-};
+use crate::components::Visible;
+use crate::net::{InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost};
+use crate::settings::ServerSettings;
 use bevy::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use tessera_shared::components::{Keys, Position, Velocity};
 use tessera_shared::ids::{ProxyId, UserId};
-use tessera_shared::protocol::{Input, PeerMessage, ServerToProxy};
+use tessera_shared::protocol::{Input, ServerToProxy};
 use tracing::{debug, info, warn};
 
 /// Inputs held ahead of a gap before the player counts as misbehaving.
@@ -22,7 +20,7 @@ pub const GAP_TIMEOUT_TICKS: u64 = 40;
 
 /// A player simulated by this server.
 #[derive(Component, Debug, Clone)]
-#[require(Position, Velocity, InputQueue, KnownEntities)]
+#[require(Position, Velocity, InputQueue)]
 pub struct Player {
     /// The proxy this player came through: where its updates go.
     pub proxy: ProxyId,
@@ -175,18 +173,10 @@ fn queue_inputs(
     players: Res<Players>,
     mut queues: Query<(&mut InputQueue, &Player)>,
     mut links: ResMut<ProxyLinks>,
-    mut peers: ResMut<PeerLinks>,
-    handed_off: Res<HandedOff>,
 ) {
     for &InputReceived { user, input } in inputs.read() {
         let Some(mut queue) = players.0.get(&user).and_then(|&e| queues.get_mut(e).ok()) else {
-            match handed_off.0.get(&user) {
-                // Sent before the proxy heard of the handoff: the new owner applies it.
-                Some(departure) => {
-                    peers.send(departure.to, PeerMessage::ForwardInput { user, input });
-                }
-                None => debug!("input {} for {user}, who is not here", input.seq),
-            }
+            debug!("input {} for {user}, who is not here", input.seq);
             continue;
         };
         if let Err(err) = queue.0.push(input) {
@@ -197,19 +187,11 @@ fn queue_inputs(
     }
 }
 
-fn despawn_logouts(
-    mut commands: Commands,
-    mut requests: MessageReader<LogoutRequest>,
-    mut players: ResMut<Players>,
-    mut peers: ResMut<PeerLinks>,
-    handed_off: Res<HandedOff>,
-) {
+fn despawn_logouts(mut commands: Commands, mut requests: MessageReader<LogoutRequest>, mut players: ResMut<Players>) {
     for &LogoutRequest { user } in requests.read() {
         if let Some(entity) = players.0.remove(&user) {
             info!("{user} left");
             commands.entity(entity).despawn();
-        } else if let Some(departure) = handed_off.0.get(&user) {
-            peers.send(departure.to, PeerMessage::ForwardLogout { user });
         }
     }
 }

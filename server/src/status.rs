@@ -4,13 +4,14 @@
 //! in [`ServerStats`](crate::stats::ServerStats) and exported as metrics (the names in
 //! [`tessera_shared::metrics`]), which the benchmark scrapes.
 
-use crate::app::{ServerSettings, SimulationTick};
 use crate::net::{PeerLinks, ProxyLinks};
 use crate::players::Players;
 use crate::regions::ghosts::Ghosts;
 use crate::regions::publisher::Publications;
 use crate::regions::subscriber::Subscriptions;
+use crate::settings::ServerSettings;
 use crate::stats::ServerStats;
+use crate::tick::SimulationTick;
 use bevy::prelude::*;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

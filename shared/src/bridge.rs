@@ -40,6 +40,11 @@ impl<T: Send + 'static> Inbox<T> {
 }
 
 impl<T> InboxSender<T> {
+    /// Delivers `message` if the inbox has room now, or gives it back.
+    pub fn try_send(&self, message: T) -> Result<(), T> {
+        self.0.try_send(message).map_err(|err| err.into_inner())
+    }
+
     /// Delivers `message`, waiting while the inbox is full.
     pub async fn send(&self, mut message: T) -> Result<(), InboxClosed> {
         loop {

@@ -255,6 +255,61 @@ impl ClusterConfig {
     pub fn proxy(&self, id: ProxyId) -> Result<&ProxyConfig, ClusterError> {
         self.proxies.iter().find(|p| p.id == id).ok_or(ClusterError::UnknownProxy(id))
     }
+
+    /// The smallest cluster: the default map cut down to one region, on server 1, with
+    /// proxy 1.
+    pub fn one_region() -> Self {
+        let mut map = Self::default_local();
+        (map.world.columns, map.world.rows, map.world.spawn) = (1, 1, None);
+        map.servers.truncate(1);
+        map.servers[0].regions = vec![[0, 0]];
+        map.proxies.truncate(1);
+        map.validate().expect("one region on one server is a valid map");
+        map
+    }
+
+    /// Moves every listener of the map to the address `place` gives it, asked with the
+    /// listener and its present address: a whole cluster on other ports, such as free
+    /// loopback ones for tests and the benchmark. A listener that moves loses its public
+    /// address, which pointed at where it was.
+    pub fn rebind<E>(&mut self, mut place: impl FnMut(Listener, SocketAddr) -> Result<SocketAddr, E>) -> Result<(), E> {
+        let mut moved = |listener, bind: &mut SocketAddr, public: &mut Option<String>| {
+            let to = place(listener, *bind)?;
+            if to != *bind {
+                (*bind, *public) = (to, None);
+            }
+            Ok(())
+        };
+        for server in &mut self.servers {
+            moved(Listener::Peers(server.id), &mut server.peer_bind, &mut server.peer_public)?;
+            moved(Listener::Proxies(server.id), &mut server.proxy_bind, &mut server.proxy_public)?;
+        }
+        for proxy in &mut self.proxies {
+            moved(Listener::Players(proxy.id), &mut proxy.client_bind, &mut proxy.client_public)?;
+        }
+        Ok(())
+    }
+}
+
+/// One listening socket of a cluster map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listener {
+    /// Where a server's peers dial it.
+    Peers(ServerId),
+    /// Where proxies dial a server.
+    Proxies(ServerId),
+    /// Where players dial a proxy.
+    Players(ProxyId),
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Peers(server) => write!(f, "{server} peer port"),
+            Self::Proxies(server) => write!(f, "{server} proxy port"),
+            Self::Players(proxy) => write!(f, "{proxy} client port"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -297,6 +352,34 @@ mod tests {
         assert!(matches!(err, ClusterError::TooManyCells(240_000)), "{err}");
         let err = rejects(|c| c.simulation.tick_hz = 0.0);
         assert!(matches!(err, ClusterError::Simulation(_)), "{err}");
+    }
+
+    #[test]
+    fn rebinding_moves_every_listener_and_drops_stale_public_addresses() {
+        let mut config = ClusterConfig::default_local();
+        config.servers[0].peer_public = Some("example.org:7101".into());
+        config.proxies[0].client_public = Some("example.org:7001".into());
+        let mut seen = Vec::new();
+        let mut port = 9000;
+        config
+            .rebind(|listener, _| {
+                seen.push(listener);
+                port += 1;
+                Ok::<_, ()>(SocketAddr::from(([127, 0, 0, 1], port)))
+            })
+            .unwrap();
+        assert_eq!(seen.len(), 4 * 2 + 2, "every listener, once");
+        assert_eq!(seen[0], Listener::Peers(ServerId(1)));
+        assert_eq!(config.servers[0].peer_address(), "127.0.0.1:9001");
+        assert_eq!(config.proxies[0].client_public, None);
+        assert_eq!(config.proxies[1].client_address(), "127.0.0.1:9010");
+
+        // Left where they are, public addresses stay.
+        let mut config = ClusterConfig::default_local();
+        config.proxies[0].client_public = Some("example.org:7001".into());
+        config.rebind(|_, at| Ok::<_, ()>(at)).unwrap();
+        assert_eq!(config.proxies[0].client_address(), "example.org:7001");
+        assert_eq!(ClusterConfig::one_region().region_map().regions().count(), 1);
     }
 
     #[test]

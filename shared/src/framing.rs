@@ -34,22 +34,17 @@ pub enum WireError {
     Truncated,
 }
 
-/// Decodes frames into `In` and encodes any serialisable message, adding the bytes it
-/// decodes or encodes to `counter` when given one.
-pub struct WireCodec<In> {
+/// Splits a byte stream into frame bodies, adding the bytes it decodes or encodes to
+/// `counter` when given one. What reads raw frames (the benchmark, counting what a proxy
+/// forwards) and what decodes messages ([`WireCodec`]) frame alike through this.
+#[derive(Debug, Default, Clone)]
+pub struct FrameCodec {
     counter: Option<Arc<AtomicU64>>,
-    _in: PhantomData<fn() -> In>,
 }
 
-impl<In> Default for WireCodec<In> {
-    fn default() -> Self {
-        Self { counter: None, _in: PhantomData }
-    }
-}
-
-impl<In> WireCodec<In> {
+impl FrameCodec {
     pub fn counting(counter: Arc<AtomicU64>) -> Self {
-        Self { counter: Some(counter), _in: PhantomData }
+        Self { counter: Some(counter) }
     }
 
     fn count(&self, bytes: usize) {
@@ -59,11 +54,11 @@ impl<In> WireCodec<In> {
     }
 }
 
-impl<In: DeserializeOwned> Decoder for WireCodec<In> {
-    type Item = In;
+impl Decoder for FrameCodec {
+    type Item = BytesMut;
     type Error = WireError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, WireError> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, WireError> {
         let Some(prefix) = src.get(..LEN_PREFIX) else {
             return Ok(None);
         };
@@ -76,17 +71,57 @@ impl<In: DeserializeOwned> Decoder for WireCodec<In> {
             return Ok(None);
         }
         src.advance(LEN_PREFIX);
-        let body = src.split_to(len);
         self.count(LEN_PREFIX + len);
-        decode_body(&body).map(Some)
+        Ok(Some(src.split_to(len)))
     }
 
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<In>, WireError> {
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<BytesMut>, WireError> {
         match self.decode(buf)? {
-            Some(message) => Ok(Some(message)),
+            Some(frame) => Ok(Some(frame)),
             None if buf.is_empty() => Ok(None),
             None => Err(WireError::Truncated),
         }
+    }
+}
+
+/// Frames carrying one bincode message each: decodes them into `In`, encodes any
+/// serialisable message.
+pub struct WireCodec<In> {
+    frames: FrameCodec,
+    _in: PhantomData<fn() -> In>,
+}
+
+impl<In> Default for WireCodec<In> {
+    fn default() -> Self {
+        Self { frames: FrameCodec::default(), _in: PhantomData }
+    }
+}
+
+impl<In> WireCodec<In> {
+    pub fn counting(counter: Arc<AtomicU64>) -> Self {
+        Self { frames: FrameCodec::counting(counter), _in: PhantomData }
+    }
+
+    /// The same codec, decoding `Next` from now on: a link past its handshake.
+    pub fn decoding<Next>(self) -> WireCodec<Next> {
+        WireCodec { frames: self.frames, _in: PhantomData }
+    }
+
+    fn count(&self, bytes: usize) {
+        self.frames.count(bytes);
+    }
+}
+
+impl<In: DeserializeOwned> Decoder for WireCodec<In> {
+    type Item = In;
+    type Error = WireError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, WireError> {
+        self.frames.decode(src)?.map(|body| decode_body(&body)).transpose()
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<In>, WireError> {
+        self.frames.decode_eof(buf)?.map(|body| decode_body(&body)).transpose()
     }
 }
 
@@ -197,7 +232,7 @@ mod tests {
     fn every_link_round_trips() {
         let user = UserId::issue(ProxyId(2), 9);
         let input = Input { seq: 7, keys: Keys::UP | Keys::LEFT };
-        round_trip(ClientToProxy::Hello(Hello::new(Role::Client { name: "ada".into() })));
+        round_trip(Hello::new(Role::Client { name: "ada".into() }));
         round_trip(ClientToProxy::Input(input));
         round_trip(ProxyToClient::Welcome(Welcome {
             user,

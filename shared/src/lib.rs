@@ -1,6 +1,7 @@
-//! Tessera's common ground, shared by every process of a cluster: the ids, the
-//! components, the region map, the cluster file, the wire protocol with its framing,
-//! the bridge between a tokio runtime and Bevy systems, and the exported metrics.
+//! Tessera's common ground, shared by every process of a cluster and by the game
+//! client: the ids, the components, the region map, the cluster file, the wire protocol
+//! with its framing and links, the bridge between a tokio runtime and Bevy systems, and
+//! the names of the exported metrics. Nothing here is specific to one platform.
 
 pub mod bridge;
 pub mod cluster;
@@ -8,11 +9,8 @@ pub mod components;
 pub mod framing;
 pub mod ids;
 pub mod link;
-pub mod logging;
 pub mod metrics;
-
 pub mod protocol;
 pub mod region_map;
-pub mod signals;
 
 pub use glam::Vec2;

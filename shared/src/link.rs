@@ -1,10 +1,14 @@
-//! A link is one TCP connection speaking the Tessera wire: a hello exchange with a
-//! deadline, then a reader and a writer running until either side ends it. Outgoing
-//! messages queue in a bounded channel; a peer that stops reading fills it, and then
-//! the link is closed rather than buffering without bound.
+//! A link is one TCP connection speaking the Tessera wire: the [handshake]
+//! (crate::protocol::handshake) with a deadline, then a reader and a writer running
+//! until either side ends it. Outgoing messages queue in a bounded channel; a peer that
+//! stops reading fills it, and then the link is closed rather than buffering without
+//! bound. Also here: the accept loop every listener runs, and the redial loop (with its
+//! [`Backoff`]) every dialer runs.
 
+use crate::bridge::InboxClosed;
 use crate::framing::{WireCodec, WireError};
-use crate::protocol::{Greeting, Hello, PROTOCOL_VERSION, Role};
+use crate::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, Hello, PROTOCOL_VERSION, Role};
+use crate::protocol::verify::Violation;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,31 +23,37 @@ use tokio_util::codec::{Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// How long a new connection has to say hello.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one batch of writes may take before the peer counts as not reading.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages queued for one link before it counts as stuck.
 pub const OUTBOUND_CAPACITY: usize = 1024;
 
+/// Why a link ended, by cause.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error(transparent)]
     Wire(#[from] WireError),
     #[error("peer closed the connection")]
     Closed,
-    #[error("no hello within {0:?}")]
-    HandshakeTimeout(Duration),
-    #[error("protocol version {theirs} is not ours ({ours})")]
-    Version { ours: u32, theirs: u32 },
-    #[error("expected a {expected} to connect, got {got:?}")]
-    Role { expected: &'static str, got: Role },
-    #[error("unexpected message: {0}")]
-    Unexpected(String),
+    #[error("connecting timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+    #[error("protocol violation: {0}")]
+    Violation(#[from] Violation),
     #[error("peer is not reading: writes stalled for {0:?}")]
     Stalled(Duration),
-    #[error("{0}")]
-    Rejected(String),
+    /// We turned the peer away, and told it why.
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("this process is shutting down")]
+    ShuttingDown,
+}
+
+impl From<InboxClosed> for LinkError {
+    fn from(_: InboxClosed) -> Self {
+        Self::ShuttingDown
+    }
 }
 
 /// Bytes that crossed one or more links, frames and length prefixes included.
@@ -53,56 +63,38 @@ pub struct Traffic {
     pub bytes_out: Arc<AtomicU64>,
 }
 
-/// A framed connection before and after its handshake.
+/// A framed connection past its handshake, receiving `In`.
 pub struct Link<In> {
     reader: FramedRead<OwnedReadHalf, WireCodec<In>>,
     writer: FramedWrite<OwnedWriteHalf, WireCodec<In>>,
 }
 
 impl<In: DeserializeOwned> Link<In> {
-    pub fn new(stream: TcpStream) -> Self {
-        Self::with_codecs(stream, WireCodec::default(), WireCodec::default())
-    }
-
-    /// A link that adds every byte it reads and writes to `traffic`.
-    pub fn counting(stream: TcpStream, traffic: &Traffic) -> Self {
-        Self::with_codecs(
-            stream,
-            WireCodec::counting(traffic.bytes_in.clone()),
-            WireCodec::counting(traffic.bytes_out.clone()),
-        )
-    }
-
-    fn with_codecs(stream: TcpStream, reader: WireCodec<In>, writer: WireCodec<In>) -> Self {
+    /// Opens a link over `stream`: sends `hello`, waits (at most [`HANDSHAKE_TIMEOUT`])
+    /// for the peer's, and checks its protocol version. Returns the link and the role the
+    /// peer claims, which the caller must check is one it accepts. With `traffic`, every
+    /// byte read and written is added to it, the handshake's included.
+    pub async fn open(stream: TcpStream, hello: Hello, traffic: Option<&Traffic>) -> Result<(Self, Role), LinkError> {
         // Small frames every tick: latency matters more than coalescing.
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        Self { reader: FramedRead::new(read, reader), writer: FramedWrite::new(write, writer) }
-    }
-
-    /// Sends `hello` and waits for the peer's, checking the protocol version.
-    pub async fn handshake<Out>(&mut self, hello: Hello) -> Result<Role, LinkError>
-    where
-        In: Greeting + std::fmt::Debug,
-        Out: Greeting + Serialize,
-    {
-        self.send(Out::hello(hello)).await?;
-        self.expect_hello().await
-    }
-
-    /// Waits for the peer's hello and checks its protocol version.
-    async fn expect_hello(&mut self) -> Result<Role, LinkError>
-    where
-        In: Greeting + std::fmt::Debug,
-    {
-        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.recv())
+        let codec =
+            |counter: Option<&Arc<AtomicU64>>| counter.cloned().map_or_else(WireCodec::default, WireCodec::counting);
+        let mut reader = FramedRead::new(read, codec(traffic.map(|t| &t.bytes_in)));
+        let mut writer = FramedWrite::new(write, codec(traffic.map(|t| &t.bytes_out)));
+        tokio::time::timeout(WRITE_TIMEOUT, writer.send(hello))
             .await
-            .map_err(|_| LinkError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
-        let hello = first.into_hello().map_err(|other| LinkError::Unexpected(format!("{other:?} before hello")))?;
-        if hello.version != PROTOCOL_VERSION {
-            return Err(LinkError::Version { ours: PROTOCOL_VERSION, theirs: hello.version });
+            .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
+        let theirs: Hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.next())
+            .await
+            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))?
+            .ok_or(LinkError::Closed)??;
+        if theirs.version != PROTOCOL_VERSION {
+            return Err(HandshakeError::Version { ours: PROTOCOL_VERSION, theirs: theirs.version }.into());
         }
-        Ok(hello.role)
+        let link =
+            Self { reader: reader.map_decoder(WireCodec::decoding), writer: writer.map_encoder(WireCodec::decoding) };
+        Ok((link, theirs.role))
     }
 
     pub async fn recv(&mut self) -> Result<In, LinkError> {
@@ -195,9 +187,46 @@ impl<T> Outbound<T> {
     }
 }
 
-/// First wait before redialing a lost link; it doubles on each failure up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Waits between attempts to reach something that is down: doubling from a first wait
+/// to a cap, and back to the first once an attempt succeeds. Every dialer and every
+/// rejoining player waits this way.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Default for Backoff {
+    /// From 100 ms to 5 s: quick while a cluster is starting, gentle on one that is down.
+    fn default() -> Self {
+        Self::new(Duration::from_millis(100), Duration::from_secs(5))
+    }
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Self { first, max, next: first }
+    }
+
+    /// How long to wait before the next attempt; each call doubles the one after.
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    /// The last attempt succeeded: the next failure waits the first wait again.
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+
+    /// Whether the wait [`Self::next_wait`] just gave was not the first in a row.
+    pub fn retrying(&self) -> bool {
+        self.next > self.first * 2
+    }
+}
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A link that stayed up this long was healthy: the next redial starts from the first backoff.
 const HEALTHY_LINK: Duration = Duration::from_secs(1);
@@ -243,17 +272,17 @@ where
     Serve: FnMut(TcpStream) -> Served,
     Served: Future<Output = Result<(), LinkError>>,
 {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::default();
     loop {
         let attempt = async {
             let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
                 .await
-                .map_err(|_| LinkError::Rejected(format!("connect timed out after {CONNECT_TIMEOUT:?}")))?
+                .map_err(|_| LinkError::ConnectTimeout(CONNECT_TIMEOUT))?
                 .map_err(|err| LinkError::Wire(err.into()))?;
             let connected = tokio::time::Instant::now();
             let result = serve(stream).await;
             if connected.elapsed() >= HEALTHY_LINK {
-                backoff = FIRST_BACKOFF;
+                backoff.reset();
             }
             result
         };
@@ -261,18 +290,18 @@ where
             _ = shutdown.cancelled() => return,
             result = attempt => result,
         };
+        let wait = backoff.next_wait();
         match result {
             // Still down: said once at the first failure, not at every retry.
-            Err(LinkError::Wire(err)) if backoff > FIRST_BACKOFF => {
+            Err(LinkError::Wire(err)) if backoff.retrying() => {
                 debug!("{what} at {address} still unreachable: {err}")
             }
-            Err(err) => warn!("{what} at {address}: {err}; redialing in {backoff:?}"),
+            Err(err) => warn!("{what} at {address}: {err}; redialing in {wait:?}"),
             Ok(()) => info!("{what} at {address} closed the link; redialing"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

@@ -1,10 +1,6 @@
-//! What every Tessera process exports for its operator and for the benchmark: a
-//! Prometheus endpoint (`--metrics ADDR`, served by `metrics-exporter-prometheus`). The
-//! metric names live here, so the processes that export them and the benchmark that
-//! scrapes them cannot drift apart.
-
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
-use std::net::SocketAddr;
+//! The names of the metrics every Tessera process exports for its operator and for the
+//! benchmark. They live here, so the processes that export them and the benchmark that
+//! scrapes them cannot drift apart; the endpoint itself is `tessera_service::metrics`.
 
 /// Wall-clock time of one server frame (receive, simulate, send), in seconds. Label `server`.
 pub const SERVER_TICK_SECONDS: &str = "tessera_server_tick_seconds";
@@ -35,11 +31,3 @@ pub const TICK_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.0225, 0.025,
     0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
 ];
-
-/// Serves this process's metrics at `http://ADDR/metrics` (any path answers) from now on.
-pub fn serve(addr: SocketAddr) -> Result<(), BuildError> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .set_buckets_for_metric(Matcher::Full(SERVER_TICK_SECONDS.into()), TICK_BUCKETS)?
-        .install()
-}

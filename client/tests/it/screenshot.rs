@@ -5,10 +5,9 @@
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tessera_bots::player::Player;
+use tessera_cluster::LocalCluster;
+use tessera_player::{Player, Rejoin};
 use tessera_shared::Vec2;
-
-use tessera_server::local_cluster::LocalCluster;
 use tessera_shared::cluster::ClusterConfig;
 
 const WIDTH: usize = 1280;
@@ -26,14 +25,8 @@ fn is_pale(p: &[u8]) -> bool {
 }
 
 async fn join(proxy: &str, name: &str) -> Player {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match Player::connect(proxy, name).await {
-            Ok(player) => return player,
-            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(err) => panic!("{name} could not join: {err}"),
-        }
-    }
+    let joining = Rejoin::new(vec![proxy.into()], name).join_within(Duration::from_secs(20)).await;
+    joining.unwrap_or_else(|err| panic!("{name} could not join: {err}"))
 }
 
 #[test]

@@ -1,25 +1,22 @@
-//! The server's network: a tokio runtime beside the app, the listeners for proxies and
-//! peer servers, the dialers to peers, and the systems that turn what the links deliver
-//! into Bevy messages (`PreUpdate`). Systems send through [`ProxyLinks`] and
-//! [`PeerLinks`].
+//! The server's protocol layer, apart from any transport: network events come in
+//! through one inbox ([`NetEvents`]) and leave it as Bevy messages (`PreUpdate`);
+//! systems send through [`ProxyLinks`] and [`PeerLinks`], whose queues a transport
+//! drains. The real transport is [`tcp`] (a tokio runtime beside the app, the listeners
+//! and the dialers); the cluster's in-process test harness is another, with no sockets.
 
 mod links;
-mod peer_link;
-mod proxy_link;
+pub mod tcp;
 
 pub use links::Links;
 
-use crate::app::{ServerListeners, ServerSettings, Shutdown};
 use bevy::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use tessera_shared::Vec2;
-use tessera_shared::bridge::{Inbox, NetRuntime, inbox};
+use tessera_shared::bridge::{Inbox, InboxSender, inbox};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
 use tessera_shared::protocol::{CellDelta, HandoffState, Input, PeerMessage, ProxyToServer, ServerToProxy};
 use tessera_shared::region_map::CellId;
-use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 /// Undrained network events the ECS holds before network tasks wait for it.
@@ -40,13 +37,15 @@ pub enum NetSystems {
 pub struct LinkId(u64);
 
 impl LinkId {
-    fn next() -> Self {
+    /// A link id never used before in this process.
+    pub fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Self(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 
-/// What network tasks report to the app.
+/// What a transport reports to the app. Messages arrive already checked by
+/// [`tessera_shared::protocol::verify`] against the sender's rights.
 pub enum NetEvent {
     ProxyUp { proxy: ProxyId, link: LinkId, outbound: Outbound<ServerToProxy> },
     ProxyDown { proxy: ProxyId, link: LinkId },
@@ -128,43 +127,16 @@ pub struct HandoffReceived {
     pub state: HandoffState,
 }
 
-pub struct NetPlugin {
-    /// Taken once, when the plugin is built.
-    pub listeners: Mutex<Option<ServerListeners>>,
-}
+/// Where a transport delivers network events; cloned into every task that has some.
+#[derive(Resource, Clone)]
+pub struct NetEvents(pub InboxSender<NetEvent>);
 
-impl Plugin for NetPlugin {
+pub struct ProtocolPlugin;
+
+impl Plugin for ProtocolPlugin {
     fn build(&self, app: &mut App) {
-        let listeners = self.listeners.lock().unwrap().take().expect("NetPlugin is built once");
-        let settings = app.world().resource::<ServerSettings>().clone();
-        let shutdown = app.world().resource::<Shutdown>().0.clone();
-        let runtime = NetRuntime::new(&format!("server-{}-net", settings.id.0), 1).expect("the network runtime starts");
         let (events, inbox) = inbox::<NetEvent>(INBOX_CAPACITY);
-        {
-            let _entered = runtime.handle().enter();
-            let tokio_listener = |listener: std::net::TcpListener| {
-                listener.set_nonblocking(true).expect("a listener can be made non-blocking");
-                TcpListener::from_std(listener).expect("a bound listener converts to tokio")
-            };
-            let proxies = tokio_listener(listeners.proxy);
-            runtime.handle().spawn(proxy_link::accept(proxies, settings.id, events.clone(), shutdown.clone()));
-            let context = peer_link::PeerContext {
-                me: settings.id,
-                map: Arc::new(settings.map.clone()),
-                events,
-                traffic: settings.stats.peer_traffic.clone(),
-            };
-            for peer in settings.cluster.servers.iter().filter(|peer| peer.id > settings.id) {
-                runtime.handle().spawn(peer_link::dial(
-                    peer.peer_address(),
-                    peer.id,
-                    context.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            runtime.handle().spawn(peer_link::accept(tokio_listener(listeners.peer), context, shutdown));
-        }
-        app.insert_resource(runtime)
+        app.insert_resource(NetEvents(events))
             .insert_resource(inbox)
             .init_resource::<ProxyLinks>()
             .init_resource::<PeerLinks>()
@@ -243,7 +215,6 @@ fn receive(
                 ProxyToServer::Logout { user } => {
                     out.logouts.write(LogoutRequest { user });
                 }
-                ProxyToServer::Hello(_) => unreachable!("the link task refuses a second hello"),
             },
             NetEvent::PeerUp { peer, link, outbound } => {
                 if peers.up(peer, link, outbound) {
@@ -277,7 +248,6 @@ fn receive(
                 PeerMessage::HandoffAccepted { user } => {
                     out.accepted.write(HandoffAccepted { peer, user });
                 }
-                PeerMessage::Hello(_) => unreachable!("the link task refuses a second hello"),
             },
         }
     }

@@ -2,7 +2,7 @@
 //! They are seen by our players, and moved along their velocity between updates as
 //! players are, but never simulated here.
 
-use crate::interest::Visible;
+use crate::components::Visible;
 use bevy::prelude::*;
 use std::collections::HashMap;
 use tessera_shared::components::{Position, Velocity};

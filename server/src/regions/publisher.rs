@@ -6,10 +6,11 @@
 //! as it moves players), so a crowd walking straight costs almost nothing.
 
 use super::RegionSystems;
-use crate::app::{ServerSettings, SimulationTick};
-use crate::interest::Visible;
+use crate::components::Visible;
 use crate::net::{NetSystems, PeerLinks, PeerLost, SubscriptionRequest};
 use crate::players::Player;
+use crate::settings::ServerSettings;
+use crate::tick::SimulationTick;
 use bevy::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tessera_shared::components::{Position, Velocity};

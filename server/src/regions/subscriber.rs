@@ -6,9 +6,10 @@
 
 use super::RegionSystems;
 use super::ghosts::{Ghost, Ghosts};
-use crate::app::{ServerSettings, SimulationTick};
 use crate::net::{CellDeltasReceived, NetSystems, PeerLinks, PeerLost};
 use crate::players::{Player, Players};
+use crate::settings::ServerSettings;
+use crate::tick::SimulationTick;
 use bevy::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tessera_shared::components::Position;

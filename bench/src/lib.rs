@@ -1,0 +1,211 @@
+//! `tessera-bench`: how many players a cluster holds, how fast, at what bandwidth.
+//! It starts a local cluster of real server and proxy processes ([`processes`]), ramps a
+//! bot swarm against it step by step until a limit breaks, reading every process's
+//! metrics ([`scrape`]) and `/proc` around each measured window, then runs the two
+//! comparisons: region subscriptions against broadcasting everything ([`compare_broadcast`]),
+//! and the proxy against a bare TCP relay ([`relay`]). It prints a table and writes
+//! every figure to one JSON file, rewritten after each step so an interrupted run keeps
+//! what it measured.
+
+pub mod processes;
+pub mod relay;
+pub mod report;
+pub mod scrape;
+
+use processes::{Binaries, ClusterProcesses, Usage};
+use report::{BenchReport, BroadcastComparison, Reading, StepReport};
+use std::path::PathBuf;
+use std::time::Duration;
+use tessera_bots::swarm::{Swarm, SwarmPlan};
+use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::metrics as names;
+use tokio::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("cannot read metrics from {0}: {1}")]
+    Scrape(std::net::SocketAddr, String),
+    #[error("{0} exited ({1}); its log is {2}")]
+    ProcessDied(String, String, PathBuf),
+}
+
+/// What to run, from the command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchOptions {
+    /// Bot counts to try, in order; the ramp stops after the first that breaks a limit.
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000,3000,4000,5000,7500,10000")]
+    pub steps: Vec<usize>,
+    /// Seconds for each step's bots to connect and settle before it is measured.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: u64,
+    /// Seconds measured in each step.
+    #[arg(long, default_value_t = 15)]
+    pub measure: u64,
+    /// Side of each region of the 2×2 world the bots spread over.
+    #[arg(long, default_value_t = 4096.0)]
+    pub region_size: f32,
+    /// Bots in the region-subscriptions-against-broadcast comparison.
+    #[arg(long, default_value_t = 200)]
+    pub compare_bots: usize,
+    /// Player connections in the proxy-against-relay comparison.
+    #[arg(long, default_value_t = 100)]
+    pub relay_clients: usize,
+    /// Entity states in each update of the proxy-against-relay comparison.
+    #[arg(long, default_value_t = 8)]
+    pub relay_entities: usize,
+    /// Stop starting steps after this many minutes, keeping what was measured.
+    #[arg(long, default_value_t = 20)]
+    pub max_minutes: u64,
+    /// Where the JSON report, the cluster files and the process logs go.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+    /// Threads for each proxy (its `--threads`); one per core when absent.
+    #[arg(long)]
+    pub proxy_threads: Option<usize>,
+    /// Only the ramp, without the two comparisons.
+    #[arg(long)]
+    pub no_comparisons: bool,
+}
+
+/// The limits a step must stay within.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub tick_p99_ms: f64,
+    pub tick_rate_hz: f64,
+    pub echo_p99_ms: f64,
+}
+
+impl Limits {
+    /// Tick p99 under half the tick budget, tick rate within 2.5% of nominal, echo p99 under 75 ms.
+    pub fn for_tick_rate(tick_hz: f64) -> Self {
+        Self { tick_p99_ms: 500.0 / tick_hz, tick_rate_hz: tick_hz * 0.975, echo_p99_ms: 75.0 }
+    }
+}
+
+/// The bench map: the default 2×2 regions on 4 servers and 2 proxies, with regions of
+/// `region_size` and players spawning anywhere in the disc the world's square holds.
+pub fn bench_map(region_size: f32) -> ClusterConfig {
+    let mut map = ClusterConfig::default_local();
+    map.world.region_size = region_size;
+    map.world.spawn = None;
+    map.world.spawn_radius = region_size;
+    map
+}
+
+pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, BenchError> {
+    let binaries = Binaries::beside_this_one()?;
+    let deadline = Instant::now() + Duration::from_secs(options.max_minutes * 60);
+    let map = bench_map(options.region_size);
+    let tick_hz = map.simulation.tick_hz;
+    let limits = Limits::for_tick_rate(tick_hz);
+    let mut report = BenchReport::new(command, &options, &map, limits);
+    let json = options.out.join("bench.json");
+    let step_time = Duration::from_secs(options.warmup + options.measure) + Duration::from_secs(20);
+
+    println!("{}", report::StepReport::table_header());
+    let mut cluster =
+        ClusterProcesses::start(&binaries, map.clone(), false, options.proxy_threads, &options.out.join("cluster"))
+            .await?;
+    for &bots in &options.steps {
+        if Instant::now() + step_time > deadline {
+            report.stopped_because = Some(format!("the {} minute budget ran out", options.max_minutes));
+            break;
+        }
+        let step = run_step(&mut cluster, bots, &options, limits).await?;
+        println!("{}", step.table_row());
+        let broken = !step.limits_broken.is_empty();
+        report.steps.push(step);
+        report.write(&json)?;
+        if broken {
+            report.stopped_because = Some("a limit broke".into());
+            break;
+        }
+    }
+    report.conclude();
+    if !options.no_comparisons {
+        report.subscriptions_vs_broadcast =
+            Some(compare_broadcast(&binaries, &mut cluster, &map, &options, limits).await?);
+        report.write(&json)?;
+    }
+    cluster.stop().await;
+    if !options.no_comparisons {
+        report.proxy_vs_relay = Some(relay::compare(&binaries, &options).await?);
+    }
+    report.write(&json)?;
+    println!("\n{}", report.summary());
+    println!("every figure: {}", json.display());
+    Ok(report)
+}
+
+/// One step: `bots` bots warm up, then a window is measured on both sides.
+async fn run_step(
+    cluster: &mut ClusterProcesses,
+    bots: usize,
+    options: &BenchOptions,
+    limits: Limits,
+) -> Result<StepReport, BenchError> {
+    let swarm = Swarm::launch(SwarmPlan {
+        proxies: cluster.proxy_addresses(),
+        bots,
+        warmup: Duration::from_secs(options.warmup),
+        measure: Duration::from_secs(options.measure),
+        name_prefix: "bot".into(),
+    });
+    tokio::time::sleep_until(swarm.window.start).await;
+    let before = read(cluster).await?;
+    tokio::time::sleep_until(swarm.window.end).await;
+    let after = read(cluster).await?;
+    let swarm = swarm.finish().await;
+    cluster.check_alive()?;
+    let step = StepReport::new(bots, swarm, &cluster.cluster, &before, &after, limits);
+    wait_until_empty(cluster).await?;
+    Ok(step)
+}
+
+/// Every process's metrics and usage, and this process's usage, now.
+async fn read(cluster: &ClusterProcesses) -> Result<Reading, BenchError> {
+    let at = Instant::now();
+    let scrapes = cluster.scrape_all().await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let usage = cluster.servers.iter().chain(&cluster.proxies).map(|p| p.usage()).collect();
+    Ok(Reading { at, scrapes, usage, bots: Usage::of_this_process() })
+}
+
+/// Waits until the servers have logged every bot of the last step out.
+async fn wait_until_empty(cluster: &ClusterProcesses) -> Result<(), BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reading = read(cluster).await?;
+        let players: f64 = reading.scrapes.iter().filter_map(|s| s.sum(names::SERVER_PLAYERS, &[])).sum();
+        if players == 0.0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Setup(format!("{players} players still logged in 20 s after their bots left")));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Comparison (a): the same swarm on the running cluster, then on one whose servers
+/// broadcast everything to every peer and every player.
+async fn compare_broadcast(
+    binaries: &Binaries,
+    cluster: &mut ClusterProcesses,
+    map: &ClusterConfig,
+    options: &BenchOptions,
+    limits: Limits,
+) -> Result<BroadcastComparison, BenchError> {
+    println!("\ncomparison: {} bots with region subscriptions, then with broadcast", options.compare_bots);
+    let subscriptions = run_step(cluster, options.compare_bots, options, limits).await?;
+    println!("{}", subscriptions.table_row());
+    let mut baseline =
+        ClusterProcesses::start(binaries, map.clone(), true, options.proxy_threads, &options.out.join("broadcast"))
+            .await?;
+    let broadcast = run_step(&mut baseline, options.compare_bots, options, limits).await;
+    baseline.stop().await;
+    let broadcast = broadcast?;
+    println!("{}", broadcast.table_row());
+    Ok(BroadcastComparison::new(subscriptions, broadcast))
+}

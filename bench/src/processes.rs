@@ -1,0 +1,268 @@
+//! The processes a benchmark starts: the real `tessera-server` and `tessera-proxy`
+//! binaries (and the bare relay), each on free loopback ports with its metrics endpoint
+//! on, its output in a log file, and tied to the benchmark's life. Every one is killed
+//! when its handle drops (a failure, a panic, Ctrl-C) and by the kernel if the
+//! benchmark itself dies; a benchmark that finishes stops them gently.
+
+use crate::BenchError;
+use crate::scrape::{self, Scrape};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::metrics as names;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// How long a new cluster has to link every server to every peer and proxy.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a process has to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Where the binaries are: beside the running `tessera-bench`, as cargo builds them.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub server: PathBuf,
+    pub proxy: PathBuf,
+    /// This benchmark, which is also the bare relay (`tessera-bench relay`).
+    pub bench: PathBuf,
+}
+
+impl Binaries {
+    pub fn beside_this_one() -> Result<Self, BenchError> {
+        let bench = std::env::current_exe().map_err(|err| BenchError::Setup(format!("cannot find myself: {err}")))?;
+        let dir = bench.parent().expect("an executable lives in a directory");
+        let binaries =
+            Self { server: dir.join("tessera-server"), proxy: dir.join("tessera-proxy"), bench: bench.clone() };
+        for binary in [&binaries.server, &binaries.proxy] {
+            if !binary.exists() {
+                return Err(BenchError::Setup(format!(
+                    "{} is missing: build it first (cargo build --release -p tessera-server -p tessera-proxy -p tessera-bench)",
+                    binary.display()
+                )));
+            }
+        }
+        if !dir.ends_with("release") {
+            tracing::warn!("{} is not a release build: figures will not be representative", dir.display());
+        }
+        Ok(binaries)
+    }
+}
+
+/// CPU time and peak memory of a process, read from `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub cpu_seconds: f64,
+    pub peak_memory_bytes: u64,
+}
+
+impl Usage {
+    pub fn of(pid: i32) -> Option<Self> {
+        let process = procfs::process::Process::new(pid).ok()?;
+        let stat = process.stat().ok()?;
+        let status = process.status().ok()?;
+        Some(Self {
+            cpu_seconds: (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64,
+            peak_memory_bytes: status.vmhwm.unwrap_or(0) * 1024,
+        })
+    }
+
+    pub fn of_this_process() -> Self {
+        Self::of(std::process::id() as i32).unwrap_or_default()
+    }
+}
+
+/// One started process.
+pub struct Process {
+    pub name: String,
+    /// Its metrics endpoint, when it serves one.
+    pub metrics: Option<SocketAddr>,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `program` with `args`, its output going to `{dir}/{name}.log`.
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        metrics: Option<SocketAddr>,
+        dir: &Path,
+    ) -> Result<Self, BenchError> {
+        let log = dir.join(format!("{name}.log"));
+        let output = std::fs::File::create(&log)
+            .map_err(|err| BenchError::Setup(format!("cannot create {}: {err}", log.display())))?;
+        let errors = output.try_clone().map_err(|err| BenchError::Setup(err.to_string()))?;
+        let mut command = Command::new(program);
+        command.args(args).stdin(Stdio::null()).stdout(output).stderr(errors).kill_on_drop(true);
+        // The kernel kills the child if the benchmark dies without cleaning up: strictly,
+        // when the thread that spawned it exits, and that is a runtime worker, which
+        // lives as long as the benchmark. A parent already gone before the prctl is
+        // caught by comparing the parent pid.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: prctl and getppid are async-signal-safe and touch nothing of the parent's state.
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("the benchmark is gone"));
+                }
+                Ok(())
+            });
+        }
+        let child =
+            command.spawn().map_err(|err| BenchError::Setup(format!("cannot start {}: {err}", program.display())))?;
+        Ok(Self { name: name.into(), metrics, child, log })
+    }
+
+    /// Reads its metrics.
+    pub async fn scrape(&self) -> Result<Scrape, BenchError> {
+        let addr = self.metrics.ok_or_else(|| BenchError::Setup(format!("{} serves no metrics", self.name)))?;
+        scrape::scrape(addr).await
+    }
+
+    pub fn usage(&self) -> Usage {
+        self.child.id().and_then(|pid| Usage::of(pid as i32)).unwrap_or_default()
+    }
+
+    /// An error if the process has exited.
+    pub fn check_alive(&mut self) -> Result<(), BenchError> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(BenchError::ProcessDied(self.name.clone(), status.to_string(), self.log.clone())),
+            Err(err) => Err(BenchError::ProcessDied(self.name.clone(), err.to_string(), self.log.clone())),
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it lingers.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: signalling our own child by its pid, which it keeps until we reap it.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_err() {
+            tracing::warn!("{} ignored SIGTERM for {STOP_GRACE:?}: killing it", self.name);
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// `n` distinct loopback addresses with free ports.
+pub fn free_addresses(n: usize) -> Result<Vec<SocketAddr>, BenchError> {
+    // All held at once, so no two are the same; released just before use.
+    let listeners: Result<Vec<_>, _> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect();
+    let listeners = listeners.map_err(|err| BenchError::Setup(format!("no free port: {err}")))?;
+    listeners.iter().map(|l| l.local_addr().map_err(|err| BenchError::Setup(err.to_string()))).collect()
+}
+
+/// A whole cluster as separate processes.
+pub struct ClusterProcesses {
+    pub cluster: ClusterConfig,
+    pub servers: Vec<Process>,
+    pub proxies: Vec<Process>,
+}
+
+impl ClusterProcesses {
+    /// Starts every server and proxy of `map` on free ports, and waits until every
+    /// server is linked to every peer and every proxy to every server.
+    pub async fn start(
+        binaries: &Binaries,
+        mut map: ClusterConfig,
+        broadcast_baseline: bool,
+        proxy_threads: Option<usize>,
+        dir: &Path,
+    ) -> Result<Self, BenchError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| BenchError::Setup(format!("cannot create {}: {err}", dir.display())))?;
+        let needed = map.servers.len() * 3 + map.proxies.len() * 2;
+        let mut free = free_addresses(needed)?.into_iter();
+        let mut next = || free.next().expect("enough addresses were taken");
+        map.rebind(|_, _| Ok::<_, BenchError>(next()))?;
+        let file = dir.join("cluster.toml");
+        std::fs::write(&file, map.to_toml())
+            .map_err(|err| BenchError::Setup(format!("cannot write {}: {err}", file.display())))?;
+        let cluster_arg = file.display().to_string();
+        let mut servers = Vec::new();
+        for server in &map.servers {
+            let metrics = next();
+            let mut args = vec!["--cluster".into(), cluster_arg.clone(), "--id".into(), server.id.0.to_string()];
+            args.extend(["--metrics".into(), metrics.to_string()]);
+            if broadcast_baseline {
+                args.push("--broadcast-baseline".into());
+            }
+            servers.push(Process::spawn(
+                &format!("server-{}", server.id.0),
+                &binaries.server,
+                &args,
+                Some(metrics),
+                dir,
+            )?);
+        }
+        let mut proxies = Vec::new();
+        for proxy in &map.proxies {
+            let metrics = next();
+            let mut args = vec![
+                "--cluster".into(),
+                cluster_arg.clone(),
+                "--id".into(),
+                proxy.id.0.to_string(),
+                "--metrics".into(),
+                metrics.to_string(),
+            ];
+            if let Some(threads) = proxy_threads {
+                args.extend(["--threads".into(), threads.to_string()]);
+            }
+            proxies.push(Process::spawn(&format!("proxy-{}", proxy.id.0), &binaries.proxy, &args, Some(metrics), dir)?);
+        }
+        let mut cluster = Self { cluster: map, servers, proxies };
+        cluster.wait_ready().await?;
+        Ok(cluster)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), BenchError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let servers = self.cluster.servers.len() as f64;
+        loop {
+            self.check_alive()?;
+            let scrapes = self.scrape_all().await;
+            let linked = |scrape: &Result<Scrape, _>, name, want| {
+                scrape.as_ref().ok().and_then(|s: &Scrape| s.sum(name, &[])).is_some_and(|v| v >= want)
+            };
+            let (server_scrapes, proxy_scrapes) = scrapes.split_at(self.servers.len());
+            let ready = server_scrapes.iter().all(|s| linked(s, names::SERVER_PEERS, servers - 1.0))
+                && proxy_scrapes.iter().all(|s| linked(s, names::PROXY_SERVERS, servers));
+
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(BenchError::Setup(format!(
+                    "the cluster did not link up within {READY_TIMEOUT:?}; see the logs beside its cluster.toml"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn check_alive(&mut self) -> Result<(), BenchError> {
+        self.servers.iter_mut().chain(&mut self.proxies).try_for_each(Process::check_alive)
+    }
+
+    /// Every server's then every proxy's metrics, in that order.
+    pub async fn scrape_all(&self) -> Vec<Result<Scrape, BenchError>> {
+        let all = self.servers.iter().chain(&self.proxies).map(|p| p.scrape());
+        futures_util::future::join_all(all).await
+    }
+
+    pub fn proxy_addresses(&self) -> Vec<String> {
+        self.cluster.proxies.iter().map(|p| p.client_address()).collect()
+    }
+
+    /// Stops every process gently.
+    pub async fn stop(self) {
+        let all = self.servers.into_iter().chain(self.proxies).map(Process::stop);
+        futures_util::future::join_all(all).await;
+    }
+}

@@ -1,0 +1,363 @@
+//! What a benchmark run found, step by step: the bots' figures, every server's and
+//! proxy's figures from their metrics, every process's CPU and peak memory, which
+//! limits broke; the comparisons; the machine. Serialised whole to JSON and printed as
+//! a table.
+
+use crate::processes::Usage;
+use crate::relay::RelayComparison;
+use crate::scrape::{BucketWindow, Scrape, rate};
+use crate::{BenchError, BenchOptions, Limits};
+use procfs::Current;
+use serde::Serialize;
+use std::path::Path;
+use tessera_bots::swarm::{Percentiles, SwarmReport};
+use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::metrics as names;
+use tokio::time::Instant;
+
+/// Everything read at one moment: metrics and usage of each server then each proxy,
+/// and this process's usage (the bots').
+pub struct Reading {
+    pub at: Instant,
+    pub scrapes: Vec<Scrape>,
+    pub usage: Vec<Usage>,
+    pub bots: Usage,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ProcessFigures {
+    pub cpu_percent: f64,
+    pub peak_memory_mb: f64,
+}
+
+impl ProcessFigures {
+    fn between(before: Usage, after: Usage, seconds: f64) -> Self {
+        Self {
+            cpu_percent: (after.cpu_seconds - before.cpu_seconds) / seconds * 100.0,
+            peak_memory_mb: after.peak_memory_bytes as f64 / 1e6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerFigures {
+    pub id: u16,
+    pub tick_ms: Percentiles,
+    pub tick_rate_hz: f64,
+    pub players: f64,
+    pub ghosts: f64,
+    pub peer_bytes_out_per_sec: f64,
+    pub handoffs_out_per_sec: f64,
+    pub process: ProcessFigures,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyFigures {
+    pub id: u16,
+    pub players: f64,
+    pub frames_to_clients_per_sec: f64,
+    pub frames_to_servers_per_sec: f64,
+    pub bytes_to_clients_per_sec: f64,
+    pub bytes_from_servers_per_sec: f64,
+    pub process: ProcessFigures,
+}
+
+/// One step of the ramp.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub bots: usize,
+    pub seconds_measured: f64,
+    pub swarm: SwarmReport,
+    pub servers: Vec<ServerFigures>,
+    pub proxies: Vec<ProxyFigures>,
+    /// This process: the bots themselves.
+    pub bots_process: ProcessFigures,
+    pub worst_tick_p99_ms: f64,
+    pub lowest_tick_rate_hz: f64,
+    /// Sum over servers of the bytes they sent their peers, per second.
+    pub peer_bytes_per_sec: f64,
+    pub limits_broken: Vec<String>,
+}
+
+impl StepReport {
+    pub fn new(
+        bots: usize,
+        swarm: SwarmReport,
+        cluster: &ClusterConfig,
+        before: &Reading,
+        after: &Reading,
+        limits: Limits,
+    ) -> Self {
+        let seconds = (after.at - before.at).as_secs_f64();
+        let windows = before.scrapes.iter().zip(&after.scrapes).zip(before.usage.iter().zip(&after.usage));
+        let mut windows = windows.map(|((b, a), (ub, ua))| (b, a, ProcessFigures::between(*ub, *ua, seconds)));
+        let servers: Vec<ServerFigures> = cluster
+            .servers
+            .iter()
+            .zip(windows.by_ref())
+            .map(|(config, (before, after, process))| {
+                let ticks = BucketWindow::between(before, after, names::SERVER_TICK_SECONDS);
+                let ms = |seconds: f64| seconds * 1000.0;
+                ServerFigures {
+                    id: config.id.0,
+                    tick_ms: Percentiles {
+                        p50: ms(ticks.quantile(0.5)),
+                        p99: ms(ticks.quantile(0.99)),
+                        max: ms(ticks.max_bound()),
+                    },
+                    tick_rate_hz: rate(before, after, seconds, names::SERVER_TICKS, &[]),
+                    players: after.sum(names::SERVER_PLAYERS, &[]).unwrap_or(0.0),
+                    ghosts: after.sum(names::SERVER_GHOSTS, &[]).unwrap_or(0.0),
+                    peer_bytes_out_per_sec: rate(
+                        before,
+                        after,
+                        seconds,
+                        names::SERVER_PEER_BYTES,
+                        &[("direction", "out")],
+                    ),
+                    handoffs_out_per_sec: rate(before, after, seconds, names::SERVER_HANDOFFS, &[("direction", "out")]),
+                    process,
+                }
+            })
+            .collect();
+        let proxies = cluster
+            .proxies
+            .iter()
+            .zip(windows)
+            .map(|(config, (before, after, process))| {
+                let per_sec = |name, labels: &[(&str, &str)]| rate(before, after, seconds, name, labels);
+                ProxyFigures {
+                    id: config.id.0,
+                    players: after.sum(names::PROXY_PLAYERS, &[]).unwrap_or(0.0),
+                    frames_to_clients_per_sec: per_sec(names::PROXY_FRAMES, &[("to", "clients")]),
+                    frames_to_servers_per_sec: per_sec(names::PROXY_FRAMES, &[("to", "servers")]),
+                    bytes_to_clients_per_sec: per_sec(names::PROXY_BYTES, &[("link", "clients"), ("direction", "out")]),
+                    bytes_from_servers_per_sec: per_sec(
+                        names::PROXY_BYTES,
+                        &[("link", "servers"), ("direction", "in")],
+                    ),
+                    process,
+                }
+            })
+            .collect();
+        let worst_tick_p99_ms = servers.iter().map(|s| s.tick_ms.p99).fold(0.0, f64::max);
+        let lowest_tick_rate_hz = servers.iter().map(|s| s.tick_rate_hz).fold(f64::INFINITY, f64::min);
+        let mut limits_broken = Vec::new();
+        if worst_tick_p99_ms > limits.tick_p99_ms {
+            limits_broken.push(format!("tick p99 {worst_tick_p99_ms:.1} ms > {:.1} ms", limits.tick_p99_ms));
+        }
+        if lowest_tick_rate_hz < limits.tick_rate_hz {
+            limits_broken.push(format!("tick rate {lowest_tick_rate_hz:.2} Hz < {:.2} Hz", limits.tick_rate_hz));
+        }
+        if swarm.echo_latency_ms.p99 > limits.echo_p99_ms {
+            limits_broken.push(format!("echo p99 {:.1} ms > {:.0} ms", swarm.echo_latency_ms.p99, limits.echo_p99_ms));
+        }
+        if !swarm.is_clean() {
+            limits_broken.push(format!(
+                "not clean: {}/{} bots connected, {} still connected, {} inputs lost, {} duplicated",
+                swarm.bots_connected, bots, swarm.bots_still_connected, swarm.inputs_lost, swarm.inputs_duplicated
+            ));
+        }
+        Self {
+            bots,
+            seconds_measured: seconds,
+            peer_bytes_per_sec: servers.iter().map(|s| s.peer_bytes_out_per_sec).sum(),
+            swarm,
+            servers,
+            proxies,
+            bots_process: ProcessFigures::between(before.bots, after.bots, seconds),
+            worst_tick_p99_ms,
+            lowest_tick_rate_hz,
+            limits_broken,
+        }
+    }
+
+    pub fn table_header() -> String {
+        format!(
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>9} {:>7} {:>7} {:>7}  {}",
+            "bots",
+            "joined",
+            "tick p99",
+            "tick Hz",
+            "echo p50",
+            "echo p99",
+            "KB/s/bot",
+            "B/ent",
+            "ent upd/s",
+            "handoffs",
+            "lost/dup",
+            "srv CPU",
+            "pxy CPU",
+            "bot CPU",
+            "limits"
+        )
+    }
+
+    pub fn table_row(&self) -> String {
+        let cpu = |figures: &mut dyn Iterator<Item = ProcessFigures>| figures.map(|f| f.cpu_percent).sum::<f64>();
+        let swarm = &self.swarm;
+        format!(
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>8} {:>9} {:>6.0}% {:>6.0}% {:>6.0}%  {}",
+            self.bots,
+            swarm.bots_still_connected,
+            self.worst_tick_p99_ms,
+            self.lowest_tick_rate_hz,
+            swarm.echo_latency_ms.p50,
+            swarm.echo_latency_ms.p99,
+            swarm.bytes_per_bot_per_sec / 1000.0,
+            swarm.wire_bytes_per_entity_update,
+            swarm.entity_updates_per_sec,
+            swarm.handoffs,
+            format!("{}/{}", swarm.inputs_lost, swarm.inputs_duplicated),
+            cpu(&mut self.servers.iter().map(|s| s.process)),
+            cpu(&mut self.proxies.iter().map(|p| p.process)),
+            self.bots_process.cpu_percent,
+            if self.limits_broken.is_empty() { "ok".into() } else { self.limits_broken.join("; ") },
+        )
+    }
+}
+
+/// Comparison (a): the same swarm with region subscriptions and with broadcast.
+#[derive(Debug, Clone, Serialize)]
+pub struct BroadcastComparison {
+    pub bots: usize,
+    pub subscriptions: StepReport,
+    pub broadcast: StepReport,
+    /// Broadcast's peer bytes over subscriptions': how many times less subscriptions send.
+    pub peer_bytes_ratio: f64,
+    /// The same for the bytes each player receives.
+    pub client_bytes_ratio: f64,
+}
+
+impl BroadcastComparison {
+    pub fn new(subscriptions: StepReport, broadcast: StepReport) -> Self {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
+        Self {
+            bots: subscriptions.bots,
+            peer_bytes_ratio: ratio(broadcast.peer_bytes_per_sec, subscriptions.peer_bytes_per_sec),
+            client_bytes_ratio: ratio(broadcast.swarm.bytes_per_bot_per_sec, subscriptions.swarm.bytes_per_bot_per_sec),
+            subscriptions,
+            broadcast,
+        }
+    }
+}
+
+/// The machine the run was on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn this_one() -> Self {
+        let cpu = procfs::CpuInfo::current()
+            .ok()
+            .and_then(|info| info.model_name(0).map(str::to_owned))
+            .unwrap_or_else(|| "unknown".into());
+        let memory_gib = procfs::Meminfo::current().map_or(0.0, |m| m.mem_total as f64 / (1u64 << 30) as f64);
+        let kernel = procfs::sys::kernel::Version::current()
+            .map_or_else(|_| "unknown".into(), |v| format!("{}.{}.{}", v.major, v.minor, v.patch));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self { cpu, cores, memory_gib, kernel }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub warmup_secs: u64,
+    pub measure_secs: u64,
+    pub tick_hz: f64,
+    pub view_radius: f32,
+    pub world_size: f32,
+    pub servers: usize,
+    pub proxies: usize,
+    pub limit_tick_p99_ms: f64,
+    pub limit_tick_rate_hz: f64,
+    pub limit_echo_p99_ms: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub command: String,
+    pub machine: Machine,
+    pub settings: Settings,
+    pub steps: Vec<StepReport>,
+    /// The most bots held within every limit.
+    pub most_bots_within_limits: Option<usize>,
+    pub stopped_because: Option<String>,
+    pub subscriptions_vs_broadcast: Option<BroadcastComparison>,
+    pub proxy_vs_relay: Option<RelayComparison>,
+}
+
+impl BenchReport {
+    pub fn new(command: String, options: &BenchOptions, map: &ClusterConfig, limits: Limits) -> Self {
+        Self {
+            command,
+            machine: Machine::this_one(),
+            settings: Settings {
+                warmup_secs: options.warmup,
+                measure_secs: options.measure,
+                tick_hz: map.simulation.tick_hz,
+                view_radius: map.simulation.view_radius,
+                world_size: map.region_map().world_size().x,
+                servers: map.servers.len(),
+                proxies: map.proxies.len(),
+                limit_tick_p99_ms: limits.tick_p99_ms,
+                limit_tick_rate_hz: limits.tick_rate_hz,
+                limit_echo_p99_ms: limits.echo_p99_ms,
+            },
+            steps: Vec::new(),
+            most_bots_within_limits: None,
+            stopped_because: None,
+            subscriptions_vs_broadcast: None,
+            proxy_vs_relay: None,
+        }
+    }
+
+    pub fn conclude(&mut self) {
+        self.most_bots_within_limits =
+            self.steps.iter().take_while(|s| s.limits_broken.is_empty()).map(|s| s.bots).last();
+        if self.stopped_because.is_none() {
+            self.stopped_because = Some("every step held".into());
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), BenchError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|err| BenchError::Setup(format!("cannot create {}: {err}", dir.display())))?;
+        }
+        let json = serde_json::to_string_pretty(self).expect("the report serialises");
+        std::fs::write(path, json).map_err(|err| BenchError::Setup(format!("cannot write {}: {err}", path.display())))
+    }
+
+    /// The run in a few lines.
+    pub fn summary(&self) -> String {
+        let mut lines = vec![format!(
+            "most bots within every limit: {}; ramp stopped: {}",
+            self.most_bots_within_limits.map_or("none".into(), |n| n.to_string()),
+            self.stopped_because.as_deref().unwrap_or("-"),
+        )];
+        if let Some(c) = &self.subscriptions_vs_broadcast {
+            lines.push(format!(
+                "region subscriptions vs broadcast ({} bots): peer bytes {:.0} vs {:.0} B/s ({:.1}x less), \
+                 per player {:.0} vs {:.0} B/s ({:.1}x less)",
+                c.bots,
+                c.subscriptions.peer_bytes_per_sec,
+                c.broadcast.peer_bytes_per_sec,
+                c.peer_bytes_ratio,
+                c.subscriptions.swarm.bytes_per_bot_per_sec,
+                c.broadcast.swarm.bytes_per_bot_per_sec,
+                c.client_bytes_ratio,
+            ));
+        }
+        if let Some(r) = &self.proxy_vs_relay {
+            lines.push(r.summary());
+        }
+        lines.join("\n")
+    }
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests of the benchmark binary: one test module per feature.
+
+mod bench;

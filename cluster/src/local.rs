@@ -1,0 +1,124 @@
+//! Every server and proxy of a map started in this process, each bound before any
+//! starts (so a map of port 0s gets real ports, published in [`LocalCluster::config`]),
+//! and all stopped together when the cluster is dropped.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tessera_proxy::ProxySettings;
+use tessera_server::stats::ServerStats;
+use tessera_server::{ServerListeners, ServerSettings};
+use tessera_shared::cluster::{ClusterConfig, ClusterError, Listener};
+use tessera_shared::ids::ServerId;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalClusterError {
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: Listener, addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// A running cluster. Dropping it stops every server and proxy in it.
+pub struct LocalCluster {
+    config: ClusterConfig,
+    shutdown: CancellationToken,
+    threads: Vec<JoinHandle<()>>,
+    stats: HashMap<ServerId, Arc<ServerStats>>,
+}
+
+impl LocalCluster {
+    /// Starts `cluster` on the addresses it names.
+    pub fn start(cluster: ClusterConfig, shutdown: CancellationToken) -> Result<Self, LocalClusterError> {
+        Self::launch(cluster, shutdown, false, false)
+    }
+
+    /// Starts `cluster` with every listener on a free loopback port instead of the
+    /// ones it names: for tests, and for a player's embedded cluster.
+    pub fn start_ephemeral(cluster: ClusterConfig) -> Result<Self, LocalClusterError> {
+        Self::launch(cluster, CancellationToken::new(), true, false)
+    }
+
+    /// As [`Self::start_ephemeral`], with every server subscribing to every foreign
+    /// region: the broadcast baseline that region subscriptions are measured against.
+    pub fn start_ephemeral_broadcast(cluster: ClusterConfig) -> Result<Self, LocalClusterError> {
+        Self::launch(cluster, CancellationToken::new(), true, true)
+    }
+
+    fn launch(
+        mut config: ClusterConfig,
+        shutdown: CancellationToken,
+        ephemeral: bool,
+        broadcast_baseline: bool,
+    ) -> Result<Self, LocalClusterError> {
+        let mut bound: HashMap<Listener, TcpListener> = HashMap::new();
+        config.rebind(|what, addr| {
+            let addr = if ephemeral { SocketAddr::from(([127, 0, 0, 1], 0)) } else { addr };
+            let bind_error = |source| LocalClusterError::Bind { what, addr, source };
+            let listener = TcpListener::bind(addr).map_err(bind_error)?;
+            let local = listener.local_addr().map_err(bind_error)?;
+            bound.insert(what, listener);
+            Ok::<_, LocalClusterError>(local)
+        })?;
+        let mut take = |what| bound.remove(&what).expect("rebind bound every listener of the map");
+        let servers: Vec<_> = config
+            .servers
+            .iter()
+            .map(|s| {
+                (s.id, ServerListeners { proxy: take(Listener::Proxies(s.id)), peer: take(Listener::Peers(s.id)) })
+            })
+            .collect();
+        let proxies: Vec<_> = config.proxies.iter().map(|p| (p.id, take(Listener::Players(p.id)))).collect();
+        let mut threads = Vec::new();
+        let mut stats = HashMap::new();
+        for (id, listeners) in servers {
+            let mut settings = ServerSettings::new(config.clone(), id)?;
+            settings.broadcast_baseline = broadcast_baseline;
+            stats.insert(id, settings.stats.clone());
+            let shutdown = shutdown.clone();
+            threads.push(std::thread::Builder::new().name(format!("server-{}", id.0)).spawn(move || {
+                tessera_server::run(settings, listeners, shutdown);
+            })?);
+        }
+        for (id, listener) in proxies {
+            let settings = ProxySettings { id, cluster: config.clone() };
+            threads.push(tessera_proxy::spawn_thread(settings, listener, shutdown.clone())?);
+        }
+        Ok(Self { config, shutdown, threads, stats })
+    }
+
+    /// The map as running, with the real addresses.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Live figures of server `id`.
+    pub fn stats(&self, id: ServerId) -> &ServerStats {
+        &self.stats[&id]
+    }
+
+    /// Where players connect.
+    pub fn proxy_addresses(&self) -> Vec<String> {
+        self.config.proxies.iter().map(|p| p.client_address()).collect()
+    }
+
+    /// Blocks until the cluster is shut down.
+    pub fn wait(mut self) {
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}

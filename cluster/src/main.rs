@@ -1,0 +1,37 @@
+//! `tessera-cluster`: every server and proxy of a cluster map in this one process, on
+//! the addresses the map names: a whole playtest from one command.
+
+use clap::Parser;
+use std::path::PathBuf;
+use tessera_cluster::LocalCluster;
+use tessera_shared::cluster::ClusterConfig;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Tessera: every game server and proxy of a cluster map in one process")]
+struct Args {
+    /// The cluster map (TOML). The default 2×2 local map when absent.
+    #[arg(long)]
+    cluster: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    tessera_service::logging::init();
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
+    let shutdown = CancellationToken::new();
+    tessera_service::signals::cancel_on_stop(shutdown.clone())?;
+    let local = LocalCluster::start(cluster, shutdown)?;
+    tracing::info!("local cluster up; players connect to {}", local.proxy_addresses().join(", "));
+    local.wait();
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Bad input closes that one connection, with a clear log line, and nobody else notices:
+//! garbage, absurd lengths, truncated frames, a wrong protocol version, messages not
+//! allowed in the current state, ids a peer has no right to use, and peer servers
+//! naming regions or players the map does not give them.
+
+use crate::harness::{DEADLINE, default_cluster, join, walk_to};
+use bytes::BytesMut;
+use std::time::Duration;
+use tessera_cluster::LocalCluster;
+use tessera_player::Player;
+use tessera_shared::Vec2;
+use tessera_shared::components::Keys;
+use tessera_shared::framing::encode_frame;
+use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::protocol::{
+    CellDelta, ClientToProxy, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToServer, Role,
+};
+use tessera_shared::region_map::CellId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn frame(message: &impl serde::Serialize) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    encode_frame(message, &mut buf).unwrap();
+    buf.to_vec()
+}
+
+fn client_hello() -> Vec<u8> {
+    frame(&Hello::new(Role::Client { name: "mallory".into() }))
+}
+
+/// Sends `bytes` and asserts the other side closes the connection: reads until EOF
+/// (or reset), bounded in time and size.
+async fn assert_closed_after(addr: &str, bytes: &[u8], half_close: bool) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    if half_close {
+        stream.shutdown().await.unwrap();
+    }
+    let closed = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    total += n;
+                    assert!(total < 1 << 20, "the peer keeps talking instead of closing");
+                }
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, closed).await.expect("the connection is closed");
+}
+
+/// A player in the cluster still moves after the abuse.
+async fn assert_unaffected(player: &mut Player) {
+    let seq = player.press(if player.keys() == Keys::UP { Keys::DOWN } else { Keys::UP }).await.unwrap();
+    player.wait_until(DEADLINE, "the honest player's input applied", |view| view.last_input >= seq).await.unwrap();
+    let y = player.view.me.unwrap().position.y;
+    player
+        .wait_until(DEADLINE, "the honest player moving", |view| (view.me.unwrap().position.y - y).abs() > 5.0)
+        .await
+        .unwrap();
+}
+
+async fn cluster_with_honest_player() -> (LocalCluster, Player) {
+    let cluster = default_cluster();
+    let player = join(&cluster, 0, "honest").await;
+    (cluster, player)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_only_their_connection() {
+    let (cluster, mut honest) = cluster_with_honest_player().await;
+    let proxy = &cluster.proxy_addresses()[0];
+    let server = cluster.config().servers[0].proxy_bind.to_string();
+
+    // Garbage where a hello should be, on a proxy and on a server.
+    let garbage = [0, 0, 0, 6, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff];
+    assert_closed_after(proxy, &garbage, false).await;
+    assert_closed_after(&server, &garbage, false).await;
+    // A 4 GiB length prefix.
+    assert_closed_after(proxy, &u32::MAX.to_be_bytes(), false).await;
+    assert_closed_after(&server, &u32::MAX.to_be_bytes(), false).await;
+    // A frame cut short by the connection closing.
+    let hello = client_hello();
+    assert_closed_after(proxy, &hello[..hello.len() - 2], true).await;
+    // Garbage after a valid hello.
+    let mut after_hello = client_hello();
+    after_hello.extend_from_slice(&garbage);
+    assert_closed_after(proxy, &after_hello, false).await;
+
+    assert_unaffected(&mut honest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_version_role_or_order_is_refused() {
+    let (cluster, mut honest) = cluster_with_honest_player().await;
+    let proxy = &cluster.proxy_addresses()[0];
+    let server = cluster.config().servers[0].proxy_bind.to_string();
+
+    let old = Hello { version: PROTOCOL_VERSION + 1, role: Role::Client { name: "future".into() } };
+    assert_closed_after(proxy, &frame(&old), false).await;
+    // Input before any hello.
+    let input = ClientToProxy::Input(Input { seq: 1, keys: Keys::UP });
+    assert_closed_after(proxy, &frame(&input), false).await;
+    // A second hello.
+    let mut twice = client_hello();
+    twice.extend(client_hello());
+    assert_closed_after(proxy, &twice, false).await;
+    // A player knocking on a server's proxy port.
+    assert_closed_after(&server, &client_hello(), false).await;
+
+    assert_unaffected(&mut honest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_cannot_speak_for_users_it_did_not_issue() {
+    let (cluster, mut honest) = cluster_with_honest_player().await;
+    let server = cluster.config().servers[0].proxy_bind.to_string();
+    let honest_id = UserId(honest.view.me.unwrap().id.0);
+
+    // A rogue proxy (id 9) tries to move the honest player, who belongs to proxy 1.
+    let mut rogue = frame(&Hello::new(Role::Proxy(ProxyId(9))));
+    rogue.extend(frame(&ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT } }));
+    assert_closed_after(&server, &rogue, false).await;
+    // And to log in a user with some other proxy's id.
+    let mut rogue = frame(&Hello::new(Role::Proxy(ProxyId(9))));
+    let stranger = UserId::issue(ProxyId(1), 12345);
+    rogue.extend(frame(&ProxyToServer::Login { user: stranger, name: "x".into(), position: Vec2::splat(10.0) }));
+    assert_closed_after(&server, &rogue, false).await;
+
+    assert_unaffected(&mut honest).await;
+    assert_eq!(honest.view.inputs_applied, honest.view.last_input, "the rogue input was never applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_dropped_after_the_handshake_deadline() {
+    let (cluster, mut honest) = cluster_with_honest_player().await;
+    let proxy = &cluster.proxy_addresses()[0];
+    let started = std::time::Instant::now();
+    assert_closed_after(proxy, &[], false).await;
+    assert!(started.elapsed() >= Duration::from_secs(4), "closed by the handshake deadline, not at once");
+    assert_unaffected(&mut honest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
+    let (cluster, mut honest) = cluster_with_honest_player().await;
+    // Two players either side of the border between servers 3 (west) and 4 (east).
+    let mut east = join(&cluster, 1, "east").await;
+    walk_to(&mut honest, Vec2::new(990.0, 1300.0), |_| {}).await;
+    walk_to(&mut east, Vec2::new(1060.0, 1300.0), |_| {}).await;
+    assert_eq!((honest.view.server, east.view.server), (Some(ServerId(3)), Some(ServerId(4))));
+    // Server 4 accepts peers with lower ids; this one claims to be server 3, and so
+    // displaces the real link between 3 and 4 each time it connects.
+    let server_four = cluster.config().servers[3].peer_bind.to_string();
+    let hello = frame(&Hello::new(Role::Server(ServerId(3))));
+    let abuses = [
+        // A subscription to a cell of a region server 4 does not own.
+        PeerMessage::Subscribe(vec![CellId { x: 0, y: 0 }]),
+        // Data for a cell of a region the sender does not own.
+        PeerMessage::Cells {
+            tick: 1,
+            deltas: vec![CellDelta {
+                cell: CellId { x: 7, y: 7 },
+
+                full: true,
+                entered: vec![],
+                moved: vec![],
+                left: vec![],
+            }],
+        },
+        // A handoff of a player standing outside server 4's regions.
+        PeerMessage::Handoff(HandoffState {
+            user: UserId::issue(ProxyId(1), 999),
+            name: "ghost".into(),
+            position: Vec2::splat(10.0),
+            velocity: Vec2::ZERO,
+            keys: Keys::empty(),
+            last_input: 0,
+            inputs_applied: 0,
+            pending: vec![],
+            proxy: ProxyId(1),
+            epoch: 1,
+        }),
+    ];
+    for abuse in abuses {
+        let mut bytes = hello.clone();
+        bytes.extend(frame(&abuse));
+        assert_closed_after(&server_four, &bytes, false).await;
+    }
+    // Server 3 redials, both re-subscribe, and the border is live again: the west
+    // player sees where the east player walks next.
+    let east_id = east.view.me.unwrap().id;
+    walk_to(&mut east, Vec2::new(1100.0, 1300.0), |_| {}).await;
+    honest
+        .wait_until(DEADLINE, "east's new position seen across the border", |view| {
+            view.other(east_id).is_some_and(|state| state.position.x > 1085.0)
+        })
+        .await
+        .unwrap();
+    assert_unaffected(&mut honest).await;
+}

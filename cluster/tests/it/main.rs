@@ -1,0 +1,13 @@
+//! The cluster-wide tests, one module per feature. Handoff, subscriptions and
+//! visibility run tick by tick on the in-process [`stepper`] (no sockets, manual time);
+//! walking, bad input and the swarm run end to end over real TCP, through a
+//! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]).
+
+mod bad_input;
+mod handoff;
+mod harness;
+mod stepper;
+mod subscriptions;
+mod swarm;
+mod visibility;
+mod walking;

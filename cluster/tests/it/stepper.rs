@@ -1,0 +1,367 @@
+//! The in-process harness: every server of a map as a Bevy app with no transport, each
+//! proxy as its real routing table, and headless players folding updates into the real
+//! `WorldView`, all exchanging messages in memory on manual time. Every message goes
+//! through the real codec (so byte counts are the wire's) and every message a server
+//! receives through the real `verify` gate, as over TCP. One [`Stepper::step`] is one
+//! tick of every server: tests are exact per tick and take milliseconds. In the spirit
+//! of bevy_replicon's test apps and lightyear's stepper.
+
+use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
+use bytes::BytesMut;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use tessera_player::WorldView;
+use tessera_player::steering::keys_toward;
+use tessera_proxy::ProxySettings;
+use tessera_proxy::client_links::admit;
+use tessera_proxy::routing::{Routing, ToClient};
+use tessera_server::ServerSettings;
+use tessera_server::net::{LinkId, NetEvent, NetEvents};
+use tessera_server::players::Players;
+use tessera_server::regions::ghosts::{Ghost, Ghosts};
+use tessera_server::regions::subscriber::Subscriptions;
+use tessera_shared::bridge::InboxSender;
+use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::components::Keys;
+use tessera_shared::framing::{Outgoing, WireCodec, encoded_frame};
+use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::link::Outbound;
+use tessera_shared::protocol::{Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, tick_seconds, verify};
+use tessera_shared::region_map::{CellId, RegionMap};
+use tokio::sync::mpsc;
+
+/// A message through the real codec: what arrives, and its bytes on the wire.
+fn over_the_wire<T: Serialize + DeserializeOwned>(message: &T) -> (T, usize) {
+    let frame = encoded_frame(message).expect("every message the cluster sends encodes");
+    (decode_frame(&frame), frame.len())
+}
+
+fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> T {
+    use tokio_util::codec::Decoder;
+    let mut bytes = BytesMut::from(frame);
+    let message = WireCodec::<T>::default().decode(&mut bytes).expect("a frame the cluster sent decodes");
+    assert!(bytes.is_empty(), "one message per frame");
+    message.expect("a whole frame")
+}
+
+/// One direction of a link between two servers.
+struct PeerLink {
+    id: LinkId,
+    queue: mpsc::Receiver<PeerMessage>,
+}
+
+struct SteppedServer {
+    id: ServerId,
+    app: App,
+    events: InboxSender<NetEvent>,
+    /// What the server queued for each proxy.
+    to_proxies: BTreeMap<ProxyId, mpsc::Receiver<ServerToProxy>>,
+    /// What it queued for each peer it is linked to.
+    to_peers: BTreeMap<ServerId, PeerLink>,
+    /// Bytes it sent its peers, framed as on the wire.
+    peer_bytes: u64,
+}
+
+impl SteppedServer {
+    fn deliver(&self, event: NetEvent) {
+        if self.events.try_send(event).is_err() {
+            panic!("{}'s inbox is full", self.id);
+        }
+    }
+}
+
+struct SteppedProxy {
+    settings: ProxySettings,
+    routing: Routing,
+    /// What the routing table queued for each server.
+    to_servers: BTreeMap<ServerId, mpsc::Receiver<ProxyToServer>>,
+}
+
+/// A headless player: what its proxy queued for it, and what it made of it.
+pub struct SteppedPlayer {
+    pub proxy: usize,
+    queue: mpsc::Receiver<ToClient>,
+    pub view: WorldView,
+    pub keys: Keys,
+    last_sent: u32,
+    /// Why the proxy disconnected it, if it did.
+    pub disconnected: Option<String>,
+}
+
+impl SteppedPlayer {
+    /// The sequence number of the last input sent (0 before any).
+    pub fn last_sent(&self) -> u32 {
+        self.last_sent
+    }
+
+    pub fn position(&self) -> Vec2 {
+        self.view.me.expect("the player has had an update").position
+    }
+}
+
+/// A whole cluster in memory, stepped one tick at a time.
+pub struct Stepper {
+    pub config: ClusterConfig,
+    pub map: RegionMap,
+    servers: Vec<SteppedServer>,
+    proxies: Vec<SteppedProxy>,
+    players: BTreeMap<UserId, SteppedPlayer>,
+    issued: u64,
+    /// Ticks stepped so far.
+    pub ticks: u64,
+}
+
+impl Stepper {
+    /// The default map (2×2 regions, 4 servers, 2 proxies), every link up.
+    pub fn default_cluster() -> Self {
+        Self::new(ClusterConfig::default_local(), false)
+    }
+
+    /// Every server and proxy of `config`, every link up; with `broadcast_baseline`,
+    /// servers subscribe to everything and send every player everything.
+    pub fn new(config: ClusterConfig, broadcast_baseline: bool) -> Self {
+        let map = config.region_map();
+        let mut servers: Vec<SteppedServer> = config
+            .servers
+            .iter()
+            .map(|server| {
+                let mut settings = ServerSettings::new(config.clone(), server.id).expect("the server is on the map");
+                settings.broadcast_baseline = broadcast_baseline;
+                let mut app = tessera_server::build_app(settings);
+                app.insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
+                app.finish();
+                app.cleanup();
+                let events = app.world().resource::<NetEvents>().0.clone();
+                let (to_proxies, to_peers) = (BTreeMap::new(), BTreeMap::new());
+                SteppedServer { id: server.id, app, events, to_proxies, to_peers, peer_bytes: 0 }
+            })
+            .collect();
+        let proxies = config
+            .proxies
+            .iter()
+            .map(|proxy| {
+                let settings = ProxySettings { id: proxy.id, cluster: config.clone() };
+                SteppedProxy { settings, routing: Routing::default(), to_servers: BTreeMap::new() }
+            })
+            .collect();
+        let mut stepper =
+            Self { config, map, servers: Vec::new(), proxies, players: BTreeMap::new(), issued: 0, ticks: 0 };
+        for server in &mut servers {
+            for proxy in &mut stepper.proxies {
+                let (outbound, queue) = Outbound::channel();
+                server.to_proxies.insert(proxy.settings.id, queue);
+                server.deliver(NetEvent::ProxyUp { proxy: proxy.settings.id, link: LinkId::next(), outbound });
+                let (outbound, queue) = Outbound::channel();
+                proxy.to_servers.insert(server.id, queue);
+                proxy.routing.server_up(server.id, outbound);
+            }
+        }
+        stepper.servers = servers;
+        let ids: Vec<ServerId> = stepper.servers.iter().map(|s| s.id).collect();
+        for (i, &a) in ids.iter().enumerate() {
+            for &b in &ids[i + 1..] {
+                stepper.link_peers(a, b);
+            }
+        }
+        // A first frame on every app: time starts, the links come up.
+        stepper.step();
+        stepper
+    }
+
+    fn server_mut(&mut self, id: ServerId) -> &mut SteppedServer {
+        self.servers.iter_mut().find(|s| s.id == id).expect("a server of the map")
+    }
+
+    fn server(&self, id: ServerId) -> &SteppedServer {
+        self.servers.iter().find(|s| s.id == id).expect("a server of the map")
+    }
+
+    /// Brings up a (new) link between servers `a` and `b`.
+    pub fn link_peers(&mut self, a: ServerId, b: ServerId) {
+        for (from, to) in [(a, b), (b, a)] {
+            let (outbound, queue) = Outbound::channel();
+            let link = LinkId::next();
+            let server = self.server_mut(from);
+            server.to_peers.insert(to, PeerLink { id: link, queue });
+            server.deliver(NetEvent::PeerUp { peer: to, link, outbound });
+        }
+    }
+
+    /// Cuts the link between servers `a` and `b`: whatever was queued on it is lost,
+    /// and each side is told it went down, as a TCP transport would.
+    pub fn cut_peers(&mut self, a: ServerId, b: ServerId) {
+        for (from, to) in [(a, b), (b, a)] {
+            let server = self.server_mut(from);
+            let link = server.to_peers.remove(&to).expect("the two were linked").id;
+            server.deliver(NetEvent::PeerDown { peer: to, link });
+        }
+    }
+
+    /// Brings player `name` into the world through the `proxy`-th proxy, standing at
+    /// `at`, as that proxy admits any player (the position is the proxy's to choose).
+    pub fn join(&mut self, proxy: usize, name: &str, at: Vec2) -> UserId {
+        self.issued += 1;
+        let stepped = &self.proxies[proxy];
+        let user = UserId::issue(stepped.settings.id, self.issued);
+        let queue = admit(&stepped.settings, &stepped.routing, user, name, at).expect("the proxy admits the player");
+        let view = WorldView::new(tick_seconds(self.config.simulation.tick_hz));
+        let player = SteppedPlayer { proxy, queue, view, keys: Keys::empty(), last_sent: 0, disconnected: None };
+        self.players.insert(user, player);
+        self.step_until("the first update", 10, |stepper| stepper.player(user).view.me.is_some());
+        user
+    }
+
+    pub fn player(&self, user: UserId) -> &SteppedPlayer {
+        &self.players[&user]
+    }
+
+    /// The player holds exactly `keys` from now on; returns the input's sequence number.
+    pub fn press(&mut self, user: UserId, keys: Keys) -> u32 {
+        let player = self.players.get_mut(&user).expect("a player of this stepper");
+        player.last_sent += 1;
+        player.keys = keys;
+        let seq = player.last_sent;
+        let input = ProxyToServer::Input { user, input: Input { seq, keys } };
+        self.proxies[player.proxy].routing.from_client(user, input).expect("the player's owner is linked");
+        seq
+    }
+
+    /// One tick: what is in flight is delivered, every server runs one frame (receive,
+    /// one fixed tick, send), and what they sent is carried to its receivers.
+    pub fn step(&mut self) {
+        self.carry();
+        for server in &mut self.servers {
+            server.app.update();
+        }
+        self.carry();
+        self.ticks += 1;
+    }
+
+    /// Steps until `done` holds, for at most `max_ticks`.
+    pub fn step_until(&mut self, what: &str, max_ticks: u64, mut done: impl FnMut(&Self) -> bool) {
+        for _ in 0..max_ticks {
+            if done(self) {
+                return;
+            }
+            self.step();
+        }
+        assert!(done(self), "not within {max_ticks} ticks: {what}");
+    }
+
+    /// Walks `user` to `target` as a person would (keys only when the direction
+    /// changes), calling `check` after every tick; then stops there, the stop applied.
+    pub fn walk_to(&mut self, user: UserId, target: Vec2, mut check: impl FnMut(&Self)) {
+        // 200 units a second: the far side of the default world is under 800 ticks away.
+        for _ in 0..2000 {
+            let keys = keys_toward(self.player(user).position(), target);
+            if keys.is_empty() {
+                let stop = self.press(user, Keys::empty());
+                self.step_until("the stop applied", 10, |s| s.player(user).view.last_input >= stop);
+                check(self);
+                return;
+            }
+            if keys != self.player(user).keys {
+                self.press(user, keys);
+            }
+            self.step();
+            check(self);
+        }
+        panic!("{user} did not reach {target}");
+    }
+
+    /// The servers that own (simulate) `user` now.
+    pub fn owners(&self, user: UserId) -> Vec<ServerId> {
+        let owns = |server: &&SteppedServer| server.app.world().resource::<Players>().0.contains_key(&user);
+        self.servers.iter().filter(owns).map(|server| server.id).collect()
+    }
+
+    /// Players owned across the whole cluster.
+    pub fn owned_players(&self) -> usize {
+        self.servers.iter().map(|server| server.app.world().resource::<Players>().0.len()).sum()
+    }
+
+    pub fn ghosts(&self, server: ServerId) -> usize {
+        self.server(server).app.world().resource::<Ghosts>().len()
+    }
+
+    /// Cells of foreign regions `server` subscribes to.
+    pub fn subscriptions(&self, server: ServerId) -> usize {
+        self.server(server).app.world().resource::<Subscriptions>().count()
+    }
+
+    /// Where each ghost on `server` comes from.
+    pub fn ghost_origins(&self, server: ServerId) -> Vec<Ghost> {
+        let world = self.server(server).app.world();
+        let mut ghosts = world.try_query::<&Ghost>().expect("ghosts are a registered component");
+        ghosts.iter(world).copied().collect()
+    }
+
+    /// Whether `server` subscribes to `cell` of `owner`'s regions.
+    pub fn subscribed_to(&self, server: ServerId, owner: ServerId, cell: CellId) -> bool {
+        let subscriptions = self.server(server).app.world().resource::<Subscriptions>();
+        subscriptions.0.get(&owner).is_some_and(|cells| cells.contains(&cell))
+    }
+
+    /// Bytes every server has sent its peers so far, framed as on the wire.
+    pub fn peer_bytes(&self) -> u64 {
+        self.servers.iter().map(|server| server.peer_bytes).sum()
+    }
+
+    /// Carries every queued message to its receiver, checked as a TCP link checks it.
+    fn carry(&mut self) {
+        for proxy in &mut self.proxies {
+            let id = proxy.settings.id;
+            for (&to, queue) in &mut proxy.to_servers {
+                let server = self.servers.iter().find(|s| s.id == to).expect("a server of the map");
+                while let Ok(message) = queue.try_recv() {
+                    let (message, _) = over_the_wire(&message);
+                    verify::from_proxy(&message, id).unwrap_or_else(|violation| panic!("{id} to {to}: {violation}"));
+                    server.deliver(NetEvent::FromProxy { proxy: id, message });
+                }
+            }
+        }
+        let mut between_servers = Vec::new();
+        for server in &mut self.servers {
+            for (proxy, queue) in &mut server.to_proxies {
+                let routing = &self.proxies.iter().find(|p| p.settings.id == *proxy).expect("a proxy").routing;
+                while let Ok(message) = queue.try_recv() {
+                    routing.from_server(server.id, over_the_wire(&message).0);
+                }
+            }
+            for (&peer, link) in &mut server.to_peers {
+                while let Ok(message) = link.queue.try_recv() {
+                    let (message, bytes) = over_the_wire(&message);
+                    server.peer_bytes += bytes as u64;
+                    between_servers.push((server.id, peer, message));
+                }
+            }
+        }
+        for (from, to, message) in between_servers {
+            verify::from_peer(&message, to, from, &self.map)
+                .unwrap_or_else(|violation| panic!("{from} to {to}: {violation}"));
+            self.server(to).deliver(NetEvent::FromPeer { peer: from, message });
+        }
+        for player in self.players.values_mut() {
+            while let Ok(outgoing) = player.queue.try_recv() {
+                let message: ProxyToClient = match outgoing {
+                    Outgoing::Message(message) => over_the_wire(&message).0,
+                    Outgoing::Encoded(frame) => decode_frame(&frame),
+                };
+                match message {
+                    ProxyToClient::Welcome(_) => {}
+                    ProxyToClient::Update(update) => player.view.apply(update),
+                    ProxyToClient::Disconnect { reason } => player.disconnected = Some(reason),
+                }
+            }
+        }
+    }
+}
+
+/// The centre of the region owned by `server`.
+pub fn centre_of(map: &RegionMap, server: ServerId) -> Vec2 {
+    let region = map.regions_of(server).next().expect("every server owns a region");
+    let (min, max) = map.bounds(region);
+    (min + max) / 2.0
+}

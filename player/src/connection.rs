@@ -1,0 +1,215 @@
+//! A player's connection to a proxy: the handshake, the welcome, then key presses out
+//! and updates in, folded into a [`WorldView`]. [`Rejoin`] is the one way anything joins
+//! a cluster, and joins again after a loss: a proxy picked at random at each attempt, a
+//! [`Backoff`] between failures.
+
+use crate::steering::keys_toward;
+use crate::world_view::WorldView;
+use rand::seq::IndexedRandom;
+use std::time::Duration;
+use tessera_shared::Vec2;
+use tessera_shared::components::Keys;
+use tessera_shared::link::{Backoff, Link, LinkError, Traffic};
+use tessera_shared::protocol::handshake::HandshakeError;
+use tessera_shared::protocol::verify::Violation;
+use tessera_shared::protocol::{ClientToProxy, Hello, Input, ProxyToClient, Role, Welcome, tick_seconds};
+use tokio::net::TcpStream;
+
+/// How long a proxy has to welcome a new player.
+pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlayerError {
+    #[error("cannot reach {addr}: {source}")]
+    Connect { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("the proxy disconnected us: {0}")]
+    Disconnected(String),
+    #[error("no welcome within {0:?}")]
+    NoWelcome(Duration),
+    #[error("timed out after {0:?} waiting for: {1}")]
+    Timeout(Duration, String),
+}
+
+impl From<Violation> for PlayerError {
+    fn from(violation: Violation) -> Self {
+        Self::Link(violation.into())
+    }
+}
+
+/// A connected player.
+pub struct Player {
+    link: Link<ProxyToClient>,
+    pub welcome: Welcome,
+    next_seq: u32,
+    keys: Keys,
+    pub view: WorldView,
+}
+
+impl Player {
+    /// Connects to the proxy at `addr` and waits for its welcome, adding every byte in
+    /// and out to `traffic`.
+    pub async fn connect(addr: &str, name: &str, traffic: &Traffic) -> Result<Self, PlayerError> {
+        let stream =
+            TcpStream::connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
+        let hello = Hello::new(Role::Client { name: name.into() });
+        let mut link = match Link::open(stream, hello, Some(traffic)).await? {
+            (link, Role::Proxy(_)) => link,
+            (_, got) => return Err(LinkError::from(HandshakeError::Role { expected: "a proxy", got }).into()),
+        };
+        let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, link.recv()).await {
+            Err(_) => return Err(PlayerError::NoWelcome(WELCOME_TIMEOUT)),
+            Ok(message) => match message? {
+                ProxyToClient::Welcome(welcome) => welcome,
+                ProxyToClient::Disconnect { reason } => return Err(PlayerError::Disconnected(reason)),
+                ProxyToClient::Update(_) => {
+                    return Err(Violation::OutOfOrder { what: "an update", when: "before the welcome" }.into());
+                }
+            },
+        };
+        let view = WorldView::new(tick_seconds(welcome.tick_hz));
+        Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view })
+    }
+
+    /// Holds down exactly `keys` from now on, returning the input's sequence number.
+    pub async fn press(&mut self, keys: Keys) -> Result<u32, PlayerError> {
+        let seq = self.next_seq;
+        self.link.send(ClientToProxy::Input(Input { seq, keys })).await?;
+        self.next_seq += 1;
+        self.keys = keys;
+        Ok(seq)
+    }
+
+    /// The keys held now.
+    pub fn keys(&self) -> Keys {
+        self.keys
+    }
+
+    /// The sequence number of the last input sent (0 before any).
+    pub fn last_sent(&self) -> u32 {
+        self.next_seq - 1
+    }
+
+    /// Receives one update and folds it into the view.
+    pub async fn receive(&mut self) -> Result<&WorldView, PlayerError> {
+        match self.link.recv().await? {
+            ProxyToClient::Update(update) => {
+                self.view.apply(update);
+                Ok(&self.view)
+            }
+            ProxyToClient::Disconnect { reason } => Err(PlayerError::Disconnected(reason)),
+            ProxyToClient::Welcome(_) => Err(Violation::OutOfOrder { what: "a welcome", when: "twice" }.into()),
+        }
+    }
+
+    /// Walks to `target`, steering as a person would (keys only when the direction
+    /// changes), calling `check` on every update on the way; then stops there and waits
+    /// until the stop is applied.
+    pub async fn walk_to(
+        &mut self,
+        target: Vec2,
+        timeout: Duration,
+        mut check: impl FnMut(&WorldView),
+    ) -> Result<(), PlayerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let walking = format!("reaching {target}");
+        self.wait_until(timeout, "a first update", |view| view.me.is_some()).await?;
+        loop {
+            let me = self.view.me.expect("waited for a first update").position;
+            let keys = keys_toward(me, target);
+            if keys.is_empty() {
+                break;
+            }
+            if keys != self.keys {
+                self.press(keys).await?;
+            }
+            tokio::time::timeout_at(deadline, self.receive())
+                .await
+                .map_err(|_| PlayerError::Timeout(timeout, walking.clone()))??;
+            check(&self.view);
+        }
+        let stop = self.press(Keys::empty()).await?;
+        self.wait_until(timeout, "the stop applied", |view| view.last_input >= stop).await?;
+        check(&self.view);
+        Ok(())
+    }
+
+    /// Receives until `done` holds for the view, or `timeout` passes.
+    pub async fn wait_until(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut done: impl FnMut(&WorldView) -> bool,
+    ) -> Result<(), PlayerError> {
+        let waiting = async {
+            while !done(&self.view) {
+                self.receive().await?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(timeout, waiting).await.map_err(|_| PlayerError::Timeout(timeout, what.into()))?
+    }
+}
+
+/// Joining a cluster, and joining it again after a loss: each attempt goes through a
+/// proxy picked at random (as the design has clients spread over proxies), and failures
+/// wait a [`Backoff`], so a cluster that is starting or down is not hammered.
+#[derive(Debug, Clone)]
+pub struct Rejoin {
+    proxies: Vec<String>,
+    name: String,
+    traffic: Traffic,
+    backoff: Backoff,
+}
+
+impl Rejoin {
+    /// Joins as `name` through one of `proxies` (client addresses; at least one).
+    pub fn new(proxies: Vec<String>, name: impl Into<String>) -> Self {
+        assert!(!proxies.is_empty(), "a cluster has at least one proxy");
+        Self { proxies, name: name.into(), traffic: Traffic::default(), backoff: Backoff::default() }
+    }
+
+    /// Adds every byte of every connection to `traffic`.
+    pub fn counting(mut self, traffic: Traffic) -> Self {
+        self.traffic = traffic;
+        self
+    }
+
+    /// The proxy for the next attempt, at random.
+    pub fn pick_proxy(&self) -> String {
+        self.proxies.choose(&mut rand::rng()).expect("at least one proxy").clone()
+    }
+
+    /// One attempt through `proxy`; a success resets the backoff.
+    pub async fn attempt(&mut self, proxy: &str) -> Result<Player, PlayerError> {
+        let player = Player::connect(proxy, &self.name, &self.traffic).await?;
+        self.backoff.reset();
+        Ok(player)
+    }
+
+    /// How long to wait after a failed attempt, or a lost connection.
+    pub fn next_wait(&mut self) -> Duration {
+        self.backoff.next_wait()
+    }
+
+    /// Attempts until one succeeds, or until `patience` has passed: then the last
+    /// attempt's error.
+    pub async fn join_within(&mut self, patience: Duration) -> Result<Player, PlayerError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let proxy = self.pick_proxy();
+            match self.attempt(&proxy).await {
+                Ok(player) => return Ok(player),
+                Err(err) => {
+                    let wait = self.next_wait();
+                    if tokio::time::Instant::now() + wait > deadline {
+                        return Err(err);
+                    }
+                    tracing::debug!("{} could not join through {proxy}: {err}; retrying in {wait:?}", self.name);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The client side of the Tessera protocol, without a window and without measuring
+//! anything: what the game client, the bots and the tests all speak. [`connection`]
+//! joins through a proxy (with one retry-and-backoff for everyone) and sends key presses;
+//! [`world_view`] folds the updates received into what the player knows; [`steering`]
+//! turns "walk to there" into key presses, as a person would press them.
+
+pub mod connection;
+pub mod steering;
+pub mod world_view;
+
+pub use connection::{Player, PlayerError, Rejoin};
+pub use world_view::WorldView;

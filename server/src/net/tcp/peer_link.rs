@@ -1,0 +1,80 @@
+//! Links between game servers. Each pair shares one link: the server with the lower id
+//! dials (and redials with backoff), the higher one accepts. Everything a peer sends
+//! passes [`verify::from_peer`] (the map decides what it may say) before the app sees it.
+
+use crate::net::{LinkId, NetEvent};
+use std::sync::Arc;
+use tessera_shared::bridge::InboxSender;
+use tessera_shared::ids::ServerId;
+use tessera_shared::link::{Link, LinkError, Outbound, Traffic, accept_loop, redial};
+use tessera_shared::protocol::handshake::HandshakeError;
+use tessera_shared::protocol::{Hello, PeerMessage, Role, verify};
+use tessera_shared::region_map::RegionMap;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// What a peer task needs to know.
+#[derive(Clone)]
+pub struct PeerContext {
+    pub me: ServerId,
+    pub map: Arc<RegionMap>,
+    pub events: InboxSender<NetEvent>,
+    pub traffic: Traffic,
+}
+
+impl PeerContext {
+    async fn open(&self, stream: TcpStream) -> Result<(Link<PeerMessage>, Role), LinkError> {
+        Link::open(stream, Hello::new(Role::Server(self.me)), Some(&self.traffic)).await
+    }
+}
+
+/// Accepts peers with a lower id than ours.
+pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: CancellationToken) {
+    accept_loop(listener, shutdown, "peer", move |stream, _| {
+        let context = context.clone();
+        async move {
+            match context.open(stream).await? {
+                (link, Role::Server(peer)) if peer < context.me && context.map.regions_of(peer).next().is_some() => {
+                    serve(link, peer, &context).await
+                }
+                (_, got) => Err(HandshakeError::Role { expected: "a server of the map with a lower id", got }.into()),
+            }
+        }
+    })
+    .await
+}
+
+/// Keeps a link to `peer` (whose id is higher than ours) up until `shutdown`.
+pub async fn dial(address: String, peer: ServerId, context: PeerContext, shutdown: CancellationToken) {
+    redial(&address, &peer.to_string(), shutdown, |stream| {
+        let context = context.clone();
+        async move {
+            match context.open(stream).await? {
+                (link, Role::Server(id)) if id == peer => serve(link, peer, &context).await,
+                (_, got) => Err(HandshakeError::Role { expected: "the server the map names", got }.into()),
+            }
+        }
+    })
+    .await
+}
+
+async fn serve(link: Link<PeerMessage>, peer: ServerId, context: &PeerContext) -> Result<(), LinkError> {
+    info!("{} linked with {peer}", context.me);
+    let id = LinkId::next();
+    let (outbound, queue) = Outbound::channel();
+    let events = &context.events;
+    events.send(NetEvent::PeerUp { peer, link: id, outbound }).await?;
+    let result = link
+        .run(queue, |message| {
+            let events = events.clone();
+            let verified = verify::from_peer(&message, context.me, peer, &context.map);
+            async move {
+                verified?;
+                Ok(events.send(NetEvent::FromPeer { peer, message }).await?)
+            }
+        })
+        .await;
+    let _ = events.send(NetEvent::PeerDown { peer, link: id }).await;
+    result
+}

@@ -1,0 +1,38 @@
+//! What one server is: its place in the cluster map and its simulation settings, read
+//! by every plugin.
+
+use crate::stats::ServerStats;
+use bevy::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_shared::cluster::{ClusterConfig, ClusterError};
+use tessera_shared::ids::ServerId;
+use tessera_shared::region_map::RegionMap;
+
+/// What one server is: its place in the cluster and its simulation settings.
+#[derive(Resource, Clone, Debug)]
+pub struct ServerSettings {
+    pub id: ServerId,
+    pub cluster: ClusterConfig,
+    pub map: RegionMap,
+    /// Subscribe to every foreign region and send every player everything, whatever
+    /// it sees: the baseline region subscriptions and interest are measured against,
+    /// never for play.
+    pub broadcast_baseline: bool,
+    pub stats: Arc<ServerStats>,
+}
+
+impl ServerSettings {
+    pub fn new(cluster: ClusterConfig, id: ServerId) -> Result<Self, ClusterError> {
+        cluster.server(id)?;
+        Ok(Self { id, map: cluster.region_map(), broadcast_baseline: false, stats: Arc::default(), cluster })
+    }
+
+    pub fn tick(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.cluster.simulation.tick_hz)
+    }
+
+    pub fn view_radius(&self) -> f32 {
+        self.cluster.simulation.view_radius
+    }
+}

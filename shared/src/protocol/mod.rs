@@ -1,0 +1,201 @@
+//! Every message that crosses a socket, one enum per link direction:
+//! client → proxy, proxy → client, proxy → server, server → proxy, and server ↔ server
+//! (symmetric, so one enum). Each link opens with its [`handshake`], a phase of its own
+//! with its own message; the enums here are what a link carries after it. What a
+//! receiver must check before believing a message is in [`verify`]. Entities are named
+//! by cluster-wide ids.
+
+pub mod handshake;
+pub mod verify;
+
+pub use handshake::{Hello, PROTOCOL_VERSION, Role};
+
+use crate::components::Keys;
+use crate::ids::{EntityId, ProxyId, ServerId, UserId};
+use crate::region_map::{CellId, RegionMap};
+use glam::Vec2;
+use serde::{Deserialize, Serialize};
+
+/// Bytes of player frames a server puts in one `ServerToProxy::Updates`: well under
+/// [`MAX_FRAME_LEN`](crate::framing::MAX_FRAME_LEN), however many players a proxy has.
+pub const UPDATES_FRAME_BUDGET: usize = 256 * 1024;
+
+/// Longest accepted player name, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// One change of the keys a player holds. Sequence numbers start at 1 and grow by one
+/// per input, so a server can apply each exactly once, in order, across handoffs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    pub seq: u32,
+    pub keys: Keys,
+}
+
+/// An entity as a player sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EntityState {
+    pub id: EntityId,
+    pub position: Vec2,
+    pub velocity: Vec2,
+}
+
+/// Where an entity sent at `sent` with `position` and `velocity` is at `now`, the
+/// player's way: servers send an entity again only when this would be off, so both
+/// ends must compute it alike.
+pub fn extrapolate(state: &EntityState, sent: u64, now: u64, tick_seconds: f32) -> Vec2 {
+    state.position + state.velocity * (now.saturating_sub(sent) as f32 * tick_seconds)
+}
+
+/// How far an entity may stray from its extrapolation before it is sent again, in
+/// world units: well under a pixel at any sensible zoom.
+pub const STRAY: f32 = 0.25;
+
+/// Whether `now` (at tick `tick`) must be sent again to whoever was sent `sent` at
+/// tick `sent_tick`: its velocity changed, or it strayed from the extrapolation.
+pub fn must_resend(sent: &EntityState, sent_tick: u64, now: &EntityState, tick: u64, tick_seconds: f32) -> bool {
+    sent.velocity != now.velocity
+        || extrapolate(sent, sent_tick, tick, tick_seconds).distance_squared(now.position) > STRAY * STRAY
+}
+
+/// The length of a tick, as every server and player rounds it.
+pub fn tick_seconds(tick_hz: f64) -> f32 {
+    (1.0 / tick_hz) as f32
+}
+
+/// What a player learns each tick: itself, and what changed within its view radius.
+/// An entity in view is sent when it comes into view and then only when its velocity
+/// changes or it strays from where [`extrapolate`] puts it; in between, the player
+/// extrapolates it. So a crowd walking straight costs almost nothing on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayerUpdate {
+    /// The owning server's simulation tick.
+    pub tick: u64,
+    /// The server simulating this player now.
+    pub server: ServerId,
+    /// The highest input sequence applied so far (all below it were applied too).
+    pub last_input: u32,
+    /// How many inputs have been applied in all: equals `last_input` unless one was
+    /// applied twice.
+    pub inputs_applied: u32,
+    pub you: EntityState,
+    /// The player must forget every other entity it knows first: the first update
+    /// from a server (after joining or a handoff) says everything in view.
+    pub full: bool,
+    /// Entities that came into view, or whose motion changed, as of `tick`.
+    pub changed: Vec<EntityState>,
+    /// Entities that went out of view.
+    pub left: Vec<EntityId>,
+    /// Names of entities this player has not been told about yet.
+    pub names: Vec<(EntityId, String)>,
+}
+
+/// Client → proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientToProxy {
+    Input(Input),
+}
+
+/// Proxy → client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ProxyToClient {
+    Welcome(Welcome),
+    Update(PlayerUpdate),
+    /// Sent just before the proxy closes the connection.
+    Disconnect {
+        reason: String,
+    },
+}
+
+/// What a player is told on joining.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub user: UserId,
+    pub proxy: ProxyId,
+    pub map: RegionMap,
+    pub view_radius: f32,
+    pub tick_hz: f64,
+}
+
+/// Proxy → server. The proxy stamps the user id; clients never name one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ProxyToServer {
+    Login { user: UserId, name: String, position: Vec2 },
+    Input { user: UserId, input: Input },
+    Logout { user: UserId },
+}
+
+/// Server → proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerToProxy {
+    /// One tick's updates for players behind this proxy, each already encoded whole as
+    /// the frame the proxy forwards to that player untouched (a `ProxyToClient::Update`).
+    /// A tick's updates span as many of these as keep each under [`UPDATES_FRAME_BUDGET`].
+    Updates { tick: u64, frames: Vec<(UserId, bytes::Bytes)> },
+    /// `server` simulates `user` from now on; `epoch` counts the player's handoffs, so a
+    /// late notice never undoes a newer one.
+    Owner { user: UserId, server: ServerId, epoch: u32 },
+    /// The server will not (or no longer) simulate this player.
+    Kick { user: UserId, reason: String },
+}
+
+/// A player's whole state, as it travels from one owner to the next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandoffState {
+    pub user: UserId,
+    pub name: String,
+    pub position: Vec2,
+    pub velocity: Vec2,
+    pub keys: Keys,
+    pub last_input: u32,
+    pub inputs_applied: u32,
+    /// Inputs received ahead of a gap in the sequence, not applied yet.
+    pub pending: Vec<Input>,
+    pub proxy: ProxyId,
+    pub epoch: u32,
+}
+
+/// An entity entering a subscriber's view of a cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GhostEntry {
+    pub state: EntityState,
+    pub name: String,
+}
+
+/// What changed in one cell during one tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellDelta {
+    pub cell: CellId,
+    /// A full snapshot: the subscriber forgets what it knew of the cell first.
+    pub full: bool,
+    pub entered: Vec<GhostEntry>,
+    pub moved: Vec<EntityState>,
+    pub left: Vec<EntityId>,
+}
+
+/// Server ↔ server, over the peer link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// Send me these cells of your regions: a full snapshot now, then what changes.
+    Subscribe(Vec<CellId>),
+    Unsubscribe(Vec<CellId>),
+    /// One tick's changes in the cells this peer subscribed to.
+    Cells {
+        tick: u64,
+        deltas: Vec<CellDelta>,
+    },
+    /// Take over this player, which left my regions for yours.
+    Handoff(HandoffState),
+    /// Input that reached me after I handed its player to you.
+    ForwardInput {
+        user: UserId,
+        input: Input,
+    },
+    /// The player I handed you has left the game.
+    ForwardLogout {
+        user: UserId,
+    },
+    /// I took over the player you handed me: you may forget it.
+    HandoffAccepted {
+        user: UserId,
+    },
+}
