@@ -41,14 +41,14 @@ fn default_name() -> String {
 fn main() -> AppExit {
     let args = Args::parse();
     // Kept alive for as long as the window is open: dropping it stops the cluster.
-    let (proxies, embedded) = match proxies_to_join(&args) {
+    let (proxies, _embedded) = match proxies_to_join(&args) {
         Ok(joined) => joined,
         Err(err) => {
             eprintln!("{err}");
             return AppExit::error();
         }
     };
-    let exit = App::new()
+    App::new()
         .add_plugins(
             DefaultPlugins
                 .set(WindowPlugin {
@@ -71,9 +71,7 @@ fn main() -> AppExit {
             hud::HudPlugin,
             screenshot::ScreenshotPlugin { path: args.screenshot, exit_after_frames: args.exit_after_frames },
         ))
-        .run();
-    drop(embedded);
-    exit
+        .run()
 }
 
 /// A cluster this client runs inside itself; dropping it stops every server and proxy in it.
