@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::metrics as names;
+use tessera_shared::secret::{ClusterSecret, SecretError};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -157,6 +158,15 @@ pub fn free_addresses(n: usize) -> Result<Vec<SocketAddr>, BenchError> {
     listeners.iter().map(|l| l.local_addr().map_err(|err| BenchError::Setup(err.to_string()))).collect()
 }
 
+/// A fresh cluster secret in `dir`, as a host makes one, and the file holding it.
+pub fn cluster_secret(dir: &Path) -> Result<(ClusterSecret, PathBuf), BenchError> {
+    let file = dir.join("cluster.secret");
+    let setup = |err: SecretError| BenchError::Setup(format!("cannot make the cluster secret: {err}"));
+    // Each run makes its own: a secret left by an earlier run in the same folder goes.
+    let _ = std::fs::remove_file(&file);
+    Ok((ClusterSecret::generate_into(&file).map_err(setup)?, file))
+}
+
 /// A whole cluster as separate processes.
 pub struct ClusterProcesses {
     pub cluster: ClusterConfig,
@@ -184,11 +194,13 @@ impl ClusterProcesses {
         std::fs::write(&file, map.to_toml())
             .map_err(|err| BenchError::Setup(format!("cannot write {}: {err}", file.display())))?;
         let cluster_arg = file.display().to_string();
+        let (_, secret_file) = cluster_secret(dir)?;
+        let secret_arg = secret_file.display().to_string();
         let mut servers = Vec::new();
         for server in &map.servers {
             let metrics = next();
             let mut args = vec!["--cluster".into(), cluster_arg.clone(), "--id".into(), server.id.0.to_string()];
-            args.extend(["--metrics".into(), metrics.to_string()]);
+            args.extend(["--metrics".into(), metrics.to_string(), "--secret-file".into(), secret_arg.clone()]);
             if broadcast_baseline {
                 args.push("--broadcast-baseline".into());
             }
@@ -210,6 +222,8 @@ impl ClusterProcesses {
                 proxy.id.0.to_string(),
                 "--metrics".into(),
                 metrics.to_string(),
+                "--secret-file".into(),
+                secret_arg.clone(),
             ];
             if let Some(threads) = proxy_threads {
                 args.extend(["--threads".into(), threads.to_string()]);

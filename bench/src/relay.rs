@@ -8,7 +8,7 @@
 
 use crate::BenchError;
 use crate::BenchOptions;
-use crate::processes::{Binaries, Process, free_addresses};
+use crate::processes::{Binaries, Process, cluster_secret, free_addresses};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::cluster::{ClusterConfig, Listener};
-use tessera_shared::framing::{FrameCodec, decode_body, encode_frame, encoded_frame};
+use tessera_shared::framing::{FrameCodec, Outgoing, decode_body, encode_frame, encoded_frame};
 use tessera_shared::ids::{EntityId, ServerId, UserId};
+use tessera_shared::link::{Door, Link, Outbound, SendError, Side};
 use tessera_shared::metrics as names;
 use tessera_shared::protocol::{EntityState, Hello, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy};
 use tokio::io::AsyncWriteExt;
@@ -240,15 +241,28 @@ async fn through_proxy(
     })?;
     let file = dir.join("cluster.toml");
     std::fs::write(&file, map.to_toml()).map_err(setup)?;
-    let args =
-        ["--cluster", &file.display().to_string(), "--id", "1", "--metrics", &metrics.to_string()].map(String::from);
+    let (secret, secret_file) = cluster_secret(dir)?;
+    let args = [
+        "--cluster",
+        &file.display().to_string(),
+        "--id",
+        "1",
+        "--metrics",
+        &metrics.to_string(),
+        "--secret-file",
+        &secret_file.display().to_string(),
+    ]
+    .map(String::from);
     let proxy = Process::spawn("proxy", &binaries.proxy, &args, Some(metrics), dir)?;
 
     let (stream, _) = tokio::time::timeout(Duration::from_secs(10), server_listener.accept())
         .await
         .map_err(|_| setup("the proxy never dialed the stand-in server"))?
         .map_err(setup)?;
-    let (mut from_proxy, to_proxy) = raw_hello(stream, Role::Server(ServerId(1))).await?;
+    // The stand-in server's link is sealed like a real one, so the proxy pays what it pays.
+    let door = Door::Members(&secret, Side::Listener);
+    let (mut from_proxy, _) =
+        Link::<ProxyToServer>::open(stream, door, Hello::new(Role::Server(ServerId(1))), None).await.map_err(setup)?;
     let linked = &proxy;
     wait_for(
         move || async move { linked.scrape().await.ok().and_then(|s| s.sum(names::PROXY_SERVERS, &[])) == Some(1.0) },
@@ -273,7 +287,7 @@ async fn through_proxy(
     }
     let mut users = Vec::with_capacity(connections);
     while users.len() < connections {
-        if let ProxyToServer::Login { user, .. } = next_message(&mut from_proxy).await? {
+        if let ProxyToServer::Login { user, .. } = from_proxy.recv().await.map_err(setup)? {
             users.push(user);
         }
     }
@@ -281,9 +295,12 @@ async fn through_proxy(
     let mut batch = BytesMut::new();
     encode_frame(&ServerToProxy::Updates { tick: update.tick, frames }, &mut batch).map_err(setup)?;
 
+    let (to_proxy, queue) = Outbound::channel();
+    // The proxy's own messages to the server (none expected now) are read and dropped.
+    tasks.spawn(async move {
+        let _ = from_proxy.run(queue, |_| std::future::ready(Ok(()))).await;
+    });
     tasks.spawn(paced_pump(to_proxy, batch.freeze(), counters.clone()));
-    // The proxy's own messages to the server (none expected now) must not back up.
-    tasks.spawn(async move { while from_proxy.next().await.is_some() {} });
     let throughput = measure(&counters, &proxy, connections).await;
     tasks.shutdown().await;
     proxy.stop().await;
@@ -302,16 +319,17 @@ const IN_FLIGHT: u64 = 256;
 
 /// As [`pump`], for a batch holding one frame for each connection, holding back while
 /// any connection has [`IN_FLIGHT`] frames undelivered.
-async fn paced_pump(mut to: OwnedWriteHalf, batch: Bytes, counters: Arc<Counters>) {
+async fn paced_pump(to: Outbound<Outgoing<ServerToProxy>>, batch: Bytes, counters: Arc<Counters>) {
     let mut sent = 0;
     loop {
         while counters.most_in_flight(sent) > IN_FLIGHT {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        if to.write_all(&batch).await.is_err() {
-            return;
+        match to.send(Outgoing::Encoded(batch.clone())) {
+            Ok(()) => sent += 1,
+            Err(SendError::Full) => tokio::time::sleep(Duration::from_millis(1)).await,
+            Err(SendError::Closed) => return,
         }
-        sent += 1;
     }
 }
 

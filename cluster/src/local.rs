@@ -11,6 +11,7 @@ use tessera_server::stats::ServerStats;
 use tessera_server::{ServerListeners, ServerSettings};
 use tessera_shared::cluster::{ClusterConfig, ClusterError, Listener};
 use tessera_shared::ids::ServerId;
+use tessera_shared::secret::{ClusterSecret, SecretError};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,11 +22,14 @@ pub enum LocalClusterError {
     Cluster(#[from] ClusterError),
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 /// A running cluster. Dropping it stops every server and proxy in it.
 pub struct LocalCluster {
     config: ClusterConfig,
+    secret: ClusterSecret,
     shutdown: CancellationToken,
     threads: Vec<JoinHandle<()>>,
     stats: HashMap<ServerId, Arc<ServerStats>>,
@@ -73,10 +77,12 @@ impl LocalCluster {
             })
             .collect();
         let proxies: Vec<_> = config.proxies.iter().map(|p| (p.id, take(Listener::Players(p.id)))).collect();
+        // A secret of its own: nothing outside this process can join its links.
+        let secret = ClusterSecret::generate()?;
         let mut threads = Vec::new();
         let mut stats = HashMap::new();
         for (id, listeners) in servers {
-            let mut settings = ServerSettings::new(config.clone(), id)?;
+            let mut settings = ServerSettings::new(config.clone(), id, secret.clone())?;
             settings.broadcast_baseline = broadcast_baseline;
             stats.insert(id, settings.stats.clone());
             let shutdown = shutdown.clone();
@@ -85,15 +91,21 @@ impl LocalCluster {
             })?);
         }
         for (id, listener) in proxies {
-            let settings = ProxySettings { id, cluster: config.clone() };
+            let settings = ProxySettings { id, cluster: config.clone(), secret: secret.clone() };
             threads.push(tessera_proxy::spawn_thread(settings, listener, shutdown.clone())?);
         }
-        Ok(Self { config, shutdown, threads, stats })
+        Ok(Self { config, secret, shutdown, threads, stats })
     }
 
     /// The map as running, with the real addresses.
     pub fn config(&self) -> &ClusterConfig {
         &self.config
+    }
+
+    /// The secret this cluster made for itself at start: what a process outside it
+    /// would need to join its internal links.
+    pub fn secret(&self) -> &ClusterSecret {
+        &self.secret
     }
 
     /// Live figures of server `id`.

@@ -9,7 +9,7 @@ use rand::seq::IndexedRandom;
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
-use tessera_shared::link::{Backoff, Link, LinkError, Traffic};
+use tessera_shared::link::{Backoff, Door, Link, LinkError, Traffic};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{ClientToProxy, Hello, Input, ProxyToClient, Role, Welcome, tick_seconds};
@@ -54,7 +54,7 @@ impl Player {
         let stream =
             TcpStream::connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
         let hello = Hello::new(Role::Client { name: name.into() });
-        let mut link = match Link::open(stream, hello, Some(traffic)).await? {
+        let mut link = match Link::open(stream, Door::Public, hello, Some(traffic)).await? {
             (link, Role::Proxy(_)) => link,
             (_, got) => return Err(LinkError::from(HandshakeError::Role { expected: "a proxy", got }).into()),
         };

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tessera_shared::Vec2;
 use tessera_shared::ids::UserId;
-use tessera_shared::link::{Link, LinkError, Outbound, accept_loop};
+use tessera_shared::link::{Door, Link, LinkError, Outbound, accept_loop};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{ClientToProxy, Hello, MAX_NAME_LEN, ProxyToClient, ProxyToServer, Role, Welcome};
@@ -47,10 +47,11 @@ pub async fn accept(
 
 async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routing: &Routing) -> Result<(), LinkError> {
     let hello = Hello::new(Role::Proxy(settings.id));
-    let (mut link, name) = match Link::<ClientToProxy>::open(stream, hello, Some(&routing.stats.clients)).await? {
-        (link, Role::Client { name }) => (link, player_name(&name, user)),
-        (_, got) => return Err(HandshakeError::Role { expected: "a player", got }.into()),
-    };
+    let (mut link, name) =
+        match Link::<ClientToProxy>::open(stream, Door::Public, hello, Some(&routing.stats.clients)).await? {
+            (link, Role::Client { name }) => (link, player_name(&name, user)),
+            (_, got) => return Err(HandshakeError::Role { expected: "a player", got }.into()),
+        };
     let queue = match admit(settings, routing, user, &name, spawn_position(settings)) {
         Ok(queue) => queue,
         Err(reason) => {

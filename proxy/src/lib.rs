@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tessera_shared::bridge::NetRuntime;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ProxyId;
+use tessera_shared::secret::{ClusterSecret, SecretError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +23,22 @@ use tokio_util::sync::CancellationToken;
 pub struct ProxySettings {
     pub id: ProxyId,
     pub cluster: ClusterConfig,
+    /// What proves this proxy a member of the cluster to the servers it dials.
+    pub secret: ClusterSecret,
+}
+
+impl ProxySettings {
+    /// Refuses to run on addresses beyond loopback with the development secret: where
+    /// this proxy listens for players, and where it dials the servers.
+    pub fn check_secret(&self) -> Result<(), SecretError> {
+        for me in self.cluster.proxies.iter().filter(|proxy| proxy.id == self.id) {
+            self.secret.check_address("listening for players on", &me.client_bind.to_string())?;
+        }
+        for server in &self.cluster.servers {
+            self.secret.check_address("dialing a server at", &server.proxy_address())?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs the proxy until `shutdown` is cancelled: one dialer per server, and the

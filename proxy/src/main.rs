@@ -3,6 +3,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use tessera_proxy::ProxySettings;
+use tessera_service::secret::SecretArgs;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ProxyId;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,8 @@ struct Args {
     /// Threads forwarding traffic; one per core when absent.
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    secret: SecretArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,12 +51,14 @@ fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     let id = ProxyId(args.id);
+    let bind = cluster.proxy(id)?.client_bind;
+    let settings = ProxySettings { id, cluster, secret: args.secret.resolve()? };
+    settings.check_secret()?;
     if let Some(addr) = args.metrics {
         tessera_service::metrics::serve(addr)?;
         tracing::info!("metrics at http://{addr}/metrics");
     }
 
-    let bind = cluster.proxy(id)?.client_bind;
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
@@ -61,6 +66,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tessera_service::signals::stop_requested().await;
         on_signal.cancel();
     });
-    tessera_proxy::run(ProxySettings { id, cluster }, listener, shutdown).await;
+    tessera_proxy::run(settings, listener, shutdown).await;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! One dialer per game server: connect, say hello as this proxy, relay the server's
+//! One dialer per game server: connect, prove membership of the cluster (the link is
+//! sealed with the cluster secret), say hello as this proxy, relay the server's
 //! updates to players, and on any loss disconnect the players it owned (they are gone
 //! with it) and redial with exponential backoff.
 
@@ -6,7 +7,7 @@ use crate::ProxySettings;
 use crate::routing::Routing;
 use std::sync::Arc;
 use tessera_shared::ids::ServerId;
-use tessera_shared::link::{Link, LinkError, Outbound, redial};
+use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, redial};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::{Hello, ProxyToClient, Role, ServerToProxy};
 use tokio::net::TcpStream;
@@ -39,7 +40,8 @@ async fn serve(
     routing: &Routing,
 ) -> Result<(), LinkError> {
     let hello = Hello::new(Role::Proxy(settings.id));
-    let link = match Link::<ServerToProxy>::open(stream, hello, Some(&routing.stats.servers)).await? {
+    let door = Door::Members(&settings.secret, Side::Dialer);
+    let link = match Link::<ServerToProxy>::open(stream, door, hello, Some(&routing.stats.servers)).await? {
         (link, Role::Server(id)) if id == server => link,
         (_, got) => return Err(HandshakeError::Role { expected: "the server the map names", got }.into()),
     };

@@ -1,23 +1,43 @@
 //! `tessera-server`: runs one game server of a cluster map. (Every server and proxy of
 //! a map in one process is `tessera-cluster`.)
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tessera_server::{ServerListeners, ServerSettings};
+use tessera_service::secret::SecretArgs;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ServerId;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Tessera game server: simulates the regions a cluster map gives it")]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Make a new cluster secret, readable by its owner only.
+    Keygen {
+        /// Where to write it; it must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
     /// The cluster map (TOML). The default 2×2 local map when absent.
     #[arg(long)]
     cluster: Option<PathBuf>,
     /// Which server of the map to run.
-    #[arg(long)]
-    id: u16,
+    #[arg(long, required = true)]
+    id: Option<u16>,
     /// Simulation ticks per second, overriding the map's.
     #[arg(long)]
     tick_hz: Option<f64>,
@@ -28,12 +48,18 @@ struct Args {
     /// Serve Prometheus metrics (tick times, players, peer bytes...) at this address.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    secret: SecretArgs,
 }
 
 fn main() -> std::process::ExitCode {
     tessera_service::logging::init();
     let args = Args::parse();
-    match run(args) {
+    let result = match args.command {
+        Some(Command::Keygen { out }) => tessera_service::secret::keygen(&out).map_err(Into::into),
+        None => run(args.serve),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
@@ -42,21 +68,22 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     if let Some(hz) = args.tick_hz {
         cluster.simulation.tick_hz = hz;
         cluster.validate()?;
     }
+    let id = ServerId(args.id.ok_or("--id is required")?);
+    let mut settings = ServerSettings::new(cluster.clone(), id, args.secret.resolve()?)?;
+    settings.check_secret()?;
+    settings.broadcast_baseline = args.broadcast_baseline;
     if let Some(addr) = args.metrics {
         tessera_service::metrics::serve(addr)?;
         tracing::info!("metrics at http://{addr}/metrics");
     }
     let shutdown = CancellationToken::new();
     tessera_service::signals::cancel_on_stop(shutdown.clone())?;
-    let id = ServerId(args.id);
-    let mut settings = ServerSettings::new(cluster.clone(), id)?;
-    settings.broadcast_baseline = args.broadcast_baseline;
     let listeners = ServerListeners::bind(&cluster, id)?;
     tracing::info!(
         "{id} listening for proxies on {} and peers on {}",

@@ -1,13 +1,13 @@
 //! Length-prefixed frames: a big-endian u32 length, then one bincode-encoded message.
-//! The length is checked against [`MAX_FRAME_LEN`] before a byte of the body is
-//! buffered, so an absurd prefix costs nothing but the connection.
+//! The length is checked against the largest frame the receiving link direction allows
+//! ([`Bounded`]: a few hundred bytes for what players send, [`MAX_FRAME_LEN`] at most)
+//! before a byte of the body is buffered, and nothing is reserved for the body ahead
+//! of its bytes: an absurd prefix costs nothing but the connection.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The largest frame body accepted or sent.
@@ -16,6 +16,11 @@ const LEN_PREFIX: usize = 4;
 
 fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+}
+
+/// A message a link receives, with the largest frame it may arrive in.
+pub trait Bounded {
+    const MAX_FRAME_LEN: usize;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,25 +37,28 @@ pub enum WireError {
     Encode(#[from] bincode::error::EncodeError),
     #[error("connection closed in the middle of a frame")]
     Truncated,
+    #[error("a record failed authentication: altered, replayed, or not from a member of the cluster")]
+    Forged,
 }
 
-/// Splits a byte stream into frame bodies, adding the bytes it decodes or encodes to
-/// `counter` when given one. What reads raw frames (the benchmark, counting what a proxy
-/// forwards) and what decodes messages ([`WireCodec`]) frame alike through this.
-#[derive(Debug, Default, Clone)]
+/// Splits a byte stream into frame bodies of at most `max_len` bytes. What reads raw
+/// frames (the benchmark, counting what a proxy forwards) and what decodes messages
+/// ([`WireCodec`]) frame alike through this.
+#[derive(Debug, Clone)]
 pub struct FrameCodec {
-    counter: Option<Arc<AtomicU64>>,
+    max_len: usize,
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        Self { max_len: MAX_FRAME_LEN }
+    }
 }
 
 impl FrameCodec {
-    pub fn counting(counter: Arc<AtomicU64>) -> Self {
-        Self { counter: Some(counter) }
-    }
-
-    fn count(&self, bytes: usize) {
-        if let Some(counter) = &self.counter {
-            counter.fetch_add(bytes as u64, Ordering::Relaxed);
-        }
+    /// A codec refusing frames longer than `max_len` (itself at most [`MAX_FRAME_LEN`]).
+    pub fn with_max_len(max_len: usize) -> Self {
+        Self { max_len: max_len.min(MAX_FRAME_LEN) }
     }
 }
 
@@ -63,15 +71,14 @@ impl Decoder for FrameCodec {
             return Ok(None);
         };
         let len = u32::from_be_bytes(prefix.try_into().expect("four bytes")) as usize;
-        if len > MAX_FRAME_LEN {
-            return Err(WireError::FrameTooLarge { len, max: MAX_FRAME_LEN });
+        if len > self.max_len {
+            return Err(WireError::FrameTooLarge { len, max: self.max_len });
         }
         if src.len() < LEN_PREFIX + len {
-            src.reserve(LEN_PREFIX + len - src.len());
+            // No reservation for the body: the buffer grows only as its bytes arrive.
             return Ok(None);
         }
         src.advance(LEN_PREFIX);
-        self.count(LEN_PREFIX + len);
         Ok(Some(src.split_to(len)))
     }
 
@@ -84,31 +91,16 @@ impl Decoder for FrameCodec {
     }
 }
 
-/// Frames carrying one bincode message each: decodes them into `In`, encodes any
-/// serialisable message.
+/// Frames carrying one bincode message each: decodes them into `In` (in frames no
+/// longer than `In` allows), encodes any serialisable message.
 pub struct WireCodec<In> {
     frames: FrameCodec,
     _in: PhantomData<fn() -> In>,
 }
 
-impl<In> Default for WireCodec<In> {
+impl<In: Bounded> Default for WireCodec<In> {
     fn default() -> Self {
-        Self { frames: FrameCodec::default(), _in: PhantomData }
-    }
-}
-
-impl<In> WireCodec<In> {
-    pub fn counting(counter: Arc<AtomicU64>) -> Self {
-        Self { frames: FrameCodec::counting(counter), _in: PhantomData }
-    }
-
-    /// The same codec, decoding `Next` from now on: a link past its handshake.
-    pub fn decoding<Next>(self) -> WireCodec<Next> {
-        WireCodec { frames: self.frames, _in: PhantomData }
-    }
-
-    fn count(&self, bytes: usize) {
-        self.frames.count(bytes);
+        Self { frames: FrameCodec::with_max_len(In::MAX_FRAME_LEN), _in: PhantomData }
     }
 }
 
@@ -129,10 +121,7 @@ impl<In, Out: Serialize> Encoder<Out> for WireCodec<In> {
     type Error = WireError;
 
     fn encode(&mut self, message: Out, dst: &mut BytesMut) -> Result<(), WireError> {
-        let before = dst.len();
-        encode_frame(&message, dst)?;
-        self.count(dst.len() - before);
-        Ok(())
+        encode_frame(&message, dst)
     }
 }
 
@@ -158,7 +147,6 @@ impl<In, T: Serialize> Encoder<Outgoing<T>> for WireCodec<In> {
         match outgoing {
             Outgoing::Message(message) => self.encode(message, dst),
             Outgoing::Encoded(frame) => {
-                self.count(frame.len());
                 dst.extend_from_slice(&frame);
                 Ok(())
             }
@@ -207,7 +195,7 @@ mod tests {
     use crate::region_map::{CellId, RegionMap};
     use glam::Vec2;
 
-    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
+    fn round_trip<T: Bounded + Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
         let mut buf = BytesMut::new();
         encode_frame(&message, &mut buf).unwrap();
         let mut codec = WireCodec::<T>::default();
@@ -300,6 +288,19 @@ mod tests {
         let err = WireCodec::<ClientToProxy>::default().decode(&mut buf).unwrap_err();
         assert!(matches!(err, WireError::FrameTooLarge { len, .. } if len == u32::MAX as usize));
         assert!(buf.capacity() < 1024, "nothing was allocated for the body");
+    }
+
+    #[test]
+    fn each_direction_has_its_own_bound_and_reserves_nothing_ahead() {
+        // A frame a server may send a proxy is far too long for a player to send.
+        let long = ClientToProxy::MAX_FRAME_LEN + 1;
+        let mut prefix = BytesMut::from(&(long as u32).to_be_bytes()[..]);
+        let err = WireCodec::<ClientToProxy>::default().decode(&mut prefix.clone()).unwrap_err();
+        assert!(matches!(err, WireError::FrameTooLarge { max, .. } if max == ClientToProxy::MAX_FRAME_LEN));
+        let mut big = BytesMut::from(&(MAX_FRAME_LEN as u32).to_be_bytes()[..]);
+        assert!(WireCodec::<ServerToProxy>::default().decode(&mut big).unwrap().is_none());
+        assert!(big.capacity() < 1024, "the body is not reserved before it arrives");
+        assert!(WireCodec::<ServerToProxy>::default().decode(&mut prefix).unwrap().is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Bad input closes that one connection, with a clear log line, and nobody else notices:
 //! garbage, absurd lengths, truncated frames, a wrong protocol version, messages not
-//! allowed in the current state, ids a peer has no right to use, and peer servers
-//! naming regions or players the map does not give them.
+//! allowed in the current state, processes without the cluster secret posing as a proxy
+//! or a server, and members of the cluster (holding the secret) using ids they have no
+//! right to or naming regions or players the map does not give them.
 
 use crate::harness::{DEADLINE, default_cluster, join, walk_to};
 use bytes::BytesMut;
@@ -10,12 +11,14 @@ use tessera_cluster::LocalCluster;
 use tessera_player::Player;
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
-use tessera_shared::framing::encode_frame;
+use tessera_shared::framing::{Bounded, encode_frame};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::link::{Door, Link, LinkError, Side};
 use tessera_shared::protocol::{
     CellDelta, ClientToProxy, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToServer, Role,
 };
 use tessera_shared::region_map::CellId;
+use tessera_shared::secret::ClusterSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -51,6 +54,29 @@ async fn assert_closed_after(addr: &str, bytes: &[u8], half_close: bool) {
         }
     };
     tokio::time::timeout(DEADLINE, closed).await.expect("the connection is closed");
+}
+
+/// Opens a sealed link to `addr` as a member holding `secret`, claiming `role`, sends
+/// `messages`, and returns why the other side then closed the link (bounded in time).
+async fn member_closed_after<In: Bounded + serde::de::DeserializeOwned>(
+    addr: &str,
+    secret: &ClusterSecret,
+    role: Role,
+    messages: Vec<impl serde::Serialize>,
+) -> LinkError {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let door = Door::Members(secret, Side::Dialer);
+    let run = async {
+        let (mut link, _) = Link::<In>::open(stream, door, Hello::new(role), None).await?;
+        for message in messages {
+            link.send(message).await?;
+        }
+        loop {
+            link.recv().await?;
+        }
+    };
+    let closed: Result<(), LinkError> = tokio::time::timeout(DEADLINE, run).await.expect("the link is closed");
+    closed.expect_err("the link only ends in an error")
 }
 
 /// A player in the cluster still moves after the abuse.
@@ -116,20 +142,59 @@ async fn wrong_version_role_or_order_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_secret_nobody_poses_as_a_proxy_or_a_server() {
+    let (cluster, mut honest) = cluster_with_honest_player().await;
+    let server = cluster.config().servers[0].proxy_bind.to_string();
+    let peer_port = cluster.config().servers[1].peer_bind.to_string();
+    let honest_id = UserId(honest.view.me.unwrap().id.0);
+    let steer = ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT } };
+
+    // The old way in: a plain hello claiming to be the honest player's own proxy.
+    let mut rogue = frame(&Hello::new(Role::Proxy(ProxyId(1))));
+    rogue.extend(frame(&steer));
+    assert_closed_after(&server, &rogue, false).await;
+    let mut rogue = frame(&Hello::new(Role::Server(ServerId(1))));
+    rogue.extend(frame(&PeerMessage::Subscribe(vec![CellId { x: 2, y: 0 }])));
+    assert_closed_after(&peer_port, &rogue, false).await;
+    // A real handshake, with a secret of its own (or the public development one).
+    for wrong in [ClusterSecret::generate().unwrap(), ClusterSecret::development()] {
+        let err = member_closed_after::<tessera_shared::protocol::ServerToProxy>(
+            &server,
+            &wrong,
+            Role::Proxy(ProxyId(1)),
+            vec![steer.clone()],
+        )
+        .await;
+        assert!(matches!(err, LinkError::Handshake(_) | LinkError::Wire(_) | LinkError::Closed), "{err}");
+    }
+
+    assert_unaffected(&mut honest).await;
+    assert_eq!(honest.view.inputs_applied, honest.view.last_input, "the rogue input was never applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_cannot_speak_for_users_it_did_not_issue() {
     let (cluster, mut honest) = cluster_with_honest_player().await;
     let server = cluster.config().servers[0].proxy_bind.to_string();
     let honest_id = UserId(honest.view.me.unwrap().id.0);
+    let secret = cluster.secret();
+    type FromServer = tessera_shared::protocol::ServerToProxy;
 
-    // A rogue proxy (id 9) tries to move the honest player, who belongs to proxy 1.
-    let mut rogue = frame(&Hello::new(Role::Proxy(ProxyId(9))));
-    rogue.extend(frame(&ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT } }));
-    assert_closed_after(&server, &rogue, false).await;
-    // And to log in a user with some other proxy's id.
-    let mut rogue = frame(&Hello::new(Role::Proxy(ProxyId(9))));
+    // A member of the cluster gone rogue, as proxy 2, tries to move the honest player,
+    // who belongs to proxy 1.
+    let steer = ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT } };
+    // The server closes the link without a word (the reason is in its log).
+    let err = member_closed_after::<FromServer>(&server, secret, Role::Proxy(ProxyId(2)), vec![steer]).await;
+    assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
+    // And to log in a user with proxy 1's id.
     let stranger = UserId::issue(ProxyId(1), 12345);
-    rogue.extend(frame(&ProxyToServer::Login { user: stranger, name: "x".into(), position: Vec2::splat(10.0) }));
-    assert_closed_after(&server, &rogue, false).await;
+    let login = ProxyToServer::Login { user: stranger, name: "x".into(), position: Vec2::splat(10.0) };
+    let err = member_closed_after::<FromServer>(&server, secret, Role::Proxy(ProxyId(2)), vec![login]).await;
+    assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
+    // A proxy the map does not name is not let in at all.
+    let hello_only: Vec<ProxyToServer> = Vec::new();
+    let err = member_closed_after::<FromServer>(&server, secret, Role::Proxy(ProxyId(9)), hello_only).await;
+    assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
 
     assert_unaffected(&mut honest).await;
     assert_eq!(honest.view.inputs_applied, honest.view.last_input, "the rogue input was never applied");
@@ -156,7 +221,6 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
     // Server 4 accepts peers with lower ids; this one claims to be server 3, and so
     // displaces the real link between 3 and 4 each time it connects.
     let server_four = cluster.config().servers[3].peer_bind.to_string();
-    let hello = frame(&Hello::new(Role::Server(ServerId(3))));
     let abuses = [
         // A subscription to a cell of a region server 4 does not own.
         PeerMessage::Subscribe(vec![CellId { x: 0, y: 0 }]),
@@ -186,10 +250,11 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
             epoch: 1,
         }),
     ];
+    // A member of the cluster gone rogue: it holds the secret, so only the map stops it.
     for abuse in abuses {
-        let mut bytes = hello.clone();
-        bytes.extend(frame(&abuse));
-        assert_closed_after(&server_four, &bytes, false).await;
+        let role = Role::Server(ServerId(3));
+        let err = member_closed_after::<PeerMessage>(&server_four, cluster.secret(), role, vec![abuse]).await;
+        assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
     }
     // Server 3 redials, both re-subscribe, and the border is live again: the west
     // player sees where the east player walks next.

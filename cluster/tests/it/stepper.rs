@@ -25,20 +25,21 @@ use tessera_server::regions::subscriber::Subscriptions;
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::components::Keys;
-use tessera_shared::framing::{Outgoing, WireCodec, encoded_frame};
+use tessera_shared::framing::{Bounded, Outgoing, WireCodec, encoded_frame};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
 use tessera_shared::protocol::{Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, tick_seconds, verify};
 use tessera_shared::region_map::{CellId, RegionMap};
+use tessera_shared::secret::ClusterSecret;
 use tokio::sync::mpsc;
 
 /// A message through the real codec: what arrives, and its bytes on the wire.
-fn over_the_wire<T: Serialize + DeserializeOwned>(message: &T) -> (T, usize) {
+fn over_the_wire<T: Serialize + DeserializeOwned + Bounded>(message: &T) -> (T, usize) {
     let frame = encoded_frame(message).expect("every message the cluster sends encodes");
     (decode_frame(&frame), frame.len())
 }
 
-fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> T {
+fn decode_frame<T: DeserializeOwned + Bounded>(frame: &[u8]) -> T {
     use tokio_util::codec::Decoder;
     let mut bytes = BytesMut::from(frame);
     let message = WireCodec::<T>::default().decode(&mut bytes).expect("a frame the cluster sent decodes");
@@ -123,11 +124,14 @@ impl Stepper {
     /// servers subscribe to everything and send every player everything.
     pub fn new(config: ClusterConfig, broadcast_baseline: bool) -> Self {
         let map = config.region_map();
+        // The stepper carries messages itself: nothing is sealed, but settings hold a secret.
+        let secret = ClusterSecret::generate().expect("the OS has a random source");
         let mut servers: Vec<SteppedServer> = config
             .servers
             .iter()
             .map(|server| {
-                let mut settings = ServerSettings::new(config.clone(), server.id).expect("the server is on the map");
+                let mut settings =
+                    ServerSettings::new(config.clone(), server.id, secret.clone()).expect("the server is on the map");
                 settings.broadcast_baseline = broadcast_baseline;
                 let mut app = tessera_server::build_app(settings);
                 app.insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
@@ -142,7 +146,7 @@ impl Stepper {
             .proxies
             .iter()
             .map(|proxy| {
-                let settings = ProxySettings { id: proxy.id, cluster: config.clone() };
+                let settings = ProxySettings { id: proxy.id, cluster: config.clone(), secret: secret.clone() };
                 SteppedProxy { settings, routing: Routing::default(), to_servers: BTreeMap::new() }
             })
             .collect();

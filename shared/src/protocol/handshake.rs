@@ -1,7 +1,8 @@
-//! The handshake, a phase of its own before a link carries anything else: each end
-//! sends one [`Hello`] with the protocol version it speaks and the role it claims, and
-//! the link goes on only if the versions match and the role is one the receiver
-//! accepts there. The session enums never carry a hello, so a second one cannot be
+//! The handshake, a phase of its own before a link carries anything else: on internal
+//! links, first the Noise handshake that proves both ends hold the cluster secret
+//! (`crate::link::seal`); then each end sends one [`Hello`] with the protocol version
+//! it speaks and the role it claims, and the link goes on only if the versions match
+//! and the role is one the receiver accepts there. The session enums never carry a hello, so a second one cannot be
 //! sent, let alone mistaken for anything.
 
 use crate::ids::{ProxyId, ServerId};
@@ -35,6 +36,11 @@ impl Hello {
     }
 }
 
+/// A version, a role and a name of a few dozen bytes.
+impl crate::framing::Bounded for Hello {
+    const MAX_FRAME_LEN: usize = 256;
+}
+
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
@@ -44,4 +50,8 @@ pub enum HandshakeError {
     Version { ours: u32, theirs: u32 },
     #[error("expected {expected} to connect, got {got:?}")]
     Role { expected: &'static str, got: Role },
+    #[error("the peer does not hold this cluster's secret (or is not a Tessera process)")]
+    NotAMember,
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
 }

@@ -199,3 +199,30 @@ pub enum PeerMessage {
         user: UserId,
     },
 }
+
+/// The largest frame each link direction accepts. What players and proxies send is
+/// small by nature, so its bound is tight: a connection's read buffer never holds
+/// more than that of a frame in progress. What servers send is as large as a tick of a
+/// crowded region can be.
+mod frame_bounds {
+    use super::*;
+    use crate::framing::{Bounded, MAX_FRAME_LEN};
+
+    /// An input, with room for what later messages from players (chat) will carry.
+    impl Bounded for ClientToProxy {
+        const MAX_FRAME_LEN: usize = 1024;
+    }
+    impl Bounded for ProxyToClient {
+        const MAX_FRAME_LEN: usize = MAX_FRAME_LEN;
+    }
+    /// A login (a name of at most MAX_NAME_LEN bytes), an input, a logout.
+    impl Bounded for ProxyToServer {
+        const MAX_FRAME_LEN: usize = 4096;
+    }
+    impl Bounded for ServerToProxy {
+        const MAX_FRAME_LEN: usize = MAX_FRAME_LEN;
+    }
+    impl Bounded for PeerMessage {
+        const MAX_FRAME_LEN: usize = MAX_FRAME_LEN;
+    }
+}

@@ -1,5 +1,6 @@
 //! The server's TCP transport: a tokio runtime beside the app, the listener for
-//! proxies ([`proxy_link`]), the listener and dialers for peer servers ([`peer_link`]).
+//! proxies ([`proxy_link`]), the listener and dialers for peer servers ([`peer_link`]),
+//! every link sealed with the cluster secret (`tessera_shared::link::seal`).
 //! Link tasks check every message with `tessera_shared::protocol::verify` and hand it
 //! to the protocol layer through [`NetEvents`](super::NetEvents).
 
@@ -60,11 +61,17 @@ impl Plugin for TcpTransportPlugin {
                 listener.set_nonblocking(true).expect("a listener can be made non-blocking");
                 TcpListener::from_std(listener).expect("a bound listener converts to tokio")
             };
-            let proxies = tokio_listener(listeners.proxy);
-            runtime.handle().spawn(proxy_link::accept(proxies, settings.id, events.clone(), shutdown.clone()));
+            let proxies = proxy_link::ProxyContext {
+                me: settings.id,
+                cluster: Arc::new(settings.cluster.clone()),
+                secret: Arc::new(settings.secret.clone()),
+                events: events.clone(),
+            };
+            runtime.handle().spawn(proxy_link::accept(tokio_listener(listeners.proxy), proxies, shutdown.clone()));
             let context = peer_link::PeerContext {
                 me: settings.id,
                 map: Arc::new(settings.map.clone()),
+                secret: Arc::new(settings.secret.clone()),
                 events,
                 traffic: settings.stats.peer_traffic.clone(),
             };

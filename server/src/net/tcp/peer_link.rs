@@ -1,15 +1,17 @@
-//! Links between game servers. Each pair shares one link: the server with the lower id
-//! dials (and redials with backoff), the higher one accepts. Everything a peer sends
+//! Links between game servers. Each pair shares one link, sealed with the cluster
+//! secret: the server with the lower id dials (and redials with backoff), the higher
+//! one accepts. Everything a peer sends
 //! passes [`verify::from_peer`] (the map decides what it may say) before the app sees it.
 
 use crate::net::{LinkId, NetEvent};
 use std::sync::Arc;
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::ids::ServerId;
-use tessera_shared::link::{Link, LinkError, Outbound, Traffic, accept_loop, redial};
+use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, Traffic, accept_loop, redial};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::{Hello, PeerMessage, Role, verify};
 use tessera_shared::region_map::RegionMap;
+use tessera_shared::secret::ClusterSecret;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -19,13 +21,15 @@ use tracing::info;
 pub struct PeerContext {
     pub me: ServerId,
     pub map: Arc<RegionMap>,
+    pub secret: Arc<ClusterSecret>,
     pub events: InboxSender<NetEvent>,
     pub traffic: Traffic,
 }
 
 impl PeerContext {
-    async fn open(&self, stream: TcpStream) -> Result<(Link<PeerMessage>, Role), LinkError> {
-        Link::open(stream, Hello::new(Role::Server(self.me)), Some(&self.traffic)).await
+    async fn open(&self, stream: TcpStream, side: Side) -> Result<(Link<PeerMessage>, Role), LinkError> {
+        let door = Door::Members(&self.secret, side);
+        Link::open(stream, door, Hello::new(Role::Server(self.me)), Some(&self.traffic)).await
     }
 }
 
@@ -34,7 +38,7 @@ pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: Cance
     accept_loop(listener, shutdown, "peer", move |stream, _| {
         let context = context.clone();
         async move {
-            match context.open(stream).await? {
+            match context.open(stream, Side::Listener).await? {
                 (link, Role::Server(peer)) if peer < context.me && context.map.regions_of(peer).next().is_some() => {
                     serve(link, peer, &context).await
                 }
@@ -50,7 +54,7 @@ pub async fn dial(address: String, peer: ServerId, context: PeerContext, shutdow
     redial(&address, &peer.to_string(), shutdown, |stream| {
         let context = context.clone();
         async move {
-            match context.open(stream).await? {
+            match context.open(stream, Side::Dialer).await? {
                 (link, Role::Server(id)) if id == peer => serve(link, peer, &context).await,
                 (_, got) => Err(HandshakeError::Role { expected: "the server the map names", got }.into()),
             }

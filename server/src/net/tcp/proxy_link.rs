@@ -1,31 +1,45 @@
-//! The proxy listener: accepts proxies, checks their hello, and relays their messages
-//! to the app once [`verify::from_proxy`] allows each (a proxy may only speak for the
-//! users it issued).
+//! The proxy listener: accepts proxies of the cluster map that prove they hold the
+//! cluster secret, and relays their messages to the app once [`verify::from_proxy`]
+//! allows each (a proxy may only speak for the users it issued).
 
 use crate::net::{LinkId, NetEvent};
+use std::sync::Arc;
 use tessera_shared::bridge::InboxSender;
+use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ServerId;
-use tessera_shared::link::{Link, LinkError, Outbound, accept_loop};
+use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, accept_loop};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::{Hello, ProxyToServer, Role, verify};
+use tessera_shared::secret::ClusterSecret;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-pub async fn accept(
-    listener: TcpListener,
-    server: ServerId,
-    events: InboxSender<NetEvent>,
-    shutdown: CancellationToken,
-) {
-    accept_loop(listener, shutdown, "proxy", move |stream, _| serve(stream, server, events.clone())).await
+/// What a proxy link task needs to know.
+#[derive(Clone)]
+pub struct ProxyContext {
+    pub me: ServerId,
+    pub cluster: Arc<ClusterConfig>,
+    pub secret: Arc<ClusterSecret>,
+    pub events: InboxSender<NetEvent>,
 }
 
-async fn serve(stream: TcpStream, server: ServerId, events: InboxSender<NetEvent>) -> Result<(), LinkError> {
-    let (link, proxy) = match Link::<ProxyToServer>::open(stream, Hello::new(Role::Server(server)), None).await? {
-        (link, Role::Proxy(proxy)) => (link, proxy),
-        (_, got) => return Err(HandshakeError::Role { expected: "a proxy", got }.into()),
-    };
+pub async fn accept(listener: TcpListener, context: ProxyContext, shutdown: CancellationToken) {
+    accept_loop(listener, shutdown, "proxy", move |stream, _| {
+        let context = context.clone();
+        async move { serve(stream, &context).await }
+    })
+    .await
+}
+
+async fn serve(stream: TcpStream, context: &ProxyContext) -> Result<(), LinkError> {
+    let door = Door::Members(&context.secret, Side::Listener);
+    let (link, proxy) =
+        match Link::<ProxyToServer>::open(stream, door, Hello::new(Role::Server(context.me)), None).await? {
+            (link, Role::Proxy(proxy)) if context.cluster.proxy(proxy).is_ok() => (link, proxy),
+            (_, got) => return Err(HandshakeError::Role { expected: "a proxy of the map", got }.into()),
+        };
+    let events = &context.events;
     let id = LinkId::next();
     let (outbound, queue) = Outbound::channel();
     events.send(NetEvent::ProxyUp { proxy, link: id, outbound }).await?;

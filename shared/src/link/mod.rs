@@ -1,16 +1,22 @@
 //! A link is one TCP connection speaking the Tessera wire: the [handshake]
-//! (crate::protocol::handshake) with a deadline, then a reader and a writer running
-//! until either side ends it. Outgoing messages queue in a bounded channel; a peer that
+//! (crate::protocol::handshake) with a deadline (sealed by [`seal`] on internal links,
+//! through a [`Door`] for members only), then a reader and a writer running until
+//! either side ends it, with a deadline on finishing any frame once begun. Outgoing messages queue in a bounded channel; a peer that
 //! stops reading fills it, and then the link is closed rather than buffering without
 //! bound. Also here: the accept loop every listener runs, and the redial loop (with its
 //! [`Backoff`]) every dialer runs.
 
+pub mod codec;
+pub mod seal;
+
 use crate::bridge::InboxClosed;
-use crate::framing::{WireCodec, WireError};
+use crate::framing::{Bounded, WireCodec, WireError};
 use crate::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, Hello, PROTOCOL_VERSION, Role};
 use crate::protocol::verify::Violation;
+use crate::secret::ClusterSecret;
+use codec::{LinkCodec, Read};
 use futures_util::{SinkExt, StreamExt};
-use serde::Serialize;
+pub use seal::Side;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,12 +25,15 @@ use std::time::Duration;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::codec::{Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// How long one batch of writes may take before the peer counts as not reading.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a frame, once its first byte arrived, may take to arrive whole.
+pub const FRAME_DEADLINE: Duration = Duration::from_secs(10);
 /// Messages queued for one link before it counts as stuck.
 pub const OUTBOUND_CAPACITY: usize = 1024;
 
@@ -43,6 +52,8 @@ pub enum LinkError {
     Violation(#[from] Violation),
     #[error("peer is not reading: writes stalled for {0:?}")]
     Stalled(Duration),
+    #[error("a frame begun was not finished within {0:?}")]
+    TooSlow(Duration),
     /// We turned the peer away, and told it why.
     #[error("refused: {0}")]
     Refused(String),
@@ -56,52 +67,98 @@ impl From<InboxClosed> for LinkError {
     }
 }
 
-/// Bytes that crossed one or more links, frames and length prefixes included.
+/// Bytes that crossed one or more links on the wire: frames, length prefixes, and on
+/// sealed links the records' prefixes and tags.
 #[derive(Debug, Default, Clone)]
 pub struct Traffic {
     pub bytes_in: Arc<AtomicU64>,
     pub bytes_out: Arc<AtomicU64>,
 }
 
-/// A framed connection past its handshake, receiving `In`.
-pub struct Link<In> {
-    reader: FramedRead<OwnedReadHalf, WireCodec<In>>,
-    writer: FramedWrite<OwnedWriteHalf, WireCodec<In>>,
+/// Who may open a link.
+#[derive(Debug, Clone, Copy)]
+pub enum Door<'a> {
+    /// Anyone: a proxy's door for players, where nothing is secret and who a player is
+    /// gets proved by other means. Nothing is encrypted.
+    Public,
+    /// Members of the cluster only, proved by the Noise handshake of [`seal`]; everything
+    /// after it, hello included, is sealed.
+    Members(&'a ClusterSecret, Side),
 }
 
-impl<In: DeserializeOwned> Link<In> {
-    /// Opens a link over `stream`: sends `hello`, waits (at most [`HANDSHAKE_TIMEOUT`])
-    /// for the peer's, and checks its protocol version. Returns the link and the role the
-    /// peer claims, which the caller must check is one it accepts. With `traffic`, every
-    /// byte read and written is added to it, the handshake's included.
-    pub async fn open(stream: TcpStream, hello: Hello, traffic: Option<&Traffic>) -> Result<(Self, Role), LinkError> {
-        // Small frames every tick: latency matters more than coalescing.
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        let codec =
-            |counter: Option<&Arc<AtomicU64>>| counter.cloned().map_or_else(WireCodec::default, WireCodec::counting);
-        let mut reader = FramedRead::new(read, codec(traffic.map(|t| &t.bytes_in)));
-        let mut writer = FramedWrite::new(write, codec(traffic.map(|t| &t.bytes_out)));
-        tokio::time::timeout(WRITE_TIMEOUT, writer.send(hello))
+/// A framed connection past its handshake, receiving `In`.
+pub struct Link<In> {
+    reader: FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
+    writer: FramedWrite<OwnedWriteHalf, LinkCodec<WireCodec<In>>>,
+    frame_deadline: Duration,
+}
+
+impl<In: DeserializeOwned + Bounded> Link<In> {
+    /// Opens a link over `stream` through `door`: seals it first if the door is for
+    /// members, then sends `hello` and waits for the peer's, checking its protocol
+    /// version, all within [`HANDSHAKE_TIMEOUT`]. Returns the link and the role the peer
+    /// claims, which the caller must check is one it accepts. With `traffic`, every
+    /// byte read and written after the Noise handshake is added to it, the hello's included.
+    pub async fn open(
+        mut stream: TcpStream,
+        door: Door<'_>,
+        hello: Hello,
+        traffic: Option<&Traffic>,
+    ) -> Result<(Self, Role), LinkError> {
+        let handshake = async {
+            // Small frames every tick: latency matters more than coalescing.
+            let _ = stream.set_nodelay(true);
+            let (reading, writing) = match door {
+                Door::Public => (None, None),
+                Door::Members(secret, side) => {
+                    let (reading, writing) = seal::handshake(&mut stream, secret, side).await?;
+                    (Some(reading), Some(writing))
+                }
+            };
+            let (read, write) = stream.into_split();
+            let (bytes_in, bytes_out) = (traffic.map(|t| t.bytes_in.clone()), traffic.map(|t| t.bytes_out.clone()));
+            let mut link = Link {
+                reader: FramedRead::new(read, LinkCodec::new(WireCodec::<Hello>::default(), reading, bytes_in)),
+                writer: FramedWrite::new(write, LinkCodec::new(WireCodec::<Hello>::default(), writing, bytes_out)),
+                frame_deadline: FRAME_DEADLINE,
+            };
+            link.send(hello).await?;
+            let theirs = link.recv().await?;
+            Ok::<_, LinkError>((link, theirs))
+        };
+        let (link, theirs) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
             .await
-            .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
-        let theirs: Hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.next())
-            .await
-            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))?
-            .ok_or(LinkError::Closed)??;
+            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))??;
         if theirs.version != PROTOCOL_VERSION {
             return Err(HandshakeError::Version { ours: PROTOCOL_VERSION, theirs: theirs.version }.into());
         }
-        let link =
-            Self { reader: reader.map_decoder(WireCodec::decoding), writer: writer.map_encoder(WireCodec::decoding) };
+        let Link { reader, writer, frame_deadline } = link;
+        let link = Self {
+            // Past the handshake: the session's messages, in the session's frame bound.
+            reader: reader.map_decoder(|codec| codec.map(|_| WireCodec::default())),
+            writer: writer.map_encoder(|codec| codec.map(|_| WireCodec::default())),
+            frame_deadline,
+        };
         Ok((link, theirs.role))
+    }
+}
+
+impl<In: DeserializeOwned> Link<In> {
+    /// How long a frame, once begun, may take to arrive whole ([`FRAME_DEADLINE`] unless set).
+    pub fn with_frame_deadline(mut self, deadline: Duration) -> Self {
+        self.frame_deadline = deadline;
+        self
     }
 
     pub async fn recv(&mut self) -> Result<In, LinkError> {
-        self.reader.next().await.ok_or(LinkError::Closed)?.map_err(LinkError::from)
+        next_frame(&mut self.reader, self.frame_deadline).await
     }
 
-    pub async fn send<Out: Serialize>(&mut self, message: Out) -> Result<(), LinkError> {
+    /// Sends one message, or one [`Outgoing`](crate::framing::Outgoing) frame, and flushes.
+    pub async fn send<Out>(&mut self, message: Out) -> Result<(), LinkError>
+    where
+        WireCodec<In>: Encoder<Out, Error = WireError>,
+    {
         tokio::time::timeout(WRITE_TIMEOUT, self.writer.send(message))
             .await
             .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))?
@@ -109,8 +166,9 @@ impl<In: DeserializeOwned> Link<In> {
     }
 
     /// Runs the link until the peer closes it, a message is refused by `on_message`,
-    /// writes stall, or every sender of `outbound` is dropped (a clean close). What
-    /// goes out is any message, or an [`Outgoing`](crate::framing::Outgoing) frame.
+    /// writes stall, a frame is too slow to arrive, or every sender of `outbound` is
+    /// dropped (a clean close). What goes out is any message, or an
+    /// [`Outgoing`](crate::framing::Outgoing) frame.
     pub async fn run<Out, Handled>(
         self,
         mut outbound: mpsc::Receiver<Out>,
@@ -120,7 +178,7 @@ impl<In: DeserializeOwned> Link<In> {
         WireCodec<In>: Encoder<Out, Error = WireError>,
         Handled: Future<Output = Result<(), LinkError>>,
     {
-        let Self { mut reader, mut writer } = self;
+        let Self { mut reader, mut writer, frame_deadline } = self;
         let write = async move {
             while let Some(message) = outbound.recv().await {
                 let batch = async {
@@ -136,14 +194,34 @@ impl<In: DeserializeOwned> Link<In> {
             Ok(())
         };
         let read = async move {
-            while let Some(message) = reader.next().await {
-                on_message(message?).await?;
+            loop {
+                on_message(next_frame(&mut reader, frame_deadline).await?).await?;
             }
-            Err(LinkError::Closed)
         };
         tokio::select! {
             result = write => result,
             result = read => result,
+        }
+    }
+}
+
+/// The next whole frame from `reader`: waiting as long as it takes for one to begin,
+/// then at most `deadline` for the rest of it.
+async fn next_frame<In: DeserializeOwned>(
+    reader: &mut FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
+    deadline: Duration,
+) -> Result<In, LinkError> {
+    let mut begun: Option<Instant> = None;
+    loop {
+        let read = match begun {
+            None => reader.next().await,
+            Some(at) => {
+                tokio::time::timeout_at(at + deadline, reader.next()).await.map_err(|_| LinkError::TooSlow(deadline))?
+            }
+        };
+        match read.ok_or(LinkError::Closed)?? {
+            Read::Started => begun = Some(Instant::now()),
+            Read::Frame(message) => return Ok(message),
         }
     }
 }

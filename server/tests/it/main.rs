@@ -1,0 +1,3 @@
+//! The game server as a host runs it, as a process.
+
+mod secret;
