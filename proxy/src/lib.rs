@@ -3,13 +3,22 @@
 //! ([`client_links`]), stamps each player's user id on everything it forwards, and
 //! routes through one table ([`routing`]): input to the server that owns the player,
 //! updates to the player's connection by user id. Proxies never talk to each other.
+//! The player port is the cluster's front door, and holds its [`limits`]: connections
+//! ([`admission`]), players ([`routing`]) and bytes queued per player ([`client_queue`]).
 
+pub mod admission;
 pub mod client_links;
+pub mod client_queue;
+pub mod limits;
+pub mod rate;
 pub mod routing;
 pub mod server_links;
 pub mod stats;
 
+pub use limits::ProxyLimits;
+
 use routing::Routing;
+use stats::ProxyStats;
 use std::sync::Arc;
 use tessera_shared::bridge::NetRuntime;
 use tessera_shared::cluster::ClusterConfig;
@@ -17,18 +26,28 @@ use tessera_shared::ids::ProxyId;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Which proxy of which cluster this is.
+/// Which proxy of which cluster this is, and its limits.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
     pub id: ProxyId,
     pub cluster: ClusterConfig,
+    pub limits: ProxyLimits,
+    /// Its live figures, shared with whoever started it.
+    pub stats: Arc<ProxyStats>,
+}
+
+impl ProxySettings {
+    /// Proxy `id` of `cluster`, with the default limits.
+    pub fn new(id: ProxyId, cluster: ClusterConfig) -> Self {
+        Self { id, cluster, limits: ProxyLimits::default(), stats: Arc::default() }
+    }
 }
 
 /// Runs the proxy until `shutdown` is cancelled: one dialer per server, and the
 /// client listener.
 pub async fn run(settings: ProxySettings, listener: TcpListener, shutdown: CancellationToken) {
     let settings = Arc::new(settings);
-    let routing = Arc::new(Routing::default());
+    let routing = Arc::new(Routing::new(settings.stats.clone()));
     let exporting = routing.clone();
     let (id, stop_exporting) = (settings.id, shutdown.child_token());
     tokio::spawn(async move { exporting.stats.export(id, stop_exporting).await });

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use std::path::PathBuf;
-use tessera_proxy::ProxySettings;
+use tessera_proxy::{ProxyLimits, ProxySettings};
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ProxyId;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,8 @@ struct Args {
     /// Threads forwarding traffic; one per core when absent.
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    limits: ProxyLimits,
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +63,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tessera_service::signals::stop_requested().await;
         on_signal.cancel();
     });
-    tessera_proxy::run(ProxySettings { id, cluster }, listener, shutdown).await;
+    let settings = ProxySettings { limits: args.limits, ..ProxySettings::new(id, cluster) };
+    tessera_proxy::run(settings, listener, shutdown).await;
     Ok(())
 }
