@@ -105,9 +105,10 @@ pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, 
     let step_time = Duration::from_secs(options.warmup + options.measure) + Duration::from_secs(20);
 
     println!("{}", report::StepReport::table_header());
+    let players = options.steps.iter().copied().chain([options.compare_bots]).max().unwrap_or(1);
+    let cluster_dir = options.out.join("cluster");
     let mut cluster =
-        ClusterProcesses::start(&binaries, map.clone(), false, options.proxy_threads, &options.out.join("cluster"))
-            .await?;
+        ClusterProcesses::start(&binaries, map.clone(), false, options.proxy_threads, players, &cluster_dir).await?;
     for &bots in &options.steps {
         if Instant::now() + step_time > deadline {
             report.stopped_because = Some(format!("the {} minute budget ran out", options.max_minutes));
@@ -200,9 +201,16 @@ async fn compare_broadcast(
     println!("\ncomparison: {} bots with region subscriptions, then with broadcast", options.compare_bots);
     let subscriptions = run_step(cluster, options.compare_bots, options, limits).await?;
     println!("{}", subscriptions.table_row());
-    let mut baseline =
-        ClusterProcesses::start(binaries, map.clone(), true, options.proxy_threads, &options.out.join("broadcast"))
-            .await?;
+    let broadcast_dir = options.out.join("broadcast");
+    let mut baseline = ClusterProcesses::start(
+        binaries,
+        map.clone(),
+        true,
+        options.proxy_threads,
+        options.compare_bots,
+        &broadcast_dir,
+    )
+    .await?;
     let broadcast = run_step(&mut baseline, options.compare_bots, options, limits).await;
     baseline.stop().await;
     let broadcast = broadcast?;

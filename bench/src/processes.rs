@@ -150,6 +150,25 @@ impl Process {
     }
 }
 
+/// A proxy's flags for a load test of up to `players` bots, any number of them through
+/// the one proxy, all from this machine's one address: the front door's limits sized for
+/// them rather than for strangers on the internet. The byte budget per player stays.
+pub fn load_test_limits(players: usize) -> Vec<String> {
+    let players = players.max(1);
+    // Room for the players, and as many again joining or leaving.
+    let connections = players.saturating_mul(2);
+    [
+        ("--max-players", players),
+        ("--max-connections", connections),
+        ("--max-connections-per-address", connections),
+        ("--joins-per-sec-per-address", players),
+        ("--join-burst-per-address", players),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+    .collect()
+}
+
 /// `n` distinct loopback addresses with free ports.
 pub fn free_addresses(n: usize) -> Result<Vec<SocketAddr>, BenchError> {
     // All held at once, so no two are the same; released just before use.
@@ -175,13 +194,15 @@ pub struct ClusterProcesses {
 }
 
 impl ClusterProcesses {
-    /// Starts every server and proxy of `map` on free ports, and waits until every
-    /// server is linked to every peer and every proxy to every server.
+    /// Starts every server and proxy of `map` on free ports, the proxies admitting up
+    /// to `players` bots from this machine, and waits until every server is linked to
+    /// every peer and every proxy to every server.
     pub async fn start(
         binaries: &Binaries,
         mut map: ClusterConfig,
         broadcast_baseline: bool,
         proxy_threads: Option<usize>,
+        players: usize,
         dir: &Path,
     ) -> Result<Self, BenchError> {
         std::fs::create_dir_all(dir)
@@ -228,6 +249,7 @@ impl ClusterProcesses {
             if let Some(threads) = proxy_threads {
                 args.extend(["--threads".into(), threads.to_string()]);
             }
+            args.extend(load_test_limits(players));
             proxies.push(Process::spawn(&format!("proxy-{}", proxy.id.0), &binaries.proxy, &args, Some(metrics), dir)?);
         }
         let mut cluster = Self { cluster: map, servers, proxies };

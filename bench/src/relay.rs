@@ -8,7 +8,7 @@
 
 use crate::BenchError;
 use crate::BenchOptions;
-use crate::processes::{Binaries, Process, cluster_secret, free_addresses};
+use crate::processes::{Binaries, Process, cluster_secret, free_addresses, load_test_limits};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -242,7 +242,7 @@ async fn through_proxy(
     let file = dir.join("cluster.toml");
     std::fs::write(&file, map.to_toml()).map_err(setup)?;
     let (secret, secret_file) = cluster_secret(dir)?;
-    let args = [
+    let mut args: Vec<String> = [
         "--cluster",
         &file.display().to_string(),
         "--id",
@@ -252,7 +252,12 @@ async fn through_proxy(
         "--secret-file",
         &secret_file.display().to_string(),
     ]
-    .map(String::from);
+    .map(String::from)
+    .into();
+    args.extend(load_test_limits(connections));
+    // Every frame the stand-in has in flight to a player may be waiting in its queue.
+    let queue_bytes = (IN_FLIGHT as usize + 1).saturating_mul(frame.len());
+    args.extend(["--max-queued-bytes-per-player".into(), queue_bytes.to_string()]);
     let proxy = Process::spawn("proxy", &binaries.proxy, &args, Some(metrics), dir)?;
 
     let (stream, _) = tokio::time::timeout(Duration::from_secs(10), server_listener.accept())
@@ -313,8 +318,9 @@ async fn pump(mut to: OwnedWriteHalf, bytes: Bytes) {
 }
 
 /// Frames in flight to one player that the stand-in server allows, well under the
-/// proxy's per-player queue: the proxy disconnects a player whose queue fills, as it
-/// should, so flooding it would measure that, not forwarding.
+/// proxy's per-player queue of messages (and its byte budget is set to hold them): the
+/// proxy disconnects a player whose queue fills, as it should, so flooding it would
+/// measure that, not forwarding.
 const IN_FLIGHT: u64 = 256;
 
 /// As [`pump`], for a batch holding one frame for each connection, holding back while

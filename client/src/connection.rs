@@ -1,13 +1,14 @@
 //! The connection to the cluster, on a tokio runtime beside the app: join through a
 //! proxy picked at random, send the keys held whenever they change, receive updates, and
-//! on any loss say why and rejoin with backoff (`tessera_player::Rejoin`). The app sees
-//! [`Connection`] and the latest [`Snapshot`]; nothing here ever blocks a frame.
+//! on any loss say why and rejoin with backoff (`tessera_player::Rejoin`; a full cluster
+//! is said as such, and waited for longer). The app sees [`Connection`] and the latest
+//! [`Snapshot`]; nothing here ever blocks a frame.
 
 use bevy::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tessera_player::{Player, Rejoin, WorldView};
+use tessera_player::{Player, PlayerError, Rejoin, WorldView};
 use tessera_shared::bridge::{Inbox, InboxSender, NetRuntime, inbox};
 use tessera_shared::components::Keys;
 use tessera_shared::link::{Outbound, Traffic};
@@ -17,9 +18,20 @@ use tokio::sync::mpsc;
 /// What the player sees of the connection.
 #[derive(Resource, Debug, Clone, PartialEq)]
 pub enum Connection {
-    Connecting { proxy: String },
-    InGame { proxy: String },
-    Lost { reason: String, retry_at: Instant },
+    Connecting {
+        proxy: String,
+    },
+    InGame {
+        proxy: String,
+    },
+    Lost {
+        reason: String,
+        retry_at: Instant,
+    },
+    /// The proxy asked has all the players it may take.
+    Full {
+        retry_at: Instant,
+    },
 }
 
 /// The last update from the server, as received.
@@ -49,10 +61,23 @@ pub struct Bandwidth {
 }
 
 enum FromNet {
-    Connecting { proxy: String },
-    Joined { proxy: String, welcome: Box<Welcome> },
-    View { view: Box<WorldView>, round_trip_ms: Option<f64>, last_sent: u32 },
-    Lost { reason: String, retry_in: Duration },
+    Connecting {
+        proxy: String,
+    },
+    Joined {
+        proxy: String,
+        welcome: Box<Welcome>,
+    },
+    View {
+        view: Box<WorldView>,
+        round_trip_ms: Option<f64>,
+        last_sent: u32,
+    },
+    /// `reason` is `None` when the cluster was full.
+    Lost {
+        reason: Option<String>,
+        retry_in: Duration,
+    },
 }
 
 /// Where key presses go.
@@ -101,7 +126,11 @@ fn receive(inbox: Res<Inbox<FromNet>>, mut connection: ResMut<Connection>, mut s
                 }
             }
             FromNet::Lost { reason, retry_in } => {
-                *connection = Connection::Lost { reason, retry_at: Instant::now() + retry_in };
+                let retry_at = Instant::now() + retry_in;
+                *connection = match reason {
+                    Some(reason) => Connection::Lost { reason, retry_at },
+                    None => Connection::Full { retry_at },
+                };
             }
         }
     }
@@ -153,9 +182,10 @@ async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut ke
                 if events.send(FromNet::Joined { proxy: proxy.clone(), welcome }).await.is_err() {
                     return;
                 }
-                play(player, &events, &mut keys).await
+                Some(play(player, &events, &mut keys).await)
             }
-            Err(err) => err.to_string(),
+            Err(PlayerError::ClusterFull) => None,
+            Err(err) => Some(err.to_string()),
         };
         let retry_in = rejoin.next_wait();
         if events.send(FromNet::Lost { reason, retry_in }).await.is_err() {

@@ -1,7 +1,7 @@
 //! The HUD (bevy_egui): connection state, proxy, owning server, round trip, bandwidth,
 //! entities in view, frames per second; a minimap of the whole world with regions
-//! coloured by server and the players you know of; and, when the connection is lost,
-//! why, and when it retries.
+//! coloured by server and the players you know of; and, when the connection is lost or
+//! the cluster is full, why, and when it retries.
 
 use crate::connection::{Bandwidth, Connection, Snapshot};
 use crate::world::server_colour;
@@ -55,6 +55,7 @@ fn stats_panel(
         Connection::Connecting { proxy } => format!("connecting to {proxy}"),
         Connection::InGame { .. } => "in game".to_string(),
         Connection::Lost { .. } => "lost connection, retrying".to_string(),
+        Connection::Full { .. } => "cluster full, waiting for room".to_string(),
     };
     let view = &snapshot.view;
     egui::Window::new("Tessera").anchor(egui::Align2::LEFT_TOP, [10.0, 10.0]).resizable(false).collapsible(false).show(
@@ -131,15 +132,20 @@ fn minimap(mut contexts: EguiContexts, snapshot: Res<Snapshot>) -> Result {
 }
 
 fn connection_notice(mut contexts: EguiContexts, connection: Res<Connection>) -> Result {
-    let Connection::Lost { reason, retry_at } = &*connection else { return Ok(()) };
+    let (title, reason, retry_at) = match &*connection {
+        Connection::Lost { reason, retry_at } => ("Connection lost", reason.as_str(), retry_at),
+        Connection::Full { retry_at } => {
+            ("The cluster is full", "Every place is taken; you join as soon as one frees up.", retry_at)
+        }
+        Connection::Connecting { .. } | Connection::InGame { .. } => return Ok(()),
+    };
     let wait = retry_at.saturating_duration_since(Instant::now()).as_secs_f32();
-    egui::Window::new("Connection lost")
-        .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
-        .resizable(false)
-        .collapsible(false)
-        .show(contexts.ctx_mut()?, |ui| {
-            ui.label(reason.as_str());
+    egui::Window::new(title).anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0]).resizable(false).collapsible(false).show(
+        contexts.ctx_mut()?,
+        |ui| {
+            ui.label(reason);
             ui.label(if wait > 0.0 { format!("retrying in {wait:.1} s") } else { "retrying now".into() });
-        });
+        },
+    );
     Ok(())
 }

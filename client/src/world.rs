@@ -297,6 +297,7 @@ fn title(snapshot: Res<Snapshot>, connection: Res<Connection>, mut windows: Quer
             format!("Tessera: ({:.0}, {:.0}) on {server}", me.position.x, me.position.y)
         }
         (Connection::Lost { .. }, _, _) => "Tessera: connection lost, retrying".into(),
+        (Connection::Full { .. }, _, _) => "Tessera: cluster full, waiting for room".into(),
         _ => "Tessera: connecting".into(),
     };
     if window.title != title {

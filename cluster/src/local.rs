@@ -1,16 +1,18 @@
 //! Every server and proxy of a map started in this process, each bound before any
 //! starts (so a map of port 0s gets real ports, published in [`LocalCluster::config`]),
-//! and all stopped together when the cluster is dropped.
+//! and all stopped together when the cluster is dropped. Every proxy holds the same
+//! [`ProxyLimits`].
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use tessera_proxy::ProxySettings;
+use tessera_proxy::stats::ProxyStats;
+use tessera_proxy::{ProxyLimits, ProxySettings};
 use tessera_server::stats::ServerStats;
 use tessera_server::{ServerListeners, ServerSettings};
 use tessera_shared::cluster::{ClusterConfig, ClusterError, Listener};
-use tessera_shared::ids::ServerId;
+use tessera_shared::ids::{ProxyId, ServerId};
 use tessera_shared::secret::{ClusterSecret, SecretError};
 use tokio_util::sync::CancellationToken;
 
@@ -33,24 +35,38 @@ pub struct LocalCluster {
     shutdown: CancellationToken,
     threads: Vec<JoinHandle<()>>,
     stats: HashMap<ServerId, Arc<ServerStats>>,
+    proxy_stats: HashMap<ProxyId, Arc<ProxyStats>>,
 }
 
 impl LocalCluster {
-    /// Starts `cluster` on the addresses it names.
-    pub fn start(cluster: ClusterConfig, shutdown: CancellationToken) -> Result<Self, LocalClusterError> {
-        Self::launch(cluster, shutdown, false, false)
+    /// Starts `cluster` on the addresses it names, its proxies holding `proxy_limits`.
+    pub fn start(
+        cluster: ClusterConfig,
+        proxy_limits: ProxyLimits,
+        shutdown: CancellationToken,
+    ) -> Result<Self, LocalClusterError> {
+        Self::launch(cluster, shutdown, false, false, proxy_limits)
     }
 
     /// Starts `cluster` with every listener on a free loopback port instead of the
-    /// ones it names: for tests, and for a player's embedded cluster.
+    /// ones it names, and the proxies' default limits: for tests, and for a player's
+    /// embedded cluster.
     pub fn start_ephemeral(cluster: ClusterConfig) -> Result<Self, LocalClusterError> {
-        Self::launch(cluster, CancellationToken::new(), true, false)
+        Self::start_ephemeral_limited(cluster, ProxyLimits::default())
+    }
+
+    /// As [`Self::start_ephemeral`], the proxies holding `proxy_limits`.
+    pub fn start_ephemeral_limited(
+        cluster: ClusterConfig,
+        proxy_limits: ProxyLimits,
+    ) -> Result<Self, LocalClusterError> {
+        Self::launch(cluster, CancellationToken::new(), true, false, proxy_limits)
     }
 
     /// As [`Self::start_ephemeral`], with every server subscribing to every foreign
     /// region: the broadcast baseline that region subscriptions are measured against.
     pub fn start_ephemeral_broadcast(cluster: ClusterConfig) -> Result<Self, LocalClusterError> {
-        Self::launch(cluster, CancellationToken::new(), true, true)
+        Self::launch(cluster, CancellationToken::new(), true, true, ProxyLimits::default())
     }
 
     fn launch(
@@ -58,6 +74,7 @@ impl LocalCluster {
         shutdown: CancellationToken,
         ephemeral: bool,
         broadcast_baseline: bool,
+        proxy_limits: ProxyLimits,
     ) -> Result<Self, LocalClusterError> {
         let mut bound: HashMap<Listener, TcpListener> = HashMap::new();
         config.rebind(|what, addr| {
@@ -90,11 +107,16 @@ impl LocalCluster {
                 tessera_server::run(settings, listeners, shutdown);
             })?);
         }
+        let mut proxy_stats = HashMap::new();
         for (id, listener) in proxies {
-            let settings = ProxySettings { id, cluster: config.clone(), secret: secret.clone() };
+            let settings = ProxySettings {
+                limits: proxy_limits.clone(),
+                ..ProxySettings::new(id, config.clone(), secret.clone())
+            };
+            proxy_stats.insert(id, settings.stats.clone());
             threads.push(tessera_proxy::spawn_thread(settings, listener, shutdown.clone())?);
         }
-        Ok(Self { config, secret, shutdown, threads, stats })
+        Ok(Self { config, secret, shutdown, threads, stats, proxy_stats })
     }
 
     /// The map as running, with the real addresses.
@@ -111,6 +133,11 @@ impl LocalCluster {
     /// Live figures of server `id`.
     pub fn stats(&self, id: ServerId) -> &ServerStats {
         &self.stats[&id]
+    }
+
+    /// Live figures of proxy `id`.
+    pub fn proxy_stats(&self, id: ProxyId) -> &ProxyStats {
+        &self.proxy_stats[&id]
     }
 
     /// Where players connect.

@@ -4,6 +4,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use tessera_cluster::LocalCluster;
+use tessera_proxy::ProxyLimits;
 use tessera_shared::cluster::ClusterConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +14,8 @@ struct Args {
     /// The cluster map (TOML). The default 2×2 local map when absent.
     #[arg(long)]
     cluster: Option<PathBuf>,
+    #[command(flatten, next_help_heading = "Every proxy's limits")]
+    proxy_limits: ProxyLimits,
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,7 +33,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     let shutdown = CancellationToken::new();
     tessera_service::signals::cancel_on_stop(shutdown.clone())?;
-    let local = LocalCluster::start(cluster, shutdown)?;
+    let local = LocalCluster::start(cluster, args.proxy_limits, shutdown)?;
     tracing::info!("local cluster up; players connect to {}", local.proxy_addresses().join(", "));
     local.wait();
     Ok(())

@@ -1,7 +1,7 @@
 //! A player's connection to a proxy: the handshake, the welcome, then key presses out
 //! and updates in, folded into a [`WorldView`]. [`Rejoin`] is the one way anything joins
 //! a cluster, and joins again after a loss: a proxy picked at random at each attempt, a
-//! [`Backoff`] between failures.
+//! [`Backoff`] between failures, a longer one while the cluster says it is full.
 
 use crate::steering::keys_toward;
 use crate::world_view::WorldView;
@@ -12,11 +12,16 @@ use tessera_shared::components::Keys;
 use tessera_shared::link::{Backoff, Door, Link, LinkError, Traffic};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::verify::Violation;
-use tessera_shared::protocol::{ClientToProxy, Hello, Input, ProxyToClient, Role, Welcome, tick_seconds};
+use tessera_shared::protocol::{CLUSTER_FULL, ClientToProxy, Hello, Input, ProxyToClient, Role, Welcome, tick_seconds};
 use tokio::net::TcpStream;
 
 /// How long a proxy has to welcome a new player.
 pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first wait before asking a full cluster again: room is made by players leaving,
+/// which takes seconds, not the tenth of a second a starting cluster takes.
+pub const FULL_FIRST_WAIT: Duration = Duration::from_secs(2);
+/// The longest wait between asking a full cluster again.
+pub const FULL_MAX_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlayerError {
@@ -26,6 +31,9 @@ pub enum PlayerError {
     Link(#[from] LinkError),
     #[error("the proxy disconnected us: {0}")]
     Disconnected(String),
+    /// The proxy has all the players it may take.
+    #[error("the cluster is full")]
+    ClusterFull,
     #[error("no welcome within {0:?}")]
     NoWelcome(Duration),
     #[error("timed out after {0:?} waiting for: {1}")]
@@ -62,6 +70,7 @@ impl Player {
             Err(_) => return Err(PlayerError::NoWelcome(WELCOME_TIMEOUT)),
             Ok(message) => match message? {
                 ProxyToClient::Welcome(welcome) => welcome,
+                ProxyToClient::Disconnect { reason } if reason == CLUSTER_FULL => return Err(PlayerError::ClusterFull),
                 ProxyToClient::Disconnect { reason } => return Err(PlayerError::Disconnected(reason)),
                 ProxyToClient::Update(_) => {
                     return Err(Violation::OutOfOrder { what: "an update", when: "before the welcome" }.into());
@@ -154,20 +163,32 @@ impl Player {
 
 /// Joining a cluster, and joining it again after a loss: each attempt goes through a
 /// proxy picked at random (as the design has clients spread over proxies), and failures
-/// wait a [`Backoff`], so a cluster that is starting or down is not hammered.
+/// wait a [`Backoff`], so a cluster that is starting or down is not hammered. A full
+/// cluster is waited for with a backoff of its own, from [`FULL_FIRST_WAIT`] to
+/// [`FULL_MAX_WAIT`], so the players queueing for room ask a few times a minute at most.
 #[derive(Debug, Clone)]
 pub struct Rejoin {
     proxies: Vec<String>,
     name: String,
     traffic: Traffic,
     backoff: Backoff,
+    full_backoff: Backoff,
+    /// Whether the last attempt found the cluster full.
+    found_full: bool,
 }
 
 impl Rejoin {
     /// Joins as `name` through one of `proxies` (client addresses; at least one).
     pub fn new(proxies: Vec<String>, name: impl Into<String>) -> Self {
         assert!(!proxies.is_empty(), "a cluster has at least one proxy");
-        Self { proxies, name: name.into(), traffic: Traffic::default(), backoff: Backoff::default() }
+        Self {
+            proxies,
+            name: name.into(),
+            traffic: Traffic::default(),
+            backoff: Backoff::default(),
+            full_backoff: Backoff::new(FULL_FIRST_WAIT, FULL_MAX_WAIT),
+            found_full: false,
+        }
     }
 
     /// Adds every byte of every connection to `traffic`.
@@ -181,16 +202,21 @@ impl Rejoin {
         self.proxies.choose(&mut rand::rng()).expect("at least one proxy").clone()
     }
 
-    /// One attempt through `proxy`; a success resets the backoff.
+    /// One attempt through `proxy`; a success resets the backoffs.
     pub async fn attempt(&mut self, proxy: &str) -> Result<Player, PlayerError> {
-        let player = Player::connect(proxy, &self.name, &self.traffic).await?;
-        self.backoff.reset();
-        Ok(player)
+        let attempt = Player::connect(proxy, &self.name, &self.traffic).await;
+        self.found_full = matches!(attempt, Err(PlayerError::ClusterFull));
+        if attempt.is_ok() {
+            self.backoff.reset();
+            self.full_backoff.reset();
+        }
+        attempt
     }
 
-    /// How long to wait after a failed attempt, or a lost connection.
+    /// How long to wait after a failed attempt, or a lost connection: longer when the
+    /// last attempt found the cluster full.
     pub fn next_wait(&mut self) -> Duration {
-        self.backoff.next_wait()
+        if self.found_full { self.full_backoff.next_wait() } else { self.backoff.next_wait() }
     }
 
     /// Attempts until one succeeds, or until `patience` has passed: then the last

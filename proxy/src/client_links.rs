@@ -1,55 +1,104 @@
-//! The player listener: greets each player, issues its user id (unique across the
-//! cluster: this proxy's id in the high bits), places it at the spawn point, logs it in
-//! on the server owning that point, and forwards its input, stamped with its id.
+//! The player listener: admits each connection at the front door ([`admission`](crate::admission)),
+//! greets each player, issues its user id (unique across the cluster: this proxy's id
+//! in the high bits), places it at the spawn point, logs it in on the server owning that
+//! point (unless the proxy has all the players it may take: then the player is told the
+//! cluster is full), and forwards its input, stamped with its id.
+//!
+//! Its accept loop is its own rather than `tessera_shared::link::accept_loop`, which
+//! spawns a task and logs a warning for every connection: here a refused connection is
+//! closed on the spot, costing no task, no buffer and no log line above debug, however
+//! many arrive.
 
 use crate::ProxySettings;
-use crate::routing::{ClientRoute, Routing, ToClient};
+use crate::admission::Admission;
+use crate::client_queue::{ClientQueue, QueuedFrame};
+use crate::rate::Rate;
+use crate::routing::{ClientRoute, Routing};
 use rand::Rng;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tessera_shared::Vec2;
 use tessera_shared::ids::UserId;
-use tessera_shared::link::{Door, Link, LinkError, Outbound, accept_loop};
+use tessera_shared::link::{Door, Link, LinkError};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{ClientToProxy, Hello, MAX_NAME_LEN, ProxyToClient, ProxyToServer, Role, Welcome};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{debug, info, warn};
 
 /// Inputs a player may send per second; a real player changes keys far less often.
 pub const MAX_INPUTS_PER_SEC: u32 = 60;
+/// How long to wait after accepting failed (out of file descriptors, say) before trying again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
+/// Accepts players until `shutdown`, each connection admitted or closed at once, each
+/// admitted one served on a task of its own.
 pub async fn accept(
     settings: Arc<ProxySettings>,
     listener: TcpListener,
     routing: Arc<Routing>,
     shutdown: CancellationToken,
 ) {
-    let issued = Arc::new(AtomicU64::new(first_user_counter()));
+    let admission = Admission::new(&settings.limits);
+    let mut issued = first_user_counter();
     if let Ok(addr) = listener.local_addr() {
         info!("{} accepting players on {addr}", settings.id);
     }
-    accept_loop(listener, shutdown, "player", move |stream, _| {
-        let user = UserId::issue(settings.id, issued.fetch_add(1, Ordering::Relaxed));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                warn!("accepting a player failed: {err}");
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        let slot = match admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                routing.stats.refused(refusal);
+                debug!("refused a connection from {peer}: {refusal:?}");
+                continue;
+            }
+        };
+        issued = issued.wrapping_add(1);
+        let user = UserId::issue(settings.id, issued);
         let (settings, routing) = (settings.clone(), routing.clone());
-        async move {
-            let result = serve(stream, user, &settings, &routing).await;
+        tokio::spawn(async move {
+            let result = serve(stream, peer, user, &settings, &routing).await;
             routing.leave(user);
-            info!("{user} left");
-            result
-        }
-    })
-    .await
+            drop(slot);
+            match result {
+                Ok(()) | Err(LinkError::Closed) => info!("{user} from {peer} left"),
+                // Already said where it was decided.
+                Err(LinkError::Refused(reason)) => debug!("{user} from {peer} refused: {reason}"),
+                Err(err) => warn!("closing {user}'s link from {peer}: {err}"),
+            }
+        });
+    }
 }
 
-async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routing: &Routing) -> Result<(), LinkError> {
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    user: UserId,
+    settings: &ProxySettings,
+    routing: &Routing,
+) -> Result<(), LinkError> {
     let hello = Hello::new(Role::Proxy(settings.id));
     let (mut link, name) =
         match Link::<ClientToProxy>::open(stream, Door::Public, hello, Some(&routing.stats.clients)).await? {
-            (link, Role::Client { name }) => (link, player_name(&name, user)),
+            (link, Role::Client { name }) => {
+                let deadline = Duration::from_millis(settings.limits.frame_deadline_ms);
+                (link.with_frame_deadline(deadline), player_name(&name, user))
+            }
             (_, got) => return Err(HandshakeError::Role { expected: "a player", got }.into()),
         };
     let queue = match admit(settings, routing, user, &name, spawn_position(settings)) {
@@ -59,10 +108,12 @@ async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routin
             return Err(LinkError::Refused(reason));
         }
     };
-    let mut limiter = RateLimit::new(MAX_INPUTS_PER_SEC);
+    debug!("{user} ({name}) plays from {peer}");
+    let inputs = Rate::new(f64::from(MAX_INPUTS_PER_SEC), f64::from(MAX_INPUTS_PER_SEC));
+    let mut limiter = inputs.full_bucket(Instant::now());
     link.run(queue, |message| {
         std::future::ready(match message {
-            ClientToProxy::Input(_) if !limiter.allow() => {
+            ClientToProxy::Input(_) if !limiter.take(&inputs, Instant::now()) => {
                 Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }.into())
             }
             ClientToProxy::Input(input) => routing
@@ -75,20 +126,21 @@ async fn serve(stream: TcpStream, user: UserId, settings: &ProxySettings, routin
 
 /// Admits `user`, called `name`, at `position`: registers its route and logs it in on
 /// the server owning that point. Returns the queue of what goes to the player, its
-/// welcome first, or why it cannot play now (to tell the player).
+/// welcome first, or why it cannot play now (to tell the player): the cluster is full,
+/// or the spawn point's server is down.
 pub fn admit(
     settings: &ProxySettings,
     routing: &Routing,
     user: UserId,
     name: &str,
     position: Vec2,
-) -> Result<mpsc::Receiver<ToClient>, String> {
+) -> Result<mpsc::Receiver<QueuedFrame>, String> {
     let map = settings.cluster.region_map();
     let owner = map.owner_at(position).ok_or_else(|| format!("{position} is outside the world"))?;
     if !routing.is_server_up(owner) {
         return Err(format!("{owner}, which holds the spawn point, is unreachable; try again shortly"));
     }
-    let (outbound, queue) = Outbound::channel();
+    let (outbound, queue) = ClientQueue::channel(settings.limits.max_queued_bytes_per_player);
     let welcome = Welcome {
         user,
         proxy: settings.id,
@@ -96,11 +148,10 @@ pub fn admit(
         view_radius: settings.cluster.simulation.view_radius,
         tick_hz: settings.cluster.simulation.tick_hz,
     };
-    outbound.send(ProxyToClient::Welcome(welcome).into()).expect("a new queue has room");
+    outbound.send(ProxyToClient::Welcome(welcome).into()).map_err(|err| format!("cannot welcome you: {err}"))?;
     let route = ClientRoute { outbound, owner, epoch: 0 };
-    routing
-        .join(user, route, ProxyToServer::Login { user, name: name.into(), position })
-        .map_err(|err| err.to_string())?;
+    let login = ProxyToServer::Login { user, name: name.into(), position };
+    routing.join(user, route, login, settings.limits.max_players).map_err(|err| err.to_string())?;
     info!("{user} ({name}) joined on {owner}");
     Ok(queue)
 }
@@ -132,32 +183,6 @@ fn spawn_position(settings: &ProxySettings) -> Vec2 {
     settings.cluster.region_map().clamp_to_world(point)
 }
 
-/// A token bucket holding one second's worth of inputs.
-struct RateLimit {
-    per_sec: u32,
-    tokens: f64,
-    last: Instant,
-}
-
-impl RateLimit {
-    fn new(per_sec: u32) -> Self {
-        Self { per_sec, tokens: f64::from(per_sec), last: Instant::now() }
-    }
-
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(self.per_sec);
-        self.tokens = (self.tokens + refill).min(f64::from(self.per_sec));
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,12 +193,5 @@ mod tests {
         assert_eq!(player_name("  ada\n", user), "ada");
         assert_eq!(player_name("", user), "player-7");
         assert_eq!(player_name(&"é".repeat(40), user).len(), MAX_NAME_LEN);
-    }
-
-    #[test]
-    fn the_rate_limit_allows_a_second_of_burst_then_refuses() {
-        let mut limit = RateLimit::new(10);
-        assert!((0..10).all(|_| limit.allow()));
-        assert!(!limit.allow());
     }
 }

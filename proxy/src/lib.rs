@@ -3,13 +3,22 @@
 //! ([`client_links`]), stamps each player's user id on everything it forwards, and
 //! routes through one table ([`routing`]): input to the server that owns the player,
 //! updates to the player's connection by user id. Proxies never talk to each other.
+//! The player port is the cluster's front door, and holds its [`limits`]: connections
+//! ([`admission`]), players ([`routing`]) and bytes queued per player ([`client_queue`]).
 
+pub mod admission;
 pub mod client_links;
+pub mod client_queue;
+pub mod limits;
+pub mod rate;
 pub mod routing;
 pub mod server_links;
 pub mod stats;
 
+pub use limits::ProxyLimits;
+
 use routing::Routing;
+use stats::ProxyStats;
 use std::sync::Arc;
 use tessera_shared::bridge::NetRuntime;
 use tessera_shared::cluster::ClusterConfig;
@@ -18,16 +27,24 @@ use tessera_shared::secret::{ClusterSecret, SecretError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Which proxy of which cluster this is.
+/// Which proxy of which cluster this is, and its limits.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
     pub id: ProxyId,
     pub cluster: ClusterConfig,
+    pub limits: ProxyLimits,
+    /// Its live figures, shared with whoever started it.
+    pub stats: Arc<ProxyStats>,
     /// What proves this proxy a member of the cluster to the servers it dials.
     pub secret: ClusterSecret,
 }
 
 impl ProxySettings {
+    /// Proxy `id` of `cluster`, holding `secret`, with the default limits.
+    pub fn new(id: ProxyId, cluster: ClusterConfig, secret: ClusterSecret) -> Self {
+        Self { id, cluster, limits: ProxyLimits::default(), stats: Arc::default(), secret }
+    }
+
     /// Refuses to run on addresses beyond loopback with the development secret: where
     /// this proxy listens for players, and where it dials the servers.
     pub fn check_secret(&self) -> Result<(), SecretError> {
@@ -45,7 +62,7 @@ impl ProxySettings {
 /// client listener.
 pub async fn run(settings: ProxySettings, listener: TcpListener, shutdown: CancellationToken) {
     let settings = Arc::new(settings);
-    let routing = Arc::new(Routing::default());
+    let routing = Arc::new(Routing::new(settings.stats.clone()));
     let exporting = routing.clone();
     let (id, stop_exporting) = (settings.id, shutdown.child_token());
     tokio::spawn(async move { exporting.stats.export(id, stop_exporting).await });

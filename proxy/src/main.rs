@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use std::path::PathBuf;
-use tessera_proxy::ProxySettings;
+use tessera_proxy::{ProxyLimits, ProxySettings};
 use tessera_service::secret::SecretArgs;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ProxyId;
@@ -25,6 +25,8 @@ struct Args {
     threads: Option<usize>,
     #[command(flatten)]
     secret: SecretArgs,
+    #[command(flatten)]
+    limits: ProxyLimits,
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,7 +54,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     let id = ProxyId(args.id);
     let bind = cluster.proxy(id)?.client_bind;
-    let settings = ProxySettings { id, cluster, secret: args.secret.resolve()? };
+    let settings = ProxySettings { limits: args.limits, ..ProxySettings::new(id, cluster, args.secret.resolve()?) };
     settings.check_secret()?;
     if let Some(addr) = args.metrics {
         tessera_service::metrics::serve(addr)?;

@@ -7,16 +7,22 @@
 //! a late notice never undoes a newer one. Routing by the servers' word rather than by
 //! recomputing ownership from positions means input never reaches a server that has not
 //! received the player yet.
+//!
+//! The table also enforces two of the front door's limits, where the players are: the
+//! player cap (checked as a player is registered, under the table's lock, so concurrent
+//! joins cannot overshoot it) and each player's byte budget ([`ClientQueue`]): a player
+//! that lets its queue fill is disconnected, and nobody else notices.
 
-use crate::stats::ProxyStats;
+use crate::client_queue::{ClientQueue, QueueError};
+use crate::stats::{ProxyStats, Refusal};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use tessera_shared::framing::Outgoing;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
-use tessera_shared::protocol::{ProxyToClient, ProxyToServer, ServerToProxy};
+use tessera_shared::protocol::{CLUSTER_FULL, ProxyToClient, ProxyToServer, ServerToProxy};
 use tracing::{debug, warn};
 
 /// What goes to a player: a message of the proxy's own, or a server's frame, forwarded untouched.
@@ -24,7 +30,7 @@ pub type ToClient = Outgoing<ProxyToClient>;
 
 /// One player behind this proxy.
 pub struct ClientRoute {
-    pub outbound: Outbound<ToClient>,
+    pub outbound: ClientQueue,
     pub owner: ServerId,
     pub epoch: u32,
 }
@@ -39,7 +45,7 @@ struct Tables {
 pub struct Routing {
     tables: Mutex<Tables>,
     /// What went through this table, for the operator and the benchmark.
-    pub stats: ProxyStats,
+    pub stats: Arc<ProxyStats>,
 }
 
 /// Why a message could not be routed.
@@ -51,9 +57,16 @@ pub enum RouteError {
     ServerStalled(ServerId),
     #[error("{0} is not connected here")]
     UnknownUser(UserId),
+    #[error("{}", CLUSTER_FULL)]
+    Full,
 }
 
 impl Routing {
+    /// An empty table counting into `stats`.
+    pub fn new(stats: Arc<ProxyStats>) -> Self {
+        Self { tables: Mutex::default(), stats }
+    }
+
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
         // A panic while holding the lock cannot leave the maps half-updated.
         self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -74,7 +87,7 @@ impl Routing {
     /// Forgets `server`'s link and returns the players it owned: they are gone with it.
     /// Every other server is told they left, in case one of them took a player over
     /// and its notice was lost with the link.
-    pub fn server_down(&self, server: ServerId) -> Vec<(UserId, Outbound<ToClient>)> {
+    pub fn server_down(&self, server: ServerId) -> Vec<(UserId, ClientQueue)> {
         let mut tables = self.tables();
         tables.servers.remove(&server);
         let orphans: Vec<UserId> =
@@ -112,11 +125,22 @@ impl Routing {
         }
     }
 
-    /// Registers a player, whose login goes to `owner`.
-    pub fn join(&self, user: UserId, route: ClientRoute, login: ProxyToServer) -> Result<(), RouteError> {
+    /// Registers a player, whose login goes to `owner`, unless `max_players` are here
+    /// already.
+    pub fn join(
+        &self,
+        user: UserId,
+        route: ClientRoute,
+        login: ProxyToServer,
+        max_players: usize,
+    ) -> Result<(), RouteError> {
         let owner = route.owner;
         {
             let mut tables = self.tables();
+            if tables.clients.len() >= max_players {
+                self.stats.refused(Refusal::Full);
+                return Err(RouteError::Full);
+            }
             tables.clients.insert(user, route);
             self.count(&tables);
         }
@@ -136,6 +160,15 @@ impl Routing {
     /// Forgets a player and tells its owner it left. Safe to call more than once.
     pub fn leave(&self, user: UserId) {
         if let Some(route) = self.forget(user) {
+            let _ = self.to_server(route.owner, ProxyToServer::Logout { user });
+        }
+    }
+
+    /// Tells a player why it is disconnected, as the last thing it is sent, and lets it
+    /// go: its connection closes once that is written.
+    pub fn disconnect(&self, user: UserId, reason: String) {
+        if let Some(route) = self.forget(user) {
+            let _ = route.outbound.send_last(ProxyToClient::Disconnect { reason });
             let _ = self.to_server(route.owner, ProxyToServer::Logout { user });
         }
     }
@@ -170,15 +203,12 @@ impl Routing {
         match message {
             ServerToProxy::Updates { frames, .. } => self.updates_from(server, frames),
             ServerToProxy::Owner { user, server, epoch } => self.set_owner(user, server, epoch),
-            ServerToProxy::Kick { user, reason } => {
-                self.to_clients([(user, ProxyToClient::Disconnect { reason }.into())]);
-                self.leave(user);
-            }
+            ServerToProxy::Kick { user, reason } => self.disconnect(user, reason),
         }
     }
 
-    /// Delivers messages to players, by user id. A player whose queue is full is not
-    /// reading: it is disconnected.
+    /// Delivers messages to players, by user id. A player whose queue is full (in
+    /// messages or in bytes) is not reading: it is disconnected.
     pub fn to_clients(&self, messages: impl IntoIterator<Item = (UserId, ToClient)>) {
         self.deliver(messages, None);
     }
@@ -207,16 +237,20 @@ impl Routing {
                 }
                 match route.outbound.send(message) {
                     Ok(()) => delivered += 1,
-                    Err(SendError::Full) => stalled.push(user),
-                    Err(SendError::Closed) => {}
+                    Err(QueueError::Link(SendError::Closed)) => {}
+                    Err(err @ (QueueError::OverBudget { .. } | QueueError::Link(SendError::Full))) => {
+                        stalled.push((user, err))
+                    }
+                    Err(err @ QueueError::Encode(_)) => warn!("cannot send {user} a message: {err}"),
                 }
             }
         }
         ProxyStats::add(&self.stats.frames_to_clients, delivered);
 
-        for user in stalled {
-            warn!("{user} is not reading its updates: disconnecting it");
-            self.leave(user);
+        for (user, err) in stalled {
+            warn!("disconnecting {user}: {err}");
+            self.stats.refused(Refusal::SlowReader);
+            self.disconnect(user, format!("too far behind: {err}"));
         }
     }
 }
@@ -224,25 +258,80 @@ impl Routing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client_queue::QueuedFrame;
+    use bytes::Bytes;
+    use tessera_shared::framing::decode_body;
     use tessera_shared::ids::ProxyId;
+    use tokio::sync::mpsc;
+
+    /// A table with server 1 up, and what it queues for that server.
+    fn with_server() -> (Routing, mpsc::Receiver<ProxyToServer>) {
+        let routing = Routing::default();
+        let (to_one, server_one) = Outbound::channel();
+        routing.server_up(ServerId(1), to_one);
+        (routing, server_one)
+    }
+
+    /// Joins player `n` on server 1 with a queue of `budget` bytes.
+    fn join(routing: &Routing, n: u64, budget: usize) -> Result<(UserId, mpsc::Receiver<QueuedFrame>), RouteError> {
+        let (outbound, queue) = ClientQueue::channel(budget);
+        let user = UserId::issue(ProxyId(1), n);
+        let login = ProxyToServer::Login { user, name: format!("p{n}"), position: tessera_shared::Vec2::ZERO };
+        routing.join(user, ClientRoute { outbound, owner: ServerId(1), epoch: 0 }, login, 2)?;
+        Ok((user, queue))
+    }
+
+    fn next_frame(queue: &mut mpsc::Receiver<QueuedFrame>) -> Option<Bytes> {
+        queue.try_recv().ok().map(|queued| queued.frame().clone())
+    }
 
     #[test]
     fn a_late_update_from_the_previous_owner_is_dropped() {
-        let routing = Routing::default();
-        let (to_one, _server_one) = Outbound::channel();
-        routing.server_up(ServerId(1), to_one);
-        let (outbound, mut player) = Outbound::channel();
-        let user = UserId::issue(ProxyId(1), 1);
-        let login = ProxyToServer::Logout { user };
-        routing.join(user, ClientRoute { outbound, owner: ServerId(1), epoch: 0 }, login).unwrap();
-        let frame = bytes::Bytes::from_static(b"frame");
+        let (routing, _server_one) = with_server();
+        let (user, mut player) = join(&routing, 1, 1 << 20).unwrap();
+        let frame = Bytes::from_static(b"frame");
 
         routing.updates_from(ServerId(1), [(user, frame.clone())]);
-        assert_eq!(player.try_recv().ok(), Some(Outgoing::Encoded(frame.clone())), "the owner's update goes through");
+        assert_eq!(next_frame(&mut player), Some(frame.clone()), "the owner's update goes through");
         routing.set_owner(user, ServerId(2), 1);
         routing.updates_from(ServerId(1), [(user, frame.clone())]);
         assert!(player.try_recv().is_err(), "the previous owner's late update is dropped");
         routing.updates_from(ServerId(2), [(user, frame.clone())]);
-        assert_eq!(player.try_recv().ok(), Some(Outgoing::Encoded(frame)));
+        assert_eq!(next_frame(&mut player), Some(frame));
+    }
+
+    #[test]
+    fn past_the_player_cap_the_cluster_is_full() {
+        let (routing, _server_one) = with_server();
+        let (first, _) = join(&routing, 1, 1024).unwrap();
+        let _second = join(&routing, 2, 1024).unwrap();
+        assert_eq!(join(&routing, 3, 1024).err(), Some(RouteError::Full));
+        assert_eq!(RouteError::Full.to_string(), CLUSTER_FULL, "the reason players recognise");
+        assert_eq!(routing.stats.refusals(Refusal::Full), 1);
+        routing.leave(first);
+        assert!(join(&routing, 4, 1024).is_ok(), "a player leaving makes room");
+    }
+
+    #[test]
+    fn a_player_over_its_byte_budget_is_disconnected_alone() {
+        let (routing, mut server_one) = with_server();
+        let (slow, mut slow_queue) = join(&routing, 1, 1000).unwrap();
+        let (reader, mut reader_queue) = join(&routing, 2, 1000).unwrap();
+        let frame = Bytes::from(vec![7; 400]);
+        for _ in 0..3 {
+            routing.updates_from(ServerId(1), [(slow, frame.clone()), (reader, frame.clone())]);
+            assert_eq!(next_frame(&mut reader_queue), Some(frame.clone()), "the reader keeps up");
+        }
+        assert_eq!(routing.stats.refusals(Refusal::SlowReader), 1);
+        let frames: Vec<Bytes> = std::iter::from_fn(|| next_frame(&mut slow_queue)).collect();
+        assert_eq!(frames.len(), 3, "two frames within the budget, then why");
+        match decode_body(&frames[2][4..]) {
+            Ok(ProxyToClient::Disconnect { reason }) => assert!(reason.contains("not reading"), "{reason}"),
+            other => panic!("expected the reason, got {other:?}"),
+        }
+        let messages: Vec<_> = std::iter::from_fn(|| server_one.try_recv().ok()).collect();
+        assert!(messages.contains(&ProxyToServer::Logout { user: slow }), "its server is told it left");
+        routing.updates_from(ServerId(1), [(reader, frame.clone())]);
+        assert_eq!(next_frame(&mut reader_queue), Some(frame), "the reader plays on");
     }
 }

@@ -63,6 +63,6 @@ fn disconnect_orphans(routing: &Routing, server: ServerId) {
     }
     for (_, outbound) in orphans {
         let reason = format!("lost the connection to {server}; please reconnect");
-        let _ = outbound.send(ProxyToClient::Disconnect { reason }.into());
+        let _ = outbound.send_last(ProxyToClient::Disconnect { reason });
     }
 }

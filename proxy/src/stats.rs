@@ -1,5 +1,6 @@
-//! Live figures about one proxy: players connected, frames forwarded each way, and the
-//! bytes on its client and server links. Counted where the work happens, in plain
+//! Live figures about one proxy: players connected, frames forwarded each way, the
+//! bytes on its client and server links, and the connections and players it turned
+//! away, by [`Refusal`]. Counted where the work happens, in plain
 //! atomics the links share, and copied into the exported metrics (the names in
 //! [`tessera_shared::metrics`]) ten times a second, so a rate read over a window is off
 //! by at most a tenth of a second's traffic.
@@ -22,6 +23,39 @@ pub struct ProxyStats {
     pub clients: Traffic,
     /// Bytes on the links to game servers.
     pub servers: Traffic,
+    /// Connections and players turned away, indexed by [`Refusal`].
+    refusals: [AtomicU64; Refusal::ALL.len()],
+}
+
+/// Why the proxy turned a connection or a player away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Closed at accept: the proxy held its maximum of connections.
+    Connections,
+    /// Closed at accept: the address held its maximum of connections.
+    ConnectionsPerAddress,
+    /// Closed at accept: the address joined faster than it may.
+    JoinRate,
+    /// Told the cluster is full: the proxy had its maximum of players.
+    Full,
+    /// Disconnected: the player let more bytes or messages pile up than it may.
+    SlowReader,
+}
+
+impl Refusal {
+    pub const ALL: [Self; 5] =
+        [Self::Connections, Self::ConnectionsPerAddress, Self::JoinRate, Self::Full, Self::SlowReader];
+
+    /// The value of the `cause` label of the refusals metric.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Connections => "connections",
+            Self::ConnectionsPerAddress => "connections_per_address",
+            Self::JoinRate => "join_rate",
+            Self::Full => "full",
+            Self::SlowReader => "slow_reader",
+        }
+    }
 }
 
 /// How often the figures are copied into the exported metrics.
@@ -32,11 +66,24 @@ impl ProxyStats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn refused(&self, cause: Refusal) {
+        Self::add(&self.refusals[cause as usize], 1);
+    }
+
+    /// How many times the proxy refused for `cause` so far.
+    pub fn refusals(&self, cause: Refusal) -> u64 {
+        self.refusals[cause as usize].load(Ordering::Relaxed)
+    }
+
     /// Copies the figures into the exported metrics until `shutdown`.
     pub async fn export(&self, proxy: ProxyId, shutdown: CancellationToken) {
         let proxy = proxy.0.to_string();
         let players = metrics::gauge!(names::PROXY_PLAYERS, "proxy" => proxy.clone());
         let servers_up = metrics::gauge!(names::PROXY_SERVERS, "proxy" => proxy.clone());
+        let refusals = Refusal::ALL.map(|cause| {
+            let counter = metrics::counter!(names::PROXY_REFUSALS, "proxy" => proxy.clone(), "cause" => cause.label());
+            (&self.refusals[cause as usize], counter)
+        });
         let counters = [
             (
                 &self.frames_to_clients,
@@ -60,7 +107,7 @@ impl ProxyStats {
             players.set(self.players.load(Ordering::Relaxed) as f64);
             servers_up.set(self.servers_up.load(Ordering::Relaxed) as f64);
 
-            for (value, counter) in &counters {
+            for (value, counter) in counters.iter().chain(&refusals) {
                 counter.absolute(value.load(Ordering::Relaxed));
             }
         }

@@ -24,6 +24,9 @@ pub const PROXY_PLAYERS: &str = "tessera_proxy_players";
 pub const PROXY_FRAMES: &str = "tessera_proxy_frames_total";
 /// Bytes on the proxy's links. Labels `proxy`, `link` (`clients`/`servers`), `direction` (`in`/`out`).
 pub const PROXY_BYTES: &str = "tessera_proxy_bytes_total";
+/// Connections and players the proxy turned away. Labels `proxy`, `cause`
+/// (`connections`, `connections_per_address`, `join_rate`, `full`, `slow_reader`).
+pub const PROXY_REFUSALS: &str = "tessera_proxy_refusals_total";
 
 /// Buckets of [`SERVER_TICK_SECONDS`]: fine below the 25 ms line (half a 20 Hz tick),
 /// so percentiles read from them are close to exact where it matters.

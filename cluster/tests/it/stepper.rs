@@ -16,7 +16,8 @@ use tessera_player::WorldView;
 use tessera_player::steering::keys_toward;
 use tessera_proxy::ProxySettings;
 use tessera_proxy::client_links::admit;
-use tessera_proxy::routing::{Routing, ToClient};
+use tessera_proxy::client_queue::QueuedFrame;
+use tessera_proxy::routing::Routing;
 use tessera_server::ServerSettings;
 use tessera_server::net::{LinkId, NetEvent, NetEvents};
 use tessera_server::players::Players;
@@ -25,7 +26,7 @@ use tessera_server::regions::subscriber::Subscriptions;
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::components::Keys;
-use tessera_shared::framing::{Bounded, Outgoing, WireCodec, encoded_frame};
+use tessera_shared::framing::{Bounded, WireCodec, encoded_frame};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
 use tessera_shared::protocol::{Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, tick_seconds, verify};
@@ -83,7 +84,7 @@ struct SteppedProxy {
 /// A headless player: what its proxy queued for it, and what it made of it.
 pub struct SteppedPlayer {
     pub proxy: usize,
-    queue: mpsc::Receiver<ToClient>,
+    queue: mpsc::Receiver<QueuedFrame>,
     pub view: WorldView,
     pub keys: Keys,
     last_sent: u32,
@@ -146,7 +147,7 @@ impl Stepper {
             .proxies
             .iter()
             .map(|proxy| {
-                let settings = ProxySettings { id: proxy.id, cluster: config.clone(), secret: secret.clone() };
+                let settings = ProxySettings::new(proxy.id, config.clone(), secret.clone());
                 SteppedProxy { settings, routing: Routing::default(), to_servers: BTreeMap::new() }
             })
             .collect();
@@ -348,12 +349,8 @@ impl Stepper {
             self.server(to).deliver(NetEvent::FromPeer { peer: from, message });
         }
         for player in self.players.values_mut() {
-            while let Ok(outgoing) = player.queue.try_recv() {
-                let message: ProxyToClient = match outgoing {
-                    Outgoing::Message(message) => over_the_wire(&message).0,
-                    Outgoing::Encoded(frame) => decode_frame(&frame),
-                };
-                match message {
+            while let Ok(queued) = player.queue.try_recv() {
+                match decode_frame(queued.frame()) {
                     ProxyToClient::Welcome(_) => {}
                     ProxyToClient::Update(update) => player.view.apply(update),
                     ProxyToClient::Disconnect { reason } => player.disconnected = Some(reason),

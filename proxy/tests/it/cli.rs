@@ -1,9 +1,11 @@
-//! The proxy as a host runs it: a bad cluster file is refused with its reason,
-//! `--metrics` serves the proxy's figures while it waits for its servers, and a proxy
-//! facing beyond loopback does not start without the cluster secret.
+//! The proxy as a host runs it: a bad cluster file or limit is refused with its reason,
+//! `--metrics` serves the proxy's figures while it waits for its servers, the limit
+//! flags take effect, their refusals exported by cause, and a proxy facing beyond
+//! loopback does not start without the cluster secret.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free loopback address (released just before the proxy binds it).
@@ -30,75 +32,142 @@ fn a_bad_cluster_file_is_refused_with_the_reason() {
     assert!(stderr.contains("bogus"), "the error names the unknown key: {stderr}");
 }
 
-/// A one-region map whose proxy takes players on `client` and whose server is on loopback.
-fn one_region_map(client: &str) -> tempfile::NamedTempFile {
+#[test]
+fn a_limit_of_zero_is_refused_with_the_reason() {
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_tessera-proxy")).args(["--id", "1", "--max-players", "0"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--max-players") && stderr.contains("at least 1"), "{stderr}");
+}
+
+/// A one-server map whose proxy takes players on `players`.
+fn one_region_map(players: SocketAddr) -> tempfile::NamedTempFile {
     cluster_file(&format!(
         "[world]\nregion_size = 100.0\ncolumns = 1\nrows = 1\n\n\
          [[server]]\nid = 1\npeer_bind = \"{}\"\nproxy_bind = \"{}\"\nregions = [[0, 0]]\n\n\
-         [[proxy]]\nid = 1\nclient_bind = \"{client}\"\n",
+         [[proxy]]\nid = 1\nclient_bind = \"{players}\"\n",
         free_address(),
         free_address()
     ))
 }
 
-/// Starts the proxy of `map` with `args`, and waits (at most 20 s) until its metrics
-/// endpoint answers, returning the running process and what it served.
-fn start_with_metrics(map: &tempfile::NamedTempFile, args: &[&str]) -> (std::process::Child, String) {
-    let metrics = free_address();
-    let mut proxy = Command::new(env!("CARGO_BIN_EXE_tessera-proxy"))
-        .args(["--id", "1", "--metrics", &metrics.to_string(), "--cluster"])
-        .arg(map.path())
-        .args(args)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let fetched =
-            ureq::get(&format!("http://{metrics}/metrics")).call().and_then(|mut r| r.body_mut().read_to_string());
-        match fetched {
-            Ok(text) if text.contains("tessera_proxy_servers") => return (proxy, text),
-            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            other => {
-                let _ = proxy.kill();
-                panic!("no metrics within 20 s: {other:?}");
+/// A proxy of a one-server map whose server never comes up, serving its metrics; killed when dropped.
+struct ProxyProcess {
+    child: Child,
+    players: SocketAddr,
+    metrics: SocketAddr,
+}
+
+impl ProxyProcess {
+    fn start(extra_args: &[&str]) -> (Self, tempfile::NamedTempFile) {
+        Self::start_on(free_address(), extra_args)
+    }
+
+    /// As [`Self::start`], taking players on `players`.
+    fn start_on(players: SocketAddr, extra_args: &[&str]) -> (Self, tempfile::NamedTempFile) {
+        let metrics = free_address();
+        let file = one_region_map(players);
+        let child = Command::new(env!("CARGO_BIN_EXE_tessera-proxy"))
+            .args(["--id", "1", "--metrics", &metrics.to_string(), "--cluster"])
+            .arg(file.path())
+            .args(extra_args)
+            .env_remove("TESSERA_SECRET_FILE")
+            .env_remove("TESSERA_SECRET")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (Self { child, players, metrics }, file)
+    }
+
+    /// The metrics text, once it holds `wanted`.
+    fn metrics_once(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let fetched = ureq::get(&format!("http://{}/metrics", self.metrics))
+                .call()
+                .and_then(|mut r| r.body_mut().read_to_string());
+            match fetched {
+                Ok(text) if wanted(&text) => return text,
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                other => panic!("the metrics did not show it within {DEADLINE:?}: {other:?}"),
             }
         }
     }
 }
 
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+#[test]
+fn metrics_show_a_proxy_waiting_for_its_server() {
+    let (proxy, _file) = ProxyProcess::start(&[]);
+    let text = proxy.metrics_once(|text| text.contains("tessera_proxy_servers"));
+    assert!(text.contains("tessera_proxy_servers{proxy=\"1\"} 0"), "no server is up yet:\n{text}");
+    assert!(text.contains("tessera_proxy_players{proxy=\"1\"} 0"), "{text}");
+}
+
+/// Connects to the proxy at `addr`, and whether it begins its handshake (it speaks
+/// first) rather than closing the connection at once; `None` while nothing listens.
+fn knock(addr: SocketAddr) -> Option<(bool, TcpStream)> {
+    let stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let admitted = matches!(stream.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+    Some((admitted, stream))
+}
+
+#[test]
+fn the_limit_flags_take_effect_and_refusals_are_exported_by_cause() {
+    let (proxy, _file) = ProxyProcess::start(&["--max-connections-per-address", "1"]);
+    let deadline = Instant::now() + DEADLINE;
+    let _held = loop {
+        match knock(proxy.players) {
+            Some((true, stream)) => break stream,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => panic!("the proxy never admitted a first connection"),
+        }
+    };
+    let (second, _) = knock(proxy.players).expect("the proxy listens");
+    assert!(!second, "a second connection from the same address is closed at accept");
+    let text = proxy.metrics_once(|text| refusals_are(text, "connections_per_address", "1"));
+    assert!(refusals_are(&text, "join_rate", "0"), "{text}");
+}
+
+/// Whether the metrics `text` count `value` refusals for `cause`.
+fn refusals_are(text: &str, cause: &str, value: &str) -> bool {
+    text.lines().any(|line| {
+        line.starts_with("tessera_proxy_refusals_total{")
+            && line.contains(&format!("cause=\"{cause}\""))
+            && line.ends_with(&format!(" {value}"))
+    })
+}
+
 #[test]
 fn a_proxy_beyond_loopback_needs_the_cluster_secret() {
-    let public = format!("0.0.0.0:{}", free_address().port());
-    let map = one_region_map(&public);
+    let public = SocketAddr::from(([0, 0, 0, 0], free_address().port()));
     let output = Command::new(env!("CARGO_BIN_EXE_tessera-proxy"))
         .args(["--id", "1", "--cluster"])
-        .arg(map.path())
+        .arg(one_region_map(public).path())
         .env_remove("TESSERA_SECRET_FILE")
         .env_remove("TESSERA_SECRET")
         .output()
         .unwrap();
-    assert!(!output.status.success());
+    assert!(!output.status.success(), "without a secret it does not start");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(&public) && stderr.contains("keygen --out"),
+        stderr.contains(&public.to_string()) && stderr.contains("keygen --out"),
         "the refusal names the address and how to make a secret: {stderr}"
     );
 
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("cluster.secret");
     tessera_shared::secret::ClusterSecret::generate_into(&secret).unwrap();
-    let (mut proxy, _) = start_with_metrics(&map, &["--secret-file", &secret.display().to_string()]);
-    assert!(proxy.try_wait().unwrap().is_none(), "with the secret it runs");
-    let _ = proxy.kill();
-    let _ = proxy.wait();
-}
-
-#[test]
-fn metrics_show_a_proxy_waiting_for_its_server() {
-    let (mut proxy, text) = start_with_metrics(&one_region_map(&free_address().to_string()), &[]);
-    let _ = proxy.kill();
-    let _ = proxy.wait();
-    assert!(text.contains("tessera_proxy_servers{proxy=\"1\"} 0"), "no server is up yet:\n{text}");
-    assert!(text.contains("tessera_proxy_players{proxy=\"1\"} 0"), "{text}");
+    let (proxy, _file) = ProxyProcess::start_on(public, &["--secret-file", &secret.display().to_string()]);
+    proxy.metrics_once(|text| text.contains("tessera_proxy_servers"));
 }

@@ -23,6 +23,10 @@ pub const UPDATES_FRAME_BUDGET: usize = 256 * 1024;
 /// Longest accepted player name, in bytes.
 pub const MAX_NAME_LEN: usize = 32;
 
+/// The reason in the [`ProxyToClient::Disconnect`] of a proxy that has all the players it
+/// may take: players recognise it, say the cluster is full, and wait longer to retry.
+pub const CLUSTER_FULL: &str = "the cluster is full";
+
 /// One change of the keys a player holds. Sequence numbers start at 1 and grow by one
 /// per input, so a server can apply each exactly once, in order, across handoffs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
