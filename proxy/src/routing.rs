@@ -7,6 +7,10 @@
 //! a late notice never undoes a newer one. Routing by the servers' word rather than by
 //! recomputing ownership from positions means input never reaches a server that has not
 //! received the player yet.
+//!
+//! What a player sends is held to the server's own gate before it is forwarded, so one
+//! player's bad input (a sequence number of 0) closes that player's connection, never the
+//! link all of this proxy's players share.
 
 use crate::stats::ProxyStats;
 use std::collections::HashMap;
@@ -16,6 +20,7 @@ use std::sync::atomic::Ordering;
 use tessera_shared::framing::Outgoing;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
+use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{ProxyToClient, ProxyToServer, ServerToProxy};
 use tracing::{debug, warn};
 
@@ -43,8 +48,10 @@ pub struct Routing {
 }
 
 /// Why a message could not be routed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RouteError {
+    #[error(transparent)]
+    Violation(#[from] Violation),
     #[error("{0} is unreachable right now")]
     ServerDown(ServerId),
     #[error("{0} is not reading: its link is closed")]
@@ -140,8 +147,10 @@ impl Routing {
         }
     }
 
-    /// Forwards a player's message to the server that owns it.
+    /// Forwards a player's message to the server that owns it, if the server's gate would
+    /// let it through.
     pub fn from_client(&self, user: UserId, message: ProxyToServer) -> Result<(), RouteError> {
+        verify::from_proxy(&message, user.proxy())?;
         let owner = self.tables().clients.get(&user).map(|route| route.owner).ok_or(RouteError::UnknownUser(user))?;
         self.to_server(owner, message)
     }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use tessera_shared::bridge::NetRuntime;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ServerId;
+use tessera_shared::protocol::verify::PeerRules;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +65,7 @@ impl Plugin for TcpTransportPlugin {
             runtime.handle().spawn(proxy_link::accept(proxies, settings.id, events.clone(), shutdown.clone()));
             let context = peer_link::PeerContext {
                 me: settings.id,
-                map: Arc::new(settings.map.clone()),
+                rules: Arc::new(PeerRules::new(&settings.cluster)),
                 events,
                 traffic: settings.stats.peer_traffic.clone(),
             };
