@@ -2,6 +2,9 @@
 //! and updates in, folded into a [`WorldView`]. [`Rejoin`] is the one way anything joins
 //! a cluster, and joins again after a loss: a proxy picked at random at each attempt, a
 //! [`Backoff`] between failures, a longer one while the cluster says it is full.
+//! Nothing the proxy sends is used unchecked: its welcome must be its own and sane
+//! ([`verify::welcome`]), each update possible for it, and no update may claim inputs
+//! applied that were never sent.
 
 use crate::steering::keys_toward;
 use crate::world_view::WorldView;
@@ -11,7 +14,7 @@ use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
 use tessera_shared::link::{Backoff, Door, Link, LinkError, Traffic};
 use tessera_shared::protocol::handshake::HandshakeError;
-use tessera_shared::protocol::verify::Violation;
+use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{CLUSTER_FULL, ClientToProxy, Hello, Input, ProxyToClient, Role, Welcome, tick_seconds};
 use tokio::net::TcpStream;
 
@@ -62,8 +65,8 @@ impl Player {
         let stream =
             TcpStream::connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
         let hello = Hello::new(Role::Client { name: name.into() });
-        let mut link = match Link::open(stream, Door::Public, hello, Some(traffic)).await? {
-            (link, Role::Proxy(_)) => link,
+        let (mut link, proxy) = match Link::open(stream, Door::Public, hello, Some(traffic)).await? {
+            (link, Role::Proxy(proxy)) => (link, proxy),
             (_, got) => return Err(LinkError::from(HandshakeError::Role { expected: "a proxy", got }).into()),
         };
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, link.recv()).await {
@@ -77,6 +80,7 @@ impl Player {
                 }
             },
         };
+        verify::welcome(&welcome, proxy)?;
         let view = WorldView::new(tick_seconds(welcome.tick_hz));
         Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view })
     }
@@ -104,7 +108,11 @@ impl Player {
     pub async fn receive(&mut self) -> Result<&WorldView, PlayerError> {
         match self.link.recv().await? {
             ProxyToClient::Update(update) => {
-                self.view.apply(update);
+                let sent = self.last_sent();
+                if update.last_input > sent {
+                    return Err(Violation::InputFromTheFuture { last_input: update.last_input, sent }.into());
+                }
+                self.view.apply(update, &self.welcome)?;
                 Ok(&self.view)
             }
             ProxyToClient::Disconnect { reason } => Err(PlayerError::Disconnected(reason)),

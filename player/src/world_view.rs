@@ -1,10 +1,13 @@
 //! What a player knows of the world, folded from the updates it received: itself, the
 //! server simulating it, and every other entity in view as last sent, extrapolated to
 //! the latest tick when asked (servers resend an entity only when its motion changes).
+//! An update is folded in only once [`verify::update`] has found it possible for the
+//! player's welcome: what a proxy forwards is not trusted.
 
 use std::collections::HashMap;
 use tessera_shared::ids::{EntityId, ServerId};
-use tessera_shared::protocol::{EntityState, PlayerUpdate, extrapolate};
+use tessera_shared::protocol::verify::{self, Violation};
+use tessera_shared::protocol::{EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate};
 
 /// What a player knows of the world, from the updates received so far.
 #[derive(Debug, Default, Clone)]
@@ -34,25 +37,38 @@ impl WorldView {
         Self { tick_seconds, ..Self::default() }
     }
 
-    pub fn apply(&mut self, update: PlayerUpdate) {
+    /// Folds in `update`, sent to the player `welcome` welcomed, if it is possible (the
+    /// view is untouched otherwise) and leaves no more than [`MAX_ENTITIES_PER_MESSAGE`]
+    /// entities in view; a view past that is refused too, and ends the connection.
+    pub fn apply(&mut self, update: PlayerUpdate, welcome: &Welcome) -> Result<(), Violation> {
+        verify::update(&update, welcome)?;
         if self.server.is_some_and(|server| server != update.server) {
-            self.handoffs += 1;
+            self.handoffs = self.handoffs.saturating_add(1);
         }
         self.server = Some(update.server);
         self.tick = update.tick;
         self.me = Some(update.you);
         self.last_input = update.last_input;
         self.inputs_applied = update.inputs_applied;
+        // Names go with what is in view (a server names an entity again when it comes
+        // back), so what a proxy sends cannot pile up here.
         if update.full {
             self.sent.clear();
+            self.names.clear();
         }
         for id in &update.left {
             self.sent.remove(id);
+            self.names.remove(id);
         }
         self.states_received += 1 + update.changed.len() as u64;
         self.sent.extend(update.changed.into_iter().map(|state| (state.id, (state, update.tick))));
         self.names.extend(update.names);
         self.updates += 1;
+        let count = self.sent.len().max(self.names.len());
+        if count > MAX_ENTITIES_PER_MESSAGE {
+            return Err(Violation::TooManyInView { count });
+        }
+        Ok(())
     }
 
     /// Another entity in view, where it is at `tick`.
@@ -72,5 +88,68 @@ impl WorldView {
 
     fn at_tick(&self, (state, sent): &(EntityState, u64)) -> EntityState {
         EntityState { position: extrapolate(state, *sent, self.tick, self.tick_seconds), ..*state }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_shared::Vec2;
+    use tessera_shared::cluster::ClusterConfig;
+    use tessera_shared::ids::{ProxyId, UserId};
+
+    const ME: UserId = UserId((1 << 48) | 1);
+
+    fn welcome() -> Welcome {
+        Welcome {
+            user: ME,
+            proxy: ProxyId(1),
+            map: ClusterConfig::default_local().region_map(),
+            view_radius: 400.0,
+            tick_hz: 20.0,
+        }
+    }
+
+    fn at(id: u64) -> EntityState {
+        EntityState { id: EntityId(id), position: Vec2::splat(500.0), velocity: Vec2::ZERO }
+    }
+
+    fn update(changed: Vec<EntityState>, left: Vec<EntityId>, names: Vec<(EntityId, String)>) -> PlayerUpdate {
+        PlayerUpdate {
+            tick: 1,
+            server: ServerId(1),
+            last_input: 0,
+            inputs_applied: 0,
+            you: at(ME.0),
+            full: false,
+            changed,
+            left,
+            names,
+        }
+    }
+
+    #[test]
+    fn names_go_with_what_is_in_view_and_the_view_is_bounded() {
+        let (welcome, mut view) = (welcome(), WorldView::new(0.05));
+        view.apply(update(vec![at(5)], vec![], vec![(EntityId(5), "bo".into())]), &welcome).unwrap();
+        assert_eq!(view.names.get(&EntityId(5)).map(String::as_str), Some("bo"));
+        view.apply(update(vec![], vec![EntityId(5)], vec![]), &welcome).unwrap();
+        assert_eq!((view.in_view(), view.names.len()), (0, 0), "the name left with the entity");
+
+        let mut bad = update(vec![at(6)], vec![], vec![]);
+        bad.changed[0].position.x = f32::NAN;
+        assert!(matches!(view.apply(bad, &welcome), Err(Violation::BadState { .. })));
+        assert_eq!((view.updates, view.in_view()), (2, 0), "a refused update is not folded in");
+
+        // A proxy adding entity after entity, each update within bounds, is refused once the view is too big.
+        let mut next = 100;
+        let refused = (0..8).find_map(|_| {
+            let batch = (0..4096).map(|_| {
+                next += 1;
+                at(next)
+            });
+            view.apply(update(batch.collect(), vec![], vec![]), &welcome).err()
+        });
+        assert!(matches!(refused, Some(Violation::TooManyInView { count: 20_480 })), "{refused:?}");
     }
 }

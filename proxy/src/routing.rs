@@ -12,6 +12,10 @@
 //! player cap (checked as a player is registered, under the table's lock, so concurrent
 //! joins cannot overshoot it) and each player's byte budget ([`ClientQueue`]): a player
 //! that lets its queue fill is disconnected, and nobody else notices.
+//!
+//! What a player sends is held to the server's own gate before it is forwarded, so one
+//! player's bad input (a sequence number of 0) closes that player's connection, never the
+//! link all of this proxy's players share.
 
 use crate::client_queue::{ClientQueue, QueueError};
 use crate::stats::{ProxyStats, Refusal};
@@ -22,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use tessera_shared::framing::Outgoing;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
+use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{CLUSTER_FULL, ProxyToClient, ProxyToServer, ServerToProxy};
 use tracing::{debug, warn};
 
@@ -49,8 +54,10 @@ pub struct Routing {
 }
 
 /// Why a message could not be routed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RouteError {
+    #[error(transparent)]
+    Violation(#[from] Violation),
     #[error("{0} is unreachable right now")]
     ServerDown(ServerId),
     #[error("{0} is not reading: its link is closed")]
@@ -173,8 +180,10 @@ impl Routing {
         }
     }
 
-    /// Forwards a player's message to the server that owns it.
+    /// Forwards a player's message to the server that owns it, if the server's gate would
+    /// let it through.
     pub fn from_client(&self, user: UserId, message: ProxyToServer) -> Result<(), RouteError> {
+        verify::from_proxy(&message, user.proxy())?;
         let owner = self.tables().clients.get(&user).map(|route| route.owner).ok_or(RouteError::UnknownUser(user))?;
         self.to_server(owner, message)
     }

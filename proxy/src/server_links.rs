@@ -1,7 +1,8 @@
 //! One dialer per game server: connect, prove membership of the cluster (the link is
-//! sealed with the cluster secret), say hello as this proxy, relay the server's
-//! updates to players, and on any loss disconnect the players it owned (they are gone
-//! with it) and redial with exponential backoff.
+//! sealed with the cluster secret), say hello as this proxy, relay the server's updates
+//! to players once [`verify::from_server`] allows each (a server speaks only of this
+//! proxy's players, and only for itself), and on any loss disconnect the players it
+//! owned (they are gone with it) and redial with exponential backoff.
 
 use crate::ProxySettings;
 use crate::routing::Routing;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, redial};
 use tessera_shared::protocol::handshake::HandshakeError;
-use tessera_shared::protocol::{Hello, ProxyToClient, Role, ServerToProxy};
+use tessera_shared::protocol::{Hello, ProxyToClient, Role, ServerToProxy, verify};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -49,8 +50,11 @@ async fn serve(
     let (outbound, queue) = Outbound::channel();
     routing.server_up(server, outbound);
     link.run(queue, |message| {
-        routing.from_server(server, message);
-        std::future::ready(Ok(()))
+        let verified = verify::from_server(&message, server, settings.id);
+        if verified.is_ok() {
+            routing.from_server(server, message);
+        }
+        std::future::ready(verified.map_err(LinkError::from))
     })
     .await
 }

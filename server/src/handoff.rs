@@ -20,8 +20,9 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{HandoffState, PeerMessage, ServerToProxy};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// How long (in ticks) input for a departed player is still forwarded to its new owner.
 const FORWARD_FOR_TICKS: u64 = 20 * 60;
@@ -88,7 +89,8 @@ fn hand_off_departing(
             inputs_applied: queue.applied,
             pending: queue.pending().collect(),
             proxy: player.proxy,
-            epoch: player.epoch + 1,
+            // The epoch came from the network (with the player's last handoff): it saturates.
+            epoch: player.epoch.saturating_add(1),
         };
         if !peers.contains(next) {
             continue;
@@ -121,8 +123,7 @@ fn accept_handoffs(
     for HandoffReceived { peer, state } in received.read().cloned() {
         let user = state.user;
         if players.0.contains_key(&user) {
-            error!("{peer} handed off {user}, whom {} already owns: closing the link to {peer}", settings.id);
-            peers.drop_link(peer);
+            peers.refuse(peer, Violation::AlreadyOwned { peer, user, receiver: settings.id });
             continue;
         }
         if !proxies.contains(state.proxy) {
@@ -134,7 +135,12 @@ fn accept_handoffs(
         let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, state.pending);
         let entity = commands
             .spawn((
-                Player::bundle(user, state.name, state.proxy, state.epoch, state.position),
+                Player::bundle(
+                    user,
+                    state.name,
+                    Player { proxy: state.proxy, epoch: state.epoch, handed_by: Some(peer) },
+                    state.position,
+                ),
                 Velocity(state.velocity),
                 queue,
             ))
@@ -159,12 +165,12 @@ fn forward_to_new_owners(
     mut peers: ResMut<PeerLinks>,
 ) {
     let new_owner = |user| handed_off.0.get(&user).filter(|_| !players.0.contains_key(&user)).map(|d| d.to);
-    for &InputReceived { user, input } in inputs.read() {
+    for &InputReceived { user, input, .. } in inputs.read() {
         if let Some(to) = new_owner(user) {
             peers.send(to, PeerMessage::ForwardInput { user, input });
         }
     }
-    for &LogoutRequest { user } in logouts.read() {
+    for &LogoutRequest { user, .. } in logouts.read() {
         if let Some(to) = new_owner(user) {
             peers.send(to, PeerMessage::ForwardLogout { user });
         }

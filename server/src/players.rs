@@ -1,20 +1,19 @@
 //! Players this server owns: spawning them on login, despawning them on logout or when
 //! their proxy goes, and queueing their inputs so each is applied exactly once, in
 //! sequence order, whatever order they arrive in. (Input and logouts for a player that
-//! has just been handed to a peer are the handoff's to forward.)
+//! has just been handed to a peer are the handoff's to forward; a peer may forward them
+//! only for a player it handed us.) Sequence numbers come from the network: nothing here
+//! does arithmetic on them that could overflow.
 
 use crate::components::Visible;
-use crate::net::{InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost};
+use crate::net::{InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost, Via};
 use crate::settings::ServerSettings;
 use bevy::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use tessera_shared::components::{Keys, Position, Velocity};
-use tessera_shared::ids::{ProxyId, UserId};
-use tessera_shared::protocol::{Input, ServerToProxy};
+use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::protocol::{Input, MAX_PENDING_INPUTS, ServerToProxy};
 use tracing::{debug, info, warn};
-
-/// Inputs held ahead of a gap before the player counts as misbehaving.
-pub const MAX_PENDING_INPUTS: usize = 256;
 /// Ticks a gap in the input sequence may stay open before it is skipped.
 pub const GAP_TIMEOUT_TICKS: u64 = 40;
 
@@ -26,13 +25,24 @@ pub struct Player {
     pub proxy: ProxyId,
     /// How many times this player has been handed off.
     pub epoch: u32,
+    /// The server that handed it to us, if one did: the only peer that may forward its
+    /// input and logout.
+    pub handed_by: Option<ServerId>,
 }
 
 impl Player {
     /// Everything an owned player is made of, whether it logged in here or was handed
     /// over: its ids (a player's entity id is its user id), who it is, where it is.
-    pub fn bundle(user: UserId, name: String, proxy: ProxyId, epoch: u32, position: Vec2) -> impl Bundle {
-        (user, user.entity(), Player { proxy, epoch }, Visible { name }, Position(position))
+    pub fn bundle(user: UserId, name: String, player: Player, position: Vec2) -> impl Bundle {
+        (user, user.entity(), player, Visible { name }, Position(position))
+    }
+
+    /// Whether `via` may pass on this player's input and logout.
+    fn speaks_for(&self, via: Via) -> bool {
+        match via {
+            Via::Proxy(proxy) => proxy == self.proxy,
+            Via::Peer(peer) => self.handed_by == Some(peer),
+        }
     }
 }
 
@@ -44,6 +54,7 @@ pub struct InputQueue {
     pub last_input: u32,
     /// Inputs applied in all (equals `last_input` unless one was applied twice).
     pub applied: u32,
+    /// Only sequence numbers after `last_input`, and at most [`MAX_PENDING_INPUTS`] past it.
     pending: BTreeMap<u32, Keys>,
     gap_open_since: Option<u64>,
 }
@@ -55,11 +66,12 @@ pub enum InputError {
 }
 
 impl InputQueue {
-    /// A queue carrying on from another server's.
+    /// A queue carrying on from another server's. Pending inputs it could not have held
+    /// are dropped (the peer gate refuses a handoff carrying any).
     pub fn resume(keys: Keys, last_input: u32, applied: u32, pending: impl IntoIterator<Item = Input>) -> Self {
         let mut queue = Self { keys, last_input, applied, ..Self::default() };
         for input in pending {
-            queue.pending.insert(input.seq, input.keys);
+            let _ = queue.push(input);
         }
         queue
     }
@@ -70,6 +82,7 @@ impl InputQueue {
             return Ok(());
         }
         // Bounds both the queue and how far a gap can reach: no sequence number wraps.
+        // (`seq` is above `last_input` here.)
         if input.seq - self.last_input > MAX_PENDING_INPUTS as u32 {
             return Err(InputError::Overflow);
         }
@@ -95,7 +108,8 @@ impl InputQueue {
             if tick.saturating_sub(since) < GAP_TIMEOUT_TICKS {
                 return;
             }
-            warn!("{user}: inputs {}..{next} never arrived; skipping them", self.last_input + 1);
+            // `next` is above `last_input`, so at least 1.
+            warn!("{user}: inputs after {} and before {next} never arrived; skipping them", self.last_input);
             self.last_input = next - 1;
             self.gap_open_since = None;
         }
@@ -148,7 +162,8 @@ fn spawn_logins(
             continue;
         }
         info!("{user} ({name}) joined through {proxy} at {position}");
-        let entity = commands.spawn(Player::bundle(user, name, proxy, 0, position)).id();
+        let player = Player { proxy, epoch: 0, handed_by: None };
+        let entity = commands.spawn(Player::bundle(user, name, player, position)).id();
         players.0.insert(user, entity);
     }
 }
@@ -174,11 +189,15 @@ fn queue_inputs(
     mut queues: Query<(&mut InputQueue, &Player)>,
     mut links: ResMut<ProxyLinks>,
 ) {
-    for &InputReceived { user, input } in inputs.read() {
+    for &InputReceived { user, input, via } in inputs.read() {
         let Some(mut queue) = players.0.get(&user).and_then(|&e| queues.get_mut(e).ok()) else {
             debug!("input {} for {user}, who is not here", input.seq);
             continue;
         };
+        if !queue.1.speaks_for(via) {
+            warn!("ignoring input {} for {user} from {via:?}, which did not hand the player to us", input.seq);
+            continue;
+        }
         if let Err(err) = queue.0.push(input) {
             warn!("{user}: {err}; disconnecting the player");
             let proxy = queue.1.proxy;
@@ -187,12 +206,21 @@ fn queue_inputs(
     }
 }
 
-fn despawn_logouts(mut commands: Commands, mut requests: MessageReader<LogoutRequest>, mut players: ResMut<Players>) {
-    for &LogoutRequest { user } in requests.read() {
-        if let Some(entity) = players.0.remove(&user) {
-            info!("{user} left");
-            commands.entity(entity).despawn();
+fn despawn_logouts(
+    mut commands: Commands,
+    mut requests: MessageReader<LogoutRequest>,
+    mut players: ResMut<Players>,
+    owned: Query<&Player>,
+) {
+    for &LogoutRequest { user, via } in requests.read() {
+        let Some(&entity) = players.0.get(&user) else { continue };
+        if !owned.get(entity).is_ok_and(|player| player.speaks_for(via)) {
+            warn!("ignoring a logout of {user} from {via:?}, which did not hand the player to us");
+            continue;
         }
+        players.0.remove(&user);
+        info!("{user} left");
+        commands.entity(entity).despawn();
     }
 }
 
@@ -248,6 +276,24 @@ mod tests {
         assert_eq!(queue.last_input, 0);
         queue.apply_ready(10 + GAP_TIMEOUT_TICKS, user);
         assert_eq!((queue.last_input, queue.applied, queue.keys), (3, 1, Keys::RIGHT));
+    }
+
+    #[test]
+    fn a_resumed_queue_keeps_only_what_it_could_have_held() {
+        let user = UserId(1);
+        // Sequence 0, one already applied, one out of reach: none may be kept, or the gap
+        // skip would step `last_input` back (or below zero).
+        let pending = [input(0, Keys::UP), input(5, Keys::UP), input(7, Keys::LEFT), input(u32::MAX, Keys::UP)];
+        let mut queue = InputQueue::resume(Keys::DOWN, 5, 5, pending);
+        assert_eq!(queue.pending().collect::<Vec<_>>(), vec![input(7, Keys::LEFT)]);
+        queue.apply_ready(0, user);
+        queue.apply_ready(GAP_TIMEOUT_TICKS, user);
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (7, 6, Keys::LEFT));
+        // At the very end of the sequence nothing overflows: later inputs are ignored.
+        let mut queue = InputQueue::resume(Keys::DOWN, u32::MAX, u32::MAX, [input(3, Keys::UP)]);
+        queue.push(input(u32::MAX, Keys::UP)).unwrap();
+        queue.apply_ready(GAP_TIMEOUT_TICKS, user);
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (u32::MAX, u32::MAX, Keys::DOWN));
     }
 
     #[test]

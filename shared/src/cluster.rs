@@ -3,7 +3,7 @@
 //! address others should dial (they differ when a host sits behind a router).
 
 use crate::ids::{ProxyId, ServerId};
-use crate::region_map::{RegionId, RegionMap, cells_per_side};
+use crate::region_map::{MAX_WORLD_SIZE, MapError, RegionId, RegionMap};
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -55,6 +55,18 @@ impl Default for SimulationConfig {
     fn default() -> Self {
         Self { tick_hz: 20.0, view_radius: 400.0, tether: 24.0 }
     }
+}
+
+/// Whether a tick rate and a view radius are ones every process can run with: what the
+/// cluster file and a player's welcome are both held to.
+pub fn check_rates(tick_hz: f64, view_radius: f32) -> Result<(), &'static str> {
+    if !(1.0..=1000.0).contains(&tick_hz) {
+        return Err("tick_hz must be in [1, 1000]");
+    }
+    if !(view_radius > 0.0 && view_radius <= MAX_WORLD_SIZE) {
+        return Err("view_radius must be positive and at most the widest world");
+    }
+    Ok(())
 }
 
 fn default_spawn_radius() -> f32 {
@@ -109,10 +121,8 @@ pub enum ClusterError {
     Read { path: String, source: std::io::Error },
     #[error("cluster file is not valid TOML for a cluster map: {0}")]
     Parse(#[from] toml::de::Error),
-    #[error("the world needs at least one region and a positive region size")]
-    EmptyWorld,
-    #[error("the world is {0} cells a side (regions are cut into cells of at least 256 units); at most 65535")]
-    TooManyCells(u32),
+    #[error(transparent)]
+    World(#[from] MapError),
     #[error("simulation settings are out of range: {0}")]
     Simulation(&'static str),
     #[error("the cluster needs at least one server and one proxy")]
@@ -169,20 +179,9 @@ impl ClusterConfig {
     /// exactly one server, nothing outside the world.
     pub fn validate(&self) -> Result<(), ClusterError> {
         let world = &self.world;
-        if world.columns == 0 || world.rows == 0 || !(world.region_size > 0.0 && world.region_size.is_finite()) {
-            return Err(ClusterError::EmptyWorld);
-        }
-        let cells_a_side = u32::from(world.columns.max(world.rows)) * u32::from(cells_per_side(world.region_size));
-        if cells_a_side > u32::from(u16::MAX) {
-            return Err(ClusterError::TooManyCells(cells_a_side));
-        }
+        RegionMap::check_grid(world.region_size, world.columns, world.rows)?;
         let sim = &self.simulation;
-        if !(sim.tick_hz > 0.0 && sim.tick_hz <= 1000.0) {
-            return Err(ClusterError::Simulation("tick_hz must be in (0, 1000]"));
-        }
-        if !(sim.view_radius > 0.0 && sim.view_radius.is_finite()) {
-            return Err(ClusterError::Simulation("view_radius must be positive"));
-        }
+        check_rates(sim.tick_hz, sim.view_radius).map_err(ClusterError::Simulation)?;
         if !(sim.tether >= 0.0 && sim.tether < world.region_size / 2.0) {
             return Err(ClusterError::Simulation("tether must be in [0, region_size / 2)"));
         }
@@ -240,6 +239,7 @@ impl ClusterConfig {
                 owners[usize::from(y) * usize::from(world.columns) + usize::from(x)] = server.id;
             }
         }
+        // `validate` checked the grid, and every region has its owner.
         RegionMap::new(world.region_size, world.columns, world.rows, owners)
     }
 
@@ -349,7 +349,7 @@ mod tests {
         let err = rejects(|c| c.world.spawn = Some([-1.0, 0.0]));
         assert!(matches!(err, ClusterError::SpawnOutsideWorld(_)), "{err}");
         let err = rejects(|c| c.world.columns = 60_000);
-        assert!(matches!(err, ClusterError::TooManyCells(240_000)), "{err}");
+        assert!(matches!(err, ClusterError::World(MapError::TooManyCells(240_000))), "{err}");
         let err = rejects(|c| c.simulation.tick_hz = 0.0);
         assert!(matches!(err, ClusterError::Simulation(_)), "{err}");
     }

@@ -53,6 +53,12 @@ impl fmt::Display for ProxyId {
     }
 }
 
+impl fmt::Display for EntityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "entity {}", self.0)
+    }
+}
+
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "user {}:{}", self.proxy().0, self.0 & ((1 << Self::COUNTER_BITS) - 1))

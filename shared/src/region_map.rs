@@ -4,6 +4,11 @@
 //! a player standing on a border from flapping between servers). Each region is cut
 //! into cells, the unit servers subscribe to across borders: a server sees the strip of
 //! a neighbour's region that its players can see, not the whole region.
+//!
+//! A map is valid by construction: [`RegionMap::try_new`] and decoding (a player gets its
+//! map from a proxy) both refuse a grid that is empty, too large to index or to draw,
+//! or whose owners do not fill it, so no method here can index out of bounds, overflow
+//! a cell coordinate, or lose whole units to `f32` rounding.
 
 use crate::ids::ServerId;
 use glam::Vec2;
@@ -40,9 +45,34 @@ impl fmt::Display for CellId {
     }
 }
 
+/// The most regions a world may have: far beyond any cluster (a region is a server's
+/// worth of world), and few enough that a client drawing each one, or a gate counting a
+/// server's cells, does little work whatever a proxy sends it.
+pub const MAX_REGIONS: usize = 4096;
+
+/// The widest a world may be, in world units: 2^24, the last width where an `f32`
+/// position still resolves whole units, so no border or tether check is lost to rounding.
+pub const MAX_WORLD_SIZE: f32 = 16_777_216.0;
+
+/// Why a grid cannot be a world.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MapError {
+    #[error("the world needs at least one region and a positive, finite region size")]
+    EmptyWorld,
+    #[error("the world has {0} regions; at most {MAX_REGIONS}")]
+    TooManyRegions(usize),
+    #[error("the world is {0} cells a side (regions are cut into cells of at least 256 units); at most 65535")]
+    TooManyCells(u32),
+    #[error("the world is {0} units wide; at most {MAX_WORLD_SIZE}")]
+    TooWide(f32),
+    #[error("{owners} owners for {regions} regions")]
+    Owners { owners: usize, regions: usize },
+}
+
 /// The world's regions and their owners. Built from a validated cluster file, and sent
 /// to clients on login so they can draw borders and the minimap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RegionMapParts")]
 pub struct RegionMap {
     region_size: f32,
     columns: u16,
@@ -51,12 +81,61 @@ pub struct RegionMap {
     owners: Vec<ServerId>,
 }
 
+/// A map as it arrives, before [`RegionMap::try_new`] has checked it.
+#[derive(Deserialize)]
+struct RegionMapParts {
+    region_size: f32,
+    columns: u16,
+    rows: u16,
+    owners: Vec<ServerId>,
+}
+
+impl TryFrom<RegionMapParts> for RegionMap {
+    type Error = MapError;
+
+    fn try_from(parts: RegionMapParts) -> Result<Self, MapError> {
+        Self::try_new(parts.region_size, parts.columns, parts.rows, parts.owners)
+    }
+}
+
 impl RegionMap {
-    /// A map whose `owners` are given row-major; `owners.len()` must be `columns * rows`.
+    /// A map known to be valid (a validated cluster file's, a test's): see [`Self::try_new`].
+    ///
+    /// # Panics
+    /// On a map `try_new` refuses. Anything from the network goes through `try_new`.
     pub fn new(region_size: f32, columns: u16, rows: u16, owners: Vec<ServerId>) -> Self {
-        assert!(region_size > 0.0, "region size must be positive");
-        assert_eq!(owners.len(), usize::from(columns) * usize::from(rows));
-        Self { region_size, columns, rows, owners }
+        Self::try_new(region_size, columns, rows, owners).unwrap_or_else(|err| panic!("an invalid region map: {err}"))
+    }
+
+    /// A map whose `owners` are given row-major, one for each of the `columns * rows`
+    /// regions of a grid [`Self::check_grid`] accepts.
+    pub fn try_new(region_size: f32, columns: u16, rows: u16, owners: Vec<ServerId>) -> Result<Self, MapError> {
+        let regions = Self::check_grid(region_size, columns, rows)?;
+        if owners.len() != regions {
+            return Err(MapError::Owners { owners: owners.len(), regions });
+        }
+        Ok(Self { region_size, columns, rows, owners })
+    }
+
+    /// Whether `columns × rows` regions of `region_size` make a world every method of a
+    /// map can serve; the number of regions if so.
+    pub fn check_grid(region_size: f32, columns: u16, rows: u16) -> Result<usize, MapError> {
+        if columns == 0 || rows == 0 || !(region_size > 0.0 && region_size.is_finite()) {
+            return Err(MapError::EmptyWorld);
+        }
+        let cells_a_side = u32::from(columns.max(rows)) * u32::from(cells_per_side(region_size));
+        if cells_a_side > u32::from(u16::MAX) {
+            return Err(MapError::TooManyCells(cells_a_side));
+        }
+        let regions = usize::from(columns) * usize::from(rows);
+        if regions > MAX_REGIONS {
+            return Err(MapError::TooManyRegions(regions));
+        }
+        let width = f32::from(columns.max(rows)) * region_size;
+        if width > MAX_WORLD_SIZE {
+            return Err(MapError::TooWide(width));
+        }
+        Ok(regions)
     }
 
     pub fn region_size(&self) -> f32 {
@@ -172,6 +251,13 @@ impl RegionMap {
         Some(CellId { x: clamp(cell.x, region.x), y: clamp(cell.y, region.y) })
     }
 
+    /// The lower and upper corners of `cell`.
+    pub fn cell_bounds(&self, cell: CellId) -> (Vec2, Vec2) {
+        let size = self.cell_size();
+        let min = Vec2::new(f32::from(cell.x), f32::from(cell.y)) * size;
+        (min, min + Vec2::splat(size))
+    }
+
     /// The region a cell is part of.
     pub fn region_of(&self, cell: CellId) -> RegionId {
         let per_side = self.cells_per_side();
@@ -274,6 +360,7 @@ mod tests {
         assert_eq!((map.cells_per_side(), map.cell_size()), (4, 256.0));
         assert_eq!(map.cell_at(Vec2::new(1030.0, 10.0)), Some(CellId { x: 4, y: 0 }));
         assert_eq!(map.region_of(CellId { x: 4, y: 0 }), RegionId { x: 1, y: 0 });
+        assert_eq!(map.cell_bounds(CellId { x: 4, y: 1 }), (Vec2::new(1024.0, 256.0), Vec2::new(1280.0, 512.0)));
         assert_eq!(map.cell_owner(CellId { x: 7, y: 7 }), Some(ServerId(4)));
         assert_eq!(map.cell_owner(CellId { x: 8, y: 0 }), None);
         // 74 units west of the 1|2 border: a disc of 100 reaches one cell across, not the whole region.
@@ -285,6 +372,39 @@ mod tests {
         assert_eq!(across, vec![CellId { x: 4, y: 1 }]);
         // A region smaller than a cell is one cell.
         assert_eq!(quad().cells_per_side(), 1);
+    }
+
+    #[test]
+    fn grids_no_method_could_serve_are_refused() {
+        let one = vec![ServerId(1)];
+        for size in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            assert_eq!(RegionMap::try_new(size, 1, 1, one.clone()), Err(MapError::EmptyWorld));
+        }
+        assert_eq!(RegionMap::try_new(10.0, 0, 1, vec![]), Err(MapError::EmptyWorld));
+        assert_eq!(RegionMap::try_new(10.0, 2, 2, one), Err(MapError::Owners { owners: 1, regions: 4 }));
+        assert_eq!(RegionMap::check_grid(1024.0, 20_000, 1), Err(MapError::TooManyCells(80_000)));
+        assert_eq!(RegionMap::check_grid(10.0, 65, 64), Err(MapError::TooManyRegions(65 * 64)));
+        assert_eq!(RegionMap::check_grid(1e7, 2, 1), Err(MapError::TooWide(2e7)));
+        assert_eq!(RegionMap::check_grid(8192.0, 64, 64), Ok(MAX_REGIONS));
+    }
+
+    #[test]
+    fn a_decoded_map_is_checked_like_a_built_one() {
+        use crate::framing::{decode_body, encoded_frame};
+        // The same fields as a map, so any grid can be put on the wire.
+        #[derive(Serialize)]
+        struct Forged {
+            region_size: f32,
+            columns: u16,
+            rows: u16,
+            owners: Vec<ServerId>,
+        }
+        let decode = |forged: Forged| decode_body::<RegionMap>(&encoded_frame(&forged).unwrap()[4..]);
+        let map = decode(Forged { region_size: 100.0, columns: 2, rows: 2, owners: vec![ServerId(1); 4] }).unwrap();
+        assert_eq!(map.owner(RegionId { x: 1, y: 1 }), Some(ServerId(1)));
+        // Too few owners: `owner` would index past the end.
+        assert!(decode(Forged { region_size: 100.0, columns: 9, rows: 9, owners: vec![ServerId(1)] }).is_err());
+        assert!(decode(Forged { region_size: f32::NAN, columns: 1, rows: 1, owners: vec![ServerId(1)] }).is_err());
     }
 
     #[test]

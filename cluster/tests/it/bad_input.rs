@@ -1,8 +1,9 @@
 //! Bad input closes that one connection, with a clear log line, and nobody else notices:
 //! garbage, absurd lengths, truncated frames, a wrong protocol version, messages not
-//! allowed in the current state, processes without the cluster secret posing as a proxy
-//! or a server, and members of the cluster (holding the secret) using ids they have no
-//! right to or naming regions or players the map does not give them.
+//! allowed in the current state, an input numbered 0, processes without the cluster
+//! secret posing as a proxy or a server, and members of the cluster (holding the secret)
+//! using ids they have no right to or naming regions or players the map does not give
+//! them.
 
 use crate::harness::{DEADLINE, default_cluster, join, walk_to};
 use bytes::BytesMut;
@@ -137,6 +138,11 @@ async fn wrong_version_role_or_order_is_refused() {
     assert_closed_after(proxy, &twice, false).await;
     // A player knocking on a server's proxy port.
     assert_closed_after(&server, &client_hello(), false).await;
+    // An input numbered 0, which the server's gate refuses: the proxy closes this
+    // connection rather than forward it on the link its other players share.
+    let mut zero = client_hello();
+    zero.extend(frame(&ClientToProxy::Input(Input { seq: 0, keys: Keys::UP })));
+    assert_closed_after(proxy, &zero, false).await;
 
     assert_unaffected(&mut honest).await;
 }
@@ -249,6 +255,8 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
             proxy: ProxyId(1),
             epoch: 1,
         }),
+        // Forwarded input numbered 0.
+        PeerMessage::ForwardInput { user: UserId::issue(ProxyId(1), 999), input: Input { seq: 0, keys: Keys::UP } },
     ];
     // A member of the cluster gone rogue: it holds the secret, so only the map stops it.
     for abuse in abuses {

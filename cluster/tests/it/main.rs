@@ -1,12 +1,13 @@
-//! The cluster-wide tests, one module per feature. Handoff, subscriptions and
-//! visibility run tick by tick on the in-process [`stepper`] (no sockets, manual time);
-//! walking, bad input, the proxies' player cap and the swarm run end to end over real
-//! TCP, through a `LocalCluster` of real servers and proxies on loopback ports
-//! ([`harness`]).
+//! The cluster-wide tests, one module per feature. Handoff, subscriptions, visibility
+//! and what only a receiver's state can refuse ([`hostile_peers`]) run tick by tick on
+//! the in-process [`stepper`] (no sockets, manual time); walking, bad input, the
+//! proxies' player cap and the swarm run end to end over real TCP, through a
+//! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]).
 
 mod bad_input;
 mod handoff;
 mod harness;
+mod hostile_peers;
 mod limits;
 mod stepper;
 mod subscriptions;

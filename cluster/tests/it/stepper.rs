@@ -2,7 +2,9 @@
 //! proxy as its real routing table, and headless players folding updates into the real
 //! `WorldView`, all exchanging messages in memory on manual time. Every message goes
 //! through the real codec (so byte counts are the wire's) and every message a server
-//! receives through the real `verify` gate, as over TCP. One [`Stepper::step`] is one
+//! receives through the real `verify` gate, as over TCP (a link whose sender breaks
+//! the protocol is cut, both ways, as TCP would; [`Stepper::send_as_peer`] plays a
+//! hostile peer). One [`Stepper::step`] is one
 //! tick of every server: tests are exact per tick and take milliseconds. In the spirit
 //! of bevy_replicon's test apps and lightyear's stepper.
 
@@ -17,7 +19,7 @@ use tessera_player::steering::keys_toward;
 use tessera_proxy::ProxySettings;
 use tessera_proxy::client_links::admit;
 use tessera_proxy::client_queue::QueuedFrame;
-use tessera_proxy::routing::Routing;
+use tessera_proxy::routing::{RouteError, Routing};
 use tessera_server::ServerSettings;
 use tessera_server::net::{LinkId, NetEvent, NetEvents};
 use tessera_server::players::Players;
@@ -25,11 +27,14 @@ use tessera_server::regions::ghosts::{Ghost, Ghosts};
 use tessera_server::regions::subscriber::Subscriptions;
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::cluster::ClusterConfig;
-use tessera_shared::components::Keys;
+use tessera_shared::components::{Keys, Position};
 use tessera_shared::framing::{Bounded, WireCodec, encoded_frame};
-use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::ids::{EntityId, ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
-use tessera_shared::protocol::{Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, tick_seconds, verify};
+use tessera_shared::protocol::verify::{PeerRules, Violation};
+use tessera_shared::protocol::{
+    Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, Welcome, tick_seconds, verify,
+};
 use tessera_shared::region_map::{CellId, RegionMap};
 use tessera_shared::secret::ClusterSecret;
 use tokio::sync::mpsc;
@@ -85,6 +90,7 @@ struct SteppedProxy {
 pub struct SteppedPlayer {
     pub proxy: usize,
     queue: mpsc::Receiver<QueuedFrame>,
+    welcome: Welcome,
     pub view: WorldView,
     pub keys: Keys,
     last_sent: u32,
@@ -107,6 +113,8 @@ impl SteppedPlayer {
 pub struct Stepper {
     pub config: ClusterConfig,
     pub map: RegionMap,
+    /// What every server's gate checks its peers against.
+    rules: PeerRules,
     servers: Vec<SteppedServer>,
     proxies: Vec<SteppedProxy>,
     players: BTreeMap<UserId, SteppedPlayer>,
@@ -151,8 +159,9 @@ impl Stepper {
                 SteppedProxy { settings, routing: Routing::default(), to_servers: BTreeMap::new() }
             })
             .collect();
+        let rules = PeerRules::new(&config);
         let mut stepper =
-            Self { config, map, servers: Vec::new(), proxies, players: BTreeMap::new(), issued: 0, ticks: 0 };
+            Self { config, map, rules, servers: Vec::new(), proxies, players: BTreeMap::new(), issued: 0, ticks: 0 };
         for server in &mut servers {
             for proxy in &mut stepper.proxies {
                 let (outbound, queue) = Outbound::channel();
@@ -210,9 +219,16 @@ impl Stepper {
         self.issued += 1;
         let stepped = &self.proxies[proxy];
         let user = UserId::issue(stepped.settings.id, self.issued);
-        let queue = admit(&stepped.settings, &stepped.routing, user, name, at).expect("the proxy admits the player");
-        let view = WorldView::new(tick_seconds(self.config.simulation.tick_hz));
-        let player = SteppedPlayer { proxy, queue, view, keys: Keys::empty(), last_sent: 0, disconnected: None };
+        let mut queue =
+            admit(&stepped.settings, &stepped.routing, user, name, at).expect("the proxy admits the player");
+        let welcome = match queue.try_recv().map(|queued| decode_frame(queued.frame())) {
+            Ok(ProxyToClient::Welcome(welcome)) => welcome,
+            _ => panic!("a proxy welcomes a player first"),
+        };
+        verify::welcome(&welcome, stepped.settings.id).expect("the proxy's welcome is sane");
+        let view = WorldView::new(tick_seconds(welcome.tick_hz));
+        let player =
+            SteppedPlayer { proxy, queue, welcome, view, keys: Keys::empty(), last_sent: 0, disconnected: None };
         self.players.insert(user, player);
         self.step_until("the first update", 10, |stepper| stepper.player(user).view.me.is_some());
         user
@@ -228,9 +244,33 @@ impl Stepper {
         player.last_sent += 1;
         player.keys = keys;
         let seq = player.last_sent;
-        let input = ProxyToServer::Input { user, input: Input { seq, keys } };
-        self.proxies[player.proxy].routing.from_client(user, input).expect("the player's owner is linked");
+        self.send_input(user, Input { seq, keys }).expect("the player's owner is linked");
         seq
+    }
+
+    /// Sends `input` as the player's client would, whatever its sequence number: the
+    /// proxy routes it, or says why not.
+    pub fn send_input(&mut self, user: UserId, input: Input) -> Result<(), RouteError> {
+        let proxy = self.players[&user].proxy;
+        self.proxies[proxy].routing.from_client(user, ProxyToServer::Input { user, input })
+    }
+
+    /// Sends `message` to server `to` as peer `from`, through the codec and `to`'s gate,
+    /// as a hostile peer would: refused, the link between them is cut (and the violation
+    /// returned), as TCP would cut it.
+    pub fn send_as_peer(&mut self, from: ServerId, to: ServerId, message: PeerMessage) -> Result<(), Violation> {
+        let (message, _) = over_the_wire(&message);
+        if let Err(violation) = verify::from_peer(&message, to, from, &self.rules) {
+            self.cut_peers(from, to);
+            return Err(violation);
+        }
+        self.server(to).deliver(NetEvent::FromPeer { peer: from, message });
+        Ok(())
+    }
+
+    /// Whether servers `a` and `b` are linked.
+    pub fn linked(&self, a: ServerId, b: ServerId) -> bool {
+        self.server(a).to_peers.contains_key(&b) && self.server(b).to_peers.contains_key(&a)
     }
 
     /// One tick: what is in flight is delivered, every server runs one frame (receive,
@@ -291,6 +331,14 @@ impl Stepper {
         self.server(server).app.world().resource::<Ghosts>().len()
     }
 
+    /// Where the ghost of `id` is on `server`, if it has one.
+    pub fn ghost_position(&self, server: ServerId, id: EntityId) -> Option<Vec2> {
+        let world = self.server(server).app.world();
+        // No query before the first ghost registers the component: no ghost either.
+        let mut ghosts = world.try_query_filtered::<(&EntityId, &Position), With<Ghost>>()?;
+        ghosts.iter(world).find(|(ghost, _)| **ghost == id).map(|(_, position)| position.0)
+    }
+
     /// Cells of foreign regions `server` subscribes to.
     pub fn subscriptions(&self, server: ServerId) -> usize {
         self.server(server).app.world().resource::<Subscriptions>().count()
@@ -328,31 +376,53 @@ impl Stepper {
             }
         }
         let mut between_servers = Vec::new();
+        let mut closed = Vec::new();
         for server in &mut self.servers {
-            for (proxy, queue) in &mut server.to_proxies {
-                let routing = &self.proxies.iter().find(|p| p.settings.id == *proxy).expect("a proxy").routing;
+            for (&proxy, queue) in &mut server.to_proxies {
+                let routing = &self.proxies.iter().find(|p| p.settings.id == proxy).expect("a proxy").routing;
                 while let Ok(message) = queue.try_recv() {
-                    routing.from_server(server.id, over_the_wire(&message).0);
+                    let (message, _) = over_the_wire(&message);
+                    verify::from_server(&message, server.id, proxy)
+                        .unwrap_or_else(|violation| panic!("{} to {proxy}: {violation}", server.id));
+                    routing.from_server(server.id, message);
                 }
             }
             for (&peer, link) in &mut server.to_peers {
-                while let Ok(message) = link.queue.try_recv() {
-                    let (message, bytes) = over_the_wire(&message);
-                    server.peer_bytes += bytes as u64;
-                    between_servers.push((server.id, peer, message));
+                loop {
+                    match link.queue.try_recv() {
+                        Ok(message) => {
+                            let (message, bytes) = over_the_wire(&message);
+                            server.peer_bytes += bytes as u64;
+                            between_servers.push((server.id, peer, message));
+                        }
+                        // The server dropped the link (it broke the protocol, or stopped reading).
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            closed.push((server.id, peer));
+                            break;
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                    }
                 }
             }
         }
         for (from, to, message) in between_servers {
-            verify::from_peer(&message, to, from, &self.map)
+            verify::from_peer(&message, to, from, &self.rules)
                 .unwrap_or_else(|violation| panic!("{from} to {to}: {violation}"));
             self.server(to).deliver(NetEvent::FromPeer { peer: from, message });
+        }
+        for (a, b) in closed {
+            if self.linked(a, b) {
+                self.cut_peers(a, b);
+            }
         }
         for player in self.players.values_mut() {
             while let Ok(queued) = player.queue.try_recv() {
                 match decode_frame(queued.frame()) {
-                    ProxyToClient::Welcome(_) => {}
-                    ProxyToClient::Update(update) => player.view.apply(update),
+                    ProxyToClient::Welcome(_) => panic!("a second welcome"),
+                    ProxyToClient::Update(update) => {
+                        assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
+                        player.view.apply(update, &player.welcome).unwrap_or_else(|violation| panic!("{violation}"));
+                    }
                     ProxyToClient::Disconnect { reason } => player.disconnected = Some(reason),
                 }
             }

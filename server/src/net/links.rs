@@ -1,6 +1,7 @@
 //! The open links of one kind (to proxies, or to peer servers), keyed by the remote's
 //! id. Systems queue messages here without blocking; a remote that stops reading fills
-//! its queue, and its link is dropped (which closes it) and reported lost next frame.
+//! its queue, and its link is dropped (which closes it) and reported lost next frame;
+//! so is one whose remote broke the protocol in a way only the app's state shows.
 
 use super::LinkId;
 use bevy::prelude::Resource;
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
 use tessera_shared::link::{Outbound, SendError};
+use tessera_shared::protocol::verify::Violation;
 use tracing::error;
 
 #[derive(Resource)]
@@ -45,6 +47,13 @@ impl<K: Copy + Eq + Hash + Display + Send + Sync + 'static, M: Send + 'static> L
         if self.open.remove(&to).is_some() {
             self.dropped.push(to);
         }
+    }
+
+    /// Closes the link to `to`, which said what it had no right to (something only the
+    /// receiver's state shows: the transport's gate let it through).
+    pub fn refuse(&mut self, to: K, violation: Violation) {
+        error!("closing the link to {to}: protocol violation: {violation}");
+        self.drop_link(to);
     }
 
     /// Records a new link; true if it replaced an older one.

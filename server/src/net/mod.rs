@@ -67,17 +67,28 @@ pub struct LoginRequest {
     pub position: Vec2,
 }
 
+/// Who passed on a player's input or logout: its proxy, or a peer forwarding what
+/// reached it after it handed the player on. Only the peer that handed a player to us
+/// may forward for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Proxy(ProxyId),
+    Peer(ServerId),
+}
+
 /// A player's input, stamped by its proxy, or forwarded by its previous owner.
 #[derive(Message, Debug, Clone, Copy)]
 pub struct InputReceived {
     pub user: UserId,
     pub input: Input,
+    pub via: Via,
 }
 
 /// A player left (its client disconnected).
 #[derive(Message, Debug, Clone, Copy)]
 pub struct LogoutRequest {
     pub user: UserId,
+    pub via: Via,
 }
 
 /// A proxy's link went down: every player behind it is gone.
@@ -210,10 +221,10 @@ fn receive(
                     out.logins.write(LoginRequest { proxy, user, name, position });
                 }
                 ProxyToServer::Input { user, input } => {
-                    out.inputs.write(InputReceived { user, input });
+                    out.inputs.write(InputReceived { user, input, via: Via::Proxy(proxy) });
                 }
                 ProxyToServer::Logout { user } => {
-                    out.logouts.write(LogoutRequest { user });
+                    out.logouts.write(LogoutRequest { user, via: Via::Proxy(proxy) });
                 }
             },
             NetEvent::PeerUp { peer, link, outbound } => {
@@ -240,10 +251,10 @@ fn receive(
                     out.handoffs.write(HandoffReceived { peer, state });
                 }
                 PeerMessage::ForwardInput { user, input } => {
-                    out.inputs.write(InputReceived { user, input });
+                    out.inputs.write(InputReceived { user, input, via: Via::Peer(peer) });
                 }
                 PeerMessage::ForwardLogout { user } => {
-                    out.logouts.write(LogoutRequest { user });
+                    out.logouts.write(LogoutRequest { user, via: Via::Peer(peer) });
                 }
                 PeerMessage::HandoffAccepted { user } => {
                     out.accepted.write(HandoffAccepted { peer, user });

@@ -47,8 +47,10 @@ impl Ghosts {
         }
     }
 
-    pub fn update(&self, commands: &mut Commands, state: EntityState) {
-        if let Some(&(entity, _)) = self.0.get(&state.id) {
+    /// Moves the ghost `state` names, if it comes from `ghost`'s cell: a peer moves only
+    /// the ghosts it published.
+    pub fn update(&self, commands: &mut Commands, ghost: Ghost, state: EntityState) {
+        if let Some(&(entity, _)) = self.0.get(&state.id).filter(|(_, origin)| *origin == ghost) {
             commands.entity(entity).insert((Position(state.position), Velocity(state.velocity)));
         }
     }

@@ -3,7 +3,9 @@
 //! frame holding only the cells it subscribed to, a full snapshot for any cell it just
 //! subscribed to. An entity counts as moved only when its velocity changed or it
 //! strayed from where subscribers extrapolate it (their movement system moves ghosts
-//! as it moves players), so a crowd walking straight costs almost nothing.
+//! as it moves players), so a crowd walking straight costs almost nothing. A tick's
+//! deltas for one subscriber go in as few messages as keep each within the entities a
+//! receiver accepts in one ([`MAX_ENTITIES_PER_MESSAGE`]).
 
 use super::RegionSystems;
 use crate::components::Visible;
@@ -15,7 +17,9 @@ use bevy::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{EntityId, ServerId};
-use tessera_shared::protocol::{CellDelta, EntityState, GhostEntry, PeerMessage, must_resend, tick_seconds};
+use tessera_shared::protocol::{
+    CellDelta, EntityState, GhostEntry, MAX_ENTITIES_PER_MESSAGE, PeerMessage, must_resend, tick_seconds,
+};
 use tessera_shared::region_map::CellId;
 
 /// Who subscribed to which of our cells, and what each cell looked like when last
@@ -130,8 +134,51 @@ fn publish_cells(
     }
     publications.pending_snapshots.clear();
     for (peer, deltas) in per_peer {
-        peers.send(peer, PeerMessage::Cells { tick: tick.0, deltas });
+        for deltas in split_deltas(deltas, MAX_ENTITIES_PER_MESSAGE) {
+            peers.send(peer, PeerMessage::Cells { tick: tick.0, deltas });
+        }
     }
+}
+
+/// `deltas` as the deltas of successive messages of at most `max` entities each. A delta
+/// too big for the room left is cut in parts, in order; only the first part of a full
+/// snapshot says so (the receiver forgets the cell once, then adds each part).
+fn split_deltas(deltas: Vec<CellDelta>, max: usize) -> Vec<Vec<CellDelta>> {
+    let mut messages = Vec::new();
+    let mut message = Vec::new();
+    let mut room = max;
+    for mut delta in deltas {
+        loop {
+            let size = delta.entered.len() + delta.moved.len() + delta.left.len();
+            if size <= room {
+                room -= size;
+                message.push(delta);
+                break;
+            }
+            let part = CellDelta {
+                cell: delta.cell,
+                full: delta.full,
+                entered: take_up_to(&mut delta.entered, &mut room),
+                moved: take_up_to(&mut delta.moved, &mut room),
+                left: take_up_to(&mut delta.left, &mut room),
+            };
+            delta.full = false;
+            message.push(part);
+            messages.push(std::mem::take(&mut message));
+            room = max;
+        }
+    }
+    if !message.is_empty() {
+        messages.push(message);
+    }
+    messages
+}
+
+/// The first items of `from`, as many as `room` has left, taken out of both.
+fn take_up_to<T>(from: &mut Vec<T>, room: &mut usize) -> Vec<T> {
+    let taken = from.len().min(*room);
+    *room -= taken;
+    from.drain(..taken).collect()
 }
 
 type CellContents<'a> = HashMap<EntityId, (EntityState, &'a str)>;
@@ -168,4 +215,33 @@ fn diff(cell: CellId, before: &Published, now: &CellContents, tick: u64, tick_se
 
 fn full_snapshot(cell: CellId, now: &CellContents) -> CellDelta {
     CellDelta { cell, full: true, entered: now.values().map(ghost_entry).collect(), moved: vec![], left: vec![] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(id: u64) -> EntityState {
+        EntityState { id: EntityId(id), position: Vec2::ZERO, velocity: Vec2::ZERO }
+    }
+
+    #[test]
+    fn deltas_are_split_into_messages_of_bounded_entities_in_order() {
+        let cell = |x| CellId { x, y: 0 };
+        let entered = (1..=5).map(|id| GhostEntry { state: state(id), name: format!("e{id}") }).collect();
+        let snapshot = CellDelta { cell: cell(0), full: true, entered, moved: vec![], left: vec![] };
+        let small =
+            CellDelta { cell: cell(1), full: false, entered: vec![], moved: vec![state(6)], left: vec![EntityId(7)] };
+        let messages = split_deltas(vec![snapshot.clone(), small.clone()], 3);
+        let sizes: Vec<Vec<(u16, bool, usize)>> = messages
+            .iter()
+            .map(|m| m.iter().map(|d| (d.cell.x, d.full, d.entered.len() + d.moved.len() + d.left.len())).collect())
+            .collect();
+        // The snapshot's first part alone says it is full; the small delta starts where room is left.
+        assert_eq!(sizes, vec![vec![(0, true, 3)], vec![(0, false, 2), (1, false, 1)], vec![(1, false, 1)]]);
+        let entered: Vec<GhostEntry> = messages.iter().flatten().flat_map(|d| d.entered.clone()).collect();
+        assert_eq!(entered, snapshot.entered, "every entity once, in order");
+        assert_eq!(split_deltas(vec![small.clone()], 16), vec![vec![small]]);
+        assert!(split_deltas(vec![], 16).is_empty());
+    }
 }

@@ -167,7 +167,7 @@ fn apply_deltas(
                 }
             }
             for state in delta.moved {
-                ghosts.update(&mut commands, state);
+                ghosts.update(&mut commands, ghost, state);
             }
             for id in delta.left {
                 // It may have entered another region of the same owner already.

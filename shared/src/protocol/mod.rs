@@ -10,7 +10,7 @@ pub mod verify;
 
 pub use handshake::{Hello, PROTOCOL_VERSION, Role};
 
-use crate::components::Keys;
+use crate::components::{Keys, WALK_SPEED};
 use crate::ids::{EntityId, ProxyId, ServerId, UserId};
 use crate::region_map::{CellId, RegionMap};
 use glam::Vec2;
@@ -26,6 +26,28 @@ pub const MAX_NAME_LEN: usize = 32;
 /// The reason in the [`ProxyToClient::Disconnect`] of a proxy that has all the players it
 /// may take: players recognise it, say the cluster is full, and wait longer to retry.
 pub const CLUSTER_FULL: &str = "the cluster is full";
+
+/// Inputs a server holds ahead of a gap in a player's sequence, and so the most a
+/// handoff carries: each must be within this many of the last applied. A player sends
+/// at most 60 a second and a gap is skipped after 40 ticks (2 s at 20 Hz), so about 120
+/// can pile up honestly; twice that is room, and a bound on what a peer makes us store.
+pub const MAX_PENDING_INPUTS: usize = 256;
+
+/// Entities one message may carry, all its lists counted (entered, moved, left, named).
+/// A player's update is at most [`UPDATES_FRAME_BUDGET`] bytes, under 15,500 entity
+/// states of 17 bytes at least; publishers split their cell deltas to stay under it; and
+/// it is 4× the crowd the benchmark runs in a whole cluster. What it guards is the work
+/// one frame makes a receiver do: a 1 MiB frame of one-byte entity ids would otherwise
+/// be a million of them.
+pub const MAX_ENTITIES_PER_MESSAGE: usize = 16_384;
+
+/// The fastest anything moves, in world units per second: walking speed, and a little
+/// for the rounding of a normalised diagonal.
+pub const MAX_SPEED: f32 = WALK_SPEED * 1.001;
+
+/// Longest reason a server may give for disconnecting a player, in bytes: the proxy
+/// hands it to the player, who shows it.
+pub const MAX_REASON_LEN: usize = 512;
 
 /// One change of the keys a player holds. Sequence numbers start at 1 and grow by one
 /// per input, so a server can apply each exactly once, in order, across handoffs.

@@ -1,49 +1,167 @@
-//! The gate every message from another process passes before its receiver believes it:
-//! what the sender has the right to say, given who it proved to be in the handshake and
-//! what the cluster map gives it. A message that fails closes its link, with the
-//! [`Violation`] as the reason; nothing it carried reaches the simulation. The TCP links
-//! and the in-process test transport call the same functions.
+//! The gate every message from another process passes before its receiver believes it,
+//! each sender treated as hostile: what it has the right to say, given who it proved to
+//! be in the handshake and what the cluster map gives it, and whether what it says can
+//! be true at all (names bounded and printable, positions finite and where the sender
+//! may put them, speeds a walker can reach, input sequences that follow on, entity
+//! counts bounded). A message that fails closes its link, with the [`Violation`] as the
+//! reason; nothing it carried reaches the simulation. The TCP links and the in-process
+//! test transport call the same functions. What needs the receiver's state (a handoff
+//! of a player already here) is checked where that state lives, in the server's
+//! systems, and closes the link the same way.
 
-use super::{PeerMessage, ProxyToServer};
-use crate::ids::{ProxyId, ServerId, UserId};
-use crate::protocol::MAX_NAME_LEN;
+use super::{
+    EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN, MAX_PENDING_INPUTS, MAX_REASON_LEN,
+    MAX_SPEED, PeerMessage, PlayerUpdate, ProxyToServer, ServerToProxy, Welcome,
+};
+use crate::cluster::{ClusterConfig, check_rates};
+use crate::ids::{EntityId, ProxyId, ServerId, UserId};
 use crate::region_map::{CellId, RegionMap};
 use glam::Vec2;
 
-/// A message its sender had no right to send.
+/// A message its sender had no right to send, or that cannot be true.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Violation {
     #[error("{proxy} spoke for {user}, whom it did not issue")]
     ForeignUser { proxy: ProxyId, user: UserId },
-    #[error("a {len}-byte name for {user} (at most {MAX_NAME_LEN})")]
-    NameTooLong { user: UserId, len: usize },
-    #[error("a non-finite spawn point for {user}")]
-    NonFiniteSpawn { user: UserId },
+    #[error("{server} told {proxy} about {user}, who is not that proxy's player")]
+    NotYourUser { server: ServerId, proxy: ProxyId, user: UserId },
+    #[error("{server} claimed that {claimed} owns {user}: a server speaks only for itself")]
+    OwnerNotSender { server: ServerId, claimed: ServerId, user: UserId },
+    #[error("the name of {entity}: {problem}")]
+    BadName { entity: EntityId, problem: NameProblem },
+    #[error("{entity}: {problem}")]
+    BadState { entity: EntityId, problem: StateProblem },
+    #[error("input 0 for {user}: sequence numbers start at 1")]
+    ZeroSequence { user: UserId },
+    #[error("the handoff of {user}: {problem}")]
+    BadHandoff { user: UserId, problem: HandoffProblem },
+    #[error("{peer} handed off {user}, whom {receiver} already owns")]
+    AlreadyOwned { peer: ServerId, user: UserId, receiver: ServerId },
     #[error("{peer} named {cell}, which {receiver} does not own")]
     CellNotOurs { peer: ServerId, cell: CellId, receiver: ServerId },
     #[error("{peer} sent {cell}, which it does not own")]
     CellNotTheirs { peer: ServerId, cell: CellId },
+    #[error("{count} cells in one message, more than the {max} its owner has")]
+    TooManyCells { count: usize, max: usize },
+    #[error("{count} entities in one message (at most {MAX_ENTITIES_PER_MESSAGE})")]
+    TooManyEntities { count: usize },
+    #[error("{count} entities in view (at most {MAX_ENTITIES_PER_MESSAGE})")]
+    TooManyInView { count: usize },
     #[error("{peer} handed off {user} at {position}, outside {receiver}'s regions")]
     HandoffOutside { peer: ServerId, user: UserId, position: Vec2, receiver: ServerId },
+    #[error("the update frame for {user} is not one whole frame")]
+    BadFrame { user: UserId },
+    #[error("a {len}-byte reason to disconnect {user} (at most {MAX_REASON_LEN})")]
+    ReasonTooLong { user: UserId, len: usize },
+    #[error("the welcome: {0}")]
+    BadWelcome(&'static str),
+    #[error("an update from {0}, which is not a server of the map")]
+    UnknownServer(ServerId),
+    #[error("an update about {got}, not this player")]
+    NotYou { got: EntityId },
+    #[error("an update saying input {last_input} was applied, when only {sent} were sent")]
+    InputFromTheFuture { last_input: u32, sent: u32 },
     #[error("more than {per_sec} inputs a second")]
     InputFlood { per_sec: u32 },
     #[error("the proxy sent {what} {when}")]
     OutOfOrder { what: &'static str, when: &'static str },
 }
 
-/// What a proxy may tell a server: it speaks only for the users it issued.
+/// What is wrong with a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("{0} bytes (at most {MAX_NAME_LEN})")]
+    TooLong(usize),
+    #[error("a control character")]
+    ControlCharacter,
+}
+
+/// What is wrong with where an entity is or how it moves.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum StateProblem {
+    #[error("a position or velocity that is not finite")]
+    NonFinite,
+    #[error("moving at {0} units a second (at most {MAX_SPEED})")]
+    TooFast(f32),
+    #[error("at {0}, outside the world")]
+    OutsideWorld(Vec2),
+    #[error("at {position}, further from {cell} than the tether lets its owner keep it")]
+    OutsideCell { position: Vec2, cell: CellId },
+}
+
+/// What is wrong with a handoff's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandoffProblem {
+    #[error("{0} pending inputs (at most {MAX_PENDING_INPUTS})")]
+    TooManyPending(usize),
+    #[error("pending input {seq} is not after the last applied, {last_input}")]
+    PendingAlreadyApplied { seq: u32, last_input: u32 },
+    #[error("pending input {seq} is more than {MAX_PENDING_INPUTS} past the last applied, {last_input}")]
+    PendingTooFarAhead { seq: u32, last_input: u32 },
+    #[error("pending input {seq} follows {previous}: not strictly increasing")]
+    PendingOutOfOrder { seq: u32, previous: u32 },
+    #[error("{applied} inputs applied, more than the last applied sequence number, {last_input}")]
+    MoreAppliedThanSent { applied: u32, last_input: u32 },
+    #[error("it names {0}, which did not issue the user")]
+    ForeignProxy(ProxyId),
+    #[error("epoch 0, which no handoff has")]
+    EpochZero,
+}
+
+/// A player's name as everyone shows it: at most [`MAX_NAME_LEN`] bytes, nothing that
+/// moves a cursor or rings a bell. Proxies clean what players ask for to this.
+pub fn name(entity: EntityId, name: &str) -> Result<(), Violation> {
+    let problem = if name.len() > MAX_NAME_LEN {
+        NameProblem::TooLong(name.len())
+    } else if name.chars().any(char::is_control) {
+        NameProblem::ControlCharacter
+    } else {
+        return Ok(());
+    };
+    Err(Violation::BadName { entity, problem })
+}
+
+/// Motion a simulation can produce: finite, and no faster than a walker.
+fn motion(entity: EntityId, position: Vec2, velocity: Vec2) -> Result<(), Violation> {
+    let problem = if !position.is_finite() || !velocity.is_finite() {
+        StateProblem::NonFinite
+    } else if velocity.length_squared() > MAX_SPEED * MAX_SPEED {
+        StateProblem::TooFast(velocity.length())
+    } else {
+        return Ok(());
+    };
+    Err(Violation::BadState { entity, problem })
+}
+
+fn entity_count(count: usize) -> Result<(), Violation> {
+    match count {
+        count if count > MAX_ENTITIES_PER_MESSAGE => Err(Violation::TooManyEntities { count }),
+        _ => Ok(()),
+    }
+}
+
+/// An input as a server takes it, from a proxy or forwarded by a peer.
+fn input(user: UserId, input: &Input) -> Result<(), Violation> {
+    match input.seq {
+        0 => Err(Violation::ZeroSequence { user }),
+        _ => Ok(()),
+    }
+}
+
+/// What a proxy may tell a server: it speaks only for the users it issued, and the
+/// players it logs in and the inputs it forwards must be possible.
 pub fn from_proxy(message: &ProxyToServer, proxy: ProxyId) -> Result<(), Violation> {
-    let user = match *message {
-        ProxyToServer::Login { user, ref name, position } => {
-            if name.len() > MAX_NAME_LEN {
-                return Err(Violation::NameTooLong { user, len: name.len() });
-            }
-            if !position.is_finite() {
-                return Err(Violation::NonFiniteSpawn { user });
-            }
-            user
+    let user = match message {
+        ProxyToServer::Login { user, name: login_name, position } => {
+            name(user.entity(), login_name)?;
+            motion(user.entity(), *position, Vec2::ZERO)?;
+            *user
         }
-        ProxyToServer::Input { user, .. } | ProxyToServer::Logout { user } => user,
+        ProxyToServer::Input { user, input: sent } => {
+            input(*user, sent)?;
+            *user
+        }
+        ProxyToServer::Logout { user } => *user,
     };
     if user.proxy() != proxy {
         return Err(Violation::ForeignUser { proxy, user });
@@ -51,28 +169,456 @@ pub fn from_proxy(message: &ProxyToServer, proxy: ProxyId) -> Result<(), Violati
     Ok(())
 }
 
+/// What a server checks its peers against: the map, and the tether (how far past its
+/// regions a server keeps a player, so how far from its cells it may place one).
+#[derive(Debug, Clone)]
+pub struct PeerRules {
+    pub map: RegionMap,
+    pub tether: f32,
+}
+
+impl PeerRules {
+    pub fn new(cluster: &ClusterConfig) -> Self {
+        Self { map: cluster.region_map(), tether: cluster.simulation.tether }
+    }
+
+    /// How many cells `server` owns: the most one message about its cells can name.
+    fn cells_of(&self, server: ServerId) -> usize {
+        let per_side = usize::from(self.map.cells_per_side());
+        self.map.regions_of(server).count() * per_side * per_side
+    }
+
+    /// How far from its cell a publisher may place an entity: the tether, and the
+    /// margin the publisher clamps by.
+    fn cell_tolerance(&self) -> f32 {
+        self.tether + self.map.cell_size() * 1e-3
+    }
+}
+
 /// What `peer` may tell `receiver`: subscriptions only to cells the receiver owns, cell
-/// data only for cells the sender owns, handoffs only of players standing in the
-/// receiver's regions.
-pub fn from_peer(message: &PeerMessage, receiver: ServerId, peer: ServerId, map: &RegionMap) -> Result<(), Violation> {
+/// data only for cells the sender owns, of entities within its tether of them; handoffs
+/// only of players standing in the receiver's regions, in a state the sender could have
+/// simulated; input only with a real sequence number.
+pub fn from_peer(
+    message: &PeerMessage,
+    receiver: ServerId,
+    peer: ServerId,
+    rules: &PeerRules,
+) -> Result<(), Violation> {
+    let map = &rules.map;
     let owned_by = |cell: &CellId, owner: ServerId| map.cell_owner(*cell) == Some(owner);
     match message {
         PeerMessage::Subscribe(cells) | PeerMessage::Unsubscribe(cells) => {
+            let max = rules.cells_of(receiver);
+            if cells.len() > max {
+                return Err(Violation::TooManyCells { count: cells.len(), max });
+            }
             match cells.iter().find(|cell| !owned_by(cell, receiver)) {
                 Some(&cell) => Err(Violation::CellNotOurs { peer, cell, receiver }),
                 None => Ok(()),
             }
         }
-        PeerMessage::Cells { deltas, .. } => match deltas.iter().find(|delta| !owned_by(&delta.cell, peer)) {
-            Some(delta) => Err(Violation::CellNotTheirs { peer, cell: delta.cell }),
-            None => Ok(()),
-        },
-        PeerMessage::Handoff(state) if map.owner_at(state.position) != Some(receiver) => {
-            Err(Violation::HandoffOutside { peer, user: state.user, position: state.position, receiver })
+        PeerMessage::Cells { deltas, .. } => {
+            let max = rules.cells_of(peer);
+            if deltas.len() > max {
+                return Err(Violation::TooManyCells { count: deltas.len(), max });
+            }
+            entity_count(deltas.iter().map(|d| d.entered.len() + d.moved.len() + d.left.len()).sum())?;
+            for delta in deltas {
+                if !owned_by(&delta.cell, peer) {
+                    return Err(Violation::CellNotTheirs { peer, cell: delta.cell });
+                }
+                for entry in &delta.entered {
+                    name(entry.state.id, &entry.name)?;
+                }
+                let states = delta.entered.iter().map(|entry| &entry.state).chain(&delta.moved);
+                for state in states {
+                    ghost(state, delta.cell, rules)?;
+                }
+            }
+            Ok(())
         }
-        PeerMessage::Handoff(_)
-        | PeerMessage::ForwardInput { .. }
-        | PeerMessage::ForwardLogout { .. }
-        | PeerMessage::HandoffAccepted { .. } => Ok(()),
+        PeerMessage::Handoff(state) => {
+            handoff(state)?;
+            match map.owner_at(state.position) {
+                Some(owner) if owner == receiver => Ok(()),
+                _ => Err(Violation::HandoffOutside { peer, user: state.user, position: state.position, receiver }),
+            }
+        }
+        PeerMessage::ForwardInput { user, input: sent } => input(*user, sent),
+        PeerMessage::ForwardLogout { .. } | PeerMessage::HandoffAccepted { .. } => Ok(()),
+    }
+}
+
+/// A ghost as its owner publishes it: moving as a walker does, and where the owner may
+/// keep it, in `cell` or within the tether of it.
+fn ghost(state: &EntityState, cell: CellId, rules: &PeerRules) -> Result<(), Violation> {
+    motion(state.id, state.position, state.velocity)?;
+    let (min, max) = rules.map.cell_bounds(cell);
+    let position = state.position;
+    if position.distance(position.clamp(min, max)) > rules.cell_tolerance() {
+        return Err(Violation::BadState { entity: state.id, problem: StateProblem::OutsideCell { position, cell } });
+    }
+    Ok(())
+}
+
+/// A player's state as a previous owner hands it over: a name as a proxy would have
+/// cleaned it, motion a walker has, its proxy the one that issued it, and its input
+/// sequence as a server's queue holds it (the pending inputs strictly increasing, each
+/// after the last applied and at most [`MAX_PENDING_INPUTS`] past it; no more inputs
+/// applied than the last sequence number).
+fn handoff(state: &HandoffState) -> Result<(), Violation> {
+    let user = state.user;
+    name(user.entity(), &state.name)?;
+    motion(user.entity(), state.position, state.velocity)?;
+    let bad = |problem| Err(Violation::BadHandoff { user, problem });
+    if state.proxy != user.proxy() {
+        return bad(HandoffProblem::ForeignProxy(state.proxy));
+    }
+    if state.epoch == 0 {
+        return bad(HandoffProblem::EpochZero);
+    }
+    let last_input = state.last_input;
+    if state.inputs_applied > last_input {
+        return bad(HandoffProblem::MoreAppliedThanSent { applied: state.inputs_applied, last_input });
+    }
+    if state.pending.len() > MAX_PENDING_INPUTS {
+        return bad(HandoffProblem::TooManyPending(state.pending.len()));
+    }
+    let mut previous = last_input;
+    for &Input { seq, .. } in &state.pending {
+        if seq <= last_input {
+            return bad(HandoffProblem::PendingAlreadyApplied { seq, last_input });
+        }
+        if seq - last_input > MAX_PENDING_INPUTS as u32 {
+            return bad(HandoffProblem::PendingTooFarAhead { seq, last_input });
+        }
+        if seq <= previous {
+            return bad(HandoffProblem::PendingOutOfOrder { seq, previous });
+        }
+        previous = seq;
+    }
+    Ok(())
+}
+
+/// What `server` may tell `proxy`: only about that proxy's players; that it owns a
+/// player, never that another server does; update frames that are each one whole frame
+/// (the proxy forwards them to players unread); reasons a player can be shown.
+pub fn from_server(message: &ServerToProxy, server: ServerId, proxy: ProxyId) -> Result<(), Violation> {
+    let ours = |user: UserId| match user.proxy() == proxy {
+        true => Ok(()),
+        false => Err(Violation::NotYourUser { server, proxy, user }),
+    };
+    match message {
+        ServerToProxy::Updates { frames, .. } => {
+            entity_count(frames.len())?;
+            for (user, frame) in frames {
+                ours(*user)?;
+                let declared = frame.get(..4).map(|prefix| u32::from_be_bytes(prefix.try_into().expect("four bytes")));
+                if declared.is_none_or(|len| len as usize != frame.len() - 4) {
+                    return Err(Violation::BadFrame { user: *user });
+                }
+            }
+            Ok(())
+        }
+        &ServerToProxy::Owner { user, server: claimed, .. } => {
+            ours(user)?;
+            match claimed == server {
+                true => Ok(()),
+                false => Err(Violation::OwnerNotSender { server, claimed, user }),
+            }
+        }
+        ServerToProxy::Kick { user, reason } => {
+            ours(*user)?;
+            match reason.len() {
+                len if len > MAX_REASON_LEN => Err(Violation::ReasonTooLong { user: *user, len }),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// A welcome from `proxy` (the proxy the handshake named), before a player uses it:
+/// from that proxy, for a user it issued, with rates every process could run with. The
+/// map in it was checked as it was decoded ([`RegionMap`] cannot hold a bad grid).
+pub fn welcome(welcome: &Welcome, proxy: ProxyId) -> Result<(), Violation> {
+    if welcome.proxy != proxy || welcome.user.proxy() != proxy {
+        return Err(Violation::BadWelcome("it is for a user of another proxy"));
+    }
+    check_rates(welcome.tick_hz, welcome.view_radius).map_err(Violation::BadWelcome)
+}
+
+/// An update, before the player it is for folds it in: about that player, from a
+/// server of its map, bounded in entities, every position finite and in the world,
+/// every speed a walker's, every name printable.
+pub fn update(update: &PlayerUpdate, welcome: &Welcome) -> Result<(), Violation> {
+    let map = &welcome.map;
+    if update.you.id != welcome.user.entity() {
+        return Err(Violation::NotYou { got: update.you.id });
+    }
+    if map.regions_of(update.server).next().is_none() {
+        return Err(Violation::UnknownServer(update.server));
+    }
+    entity_count(update.changed.len() + update.left.len() + update.names.len())?;
+    let world = map.world_size();
+    for state in std::iter::once(&update.you).chain(&update.changed) {
+        motion(state.id, state.position, state.velocity)?;
+        if state.position.cmplt(Vec2::ZERO).any() || state.position.cmpgt(world).any() {
+            return Err(Violation::BadState { entity: state.id, problem: StateProblem::OutsideWorld(state.position) });
+        }
+    }
+    for (entity, entity_name) in &update.names {
+        name(*entity, entity_name)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::{Keys, WALK_SPEED};
+    use crate::framing::encoded_frame;
+    use crate::protocol::{CellDelta, GhostEntry, ProxyToClient};
+
+    const ADA: UserId = UserId((1 << 48) | 7);
+
+    /// The default map: 2×2 regions of 1024 units (4 cells a side), servers 1 2 below, 3 4 above.
+    fn rules() -> PeerRules {
+        PeerRules::new(&ClusterConfig::default_local())
+    }
+
+    fn at(x: f32, y: f32) -> EntityState {
+        EntityState { id: ADA.entity(), position: Vec2::new(x, y), velocity: Vec2::X * WALK_SPEED }
+    }
+
+    fn handed_off(edit: impl FnOnce(&mut HandoffState)) -> Result<(), Violation> {
+        let mut state = HandoffState {
+            user: ADA,
+            name: "ada".into(),
+            position: Vec2::new(1100.0, 100.0),
+            velocity: Vec2::X * WALK_SPEED,
+            keys: Keys::RIGHT,
+            last_input: 10,
+            inputs_applied: 10,
+            pending: vec![Input { seq: 12, keys: Keys::UP }, Input { seq: 14, keys: Keys::DOWN }],
+            proxy: ADA.proxy(),
+            epoch: 1,
+        };
+        edit(&mut state);
+        from_peer(&PeerMessage::Handoff(state), ServerId(2), ServerId(1), &rules())
+    }
+
+    fn problem(result: Result<(), Violation>) -> HandoffProblem {
+        match result {
+            Err(Violation::BadHandoff { problem, .. }) => problem,
+            other => panic!("expected a bad handoff, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_proxy_speaks_only_for_its_users_and_only_sense() {
+        let login = |name: &str, position| ProxyToServer::Login { user: ADA, name: name.into(), position };
+        assert_eq!(from_proxy(&login("ada", Vec2::ONE), ProxyId(1)), Ok(()));
+        assert_eq!(
+            from_proxy(&login("ada", Vec2::ONE), ProxyId(2)),
+            Err(Violation::ForeignUser { proxy: ProxyId(2), user: ADA })
+        );
+        let too_long = "x".repeat(MAX_NAME_LEN + 1);
+        assert!(matches!(
+            from_proxy(&login(&too_long, Vec2::ONE), ProxyId(1)),
+            Err(Violation::BadName { problem: NameProblem::TooLong(33), .. })
+        ));
+        assert!(matches!(
+            from_proxy(&login("a\u{1b}[2J", Vec2::ONE), ProxyId(1)),
+            Err(Violation::BadName { problem: NameProblem::ControlCharacter, .. })
+        ));
+        assert!(matches!(
+            from_proxy(&login("ada", Vec2::new(f32::NAN, 0.0)), ProxyId(1)),
+            Err(Violation::BadState { problem: StateProblem::NonFinite, .. })
+        ));
+        let input = |seq| ProxyToServer::Input { user: ADA, input: Input { seq, keys: Keys::UP } };
+        assert_eq!(from_proxy(&input(1), ProxyId(1)), Ok(()));
+        assert_eq!(from_proxy(&input(0), ProxyId(1)), Err(Violation::ZeroSequence { user: ADA }));
+    }
+
+    #[test]
+    fn a_handoff_must_be_a_state_its_sender_could_have_simulated() {
+        assert_eq!(handed_off(|_| {}), Ok(()));
+        assert!(matches!(handed_off(|s| s.name = "\n".into()), Err(Violation::BadName { .. })));
+        assert!(matches!(handed_off(|s| s.name = "é".repeat(17)), Err(Violation::BadName { .. })));
+        let bad_state = |edit: fn(&mut HandoffState)| match handed_off(edit) {
+            Err(Violation::BadState { problem, .. }) => problem,
+            other => panic!("expected a bad state, got {other:?}"),
+        };
+        assert_eq!(bad_state(|s| s.velocity.y = f32::INFINITY), StateProblem::NonFinite);
+        assert_eq!(bad_state(|s| s.position.x = f32::NAN), StateProblem::NonFinite);
+        assert!(matches!(bad_state(|s| s.velocity = Vec2::splat(1e6)), StateProblem::TooFast(_)));
+        assert!(matches!(handed_off(|s| s.position.x = 100.0), Err(Violation::HandoffOutside { .. })));
+
+        assert_eq!(problem(handed_off(|s| s.proxy = ProxyId(9))), HandoffProblem::ForeignProxy(ProxyId(9)));
+        assert_eq!(problem(handed_off(|s| s.epoch = 0)), HandoffProblem::EpochZero);
+        assert_eq!(
+            problem(handed_off(|s| s.inputs_applied = 11)),
+            HandoffProblem::MoreAppliedThanSent { applied: 11, last_input: 10 }
+        );
+        assert_eq!(
+            problem(handed_off(|s| s.pending[0].seq = 0)),
+            HandoffProblem::PendingAlreadyApplied { seq: 0, last_input: 10 }
+        );
+        assert_eq!(
+            problem(handed_off(|s| s.pending[0].seq = 10)),
+            HandoffProblem::PendingAlreadyApplied { seq: 10, last_input: 10 }
+        );
+        assert_eq!(
+            problem(handed_off(|s| s.pending[1].seq = 12)),
+            HandoffProblem::PendingOutOfOrder { seq: 12, previous: 12 }
+        );
+        assert_eq!(
+            problem(handed_off(|s| s.pending[1].seq = u32::MAX)),
+            HandoffProblem::PendingTooFarAhead { seq: u32::MAX, last_input: 10 }
+        );
+        let flood = |s: &mut HandoffState| {
+            s.pending = (11..).take(MAX_PENDING_INPUTS + 1).map(|seq| Input { seq, keys: Keys::UP }).collect();
+        };
+        assert_eq!(problem(handed_off(flood)), HandoffProblem::TooManyPending(MAX_PENDING_INPUTS + 1));
+        // A full queue, each input just within reach, is what a server may hold.
+        let full = |s: &mut HandoffState| {
+            s.pending = (11..).take(MAX_PENDING_INPUTS).map(|seq| Input { seq, keys: Keys::UP }).collect();
+        };
+        assert_eq!(handed_off(full), Ok(()));
+    }
+
+    #[test]
+    fn forwarded_input_needs_a_real_sequence_number() {
+        let forward = |seq| PeerMessage::ForwardInput { user: ADA, input: Input { seq, keys: Keys::UP } };
+        assert_eq!(from_peer(&forward(3), ServerId(2), ServerId(1), &rules()), Ok(()));
+        assert_eq!(
+            from_peer(&forward(0), ServerId(2), ServerId(1), &rules()),
+            Err(Violation::ZeroSequence { user: ADA })
+        );
+    }
+
+    fn cells(deltas: Vec<CellDelta>) -> Result<(), Violation> {
+        // From server 2, which owns the region from (1024, 0) to (2048, 1024): cells 4..8 × 0..4.
+        from_peer(&PeerMessage::Cells { tick: 1, deltas }, ServerId(1), ServerId(2), &rules())
+    }
+
+    fn delta(cell: CellId, entered: Vec<GhostEntry>, moved: Vec<EntityState>) -> CellDelta {
+        CellDelta { cell, full: false, entered, moved, left: vec![] }
+    }
+
+    #[test]
+    fn ghosts_must_be_named_sanely_and_stand_within_the_tether_of_their_cell() {
+        let cell = CellId { x: 4, y: 0 };
+        let entry = |state, name: &str| GhostEntry { state, name: name.into() };
+        assert_eq!(cells(vec![delta(cell, vec![entry(at(1100.0, 10.0), "bo")], vec![])]), Ok(()));
+        // Tethered just past its owner's border (24 units), into server 1's region.
+        assert_eq!(cells(vec![delta(cell, vec![], vec![at(1001.0, 10.0)])]), Ok(()));
+        let outside = cells(vec![delta(cell, vec![], vec![at(990.0, 10.0)])]);
+        assert!(matches!(outside, Err(Violation::BadState { problem: StateProblem::OutsideCell { .. }, .. })));
+        let far = cells(vec![delta(cell, vec![entry(at(2000.0, 1000.0), "bo")], vec![])]);
+        assert!(matches!(far, Err(Violation::BadState { problem: StateProblem::OutsideCell { .. }, .. })));
+        let nan = cells(vec![delta(cell, vec![], vec![at(f32::NAN, 10.0)])]);
+        assert!(matches!(nan, Err(Violation::BadState { problem: StateProblem::NonFinite, .. })));
+        let long = cells(vec![delta(cell, vec![entry(at(1100.0, 10.0), &"x".repeat(40))], vec![])]);
+        assert!(matches!(long, Err(Violation::BadName { .. })));
+        let foreign = cells(vec![delta(CellId { x: 0, y: 0 }, vec![], vec![])]);
+        assert_eq!(foreign, Err(Violation::CellNotTheirs { peer: ServerId(2), cell: CellId { x: 0, y: 0 } }));
+    }
+
+    #[test]
+    fn cell_messages_are_bounded_in_cells_and_entities() {
+        let cell = CellId { x: 4, y: 0 };
+        // Server 2 owns one region of 4×4 cells.
+        let many = vec![delta(cell, vec![], vec![]); 17];
+        assert_eq!(cells(many), Err(Violation::TooManyCells { count: 17, max: 16 }));
+        let crowd = CellDelta { left: vec![EntityId(1); MAX_ENTITIES_PER_MESSAGE + 1], ..delta(cell, vec![], vec![]) };
+        assert_eq!(cells(vec![crowd]), Err(Violation::TooManyEntities { count: MAX_ENTITIES_PER_MESSAGE + 1 }));
+        let subscribe = PeerMessage::Subscribe(vec![CellId { x: 0, y: 0 }; 17]);
+        let refused = from_peer(&subscribe, ServerId(1), ServerId(2), &rules());
+        assert_eq!(refused, Err(Violation::TooManyCells { count: 17, max: 16 }));
+        let theirs = PeerMessage::Unsubscribe(vec![cell]);
+        let refused = from_peer(&theirs, ServerId(1), ServerId(2), &rules());
+        assert_eq!(refused, Err(Violation::CellNotOurs { peer: ServerId(2), cell, receiver: ServerId(1) }));
+    }
+
+    #[test]
+    fn a_server_tells_a_proxy_only_about_its_players_and_only_of_itself() {
+        let (server, proxy) = (ServerId(1), ADA.proxy());
+        let owner = |claimed| ServerToProxy::Owner { user: ADA, server: claimed, epoch: 2 };
+        assert_eq!(from_server(&owner(server), server, proxy), Ok(()));
+        assert_eq!(
+            from_server(&owner(ServerId(2)), server, proxy),
+            Err(Violation::OwnerNotSender { server, claimed: ServerId(2), user: ADA })
+        );
+        let other = ServerToProxy::Kick { user: UserId::issue(ProxyId(2), 1), reason: "bye".into() };
+        assert!(matches!(from_server(&other, server, proxy), Err(Violation::NotYourUser { .. })));
+        let rant = ServerToProxy::Kick { user: ADA, reason: "!".repeat(MAX_REASON_LEN + 1) };
+        assert!(matches!(from_server(&rant, server, proxy), Err(Violation::ReasonTooLong { .. })));
+
+        let disconnect = encoded_frame(&ProxyToClient::Disconnect { reason: "bye".into() }).unwrap();
+        let updates = |frame| ServerToProxy::Updates { tick: 1, frames: vec![(ADA, frame)] };
+        assert_eq!(from_server(&updates(disconnect.clone()), server, proxy), Ok(()));
+        for broken in [disconnect.slice(..disconnect.len() - 1), disconnect.slice(..2), bytes::Bytes::new()] {
+            assert_eq!(from_server(&updates(broken), server, proxy), Err(Violation::BadFrame { user: ADA }));
+        }
+    }
+
+    fn welcome() -> Welcome {
+        let config = ClusterConfig::default_local();
+        Welcome { user: ADA, proxy: ADA.proxy(), map: config.region_map(), view_radius: 400.0, tick_hz: 20.0 }
+    }
+
+    #[test]
+    fn a_welcome_must_come_from_the_proxy_and_have_sane_rates() {
+        assert_eq!(super::welcome(&welcome(), ProxyId(1)), Ok(()));
+        assert!(matches!(super::welcome(&welcome(), ProxyId(2)), Err(Violation::BadWelcome(_))));
+        let user = UserId::issue(ProxyId(2), 1);
+        assert!(matches!(super::welcome(&Welcome { user, ..welcome() }, ProxyId(1)), Err(Violation::BadWelcome(_))));
+        for tick_hz in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300, 1e6] {
+            let odd = Welcome { tick_hz, ..welcome() };
+            assert!(matches!(super::welcome(&odd, ProxyId(1)), Err(Violation::BadWelcome(_))), "{tick_hz}");
+        }
+        for view_radius in [0.0, -1.0, f32::NAN, f32::INFINITY, 1e30] {
+            let odd = Welcome { view_radius, ..welcome() };
+            assert!(matches!(super::welcome(&odd, ProxyId(1)), Err(Violation::BadWelcome(_))), "{view_radius}");
+        }
+    }
+
+    fn updated(edit: impl FnOnce(&mut PlayerUpdate)) -> Result<(), Violation> {
+        let mut other = at(100.0, 100.0);
+        other.id = EntityId(5);
+        let mut update = PlayerUpdate {
+            tick: 10,
+            server: ServerId(4),
+            last_input: 3,
+            inputs_applied: 3,
+            you: at(1500.0, 1500.0),
+            full: false,
+            changed: vec![other],
+            left: vec![EntityId(6)],
+            names: vec![(EntityId(5), "bo".into())],
+        };
+        edit(&mut update);
+        super::update(&update, &welcome())
+    }
+
+    #[test]
+    fn an_update_is_about_this_player_from_a_server_of_the_map_and_in_the_world() {
+        assert_eq!(updated(|_| {}), Ok(()));
+        assert_eq!(updated(|u| u.you.id = EntityId(5)), Err(Violation::NotYou { got: EntityId(5) }));
+        assert_eq!(updated(|u| u.server = ServerId(9)), Err(Violation::UnknownServer(ServerId(9))));
+        let bad_state = |edit: fn(&mut PlayerUpdate)| match updated(edit) {
+            Err(Violation::BadState { problem, .. }) => problem,
+            other => panic!("expected a bad state, got {other:?}"),
+        };
+        assert_eq!(bad_state(|u| u.you.position.x = f32::NAN), StateProblem::NonFinite);
+        assert_eq!(bad_state(|u| u.changed[0].velocity.x = f32::NEG_INFINITY), StateProblem::NonFinite);
+        assert!(matches!(bad_state(|u| u.changed[0].velocity.x = 1e9), StateProblem::TooFast(_)));
+        assert!(matches!(bad_state(|u| u.changed[0].position.y = -1.0), StateProblem::OutsideWorld(_)));
+        assert!(matches!(bad_state(|u| u.you.position.x = 5000.0), StateProblem::OutsideWorld(_)));
+        assert!(matches!(updated(|u| u.names[0].1 = "\u{7}".into()), Err(Violation::BadName { .. })));
+        let crowd = updated(|u| u.left = vec![EntityId(1); MAX_ENTITIES_PER_MESSAGE]);
+        assert!(matches!(crowd, Err(Violation::TooManyEntities { .. })));
     }
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use tessera_shared::bridge::NetRuntime;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ServerId;
+use tessera_shared::protocol::verify::PeerRules;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -70,7 +71,7 @@ impl Plugin for TcpTransportPlugin {
             runtime.handle().spawn(proxy_link::accept(tokio_listener(listeners.proxy), proxies, shutdown.clone()));
             let context = peer_link::PeerContext {
                 me: settings.id,
-                map: Arc::new(settings.map.clone()),
+                rules: Arc::new(PeerRules::new(&settings.cluster)),
                 secret: Arc::new(settings.secret.clone()),
                 events,
                 traffic: settings.stats.peer_traffic.clone(),

@@ -1,7 +1,7 @@
 //! Links between game servers. Each pair shares one link, sealed with the cluster
 //! secret: the server with the lower id dials (and redials with backoff), the higher
-//! one accepts. Everything a peer sends
-//! passes [`verify::from_peer`] (the map decides what it may say) before the app sees it.
+//! one accepts. Everything a peer sends passes [`verify::from_peer`] (the map and the
+//! tether decide what it may say) before the app sees it.
 
 use crate::net::{LinkId, NetEvent};
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use tessera_shared::bridge::InboxSender;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, Traffic, accept_loop, redial};
 use tessera_shared::protocol::handshake::HandshakeError;
-use tessera_shared::protocol::{Hello, PeerMessage, Role, verify};
-use tessera_shared::region_map::RegionMap;
+use tessera_shared::protocol::verify::{self, PeerRules};
+use tessera_shared::protocol::{Hello, PeerMessage, Role};
 use tessera_shared::secret::ClusterSecret;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,7 @@ use tracing::info;
 #[derive(Clone)]
 pub struct PeerContext {
     pub me: ServerId,
-    pub map: Arc<RegionMap>,
+    pub rules: Arc<PeerRules>,
     pub secret: Arc<ClusterSecret>,
     pub events: InboxSender<NetEvent>,
     pub traffic: Traffic,
@@ -39,7 +39,9 @@ pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: Cance
         let context = context.clone();
         async move {
             match context.open(stream, Side::Listener).await? {
-                (link, Role::Server(peer)) if peer < context.me && context.map.regions_of(peer).next().is_some() => {
+                (link, Role::Server(peer))
+                    if peer < context.me && context.rules.map.regions_of(peer).next().is_some() =>
+                {
                     serve(link, peer, &context).await
                 }
                 (_, got) => Err(HandshakeError::Role { expected: "a server of the map with a lower id", got }.into()),
@@ -72,7 +74,7 @@ async fn serve(link: Link<PeerMessage>, peer: ServerId, context: &PeerContext) -
     let result = link
         .run(queue, |message| {
             let events = events.clone();
-            let verified = verify::from_peer(&message, context.me, peer, &context.map);
+            let verified = verify::from_peer(&message, context.me, peer, &context.rules);
             async move {
                 verified?;
                 Ok(events.send(NetEvent::FromPeer { peer, message }).await?)

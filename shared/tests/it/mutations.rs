@@ -1,0 +1,176 @@
+//! Fuzzing on stable, in the suite: valid frames of every message of every link
+//! direction, mutated a few thousand times each by a seeded RNG (bits flipped, bytes
+//! set to edge values, inserted, deleted, duplicated, frames cut short, length prefixes
+//! rewritten), then decoded and held to their receiver's gate. It asserts that nothing
+//! panics, that errors are the typed ones a link closes on, and that the mutations
+//! reached the gates (some decoded and were refused, some passed). The coverage-guided
+//! targets in `fuzz/` go deeper; this keeps CI guarding the same path, in well under a
+//! second.
+
+use crate::receive::{Direction, PEER, PROXY, Receiver, SERVER, player, welcome};
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tessera_shared::Vec2;
+use tessera_shared::components::Keys;
+use tessera_shared::framing::{WireError, encoded_frame};
+use tessera_shared::ids::{EntityId, UserId};
+use tessera_shared::protocol::{
+    CellDelta, ClientToProxy, EntityState, GhostEntry, HandoffState, Hello, Input, PeerMessage, PlayerUpdate,
+    ProxyToClient, ProxyToServer, Role, ServerToProxy,
+};
+use tessera_shared::region_map::CellId;
+
+/// Mutated copies of each sample frame.
+const MUTATIONS_PER_SAMPLE: usize = 3000;
+
+fn frame(message: &impl Serialize) -> Vec<u8> {
+    encoded_frame(message).expect("a sample encodes").to_vec()
+}
+
+fn moving(id: EntityId, x: f32, y: f32) -> EntityState {
+    EntityState { id, position: Vec2::new(x, y), velocity: Vec2::new(0.0, 200.0) }
+}
+
+fn update() -> ProxyToClient {
+    ProxyToClient::Update(PlayerUpdate {
+        tick: 40,
+        server: SERVER,
+        last_input: 3,
+        inputs_applied: 3,
+        you: moving(player().entity(), 500.0, 500.0),
+        full: true,
+        changed: vec![moving(EntityId(9), 520.0, 510.0)],
+        left: vec![EntityId(4)],
+        names: vec![(EntityId(9), "bo".into())],
+    })
+}
+
+/// A valid frame of every message (every variant) of every direction, which its gate accepts.
+pub fn samples() -> Vec<(Direction, Vec<u8>)> {
+    let user = player();
+    let input = Input { seq: 5, keys: Keys::UP | Keys::LEFT };
+    // Server 2's region spans (1024, 0) to (2048, 1024): cell (4, 0) is its corner by server 1.
+    let cell = CellId { x: 4, y: 0 };
+    let ghost = moving(EntityId(11), 1030.0, 20.0);
+    vec![
+        (Direction::Hello, frame(&Hello::new(Role::Client { name: "ada".into() }))),
+        (Direction::Hello, frame(&Hello::new(Role::Proxy(PROXY)))),
+        (Direction::Hello, frame(&Hello::new(Role::Server(PEER)))),
+        (Direction::ClientToProxy, frame(&ClientToProxy::Input(input))),
+        (Direction::ProxyToClient, frame(&ProxyToClient::Welcome(welcome()))),
+        (Direction::ProxyToClient, frame(&update())),
+        (Direction::ProxyToClient, frame(&ProxyToClient::Disconnect { reason: "full".into() })),
+        (Direction::ProxyToServer, frame(&ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE })),
+        (Direction::ProxyToServer, frame(&ProxyToServer::Input { user, input })),
+        (Direction::ProxyToServer, frame(&ProxyToServer::Logout { user })),
+        (
+            Direction::ServerToProxy,
+            frame(&ServerToProxy::Updates { tick: 40, frames: vec![(user, Bytes::from(frame(&update())))] }),
+        ),
+        (Direction::ServerToProxy, frame(&ServerToProxy::Owner { user, server: SERVER, epoch: 2 })),
+        (Direction::ServerToProxy, frame(&ServerToProxy::Kick { user, reason: "bye".into() })),
+        (Direction::Peer, frame(&PeerMessage::Subscribe(vec![CellId { x: 3, y: 0 }]))),
+        (Direction::Peer, frame(&PeerMessage::Unsubscribe(vec![CellId { x: 0, y: 3 }]))),
+        (
+            Direction::Peer,
+            frame(&PeerMessage::Cells {
+                tick: 40,
+                deltas: vec![CellDelta {
+                    cell,
+                    full: true,
+                    entered: vec![GhostEntry { state: ghost, name: "cy".into() }],
+                    moved: vec![moving(EntityId(12), 1100.0, 100.0)],
+                    left: vec![EntityId(13)],
+                }],
+            }),
+        ),
+        (
+            Direction::Peer,
+            frame(&PeerMessage::Handoff(HandoffState {
+                user,
+                name: "ada".into(),
+                position: Vec2::new(1000.0, 40.0),
+                velocity: Vec2::new(-200.0, 0.0),
+                keys: Keys::LEFT,
+                last_input: 7,
+                inputs_applied: 7,
+                pending: vec![Input { seq: 9, keys: Keys::UP }, Input { seq: 10, keys: Keys::empty() }],
+                proxy: PROXY,
+                epoch: 3,
+            })),
+        ),
+        (Direction::Peer, frame(&PeerMessage::ForwardInput { user, input })),
+        (Direction::Peer, frame(&PeerMessage::ForwardLogout { user })),
+        (Direction::Peer, frame(&PeerMessage::HandoffAccepted { user: UserId::issue(PROXY, 8) })),
+    ]
+}
+
+/// One to four random edits of `bytes`.
+fn mutate(rng: &mut SmallRng, mut bytes: Vec<u8>) -> Vec<u8> {
+    for _ in 0..rng.random_range(1..=4) {
+        let at = rng.random_range(0..=bytes.len());
+        match rng.random_range(0..8) {
+            0 if at < bytes.len() => bytes[at] ^= 1 << rng.random_range(0..8),
+            1 if at < bytes.len() => {
+                bytes[at] = [0x00, 0x01, 0x7f, 0x80, 0xfb, 0xfc, 0xfd, 0xff][rng.random_range(0..8)]
+            }
+            2 => bytes.insert(at, rng.random()),
+            3 if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            4 => bytes.truncate(at),
+            5 => {
+                // A stretch repeated, as a list grown by hand.
+                let end = rng.random_range(at..=bytes.len().min(at + 16));
+                let stretch = bytes[at..end].to_vec();
+                bytes.splice(at..at, stretch);
+            }
+            6 if bytes.len() >= 4 => {
+                // The length prefix rewritten: short, long, or absurd.
+                let len = [0, 1, bytes.len() as u32, rng.random_range(0..1 << 21), u32::MAX][rng.random_range(0..5)];
+                bytes[..4].copy_from_slice(&len.to_be_bytes());
+            }
+            _ => {
+                // Another frame after this one, so a link reads on.
+                let copy = bytes.clone();
+                bytes.extend_from_slice(&copy);
+            }
+        }
+    }
+    bytes
+}
+
+#[test]
+fn every_sample_passes_its_gate_unmutated() {
+    let receiver = Receiver::default();
+    for (direction, bytes) in samples() {
+        let received = receiver.receive(direction, &bytes);
+        assert_eq!((received.decoded, received.accepted), (1, 1), "{direction:?}: {received:?}");
+    }
+}
+
+#[test]
+fn mutated_frames_of_every_message_never_panic_and_fail_with_typed_errors() {
+    let receiver = Receiver::default();
+    let mut rng = SmallRng::seed_from_u64(0x7e55e2a);
+    for direction in Direction::ALL {
+        let (mut decoded, mut accepted, mut refused) = (0, 0, 0);
+        for (_, sample) in samples().into_iter().filter(|(d, _)| *d == direction) {
+            for _ in 0..MUTATIONS_PER_SAMPLE {
+                let received = receiver.receive(direction, &mutate(&mut rng, sample.clone()));
+                decoded += received.decoded;
+                accepted += received.accepted;
+                refused += usize::from(received.violation.is_some());
+                // Decoding from memory does no I/O: anything else is the bytes' fault, and typed.
+                assert!(!matches!(received.wire_error, Some(WireError::Io(_))), "{direction:?}: {received:?}");
+            }
+        }
+        println!("{direction:?}: {decoded} messages decoded, {accepted} accepted, {refused} refused by the gate");
+        assert!(accepted > 0, "{direction:?}: no mutation survived decoding and the gate");
+        if direction != Direction::Hello {
+            assert!(refused > 0, "{direction:?}: no mutation reached the gate and was refused by it");
+        }
+    }
+}

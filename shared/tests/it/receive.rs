@@ -1,0 +1,184 @@
+//! What each receiver does with bytes off the wire, for every link direction: split
+//! them into frames, decode each as that direction's message, and hold it to the gate
+//! its receiver holds it to ([`verify`]); and what a process does with a cluster file.
+//! The mutation test here, the replay of the fuzz seeds, and the coverage-guided
+//! targets in `fuzz/` (which include this file) all drive it, so CI and the fuzzer
+//! exercise the same path. Nothing here may panic, whatever the bytes.
+
+use bytes::BytesMut;
+use serde::de::DeserializeOwned;
+use tessera_shared::Vec2;
+use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::framing::{Bounded, WireCodec, WireError};
+use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::protocol::verify::{self, PeerRules, Violation};
+use tessera_shared::protocol::{ClientToProxy, Hello, ProxyToClient, ProxyToServer, ServerToProxy, Welcome};
+use tokio_util::codec::Decoder;
+
+/// The proxy every player-side message is from or for.
+pub const PROXY: ProxyId = ProxyId(1);
+/// The server receiving (from proxies and from its peer).
+pub const SERVER: ServerId = ServerId(1);
+/// The peer it hears from.
+pub const PEER: ServerId = ServerId(2);
+
+/// The player the welcome below welcomes.
+pub fn player() -> UserId {
+    UserId::issue(PROXY, 7)
+}
+
+/// One link direction, named by what its receiver decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The handshake, on every link.
+    Hello,
+    ClientToProxy,
+    ProxyToClient,
+    ProxyToServer,
+    ServerToProxy,
+    Peer,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 6] = [
+        Direction::Hello,
+        Direction::ClientToProxy,
+        Direction::ProxyToClient,
+        Direction::ProxyToServer,
+        Direction::ServerToProxy,
+        Direction::Peer,
+    ];
+
+    /// The fuzz target for this direction, and its folder of seeds.
+    pub fn target(self) -> &'static str {
+        match self {
+            Direction::Hello => "hello",
+            Direction::ClientToProxy => "client_to_proxy",
+            Direction::ProxyToClient => "proxy_to_client",
+            Direction::ProxyToServer => "proxy_to_server",
+            Direction::ServerToProxy => "server_to_proxy",
+            Direction::Peer => "peer",
+        }
+    }
+}
+
+/// The fuzz target for cluster files, and its folder of seeds.
+pub const CLUSTER_FILE_TARGET: &str = "cluster_file";
+
+/// What a process does with a cluster file: parse and validate it, and, valid, build
+/// what it runs by (the region map, its peers' gate, the spawn point and its owner).
+/// `None` when the bytes are not UTF-8 or not a valid map.
+pub fn load_cluster_file(bytes: &[u8]) -> Option<ClusterConfig> {
+    let config = ClusterConfig::parse(std::str::from_utf8(bytes).ok()?).ok()?;
+    let rules = PeerRules::new(&config);
+    let spawn = rules.map.clamp_to_world(config.spawn_point());
+    rules.map.owner_at(spawn)?;
+    Some(config)
+}
+
+/// What a receiver made of some bytes.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Messages decoded.
+    pub decoded: usize,
+    /// Decoded messages the gate let through.
+    pub accepted: usize,
+    /// Why the gate refused the first it refused.
+    pub violation: Option<Violation>,
+    /// Why the bytes stopped decoding, if they did.
+    pub wire_error: Option<WireError>,
+}
+
+/// What the receiver of `direction` knows: the cluster map, and the welcome its player got.
+pub struct Receiver {
+    rules: PeerRules,
+    welcome: Welcome,
+}
+
+/// The welcome [`PROXY`] gives [`player`] on the default map.
+pub fn welcome() -> Welcome {
+    let config = ClusterConfig::default_local();
+    Welcome {
+        user: player(),
+        proxy: PROXY,
+        map: config.region_map(),
+        view_radius: config.simulation.view_radius,
+        tick_hz: config.simulation.tick_hz,
+    }
+}
+
+impl Default for Receiver {
+    fn default() -> Self {
+        Self { rules: PeerRules::new(&ClusterConfig::default_local()), welcome: welcome() }
+    }
+}
+
+impl Receiver {
+    /// Everything `bytes` hold for the receiver of `direction`, as its link would read them.
+    pub fn receive(&self, direction: Direction, bytes: &[u8]) -> Received {
+        match direction {
+            Direction::Hello => frames(bytes, |_: &Hello| Ok(())),
+            Direction::ClientToProxy => frames(bytes, |ClientToProxy::Input(input)| {
+                // What the proxy forwards of it, held to the server's gate before it goes.
+                verify::from_proxy(&ProxyToServer::Input { user: player(), input: *input }, PROXY)
+            }),
+            Direction::ProxyToClient => {
+                // A player checks updates against the welcome it got, and uses its map.
+                let mut welcome = self.welcome.clone();
+                frames(bytes, |message| match message {
+                    ProxyToClient::Welcome(new) => {
+                        verify::welcome(new, PROXY)?;
+                        welcome = new.clone();
+                        let map = &welcome.map;
+                        let corners = map.regions().map(|(region, _)| map.bounds(region).1);
+                        let far = corners.fold(Vec2::ZERO, Vec2::max);
+                        map.owner_at(map.clamp_to_world(far));
+                        Ok(())
+                    }
+                    ProxyToClient::Update(update) => verify::update(update, &welcome),
+                    ProxyToClient::Disconnect { .. } => Ok(()),
+                })
+            }
+            Direction::ProxyToServer => frames(bytes, |message| verify::from_proxy(message, PROXY)),
+            Direction::ServerToProxy => frames(bytes, |message| {
+                verify::from_server(message, SERVER, PROXY)?;
+                // The player at the end of the proxy reads each frame it forwards.
+                if let ServerToProxy::Updates { frames: updates, .. } = message {
+                    for (_, frame) in updates {
+                        if let Some(violation) = self.receive(Direction::ProxyToClient, frame).violation {
+                            return Err(violation);
+                        }
+                    }
+                }
+                Ok(())
+            }),
+            Direction::Peer => frames(bytes, |message| verify::from_peer(message, SERVER, PEER, &self.rules)),
+        }
+    }
+}
+
+/// Decodes frames of `T` from `bytes` until they run out or one is bad, passing each
+/// decoded message through `gate` as a link does (the first refusal closes the link).
+fn frames<T: DeserializeOwned + Bounded>(bytes: &[u8], mut gate: impl FnMut(&T) -> Result<(), Violation>) -> Received {
+    let mut codec = WireCodec::<T>::default();
+    let mut buffer = BytesMut::from(bytes);
+    let mut received = Received::default();
+    loop {
+        let message = match codec.decode_eof(&mut buffer) {
+            Ok(Some(message)) => message,
+            Ok(None) => return received,
+            Err(err) => {
+                received.wire_error = Some(err);
+                return received;
+            }
+        };
+        received.decoded += 1;
+        match gate(&message) {
+            Ok(()) => received.accepted += 1,
+            Err(violation) => {
+                received.violation = Some(violation);
+                return received;
+            }
+        }
+    }
+}
