@@ -106,6 +106,8 @@ pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, 
 
     println!("{}", report::StepReport::table_header());
     let players = options.steps.iter().copied().chain([options.compare_bots]).max().unwrap_or(1);
+    // The bots live in this process: a socket each (the cluster's processes raise their own).
+    tessera_service::resources::raise_open_files((players + options.relay_clients + 64) as u64);
     let cluster_dir = options.out.join("cluster");
     let mut cluster =
         ClusterProcesses::start(&binaries, map.clone(), false, options.proxy_threads, players, &cluster_dir).await?;

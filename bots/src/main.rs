@@ -31,7 +31,10 @@ struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     tessera_service::logging::init();
-    swarm(Args::parse()).await
+    let args = Args::parse();
+    // A socket per bot.
+    tessera_service::resources::raise_open_files((args.bots + 64) as u64);
+    swarm(args).await
 }
 
 async fn swarm(args: Args) -> ExitCode {

@@ -31,6 +31,11 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
+    // Every proxy's player connections, and every internal link at both its ends.
+    let links = 2 * cluster.servers.len() * (cluster.servers.len() + cluster.proxies.len());
+    tessera_service::resources::raise_open_files(
+        (args.proxy_limits.max_connections * cluster.proxies.len() + links + 64) as u64,
+    );
     let shutdown = CancellationToken::new();
     tessera_service::signals::cancel_on_stop(shutdown.clone())?;
     let local = LocalCluster::start(cluster, args.proxy_limits, shutdown)?;

@@ -52,6 +52,8 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
+    // A socket per player connection and per server, and a few files of its own.
+    tessera_service::resources::raise_open_files((args.limits.max_connections + cluster.servers.len() + 64) as u64);
     let id = ProxyId(args.id);
     let bind = cluster.proxy(id)?.client_bind;
     let settings = ProxySettings { limits: args.limits, ..ProxySettings::new(id, cluster, args.secret.resolve()?) };

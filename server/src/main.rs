@@ -75,6 +75,8 @@ fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         cluster.validate()?;
     }
     let id = ServerId(args.id.ok_or("--id is required")?);
+    // A socket per proxy and per peer, and a few files of its own.
+    tessera_service::resources::raise_open_files((cluster.proxies.len() + cluster.servers.len() + 64) as u64);
     let mut settings = ServerSettings::new(cluster.clone(), id, args.secret.resolve()?)?;
     settings.check_secret()?;
     settings.broadcast_baseline = args.broadcast_baseline;

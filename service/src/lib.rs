@@ -1,10 +1,12 @@
 //! What every headless Tessera process (server, proxy, in-process cluster, bots,
 //! benchmark) needs from the machine it runs on: log lines on stderr ([`logging`]), a
 //! clean stop when the host asks for one ([`signals`]), a Prometheus endpoint
-//! ([`metrics`]), and the cluster secret from its flags or environment ([`secret`]). The game client needs none of it: Bevy logs for it, and its window
+//! ([`metrics`]), the cluster secret from its flags or environment ([`secret`]), and
+//! enough open files for its sockets ([`resources`]). The game client needs none of it: Bevy logs for it, and its window
 //! closes it.
 
 pub mod logging;
 pub mod metrics;
+pub mod resources;
 pub mod secret;
 pub mod signals;

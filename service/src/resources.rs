@@ -1,0 +1,33 @@
+//! The host's limits on a process, raised where their defaults are too low for a game
+//! cluster: open files above all, since every player, proxy and peer link is a socket,
+//! and many hosts still start processes with a soft limit of 1,024.
+
+use tracing::{debug, warn};
+
+/// Raises this process's open-file limit as far as the host allows (the soft limit up
+/// to the hard one), and says so in the log if that is still fewer than `needed`. On
+/// platforms without such a limit it does nothing.
+pub fn raise_open_files(needed: u64) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < needed => warn!(
+            "at most {limit} open files for this process (the host's hard limit), fewer than the {needed} it may \
+             need: raise nofile (`ulimit -Hn`, systemd's LimitNOFILE, or the container's ulimits)"
+        ),
+        Ok(limit) => debug!("open-file limit: {limit}"),
+        Err(err) => warn!("cannot raise the open-file limit: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn the_soft_limit_is_raised_to_the_hard_one() {
+        use rlimit::Resource;
+        let (_, hard) = Resource::NOFILE.get().unwrap();
+        // Lowered first, as many hosts start processes, then raised.
+        Resource::NOFILE.set(hard.min(256), hard).unwrap();
+        super::raise_open_files(1);
+        assert_eq!(Resource::NOFILE.get().unwrap(), (hard, hard));
+    }
+}
