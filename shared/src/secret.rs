@@ -9,8 +9,9 @@
 //! also travel as an environment variable (a Kubernetes Secret, say).
 //!
 //! Without a secret a process falls back to the publicly known development secret, and
-//! only while every address it listens on or dials is a loopback one: on one machine,
-//! anyone who can reach those ports can already read the processes' memory.
+//! only while every address it listens on or dials is a loopback one. That keeps out
+//! other machines, not other users of the same machine (or containers sharing its
+//! network namespace): a cluster on a shared host needs a real secret too.
 
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
