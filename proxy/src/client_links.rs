@@ -4,10 +4,8 @@
 //! point (unless the proxy has all the players it may take: then the player is told the
 //! cluster is full), and forwards its input, stamped with its id.
 //!
-//! Its accept loop is its own rather than `tessera_shared::link::accept_loop`, which
-//! spawns a task and logs a warning for every connection: here a refused connection is
-//! closed on the spot, costing no task, no buffer and no log line above debug, however
-//! many arrive.
+//! A connection refused at the door is closed on the spot by the shared accept loop,
+//! costing no task, no buffer and no log line above debug, however many arrive.
 
 use crate::ProxySettings;
 use crate::admission::Admission;
@@ -20,19 +18,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_shared::Vec2;
 use tessera_shared::ids::UserId;
-use tessera_shared::link::{Door, Link, LinkError};
+use tessera_shared::link::{Door, Link, LinkError, accept_loop};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{ClientToProxy, Hello, MAX_NAME_LEN, ProxyToClient, ProxyToServer, Role, Welcome};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 /// Inputs a player may send per second; a real player changes keys far less often.
 pub const MAX_INPUTS_PER_SEC: u32 = 60;
-/// How long to wait after accepting failed (out of file descriptors, say) before trying again.
-const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// Accepts players until `shutdown`, each connection admitted or closed at once, each
 /// admitted one served on a task of its own.
@@ -47,42 +43,27 @@ pub async fn accept(
     if let Ok(addr) = listener.local_addr() {
         info!("{} accepting players on {addr}", settings.id);
     }
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                warn!("accepting a player failed: {err}");
-                tokio::time::sleep(ACCEPT_RETRY).await;
-                continue;
-            }
-        };
+    accept_loop(listener, shutdown, "player", |stream, peer| {
         let slot = match admission.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(refusal) => {
                 routing.stats.refused(refusal);
                 debug!("refused a connection from {peer}: {refusal:?}");
-                continue;
+                return None;
             }
         };
         issued = issued.wrapping_add(1);
         let user = UserId::issue(settings.id, issued);
         let (settings, routing) = (settings.clone(), routing.clone());
-        tokio::spawn(async move {
+        Some(async move {
             let result = serve(stream, peer, user, &settings, &routing).await;
             routing.leave(user);
             drop(slot);
-            match result {
-                Ok(()) | Err(LinkError::Closed) => info!("{user} from {peer} left"),
-                // Already said where it was decided.
-                Err(LinkError::Refused(reason)) => debug!("{user} from {peer} refused: {reason}"),
-                Err(err) => warn!("closing {user}'s link from {peer}: {err}"),
-            }
-        });
-    }
+            info!("{user} from {peer} left");
+            result
+        })
+    })
+    .await
 }
 
 async fn serve(

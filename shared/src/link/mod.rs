@@ -309,15 +309,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A link that stayed up this long was healthy: the next redial starts from the first backoff.
 const HEALTHY_LINK: Duration = Duration::from_secs(1);
 
-/// Accepts connections until `shutdown`, serving each on a task of its own and logging
-/// why each closed: one bad connection never stops the listener.
+/// Accepts connections until `shutdown`, serving each that `serve` admits on a task of
+/// its own and logging why each closed (one bad connection never stops the listener);
+/// a connection `serve` turns away (returning `None`) is closed at once.
 pub async fn accept_loop<Serve, Served>(
     listener: TcpListener,
     shutdown: CancellationToken,
     what: &'static str,
-    serve: Serve,
+    mut serve: Serve,
 ) where
-    Serve: Fn(TcpStream, SocketAddr) -> Served,
+    Serve: FnMut(TcpStream, SocketAddr) -> Option<Served>,
     Served: Future<Output = Result<(), LinkError>> + Send + 'static,
 {
     loop {
@@ -327,10 +328,13 @@ pub async fn accept_loop<Serve, Served>(
         };
         match accepted {
             Ok((stream, addr)) => {
-                let served = serve(stream, addr);
+                // Refused at the door: closed on the spot, costing no task and no buffer.
+                let Some(served) = serve(stream, addr) else { continue };
                 tokio::spawn(async move {
                     match served.await {
                         Ok(()) | Err(LinkError::Closed) => info!("{what} link from {addr} closed"),
+                        // Said where it was decided, to the peer and in the log.
+                        Err(LinkError::Refused(reason)) => debug!("{what} from {addr} refused: {reason}"),
                         Err(err) => warn!("closing {what} link from {addr}: {err}"),
                     }
                 });

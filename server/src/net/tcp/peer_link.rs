@@ -37,7 +37,7 @@ impl PeerContext {
 pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: CancellationToken) {
     accept_loop(listener, shutdown, "peer", move |stream, _| {
         let context = context.clone();
-        async move {
+        Some(async move {
             match context.open(stream, Side::Listener).await? {
                 (link, Role::Server(peer))
                     if peer < context.me && context.rules.map.regions_of(peer).next().is_some() =>
@@ -46,7 +46,7 @@ pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: Cance
                 }
                 (_, got) => Err(HandshakeError::Role { expected: "a server of the map with a lower id", got }.into()),
             }
-        }
+        })
     })
     .await
 }

@@ -27,7 +27,7 @@ pub struct ProxyContext {
 pub async fn accept(listener: TcpListener, context: ProxyContext, shutdown: CancellationToken) {
     accept_loop(listener, shutdown, "proxy", move |stream, _| {
         let context = context.clone();
-        async move { serve(stream, &context).await }
+        Some(async move { serve(stream, &context).await })
     })
     .await
 }
