@@ -51,10 +51,15 @@ fn a_small_bench_measures_every_process_and_cleans_up() {
         assert!(rate > 10.0 && rate < 30.0, "a server ticked at {rate} Hz");
         assert!(server["process"]["peak_memory_mb"].as_f64().unwrap() > 0.0);
     }
-    let players: f64 = servers.iter().map(|s| s["players"].as_f64().unwrap()).sum();
-    assert_eq!(players, 10.0, "the servers own every bot");
     let proxies = step["proxies"].as_array().unwrap();
     assert_eq!(proxies.len(), 2);
+    // A bot never changes proxy, so the proxies' counts add up exactly.
+    let players: f64 = proxies.iter().map(|p| p["players"].as_f64().unwrap()).sum();
+    assert_eq!(players, 10.0, "the proxies hold every bot");
+    // The servers are read one after another while bots cross borders: a bot handed off
+    // between two reads is counted by neither or by both.
+    let owned: f64 = servers.iter().map(|s| s["players"].as_f64().unwrap()).sum();
+    assert!((owned - 10.0).abs() <= 1.0, "the servers own every bot, give or take a handoff in flight: {owned}");
     let frames: f64 = proxies.iter().map(|p| p["frames_to_clients_per_sec"].as_f64().unwrap()).sum();
     assert!(frames > 100.0, "ten bots at 20 Hz get about 200 frames a second, the proxies forwarded {frames}");
     // Both comparisons ran.
