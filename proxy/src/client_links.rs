@@ -1,4 +1,4 @@
-//! The player listener: admits each connection at the front door ([`admission`](crate::admission)),
+//! The player listener: admits each connection at the front door (`tessera_shared::link::admission`),
 //! greets each player, issues its user id (unique across the cluster: this proxy's id
 //! in the high bits), places it at the spawn point, logs it in on the server owning that
 //! point (unless the proxy has all the players it may take: then the player is told the
@@ -8,9 +8,7 @@
 //! costing no task, no buffer and no log line above debug, however many arrive.
 
 use crate::ProxySettings;
-use crate::admission::Admission;
 use crate::client_queue::{ClientQueue, QueuedFrame};
-use crate::rate::Rate;
 use crate::routing::{ClientRoute, Routing};
 use rand::Rng;
 use std::net::SocketAddr;
@@ -18,10 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_shared::Vec2;
 use tessera_shared::ids::UserId;
+use tessera_shared::link::admission::Admission;
 use tessera_shared::link::{Door, Link, LinkError, accept_loop};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{ClientToProxy, Hello, MAX_NAME_LEN, ProxyToClient, ProxyToServer, Role, Welcome};
+use tessera_shared::rate::Rate;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +38,7 @@ pub async fn accept(
     routing: Arc<Routing>,
     shutdown: CancellationToken,
 ) {
-    let admission = Admission::new(&settings.limits);
+    let admission = Admission::new(settings.limits.admission());
     let mut issued = first_user_counter();
     if let Ok(addr) = listener.local_addr() {
         info!("{} accepting players on {addr}", settings.id);
@@ -47,7 +47,7 @@ pub async fn accept(
         let slot = match admission.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(refusal) => {
-                routing.stats.refused(refusal);
+                routing.stats.refused(refusal.into());
                 debug!("refused a connection from {peer}: {refusal:?}");
                 return None;
             }

@@ -4,13 +4,11 @@
 //! routes through one table ([`routing`]): input to the server that owns the player,
 //! updates to the player's connection by user id. Proxies never talk to each other.
 //! The player port is the cluster's front door, and holds its [`limits`]: connections
-//! ([`admission`]), players ([`routing`]) and bytes queued per player ([`client_queue`]).
+//! (`tessera_shared::link::admission`), players ([`routing`]) and bytes queued per player ([`client_queue`]).
 
-pub mod admission;
 pub mod client_links;
 pub mod client_queue;
 pub mod limits;
-pub mod rate;
 pub mod routing;
 pub mod server_links;
 pub mod stats;

@@ -6,6 +6,8 @@
 //! in code. Loopback is not exempt: a load test from one machine raises them.
 
 use clap::Args;
+use tessera_shared::link::admission::AdmissionLimits;
+use tessera_shared::rate::Rate;
 
 /// A proxy's limits at its player port.
 #[derive(Args, Debug, Clone, PartialEq)]
@@ -53,6 +55,17 @@ impl ProxyLimits {
         max_queued_bytes_per_player: 256 * 1024,
         frame_deadline_ms: 10_000,
     };
+}
+
+impl ProxyLimits {
+    /// What the player door admits: each slot held for as long as its player plays.
+    pub fn admission(&self) -> AdmissionLimits {
+        AdmissionLimits {
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            opens_per_address: Rate::new(self.joins_per_sec_per_address, self.join_burst_per_address as f64),
+        }
+    }
 }
 
 impl Default for ProxyLimits {

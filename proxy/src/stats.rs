@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tessera_shared::ids::ProxyId;
 use tessera_shared::link::Traffic;
+use tessera_shared::link::admission::Refused;
 use tessera_shared::metrics as names;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +55,16 @@ impl Refusal {
             Self::JoinRate => "join_rate",
             Self::Full => "full",
             Self::SlowReader => "slow_reader",
+        }
+    }
+}
+
+impl From<Refused> for Refusal {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Connections => Self::Connections,
+            Refused::ConnectionsPerAddress => Self::ConnectionsPerAddress,
+            Refused::OpenRate => Self::JoinRate,
         }
     }
 }

@@ -28,12 +28,13 @@ use tracing::{info, warn};
 const FORWARD_FOR_TICKS: u64 = 20 * 60;
 
 /// A player that left this server recently.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Departure {
     /// Its new owner.
     pub to: ServerId,
     pub at_tick: u64,
-    pub proxy: ProxyId,
+    /// The player as it left: who may still pass on its input and logout.
+    pub player: Player,
     /// Whether the new owner confirmed it took the player over.
     pub accepted: bool,
 }
@@ -104,7 +105,7 @@ fn hand_off_departing(
         }
         info!("handing {user} to {next} at {}", position.0);
         commands.entity(entity).despawn();
-        handed_off.0.insert(user, Departure { to: next, at_tick: tick.0, proxy: player.proxy, accepted: false });
+        handed_off.0.insert(user, Departure { to: next, at_tick: tick.0, player: player.clone(), accepted: false });
         settings.stats.handoffs_out.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -156,7 +157,7 @@ fn accept_handoffs(
 
 /// Input and logouts that reach us for a player we handed off were sent before its proxy
 /// heard of the handoff: the new owner gets them (and applies each input once, by its
-/// sequence number).
+/// sequence number), if they came from whoever spoke for the player here.
 fn forward_to_new_owners(
     mut inputs: MessageReader<InputReceived>,
     mut logouts: MessageReader<LogoutRequest>,
@@ -164,14 +165,17 @@ fn forward_to_new_owners(
     handed_off: Res<HandedOff>,
     mut peers: ResMut<PeerLinks>,
 ) {
-    let new_owner = |user| handed_off.0.get(&user).filter(|_| !players.0.contains_key(&user)).map(|d| d.to);
-    for &InputReceived { user, input, .. } in inputs.read() {
-        if let Some(to) = new_owner(user) {
+    let new_owner = |user, via| {
+        let departure = handed_off.0.get(&user).filter(|d| !players.0.contains_key(&user) && d.player.speaks_for(via));
+        departure.map(|d| d.to)
+    };
+    for &InputReceived { user, input, via } in inputs.read() {
+        if let Some(to) = new_owner(user, via) {
             peers.send(to, PeerMessage::ForwardInput { user, input });
         }
     }
-    for &LogoutRequest { user, .. } in logouts.read() {
-        if let Some(to) = new_owner(user) {
+    for &LogoutRequest { user, via } in logouts.read() {
+        if let Some(to) = new_owner(user, via) {
             peers.send(to, PeerMessage::ForwardLogout { user });
         }
     }
@@ -198,7 +202,7 @@ fn settle_departures(
             .0
             .iter()
             .filter(|(_, d)| d.to == peer && !d.accepted)
-            .map(|(&user, d)| (user, d.proxy))
+            .map(|(&user, d)| (user, d.player.proxy))
             .collect();
         for (user, proxy) in unconfirmed {
             warn!("lost {peer} before it confirmed taking {user}: disconnecting the player so it rejoins");

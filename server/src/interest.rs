@@ -17,7 +17,8 @@ use tessera_shared::components::{Position, Velocity};
 use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
 use tessera_shared::protocol::{
-    EntityState, PlayerUpdate, ProxyToClient, ServerToProxy, UPDATES_FRAME_BUDGET, must_resend, tick_seconds,
+    EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerUpdate, ProxyToClient, ServerToProxy,
+    UPDATES_FRAME_BUDGET, must_resend, tick_seconds,
 };
 use tracing::warn;
 
@@ -83,23 +84,43 @@ struct Sent {
     seen: u64,
 }
 
+/// What a player is told of one entity in its view this tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tell {
+    /// Not yet: new to the player, and no room for it this tick.
+    Later,
+    Nothing,
+    State,
+    /// An entity new to the player: its name too.
+    StateAndName,
+}
+
 impl KnownEntities {
-    /// Whether `state` must be sent at `tick`, recording it as sent if so; `None` for
-    /// an entity the player did not know (it needs its name too).
-    fn must_send(&mut self, state: EntityState, tick: u64, tick_seconds: f32) -> Option<bool> {
+    /// What the player must be told of `state` at `tick`, recording it as sent if
+    /// anything; `states` were already put in this tick's update. With the update full
+    /// ([`MAX_STATES_PER_UPDATE`]), or the player knowing all it may
+    /// ([`MAX_KNOWN_ENTITIES`]), nothing: an entity already known stays known (the
+    /// player goes on extrapolating it), a new one waits for a later tick. So a crowd
+    /// of any size arrives over a few ticks, every update stays within what a client
+    /// accepts, and the entities a player knows stay few enough that all leaving at
+    /// once still fits one update.
+    fn tell(&mut self, state: EntityState, tick: u64, tick_seconds: f32, states: usize) -> Tell {
+        let full = states >= MAX_STATES_PER_UPDATE;
+        let room_for_new = !full && self.sent.len() < MAX_KNOWN_ENTITIES;
         let sent = match self.sent.entry(state.id) {
             Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(unknown) => {
+            Entry::Vacant(unknown) if room_for_new => {
                 unknown.insert(Sent { state, tick, seen: tick });
-                return None;
+                return Tell::StateAndName;
             }
+            Entry::Vacant(_) => return Tell::Later,
         };
         sent.seen = tick;
-        let stale = must_resend(&sent.state, sent.tick, &state, tick, tick_seconds);
-        if stale {
-            (sent.state, sent.tick) = (state, tick);
+        if full || !must_resend(&sent.state, sent.tick, &state, tick, tick_seconds) {
+            return Tell::Nothing;
         }
-        Some(stale)
+        (sent.state, sent.tick) = (state, tick);
+        Tell::State
     }
 
     /// Forgets, and returns, the entities not seen at `tick`.
@@ -133,7 +154,8 @@ fn send_player_updates(
     for (&user, &id, player, queue, position, velocity, mut known) in &mut players {
         let full = !known.started;
         known.started = true;
-        let (mut changed, mut names, mut in_view) = (Vec::new(), Vec::new(), 0);
+        // Entities in view the player knows: if it knows more, some left its view.
+        let (mut changed, mut names, mut known_in_view) = (Vec::new(), Vec::new(), 0);
         let everyone = if broadcast { 0..everything.len() } else { 0..0 };
         let near = (!broadcast).then(|| grid.near(position.0)).into_iter().flatten();
         for i in everyone.chain(near) {
@@ -142,18 +164,19 @@ fn send_player_updates(
             if other == id || out_of_view {
                 continue;
             }
-            in_view += 1;
             let state = EntityState { id: other, position: other_position.0, velocity: other_velocity.0 };
-            match known.must_send(state, tick.0, tick_seconds) {
-                Some(false) => {}
-                Some(true) => changed.push(state),
-                None => {
+            match known.tell(state, tick.0, tick_seconds, changed.len()) {
+                Tell::Later => continue,
+                Tell::Nothing => {}
+                Tell::State => changed.push(state),
+                Tell::StateAndName => {
                     changed.push(state);
                     names.push((other, visible.name.clone()));
                 }
             }
+            known_in_view += 1;
         }
-        let left = if known.sent.len() > in_view { known.forget_unseen(tick.0) } else { Vec::new() };
+        let left = if known.sent.len() > known_in_view { known.forget_unseen(tick.0) } else { Vec::new() };
         let update = PlayerUpdate {
             tick: tick.0,
             server: settings.id,
@@ -201,5 +224,46 @@ impl ProxyBatch {
             links.send(proxy, ServerToProxy::Updates { tick, frames: std::mem::take(&mut self.frames) });
         }
         self.bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(id: u64, x: f32) -> EntityState {
+        EntityState { id: EntityId(id), position: Vec2::new(x, 10.0), velocity: Vec2::ZERO }
+    }
+
+    /// One tick's update for a crowd of `ids` standing at `x`: how many states, how many named.
+    fn update(known: &mut KnownEntities, ids: std::ops::Range<u64>, x: f32, tick: u64) -> (usize, usize) {
+        let (mut states, mut named) = (0, 0);
+        for id in ids {
+            match known.tell(at(id, x), tick, 0.05, states) {
+                Tell::Later | Tell::Nothing => {}
+                Tell::State => states += 1,
+                Tell::StateAndName => (states, named) = (states + 1, named + 1),
+            }
+        }
+        (states, named)
+    }
+
+    #[test]
+    fn a_crowd_arrives_over_a_few_ticks_and_what_is_known_stays_bounded() {
+        let mut known = KnownEntities::default();
+        let crowd = 2 * MAX_KNOWN_ENTITIES as u64;
+        assert_eq!(update(&mut known, 0..crowd, 10.0, 1), (MAX_STATES_PER_UPDATE, MAX_STATES_PER_UPDATE));
+        assert_eq!(update(&mut known, 0..crowd, 10.0, 2), (MAX_STATES_PER_UPDATE, MAX_STATES_PER_UPDATE));
+        let mut tick = 2;
+        while known.sent.len() < MAX_KNOWN_ENTITIES {
+            tick += 1;
+            let (states, _) = update(&mut known, 0..crowd, 10.0, tick);
+            assert!(states <= MAX_STATES_PER_UPDATE);
+            assert!(tick < 100, "the crowd is told about within a few ticks");
+        }
+        assert_eq!(update(&mut known, 0..crowd, 10.0, tick + 1), (0, 0), "nothing new beyond what may be known");
+        // Everyone moves: the known are told again, at most a full update's worth a tick.
+        assert_eq!(update(&mut known, 0..crowd, 50.0, tick + 2), (MAX_STATES_PER_UPDATE, 0));
+        assert_eq!(known.forget_unseen(tick + 2).len(), 0, "the rest are still known, and extrapolated");
     }
 }

@@ -38,7 +38,7 @@ impl Player {
     }
 
     /// Whether `via` may pass on this player's input and logout.
-    fn speaks_for(&self, via: Via) -> bool {
+    pub fn speaks_for(&self, via: Via) -> bool {
         match via {
             Via::Proxy(proxy) => proxy == self.proxy,
             Via::Peer(peer) => self.handed_by == Some(peer),

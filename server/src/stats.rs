@@ -13,6 +13,11 @@ pub struct ServerStats {
     pub subscriptions_in: AtomicU64,
     pub handoffs_in: AtomicU64,
     pub handoffs_out: AtomicU64,
+    /// Connections turned away at the proxy and peer ports before their handshake.
+    pub refused_connections: AtomicU64,
+    /// Handshakes at the proxy and peer ports that failed: no secret, too slow, not a
+    /// role the port takes.
+    pub failed_handshakes: AtomicU64,
     /// Bytes exchanged with peer servers.
     pub peer_traffic: tessera_shared::link::Traffic,
 }

@@ -79,6 +79,8 @@ struct ServerMetrics {
     peer_bytes_out: metrics::Counter,
     handoffs_in: metrics::Counter,
     handoffs_out: metrics::Counter,
+    refused_connections: metrics::Counter,
+    failed_handshakes: metrics::Counter,
 }
 
 impl ServerMetrics {
@@ -93,7 +95,9 @@ impl ServerMetrics {
             peer_bytes_in: metrics::counter!(names::SERVER_PEER_BYTES, "server" => server.clone(), "direction" => "in"),
             peer_bytes_out: metrics::counter!(names::SERVER_PEER_BYTES, "server" => server.clone(), "direction" => "out"),
             handoffs_in: metrics::counter!(names::SERVER_HANDOFFS, "server" => server.clone(), "direction" => "in"),
-            handoffs_out: metrics::counter!(names::SERVER_HANDOFFS, "server" => server, "direction" => "out"),
+            handoffs_out: metrics::counter!(names::SERVER_HANDOFFS, "server" => server.clone(), "direction" => "out"),
+            refused_connections: metrics::counter!(names::SERVER_REFUSALS, "server" => server.clone(), "cause" => "door"),
+            failed_handshakes: metrics::counter!(names::SERVER_REFUSALS, "server" => server, "cause" => "handshake"),
         }
     }
 }
@@ -138,6 +142,8 @@ fn export_metrics(
     metrics.peer_bytes_out.absolute(get(&stats.peer_traffic.bytes_out));
     metrics.handoffs_in.absolute(get(&stats.handoffs_in));
     metrics.handoffs_out.absolute(get(&stats.handoffs_out));
+    metrics.refused_connections.absolute(get(&stats.refused_connections));
+    metrics.failed_handshakes.absolute(get(&stats.failed_handshakes));
 }
 
 fn report(

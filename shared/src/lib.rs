@@ -1,6 +1,6 @@
 //! Tessera's common ground, shared by every process of a cluster and by the game
 //! client: the ids, the components, the region map, the cluster file, the cluster
-//! secret, the wire protocol with its framing and (sealed) links, the bridge between a tokio runtime and Bevy systems, and
+//! secret, the wire protocol with its framing and (sealed) links and the limits at their doors, the bridge between a tokio runtime and Bevy systems, and
 //! the names of the exported metrics. Nothing here is specific to one platform.
 
 pub mod bridge;
@@ -11,6 +11,7 @@ pub mod ids;
 pub mod link;
 pub mod metrics;
 pub mod protocol;
+pub mod rate;
 pub mod region_map;
 pub mod secret;
 

@@ -16,6 +16,9 @@ pub const SERVER_PEER_BYTES: &str = "tessera_server_peer_bytes_total";
 pub const SERVER_PEERS: &str = "tessera_server_peers";
 /// Players handed to or taken from peers. Labels `server`, `direction` (`in`/`out`).
 pub const SERVER_HANDOFFS: &str = "tessera_server_handoffs_total";
+/// Connections to the proxy and peer ports turned away. Labels `server`, `cause`
+/// (`door`: over the members' door limits; `handshake`: failed to prove membership or role).
+pub const SERVER_REFUSALS: &str = "tessera_server_refusals_total";
 /// Game servers this proxy is linked to. Label `proxy`.
 pub const PROXY_SERVERS: &str = "tessera_proxy_servers";
 /// Players connected to this proxy. Label `proxy`.

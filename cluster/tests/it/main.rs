@@ -1,9 +1,10 @@
 //! The cluster-wide tests, one module per feature. Handoff, subscriptions, visibility
 //! and what only a receiver's state can refuse ([`hostile_peers`]) run tick by tick on
 //! the in-process [`stepper`] (no sockets, manual time); walking, bad input, the
-//! proxies' player cap and the swarm run end to end over real TCP, through a
+//! proxies' player cap, the swarm and the [`abuse`] at every door run end to end over real TCP, through a
 //! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]).
 
+mod abuse;
 mod bad_input;
 mod handoff;
 mod harness;

@@ -6,6 +6,7 @@
 //! bound. Also here: the accept loop every listener runs, and the redial loop (with its
 //! [`Backoff`]) every dialer runs.
 
+pub mod admission;
 pub mod codec;
 pub mod seal;
 
@@ -59,6 +60,17 @@ pub enum LinkError {
     Refused(String),
     #[error("this process is shutting down")]
     ShuttingDown,
+}
+
+impl LinkError {
+    /// The same error met before the handshake was over: the handshake's.
+    fn in_handshake(self) -> Self {
+        match self {
+            Self::Wire(err) => HandshakeError::Wire(err).into(),
+            Self::Closed => HandshakeError::Closed.into(),
+            other => other,
+        }
+    }
 }
 
 impl From<InboxClosed> for LinkError {
@@ -128,7 +140,8 @@ impl<In: DeserializeOwned + Bounded> Link<In> {
         };
         let (link, theirs) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
             .await
-            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))??;
+            .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))?
+            .map_err(LinkError::in_handshake)?;
         if theirs.version != PROTOCOL_VERSION {
             return Err(HandshakeError::Version { ours: PROTOCOL_VERSION, theirs: theirs.version }.into());
         }
@@ -335,6 +348,11 @@ pub async fn accept_loop<Serve, Served>(
                         Ok(()) | Err(LinkError::Closed) => info!("{what} link from {addr} closed"),
                         // Said where it was decided, to the peer and in the log.
                         Err(LinkError::Refused(reason)) => debug!("{what} from {addr} refused: {reason}"),
+                        // Anybody can knock: counted by the listener, and the member
+                        // whose secret is wrong hears why on its side.
+                        Err(LinkError::Handshake(err)) if err.from_a_stranger() => {
+                            debug!("{what} from {addr} failed its handshake: {err}")
+                        }
                         Err(err) => warn!("closing {what} link from {addr}: {err}"),
                     }
                 });

@@ -255,7 +255,7 @@ mod tests {
         };
         let (replayed, ()) = tokio::join!(accept, replay);
         assert!(
-            matches!(replayed, Err(LinkError::Wire(WireError::Forged))),
+            matches!(replayed, Err(LinkError::Handshake(HandshakeError::Wire(WireError::Forged)))),
             "a replayed handshake is refused at its first record: {:?}",
             replayed.err()
         );

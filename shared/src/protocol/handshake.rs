@@ -52,6 +52,19 @@ pub enum HandshakeError {
     Role { expected: &'static str, got: Role },
     #[error("the peer does not hold this cluster's secret (or is not a Tessera process)")]
     NotAMember,
+    #[error("closed before the handshake was over")]
+    Closed,
+    #[error(transparent)]
+    Wire(crate::framing::WireError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl HandshakeError {
+    /// Whether the peer proved nothing: it may be anybody, so what it did is worth a
+    /// counter and a debug line, not a warning per connection. A version or role
+    /// refused after it spoke properly is a real process misconfigured, worth a warning.
+    pub fn from_a_stranger(&self) -> bool {
+        !matches!(self, Self::Version { .. } | Self::Role { .. })
+    }
 }

@@ -41,6 +41,17 @@ pub const MAX_PENDING_INPUTS: usize = 256;
 /// be a million of them.
 pub const MAX_ENTITIES_PER_MESSAGE: usize = 16_384;
 
+/// Entity states in one player update (new or changed), each with its name if new: a
+/// crowd larger than this reaches a player over a few ticks. Of at most 25 and 42 bytes,
+/// they fill half of [`UPDATES_FRAME_BUDGET`] at most, with room left for every known
+/// entity leaving at once.
+pub const MAX_STATES_PER_UPDATE: usize = 2_048;
+
+/// Entities a server lets one player know at once: a bigger crowd is seen in part. All
+/// of them leaving, with a full update of states and names, still fits one message
+/// ([`MAX_ENTITIES_PER_MESSAGE`]).
+pub const MAX_KNOWN_ENTITIES: usize = MAX_ENTITIES_PER_MESSAGE - 2 * MAX_STATES_PER_UPDATE;
+
 /// The fastest anything moves, in world units per second: walking speed, and a little
 /// for the rounding of a normalised diagonal.
 pub const MAX_SPEED: f32 = WALK_SPEED * 1.001;

@@ -3,6 +3,7 @@
 //! one accepts. Everything a peer sends passes [`verify::from_peer`] (the map and the
 //! tether decide what it may say) before the app sees it.
 
+use super::MembersDoor;
 use crate::net::{LinkId, NetEvent};
 use std::sync::Arc;
 use tessera_shared::bridge::InboxSender;
@@ -19,6 +20,7 @@ use tracing::info;
 /// What a peer task needs to know.
 #[derive(Clone)]
 pub struct PeerContext {
+    pub door: MembersDoor,
     pub me: ServerId,
     pub rules: Arc<PeerRules>,
     pub secret: Arc<ClusterSecret>,
@@ -35,17 +37,24 @@ impl PeerContext {
 
 /// Accepts peers with a lower id than ours.
 pub async fn accept(listener: TcpListener, context: PeerContext, shutdown: CancellationToken) {
-    accept_loop(listener, shutdown, "peer", move |stream, _| {
+    accept_loop(listener, shutdown, "peer", move |stream, address| {
+        let slot = context.door.admit(address)?;
         let context = context.clone();
         Some(async move {
-            match context.open(stream, Side::Listener).await? {
-                (link, Role::Server(peer))
-                    if peer < context.me && context.rules.map.regions_of(peer).next().is_some() =>
-                {
-                    serve(link, peer, &context).await
+            let handshake = async {
+                match context.open(stream, Side::Listener).await? {
+                    (link, Role::Server(peer))
+                        if peer < context.me && context.rules.map.regions_of(peer).next().is_some() =>
+                    {
+                        Ok((link, peer))
+                    }
+                    (_, got) => {
+                        Err(HandshakeError::Role { expected: "a server of the map with a lower id", got }.into())
+                    }
                 }
-                (_, got) => Err(HandshakeError::Role { expected: "a server of the map with a lower id", got }.into()),
-            }
+            };
+            let (link, peer) = context.door.handshake(slot, handshake).await?;
+            serve(link, peer, &context).await
         })
     })
     .await

@@ -2,11 +2,13 @@
 //! cluster secret, and relays their messages to the app once [`verify::from_proxy`]
 //! allows each (a proxy may only speak for the users it issued).
 
+use super::MembersDoor;
 use crate::net::{LinkId, NetEvent};
 use std::sync::Arc;
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ServerId;
+use tessera_shared::link::admission::ConnectionSlot;
 use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, accept_loop};
 use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::{Hello, ProxyToServer, Role, verify};
@@ -18,6 +20,7 @@ use tracing::info;
 /// What a proxy link task needs to know.
 #[derive(Clone)]
 pub struct ProxyContext {
+    pub door: MembersDoor,
     pub me: ServerId,
     pub cluster: Arc<ClusterConfig>,
     pub secret: Arc<ClusterSecret>,
@@ -25,20 +28,23 @@ pub struct ProxyContext {
 }
 
 pub async fn accept(listener: TcpListener, context: ProxyContext, shutdown: CancellationToken) {
-    accept_loop(listener, shutdown, "proxy", move |stream, _| {
+    accept_loop(listener, shutdown, "proxy", move |stream, peer| {
+        let slot = context.door.admit(peer)?;
         let context = context.clone();
-        Some(async move { serve(stream, &context).await })
+        Some(async move { serve(stream, slot, &context).await })
     })
     .await
 }
 
-async fn serve(stream: TcpStream, context: &ProxyContext) -> Result<(), LinkError> {
+async fn serve(stream: TcpStream, slot: ConnectionSlot, context: &ProxyContext) -> Result<(), LinkError> {
     let door = Door::Members(&context.secret, Side::Listener);
-    let (link, proxy) =
+    let handshake = async {
         match Link::<ProxyToServer>::open(stream, door, Hello::new(Role::Server(context.me)), None).await? {
-            (link, Role::Proxy(proxy)) if context.cluster.proxy(proxy).is_ok() => (link, proxy),
-            (_, got) => return Err(HandshakeError::Role { expected: "a proxy of the map", got }.into()),
-        };
+            (link, Role::Proxy(proxy)) if context.cluster.proxy(proxy).is_ok() => Ok((link, proxy)),
+            (_, got) => Err(HandshakeError::Role { expected: "a proxy of the map", got }.into()),
+        }
+    };
+    let (link, proxy) = context.door.handshake(slot, handshake).await?;
     let events = &context.events;
     let id = LinkId::next();
     let (outbound, queue) = Outbound::channel();

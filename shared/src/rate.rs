@@ -1,12 +1,12 @@
-//! Token buckets: each player's inputs per second, and each address's joins per second.
-//! A [`Rate`] says how fast buckets refill and how much they hold; a [`TokenBucket`] is
-//! just its tokens and when it last refilled, so the proxy can keep one per address
-//! cheaply.
+//! Token buckets: each player's inputs per second, each address's connections per
+//! second at a door. A [`Rate`] says how fast buckets refill and how much they hold; a
+//! [`TokenBucket`] is just its tokens and when it last refilled, so a door can keep one
+//! per address cheaply.
 
 use std::time::Instant;
 
 /// How fast a bucket refills, and how many tokens it holds at most.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
     per_sec: f64,
     burst: f64,
@@ -14,8 +14,13 @@ pub struct Rate {
 
 impl Rate {
     /// `per_sec` tokens a second, at most `burst` saved up.
-    pub fn new(per_sec: f64, burst: f64) -> Self {
+    pub const fn new(per_sec: f64, burst: f64) -> Self {
         Self { per_sec, burst }
+    }
+
+    /// `factor` times as fast, holding `factor` times as much.
+    pub fn times(self, factor: f64) -> Self {
+        Self { per_sec: self.per_sec * factor, burst: self.burst * factor }
     }
 
     /// A full bucket, as one never used.
