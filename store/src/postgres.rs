@@ -43,7 +43,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub(crate) async fn open(url: &PostgresUrl, timeout: Duration, connections: usize) -> Result<Self, StoreError> {
         let what = url.to_string();
-        let mut config = url.0.clone();
+        let mut config = (*url.0).clone();
         config.connect_timeout(timeout).keepalives(true).application_name("tessera");
         let manager =
             Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
