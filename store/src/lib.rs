@@ -17,7 +17,7 @@
 //!
 //! [`Store`] is an enum rather than a trait: there are exactly two backends, chosen at
 //! start by a location string, and an enum gives async methods without boxing their
-//! futures, a `Clone` handle, and no trait object for the lead to thread around.
+//! futures, and a `Clone` handle rather than a trait object to pass around.
 
 mod error;
 mod location;
