@@ -1,9 +1,16 @@
-//! Tessera's fuzz targets share what each receiver does with bytes with the test suite:
-//! [`receive`] is `shared/tests/it/receive.rs`, included here, so the fuzzer and CI's
-//! mutation test drive the same decoders and gates.
+//! Tessera's fuzz targets share what each receiver does with bytes with the test suites,
+//! included here from them, so the fuzzer and CI drive the same decoders and gates:
+//! [`receive`] (`shared/tests/it/receive.rs`) for the messages of every link direction,
+//! [`link_layer`] (`shared/tests/it/link_layer.rs`) for the Noise handshake and the
+//! record layer beneath them, [`view`] (`player/tests/it/view.rs`) for what a player
+//! folds into its view.
 
+#[path = "../../shared/tests/it/link_layer.rs"]
+pub mod link_layer;
 #[path = "../../shared/tests/it/receive.rs"]
 pub mod receive;
+#[path = "../../player/tests/it/view.rs"]
+pub mod view;
 
 use receive::{Direction, Receiver};
 use std::sync::LazyLock;
