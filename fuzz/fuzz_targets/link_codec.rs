@@ -3,6 +3,4 @@
 //! must yield the frames the plain stream does), arriving a few bytes at a time.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tessera_fuzz::link_layer::read_link(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera_fuzz::read_link(data));

@@ -14,11 +14,20 @@ pub mod view;
 
 use receive::{Direction, Receiver};
 use std::sync::LazyLock;
+use tessera_shared::link::seal::Cipher;
 
 /// Built once: every input is received by the same receiver.
 static RECEIVER: LazyLock<Receiver> = LazyLock::new(Receiver::default);
+/// One Noise handshake a run (each costs more than reading an input): every input reads
+/// a new link between the same two members, its ciphers rewound to the first record.
+static MEMBERS: LazyLock<(Cipher, Cipher)> = LazyLock::new(link_layer::members_ciphers);
 
 /// Feeds `data` to the receiver of `direction`; a panic anywhere is the finding.
 pub fn receive(direction: Direction, data: &[u8]) {
     RECEIVER.receive(direction, data);
+}
+
+/// Reads `data` as [`link_layer::read_link`] does, on a new link between [`MEMBERS`].
+pub fn read_link(data: &[u8]) {
+    link_layer::read_link(data, || (MEMBERS.0.rewound(), MEMBERS.1.rewound()));
 }

@@ -3,7 +3,7 @@
 //! fuzzer somewhere useful (the player's view of `proxy_to_client` is replayed by the
 //! player crate's suite).
 
-use crate::link_layer::{Knock, LINK_CODEC_TARGET, NOISE_RESPONDER_TARGET, Stream, knock, read_link};
+use crate::link_layer::{Knock, LINK_CODEC_TARGET, NOISE_RESPONDER_TARGET, Stream, knock, members_ciphers, read_link};
 use crate::receive::{CLUSTER_FILE_TARGET, Direction, Receiver, load_cluster_file};
 use crate::seeds::seeds;
 
@@ -27,7 +27,7 @@ fn every_link_layer_seed_is_read_without_a_panic() {
     }
     let reads: Vec<(Stream, usize)> = seeds(LINK_CODEC_TARGET)
         .iter()
-        .filter_map(|(_, bytes)| read_link(bytes))
+        .filter_map(|(_, bytes)| read_link(bytes, members_ciphers))
         .map(|(stream, reading)| (stream, reading.frames.len()))
         .collect();
     let framed = |wanted: fn(&Stream) -> bool| reads.iter().any(|(stream, frames)| wanted(stream) && *frames > 1);

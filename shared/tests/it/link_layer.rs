@@ -85,9 +85,11 @@ pub enum Stream {
 
 /// Reads a `link_codec` input: the first byte says how ([`Stream`]; for sealed streams
 /// the second says how long their records' plaintext is), the next how many bytes
-/// arrive at a time, and the rest is the stream. Returns how it was read and what the
-/// reader made of it; panics where the record layer breaks a promise.
-pub fn read_link(input: &[u8]) -> Option<(Stream, Reading)> {
+/// arrive at a time, and the rest is the stream. `members` gives the ciphers of a new
+/// link between two members ([`members_ciphers`]: the one sealing, the one opening).
+/// Returns how it was read and what the reader made of it; panics where the record
+/// layer breaks a promise.
+pub fn read_link(input: &[u8], members: impl FnOnce() -> (Cipher, Cipher)) -> Option<(Stream, Reading)> {
     let (&how, input) = input.split_first()?;
     let (stream, input) = match how % 3 {
         0 => (Stream::Plain, input),
@@ -102,13 +104,13 @@ pub fn read_link(input: &[u8]) -> Option<(Stream, Reading)> {
     let reading = match stream {
         Stream::Plain => read(None, bytes, arrival),
         Stream::Forged => {
-            let (_, reading) = members_ciphers();
+            let (_, reading) = members();
             let forged = read(Some(reading), bytes, arrival);
             assert!(forged.frames.is_empty(), "a record no member sealed was opened: {forged:?}");
             forged
         }
         Stream::Sealed { record } => {
-            let (writing, reading) = members_ciphers();
+            let (writing, reading) = members();
             let mut sealer = LinkCodec::new(WireCodec::<Hello>::default(), Some(writing), None);
             let mut wire = BytesMut::new();
             for plain in bytes.chunks(record) {
@@ -134,7 +136,7 @@ pub fn read_link(input: &[u8]) -> Option<(Stream, Reading)> {
 
 /// The cipher one member seals with and the one the other opens with, from a Noise
 /// handshake between two members in memory.
-fn members_ciphers() -> (Cipher, Cipher) {
+pub fn members_ciphers() -> (Cipher, Cipher) {
     let (mut dialer, mut listener) = tokio::io::duplex(1024);
     let secret = secret();
     let handshakes = futures_util::future::join(
