@@ -1,6 +1,7 @@
 //! The fuzz targets' seeds on disk (`fuzz/seeds/<target>/`: a valid input of every kind,
-//! and every input a fuzzer once crashed on, kept as a regression), for the suites that
-//! replay them: this crate's, and the player crate's (which includes this file).
+//! every input a fuzzer once crashed on, kept as a regression, and the inputs of past
+//! runs that reached code no other seed reaches), for the suites that replay them: this
+//! crate's, and the player crate's (which includes this file).
 
 use std::path::PathBuf;
 
