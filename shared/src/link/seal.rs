@@ -25,8 +25,7 @@ use crate::protocol::handshake::HandshakeError;
 use crate::secret::ClusterSecret;
 use snow::StatelessTransportState;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
 /// Hashed into the handshake: a handshake for any other protocol or version fails.
@@ -54,11 +53,12 @@ pub struct Cipher {
     nonce: u64,
 }
 
-/// Runs the handshake over `stream` as `side`, returning the ciphers for reading and
-/// for writing. Fails with [`HandshakeError::NotAMember`] when the peer does not hold
-/// `secret` (or sent anything but a handshake).
+/// Runs the handshake over `stream` (a connection, or in the fuzz targets and tests
+/// bytes in memory) as `side`, returning the ciphers for reading and for writing. Fails
+/// with [`HandshakeError::NotAMember`] when the peer does not hold `secret` (or sent
+/// anything but a handshake).
 pub async fn handshake(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     secret: &ClusterSecret,
     side: Side,
 ) -> Result<(Cipher, Cipher), HandshakeError> {
@@ -105,6 +105,14 @@ impl Cipher {
         self.keys.read_message(nonce, record, plain).map_err(|_| WireError::Forged)
     }
 
+    /// The same keys, counting records from the first again: for the fuzz targets only,
+    /// which read each input as a new link, and one handshake a run is all they can
+    /// afford. A link must never do this: a record number used twice reuses a nonce.
+    #[cfg(feature = "fuzzing")]
+    pub fn rewound(&self) -> Self {
+        Self { keys: self.keys.clone(), nonce: 0 }
+    }
+
     fn next_nonce(&mut self) -> Result<u64, WireError> {
         let nonce = self.nonce;
         // Never reached in practice (2^64 records), but a nonce must never repeat.
@@ -121,7 +129,7 @@ mod tests {
     use crate::link::{Door, Link, LinkError};
     use crate::protocol::handshake::{Hello, Role};
     use crate::protocol::{PeerMessage, ProxyToServer};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     fn hello_from(server: u16) -> Hello {
         Hello::new(Role::Server(ServerId(server)))

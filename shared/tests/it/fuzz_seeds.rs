@@ -1,24 +1,11 @@
-//! The fuzz targets' seeds (`fuzz/seeds/<target>/`, a valid frame of every message, and
-//! any input a fuzzer once crashed on, kept as a regression) replayed through the same
-//! receivers: each is taken without a panic, and every target has seeds to start from.
+//! The fuzz targets' seeds ([`crate::seeds`]) replayed through the same receivers as the
+//! targets: each is taken without a panic, and every target has seeds that start the
+//! fuzzer somewhere useful (the player's view of `proxy_to_client` is replayed by the
+//! player crate's suite).
 
+use crate::link_layer::{Knock, LINK_CODEC_TARGET, NOISE_RESPONDER_TARGET, Stream, knock, members_ciphers, read_link};
 use crate::receive::{CLUSTER_FILE_TARGET, Direction, Receiver, load_cluster_file};
-use std::path::PathBuf;
-
-/// Every seed of `target`, by file name.
-fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds").join(target);
-    let entries = std::fs::read_dir(&folder).unwrap_or_else(|err| panic!("{}: {err}", folder.display()));
-    let mut seeds: Vec<(String, Vec<u8>)> = entries
-        .map(|entry| {
-            let path = entry.expect("a readable seed folder").path();
-            (path.display().to_string(), std::fs::read(&path).expect("a readable seed"))
-        })
-        .collect();
-    seeds.sort();
-    assert!(!seeds.is_empty(), "{target} has no seeds in {}", folder.display());
-    seeds
-}
+use crate::seeds::seeds;
 
 #[test]
 fn every_seed_of_every_target_is_received_without_a_panic() {
@@ -30,4 +17,24 @@ fn every_seed_of_every_target_is_received_without_a_panic() {
     }
     let maps = seeds(CLUSTER_FILE_TARGET).iter().filter(|(_, bytes)| load_cluster_file(bytes).is_some()).count();
     assert!(maps > 0, "no cluster file seed is a valid map");
+}
+
+#[test]
+fn every_link_layer_seed_is_read_without_a_panic() {
+    let knocks: Vec<Knock> = seeds(NOISE_RESPONDER_TARGET).iter().map(|(_, bytes)| knock(bytes)).collect();
+    for how_far in [Knock::RefusedAtHandshake, Knock::HeldAtFirstRecord] {
+        assert!(knocks.contains(&how_far), "no noise_responder seed is {how_far:?}");
+    }
+    let reads: Vec<(Stream, usize)> = seeds(LINK_CODEC_TARGET)
+        .iter()
+        .filter_map(|(_, bytes)| read_link(bytes, members_ciphers))
+        .map(|(stream, reading)| (stream, reading.frames.len()))
+        .collect();
+    let framed = |wanted: fn(&Stream) -> bool| reads.iter().any(|(stream, frames)| wanted(stream) && *frames > 1);
+    assert!(framed(|stream| *stream == Stream::Plain), "no link_codec seed has plain frames: {reads:?}");
+    assert!(
+        framed(|stream| matches!(stream, Stream::Sealed { .. })),
+        "no link_codec seed has sealed frames: {reads:?}"
+    );
+    assert!(reads.iter().any(|(stream, _)| *stream == Stream::Forged), "no link_codec seed is forged: {reads:?}");
 }

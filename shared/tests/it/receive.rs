@@ -1,9 +1,10 @@
 //! What each receiver does with bytes off the wire, for every link direction: split
 //! them into frames, decode each as that direction's message, and hold it to the gate
 //! its receiver holds it to ([`verify`]); and what a process does with a cluster file.
-//! The mutation test here, the replay of the fuzz seeds, and the coverage-guided
-//! targets in `fuzz/` (which include this file) all drive it, so CI and the fuzzer
-//! exercise the same path. Nothing here may panic, whatever the bytes.
+//! The mutation test here, the replay of the fuzz seeds (here, and in the player
+//! crate's suite, which includes this file), and the coverage-guided targets in `fuzz/`
+//! (which include it too) all drive it, so CI and the fuzzer exercise the same path.
+//! Nothing here may panic, whatever the bytes.
 
 use bytes::BytesMut;
 use serde::de::DeserializeOwned;
@@ -159,7 +160,10 @@ impl Receiver {
 
 /// Decodes frames of `T` from `bytes` until they run out or one is bad, passing each
 /// decoded message through `gate` as a link does (the first refusal closes the link).
-fn frames<T: DeserializeOwned + Bounded>(bytes: &[u8], mut gate: impl FnMut(&T) -> Result<(), Violation>) -> Received {
+pub fn frames<T: DeserializeOwned + Bounded>(
+    bytes: &[u8],
+    mut gate: impl FnMut(&T) -> Result<(), Violation>,
+) -> Received {
     let mut codec = WireCodec::<T>::default();
     let mut buffer = BytesMut::from(bytes);
     let mut received = Received::default();

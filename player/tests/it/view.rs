@@ -1,0 +1,26 @@
+//! What a player does with the bytes its proxy sends once it is welcomed (by
+//! [`receive::welcome`]): each update is folded into its [`WorldView`] as
+//! `Player::receive` folds it ([`WorldView::apply`], which holds it to
+//! `verify::update` first), and the view is read as the client draws it. The replay of
+//! the `proxy_to_client` seeds and that fuzz target (which includes this file, and
+//! [`receive`] beside it) drive it. Nothing here may panic, whatever the bytes.
+
+use crate::receive::{self, Received};
+use tessera_player::WorldView;
+use tessera_shared::protocol::{ProxyToClient, tick_seconds};
+
+/// The view a welcomed player has after reading `bytes`, and what it made of them.
+pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
+    let welcome = receive::welcome();
+    let mut view = WorldView::new(tick_seconds(welcome.tick_hz));
+    let received = receive::frames(bytes, |message: &ProxyToClient| match message {
+        ProxyToClient::Update(update) => view.apply(update.clone(), &welcome),
+        // A player takes a welcome only before its first update, and stops at a
+        // disconnect: neither reaches its view.
+        ProxyToClient::Welcome(_) | ProxyToClient::Disconnect { .. } => Ok(()),
+    });
+    // What the client draws: everyone in view, where they are now.
+    let placed = view.others().filter(|other| other.position.is_finite()).count();
+    assert_eq!(placed, view.in_view(), "an entity in view was extrapolated out of space");
+    (view, received)
+}
