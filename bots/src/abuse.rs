@@ -226,13 +226,7 @@ pub async fn run(plan: AbusePlan) -> AbuseReport {
                 let mut turn = 0;
                 while every.tick().await < end {
                     turn += 1;
-                    let outcome = match connect(target.address, sources.nth(turn)).await {
-                        Ok(stream) => {
-                            drop(stream);
-                            Outcome::Closed(Duration::ZERO)
-                        }
-                        Err(_) => Outcome::NotConnected,
-                    };
+                    let outcome = attack_once(target, sources.nth(turn), Attack::Flood, plan.patience).await;
                     let _ = sender.send((target.door, Attack::Flood, outcome));
                 }
             });
@@ -273,6 +267,7 @@ async fn attack_once(target: Target, from: Option<IpAddr>, attack: Attack, patie
     let Ok(mut stream) = connect(target.address, from).await else { return Outcome::NotConnected };
     let deadline = started + patience;
     let closed = match attack {
+        // Dropped as soon as it is open.
         Attack::Flood => return Outcome::Closed(Duration::ZERO),
         Attack::Garbage => {
             let len = rand::rng().random_range(1..=4096);

@@ -95,8 +95,7 @@ impl PostgresStore {
                 .await
                 .map_err(pg_error)?;
             if inserted == 1 {
-                let record = PlayerRecord { id, key, name, position: spawn, last_seen_ms: now_ms, time_played_ms: 0 };
-                return Ok(Claimed { record, created: true });
+                return Ok(Claimed::new_player(key, name, spawn, now_ms));
             }
             let name_held = client.query_one(sql::NAME_IS_HELD, &[&folded]).await.map_err(pg_error)?.get(0);
             sql::insert_lost(select_by_key(client, key).await?, name_held, &name)

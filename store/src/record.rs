@@ -62,6 +62,15 @@ pub struct Claimed {
     pub created: bool,
 }
 
+impl Claimed {
+    /// A claim that made a new record: `key`'s player, called `name`, at `spawn`, seen
+    /// now (`now_ms`) for the first time.
+    pub(crate) fn new_player(key: PlayerKey, name: String, spawn: Vec2, now_ms: u64) -> Self {
+        let record = PlayerRecord { id: key.id(), key, name, position: spawn, last_seen_ms: now_ms, time_played_ms: 0 };
+        Self { record, created: true }
+    }
+}
+
 impl PlayerKey {
     pub fn id(&self) -> PlayerId {
         let digest = Sha256::digest(self.0);

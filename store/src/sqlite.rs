@@ -91,8 +91,7 @@ impl SqliteStore {
                 )
                 .map_err(fail)?;
             if inserted == 1 {
-                let record = PlayerRecord { id, key, name, position: spawn, last_seen_ms: now_ms, time_played_ms: 0 };
-                return Ok(Claimed { record, created: true });
+                return Ok(Claimed::new_player(key, name, spawn, now_ms));
             }
             let name_held = connection.query_row(sql::NAME_IS_HELD, [&folded], |row| row.get(0)).map_err(fail)?;
             sql::insert_lost(select_by_key(connection, key, timeout)?, name_held, &name)
