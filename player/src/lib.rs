@@ -2,11 +2,14 @@
 //! anything: what the game client, the bots and the tests all speak. [`connection`]
 //! joins through a proxy (with one retry-and-backoff for everyone) and sends key presses;
 //! [`world_view`] folds the updates received into what the player knows; [`steering`]
-//! turns "walk to there" into key presses, as a person would press them.
+//! turns "walk to there" into key presses, as a person would press them; [`profile`]
+//! keeps who the player is (its identity) on disk, one directory per profile.
 
 pub mod connection;
+pub mod profile;
 pub mod steering;
 pub mod world_view;
 
 pub use connection::{Player, PlayerError, Rejoin};
+pub use profile::{Profile, ProfileError};
 pub use world_view::WorldView;

@@ -12,8 +12,11 @@ pub struct ServerId(pub u16);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProxyId(pub u16);
 
-/// A connected player, unique across the cluster although proxies never coordinate:
-/// the issuing proxy's id sits in the top 16 bits, the proxy's own counter below.
+/// A player's stable id, derived from its key ([`PlayerKey::user`]): the same on every
+/// proxy, server and store of any cluster, and in every session of the player, without
+/// anyone issuing it or coordinating.
+///
+/// [`PlayerKey::user`]: crate::identity::PlayerKey::user
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "ecs", derive(bevy_ecs::component::Component))]
 pub struct UserId(pub u64);

@@ -1,6 +1,8 @@
 //! The player store: who each player is (their key, the stable id derived from it, their
 //! name) and where they were (position, last seen, time played), kept in a real database
-//! behind one small interface, [`Store`].
+//! behind one small interface, [`Store`]. Keys, ids and the name rule are
+//! `tessera_shared::identity`'s ([`PlayerKey`], [`UserId`](tessera_shared::ids::UserId),
+//! [`check_name`](tessera_shared::identity::check_name), [`name_key`](tessera_shared::identity::name_key)).
 //!
 //! Two backends, because clusters come in two shapes. On one machine the embedded
 //! default is SQLite ([`sqlite`]): one file in the cluster's data directory, nothing to
@@ -29,10 +31,11 @@ pub mod sqlite;
 use std::time::Duration;
 
 use glam::Vec2;
+use tessera_shared::identity::PlayerKey;
 
 pub use error::{ClaimError, NameError, StoreError};
 pub use location::{DEFAULT_FILE_NAME, PostgresUrl, StoreLocation};
-pub use record::{Checkpoint, Claimed, MAX_NAME_BYTES, PlayerId, PlayerKey, PlayerRecord};
+pub use record::{Checkpoint, Claimed, MAX_NAME_BYTES, PlayerRecord};
 
 use postgres::PostgresStore;
 use sqlite::SqliteStore;
@@ -85,23 +88,27 @@ impl Store {
 
     /// The record of `key`, made now under `name` (at `spawn`) if the key has none.
     ///
-    /// A name belongs to the first key that claimed it, compared without case ("Ann" and
-    /// "ANN" are one name): another key asking for it gets [`ClaimError::NameTaken`],
-    /// even when two ask at the same moment from different processes or machines. A key
-    /// keeps its first name for good: asking again under another name returns its
-    /// record as it is ([`Claimed::created`] false, [`PlayerRecord::name`] the name it
-    /// has). So a name never changes hands, and no one can later pass for a player by
-    /// taking a name that player let go. Names are checked by the caller; the store
-    /// still refuses an empty one or one over [`MAX_NAME_BYTES`] bytes.
+    /// A name belongs to the first key that claimed it, compared by
+    /// `tessera_shared::identity::name_key`, without case and look-alikes ("Ann" and
+    /// "ANN" are one name, and so are "paypal" and "pаypal" with a Cyrillic а): another
+    /// key asking for it gets [`ClaimError::NameTaken`], even when two ask at the same
+    /// moment from different processes or machines. A key keeps its first name for good:
+    /// asking again under another name returns its record as it is ([`Claimed::created`]
+    /// false, [`PlayerRecord::name`] the name it has). So a name never changes hands, and
+    /// no one can later pass for a player by taking a name that player let go.
+    ///
+    /// Names are checked by the caller, against `tessera_shared::identity::check_name`;
+    /// the store does not run that rule again, but still refuses an empty name or one
+    /// over [`MAX_NAME_BYTES`] bytes.
     pub async fn claim(&self, key: PlayerKey, name: &str, spawn: Vec2) -> Result<Claimed, ClaimError> {
-        let folded = record::fold_name(name)?;
+        let name_key = record::unique_name_key(name)?;
         if !spawn.is_finite() {
             return Err(StoreError::Invalid(format!("a spawn point of {spawn}")).into());
         }
         let (name, now) = (name.to_owned(), record::now_ms());
         match self {
-            Self::Sqlite(store) => store.claim(key, name, folded, spawn, now).await,
-            Self::Postgres(store) => store.claim(key, name, folded, spawn, now).await,
+            Self::Sqlite(store) => store.claim(key, name, name_key, spawn, now).await,
+            Self::Postgres(store) => store.claim(key, name, name_key, spawn, now).await,
         }
     }
 

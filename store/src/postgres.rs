@@ -13,7 +13,9 @@ use tokio_postgres::NoTls;
 
 use crate::error::{ClaimError, StoreError};
 use crate::location::PostgresUrl;
-use crate::record::{Checkpoint, Claimed, PlayerKey, PlayerRecord, to_sql_int};
+use tessera_shared::identity::PlayerKey;
+
+use crate::record::{Checkpoint, Claimed, PlayerRecord, to_sql_int};
 use crate::sql::{self, SCHEMA_VERSION, stored_row};
 
 /// Taken while the tables are checked or made, so that servers starting together on an
@@ -25,7 +27,7 @@ CREATE TABLE tessera_players (
     id BIGINT PRIMARY KEY,
     key BYTEA NOT NULL UNIQUE,
     name TEXT NOT NULL,
-    name_folded TEXT NOT NULL UNIQUE,
+    name_key TEXT NOT NULL UNIQUE,
     x REAL NOT NULL,
     y REAL NOT NULL,
     last_seen_ms BIGINT NOT NULL,
@@ -77,7 +79,7 @@ impl PostgresStore {
         &self,
         key: PlayerKey,
         name: String,
-        folded: String,
+        name_key: String,
         spawn: Vec2,
         now_ms: u64,
     ) -> Result<Claimed, ClaimError> {
@@ -85,19 +87,19 @@ impl PostgresStore {
             if let Some(record) = select_by_key(client, key).await? {
                 return Ok(Claimed { record, created: false });
             }
-            let id = key.id();
+            let id = key.user();
             let now = to_sql_int(now_ms, "now")?;
             let inserted = client
                 .execute(
                     sql::INSERT_IF_FREE,
-                    &[&id.0.cast_signed(), &key.0.as_slice(), &name, &folded, &spawn.x, &spawn.y, &now],
+                    &[&id.0.cast_signed(), &key.0.as_slice(), &name, &name_key, &spawn.x, &spawn.y, &now],
                 )
                 .await
                 .map_err(pg_error)?;
             if inserted == 1 {
                 return Ok(Claimed::new_player(key, name, spawn, now_ms));
             }
-            let name_held = client.query_one(sql::NAME_IS_HELD, &[&folded]).await.map_err(pg_error)?.get(0);
+            let name_held = client.query_one(sql::NAME_IS_HELD, &[&name_key]).await.map_err(pg_error)?.get(0);
             sql::insert_lost(select_by_key(client, key).await?, name_held, &name)
         })
         .await

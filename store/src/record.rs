@@ -1,34 +1,27 @@
-//! What the store keeps about a player, and what a server hands it to save: the key and
-//! the id derived from it, the name (and the one rule both backends fold names by), the
-//! record, and a checkpoint. Rows read back pass through [`StoredRow`] before they are
-//! believed, whichever database they came from.
+//! What the store keeps about a player, and what a server hands it to save: the record,
+//! a checkpoint, and the key a name is kept unique by. Keys, the ids derived from them
+//! and the name rule are `tessera_shared::identity`'s. Rows read back pass through
+//! [`StoredRow`] before they are believed, whichever database they came from.
 
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::fmt;
+use tessera_shared::identity::{PlayerKey, name_key};
+use tessera_shared::ids::UserId;
 
 use crate::error::{NameError, StoreError};
 
 /// The longest name the store accepts, in bytes (the protocol's `MAX_NAME_LEN`).
-pub const MAX_NAME_BYTES: usize = 32;
-
-/// A player's ed25519 public key: who the player is, whatever they are called.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PlayerKey(pub [u8; 32]);
-
-/// A player's stable id: the first 8 bytes of SHA-256 of the key, read big-endian.
-/// Anyone holding the key derives the same id on any machine, without asking the store.
-/// Two keys share an id with odds of about n²/2⁶⁵ for n players (one in ten million at
-/// two million players); the store refuses the second such key rather than mixing them up
-/// ([`StoreError::IdCollision`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PlayerId(pub u64);
+pub const MAX_NAME_BYTES: usize = tessera_shared::protocol::MAX_NAME_LEN;
 
 /// Everything the store knows about one player.
+///
+/// Its `id` is derived from its key ([`PlayerKey::user`]). Two keys share an id with
+/// odds of about n²/2⁶⁵ for n players (one in ten million at two million players); the
+/// store refuses the second such key rather than mixing them up
+/// ([`StoreError::IdCollision`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayerRecord {
-    pub id: PlayerId,
+    pub id: UserId,
     pub key: PlayerKey,
     /// As first claimed, with its case: a name never changes hands (see [`crate::Store::claim`]).
     pub name: String,
@@ -43,7 +36,7 @@ pub struct PlayerRecord {
 /// One player's state, as a server saves it in a batch ([`crate::Store::save`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Checkpoint {
-    pub id: PlayerId,
+    pub id: UserId,
     pub position: Vec2,
     /// Unix time in milliseconds; at most `i64::MAX`.
     pub last_seen_ms: u64,
@@ -66,45 +59,28 @@ impl Claimed {
     /// A claim that made a new record: `key`'s player, called `name`, at `spawn`, seen
     /// now (`now_ms`) for the first time.
     pub(crate) fn new_player(key: PlayerKey, name: String, spawn: Vec2, now_ms: u64) -> Self {
-        let record = PlayerRecord { id: key.id(), key, name, position: spawn, last_seen_ms: now_ms, time_played_ms: 0 };
+        let record =
+            PlayerRecord { id: key.user(), key, name, position: spawn, last_seen_ms: now_ms, time_played_ms: 0 };
         Self { record, created: true }
     }
 }
 
-impl PlayerKey {
-    pub fn id(&self) -> PlayerId {
-        let digest = Sha256::digest(self.0);
-        let mut first = [0; 8];
-        first.copy_from_slice(&digest[..8]);
-        PlayerId(u64::from_be_bytes(first))
-    }
-}
-
-impl fmt::Debug for PlayerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PlayerKey(")?;
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))?;
-        write!(f, ")")
-    }
-}
-
-impl fmt::Display for PlayerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "player {:016x}", self.0)
-    }
-}
-
-/// The form of a name that must be unique: Unicode lowercase, so "Ann" and "ANN" are one
-/// name. Folded here rather than by either database, whose case rules differ (SQLite's
-/// NOCASE knows only ASCII; PostgreSQL's `lower` follows the server's locale).
-pub(crate) fn fold_name(name: &str) -> Result<String, NameError> {
+/// The form of `name` the store keeps unique: its [`name_key`], so "Ann" and "ANN", or
+/// "paypal" and "pаypal" with a Cyrillic а, are one name. Made here rather than by either
+/// database, whose case rules differ (SQLite's NOCASE knows only ASCII; PostgreSQL's
+/// `lower` follows the server's locale) and which know nothing of look-alikes.
+///
+/// The store does not run the whole name rule (`tessera_shared::identity::check_name`:
+/// the callers do, before they ask); it refuses only what it must not hold, an empty name
+/// or one over [`MAX_NAME_BYTES`] bytes.
+pub(crate) fn unique_name_key(name: &str) -> Result<String, NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }
     if name.len() > MAX_NAME_BYTES {
         return Err(NameError::TooLong { len: name.len() });
     }
-    Ok(name.to_lowercase())
+    Ok(name_key(name))
 }
 
 /// How a database stores a count or a time: SQLite and PostgreSQL integers are signed.
@@ -139,7 +115,7 @@ impl TryFrom<StoredRow> for PlayerRecord {
     fn try_from(row: StoredRow) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("player row {}: {what}", row.id));
         let key = PlayerKey(row.key.as_slice().try_into().map_err(|_| corrupt("key is not 32 bytes"))?);
-        let id = key.id();
+        let id = key.user();
         if id.0.cast_signed() != row.id {
             return Err(corrupt("id is not derived from its key"));
         }

@@ -7,18 +7,20 @@ use crate::error::{ClaimError, StoreError};
 use crate::record::{Claimed, PlayerRecord};
 
 /// The schema version this build reads and writes (SQLite's `user_version`, PostgreSQL's
-/// `tessera_store_schema` table).
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+/// `tessera_store_schema` table). Version 2 keeps names unique by
+/// `tessera_shared::identity::name_key` (case and look-alikes) in the column `name_key`;
+/// version 1 kept them by lowercase alone.
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 pub(crate) const SELECT_BY_KEY: &str =
     "SELECT id, key, name, x, y, last_seen_ms, time_played_ms FROM tessera_players WHERE key = $1";
 
-pub(crate) const NAME_IS_HELD: &str = "SELECT EXISTS (SELECT 1 FROM tessera_players WHERE name_folded = $1)";
+pub(crate) const NAME_IS_HELD: &str = "SELECT EXISTS (SELECT 1 FROM tessera_players WHERE name_key = $1)";
 
 /// Changes nothing when the key, its id or the name is already there (both databases
 /// check every unique constraint, so two claims at once cannot both win the name).
 pub(crate) const INSERT_IF_FREE: &str = "INSERT INTO tessera_players \
-     (id, key, name, name_folded, x, y, last_seen_ms, time_played_ms) \
+     (id, key, name, name_key, x, y, last_seen_ms, time_played_ms) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, 0) ON CONFLICT DO NOTHING";
 
 pub(crate) const CHECKPOINT: &str = "UPDATE tessera_players \

@@ -13,7 +13,9 @@ use glam::Vec2;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{ClaimError, StoreError};
-use crate::record::{Checkpoint, Claimed, PlayerKey, PlayerRecord, to_sql_int};
+use tessera_shared::identity::PlayerKey;
+
+use crate::record::{Checkpoint, Claimed, PlayerRecord, to_sql_int};
 use crate::sql::{self, SCHEMA_VERSION, stored_row};
 
 /// "TESS": the `application_id` of a Tessera player store.
@@ -23,7 +25,7 @@ const TABLES: &str = "CREATE TABLE tessera_players (
     id INTEGER PRIMARY KEY,
     key BLOB NOT NULL UNIQUE,
     name TEXT NOT NULL,
-    name_folded TEXT NOT NULL UNIQUE,
+    name_key TEXT NOT NULL UNIQUE,
     x REAL NOT NULL,
     y REAL NOT NULL,
     last_seen_ms INTEGER NOT NULL,
@@ -65,7 +67,7 @@ impl SqliteStore {
         &self,
         key: PlayerKey,
         name: String,
-        folded: String,
+        name_key: String,
         spawn: Vec2,
         now_ms: u64,
     ) -> Result<Claimed, ClaimError> {
@@ -75,7 +77,7 @@ impl SqliteStore {
             if let Some(record) = select_by_key(connection, key, timeout)? {
                 return Ok(Claimed { record, created: false });
             }
-            let id = key.id();
+            let id = key.user();
             let inserted = connection
                 .execute(
                     sql::INSERT_IF_FREE,
@@ -83,7 +85,7 @@ impl SqliteStore {
                         id.0.cast_signed(),
                         key.0.as_slice(),
                         name,
-                        folded,
+                        name_key,
                         spawn.x,
                         spawn.y,
                         to_sql_int(now_ms, "now")?
@@ -93,7 +95,7 @@ impl SqliteStore {
             if inserted == 1 {
                 return Ok(Claimed::new_player(key, name, spawn, now_ms));
             }
-            let name_held = connection.query_row(sql::NAME_IS_HELD, [&folded], |row| row.get(0)).map_err(fail)?;
+            let name_held = connection.query_row(sql::NAME_IS_HELD, [&name_key], |row| row.get(0)).map_err(fail)?;
             sql::insert_lost(select_by_key(connection, key, timeout)?, name_held, &name)
         })
         .await

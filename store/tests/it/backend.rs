@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use glam::Vec2;
-use tessera_store::{PlayerKey, Store, StoreLocation, StoreOptions};
+use tessera_shared::identity::PlayerKey;
+use tessera_store::{Store, StoreLocation, StoreOptions};
 
 use crate::pg_server;
 

@@ -2,14 +2,15 @@
 //! a bad checkpoint refuses its whole batch; what was saved is there after reopening.
 
 use glam::Vec2;
-use tessera_store::{Checkpoint, PlayerId, StoreError};
+use tessera_shared::ids::UserId;
+use tessera_store::{Checkpoint, StoreError};
 
 use crate::backend::{Backend, SPAWN, key, on_both_backends};
 
 on_both_backends!(a_batch_saves_every_player, a_bad_checkpoint_refuses_its_batch, saved_records_outlive_the_handle);
 
 fn checkpoint(n: u8, position: Vec2, last_seen_ms: u64, played_delta_ms: u32) -> Checkpoint {
-    Checkpoint { id: key(n).id(), position, last_seen_ms, played_delta_ms }
+    Checkpoint { id: key(n).user(), position, last_seen_ms, played_delta_ms }
 }
 
 async fn a_batch_saves_every_player(backend: Backend) {
@@ -21,7 +22,7 @@ async fn a_batch_saves_every_player(backend: Backend) {
         (1..=3).map(|n| checkpoint(n, Vec2::new(f32::from(n), -f32::from(n)), 1_000 + u64::from(n), 100)).collect();
     assert_eq!(store.save(&first).await.unwrap(), 3);
 
-    let unknown = Checkpoint { id: PlayerId(7), position: Vec2::ZERO, last_seen_ms: 5, played_delta_ms: 5 };
+    let unknown = Checkpoint { id: UserId(7), position: Vec2::ZERO, last_seen_ms: 5, played_delta_ms: 5 };
     let second = [checkpoint(2, Vec2::new(-3.5, 8.0), 2_000, 250), unknown];
     assert_eq!(store.save(&second).await.unwrap(), 1, "only known players match");
 

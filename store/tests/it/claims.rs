@@ -1,14 +1,15 @@
 //! Claiming a name: a key's record is made once and found again; a name belongs to the
-//! first key that claimed it, whatever its case; a key keeps its first name; names are
-//! bounded even when the caller forgot to check.
+//! first key that claimed it, whatever its case and whichever look-alike letters ask for
+//! it; a key keeps its first name; names are bounded even when the caller forgot to check.
 
-use tessera_store::{ClaimError, MAX_NAME_BYTES, NameError, PlayerId, PlayerKey};
+use tessera_store::{ClaimError, MAX_NAME_BYTES, NameError};
 
 use crate::backend::{Backend, SPAWN, key, on_both_backends};
 
 on_both_backends!(
     first_claim_makes_the_record,
     a_name_belongs_to_the_first_key,
+    look_alike_names_are_one_name,
     a_key_keeps_its_first_name,
     names_are_bounded
 );
@@ -19,7 +20,7 @@ async fn first_claim_makes_the_record(backend: Backend) {
 
     let made = store.claim(key(1), "Ann", SPAWN).await.unwrap();
     assert!(made.created);
-    assert_eq!(made.record.id, key(1).id());
+    assert_eq!(made.record.id, key(1).user());
     assert_eq!(made.record.key, key(1));
     assert_eq!(made.record.name, "Ann");
     assert_eq!(made.record.position, SPAWN);
@@ -51,6 +52,25 @@ async fn a_name_belongs_to_the_first_key(backend: Backend) {
     assert_eq!(other.record.name, "Anna");
 }
 
+async fn look_alike_names_are_one_name(backend: Backend) {
+    let store = backend.open().await;
+    store.claim(key(1), "paypal", SPAWN).await.unwrap();
+    store.claim(key(2), "Bob", SPAWN).await.unwrap();
+    // With a Cyrillic а, in capitals, with a zero for an O.
+    for (n, name) in [(3, "p\u{430}ypal"), (4, "PAYPAL"), (5, "B0B")] {
+        match store.claim(key(n), name, SPAWN).await {
+            Err(ClaimError::NameTaken { name: refused }) => assert_eq!(refused, name),
+            other => panic!("{name} claimed beside its look-alike: {other:?}"),
+        }
+        assert_eq!(store.load(key(n)).await.unwrap(), None);
+    }
+    // "pay" all in Cyrillic, then in Latin; a lowercase l, then a capital I.
+    store.claim(key(6), "\u{440}\u{430}\u{443}", SPAWN).await.unwrap();
+    assert!(matches!(store.claim(key(7), "Pay", SPAWN).await, Err(ClaimError::NameTaken { .. })));
+    store.claim(key(8), "llya", SPAWN).await.unwrap();
+    assert!(matches!(store.claim(key(9), "Ilya", SPAWN).await, Err(ClaimError::NameTaken { .. })));
+}
+
 async fn a_key_keeps_its_first_name(backend: Backend) {
     let store = backend.open().await;
     store.claim(key(1), "Ann", SPAWN).await.unwrap();
@@ -74,11 +94,4 @@ async fn names_are_bounded(backend: Backend) {
     }
     assert!(matches!(store.claim(key(2), "", SPAWN).await, Err(ClaimError::InvalidName(NameError::Empty))));
     assert_eq!(store.load(key(2)).await.unwrap(), None);
-}
-
-#[test]
-fn the_id_is_the_first_8_bytes_of_the_keys_sha256() {
-    // SHA-256 of 32 zero bytes: 66687aadf862bd77 6c8fc18b…, a published test value.
-    assert_eq!(PlayerKey([0; 32]).id(), PlayerId(0x6668_7aad_f862_bd77));
-    assert_ne!(key(1).id(), key(2).id());
 }

@@ -47,7 +47,7 @@ async fn sqlite_locked_by_another_process_then_released() {
 }
 
 fn checkpoint() -> Checkpoint {
-    Checkpoint { id: key(1).id(), position: Vec2::new(3.0, 4.0), last_seen_ms: 42, played_delta_ms: 500 }
+    Checkpoint { id: key(1).user(), position: Vec2::new(3.0, 4.0), last_seen_ms: 42, played_delta_ms: 500 }
 }
 
 /// Loading, claiming and saving all fail as `Unavailable`, each within the timeout.

@@ -24,7 +24,7 @@ async fn a_missing_file_is_made_with_its_directory() {
     assert_eq!(journal_mode, "wal", "several processes share the file");
     let number = |name| file.pragma_query_value(None, name, |row| row.get::<_, i64>(0)).unwrap();
     assert_eq!(number("application_id"), 0x5445_5353, "the file says it is ours");
-    assert_eq!(number("user_version"), 1);
+    assert_eq!(number("user_version"), 2);
 }
 
 #[tokio::test]
@@ -68,7 +68,7 @@ async fn a_store_of_another_schema_version_is_refused() {
     let path = dir.path().join("players.sqlite3");
     drop(open(&path).await.unwrap());
     Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-    assert!(matches!(open(&path).await, Err(StoreError::UnknownSchema { found: 99, known: 1, .. })));
+    assert!(matches!(open(&path).await, Err(StoreError::UnknownSchema { found: 99, known: 2, .. })));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +83,7 @@ async fn a_postgres_database_of_something_else_is_refused() {
     let newer = server.new_database("newer_schema").await;
     drop(open(&newer).await.unwrap());
     exec(&newer, "UPDATE tessera_store_schema SET version = 99").await;
-    assert!(matches!(open(&newer).await, Err(StoreError::UnknownSchema { found: 99, known: 1, .. })));
+    assert!(matches!(open(&newer).await, Err(StoreError::UnknownSchema { found: 99, known: 2, .. })));
 }
 
 async fn exec(url: &str, statement: &str) {

@@ -59,7 +59,7 @@ async fn concurrent_saves_lose_nothing(backend: Backend) {
                 for save in 0..SAVES {
                     let mut batch: Vec<_> = (0..2)
                         .map(|n| Checkpoint {
-                            id: key(n).id(),
+                            id: key(n).user(),
                             position: Vec2::splat(save as f32),
                             last_seen_ms: u64::from(save),
                             played_delta_ms: DELTA_MS,
