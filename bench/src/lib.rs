@@ -67,6 +67,10 @@ pub struct BenchOptions {
     /// Only the ramp, without the two comparisons.
     #[arg(long)]
     pub no_comparisons: bool,
+    /// Seconds between the servers' saves of every player (their `--checkpoint-secs`);
+    /// theirs (5) when absent. A huge value measures the cluster without periodic saves.
+    #[arg(long)]
+    pub checkpoint_secs: Option<f64>,
 }
 
 /// The limits a step must stay within.
@@ -109,8 +113,7 @@ pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, 
     // The bots live in this process: a socket each (the cluster's processes raise their own).
     tessera_service::resources::raise_open_files((players + options.relay_clients + 64) as u64);
     let cluster_dir = options.out.join("cluster");
-    let mut cluster =
-        ClusterProcesses::start(&binaries, map.clone(), false, options.proxy_threads, players, &cluster_dir).await?;
+    let mut cluster = ClusterProcesses::start(&binaries, map.clone(), false, &options, players, &cluster_dir).await?;
     for &bots in &options.steps {
         if Instant::now() + step_time > deadline {
             report.stopped_because = Some(format!("the {} minute budget ran out", options.max_minutes));
@@ -204,15 +207,8 @@ async fn compare_broadcast(
     let subscriptions = run_step(cluster, options.compare_bots, options, limits).await?;
     println!("{}", subscriptions.table_row());
     let broadcast_dir = options.out.join("broadcast");
-    let mut baseline = ClusterProcesses::start(
-        binaries,
-        map.clone(),
-        true,
-        options.proxy_threads,
-        options.compare_bots,
-        &broadcast_dir,
-    )
-    .await?;
+    let mut baseline =
+        ClusterProcesses::start(binaries, map.clone(), true, options, options.compare_bots, &broadcast_dir).await?;
     let broadcast = run_step(&mut baseline, options.compare_bots, options, limits).await;
     baseline.stop().await;
     let broadcast = broadcast?;

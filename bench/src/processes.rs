@@ -4,8 +4,8 @@
 //! when its handle drops (a failure, a panic, Ctrl-C) and by the kernel if the
 //! benchmark itself dies; a benchmark that finishes stops them gently.
 
-use crate::BenchError;
 use crate::scrape::{self, Scrape};
+use crate::{BenchError, BenchOptions};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -49,6 +49,20 @@ impl Binaries {
         }
         Ok(binaries)
     }
+}
+
+/// An empty data directory in `dir` for a cluster's player store: every run starts with
+/// a world nobody has played, so its bots spawn as the first run's did.
+pub fn fresh_data_dir(dir: &Path) -> Result<PathBuf, BenchError> {
+    let data = dir.join("data");
+    let setup = |err: std::io::Error| BenchError::Setup(format!("cannot empty {}: {err}", data.display()));
+    match std::fs::remove_dir_all(&data) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(setup(err)),
+    }
+    std::fs::create_dir_all(&data).map_err(setup)?;
+    Ok(data)
 }
 
 /// CPU time and peak memory of a process, read from `/proc`.
@@ -194,14 +208,14 @@ pub struct ClusterProcesses {
 }
 
 impl ClusterProcesses {
-    /// Starts every server and proxy of `map` on free ports, the proxies admitting up
-    /// to `players` bots from this machine, and waits until every server is linked to
-    /// every peer and every proxy to every server.
+    /// Starts every server and proxy of `map` on free ports, as `options` say, the
+    /// proxies admitting up to `players` bots from this machine, and waits until every
+    /// server is linked to every peer and every proxy to every server.
     pub async fn start(
         binaries: &Binaries,
         mut map: ClusterConfig,
         broadcast_baseline: bool,
-        proxy_threads: Option<usize>,
+        options: &BenchOptions,
         players: usize,
         dir: &Path,
     ) -> Result<Self, BenchError> {
@@ -215,6 +229,7 @@ impl ClusterProcesses {
         std::fs::write(&file, map.to_toml())
             .map_err(|err| BenchError::Setup(format!("cannot write {}: {err}", file.display())))?;
         let cluster_arg = file.display().to_string();
+        let data_arg = fresh_data_dir(dir)?.display().to_string();
         let (_, secret_file) = cluster_secret(dir)?;
         let secret_arg = secret_file.display().to_string();
         let mut servers = Vec::new();
@@ -222,8 +237,12 @@ impl ClusterProcesses {
             let metrics = next();
             let mut args = vec!["--cluster".into(), cluster_arg.clone(), "--id".into(), server.id.0.to_string()];
             args.extend(["--metrics".into(), metrics.to_string(), "--secret-file".into(), secret_arg.clone()]);
+            args.extend(["--data".into(), data_arg.clone()]);
             if broadcast_baseline {
                 args.push("--broadcast-baseline".into());
+            }
+            if let Some(secs) = options.checkpoint_secs {
+                args.extend(["--checkpoint-secs".into(), secs.to_string()]);
             }
             servers.push(Process::spawn(
                 &format!("server-{}", server.id.0),
@@ -245,8 +264,10 @@ impl ClusterProcesses {
                 metrics.to_string(),
                 "--secret-file".into(),
                 secret_arg.clone(),
+                "--data".into(),
+                data_arg.clone(),
             ];
-            if let Some(threads) = proxy_threads {
+            if let Some(threads) = options.proxy_threads {
                 args.extend(["--threads".into(), threads.to_string()]);
             }
             args.extend(load_test_limits(players));

@@ -8,7 +8,7 @@
 
 use crate::BenchError;
 use crate::BenchOptions;
-use crate::processes::{Binaries, Process, cluster_secret, free_addresses, load_test_limits};
+use crate::processes::{Binaries, Process, cluster_secret, free_addresses, fresh_data_dir, load_test_limits};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -20,9 +20,11 @@ use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::cluster::{ClusterConfig, Listener};
 use tessera_shared::framing::{FrameCodec, Outgoing, decode_body, encode_frame, encoded_frame};
-use tessera_shared::ids::{EntityId, ServerId, UserId};
+use tessera_shared::identity::{Identity, JoinChallenge};
+use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::link::{Door, Link, Outbound, SendError, Side};
 use tessera_shared::metrics as names;
+use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{EntityState, Hello, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -123,7 +125,7 @@ fn setup(err: impl std::fmt::Display) -> BenchError {
 /// An update carrying `entities` changed entities, spread as a crowd would be.
 fn sample_update(entities: usize) -> PlayerUpdate {
     let state = |i: usize| EntityState {
-        id: EntityId(UserId::issue(tessera_shared::ids::ProxyId(1), 1_000_000 + i as u64).0),
+        id: EntityId(1_000_000 + i as u64),
         position: Vec2::new(2000.0 + (i as f32 * 37.0) % 400.0, 2000.0 + (i as f32 * 53.0) % 400.0),
         velocity: Vec2::new(141.4, -141.4),
     };
@@ -152,13 +154,19 @@ async fn next_message<T: DeserializeOwned>(reader: &mut FrameReader) -> Result<T
     decode_body(&body).map_err(setup)
 }
 
-/// Says hello with raw frames, so that what follows can be counted without decoding.
-async fn raw_hello(stream: TcpStream, role: Role) -> Result<(FrameReader, OwnedWriteHalf), BenchError> {
+/// Says hello and joins as player `index` with raw frames, so that what follows can be
+/// counted without decoding.
+async fn raw_join(stream: TcpStream, index: usize) -> Result<(FrameReader, OwnedWriteHalf), BenchError> {
     stream.set_nodelay(true).map_err(setup)?;
     let (read, mut write) = stream.into_split();
-    write.write_all(&encoded_frame(&Hello::new(role)).map_err(setup)?).await.map_err(setup)?;
+    write.write_all(&encoded_frame(&Hello::new(Role::Client)).map_err(setup)?).await.map_err(setup)?;
     let mut reader = frame_reader(read);
     next_message::<Hello>(&mut reader).await?;
+    let challenge = next_message::<JoinChallenge>(&mut reader).await?;
+    let mut secret = [0; 32];
+    secret[..8].copy_from_slice(&(index as u64).to_be_bytes());
+    let join = JoinRequest::sign(&Identity::from_secret(secret), &challenge, &format!("relay-{index}"));
+    write.write_all(&encoded_frame(&join).map_err(setup)?).await.map_err(setup)?;
     Ok((reader, write))
 }
 
@@ -251,6 +259,8 @@ async fn through_proxy(
         &metrics.to_string(),
         "--secret-file",
         &secret_file.display().to_string(),
+        "--data",
+        &fresh_data_dir(dir)?.display().to_string(),
     ]
     .map(String::from)
     .into();
@@ -278,7 +288,7 @@ async fn through_proxy(
     let mut tasks = JoinSet::new();
     for index in 0..connections {
         let stream = TcpStream::connect(client).await.map_err(setup)?;
-        let (mut reader, write) = raw_hello(stream, Role::Client { name: "relay".into() }).await?;
+        let (mut reader, write) = raw_join(stream, index).await?;
         match next_message::<ProxyToClient>(&mut reader).await? {
             ProxyToClient::Welcome(_) => {}
             other => return Err(setup(format!("expected a welcome, got {other:?}"))),

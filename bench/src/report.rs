@@ -48,6 +48,9 @@ pub struct ServerFigures {
     pub ghosts: f64,
     pub peer_bytes_out_per_sec: f64,
     pub handoffs_out_per_sec: f64,
+    /// Players saved to the store per second, and the batches it could not take.
+    pub checkpoints_per_sec: f64,
+    pub checkpoint_failures: f64,
     pub process: ProcessFigures,
 }
 
@@ -76,6 +79,8 @@ pub struct StepReport {
     pub lowest_tick_rate_hz: f64,
     /// Sum over servers of the bytes they sent their peers, per second.
     pub peer_bytes_per_sec: f64,
+    /// Sum over servers of the players saved to the store per second.
+    pub checkpoints_per_sec: f64,
     pub limits_broken: Vec<String>,
 }
 
@@ -116,6 +121,8 @@ impl StepReport {
                         &[("direction", "out")],
                     ),
                     handoffs_out_per_sec: rate(before, after, seconds, names::SERVER_HANDOFFS, &[("direction", "out")]),
+                    checkpoints_per_sec: rate(before, after, seconds, names::SERVER_CHECKPOINTS, &[]),
+                    checkpoint_failures: rate(before, after, seconds, names::SERVER_CHECKPOINT_FAILURES, &[]) * seconds,
                     process,
                 }
             })
@@ -152,6 +159,10 @@ impl StepReport {
         if swarm.echo_latency_ms.p99 > limits.echo_p99_ms {
             limits_broken.push(format!("echo p99 {:.1} ms > {:.0} ms", swarm.echo_latency_ms.p99, limits.echo_p99_ms));
         }
+        let store_failures: f64 = servers.iter().map(|s| s.checkpoint_failures).sum();
+        if store_failures > 0.0 {
+            limits_broken.push(format!("{store_failures:.0} checkpoint batches the store did not take"));
+        }
         if !swarm.is_clean() {
             limits_broken.push(format!(
                 "not clean: {}/{} bots connected, {} still connected, {} inputs lost, {} duplicated",
@@ -162,6 +173,7 @@ impl StepReport {
             bots,
             seconds_measured: seconds,
             peer_bytes_per_sec: servers.iter().map(|s| s.peer_bytes_out_per_sec).sum(),
+            checkpoints_per_sec: servers.iter().map(|s| s.checkpoints_per_sec).sum(),
             swarm,
             servers,
             proxies,
@@ -174,7 +186,7 @@ impl StepReport {
 
     pub fn table_header() -> String {
         format!(
-            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>9} {:>7} {:>7} {:>7}  {}",
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7}  {}",
             "bots",
             "joined",
             "tick p99",
@@ -185,6 +197,7 @@ impl StepReport {
             "B/ent",
             "ent upd/s",
             "handoffs",
+            "saves/s",
             "lost/dup",
             "srv CPU",
             "pxy CPU",
@@ -197,7 +210,7 @@ impl StepReport {
         let cpu = |figures: &mut dyn Iterator<Item = ProcessFigures>| figures.map(|f| f.cpu_percent).sum::<f64>();
         let swarm = &self.swarm;
         format!(
-            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>8} {:>9} {:>6.0}% {:>6.0}% {:>6.0}%  {}",
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}%  {}",
             self.bots,
             swarm.bots_still_connected,
             self.worst_tick_p99_ms,
@@ -208,6 +221,7 @@ impl StepReport {
             swarm.wire_bytes_per_entity_update,
             swarm.entity_updates_per_sec,
             swarm.handoffs,
+            self.checkpoints_per_sec,
             format!("{}/{}", swarm.inputs_lost, swarm.inputs_duplicated),
             cpu(&mut self.servers.iter().map(|s| s.process)),
             cpu(&mut self.proxies.iter().map(|p| p.process)),

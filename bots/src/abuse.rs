@@ -282,7 +282,7 @@ async fn attack_once(target: Target, from: Option<IpAddr>, attack: Attack, patie
         }
         Attack::SlowlorisBeforeHandshake => dribble(&mut stream, &[0, 0, 0, 0x40], deadline).await,
         Attack::SlowlorisAfterHandshake => {
-            let hello = frame(&Hello::new(Role::Client { name: "slowloris".into() }));
+            let hello = frame(&Hello::new(Role::Client));
             match stream.write_all(&hello).await {
                 Ok(()) => {
                     // The proxy's answers (welcome, updates) are read and ignored meanwhile.

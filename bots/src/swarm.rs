@@ -3,15 +3,21 @@
 //! first part of a warm-up, then measures a fixed window: what the bots received, how
 //! long the servers took to echo their key presses, and (over the whole run, through
 //! the sequence numbers) whether any input was lost or applied twice.
+//!
+//! Each bot is a player with a key of its own, derived from its name ([`bot_identity`]):
+//! cheap to make by the thousand, and the same bot each run, so a swarm started again
+//! finds its bots where they were. Bot keys are no secret: anyone can be a bot.
 
 use crate::behaviour::{Behaviour, Walker};
 use hdrhistogram::Histogram;
 use rand::SeedableRng;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tessera_player::{PlayerError, Rejoin};
+use tessera_shared::identity::Identity;
 use tessera_shared::link::Traffic;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,7 +39,7 @@ pub struct SwarmPlan {
     pub warmup: Duration,
     /// The measured window.
     pub measure: Duration,
-    /// Bots are named `{name_prefix}-{i}`.
+    /// Bots are named `{name_prefix}-{i}`, and are the same players whenever they are.
     pub name_prefix: String,
 }
 
@@ -70,7 +76,7 @@ impl Swarm {
             .map(|i| {
                 let name = format!("{}-{i}", plan.name_prefix);
                 let bot = Bot {
-                    rejoin: Rejoin::new(plan.proxies.clone(), name).counting(traffic.clone()),
+                    rejoin: Rejoin::new(plan.proxies.clone(), bot_identity(&name), name).counting(traffic.clone()),
                     behaviour: Behaviour::pick(&mut rng),
                     connect_at: now + stagger * i as u32,
                     window,
@@ -102,6 +108,12 @@ impl Swarm {
     pub async fn run(plan: SwarmPlan) -> SwarmReport {
         Self::launch(plan).finish().await
     }
+}
+
+/// The key of the bot called `name`: the same on every run and every machine.
+pub fn bot_identity(name: &str) -> Identity {
+    let secret = Sha256::new().chain_update(b"tessera bot\0").chain_update(name.as_bytes()).finalize();
+    Identity::from_secret(secret.into())
 }
 
 /// What one bot measured: inputs over its whole run, the rest within the window.

@@ -1,8 +1,11 @@
 //! The connection to the cluster, on a tokio runtime beside the app: join through a
 //! proxy picked at random, send the keys held whenever they change, receive updates, and
 //! on any loss say why and rejoin with backoff (`tessera_player::Rejoin`; a full cluster
-//! is said as such, and waited for longer). The app sees [`Connection`] and the latest
-//! [`Snapshot`]; nothing here ever blocks a frame.
+//! is said as such, and waited for longer). Two things end the rejoining for good, since
+//! trying again cannot help: the name asked for is refused, or the same player signed in
+//! again somewhere else (two windows of one profile would otherwise take the player from
+//! each other forever). The app sees [`Connection`] and the latest [`Snapshot`]; nothing
+//! here ever blocks a frame.
 
 use bevy::prelude::*;
 use std::collections::HashMap;
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 use tessera_player::{Player, PlayerError, Rejoin, WorldView};
 use tessera_shared::bridge::{Inbox, InboxSender, NetRuntime, inbox};
 use tessera_shared::components::Keys;
+use tessera_shared::identity::Identity;
 use tessera_shared::link::{Outbound, Traffic};
 use tessera_shared::protocol::Welcome;
 use tokio::sync::mpsc;
@@ -32,13 +36,17 @@ pub enum Connection {
     Full {
         retry_at: Instant,
     },
+    /// Playing is over for this window, and why: the name was refused, or the player
+    /// signed in again elsewhere.
+    Stopped {
+        reason: String,
+    },
 }
 
 /// The last update from the server, as received.
 #[derive(Resource, Default)]
 pub struct Snapshot {
-    /// The name this player joined with.
-    pub name: String,
+    /// Who this player is, and the name it plays under, as the proxy welcomed it.
     pub welcome: Option<Welcome>,
     pub view: WorldView,
     /// When the view arrived.
@@ -78,6 +86,9 @@ enum FromNet {
         reason: Option<String>,
         retry_in: Duration,
     },
+    Stopped {
+        reason: String,
+    },
 }
 
 /// Where key presses go.
@@ -86,6 +97,9 @@ struct KeysOut(Outbound<Keys>);
 
 pub struct ConnectionPlugin {
     pub proxies: Vec<String>,
+    /// Who the player is: its profile's key.
+    pub identity: Identity,
+    /// The name asked for (a player that has one keeps it).
     pub name: String,
 }
 
@@ -95,14 +109,15 @@ impl Plugin for ConnectionPlugin {
         let (events, inbox) = inbox::<FromNet>(1024);
         let (keys, keys_in) = Outbound::channel();
         let traffic = Traffic::default();
-        let rejoin = Rejoin::new(self.proxies.clone(), self.name.clone()).counting(traffic.clone());
+        let rejoin =
+            Rejoin::new(self.proxies.clone(), self.identity.clone(), self.name.clone()).counting(traffic.clone());
         runtime.handle().spawn(stay_connected(rejoin, events, keys_in));
         app.insert_resource(runtime)
             .insert_resource(inbox)
             .insert_resource(KeysOut(keys))
             .insert_resource(Connection::Connecting { proxy: String::new() })
             .insert_resource(Bandwidth { traffic, ..default() })
-            .insert_resource(Snapshot { name: self.name.clone(), ..default() })
+            .init_resource::<Snapshot>()
             .add_systems(PreUpdate, receive)
             .add_systems(Update, (send_keys, measure_bandwidth));
     }
@@ -114,8 +129,7 @@ fn receive(inbox: Res<Inbox<FromNet>>, mut connection: ResMut<Connection>, mut s
             FromNet::Connecting { proxy } => *connection = Connection::Connecting { proxy },
             FromNet::Joined { proxy, welcome } => {
                 *connection = Connection::InGame { proxy };
-                let name = std::mem::take(&mut snapshot.name);
-                *snapshot = Snapshot { name, welcome: Some(*welcome), ..default() };
+                *snapshot = Snapshot { welcome: Some(*welcome), ..default() };
             }
             FromNet::View { view, round_trip_ms, last_sent } => {
                 snapshot.view = *view;
@@ -132,6 +146,7 @@ fn receive(inbox: Res<Inbox<FromNet>>, mut connection: ResMut<Connection>, mut s
                     None => Connection::Full { retry_at },
                 };
             }
+            FromNet::Stopped { reason } => *connection = Connection::Stopped { reason },
         }
     }
 }
@@ -169,23 +184,34 @@ fn measure_bandwidth(mut bandwidth: ResMut<Bandwidth>) {
     bandwidth.since = Some(now);
 }
 
-/// Joins, plays, and rejoins after any loss, until the app goes away.
+/// Joins, plays, and rejoins after any loss, until the app goes away or rejoining
+/// cannot help.
 async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut keys: mpsc::Receiver<Keys>) {
     loop {
         let proxy = rejoin.pick_proxy();
         if events.send(FromNet::Connecting { proxy: proxy.clone() }).await.is_err() {
             return;
         }
-        let reason = match rejoin.attempt(&proxy).await {
+        let lost = match rejoin.attempt(&proxy).await {
             Ok(player) => {
                 let welcome = Box::new(player.welcome.clone());
                 if events.send(FromNet::Joined { proxy: proxy.clone(), welcome }).await.is_err() {
                     return;
                 }
-                Some(play(player, &events, &mut keys).await)
+                match play(player, &events, &mut keys).await {
+                    Some(lost) => lost,
+                    None => return,
+                }
             }
-            Err(PlayerError::ClusterFull) => None,
-            Err(err) => Some(err.to_string()),
+            Err(err) => err,
+        };
+        let reason = match lost {
+            PlayerError::ClusterFull => None,
+            err @ (PlayerError::NameRefused(_) | PlayerError::SignedInAgain) => {
+                let _ = events.send(FromNet::Stopped { reason: err.to_string() }).await;
+                return;
+            }
+            err => Some(err.to_string()),
         };
         let retry_in = rejoin.next_wait();
         if events.send(FromNet::Lost { reason, retry_in }).await.is_err() {
@@ -195,29 +221,31 @@ async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut ke
     }
 }
 
-/// Plays until the connection is lost; returns why.
-async fn play(mut player: Player, events: &InboxSender<FromNet>, keys: &mut mpsc::Receiver<Keys>) -> String {
+/// Plays until the connection is lost (and says why), or the game closes (`None`).
+async fn play(
+    mut player: Player,
+    events: &InboxSender<FromNet>,
+    keys: &mut mpsc::Receiver<Keys>,
+) -> Option<PlayerError> {
     let mut sent_at: HashMap<u32, Instant> = HashMap::new();
     loop {
         tokio::select! {
             pressed = keys.recv() => {
-                let Some(pressed) = pressed else { return "the game closed".into() };
+                let pressed = pressed?;
                 match player.press(pressed).await {
                     Ok(seq) => { sent_at.insert(seq, Instant::now()); }
-                    Err(err) => return err.to_string(),
+                    Err(err) => return Some(err),
                 }
             }
             received = player.receive() => {
                 let view = match received {
                     Ok(view) => view.clone(),
-                    Err(err) => return err.to_string(),
+                    Err(err) => return Some(err),
                 };
                 let acked: Vec<u32> = sent_at.keys().copied().filter(|&seq| seq <= view.last_input).collect();
                 let round_trip_ms = acked.iter().filter_map(|seq| sent_at.remove(seq)).map(|at| at.elapsed().as_secs_f64() * 1000.0).reduce(f64::min);
                 let update = FromNet::View { view: Box::new(view), round_trip_ms, last_sent: player.last_sent() };
-                if events.send(update).await.is_err() {
-                    return "the game closed".into();
-                }
+                events.send(update).await.ok()?;
             }
         }
     }

@@ -56,6 +56,7 @@ fn stats_panel(
         Connection::InGame { .. } => "in game".to_string(),
         Connection::Lost { .. } => "lost connection, retrying".to_string(),
         Connection::Full { .. } => "cluster full, waiting for room".to_string(),
+        Connection::Stopped { .. } => "stopped".to_string(),
     };
     let view = &snapshot.view;
     egui::Window::new("Tessera").anchor(egui::Align2::LEFT_TOP, [10.0, 10.0]).resizable(false).collapsible(false).show(
@@ -68,6 +69,9 @@ fn stats_panel(
                     ui.end_row();
                 };
                 row("state", state);
+                if let Some(welcome) = &snapshot.welcome {
+                    row("you", format!("{} #{}", welcome.name, welcome.user.short()));
+                }
                 if let Connection::InGame { proxy } = &*connection {
                     let id = snapshot.welcome.as_ref().map(|w| w.proxy.to_string()).unwrap_or_default();
                     row("proxy", format!("{id} at {proxy}"));
@@ -132,12 +136,23 @@ fn minimap(mut contexts: EguiContexts, snapshot: Res<Snapshot>) -> Result {
 }
 
 fn connection_notice(mut contexts: EguiContexts, connection: Res<Connection>) -> Result {
+    if let Connection::Stopped { reason } = &*connection {
+        egui::Window::new("Not playing")
+            .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+            .resizable(false)
+            .collapsible(false)
+            .show(contexts.ctx_mut()?, |ui| {
+                ui.label(reason);
+                ui.label("Start again with another --name, or another --profile to be another player.");
+            });
+        return Ok(());
+    }
     let (title, reason, retry_at) = match &*connection {
         Connection::Lost { reason, retry_at } => ("Connection lost", reason.as_str(), retry_at),
         Connection::Full { retry_at } => {
             ("The cluster is full", "Every place is taken; you join as soon as one frees up.", retry_at)
         }
-        Connection::Connecting { .. } | Connection::InGame { .. } => return Ok(()),
+        Connection::Connecting { .. } | Connection::InGame { .. } | Connection::Stopped { .. } => return Ok(()),
     };
     let wait = retry_at.saturating_duration_since(Instant::now()).as_secs_f32();
     egui::Window::new(title).anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0]).resizable(false).collapsible(false).show(

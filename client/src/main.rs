@@ -1,7 +1,10 @@
 //! `tessera-client`: the game in a window. With no arguments it starts the default
 //! cluster inside this process (`tessera_cluster`: every server and proxy on its own
 //! thread, on real loopback sockets) and joins it; with `--cluster` or `--proxy` it
-//! joins a remote one through a proxy chosen at random.
+//! joins a remote one through a proxy chosen at random. Who you are is your profile's
+//! key, made on first run in your config directory (`--profile` picks another, so two
+//! windows on one machine can be two players); the embedded cluster keeps its world in
+//! your data directory, so you find yourself where you left.
 
 mod connection;
 mod hud;
@@ -23,9 +26,13 @@ struct Args {
     /// Join through this proxy (`host:port`); repeat to give several, one is picked at random.
     #[arg(long)]
     proxy: Vec<String>,
-    /// Your name above your head.
+    /// Your name above your head, the first time this profile plays on a cluster: a
+    /// player keeps the name it first had there.
     #[arg(long, default_value_t = default_name())]
     name: String,
+    /// Which of your identities plays: each profile is a player of its own.
+    #[arg(long, default_value = "default")]
+    profile: String,
     /// Write a PNG of the window here (after `--exit-after-frames` frames), then exit.
     #[arg(long, requires = "exit_after_frames")]
     screenshot: Option<PathBuf>,
@@ -35,11 +42,23 @@ struct Args {
 }
 
 fn default_name() -> String {
-    std::env::var("USER").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "wanderer".into())
+    let user = std::env::var("USER").ok();
+    user.filter(|name| tessera_shared::identity::check_name(name).is_ok()).unwrap_or_else(|| "wanderer".into())
 }
 
 fn main() -> AppExit {
     let args = Args::parse();
+    if let Err(problem) = tessera_shared::identity::check_name(&args.name) {
+        eprintln!("--name {:?} cannot be used: {problem}", args.name);
+        return AppExit::error();
+    }
+    let profile = match tessera_player::profile::Profile::open(&args.profile) {
+        Ok(profile) => profile,
+        Err(err) => {
+            eprintln!("{err}");
+            return AppExit::error();
+        }
+    };
     // Kept alive for as long as the window is open: dropping it stops the cluster.
     let (proxies, _embedded) = match proxies_to_join(&args) {
         Ok(joined) => joined,
@@ -66,7 +85,7 @@ fn main() -> AppExit {
         )
         .insert_resource(ClearColor(Color::srgb(0.07, 0.08, 0.10)))
         .add_plugins((
-            connection::ConnectionPlugin { proxies, name: args.name },
+            connection::ConnectionPlugin { proxies, identity: profile.identity().clone(), name: args.name },
             world::WorldPlugin,
             hud::HudPlugin,
             screenshot::ScreenshotPlugin { path: args.screenshot, exit_after_frames: args.exit_after_frames },
@@ -92,7 +111,10 @@ fn proxies_to_join(args: &Args) -> Result<(Vec<String>, Option<Embedded>), Strin
     }
     #[cfg(feature = "embedded-cluster")]
     {
-        let local = tessera_cluster::LocalCluster::start_ephemeral(cluster)
+        let data = tessera_store::platform_data_dir()
+            .ok_or("this platform has no data directory for this user, to keep the world in")?;
+        let store = tessera_store::StoreLocation::in_data_dir(&data);
+        let local = tessera_cluster::LocalCluster::start_ephemeral(cluster, store)
             .map_err(|err| format!("cannot start the local cluster: {err}"))?;
         Ok((local.proxy_addresses(), Some(local)))
     }

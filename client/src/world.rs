@@ -189,7 +189,10 @@ fn sync_avatars(
         keep
     });
     for (id, position, own) in in_view {
-        let name = if own { snapshot.name.clone() } else { view.names.get(&id).cloned().unwrap_or_default() };
+        let name = match own {
+            true => snapshot.welcome.as_ref().map(|welcome| welcome.name.clone()).unwrap_or_default(),
+            false => view.names.get(&id).cloned().unwrap_or_default(),
+        };
         match avatars.0.get(&id) {
             Some(&entity) => {
                 // Names can arrive after the entity itself.

@@ -1,7 +1,7 @@
 //! Every server and proxy of a map started in this process, each bound before any
 //! starts (so a map of port 0s gets real ports, published in [`LocalCluster::config`]),
 //! and all stopped together when the cluster is dropped. Every proxy holds the same
-//! [`ProxyLimits`].
+//! [`ProxyLimits`], and every server and proxy the same player store.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use tessera_proxy::stats::ProxyStats;
 use tessera_proxy::{ProxyLimits, ProxySettings};
+use tessera_server::checkpoints::StoreWriter;
 use tessera_server::stats::ServerStats;
 use tessera_server::{ServerListeners, ServerSettings};
 use tessera_shared::cluster::{ClusterConfig, ClusterError, Listener};
 use tessera_shared::ids::{ProxyId, ServerId};
 use tessera_shared::secret::{ClusterSecret, SecretError};
+use tessera_store::{StoreError, StoreLocation};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum LocalClusterError {
     Thread(#[from] std::io::Error),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A running cluster. Dropping it stops every server and proxy in it.
@@ -39,38 +43,42 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts `cluster` on the addresses it names, its proxies holding `proxy_limits`.
+    /// Starts `cluster` on the addresses it names, its proxies holding `proxy_limits`,
+    /// its players kept in `store`.
     pub fn start(
         cluster: ClusterConfig,
         proxy_limits: ProxyLimits,
+        store: StoreLocation,
         shutdown: CancellationToken,
     ) -> Result<Self, LocalClusterError> {
-        Self::launch(cluster, shutdown, false, false, proxy_limits)
+        Self::launch(cluster, store, shutdown, false, false, proxy_limits)
     }
 
     /// Starts `cluster` with every listener on a free loopback port instead of the
     /// ones it names, and the proxies' default limits: for tests, and for a player's
     /// embedded cluster.
-    pub fn start_ephemeral(cluster: ClusterConfig) -> Result<Self, LocalClusterError> {
-        Self::start_ephemeral_limited(cluster, ProxyLimits::default())
+    pub fn start_ephemeral(cluster: ClusterConfig, store: StoreLocation) -> Result<Self, LocalClusterError> {
+        Self::start_ephemeral_limited(cluster, ProxyLimits::default(), store)
     }
 
     /// As [`Self::start_ephemeral`], the proxies holding `proxy_limits`.
     pub fn start_ephemeral_limited(
         cluster: ClusterConfig,
         proxy_limits: ProxyLimits,
+        store: StoreLocation,
     ) -> Result<Self, LocalClusterError> {
-        Self::launch(cluster, CancellationToken::new(), true, false, proxy_limits)
+        Self::launch(cluster, store, CancellationToken::new(), true, false, proxy_limits)
     }
 
     /// As [`Self::start_ephemeral`], with every server subscribing to every foreign
     /// region: the broadcast baseline that region subscriptions are measured against.
-    pub fn start_ephemeral_broadcast(cluster: ClusterConfig) -> Result<Self, LocalClusterError> {
-        Self::launch(cluster, CancellationToken::new(), true, true, ProxyLimits::default())
+    pub fn start_ephemeral_broadcast(cluster: ClusterConfig, store: StoreLocation) -> Result<Self, LocalClusterError> {
+        Self::launch(cluster, store, CancellationToken::new(), true, true, ProxyLimits::default())
     }
 
     fn launch(
         mut config: ClusterConfig,
+        store: StoreLocation,
         shutdown: CancellationToken,
         ephemeral: bool,
         broadcast_baseline: bool,
@@ -102,16 +110,17 @@ impl LocalCluster {
             let mut settings = ServerSettings::new(config.clone(), id, secret.clone())?;
             settings.broadcast_baseline = broadcast_baseline;
             stats.insert(id, settings.stats.clone());
+            let writer = StoreWriter::start(store.clone(), settings.stats.clone())?;
             let shutdown = shutdown.clone();
             threads.push(std::thread::Builder::new().name(format!("server-{}", id.0)).spawn(move || {
-                tessera_server::run(settings, listeners, shutdown);
+                tessera_server::run(settings, listeners, writer, shutdown);
             })?);
         }
         let mut proxy_stats = HashMap::new();
         for (id, listener) in proxies {
             let settings = ProxySettings {
                 limits: proxy_limits.clone(),
-                ..ProxySettings::new(id, config.clone(), secret.clone())
+                ..ProxySettings::new(id, config.clone(), secret.clone(), store.clone())
             };
             proxy_stats.insert(id, settings.stats.clone());
             threads.push(tessera_proxy::spawn_thread(settings, listener, shutdown.clone())?);

@@ -16,6 +16,8 @@ struct Args {
     cluster: Option<PathBuf>,
     #[command(flatten, next_help_heading = "Every proxy's limits")]
     proxy_limits: ProxyLimits,
+    #[command(flatten)]
+    store: tessera_service::store::StoreArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,7 +40,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let shutdown = CancellationToken::new();
     tessera_service::signals::cancel_on_stop(shutdown.clone())?;
-    let local = LocalCluster::start(cluster, args.proxy_limits, shutdown)?;
+    let local = LocalCluster::start(cluster, args.proxy_limits, args.store.location()?, shutdown)?;
     tracing::info!("local cluster up; players connect to {}", local.proxy_addresses().join(", "));
     local.wait();
     Ok(())

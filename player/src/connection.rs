@@ -1,4 +1,5 @@
-//! A player's connection to a proxy: the handshake, the welcome, then key presses out
+//! A player's connection to a proxy: the handshake and the join (the player's key signs
+//! the proxy's challenge), the welcome, then key presses out
 //! and updates in, folded into a [`WorldView`]. [`Rejoin`] is the one way anything joins
 //! a cluster, and joins again after a loss: a proxy picked at random at each attempt, a
 //! [`Backoff`] between failures, a longer one while the cluster says it is full.
@@ -12,10 +13,13 @@ use rand::seq::IndexedRandom;
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
+use tessera_shared::identity::{Identity, JoinChallenge};
 use tessera_shared::link::{Backoff, Door, Link, LinkError, Traffic};
-use tessera_shared::protocol::handshake::HandshakeError;
+use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
-use tessera_shared::protocol::{CLUSTER_FULL, ClientToProxy, Hello, Input, ProxyToClient, Role, Welcome, tick_seconds};
+use tessera_shared::protocol::{
+    CLUSTER_FULL, ClientToProxy, Hello, Input, ProxyToClient, Role, SIGNED_IN_AGAIN, Welcome, tick_seconds,
+};
 use tokio::net::TcpStream;
 
 /// How long a proxy has to welcome a new player.
@@ -34,6 +38,13 @@ pub enum PlayerError {
     Link(#[from] LinkError),
     #[error("the proxy disconnected us: {0}")]
     Disconnected(String),
+    /// The name asked for is another player's, or breaks the name rule: asking again
+    /// under it is pointless.
+    #[error("{0}")]
+    NameRefused(String),
+    /// The same player signed in again somewhere else, and plays there now.
+    #[error("{}", SIGNED_IN_AGAIN)]
+    SignedInAgain,
     /// The proxy has all the players it may take.
     #[error("the cluster is full")]
     ClusterFull,
@@ -59,28 +70,36 @@ pub struct Player {
 }
 
 impl Player {
-    /// Connects to the proxy at `addr` and waits for its welcome, adding every byte in
-    /// and out to `traffic`.
-    pub async fn connect(addr: &str, name: &str, traffic: &Traffic) -> Result<Self, PlayerError> {
+    /// Connects to the proxy at `addr` as the holder of `identity`, asking to be called
+    /// `name` (a player that has a name keeps it), and waits for its welcome, adding
+    /// every byte in and out to `traffic`.
+    pub async fn connect(addr: &str, identity: &Identity, name: &str, traffic: &Traffic) -> Result<Self, PlayerError> {
         let stream =
             TcpStream::connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
-        let hello = Hello::new(Role::Client { name: name.into() });
-        let (mut link, proxy) = match Link::open(stream, Door::Public, hello, Some(traffic)).await? {
+        let hello = Hello::new(Role::Client);
+        let (mut link, proxy) = match Link::<JoinChallenge>::open(stream, Door::Public, hello, Some(traffic)).await? {
             (link, Role::Proxy(proxy)) => (link, proxy),
             (_, got) => return Err(LinkError::from(HandshakeError::Role { expected: "a proxy", got }).into()),
         };
+        let challenge = match tokio::time::timeout(WELCOME_TIMEOUT, link.recv()).await {
+            Err(_) => return Err(PlayerError::NoWelcome(WELCOME_TIMEOUT)),
+            Ok(challenge) => challenge?,
+        };
+        link.send(JoinRequest::sign(identity, &challenge, name)).await?;
+        let mut link = link.retype::<ProxyToClient>();
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, link.recv()).await {
             Err(_) => return Err(PlayerError::NoWelcome(WELCOME_TIMEOUT)),
             Ok(message) => match message? {
                 ProxyToClient::Welcome(welcome) => welcome,
                 ProxyToClient::Disconnect { reason } if reason == CLUSTER_FULL => return Err(PlayerError::ClusterFull),
                 ProxyToClient::Disconnect { reason } => return Err(PlayerError::Disconnected(reason)),
+                ProxyToClient::NameRefused { reason } => return Err(PlayerError::NameRefused(reason)),
                 ProxyToClient::Update(_) => {
                     return Err(Violation::OutOfOrder { what: "an update", when: "before the welcome" }.into());
                 }
             },
         };
-        verify::welcome(&welcome, proxy)?;
+        verify::welcome(&welcome, proxy, identity.user())?;
         let view = WorldView::new(tick_seconds(welcome.tick_hz));
         Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view })
     }
@@ -115,7 +134,11 @@ impl Player {
                 self.view.apply(update, &self.welcome)?;
                 Ok(&self.view)
             }
+            ProxyToClient::Disconnect { reason } if reason == SIGNED_IN_AGAIN => Err(PlayerError::SignedInAgain),
             ProxyToClient::Disconnect { reason } => Err(PlayerError::Disconnected(reason)),
+            ProxyToClient::NameRefused { .. } => {
+                Err(Violation::OutOfOrder { what: "a name refused", when: "after the welcome" }.into())
+            }
             ProxyToClient::Welcome(_) => Err(Violation::OutOfOrder { what: "a welcome", when: "twice" }.into()),
         }
     }
@@ -174,9 +197,11 @@ impl Player {
 /// wait a [`Backoff`], so a cluster that is starting or down is not hammered. A full
 /// cluster is waited for with a backoff of its own, from [`FULL_FIRST_WAIT`] to
 /// [`FULL_MAX_WAIT`], so the players queueing for room ask a few times a minute at most.
+/// A name refused is final: no attempt is made again under it.
 #[derive(Debug, Clone)]
 pub struct Rejoin {
     proxies: Vec<String>,
+    identity: Identity,
     name: String,
     traffic: Traffic,
     backoff: Backoff,
@@ -186,11 +211,13 @@ pub struct Rejoin {
 }
 
 impl Rejoin {
-    /// Joins as `name` through one of `proxies` (client addresses; at least one).
-    pub fn new(proxies: Vec<String>, name: impl Into<String>) -> Self {
+    /// Joins as the holder of `identity`, asking for `name`, through one of `proxies`
+    /// (client addresses; at least one).
+    pub fn new(proxies: Vec<String>, identity: Identity, name: impl Into<String>) -> Self {
         assert!(!proxies.is_empty(), "a cluster has at least one proxy");
         Self {
             proxies,
+            identity,
             name: name.into(),
             traffic: Traffic::default(),
             backoff: Backoff::default(),
@@ -212,7 +239,7 @@ impl Rejoin {
 
     /// One attempt through `proxy`; a success resets the backoffs.
     pub async fn attempt(&mut self, proxy: &str) -> Result<Player, PlayerError> {
-        let attempt = Player::connect(proxy, &self.name, &self.traffic).await;
+        let attempt = Player::connect(proxy, &self.identity, &self.name, &self.traffic).await;
         self.found_full = matches!(attempt, Err(PlayerError::ClusterFull));
         if attempt.is_ok() {
             self.backoff.reset();
@@ -235,6 +262,7 @@ impl Rejoin {
             let proxy = self.pick_proxy();
             match self.attempt(&proxy).await {
                 Ok(player) => return Ok(player),
+                Err(err @ PlayerError::NameRefused(_)) => return Err(err),
                 Err(err) => {
                     let wait = self.next_wait();
                     if tokio::time::Instant::now() + wait > deadline {

@@ -61,13 +61,6 @@ fn project_dirs() -> Option<ProjectDirs> {
     ProjectDirs::from("", "", "Tessera")
 }
 
-/// The player's data directory for Tessera (`$XDG_DATA_HOME/tessera` or
-/// `~/.local/share/tessera` on Linux), where a client keeps what is not configuration,
-/// such as its embedded cluster's store. `None` when the user has no home directory.
-pub fn data_dir() -> Option<PathBuf> {
-    project_dirs().map(|dirs| dirs.data_dir().to_owned())
-}
-
 impl Profile {
     /// The profile `profile` (see [`DEFAULT_PROFILE`]) in the user's configuration
     /// directory, with its identity made on first use.

@@ -98,11 +98,12 @@ mod tests {
     use tessera_shared::cluster::ClusterConfig;
     use tessera_shared::ids::{ProxyId, UserId};
 
-    const ME: UserId = UserId((1 << 48) | 1);
+    const ME: UserId = UserId(0xada0_0000_0000_0001);
 
     fn welcome() -> Welcome {
         Welcome {
             user: ME,
+            name: "me".into(),
             proxy: ProxyId(1),
             map: ClusterConfig::default_local().region_map(),
             view_radius: 400.0,

@@ -1,6 +1,7 @@
 //! The Tessera proxy: players connect here, never to a game server. The proxy dials
 //! every server of the cluster map ([`server_links`]), accepts players
-//! ([`client_links`]), stamps each player's user id on everything it forwards, and
+//! ([`client_links`]), has each prove who it is and finds where it was in the player
+//! store ([`join`]), stamps each player's id on everything it forwards, and
 //! routes through one table ([`routing`]): input to the server that owns the player,
 //! updates to the player's connection by user id. Proxies never talk to each other.
 //! The player port is the cluster's front door, and holds its [`limits`]: connections
@@ -8,6 +9,7 @@
 
 pub mod client_links;
 pub mod client_queue;
+pub mod join;
 pub mod limits;
 pub mod routing;
 pub mod server_links;
@@ -22,6 +24,7 @@ use tessera_shared::bridge::NetRuntime;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ProxyId;
 use tessera_shared::secret::{ClusterSecret, SecretError};
+use tessera_store::{Store, StoreError, StoreLocation};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,12 +38,15 @@ pub struct ProxySettings {
     pub stats: Arc<ProxyStats>,
     /// What proves this proxy a member of the cluster to the servers it dials.
     pub secret: ClusterSecret,
+    /// The cluster's player store: who each player is, and where it was.
+    pub store: StoreLocation,
 }
 
 impl ProxySettings {
-    /// Proxy `id` of `cluster`, holding `secret`, with the default limits.
-    pub fn new(id: ProxyId, cluster: ClusterConfig, secret: ClusterSecret) -> Self {
-        Self { id, cluster, limits: ProxyLimits::default(), stats: Arc::default(), secret }
+    /// Proxy `id` of `cluster`, holding `secret`, finding players in `store`, with the
+    /// default limits.
+    pub fn new(id: ProxyId, cluster: ClusterConfig, secret: ClusterSecret, store: StoreLocation) -> Self {
+        Self { id, cluster, limits: ProxyLimits::default(), stats: Arc::default(), secret, store }
     }
 
     /// Refuses to run on addresses beyond loopback with the development secret: where
@@ -57,8 +63,13 @@ impl ProxySettings {
 }
 
 /// Runs the proxy until `shutdown` is cancelled: one dialer per server, and the
-/// client listener.
-pub async fn run(settings: ProxySettings, listener: TcpListener, shutdown: CancellationToken) {
+/// client listener. Fails at once if the player store cannot be opened.
+pub async fn run(
+    settings: ProxySettings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    let store = Store::open(&settings.store).await?;
     let settings = Arc::new(settings);
     let routing = Arc::new(Routing::new(settings.stats.clone()));
     let exporting = routing.clone();
@@ -68,7 +79,8 @@ pub async fn run(settings: ProxySettings, listener: TcpListener, shutdown: Cance
     for server in &settings.cluster.servers {
         tokio::spawn(server_links::maintain(settings.clone(), server.id, routing.clone(), shutdown.child_token()));
     }
-    client_links::accept(settings, listener, routing, shutdown).await;
+    client_links::accept(settings, listener, routing, store, shutdown).await;
+    Ok(())
 }
 
 /// Runs the proxy on a runtime of its own, on a thread of its own, until `shutdown`.
@@ -83,7 +95,9 @@ pub fn spawn_thread(
     std::thread::Builder::new().name(name).spawn(move || {
         runtime.0.block_on(async move {
             let listener = TcpListener::from_std(listener).expect("a bound listener converts to tokio");
-            run(settings, listener, shutdown).await;
+            if let Err(err) = run(settings, listener, shutdown).await {
+                tracing::error!("the proxy stopped: {err}");
+            }
         });
     })
 }

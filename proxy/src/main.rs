@@ -4,6 +4,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use tessera_proxy::{ProxyLimits, ProxySettings};
 use tessera_service::secret::SecretArgs;
+use tessera_service::store::StoreArgs;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ProxyId;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,8 @@ struct Args {
     threads: Option<usize>,
     #[command(flatten)]
     secret: SecretArgs,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     limits: ProxyLimits,
 }
@@ -56,7 +59,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tessera_service::resources::raise_open_files((args.limits.max_connections + cluster.servers.len() + 64) as u64);
     let id = ProxyId(args.id);
     let bind = cluster.proxy(id)?.client_bind;
-    let settings = ProxySettings { limits: args.limits, ..ProxySettings::new(id, cluster, args.secret.resolve()?) };
+    let settings = ProxySettings {
+        limits: args.limits,
+        ..ProxySettings::new(id, cluster, args.secret.resolve()?, args.store.location()?)
+    };
     settings.check_secret()?;
     if let Some(addr) = args.metrics {
         tessera_service::metrics::serve(addr)?;
@@ -70,6 +76,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tessera_service::signals::stop_requested().await;
         on_signal.cancel();
     });
-    tessera_proxy::run(settings, listener, shutdown).await;
+    tessera_proxy::run(settings, listener, shutdown).await?;
     Ok(())
 }

@@ -13,6 +13,11 @@
 //! joins cannot overshoot it) and each player's byte budget ([`ClientQueue`]): a player
 //! that lets its queue fill is disconnected, and nobody else notices.
 //!
+//! A player's id is its key's, so the same player can sign in again while its old
+//! connection is still open (a window that froze, a client restarted): the newer
+//! [`Session`] takes the route over, and the older is told why it ends and forgotten
+//! without touching the new one.
+//!
 //! What a player sends is held to the server's own gate before it is forwarded, so one
 //! player's bad input (a sequence number of 0) closes that player's connection, never the
 //! link all of this proxy's players share.
@@ -20,14 +25,14 @@
 use crate::client_queue::{ClientQueue, QueueError};
 use crate::stats::{ProxyStats, Refusal};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tessera_shared::framing::Outgoing;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
 use tessera_shared::protocol::verify::{self, Violation};
-use tessera_shared::protocol::{CLUSTER_FULL, ProxyToClient, ProxyToServer, ServerToProxy};
+use tessera_shared::protocol::{CLUSTER_FULL, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy};
 use tracing::{debug, warn};
 
 /// What goes to a player: a message of the proxy's own, or a server's frame, forwarded untouched.
@@ -38,6 +43,21 @@ pub struct ClientRoute {
     pub outbound: ClientQueue,
     pub owner: ServerId,
     pub epoch: u32,
+    /// The connection it plays on now.
+    pub session: Session,
+}
+
+/// One connection of a player, told apart from the player's next one, so that an old
+/// connection closing never removes the route of the one that replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session(u64);
+
+impl Session {
+    /// A session never used before in this process.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 #[derive(Default)]
@@ -133,7 +153,9 @@ impl Routing {
     }
 
     /// Registers a player, whose login goes to `owner`, unless `max_players` are here
-    /// already.
+    /// already. A player already here signed in again: its older session is told so and
+    /// ends. Every other server is told the player signed in here, so that an older
+    /// session anywhere (through any proxy) ends and the player is never in two places.
     pub fn join(
         &self,
         user: UserId,
@@ -141,32 +163,46 @@ impl Routing {
         login: ProxyToServer,
         max_players: usize,
     ) -> Result<(), RouteError> {
-        let owner = route.owner;
-        {
+        let (owner, session) = (route.owner, route.session);
+        let replaced = {
             let mut tables = self.tables();
-            if tables.clients.len() >= max_players {
+            if !tables.clients.contains_key(&user) && tables.clients.len() >= max_players {
                 self.stats.refused(Refusal::Full);
                 return Err(RouteError::Full);
             }
-            tables.clients.insert(user, route);
+            let replaced = tables.clients.insert(user, route);
             self.count(&tables);
+            for (_, link) in tables.servers.iter().filter(|&(&server, _)| server != owner) {
+                let _ = link.send(ProxyToServer::Supersede { user });
+            }
+            replaced
+        };
+        if let Some(older) = replaced {
+            debug!("{user} signed in again: ending its older session");
+            let _ = older.outbound.send_last(ProxyToClient::Disconnect { reason: SIGNED_IN_AGAIN.into() });
         }
         self.to_server(owner, login).inspect_err(|_| {
-            self.forget(user);
+            self.forget(user, Some(session));
         })
     }
 
-    /// Drops a player from the table without telling any server.
-    fn forget(&self, user: UserId) -> Option<ClientRoute> {
+    /// Drops a player from the table without telling any server: whichever session it
+    /// plays on, or only `session`.
+    fn forget(&self, user: UserId, session: Option<Session>) -> Option<ClientRoute> {
         let mut tables = self.tables();
+        let current = tables.clients.get(&user).map(|route| route.session);
+        if current.is_none() || session.is_some_and(|session| Some(session) != current) {
+            return None;
+        }
         let route = tables.clients.remove(&user);
         self.count(&tables);
         route
     }
 
-    /// Forgets a player and tells its owner it left. Safe to call more than once.
-    pub fn leave(&self, user: UserId) {
-        if let Some(route) = self.forget(user) {
+    /// Forgets a player's `session`, if it is still the one it plays on, and tells its
+    /// owner it left. Safe to call more than once.
+    pub fn leave(&self, user: UserId, session: Session) {
+        if let Some(route) = self.forget(user, Some(session)) {
             let _ = self.to_server(route.owner, ProxyToServer::Logout { user });
         }
     }
@@ -174,7 +210,7 @@ impl Routing {
     /// Tells a player why it is disconnected, as the last thing it is sent, and lets it
     /// go: its connection closes once that is written.
     pub fn disconnect(&self, user: UserId, reason: String) {
-        if let Some(route) = self.forget(user) {
+        if let Some(route) = self.forget(user, None) {
             let _ = route.outbound.send_last(ProxyToClient::Disconnect { reason });
             let _ = self.to_server(route.owner, ProxyToServer::Logout { user });
         }
@@ -183,7 +219,7 @@ impl Routing {
     /// Forwards a player's message to the server that owns it, if the server's gate would
     /// let it through.
     pub fn from_client(&self, user: UserId, message: ProxyToServer) -> Result<(), RouteError> {
-        verify::from_proxy(&message, user.proxy())?;
+        verify::from_proxy(&message)?;
         let owner = self.tables().clients.get(&user).map(|route| route.owner).ok_or(RouteError::UnknownUser(user))?;
         self.to_server(owner, message)
     }
@@ -270,7 +306,6 @@ mod tests {
     use crate::client_queue::QueuedFrame;
     use bytes::Bytes;
     use tessera_shared::framing::decode_body;
-    use tessera_shared::ids::ProxyId;
     use tokio::sync::mpsc;
 
     /// A table with server 1 up, and what it queues for that server.
@@ -283,11 +318,21 @@ mod tests {
 
     /// Joins player `n` on server 1 with a queue of `budget` bytes.
     fn join(routing: &Routing, n: u64, budget: usize) -> Result<(UserId, mpsc::Receiver<QueuedFrame>), RouteError> {
+        join_session(routing, n, budget).map(|(user, queue, _)| (user, queue))
+    }
+
+    /// As [`join`], with the session it plays on.
+    fn join_session(
+        routing: &Routing,
+        n: u64,
+        budget: usize,
+    ) -> Result<(UserId, mpsc::Receiver<QueuedFrame>, Session), RouteError> {
         let (outbound, queue) = ClientQueue::channel(budget);
-        let user = UserId::issue(ProxyId(1), n);
+        let user = UserId(n);
         let login = ProxyToServer::Login { user, name: format!("p{n}"), position: tessera_shared::Vec2::ZERO };
-        routing.join(user, ClientRoute { outbound, owner: ServerId(1), epoch: 0 }, login, 2)?;
-        Ok((user, queue))
+        let session = Session::next();
+        routing.join(user, ClientRoute { outbound, owner: ServerId(1), epoch: 0, session }, login, 2)?;
+        Ok((user, queue, session))
     }
 
     fn next_frame(queue: &mut mpsc::Receiver<QueuedFrame>) -> Option<Bytes> {
@@ -312,12 +357,13 @@ mod tests {
     #[test]
     fn past_the_player_cap_the_cluster_is_full() {
         let (routing, _server_one) = with_server();
-        let (first, _) = join(&routing, 1, 1024).unwrap();
+        let (first, _, session) = join_session(&routing, 1, 1024).unwrap();
         let _second = join(&routing, 2, 1024).unwrap();
         assert_eq!(join(&routing, 3, 1024).err(), Some(RouteError::Full));
         assert_eq!(RouteError::Full.to_string(), CLUSTER_FULL, "the reason players recognise");
         assert_eq!(routing.stats.refusals(Refusal::Full), 1);
-        routing.leave(first);
+        assert!(join(&routing, 2, 1024).is_ok(), "a player signing in again takes no more room");
+        routing.leave(first, session);
         assert!(join(&routing, 4, 1024).is_ok(), "a player leaving makes room");
     }
 
@@ -342,5 +388,25 @@ mod tests {
         assert!(messages.contains(&ProxyToServer::Logout { user: slow }), "its server is told it left");
         routing.updates_from(ServerId(1), [(reader, frame.clone())]);
         assert_eq!(next_frame(&mut reader_queue), Some(frame), "the reader plays on");
+    }
+
+    #[test]
+    fn a_player_signing_in_again_ends_its_older_session_only() {
+        let (routing, mut server_one) = with_server();
+        let (user, mut older, older_session) = join_session(&routing, 1, 1 << 20).unwrap();
+        let (_, mut newer, newer_session) = join_session(&routing, 1, 1 << 20).unwrap();
+        let frames: Vec<Bytes> = std::iter::from_fn(|| next_frame(&mut older)).collect();
+        match frames.last().map(|frame| decode_body(&frame[4..])) {
+            Some(Ok(ProxyToClient::Disconnect { reason })) => assert_eq!(reason, SIGNED_IN_AGAIN),
+            other => panic!("expected the older session told why it ends, got {other:?}"),
+        }
+        routing.leave(user, older_session);
+        let frame = Bytes::from_static(b"frame");
+        routing.updates_from(ServerId(1), [(user, frame.clone())]);
+        assert_eq!(next_frame(&mut newer), Some(frame), "the older session closing leaves the newer one be");
+        let logins = std::iter::from_fn(|| server_one.try_recv().ok());
+        assert!(logins.into_iter().all(|message| matches!(message, ProxyToServer::Login { .. })), "no logout");
+        routing.leave(user, newer_session);
+        assert_eq!(server_one.try_recv().ok(), Some(ProxyToServer::Logout { user }));
     }
 }

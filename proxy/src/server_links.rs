@@ -1,7 +1,7 @@
 //! One dialer per game server: connect, prove membership of the cluster (the link is
 //! sealed with the cluster secret), say hello as this proxy, relay the server's updates
-//! to players once [`verify::from_server`] allows each (a server speaks only of this
-//! proxy's players, and only for itself), and on any loss disconnect the players it
+//! to players once [`verify::from_server`] allows each (a server speaks only for itself,
+//! in whole frames; the routing table delivers only to this proxy's players), and on any loss disconnect the players it
 //! owned (they are gone with it) and redial with exponential backoff.
 
 use crate::ProxySettings;
@@ -50,7 +50,7 @@ async fn serve(
     let (outbound, queue) = Outbound::channel();
     routing.server_up(server, outbound);
     link.run(queue, |message| {
-        let verified = verify::from_server(&message, server, settings.id);
+        let verified = verify::from_server(&message, server);
         if verified.is_ok() {
             routing.from_server(server, message);
         }

@@ -1,7 +1,8 @@
 //! Assembles a server app from its plugins: [`build_app`] gives the simulation and its
 //! protocol layer with no transport, which the in-process test harness steps by hand;
-//! [`run`] adds the TCP transport and runs it until shut down.
+//! [`run`] adds the TCP transport and the player store, and runs it until shut down.
 
+use crate::checkpoints::{CheckpointsPlugin, StoreWriter};
 use crate::net::tcp::{ServerListeners, TcpTransportPlugin};
 use crate::settings::ServerSettings;
 use crate::{handoff, interest, movement, net, players, regions, status, tick};
@@ -30,12 +31,19 @@ pub fn build_app(settings: ServerSettings) -> App {
     app
 }
 
-/// Runs one server on `listeners` until `shutdown` is cancelled.
-pub fn run(settings: ServerSettings, listeners: ServerListeners, shutdown: CancellationToken) -> AppExit {
+/// Runs one server on `listeners`, saving its players through `writer`, until
+/// `shutdown` is cancelled; then saves every player still here before it returns.
+pub fn run(
+    settings: ServerSettings,
+    listeners: ServerListeners,
+    writer: StoreWriter,
+    shutdown: CancellationToken,
+) -> AppExit {
     let mut app = build_app(settings);
     app.insert_resource(Shutdown(shutdown.clone()))
+        .insert_resource(writer)
         .add_systems(First, exit_on_shutdown)
-        .add_plugins(TcpTransportPlugin::new(listeners, shutdown));
+        .add_plugins((CheckpointsPlugin, TcpTransportPlugin::new(listeners, shutdown)));
     app.run()
 }
 

@@ -6,10 +6,12 @@
 //! layer: network events in, queued messages out; its [`net::tcp`] transport runs the
 //! sockets on a tokio runtime beside the app), [`players`] (logins, logouts, input
 //! queues), [`movement`], [`interest`] (what each player is sent), [`regions`]
-//! (subscriptions between servers, ghosts), [`handoff`], [`status`] (the operator's
-//! periodic report). [`app`] assembles them.
+//! (subscriptions between servers, ghosts), [`handoff`], [`checkpoints`] (players
+//! saved to the store, off the tick), [`status`] (the operator's periodic report).
+//! [`app`] assembles them.
 
 pub mod app;
+pub mod checkpoints;
 pub mod components;
 pub mod handoff;
 pub mod interest;

@@ -4,8 +4,10 @@
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use tessera_server::checkpoints::StoreWriter;
 use tessera_server::{ServerListeners, ServerSettings};
 use tessera_service::secret::SecretArgs;
+use tessera_service::store::StoreArgs;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ServerId;
 use tokio_util::sync::CancellationToken;
@@ -48,8 +50,14 @@ struct ServeArgs {
     /// Serve Prometheus metrics (tick times, players, peer bytes...) at this address.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Seconds between saves of every player here: the most of its players' movement a
+    /// server killed without warning can lose.
+    #[arg(long, value_name = "SECS", default_value_t = tessera_server::settings::CHECKPOINT_INTERVAL.as_secs_f64())]
+    checkpoint_secs: f64,
     #[command(flatten)]
     secret: SecretArgs,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,6 +88,11 @@ fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = ServerSettings::new(cluster.clone(), id, args.secret.resolve()?)?;
     settings.check_secret()?;
     settings.broadcast_baseline = args.broadcast_baseline;
+    settings.checkpoint_interval = std::time::Duration::try_from_secs_f64(args.checkpoint_secs)
+        .ok()
+        .filter(|interval| !interval.is_zero())
+        .ok_or("--checkpoint-secs must be a positive number of seconds")?;
+    let writer = StoreWriter::start(args.store.location()?, settings.stats.clone())?;
     if let Some(addr) = args.metrics {
         tessera_service::metrics::serve(addr)?;
         tracing::info!("metrics at http://{addr}/metrics");
@@ -92,6 +105,6 @@ fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         listeners.proxy.local_addr()?,
         listeners.peer.local_addr()?
     );
-    tessera_server::run(settings, listeners, shutdown);
+    tessera_server::run(settings, listeners, writer, shutdown);
     Ok(())
 }

@@ -4,15 +4,25 @@
 //! has just been handed to a peer are the handoff's to forward; a peer may forward them
 //! only for a player it handed us.) Sequence numbers come from the network: nothing here
 //! does arithmetic on them that could overflow.
+//!
+//! A player's id is its key's, so it may sign in again while an older session of it
+//! still plays. The newest session wins: a login of a player already here takes it over
+//! where it stands (a fresh input sequence and view), and a proxy's word that the player
+//! signed in on another server ([`SupersedeRequest`]) ends its session here. Either way
+//! the older session's proxy, if another, is told why, and the player is never in two
+//! places. Only the proxy a player came through speaks for it (its input, its logout).
 
 use crate::components::Visible;
-use crate::net::{InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost, Via};
+use crate::net::{
+    InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost, SupersedeRequest,
+    Via,
+};
 use crate::settings::ServerSettings;
 use bevy::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use tessera_shared::components::{Keys, Position, Velocity};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
-use tessera_shared::protocol::{Input, MAX_PENDING_INPUTS, ServerToProxy};
+use tessera_shared::protocol::{Input, MAX_PENDING_INPUTS, SIGNED_IN_AGAIN, ServerToProxy};
 use tracing::{debug, info, warn};
 /// Ticks a gap in the input sequence may stay open before it is skipped.
 pub const GAP_TIMEOUT_TICKS: u64 = 40;
@@ -134,7 +144,14 @@ impl Plugin for PlayersPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Players>().add_systems(
             PreUpdate,
-            (despawn_lost_proxies, announce_owners, spawn_logins, queue_inputs, despawn_logouts)
+            (
+                despawn_lost_proxies,
+                announce_owners,
+                end_superseded_sessions,
+                spawn_logins,
+                queue_inputs,
+                despawn_logouts,
+            )
                 .chain()
                 .in_set(PlayerSystems)
                 .after(NetSystems::Receive),
@@ -148,14 +165,20 @@ fn spawn_logins(
     mut players: ResMut<Players>,
     mut links: ResMut<ProxyLinks>,
     settings: Res<ServerSettings>,
+    owned: Query<(&Position, &Player)>,
 ) {
-    for LoginRequest { proxy, user, name, position } in requests.read().cloned() {
-        if players.0.contains_key(&user) {
-            warn!("{proxy} logged in {user}, who is already here; refusing the second login");
-            links.send(proxy, ServerToProxy::Kick { user, reason: format!("{user} is already in the game") });
-            continue;
-        }
-        if settings.map.owner_at(position) != Some(settings.id) {
+    for LoginRequest { proxy, user, name, mut position } in requests.read().cloned() {
+        if let Some((&live, older)) = players.0.get(&user).and_then(|&entity| owned.get(entity).ok()) {
+            // The same player signed in again before its older session ended (through
+            // another proxy, or the same one): the newer session takes over where the
+            // player stands, with a fresh input sequence and view; the older one ends.
+            info!("{user} signed in again through {proxy}: its session through {} ends", older.proxy);
+            if older.proxy != proxy {
+                links.send(older.proxy, ServerToProxy::Kick { user, reason: SIGNED_IN_AGAIN.into() });
+            }
+            position = live.0;
+            commands.entity(players.0[&user]).despawn();
+        } else if settings.map.owner_at(position) != Some(settings.id) {
             warn!("{proxy} asked to spawn {user} at {position}, outside this server's regions");
             let reason = format!("{} does not own {position}", settings.id);
             links.send(proxy, ServerToProxy::Kick { user, reason });
@@ -165,6 +188,28 @@ fn spawn_logins(
         let player = Player { proxy, epoch: 0, handed_by: None };
         let entity = commands.spawn(Player::bundle(user, name, player, position)).id();
         players.0.insert(user, entity);
+    }
+}
+
+/// A player signed in again through a proxy, on another server: its session here is an
+/// older one and ends (saved as it goes), its proxy told why if it is another.
+fn end_superseded_sessions(
+    mut commands: Commands,
+    mut requests: MessageReader<SupersedeRequest>,
+    mut players: ResMut<Players>,
+    owned: Query<&Player>,
+    mut links: ResMut<ProxyLinks>,
+) {
+    for &SupersedeRequest { proxy, user } in requests.read() {
+        let Some((entity, older)) = players.0.get(&user).and_then(|&e| owned.get(e).ok().map(|p| (e, p))) else {
+            continue;
+        };
+        info!("{user} signed in again through {proxy}, elsewhere: its session through {} ends", older.proxy);
+        if older.proxy != proxy {
+            links.send(older.proxy, ServerToProxy::Kick { user, reason: SIGNED_IN_AGAIN.into() });
+        }
+        players.0.remove(&user);
+        commands.entity(entity).despawn();
     }
 }
 

@@ -23,12 +23,26 @@ pub struct ServerSettings {
     pub stats: Arc<ServerStats>,
     /// What proves this server a member of the cluster to its proxies and peers.
     pub secret: ClusterSecret,
+    /// How often every player here is saved to the store: the most of a player's
+    /// movement a server killed without warning can lose.
+    pub checkpoint_interval: Duration,
 }
+
+/// The default [`ServerSettings::checkpoint_interval`].
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
 impl ServerSettings {
     pub fn new(cluster: ClusterConfig, id: ServerId, secret: ClusterSecret) -> Result<Self, ClusterError> {
         cluster.server(id)?;
-        Ok(Self { id, map: cluster.region_map(), broadcast_baseline: false, stats: Arc::default(), cluster, secret })
+        Ok(Self {
+            id,
+            map: cluster.region_map(),
+            broadcast_baseline: false,
+            stats: Arc::default(),
+            cluster,
+            secret,
+            checkpoint_interval: CHECKPOINT_INTERVAL,
+        })
     }
 
     /// Refuses to run on addresses beyond loopback with the development secret: where
@@ -45,6 +59,11 @@ impl ServerSettings {
 
     pub fn tick(&self) -> Duration {
         Duration::from_secs_f64(1.0 / self.cluster.simulation.tick_hz)
+    }
+
+    /// [`Self::checkpoint_interval`] in ticks, at least one.
+    pub fn checkpoint_ticks(&self) -> u64 {
+        (self.checkpoint_interval.as_secs_f64() * self.cluster.simulation.tick_hz).round().max(1.0) as u64
     }
 
     pub fn view_radius(&self) -> f32 {

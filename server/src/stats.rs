@@ -18,6 +18,10 @@ pub struct ServerStats {
     /// Handshakes at the proxy and peer ports that failed: no secret, too slow, not a
     /// role the port takes.
     pub failed_handshakes: AtomicU64,
+    /// Player checkpoints the store took.
+    pub checkpoints_saved: AtomicU64,
+    /// Batches of checkpoints the store could not take (each tried again).
+    pub checkpoint_failures: AtomicU64,
     /// Bytes exchanged with peer servers.
     pub peer_traffic: tessera_shared::link::Traffic,
 }

@@ -81,6 +81,8 @@ struct ServerMetrics {
     handoffs_out: metrics::Counter,
     refused_connections: metrics::Counter,
     failed_handshakes: metrics::Counter,
+    checkpoints_saved: metrics::Counter,
+    checkpoint_failures: metrics::Counter,
 }
 
 impl ServerMetrics {
@@ -97,7 +99,9 @@ impl ServerMetrics {
             handoffs_in: metrics::counter!(names::SERVER_HANDOFFS, "server" => server.clone(), "direction" => "in"),
             handoffs_out: metrics::counter!(names::SERVER_HANDOFFS, "server" => server.clone(), "direction" => "out"),
             refused_connections: metrics::counter!(names::SERVER_REFUSALS, "server" => server.clone(), "cause" => "door"),
-            failed_handshakes: metrics::counter!(names::SERVER_REFUSALS, "server" => server, "cause" => "handshake"),
+            failed_handshakes: metrics::counter!(names::SERVER_REFUSALS, "server" => server.clone(), "cause" => "handshake"),
+            checkpoints_saved: metrics::counter!(names::SERVER_CHECKPOINTS, "server" => server.clone()),
+            checkpoint_failures: metrics::counter!(names::SERVER_CHECKPOINT_FAILURES, "server" => server),
         }
     }
 }
@@ -144,6 +148,8 @@ fn export_metrics(
     metrics.handoffs_out.absolute(get(&stats.handoffs_out));
     metrics.refused_connections.absolute(get(&stats.refused_connections));
     metrics.failed_handshakes.absolute(get(&stats.failed_handshakes));
+    metrics.checkpoints_saved.absolute(get(&stats.checkpoints_saved));
+    metrics.checkpoint_failures.absolute(get(&stats.checkpoint_failures));
 }
 
 fn report(

@@ -1,7 +1,8 @@
 //! What every headless Tessera process (server, proxy, in-process cluster, bots,
 //! benchmark) needs from the machine it runs on: log lines on stderr ([`logging`]), a
 //! clean stop when the host asks for one ([`signals`]), a Prometheus endpoint
-//! ([`metrics`]), the cluster secret from its flags or environment ([`secret`]), and
+//! ([`metrics`]), the cluster secret from its flags or environment ([`secret`]), where
+//! the player store is ([`store`]), and
 //! enough open files for its sockets ([`resources`]). The game client needs none of it: Bevy logs for it, and its window
 //! closes it.
 
@@ -10,3 +11,4 @@ pub mod metrics;
 pub mod resources;
 pub mod secret;
 pub mod signals;
+pub mod store;

@@ -218,12 +218,13 @@ mod tests {
 
     #[test]
     fn every_link_round_trips() {
-        let user = UserId::issue(ProxyId(2), 9);
+        let user = UserId(9);
         let input = Input { seq: 7, keys: Keys::UP | Keys::LEFT };
-        round_trip(Hello::new(Role::Client { name: "ada".into() }));
+        round_trip(Hello::new(Role::Client));
         round_trip(ClientToProxy::Input(input));
         round_trip(ProxyToClient::Welcome(Welcome {
             user,
+            name: "ada".into(),
             proxy: ProxyId(2),
             map: RegionMap::new(10.0, 1, 2, vec![ServerId(1), ServerId(2)]),
             view_radius: 4.0,

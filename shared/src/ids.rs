@@ -27,20 +27,13 @@ pub struct UserId(pub u64);
 pub struct EntityId(pub u64);
 
 impl UserId {
-    const COUNTER_BITS: u32 = 48;
-
-    /// The `counter`-th user issued by `proxy`.
-    pub fn issue(proxy: ProxyId, counter: u64) -> Self {
-        Self((u64::from(proxy.0) << Self::COUNTER_BITS) | (counter & ((1 << Self::COUNTER_BITS) - 1)))
-    }
-
-    /// The proxy that issued this id.
-    pub fn proxy(self) -> ProxyId {
-        ProxyId((self.0 >> Self::COUNTER_BITS) as u16)
-    }
-
     pub fn entity(self) -> EntityId {
         EntityId(self.0)
+    }
+
+    /// The first 8 of its 16 hex digits: enough for people to tell players apart.
+    pub fn short(self) -> String {
+        format!("{:08x}", self.0 >> 32)
     }
 }
 
@@ -64,7 +57,7 @@ impl fmt::Display for EntityId {
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "user {}:{}", self.proxy().0, self.0 & ((1 << Self::COUNTER_BITS) - 1))
+        write!(f, "player {:016x}", self.0)
     }
 }
 
@@ -73,12 +66,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_ids_from_different_proxies_never_collide() {
-        let a = UserId::issue(ProxyId(1), 7);
-        let b = UserId::issue(ProxyId(2), 7);
-        assert_ne!(a, b);
-        assert_eq!(a.proxy(), ProxyId(1));
-        assert_eq!(b.proxy(), ProxyId(2));
-        assert_eq!(a.to_string(), "user 1:7");
+    fn a_player_is_shown_by_its_id_in_hex() {
+        let user = UserId(0x0123_4567_89ab_cdef);
+        assert_eq!(user.to_string(), "player 0123456789abcdef");
+        assert_eq!(user.short(), "01234567");
     }
 }

@@ -19,6 +19,10 @@ pub const SERVER_HANDOFFS: &str = "tessera_server_handoffs_total";
 /// Connections to the proxy and peer ports turned away. Labels `server`, `cause`
 /// (`door`: over the members' door limits; `handshake`: failed to prove membership or role).
 pub const SERVER_REFUSALS: &str = "tessera_server_refusals_total";
+/// Player checkpoints the store took from this server. Label `server`.
+pub const SERVER_CHECKPOINTS: &str = "tessera_server_checkpoints_total";
+/// Batches of checkpoints the store could not take, each tried again. Label `server`.
+pub const SERVER_CHECKPOINT_FAILURES: &str = "tessera_server_checkpoint_failures_total";
 /// Game servers this proxy is linked to. Label `proxy`.
 pub const PROXY_SERVERS: &str = "tessera_proxy_servers";
 /// Players connected to this proxy. Label `proxy`.

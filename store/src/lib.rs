@@ -27,6 +27,8 @@ pub mod postgres;
 mod record;
 mod sql;
 pub mod sqlite;
+#[cfg(feature = "test-server")]
+pub mod test_server;
 
 use std::time::Duration;
 
@@ -34,7 +36,7 @@ use glam::Vec2;
 use tessera_shared::identity::PlayerKey;
 
 pub use error::{ClaimError, NameError, StoreError};
-pub use location::{DEFAULT_FILE_NAME, PostgresUrl, StoreLocation};
+pub use location::{DEFAULT_FILE_NAME, PostgresUrl, StoreLocation, platform_data_dir};
 pub use record::{Checkpoint, Claimed, MAX_NAME_BYTES, PlayerRecord};
 
 use postgres::PostgresStore;

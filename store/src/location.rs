@@ -30,6 +30,13 @@ impl StoreLocation {
     }
 }
 
+/// Tessera's data directory on this platform, for this user (found the platform's way:
+/// `$XDG_DATA_HOME/tessera` or `~/.local/share/tessera` on Linux): where a cluster keeps
+/// its store unless told otherwise, and a player's embedded cluster keeps its world.
+pub fn platform_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "Tessera").map(|dirs| dirs.data_dir().to_path_buf())
+}
+
 impl FromStr for StoreLocation {
     type Err = StoreError;
 

@@ -9,6 +9,8 @@ use tessera_cluster::LocalCluster;
 use tessera_player::{Player, Rejoin};
 use tessera_shared::Vec2;
 use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::identity::Identity;
+use tessera_store::StoreLocation;
 
 const WIDTH: usize = 1280;
 const HEIGHT: usize = 800;
@@ -25,13 +27,16 @@ fn is_pale(p: &[u8]) -> bool {
 }
 
 async fn join(proxy: &str, name: &str) -> Player {
-    let joining = Rejoin::new(vec![proxy.into()], name).join_within(Duration::from_secs(20)).await;
+    let identity = Identity::generate().unwrap();
+    let joining = Rejoin::new(vec![proxy.into()], identity, name).join_within(Duration::from_secs(20)).await;
     joining.unwrap_or_else(|err| panic!("{name} could not join: {err}"))
 }
 
 #[test]
 fn the_client_draws_you_and_the_players_around_you() {
-    let cluster = LocalCluster::start_ephemeral(ClusterConfig::default_local()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = StoreLocation::in_data_dir(data.path());
+    let cluster = LocalCluster::start_ephemeral(ClusterConfig::default_local(), store).unwrap();
     let proxy = cluster.proxy_addresses()[0].clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // Two players standing either side of the spawn disc, where the client appears: on
@@ -52,6 +57,8 @@ fn the_client_draws_you_and_the_players_around_you() {
     let mut client = Command::new("xvfb-run")
         .args(["-a", "-s", &format!("-screen 0 {WIDTH}x{HEIGHT}x24")])
         .arg(env!("CARGO_BIN_EXE_tessera-client"))
+        // A profile of its own: the client makes its key there.
+        .env("XDG_CONFIG_HOME", data.path())
         .args(["--proxy", &proxy, "--name", "tester", "--exit-after-frames", "120", "--screenshot"])
         .arg(&shot)
         .spawn()

@@ -1,22 +1,26 @@
 //! Bad input closes that one connection, with a clear log line, and nobody else notices:
 //! garbage, absurd lengths, truncated frames, a wrong protocol version, messages not
-//! allowed in the current state, an input numbered 0, processes without the cluster
+//! allowed in the current state, a join not signed by the key it names (or replayed from
+//! another connection), an input numbered 0, processes without the cluster
 //! secret posing as a proxy or a server, and members of the cluster (holding the secret)
 //! using ids they have no right to or naming regions or players the map does not give
 //! them.
 
-use crate::harness::{DEADLINE, default_cluster, join, walk_to};
+use crate::harness::{DEADLINE, TestCluster, default_cluster, join, walk_to};
 use bytes::BytesMut;
 use std::time::Duration;
-use tessera_cluster::LocalCluster;
+use tessera_bots::swarm::bot_identity;
 use tessera_player::Player;
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
-use tessera_shared::framing::{Bounded, encode_frame};
+use tessera_shared::framing::{Bounded, decode_body, encode_frame};
+use tessera_shared::identity::JoinChallenge;
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::{Door, Link, LinkError, Side};
+use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{
-    CellDelta, ClientToProxy, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToServer, Role,
+    CellDelta, ClientToProxy, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToClient, ProxyToServer,
+    Role,
 };
 use tessera_shared::region_map::CellId;
 use tessera_shared::secret::ClusterSecret;
@@ -30,7 +34,25 @@ fn frame(message: &impl serde::Serialize) -> Vec<u8> {
 }
 
 fn client_hello() -> Vec<u8> {
-    frame(&Hello::new(Role::Client { name: "mallory".into() }))
+    frame(&Hello::new(Role::Client))
+}
+
+/// Reads the next whole frame of `stream` as a `T`.
+async fn read_frame<T: serde::de::DeserializeOwned>(stream: &mut TcpStream) -> T {
+    let mut len = [0; 4];
+    stream.read_exact(&mut len).await.expect("a frame's length");
+    let mut body = vec![0; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).await.expect("a frame's body");
+    decode_body(&body).expect("a frame of the expected message")
+}
+
+/// A raw connection to the proxy at `addr`, greeted and challenged, with the challenge.
+async fn challenged(addr: &str) -> (TcpStream, JoinChallenge) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&client_hello()).await.unwrap();
+    read_frame::<Hello>(&mut stream).await;
+    let challenge = read_frame::<JoinChallenge>(&mut stream).await;
+    (stream, challenge)
 }
 
 /// Sends `bytes` and asserts the other side closes the connection: reads until EOF
@@ -41,6 +63,11 @@ async fn assert_closed_after(addr: &str, bytes: &[u8], half_close: bool) {
     if half_close {
         stream.shutdown().await.unwrap();
     }
+    assert_closed(stream).await;
+}
+
+/// Asserts the other side of `stream` closes it (bounded in time and bytes read).
+async fn assert_closed(mut stream: TcpStream) {
     let closed = async {
         let mut buf = [0u8; 4096];
         let mut total = 0usize;
@@ -91,7 +118,7 @@ async fn assert_unaffected(player: &mut Player) {
         .unwrap();
 }
 
-async fn cluster_with_honest_player() -> (LocalCluster, Player) {
+async fn cluster_with_honest_player() -> (TestCluster, Player) {
     let cluster = default_cluster();
     let player = join(&cluster, 0, "honest").await;
     (cluster, player)
@@ -127,7 +154,7 @@ async fn wrong_version_role_or_order_is_refused() {
     let proxy = &cluster.proxy_addresses()[0];
     let server = cluster.config().servers[0].proxy_bind.to_string();
 
-    let old = Hello { version: PROTOCOL_VERSION + 1, role: Role::Client { name: "future".into() } };
+    let old = Hello { version: PROTOCOL_VERSION + 1, role: Role::Client };
     assert_closed_after(proxy, &frame(&old), false).await;
     // Input before any hello.
     let input = ClientToProxy::Input(Input { seq: 1, keys: Keys::UP });
@@ -138,11 +165,47 @@ async fn wrong_version_role_or_order_is_refused() {
     assert_closed_after(proxy, &twice, false).await;
     // A player knocking on a server's proxy port.
     assert_closed_after(&server, &client_hello(), false).await;
-    // An input numbered 0, which the server's gate refuses: the proxy closes this
-    // connection rather than forward it on the link its other players share.
-    let mut zero = client_hello();
-    zero.extend(frame(&ClientToProxy::Input(Input { seq: 0, keys: Keys::UP })));
-    assert_closed_after(proxy, &zero, false).await;
+    // Input where the join should be.
+    let mut early = client_hello();
+    early.extend(frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP })));
+    assert_closed_after(proxy, &early, false).await;
+    // An input numbered 0 from a player that joined properly, which the server's gate
+    // refuses: the proxy closes this connection rather than forward it on the link its
+    // other players share.
+    let (mut joined, challenge) = challenged(proxy).await;
+    let request = JoinRequest::sign(&bot_identity("zero"), &challenge, "zero");
+    joined.write_all(&frame(&request)).await.unwrap();
+    assert!(matches!(read_frame::<ProxyToClient>(&mut joined).await, ProxyToClient::Welcome(_)));
+    joined.write_all(&frame(&ClientToProxy::Input(Input { seq: 0, keys: Keys::UP }))).await.unwrap();
+    assert_closed(joined).await;
+
+    assert_unaffected(&mut honest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_is_the_key_holders_own_and_good_once() {
+    let (cluster, mut honest) = cluster_with_honest_player().await;
+    let proxy = &cluster.proxy_addresses()[0];
+    let proxy_id = cluster.config().proxies[0].id;
+    let honest_key = bot_identity("honest").key();
+
+    // The honest player's key, signed by another: someone posing as the honest player.
+    let (mut forged, challenge) = challenged(proxy).await;
+    let mallory = JoinRequest::sign(&bot_identity("mallory"), &challenge, "honest");
+    let posing = JoinRequest { key: honest_key, ..mallory };
+    forged.write_all(&frame(&posing)).await.unwrap();
+    assert_closed(forged).await;
+    // A join recorded from one connection, replayed on another with a new challenge.
+    let (_recorded_on, challenge) = challenged(proxy).await;
+    let recorded = JoinRequest::sign(&bot_identity("honest"), &challenge, "honest");
+    let (mut replayed, _) = challenged(proxy).await;
+    replayed.write_all(&frame(&recorded)).await.unwrap();
+    assert_closed(replayed).await;
+    assert_eq!(
+        cluster.proxy_stats(proxy_id).players.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "only the honest one"
+    );
 
     assert_unaffected(&mut honest).await;
 }
@@ -179,23 +242,22 @@ async fn without_the_secret_nobody_poses_as_a_proxy_or_a_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_proxy_cannot_speak_for_users_it_did_not_issue() {
+async fn a_proxy_speaks_only_for_the_players_that_came_through_it() {
     let (cluster, mut honest) = cluster_with_honest_player().await;
     let server = cluster.config().servers[0].proxy_bind.to_string();
     let honest_id = UserId(honest.view.me.unwrap().id.0);
     let secret = cluster.secret();
     type FromServer = tessera_shared::protocol::ServerToProxy;
 
-    // A member of the cluster gone rogue, as proxy 2, tries to move the honest player,
-    // who belongs to proxy 1.
+    // A member of the cluster gone rogue, as proxy 2, tries to move and to log out the
+    // honest player, who came through proxy 1. The server ignores both (a late input or
+    // logout from a proxy a player left is no attack, so the link stays), and the link
+    // closes on what is plainly impossible: an input numbered 0.
     let steer = ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT } };
-    // The server closes the link without a word (the reason is in its log).
-    let err = member_closed_after::<FromServer>(&server, secret, Role::Proxy(ProxyId(2)), vec![steer]).await;
-    assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
-    // And to log in a user with proxy 1's id.
-    let stranger = UserId::issue(ProxyId(1), 12345);
-    let login = ProxyToServer::Login { user: stranger, name: "x".into(), position: Vec2::splat(10.0) };
-    let err = member_closed_after::<FromServer>(&server, secret, Role::Proxy(ProxyId(2)), vec![login]).await;
+    let logout = ProxyToServer::Logout { user: honest_id };
+    let impossible = ProxyToServer::Input { user: honest_id, input: Input { seq: 0, keys: Keys::LEFT } };
+    let rogue = vec![steer, logout, impossible];
+    let err = member_closed_after::<FromServer>(&server, secret, Role::Proxy(ProxyId(2)), rogue).await;
     assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
     // A proxy the map does not name is not let in at all.
     let hello_only: Vec<ProxyToServer> = Vec::new();
@@ -244,7 +306,7 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
         },
         // A handoff of a player standing outside server 4's regions.
         PeerMessage::Handoff(HandoffState {
-            user: UserId::issue(ProxyId(1), 999),
+            user: UserId(999),
             name: "ghost".into(),
             position: Vec2::splat(10.0),
             velocity: Vec2::ZERO,
@@ -256,7 +318,7 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
             epoch: 1,
         }),
         // Forwarded input numbered 0.
-        PeerMessage::ForwardInput { user: UserId::issue(ProxyId(1), 999), input: Input { seq: 0, keys: Keys::UP } },
+        PeerMessage::ForwardInput { user: UserId(999), input: Input { seq: 0, keys: Keys::UP } },
     ];
     // A member of the cluster gone rogue: it holds the secret, so only the map stops it.
     for abuse in abuses {

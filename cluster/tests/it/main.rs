@@ -2,7 +2,9 @@
 //! and what only a receiver's state can refuse ([`hostile_peers`]) run tick by tick on
 //! the in-process [`stepper`] (no sockets, manual time); walking, bad input, the
 //! proxies' player cap, the swarm and the [`abuse`] at every door run end to end over real TCP, through a
-//! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]).
+//! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]), as do
+//! players coming back where they left ([`rejoin`]); and a whole cluster stopped and
+//! started again as a real process, on SQLite and on PostgreSQL ([`restart`]).
 
 mod abuse;
 mod bad_input;
@@ -10,6 +12,8 @@ mod handoff;
 mod harness;
 mod hostile_peers;
 mod limits;
+mod rejoin;
+mod restart;
 mod stepper;
 mod subscriptions;
 mod swarm;

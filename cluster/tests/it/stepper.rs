@@ -37,6 +37,7 @@ use tessera_shared::protocol::{
 };
 use tessera_shared::region_map::{CellId, RegionMap};
 use tessera_shared::secret::ClusterSecret;
+use tessera_store::StoreLocation;
 use tokio::sync::mpsc;
 
 /// A message through the real codec: what arrives, and its bytes on the wire.
@@ -155,7 +156,9 @@ impl Stepper {
             .proxies
             .iter()
             .map(|proxy| {
-                let settings = ProxySettings::new(proxy.id, config.clone(), secret.clone());
+                // The stepper admits players itself (`join`), so its proxies never open a store.
+                let unopened = StoreLocation::in_data_dir(std::path::Path::new("unopened"));
+                let settings = ProxySettings::new(proxy.id, config.clone(), secret.clone(), unopened);
                 SteppedProxy { settings, routing: Routing::default(), to_servers: BTreeMap::new() }
             })
             .collect();
@@ -214,24 +217,33 @@ impl Stepper {
     }
 
     /// Brings player `name` into the world through the `proxy`-th proxy, standing at
-    /// `at`, as that proxy admits any player (the position is the proxy's to choose).
+    /// `at`, as that proxy admits any player once it has proved its key and the store
+    /// has said where it was (the stepper has neither: its players are numbered).
     pub fn join(&mut self, proxy: usize, name: &str, at: Vec2) -> UserId {
         self.issued += 1;
+        let user = UserId(self.issued);
+        self.join_as(proxy, user, name, at);
+        user
+    }
+
+    /// As [`Self::join`], as player `user`, who may be playing already: then this is it
+    /// signing in again, and its older session is returned (what it is sent, it is sent
+    /// no more by the stepper: [`Self::drain`] reads it).
+    pub fn join_as(&mut self, proxy: usize, user: UserId, name: &str, at: Vec2) -> Option<SteppedPlayer> {
         let stepped = &self.proxies[proxy];
-        let user = UserId::issue(stepped.settings.id, self.issued);
-        let mut queue =
+        let (mut queue, _) =
             admit(&stepped.settings, &stepped.routing, user, name, at).expect("the proxy admits the player");
         let welcome = match queue.try_recv().map(|queued| decode_frame(queued.frame())) {
             Ok(ProxyToClient::Welcome(welcome)) => welcome,
             _ => panic!("a proxy welcomes a player first"),
         };
-        verify::welcome(&welcome, stepped.settings.id).expect("the proxy's welcome is sane");
+        verify::welcome(&welcome, stepped.settings.id, user).expect("the proxy's welcome is sane");
         let view = WorldView::new(tick_seconds(welcome.tick_hz));
         let player =
             SteppedPlayer { proxy, queue, welcome, view, keys: Keys::empty(), last_sent: 0, disconnected: None };
-        self.players.insert(user, player);
+        let older = self.players.insert(user, player);
         self.step_until("the first update", 10, |stepper| stepper.player(user).view.me.is_some());
-        user
+        older
     }
 
     pub fn player(&self, user: UserId) -> &SteppedPlayer {
@@ -370,7 +382,7 @@ impl Stepper {
                 let server = self.servers.iter().find(|s| s.id == to).expect("a server of the map");
                 while let Ok(message) = queue.try_recv() {
                     let (message, _) = over_the_wire(&message);
-                    verify::from_proxy(&message, id).unwrap_or_else(|violation| panic!("{id} to {to}: {violation}"));
+                    verify::from_proxy(&message).unwrap_or_else(|violation| panic!("{id} to {to}: {violation}"));
                     server.deliver(NetEvent::FromProxy { proxy: id, message });
                 }
             }
@@ -382,7 +394,7 @@ impl Stepper {
                 let routing = &self.proxies.iter().find(|p| p.settings.id == proxy).expect("a proxy").routing;
                 while let Ok(message) = queue.try_recv() {
                     let (message, _) = over_the_wire(&message);
-                    verify::from_server(&message, server.id, proxy)
+                    verify::from_server(&message, server.id)
                         .unwrap_or_else(|violation| panic!("{} to {proxy}: {violation}", server.id));
                     routing.from_server(server.id, message);
                 }
@@ -416,14 +428,21 @@ impl Stepper {
             }
         }
         for player in self.players.values_mut() {
-            while let Ok(queued) = player.queue.try_recv() {
-                match decode_frame(queued.frame()) {
-                    ProxyToClient::Welcome(_) => panic!("a second welcome"),
-                    ProxyToClient::Update(update) => {
-                        assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
-                        player.view.apply(update, &player.welcome).unwrap_or_else(|violation| panic!("{violation}"));
-                    }
-                    ProxyToClient::Disconnect { reason } => player.disconnected = Some(reason),
+            Self::drain(player);
+        }
+    }
+
+    /// Folds what `player`'s proxy queued for it into its view.
+    pub fn drain(player: &mut SteppedPlayer) {
+        while let Ok(queued) = player.queue.try_recv() {
+            match decode_frame(queued.frame()) {
+                ProxyToClient::Welcome(_) => panic!("a second welcome"),
+                ProxyToClient::Update(update) => {
+                    assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
+                    player.view.apply(update, &player.welcome).unwrap_or_else(|violation| panic!("{violation}"));
+                }
+                ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => {
+                    player.disconnected = Some(reason)
                 }
             }
         }

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// A free loopback address (released just before the proxy binds it).
@@ -57,42 +57,74 @@ struct ProxyProcess {
     child: Child,
     players: SocketAddr,
     metrics: SocketAddr,
+    /// Its player store, and its log (stderr), shown when a test fails.
+    data: tempfile::TempDir,
 }
 
 impl ProxyProcess {
     fn start(extra_args: &[&str]) -> (Self, tempfile::NamedTempFile) {
-        Self::start_on(free_address(), extra_args)
+        Self::start_on(free_address, extra_args)
     }
 
-    /// As [`Self::start`], taking players on `players`.
-    fn start_on(players: SocketAddr, extra_args: &[&str]) -> (Self, tempfile::NamedTempFile) {
+    /// As [`Self::start`], taking players on an address `players` picks, once its
+    /// metrics answer. A port picked free can be taken by another test before the proxy
+    /// binds it: then the proxy stops, saying so, and is started again on new ports.
+    fn start_on(players: impl Fn() -> SocketAddr, extra_args: &[&str]) -> (Self, tempfile::NamedTempFile) {
+        for _ in 0..3 {
+            let (mut proxy, file) = Self::spawn(players(), extra_args);
+            let started = proxy.metrics_once(|_| true);
+            match started {
+                Ok(_) => return (proxy, file),
+                Err(log) if log.contains("in use") => continue,
+                Err(log) => panic!("the proxy stopped:\n{log}"),
+            }
+        }
+        panic!("three proxies in a row found their ports taken");
+    }
+
+    fn spawn(players: SocketAddr, extra_args: &[&str]) -> (Self, tempfile::NamedTempFile) {
         let metrics = free_address();
         let file = one_region_map(players);
+        let data = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(data.path().join("proxy.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tessera-proxy"))
             .args(["--id", "1", "--metrics", &metrics.to_string(), "--cluster"])
             .arg(file.path())
+            .arg("--data")
+            .arg(data.path())
             .args(extra_args)
             .env_remove("TESSERA_SECRET_FILE")
             .env_remove("TESSERA_SECRET")
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
-        (Self { child, players, metrics }, file)
+        (Self { child, players, metrics, data }, file)
     }
 
-    /// The metrics text, once it holds `wanted`.
-    fn metrics_once(&self, wanted: impl Fn(&str) -> bool) -> String {
+    /// What the proxy logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("proxy.log")).unwrap_or_default()
+    }
+
+    /// The metrics text, once it holds `wanted`, or the proxy's log if it stopped.
+    fn metrics_once(&mut self, wanted: impl Fn(&str) -> bool) -> Result<String, String> {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let fetched = ureq::get(&format!("http://{}/metrics", self.metrics))
                 .call()
                 .and_then(|mut r| r.body_mut().read_to_string());
             match fetched {
-                Ok(text) if wanted(&text) => return text,
+                Ok(text) if wanted(&text) => return Ok(text),
+                _ if self.child.try_wait().unwrap().is_some() => return Err(self.log()),
                 _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-                other => panic!("the metrics did not show it within {DEADLINE:?}: {other:?}"),
+                other => panic!("the metrics did not show it within {DEADLINE:?}: {other:?}\n{}", self.log()),
             }
         }
+    }
+
+    /// As [`Self::metrics_once`], for a proxy that must be running.
+    fn metrics(&mut self, wanted: impl Fn(&str) -> bool) -> String {
+        self.metrics_once(wanted).unwrap_or_else(|log| panic!("the proxy stopped:\n{log}"))
     }
 }
 
@@ -107,8 +139,8 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 #[test]
 fn metrics_show_a_proxy_waiting_for_its_server() {
-    let (proxy, _file) = ProxyProcess::start(&[]);
-    let text = proxy.metrics_once(|text| text.contains("tessera_proxy_servers"));
+    let (mut proxy, _file) = ProxyProcess::start(&[]);
+    let text = proxy.metrics(|text| text.contains("tessera_proxy_servers"));
     assert!(text.contains("tessera_proxy_servers{proxy=\"1\"} 0"), "no server is up yet:\n{text}");
     assert!(text.contains("tessera_proxy_players{proxy=\"1\"} 0"), "{text}");
 }
@@ -124,7 +156,7 @@ fn knock(addr: SocketAddr) -> Option<(bool, TcpStream)> {
 
 #[test]
 fn the_limit_flags_take_effect_and_refusals_are_exported_by_cause() {
-    let (proxy, _file) = ProxyProcess::start(&["--max-connections-per-address", "1"]);
+    let (mut proxy, _file) = ProxyProcess::start(&["--max-connections-per-address", "1"]);
     let deadline = Instant::now() + DEADLINE;
     let _held = loop {
         match knock(proxy.players) {
@@ -135,7 +167,7 @@ fn the_limit_flags_take_effect_and_refusals_are_exported_by_cause() {
     };
     let (second, _) = knock(proxy.players).expect("the proxy listens");
     assert!(!second, "a second connection from the same address is closed at accept");
-    let text = proxy.metrics_once(|text| refusals_are(text, "connections_per_address", "1"));
+    let text = proxy.metrics(|text| refusals_are(text, "connections_per_address", "1"));
     assert!(refusals_are(&text, "join_rate", "0"), "{text}");
 }
 
@@ -168,6 +200,7 @@ fn a_proxy_beyond_loopback_needs_the_cluster_secret() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("cluster.secret");
     tessera_shared::secret::ClusterSecret::generate_into(&secret).unwrap();
-    let (proxy, _file) = ProxyProcess::start_on(public, &["--secret-file", &secret.display().to_string()]);
-    proxy.metrics_once(|text| text.contains("tessera_proxy_servers"));
+    let beyond_loopback = || SocketAddr::from(([0, 0, 0, 0], free_address().port()));
+    let (mut proxy, _file) = ProxyProcess::start_on(beyond_loopback, &["--secret-file", &secret.display().to_string()]);
+    proxy.metrics(|text| text.contains("tessera_proxy_servers"));
 }

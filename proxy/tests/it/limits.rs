@@ -4,7 +4,7 @@
 //! for it while another plays on. Every refusal is counted by its cause.
 
 use crate::stand_in::{Knock, TestProxy, join, join_over, join_with_small_window, knock, knock_until_admitted};
-use crate::stand_in::{read_to_close, wait_for};
+use crate::stand_in::{join_raw, read_to_close, wait_for};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tessera_proxy::ProxyLimits;
@@ -116,14 +116,13 @@ async fn a_player_that_never_reads_is_disconnected_and_others_play_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_dribbling_a_frame_is_closed_at_the_frame_deadline() {
     use tessera_shared::components::Keys;
-    use tessera_shared::protocol::{ClientToProxy, Hello, Input, Role};
+    use tessera_shared::protocol::{ClientToProxy, Input};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let limits = ProxyLimits { frame_deadline_ms: 300, ..ProxyLimits::DEFAULT };
     let proxy = TestProxy::start(limits).await;
     let _honest = join(proxy.players, "honest").await;
-    // The slow player speaks raw bytes: a whole hello, then the first bytes of an input.
-    let mut slow = tokio::net::TcpStream::connect(proxy.players).await.unwrap();
-    slow.write_all(&encoded_frame(&Hello::new(Role::Client { name: "slow".into() })).unwrap()).await.unwrap();
+    // The slow player speaks raw bytes: a whole join, then the first bytes of an input.
+    let mut slow = join_raw(proxy.players, "slow").await;
     wait_for("both players in", || proxy.players_playing() == 2).await;
     let input = encoded_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP })).unwrap();
     let started = std::time::Instant::now();

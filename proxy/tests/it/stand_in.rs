@@ -1,6 +1,7 @@
 //! A real proxy on its own thread and loopback ports, linked to a stand-in game server
 //! that this test drives: it records what the proxy sends it and sends the proxy
-//! whatever the test says. Players join over real TCP as the game client does.
+//! whatever the test says. Players join over real TCP as the game client does, each
+//! name one player (its key made from the name), found in a store of the proxy's own.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,10 +9,15 @@ use std::time::Duration;
 use tessera_proxy::stats::ProxyStats;
 use tessera_proxy::{ProxyLimits, ProxySettings};
 use tessera_shared::cluster::{ClusterConfig, Listener};
+use tessera_shared::framing::{decode_body, encoded_frame};
+use tessera_shared::identity::{Identity, JoinChallenge};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::{Door, Link, LinkError, Outbound, Side};
+use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{Hello, ProxyToClient, ProxyToServer, Role, ServerToProxy};
 use tessera_shared::secret::ClusterSecret;
+use tessera_store::StoreLocation;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +34,7 @@ pub struct TestProxy {
     pub server: Outbound<ServerToProxy>,
     shutdown: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
+    _store: tempfile::TempDir,
 }
 
 impl TestProxy {
@@ -46,7 +53,9 @@ impl TestProxy {
         })
         .unwrap();
         let secret = ClusterSecret::generate().unwrap();
-        let settings = ProxySettings { limits, ..ProxySettings::new(ProxyId(1), map, secret.clone()) };
+        let store = tempfile::tempdir().unwrap();
+        let location = StoreLocation::in_data_dir(store.path());
+        let settings = ProxySettings { limits, ..ProxySettings::new(ProxyId(1), map, secret.clone(), location) };
         let stats = settings.stats.clone();
         let shutdown = CancellationToken::new();
         let thread = tessera_proxy::spawn_thread(settings, players, shutdown.clone()).unwrap();
@@ -58,7 +67,7 @@ impl TestProxy {
         assert_eq!(role, Role::Proxy(ProxyId(1)));
         let (server, queue) = Outbound::channel();
         tokio::spawn(link.run(queue, |_| std::future::ready(Ok(()))));
-        let proxy = Self { players: player_port, stats, server, shutdown, thread: Some(thread) };
+        let proxy = Self { players: player_port, stats, server, shutdown, thread: Some(thread), _store: store };
         let linked = |proxy: &Self| proxy.stats.servers_up.load(std::sync::atomic::Ordering::Relaxed) == 1;
         wait_for("the proxy to count its server up", || linked(&proxy)).await;
         proxy
@@ -85,15 +94,45 @@ pub struct TestPlayer {
     pub user: UserId,
 }
 
+/// The player called `name`: its key is made from the name.
+pub fn identity_of(name: &str) -> Identity {
+    let mut secret = [0; 32];
+    secret.iter_mut().zip(name.bytes()).for_each(|(byte, from)| *byte = from);
+    Identity::from_secret(secret)
+}
+
 /// Joins through the proxy at `addr` over `stream`, as the game client does.
 pub async fn join_over(stream: TcpStream, name: &str) -> Result<TestPlayer, LinkError> {
-    let hello = Hello::new(Role::Client { name: name.into() });
-    let (mut link, _) = Link::<ProxyToClient>::open(stream, Door::Public, hello, None).await?;
+    let hello = Hello::new(Role::Client);
+    let (mut link, _) = Link::<JoinChallenge>::open(stream, Door::Public, hello, None).await?;
+    let challenge = tokio::time::timeout(DEADLINE, link.recv()).await.expect("the proxy challenges")?;
+    link.send(JoinRequest::sign(&identity_of(name), &challenge, name)).await?;
+    let mut link = link.retype::<ProxyToClient>();
     match tokio::time::timeout(DEADLINE, link.recv()).await.expect("the proxy answers")? {
         ProxyToClient::Welcome(welcome) => Ok(TestPlayer { link, user: welcome.user }),
-        ProxyToClient::Disconnect { reason } => Err(LinkError::Refused(reason)),
+        ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => Err(LinkError::Refused(reason)),
         ProxyToClient::Update(_) => panic!("an update before the welcome"),
     }
+}
+
+/// Joins as `name` in raw bytes, as a hostile client would, and returns the stream
+/// just past the welcome.
+pub async fn join_raw(addr: SocketAddr, name: &str) -> TcpStream {
+    async fn read<T: serde::de::DeserializeOwned>(stream: &mut TcpStream) -> T {
+        let mut len = [0; 4];
+        stream.read_exact(&mut len).await.unwrap();
+        let mut body = vec![0; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut body).await.unwrap();
+        decode_body(&body).unwrap()
+    }
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&encoded_frame(&Hello::new(Role::Client)).unwrap()).await.unwrap();
+    read::<Hello>(&mut stream).await;
+    let challenge: JoinChallenge = read(&mut stream).await;
+    let request = JoinRequest::sign(&identity_of(name), &challenge, name);
+    stream.write_all(&encoded_frame(&request).unwrap()).await.unwrap();
+    assert!(matches!(read::<ProxyToClient>(&mut stream).await, ProxyToClient::Welcome(_)), "welcomed");
+    stream
 }
 
 /// Joins through the proxy at `addr`, which must let the player in.

@@ -84,6 +84,13 @@ pub struct InputReceived {
     pub via: Via,
 }
 
+/// A proxy says `user` signed in again through it, on another server.
+#[derive(Message, Debug, Clone, Copy)]
+pub struct SupersedeRequest {
+    pub proxy: ProxyId,
+    pub user: UserId,
+}
+
 /// A player left (its client disconnected).
 #[derive(Message, Debug, Clone, Copy)]
 pub struct LogoutRequest {
@@ -154,6 +161,7 @@ impl Plugin for ProtocolPlugin {
             .add_message::<LoginRequest>()
             .add_message::<InputReceived>()
             .add_message::<LogoutRequest>()
+            .add_message::<SupersedeRequest>()
             .add_message::<ProxyLost>()
             .add_message::<ProxyConnected>()
             .add_message::<PeerLost>()
@@ -184,6 +192,7 @@ struct Received<'w> {
     logins: MessageWriter<'w, LoginRequest>,
     inputs: MessageWriter<'w, InputReceived>,
     logouts: MessageWriter<'w, LogoutRequest>,
+    superseded: MessageWriter<'w, SupersedeRequest>,
     proxy_lost: MessageWriter<'w, ProxyLost>,
     proxy_connected: MessageWriter<'w, ProxyConnected>,
     peer_lost: MessageWriter<'w, PeerLost>,
@@ -225,6 +234,9 @@ fn receive(
                 }
                 ProxyToServer::Logout { user } => {
                     out.logouts.write(LogoutRequest { user, via: Via::Proxy(proxy) });
+                }
+                ProxyToServer::Supersede { user } => {
+                    out.superseded.write(SupersedeRequest { proxy, user });
                 }
             },
             NetEvent::PeerUp { peer, link, outbound } => {

@@ -1,3 +1,4 @@
 //! The game server as a host runs it, as a process.
 
 mod secret;
+mod store;

@@ -167,7 +167,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         // The player speaks raw bytes: a hello, then frames cut where the test says.
         let mut raw = TcpStream::connect(addr).await.unwrap();
-        raw.write_all(&encoded_frame(&Hello::new(Role::Client { name: "slow".into() })).unwrap()).await.unwrap();
+        raw.write_all(&encoded_frame(&Hello::new(Role::Client)).unwrap()).await.unwrap();
         let (stream, _) = listener.accept().await.unwrap();
         let (proxy, _) =
             Link::<ClientToProxy>::open(stream, Door::Public, Hello::new(Role::Proxy(ProxyId(1))), None).await.unwrap();

@@ -64,7 +64,7 @@ pub enum LinkError {
 
 impl LinkError {
     /// The same error met before the handshake was over: the handshake's.
-    fn in_handshake(self) -> Self {
+    pub fn in_handshake(self) -> Self {
         match self {
             Self::Wire(err) => HandshakeError::Wire(err).into(),
             Self::Closed => HandshakeError::Closed.into(),
@@ -145,14 +145,21 @@ impl<In: DeserializeOwned + Bounded> Link<In> {
         if theirs.version != PROTOCOL_VERSION {
             return Err(HandshakeError::Version { ours: PROTOCOL_VERSION, theirs: theirs.version }.into());
         }
-        let Link { reader, writer, frame_deadline } = link;
-        let link = Self {
-            // Past the handshake: the session's messages, in the session's frame bound.
+        // Past the hello: the session's messages, in the session's frame bound.
+        Ok((link.retype(), theirs.role))
+    }
+}
+
+impl<In> Link<In> {
+    /// The same link, receiving `Next` from now on, within `Next`'s frame bound: for
+    /// the steps of a handshake, each with a message of its own, and the session after.
+    pub fn retype<Next: Bounded>(self) -> Link<Next> {
+        let Link { reader, writer, frame_deadline } = self;
+        Link {
             reader: reader.map_decoder(|codec| codec.map(|_| WireCodec::default())),
             writer: writer.map_encoder(|codec| codec.map(|_| WireCodec::default())),
             frame_deadline,
-        };
-        Ok((link, theirs.role))
+        }
     }
 }
 

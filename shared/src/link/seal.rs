@@ -161,7 +161,7 @@ mod tests {
         let ((mut accepted, dialer_role), (mut dialed, listener_role)) = (accepted.unwrap(), dialed.unwrap());
         assert_eq!((dialer_role, listener_role), (Role::Server(ServerId(1)), Role::Server(ServerId(2))));
         // Larger than one record: a frame spans several, and arrives whole.
-        let user = UserId::issue(ProxyId(1), 1);
+        let user = UserId(1);
         let logout = PeerMessage::ForwardLogout { user };
         let cells = PeerMessage::Subscribe(vec![crate::region_map::CellId { x: 3, y: 4 }; 30_000]);
         dialed.send(cells.clone()).await.unwrap();

@@ -4,13 +4,21 @@
 //! it speaks and the role it claims, and the link goes on only if the versions match
 //! and the role is one the receiver accepts there. The session enums never carry a hello, so a second one cannot be
 //! sent, let alone mistaken for anything.
+//!
+//! A player's handshake at a proxy's public door has one more step, the join: the proxy
+//! sends a fresh [`JoinChallenge`], and the player answers with a [`JoinRequest`]: its
+//! public key, the name it asks for, and its signature of both with the challenge
+//! (`crate::identity`). The proxy checks the signature before it gives the player
+//! anything, so a player is its key, and a recorded join is worthless on any later
+//! connection, whose challenge differs.
 
+use crate::identity::{IdentityError, JoinChallenge, JoinSignature, PlayerKey};
 use crate::ids::{ProxyId, ServerId};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Bumped on every incompatible change to any message of the protocol.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,7 +33,8 @@ pub struct Hello {
 /// Who is speaking on a link.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Role {
-    Client { name: String },
+    /// A player, who proves who it is in the join that follows.
+    Client,
     Proxy(ProxyId),
     Server(ServerId),
 }
@@ -36,8 +45,41 @@ impl Hello {
     }
 }
 
-/// A version, a role and a name of a few dozen bytes.
+/// A version and a role: a few bytes.
 impl crate::framing::Bounded for Hello {
+    const MAX_FRAME_LEN: usize = 64;
+}
+
+/// A player's answer to the proxy's [`JoinChallenge`]: who it is, what it would be
+/// called, and the proof that it holds the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub key: PlayerKey,
+    /// The name asked for: a key that already has one keeps it.
+    pub name: String,
+    /// `key`'s signature of the challenge and `name`.
+    pub signature: JoinSignature,
+}
+
+impl JoinRequest {
+    /// The request of the holder of `identity`, answering `challenge` under `name`.
+    pub fn sign(identity: &crate::identity::Identity, challenge: &JoinChallenge, name: &str) -> Self {
+        Self { key: identity.key(), name: name.into(), signature: identity.sign_join(challenge, name) }
+    }
+
+    /// Whether the signature is the key's, for this challenge and this name.
+    pub fn verify(&self, challenge: &JoinChallenge) -> Result<(), IdentityError> {
+        self.key.verify_join(challenge, &self.name, &self.signature)
+    }
+}
+
+/// 32 random bytes.
+impl crate::framing::Bounded for JoinChallenge {
+    const MAX_FRAME_LEN: usize = 64;
+}
+
+/// A key, a signature and a name of at most `MAX_NAME_LEN` bytes.
+impl crate::framing::Bounded for JoinRequest {
     const MAX_FRAME_LEN: usize = 256;
 }
 
@@ -52,6 +94,10 @@ pub enum HandshakeError {
     Role { expected: &'static str, got: Role },
     #[error("the peer does not hold this cluster's secret (or is not a Tessera process)")]
     NotAMember,
+    #[error("the join was not signed by the key it names, for this challenge")]
+    NotSigned,
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("closed before the handshake was over")]
     Closed,
     #[error(transparent)]

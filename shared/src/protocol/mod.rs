@@ -27,6 +27,10 @@ pub const MAX_NAME_LEN: usize = 32;
 /// may take: players recognise it, say the cluster is full, and wait longer to retry.
 pub const CLUSTER_FULL: &str = "the cluster is full";
 
+/// The reason a player's older connection is closed when the same player signs in
+/// again (its window froze, or it restarted, before the old connection closed).
+pub const SIGNED_IN_AGAIN: &str = "you signed in again from somewhere else";
+
 /// Inputs a server holds ahead of a gap in a player's sequence, and so the most a
 /// handoff carries: each must be within this many of the last applied. A player sends
 /// at most 60 a second and a gap is skipped after 40 ticks (2 s at 20 Hz), so about 120
@@ -141,12 +145,21 @@ pub enum ProxyToClient {
     Disconnect {
         reason: String,
     },
+    /// The name a new player asked for cannot be had: another key has it, or it breaks
+    /// the name rule. Sent just before the proxy closes the connection; asking again
+    /// under the same name is pointless.
+    NameRefused {
+        reason: String,
+    },
 }
 
 /// What a player is told on joining.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Welcome {
+    /// The player's id: its key's, as the player computes it too.
     pub user: UserId,
+    /// The name the player plays under: its key's first, whatever it asked for since.
+    pub name: String,
     pub proxy: ProxyId,
     pub map: RegionMap,
     pub view_radius: f32,
@@ -156,9 +169,24 @@ pub struct Welcome {
 /// Proxy → server. The proxy stamps the user id; clients never name one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ProxyToServer {
-    Login { user: UserId, name: String, position: Vec2 },
-    Input { user: UserId, input: Input },
-    Logout { user: UserId },
+    Login {
+        user: UserId,
+        name: String,
+        position: Vec2,
+    },
+    Input {
+        user: UserId,
+        input: Input,
+    },
+    Logout {
+        user: UserId,
+    },
+    /// `user` signed in (again) through this proxy, and is logged in on another server:
+    /// any session of the player here is an older one, and ends. Sent to every server
+    /// but the one the login goes to, which takes an older session over itself.
+    Supersede {
+        user: UserId,
+    },
 }
 
 /// Server → proxy.

@@ -5,15 +5,19 @@
 //! may put them, speeds a walker can reach, input sequences that follow on, entity
 //! counts bounded). A message that fails closes its link, with the [`Violation`] as the
 //! reason; nothing it carried reaches the simulation. The TCP links and the in-process
-//! test transport call the same functions. What needs the receiver's state (a handoff
-//! of a player already here) is checked where that state lives, in the server's
-//! systems, and closes the link the same way.
+//! test transport call the same functions. What needs the receiver's state is checked
+//! where that state lives: a handoff of a player already here, in the server's systems,
+//! closing the link the same way; and whom a proxy speaks for (the players that logged
+//! in through it: a player's id is its key's, not the proxy's to issue), in the
+//! server's players and the proxy's routing table.
 
+use super::handshake::JoinRequest;
 use super::{
     EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN, MAX_PENDING_INPUTS, MAX_REASON_LEN,
     MAX_SPEED, PeerMessage, PlayerUpdate, ProxyToServer, ServerToProxy, Welcome,
 };
 use crate::cluster::{ClusterConfig, check_rates};
+use crate::identity::{JoinChallenge, NameError, check_name};
 use crate::ids::{EntityId, ProxyId, ServerId, UserId};
 use crate::region_map::{CellId, RegionMap};
 use glam::Vec2;
@@ -21,10 +25,6 @@ use glam::Vec2;
 /// A message its sender had no right to send, or that cannot be true.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Violation {
-    #[error("{proxy} spoke for {user}, whom it did not issue")]
-    ForeignUser { proxy: ProxyId, user: UserId },
-    #[error("{server} told {proxy} about {user}, who is not that proxy's player")]
-    NotYourUser { server: ServerId, proxy: ProxyId, user: UserId },
     #[error("{server} claimed that {claimed} owns {user}: a server speaks only for itself")]
     OwnerNotSender { server: ServerId, claimed: ServerId, user: UserId },
     #[error("the name of {entity}: {problem}")]
@@ -65,6 +65,17 @@ pub enum Violation {
     InputFlood { per_sec: u32 },
     #[error("the proxy sent {what} {when}")]
     OutOfOrder { what: &'static str, when: &'static str },
+    #[error("a join {0}")]
+    BadJoin(JoinProblem),
+}
+
+/// What is wrong with a player's join.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinProblem {
+    #[error("not signed by the key it names, for this challenge and this name")]
+    Signature,
+    #[error("asking for a name that cannot be had: {0}")]
+    Name(NameError),
 }
 
 /// What is wrong with a name.
@@ -102,8 +113,8 @@ pub enum HandoffProblem {
     PendingOutOfOrder { seq: u32, previous: u32 },
     #[error("{applied} inputs applied, more than the last applied sequence number, {last_input}")]
     MoreAppliedThanSent { applied: u32, last_input: u32 },
-    #[error("it names {0}, which did not issue the user")]
-    ForeignProxy(ProxyId),
+    #[error("it names {0}, which is not a proxy of the map")]
+    UnknownProxy(ProxyId),
     #[error("epoch 0, which no handoff has")]
     EpochZero,
 }
@@ -119,6 +130,15 @@ pub fn name(entity: EntityId, name: &str) -> Result<(), Violation> {
         return Ok(());
     };
     Err(Violation::BadName { entity, problem })
+}
+
+/// A player's join, as the proxy that sent `challenge` takes it: signed by the key it
+/// names, for this challenge and this name (so neither a replay nor another name passes),
+/// and asking for a name the rule allows. Checked in that order: a join that proves
+/// nothing is told nothing about its name.
+pub fn join(request: &JoinRequest, challenge: &JoinChallenge) -> Result<(), Violation> {
+    request.verify(challenge).map_err(|_| Violation::BadJoin(JoinProblem::Signature))?;
+    check_name(&request.name).map_err(|problem| Violation::BadJoin(JoinProblem::Name(problem)))
 }
 
 /// Motion a simulation can produce: finite, and no faster than a walker.
@@ -148,25 +168,18 @@ fn input(user: UserId, input: &Input) -> Result<(), Violation> {
     }
 }
 
-/// What a proxy may tell a server: it speaks only for the users it issued, and the
-/// players it logs in and the inputs it forwards must be possible.
-pub fn from_proxy(message: &ProxyToServer, proxy: ProxyId) -> Result<(), Violation> {
-    let user = match message {
+/// What a proxy may tell a server: the players it logs in and the inputs it forwards
+/// must be possible. (Whom it speaks for is the server's to check: the players that
+/// logged in through it.)
+pub fn from_proxy(message: &ProxyToServer) -> Result<(), Violation> {
+    match message {
         ProxyToServer::Login { user, name: login_name, position } => {
             name(user.entity(), login_name)?;
-            motion(user.entity(), *position, Vec2::ZERO)?;
-            *user
+            motion(user.entity(), *position, Vec2::ZERO)
         }
-        ProxyToServer::Input { user, input: sent } => {
-            input(*user, sent)?;
-            *user
-        }
-        ProxyToServer::Logout { user } => *user,
-    };
-    if user.proxy() != proxy {
-        return Err(Violation::ForeignUser { proxy, user });
+        ProxyToServer::Input { user, input: sent } => input(*user, sent),
+        ProxyToServer::Logout { .. } | ProxyToServer::Supersede { .. } => Ok(()),
     }
-    Ok(())
 }
 
 /// What a server checks its peers against: the map, and the tether (how far past its
@@ -175,11 +188,14 @@ pub fn from_proxy(message: &ProxyToServer, proxy: ProxyId) -> Result<(), Violati
 pub struct PeerRules {
     pub map: RegionMap,
     pub tether: f32,
+    /// The proxies of the map: the only ones a handed-off player can be behind.
+    pub proxies: Vec<ProxyId>,
 }
 
 impl PeerRules {
     pub fn new(cluster: &ClusterConfig) -> Self {
-        Self { map: cluster.region_map(), tether: cluster.simulation.tether }
+        let proxies = cluster.proxies.iter().map(|proxy| proxy.id).collect();
+        Self { map: cluster.region_map(), tether: cluster.simulation.tether, proxies }
     }
 
     /// How many cells `server` owns: the most one message about its cells can name.
@@ -239,7 +255,7 @@ pub fn from_peer(
             Ok(())
         }
         PeerMessage::Handoff(state) => {
-            handoff(state)?;
+            handoff(state, rules)?;
             match map.owner_at(state.position) {
                 Some(owner) if owner == receiver => Ok(()),
                 _ => Err(Violation::HandoffOutside { peer, user: state.user, position: state.position, receiver }),
@@ -263,17 +279,17 @@ fn ghost(state: &EntityState, cell: CellId, rules: &PeerRules) -> Result<(), Vio
 }
 
 /// A player's state as a previous owner hands it over: a name as a proxy would have
-/// cleaned it, motion a walker has, its proxy the one that issued it, and its input
+/// cleaned it, motion a walker has, behind a proxy of the map, and its input
 /// sequence as a server's queue holds it (the pending inputs strictly increasing, each
 /// after the last applied and at most [`MAX_PENDING_INPUTS`] past it; no more inputs
 /// applied than the last sequence number).
-fn handoff(state: &HandoffState) -> Result<(), Violation> {
+fn handoff(state: &HandoffState, rules: &PeerRules) -> Result<(), Violation> {
     let user = state.user;
     name(user.entity(), &state.name)?;
     motion(user.entity(), state.position, state.velocity)?;
     let bad = |problem| Err(Violation::BadHandoff { user, problem });
-    if state.proxy != user.proxy() {
-        return bad(HandoffProblem::ForeignProxy(state.proxy));
+    if !rules.proxies.contains(&state.proxy) {
+        return bad(HandoffProblem::UnknownProxy(state.proxy));
     }
     if state.epoch == 0 {
         return bad(HandoffProblem::EpochZero);
@@ -301,19 +317,15 @@ fn handoff(state: &HandoffState) -> Result<(), Violation> {
     Ok(())
 }
 
-/// What `server` may tell `proxy`: only about that proxy's players; that it owns a
-/// player, never that another server does; update frames that are each one whole frame
-/// (the proxy forwards them to players unread); reasons a player can be shown.
-pub fn from_server(message: &ServerToProxy, server: ServerId, proxy: ProxyId) -> Result<(), Violation> {
-    let ours = |user: UserId| match user.proxy() == proxy {
-        true => Ok(()),
-        false => Err(Violation::NotYourUser { server, proxy, user }),
-    };
+/// What `server` may tell a proxy: that it owns a player, never that another server
+/// does; update frames that are each one whole frame (the proxy forwards them to players
+/// unread); reasons a player can be shown. (What it says of a player the proxy does not
+/// have goes nowhere: the routing table knows its own players.)
+pub fn from_server(message: &ServerToProxy, server: ServerId) -> Result<(), Violation> {
     match message {
         ServerToProxy::Updates { frames, .. } => {
             entity_count(frames.len())?;
             for (user, frame) in frames {
-                ours(*user)?;
                 let declared = frame.get(..4).map(|prefix| u32::from_be_bytes(prefix.try_into().expect("four bytes")));
                 if declared.is_none_or(|len| len as usize != frame.len() - 4) {
                     return Err(Violation::BadFrame { user: *user });
@@ -321,30 +333,29 @@ pub fn from_server(message: &ServerToProxy, server: ServerId, proxy: ProxyId) ->
             }
             Ok(())
         }
-        &ServerToProxy::Owner { user, server: claimed, .. } => {
-            ours(user)?;
-            match claimed == server {
-                true => Ok(()),
-                false => Err(Violation::OwnerNotSender { server, claimed, user }),
-            }
-        }
-        ServerToProxy::Kick { user, reason } => {
-            ours(*user)?;
-            match reason.len() {
-                len if len > MAX_REASON_LEN => Err(Violation::ReasonTooLong { user: *user, len }),
-                _ => Ok(()),
-            }
-        }
+        &ServerToProxy::Owner { user, server: claimed, .. } => match claimed == server {
+            true => Ok(()),
+            false => Err(Violation::OwnerNotSender { server, claimed, user }),
+        },
+        ServerToProxy::Kick { user, reason } => match reason.len() {
+            len if len > MAX_REASON_LEN => Err(Violation::ReasonTooLong { user: *user, len }),
+            _ => Ok(()),
+        },
     }
 }
 
-/// A welcome from `proxy` (the proxy the handshake named), before a player uses it:
-/// from that proxy, for a user it issued, with rates every process could run with. The
-/// map in it was checked as it was decoded ([`RegionMap`] cannot hold a bad grid).
-pub fn welcome(welcome: &Welcome, proxy: ProxyId) -> Result<(), Violation> {
-    if welcome.proxy != proxy || welcome.user.proxy() != proxy {
-        return Err(Violation::BadWelcome("it is for a user of another proxy"));
+/// A welcome from `proxy` (the proxy the handshake named), before player `user` uses
+/// it: from that proxy, for that player, under a name anyone could show, with rates
+/// every process could run with. The map in it was checked as it was decoded
+/// ([`RegionMap`] cannot hold a bad grid).
+pub fn welcome(welcome: &Welcome, proxy: ProxyId, user: UserId) -> Result<(), Violation> {
+    if welcome.proxy != proxy {
+        return Err(Violation::BadWelcome("it names another proxy"));
     }
+    if welcome.user != user {
+        return Err(Violation::BadWelcome("it is for another player"));
+    }
+    name(user.entity(), &welcome.name)?;
     check_rates(welcome.tick_hz, welcome.view_radius).map_err(Violation::BadWelcome)
 }
 
@@ -380,7 +391,7 @@ mod tests {
     use crate::framing::encoded_frame;
     use crate::protocol::{CellDelta, GhostEntry, ProxyToClient};
 
-    const ADA: UserId = UserId((1 << 48) | 7);
+    const ADA: UserId = UserId(0xada0_0000_0000_0007);
 
     /// The default map: 2×2 regions of 1024 units (4 cells a side), servers 1 2 below, 3 4 above.
     fn rules() -> PeerRules {
@@ -401,7 +412,7 @@ mod tests {
             last_input: 10,
             inputs_applied: 10,
             pending: vec![Input { seq: 12, keys: Keys::UP }, Input { seq: 14, keys: Keys::DOWN }],
-            proxy: ADA.proxy(),
+            proxy: ProxyId(1),
             epoch: 1,
         };
         edit(&mut state);
@@ -416,29 +427,25 @@ mod tests {
     }
 
     #[test]
-    fn a_proxy_speaks_only_for_its_users_and_only_sense() {
+    fn a_proxy_speaks_only_sense() {
         let login = |name: &str, position| ProxyToServer::Login { user: ADA, name: name.into(), position };
-        assert_eq!(from_proxy(&login("ada", Vec2::ONE), ProxyId(1)), Ok(()));
-        assert_eq!(
-            from_proxy(&login("ada", Vec2::ONE), ProxyId(2)),
-            Err(Violation::ForeignUser { proxy: ProxyId(2), user: ADA })
-        );
+        assert_eq!(from_proxy(&login("ada", Vec2::ONE)), Ok(()));
         let too_long = "x".repeat(MAX_NAME_LEN + 1);
         assert!(matches!(
-            from_proxy(&login(&too_long, Vec2::ONE), ProxyId(1)),
+            from_proxy(&login(&too_long, Vec2::ONE)),
             Err(Violation::BadName { problem: NameProblem::TooLong(33), .. })
         ));
         assert!(matches!(
-            from_proxy(&login("a\u{1b}[2J", Vec2::ONE), ProxyId(1)),
+            from_proxy(&login("a\u{1b}[2J", Vec2::ONE)),
             Err(Violation::BadName { problem: NameProblem::ControlCharacter, .. })
         ));
         assert!(matches!(
-            from_proxy(&login("ada", Vec2::new(f32::NAN, 0.0)), ProxyId(1)),
+            from_proxy(&login("ada", Vec2::new(f32::NAN, 0.0))),
             Err(Violation::BadState { problem: StateProblem::NonFinite, .. })
         ));
         let input = |seq| ProxyToServer::Input { user: ADA, input: Input { seq, keys: Keys::UP } };
-        assert_eq!(from_proxy(&input(1), ProxyId(1)), Ok(()));
-        assert_eq!(from_proxy(&input(0), ProxyId(1)), Err(Violation::ZeroSequence { user: ADA }));
+        assert_eq!(from_proxy(&input(1)), Ok(()));
+        assert_eq!(from_proxy(&input(0)), Err(Violation::ZeroSequence { user: ADA }));
     }
 
     #[test]
@@ -455,7 +462,7 @@ mod tests {
         assert!(matches!(bad_state(|s| s.velocity = Vec2::splat(1e6)), StateProblem::TooFast(_)));
         assert!(matches!(handed_off(|s| s.position.x = 100.0), Err(Violation::HandoffOutside { .. })));
 
-        assert_eq!(problem(handed_off(|s| s.proxy = ProxyId(9))), HandoffProblem::ForeignProxy(ProxyId(9)));
+        assert_eq!(problem(handed_off(|s| s.proxy = ProxyId(9))), HandoffProblem::UnknownProxy(ProxyId(9)));
         assert_eq!(problem(handed_off(|s| s.epoch = 0)), HandoffProblem::EpochZero);
         assert_eq!(
             problem(handed_off(|s| s.inputs_applied = 11)),
@@ -543,45 +550,45 @@ mod tests {
     }
 
     #[test]
-    fn a_server_tells_a_proxy_only_about_its_players_and_only_of_itself() {
-        let (server, proxy) = (ServerId(1), ADA.proxy());
+    fn a_server_speaks_only_of_itself_in_whole_frames() {
+        let server = ServerId(1);
         let owner = |claimed| ServerToProxy::Owner { user: ADA, server: claimed, epoch: 2 };
-        assert_eq!(from_server(&owner(server), server, proxy), Ok(()));
+        assert_eq!(from_server(&owner(server), server), Ok(()));
         assert_eq!(
-            from_server(&owner(ServerId(2)), server, proxy),
+            from_server(&owner(ServerId(2)), server),
             Err(Violation::OwnerNotSender { server, claimed: ServerId(2), user: ADA })
         );
-        let other = ServerToProxy::Kick { user: UserId::issue(ProxyId(2), 1), reason: "bye".into() };
-        assert!(matches!(from_server(&other, server, proxy), Err(Violation::NotYourUser { .. })));
         let rant = ServerToProxy::Kick { user: ADA, reason: "!".repeat(MAX_REASON_LEN + 1) };
-        assert!(matches!(from_server(&rant, server, proxy), Err(Violation::ReasonTooLong { .. })));
+        assert!(matches!(from_server(&rant, server), Err(Violation::ReasonTooLong { .. })));
 
         let disconnect = encoded_frame(&ProxyToClient::Disconnect { reason: "bye".into() }).unwrap();
         let updates = |frame| ServerToProxy::Updates { tick: 1, frames: vec![(ADA, frame)] };
-        assert_eq!(from_server(&updates(disconnect.clone()), server, proxy), Ok(()));
+        assert_eq!(from_server(&updates(disconnect.clone()), server), Ok(()));
         for broken in [disconnect.slice(..disconnect.len() - 1), disconnect.slice(..2), bytes::Bytes::new()] {
-            assert_eq!(from_server(&updates(broken), server, proxy), Err(Violation::BadFrame { user: ADA }));
+            assert_eq!(from_server(&updates(broken), server), Err(Violation::BadFrame { user: ADA }));
         }
     }
 
     fn welcome() -> Welcome {
         let config = ClusterConfig::default_local();
-        Welcome { user: ADA, proxy: ADA.proxy(), map: config.region_map(), view_radius: 400.0, tick_hz: 20.0 }
+        let map = config.region_map();
+        Welcome { user: ADA, name: "ada".into(), proxy: ProxyId(1), map, view_radius: 400.0, tick_hz: 20.0 }
     }
 
     #[test]
-    fn a_welcome_must_come_from_the_proxy_and_have_sane_rates() {
-        assert_eq!(super::welcome(&welcome(), ProxyId(1)), Ok(()));
-        assert!(matches!(super::welcome(&welcome(), ProxyId(2)), Err(Violation::BadWelcome(_))));
-        let user = UserId::issue(ProxyId(2), 1);
-        assert!(matches!(super::welcome(&Welcome { user, ..welcome() }, ProxyId(1)), Err(Violation::BadWelcome(_))));
+    fn a_welcome_must_come_from_the_proxy_for_this_player_and_have_sane_rates() {
+        assert_eq!(super::welcome(&welcome(), ProxyId(1), ADA), Ok(()));
+        assert!(matches!(super::welcome(&welcome(), ProxyId(2), ADA), Err(Violation::BadWelcome(_))));
+        assert!(matches!(super::welcome(&welcome(), ProxyId(1), UserId(1)), Err(Violation::BadWelcome(_))));
+        let rude = Welcome { name: "\u{202e}ada\n".into(), ..welcome() };
+        assert!(matches!(super::welcome(&rude, ProxyId(1), ADA), Err(Violation::BadName { .. })));
         for tick_hz in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300, 1e6] {
             let odd = Welcome { tick_hz, ..welcome() };
-            assert!(matches!(super::welcome(&odd, ProxyId(1)), Err(Violation::BadWelcome(_))), "{tick_hz}");
+            assert!(matches!(super::welcome(&odd, ProxyId(1), ADA), Err(Violation::BadWelcome(_))), "{tick_hz}");
         }
         for view_radius in [0.0, -1.0, f32::NAN, f32::INFINITY, 1e30] {
             let odd = Welcome { view_radius, ..welcome() };
-            assert!(matches!(super::welcome(&odd, ProxyId(1)), Err(Violation::BadWelcome(_))), "{view_radius}");
+            assert!(matches!(super::welcome(&odd, ProxyId(1), ADA), Err(Violation::BadWelcome(_))), "{view_radius}");
         }
     }
 

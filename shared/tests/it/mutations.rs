@@ -7,7 +7,7 @@
 //! targets in `fuzz/` go deeper; this keeps CI guarding the same path, in well under a
 //! second.
 
-use crate::receive::{Direction, PEER, PROXY, Receiver, SERVER, player, welcome};
+use crate::receive::{Direction, PEER, PROXY, Receiver, SERVER, join_challenge, player, welcome};
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -15,7 +15,9 @@ use serde::Serialize;
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
 use tessera_shared::framing::{WireError, encoded_frame};
+use tessera_shared::identity::Identity;
 use tessera_shared::ids::{EntityId, UserId};
+use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{
     CellDelta, ClientToProxy, EntityState, GhostEntry, HandoffState, Hello, Input, PeerMessage, PlayerUpdate,
     ProxyToClient, ProxyToServer, Role, ServerToProxy,
@@ -55,7 +57,8 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
     let cell = CellId { x: 4, y: 0 };
     let ghost = moving(EntityId(11), 1030.0, 20.0);
     vec![
-        (Direction::Hello, frame(&Hello::new(Role::Client { name: "ada".into() }))),
+        (Direction::Hello, frame(&Hello::new(Role::Client))),
+        (Direction::Join, frame(&JoinRequest::sign(&Identity::from_secret([7; 32]), &join_challenge(), "ada"))),
         (Direction::Hello, frame(&Hello::new(Role::Proxy(PROXY)))),
         (Direction::Hello, frame(&Hello::new(Role::Server(PEER)))),
         (Direction::ClientToProxy, frame(&ClientToProxy::Input(input))),
@@ -103,7 +106,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         ),
         (Direction::Peer, frame(&PeerMessage::ForwardInput { user, input })),
         (Direction::Peer, frame(&PeerMessage::ForwardLogout { user })),
-        (Direction::Peer, frame(&PeerMessage::HandoffAccepted { user: UserId::issue(PROXY, 8) })),
+        (Direction::Peer, frame(&PeerMessage::HandoffAccepted { user: UserId(8) })),
     ]
 }
 

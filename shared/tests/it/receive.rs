@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use tessera_shared::Vec2;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::framing::{Bounded, WireCodec, WireError};
+use tessera_shared::identity::JoinChallenge;
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::{self, PeerRules, Violation};
 use tessera_shared::protocol::{ClientToProxy, Hello, ProxyToClient, ProxyToServer, ServerToProxy, Welcome};
 use tokio_util::codec::Decoder;
@@ -23,9 +25,14 @@ pub const SERVER: ServerId = ServerId(1);
 /// The peer it hears from.
 pub const PEER: ServerId = ServerId(2);
 
-/// The player the welcome below welcomes.
+/// The challenge every fuzzed join answers.
+pub fn join_challenge() -> JoinChallenge {
+    JoinChallenge([0x5a; 32])
+}
+
+/// The player the welcome below welcomes (the id the seeds' updates were made for).
 pub fn player() -> UserId {
-    UserId::issue(PROXY, 7)
+    UserId((1 << 48) | 7)
 }
 
 /// One link direction, named by what its receiver decodes.
@@ -33,6 +40,8 @@ pub fn player() -> UserId {
 pub enum Direction {
     /// The handshake, on every link.
     Hello,
+    /// A player's join, after the hellos: the proxy checks its signature and its name.
+    Join,
     ClientToProxy,
     ProxyToClient,
     ProxyToServer,
@@ -41,8 +50,9 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub const ALL: [Direction; 6] = [
+    pub const ALL: [Direction; 7] = [
         Direction::Hello,
+        Direction::Join,
         Direction::ClientToProxy,
         Direction::ProxyToClient,
         Direction::ProxyToServer,
@@ -54,6 +64,7 @@ impl Direction {
     pub fn target(self) -> &'static str {
         match self {
             Direction::Hello => "hello",
+            Direction::Join => "join",
             Direction::ClientToProxy => "client_to_proxy",
             Direction::ProxyToClient => "proxy_to_client",
             Direction::ProxyToServer => "proxy_to_server",
@@ -101,6 +112,7 @@ pub fn welcome() -> Welcome {
     let config = ClusterConfig::default_local();
     Welcome {
         user: player(),
+        name: "ada".into(),
         proxy: PROXY,
         map: config.region_map(),
         view_radius: config.simulation.view_radius,
@@ -119,16 +131,17 @@ impl Receiver {
     pub fn receive(&self, direction: Direction, bytes: &[u8]) -> Received {
         match direction {
             Direction::Hello => frames(bytes, |_: &Hello| Ok(())),
+            Direction::Join => frames(bytes, |request: &JoinRequest| verify::join(request, &join_challenge())),
             Direction::ClientToProxy => frames(bytes, |ClientToProxy::Input(input)| {
                 // What the proxy forwards of it, held to the server's gate before it goes.
-                verify::from_proxy(&ProxyToServer::Input { user: player(), input: *input }, PROXY)
+                verify::from_proxy(&ProxyToServer::Input { user: player(), input: *input })
             }),
             Direction::ProxyToClient => {
                 // A player checks updates against the welcome it got, and uses its map.
                 let mut welcome = self.welcome.clone();
                 frames(bytes, |message| match message {
                     ProxyToClient::Welcome(new) => {
-                        verify::welcome(new, PROXY)?;
+                        verify::welcome(new, PROXY, player())?;
                         welcome = new.clone();
                         let map = &welcome.map;
                         let corners = map.regions().map(|(region, _)| map.bounds(region).1);
@@ -137,12 +150,12 @@ impl Receiver {
                         Ok(())
                     }
                     ProxyToClient::Update(update) => verify::update(update, &welcome),
-                    ProxyToClient::Disconnect { .. } => Ok(()),
+                    ProxyToClient::Disconnect { .. } | ProxyToClient::NameRefused { .. } => Ok(()),
                 })
             }
-            Direction::ProxyToServer => frames(bytes, |message| verify::from_proxy(message, PROXY)),
+            Direction::ProxyToServer => frames(bytes, verify::from_proxy),
             Direction::ServerToProxy => frames(bytes, |message| {
-                verify::from_server(message, SERVER, PROXY)?;
+                verify::from_server(message, SERVER)?;
                 // The player at the end of the proxy reads each frame it forwards.
                 if let ServerToProxy::Updates { frames: updates, .. } = message {
                     for (_, frame) in updates {

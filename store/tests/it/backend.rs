@@ -9,7 +9,7 @@ use glam::Vec2;
 use tessera_shared::identity::PlayerKey;
 use tessera_store::{Store, StoreLocation, StoreOptions};
 
-use crate::pg_server;
+use tessera_store::test_server as pg_server;
 
 /// Short enough that tests of a store that is down finish quickly, long enough for a
 /// loaded machine's ordinary calls.

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use tessera_store::{Checkpoint, DEFAULT_FILE_NAME, Store, StoreError, StoreLocation};
 
 use crate::backend::{Backend, SPAWN, TIMEOUT, key, options};
-use crate::pg_server::PgServer;
+use tessera_store::test_server::PgServer;
 
 /// How much longer than the timeout a failing call may take on a loaded machine.
 const SLACK: Duration = Duration::from_secs(5);

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use tessera_store::{Store, StoreError, StoreLocation};
 
 use crate::backend::{SPAWN, key, options};
-use crate::pg_server;
+use tessera_store::test_server as pg_server;
 
 async fn open(path: &Path) -> Result<Store, StoreError> {
     Store::open_with(&StoreLocation::Sqlite(path.to_owned()), options()).await

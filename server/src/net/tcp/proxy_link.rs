@@ -1,6 +1,7 @@
 //! The proxy listener: accepts proxies of the cluster map that prove they hold the
 //! cluster secret, and relays their messages to the app once [`verify::from_proxy`]
-//! allows each (a proxy may only speak for the users it issued).
+//! allows each (whom a proxy speaks for is checked in [`crate::players`]: the players
+//! that logged in through it).
 
 use super::MembersDoor;
 use crate::net::{LinkId, NetEvent};
@@ -53,7 +54,7 @@ async fn serve(stream: TcpStream, slot: ConnectionSlot, context: &ProxyContext) 
         .run(queue, |message| {
             let events = events.clone();
             async move {
-                verify::from_proxy(&message, proxy)?;
+                verify::from_proxy(&message)?;
                 Ok(events.send(NetEvent::FromProxy { proxy, message }).await?)
             }
         })

@@ -1,4 +1,6 @@
-//! A private PostgreSQL server for the tests, from Debian's `postgresql` package: a data
+//! A private PostgreSQL server for tests (the store's, and the cluster's that run a
+//! cluster on PostgreSQL), behind the `test-server` feature, never in a build that ships.
+//! From Debian's `postgresql` package: a data
 //! directory made by `initdb` in a temporary folder, listening on a free port of
 //! 127.0.0.1 only, with trust authentication. As root the server runs as the `postgres`
 //! system user, since PostgreSQL refuses to run as root. Without the package the tests

@@ -1,0 +1,70 @@
+//! The join: who a player is, proved before anything is given to it. The proxy sends a
+//! fresh random challenge; the player answers with its public key, the name it asks for
+//! and its signature of both with the challenge (`tessera_shared::identity`). Only a good
+//! signature goes on: the player's id is its key's, and a recorded join is worthless on
+//! another connection, whose challenge differs. Then the name rule, and the store: the
+//! key's record, made now under the name asked for if the key is new (a name belongs to
+//! the first key that claimed it), says the name it plays under and where it was.
+
+use crate::ProxySettings;
+use std::time::Duration;
+use tessera_shared::Vec2;
+use tessera_shared::identity::{JoinChallenge, PlayerKey};
+use tessera_shared::link::{Link, LinkError};
+use tessera_shared::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, JoinRequest};
+use tessera_shared::protocol::verify::{self, JoinProblem, Violation};
+use tessera_shared::protocol::{ClientToProxy, ProxyToClient};
+use tessera_store::{ClaimError, PlayerRecord, Store};
+use tracing::warn;
+
+/// A player whose join was proved and whose record was found or made.
+pub struct Joined {
+    pub link: Link<ClientToProxy>,
+    pub key: PlayerKey,
+    pub record: PlayerRecord,
+}
+
+/// Challenges the player at the other end of `link`, checks its answer and claims its
+/// name in `store`, a new player starting at `spawn`. A player refused for its name, or
+/// because the store is away, is told why before the connection closes.
+pub async fn join(
+    link: Link<JoinRequest>,
+    settings: &ProxySettings,
+    store: &Store,
+    spawn: Vec2,
+) -> Result<Joined, LinkError> {
+    let (link, request, challenge) = tokio::time::timeout(HANDSHAKE_TIMEOUT, challenge(link))
+        .await
+        .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))?
+        .map_err(LinkError::in_handshake)?;
+    let deadline = Duration::from_millis(settings.limits.frame_deadline_ms);
+    let mut link = link.retype::<ClientToProxy>().with_frame_deadline(deadline);
+    let (name_refused, reason) = match verify::join(&request, &challenge) {
+        Err(Violation::BadJoin(JoinProblem::Name(problem))) => {
+            (true, format!("the name {:?} cannot be used: {problem}", request.name))
+        }
+        Err(_) => return Err(HandshakeError::NotSigned.into()),
+        Ok(()) => match store.claim(request.key, &request.name, spawn).await {
+            Ok(claimed) => return Ok(Joined { link, key: request.key, record: claimed.record }),
+            Err(err @ ClaimError::NameTaken { .. }) => (true, err.to_string()),
+            Err(err) => {
+                warn!("cannot find {} in the player store: {err}", request.key.user());
+                (false, "the player store is unavailable; try again shortly".to_string())
+            }
+        },
+    };
+    let refusal = match name_refused {
+        true => ProxyToClient::NameRefused { reason: reason.clone() },
+        false => ProxyToClient::Disconnect { reason: reason.clone() },
+    };
+    link.send(refusal).await?;
+    Err(LinkError::Refused(reason))
+}
+
+/// Sends a fresh challenge and returns the answer, with the challenge.
+async fn challenge(mut link: Link<JoinRequest>) -> Result<(Link<JoinRequest>, JoinRequest, JoinChallenge), LinkError> {
+    let challenge = JoinChallenge::fresh().map_err(HandshakeError::from)?;
+    link.send(&challenge).await?;
+    let request = link.recv().await?;
+    Ok((link, request, challenge))
+}
