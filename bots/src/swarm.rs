@@ -28,6 +28,8 @@ const STEER_EVERY: Duration = Duration::from_millis(250);
 const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 /// How long a bot waits for its last inputs to be acknowledged before it counts them lost.
 const ACK_GRACE: Duration = Duration::from_secs(3);
+/// How long a bot stays connected past the window, at least.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// What a swarm does.
 #[derive(Debug, Clone)]
@@ -205,6 +207,8 @@ impl Bot {
         if still_connected {
             let last = player.last_sent();
             let _ = player.wait_until(ACK_GRACE, "the last inputs acknowledged", |view| view.last_input >= last).await;
+            // Whoever measures the cluster at the window's end finds every bot still in it.
+            tokio::time::sleep_until(self.window.end + LINGER).await;
         }
         let view = &player.view;
         Ok(BotReport {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glam::Vec2;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -167,15 +167,24 @@ fn open_file(path: &Path, timeout: Duration) -> Result<Connection, StoreError> {
         _ => sqlite_error(error, timeout),
     };
     connection.busy_timeout(timeout).map_err(unreadable)?;
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unreadable)?;
-    adopt(&transaction, &what()).map_err(|error| match error {
-        AdoptError::Sqlite(error) => unreadable(error),
-        AdoptError::Refused(error) => error,
-    })?;
-    transaction.commit().map_err(unreadable)?;
-    // Only once the file is known to be ours: WAL is a property of the file, kept by it.
-    let mode: String =
-        connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(unreadable)?;
+    // Every server and proxy of a cluster opens the file as it starts, all at once, and
+    // to avoid deadlocks SQLite answers some of them busy at once, without waiting in its
+    // busy handler, while another is making the file or switching it to WAL: so these
+    // steps are tried again, until the timeout.
+    let deadline = Instant::now() + timeout;
+    let mode = loop {
+        match adopt_in_wal(&mut connection, &what()) {
+            Ok(mode) => break mode,
+            Err(AdoptError::Sqlite(error))
+                if matches!(error.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(AdoptError::Sqlite(error)) => return Err(unreadable(error)),
+            Err(AdoptError::Refused(error)) => return Err(error),
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(cannot_open(format!("journal mode {mode}, not WAL")));
     }
@@ -193,6 +202,15 @@ impl From<rusqlite::Error> for AdoptError {
     fn from(error: rusqlite::Error) -> Self {
         Self::Sqlite(error)
     }
+}
+
+/// Adopts the file ([`adopt`]) and then, only once it is known to be ours, switches it to
+/// WAL (a property of the file, kept by it); returns the journal mode it is in.
+fn adopt_in_wal(connection: &mut Connection, what: &str) -> Result<String, AdoptError> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    adopt(&transaction, what)?;
+    transaction.commit()?;
+    Ok(connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?)
 }
 
 /// Checks that the database is a player store of our version, or makes it one if it is

@@ -1,17 +1,46 @@
 //! One store, several handles at once (as several server processes, or machines, have):
-//! a contested name goes to exactly one key, and concurrent saves lose no update.
+//! a new store opened by all of them at once (a cluster starting) opens for each, a
+//! contested name goes to exactly one key, and concurrent saves lose no update.
 
 use std::sync::Arc;
 
 use glam::Vec2;
-use tessera_store::{Checkpoint, ClaimError};
+use tessera_store::{Checkpoint, ClaimError, Store};
 
-use crate::backend::{Backend, SPAWN, key, on_both_backends};
+use crate::backend::{Backend, SPAWN, key, on_both_backends, options};
 
-on_both_backends!(a_contested_name_has_one_winner, concurrent_saves_lose_nothing);
+on_both_backends!(
+    a_new_store_opened_by_many_at_once_opens_for_all,
+    a_contested_name_has_one_winner,
+    concurrent_saves_lose_nothing
+);
 
 const HANDLES: usize = 2;
 const CLAIMANTS: u8 = 8;
+/// As many as the default map's servers and proxies, and more.
+const OPENERS: usize = 8;
+
+async fn a_new_store_opened_by_many_at_once_opens_for_all(backend: Backend) {
+    // Threads of their own, released together, as processes starting at once are.
+    let location = backend.location();
+    let start = Arc::new(std::sync::Barrier::new(OPENERS));
+    let openers: Vec<_> = (0..OPENERS)
+        .map(|_| {
+            let (location, start) = (location.clone(), Arc::clone(&start));
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                start.wait();
+                runtime.block_on(async {
+                    let store = Store::open_with(&location, options()).await?;
+                    store.load(key(0)).await
+                })
+            })
+        })
+        .collect();
+    for (n, opened) in openers.into_iter().enumerate() {
+        opened.join().unwrap().unwrap_or_else(|error| panic!("opener {n}: {error}"));
+    }
+}
 
 async fn a_contested_name_has_one_winner(backend: Backend) {
     let mut handles = Vec::new();
