@@ -19,10 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::cluster::{ClusterConfig, Listener};
-use tessera_shared::framing::{FrameCodec, Outgoing, decode_body, encode_frame, encoded_frame};
+use tessera_shared::framing::{FrameCodec, Heartbeat, Outgoing, decode_body, encode_frame, encoded_frame};
 use tessera_shared::identity::{Identity, JoinChallenge};
 use tessera_shared::ids::{EntityId, ServerId};
-use tessera_shared::link::{Door, Link, Outbound, SendError, Side};
+use tessera_shared::link::{Door, HEARTBEAT_EVERY, Link, Outbound, SendError, Side};
 use tessera_shared::metrics as names;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{EntityState, Hello, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy};
@@ -293,12 +293,8 @@ async fn through_proxy(
             ProxyToClient::Welcome(_) => {}
             other => return Err(setup(format!("expected a welcome, got {other:?}"))),
         }
-        let counters = counters.clone();
-        tasks.spawn(async move {
-            // Dropping the write half would tell the proxy this player left.
-            let _keep_open = write;
-            count_frames(reader, counters, index).await
-        });
+        tasks.spawn(keep_beating(write));
+        tasks.spawn(count_frames(reader, counters.clone(), index));
     }
     let mut users = Vec::with_capacity(connections);
     while users.len() < connections {
@@ -320,6 +316,19 @@ async fn through_proxy(
     tasks.shutdown().await;
     proxy.stop().await;
     Ok(throughput)
+}
+
+/// Keeps a raw player's connection open and alive, as a player that reads and has
+/// nothing to say does: a heartbeat every [`HEARTBEAT_EVERY`] until the connection fails
+/// (dropping the write half would be leaving).
+async fn keep_beating(mut to: OwnedWriteHalf) {
+    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        every.tick().await;
+        if to.write_all(&Heartbeat::FRAME).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Writes `bytes` again and again until the connection fails.

@@ -14,13 +14,14 @@ use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
 use tessera_shared::identity::{Identity, JoinChallenge};
-use tessera_shared::link::{Backoff, Door, Link, LinkError, Traffic};
+use tessera_shared::link::{Backoff, Door, HEARTBEAT_EVERY, Link, LinkError, Traffic};
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
     CLUSTER_FULL, ClientToProxy, Hello, Input, ProxyToClient, Role, SIGNED_IN_AGAIN, Welcome, tick_seconds,
 };
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// How long a proxy has to welcome a new player.
 pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,6 +68,8 @@ pub struct Player {
     next_seq: u32,
     keys: Keys,
     pub view: WorldView,
+    /// When the player last sent anything: a heartbeat is due [`HEARTBEAT_EVERY`] after.
+    sent_at: Instant,
 }
 
 impl Player {
@@ -101,13 +104,14 @@ impl Player {
         };
         verify::welcome(&welcome, proxy, identity.user())?;
         let view = WorldView::new(tick_seconds(welcome.tick_hz));
-        Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view })
+        Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view, sent_at: Instant::now() })
     }
 
     /// Holds down exactly `keys` from now on, returning the input's sequence number.
     pub async fn press(&mut self, keys: Keys) -> Result<u32, PlayerError> {
         let seq = self.next_seq;
         self.link.send(ClientToProxy::Input(Input { seq, keys })).await?;
+        self.sent_at = Instant::now();
         self.next_seq += 1;
         self.keys = keys;
         Ok(seq)
@@ -123,9 +127,20 @@ impl Player {
         self.next_seq - 1
     }
 
-    /// Receives one update and folds it into the view.
+    /// Receives one update and folds it into the view, sending heartbeats while it waits
+    /// so the proxy knows the player is there even when it presses nothing. A proxy
+    /// silent for [`tessera_shared::link::SILENCE_LIMIT`] is gone: an error, like a closed connection.
     pub async fn receive(&mut self) -> Result<&WorldView, PlayerError> {
-        match self.link.recv().await? {
+        let message = loop {
+            match tokio::time::timeout_at(self.sent_at + HEARTBEAT_EVERY, self.link.recv()).await {
+                Ok(message) => break message?,
+                Err(_) => {
+                    self.link.send_heartbeat().await?;
+                    self.sent_at = Instant::now();
+                }
+            }
+        };
+        match message {
             ProxyToClient::Update(update) => {
                 let sent = self.last_sent();
                 if update.last_input > sent {

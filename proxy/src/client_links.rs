@@ -10,7 +10,8 @@
 use crate::ProxySettings;
 use crate::client_queue::{ClientQueue, QueuedFrame};
 use crate::join::{Joined, join};
-use crate::routing::{ClientRoute, Routing, Session};
+use crate::routing::{ClientRoute, RouteError, Routing, Session};
+use crate::stats::Refusal;
 use rand::Rng;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -119,6 +120,11 @@ pub fn admit(
 ) -> Result<(mpsc::Receiver<QueuedFrame>, Session), String> {
     let map = settings.cluster.region_map();
     let owner = map.owner_at(position).ok_or_else(|| format!("{position} is outside the world"))?;
+    // Full first: a player told the cluster is full waits longer before asking again.
+    if routing.is_full(user, settings.limits.max_players) {
+        routing.stats.refused(Refusal::Full);
+        return Err(RouteError::Full.to_string());
+    }
     if !routing.is_server_up(owner) {
         return Err(format!("{owner}, which holds where you are, is unreachable; try again shortly"));
     }

@@ -152,6 +152,13 @@ impl Routing {
         }
     }
 
+    /// Whether `user` would find no room here: `max_players` are here, not counting an
+    /// older session of its own, which it would replace.
+    pub fn is_full(&self, user: UserId, max_players: usize) -> bool {
+        let tables = self.tables();
+        !tables.clients.contains_key(&user) && tables.clients.len() >= max_players
+    }
+
     /// Registers a player, whose login goes to `owner`, unless `max_players` are here
     /// already. A player already here signed in again: its older session is told so and
     /// ends. Every other server is told the player signed in here, so that an older

@@ -154,6 +154,27 @@ impl<In, T: Serialize> Encoder<Outgoing<T>> for WireCodec<In> {
     }
 }
 
+/// A frame with no body: it carries nothing but the news that its sender is there. Every
+/// message has a body of at least one byte, so an empty frame is never one of them. A
+/// link sends one when it has said nothing for a while ([`crate::link::HEARTBEAT_EVERY`]),
+/// and its peer reads it as proof of life and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat;
+
+impl Heartbeat {
+    /// The heartbeat on the wire: a length prefix of 0.
+    pub const FRAME: [u8; LEN_PREFIX] = [0; LEN_PREFIX];
+}
+
+impl<In> Encoder<Heartbeat> for WireCodec<In> {
+    type Error = WireError;
+
+    fn encode(&mut self, _: Heartbeat, dst: &mut BytesMut) -> Result<(), WireError> {
+        dst.extend_from_slice(&Heartbeat::FRAME);
+        Ok(())
+    }
+}
+
 /// One frame holding `message`, on its own.
 pub fn encoded_frame(message: &impl Serialize) -> Result<Bytes, WireError> {
     let mut frame = BytesMut::new();

@@ -79,6 +79,10 @@ fn the_client_draws_you_and_the_players_around_you() {
         }
         (me, positions)
     });
+    // The others stay, standing: receiving, and so telling their proxy they are there.
+    for mut other in others {
+        runtime.spawn(async move { while other.receive().await.is_ok() {} });
+    }
     let deadline = Instant::now() + DEADLINE;
     let status = loop {
         if let Some(status) = client.try_wait().unwrap() {

@@ -6,7 +6,7 @@
 //! using ids they have no right to or naming regions or players the map does not give
 //! them.
 
-use crate::harness::{DEADLINE, TestCluster, default_cluster, join, walk_to};
+use crate::harness::{DEADLINE, TestCluster, default_cluster, join, standing_by, walk_to};
 use bytes::BytesMut;
 use std::time::Duration;
 use tessera_bots::swarm::bot_identity;
@@ -273,7 +273,7 @@ async fn a_silent_connection_is_dropped_after_the_handshake_deadline() {
     let (cluster, mut honest) = cluster_with_honest_player().await;
     let proxy = &cluster.proxy_addresses()[0];
     let started = std::time::Instant::now();
-    assert_closed_after(proxy, &[], false).await;
+    standing_by(&mut honest, assert_closed_after(proxy, &[], false)).await;
     assert!(started.elapsed() >= Duration::from_secs(4), "closed by the handshake deadline, not at once");
     assert_unaffected(&mut honest).await;
 }

@@ -78,6 +78,20 @@ pub async fn join_at(addr: String, name: &str) -> Player {
     player
 }
 
+/// Runs `work` while `player` stands by, receiving (so its proxy hears it is there, as it
+/// does of a real client, whose network task always receives).
+pub async fn standing_by<T>(player: &mut Player, work: impl std::future::Future<Output = T>) -> T {
+    let receiving = async {
+        loop {
+            player.receive().await.expect("the player standing by stays in the game");
+        }
+    };
+    tokio::select! {
+        done = work => done,
+        never = receiving => never,
+    }
+}
+
 /// Walks `player` to `target`, steering as a person would (keys only when the direction
 /// changes), calling `check` on every update received on the way; then stops.
 pub async fn walk_to(player: &mut Player, target: Vec2, check: impl FnMut(&WorldView)) {

@@ -131,9 +131,19 @@ async fn a_cluster_killed_without_warning_loses_at_most_one_checkpoint_interval(
     let cluster = ClusterProcess::start(dir.path(), &store);
     let ada = join_at(cluster.proxies[0].clone(), "ada").await;
     let back_at = position(&ada);
-    let (when, was) = trail.iter().min_by(|a, b| a.1.distance(back_at).total_cmp(&b.1.distance(back_at))).unwrap();
-    assert!(was.distance(back_at) < 2.0, "back at {back_at}, where ada never was");
-    let lost = killed_at - *when;
+    // Where on the walk that is, between the updates ada had on the way.
+    let (off, when) = trail
+        .windows(2)
+        .map(|leg| {
+            let ((t0, p0), (t1, p1)) = (leg[0], leg[1]);
+            let along = (back_at - p0).dot(p1 - p0) / (p1 - p0).length_squared().max(f32::EPSILON);
+            let along = along.clamp(0.0, 1.0);
+            (back_at.distance(p0.lerp(p1, along)), t0 + (t1 - t0).mul_f32(along))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap();
+    assert!(off < 2.0, "back at {back_at}, {off} units from anywhere ada was");
+    let lost = killed_at - when;
     println!(
         "killed {:.1} s into the walk: back where ada was {lost:?} before",
         (killed_at - trail[0].0).as_secs_f32()

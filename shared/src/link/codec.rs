@@ -2,10 +2,11 @@
 //! records ([`super::seal`]) when the link is an internal one, and plain otherwise.
 //! Reading, it also says when a frame has begun but not finished, so the link can put a
 //! deadline on finishing it: a peer that dribbles a frame out byte by byte (slowloris)
-//! holds a connection only that long.
+//! holds a connection only that long. And it says when a heartbeat arrived
+//! ([`crate::framing::Heartbeat`]): proof the peer is there, and nothing to decode.
 
 use super::seal::{Cipher, MAX_RECORD, RECORD_PREFIX, TAG_LEN};
-use crate::framing::WireError;
+use crate::framing::{Heartbeat, WireError};
 use bytes::{Buf, BufMut, BytesMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,8 @@ pub enum Read<T> {
     /// Bytes of a frame arrived, but not the whole frame yet.
     Started,
     Frame(T),
+    /// An empty frame: the peer is there.
+    Heartbeat,
 }
 
 /// Frames through `inner`, sealed by a cipher when there is one, adding the bytes read
@@ -86,18 +89,21 @@ impl<C: Decoder<Error = WireError>> Decoder for LinkCodec<C> {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, WireError> {
         let unread = src.len();
-        let frame = match &mut self.cipher {
+        // Records are opened as they arrive, into the plaintext the frames are read from.
+        if let Some(cipher) = &mut self.cipher {
+            Self::open_records(cipher, src, &mut self.plain)?;
+        }
+        // Frames start where the buffer does: a heartbeat there is a whole frame.
+        let buffer = if self.cipher.is_some() { &mut self.plain } else { &mut *src };
+        if buffer.starts_with(&Heartbeat::FRAME) {
+            buffer.advance(Heartbeat::FRAME.len());
+            self.count(unread - src.len());
+            self.started = false;
+            return Ok(Some(Read::Heartbeat));
+        }
+        let frame = match self.cipher {
             None => self.inner.decode(src)?,
-            Some(cipher) => {
-                // The frames already opened first; records are opened as they arrive.
-                match self.inner.decode(&mut self.plain)? {
-                    Some(frame) => Some(frame),
-                    None => {
-                        Self::open_records(cipher, src, &mut self.plain)?;
-                        self.inner.decode(&mut self.plain)?
-                    }
-                }
-            }
+            Some(_) => self.inner.decode(&mut self.plain)?,
         };
         self.count(unread - src.len());
         if let Some(frame) = frame {
@@ -115,6 +121,7 @@ impl<C: Decoder<Error = WireError>> Decoder for LinkCodec<C> {
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, WireError> {
         match self.decode(src)? {
             Some(Read::Frame(frame)) => Ok(Some(Read::Frame(frame))),
+            Some(Read::Heartbeat) => Ok(Some(Read::Heartbeat)),
             _ if src.is_empty() && self.plain.is_empty() => Ok(None),
             _ => Err(WireError::Truncated),
         }
@@ -183,5 +190,75 @@ mod tests {
         raw.write_all(&frame[..3]).await.unwrap();
         let err = tokio::time::timeout(Duration::from_secs(10), proxy.recv()).await.expect("the deadline fires");
         assert!(matches!(err, Err(LinkError::TooSlow(d)) if d == deadline), "{err:?}");
+    }
+
+    /// An empty frame between two frames is a heartbeat, whole or in pieces. (Sealed
+    /// links read the same as plain ones: `shared/tests/it/link_layer.rs` compares them.)
+    #[test]
+    fn an_empty_frame_is_a_heartbeat_between_frames() {
+        use super::{LinkCodec, Read};
+        use crate::framing::{FrameCodec, Heartbeat};
+        use bytes::BytesMut;
+        use tokio_util::codec::Decoder;
+
+        let frame = encoded_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP })).unwrap();
+        let wire = [&frame[..], &Heartbeat::FRAME, &frame[..]].concat();
+        for arrival in [wire.len(), 2] {
+            let mut reader = LinkCodec::new(FrameCodec::default(), None, None);
+            let mut buffer = BytesMut::new();
+            let mut reads = Vec::new();
+            for arrived in wire.chunks(arrival) {
+                buffer.extend_from_slice(arrived);
+                while let Some(read) = reader.decode(&mut buffer).unwrap() {
+                    match read {
+                        Read::Frame(_) => reads.push("frame"),
+                        Read::Heartbeat => reads.push("heartbeat"),
+                        Read::Started => {}
+                    }
+                }
+            }
+            assert_eq!(reads, ["frame", "heartbeat", "frame"], "arriving {arrival} bytes at a time");
+        }
+    }
+
+    /// A peer silent for the silence limit is gone; one that only sends heartbeats is not.
+    #[tokio::test]
+    async fn a_silent_peer_is_taken_for_gone_and_a_beating_one_is_not() {
+        use crate::link::{HEARTBEAT_EVERY, Outbound, SILENCE_LIMIT};
+        use tokio::time::Instant;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hello = || Hello::new(Role::Proxy(ProxyId(1)));
+        // A peer that says hello and nothing after.
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        silent.write_all(&encoded_frame(&Hello::new(Role::Client)).unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut from_silent, _) = Link::<ClientToProxy>::open(stream, Door::Public, hello(), None).await.unwrap();
+        // A peer running its link with nothing to say: it sends heartbeats.
+        let beating = TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (opened, accepted) = tokio::join!(
+            Link::<ClientToProxy>::open(beating, Door::Public, Hello::new(Role::Client), None),
+            Link::<ClientToProxy>::open(stream, Door::Public, hello(), None)
+        );
+        let (beating, _) = opened.unwrap();
+        let (mut from_beating, _) = accepted.unwrap();
+        let (_quiet, nothing) = Outbound::<ClientToProxy>::channel();
+        tokio::spawn(beating.run(nothing, |_| std::future::ready(Ok(()))));
+
+        let started = Instant::now();
+        // This end beats too, as a player waiting for updates does, or the other would
+        // take it for gone in turn.
+        let beating_heard = async {
+            while started.elapsed() < SILENCE_LIMIT + Duration::from_secs(1) {
+                match tokio::time::timeout(HEARTBEAT_EVERY, from_beating.recv()).await {
+                    Err(_) => from_beating.send_heartbeat().await.unwrap(),
+                    Ok(heard) => panic!("the beating peer had nothing to say, yet: {heard:?}"),
+                }
+            }
+        };
+        let (gone, ()) = tokio::join!(from_silent.recv(), beating_heard);
+        assert!(matches!(gone, Err(LinkError::Silent(_))), "{gone:?}");
+        assert!(started.elapsed() >= SILENCE_LIMIT);
     }
 }

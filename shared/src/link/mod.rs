@@ -11,7 +11,7 @@ pub mod codec;
 pub mod seal;
 
 use crate::bridge::InboxClosed;
-use crate::framing::{Bounded, WireCodec, WireError};
+use crate::framing::{Bounded, Heartbeat, WireCodec, WireError};
 use crate::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, Hello, PROTOCOL_VERSION, Role};
 use crate::protocol::verify::Violation;
 use crate::secret::ClusterSecret;
@@ -35,6 +35,13 @@ use tracing::{debug, info, warn};
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a frame, once its first byte arrived, may take to arrive whole.
 pub const FRAME_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a link says nothing before it sends a heartbeat
+/// ([`crate::framing::Heartbeat`]), so its peer knows it is there.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long a link waits without hearing anything (a frame or a heartbeat) before it
+/// takes its peer for gone: a host that vanished without closing its sockets (a machine
+/// lost, a cable cut) is noticed this soon, on every link, at both ends.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 /// Messages queued for one link before it counts as stuck.
 pub const OUTBOUND_CAPACITY: usize = 1024;
 
@@ -55,6 +62,8 @@ pub enum LinkError {
     Stalled(Duration),
     #[error("a frame begun was not finished within {0:?}")]
     TooSlow(Duration),
+    #[error("nothing heard from the peer for {0:?}: it is gone")]
+    Silent(Duration),
     /// We turned the peer away, and told it why.
     #[error("refused: {0}")]
     Refused(String),
@@ -103,6 +112,9 @@ pub struct Link<In> {
     reader: FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
     writer: FramedWrite<OwnedWriteHalf, LinkCodec<WireCodec<In>>>,
     frame_deadline: Duration,
+    /// When the peer was last heard from: the silence deadline runs from here, across
+    /// calls to [`Link::recv`].
+    heard: Instant,
 }
 
 impl<In: DeserializeOwned + Bounded> Link<In> {
@@ -133,6 +145,7 @@ impl<In: DeserializeOwned + Bounded> Link<In> {
                 reader: FramedRead::new(read, LinkCodec::new(WireCodec::<Hello>::default(), reading, bytes_in)),
                 writer: FramedWrite::new(write, LinkCodec::new(WireCodec::<Hello>::default(), writing, bytes_out)),
                 frame_deadline: FRAME_DEADLINE,
+                heard: Instant::now(),
             };
             link.send(hello).await?;
             let theirs = link.recv().await?;
@@ -154,11 +167,12 @@ impl<In> Link<In> {
     /// The same link, receiving `Next` from now on, within `Next`'s frame bound: for
     /// the steps of a handshake, each with a message of its own, and the session after.
     pub fn retype<Next: Bounded>(self) -> Link<Next> {
-        let Link { reader, writer, frame_deadline } = self;
+        let Link { reader, writer, frame_deadline, heard } = self;
         Link {
             reader: reader.map_decoder(|codec| codec.map(|_| WireCodec::default())),
             writer: writer.map_encoder(|codec| codec.map(|_| WireCodec::default())),
             frame_deadline,
+            heard,
         }
     }
 }
@@ -171,7 +185,7 @@ impl<In: DeserializeOwned> Link<In> {
     }
 
     pub async fn recv(&mut self) -> Result<In, LinkError> {
-        next_frame(&mut self.reader, self.frame_deadline).await
+        next_frame(&mut self.reader, self.frame_deadline, &mut self.heard).await
     }
 
     /// Sends one message, or one [`Outgoing`](crate::framing::Outgoing) frame, and flushes.
@@ -185,10 +199,16 @@ impl<In: DeserializeOwned> Link<In> {
             .map_err(LinkError::from)
     }
 
+    /// Sends a heartbeat: the peer hears this end is there.
+    pub async fn send_heartbeat(&mut self) -> Result<(), LinkError> {
+        self.send(Heartbeat).await
+    }
+
     /// Runs the link until the peer closes it, a message is refused by `on_message`,
-    /// writes stall, a frame is too slow to arrive, or every sender of `outbound` is
-    /// dropped (a clean close). What goes out is any message, or an
-    /// [`Outgoing`](crate::framing::Outgoing) frame.
+    /// writes stall, a frame is too slow to arrive, the peer falls silent for
+    /// [`SILENCE_LIMIT`], or every sender of `outbound` is dropped (a clean close). What
+    /// goes out is any message, or an [`Outgoing`](crate::framing::Outgoing) frame, and a
+    /// heartbeat whenever nothing else went out for [`HEARTBEAT_EVERY`].
     pub async fn run<Out, Handled>(
         self,
         mut outbound: mpsc::Receiver<Out>,
@@ -198,9 +218,20 @@ impl<In: DeserializeOwned> Link<In> {
         WireCodec<In>: Encoder<Out, Error = WireError>,
         Handled: Future<Output = Result<(), LinkError>>,
     {
-        let Self { mut reader, mut writer, frame_deadline } = self;
+        let Self { mut reader, mut writer, frame_deadline, mut heard } = self;
         let write = async move {
-            while let Some(message) = outbound.recv().await {
+            loop {
+                let message = match tokio::time::timeout(HEARTBEAT_EVERY, outbound.recv()).await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => return Ok(()),
+                    Err(_) => {
+                        let beat = SinkExt::<Heartbeat>::send(&mut writer, Heartbeat);
+                        tokio::time::timeout(WRITE_TIMEOUT, beat)
+                            .await
+                            .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
+                        continue;
+                    }
+                };
                 let batch = async {
                     writer.feed(message).await?;
                     // Everything already queued goes out in the same flush: one syscall a tick.
@@ -211,11 +242,10 @@ impl<In: DeserializeOwned> Link<In> {
                 };
                 tokio::time::timeout(WRITE_TIMEOUT, batch).await.map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
             }
-            Ok(())
         };
         let read = async move {
             loop {
-                on_message(next_frame(&mut reader, frame_deadline).await?).await?;
+                on_message(next_frame(&mut reader, frame_deadline, &mut heard).await?).await?;
             }
         };
         tokio::select! {
@@ -225,22 +255,30 @@ impl<In: DeserializeOwned> Link<In> {
     }
 }
 
-/// The next whole frame from `reader`: waiting as long as it takes for one to begin,
-/// then at most `deadline` for the rest of it.
+/// The next whole frame from `reader`: waiting for one to begin while the peer is heard
+/// from (a frame or a heartbeat at least every [`SILENCE_LIMIT`] after `heard`, which
+/// it moves on), then at most `deadline` for the rest of it.
 async fn next_frame<In: DeserializeOwned>(
     reader: &mut FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
     deadline: Duration,
+    heard: &mut Instant,
 ) -> Result<In, LinkError> {
     let mut begun: Option<Instant> = None;
     loop {
         let read = match begun {
-            None => reader.next().await,
+            None => tokio::time::timeout_at(*heard + SILENCE_LIMIT, reader.next())
+                .await
+                .map_err(|_| LinkError::Silent(SILENCE_LIMIT))?,
             Some(at) => {
                 tokio::time::timeout_at(at + deadline, reader.next()).await.map_err(|_| LinkError::TooSlow(deadline))?
             }
         };
-        match read.ok_or(LinkError::Closed)?? {
+        let read = read.ok_or(LinkError::Closed)??;
+        *heard = Instant::now();
+        match read {
             Read::Started => begun = Some(Instant::now()),
+            // What had begun, if anything, was the heartbeat.
+            Read::Heartbeat => begun = None,
             Read::Frame(message) => return Ok(message),
         }
     }

@@ -67,6 +67,7 @@ pub fn knock(bytes: &[u8]) -> Knock {
 #[derive(Debug, Default, PartialEq)]
 pub struct Reading {
     pub frames: Vec<BytesMut>,
+    pub heartbeats: usize,
     pub error: Option<String>,
     pub counted: u64,
 }
@@ -122,6 +123,7 @@ pub fn read_link(input: &[u8], members: impl FnOnce() -> (Cipher, Cipher)) -> Op
             let plain = read(None, bytes, arrival);
             assert_eq!(sealed.frames, plain.frames, "sealing changed the frames");
             assert_eq!(sealed.error, plain.error, "sealing changed why reading stopped");
+            assert_eq!(sealed.heartbeats, plain.heartbeats, "sealing changed the heartbeats");
             if sealed.error.is_none() {
                 assert_eq!(sealed.counted, wire.len() as u64, "a sealed link miscounted its bytes");
             }
@@ -171,6 +173,11 @@ fn read(cipher: Option<Cipher>, wire: &[u8], arrival: usize) -> Reading {
                     started = false;
                     reading.frames.push(frame);
                 }
+                Ok(Some(Read::Heartbeat)) => {
+                    // What had started, when it had, was the heartbeat.
+                    started = false;
+                    reading.heartbeats += 1;
+                }
                 Ok(None) => break,
                 Err(err) => {
                     reading.error = Some(err.to_string());
@@ -182,6 +189,7 @@ fn read(cipher: Option<Cipher>, wire: &[u8], arrival: usize) -> Reading {
     while reading.error.is_none() {
         match codec.decode_eof(&mut buffer) {
             Ok(Some(Read::Frame(frame))) => reading.frames.push(frame),
+            Ok(Some(Read::Heartbeat)) => reading.heartbeats += 1,
             Ok(Some(Read::Started)) => unreachable!("at the end of the stream a frame is whole or truncated"),
             Ok(None) => break,
             Err(err) => reading.error = Some(err.to_string()),
