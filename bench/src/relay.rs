@@ -165,7 +165,7 @@ async fn raw_join(stream: TcpStream, index: usize) -> Result<(FrameReader, Owned
     let challenge = next_message::<JoinChallenge>(&mut reader).await?;
     let mut secret = [0; 32];
     secret[..8].copy_from_slice(&(index as u64).to_be_bytes());
-    let join = JoinRequest::sign(&Identity::from_secret(secret), &challenge, &format!("relay-{index}"));
+    let join = JoinRequest::sign(&Identity::from_secret(secret), &challenge, &format!("relay-{index}"), None);
     write.write_all(&encoded_frame(&join).map_err(setup)?).await.map_err(setup)?;
     Ok((reader, write))
 }

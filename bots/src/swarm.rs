@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tessera_player::{PlayerError, Rejoin};
+use tessera_player::{Player, PlayerError, Rejoin};
 use tessera_shared::identity::Identity;
 use tessera_shared::link::Traffic;
 use tokio::task::JoinHandle;
@@ -127,6 +127,8 @@ pub struct BotReport {
     /// Key presses sent within the window.
     pub inputs_in_window: u32,
     pub handoffs: u32,
+    /// Times its connection was lost and its session resumed through another proxy.
+    pub resumes: u32,
     pub updates: u64,
     /// Entities those updates told about, sent or extrapolated (the bot itself and everything in view).
     pub entity_updates: u64,
@@ -145,6 +147,17 @@ struct Bot {
 }
 
 impl Bot {
+    /// After `lost` ended `player`'s connection: its session resumed through a proxy,
+    /// when the connection was what was lost (not the session: a name refused, a player
+    /// signed in elsewhere, a kick); else the error.
+    async fn resume(&mut self, player: &Player, lost: PlayerError) -> Result<Player, PlayerError> {
+        if !matches!(lost, PlayerError::Link(_)) {
+            return Err(lost);
+        }
+        self.rejoin.resume_with(player);
+        self.rejoin.join_within(CONNECT_PATIENCE).await
+    }
+
     async fn run(mut self) -> Result<BotReport, PlayerError> {
         tokio::time::sleep_until(self.connect_at).await;
         // A cluster that has just started may not have all its links up yet.
@@ -154,7 +167,7 @@ impl Bot {
         let mut sent: VecDeque<(u32, Instant)> = VecDeque::new();
         let mut latency = latency_histogram();
         let (mut updates, mut entity_updates, mut entity_states) = (0u64, 0u64, 0u64);
-        let (mut inputs_in_window, mut handoffs) = (0u32, 0u32);
+        let (mut inputs_in_window, mut handoffs, mut resumes) = (0u32, 0u32, 0u32);
         // Entity states and handoffs seen so far, to count those of each update.
         let mut seen = (player.view.states_received, player.view.handoffs);
         // Bots look around at different moments, as people do.
@@ -165,20 +178,22 @@ impl Bot {
         let end = tokio::time::sleep_until(self.window.end);
         tokio::pin!(end);
         loop {
-            tokio::select! {
+            let lost = tokio::select! {
                 _ = &mut end => break,
 
                 _ = steer.tick() => {
                     let keys = walker.steer(&mut rng, &player.view, &player.welcome.map, Instant::now());
-                    if keys != player.keys() {
-                        match player.press(keys).await {
+                    match keys != player.keys() {
+                        false => None,
+                        true => match player.press(keys).await {
                             Ok(seq) => {
                                 let now = Instant::now();
                                 inputs_in_window += u32::from(self.window.contains(now));
                                 sent.push_back((seq, now));
+                                None
                             }
-                            Err(err) => { error = Some(err.to_string()); break; }
-                        }
+                            Err(err) => Some(err),
+                        },
                     }
                 }
                 received = player.receive() => match received {
@@ -198,8 +213,21 @@ impl Bot {
                             entity_states += new_states;
                             handoffs += new_handoffs;
                         }
+                        None
                     }
-                    Err(err) => { error = Some(err.to_string()); break; }
+                    Err(err) => Some(err),
+                }
+            };
+            let Some(lost) = lost else { continue };
+            match self.resume(&player, lost).await {
+                Ok(resumed) => {
+                    player = resumed;
+                    seen = (player.view.states_received, player.view.handoffs);
+                    resumes += 1;
+                }
+                Err(err) => {
+                    error = Some(err.to_string());
+                    break;
                 }
             }
         }
@@ -217,6 +245,7 @@ impl Bot {
             inputs_duplicated: view.inputs_applied.saturating_sub(view.last_input),
             inputs_in_window,
             handoffs,
+            resumes,
             entity_states,
             updates,
             entity_updates,
@@ -245,6 +274,8 @@ pub struct SwarmReport {
     pub inputs_duplicated: u64,
     pub inputs_per_bot_per_sec: f64,
     pub handoffs: u64,
+    /// Sessions resumed through another proxy after a connection was lost.
+    pub resumes: u64,
     pub updates_received: u64,
     /// Entities updated per second across all bots: each bot and everything in its view, each tick.
     pub entity_updates_per_sec: f64,
@@ -285,6 +316,7 @@ impl SwarmReport {
             inputs_duplicated: 0,
             inputs_per_bot_per_sec: 0.0,
             handoffs: 0,
+            resumes: 0,
             updates_received: 0,
             entity_updates_per_sec: 0.0,
             entity_states_sent_per_sec: 0.0,
@@ -306,6 +338,7 @@ impl SwarmReport {
                     report.inputs_duplicated += u64::from(bot.inputs_duplicated);
                     inputs_in_window += u64::from(bot.inputs_in_window);
                     report.handoffs += u64::from(bot.handoffs);
+                    report.resumes += u64::from(bot.resumes);
                     report.updates_received += bot.updates;
                     entity_updates += bot.entity_updates;
                     entity_states += bot.entity_states;

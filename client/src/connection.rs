@@ -1,7 +1,8 @@
 //! The connection to the cluster, on a tokio runtime beside the app: join through a
 //! proxy picked at random, send the keys held whenever they change, receive updates, and
 //! on any loss say why and rejoin with backoff (`tessera_player::Rejoin`; a full cluster
-//! is said as such, and waited for longer). Two things end the rejoining for good, since
+//! is said as such, and waited for longer). A lost connection resumes its session
+//! through a proxy at once: the same place, view and inputs. Two things end the rejoining for good, since
 //! trying again cannot help: the name asked for is refused, or the same player signed in
 //! again somewhere else (two windows of one profile would otherwise take the player from
 //! each other forever). The app sees [`Connection`] and the latest [`Snapshot`]; nothing
@@ -193,12 +194,17 @@ async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut ke
             return;
         }
         let lost = match rejoin.attempt(&proxy).await {
-            Ok(player) => {
+            Ok(mut player) => {
                 let welcome = Box::new(player.welcome.clone());
                 if events.send(FromNet::Joined { proxy: proxy.clone(), welcome }).await.is_err() {
                     return;
                 }
-                match play(player, &events, &mut keys).await {
+                match play(&mut player, &events, &mut keys).await {
+                    // The connection was lost, not the session: it resumes through a proxy.
+                    Some(lost @ PlayerError::Link(_)) => {
+                        rejoin.resume_with(&player);
+                        lost
+                    }
                     Some(lost) => lost,
                     None => return,
                 }
@@ -223,7 +229,7 @@ async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut ke
 
 /// Plays until the connection is lost (and says why), or the game closes (`None`).
 async fn play(
-    mut player: Player,
+    player: &mut Player,
     events: &InboxSender<FromNet>,
     keys: &mut mpsc::Receiver<Keys>,
 ) -> Option<PlayerError> {

@@ -54,7 +54,7 @@ fn stats_panel(
         Connection::Connecting { proxy } if proxy.is_empty() => "connecting".to_string(),
         Connection::Connecting { proxy } => format!("connecting to {proxy}"),
         Connection::InGame { .. } => "in game".to_string(),
-        Connection::Lost { .. } => "lost connection, retrying".to_string(),
+        Connection::Lost { .. } => "reconnecting".to_string(),
         Connection::Full { .. } => "cluster full, waiting for room".to_string(),
         Connection::Stopped { .. } => "stopped".to_string(),
     };

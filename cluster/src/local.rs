@@ -38,6 +38,8 @@ pub struct LocalCluster {
     secret: ClusterSecret,
     shutdown: CancellationToken,
     threads: Vec<JoinHandle<()>>,
+    /// Each proxy's own stop, and its thread.
+    proxies: HashMap<ProxyId, (CancellationToken, JoinHandle<()>)>,
     stats: HashMap<ServerId, Arc<ServerStats>>,
     proxy_stats: HashMap<ProxyId, Arc<ProxyStats>>,
 }
@@ -117,15 +119,17 @@ impl LocalCluster {
             })?);
         }
         let mut proxy_stats = HashMap::new();
+        let mut running_proxies = HashMap::new();
         for (id, listener) in proxies {
             let settings = ProxySettings {
                 limits: proxy_limits.clone(),
                 ..ProxySettings::new(id, config.clone(), secret.clone(), store.clone())
             };
             proxy_stats.insert(id, settings.stats.clone());
-            threads.push(tessera_proxy::spawn_thread(settings, listener, shutdown.clone())?);
+            let stop = shutdown.child_token();
+            running_proxies.insert(id, (stop.clone(), tessera_proxy::spawn_thread(settings, listener, stop)?));
         }
-        Ok(Self { config, secret, shutdown, threads, stats, proxy_stats })
+        Ok(Self { config, secret, shutdown, threads, proxies: running_proxies, stats, proxy_stats })
     }
 
     /// The map as running, with the real addresses.
@@ -154,9 +158,23 @@ impl LocalCluster {
         self.config.proxies.iter().map(|p| p.client_address()).collect()
     }
 
+    /// Stops proxy `id` (its players' connections close) and waits until it is gone:
+    /// a proxy lost, for tests of what its players and servers do then.
+    pub fn stop_proxy(&mut self, id: ProxyId) {
+        if let Some((stop, thread)) = self.proxies.remove(&id) {
+            stop.cancel();
+            let _ = thread.join();
+        }
+    }
+
     /// Blocks until the cluster is shut down.
     pub fn wait(mut self) {
-        for thread in self.threads.drain(..) {
+        self.join_all();
+    }
+
+    fn join_all(&mut self) {
+        let proxies = self.proxies.drain().map(|(_, (_, thread))| thread);
+        for thread in self.threads.drain(..).chain(proxies.collect::<Vec<_>>()) {
             let _ = thread.join();
         }
     }
@@ -165,8 +183,6 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+        self.join_all();
     }
 }

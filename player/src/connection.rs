@@ -10,6 +10,7 @@
 use crate::steering::keys_toward;
 use crate::world_view::WorldView;
 use rand::seq::IndexedRandom;
+use std::collections::VecDeque;
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
@@ -18,7 +19,8 @@ use tessera_shared::link::{Backoff, Door, HEARTBEAT_EVERY, Link, LinkError, Traf
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
-    CLUSTER_FULL, ClientToProxy, Hello, Input, ProxyToClient, Role, SIGNED_IN_AGAIN, Welcome, tick_seconds,
+    CLUSTER_FULL, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, ProxyToClient, Role, SIGNED_IN_AGAIN, SessionTicket,
+    Welcome, tick_seconds,
 };
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -43,6 +45,9 @@ pub enum PlayerError {
     /// under it is pointless.
     #[error("{0}")]
     NameRefused(String),
+    /// The session asked to be resumed is nowhere now: join anew.
+    #[error("the session to resume is gone")]
+    SessionGone,
     /// The same player signed in again somewhere else, and plays there now.
     #[error("{}", SIGNED_IN_AGAIN)]
     SignedInAgain,
@@ -70,6 +75,23 @@ pub struct Player {
     pub view: WorldView,
     /// When the player last sent anything: a heartbeat is due [`HEARTBEAT_EVERY`] after.
     sent_at: Instant,
+    /// Inputs sent and not yet acknowledged, oldest first: sent again if the session is
+    /// resumed through another proxy.
+    unacked: VecDeque<Input>,
+    /// Whether the session was just resumed: the first update says what the server
+    /// applied, and the rest of `unacked` is sent again.
+    resending: bool,
+}
+
+/// What it takes to resume a player's session after its connection was lost: the
+/// ticket, the name it plays under, and where its inputs stand.
+#[derive(Debug, Clone)]
+pub struct Resumable {
+    ticket: SessionTicket,
+    name: String,
+    next_seq: u32,
+    keys: Keys,
+    unacked: VecDeque<Input>,
 }
 
 impl Player {
@@ -77,6 +99,29 @@ impl Player {
     /// `name` (a player that has a name keeps it), and waits for its welcome, adding
     /// every byte in and out to `traffic`.
     pub async fn connect(addr: &str, identity: &Identity, name: &str, traffic: &Traffic) -> Result<Self, PlayerError> {
+        Self::join(addr, identity, name, traffic, None).await
+    }
+
+    /// As [`Self::connect`], resuming the session of `resume` (lost with its proxy) if
+    /// it is still somewhere: the same place, view and input sequence. A session gone is
+    /// [`PlayerError::SessionGone`]: join anew.
+    pub async fn resume(
+        addr: &str,
+        identity: &Identity,
+        traffic: &Traffic,
+        resume: Resumable,
+    ) -> Result<Self, PlayerError> {
+        let name = resume.name.clone();
+        Self::join(addr, identity, &name, traffic, Some(resume)).await
+    }
+
+    async fn join(
+        addr: &str,
+        identity: &Identity,
+        name: &str,
+        traffic: &Traffic,
+        resume: Option<Resumable>,
+    ) -> Result<Self, PlayerError> {
         let stream =
             TcpStream::connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
         let hello = Hello::new(Role::Client);
@@ -88,7 +133,8 @@ impl Player {
             Err(_) => return Err(PlayerError::NoWelcome(WELCOME_TIMEOUT)),
             Ok(challenge) => challenge?,
         };
-        link.send(JoinRequest::sign(identity, &challenge, name)).await?;
+        let ticket = resume.as_ref().map(|resume| resume.ticket.clone());
+        link.send(JoinRequest::sign(identity, &challenge, name, ticket)).await?;
         let mut link = link.retype::<ProxyToClient>();
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, link.recv()).await {
             Err(_) => return Err(PlayerError::NoWelcome(WELCOME_TIMEOUT)),
@@ -97,6 +143,7 @@ impl Player {
                 ProxyToClient::Disconnect { reason } if reason == CLUSTER_FULL => return Err(PlayerError::ClusterFull),
                 ProxyToClient::Disconnect { reason } => return Err(PlayerError::Disconnected(reason)),
                 ProxyToClient::NameRefused { reason } => return Err(PlayerError::NameRefused(reason)),
+                ProxyToClient::SessionGone => return Err(PlayerError::SessionGone),
                 ProxyToClient::Update(_) => {
                     return Err(Violation::OutOfOrder { what: "an update", when: "before the welcome" }.into());
                 }
@@ -104,14 +151,36 @@ impl Player {
         };
         verify::welcome(&welcome, proxy, identity.user())?;
         let view = WorldView::new(tick_seconds(welcome.tick_hz));
-        Ok(Self { link, welcome, next_seq: 1, keys: Keys::empty(), view, sent_at: Instant::now() })
+        let (next_seq, keys, unacked) = match resume.filter(|_| welcome.resumed) {
+            Some(Resumable { next_seq, keys, unacked, .. }) => (next_seq, keys, unacked),
+            None => (1, Keys::empty(), VecDeque::new()),
+        };
+        let resending = welcome.resumed;
+        Ok(Self { link, welcome, next_seq, keys, view, sent_at: Instant::now(), unacked, resending })
+    }
+
+    /// What resumes this session through another proxy, should this connection be lost.
+    pub fn resumable(&self) -> Resumable {
+        Resumable {
+            ticket: self.welcome.ticket.clone(),
+            name: self.welcome.name.clone(),
+            next_seq: self.next_seq,
+            keys: self.keys,
+            unacked: self.unacked.clone(),
+        }
     }
 
     /// Holds down exactly `keys` from now on, returning the input's sequence number.
     pub async fn press(&mut self, keys: Keys) -> Result<u32, PlayerError> {
         let seq = self.next_seq;
-        self.link.send(ClientToProxy::Input(Input { seq, keys })).await?;
+        let input = Input { seq, keys };
+        self.link.send(ClientToProxy::Input(input)).await?;
         self.sent_at = Instant::now();
+        if self.unacked.len() == MAX_PENDING_INPUTS {
+            // More than a server would hold for it anyway.
+            self.unacked.pop_front();
+        }
+        self.unacked.push_back(input);
         self.next_seq += 1;
         self.keys = keys;
         Ok(seq)
@@ -146,7 +215,20 @@ impl Player {
                 if update.last_input > sent {
                     return Err(Violation::InputFromTheFuture { last_input: update.last_input, sent }.into());
                 }
+                while self.unacked.front().is_some_and(|input| input.seq <= update.last_input) {
+                    self.unacked.pop_front();
+                }
                 self.view.apply(update, &self.welcome)?;
+                if std::mem::take(&mut self.resending) {
+                    // The server's first word since the session resumed: what it never
+                    // got goes again, in order (it applies each exactly once), and then
+                    // the keys held now, which a server that stopped the player waiting
+                    // for it does not have.
+                    for input in self.unacked.clone() {
+                        self.link.send(ClientToProxy::Input(input)).await?;
+                    }
+                    self.press(self.keys).await?;
+                }
                 Ok(&self.view)
             }
             ProxyToClient::Disconnect { reason } if reason == SIGNED_IN_AGAIN => Err(PlayerError::SignedInAgain),
@@ -154,6 +236,7 @@ impl Player {
             ProxyToClient::NameRefused { .. } => {
                 Err(Violation::OutOfOrder { what: "a name refused", when: "after the welcome" }.into())
             }
+            ProxyToClient::SessionGone => Err(PlayerError::SessionGone),
             ProxyToClient::Welcome(_) => Err(Violation::OutOfOrder { what: "a welcome", when: "twice" }.into()),
         }
     }
@@ -212,12 +295,15 @@ impl Player {
 /// wait a [`Backoff`], so a cluster that is starting or down is not hammered. A full
 /// cluster is waited for with a backoff of its own, from [`FULL_FIRST_WAIT`] to
 /// [`FULL_MAX_WAIT`], so the players queueing for room ask a few times a minute at most.
-/// A name refused is final: no attempt is made again under it.
+/// A name refused is final: no attempt is made again under it. After a connection is
+/// lost, given what resumes it ([`Rejoin::resume_with`]), the next attempts resume the
+/// session (at once: the proxy was lost, not the cluster), until it is found gone.
 #[derive(Debug, Clone)]
 pub struct Rejoin {
     proxies: Vec<String>,
     identity: Identity,
     name: String,
+    resume: Option<Resumable>,
     traffic: Traffic,
     backoff: Backoff,
     full_backoff: Backoff,
@@ -234,6 +320,7 @@ impl Rejoin {
             proxies,
             identity,
             name: name.into(),
+            resume: None,
             traffic: Traffic::default(),
             backoff: Backoff::default(),
             full_backoff: Backoff::new(FULL_FIRST_WAIT, FULL_MAX_WAIT),
@@ -252,10 +339,28 @@ impl Rejoin {
         self.proxies.choose(&mut rand::rng()).expect("at least one proxy").clone()
     }
 
+    /// Resumes the session of `lost` (a player whose connection was lost) on the next
+    /// attempts, rather than starting a new one.
+    pub fn resume_with(&mut self, lost: &Player) {
+        self.resume = Some(lost.resumable());
+        self.backoff.reset();
+    }
+
+    /// Whether the next attempt resumes a session.
+    pub fn resuming(&self) -> bool {
+        self.resume.is_some()
+    }
+
     /// One attempt through `proxy`; a success resets the backoffs.
     pub async fn attempt(&mut self, proxy: &str) -> Result<Player, PlayerError> {
-        let attempt = Player::connect(proxy, &self.identity, &self.name, &self.traffic).await;
+        let attempt = match self.resume.clone() {
+            Some(resume) => Player::resume(proxy, &self.identity, &self.traffic, resume).await,
+            None => Player::connect(proxy, &self.identity, &self.name, &self.traffic).await,
+        };
         self.found_full = matches!(attempt, Err(PlayerError::ClusterFull));
+        if matches!(attempt, Ok(_) | Err(PlayerError::SessionGone)) {
+            self.resume = None;
+        }
         if attempt.is_ok() {
             self.backoff.reset();
             self.full_backoff.reset();

@@ -105,6 +105,8 @@ mod tests {
             user: ME,
             name: "me".into(),
             proxy: ProxyId(1),
+            resumed: false,
+            ticket: tessera_shared::protocol::SessionTicket(Vec::new()),
             map: ClusterConfig::default_local().region_map(),
             view_radius: 400.0,
             tick_hz: 20.0,

@@ -9,13 +9,14 @@
 
 use crate::ProxySettings;
 use crate::client_queue::{ClientQueue, QueuedFrame};
-use crate::join::{Joined, join};
-use crate::routing::{ClientRoute, RouteError, Routing, Session};
+use crate::join::{Begin, Joined, join};
+use crate::routing::{ClientRoute, RouteError, Routing, Session, Start};
 use crate::stats::Refusal;
+use crate::tickets::Tickets;
 use rand::Rng;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tessera_shared::Vec2;
 use tessera_shared::ids::UserId;
 use tessera_shared::link::admission::Admission;
@@ -44,6 +45,7 @@ pub async fn accept(
     shutdown: CancellationToken,
 ) {
     let admission = Admission::new(settings.limits.admission());
+    let tickets = Tickets::new(&settings.secret);
     if let Ok(addr) = listener.local_addr() {
         info!("{} accepting players on {addr}", settings.id);
     }
@@ -56,9 +58,9 @@ pub async fn accept(
                 return None;
             }
         };
-        let (settings, routing, store) = (settings.clone(), routing.clone(), store.clone());
+        let (settings, routing, tickets, store) = (settings.clone(), routing.clone(), tickets.clone(), store.clone());
         Some(async move {
-            let result = serve(stream, peer, &settings, &routing, &store).await;
+            let result = serve(stream, peer, &settings, &routing, (&tickets, &store)).await;
             drop(slot);
             result
         })
@@ -70,24 +72,28 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     settings: &ProxySettings,
-    routing: &Routing,
-    store: &Store,
+    routing: &Arc<Routing>,
+    (tickets, store): (&Tickets, &Store),
 ) -> Result<(), LinkError> {
     let hello = Hello::new(Role::Proxy(settings.id));
     let link = match Link::<JoinRequest>::open(stream, Door::Public, hello, Some(&routing.stats.clients)).await? {
         (link, Role::Client) => link,
         (_, got) => return Err(HandshakeError::Role { expected: "a player", got }.into()),
     };
-    let Joined { mut link, key, record } = join(link, settings, store, spawn_position(settings)).await?;
+    let Joined { mut link, key, name, begin } = join(link, settings, tickets, store, spawn_position(settings)).await?;
     let user = key.user();
-    let (queue, session) = match admit(settings, routing, user, &record.name, record.position) {
+    let resuming = matches!(begin, Begin::Resume);
+    let (queue, session) = match admit(settings, routing, tickets, user, &name, begin) {
         Ok(admitted) => admitted,
         Err(reason) => {
             link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
             return Err(LinkError::Refused(reason));
         }
     };
-    debug!("{user} ({}) plays from {peer}", record.name);
+    if resuming {
+        tokio::spawn(end_unanswered_resume(routing.clone(), user, session));
+    }
+    debug!("{user} ({name}) plays from {peer}");
     let inputs = Rate::new(f64::from(MAX_INPUTS_PER_SEC), f64::from(MAX_INPUTS_PER_SEC));
     let mut limiter = inputs.full_bucket(Instant::now());
     let played = link
@@ -103,46 +109,88 @@ async fn serve(
         })
         .await;
     routing.leave(user, session);
-    info!("{user} ({}) from {peer} left", record.name);
+    info!("{user} ({name}) from {peer} left");
     played
 }
 
-/// Admits `user`, called `name`, at `position`: registers its route and logs it in on
-/// the server owning that point. Returns the queue of what goes to the player, its
-/// welcome first, and the session it is, or why it cannot play now (to tell the
-/// player): the cluster is full, or the server of that point is down.
+/// How long the server that has a resuming player's session has to answer: it is one
+/// message away on a link already up, so this is slack for a busy machine.
+pub const RESUME_WAIT: Duration = Duration::from_secs(2);
+
+/// Ends `user`'s resumed `session` if no server has said it has the player within
+/// [`RESUME_WAIT`]: the session is gone (its server lost it, or let it go), and the
+/// player is told to join anew.
+async fn end_unanswered_resume(routing: Arc<Routing>, user: UserId, session: Session) {
+    let deadline = Instant::now() + RESUME_WAIT;
+    while Instant::now() < deadline {
+        match routing.owner_of(user, session) {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    if routing.end(user, session, ProxyToClient::SessionGone) {
+        info!("no server has {user}'s session: it joins anew");
+    }
+}
+
+/// Admits `user`, called `name`, beginning its session as `begin` says: registers its
+/// route, and logs it in on the server owning where it was, or asks every server for its
+/// session. Returns the queue of what goes to the player, its welcome first (at once, or
+/// once the server that has its session answers), and the session it is, or why it
+/// cannot play now (to tell the player): the cluster is full, or the server of where it
+/// was is down.
 pub fn admit(
     settings: &ProxySettings,
     routing: &Routing,
+    tickets: &Tickets,
     user: UserId,
     name: &str,
-    position: Vec2,
+    begin: Begin,
 ) -> Result<(mpsc::Receiver<QueuedFrame>, Session), String> {
-    let map = settings.cluster.region_map();
-    let owner = map.owner_at(position).ok_or_else(|| format!("{position} is outside the world"))?;
     // Full first: a player told the cluster is full waits longer before asking again.
     if routing.is_full(user, settings.limits.max_players) {
         routing.stats.refused(Refusal::Full);
         return Err(RouteError::Full.to_string());
     }
-    if !routing.is_server_up(owner) {
-        return Err(format!("{owner}, which holds where you are, is unreachable; try again shortly"));
-    }
+    let map = settings.cluster.region_map();
+    let (owner, start) = match begin {
+        Begin::Fresh { position } => {
+            let owner = map.owner_at(position).ok_or_else(|| format!("{position} is outside the world"))?;
+            if !routing.is_server_up(owner) {
+                return Err(format!("{owner}, which holds where you are, is unreachable; try again shortly"));
+            }
+            let login = ProxyToServer::Login { user, name: name.into(), position };
+            info!("{user} ({name}) joins on {owner} at {position}");
+            (Some(owner), Start::Login { owner, login })
+        }
+        Begin::Resume => {
+            info!("{user} ({name}) resumes its session");
+            (None, Start::Resume)
+        }
+    };
     let (outbound, queue) = ClientQueue::channel(settings.limits.max_queued_bytes_per_player);
     let welcome = Welcome {
         user,
         name: name.into(),
         proxy: settings.id,
+        resumed: owner.is_none(),
+        ticket: tickets.issue(user),
         map,
         view_radius: settings.cluster.simulation.view_radius,
         tick_hz: settings.cluster.simulation.tick_hz,
     };
-    outbound.send(ProxyToClient::Welcome(welcome).into()).map_err(|err| format!("cannot welcome you: {err}"))?;
+    let welcome = ProxyToClient::Welcome(welcome);
+    // A new session is welcomed now; a resumed one once its server has answered.
+    let welcome = match owner {
+        Some(_) => {
+            outbound.send(welcome.into()).map_err(|err| format!("cannot welcome you: {err}"))?;
+            None
+        }
+        None => Some(welcome),
+    };
     let session = Session::next();
-    let route = ClientRoute { outbound, owner, epoch: 0, session };
-    let login = ProxyToServer::Login { user, name: name.into(), position };
-    routing.join(user, route, login, settings.limits.max_players).map_err(|err| err.to_string())?;
-    info!("{user} ({name}) joined on {owner} at {position}");
+    let route = ClientRoute { outbound, owner, epoch: 0, session, welcome };
+    routing.join(user, route, start, settings.limits.max_players).map_err(|err| err.to_string())?;
     Ok((queue, session))
 }
 

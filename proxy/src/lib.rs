@@ -14,6 +14,7 @@ pub mod limits;
 pub mod routing;
 pub mod server_links;
 pub mod stats;
+pub mod tickets;
 
 pub use limits::ProxyLimits;
 

@@ -41,10 +41,23 @@ pub type ToClient = Outgoing<ProxyToClient>;
 /// One player behind this proxy.
 pub struct ClientRoute {
     pub outbound: ClientQueue,
-    pub owner: ServerId,
+    /// The server simulating it, once one has said so (at once for a login; for a
+    /// resumed session, when the server that has it answers).
+    pub owner: Option<ServerId>,
     pub epoch: u32,
     /// The connection it plays on now.
     pub session: Session,
+    /// The welcome of a resumed session, sent once its server has answered: before it,
+    /// the player has nothing to be welcomed to, and after it come the server's updates.
+    pub welcome: Option<ProxyToClient>,
+}
+
+/// How a player's session begins on the servers.
+pub enum Start {
+    /// A new session: `login` goes to `owner`, the server of where the player was.
+    Login { owner: ServerId, login: ProxyToServer },
+    /// The player's session, lost with its proxy, carries on through this one.
+    Resume,
 }
 
 /// One connection of a player, told apart from the player's next one, so that an old
@@ -118,7 +131,7 @@ impl Routing {
         let mut tables = self.tables();
         tables.servers.remove(&server);
         let orphans: Vec<UserId> =
-            tables.clients.iter().filter(|(_, route)| route.owner == server).map(|(&user, _)| user).collect();
+            tables.clients.iter().filter(|(_, route)| route.owner == Some(server)).map(|(&user, _)| user).collect();
         for user in &orphans {
             for link in tables.servers.values() {
                 let _ = link.send(ProxyToServer::Logout { user: *user });
@@ -159,18 +172,14 @@ impl Routing {
         !tables.clients.contains_key(&user) && tables.clients.len() >= max_players
     }
 
-    /// Registers a player, whose login goes to `owner`, unless `max_players` are here
-    /// already. A player already here signed in again: its older session is told so and
-    /// ends. Every other server is told the player signed in here, so that an older
-    /// session anywhere (through any proxy) ends and the player is never in two places.
-    pub fn join(
-        &self,
-        user: UserId,
-        route: ClientRoute,
-        login: ProxyToServer,
-        max_players: usize,
-    ) -> Result<(), RouteError> {
-        let (owner, session) = (route.owner, route.session);
+    /// Registers a player, unless `max_players` are here already, and begins its session
+    /// on the servers as `start` says. A player already here signed in again: its older
+    /// session is told so and ends. A login goes to its server, and every other server is
+    /// told the player signed in here, so that an older session anywhere (through any
+    /// proxy) ends and the player is never in two places; a resume goes to every server,
+    /// and the one that has the player answers.
+    pub fn join(&self, user: UserId, route: ClientRoute, start: Start, max_players: usize) -> Result<(), RouteError> {
+        let session = route.session;
         let replaced = {
             let mut tables = self.tables();
             if !tables.clients.contains_key(&user) && tables.clients.len() >= max_players {
@@ -179,8 +188,12 @@ impl Routing {
             }
             let replaced = tables.clients.insert(user, route);
             self.count(&tables);
-            for (_, link) in tables.servers.iter().filter(|&(&server, _)| server != owner) {
-                let _ = link.send(ProxyToServer::Supersede { user });
+            for (&server, link) in &tables.servers {
+                let _ = match &start {
+                    Start::Login { owner, .. } if *owner == server => continue,
+                    Start::Login { .. } => link.send(ProxyToServer::Supersede { user }),
+                    Start::Resume => link.send(ProxyToServer::Resume { user }),
+                };
             }
             replaced
         };
@@ -188,9 +201,21 @@ impl Routing {
             debug!("{user} signed in again: ending its older session");
             let _ = older.outbound.send_last(ProxyToClient::Disconnect { reason: SIGNED_IN_AGAIN.into() });
         }
-        self.to_server(owner, login).inspect_err(|_| {
-            self.forget(user, Some(session));
-        })
+        match start {
+            Start::Login { owner, login } => self.to_server(owner, login).inspect_err(|_| {
+                self.forget(user, Some(session));
+            }),
+            Start::Resume => Ok(()),
+        }
+    }
+
+    /// The server simulating `user`'s `session`, once one said it does: `Err` once the
+    /// session is over.
+    pub fn owner_of(&self, user: UserId, session: Session) -> Result<Option<ServerId>, RouteError> {
+        match self.tables().clients.get(&user) {
+            Some(route) if route.session == session => Ok(route.owner),
+            _ => Err(RouteError::UnknownUser(user)),
+        }
     }
 
     /// Drops a player from the table without telling any server: whichever session it
@@ -209,9 +234,20 @@ impl Routing {
     /// Forgets a player's `session`, if it is still the one it plays on, and tells its
     /// owner it left. Safe to call more than once.
     pub fn leave(&self, user: UserId, session: Session) {
-        if let Some(route) = self.forget(user, Some(session)) {
-            let _ = self.to_server(route.owner, ProxyToServer::Logout { user });
+        if let Some(owner) = self.forget(user, Some(session)).and_then(|route| route.owner) {
+            let _ = self.to_server(owner, ProxyToServer::Logout { user });
         }
+    }
+
+    /// Ends `user`'s `session`, if it is still the one it plays on, with `last` as the
+    /// last thing it is sent; whether it did. (Its owner, if any, is told it left.)
+    pub fn end(&self, user: UserId, session: Session, last: ProxyToClient) -> bool {
+        let Some(route) = self.forget(user, Some(session)) else { return false };
+        let _ = route.outbound.send_last(last);
+        if let Some(owner) = route.owner {
+            let _ = self.to_server(owner, ProxyToServer::Logout { user });
+        }
+        true
     }
 
     /// Tells a player why it is disconnected, as the last thing it is sent, and lets it
@@ -219,16 +255,22 @@ impl Routing {
     pub fn disconnect(&self, user: UserId, reason: String) {
         if let Some(route) = self.forget(user, None) {
             let _ = route.outbound.send_last(ProxyToClient::Disconnect { reason });
-            let _ = self.to_server(route.owner, ProxyToServer::Logout { user });
+            if let Some(owner) = route.owner {
+                let _ = self.to_server(owner, ProxyToServer::Logout { user });
+            }
         }
     }
 
     /// Forwards a player's message to the server that owns it, if the server's gate would
-    /// let it through.
+    /// let it through. Until a resumed player's server has answered, what it sends goes
+    /// nowhere: it sends again what the server then says it has not applied.
     pub fn from_client(&self, user: UserId, message: ProxyToServer) -> Result<(), RouteError> {
         verify::from_proxy(&message)?;
         let owner = self.tables().clients.get(&user).map(|route| route.owner).ok_or(RouteError::UnknownUser(user))?;
-        self.to_server(owner, message)
+        match owner {
+            Some(owner) => self.to_server(owner, message),
+            None => Ok(()),
+        }
     }
 
     /// Records the server's word that `server` owns `user` from `epoch` on. A server
@@ -236,8 +278,11 @@ impl Routing {
     /// kick from the previous owner) is told so, or it would simulate nobody's player.
     pub fn set_owner(&self, user: UserId, server: ServerId, epoch: u32) {
         let known = match self.tables().clients.get_mut(&user) {
-            Some(route) if epoch >= route.epoch => {
-                (route.owner, route.epoch) = (server, epoch);
+            Some(route) if epoch >= route.epoch || route.owner.is_none() => {
+                if let Some(welcome) = route.welcome.take() {
+                    let _ = route.outbound.send(welcome.into());
+                }
+                (route.owner, route.epoch) = (Some(server), epoch);
                 true
             }
             Some(_) => true,
@@ -283,7 +328,7 @@ impl Routing {
                     debug!("dropping a message for {user}, who has left");
                     continue;
                 };
-                if owner.is_some_and(|owner| owner != route.owner) {
+                if owner.is_some_and(|owner| Some(owner) != route.owner) {
                     debug!("dropping a late update for {user} from its previous owner");
                     continue;
                 }
@@ -338,7 +383,8 @@ mod tests {
         let user = UserId(n);
         let login = ProxyToServer::Login { user, name: format!("p{n}"), position: tessera_shared::Vec2::ZERO };
         let session = Session::next();
-        routing.join(user, ClientRoute { outbound, owner: ServerId(1), epoch: 0, session }, login, 2)?;
+        let route = ClientRoute { outbound, owner: Some(ServerId(1)), epoch: 0, session, welcome: None };
+        routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2)?;
         Ok((user, queue, session))
     }
 

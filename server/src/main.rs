@@ -54,6 +54,10 @@ struct ServeArgs {
     /// server killed without warning can lose.
     #[arg(long, value_name = "SECS", default_value_t = tessera_server::settings::CHECKPOINT_INTERVAL.as_secs_f64())]
     checkpoint_secs: f64,
+    /// Seconds a player whose proxy was lost waits, standing where it was, for its session
+    /// to be resumed through another proxy; then it is saved and leaves.
+    #[arg(long, value_name = "SECS", default_value_t = tessera_server::settings::PARK_GRACE.as_secs_f64())]
+    park_secs: f64,
     #[command(flatten)]
     secret: SecretArgs,
     #[command(flatten)]
@@ -92,6 +96,8 @@ fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .filter(|interval| !interval.is_zero())
         .ok_or("--checkpoint-secs must be a positive number of seconds")?;
+    settings.park_grace = std::time::Duration::try_from_secs_f64(args.park_secs)
+        .map_err(|_| "--park-secs must be a number of seconds, 0 or more")?;
     let writer = StoreWriter::start(args.store.location()?, settings.stats.clone())?;
     if let Some(addr) = args.metrics {
         tessera_service::metrics::serve(addr)?;

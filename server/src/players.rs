@@ -13,11 +13,13 @@
 //! places. Only the proxy a player came through speaks for it (its input, its logout).
 
 use crate::components::Visible;
+use crate::interest::KnownEntities;
 use crate::net::{
-    InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost, SupersedeRequest,
-    Via,
+    InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost, ResumeRequest,
+    SupersedeRequest, Via,
 };
 use crate::settings::ServerSettings;
+use crate::tick::SimulationTick;
 use bevy::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use tessera_shared::components::{Keys, Position, Velocity};
@@ -26,6 +28,14 @@ use tessera_shared::protocol::{Input, MAX_PENDING_INPUTS, SIGNED_IN_AGAIN, Serve
 use tracing::{debug, info, warn};
 /// Ticks a gap in the input sequence may stay open before it is skipped.
 pub const GAP_TIMEOUT_TICKS: u64 = 40;
+
+/// A player whose proxy was lost, since `since` (a tick): it stands still, seen by
+/// everyone, until its session is resumed through another proxy or the grace period
+/// ([`ServerSettings::park_grace`]) is over.
+#[derive(Component, Debug, Clone, Copy)]
+pub struct Parked {
+    pub since: u64,
+}
 
 /// A player simulated by this server.
 #[derive(Component, Debug, Clone)]
@@ -145,8 +155,10 @@ impl Plugin for PlayersPlugin {
         app.init_resource::<Players>().add_systems(
             PreUpdate,
             (
-                despawn_lost_proxies,
+                park_lost_proxies,
+                expire_parked,
                 announce_owners,
+                resume_sessions,
                 end_superseded_sessions,
                 spawn_logins,
                 queue_inputs,
@@ -218,10 +230,12 @@ fn end_superseded_sessions(
 fn announce_owners(
     mut connected: MessageReader<ProxyConnected>,
     settings: Res<ServerSettings>,
-    owned: Query<(&UserId, &Player)>,
+    owned: Query<(&UserId, &Player), Without<Parked>>,
     mut links: ResMut<ProxyLinks>,
 ) {
     for &ProxyConnected { proxy } in connected.read() {
+        // Parked players' sessions are for whichever proxy they resume through: a proxy
+        // started again knows nothing of them.
         for (&user, player) in owned.iter().filter(|(_, player)| player.proxy == proxy) {
             links.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch: player.epoch });
         }
@@ -269,21 +283,66 @@ fn despawn_logouts(
     }
 }
 
-fn despawn_lost_proxies(
+/// A player whose proxy is gone stops where it is and waits, seen by all, for its
+/// session to be resumed through another proxy.
+fn park_lost_proxies(
     mut commands: Commands,
     mut lost: MessageReader<ProxyLost>,
-    mut players: ResMut<Players>,
-    owned: Query<(Entity, &UserId, &Player)>,
+    mut owned: Query<(Entity, &Player, &mut InputQueue), Without<Parked>>,
+    tick: Res<SimulationTick>,
 ) {
     for &ProxyLost { proxy } in lost.read() {
-        let mut dropped = 0;
-        for (entity, user, player) in &owned {
-            if player.proxy == proxy && players.0.remove(user).is_some() {
-                commands.entity(entity).despawn();
-                dropped += 1;
-            }
+        let mut parked = 0;
+        for (entity, _, mut queue) in owned.iter_mut().filter(|(_, player, _)| player.proxy == proxy) {
+            queue.keys = Keys::empty();
+            commands.entity(entity).insert(Parked { since: tick.0 });
+            parked += 1;
         }
-        warn!("lost {proxy}: dropped its {dropped} players");
+        warn!("lost {proxy}: its {parked} players wait for their sessions to be resumed");
+    }
+}
+
+/// A player parked past the grace period is not coming back: saved and removed.
+fn expire_parked(
+    mut commands: Commands,
+    mut players: ResMut<Players>,
+    parked: Query<(Entity, &UserId, &Parked)>,
+    tick: Res<SimulationTick>,
+    settings: Res<ServerSettings>,
+) {
+    for (entity, user, parked) in &parked {
+        if tick.0.saturating_sub(parked.since) >= settings.park_ticks() {
+            info!("{user} was not resumed in {:?}: it leaves", settings.park_grace);
+            players.0.remove(user);
+            commands.entity(entity).despawn();
+        }
+    }
+}
+
+/// A proxy says a player resumes its session through it: if the player is here (parked,
+/// or still playing through an older connection, which ends), that proxy is its own from
+/// now on, hears so, and is sent everything in view. The input queue carries on: the
+/// player sends again what it sent and was not told was applied, and nothing is applied
+/// twice.
+fn resume_sessions(
+    mut commands: Commands,
+    mut requests: MessageReader<ResumeRequest>,
+    players: Res<Players>,
+    mut owned: Query<(&mut Player, &mut KnownEntities, Has<Parked>)>,
+    mut links: ResMut<ProxyLinks>,
+    settings: Res<ServerSettings>,
+) {
+    for &ResumeRequest { proxy, user } in requests.read() {
+        let Some(&entity) = players.0.get(&user) else { continue };
+        let Ok((mut player, mut known, parked)) = owned.get_mut(entity) else { continue };
+        if !parked && player.proxy != proxy {
+            links.send(player.proxy, ServerToProxy::Kick { user, reason: SIGNED_IN_AGAIN.into() });
+        }
+        info!("{user} resumes its session through {proxy}");
+        player.proxy = proxy;
+        *known = KnownEntities::default();
+        commands.entity(entity).remove::<Parked>();
+        links.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch: player.epoch });
     }
 }
 

@@ -26,7 +26,13 @@ pub struct ServerSettings {
     /// How often every player here is saved to the store: the most of a player's
     /// movement a server killed without warning can lose.
     pub checkpoint_interval: Duration,
+    /// How long a player whose proxy was lost stays, standing still and seen, for its
+    /// session to be resumed through another proxy; then it is saved and removed.
+    pub park_grace: Duration,
 }
+
+/// The default [`ServerSettings::park_grace`].
+pub const PARK_GRACE: Duration = Duration::from_secs(20);
 
 /// The default [`ServerSettings::checkpoint_interval`].
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
@@ -42,6 +48,7 @@ impl ServerSettings {
             cluster,
             secret,
             checkpoint_interval: CHECKPOINT_INTERVAL,
+            park_grace: PARK_GRACE,
         })
     }
 
@@ -59,6 +66,11 @@ impl ServerSettings {
 
     pub fn tick(&self) -> Duration {
         Duration::from_secs_f64(1.0 / self.cluster.simulation.tick_hz)
+    }
+
+    /// [`Self::park_grace`] in ticks.
+    pub fn park_ticks(&self) -> u64 {
+        (self.park_grace.as_secs_f64() * self.cluster.simulation.tick_hz).round() as u64
     }
 
     /// [`Self::checkpoint_interval`] in ticks, at least one.

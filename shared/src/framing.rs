@@ -247,6 +247,8 @@ mod tests {
             user,
             name: "ada".into(),
             proxy: ProxyId(2),
+            resumed: false,
+            ticket: crate::protocol::SessionTicket(vec![7; 48]),
             map: RegionMap::new(10.0, 1, 2, vec![ServerId(1), ServerId(2)]),
             view_radius: 4.0,
             tick_hz: 20.0,

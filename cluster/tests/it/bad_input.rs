@@ -173,7 +173,7 @@ async fn wrong_version_role_or_order_is_refused() {
     // refuses: the proxy closes this connection rather than forward it on the link its
     // other players share.
     let (mut joined, challenge) = challenged(proxy).await;
-    let request = JoinRequest::sign(&bot_identity("zero"), &challenge, "zero");
+    let request = JoinRequest::sign(&bot_identity("zero"), &challenge, "zero", None);
     joined.write_all(&frame(&request)).await.unwrap();
     assert!(matches!(read_frame::<ProxyToClient>(&mut joined).await, ProxyToClient::Welcome(_)));
     joined.write_all(&frame(&ClientToProxy::Input(Input { seq: 0, keys: Keys::UP }))).await.unwrap();
@@ -191,13 +191,13 @@ async fn a_join_is_the_key_holders_own_and_good_once() {
 
     // The honest player's key, signed by another: someone posing as the honest player.
     let (mut forged, challenge) = challenged(proxy).await;
-    let mallory = JoinRequest::sign(&bot_identity("mallory"), &challenge, "honest");
+    let mallory = JoinRequest::sign(&bot_identity("mallory"), &challenge, "honest", None);
     let posing = JoinRequest { key: honest_key, ..mallory };
     forged.write_all(&frame(&posing)).await.unwrap();
     assert_closed(forged).await;
     // A join recorded from one connection, replayed on another with a new challenge.
     let (_recorded_on, challenge) = challenged(proxy).await;
-    let recorded = JoinRequest::sign(&bot_identity("honest"), &challenge, "honest");
+    let recorded = JoinRequest::sign(&bot_identity("honest"), &challenge, "honest", None);
     let (mut replayed, _) = challenged(proxy).await;
     replayed.write_all(&frame(&recorded)).await.unwrap();
     assert_closed(replayed).await;

@@ -45,6 +45,11 @@ impl TestCluster {
         Self { cluster, data }
     }
 
+    /// Stops proxy `id`: its players' connections close.
+    pub fn stop_proxy(&mut self, id: tessera_shared::ids::ProxyId) {
+        self.cluster.stop_proxy(id);
+    }
+
     /// Stops every server and proxy (each server saving its players first) and gives
     /// back the store's directory, for a cluster started again later.
     pub fn stop(self) -> tempfile::TempDir {

@@ -4,7 +4,8 @@
 //! proxies' player cap, the swarm and the [`abuse`] at every door run end to end over real TCP, through a
 //! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]), as do
 //! players coming back where they left ([`rejoin`]); and a whole cluster stopped and
-//! started again as a real process, on SQLite and on PostgreSQL ([`restart`]).
+//! started again as a real process, on SQLite and on PostgreSQL ([`restart`]); and
+//! players of a lost proxy resuming their sessions through another ([`resume`]).
 
 mod abuse;
 mod bad_input;
@@ -14,6 +15,7 @@ mod hostile_peers;
 mod limits;
 mod rejoin;
 mod restart;
+mod resume;
 mod stepper;
 mod subscriptions;
 mod swarm;

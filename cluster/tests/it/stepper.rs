@@ -19,7 +19,9 @@ use tessera_player::steering::keys_toward;
 use tessera_proxy::ProxySettings;
 use tessera_proxy::client_links::admit;
 use tessera_proxy::client_queue::QueuedFrame;
+use tessera_proxy::join::Begin;
 use tessera_proxy::routing::{RouteError, Routing};
+use tessera_proxy::tickets::Tickets;
 use tessera_server::ServerSettings;
 use tessera_server::net::{LinkId, NetEvent, NetEvents};
 use tessera_server::players::Players;
@@ -82,6 +84,7 @@ impl SteppedServer {
 
 struct SteppedProxy {
     settings: ProxySettings,
+    tickets: Tickets,
     routing: Routing,
     /// What the routing table queued for each server.
     to_servers: BTreeMap<ServerId, mpsc::Receiver<ProxyToServer>>,
@@ -159,7 +162,8 @@ impl Stepper {
                 // The stepper admits players itself (`join`), so its proxies never open a store.
                 let unopened = StoreLocation::in_data_dir(std::path::Path::new("unopened"));
                 let settings = ProxySettings::new(proxy.id, config.clone(), secret.clone(), unopened);
-                SteppedProxy { settings, routing: Routing::default(), to_servers: BTreeMap::new() }
+                let tickets = Tickets::new(&settings.secret);
+                SteppedProxy { settings, tickets, routing: Routing::default(), to_servers: BTreeMap::new() }
             })
             .collect();
         let rules = PeerRules::new(&config);
@@ -232,7 +236,8 @@ impl Stepper {
     pub fn join_as(&mut self, proxy: usize, user: UserId, name: &str, at: Vec2) -> Option<SteppedPlayer> {
         let stepped = &self.proxies[proxy];
         let (mut queue, _) =
-            admit(&stepped.settings, &stepped.routing, user, name, at).expect("the proxy admits the player");
+            admit(&stepped.settings, &stepped.routing, &stepped.tickets, user, name, Begin::Fresh { position: at })
+                .expect("the proxy admits the player");
         let welcome = match queue.try_recv().map(|queued| decode_frame(queued.frame())) {
             Ok(ProxyToClient::Welcome(welcome)) => welcome,
             _ => panic!("a proxy welcomes a player first"),
@@ -444,6 +449,7 @@ impl Stepper {
                 ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => {
                     player.disconnected = Some(reason)
                 }
+                ProxyToClient::SessionGone => player.disconnected = Some("its session is gone".into()),
             }
         }
     }

@@ -1,25 +1,41 @@
 //! A small swarm smoke run: a handful of bots wander the default map for a few
 //! seconds, crossing borders as they please; every one connects and stays, and no
-//! input is lost or applied twice.
+//! input is lost or applied twice. And the same while one of the two proxies is lost:
+//! its bots resume their sessions through the other, and still nothing is lost.
 
 use crate::harness::default_cluster;
 use std::time::Duration;
 use tessera_bots::swarm::{Swarm, SwarmPlan};
+use tessera_cluster::LocalCluster;
+
+/// `bots` bots called `name_prefix`-n through every proxy of `cluster`, warmed up for 2 s
+/// and measured for `measure`.
+fn plan(cluster: &LocalCluster, bots: usize, name_prefix: &str, measure: Duration) -> SwarmPlan {
+    let proxies = cluster.proxy_addresses();
+    SwarmPlan { proxies, bots, warmup: Duration::from_secs(2), measure, name_prefix: name_prefix.into() }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_swarm_plays_cleanly() {
     let cluster = default_cluster();
     const BOTS: usize = 8;
-    let report = Swarm::run(SwarmPlan {
-        proxies: cluster.proxy_addresses(),
-        bots: BOTS,
-        warmup: Duration::from_secs(2),
-        measure: Duration::from_secs(5),
-        name_prefix: "smoke".into(),
-    })
-    .await;
+    let report = Swarm::run(plan(&cluster, BOTS, "smoke", Duration::from_secs(5))).await;
 
     assert!(report.is_clean(), "{report:#?}");
     assert!(report.inputs_sent >= BOTS as u64, "every bot pressed keys: {report:#?}");
     assert!(report.updates_received > 0 && report.wire_bytes_per_entity_update > 0.0, "{report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_rides_out_a_lost_proxy() {
+    let mut cluster = default_cluster();
+    const BOTS: usize = 16;
+    let swarm = Swarm::launch(plan(&cluster, BOTS, "riders", Duration::from_secs(6)));
+    tokio::time::sleep_until(swarm.window.start + Duration::from_secs(2)).await;
+    let lost = cluster.config().proxies[0].id;
+    tokio::task::block_in_place(|| cluster.stop_proxy(lost));
+    let report = swarm.finish().await;
+
+    assert!(report.is_clean(), "{report:#?}");
+    assert!(report.resumes > 0, "some bots were on the lost proxy: {report:#?}");
 }

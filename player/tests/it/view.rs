@@ -16,8 +16,11 @@ pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
     let received = receive::frames(bytes, |message: &ProxyToClient| match message {
         ProxyToClient::Update(update) => view.apply(update.clone(), &welcome),
         // A player takes a welcome only before its first update, and stops at a
-        // disconnect or a refused name: none reaches its view.
-        ProxyToClient::Welcome(_) | ProxyToClient::Disconnect { .. } | ProxyToClient::NameRefused { .. } => Ok(()),
+        // disconnect, a refused name or a session gone: none reaches its view.
+        ProxyToClient::Welcome(_)
+        | ProxyToClient::Disconnect { .. }
+        | ProxyToClient::NameRefused { .. }
+        | ProxyToClient::SessionGone => Ok(()),
     });
     // What the client draws: everyone in view, where they are now.
     let placed = view.others().filter(|other| other.position.is_finite()).count();

@@ -106,11 +106,12 @@ pub async fn join_over(stream: TcpStream, name: &str) -> Result<TestPlayer, Link
     let hello = Hello::new(Role::Client);
     let (mut link, _) = Link::<JoinChallenge>::open(stream, Door::Public, hello, None).await?;
     let challenge = tokio::time::timeout(DEADLINE, link.recv()).await.expect("the proxy challenges")?;
-    link.send(JoinRequest::sign(&identity_of(name), &challenge, name)).await?;
+    link.send(JoinRequest::sign(&identity_of(name), &challenge, name, None)).await?;
     let mut link = link.retype::<ProxyToClient>();
     match tokio::time::timeout(DEADLINE, link.recv()).await.expect("the proxy answers")? {
         ProxyToClient::Welcome(welcome) => Ok(TestPlayer { link, user: welcome.user }),
         ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => Err(LinkError::Refused(reason)),
+        ProxyToClient::SessionGone => panic!("no session was resumed"),
         ProxyToClient::Update(_) => panic!("an update before the welcome"),
     }
 }
@@ -129,7 +130,7 @@ pub async fn join_raw(addr: SocketAddr, name: &str) -> TcpStream {
     stream.write_all(&encoded_frame(&Hello::new(Role::Client)).unwrap()).await.unwrap();
     read::<Hello>(&mut stream).await;
     let challenge: JoinChallenge = read(&mut stream).await;
-    let request = JoinRequest::sign(&identity_of(name), &challenge, name);
+    let request = JoinRequest::sign(&identity_of(name), &challenge, name, None);
     stream.write_all(&encoded_frame(&request).unwrap()).await.unwrap();
     assert!(matches!(read::<ProxyToClient>(&mut stream).await, ProxyToClient::Welcome(_)), "welcomed");
     stream

@@ -84,6 +84,13 @@ pub struct InputReceived {
     pub via: Via,
 }
 
+/// A proxy says `user`, who lost its connection, resumes its session through it.
+#[derive(Message, Debug, Clone, Copy)]
+pub struct ResumeRequest {
+    pub proxy: ProxyId,
+    pub user: UserId,
+}
+
 /// A proxy says `user` signed in again through it, on another server.
 #[derive(Message, Debug, Clone, Copy)]
 pub struct SupersedeRequest {
@@ -162,6 +169,7 @@ impl Plugin for ProtocolPlugin {
             .add_message::<InputReceived>()
             .add_message::<LogoutRequest>()
             .add_message::<SupersedeRequest>()
+            .add_message::<ResumeRequest>()
             .add_message::<ProxyLost>()
             .add_message::<ProxyConnected>()
             .add_message::<PeerLost>()
@@ -193,6 +201,7 @@ struct Received<'w> {
     inputs: MessageWriter<'w, InputReceived>,
     logouts: MessageWriter<'w, LogoutRequest>,
     superseded: MessageWriter<'w, SupersedeRequest>,
+    resumed: MessageWriter<'w, ResumeRequest>,
     proxy_lost: MessageWriter<'w, ProxyLost>,
     proxy_connected: MessageWriter<'w, ProxyConnected>,
     peer_lost: MessageWriter<'w, PeerLost>,
@@ -237,6 +246,9 @@ fn receive(
                 }
                 ProxyToServer::Supersede { user } => {
                     out.superseded.write(SupersedeRequest { proxy, user });
+                }
+                ProxyToServer::Resume { user } => {
+                    out.resumed.write(ResumeRequest { proxy, user });
                 }
             },
             NetEvent::PeerUp { peer, link, outbound } => {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Bumped on every incompatible change to any message of the protocol.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -59,12 +59,33 @@ pub struct JoinRequest {
     pub name: String,
     /// `key`'s signature of the challenge and `name`.
     pub signature: JoinSignature,
+    /// The ticket of a session this player had, to carry on with it (its place, its view,
+    /// its inputs) rather than start a new one. Worthless without the key's signature.
+    pub resume: Option<SessionTicket>,
+}
+
+/// What a proxy gives a player at the start of a session, sealed with a key only the
+/// cluster's proxies hold: shown to any of them with a fresh signature of the player's
+/// key, it resumes the session. Opaque to the player; `proxy/src/tickets.rs` makes and
+/// opens them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTicket(pub Vec<u8>);
+
+impl SessionTicket {
+    /// The most bytes a ticket holds: what the proxy seals, and the seal.
+    pub const MAX_LEN: usize = 64;
 }
 
 impl JoinRequest {
-    /// The request of the holder of `identity`, answering `challenge` under `name`.
-    pub fn sign(identity: &crate::identity::Identity, challenge: &JoinChallenge, name: &str) -> Self {
-        Self { key: identity.key(), name: name.into(), signature: identity.sign_join(challenge, name) }
+    /// The request of the holder of `identity`, answering `challenge` under `name`, to
+    /// resume the session of `resume` if given one.
+    pub fn sign(
+        identity: &crate::identity::Identity,
+        challenge: &JoinChallenge,
+        name: &str,
+        resume: Option<SessionTicket>,
+    ) -> Self {
+        Self { key: identity.key(), name: name.into(), signature: identity.sign_join(challenge, name), resume }
     }
 
     /// Whether the signature is the key's, for this challenge and this name.
@@ -78,7 +99,7 @@ impl crate::framing::Bounded for JoinChallenge {
     const MAX_FRAME_LEN: usize = 64;
 }
 
-/// A key, a signature and a name of at most `MAX_NAME_LEN` bytes.
+/// A key, a signature, a name of at most `MAX_NAME_LEN` bytes and a ticket.
 impl crate::framing::Bounded for JoinRequest {
     const MAX_FRAME_LEN: usize = 256;
 }

@@ -8,7 +8,7 @@
 pub mod handshake;
 pub mod verify;
 
-pub use handshake::{Hello, PROTOCOL_VERSION, Role};
+pub use handshake::{Hello, PROTOCOL_VERSION, Role, SessionTicket};
 
 use crate::components::{Keys, WALK_SPEED};
 use crate::ids::{EntityId, ProxyId, ServerId, UserId};
@@ -145,6 +145,10 @@ pub enum ProxyToClient {
     Disconnect {
         reason: String,
     },
+    /// The session the player asked to resume is nowhere now (it was not resumed in
+    /// time, or its server is gone): it should join anew. Sent just before the proxy
+    /// closes the connection.
+    SessionGone,
     /// The name a new player asked for cannot be had: another key has it, or it breaks
     /// the name rule. Sent just before the proxy closes the connection; asking again
     /// under the same name is pointless.
@@ -161,6 +165,11 @@ pub struct Welcome {
     /// The name the player plays under: its key's first, whatever it asked for since.
     pub name: String,
     pub proxy: ProxyId,
+    /// Whether this carries on a session the player resumed (its inputs continue their
+    /// sequence) rather than starting one.
+    pub resumed: bool,
+    /// What resumes this session through any proxy of the cluster.
+    pub ticket: SessionTicket,
     pub map: RegionMap,
     pub view_radius: f32,
     pub tick_hz: f64,
@@ -179,6 +188,12 @@ pub enum ProxyToServer {
         input: Input,
     },
     Logout {
+        user: UserId,
+    },
+    /// `user`, whose connection to its proxy was lost, resumes its session through this
+    /// proxy. The server that has it (whoever its proxy was) makes this proxy its own,
+    /// says so (`Owner`) and sends it everything in view; the others ignore it.
+    Resume {
         user: UserId,
     },
     /// `user` signed in (again) through this proxy, and is logged in on another server:

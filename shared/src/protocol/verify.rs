@@ -11,7 +11,7 @@
 //! in through it: a player's id is its key's, not the proxy's to issue), in the
 //! server's players and the proxy's routing table.
 
-use super::handshake::JoinRequest;
+use super::handshake::{JoinRequest, SessionTicket};
 use super::{
     EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN, MAX_PENDING_INPUTS, MAX_REASON_LEN,
     MAX_SPEED, PeerMessage, PlayerUpdate, ProxyToServer, ServerToProxy, Welcome,
@@ -178,7 +178,7 @@ pub fn from_proxy(message: &ProxyToServer) -> Result<(), Violation> {
             motion(user.entity(), *position, Vec2::ZERO)
         }
         ProxyToServer::Input { user, input: sent } => input(*user, sent),
-        ProxyToServer::Logout { .. } | ProxyToServer::Supersede { .. } => Ok(()),
+        ProxyToServer::Logout { .. } | ProxyToServer::Supersede { .. } | ProxyToServer::Resume { .. } => Ok(()),
     }
 }
 
@@ -354,6 +354,9 @@ pub fn welcome(welcome: &Welcome, proxy: ProxyId, user: UserId) -> Result<(), Vi
     }
     if welcome.user != user {
         return Err(Violation::BadWelcome("it is for another player"));
+    }
+    if welcome.ticket.0.len() > SessionTicket::MAX_LEN {
+        return Err(Violation::BadWelcome("its session ticket is longer than any"));
     }
     name(user.entity(), &welcome.name)?;
     check_rates(welcome.tick_hz, welcome.view_radius).map_err(Violation::BadWelcome)
@@ -572,7 +575,17 @@ mod tests {
     fn welcome() -> Welcome {
         let config = ClusterConfig::default_local();
         let map = config.region_map();
-        Welcome { user: ADA, name: "ada".into(), proxy: ProxyId(1), map, view_radius: 400.0, tick_hz: 20.0 }
+        let ticket = SessionTicket(vec![7; 48]);
+        Welcome {
+            user: ADA,
+            name: "ada".into(),
+            proxy: ProxyId(1),
+            resumed: false,
+            ticket,
+            map,
+            view_radius: 400.0,
+            tick_hz: 20.0,
+        }
     }
 
     #[test]
@@ -581,6 +594,8 @@ mod tests {
         assert!(matches!(super::welcome(&welcome(), ProxyId(2), ADA), Err(Violation::BadWelcome(_))));
         assert!(matches!(super::welcome(&welcome(), ProxyId(1), UserId(1)), Err(Violation::BadWelcome(_))));
         let rude = Welcome { name: "\u{202e}ada\n".into(), ..welcome() };
+        let long = Welcome { ticket: SessionTicket(vec![0; SessionTicket::MAX_LEN + 1]), ..welcome() };
+        assert!(matches!(super::welcome(&long, ProxyId(1), ADA), Err(Violation::BadWelcome(_))));
         assert!(matches!(super::welcome(&rude, ProxyId(1), ADA), Err(Violation::BadName { .. })));
         for tick_hz in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300, 1e6] {
             let odd = Welcome { tick_hz, ..welcome() };

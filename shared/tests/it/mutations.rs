@@ -58,7 +58,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
     let ghost = moving(EntityId(11), 1030.0, 20.0);
     vec![
         (Direction::Hello, frame(&Hello::new(Role::Client))),
-        (Direction::Join, frame(&JoinRequest::sign(&Identity::from_secret([7; 32]), &join_challenge(), "ada"))),
+        (Direction::Join, frame(&JoinRequest::sign(&Identity::from_secret([7; 32]), &join_challenge(), "ada", None))),
         (Direction::Hello, frame(&Hello::new(Role::Proxy(PROXY)))),
         (Direction::Hello, frame(&Hello::new(Role::Server(PEER)))),
         (Direction::ClientToProxy, frame(&ClientToProxy::Input(input))),

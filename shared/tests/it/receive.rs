@@ -114,6 +114,8 @@ pub fn welcome() -> Welcome {
         user: player(),
         name: "ada".into(),
         proxy: PROXY,
+        resumed: false,
+        ticket: tessera_shared::protocol::SessionTicket(vec![7; 48]),
         map: config.region_map(),
         view_radius: config.simulation.view_radius,
         tick_hz: config.simulation.tick_hz,
@@ -150,7 +152,9 @@ impl Receiver {
                         Ok(())
                     }
                     ProxyToClient::Update(update) => verify::update(update, &welcome),
-                    ProxyToClient::Disconnect { .. } | ProxyToClient::NameRefused { .. } => Ok(()),
+                    ProxyToClient::Disconnect { .. }
+                    | ProxyToClient::NameRefused { .. }
+                    | ProxyToClient::SessionGone => Ok(()),
                 })
             }
             Direction::ProxyToServer => frames(bytes, verify::from_proxy),

@@ -1,0 +1,94 @@
+//! Nobody is dropped with a proxy: a player whose proxy is lost stands still where it
+//! was, seen by its neighbours, and resumes its session through another proxy with its
+//! ticket and a fresh signature: the same id and place, its input sequence carrying on,
+//! nothing sent lost or applied twice. A session that is gone by then is said to be, and
+//! the player joins anew.
+
+use crate::harness::{DEADLINE, default_cluster, join, standing_by, walk_to};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tessera_bots::swarm::bot_identity;
+use tessera_player::{PlayerError, Rejoin};
+use tessera_shared::Vec2;
+use tessera_shared::components::{Keys, WALK_SPEED};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_whose_proxy_is_lost_resumes_through_another_where_it_was() {
+    let mut cluster = default_cluster();
+    let (lost_proxy, other_proxy) = (cluster.config().proxies[0].id, cluster.proxy_addresses()[1].clone());
+    let mut ada = join(&cluster, 0, "ada").await;
+    let mut bo = join(&cluster, 1, "bo").await;
+    let (id, spawned) = (ada.welcome.user, ada.view.me.unwrap().position);
+    walk_to(&mut bo, spawned + Vec2::new(0.0, 60.0), |_| {}).await;
+    // Ada walks right, and her proxy goes while she does.
+    let walking = ada.press(Keys::RIGHT).await.unwrap();
+    assert_eq!(walking, 1);
+    ada.wait_until(DEADLINE, "walking", |view| view.last_input >= walking).await.unwrap();
+    // And presses more, which may or may not reach the server before the proxy goes.
+    let in_flight = ada.press(Keys::RIGHT | Keys::UP).await.unwrap();
+    let lost_at = Instant::now();
+    standing_by(&mut bo, async { cluster.stop_proxy(lost_proxy) }).await;
+    match ada.wait_until(DEADLINE, "the proxy gone", |_| false).await {
+        Err(PlayerError::Link(_)) => {}
+        other => panic!("expected the connection lost, got {other:?}"),
+    }
+    // Bo sees her stopped, waiting, where she was.
+    let mut parked_at = None;
+    bo.wait_until(DEADLINE, "ada standing still", |view| {
+        let seen = view.other(id.entity());
+        parked_at = seen.map(|ada| ada.position);
+        seen.is_some_and(|ada| ada.velocity == Vec2::ZERO)
+    })
+    .await
+    .unwrap();
+    let parked_at = parked_at.unwrap();
+
+    let mut rejoin = Rejoin::new(vec![other_proxy], bot_identity("ada"), "ada");
+    rejoin.resume_with(&ada);
+    let mut resumed = standing_by(&mut bo, rejoin.join_within(DEADLINE)).await.unwrap();
+    resumed.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
+    let took = lost_at.elapsed();
+    println!("resumed {took:?} after the proxy was lost");
+    assert!(resumed.welcome.resumed && resumed.welcome.user == id, "the same session");
+    // Bo saw her stop as she did, within a tick's walk (the stop is told as it is
+    // applied, the last step after it).
+    let at = resumed.view.me.unwrap().position;
+    let a_tick = WALK_SPEED / cluster.config().simulation.tick_hz as f32;
+    assert!(at.distance(parked_at) <= a_tick + 0.5, "where it waited, {parked_at}, not {at}");
+    assert!(took.as_secs_f32() < 3.0, "within a second or two, not {took:?}");
+    // Its inputs carry on from where they were, each applied once.
+    let carried_on = resumed.press(Keys::UP).await.unwrap();
+    // (After the keys it held, which it sent again once resumed.)
+    assert_eq!(carried_on, in_flight + 2, "the input sequence carries on");
+    resumed.wait_until(DEADLINE, "walking up", |view| view.last_input >= carried_on).await.unwrap();
+    // Every input applied (the one in flight too, sent again if it was lost), once.
+    assert_eq!(resumed.view.inputs_applied, resumed.view.last_input, "nothing applied twice");
+    bo.wait_until(DEADLINE, "ada walking again", |view| {
+        view.other(id.entity()).is_some_and(|ada| ada.velocity.y > 0.0)
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_gone_is_said_to_be_and_the_player_joins_anew() {
+    let cluster = default_cluster();
+    let ada = join(&cluster, 0, "ada").await;
+    let mut rejoin = Rejoin::new(cluster.proxy_addresses(), bot_identity("ada"), "ada");
+    rejoin.resume_with(&ada);
+    // Ada leaves properly: her session ends with her.
+    drop(ada);
+    let servers: Vec<_> = cluster.config().servers.iter().map(|server| server.id).collect();
+    let players = || servers.iter().map(|&id| cluster.stats(id).players.load(Relaxed)).sum::<u64>();
+    let deadline = Instant::now() + DEADLINE;
+    while players() > 0 {
+        assert!(Instant::now() < deadline, "ada never left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let proxy = cluster.proxy_addresses()[1].clone();
+    let gone = rejoin.attempt(&proxy).await.err().expect("no session to resume");
+    assert!(matches!(gone, PlayerError::SessionGone), "{gone}");
+    assert!(!rejoin.resuming(), "a session gone is not asked for again");
+    let anew = rejoin.join_within(DEADLINE).await.unwrap();
+    assert!(!anew.welcome.resumed);
+}
