@@ -1,16 +1,20 @@
 //! Nobody is dropped with a proxy: a player whose proxy is lost stands still where it
 //! was, seen by its neighbours, and resumes its session through another proxy with its
 //! ticket and a fresh signature: the same id and place, its input sequence carrying on,
-//! nothing sent lost or applied twice. A session that is gone by then is said to be, and
-//! the player joins anew.
+//! nothing sent lost or applied twice. A session nobody resumes within the grace period
+//! ends (the player saved and gone); one that is gone by then is said to be, and the
+//! player joins anew.
 
 use crate::harness::{DEADLINE, default_cluster, join, standing_by, walk_to};
+use crate::stepper::Stepper;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tessera_bots::swarm::bot_identity;
 use tessera_player::{PlayerError, Rejoin};
+use tessera_server::settings::PARK_GRACE;
 use tessera_shared::Vec2;
 use tessera_shared::components::{Keys, WALK_SPEED};
+use tessera_shared::ids::ServerId;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_whose_proxy_is_lost_resumes_through_another_where_it_was() {
@@ -91,4 +95,27 @@ async fn a_session_gone_is_said_to_be_and_the_player_joins_anew() {
     assert!(!rejoin.resuming(), "a session gone is not asked for again");
     let anew = rejoin.join_within(DEADLINE).await.unwrap();
     assert!(!anew.welcome.resumed);
+}
+
+#[test]
+fn a_parked_player_waits_out_its_grace_seen_standing_then_leaves() {
+    let mut cluster = Stepper::default_cluster();
+    let ada = cluster.join(0, "ada", Vec2::new(300.0, 300.0));
+    let bo = cluster.join(1, "bo", Vec2::new(360.0, 300.0));
+    cluster.press(ada, Keys::RIGHT);
+    cluster.step_until("ada walking", 10, |cluster| {
+        cluster.player(bo).view.other(ada.entity()).is_some_and(|a| a.velocity.x > 0.0)
+    });
+    cluster.lose_proxy(0);
+    cluster.step_until("ada parked", 10, |cluster| {
+        cluster.player(bo).view.other(ada.entity()).is_some_and(|a| a.velocity == Vec2::ZERO)
+    });
+    let grace = (PARK_GRACE.as_secs_f64() * cluster.config.simulation.tick_hz) as u64;
+    for _ in 0..grace - 5 {
+        cluster.step();
+    }
+    assert_eq!(cluster.owners(ada), vec![ServerId(1)], "still waiting near the end of the grace period");
+    assert!(cluster.player(bo).view.other(ada.entity()).is_some(), "and seen");
+    cluster.step_until("ada gone", 10, |cluster| cluster.owners(ada).is_empty());
+    cluster.step_until("ada out of bo's view", 5, |cluster| cluster.player(bo).view.other(ada.entity()).is_none());
 }

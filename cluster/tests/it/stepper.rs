@@ -66,8 +66,9 @@ struct SteppedServer {
     id: ServerId,
     app: App,
     events: InboxSender<NetEvent>,
-    /// What the server queued for each proxy.
+    /// What the server queued for each proxy, and which link that is.
     to_proxies: BTreeMap<ProxyId, mpsc::Receiver<ServerToProxy>>,
+    proxy_links: BTreeMap<ProxyId, LinkId>,
     /// What it queued for each peer it is linked to.
     to_peers: BTreeMap<ServerId, PeerLink>,
     /// Bytes it sent its peers, framed as on the wire.
@@ -151,8 +152,8 @@ impl Stepper {
                 app.finish();
                 app.cleanup();
                 let events = app.world().resource::<NetEvents>().0.clone();
-                let (to_proxies, to_peers) = (BTreeMap::new(), BTreeMap::new());
-                SteppedServer { id: server.id, app, events, to_proxies, to_peers, peer_bytes: 0 }
+                let (to_proxies, proxy_links, to_peers) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+                SteppedServer { id: server.id, app, events, to_proxies, proxy_links, to_peers, peer_bytes: 0 }
             })
             .collect();
         let proxies = config
@@ -172,8 +173,10 @@ impl Stepper {
         for server in &mut servers {
             for proxy in &mut stepper.proxies {
                 let (outbound, queue) = Outbound::channel();
+                let link = LinkId::next();
                 server.to_proxies.insert(proxy.settings.id, queue);
-                server.deliver(NetEvent::ProxyUp { proxy: proxy.settings.id, link: LinkId::next(), outbound });
+                server.proxy_links.insert(proxy.settings.id, link);
+                server.deliver(NetEvent::ProxyUp { proxy: proxy.settings.id, link, outbound });
                 let (outbound, queue) = Outbound::channel();
                 proxy.to_servers.insert(server.id, queue);
                 proxy.routing.server_up(server.id, outbound);
@@ -207,6 +210,17 @@ impl Stepper {
             let server = self.server_mut(from);
             server.to_peers.insert(to, PeerLink { id: link, queue });
             server.deliver(NetEvent::PeerUp { peer: to, link, outbound });
+        }
+    }
+
+    /// Loses the `proxy`-th proxy: every server's link to it goes down, as when its
+    /// process dies. Its players stay in the stepper, hearing nothing more.
+    pub fn lose_proxy(&mut self, proxy: usize) {
+        let id = self.proxies[proxy].settings.id;
+        for server in &mut self.servers {
+            server.to_proxies.remove(&id);
+            let link = server.proxy_links.remove(&id).expect("the proxy was linked");
+            server.deliver(NetEvent::ProxyDown { proxy: id, link });
         }
     }
 
