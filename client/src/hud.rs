@@ -53,6 +53,7 @@ fn stats_panel(
     let state = match &*connection {
         Connection::Connecting { proxy } if proxy.is_empty() => "connecting".to_string(),
         Connection::Connecting { proxy } => format!("connecting to {proxy}"),
+        Connection::InGame { .. } if snapshot.view.region_offline => "region offline, reconnecting".to_string(),
         Connection::InGame { .. } => "in game".to_string(),
         Connection::Lost { .. } => "reconnecting".to_string(),
         Connection::Full { .. } => "cluster full, waiting for room".to_string(),

@@ -37,7 +37,9 @@ pub struct LocalCluster {
     config: ClusterConfig,
     secret: ClusterSecret,
     shutdown: CancellationToken,
-    threads: Vec<JoinHandle<()>>,
+    store: StoreLocation,
+    /// Each server's settings, its own stop and its thread.
+    servers: HashMap<ServerId, (ServerSettings, CancellationToken, JoinHandle<()>)>,
     /// Each proxy's own stop, and its thread.
     proxies: HashMap<ProxyId, (CancellationToken, JoinHandle<()>)>,
     stats: HashMap<ServerId, Arc<ServerStats>>,
@@ -106,17 +108,15 @@ impl LocalCluster {
         let proxies: Vec<_> = config.proxies.iter().map(|p| (p.id, take(Listener::Players(p.id)))).collect();
         // A secret of its own: nothing outside this process can join its links.
         let secret = ClusterSecret::generate()?;
-        let mut threads = Vec::new();
+        let mut running_servers = HashMap::new();
         let mut stats = HashMap::new();
         for (id, listeners) in servers {
             let mut settings = ServerSettings::new(config.clone(), id, secret.clone())?;
             settings.broadcast_baseline = broadcast_baseline;
             stats.insert(id, settings.stats.clone());
-            let writer = StoreWriter::start(store.clone(), settings.stats.clone())?;
-            let shutdown = shutdown.clone();
-            threads.push(std::thread::Builder::new().name(format!("server-{}", id.0)).spawn(move || {
-                tessera_server::run(settings, listeners, writer, shutdown);
-            })?);
+            let stop = shutdown.child_token();
+            let thread = spawn_server(settings.clone(), listeners, &store, stop.clone())?;
+            running_servers.insert(id, (settings, stop, thread));
         }
         let mut proxy_stats = HashMap::new();
         let mut running_proxies = HashMap::new();
@@ -129,7 +129,16 @@ impl LocalCluster {
             let stop = shutdown.child_token();
             running_proxies.insert(id, (stop.clone(), tessera_proxy::spawn_thread(settings, listener, stop)?));
         }
-        Ok(Self { config, secret, shutdown, threads, proxies: running_proxies, stats, proxy_stats })
+        Ok(Self {
+            config,
+            secret,
+            shutdown,
+            store,
+            servers: running_servers,
+            proxies: running_proxies,
+            stats,
+            proxy_stats,
+        })
     }
 
     /// The map as running, with the real addresses.
@@ -167,17 +176,46 @@ impl LocalCluster {
         }
     }
 
+    /// Stops server `id` (it saves its players first, as on SIGTERM) and starts it again
+    /// on the same addresses: a server restarted, for tests of what its players, its
+    /// proxies and its peers do meanwhile.
+    pub fn restart_server(&mut self, id: ServerId) -> Result<(), LocalClusterError> {
+        let (settings, stop, thread) = self.servers.remove(&id).expect("a server of the map");
+        stop.cancel();
+        let _ = thread.join();
+        let listeners = ServerListeners::bind(&self.config, id).map_err(LocalClusterError::Thread)?;
+        let stop = self.shutdown.child_token();
+        let thread = spawn_server(settings.clone(), listeners, &self.store, stop.clone())?;
+        self.servers.insert(id, (settings, stop, thread));
+        Ok(())
+    }
+
     /// Blocks until the cluster is shut down.
     pub fn wait(mut self) {
         self.join_all();
     }
 
     fn join_all(&mut self) {
+        let servers = self.servers.drain().map(|(_, (_, _, thread))| thread);
         let proxies = self.proxies.drain().map(|(_, (_, thread))| thread);
-        for thread in self.threads.drain(..).chain(proxies.collect::<Vec<_>>()) {
+        for thread in servers.chain(proxies).collect::<Vec<_>>() {
             let _ = thread.join();
         }
     }
+}
+
+/// Runs a server on a thread of its own, saving to `store`, until `stop`.
+fn spawn_server(
+    settings: ServerSettings,
+    listeners: ServerListeners,
+    store: &StoreLocation,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, LocalClusterError> {
+    let writer = StoreWriter::start(store.clone(), settings.stats.clone())?;
+    let name = format!("server-{}", settings.id.0);
+    Ok(std::thread::Builder::new().name(name).spawn(move || {
+        tessera_server::run(settings, listeners, writer, stop);
+    })?)
 }
 
 impl Drop for LocalCluster {

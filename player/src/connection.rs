@@ -147,6 +147,9 @@ impl Player {
                 ProxyToClient::Update(_) => {
                     return Err(Violation::OutOfOrder { what: "an update", when: "before the welcome" }.into());
                 }
+                ProxyToClient::RegionOffline => {
+                    return Err(Violation::OutOfOrder { what: "a region offline", when: "before the welcome" }.into());
+                }
             },
         };
         verify::welcome(&welcome, proxy, identity.user())?;
@@ -237,6 +240,12 @@ impl Player {
                 Err(Violation::OutOfOrder { what: "a name refused", when: "after the welcome" }.into())
             }
             ProxyToClient::SessionGone => Err(PlayerError::SessionGone),
+            ProxyToClient::RegionOffline => {
+                // Once it is back, what it did not apply goes again, as after a resume.
+                self.view.region_offline = true;
+                self.resending = true;
+                Ok(&self.view)
+            }
             ProxyToClient::Welcome(_) => Err(Violation::OutOfOrder { what: "a welcome", when: "twice" }.into()),
         }
     }

@@ -29,6 +29,8 @@ pub struct WorldView {
     pub states_received: u64,
     /// How many times the owning server changed.
     pub handoffs: u32,
+    /// The server simulating this player is lost, until its next update.
+    pub region_offline: bool,
 }
 
 impl WorldView {
@@ -42,6 +44,7 @@ impl WorldView {
     /// entities in view; a view past that is refused too, and ends the connection.
     pub fn apply(&mut self, update: PlayerUpdate, welcome: &Welcome) -> Result<(), Violation> {
         verify::update(&update, welcome)?;
+        self.region_offline = false;
         if self.server.is_some_and(|server| server != update.server) {
             self.handoffs = self.handoffs.saturating_add(1);
         }

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_shared::Vec2;
+use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::UserId;
 use tessera_shared::link::admission::Admission;
 use tessera_shared::link::{Door, Link, LinkError, accept_loop};
@@ -49,6 +50,7 @@ pub async fn accept(
     if let Ok(addr) = listener.local_addr() {
         info!("{} accepting players on {addr}", settings.id);
     }
+    let stopping = shutdown.clone();
     accept_loop(listener, shutdown, "player", |stream, peer| {
         let slot = match admission.admit(peer.ip()) {
             Ok(slot) => slot,
@@ -59,8 +61,9 @@ pub async fn accept(
             }
         };
         let (settings, routing, tickets, store) = (settings.clone(), routing.clone(), tickets.clone(), store.clone());
+        let stopping = stopping.clone();
         Some(async move {
-            let result = serve(stream, peer, &settings, &routing, (&tickets, &store)).await;
+            let result = serve(stream, peer, &settings, &routing, (&tickets, &store), &stopping).await;
             drop(slot);
             result
         })
@@ -74,6 +77,7 @@ async fn serve(
     settings: &ProxySettings,
     routing: &Arc<Routing>,
     (tickets, store): (&Tickets, &Store),
+    stopping: &CancellationToken,
 ) -> Result<(), LinkError> {
     let hello = Hello::new(Role::Proxy(settings.id));
     let link = match Link::<JoinRequest>::open(stream, Door::Public, hello, Some(&routing.stats.clients)).await? {
@@ -83,7 +87,7 @@ async fn serve(
     let Joined { mut link, key, name, begin } = join(link, settings, tickets, store, spawn_position(settings)).await?;
     let user = key.user();
     let resuming = matches!(begin, Begin::Resume);
-    let (queue, session) = match admit(settings, routing, tickets, user, &name, begin) {
+    let (queue, session) = match admit(settings, routing, tickets, key, &name, begin) {
         Ok(admitted) => admitted,
         Err(reason) => {
             link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
@@ -108,8 +112,12 @@ async fn serve(
             })
         })
         .await;
-    routing.leave(user, session);
-    info!("{user} ({name}) from {peer} left");
+    // A proxy stopping logs nobody out: its players resume their sessions through
+    // another, and their servers keep them parked meanwhile.
+    if !stopping.is_cancelled() {
+        routing.leave(user, session);
+        info!("{user} ({name}) from {peer} left");
+    }
     played
 }
 
@@ -143,10 +151,11 @@ pub fn admit(
     settings: &ProxySettings,
     routing: &Routing,
     tickets: &Tickets,
-    user: UserId,
+    key: PlayerKey,
     name: &str,
     begin: Begin,
 ) -> Result<(mpsc::Receiver<QueuedFrame>, Session), String> {
+    let user = key.user();
     // Full first: a player told the cluster is full waits longer before asking again.
     if routing.is_full(user, settings.limits.max_players) {
         routing.stats.refused(Refusal::Full);
@@ -159,7 +168,7 @@ pub fn admit(
             if !routing.is_server_up(owner) {
                 return Err(format!("{owner}, which holds where you are, is unreachable; try again shortly"));
             }
-            let login = ProxyToServer::Login { user, name: name.into(), position };
+            let login = ProxyToServer::Login { user, name: name.into(), position, last_input: 0 };
             info!("{user} ({name}) joins on {owner} at {position}");
             (Some(owner), Start::Login { owner, login })
         }
@@ -189,7 +198,7 @@ pub fn admit(
         None => Some(welcome),
     };
     let session = Session::next();
-    let route = ClientRoute { outbound, owner, epoch: 0, session, welcome };
+    let route = ClientRoute { outbound, owner, epoch: 0, session, welcome, key, forwarded: 0 };
     routing.join(user, route, start, settings.limits.max_players).map_err(|err| err.to_string())?;
     Ok((queue, session))
 }

@@ -78,7 +78,8 @@ pub async fn run(
     tokio::spawn(async move { exporting.stats.export(id, stop_exporting).await });
 
     for server in &settings.cluster.servers {
-        tokio::spawn(server_links::maintain(settings.clone(), server.id, routing.clone(), shutdown.child_token()));
+        let (settings, routing, store) = (settings.clone(), routing.clone(), store.clone());
+        tokio::spawn(server_links::maintain(settings, server.id, routing, store, shutdown.child_token()));
     }
     client_links::accept(settings, listener, routing, store, shutdown).await;
     Ok(())

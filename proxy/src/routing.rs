@@ -28,7 +28,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tessera_shared::Vec2;
 use tessera_shared::framing::Outgoing;
+use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
 use tessera_shared::protocol::verify::{self, Violation};
@@ -50,6 +52,24 @@ pub struct ClientRoute {
     /// The welcome of a resumed session, sent once its server has answered: before it,
     /// the player has nothing to be welcomed to, and after it come the server's updates.
     pub welcome: Option<ProxyToClient>,
+    /// Who the player is: to find where it was, should its server be lost.
+    pub key: PlayerKey,
+    /// The highest input sequence number passed on to its server.
+    pub forwarded: u32,
+}
+
+impl ClientRoute {
+    /// Whether its server was lost, and it waits for one to take it back.
+    fn offline(&self) -> bool {
+        self.owner.is_none() && self.welcome.is_none()
+    }
+}
+
+/// A player whose server was lost, waiting to be logged in again where it was.
+pub struct Offline {
+    pub user: UserId,
+    pub key: PlayerKey,
+    pub session: Session,
 }
 
 /// How a player's session begins on the servers.
@@ -124,23 +144,52 @@ impl Routing {
         self.count(&tables);
     }
 
-    /// Forgets `server`'s link and returns the players it owned: they are gone with it.
-    /// Every other server is told they left, in case one of them took a player over
-    /// and its notice was lost with the link.
-    pub fn server_down(&self, server: ServerId) -> Vec<(UserId, ClientQueue)> {
+    /// Forgets `server`'s link. The players it owned stay, told their region is
+    /// offline, until a server logs them in again where they were last saved
+    /// ([`Self::log_in_again`]). Returns how many they are.
+    pub fn server_down(&self, server: ServerId) -> usize {
         let mut tables = self.tables();
         tables.servers.remove(&server);
-        let orphans: Vec<UserId> =
-            tables.clients.iter().filter(|(_, route)| route.owner == Some(server)).map(|(&user, _)| user).collect();
-        for user in &orphans {
-            for link in tables.servers.values() {
-                let _ = link.send(ProxyToServer::Logout { user: *user });
-            }
+        let mut orphans = 0;
+        for route in tables.clients.values_mut().filter(|route| route.owner == Some(server)) {
+            route.owner = None;
+            let _ = route.outbound.send(ProxyToClient::RegionOffline.into());
+            orphans += 1;
         }
-        let orphans = orphans.into_iter().filter_map(|user| tables.clients.remove(&user).map(|r| (user, r.outbound)));
-        let orphans = orphans.collect();
         self.count(&tables);
         orphans
+    }
+
+    /// The players whose server was lost, waiting to be logged in again.
+    pub fn offline(&self) -> Vec<Offline> {
+        let tables = self.tables();
+        let offline = tables.clients.iter().filter(|(_, route)| route.offline());
+        offline.map(|(&user, route)| Offline { user, key: route.key, session: route.session }).collect()
+    }
+
+    /// Logs `user`'s `session`, waiting since its server was lost, in again on `owner` at
+    /// `position`, its inputs following on from the last one passed on, if it still
+    /// waits; every other server is told, as at any login, so it is in one place only.
+    pub fn log_in_again(&self, user: UserId, session: Session, owner: ServerId, name: String, position: Vec2) {
+        let login = {
+            let mut tables = self.tables();
+            let Some(route) = tables.clients.get_mut(&user).filter(|route| route.session == session && route.offline())
+            else {
+                return;
+            };
+            (route.owner, route.epoch) = (Some(owner), 0);
+            let login = ProxyToServer::Login { user, name, position, last_input: route.forwarded };
+            for (_, link) in tables.servers.iter().filter(|&(&server, _)| server != owner) {
+                let _ = link.send(ProxyToServer::Supersede { user });
+            }
+            login
+        };
+        if self.to_server(owner, login).is_err() {
+            // Down again already: it waits for the next one.
+            if let Some(route) = self.tables().clients.get_mut(&user).filter(|route| route.session == session) {
+                route.owner = None;
+            }
+        }
     }
 
     pub fn is_server_up(&self, server: ServerId) -> bool {
@@ -262,14 +311,26 @@ impl Routing {
     }
 
     /// Forwards a player's message to the server that owns it, if the server's gate would
-    /// let it through. Until a resumed player's server has answered, what it sends goes
-    /// nowhere: it sends again what the server then says it has not applied.
+    /// let it through. While it has no server (a resumed session not answered yet, a
+    /// server lost), or its server's link is failing, what it sends goes nowhere: it
+    /// sends again what its server then says it has not applied.
     pub fn from_client(&self, user: UserId, message: ProxyToServer) -> Result<(), RouteError> {
         verify::from_proxy(&message)?;
         let owner = self.tables().clients.get(&user).map(|route| route.owner).ok_or(RouteError::UnknownUser(user))?;
-        match owner {
-            Some(owner) => self.to_server(owner, message),
-            None => Ok(()),
+        let Some(owner) = owner else { return Ok(()) };
+        let seq = match &message {
+            ProxyToServer::Input { input, .. } => Some(input.seq),
+            _ => None,
+        };
+        match self.to_server(owner, message) {
+            Ok(()) => {
+                if let (Some(seq), Some(route)) = (seq, self.tables().clients.get_mut(&user)) {
+                    route.forwarded = route.forwarded.max(seq);
+                }
+                Ok(())
+            }
+            Err(RouteError::ServerDown(_) | RouteError::ServerStalled(_)) => Ok(()),
+            Err(err) => Err(err),
         }
     }
 
@@ -380,10 +441,12 @@ mod tests {
         budget: usize,
     ) -> Result<(UserId, mpsc::Receiver<QueuedFrame>, Session), RouteError> {
         let (outbound, queue) = ClientQueue::channel(budget);
-        let user = UserId(n);
-        let login = ProxyToServer::Login { user, name: format!("p{n}"), position: tessera_shared::Vec2::ZERO };
+        let key = PlayerKey([n as u8; 32]);
+        let user = key.user();
+        let login = ProxyToServer::Login { user, name: format!("p{n}"), position: Vec2::ZERO, last_input: 0 };
         let session = Session::next();
-        let route = ClientRoute { outbound, owner: Some(ServerId(1)), epoch: 0, session, welcome: None };
+        let route =
+            ClientRoute { outbound, owner: Some(ServerId(1)), epoch: 0, session, welcome: None, key, forwarded: 0 };
         routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2)?;
         Ok((user, queue, session))
     }

@@ -1,16 +1,21 @@
 //! One dialer per game server: connect, prove membership of the cluster (the link is
 //! sealed with the cluster secret), say hello as this proxy, relay the server's updates
 //! to players once [`verify::from_server`] allows each (a server speaks only for itself,
-//! in whole frames; the routing table delivers only to this proxy's players), and on any loss disconnect the players it
-//! owned (they are gone with it) and redial with exponential backoff.
+//! in whole frames; the routing table delivers only to this proxy's players), and on any
+//! loss tell the players it owned their region is offline and redial with exponential
+//! backoff. Whenever a server's link comes up, the players still waiting since theirs
+//! was lost are logged in again where the store last saved them, on whichever server
+//! owns that spot (the server that came back, as a rule).
 
 use crate::ProxySettings;
-use crate::routing::Routing;
+use crate::routing::{Offline, Routing};
 use std::sync::Arc;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, redial};
 use tessera_shared::protocol::handshake::HandshakeError;
-use tessera_shared::protocol::{Hello, ProxyToClient, Role, ServerToProxy, verify};
+use tessera_shared::protocol::{Hello, Role, ServerToProxy, verify};
+use tessera_shared::region_map::RegionMap;
+use tessera_store::Store;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -20,14 +25,20 @@ pub async fn maintain(
     settings: Arc<ProxySettings>,
     server: ServerId,
     routing: Arc<Routing>,
+    store: Store,
     shutdown: CancellationToken,
 ) {
     let address = settings.cluster.server(server).expect("dialers are spawned for the map's servers").proxy_address();
     redial(&address, &server.to_string(), shutdown, |stream| {
-        let (settings, routing) = (settings.clone(), routing.clone());
+        let (settings, routing, store) = (settings.clone(), routing.clone(), store.clone());
         async move {
-            let result = serve(stream, &settings, server, &routing).await;
-            disconnect_orphans(&routing, server);
+            let result = serve(stream, &settings, server, &routing, &store).await;
+            let orphans = routing.server_down(server);
+            if orphans > 0 {
+                warn!(
+                    "{server} link lost with {orphans} players on it: they wait for it, told their region is offline"
+                );
+            }
             result
         }
     })
@@ -38,7 +49,8 @@ async fn serve(
     stream: TcpStream,
     settings: &ProxySettings,
     server: ServerId,
-    routing: &Routing,
+    routing: &Arc<Routing>,
+    store: &Store,
 ) -> Result<(), LinkError> {
     let hello = Hello::new(Role::Proxy(settings.id));
     let door = Door::Members(&settings.secret, Side::Dialer);
@@ -49,6 +61,7 @@ async fn serve(
     info!("connected to {server}");
     let (outbound, queue) = Outbound::channel();
     routing.server_up(server, outbound);
+    tokio::spawn(log_in_again(settings.cluster.region_map(), routing.clone(), store.clone()));
     link.run(queue, |message| {
         let verified = verify::from_server(&message, server);
         if verified.is_ok() {
@@ -59,14 +72,25 @@ async fn serve(
     .await
 }
 
-/// The players `server` owned went down with it: tell them, so they can reconnect.
-fn disconnect_orphans(routing: &Routing, server: ServerId) {
-    let orphans = routing.server_down(server);
-    if !orphans.is_empty() {
-        warn!("{server} link lost with {} players on it: disconnecting them", orphans.len());
-    }
-    for (_, outbound) in orphans {
-        let reason = format!("lost the connection to {server}; please reconnect");
-        let _ = outbound.send_last(ProxyToClient::Disconnect { reason });
+/// Logs every player waiting since its server was lost in again where the store last
+/// saved it, if the server owning that spot is up; the rest wait for the next server to
+/// come up. (A store that is away leaves them waiting too.)
+async fn log_in_again(map: RegionMap, routing: Arc<Routing>, store: Store) {
+    for Offline { user, key, session } in routing.offline() {
+        let record = match store.load(key).await {
+            Ok(Some(record)) => record,
+            Ok(None) => continue,
+            Err(err) => {
+                warn!("cannot find {user} in the player store to bring it back: {err}");
+                continue;
+            }
+        };
+        match map.owner_at(record.position) {
+            Some(owner) if routing.is_server_up(owner) => {
+                info!("{user} ({}) comes back on {owner} at {}", record.name, record.position);
+                routing.log_in_again(user, session, owner, record.name, record.position);
+            }
+            _ => {}
+        }
     }
 }

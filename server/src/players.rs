@@ -179,7 +179,7 @@ fn spawn_logins(
     settings: Res<ServerSettings>,
     owned: Query<(&Position, &Player)>,
 ) {
-    for LoginRequest { proxy, user, name, mut position } in requests.read().cloned() {
+    for LoginRequest { proxy, user, name, mut position, last_input } in requests.read().cloned() {
         if let Some((&live, older)) = players.0.get(&user).and_then(|&entity| owned.get(entity).ok()) {
             // The same player signed in again before its older session ended (through
             // another proxy, or the same one): the newer session takes over where the
@@ -198,7 +198,8 @@ fn spawn_logins(
         }
         info!("{user} ({name}) joined through {proxy} at {position}");
         let player = Player { proxy, epoch: 0, handed_by: None };
-        let entity = commands.spawn(Player::bundle(user, name, player, position)).id();
+        let queue = InputQueue::resume(Keys::empty(), last_input, last_input, []);
+        let entity = commands.spawn((Player::bundle(user, name, player, position), queue)).id();
         players.0.insert(user, entity);
     }
 }

@@ -266,7 +266,7 @@ mod tests {
         };
         round_trip(ProxyToClient::Update(update.clone()));
         round_trip(ProxyToClient::Disconnect { reason: "bye".into() });
-        round_trip(ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE });
+        round_trip(ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 3 });
         round_trip(ProxyToServer::Input { user, input });
         round_trip(ProxyToServer::Logout { user });
         let frame = encoded_frame(&ProxyToClient::Update(update.clone())).unwrap();

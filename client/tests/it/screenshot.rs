@@ -40,12 +40,13 @@ fn the_client_draws_you_and_the_players_around_you() {
     let proxy = cluster.proxy_addresses()[0].clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // Two players standing either side of the spawn disc, where the client appears: on
-    // screen, and never under the client's own disc.
+    // screen, never under the client's own disc, and below the HUD's windows wherever
+    // in the spawn disc the client lands (they are drawn over the world).
     let spawn = cluster.config().spawn_point();
     let mut others = runtime.block_on(async {
         let (mut bo, mut cy) = (join(&proxy, "bo").await, join(&proxy, "cy").await);
         let (bo_there, cy_there) = tokio::join!(
-            bo.walk_to(spawn + Vec2::new(260.0, 40.0), DEADLINE, |_| {}),
+            bo.walk_to(spawn + Vec2::new(260.0, -40.0), DEADLINE, |_| {}),
             cy.walk_to(spawn - Vec2::new(260.0, 60.0), DEADLINE, |_| {})
         );
         bo_there.unwrap();

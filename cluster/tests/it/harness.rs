@@ -45,6 +45,11 @@ impl TestCluster {
         Self { cluster, data }
     }
 
+    /// Stops server `id` and starts it again, on the same addresses.
+    pub fn restart_server(&mut self, id: tessera_shared::ids::ServerId) {
+        self.cluster.restart_server(id).expect("the server starts again");
+    }
+
     /// Stops proxy `id`: its players' connections close.
     pub fn stop_proxy(&mut self, id: tessera_shared::ids::ProxyId) {
         self.cluster.stop_proxy(id);

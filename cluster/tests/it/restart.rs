@@ -27,16 +27,14 @@ struct ClusterProcess {
 }
 
 impl ClusterProcess {
-    /// Starts the map in `dir`'s `cluster.toml` (written on the first start), keeping
-    /// its players where `store_args` say.
+    /// Starts the default map in `dir` on free ports (new ones each start: another test
+    /// may have taken the last ones meanwhile), keeping its players where `store_args`
+    /// say.
     fn start(dir: &Path, store_args: &[&str]) -> Self {
         let file = dir.join("cluster.toml");
-        if !file.exists() {
-            let mut map = ClusterConfig::default_local();
-            map.rebind(|_, _| std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()).unwrap();
-            std::fs::write(&file, map.to_toml()).unwrap();
-        }
-        let map = ClusterConfig::load_or_default(Some(&file)).unwrap();
+        let mut map = ClusterConfig::default_local();
+        map.rebind(|_, _| std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()).unwrap();
+        std::fs::write(&file, map.to_toml()).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("cluster.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tessera-cluster"))
             .arg("--cluster")

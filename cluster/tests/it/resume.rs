@@ -3,9 +3,10 @@
 //! ticket and a fresh signature: the same id and place, its input sequence carrying on,
 //! nothing sent lost or applied twice. A session nobody resumes within the grace period
 //! ends (the player saved and gone); one that is gone by then is said to be, and the
-//! player joins anew.
+//! player joins anew. And a server restarted: its players stay connected to their
+//! proxies, told their region is offline, and come back where it saved them.
 
-use crate::harness::{DEADLINE, default_cluster, join, standing_by, walk_to};
+use crate::harness::{DEADLINE, centre_of, default_cluster, join, standing_by, walk_to};
 use crate::stepper::Stepper;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -28,8 +29,9 @@ async fn a_player_whose_proxy_is_lost_resumes_through_another_where_it_was() {
     let walking = ada.press(Keys::RIGHT).await.unwrap();
     assert_eq!(walking, 1);
     ada.wait_until(DEADLINE, "walking", |view| view.last_input >= walking).await.unwrap();
-    // And presses more, which may or may not reach the server before the proxy goes.
-    let in_flight = ada.press(Keys::RIGHT | Keys::UP).await.unwrap();
+    // And stops, which may or may not reach the server before the proxy goes (she
+    // stops either way: a player whose proxy is lost is stopped where it is).
+    let in_flight = ada.press(Keys::empty()).await.unwrap();
     let lost_at = Instant::now();
     standing_by(&mut bo, async { cluster.stop_proxy(lost_proxy) }).await;
     match ada.wait_until(DEADLINE, "the proxy gone", |_| false).await {
@@ -38,13 +40,14 @@ async fn a_player_whose_proxy_is_lost_resumes_through_another_where_it_was() {
     }
     // Bo sees her stopped, waiting, where she was.
     let mut parked_at = None;
-    bo.wait_until(DEADLINE, "ada standing still", |view| {
+    let mut last_seen = None;
+    let parked = bo.wait_until(DEADLINE, "ada standing still", |view| {
         let seen = view.other(id.entity());
+        last_seen = seen;
         parked_at = seen.map(|ada| ada.position);
         seen.is_some_and(|ada| ada.velocity == Vec2::ZERO)
-    })
-    .await
-    .unwrap();
+    });
+    parked.await.unwrap_or_else(|err| panic!("{err}: bo last saw ada as {last_seen:?}"));
     let parked_at = parked_at.unwrap();
 
     let mut rejoin = Rejoin::new(vec![other_proxy], bot_identity("ada"), "ada");
@@ -118,4 +121,29 @@ fn a_parked_player_waits_out_its_grace_seen_standing_then_leaves() {
     assert!(cluster.player(bo).view.other(ada.entity()).is_some(), "and seen");
     cluster.step_until("ada gone", 10, |cluster| cluster.owners(ada).is_empty());
     cluster.step_until("ada out of bo's view", 5, |cluster| cluster.player(bo).view.other(ada.entity()).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_servers_players_wait_connected_and_come_back_where_it_saved_them() {
+    let mut cluster = default_cluster();
+    let mut ada = join(&cluster, 0, "ada").await;
+    walk_to(&mut ada, centre_of(&cluster, ServerId(1)), |_| {}).await;
+    let (id, stood) = (ada.welcome.user, ada.view.me.unwrap().position);
+    assert_eq!(ada.view.server, Some(ServerId(1)));
+    let restart = tokio::task::spawn_blocking(move || {
+        cluster.restart_server(ServerId(1));
+        cluster
+    });
+    ada.wait_until(DEADLINE, "the region offline", |view| view.region_offline).await.unwrap();
+    ada.wait_until(DEADLINE, "back", |view| !view.region_offline).await.unwrap();
+    let _cluster = restart.await.unwrap();
+    let back = ada.view.me.unwrap();
+    assert_eq!((back.id, ada.view.server), (id.entity(), Some(ServerId(1))));
+    assert!(back.position.distance(stood) < 1.0, "back at {stood}, where the server saved her, not {}", back.position);
+    // Her inputs carry on, each applied once.
+    let up = ada.press(Keys::UP).await.unwrap();
+    ada.wait_until(DEADLINE, "walking up", |view| view.last_input >= up && view.me.unwrap().velocity.y > 0.0)
+        .await
+        .unwrap();
+    assert_eq!(ada.view.inputs_applied, ada.view.last_input, "nothing applied twice");
 }

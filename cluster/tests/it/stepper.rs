@@ -31,6 +31,7 @@ use tessera_shared::bridge::InboxSender;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::components::{Keys, Position};
 use tessera_shared::framing::{Bounded, WireCodec, encoded_frame};
+use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::{EntityId, ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
 use tessera_shared::protocol::verify::{PeerRules, Violation};
@@ -123,6 +124,8 @@ pub struct Stepper {
     servers: Vec<SteppedServer>,
     proxies: Vec<SteppedProxy>,
     players: BTreeMap<UserId, SteppedPlayer>,
+    /// Each player's key (made up: the stepper has no proxy that checks one).
+    keys: BTreeMap<UserId, PlayerKey>,
     issued: u64,
     /// Ticks stepped so far.
     pub ticks: u64,
@@ -168,8 +171,17 @@ impl Stepper {
             })
             .collect();
         let rules = PeerRules::new(&config);
-        let mut stepper =
-            Self { config, map, rules, servers: Vec::new(), proxies, players: BTreeMap::new(), issued: 0, ticks: 0 };
+        let mut stepper = Self {
+            config,
+            map,
+            rules,
+            servers: Vec::new(),
+            proxies,
+            players: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            issued: 0,
+            ticks: 0,
+        };
         for server in &mut servers {
             for proxy in &mut stepper.proxies {
                 let (outbound, queue) = Outbound::channel();
@@ -239,9 +251,12 @@ impl Stepper {
     /// has said where it was (the stepper has neither: its players are numbered).
     pub fn join(&mut self, proxy: usize, name: &str, at: Vec2) -> UserId {
         self.issued += 1;
-        let user = UserId(self.issued);
-        self.join_as(proxy, user, name, at);
-        user
+        let mut key = [0; 32];
+        key[..8].copy_from_slice(&self.issued.to_be_bytes());
+        let key = PlayerKey(key);
+        self.keys.insert(key.user(), key);
+        self.join_as(proxy, key.user(), name, at);
+        key.user()
     }
 
     /// As [`Self::join`], as player `user`, who may be playing already: then this is it
@@ -249,8 +264,9 @@ impl Stepper {
     /// no more by the stepper: [`Self::drain`] reads it).
     pub fn join_as(&mut self, proxy: usize, user: UserId, name: &str, at: Vec2) -> Option<SteppedPlayer> {
         let stepped = &self.proxies[proxy];
+        let key = self.keys[&user];
         let (mut queue, _) =
-            admit(&stepped.settings, &stepped.routing, &stepped.tickets, user, name, Begin::Fresh { position: at })
+            admit(&stepped.settings, &stepped.routing, &stepped.tickets, key, name, Begin::Fresh { position: at })
                 .expect("the proxy admits the player");
         let welcome = match queue.try_recv().map(|queued| decode_frame(queued.frame())) {
             Ok(ProxyToClient::Welcome(welcome)) => welcome,
@@ -464,6 +480,7 @@ impl Stepper {
                     player.disconnected = Some(reason)
                 }
                 ProxyToClient::SessionGone => player.disconnected = Some("its session is gone".into()),
+                ProxyToClient::RegionOffline => player.view.region_offline = true,
             }
         }
     }

@@ -20,7 +20,8 @@ pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
         ProxyToClient::Welcome(_)
         | ProxyToClient::Disconnect { .. }
         | ProxyToClient::NameRefused { .. }
-        | ProxyToClient::SessionGone => Ok(()),
+        | ProxyToClient::SessionGone
+        | ProxyToClient::RegionOffline => Ok(()),
     });
     // What the client draws: everyone in view, where they are now.
     let placed = view.others().filter(|other| other.position.is_finite()).count();

@@ -111,7 +111,7 @@ pub async fn join_over(stream: TcpStream, name: &str) -> Result<TestPlayer, Link
     match tokio::time::timeout(DEADLINE, link.recv()).await.expect("the proxy answers")? {
         ProxyToClient::Welcome(welcome) => Ok(TestPlayer { link, user: welcome.user }),
         ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => Err(LinkError::Refused(reason)),
-        ProxyToClient::SessionGone => panic!("no session was resumed"),
+        ProxyToClient::SessionGone | ProxyToClient::RegionOffline => panic!("no session was resumed or lost"),
         ProxyToClient::Update(_) => panic!("an update before the welcome"),
     }
 }

@@ -65,6 +65,8 @@ pub struct LoginRequest {
     pub user: UserId,
     pub name: String,
     pub position: Vec2,
+    /// The input its sequence follows on from.
+    pub last_input: u32,
 }
 
 /// Who passed on a player's input or logout: its proxy, or a peer forwarding what
@@ -235,8 +237,8 @@ fn receive(
                 }
             }
             NetEvent::FromProxy { proxy, message } => match message {
-                ProxyToServer::Login { user, name, position } => {
-                    out.logins.write(LoginRequest { proxy, user, name, position });
+                ProxyToServer::Login { user, name, position, last_input } => {
+                    out.logins.write(LoginRequest { proxy, user, name, position, last_input });
                 }
                 ProxyToServer::Input { user, input } => {
                     out.inputs.write(InputReceived { user, input, via: Via::Proxy(proxy) });

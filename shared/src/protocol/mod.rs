@@ -145,6 +145,10 @@ pub enum ProxyToClient {
     Disconnect {
         reason: String,
     },
+    /// The server simulating the player was lost: the player stays, and is brought back
+    /// at its last checkpoint once the server is back (its first update says what it
+    /// applied of what was sent).
+    RegionOffline,
     /// The session the player asked to resume is nowhere now (it was not resumed in
     /// time, or its server is gone): it should join anew. Sent just before the proxy
     /// closes the connection.
@@ -178,10 +182,15 @@ pub struct Welcome {
 /// Proxy → server. The proxy stamps the user id; clients never name one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ProxyToServer {
+    /// Simulate `user` from `position` on. Its inputs follow on from `last_input`: 0 for
+    /// a new session, and for one whose server was lost, the last input the proxy passed
+    /// on (its effects may be lost with the server, as its movement since its last
+    /// checkpoint is; it is never applied twice).
     Login {
         user: UserId,
         name: String,
         position: Vec2,
+        last_input: u32,
     },
     Input {
         user: UserId,

@@ -173,7 +173,7 @@ fn input(user: UserId, input: &Input) -> Result<(), Violation> {
 /// logged in through it.)
 pub fn from_proxy(message: &ProxyToServer) -> Result<(), Violation> {
     match message {
-        ProxyToServer::Login { user, name: login_name, position } => {
+        ProxyToServer::Login { user, name: login_name, position, .. } => {
             name(user.entity(), login_name)?;
             motion(user.entity(), *position, Vec2::ZERO)
         }
@@ -431,7 +431,8 @@ mod tests {
 
     #[test]
     fn a_proxy_speaks_only_sense() {
-        let login = |name: &str, position| ProxyToServer::Login { user: ADA, name: name.into(), position };
+        let login =
+            |name: &str, position| ProxyToServer::Login { user: ADA, name: name.into(), position, last_input: 0 };
         assert_eq!(from_proxy(&login("ada", Vec2::ONE)), Ok(()));
         let too_long = "x".repeat(MAX_NAME_LEN + 1);
         assert!(matches!(

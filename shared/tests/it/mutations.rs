@@ -17,6 +17,7 @@ use tessera_shared::components::Keys;
 use tessera_shared::framing::{WireError, encoded_frame};
 use tessera_shared::identity::Identity;
 use tessera_shared::ids::{EntityId, UserId};
+use tessera_shared::protocol::SessionTicket;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{
     CellDelta, ClientToProxy, EntityState, GhostEntry, HandoffState, Hello, Input, PeerMessage, PlayerUpdate,
@@ -56,16 +57,21 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
     // Server 2's region spans (1024, 0) to (2048, 1024): cell (4, 0) is its corner by server 1.
     let cell = CellId { x: 4, y: 0 };
     let ghost = moving(EntityId(11), 1030.0, 20.0);
+    let ticket = Some(SessionTicket(vec![9; 48]));
     vec![
         (Direction::Hello, frame(&Hello::new(Role::Client))),
         (Direction::Join, frame(&JoinRequest::sign(&Identity::from_secret([7; 32]), &join_challenge(), "ada", None))),
+        (Direction::Join, frame(&JoinRequest::sign(&Identity::from_secret([7; 32]), &join_challenge(), "ada", ticket))),
         (Direction::Hello, frame(&Hello::new(Role::Proxy(PROXY)))),
         (Direction::Hello, frame(&Hello::new(Role::Server(PEER)))),
         (Direction::ClientToProxy, frame(&ClientToProxy::Input(input))),
         (Direction::ProxyToClient, frame(&ProxyToClient::Welcome(welcome()))),
         (Direction::ProxyToClient, frame(&update())),
         (Direction::ProxyToClient, frame(&ProxyToClient::Disconnect { reason: "full".into() })),
-        (Direction::ProxyToServer, frame(&ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE })),
+        (
+            Direction::ProxyToServer,
+            frame(&ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 0 }),
+        ),
         (Direction::ProxyToServer, frame(&ProxyToServer::Input { user, input })),
         (Direction::ProxyToServer, frame(&ProxyToServer::Logout { user })),
         (

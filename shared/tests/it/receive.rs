@@ -154,7 +154,8 @@ impl Receiver {
                     ProxyToClient::Update(update) => verify::update(update, &welcome),
                     ProxyToClient::Disconnect { .. }
                     | ProxyToClient::NameRefused { .. }
-                    | ProxyToClient::SessionGone => Ok(()),
+                    | ProxyToClient::SessionGone
+                    | ProxyToClient::RegionOffline => Ok(()),
                 })
             }
             Direction::ProxyToServer => frames(bytes, verify::from_proxy),
