@@ -40,8 +40,8 @@ pub struct LocalCluster {
     store: StoreLocation,
     /// Each server's settings, its own stop and its thread.
     servers: HashMap<ServerId, (ServerSettings, CancellationToken, JoinHandle<()>)>,
-    /// Each proxy's own stop, and its thread.
-    proxies: HashMap<ProxyId, (CancellationToken, JoinHandle<()>)>,
+    /// Each proxy's settings, its own stop, and its thread.
+    proxies: HashMap<ProxyId, (ProxySettings, CancellationToken, JoinHandle<()>)>,
     stats: HashMap<ServerId, Arc<ServerStats>>,
     proxy_stats: HashMap<ProxyId, Arc<ProxyStats>>,
 }
@@ -127,7 +127,8 @@ impl LocalCluster {
             };
             proxy_stats.insert(id, settings.stats.clone());
             let stop = shutdown.child_token();
-            running_proxies.insert(id, (stop.clone(), tessera_proxy::spawn_thread(settings, listener, stop)?));
+            let thread = tessera_proxy::spawn_thread(settings.clone(), listener, stop.clone())?;
+            running_proxies.insert(id, (settings, stop, thread));
         }
         Ok(Self {
             config,
@@ -170,10 +171,28 @@ impl LocalCluster {
     /// Stops proxy `id` (its players' connections close) and waits until it is gone:
     /// a proxy lost, for tests of what its players and servers do then.
     pub fn stop_proxy(&mut self, id: ProxyId) {
-        if let Some((stop, thread)) = self.proxies.remove(&id) {
+        if let Some((_, stop, thread)) = self.proxies.remove(&id) {
             stop.cancel();
             let _ = thread.join();
         }
+    }
+
+    /// Stops proxy `id` and starts it again on the same address, as a rolling restart
+    /// does: its players resume their sessions through the other proxies meanwhile.
+    pub fn restart_proxy(&mut self, id: ProxyId) -> Result<(), LocalClusterError> {
+        let (settings, stop, thread) = self.proxies.remove(&id).expect("a proxy of the map");
+        stop.cancel();
+        let _ = thread.join();
+        let addr = self.config.proxy(id)?.client_bind;
+        let listener = TcpListener::bind(addr).map_err(|source| LocalClusterError::Bind {
+            what: Listener::Players(id),
+            addr,
+            source,
+        })?;
+        let stop = self.shutdown.child_token();
+        let thread = tessera_proxy::spawn_thread(settings.clone(), listener, stop.clone())?;
+        self.proxies.insert(id, (settings, stop, thread));
+        Ok(())
     }
 
     /// Stops server `id` (it saves its players first, as on SIGTERM) and starts it again
@@ -197,7 +216,7 @@ impl LocalCluster {
 
     fn join_all(&mut self) {
         let servers = self.servers.drain().map(|(_, (_, _, thread))| thread);
-        let proxies = self.proxies.drain().map(|(_, (_, thread))| thread);
+        let proxies = self.proxies.drain().map(|(_, (_, _, thread))| thread);
         for thread in servers.chain(proxies).collect::<Vec<_>>() {
             let _ = thread.join();
         }

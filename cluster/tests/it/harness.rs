@@ -50,6 +50,11 @@ impl TestCluster {
         self.cluster.restart_server(id).expect("the server starts again");
     }
 
+    /// Stops proxy `id` and starts it again, on the same address.
+    pub fn restart_proxy(&mut self, id: tessera_shared::ids::ProxyId) {
+        self.cluster.restart_proxy(id).expect("the proxy starts again");
+    }
+
     /// Stops proxy `id`: its players' connections close.
     pub fn stop_proxy(&mut self, id: tessera_shared::ids::ProxyId) {
         self.cluster.stop_proxy(id);
