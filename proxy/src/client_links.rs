@@ -22,7 +22,6 @@ use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::UserId;
 use tessera_shared::link::admission::Admission;
 use tessera_shared::link::{Door, Link, LinkError, accept_loop};
-use tessera_shared::protocol::handshake::HandshakeError;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{ClientToProxy, Hello, ProxyToClient, ProxyToServer, Role, Welcome};
@@ -82,7 +81,9 @@ async fn serve(
     let hello = Hello::new(Role::Proxy(settings.id));
     let link = match Link::<JoinRequest>::open(stream, Door::Public, hello, Some(&routing.stats.clients)).await? {
         (link, Role::Client) => link,
-        (_, got) => return Err(HandshakeError::Role { expected: "a player", got }.into()),
+        // Anyone can say anything at the players' door: a wrong role proves nothing, so it
+        // is refused without a warning, as a stranger's garbage is.
+        (_, got) => return Err(LinkError::Refused(format!("{got:?} at the players' door"))),
     };
     let Joined { mut link, key, name, begin } = join(link, settings, tickets, store, spawn_position(settings)).await?;
     let user = key.user();
