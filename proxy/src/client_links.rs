@@ -137,7 +137,7 @@ async fn end_unanswered_resume(routing: Arc<Routing>, user: UserId, session: Ses
             Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
-    if routing.end(user, session, ProxyToClient::SessionGone) {
+    if routing.end(user, Some(session), ProxyToClient::SessionGone) {
         info!("no server has {user}'s session: it joins anew");
     }
 }

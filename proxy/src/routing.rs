@@ -179,9 +179,7 @@ impl Routing {
             };
             (route.owner, route.epoch) = (Some(owner), 0);
             let login = ProxyToServer::Login { user, name, position, last_input: route.forwarded };
-            for (_, link) in tables.servers.iter().filter(|&(&server, _)| server != owner) {
-                let _ = link.send(ProxyToServer::Supersede { user });
-            }
+            supersede_elsewhere(&tables, user, owner);
             login
         };
         if self.to_server(owner, login).is_err() {
@@ -237,12 +235,13 @@ impl Routing {
             }
             let replaced = tables.clients.insert(user, route);
             self.count(&tables);
-            for (&server, link) in &tables.servers {
-                let _ = match &start {
-                    Start::Login { owner, .. } if *owner == server => continue,
-                    Start::Login { .. } => link.send(ProxyToServer::Supersede { user }),
-                    Start::Resume => link.send(ProxyToServer::Resume { user }),
-                };
+            match &start {
+                Start::Login { owner, .. } => supersede_elsewhere(&tables, user, *owner),
+                Start::Resume => {
+                    for link in tables.servers.values() {
+                        let _ = link.send(ProxyToServer::Resume { user });
+                    }
+                }
             }
             replaced
         };
@@ -288,10 +287,11 @@ impl Routing {
         }
     }
 
-    /// Ends `user`'s `session`, if it is still the one it plays on, with `last` as the
-    /// last thing it is sent; whether it did. (Its owner, if any, is told it left.)
-    pub fn end(&self, user: UserId, session: Session, last: ProxyToClient) -> bool {
-        let Some(route) = self.forget(user, Some(session)) else { return false };
+    /// Ends `user`'s session (whichever it plays on, or only `session`) with `last` as the
+    /// last thing it is sent, and lets it go: its connection closes once that is written.
+    /// Its owner, if any, is told it left. Whether there was such a session.
+    pub fn end(&self, user: UserId, session: Option<Session>, last: ProxyToClient) -> bool {
+        let Some(route) = self.forget(user, session) else { return false };
         let _ = route.outbound.send_last(last);
         if let Some(owner) = route.owner {
             let _ = self.to_server(owner, ProxyToServer::Logout { user });
@@ -299,15 +299,9 @@ impl Routing {
         true
     }
 
-    /// Tells a player why it is disconnected, as the last thing it is sent, and lets it
-    /// go: its connection closes once that is written.
+    /// Tells a player why it is disconnected, and lets it go ([`Self::end`]).
     pub fn disconnect(&self, user: UserId, reason: String) {
-        if let Some(route) = self.forget(user, None) {
-            let _ = route.outbound.send_last(ProxyToClient::Disconnect { reason });
-            if let Some(owner) = route.owner {
-                let _ = self.to_server(owner, ProxyToServer::Logout { user });
-            }
-        }
+        self.end(user, None, ProxyToClient::Disconnect { reason });
     }
 
     /// Forwards a player's message to the server that owns it, if the server's gate would
@@ -410,6 +404,14 @@ impl Routing {
             self.stats.refused(Refusal::SlowReader);
             self.disconnect(user, format!("too far behind: {err}"));
         }
+    }
+}
+
+/// Tells every server but `owner`, where `user` is logged in now, that it signed in
+/// here: an older session of it anywhere ends, so it is in one place only.
+fn supersede_elsewhere(tables: &Tables, user: UserId, owner: ServerId) {
+    for (_, link) in tables.servers.iter().filter(|&(&server, _)| server != owner) {
+        let _ = link.send(ProxyToServer::Supersede { user });
     }
 }
 

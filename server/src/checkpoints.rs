@@ -17,6 +17,7 @@ use crate::players::Player;
 use crate::settings::ServerSettings;
 use crate::stats::ServerStats;
 use crate::tick::SimulationTick;
+use bevy::ecs::system::SystemState;
 use bevy::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -227,17 +228,22 @@ fn now_ms() -> u64 {
 
 /// At shutdown, the last thing of the app's last frame: saves every player still here,
 /// waits for the writer to finish, and stops it.
-fn save_everyone_and_stop(world: &mut World) {
+fn save_everyone_and_stop(world: &mut World, everyone: &mut SystemState<Everyone>) {
     let Some(writer) = world.remove_resource::<StoreWriter>() else { return };
-    let tick = world.resource::<SimulationTick>().0;
-    let settings = world.resource::<ServerSettings>().clone();
-    let mut query = world.query::<(&UserId, &Position, &LastCheckpoint)>();
-    let now = now_ms();
-    let batch: Vec<Checkpoint> = query.iter(world).map(|player| checkpoint(player, tick, &settings, now)).collect();
+    let (mut players, tick, settings) =
+        everyone.get_mut(world).expect("a server has a tick and settings from its start");
+    let batch = take_checkpoints(&mut players, tick.0, &settings);
     info!("saving {} players before stopping", batch.len());
     writer.send(batch);
     writer.stop();
 }
+
+/// What saving everyone reads: every player, the tick, the settings.
+type Everyone = (
+    Query<'static, 'static, (&'static UserId, &'static Position, &'static mut LastCheckpoint)>,
+    Res<'static, SimulationTick>,
+    Res<'static, ServerSettings>,
+);
 
 #[cfg(test)]
 mod tests {

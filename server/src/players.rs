@@ -180,16 +180,15 @@ fn spawn_logins(
     owned: Query<(&Position, &Player)>,
 ) {
     for LoginRequest { proxy, user, name, mut position, last_input } in requests.read().cloned() {
-        if let Some((&live, older)) = players.0.get(&user).and_then(|&entity| owned.get(entity).ok()) {
+        let here = players.0.get(&user).and_then(|&entity| owned.get(entity).ok().map(|found| (entity, found)));
+        if let Some((entity, (&live, older))) = here {
             // The same player signed in again before its older session ended (through
             // another proxy, or the same one): the newer session takes over where the
             // player stands, with a fresh input sequence and view; the older one ends.
             info!("{user} signed in again through {proxy}: its session through {} ends", older.proxy);
-            if older.proxy != proxy {
-                links.send(older.proxy, ServerToProxy::Kick { user, reason: SIGNED_IN_AGAIN.into() });
-            }
+            end_older_session(&mut links, user, older.proxy, proxy);
             position = live.0;
-            commands.entity(players.0[&user]).despawn();
+            commands.entity(entity).despawn();
         } else if settings.map.owner_at(position) != Some(settings.id) {
             warn!("{proxy} asked to spawn {user} at {position}, outside this server's regions");
             let reason = format!("{} does not own {position}", settings.id);
@@ -218,11 +217,18 @@ fn end_superseded_sessions(
             continue;
         };
         info!("{user} signed in again through {proxy}, elsewhere: its session through {} ends", older.proxy);
-        if older.proxy != proxy {
-            links.send(older.proxy, ServerToProxy::Kick { user, reason: SIGNED_IN_AGAIN.into() });
-        }
+        end_older_session(&mut links, user, older.proxy, proxy);
         players.0.remove(&user);
         commands.entity(entity).despawn();
+    }
+}
+
+/// Tells the proxy of `user`'s older session, through `older`, that it ends: the player
+/// carries on through `newer` now. (A proxy replacing a session of its own ends the
+/// older one itself.)
+fn end_older_session(links: &mut ProxyLinks, user: UserId, older: ProxyId, newer: ProxyId) {
+    if older != newer {
+        links.send(older, ServerToProxy::Kick { user, reason: SIGNED_IN_AGAIN.into() });
     }
 }
 
@@ -336,8 +342,8 @@ fn resume_sessions(
     for &ResumeRequest { proxy, user } in requests.read() {
         let Some(&entity) = players.0.get(&user) else { continue };
         let Ok((mut player, mut known, parked)) = owned.get_mut(entity) else { continue };
-        if !parked && player.proxy != proxy {
-            links.send(player.proxy, ServerToProxy::Kick { user, reason: SIGNED_IN_AGAIN.into() });
+        if !parked {
+            end_older_session(&mut links, user, player.proxy, proxy);
         }
         info!("{user} resumes its session through {proxy}");
         player.proxy = proxy;
