@@ -7,6 +7,7 @@
 //! every figure to one JSON file, rewritten after each step so an interrupted run keeps
 //! what it measured.
 
+pub mod chaos;
 pub mod processes;
 pub mod relay;
 pub mod report;
@@ -43,9 +44,8 @@ pub struct BenchOptions {
     /// Seconds measured in each step.
     #[arg(long, default_value_t = 15)]
     pub measure: u64,
-    /// Side of each region of the 2×2 world the bots spread over.
-    #[arg(long, default_value_t = 4096.0)]
-    pub region_size: f32,
+    #[command(flatten)]
+    pub cluster: ClusterOptions,
     /// Bots in the region-subscriptions-against-broadcast comparison.
     #[arg(long, default_value_t = 200)]
     pub compare_bots: usize,
@@ -61,12 +61,20 @@ pub struct BenchOptions {
     /// Where the JSON report, the cluster files and the process logs go.
     #[arg(long, default_value = "target/bench")]
     pub out: PathBuf,
-    /// Threads for each proxy (its `--threads`); one per core when absent.
-    #[arg(long)]
-    pub proxy_threads: Option<usize>,
     /// Only the ramp, without the two comparisons.
     #[arg(long)]
     pub no_comparisons: bool,
+}
+
+/// How the cluster under test is started, for the benchmark and the chaos run alike.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterOptions {
+    /// Side of each region of the 2×2 world the bots spread over.
+    #[arg(long, default_value_t = 4096.0)]
+    pub region_size: f32,
+    /// Threads for each proxy (its `--threads`); one per core when absent.
+    #[arg(long)]
+    pub proxy_threads: Option<usize>,
     /// Seconds between the servers' saves of every player (their `--checkpoint-secs`);
     /// theirs (5) when absent. A huge value measures the cluster without periodic saves.
     #[arg(long)]
@@ -101,7 +109,7 @@ pub fn bench_map(region_size: f32) -> ClusterConfig {
 pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, BenchError> {
     let binaries = Binaries::beside_this_one()?;
     let deadline = Instant::now() + Duration::from_secs(options.max_minutes * 60);
-    let map = bench_map(options.region_size);
+    let map = bench_map(options.cluster.region_size);
     let tick_hz = map.simulation.tick_hz;
     let limits = Limits::for_tick_rate(tick_hz);
     let mut report = BenchReport::new(command, &options, &map, limits);
@@ -113,7 +121,8 @@ pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, 
     // The bots live in this process: a socket each (the cluster's processes raise their own).
     tessera_service::resources::raise_open_files((players + options.relay_clients + 64) as u64);
     let cluster_dir = options.out.join("cluster");
-    let mut cluster = ClusterProcesses::start(&binaries, map.clone(), false, &options, players, &cluster_dir).await?;
+    let mut cluster =
+        ClusterProcesses::start(&binaries, map.clone(), false, &options.cluster, players, &cluster_dir).await?;
     for &bots in &options.steps {
         if Instant::now() + step_time > deadline {
             report.stopped_because = Some(format!("the {} minute budget ran out", options.max_minutes));
@@ -208,7 +217,8 @@ async fn compare_broadcast(
     println!("{}", subscriptions.table_row());
     let broadcast_dir = options.out.join("broadcast");
     let mut baseline =
-        ClusterProcesses::start(binaries, map.clone(), true, options, options.compare_bots, &broadcast_dir).await?;
+        ClusterProcesses::start(binaries, map.clone(), true, &options.cluster, options.compare_bots, &broadcast_dir)
+            .await?;
     let broadcast = run_step(&mut baseline, options.compare_bots, options, limits).await;
     baseline.stop().await;
     let broadcast = broadcast?;

@@ -1,10 +1,12 @@
 //! `tessera-bench`: starts a cluster of real processes and ramps a bot swarm against it
-//! until a limit breaks; `tessera-bench relay` is the bare TCP relay it measures the
-//! proxy against.
+//! until a limit breaks; `tessera-bench chaos` kills and restarts those processes under
+//! a swarm and measures what the players live through; `tessera-bench relay` is the bare
+//! TCP relay it measures the proxy against.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tessera_bench::{BenchOptions, relay};
+use tessera_bench::chaos::{self, ChaosOptions};
+use tessera_bench::{BenchError, BenchOptions, relay};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,6 +23,10 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Kills a proxy, kills and brings back a server, and rolls a SIGTERM restart
+    /// through every process, under a swarm of bots: time to play again, bots never
+    /// back, inputs lost and applied twice. Fails unless every target held.
+    Chaos(ChaosOptions),
     /// A bare TCP relay that only copies bytes: the benchmark's yardstick for the proxy.
     #[command(hide = true)]
     Relay {
@@ -35,23 +41,17 @@ enum Command {
 async fn main() -> ExitCode {
     tessera_service::logging::init();
     let args = Args::parse();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
     match args.command {
         None => {
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
-            tokio::select! {
-                result = tessera_bench::run(args.bench, command) => match result {
-                    Ok(_) => ExitCode::SUCCESS,
-                    Err(err) => {
-                        tracing::error!("benchmark failed: {err}");
-                        ExitCode::FAILURE
-                    }
-                },
-                // Returning drops the benchmark, which kills every process it started.
-                _ = tessera_service::signals::stop_requested() => {
-                    tracing::warn!("interrupted: stopping every process the benchmark started");
-                    ExitCode::from(130)
-                }
-            }
+            until_interrupted(async { tessera_bench::run(args.bench, command).await.map(|_| ExitCode::SUCCESS) }).await
+        }
+        Some(Command::Chaos(options)) => {
+            until_interrupted(async {
+                let report = chaos::run(options, command).await?;
+                Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+            })
+            .await
         }
         Some(Command::Relay { listen, upstream }) => match relay::serve_relay(listen, upstream).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -60,5 +60,20 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Runs a benchmark until it ends or the user stops it; either way every process it
+/// started is stopped (returning drops them).
+async fn until_interrupted(run: impl Future<Output = Result<ExitCode, BenchError>>) -> ExitCode {
+    tokio::select! {
+        result = run => result.unwrap_or_else(|err| {
+            tracing::error!("benchmark failed: {err}");
+            ExitCode::FAILURE
+        }),
+        _ = tessera_service::signals::stop_requested() => {
+            tracing::warn!("interrupted: stopping every process the benchmark started");
+            ExitCode::from(130)
+        }
     }
 }

@@ -2,10 +2,12 @@
 //! binaries (and the bare relay), each on free loopback ports with its metrics endpoint
 //! on, its output in a log file, and tied to the benchmark's life. Every one is killed
 //! when its handle drops (a failure, a panic, Ctrl-C) and by the kernel if the
-//! benchmark itself dies; a benchmark that finishes stops them gently.
+//! benchmark itself dies; a benchmark that finishes stops them gently. A process can be
+//! killed, stopped as a host stops it, and started again with the same command line
+//! (the chaos run does all three).
 
 use crate::scrape::{self, Scrape};
-use crate::{BenchError, BenchOptions};
+use crate::{BenchError, ClusterOptions};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -95,6 +97,8 @@ pub struct Process {
     pub metrics: Option<SocketAddr>,
     child: Child,
     log: PathBuf,
+    program: PathBuf,
+    args: Vec<String>,
 }
 
 impl Process {
@@ -109,27 +113,19 @@ impl Process {
         let log = dir.join(format!("{name}.log"));
         let output = std::fs::File::create(&log)
             .map_err(|err| BenchError::Setup(format!("cannot create {}: {err}", log.display())))?;
-        let errors = output.try_clone().map_err(|err| BenchError::Setup(err.to_string()))?;
-        let mut command = Command::new(program);
-        command.args(args).stdin(Stdio::null()).stdout(output).stderr(errors).kill_on_drop(true);
-        // The kernel kills the child if the benchmark dies without cleaning up: strictly,
-        // when the thread that spawned it exits, and that is a runtime worker, which
-        // lives as long as the benchmark. A parent already gone before the prctl is
-        // caught by comparing the parent pid.
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: prctl and getppid are async-signal-safe and touch nothing of the parent's state.
-        unsafe {
-            command.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::other("the benchmark is gone"));
-                }
-                Ok(())
-            });
-        }
-        let child =
-            command.spawn().map_err(|err| BenchError::Setup(format!("cannot start {}: {err}", program.display())))?;
-        Ok(Self { name: name.into(), metrics, child, log })
+        let child = start(program, args, output)?;
+        Ok(Self { name: name.into(), metrics, child, log, program: program.into(), args: args.into() })
+    }
+
+    /// Starts it again as it was first started, after it exited (or was made to); its
+    /// log goes on in the same file.
+    pub fn start_again(&mut self) -> Result<(), BenchError> {
+        let output = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .map_err(|err| BenchError::Setup(format!("cannot open {}: {err}", self.log.display())))?;
+        self.child = start(&self.program, &self.args, output)?;
+        Ok(())
     }
 
     /// Reads its metrics.
@@ -151,17 +147,51 @@ impl Process {
         }
     }
 
-    /// SIGTERM, then SIGKILL if it lingers.
-    pub async fn stop(mut self) {
+    /// SIGTERM, as a host stops it, then SIGKILL if it lingers; returns once it exited.
+    pub async fn terminate(&mut self) {
         if let Some(pid) = self.child.id() {
             // SAFETY: signalling our own child by its pid, which it keeps until we reap it.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
         if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_err() {
             tracing::warn!("{} ignored SIGTERM for {STOP_GRACE:?}: killing it", self.name);
-            let _ = self.child.kill().await;
+            self.kill().await;
         }
     }
+
+    /// SIGKILL: gone at once, saying nothing to anyone; returns once it exited.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Stops it gently ([`Self::terminate`]) for good.
+    pub async fn stop(mut self) {
+        self.terminate().await;
+    }
+}
+
+/// Starts `program` with `args`, its output and errors to `output`, tied to this
+/// process's life.
+fn start(program: &Path, args: &[String], output: std::fs::File) -> Result<Child, BenchError> {
+    let errors = output.try_clone().map_err(|err| BenchError::Setup(err.to_string()))?;
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null()).stdout(output).stderr(errors).kill_on_drop(true);
+    // The kernel kills the child if the benchmark dies without cleaning up: strictly,
+    // when the thread that spawned it exits, and that is a runtime worker, which
+    // lives as long as the benchmark. A parent already gone before the prctl is
+    // caught by comparing the parent pid.
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe and touch nothing of the parent's state.
+    unsafe {
+        command.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the benchmark is gone"));
+            }
+            Ok(())
+        });
+    }
+    command.spawn().map_err(|err| BenchError::Setup(format!("cannot start {}: {err}", program.display())))
 }
 
 /// A proxy's flags for a load test of up to `players` bots, any number of them through
@@ -215,7 +245,7 @@ impl ClusterProcesses {
         binaries: &Binaries,
         mut map: ClusterConfig,
         broadcast_baseline: bool,
-        options: &BenchOptions,
+        options: &ClusterOptions,
         players: usize,
         dir: &Path,
     ) -> Result<Self, BenchError> {
@@ -278,7 +308,8 @@ impl ClusterProcesses {
         Ok(cluster)
     }
 
-    async fn wait_ready(&mut self) -> Result<(), BenchError> {
+    /// Waits until every server is linked to every peer and every proxy to every server.
+    pub async fn wait_ready(&mut self) -> Result<(), BenchError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let servers = self.cluster.servers.len() as f64;
         loop {

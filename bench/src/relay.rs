@@ -25,7 +25,9 @@ use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::link::{Door, HEARTBEAT_EVERY, Link, Outbound, SendError, Side};
 use tessera_shared::metrics as names;
 use tessera_shared::protocol::handshake::JoinRequest;
-use tessera_shared::protocol::{EntityState, Hello, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy};
+use tessera_shared::protocol::{
+    EntityState, Hello, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -302,7 +304,7 @@ async fn through_proxy(
             users.push(user);
         }
     }
-    let frames = users.iter().map(|&user| (user, frame.clone())).collect();
+    let frames = users.iter().map(|&user| PlayerFrame { user, last_input: 0, frame: frame.clone() }).collect();
     let mut batch = BytesMut::new();
     encode_frame(&ServerToProxy::Updates { tick: update.tick, frames }, &mut batch).map_err(setup)?;
 

@@ -2,7 +2,8 @@
 //! and walking as its [`Behaviour`] says. A swarm connects its bots spread over the
 //! first part of a warm-up, then measures a fixed window: what the bots received, how
 //! long the servers took to echo their key presses, and (over the whole run, through
-//! the sequence numbers) whether any input was lost or applied twice.
+//! the sequence numbers) whether any input was lost or applied twice, and every outage
+//! a bot rode out: from losing its connection or its region to playing again.
 //!
 //! Each bot is a player with a key of its own, derived from its name ([`bot_identity`]):
 //! cheap to make by the thousand, and the same bot each run, so a swarm started again
@@ -14,13 +15,15 @@ use rand::SeedableRng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tessera_player::{Player, PlayerError, Rejoin};
 use tessera_shared::identity::Identity;
 use tessera_shared::link::Traffic;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// How often a bot looks where it is going.
 const STEER_EVERY: Duration = Duration::from_millis(250);
@@ -61,6 +64,10 @@ impl Window {
 /// A running swarm.
 pub struct Swarm {
     pub window: Window,
+    /// Outages as they happen, for whoever causes them to wait on.
+    pub outages: Arc<OutageCounts>,
+    /// Ends every bot's play before the window's end.
+    stop: CancellationToken,
     bots: Vec<JoinHandle<Result<BotReport, PlayerError>>>,
     bytes_in_window: JoinHandle<u64>,
     plan: SwarmPlan,
@@ -72,6 +79,8 @@ impl Swarm {
         let now = Instant::now();
         let window = Window { start: now + plan.warmup, end: now + plan.warmup + plan.measure };
         let traffic = Traffic::default();
+        let outages = Arc::new(OutageCounts::default());
+        let stop = CancellationToken::new();
         let stagger = plan.warmup / 2 / plan.bots.max(1) as u32;
         let mut rng = rand::rng();
         let bots = (0..plan.bots)
@@ -82,18 +91,24 @@ impl Swarm {
                     behaviour: Behaviour::pick(&mut rng),
                     connect_at: now + stagger * i as u32,
                     window,
+                    outages: Outages { counts: outages.clone(), ended: Vec::new(), current: None },
+                    stop: stop.clone(),
                 };
                 tokio::spawn(bot.run())
             })
             .collect();
+        let stopped = stop.clone();
         let bytes_in_window = tokio::spawn(async move {
             let read = || traffic.bytes_in.load(Ordering::Relaxed);
             tokio::time::sleep_until(window.start).await;
             let before = read();
-            tokio::time::sleep_until(window.end).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(window.end) => {}
+                _ = stopped.cancelled() => {}
+            }
             read() - before
         });
-        Self { window, bots, bytes_in_window, plan }
+        Self { window, outages, stop, bots, bytes_in_window, plan }
     }
 
     /// Waits for every bot to finish and sums up what they measured.
@@ -104,6 +119,12 @@ impl Swarm {
         }
         let bytes_received = self.bytes_in_window.await.expect("the byte counter never panics");
         SwarmReport::from_bots(self.plan.bots, self.plan.measure, bytes_received, results)
+    }
+
+    /// Ends every bot's play now, whatever the window says, and sums up.
+    pub async fn finish_now(self) -> SwarmReport {
+        self.stop.cancel();
+        self.finish().await
     }
 
     /// Launches `plan` and waits for its report.
@@ -118,12 +139,78 @@ pub fn bot_identity(name: &str) -> Identity {
     Identity::from_secret(secret.into())
 }
 
+/// A time a bot could not play, from when it noticed (its connection lost, or its region
+/// offline) to its first update after: its session resumed, or its server back.
+#[derive(Debug, Clone, Copy)]
+pub struct Outage {
+    pub cause: OutageCause,
+    pub began: Instant,
+    /// When it played again; `None` if it never did before the run ended.
+    pub ended: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum OutageCause {
+    /// Its connection to its proxy: it resumes through another.
+    ConnectionLost,
+    /// Its server, while its proxy stays: it waits for one to log it in again.
+    RegionOffline,
+}
+
+/// A swarm's outages, counted live.
+#[derive(Debug, Default)]
+pub struct OutageCounts {
+    /// Bots out right now: their connection or their region lost, not playing again yet.
+    pub now: AtomicUsize,
+    /// Outages begun since the swarm was launched.
+    pub begun: AtomicUsize,
+}
+
+/// One bot's outages, counted live into the swarm's [`OutageCounts`].
+struct Outages {
+    counts: Arc<OutageCounts>,
+    ended: Vec<Outage>,
+    current: Option<Outage>,
+}
+
+impl Outages {
+    /// An outage begins, unless one is on already (a region lost, then the connection).
+    fn begin(&mut self, cause: OutageCause) {
+        if self.current.is_none() {
+            self.current = Some(Outage { cause, began: Instant::now(), ended: None });
+            self.counts.now.fetch_add(1, Ordering::Relaxed);
+            self.counts.begun.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The bot plays: any outage is over.
+    fn end(&mut self) {
+        if let Some(mut outage) = self.current.take() {
+            outage.ended = Some(Instant::now());
+            self.ended.push(outage);
+            self.counts.now.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every outage, the one still on (if any) last.
+    fn finish(mut self) -> Vec<Outage> {
+        if let Some(outage) = self.current.take() {
+            self.counts.now.fetch_sub(1, Ordering::Relaxed);
+            self.ended.push(outage);
+        }
+        self.ended
+    }
+}
+
 /// What one bot measured: inputs over its whole run, the rest within the window.
 #[derive(Debug)]
 pub struct BotReport {
     pub inputs_sent: u32,
+    /// The last input its server acknowledged, all below it with it.
     pub inputs_acknowledged: u32,
-    pub inputs_duplicated: u32,
+    /// How many inputs its servers applied in all: fewer than acknowledged if a gap in
+    /// the sequence was skipped (inputs lost), more if one was applied twice.
+    pub inputs_applied: u32,
     /// Key presses sent within the window.
     pub inputs_in_window: u32,
     pub handoffs: u32,
@@ -137,6 +224,19 @@ pub struct BotReport {
     pub echo_latency_us: Histogram<u64>,
     pub still_connected: bool,
     pub error: Option<String>,
+    pub outages: Vec<Outage>,
+}
+
+impl BotReport {
+    /// Inputs sent and never applied: unacknowledged, or skipped over in a gap.
+    pub fn inputs_lost(&self) -> u32 {
+        self.inputs_sent - self.inputs_acknowledged.min(self.inputs_applied)
+    }
+
+    /// Inputs applied more than once.
+    pub fn inputs_duplicated(&self) -> u32 {
+        self.inputs_applied.saturating_sub(self.inputs_acknowledged)
+    }
 }
 
 struct Bot {
@@ -144,6 +244,8 @@ struct Bot {
     behaviour: Behaviour,
     connect_at: Instant,
     window: Window,
+    outages: Outages,
+    stop: CancellationToken,
 }
 
 impl Bot {
@@ -180,6 +282,7 @@ impl Bot {
         loop {
             let lost = tokio::select! {
                 _ = &mut end => break,
+                _ = self.stop.cancelled() => break,
 
                 _ = steer.tick() => {
                     let keys = walker.steer(&mut rng, &player.view, &player.welcome.map, Instant::now());
@@ -197,7 +300,12 @@ impl Bot {
                     }
                 }
                 received = player.receive() => match received {
+                    Ok(view) if view.region_offline => {
+                        self.outages.begin(OutageCause::RegionOffline);
+                        None
+                    }
                     Ok(view) => {
+                        self.outages.end();
                         let now = Instant::now();
                         let (new_states, new_handoffs) = (view.states_received - seen.0, view.handoffs - seen.1);
                         seen = (view.states_received, view.handoffs);
@@ -219,6 +327,7 @@ impl Bot {
                 }
             };
             let Some(lost) = lost else { continue };
+            self.outages.begin(OutageCause::ConnectionLost);
             match self.resume(&player, lost).await {
                 Ok(resumed) => {
                     player = resumed;
@@ -231,18 +340,19 @@ impl Bot {
                 }
             }
         }
+        let ended_at = Instant::now();
         let still_connected = error.is_none();
         if still_connected {
             let last = player.last_sent();
             let _ = player.wait_until(ACK_GRACE, "the last inputs acknowledged", |view| view.last_input >= last).await;
             // Whoever measures the cluster at the window's end finds every bot still in it.
-            tokio::time::sleep_until(self.window.end + LINGER).await;
+            tokio::time::sleep_until(ended_at + LINGER).await;
         }
         let view = &player.view;
         Ok(BotReport {
             inputs_sent: player.last_sent(),
             inputs_acknowledged: view.last_input.min(player.last_sent()),
-            inputs_duplicated: view.inputs_applied.saturating_sub(view.last_input),
+            inputs_applied: view.inputs_applied,
             inputs_in_window,
             handoffs,
             resumes,
@@ -252,6 +362,7 @@ impl Bot {
             echo_latency_us: latency,
             still_connected,
             error,
+            outages: self.outages.finish(),
         })
     }
 }
@@ -289,6 +400,9 @@ pub struct SwarmReport {
     pub wire_bytes_per_entity_state: f64,
     pub echo_latency_ms: Percentiles,
     pub errors: Vec<String>,
+    /// Every bot's outages, for whoever caused them to measure.
+    #[serde(skip)]
+    pub outages: Vec<Outage>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -325,6 +439,7 @@ impl SwarmReport {
             wire_bytes_per_entity_state: 0.0,
             echo_latency_ms: Percentiles::default(),
             errors: Vec::new(),
+            outages: Vec::new(),
         };
         let (mut entity_updates, mut entity_states, mut inputs_in_window) = (0u64, 0u64, 0u64);
         for result in results {
@@ -334,8 +449,9 @@ impl SwarmReport {
                     report.bots_still_connected += usize::from(bot.still_connected);
                     report.inputs_sent += u64::from(bot.inputs_sent);
                     report.inputs_acknowledged += u64::from(bot.inputs_acknowledged);
-                    report.inputs_lost += u64::from(bot.inputs_sent - bot.inputs_acknowledged);
-                    report.inputs_duplicated += u64::from(bot.inputs_duplicated);
+                    report.inputs_lost += u64::from(bot.inputs_lost());
+                    report.inputs_duplicated += u64::from(bot.inputs_duplicated());
+                    report.outages.extend_from_slice(&bot.outages);
                     inputs_in_window += u64::from(bot.inputs_in_window);
                     report.handoffs += u64::from(bot.handoffs);
                     report.resumes += u64::from(bot.resumes);

@@ -57,6 +57,10 @@ pub struct Snapshot {
     /// The last input sent, and whether the server applied it yet.
     pub keys_sent: Keys,
     pub last_sent: u32,
+    /// Sessions resumed since the window opened, each after a lost connection.
+    pub resumes: u32,
+    /// When the player last came back: its session resumed, or its region back online.
+    pub back_at: Option<Instant>,
 }
 
 /// Bytes in and out per second, measured over the last second.
@@ -130,9 +134,18 @@ fn receive(inbox: Res<Inbox<FromNet>>, mut connection: ResMut<Connection>, mut s
             FromNet::Connecting { proxy } => *connection = Connection::Connecting { proxy },
             FromNet::Joined { proxy, welcome } => {
                 *connection = Connection::InGame { proxy };
-                *snapshot = Snapshot { welcome: Some(*welcome), ..default() };
+                let (resumed, resumes) = (welcome.resumed, snapshot.resumes);
+                *snapshot = Snapshot {
+                    welcome: Some(*welcome),
+                    resumes: resumes + u32::from(resumed),
+                    back_at: resumed.then(Instant::now),
+                    ..default()
+                };
             }
             FromNet::View { view, round_trip_ms, last_sent } => {
+                if snapshot.view.region_offline && !view.region_offline {
+                    snapshot.back_at = Some(Instant::now());
+                }
                 snapshot.view = *view;
                 snapshot.at = Some(Instant::now());
                 snapshot.last_sent = last_sent;

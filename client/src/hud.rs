@@ -10,6 +10,8 @@ use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use std::time::Instant;
 
 const MINIMAP_SIZE: f32 = 200.0;
+/// How long the HUD says a player is back after its session resumed or its region did.
+const SAY_BACK_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct HudPlugin;
 
@@ -54,6 +56,9 @@ fn stats_panel(
         Connection::Connecting { proxy } if proxy.is_empty() => "connecting".to_string(),
         Connection::Connecting { proxy } => format!("connecting to {proxy}"),
         Connection::InGame { .. } if snapshot.view.region_offline => "region offline, reconnecting".to_string(),
+        Connection::InGame { .. } if snapshot.back_at.is_some_and(|at| at.elapsed() < SAY_BACK_FOR) => {
+            "in game (resumed)".to_string()
+        }
         Connection::InGame { .. } => "in game".to_string(),
         Connection::Lost { .. } => "reconnecting".to_string(),
         Connection::Full { .. } => "cluster full, waiting for room".to_string(),
@@ -88,6 +93,7 @@ fn stats_panel(
                 );
                 row("in view", format!("{} players", view.in_view()));
                 row("handoffs", view.handoffs.to_string());
+                row("resumes", snapshot.resumes.to_string());
                 row("fps", format!("{:.0}", rate.0));
             });
             ui.small("WASD or arrow keys to walk");

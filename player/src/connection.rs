@@ -69,6 +69,8 @@ impl From<Violation> for PlayerError {
 /// A connected player.
 pub struct Player {
     link: Link<ProxyToClient>,
+    /// The proxy it plays through.
+    pub proxy_address: String,
     pub welcome: Welcome,
     next_seq: u32,
     keys: Keys,
@@ -159,7 +161,17 @@ impl Player {
             None => (1, Keys::empty(), VecDeque::new()),
         };
         let resending = welcome.resumed;
-        Ok(Self { link, welcome, next_seq, keys, view, sent_at: Instant::now(), unacked, resending })
+        Ok(Self {
+            link,
+            proxy_address: addr.into(),
+            welcome,
+            next_seq,
+            keys,
+            view,
+            sent_at: Instant::now(),
+            unacked,
+            resending,
+        })
     }
 
     /// What resumes this session through another proxy, should this connection be lost.
@@ -300,7 +312,8 @@ impl Player {
 }
 
 /// Joining a cluster, and joining it again after a loss: each attempt goes through a
-/// proxy picked at random (as the design has clients spread over proxies), and failures
+/// proxy picked at random (as the design has clients spread over proxies), never the one
+/// that just failed or was lost while there are others, and failures
 /// wait a [`Backoff`], so a cluster that is starting or down is not hammered. A full
 /// cluster is waited for with a backoff of its own, from [`FULL_FIRST_WAIT`] to
 /// [`FULL_MAX_WAIT`], so the players queueing for room ask a few times a minute at most.
@@ -318,6 +331,9 @@ pub struct Rejoin {
     full_backoff: Backoff,
     /// Whether the last attempt found the cluster full.
     found_full: bool,
+    /// The proxy that failed last, or whose connection was lost: tried again only when
+    /// it is the only one.
+    avoid: Option<String>,
 }
 
 impl Rejoin {
@@ -334,6 +350,7 @@ impl Rejoin {
             backoff: Backoff::default(),
             full_backoff: Backoff::new(FULL_FIRST_WAIT, FULL_MAX_WAIT),
             found_full: false,
+            avoid: None,
         }
     }
 
@@ -343,15 +360,20 @@ impl Rejoin {
         self
     }
 
-    /// The proxy for the next attempt, at random.
+    /// The proxy for the next attempt, at random, but for the one to avoid.
     pub fn pick_proxy(&self) -> String {
-        self.proxies.choose(&mut rand::rng()).expect("at least one proxy").clone()
+        let others: Vec<&String> = self.proxies.iter().filter(|&proxy| Some(proxy) != self.avoid.as_ref()).collect();
+        match others.choose(&mut rand::rng()) {
+            Some(proxy) => (*proxy).clone(),
+            None => self.proxies[0].clone(),
+        }
     }
 
     /// Resumes the session of `lost` (a player whose connection was lost) on the next
     /// attempts, rather than starting a new one.
     pub fn resume_with(&mut self, lost: &Player) {
         self.resume = Some(lost.resumable());
+        self.avoid = Some(lost.proxy_address.clone());
         self.backoff.reset();
     }
 
@@ -370,9 +392,15 @@ impl Rejoin {
         if matches!(attempt, Ok(_) | Err(PlayerError::SessionGone)) {
             self.resume = None;
         }
-        if attempt.is_ok() {
-            self.backoff.reset();
-            self.full_backoff.reset();
+        match attempt {
+            Ok(_) => {
+                self.backoff.reset();
+                self.full_backoff.reset();
+                self.avoid = None;
+            }
+            // A full proxy is no failed one: the others are likely as full.
+            Err(PlayerError::ClusterFull) => {}
+            Err(_) => self.avoid = Some(proxy.to_string()),
         }
         attempt
     }

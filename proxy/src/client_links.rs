@@ -103,14 +103,21 @@ async fn serve(
     let mut limiter = inputs.full_bucket(Instant::now());
     let played = link
         .run(queue, |message| {
-            std::future::ready(match message {
-                ClientToProxy::Input(_) if !limiter.take(&inputs, Instant::now()) => {
-                    Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }.into())
+            let flood = !limiter.take(&inputs, Instant::now());
+            let routing = &routing;
+            async move {
+                match message {
+                    ClientToProxy::Input(_) if flood => {
+                        Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }.into())
+                    }
+                    // Waits while the player's server is slow: this player's next input is
+                    // not read meanwhile, and nobody else's is held up.
+                    ClientToProxy::Input(input) => routing
+                        .from_client(user, ProxyToServer::Input { user, input })
+                        .await
+                        .map_err(|err| LinkError::Refused(err.to_string())),
                 }
-                ClientToProxy::Input(input) => routing
-                    .from_client(user, ProxyToServer::Input { user, input })
-                    .map_err(|err| LinkError::Refused(err.to_string())),
-            })
+            }
         })
         .await;
     // A proxy stopping logs nobody out: its players resume their sessions through
@@ -199,7 +206,7 @@ pub fn admit(
         None => Some(welcome),
     };
     let session = Session::next();
-    let route = ClientRoute { outbound, owner, epoch: 0, session, welcome, key, forwarded: 0 };
+    let route = ClientRoute { outbound, owner, epoch: 0, session, welcome, key, acked: 0 };
     routing.join(user, route, start, settings.limits.max_players).map_err(|err| err.to_string())?;
     Ok((queue, session))
 }

@@ -34,7 +34,9 @@ use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
 use tessera_shared::protocol::verify::{self, Violation};
-use tessera_shared::protocol::{CLUSTER_FULL, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy};
+use tessera_shared::protocol::{
+    CLUSTER_FULL, PlayerFrame, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy,
+};
 use tracing::{debug, warn};
 
 /// What goes to a player: a message of the proxy's own, or a server's frame, forwarded untouched.
@@ -54,8 +56,9 @@ pub struct ClientRoute {
     pub welcome: Option<ProxyToClient>,
     /// Who the player is: to find where it was, should its server be lost.
     pub key: PlayerKey,
-    /// The highest input sequence number passed on to its server.
-    pub forwarded: u32,
+    /// The last input its server acknowledged: should that server be lost, the player's
+    /// inputs follow on from it where it is logged in again.
+    pub acked: u32,
 }
 
 impl ClientRoute {
@@ -113,8 +116,8 @@ pub enum RouteError {
     Violation(#[from] Violation),
     #[error("{0} is unreachable right now")]
     ServerDown(ServerId),
-    #[error("{0} is not reading: its link is closed")]
-    ServerStalled(ServerId),
+    #[error("{0} is too busy to take a player right now")]
+    ServerBusy(ServerId),
     #[error("{0} is not connected here")]
     UnknownUser(UserId),
     #[error("{}", CLUSTER_FULL)]
@@ -168,7 +171,7 @@ impl Routing {
     }
 
     /// Logs `user`'s `session`, waiting since its server was lost, in again on `owner` at
-    /// `position`, its inputs following on from the last one passed on, if it still
+    /// `position`, its inputs following on from the last one acknowledged, if it still
     /// waits; every other server is told, as at any login, so it is in one place only.
     pub fn log_in_again(&self, user: UserId, session: Session, owner: ServerId, name: String, position: Vec2) {
         let login = {
@@ -178,10 +181,13 @@ impl Routing {
                 return;
             };
             (route.owner, route.epoch) = (Some(owner), 0);
-            let login = ProxyToServer::Login { user, name, position, last_input: route.forwarded };
+            let login = ProxyToServer::Login { user, name, position, last_input: route.acked };
             supersede_elsewhere(&tables, user, owner);
             login
         };
+        // Unlike a new player's, this login may wait for room: inputs that overtake it
+        // are sent again, as the player sends again all its server's first update says
+        // was not applied.
         if self.to_server(owner, login).is_err() {
             // Down again already: it waits for the next one.
             if let Some(route) = self.tables().clients.get_mut(&user).filter(|route| route.session == session) {
@@ -194,22 +200,15 @@ impl Routing {
         self.tables().servers.get(&server).is_some_and(|link| !link.is_closed())
     }
 
-    /// Sends `message` to `server`. A server that is not reading has its link dropped.
+    /// Sends `message` to `server`, in turn behind what waits for a slow link: a slow
+    /// server is waited for, never dropped with every player on it (one that is gone
+    /// falls silent, and its link closes).
     pub fn to_server(&self, server: ServerId, message: ProxyToServer) -> Result<(), RouteError> {
-        let mut tables = self.tables();
+        let tables = self.tables();
         let link = tables.servers.get(&server).ok_or(RouteError::ServerDown(server))?;
-        match link.send(message) {
-            Ok(()) => {
-                ProxyStats::add(&self.stats.frames_to_servers, 1);
-                Ok(())
-            }
-            Err(SendError::Closed) => Err(RouteError::ServerDown(server)),
-            Err(SendError::Full) => {
-                tables.servers.remove(&server);
-                self.count(&tables);
-                Err(RouteError::ServerStalled(server))
-            }
-        }
+        link.send_or_wait_aside(message).map_err(|_| RouteError::ServerDown(server))?;
+        ProxyStats::add(&self.stats.frames_to_servers, 1);
+        Ok(())
     }
 
     /// Whether `user` would find no room here: `max_players` are here, not counting an
@@ -250,10 +249,26 @@ impl Routing {
             let _ = older.outbound.send_last(ProxyToClient::Disconnect { reason: SIGNED_IN_AGAIN.into() });
         }
         match start {
-            Start::Login { owner, login } => self.to_server(owner, login).inspect_err(|_| {
+            Start::Login { owner, login } => self.login_now(owner, login).inspect_err(|_| {
                 self.forget(user, Some(session));
             }),
             Start::Resume => Ok(()),
+        }
+    }
+
+    /// Sends a new player's login to `server` at once, or not at all: the player's first
+    /// inputs must not overtake it (they would reach a server that has not logged it in
+    /// yet), so a server too slow to take it now is busy, and the player tries again.
+    fn login_now(&self, server: ServerId, login: ProxyToServer) -> Result<(), RouteError> {
+        let tables = self.tables();
+        let link = tables.servers.get(&server).ok_or(RouteError::ServerDown(server))?;
+        match link.send(login) {
+            Ok(()) => {
+                ProxyStats::add(&self.stats.frames_to_servers, 1);
+                Ok(())
+            }
+            Err(SendError::Closed) => Err(RouteError::ServerDown(server)),
+            Err(SendError::Full) => Err(RouteError::ServerBusy(server)),
         }
     }
 
@@ -305,27 +320,24 @@ impl Routing {
     }
 
     /// Forwards a player's message to the server that owns it, if the server's gate would
-    /// let it through. While it has no server (a resumed session not answered yet, a
-    /// server lost), or its server's link is failing, what it sends goes nowhere: it
-    /// sends again what its server then says it has not applied.
-    pub fn from_client(&self, user: UserId, message: ProxyToServer) -> Result<(), RouteError> {
+    /// let it through, waiting while that server's link is full: a slow server holds back
+    /// its players' input (and, through their sockets, the players), and drops nobody.
+    /// While the player has no server (a resumed session not answered yet, a server
+    /// lost), what it sends goes nowhere: it sends again what its server then says it
+    /// has not applied.
+    pub async fn from_client(&self, user: UserId, message: ProxyToServer) -> Result<(), RouteError> {
         verify::from_proxy(&message)?;
-        let owner = self.tables().clients.get(&user).map(|route| route.owner).ok_or(RouteError::UnknownUser(user))?;
-        let Some(owner) = owner else { return Ok(()) };
-        let seq = match &message {
-            ProxyToServer::Input { input, .. } => Some(input.seq),
-            _ => None,
+        let link = {
+            let tables = self.tables();
+            let route = tables.clients.get(&user).ok_or(RouteError::UnknownUser(user))?;
+            route.owner.and_then(|owner| tables.servers.get(&owner)).cloned()
         };
-        match self.to_server(owner, message) {
-            Ok(()) => {
-                if let (Some(seq), Some(route)) = (seq, self.tables().clients.get_mut(&user)) {
-                    route.forwarded = route.forwarded.max(seq);
-                }
-                Ok(())
-            }
-            Err(RouteError::ServerDown(_) | RouteError::ServerStalled(_)) => Ok(()),
-            Err(err) => Err(err),
+        if let Some(link) = link
+            && link.send_waiting(message).await.is_ok()
+        {
+            ProxyStats::add(&self.stats.frames_to_servers, 1);
         }
+        Ok(())
     }
 
     /// Records the server's word that `server` owns `user` from `epoch` on. A server
@@ -350,42 +362,69 @@ impl Routing {
     }
 
     /// Acts on what `server` says: its players' updates go to them, ownership notices
-    /// move routes, a kicked player is told why and forgotten.
+    /// move routes, a kicked player is told why and forgotten, a player adrift waits to
+    /// be logged in again ([`Self::adrift`]).
     pub fn from_server(&self, server: ServerId, message: ServerToProxy) {
         match message {
             ServerToProxy::Updates { frames, .. } => self.updates_from(server, frames),
             ServerToProxy::Owner { user, server, epoch } => self.set_owner(user, server, epoch),
             ServerToProxy::Kick { user, reason } => self.disconnect(user, reason),
+            ServerToProxy::Adrift { user, epoch } => {
+                self.adrift(user, server, epoch);
+            }
         }
+    }
+
+    /// `server` handed `user` on as its handoff number `epoch` and lost the peer before
+    /// hearing it was taken. If no server has claimed the player since (its owner on
+    /// record is still `server`, as of an earlier handoff), it may be nowhere: it waits
+    /// as if its server were lost, told its region is offline, to be logged in again
+    /// where it was saved (which, if the peer did take it, takes that session over in
+    /// place). Whether it now waits.
+    pub fn adrift(&self, user: UserId, server: ServerId, epoch: u32) -> bool {
+        let mut tables = self.tables();
+        let Some(route) = tables.clients.get_mut(&user) else { return false };
+        if route.owner != Some(server) || route.epoch >= epoch {
+            return false;
+        }
+        route.owner = None;
+        let _ = route.outbound.send(ProxyToClient::RegionOffline.into());
+        true
     }
 
     /// Delivers messages to players, by user id. A player whose queue is full (in
     /// messages or in bytes) is not reading: it is disconnected.
     pub fn to_clients(&self, messages: impl IntoIterator<Item = (UserId, ToClient)>) {
-        self.deliver(messages, None);
+        self.deliver(messages.into_iter().map(|(user, message)| (user, message, None)));
     }
 
     /// Forwards `server`'s update frames to their players, those it still owns only: an
     /// update the old owner sent just before a handoff can arrive after the new owner's
     /// first, and would undo it. (The new owner's `Owner` notice precedes its updates on
     /// the same link, so nothing current is dropped.)
-    pub fn updates_from(&self, server: ServerId, frames: impl IntoIterator<Item = (UserId, bytes::Bytes)>) {
-        self.deliver(frames.into_iter().map(|(user, frame)| (user, Outgoing::Encoded(frame))), Some(server));
+    pub fn updates_from(&self, server: ServerId, frames: impl IntoIterator<Item = PlayerFrame>) {
+        let frames = frames.into_iter().map(|PlayerFrame { user, last_input, frame }| {
+            (user, Outgoing::Encoded(frame), Some(Acknowledged { by: server, last_input }))
+        });
+        self.deliver(frames);
     }
 
-    fn deliver(&self, messages: impl IntoIterator<Item = (UserId, ToClient)>, owner: Option<ServerId>) {
+    fn deliver(&self, messages: impl IntoIterator<Item = (UserId, ToClient, Option<Acknowledged>)>) {
         let mut stalled = Vec::new();
         let mut delivered = 0;
         {
-            let tables = self.tables();
-            for (user, message) in messages {
-                let Some(route) = tables.clients.get(&user) else {
+            let mut tables = self.tables();
+            for (user, message, acknowledged) in messages {
+                let Some(route) = tables.clients.get_mut(&user) else {
                     debug!("dropping a message for {user}, who has left");
                     continue;
                 };
-                if owner.is_some_and(|owner| Some(owner) != route.owner) {
-                    debug!("dropping a late update for {user} from its previous owner");
-                    continue;
+                if let Some(Acknowledged { by, last_input }) = acknowledged {
+                    if Some(by) != route.owner {
+                        debug!("dropping a late update for {user} from its previous owner");
+                        continue;
+                    }
+                    route.acked = last_input;
                 }
                 match route.outbound.send(message) {
                     Ok(()) => delivered += 1,
@@ -405,6 +444,12 @@ impl Routing {
             self.disconnect(user, format!("too far behind: {err}"));
         }
     }
+}
+
+/// An update's server, and the last input of its player it acknowledges.
+struct Acknowledged {
+    by: ServerId,
+    last_input: u32,
 }
 
 /// Tells every server but `owner`, where `user` is logged in now, that it signed in
@@ -447,8 +492,7 @@ mod tests {
         let user = key.user();
         let login = ProxyToServer::Login { user, name: format!("p{n}"), position: Vec2::ZERO, last_input: 0 };
         let session = Session::next();
-        let route =
-            ClientRoute { outbound, owner: Some(ServerId(1)), epoch: 0, session, welcome: None, key, forwarded: 0 };
+        let route = ClientRoute { outbound, owner: Some(ServerId(1)), epoch: 0, session, welcome: None, key, acked: 0 };
         routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2)?;
         Ok((user, queue, session))
     }
@@ -457,18 +501,80 @@ mod tests {
         queue.try_recv().ok().map(|queued| queued.frame().clone())
     }
 
+    /// `frame` for `user`, acknowledging no input.
+    fn played(user: UserId, frame: &Bytes) -> PlayerFrame {
+        PlayerFrame { user, last_input: 0, frame: frame.clone() }
+    }
+
+    fn input(user: UserId, seq: u32) -> ProxyToServer {
+        ProxyToServer::Input { user, input: tessera_shared::protocol::Input { seq, keys: Default::default() } }
+    }
+
+    #[tokio::test]
+    async fn a_player_whose_server_was_lost_follows_on_from_what_it_acknowledged() {
+        let (routing, _lost) = with_server();
+        let (user, _player, session) = join_session(&routing, 1, 1 << 20).unwrap();
+        for seq in 1..=5 {
+            routing.from_client(user, input(user, seq)).await.unwrap();
+        }
+        // The server applied three of the five before it was lost: the other two went
+        // with it, and the player sends them again to whichever logs it in.
+        routing.updates_from(ServerId(1), [PlayerFrame { user, last_input: 3, frame: Bytes::from_static(b"f") }]);
+        assert_eq!(routing.server_down(ServerId(1)), 1);
+        let (to_back, mut back) = Outbound::channel();
+        routing.server_up(ServerId(1), to_back);
+        routing.log_in_again(user, session, ServerId(1), "p1".into(), Vec2::ONE);
+        match back.try_recv() {
+            Ok(ProxyToServer::Login { last_input, .. }) => {
+                assert_eq!(last_input, 3, "the last acknowledged, not forwarded")
+            }
+            other => panic!("expected a login, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_server_holds_its_players_back_and_drops_nobody() {
+        let (routing, mut server_one) = with_server();
+        let routing = Arc::new(routing);
+        let (user, _player, session) = join_session(&routing, 1, 1 << 20).unwrap();
+        let _login = server_one.recv().await;
+        let capacity = tessera_shared::link::OUTBOUND_CAPACITY as u32;
+        for seq in 1..=capacity {
+            routing.from_client(user, input(user, seq)).await.unwrap();
+        }
+        // The server reads nothing: the next input waits, and so does a logout.
+        let waiting = routing.clone();
+        let next = tokio::spawn(async move { waiting.from_client(user, input(user, capacity + 1)).await });
+        tokio::task::yield_now().await;
+        assert!(!next.is_finished(), "the player's input waits for room");
+        routing.leave(user, session);
+        assert!(routing.is_server_up(ServerId(1)), "the slow server's link stays");
+        for seq in 1..=capacity {
+            assert!(matches!(server_one.recv().await, Some(ProxyToServer::Input { input, .. }) if input.seq == seq));
+        }
+        next.await.unwrap().unwrap();
+        let rest = [server_one.recv().await, server_one.recv().await];
+        let last_input = ProxyToServer::Input {
+            user,
+            input: tessera_shared::protocol::Input { seq: capacity + 1, keys: Default::default() },
+        };
+        for message in [last_input, ProxyToServer::Logout { user }] {
+            assert!(rest.contains(&Some(message.clone())), "{message:?} waited and went: nothing was lost");
+        }
+    }
+
     #[test]
     fn a_late_update_from_the_previous_owner_is_dropped() {
         let (routing, _server_one) = with_server();
         let (user, mut player) = join(&routing, 1, 1 << 20).unwrap();
         let frame = Bytes::from_static(b"frame");
 
-        routing.updates_from(ServerId(1), [(user, frame.clone())]);
+        routing.updates_from(ServerId(1), [played(user, &frame)]);
         assert_eq!(next_frame(&mut player), Some(frame.clone()), "the owner's update goes through");
         routing.set_owner(user, ServerId(2), 1);
-        routing.updates_from(ServerId(1), [(user, frame.clone())]);
+        routing.updates_from(ServerId(1), [played(user, &frame)]);
         assert!(player.try_recv().is_err(), "the previous owner's late update is dropped");
-        routing.updates_from(ServerId(2), [(user, frame.clone())]);
+        routing.updates_from(ServerId(2), [played(user, &frame)]);
         assert_eq!(next_frame(&mut player), Some(frame));
     }
 
@@ -492,7 +598,7 @@ mod tests {
         let (reader, mut reader_queue) = join(&routing, 2, 1000).unwrap();
         let frame = Bytes::from(vec![7; 400]);
         for _ in 0..3 {
-            routing.updates_from(ServerId(1), [(slow, frame.clone()), (reader, frame.clone())]);
+            routing.updates_from(ServerId(1), [played(slow, &frame), played(reader, &frame)]);
             assert_eq!(next_frame(&mut reader_queue), Some(frame.clone()), "the reader keeps up");
         }
         assert_eq!(routing.stats.refusals(Refusal::SlowReader), 1);
@@ -504,7 +610,7 @@ mod tests {
         }
         let messages: Vec<_> = std::iter::from_fn(|| server_one.try_recv().ok()).collect();
         assert!(messages.contains(&ProxyToServer::Logout { user: slow }), "its server is told it left");
-        routing.updates_from(ServerId(1), [(reader, frame.clone())]);
+        routing.updates_from(ServerId(1), [played(reader, &frame)]);
         assert_eq!(next_frame(&mut reader_queue), Some(frame), "the reader plays on");
     }
 
@@ -520,7 +626,7 @@ mod tests {
         }
         routing.leave(user, older_session);
         let frame = Bytes::from_static(b"frame");
-        routing.updates_from(ServerId(1), [(user, frame.clone())]);
+        routing.updates_from(ServerId(1), [played(user, &frame)]);
         assert_eq!(next_frame(&mut newer), Some(frame), "the older session closing leaves the newer one be");
         let logins = std::iter::from_fn(|| server_one.try_recv().ok());
         assert!(logins.into_iter().all(|message| matches!(message, ProxyToServer::Login { .. })), "no logout");

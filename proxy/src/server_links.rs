@@ -3,9 +3,10 @@
 //! to players once [`verify::from_server`] allows each (a server speaks only for itself,
 //! in whole frames; the routing table delivers only to this proxy's players), and on any
 //! loss tell the players it owned their region is offline and redial with exponential
-//! backoff. Whenever a server's link comes up, the players still waiting since theirs
-//! was lost are logged in again where the store last saved them, on whichever server
-//! owns that spot (the server that came back, as a rule).
+//! backoff. Whenever a server's link comes up, or a server says a player it handed on
+//! may be adrift, the players waiting for a server are logged in again where the store
+//! last saved them, on whichever server owns that spot (the server that came back, as a
+//! rule).
 
 use crate::ProxySettings;
 use crate::routing::{Offline, Routing};
@@ -65,7 +66,11 @@ async fn serve(
     link.run(queue, |message| {
         let verified = verify::from_server(&message, server);
         if verified.is_ok() {
+            let adrift = matches!(message, ServerToProxy::Adrift { .. });
             routing.from_server(server, message);
+            if adrift {
+                tokio::spawn(log_in_again(settings.cluster.region_map(), routing.clone(), store.clone()));
+            }
         }
         std::future::ready(verified.map_err(LinkError::from))
     })

@@ -9,7 +9,7 @@
 use crate::components::Visible;
 use crate::movement::MovementSystems;
 use crate::net::{
-    HandoffAccepted, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks, PeerLost, ProxyLinks,
+    HandoffAnswered, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks, PeerLost, ProxyLinks, Via,
 };
 use crate::players::{InputQueue, Player, PlayerSystems, Players};
 use crate::regions::ghosts::Ghosts;
@@ -21,11 +21,14 @@ use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::protocol::verify::Violation;
-use tessera_shared::protocol::{HandoffState, PeerMessage, ServerToProxy};
+use tessera_shared::protocol::{HandoffState, Input, MAX_PENDING_INPUTS, PeerMessage, ServerToProxy};
 use tracing::{info, warn};
 
 /// How long (in ticks) input for a departed player is still forwarded to its new owner.
 const FORWARD_FOR_TICKS: u64 = 20 * 60;
+/// How long (in ticks) a player a peer gave back stays before it is handed on again: a
+/// second, about what a proxy takes to redial a server it lost.
+const DECLINED_HOLD_TICKS: u64 = 20;
 
 /// A player that left this server recently.
 #[derive(Debug, Clone)]
@@ -35,13 +38,24 @@ pub struct Departure {
     pub at_tick: u64,
     /// The player as it left: who may still pass on its input and logout.
     pub player: Player,
-    /// Whether the new owner confirmed it took the player over.
+    /// Its state as handed on: what it comes back as if the new owner gives it back.
+    pub state: HandoffState,
+    /// Whether the new owner said it took the player over. Until then, what reaches us
+    /// for the player is held here: passed on once it does, applied here if it gives
+    /// the player back.
     pub accepted: bool,
+    pub held_inputs: Vec<Input>,
+    pub held_logout: bool,
 }
 
 /// Players that left this server recently, and where they went.
 #[derive(Resource, Default, Debug)]
-pub struct HandedOff(pub HashMap<UserId, Departure>);
+pub struct HandedOff {
+    pub departed: HashMap<UserId, Departure>,
+    /// Players a peer gave back, and the tick it did: not handed on again before
+    /// [`DECLINED_HOLD_TICKS`] have passed.
+    pub declined: HashMap<UserId, u64>,
+}
 
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HandoffSystems;
@@ -72,10 +86,11 @@ fn hand_off_departing(
     mut peers: ResMut<PeerLinks>,
     mut handed_off: ResMut<HandedOff>,
 ) {
-    handed_off.0.retain(|_, departure| tick.0.saturating_sub(departure.at_tick) < FORWARD_FOR_TICKS);
+    handed_off.departed.retain(|_, departure| tick.0.saturating_sub(departure.at_tick) < FORWARD_FOR_TICKS);
+    handed_off.declined.retain(|_, &mut at| tick.0.saturating_sub(at) < DECLINED_HOLD_TICKS);
     let tether = settings.cluster.simulation.tether;
     for (entity, &user, player, visible, queue, position, velocity) in &departing {
-        if settings.map.within_tether(settings.id, position.0, tether) {
+        if settings.map.within_tether(settings.id, position.0, tether) || handed_off.declined.contains_key(&user) {
             continue;
         }
         let Some(next) = settings.map.owner_at(position.0) else { continue };
@@ -99,15 +114,35 @@ fn hand_off_departing(
         // Let go before the next owner can take over, as seen from outside too.
         players.0.remove(&user);
         settings.stats.players.store(players.0.len() as u64, Ordering::Relaxed);
-        if !peers.send(next, PeerMessage::Handoff(state)) {
+        if !peers.send(next, PeerMessage::Handoff(state.clone())) {
             players.0.insert(user, entity);
             continue;
         }
         info!("handing {user} to {next} at {}", position.0);
         commands.entity(entity).despawn();
-        handed_off.0.insert(user, Departure { to: next, at_tick: tick.0, player: player.clone(), accepted: false });
+        let departure = Departure {
+            to: next,
+            at_tick: tick.0,
+            player: player.clone(),
+            state,
+            accepted: false,
+            held_inputs: Vec::new(),
+            held_logout: false,
+        };
+        handed_off.departed.insert(user, departure);
         settings.stats.handoffs_out.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Spawns a player from its handed-on `state`, as `player`, and counts it here.
+fn spawn_handed(commands: &mut Commands, players: &mut Players, state: HandoffState, player: Player) -> Entity {
+    let user = state.user;
+    let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, state.pending);
+    let entity = commands
+        .spawn((Player::bundle(user, state.name, player, state.position), Velocity(state.velocity), queue))
+        .id();
+    players.0.insert(user, entity);
+    entity
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -128,87 +163,115 @@ fn accept_handoffs(
             continue;
         }
         if !proxies.contains(state.proxy) {
-            // Its proxy went away while the player was in flight: nobody would ever log it out.
-            warn!("{peer} handed over {user}, whose {} is not connected here; dropping the player", state.proxy);
+            // Its updates would go nowhere, and its proxy would never hear who owns it.
+            info!("{peer} handed over {user}, whose {} is not linked here now: giving it back", state.proxy);
+            peers.send(peer, PeerMessage::HandoffDeclined { user });
             continue;
         }
         ghosts.despawn(&mut commands, user.entity());
-        let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, state.pending);
-        let entity = commands
-            .spawn((
-                Player::bundle(
-                    user,
-                    state.name,
-                    Player { proxy: state.proxy, epoch: state.epoch, handed_by: Some(peer) },
-                    state.position,
-                ),
-                Velocity(state.velocity),
-                queue,
-            ))
-            .id();
-        players.0.insert(user, entity);
-        handed_off.0.remove(&user);
-        proxies.send(state.proxy, ServerToProxy::Owner { user, server: settings.id, epoch: state.epoch });
+        let (position, epoch, proxy) = (state.position, state.epoch, state.proxy);
+        let player = Player { proxy, epoch, handed_by: Some(peer) };
+        spawn_handed(&mut commands, &mut players, state, player);
+        handed_off.departed.remove(&user);
+        proxies.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch });
         peers.send(peer, PeerMessage::HandoffAccepted { user });
         settings.stats.handoffs_in.fetch_add(1, Ordering::Relaxed);
-        info!("took over {user} from {peer} at {}", state.position);
+        info!("took over {user} from {peer} at {position}");
     }
 }
 
 /// Input and logouts that reach us for a player we handed off were sent before its proxy
 /// heard of the handoff: the new owner gets them (and applies each input once, by its
-/// sequence number), if they came from whoever spoke for the player here.
+/// sequence number), if they came from whoever spoke for the player here; until the new
+/// owner says it took the player, they are held.
 fn forward_to_new_owners(
     mut inputs: MessageReader<InputReceived>,
     mut logouts: MessageReader<LogoutRequest>,
     players: Res<Players>,
-    handed_off: Res<HandedOff>,
+    mut handed_off: ResMut<HandedOff>,
     mut peers: ResMut<PeerLinks>,
 ) {
-    let new_owner = |user, via| {
-        let departure = handed_off.0.get(&user).filter(|d| !players.0.contains_key(&user) && d.player.speaks_for(via));
-        departure.map(|d| d.to)
-    };
+    fn departure<'a>(
+        handed_off: &'a mut HandedOff,
+        players: &Players,
+        user: UserId,
+        via: Via,
+    ) -> Option<&'a mut Departure> {
+        let departure = handed_off.departed.get_mut(&user);
+        departure.filter(|d| !players.0.contains_key(&user) && d.player.speaks_for(via))
+    }
     for &InputReceived { user, input, via } in inputs.read() {
-        if let Some(to) = new_owner(user, via) {
-            peers.send(to, PeerMessage::ForwardInput { user, input });
+        match departure(&mut handed_off, &players, user, via) {
+            Some(d) if d.accepted => _ = peers.send(d.to, PeerMessage::ForwardInput { user, input }),
+            // As many as a player's queue holds, like any server's.
+            Some(d) if d.held_inputs.len() < MAX_PENDING_INPUTS => d.held_inputs.push(input),
+            _ => {}
         }
     }
     for &LogoutRequest { user, via } in logouts.read() {
-        if let Some(to) = new_owner(user, via) {
-            peers.send(to, PeerMessage::ForwardLogout { user });
+        match departure(&mut handed_off, &players, user, via) {
+            Some(d) if d.accepted => _ = peers.send(d.to, PeerMessage::ForwardLogout { user }),
+            Some(d) => d.held_logout = true,
+            None => {}
         }
     }
 }
 
-/// Confirmed handoffs are settled. A link lost before the new owner confirmed may have
-/// lost the player in flight: its proxy is told to disconnect it, so the player rejoins
-/// instead of standing frozen on no server.
+/// The new owner's answer settles a handoff. Taken, whatever was held for the player
+/// follows it. Given back, the player is ours again as it left, with what was held
+/// applied here, and is not handed on again for a while. A peer lost before it answered
+/// may have lost the player in flight: its proxy is told it is adrift, and (unless the
+/// peer took it after all and said so) logs it in again where it was saved.
+#[allow(clippy::too_many_arguments)]
 fn settle_departures(
-    mut accepted: MessageReader<HandoffAccepted>,
+    mut commands: Commands,
+    mut answers: MessageReader<HandoffAnswered>,
     mut lost: MessageReader<PeerLost>,
+    tick: Res<SimulationTick>,
+    settings: Res<ServerSettings>,
+    mut players: ResMut<Players>,
     mut handed_off: ResMut<HandedOff>,
+    mut peers: ResMut<PeerLinks>,
     mut proxies: ResMut<ProxyLinks>,
 ) {
-    for &HandoffAccepted { peer, user } in accepted.read() {
-        if let Some(departure) = handed_off.0.get_mut(&user)
-            && departure.to == peer
-        {
+    for &HandoffAnswered { peer, user, taken } in answers.read() {
+        let Some(departure) = handed_off.departed.get_mut(&user).filter(|d| d.to == peer && !d.accepted) else {
+            continue;
+        };
+        if taken {
             departure.accepted = true;
+            for input in std::mem::take(&mut departure.held_inputs) {
+                peers.send(peer, PeerMessage::ForwardInput { user, input });
+            }
+            if departure.held_logout {
+                peers.send(peer, PeerMessage::ForwardLogout { user });
+            }
+            continue;
         }
+        let Departure { mut state, player, held_inputs, held_logout, .. } =
+            handed_off.departed.remove(&user).expect("found above");
+        if held_logout || players.0.contains_key(&user) {
+            // It left meanwhile (saved as it was handed on), or is back some other way.
+            continue;
+        }
+        info!("{peer} gave {user} back: it stays here for now");
+        // Queued like any input (each was checked on arrival, and is applied once).
+        state.pending.extend(held_inputs);
+        spawn_handed(&mut commands, &mut players, state, player);
+        handed_off.declined.insert(user, tick.0);
+        settings.stats.players.store(players.0.len() as u64, Ordering::Relaxed);
     }
     for &PeerLost { peer } in lost.read() {
-        let unconfirmed: Vec<(UserId, ProxyId)> = handed_off
-            .0
+        let unanswered: Vec<(UserId, ProxyId, u32)> = handed_off
+            .departed
             .iter()
             .filter(|(_, d)| d.to == peer && !d.accepted)
-            .map(|(&user, d)| (user, d.player.proxy))
+            .map(|(&user, d)| (user, d.player.proxy, d.state.epoch))
             .collect();
-        for (user, proxy) in unconfirmed {
-            warn!("lost {peer} before it confirmed taking {user}: disconnecting the player so it rejoins");
-            handed_off.0.remove(&user);
-            let reason = format!("lost while moving to {peer}; please rejoin");
-            proxies.send(proxy, ServerToProxy::Kick { user, reason });
+        for (user, proxy, epoch) in unanswered {
+            warn!("lost {peer} before it said whether it took {user}: telling {proxy} the player may be adrift");
+            handed_off.departed.remove(&user);
+            proxies.send(proxy, ServerToProxy::Adrift { user, epoch });
         }
     }
 }

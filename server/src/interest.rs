@@ -12,12 +12,12 @@ use crate::tick::SimulationTick;
 use bevy::platform::collections::HashMap;
 use bevy::platform::collections::hash_map::Entry;
 use bevy::prelude::*;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
 use tessera_shared::protocol::{
-    EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerUpdate, ProxyToClient, ServerToProxy,
+    EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy,
     UPDATES_FRAME_BUDGET, must_resend, tick_seconds,
 };
 use tracing::warn;
@@ -204,7 +204,7 @@ fn send_player_updates(
             batch.send(player.proxy, tick.0, &mut links);
         }
         batch.bytes += encoded.len();
-        batch.frames.push((user, encoded.split().freeze()));
+        batch.frames.push(PlayerFrame { user, last_input: queue.last_input, frame: encoded.split().freeze() });
     }
     for (proxy, mut batch) in per_proxy {
         batch.send(proxy, tick.0, &mut links);
@@ -214,7 +214,7 @@ fn send_player_updates(
 /// Player frames on their way to one proxy.
 #[derive(Default)]
 struct ProxyBatch {
-    frames: Vec<(UserId, Bytes)>,
+    frames: Vec<PlayerFrame>,
     bytes: usize,
 }
 

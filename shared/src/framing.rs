@@ -270,7 +270,10 @@ mod tests {
         round_trip(ProxyToServer::Input { user, input });
         round_trip(ProxyToServer::Logout { user });
         let frame = encoded_frame(&ProxyToClient::Update(update.clone())).unwrap();
-        round_trip(ServerToProxy::Updates { tick: 3, frames: vec![(user, frame.clone())] });
+        round_trip(ServerToProxy::Updates {
+            tick: 3,
+            frames: vec![PlayerFrame { user, last_input: 3, frame: frame.clone() }],
+        });
         // A forwarded frame goes out byte for byte, and decodes as what was encoded.
         let mut forwarded = BytesMut::new();
         WireCodec::<ProxyToClient>::default()

@@ -11,6 +11,7 @@
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -143,7 +144,7 @@ impl Stepper {
         let map = config.region_map();
         // The stepper carries messages itself: nothing is sealed, but settings hold a secret.
         let secret = ClusterSecret::generate().expect("the OS has a random source");
-        let mut servers: Vec<SteppedServer> = config
+        let servers: Vec<SteppedServer> = config
             .servers
             .iter()
             .map(|server| {
@@ -182,20 +183,13 @@ impl Stepper {
             issued: 0,
             ticks: 0,
         };
-        for server in &mut servers {
-            for proxy in &mut stepper.proxies {
-                let (outbound, queue) = Outbound::channel();
-                let link = LinkId::next();
-                server.to_proxies.insert(proxy.settings.id, queue);
-                server.proxy_links.insert(proxy.settings.id, link);
-                server.deliver(NetEvent::ProxyUp { proxy: proxy.settings.id, link, outbound });
-                let (outbound, queue) = Outbound::channel();
-                proxy.to_servers.insert(server.id, queue);
-                proxy.routing.server_up(server.id, outbound);
-            }
-        }
         stepper.servers = servers;
         let ids: Vec<ServerId> = stepper.servers.iter().map(|s| s.id).collect();
+        for &server in &ids {
+            for proxy in 0..stepper.proxies.len() {
+                stepper.link_proxy(server, proxy);
+            }
+        }
         for (i, &a) in ids.iter().enumerate() {
             for &b in &ids[i + 1..] {
                 stepper.link_peers(a, b);
@@ -223,6 +217,46 @@ impl Stepper {
             server.to_peers.insert(to, PeerLink { id: link, queue });
             server.deliver(NetEvent::PeerUp { peer: to, link, outbound });
         }
+    }
+
+    /// Brings up a (new) link between `server` and the `proxy`-th proxy.
+    pub fn link_proxy(&mut self, server: ServerId, proxy: usize) {
+        let id = self.proxies[proxy].settings.id;
+        let (outbound, queue) = Outbound::channel();
+        let link = LinkId::next();
+        let stepped = self.server_mut(server);
+        stepped.to_proxies.insert(id, queue);
+        stepped.proxy_links.insert(id, link);
+        stepped.deliver(NetEvent::ProxyUp { proxy: id, link, outbound });
+        let (outbound, queue) = Outbound::channel();
+        let proxy = &mut self.proxies[proxy];
+        proxy.to_servers.insert(server, queue);
+        proxy.routing.server_up(server, outbound);
+    }
+
+    /// Cuts the link between `server` and the `proxy`-th proxy, both still running:
+    /// whatever was queued on it is lost, and each side is told it went down.
+    pub fn cut_proxy_link(&mut self, server: ServerId, proxy: usize) {
+        let id = self.proxies[proxy].settings.id;
+        let stepped = self.server_mut(server);
+        stepped.to_proxies.remove(&id);
+        let link = stepped.proxy_links.remove(&id).expect("the two were linked");
+        stepped.deliver(NetEvent::ProxyDown { proxy: id, link });
+        let proxy = &mut self.proxies[proxy];
+        proxy.to_servers.remove(&server);
+        proxy.routing.server_down(server);
+    }
+
+    /// Does what a proxy does for a player waiting for a server once it has found where
+    /// the store saved it (the stepper has no store: the test says where): logs it in
+    /// again on the server owning `at`.
+    pub fn log_in_again(&mut self, user: UserId, at: Vec2) {
+        let owner = self.map.owner_at(at).expect("a spot in the world");
+        let player = &self.players[&user];
+        let routing = &self.proxies[player.proxy].routing;
+        let waiting = routing.offline().into_iter().find(|offline| offline.user == user);
+        let session = waiting.expect("the player waits for a server").session;
+        routing.log_in_again(user, session, owner, player.welcome.name.clone(), at);
     }
 
     /// Loses the `proxy`-th proxy: every server's link to it goes down, as when its
@@ -299,7 +333,9 @@ impl Stepper {
     /// proxy routes it, or says why not.
     pub fn send_input(&mut self, user: UserId, input: Input) -> Result<(), RouteError> {
         let proxy = self.players[&user].proxy;
-        self.proxies[proxy].routing.from_client(user, ProxyToServer::Input { user, input })
+        let routed = self.proxies[proxy].routing.from_client(user, ProxyToServer::Input { user, input });
+        // A stepper drains every queue each step, so none is ever full to wait on.
+        routed.now_or_never().expect("a stepper's links never fill")
     }
 
     /// Sends `message` to server `to` as peer `from`, through the codec and `to`'s gate,
@@ -324,10 +360,15 @@ impl Stepper {
     /// one fixed tick, send), and what they sent is carried to its receivers.
     pub fn step(&mut self) {
         self.carry();
+        self.run_servers();
+        self.carry();
+    }
+
+    /// Every server runs one frame; what they send stays queued on its links.
+    pub fn run_servers(&mut self) {
         for server in &mut self.servers {
             server.app.update();
         }
-        self.carry();
         self.ticks += 1;
     }
 
@@ -410,7 +451,7 @@ impl Stepper {
     }
 
     /// Carries every queued message to its receiver, checked as a TCP link checks it.
-    fn carry(&mut self) {
+    pub fn carry(&mut self) {
         for proxy in &mut self.proxies {
             let id = proxy.settings.id;
             for (&to, queue) in &mut proxy.to_servers {

@@ -11,8 +11,8 @@ use tessera_proxy::ProxyLimits;
 use tessera_proxy::stats::Refusal;
 use tessera_shared::Vec2;
 use tessera_shared::framing::encoded_frame;
-use tessera_shared::ids::{EntityId, ServerId};
-use tessera_shared::protocol::{EntityState, PlayerUpdate, ProxyToClient, ServerToProxy};
+use tessera_shared::ids::{EntityId, ServerId, UserId};
+use tessera_shared::protocol::{EntityState, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy};
 
 /// Two players hold the cap `limits` sets at two; a third connection is closed at
 /// accept for `cause`; one leaving lets a new one in.
@@ -60,6 +60,11 @@ async fn an_address_joins_its_burst_then_at_its_rate() {
     join_over(stream, "patient").await.expect("a refilled bucket lets a player in");
 }
 
+/// [`big_update_frame`] for `user`, as its server sends it to the proxy.
+fn frame_for(user: UserId, tick: u64) -> PlayerFrame {
+    PlayerFrame { user, last_input: 0, frame: big_update_frame(tick) }
+}
+
 /// An update of about 16 KiB, as a server would frame it for one player.
 fn big_update_frame(tick: u64) -> bytes::Bytes {
     let state = |id| EntityState { id: EntityId(id), position: Vec2::new(id as f32, 1.0), velocity: Vec2::X };
@@ -99,7 +104,7 @@ async fn a_player_that_never_reads_is_disconnected_and_others_play_on() {
     while proxy.stats.refusals(Refusal::SlowReader) == 0 {
         assert!(sent < MOST_BATCHES, "{sent} frames of 16 KiB never took the slow player past {BUDGET} bytes");
         sent += 1;
-        let frames = vec![(slow.user, big_update_frame(sent)), (reader_user, big_update_frame(sent))];
+        let frames = vec![frame_for(slow.user, sent), frame_for(reader_user, sent)];
         proxy.server.send(ServerToProxy::Updates { tick: sent, frames }).unwrap();
         wait_for("the reader to get every frame", || received.load(Ordering::Relaxed) == sent).await;
     }
@@ -107,7 +112,7 @@ async fn a_player_that_never_reads_is_disconnected_and_others_play_on() {
     assert!(reason.contains(&format!("a limit of {BUDGET}")), "the byte budget, not the message count: {reason}");
     assert_eq!(proxy.stats.refusals(Refusal::SlowReader), 1, "only the slow player");
 
-    let frames = vec![(reader_user, big_update_frame(sent + 1))];
+    let frames = vec![frame_for(reader_user, sent + 1)];
     proxy.server.send(ServerToProxy::Updates { tick: sent + 1, frames }).unwrap();
     wait_for("the reader to play on", || received.load(Ordering::Relaxed) == sent + 1).await;
     wait_for("the proxy to count the reader alone", || proxy.players_playing() == 1).await;

@@ -140,11 +140,12 @@ pub struct CellDeltasReceived {
     pub deltas: Vec<CellDelta>,
 }
 
-/// A peer took over a player we handed it.
+/// A peer answered a handoff of ours: it took the player over, or it gives it back.
 #[derive(Message, Debug, Clone, Copy)]
-pub struct HandoffAccepted {
+pub struct HandoffAnswered {
     pub peer: ServerId,
     pub user: UserId,
+    pub taken: bool,
 }
 
 /// A peer hands us one of its players.
@@ -178,7 +179,7 @@ impl Plugin for ProtocolPlugin {
             .add_message::<SubscriptionRequest>()
             .add_message::<CellDeltasReceived>()
             .add_message::<HandoffReceived>()
-            .add_message::<HandoffAccepted>()
+            .add_message::<HandoffAnswered>()
             .configure_sets(PreUpdate, NetSystems::Receive)
             .configure_sets(PostUpdate, NetSystems::Send)
             .add_systems(PreUpdate, (report_dropped_links, receive).chain().in_set(NetSystems::Receive));
@@ -210,7 +211,7 @@ struct Received<'w> {
     subscriptions: MessageWriter<'w, SubscriptionRequest>,
     deltas: MessageWriter<'w, CellDeltasReceived>,
     handoffs: MessageWriter<'w, HandoffReceived>,
-    accepted: MessageWriter<'w, HandoffAccepted>,
+    answered: MessageWriter<'w, HandoffAnswered>,
 }
 
 /// Drains the links into messages.
@@ -283,7 +284,10 @@ fn receive(
                     out.logouts.write(LogoutRequest { user, via: Via::Peer(peer) });
                 }
                 PeerMessage::HandoffAccepted { user } => {
-                    out.accepted.write(HandoffAccepted { peer, user });
+                    out.answered.write(HandoffAnswered { peer, user, taken: true });
+                }
+                PeerMessage::HandoffDeclined { user } => {
+                    out.answered.write(HandoffAnswered { peer, user, taken: false });
                 }
             },
         }

@@ -318,6 +318,32 @@ impl<T> Outbound<T> {
         })
     }
 
+    /// Queues a message, waiting while the queue is full: for a sender that can wait
+    /// (one player's input), which is so held back while its link is slow, instead of
+    /// the link being dropped with everyone on it. Waiting senders take turns in order.
+    pub async fn send_waiting(&self, message: T) -> Result<(), SendError> {
+        self.0.send(message).await.map_err(|_| SendError::Closed)
+    }
+
+    /// Queues a message without waiting; while the queue is full, a task waits for room
+    /// to queue it. For a sender that cannot wait but whose message must not be lost to
+    /// a slow link, and may overtake others waiting with it.
+    pub fn send_or_wait_aside(&self, message: T) -> Result<(), SendError>
+    where
+        T: Send + 'static,
+    {
+        match self.0.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                let waiting = self.clone();
+                // A queue fills only while its link runs, on a runtime that is current here.
+                tokio::spawn(async move { waiting.send_waiting(message).await });
+                Ok(())
+            }
+        }
+    }
+
     pub fn is_closed(&self) -> bool {
         self.0.is_closed()
     }
@@ -334,9 +360,11 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
-    /// From 100 ms to 5 s: quick while a cluster is starting, gentle on one that is down.
+    /// From 100 ms to 1 s: quick while a cluster is starting, and a member that comes
+    /// back is found within a second (its players wait for it); a dial a second to a
+    /// member that is down costs nothing.
     fn default() -> Self {
-        Self::new(Duration::from_millis(100), Duration::from_secs(5))
+        Self::new(Duration::from_millis(100), Duration::from_secs(1))
     }
 }
 

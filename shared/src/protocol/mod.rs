@@ -183,9 +183,10 @@ pub struct Welcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ProxyToServer {
     /// Simulate `user` from `position` on. Its inputs follow on from `last_input`: 0 for
-    /// a new session, and for one whose server was lost, the last input the proxy passed
-    /// on (its effects may be lost with the server, as its movement since its last
-    /// checkpoint is; it is never applied twice).
+    /// a new session, and for one whose server was lost, the last input that server
+    /// acknowledged ([`PlayerFrame::last_input`]): the player sends again everything
+    /// after it, so each input is applied once (what the lost server applied since its
+    /// last checkpoint is applied, acknowledged and then lost with it, as the movement is).
     Login {
         user: UserId,
         name: String,
@@ -219,12 +220,26 @@ pub enum ServerToProxy {
     /// One tick's updates for players behind this proxy, each already encoded whole as
     /// the frame the proxy forwards to that player untouched (a `ProxyToClient::Update`).
     /// A tick's updates span as many of these as keep each under [`UPDATES_FRAME_BUDGET`].
-    Updates { tick: u64, frames: Vec<(UserId, bytes::Bytes)> },
+    Updates { tick: u64, frames: Vec<PlayerFrame> },
     /// `server` simulates `user` from now on; `epoch` counts the player's handoffs, so a
     /// late notice never undoes a newer one.
     Owner { user: UserId, server: ServerId, epoch: u32 },
     /// The server will not (or no longer) simulate this player.
     Kick { user: UserId, reason: String },
+    /// The sender handed `user` on (its handoff number `epoch`) to a peer it lost before
+    /// the peer said it took the player: unless a server has claimed the player since,
+    /// it is nowhere, and is logged in again where it was last saved.
+    Adrift { user: UserId, epoch: u32 },
+}
+
+/// One player's update, encoded whole by its server as the frame its proxy forwards
+/// unread, beside what the proxy reads of it: the last input it acknowledges, from which
+/// the player's inputs follow on should the server be lost ([`ProxyToServer::Login`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayerFrame {
+    pub user: UserId,
+    pub last_input: u32,
+    pub frame: bytes::Bytes,
 }
 
 /// A player's whole state, as it travels from one owner to the next.
@@ -285,6 +300,11 @@ pub enum PeerMessage {
     },
     /// I took over the player you handed me: you may forget it.
     HandoffAccepted {
+        user: UserId,
+    },
+    /// I cannot take the player you handed me now (I have no link to its proxy, so it
+    /// would play blind): keep it, with the input you held for it, and try again later.
+    HandoffDeclined {
         user: UserId,
     },
 }

@@ -14,7 +14,7 @@
 use super::handshake::{JoinRequest, SessionTicket};
 use super::{
     EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN, MAX_PENDING_INPUTS, MAX_REASON_LEN,
-    MAX_SPEED, PeerMessage, PlayerUpdate, ProxyToServer, ServerToProxy, Welcome,
+    MAX_SPEED, PeerMessage, PlayerFrame, PlayerUpdate, ProxyToServer, ServerToProxy, Welcome,
 };
 use crate::cluster::{ClusterConfig, check_rates};
 use crate::identity::{JoinChallenge, NameError, check_name};
@@ -262,7 +262,9 @@ pub fn from_peer(
             }
         }
         PeerMessage::ForwardInput { user, input: sent } => input(*user, sent),
-        PeerMessage::ForwardLogout { .. } | PeerMessage::HandoffAccepted { .. } => Ok(()),
+        PeerMessage::ForwardLogout { .. }
+        | PeerMessage::HandoffAccepted { .. }
+        | PeerMessage::HandoffDeclined { .. } => Ok(()),
     }
 }
 
@@ -325,7 +327,7 @@ pub fn from_server(message: &ServerToProxy, server: ServerId) -> Result<(), Viol
     match message {
         ServerToProxy::Updates { frames, .. } => {
             entity_count(frames.len())?;
-            for (user, frame) in frames {
+            for PlayerFrame { user, frame, .. } in frames {
                 let declared = frame.get(..4).map(|prefix| u32::from_be_bytes(prefix.try_into().expect("four bytes")));
                 if declared.is_none_or(|len| len as usize != frame.len() - 4) {
                     return Err(Violation::BadFrame { user: *user });
@@ -341,6 +343,9 @@ pub fn from_server(message: &ServerToProxy, server: ServerId) -> Result<(), Viol
             len if len > MAX_REASON_LEN => Err(Violation::ReasonTooLong { user: *user, len }),
             _ => Ok(()),
         },
+        // Whether the sender may say so is the routing table's to know: the player's
+        // owner on record must be the sender, as of an earlier handoff.
+        ServerToProxy::Adrift { .. } => Ok(()),
     }
 }
 
@@ -566,7 +571,8 @@ mod tests {
         assert!(matches!(from_server(&rant, server), Err(Violation::ReasonTooLong { .. })));
 
         let disconnect = encoded_frame(&ProxyToClient::Disconnect { reason: "bye".into() }).unwrap();
-        let updates = |frame| ServerToProxy::Updates { tick: 1, frames: vec![(ADA, frame)] };
+        let updates =
+            |frame| ServerToProxy::Updates { tick: 1, frames: vec![PlayerFrame { user: ADA, last_input: 0, frame }] };
         assert_eq!(from_server(&updates(disconnect.clone()), server), Ok(()));
         for broken in [disconnect.slice(..disconnect.len() - 1), disconnect.slice(..2), bytes::Bytes::new()] {
             assert_eq!(from_server(&updates(broken), server), Err(Violation::BadFrame { user: ADA }));

@@ -20,8 +20,8 @@ use tessera_shared::ids::{EntityId, UserId};
 use tessera_shared::protocol::SessionTicket;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{
-    CellDelta, ClientToProxy, EntityState, GhostEntry, HandoffState, Hello, Input, PeerMessage, PlayerUpdate,
-    ProxyToClient, ProxyToServer, Role, ServerToProxy,
+    CellDelta, ClientToProxy, EntityState, GhostEntry, HandoffState, Hello, Input, PeerMessage, PlayerFrame,
+    PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
 };
 use tessera_shared::region_map::CellId;
 
@@ -76,7 +76,10 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::ProxyToServer, frame(&ProxyToServer::Logout { user })),
         (
             Direction::ServerToProxy,
-            frame(&ServerToProxy::Updates { tick: 40, frames: vec![(user, Bytes::from(frame(&update())))] }),
+            frame(&ServerToProxy::Updates {
+                tick: 40,
+                frames: vec![PlayerFrame { user, last_input: 3, frame: Bytes::from(frame(&update())) }],
+            }),
         ),
         (Direction::ServerToProxy, frame(&ServerToProxy::Owner { user, server: SERVER, epoch: 2 })),
         (Direction::ServerToProxy, frame(&ServerToProxy::Kick { user, reason: "bye".into() })),
@@ -113,6 +116,8 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::Peer, frame(&PeerMessage::ForwardInput { user, input })),
         (Direction::Peer, frame(&PeerMessage::ForwardLogout { user })),
         (Direction::Peer, frame(&PeerMessage::HandoffAccepted { user: UserId(8) })),
+        (Direction::Peer, frame(&PeerMessage::HandoffDeclined { user: UserId(8) })),
+        (Direction::ServerToProxy, frame(&ServerToProxy::Adrift { user: UserId(8), epoch: 3 })),
     ]
 }
 

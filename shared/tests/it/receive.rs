@@ -15,7 +15,9 @@ use tessera_shared::identity::JoinChallenge;
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::{self, PeerRules, Violation};
-use tessera_shared::protocol::{ClientToProxy, Hello, ProxyToClient, ProxyToServer, ServerToProxy, Welcome};
+use tessera_shared::protocol::{
+    ClientToProxy, Hello, PlayerFrame, ProxyToClient, ProxyToServer, ServerToProxy, Welcome,
+};
 use tokio_util::codec::Decoder;
 
 /// The proxy every player-side message is from or for.
@@ -163,7 +165,7 @@ impl Receiver {
                 verify::from_server(message, SERVER)?;
                 // The player at the end of the proxy reads each frame it forwards.
                 if let ServerToProxy::Updates { frames: updates, .. } = message {
-                    for (_, frame) in updates {
+                    for PlayerFrame { frame, .. } in updates {
                         if let Some(violation) = self.receive(Direction::ProxyToClient, frame).violation {
                             return Err(violation);
                         }
