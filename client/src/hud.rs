@@ -1,7 +1,7 @@
 //! The HUD (bevy_egui): connection state, proxy, owning server, round trip, bandwidth,
-//! entities in view, frames per second; a minimap of the whole world with regions
-//! coloured by server and the players you know of; and, when the connection is lost or
-//! the cluster is full, why, and when it retries.
+//! entities in view, frames per second, resumes; a minimap of the whole world with
+//! regions coloured by server and the players you know of; and, when the connection is
+//! lost, the cluster is full or the player's region is offline, what is happening.
 
 use crate::connection::{Bandwidth, Connection, Snapshot};
 use crate::world::server_colour;
@@ -142,7 +142,18 @@ fn minimap(mut contexts: EguiContexts, snapshot: Res<Snapshot>) -> Result {
     Ok(())
 }
 
-fn connection_notice(mut contexts: EguiContexts, connection: Res<Connection>) -> Result {
+fn connection_notice(mut contexts: EguiContexts, connection: Res<Connection>, snapshot: Res<Snapshot>) -> Result {
+    if matches!(*connection, Connection::InGame { .. }) && snapshot.view.region_offline {
+        egui::Window::new("Region offline")
+            .anchor(egui::Align2::CENTER_TOP, [0.0, 10.0])
+            .resizable(false)
+            .collapsible(false)
+            .show(contexts.ctx_mut()?, |ui| {
+                ui.label("The server of your region is down; the world stands still meanwhile.");
+                ui.label("You are still connected, and play on where it last saved you once it is back.");
+            });
+        return Ok(());
+    }
     if let Connection::Stopped { reason } = &*connection {
         egui::Window::new("Not playing")
             .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
