@@ -276,13 +276,16 @@ impl Bot {
         let first_look = Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>());
         let mut steer = tokio::time::interval_at(first_look, STEER_EVERY);
         let mut error = None;
-        // One timer for the whole run, not one per message.
+        // One timer and one wait for the stop for the whole run, not one per message
+        // (each would register with state every bot shares).
         let end = tokio::time::sleep_until(self.window.end);
-        tokio::pin!(end);
+        let stop = self.stop.clone();
+        let stopped = stop.cancelled();
+        tokio::pin!(end, stopped);
         loop {
             let lost = tokio::select! {
                 _ = &mut end => break,
-                _ = self.stop.cancelled() => break,
+                _ = &mut stopped => break,
 
                 _ = steer.tick() => {
                     let keys = walker.steer(&mut rng, &player.view, &player.welcome.map, Instant::now());
