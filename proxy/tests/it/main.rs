@@ -1,6 +1,12 @@
-//! End-to-end tests of the proxy: its binary as a host runs it ([`cli`]), and its front
-//! door's limits against a stand-in server ([`limits`], [`stand_in`]).
+//! Tests of the proxy: its binary as a host runs it ([`cli`]), its front door's limits
+//! against a stand-in server ([`limits`], [`stand_in`]), and the session tickets players
+//! present ([`tickets`]), fed the `ticket` fuzz target's seeds ([`fuzz_seeds`], from
+//! [`seeds`]) as that target in `fuzz/` feeds them its inputs.
 
 mod cli;
+mod fuzz_seeds;
 mod limits;
+#[path = "../../../shared/tests/it/seeds.rs"]
+mod seeds;
 mod stand_in;
+pub mod tickets;

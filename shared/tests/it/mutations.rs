@@ -68,12 +68,17 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::ProxyToClient, frame(&ProxyToClient::Welcome(welcome()))),
         (Direction::ProxyToClient, frame(&update())),
         (Direction::ProxyToClient, frame(&ProxyToClient::Disconnect { reason: "full".into() })),
+        (Direction::ProxyToClient, frame(&ProxyToClient::RegionOffline)),
+        (Direction::ProxyToClient, frame(&ProxyToClient::SessionGone)),
+        (Direction::ProxyToClient, frame(&ProxyToClient::NameRefused { reason: "taken".into() })),
         (
             Direction::ProxyToServer,
             frame(&ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 0 }),
         ),
         (Direction::ProxyToServer, frame(&ProxyToServer::Input { user, input })),
         (Direction::ProxyToServer, frame(&ProxyToServer::Logout { user })),
+        (Direction::ProxyToServer, frame(&ProxyToServer::Resume { user })),
+        (Direction::ProxyToServer, frame(&ProxyToServer::Supersede { user })),
         (
             Direction::ServerToProxy,
             frame(&ServerToProxy::Updates {
