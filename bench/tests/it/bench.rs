@@ -25,6 +25,7 @@ fn processes_started_in(dir: &str) -> Vec<String> {
 
 #[test]
 fn a_small_bench_measures_every_process_and_cleans_up() {
+    let _turn = crate::ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let scratch = tempfile::tempdir().unwrap();
     let out = scratch.path();
     let status = Command::new(env!("CARGO_BIN_EXE_tessera-bench"))

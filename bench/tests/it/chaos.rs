@@ -7,6 +7,7 @@ use std::process::Command;
 
 #[test]
 fn bots_ride_out_a_killed_proxy_a_killed_server_and_a_rolling_restart() {
+    let _turn = crate::ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let scratch = tempfile::tempdir().unwrap();
     let out = scratch.path();
     let output = Command::new(env!("CARGO_BIN_EXE_tessera-bench"))
