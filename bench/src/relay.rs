@@ -137,6 +137,7 @@ fn sample_update(entities: usize) -> PlayerUpdate {
         last_input: 42,
         inputs_applied: 42,
         you: state(0),
+        your_tick: Some(1),
         full: false,
         changed: (1..=entities).map(state).collect(),
         left: Vec::new(),

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tessera_bots::abuse::{self, AbusePlan};
 use tessera_bots::swarm::{Swarm, SwarmPlan};
+use tessera_player::conditioner::ConditionerArgs;
 use tessera_shared::cluster::ClusterConfig;
 
 #[derive(Parser, Debug)]
@@ -63,6 +64,8 @@ struct Args {
     /// Write the report here as one JSON object.
     #[arg(long)]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    conditioner: ConditionerArgs,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -142,6 +145,7 @@ async fn swarm(args: Args) -> ExitCode {
         warmup: Duration::from_secs(args.warmup),
         measure: Duration::from_secs(args.duration),
         name_prefix: "bot".into(),
+        conditioner: args.conditioner.into(),
     })
     .await;
     let failure =

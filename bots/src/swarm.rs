@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tessera_player::{Player, PlayerError, Rejoin};
+use tessera_player::{Conditioner, Player, PlayerError, Rejoin};
 use tessera_shared::identity::Identity;
 use tessera_shared::link::Traffic;
 use tokio::task::JoinHandle;
@@ -46,6 +46,8 @@ pub struct SwarmPlan {
     pub measure: Duration,
     /// Bots are named `{name_prefix}-{i}`, and are the same players whenever they are.
     pub name_prefix: String,
+    /// What every bot's link goes through.
+    pub conditioner: Conditioner,
 }
 
 /// The measured window, the same for every bot of a swarm.
@@ -87,7 +89,9 @@ impl Swarm {
             .map(|i| {
                 let name = format!("{}-{i}", plan.name_prefix);
                 let bot = Bot {
-                    rejoin: Rejoin::new(plan.proxies.clone(), bot_identity(&name), name).counting(traffic.clone()),
+                    rejoin: Rejoin::new(plan.proxies.clone(), bot_identity(&name), name)
+                        .counting(traffic.clone())
+                        .conditioned(plan.conditioner),
                     behaviour: Behaviour::pick(&mut rng),
                     connect_at: now + stagger * i as u32,
                     window,
@@ -222,9 +226,95 @@ pub struct BotReport {
     /// Entity states actually on the wire in those updates.
     pub entity_states: u64,
     pub echo_latency_us: Histogram<u64>,
+    pub smoothness: SmoothnessSeen,
     pub still_connected: bool,
     pub error: Option<String>,
     pub outages: Vec<Outage>,
+}
+
+/// Corrections beyond this many units are snaps: the player sees a jump.
+pub const SNAP: f32 = 4.0;
+
+/// How smooth play looked to a bot within the window: every correction of its predicted
+/// position, and of the others already shown, in hundredths of a unit.
+#[derive(Debug)]
+pub struct SmoothnessSeen {
+    pub own: Histogram<u64>,
+    pub own_snaps: u64,
+    /// Snaps in an update that came from a new server: at a handoff.
+    pub own_snaps_at_handoffs: u64,
+    pub others: Histogram<u64>,
+}
+
+impl Default for SmoothnessSeen {
+    fn default() -> Self {
+        Self { own: smoothness_histogram(), own_snaps: 0, own_snaps_at_handoffs: 0, others: smoothness_histogram() }
+    }
+}
+
+impl SmoothnessSeen {
+    /// Counts what a player's latest update corrected; `handoff` if it came from a new server.
+    fn record(&mut self, seen: &tessera_player::Smoothness, handoff: bool) {
+        let hundredths = |units: f32| (units * 100.0).round() as u64;
+        if let Some(own) = seen.own {
+            self.own.saturating_record(hundredths(own));
+            if own > SNAP {
+                self.own_snaps += 1;
+                self.own_snaps_at_handoffs += u64::from(handoff);
+            }
+        }
+        for &moved in &seen.others.moved {
+            self.others.saturating_record(hundredths(moved));
+        }
+        let _ = self.others.record_n(0, seen.others.unmoved as u64);
+    }
+
+    fn add(&mut self, other: &SmoothnessSeen) {
+        self.own.add(&other.own).expect("same bounds");
+        self.others.add(&other.others).expect("same bounds");
+        self.own_snaps += other.own_snaps;
+        self.own_snaps_at_handoffs += other.own_snaps_at_handoffs;
+    }
+
+    fn summary(&self) -> Smoothness {
+        let units = |histogram: &Histogram<u64>, quantile: f64| histogram.value_at_quantile(quantile) as f64 / 100.0;
+        Smoothness {
+            own_checked: self.own.len(),
+            own_correction: Percentiles {
+                p50: units(&self.own, 0.5),
+                p99: units(&self.own, 0.99),
+                max: self.own.max() as f64 / 100.0,
+            },
+            own_snaps: self.own_snaps,
+            own_snaps_at_handoffs: self.own_snaps_at_handoffs,
+            others_checked: self.others.len(),
+            others_error: Percentiles {
+                p50: units(&self.others, 0.5),
+                p99: units(&self.others, 0.99),
+                max: self.others.max() as f64 / 100.0,
+            },
+        }
+    }
+}
+
+/// Corrections in hundredths of a unit, up to 10,000 units, to two significant digits.
+fn smoothness_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 1_000_000, 2).expect("valid histogram bounds")
+}
+
+/// How smooth play looked, over every bot: in world units (a player is 32 across).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Smoothness {
+    /// Server states checked against the bots' predictions of themselves.
+    pub own_checked: u64,
+    /// How far each was off.
+    pub own_correction: Percentiles,
+    /// Corrections over 4 units.
+    pub own_snaps: u64,
+    pub own_snaps_at_handoffs: u64,
+    /// Others shown, once per update each: how far the update moved them.
+    pub others_checked: u64,
+    pub others_error: Percentiles,
 }
 
 impl BotReport {
@@ -268,6 +358,7 @@ impl Bot {
         let mut rng = rand::rngs::SmallRng::from_os_rng();
         let mut sent: VecDeque<(u32, Instant)> = VecDeque::new();
         let mut latency = latency_histogram();
+        let mut smoothness = SmoothnessSeen::default();
         let (mut updates, mut entity_updates, mut entity_states) = (0u64, 0u64, 0u64);
         let (mut inputs_in_window, mut handoffs, mut resumes) = (0u32, 0u32, 0u32);
         // Entity states and handoffs seen so far, to count those of each update.
@@ -302,12 +393,13 @@ impl Bot {
                         },
                     }
                 }
-                received = player.receive() => match received {
-                    Ok(view) if view.region_offline => {
+                received = player.receive() => match received.map(|view| view.region_offline) {
+                    Ok(true) => {
                         self.outages.begin(OutageCause::RegionOffline);
                         None
                     }
-                    Ok(view) => {
+                    Ok(false) => {
+                        let view = &player.view;
                         self.outages.end();
                         let now = Instant::now();
                         let (new_states, new_handoffs) = (view.states_received - seen.0, view.handoffs - seen.1);
@@ -319,6 +411,7 @@ impl Bot {
                             }
                         }
                         if self.window.contains(now) {
+                            smoothness.record(&player.smoothness, new_handoffs > 0);
                             updates += 1;
                             entity_updates += 1 + view.in_view() as u64;
                             entity_states += new_states;
@@ -363,6 +456,7 @@ impl Bot {
             updates,
             entity_updates,
             echo_latency_us: latency,
+            smoothness,
             still_connected,
             error,
             outages: self.outages.finish(),
@@ -402,6 +496,7 @@ pub struct SwarmReport {
     /// Bytes on the wire per entity state actually sent.
     pub wire_bytes_per_entity_state: f64,
     pub echo_latency_ms: Percentiles,
+    pub smoothness: Smoothness,
     pub errors: Vec<String>,
     /// Every bot's outages, for whoever caused them to measure.
     #[serde(skip)]
@@ -423,6 +518,7 @@ impl SwarmReport {
         results: Vec<Result<BotReport, PlayerError>>,
     ) -> Self {
         let mut latency = latency_histogram();
+        let mut smoothness = SmoothnessSeen::default();
         let mut report = SwarmReport {
             bots_requested: requested,
             bots_connected: 0,
@@ -441,6 +537,7 @@ impl SwarmReport {
             wire_bytes_per_entity_update: 0.0,
             wire_bytes_per_entity_state: 0.0,
             echo_latency_ms: Percentiles::default(),
+            smoothness: Smoothness::default(),
             errors: Vec::new(),
             outages: Vec::new(),
         };
@@ -462,6 +559,7 @@ impl SwarmReport {
                     entity_updates += bot.entity_updates;
                     entity_states += bot.entity_states;
                     latency.add(&bot.echo_latency_us).expect("same bounds");
+                    smoothness.add(&bot.smoothness);
                     report.errors.extend(bot.error);
                 }
                 Err(err) => report.errors.push(err.to_string()),
@@ -485,6 +583,7 @@ impl SwarmReport {
             p99: ms(latency.value_at_quantile(0.99)),
             max: ms(latency.max()),
         };
+        report.smoothness = smoothness.summary();
         report
     }
 

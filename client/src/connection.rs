@@ -9,10 +9,12 @@
 //! here ever blocks a frame.
 
 use bevy::prelude::*;
+use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tessera_player::{Player, PlayerError, Rejoin, WorldView};
+use tessera_player::prediction::Prediction;
+use tessera_player::{Conditioner, Player, PlayerError, Rejoin, Smoothness, WorldView};
 use tessera_shared::bridge::{Inbox, InboxSender, NetRuntime, inbox};
 use tessera_shared::components::Keys;
 use tessera_shared::identity::Identity;
@@ -50,13 +52,12 @@ pub struct Snapshot {
     /// Who this player is, and the name it plays under, as the proxy welcomed it.
     pub welcome: Option<Welcome>,
     pub view: WorldView,
-    /// When the view arrived.
-    pub at: Option<Instant>,
     /// Milliseconds from a key press to the first update reflecting it.
     pub round_trip_ms: Option<f64>,
-    /// The last input sent, and whether the server applied it yet.
+    /// The keys held, as last sent.
     pub keys_sent: Keys,
-    pub last_sent: u32,
+    /// Where the player is, predicted from its keys and checked against the server.
+    pub prediction: Option<Prediction>,
     /// Sessions resumed since the window opened, each after a lost connection.
     pub resumes: u32,
     /// When the player last came back: its session resumed, or its region back online.
@@ -83,8 +84,9 @@ enum FromNet {
     },
     View {
         view: Box<WorldView>,
+        prediction: Box<Prediction>,
+        smoothness: Smoothness,
         round_trip_ms: Option<f64>,
-        last_sent: u32,
     },
     /// `reason` is `None` when the cluster was full.
     Lost {
@@ -96,12 +98,57 @@ enum FromNet {
     },
 }
 
-/// Where key presses go.
+/// Where key presses go, with when they were pressed.
 #[derive(Resource)]
-struct KeysOut(Outbound<Keys>);
+struct KeysOut(Outbound<(Keys, Instant)>);
+
+/// How smooth play has looked since the window opened, update by update: the player's
+/// own predicted position as the server corrected it, and the others shown.
+#[derive(Resource)]
+pub struct SmoothnessMeter {
+    /// Corrections, in hundredths of a unit.
+    pub own: Histogram<u64>,
+    pub own_snaps: u64,
+    pub own_snaps_at_handoffs: u64,
+    pub others: Histogram<u64>,
+    /// What the link goes through, if anything.
+    pub conditioner: Conditioner,
+}
+
+/// Corrections over this many units are snaps: a jump a player sees.
+pub const SNAP: f32 = 4.0;
+
+impl SmoothnessMeter {
+    fn new(conditioner: Conditioner) -> Self {
+        let histogram = || Histogram::new_with_bounds(1, 1_000_000, 2).expect("valid histogram bounds");
+        Self { own: histogram(), own_snaps: 0, own_snaps_at_handoffs: 0, others: histogram(), conditioner }
+    }
+
+    fn record(&mut self, seen: &Smoothness, handoff: bool) {
+        let hundredths = |units: f32| (units * 100.0).round() as u64;
+        if let Some(own) = seen.own {
+            self.own.saturating_record(hundredths(own));
+            if own > SNAP {
+                self.own_snaps += 1;
+                self.own_snaps_at_handoffs += u64::from(handoff);
+            }
+        }
+        for &moved in &seen.others.moved {
+            self.others.saturating_record(hundredths(moved));
+        }
+        let _ = self.others.record_n(0, seen.others.unmoved as u64);
+    }
+
+    /// The `quantile` and the largest of `histogram`, in units.
+    pub fn units(histogram: &Histogram<u64>, quantile: f64) -> (f64, f64) {
+        (histogram.value_at_quantile(quantile) as f64 / 100.0, histogram.max() as f64 / 100.0)
+    }
+}
 
 pub struct ConnectionPlugin {
     pub proxies: Vec<String>,
+    /// What the player's link goes through.
+    pub conditioner: Conditioner,
     /// Who the player is: its profile's key.
     pub identity: Identity,
     /// The name asked for (a player that has one keeps it).
@@ -114,21 +161,28 @@ impl Plugin for ConnectionPlugin {
         let (events, inbox) = inbox::<FromNet>(1024);
         let (keys, keys_in) = Outbound::channel();
         let traffic = Traffic::default();
-        let rejoin =
-            Rejoin::new(self.proxies.clone(), self.identity.clone(), self.name.clone()).counting(traffic.clone());
+        let rejoin = Rejoin::new(self.proxies.clone(), self.identity.clone(), self.name.clone())
+            .counting(traffic.clone())
+            .conditioned(self.conditioner);
         runtime.handle().spawn(stay_connected(rejoin, events, keys_in));
         app.insert_resource(runtime)
             .insert_resource(inbox)
             .insert_resource(KeysOut(keys))
             .insert_resource(Connection::Connecting { proxy: String::new() })
             .insert_resource(Bandwidth { traffic, ..default() })
+            .insert_resource(SmoothnessMeter::new(self.conditioner))
             .init_resource::<Snapshot>()
             .add_systems(PreUpdate, receive)
             .add_systems(Update, (send_keys, measure_bandwidth));
     }
 }
 
-fn receive(inbox: Res<Inbox<FromNet>>, mut connection: ResMut<Connection>, mut snapshot: ResMut<Snapshot>) {
+fn receive(
+    inbox: Res<Inbox<FromNet>>,
+    mut connection: ResMut<Connection>,
+    mut snapshot: ResMut<Snapshot>,
+    mut meter: ResMut<SmoothnessMeter>,
+) {
     for event in inbox.drain() {
         match event {
             FromNet::Connecting { proxy } => *connection = Connection::Connecting { proxy },
@@ -142,13 +196,18 @@ fn receive(inbox: Res<Inbox<FromNet>>, mut connection: ResMut<Connection>, mut s
                     ..default()
                 };
             }
-            FromNet::View { view, round_trip_ms, last_sent } => {
+            FromNet::View { view, prediction, smoothness, round_trip_ms } => {
                 if snapshot.view.region_offline && !view.region_offline {
                     snapshot.back_at = Some(Instant::now());
                 }
+                meter.record(&smoothness, view.handoffs > snapshot.view.handoffs);
                 snapshot.view = *view;
-                snapshot.at = Some(Instant::now());
-                snapshot.last_sent = last_sent;
+                let mut prediction = *prediction;
+                if prediction.keys() != snapshot.keys_sent {
+                    // Pressed here since the connection sent this: walk on with them.
+                    prediction.press(snapshot.keys_sent, Instant::now());
+                }
+                snapshot.prediction = Some(prediction);
                 if round_trip_ms.is_some() {
                     snapshot.round_trip_ms = round_trip_ms;
                 }
@@ -178,8 +237,13 @@ pub fn held_keys(input: &ButtonInput<KeyCode>) -> Keys {
 
 fn send_keys(input: Res<ButtonInput<KeyCode>>, keys_out: Res<KeysOut>, mut snapshot: ResMut<Snapshot>) {
     let keys = held_keys(&input);
-    if keys != snapshot.keys_sent && keys_out.0.send(keys).is_ok() {
+    let now = Instant::now();
+    if keys != snapshot.keys_sent && keys_out.0.send((keys, now)).is_ok() {
         snapshot.keys_sent = keys;
+        // Walk at once: the copy here presses as the connection's will.
+        if let Some(prediction) = &mut snapshot.prediction {
+            prediction.press(keys, now);
+        }
     }
 }
 
@@ -200,7 +264,7 @@ fn measure_bandwidth(mut bandwidth: ResMut<Bandwidth>) {
 
 /// Joins, plays, and rejoins after any loss, until the app goes away or rejoining
 /// cannot help.
-async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut keys: mpsc::Receiver<Keys>) {
+async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut keys: mpsc::Receiver<(Keys, Instant)>) {
     loop {
         let proxy = rejoin.pick_proxy();
         if events.send(FromNet::Connecting { proxy: proxy.clone() }).await.is_err() {
@@ -244,15 +308,15 @@ async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut ke
 async fn play(
     player: &mut Player,
     events: &InboxSender<FromNet>,
-    keys: &mut mpsc::Receiver<Keys>,
+    keys: &mut mpsc::Receiver<(Keys, Instant)>,
 ) -> Option<PlayerError> {
     let mut sent_at: HashMap<u32, Instant> = HashMap::new();
     loop {
         tokio::select! {
             pressed = keys.recv() => {
-                let pressed = pressed?;
-                match player.press(pressed).await {
-                    Ok(seq) => { sent_at.insert(seq, Instant::now()); }
+                let (pressed, at) = pressed?;
+                match player.press_at(pressed, at).await {
+                    Ok(seq) => { sent_at.insert(seq, at); }
                     Err(err) => return Some(err),
                 }
             }
@@ -263,7 +327,12 @@ async fn play(
                 };
                 let acked: Vec<u32> = sent_at.keys().copied().filter(|&seq| seq <= view.last_input).collect();
                 let round_trip_ms = acked.iter().filter_map(|seq| sent_at.remove(seq)).map(|at| at.elapsed().as_secs_f64() * 1000.0).reduce(f64::min);
-                let update = FromNet::View { view: Box::new(view), round_trip_ms, last_sent: player.last_sent() };
+                let update = FromNet::View {
+                    view: Box::new(view),
+                    prediction: Box::new(player.prediction.clone()),
+                    smoothness: player.smoothness.clone(),
+                    round_trip_ms,
+                };
                 events.send(update).await.ok()?;
             }
         }

@@ -3,7 +3,7 @@
 //! regions coloured by server and the players you know of; and, when the connection is
 //! lost, the cluster is full or the player's region is offline, what is happening.
 
-use crate::connection::{Bandwidth, Connection, Snapshot};
+use crate::connection::{Bandwidth, Connection, SmoothnessMeter, Snapshot};
 use crate::world::server_colour;
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
@@ -51,6 +51,7 @@ fn stats_panel(
     snapshot: Res<Snapshot>,
     bandwidth: Res<Bandwidth>,
     rate: Res<FrameRate>,
+    meter: Res<SmoothnessMeter>,
 ) -> Result {
     let state = match &*connection {
         Connection::Connecting { proxy } if proxy.is_empty() => "connecting".to_string(),
@@ -96,10 +97,35 @@ fn stats_panel(
                 row("resumes", snapshot.resumes.to_string());
                 row("fps", format!("{:.0}", rate.0));
             });
+            egui::CollapsingHeader::new("smoothness").default_open(meter.conditioner.is_active()).show(ui, |ui| {
+                smoothness_details(ui, &meter, &snapshot);
+            });
             ui.small("WASD or arrow keys to walk");
         },
     );
     Ok(())
+}
+
+/// How smooth play has been since the window opened: the server's corrections of your
+/// predicted position, and of the others already drawn, in world units (you are 32 across).
+fn smoothness_details(ui: &mut egui::Ui, meter: &SmoothnessMeter, snapshot: &Snapshot) {
+    egui::Grid::new("smoothness").num_columns(2).show(ui, |ui| {
+        let mut row = |label: &str, value: String| {
+            ui.label(label);
+            ui.monospace(value);
+            ui.end_row();
+        };
+        if meter.conditioner.is_active() {
+            row("link", meter.conditioner.describe());
+        }
+        let (p99, max) = SmoothnessMeter::units(&meter.own, 0.99);
+        row("your corrections", format!("p99 {p99:.2}, max {max:.1} ({} checked)", meter.own.len()));
+        row("snaps (> 4 units)", format!("{} ({} at handoffs)", meter.own_snaps, meter.own_snaps_at_handoffs));
+        let (p99, max) = SmoothnessMeter::units(&meter.others, 0.99);
+        row("others' error", format!("p99 {p99:.2}, max {max:.1}"));
+        let behind = snapshot.view.stream.shown_behind(Instant::now()) * 1000.0;
+        row("others shown", format!("{behind:.0} ms behind the latest update"));
+    });
 }
 
 fn minimap(mut contexts: EguiContexts, snapshot: Res<Snapshot>) -> Result {

@@ -1,12 +1,15 @@
 //! `tessera-client`: the game in a window. With no arguments it starts the default
-//! cluster inside this process (`tessera_cluster`: every server and proxy on its own
-//! thread, on real loopback sockets) and joins it; with `--cluster` or `--proxy` it
-//! joins a remote one through a proxy chosen at random. Who you are is your profile's
+//! cluster inside this process ([`embedded`]: every server and proxy on its own thread,
+//! on real loopback sockets, with a few wandering bots so the world is alive) and joins
+//! it; with `--cluster` or `--proxy` it joins a remote one through a proxy chosen at
+//! random. `--lag` and `--jitter` play it as over a slower network. Who you are is your profile's
 //! key, made on first run in your config directory (`--profile` picks another, so two
 //! windows on one machine can be two players); the embedded cluster keeps its world in
 //! your data directory, so you find yourself where you left.
 
 mod connection;
+#[cfg(feature = "embedded-cluster")]
+mod embedded;
 mod hud;
 mod screenshot;
 mod world;
@@ -15,6 +18,7 @@ use bevy::prelude::*;
 use bevy::window::WindowResolution;
 use clap::Parser;
 use std::path::PathBuf;
+use tessera_player::conditioner::ConditionerArgs;
 use tessera_shared::cluster::ClusterConfig;
 
 #[derive(Parser, Debug)]
@@ -39,6 +43,11 @@ struct Args {
     /// Quit after this many frames.
     #[arg(long)]
     exit_after_frames: Option<u32>,
+    /// Wandering bots in the cluster this client starts itself (none with --cluster or --proxy).
+    #[arg(long, default_value_t = 12)]
+    bots: usize,
+    #[command(flatten)]
+    conditioner: ConditionerArgs,
 }
 
 fn default_name() -> String {
@@ -85,7 +94,12 @@ fn main() -> AppExit {
         )
         .insert_resource(ClearColor(Color::srgb(0.07, 0.08, 0.10)))
         .add_plugins((
-            connection::ConnectionPlugin { proxies, identity: profile.identity().clone(), name: args.name },
+            connection::ConnectionPlugin {
+                proxies,
+                conditioner: args.conditioner.into(),
+                identity: profile.identity().clone(),
+                name: args.name,
+            },
             world::WorldPlugin,
             hud::HudPlugin,
             screenshot::ScreenshotPlugin { path: args.screenshot, exit_after_frames: args.exit_after_frames },
@@ -95,7 +109,7 @@ fn main() -> AppExit {
 
 /// A cluster this client runs inside itself; dropping it stops every server and proxy in it.
 #[cfg(feature = "embedded-cluster")]
-type Embedded = tessera_cluster::LocalCluster;
+type Embedded = embedded::EmbeddedCluster;
 #[cfg(not(feature = "embedded-cluster"))]
 type Embedded = ();
 
@@ -111,12 +125,8 @@ fn proxies_to_join(args: &Args) -> Result<(Vec<String>, Option<Embedded>), Strin
     }
     #[cfg(feature = "embedded-cluster")]
     {
-        let data = tessera_store::platform_data_dir()
-            .ok_or("this platform has no data directory for this user, to keep the world in")?;
-        let store = tessera_store::StoreLocation::in_data_dir(&data);
-        let local = tessera_cluster::LocalCluster::start_ephemeral(cluster, store)
-            .map_err(|err| format!("cannot start the local cluster: {err}"))?;
-        Ok((local.proxy_addresses(), Some(local)))
+        let embedded = embedded::EmbeddedCluster::start(cluster, args.bots)?;
+        Ok((embedded.proxy_addresses(), Some(embedded)))
     }
     #[cfg(not(feature = "embedded-cluster"))]
     {

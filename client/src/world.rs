@@ -1,8 +1,8 @@
 //! The world on screen: the ground, each region tinted by the server that owns it with
 //! its borders drawn, every player in view as a disc with its name, and a camera that
 //! follows you. Your own disc is predicted from the keys you hold, so walking feels
-//! immediate, and pulled smoothly toward the server's word; the others glide between
-//! updates along their velocity.
+//! immediate, and corrected smoothly when the server's word differs; the others are
+//! drawn where the server simulated them a moment ago, between two states received.
 
 use crate::connection::{Connection, Snapshot};
 use bevy::asset::RenderAssetUsages;
@@ -13,8 +13,6 @@ use std::time::Instant;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::region_map::RegionMap;
 
-/// How far ahead of the last update the others are extrapolated, at most (seconds).
-const MAX_EXTRAPOLATION: f32 = 0.25;
 /// Beyond this error a disc jumps instead of gliding.
 const SNAP_DISTANCE: f32 = 150.0;
 const PLAYER_RADIUS: f32 = 16.0;
@@ -236,14 +234,11 @@ fn sync_avatars(
     }
 }
 
-/// Where the server says an entity is now: its last position carried along its velocity.
-fn extrapolated(position: Vec2, velocity: Vec2, since: Option<Instant>) -> Vec2 {
-    let age = since.map_or(0.0, |at| at.elapsed().as_secs_f32()).min(MAX_EXTRAPOLATION);
-    position + velocity * age
-}
-
-/// Moves `shown` toward `target` smoothly, at `rate` per second; far errors snap.
-fn glide(shown: &mut Vec2, target: Vec2, rate: f32, dt: f32) {
+/// Moves `shown` along `velocity` for `dt`, then toward `target` at `rate` per second:
+/// a target moving at that velocity is followed without lag, and a correction is made
+/// smoothly; errors beyond [`SNAP_DISTANCE`] jump.
+fn glide(shown: &mut Vec2, velocity: Vec2, target: Vec2, rate: f32, dt: f32) {
+    *shown += velocity * dt;
     if shown.distance(target) > SNAP_DISTANCE {
         *shown = target;
     } else {
@@ -251,37 +246,36 @@ fn glide(shown: &mut Vec2, target: Vec2, rate: f32, dt: f32) {
     }
 }
 
+/// Your own disc: where the prediction has you now, the keys you hold walking it at once.
 fn predict_own(
     time: Res<Time>,
     snapshot: Res<Snapshot>,
     mut own: Query<(&mut Avatar, &mut Transform), With<OwnAvatar>>,
 ) {
-    let (Ok((mut avatar, mut transform)), Some(me), Some(welcome)) =
-        (own.single_mut(), snapshot.view.me, &snapshot.welcome)
-    else {
+    let (Ok((mut avatar, mut transform)), Some(prediction)) = (own.single_mut(), &snapshot.prediction) else {
         return;
     };
-    let dt = time.delta_secs();
-    // Walk at once with the keys held, as the server will.
-    avatar.shown = welcome.map.clamp_to_world(avatar.shown + snapshot.keys_sent.walk_velocity().0 * dt);
-    // Once the server has applied our latest keys, its word is the truth to converge on.
-    if snapshot.view.last_input >= snapshot.last_sent {
-        let server_now = extrapolated(me.position, me.velocity, snapshot.at);
-        glide(&mut avatar.shown, server_now, 6.0, dt);
-    }
+    let Some(predicted) = prediction.position_at(Instant::now()) else { return };
+    let velocity = snapshot.keys_sent.walk_velocity().0;
+    glide(&mut avatar.shown, velocity, predicted, 15.0, time.delta_secs());
     transform.translation = avatar.shown.extend(transform.translation.z);
 }
 
+/// The others, as the server simulated them a moment ago (see `WorldView::others_shown`).
 fn smooth_others(
     time: Res<Time>,
     snapshot: Res<Snapshot>,
     mut others: Query<(&mut Avatar, &mut Transform), Without<OwnAvatar>>,
 ) {
     let dt = time.delta_secs();
+    let shown: HashMap<EntityId, (Vec2, Vec2)> = snapshot
+        .view
+        .others_shown(Instant::now())
+        .map(|(state, position)| (state.id, (state.velocity, position)))
+        .collect();
     for (mut avatar, mut transform) in &mut others {
-        if let Some(state) = snapshot.view.other(avatar.id) {
-            let target = extrapolated(state.position, state.velocity, snapshot.at);
-            glide(&mut avatar.shown, target, 12.0, dt);
+        if let Some(&(velocity, position)) = shown.get(&avatar.id) {
+            glide(&mut avatar.shown, velocity, position, 15.0, dt);
             transform.translation = avatar.shown.extend(transform.translation.z);
         }
     }

@@ -7,8 +7,10 @@
 //! ([`verify::welcome`]), each update possible for it, and no update may claim inputs
 //! applied that were never sent.
 
+use crate::conditioner::Conditioner;
+use crate::prediction::{InputClock, Prediction, Reconciled};
 use crate::steering::keys_toward;
-use crate::world_view::WorldView;
+use crate::world_view::{OthersMoved, WorldView};
 use rand::seq::IndexedRandom;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -22,7 +24,6 @@ use tessera_shared::protocol::{
     CLUSTER_FULL, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, ProxyToClient, Role, SIGNED_IN_AGAIN, SessionTicket,
     Welcome, tick_seconds,
 };
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// How long a proxy has to welcome a new player.
@@ -83,6 +84,28 @@ pub struct Player {
     /// Whether the session was just resumed: the first update says what the server
     /// applied, and the rest of `unacked` is sent again.
     resending: bool,
+    /// Where the player is, predicted from the keys it pressed.
+    pub prediction: Prediction,
+    /// What the latest update did to the prediction and to the others shown.
+    pub smoothness: Smoothness,
+}
+
+/// What the latest update corrected: the player's predicted position (if there was a
+/// prediction to check), and the others already shown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Smoothness {
+    pub own: Option<f32>,
+    pub others: OthersMoved,
+}
+
+/// How a player joins: its connection, and its own clock, which its inputs are stamped
+/// with and which carries on across every connection of the session.
+#[derive(Debug, Clone, Copy)]
+pub struct Joining<'a> {
+    pub identity: &'a Identity,
+    pub traffic: &'a Traffic,
+    pub conditioner: Conditioner,
+    pub clock_origin: std::time::Instant,
 }
 
 /// What it takes to resume a player's session after its connection was lost: the
@@ -101,31 +124,25 @@ impl Player {
     /// `name` (a player that has a name keeps it), and waits for its welcome, adding
     /// every byte in and out to `traffic`.
     pub async fn connect(addr: &str, identity: &Identity, name: &str, traffic: &Traffic) -> Result<Self, PlayerError> {
-        Self::join(addr, identity, name, traffic, None).await
+        let joining =
+            Joining { identity, traffic, conditioner: Conditioner::default(), clock_origin: std::time::Instant::now() };
+        Self::join(addr, joining, name, None).await
     }
 
-    /// As [`Self::connect`], resuming the session of `resume` (lost with its proxy) if
-    /// it is still somewhere: the same place, view and input sequence. A session gone is
+    /// Joins through the proxy at `addr` as `joining` says, asking to be called `name`,
+    /// or resuming the session of `resume` (lost with its proxy) if it is still
+    /// somewhere: the same place, view and input sequence. A session gone is
     /// [`PlayerError::SessionGone`]: join anew.
-    pub async fn resume(
+    pub async fn join(
         addr: &str,
-        identity: &Identity,
-        traffic: &Traffic,
-        resume: Resumable,
-    ) -> Result<Self, PlayerError> {
-        let name = resume.name.clone();
-        Self::join(addr, identity, &name, traffic, Some(resume)).await
-    }
-
-    async fn join(
-        addr: &str,
-        identity: &Identity,
+        joining: Joining<'_>,
         name: &str,
-        traffic: &Traffic,
         resume: Option<Resumable>,
     ) -> Result<Self, PlayerError> {
+        let Joining { identity, traffic, conditioner, clock_origin } = joining;
+        let name = resume.as_ref().map_or(name, |resume| resume.name.as_str());
         let stream =
-            TcpStream::connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
+            conditioner.connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
         let hello = Hello::new(Role::Client);
         let (mut link, proxy) = match Link::<JoinChallenge>::open(stream, Door::Public, hello, Some(traffic)).await? {
             (link, Role::Proxy(proxy)) => (link, proxy),
@@ -155,7 +172,10 @@ impl Player {
             },
         };
         verify::welcome(&welcome, proxy, identity.user())?;
-        let view = WorldView::new(tick_seconds(welcome.tick_hz));
+        let tick_seconds = tick_seconds(welcome.tick_hz);
+        let view = WorldView::new(tick_seconds);
+        let prediction =
+            Prediction::new(InputClock::new(clock_origin, tick_seconds), welcome.map.clone(), tick_seconds);
         let (next_seq, keys, unacked) = match resume.filter(|_| welcome.resumed) {
             Some(Resumable { next_seq, keys, unacked, .. }) => (next_seq, keys, unacked),
             None => (1, Keys::empty(), VecDeque::new()),
@@ -171,6 +191,8 @@ impl Player {
             sent_at: Instant::now(),
             unacked,
             resending,
+            prediction,
+            smoothness: Smoothness::default(),
         })
     }
 
@@ -187,8 +209,15 @@ impl Player {
 
     /// Holds down exactly `keys` from now on, returning the input's sequence number.
     pub async fn press(&mut self, keys: Keys) -> Result<u32, PlayerError> {
+        self.press_at(keys, std::time::Instant::now()).await
+    }
+
+    /// Holds down exactly `keys` from the player's tick in progress at `at` on (when
+    /// they were pressed), returning the input's sequence number.
+    pub async fn press_at(&mut self, keys: Keys, at: std::time::Instant) -> Result<u32, PlayerError> {
         let seq = self.next_seq;
-        let input = Input { seq, keys };
+        let tick = self.prediction.press(keys, at);
+        let input = Input { seq, keys, tick };
         self.link.send(ClientToProxy::Input(input)).await?;
         self.sent_at = Instant::now();
         if self.unacked.len() == MAX_PENDING_INPUTS {
@@ -233,7 +262,13 @@ impl Player {
                 while self.unacked.front().is_some_and(|input| input.seq <= update.last_input) {
                     self.unacked.pop_front();
                 }
-                self.view.apply(update, &self.welcome)?;
+                let (you, your_tick, now) = (update.you, update.your_tick, std::time::Instant::now());
+                let others = self.view.apply(update, &self.welcome, now)?;
+                let own = match self.prediction.reconcile(&you, your_tick, now) {
+                    Reconciled::Corrected(off) => Some(off),
+                    Reconciled::Reset => None,
+                };
+                self.smoothness = Smoothness { own, others };
                 if std::mem::take(&mut self.resending) {
                     // The server's first word since the session resumed: what it never
                     // got goes again, in order (it applies each exactly once), and then
@@ -334,6 +369,10 @@ pub struct Rejoin {
     /// The proxy that failed last, or whose connection was lost: tried again only when
     /// it is the only one.
     avoid: Option<String>,
+    /// What the player's link goes through.
+    conditioner: Conditioner,
+    /// Where the player's own clock starts: every connection of it counts from here.
+    clock_origin: std::time::Instant,
 }
 
 impl Rejoin {
@@ -351,7 +390,15 @@ impl Rejoin {
             full_backoff: Backoff::new(FULL_FIRST_WAIT, FULL_MAX_WAIT),
             found_full: false,
             avoid: None,
+            conditioner: Conditioner::default(),
+            clock_origin: std::time::Instant::now(),
         }
+    }
+
+    /// Puts every connection through `conditioner`.
+    pub fn conditioned(mut self, conditioner: Conditioner) -> Self {
+        self.conditioner = conditioner;
+        self
     }
 
     /// Adds every byte of every connection to `traffic`.
@@ -384,10 +431,13 @@ impl Rejoin {
 
     /// One attempt through `proxy`; a success resets the backoffs.
     pub async fn attempt(&mut self, proxy: &str) -> Result<Player, PlayerError> {
-        let attempt = match self.resume.clone() {
-            Some(resume) => Player::resume(proxy, &self.identity, &self.traffic, resume).await,
-            None => Player::connect(proxy, &self.identity, &self.name, &self.traffic).await,
+        let joining = Joining {
+            identity: &self.identity,
+            traffic: &self.traffic,
+            conditioner: self.conditioner,
+            clock_origin: self.clock_origin,
         };
+        let attempt = Player::join(proxy, joining, &self.name, self.resume.clone()).await;
         self.found_full = matches!(attempt, Err(PlayerError::ClusterFull));
         if matches!(attempt, Ok(_) | Err(PlayerError::SessionGone)) {
             self.resume = None;

@@ -1,15 +1,21 @@
 //! The client side of the Tessera protocol, without a window and without measuring
 //! anything: what the game client, the bots and the tests all speak. [`connection`]
 //! joins through a proxy (with one retry-and-backoff for everyone) and sends key presses;
-//! [`world_view`] folds the updates received into what the player knows; [`steering`]
+//! [`prediction`] walks the player at once and checks the server's word against it;
+//! [`world_view`] folds the updates received into what the player knows, and shows the
+//! others as the server simulated them; [`conditioner`] makes a link as slow and
+//! uneven as a real network, to play and measure under; [`steering`]
 //! turns "walk to there" into key presses, as a person would press them; [`profile`]
 //! keeps who the player is (its identity) on disk, one directory per profile.
 
+pub mod conditioner;
 pub mod connection;
+pub mod prediction;
 pub mod profile;
 pub mod steering;
 pub mod world_view;
 
-pub use connection::{Player, PlayerError, Rejoin};
+pub use conditioner::Conditioner;
+pub use connection::{Player, PlayerError, Rejoin, Smoothness};
 pub use profile::{Profile, ProfileError};
 pub use world_view::WorldView;

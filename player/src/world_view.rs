@@ -3,11 +3,114 @@
 //! the latest tick when asked (servers resend an entity only when its motion changes).
 //! An update is folded in only once [`verify::update`] has found it possible for the
 //! player's welcome: what a proxy forwards is not trusted.
+//!
+//! Others are shown a little in the past ([`WorldView::others_shown`]): at a tick the
+//! [`StreamClock`] puts just behind the latest that has surely arrived, between two
+//! ticks whose states are both known, so what is shown is what the server simulated,
+//! whatever the jitter. Only an update later than the clock allowed for moves what was
+//! already shown; how far, per entity, is what [`WorldView::apply`] reports.
 
 use std::collections::HashMap;
+use std::time::Instant;
+use tessera_shared::Vec2;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate};
+
+/// Others are shown this many ticks behind the latest tick the clock expects to have
+/// arrived: the interval they are shown in has both ends known.
+const SHOWN_BEHIND_TICKS: f64 = 1.0;
+/// The furthest others are carried past the latest tick received, when updates are late.
+const MAX_EXTRAPOLATION_TICKS: f64 = 5.0;
+/// How fast the clock's late envelope follows an update later than it (per update), and
+/// how slowly it comes back after earlier ones.
+const LATER_GAIN: f64 = 0.25;
+const EARLIER_GAIN: f64 = 0.01;
+const MEAN_GAIN: f64 = 0.1;
+
+/// The server's ticks mapped onto this player's time: when each tick's update arrives,
+/// and so which tick to show others at.
+#[derive(Debug, Default, Clone)]
+pub struct StreamClock {
+    origin: Option<Instant>,
+    tick_seconds: f64,
+    /// Of updates as they arrive, the local time less the tick's time (seconds): its
+    /// late envelope, which all but the latest updates stay within, and their mean.
+    late: f64,
+    mean: f64,
+    latest: u64,
+}
+
+impl StreamClock {
+    fn seconds(&mut self, at: Instant) -> f64 {
+        at.saturating_duration_since(*self.origin.get_or_insert(at)).as_secs_f64()
+    }
+
+    /// Tick `tick` arrived at `at`; on a new stream of ticks (another server's, or a
+    /// restarted one's) the clock starts again from it, keeping its margin for jitter.
+    fn arrived(&mut self, tick: u64, at: Instant, restart: bool) {
+        let seconds = self.seconds(at);
+        let sample = seconds - tick as f64 * self.tick_seconds;
+        if restart || self.latest == 0 {
+            let margin = (self.late - self.mean).max(0.0);
+            self.mean = sample;
+            self.late = sample + margin;
+        } else {
+            let gain = if sample > self.late { LATER_GAIN } else { EARLIER_GAIN };
+            self.late += (sample - self.late) * gain;
+            self.mean += (sample - self.mean) * MEAN_GAIN;
+        }
+        self.latest = tick;
+    }
+
+    /// The tick (with its fraction) others are shown at, at `at`.
+    pub fn shown_tick(&self, at: Instant) -> f64 {
+        let Some(origin) = self.origin else { return self.latest as f64 };
+        let seconds = at.saturating_duration_since(origin).as_secs_f64();
+        let arrived = (seconds - self.late) / self.tick_seconds;
+        (arrived - SHOWN_BEHIND_TICKS).clamp(0.0, self.latest as f64 + MAX_EXTRAPOLATION_TICKS)
+    }
+
+    /// How far behind the latest tick received others are shown now, in seconds.
+    pub fn shown_behind(&self, at: Instant) -> f64 {
+        (self.latest as f64 - self.shown_tick(at)) * self.tick_seconds
+    }
+}
+
+/// Another entity as known: its last state sent, and the one before, for the ticks
+/// between.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    state: EntityState,
+    sent: u64,
+    before: Option<(EntityState, u64)>,
+}
+
+impl Known {
+    /// Where it was at `tick`, as the server simulated it.
+    fn at_tick(&self, tick: u64, tick_seconds: f32) -> Vec2 {
+        let (state, sent) = match self.before {
+            Some(before) if tick < self.sent => before,
+            _ => (self.state, self.sent),
+        };
+        extrapolate(&state, sent, tick, tick_seconds)
+    }
+
+    /// Where it was at `tick` and its fraction, between the ticks either side.
+    fn at(&self, tick: f64, tick_seconds: f32) -> Vec2 {
+        let whole = tick.floor();
+        let (from, to) = (self.at_tick(whole as u64, tick_seconds), self.at_tick(whole as u64 + 1, tick_seconds));
+        from.lerp(to, (tick - whole) as f32)
+    }
+}
+
+/// How an update moved the others already shown: how far each it moved was moved, and
+/// how many others stayed put.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OthersMoved {
+    pub moved: Vec<f32>,
+    pub unmoved: usize,
+}
 
 /// What a player knows of the world, from the updates received so far.
 #[derive(Debug, Default, Clone)]
@@ -20,7 +123,11 @@ pub struct WorldView {
     pub server: Option<ServerId>,
     /// Each entity in view as last sent, and the tick it was sent at; where it is now
     /// is extrapolated when asked, so an update costs only what it changed.
-    sent: HashMap<EntityId, (EntityState, u64)>,
+    sent: HashMap<EntityId, Known>,
+    /// The player's own tick `me` is as of, once its inputs set the server's clock.
+    pub your_tick: Option<u32>,
+    /// When others are shown.
+    pub stream: StreamClock,
     pub names: HashMap<EntityId, String>,
     pub last_input: u32,
     pub inputs_applied: u32,
@@ -36,15 +143,28 @@ pub struct WorldView {
 impl WorldView {
     /// An empty view, for a world ticking every `tick_seconds`.
     pub fn new(tick_seconds: f32) -> Self {
-        Self { tick_seconds, ..Self::default() }
+        let stream = StreamClock { tick_seconds: f64::from(tick_seconds), ..StreamClock::default() };
+        Self { tick_seconds, stream, ..Self::default() }
     }
 
-    /// Folds in `update`, sent to the player `welcome` welcomed, if it is possible (the
-    /// view is untouched otherwise) and leaves no more than [`MAX_ENTITIES_PER_MESSAGE`]
-    /// entities in view; a view past that is refused too, and ends the connection.
-    pub fn apply(&mut self, update: PlayerUpdate, welcome: &Welcome) -> Result<(), Violation> {
+    /// Folds in `update`, sent to the player `welcome` welcomed and received at `at`, if
+    /// it is possible (the view is untouched otherwise) and leaves no more than
+    /// [`MAX_ENTITIES_PER_MESSAGE`] entities in view; a view past that is refused too, and
+    /// ends the connection. Says how far it moved the others shown.
+    pub fn apply(&mut self, update: PlayerUpdate, welcome: &Welcome, at: Instant) -> Result<OthersMoved, Violation> {
         verify::update(&update, welcome)?;
+        // Where the others it tells of were shown just before.
+        let shown_tick = self.stream.shown_tick(at);
+        let shown_before: Vec<(EntityId, Vec2)> = update
+            .changed
+            .iter()
+            .filter_map(|state| {
+                self.sent.get(&state.id).map(|known| (state.id, known.at(shown_tick, self.tick_seconds)))
+            })
+            .collect();
+        self.stream.arrived(update.tick, at, update.full);
         self.region_offline = false;
+        self.your_tick = update.your_tick;
         if self.server.is_some_and(|server| server != update.server) {
             self.handoffs = self.handoffs.saturating_add(1);
         }
@@ -64,24 +184,38 @@ impl WorldView {
             self.names.remove(id);
         }
         self.states_received += 1 + update.changed.len() as u64;
-        self.sent.extend(update.changed.into_iter().map(|state| (state.id, (state, update.tick))));
+        for state in update.changed {
+            let before = self.sent.get(&state.id).map(|known| (known.state, known.sent));
+            self.sent.insert(state.id, Known { state, sent: update.tick, before });
+        }
         self.names.extend(update.names);
         self.updates += 1;
         let count = self.sent.len().max(self.names.len());
         if count > MAX_ENTITIES_PER_MESSAGE {
             return Err(Violation::TooManyInView { count });
         }
-        Ok(())
+        let shown_tick = self.stream.shown_tick(at);
+        let moved: Vec<f32> = shown_before
+            .into_iter()
+            .filter_map(|(id, was)| Some(self.sent.get(&id)?.at(shown_tick, self.tick_seconds).distance(was)))
+            .collect();
+        Ok(OthersMoved { unmoved: self.sent.len().saturating_sub(moved.len()), moved })
+    }
+
+    /// Every other entity in view, where it is shown at `at` (see [`StreamClock`]).
+    pub fn others_shown(&self, at: Instant) -> impl Iterator<Item = (EntityState, Vec2)> + '_ {
+        let tick = self.stream.shown_tick(at);
+        self.sent.values().map(move |known| (known.state, known.at(tick, self.tick_seconds)))
     }
 
     /// Another entity in view, where it is at `tick`.
     pub fn other(&self, id: EntityId) -> Option<EntityState> {
-        self.sent.get(&id).map(|sent| self.at_tick(sent))
+        self.sent.get(&id).map(|known| self.at_tick(known))
     }
 
     /// Every other entity in view, where it is at `tick`.
     pub fn others(&self) -> impl Iterator<Item = EntityState> + '_ {
-        self.sent.values().map(|sent| self.at_tick(sent))
+        self.sent.values().map(|known| self.at_tick(known))
     }
 
     /// How many other entities are in view.
@@ -89,8 +223,8 @@ impl WorldView {
         self.sent.len()
     }
 
-    fn at_tick(&self, (state, sent): &(EntityState, u64)) -> EntityState {
-        EntityState { position: extrapolate(state, *sent, self.tick, self.tick_seconds), ..*state }
+    fn at_tick(&self, known: &Known) -> EntityState {
+        EntityState { position: known.at_tick(self.tick, self.tick_seconds), ..known.state }
     }
 }
 
@@ -127,6 +261,7 @@ mod tests {
             last_input: 0,
             inputs_applied: 0,
             you: at(ME.0),
+            your_tick: None,
             full: false,
             changed,
             left,
@@ -134,17 +269,63 @@ mod tests {
         }
     }
 
+    fn moving(id: u64, position: (f32, f32), velocity: (f32, f32)) -> EntityState {
+        EntityState { id: EntityId(id), position: position.into(), velocity: velocity.into() }
+    }
+
+    #[test]
+    fn others_are_shown_as_the_server_simulated_them_and_only_a_late_update_moves_them() {
+        let (welcome, mut view) = (welcome(), WorldView::new(0.05));
+        let start = Instant::now();
+        let at = |tick: u64, late_ms: u64| start + std::time::Duration::from_millis(50 * tick + late_ms);
+        // The server's path for entity 5: right at 200 units a second, up from tick 10.
+        let truth = |tick: f64| {
+            let along = |tick: f64| {
+                if tick <= 9.0 {
+                    Vec2::new(10.0 * tick as f32, 0.0)
+                } else {
+                    Vec2::new(90.0, 10.0 * (tick as f32 - 9.0))
+                }
+            };
+            along(tick.floor()).lerp(along(tick.floor() + 1.0), tick.fract() as f32)
+        };
+        for tick in 1..=20 {
+            let mut next = update(vec![], vec![], vec![]);
+            next.tick = tick;
+            next.changed = match tick {
+                1 => vec![moving(5, (10.0, 0.0), (200.0, 0.0))],
+                10 => vec![moving(5, (90.0, 10.0), (0.0, 200.0))],
+                _ => vec![],
+            };
+            let moved = view.apply(next, &welcome, at(tick, 0)).unwrap();
+            assert!(moved.moved.iter().all(|&by| by < 1e-3), "on time, nothing shown moves: {moved:?}");
+            // From the second update on, everything shown is between states received.
+            for late_ms in [0, 20, 45].into_iter().filter(|_| tick >= 2) {
+                let shown_tick = view.stream.shown_tick(at(tick, late_ms));
+                let (_, shown) = view.others_shown(at(tick, late_ms)).next().unwrap();
+                assert!(shown.distance(truth(shown_tick)) < 1e-3, "tick {shown_tick}: {shown} off the server's path");
+            }
+        }
+        assert!((view.stream.shown_behind(at(20, 0)) - 0.05).abs() < 1e-6, "a tick behind the latest");
+        // Tick 21 comes 80 ms late, and says the entity turned right in it: what was shown moves.
+        let mut late = update(vec![moving(5, (100.0, 110.0), (200.0, 0.0))], vec![], vec![]);
+        late.tick = 21;
+        let moved = view.apply(late, &welcome, at(21, 80)).unwrap();
+        assert_eq!(moved.moved.len(), 1);
+        assert!(moved.moved[0] > 10.0, "{moved:?}");
+    }
+
     #[test]
     fn names_go_with_what_is_in_view_and_the_view_is_bounded() {
         let (welcome, mut view) = (welcome(), WorldView::new(0.05));
-        view.apply(update(vec![at(5)], vec![], vec![(EntityId(5), "bo".into())]), &welcome).unwrap();
+        view.apply(update(vec![at(5)], vec![], vec![(EntityId(5), "bo".into())]), &welcome, Instant::now()).unwrap();
         assert_eq!(view.names.get(&EntityId(5)).map(String::as_str), Some("bo"));
-        view.apply(update(vec![], vec![EntityId(5)], vec![]), &welcome).unwrap();
+        view.apply(update(vec![], vec![EntityId(5)], vec![]), &welcome, Instant::now()).unwrap();
         assert_eq!((view.in_view(), view.names.len()), (0, 0), "the name left with the entity");
 
         let mut bad = update(vec![at(6)], vec![], vec![]);
         bad.changed[0].position.x = f32::NAN;
-        assert!(matches!(view.apply(bad, &welcome), Err(Violation::BadState { .. })));
+        assert!(matches!(view.apply(bad, &welcome, Instant::now()), Err(Violation::BadState { .. })));
         assert_eq!((view.updates, view.in_view()), (2, 0), "a refused update is not folded in");
 
         // A proxy adding entity after entity, each update within bounds, is refused once the view is too big.
@@ -154,7 +335,7 @@ mod tests {
                 next += 1;
                 at(next)
             });
-            view.apply(update(batch.collect(), vec![], vec![]), &welcome).err()
+            view.apply(update(batch.collect(), vec![], vec![]), &welcome, Instant::now()).err()
         });
         assert!(matches!(refused, Some(Violation::TooManyInView { count: 20_480 })), "{refused:?}");
     }

@@ -507,7 +507,7 @@ mod tests {
     }
 
     fn input(user: UserId, seq: u32) -> ProxyToServer {
-        ProxyToServer::Input { user, input: tessera_shared::protocol::Input { seq, keys: Default::default() } }
+        ProxyToServer::Input { user, input: tessera_shared::protocol::Input { seq, keys: Default::default(), tick: 0 } }
     }
 
     #[tokio::test]
@@ -556,7 +556,7 @@ mod tests {
         let rest = [server_one.recv().await, server_one.recv().await];
         let last_input = ProxyToServer::Input {
             user,
-            input: tessera_shared::protocol::Input { seq: capacity + 1, keys: Default::default() },
+            input: tessera_shared::protocol::Input { seq: capacity + 1, keys: Default::default(), tick: 0 },
         };
         for message in [last_input, ProxyToServer::Logout { user }] {
             assert!(rest.contains(&Some(message.clone())), "{message:?} waited and went: nothing was lost");

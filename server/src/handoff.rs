@@ -7,11 +7,12 @@
 //! simulate the player.
 
 use crate::components::Visible;
+use crate::input_queue::{InputQueue, PlayerClock};
 use crate::movement::MovementSystems;
 use crate::net::{
     HandoffAnswered, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks, PeerLost, ProxyLinks, Via,
 };
-use crate::players::{InputQueue, Player, PlayerSystems, Players};
+use crate::players::{Player, PlayerSystems, Players};
 use crate::regions::ghosts::Ghosts;
 use crate::settings::ServerSettings;
 use crate::tick::SimulationTick;
@@ -104,6 +105,7 @@ fn hand_off_departing(
             last_input: queue.last_input,
             inputs_applied: queue.applied,
             pending: queue.pending().collect(),
+            your_tick: queue.your_tick(),
             proxy: player.proxy,
             // The epoch came from the network (with the player's last handoff): it saturates.
             epoch: player.epoch.saturating_add(1),
@@ -134,10 +136,23 @@ fn hand_off_departing(
     }
 }
 
-/// Spawns a player from its handed-on `state`, as `player`, and counts it here.
-fn spawn_handed(commands: &mut Commands, players: &mut Players, state: HandoffState, player: Player) -> Entity {
+/// Ticks a player handed over stands before its next owner simulates it: the next owner's
+/// ticks need not fall where the last one's did, and this keeps its inputs from coming
+/// late (see [`crate::input_queue`]).
+const HANDOFF_SLACK_TICKS: i64 = 1;
+
+/// Spawns a player from its handed-on `state`, as `player`, as our tick `now` ends, and
+/// counts it here. Its clock carries on: its next tick is simulated after a tick of slack.
+fn spawn_handed(
+    commands: &mut Commands,
+    players: &mut Players,
+    state: HandoffState,
+    player: Player,
+    now: u64,
+) -> Entity {
     let user = state.user;
-    let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, state.pending);
+    let clock = state.your_tick.map(|yours| PlayerClock::carrying_on(yours, now, HANDOFF_SLACK_TICKS));
+    let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, clock, state.pending, now);
     let entity = commands
         .spawn((Player::bundle(user, state.name, player, state.position), Velocity(state.velocity), queue))
         .id();
@@ -149,6 +164,7 @@ fn spawn_handed(commands: &mut Commands, players: &mut Players, state: HandoffSt
 fn accept_handoffs(
     mut commands: Commands,
     mut received: MessageReader<HandoffReceived>,
+    tick: Res<SimulationTick>,
     settings: Res<ServerSettings>,
     mut players: ResMut<Players>,
     mut ghosts: ResMut<Ghosts>,
@@ -171,7 +187,7 @@ fn accept_handoffs(
         ghosts.despawn(&mut commands, user.entity());
         let (position, epoch, proxy) = (state.position, state.epoch, state.proxy);
         let player = Player { proxy, epoch, handed_by: Some(peer) };
-        spawn_handed(&mut commands, &mut players, state, player);
+        spawn_handed(&mut commands, &mut players, state, player, tick.0);
         handed_off.departed.remove(&user);
         proxies.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch });
         peers.send(peer, PeerMessage::HandoffAccepted { user });
@@ -257,7 +273,7 @@ fn settle_departures(
         info!("{peer} gave {user} back: it stays here for now");
         // Queued like any input (each was checked on arrival, and is applied once).
         state.pending.extend(held_inputs);
-        spawn_handed(&mut commands, &mut players, state, player);
+        spawn_handed(&mut commands, &mut players, state, player, tick.0);
         handed_off.declined.insert(user, tick.0);
         settings.stats.players.store(players.0.len() as u64, Ordering::Relaxed);
     }

@@ -5,8 +5,9 @@
 //! baseline sends every player everything instead.
 
 use crate::components::Visible;
+use crate::input_queue::InputQueue;
 use crate::net::{NetSystems, ProxyLinks};
-use crate::players::{InputQueue, Player};
+use crate::players::Player;
 use crate::settings::ServerSettings;
 use crate::tick::SimulationTick;
 use bevy::platform::collections::HashMap;
@@ -183,6 +184,7 @@ fn send_player_updates(
             last_input: queue.last_input,
             inputs_applied: queue.applied,
             you: EntityState { id, position: position.0, velocity: velocity.0 },
+            your_tick: queue.your_tick(),
             full,
             changed,
             left,

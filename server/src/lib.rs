@@ -4,8 +4,8 @@
 //!
 //! Features, one plugin each: [`tick`] (the simulation clock), [`net`] (the protocol
 //! layer: network events in, queued messages out; its [`net::tcp`] transport runs the
-//! sockets on a tokio runtime beside the app), [`players`] (logins, logouts, input
-//! queues), [`movement`], [`interest`] (what each player is sent), [`regions`]
+//! sockets on a tokio runtime beside the app), [`players`] (logins, logouts),
+//! [`input_queue`] (each input applied once, at the player's tick it was pressed for), [`movement`], [`interest`] (what each player is sent), [`regions`]
 //! (subscriptions between servers, ghosts), [`handoff`], [`checkpoints`] (players
 //! saved to the store, off the tick), [`status`] (the operator's periodic report).
 //! [`app`] assembles them.
@@ -14,6 +14,7 @@ pub mod app;
 pub mod checkpoints;
 pub mod components;
 pub mod handoff;
+pub mod input_queue;
 pub mod interest;
 pub mod movement;
 pub mod net;

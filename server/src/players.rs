@@ -13,6 +13,7 @@
 //! places. Only the proxy a player came through speaks for it (its input, its logout).
 
 use crate::components::Visible;
+use crate::input_queue::InputQueue;
 use crate::interest::KnownEntities;
 use crate::net::{
     InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost, ResumeRequest,
@@ -21,14 +22,11 @@ use crate::net::{
 use crate::settings::ServerSettings;
 use crate::tick::SimulationTick;
 use bevy::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use tessera_shared::components::{Keys, Position, Velocity};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
-use tessera_shared::protocol::{Input, MAX_PENDING_INPUTS, SIGNED_IN_AGAIN, ServerToProxy};
+use tessera_shared::protocol::{SIGNED_IN_AGAIN, ServerToProxy};
 use tracing::{debug, info, warn};
-/// Ticks a gap in the input sequence may stay open before it is skipped.
-pub const GAP_TIMEOUT_TICKS: u64 = 40;
-
 /// A player whose proxy was lost, since `since` (a tick): it stands still, seen by
 /// everyone, until its session is resumed through another proxy or the grace period
 /// ([`ServerSettings::park_grace`]) is over.
@@ -63,80 +61,6 @@ impl Player {
             Via::Proxy(proxy) => proxy == self.proxy,
             Via::Peer(peer) => self.handed_by == Some(peer),
         }
-    }
-}
-
-/// A player's inputs: the keys held now, and those received ahead of a gap.
-#[derive(Component, Debug, Default, Clone, PartialEq)]
-pub struct InputQueue {
-    pub keys: Keys,
-    /// The highest sequence applied; every one below it was applied too.
-    pub last_input: u32,
-    /// Inputs applied in all (equals `last_input` unless one was applied twice).
-    pub applied: u32,
-    /// Only sequence numbers after `last_input`, and at most [`MAX_PENDING_INPUTS`] past it.
-    pending: BTreeMap<u32, Keys>,
-    gap_open_since: Option<u64>,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum InputError {
-    #[error("an input sequence number more than {MAX_PENDING_INPUTS} ahead of the last applied")]
-    Overflow,
-}
-
-impl InputQueue {
-    /// A queue carrying on from another server's. Pending inputs it could not have held
-    /// are dropped (the peer gate refuses a handoff carrying any).
-    pub fn resume(keys: Keys, last_input: u32, applied: u32, pending: impl IntoIterator<Item = Input>) -> Self {
-        let mut queue = Self { keys, last_input, applied, ..Self::default() };
-        for input in pending {
-            let _ = queue.push(input);
-        }
-        queue
-    }
-
-    /// Accepts an input; one already applied or already queued is ignored.
-    pub fn push(&mut self, input: Input) -> Result<(), InputError> {
-        if input.seq <= self.last_input || self.pending.contains_key(&input.seq) {
-            return Ok(());
-        }
-        // Bounds both the queue and how far a gap can reach: no sequence number wraps.
-        // (`seq` is above `last_input` here.)
-        if input.seq - self.last_input > MAX_PENDING_INPUTS as u32 {
-            return Err(InputError::Overflow);
-        }
-        self.pending.insert(input.seq, input.keys);
-        Ok(())
-    }
-
-    /// Applies every input that follows the last applied one without a gap. A gap
-    /// left open for [`GAP_TIMEOUT_TICKS`] is skipped, with a warning: the inputs
-    /// in it are lost.
-    pub fn apply_ready(&mut self, tick: u64, user: UserId) {
-        loop {
-            while let Some(keys) = self.last_input.checked_add(1).and_then(|next| self.pending.remove(&next)) {
-                self.keys = keys;
-                self.last_input += 1;
-                self.applied = self.applied.saturating_add(1);
-            }
-            let Some((&next, _)) = self.pending.first_key_value() else {
-                self.gap_open_since = None;
-                return;
-            };
-            let since = *self.gap_open_since.get_or_insert(tick);
-            if tick.saturating_sub(since) < GAP_TIMEOUT_TICKS {
-                return;
-            }
-            // `next` is above `last_input`, so at least 1.
-            warn!("{user}: inputs after {} and before {next} never arrived; skipping them", self.last_input);
-            self.last_input = next - 1;
-            self.gap_open_since = None;
-        }
-    }
-
-    pub fn pending(&self) -> impl Iterator<Item = Input> + '_ {
-        self.pending.iter().map(|(&seq, &keys)| Input { seq, keys })
     }
 }
 
@@ -197,7 +121,7 @@ fn spawn_logins(
         }
         info!("{user} ({name}) joined through {proxy} at {position}");
         let player = Player { proxy, epoch: 0, handed_by: None };
-        let queue = InputQueue::resume(Keys::empty(), last_input, last_input, []);
+        let queue = InputQueue::resume(Keys::empty(), last_input, last_input, None, [], 0);
         let entity = commands.spawn((Player::bundle(user, name, player, position), queue)).id();
         players.0.insert(user, entity);
     }
@@ -251,6 +175,7 @@ fn announce_owners(
 
 fn queue_inputs(
     mut inputs: MessageReader<InputReceived>,
+    tick: Res<SimulationTick>,
     players: Res<Players>,
     mut queues: Query<(&mut InputQueue, &Player)>,
     mut links: ResMut<ProxyLinks>,
@@ -264,7 +189,7 @@ fn queue_inputs(
             warn!("ignoring input {} for {user} from {via:?}, which did not hand the player to us", input.seq);
             continue;
         }
-        if let Err(err) = queue.0.push(input) {
+        if let Err(err) = queue.0.push(input, tick.0) {
             warn!("{user}: {err}; disconnecting the player");
             let proxy = queue.1.proxy;
             links.send(proxy, ServerToProxy::Kick { user, reason: err.to_string() });
@@ -350,70 +275,5 @@ fn resume_sessions(
         *known = KnownEntities::default();
         commands.entity(entity).remove::<Parked>();
         links.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch: player.epoch });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input(seq: u32, keys: Keys) -> Input {
-        Input { seq, keys }
-    }
-
-    #[test]
-    fn inputs_apply_once_and_in_order() {
-        let user = UserId(1);
-        let mut queue = InputQueue::default();
-        queue.push(input(2, Keys::DOWN)).unwrap();
-        queue.apply_ready(0, user);
-        assert_eq!((queue.last_input, queue.keys), (0, Keys::empty()), "2 waits for 1");
-        queue.push(input(1, Keys::UP)).unwrap();
-        queue.push(input(1, Keys::UP)).unwrap();
-        queue.apply_ready(1, user);
-        assert_eq!((queue.last_input, queue.applied, queue.keys), (2, 2, Keys::DOWN));
-        queue.push(input(2, Keys::LEFT)).unwrap();
-        queue.apply_ready(2, user);
-        assert_eq!((queue.last_input, queue.applied, queue.keys), (2, 2, Keys::DOWN), "no replays");
-    }
-
-    #[test]
-    fn a_gap_that_never_fills_is_skipped_after_the_timeout() {
-        let user = UserId(1);
-        let mut queue = InputQueue::default();
-        queue.push(input(3, Keys::RIGHT)).unwrap();
-        queue.apply_ready(10, user);
-        queue.apply_ready(10 + GAP_TIMEOUT_TICKS - 1, user);
-        assert_eq!(queue.last_input, 0);
-        queue.apply_ready(10 + GAP_TIMEOUT_TICKS, user);
-        assert_eq!((queue.last_input, queue.applied, queue.keys), (3, 1, Keys::RIGHT));
-    }
-
-    #[test]
-    fn a_resumed_queue_keeps_only_what_it_could_have_held() {
-        let user = UserId(1);
-        // Sequence 0, one already applied, one out of reach: none may be kept, or the gap
-        // skip would step `last_input` back (or below zero).
-        let pending = [input(0, Keys::UP), input(5, Keys::UP), input(7, Keys::LEFT), input(u32::MAX, Keys::UP)];
-        let mut queue = InputQueue::resume(Keys::DOWN, 5, 5, pending);
-        assert_eq!(queue.pending().collect::<Vec<_>>(), vec![input(7, Keys::LEFT)]);
-        queue.apply_ready(0, user);
-        queue.apply_ready(GAP_TIMEOUT_TICKS, user);
-        assert_eq!((queue.last_input, queue.applied, queue.keys), (7, 6, Keys::LEFT));
-        // At the very end of the sequence nothing overflows: later inputs are ignored.
-        let mut queue = InputQueue::resume(Keys::DOWN, u32::MAX, u32::MAX, [input(3, Keys::UP)]);
-        queue.push(input(u32::MAX, Keys::UP)).unwrap();
-        queue.apply_ready(GAP_TIMEOUT_TICKS, user);
-        assert_eq!((queue.last_input, queue.applied, queue.keys), (u32::MAX, u32::MAX, Keys::DOWN));
-    }
-
-    #[test]
-    fn a_flood_behind_a_gap_is_refused() {
-        let mut queue = InputQueue::default();
-        for seq in 2..=MAX_PENDING_INPUTS as u32 {
-            queue.push(input(seq, Keys::UP)).unwrap();
-        }
-        assert_eq!(queue.push(input(10_000, Keys::UP)), Err(InputError::Overflow));
-        assert_eq!(queue.push(input(u32::MAX, Keys::UP)), Err(InputError::Overflow));
     }
 }

@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn every_link_round_trips() {
         let user = UserId(9);
-        let input = Input { seq: 7, keys: Keys::UP | Keys::LEFT };
+        let input = Input { seq: 7, keys: Keys::UP | Keys::LEFT, tick: 1234 };
         round_trip(Hello::new(Role::Client));
         round_trip(ClientToProxy::Input(input));
         round_trip(ProxyToClient::Welcome(Welcome {
@@ -259,6 +259,7 @@ mod tests {
             last_input: 7,
             inputs_applied: 7,
             you: state(1),
+            your_tick: Some(4321),
             full: false,
             changed: vec![state(2), state(3)],
             left: vec![EntityId(4)],
@@ -303,7 +304,8 @@ mod tests {
             keys: Keys::DOWN,
             last_input: 7,
             inputs_applied: 7,
-            pending: vec![Input { seq: 9, keys: Keys::empty() }],
+            pending: vec![Input { seq: 9, keys: Keys::empty(), tick: 77 }],
+            your_tick: Some(70),
             proxy: ProxyId(2),
             epoch: 1,
         }));
@@ -337,7 +339,7 @@ mod tests {
         assert!(matches!(codec.decode(&mut garbage), Err(WireError::Malformed(_))));
 
         let mut frame = BytesMut::new();
-        encode_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP }), &mut frame).unwrap();
+        encode_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP, tick: 0 }), &mut frame).unwrap();
         frame.put_u8(0);
         let len = frame.len() as u32 - 4 + 1;
         let mut padded = BytesMut::new();

@@ -162,6 +162,20 @@ impl RegionMap {
         pos.clamp(Vec2::ZERO, max)
     }
 
+    /// Where something at `position` moving at `velocity` is `dt` seconds later, and how
+    /// it moves then: stopped along any axis the world's edge blocks. Servers simulate
+    /// players with this and players predict themselves with it, so both agree.
+    pub fn walk(&self, position: Vec2, velocity: Vec2, dt: f32) -> (Vec2, Vec2) {
+        if velocity == Vec2::ZERO {
+            return (position, velocity);
+        }
+        let unclamped = position + velocity * dt;
+        let moved = self.clamp_to_world(unclamped);
+        // Against the edge the velocity says what really moves, so whoever extrapolates
+        // it agrees with where it is instead of being told again every tick.
+        (moved, Vec2::select(moved.cmpne(unclamped), Vec2::ZERO, velocity))
+    }
+
     pub fn contains(&self, region: RegionId) -> bool {
         region.x < self.columns && region.y < self.rows
     }

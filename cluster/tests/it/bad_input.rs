@@ -157,7 +157,7 @@ async fn wrong_version_role_or_order_is_refused() {
     let old = Hello { version: PROTOCOL_VERSION + 1, role: Role::Client };
     assert_closed_after(proxy, &frame(&old), false).await;
     // Input before any hello.
-    let input = ClientToProxy::Input(Input { seq: 1, keys: Keys::UP });
+    let input = ClientToProxy::Input(Input { seq: 1, keys: Keys::UP, tick: 0 });
     assert_closed_after(proxy, &frame(&input), false).await;
     // A second hello.
     let mut twice = client_hello();
@@ -167,7 +167,7 @@ async fn wrong_version_role_or_order_is_refused() {
     assert_closed_after(&server, &client_hello(), false).await;
     // Input where the join should be.
     let mut early = client_hello();
-    early.extend(frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP })));
+    early.extend(frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP, tick: 0 })));
     assert_closed_after(proxy, &early, false).await;
     // An input numbered 0 from a player that joined properly, which the server's gate
     // refuses: the proxy closes this connection rather than forward it on the link its
@@ -176,7 +176,7 @@ async fn wrong_version_role_or_order_is_refused() {
     let request = JoinRequest::sign(&bot_identity("zero"), &challenge, "zero", None);
     joined.write_all(&frame(&request)).await.unwrap();
     assert!(matches!(read_frame::<ProxyToClient>(&mut joined).await, ProxyToClient::Welcome(_)));
-    joined.write_all(&frame(&ClientToProxy::Input(Input { seq: 0, keys: Keys::UP }))).await.unwrap();
+    joined.write_all(&frame(&ClientToProxy::Input(Input { seq: 0, keys: Keys::UP, tick: 0 }))).await.unwrap();
     assert_closed(joined).await;
 
     assert_unaffected(&mut honest).await;
@@ -216,7 +216,7 @@ async fn without_the_secret_nobody_poses_as_a_proxy_or_a_server() {
     let server = cluster.config().servers[0].proxy_bind.to_string();
     let peer_port = cluster.config().servers[1].peer_bind.to_string();
     let honest_id = UserId(honest.view.me.unwrap().id.0);
-    let steer = ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT } };
+    let steer = ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT, tick: 0 } };
 
     // The old way in: a plain hello claiming to be the honest player's own proxy.
     let mut rogue = frame(&Hello::new(Role::Proxy(ProxyId(1))));
@@ -253,9 +253,9 @@ async fn a_proxy_speaks_only_for_the_players_that_came_through_it() {
     // honest player, who came through proxy 1. The server ignores both (a late input or
     // logout from a proxy a player left is no attack, so the link stays), and the link
     // closes on what is plainly impossible: an input numbered 0.
-    let steer = ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT } };
+    let steer = ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT, tick: 0 } };
     let logout = ProxyToServer::Logout { user: honest_id };
-    let impossible = ProxyToServer::Input { user: honest_id, input: Input { seq: 0, keys: Keys::LEFT } };
+    let impossible = ProxyToServer::Input { user: honest_id, input: Input { seq: 0, keys: Keys::LEFT, tick: 0 } };
     let rogue = vec![steer, logout, impossible];
     let err = member_closed_after::<FromServer>(&server, secret, Role::Proxy(ProxyId(2)), rogue).await;
     assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
@@ -314,11 +314,12 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
             last_input: 0,
             inputs_applied: 0,
             pending: vec![],
+            your_tick: None,
             proxy: ProxyId(1),
             epoch: 1,
         }),
         // Forwarded input numbered 0.
-        PeerMessage::ForwardInput { user: UserId(999), input: Input { seq: 0, keys: Keys::UP } },
+        PeerMessage::ForwardInput { user: UserId(999), input: Input { seq: 0, keys: Keys::UP, tick: 0 } },
     ];
     // A member of the cluster gone rogue: it holds the secret, so only the map stops it.
     for abuse in abuses {

@@ -35,6 +35,7 @@ fn handoff(user: UserId, position: Vec2, pending: Vec<Input>) -> PeerMessage {
         last_input: 0,
         inputs_applied: 0,
         pending,
+        your_tick: None,
         proxy: ProxyId(1),
         epoch: 1,
     })
@@ -63,7 +64,7 @@ fn a_peer_forwards_input_and_logouts_only_for_players_it_handed_over() {
     let user = cluster.join(0, "steered", Vec2::new(300.0, 300.0));
     let at = cluster.player(user).position();
     // Server 2 never had the player: its forwarded input and logout are not believed.
-    let input = Input { seq: 1, keys: Keys::RIGHT };
+    let input = Input { seq: 1, keys: Keys::RIGHT, tick: 0 };
     cluster.send_as_peer(ServerId(2), ServerId(1), PeerMessage::ForwardInput { user, input }).unwrap();
     cluster.send_as_peer(ServerId(3), ServerId(1), PeerMessage::ForwardLogout { user }).unwrap();
     for _ in 0..5 {
@@ -104,7 +105,7 @@ fn a_handoff_with_input_zero_pending_is_refused_at_the_gate_and_nothing_else_sto
     let bystander = cluster.join(0, "bystander", Vec2::new(300.0, 300.0));
     let stranger = UserId(999);
     // Taken over, input 0 would have sent the gap skip below zero: a panic in a debug build.
-    let forged = handoff(stranger, Vec2::new(310.0, 300.0), vec![Input { seq: 0, keys: Keys::UP }]);
+    let forged = handoff(stranger, Vec2::new(310.0, 300.0), vec![Input { seq: 0, keys: Keys::UP, tick: 0 }]);
     let refused = cluster.send_as_peer(ServerId(2), ServerId(1), forged);
     let problem = HandoffProblem::PendingAlreadyApplied { seq: 0, last_input: 0 };
     assert_eq!(refused, Err(Violation::BadHandoff { user: stranger, problem }));
@@ -121,7 +122,7 @@ fn a_players_input_zero_is_refused_by_its_proxy_and_its_neighbours_play_on() {
     let mut cluster = Stepper::default_cluster();
     let culprit = cluster.join(0, "culprit", Vec2::new(300.0, 300.0));
     let neighbour = cluster.join(0, "neighbour", Vec2::new(350.0, 300.0));
-    let refused = cluster.send_input(culprit, Input { seq: 0, keys: Keys::LEFT });
+    let refused = cluster.send_input(culprit, Input { seq: 0, keys: Keys::LEFT, tick: 0 });
     assert_eq!(refused, Err(RouteError::Violation(Violation::ZeroSequence { user: culprit })));
     // Nothing reached server 1, whose link to the proxy carries both players.
     assert_plays_on(&mut cluster, neighbour);

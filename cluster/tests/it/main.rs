@@ -3,7 +3,7 @@
 //! the in-process [`stepper`] (no sockets, manual time); walking, bad input, the
 //! proxies' player cap, the swarm and the [`abuse`] at every door run end to end over real TCP, through a
 //! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]), as do
-//! players coming back where they left ([`rejoin`]); and a whole cluster stopped and
+//! players coming back where they left ([`rejoin`]); play over a slow, uneven link ([`lag`]); and a whole cluster stopped and
 //! started again as a real process, on SQLite and on PostgreSQL ([`restart`]); and
 //! players of a lost proxy resuming their sessions through another ([`resume`]).
 
@@ -12,6 +12,7 @@ mod bad_input;
 mod handoff;
 mod harness;
 mod hostile_peers;
+mod lag;
 mod limits;
 mod rejoin;
 mod restart;

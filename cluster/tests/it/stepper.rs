@@ -325,7 +325,9 @@ impl Stepper {
         player.last_sent += 1;
         player.keys = keys;
         let seq = player.last_sent;
-        self.send_input(user, Input { seq, keys }).expect("the player's owner is linked");
+        // The player's own clock is the stepper's: it starts each tick as every server does.
+        let tick = u32::try_from(self.ticks).expect("a test steps fewer than 2³² ticks");
+        self.send_input(user, Input { seq, keys, tick }).expect("the player's owner is linked");
         seq
     }
 
@@ -515,7 +517,10 @@ impl Stepper {
                 ProxyToClient::Welcome(_) => panic!("a second welcome"),
                 ProxyToClient::Update(update) => {
                     assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
-                    player.view.apply(update, &player.welcome).unwrap_or_else(|violation| panic!("{violation}"));
+                    player
+                        .view
+                        .apply(update, &player.welcome, std::time::Instant::now())
+                        .unwrap_or_else(|violation| panic!("{violation}"));
                 }
                 ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => {
                     player.disconnected = Some(reason)

@@ -14,7 +14,14 @@ use tessera_cluster::LocalCluster;
 /// and measured for `measure`.
 fn plan(cluster: &LocalCluster, bots: usize, name_prefix: &str, measure: Duration) -> SwarmPlan {
     let proxies = cluster.proxy_addresses();
-    SwarmPlan { proxies, bots, warmup: Duration::from_secs(2), measure, name_prefix: name_prefix.into() }
+    SwarmPlan {
+        proxies,
+        bots,
+        warmup: Duration::from_secs(2),
+        measure,
+        name_prefix: name_prefix.into(),
+        conditioner: Default::default(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

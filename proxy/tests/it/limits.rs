@@ -74,6 +74,7 @@ fn big_update_frame(tick: u64) -> bytes::Bytes {
         last_input: 0,
         inputs_applied: 0,
         you: state(0),
+        your_tick: None,
         full: false,
         changed: (1..800).map(state).collect(),
         left: Vec::new(),
@@ -129,7 +130,7 @@ async fn a_player_dribbling_a_frame_is_closed_at_the_frame_deadline() {
     // The slow player speaks raw bytes: a whole join, then the first bytes of an input.
     let mut slow = join_raw(proxy.players, "slow").await;
     wait_for("both players in", || proxy.players_playing() == 2).await;
-    let input = encoded_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP })).unwrap();
+    let input = encoded_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP, tick: 0 })).unwrap();
     let started = std::time::Instant::now();
     slow.write_all(&input[..3]).await.unwrap();
     let mut rest = Vec::new();

@@ -180,7 +180,7 @@ mod tests {
             Link::<ClientToProxy>::open(stream, Door::Public, Hello::new(Role::Proxy(ProxyId(1))), None).await.unwrap();
         let deadline = Duration::from_millis(200);
         let mut proxy = proxy.with_frame_deadline(deadline);
-        let frame = encoded_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP })).unwrap();
+        let frame = encoded_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP, tick: 0 })).unwrap();
         // Idle between frames for longer than the deadline (on purpose, not waiting for
         // anything): that is no offence.
         tokio::time::sleep(deadline * 2).await;
@@ -201,7 +201,7 @@ mod tests {
         use bytes::BytesMut;
         use tokio_util::codec::Decoder;
 
-        let frame = encoded_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP })).unwrap();
+        let frame = encoded_frame(&ClientToProxy::Input(Input { seq: 1, keys: Keys::UP, tick: 0 })).unwrap();
         let wire = [&frame[..], &Heartbeat::FRAME, &frame[..]].concat();
         for arrival in [wire.len(), 2] {
             let mut reader = LinkCodec::new(FrameCodec::default(), None, None);

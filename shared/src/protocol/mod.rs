@@ -66,10 +66,15 @@ pub const MAX_REASON_LEN: usize = 512;
 
 /// One change of the keys a player holds. Sequence numbers start at 1 and grow by one
 /// per input, so a server can apply each exactly once, in order, across handoffs.
+/// `tick` is the player's own tick (it counts ticks of the server's length from when it
+/// started playing) from which the keys are held: a server applies inputs as far apart in its ticks as they were
+/// pressed in the player's, so what it simulates is what the player predicted, however
+/// the network delayed each input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
     pub seq: u32,
     pub keys: Keys,
+    pub tick: u32,
 }
 
 /// An entity as a player sees it.
@@ -119,6 +124,10 @@ pub struct PlayerUpdate {
     /// applied twice.
     pub inputs_applied: u32,
     pub you: EntityState,
+    /// The player's own tick `you` is as of, in the clock its inputs are stamped with:
+    /// its prediction for that tick should be exactly `you`. `None` until the player's
+    /// first input on this session sets the clock.
+    pub your_tick: Option<u32>,
     /// The player must forget every other entity it knows first: the first update
     /// from a server (after joining or a handoff) says everything in view.
     pub full: bool,
@@ -252,8 +261,12 @@ pub struct HandoffState {
     pub keys: Keys,
     pub last_input: u32,
     pub inputs_applied: u32,
-    /// Inputs received ahead of a gap in the sequence, not applied yet.
+    /// Inputs received ahead of a gap in the sequence, or ahead of their tick, not
+    /// applied yet.
     pub pending: Vec<Input>,
+    /// The player's own tick `position` is as of (see [`PlayerUpdate::your_tick`]): the
+    /// next owner simulates on from the next one, so the player's prediction holds.
+    pub your_tick: Option<u32>,
     pub proxy: ProxyId,
     pub epoch: u32,
 }

@@ -419,7 +419,8 @@ mod tests {
             keys: Keys::RIGHT,
             last_input: 10,
             inputs_applied: 10,
-            pending: vec![Input { seq: 12, keys: Keys::UP }, Input { seq: 14, keys: Keys::DOWN }],
+            pending: vec![Input { seq: 12, keys: Keys::UP, tick: 3 }, Input { seq: 14, keys: Keys::DOWN, tick: 5 }],
+            your_tick: Some(2),
             proxy: ProxyId(1),
             epoch: 1,
         };
@@ -452,7 +453,7 @@ mod tests {
             from_proxy(&login("ada", Vec2::new(f32::NAN, 0.0))),
             Err(Violation::BadState { problem: StateProblem::NonFinite, .. })
         ));
-        let input = |seq| ProxyToServer::Input { user: ADA, input: Input { seq, keys: Keys::UP } };
+        let input = |seq| ProxyToServer::Input { user: ADA, input: Input { seq, keys: Keys::UP, tick: seq } };
         assert_eq!(from_proxy(&input(1)), Ok(()));
         assert_eq!(from_proxy(&input(0)), Err(Violation::ZeroSequence { user: ADA }));
     }
@@ -494,19 +495,20 @@ mod tests {
             HandoffProblem::PendingTooFarAhead { seq: u32::MAX, last_input: 10 }
         );
         let flood = |s: &mut HandoffState| {
-            s.pending = (11..).take(MAX_PENDING_INPUTS + 1).map(|seq| Input { seq, keys: Keys::UP }).collect();
+            s.pending =
+                (11..).take(MAX_PENDING_INPUTS + 1).map(|seq| Input { seq, keys: Keys::UP, tick: seq }).collect();
         };
         assert_eq!(problem(handed_off(flood)), HandoffProblem::TooManyPending(MAX_PENDING_INPUTS + 1));
         // A full queue, each input just within reach, is what a server may hold.
         let full = |s: &mut HandoffState| {
-            s.pending = (11..).take(MAX_PENDING_INPUTS).map(|seq| Input { seq, keys: Keys::UP }).collect();
+            s.pending = (11..).take(MAX_PENDING_INPUTS).map(|seq| Input { seq, keys: Keys::UP, tick: seq }).collect();
         };
         assert_eq!(handed_off(full), Ok(()));
     }
 
     #[test]
     fn forwarded_input_needs_a_real_sequence_number() {
-        let forward = |seq| PeerMessage::ForwardInput { user: ADA, input: Input { seq, keys: Keys::UP } };
+        let forward = |seq| PeerMessage::ForwardInput { user: ADA, input: Input { seq, keys: Keys::UP, tick: seq } };
         assert_eq!(from_peer(&forward(3), ServerId(2), ServerId(1), &rules()), Ok(()));
         assert_eq!(
             from_peer(&forward(0), ServerId(2), ServerId(1), &rules()),
@@ -623,6 +625,7 @@ mod tests {
             last_input: 3,
             inputs_applied: 3,
             you: at(1500.0, 1500.0),
+            your_tick: Some(88),
             full: false,
             changed: vec![other],
             left: vec![EntityId(6)],

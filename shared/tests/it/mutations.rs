@@ -43,6 +43,7 @@ fn update() -> ProxyToClient {
         last_input: 3,
         inputs_applied: 3,
         you: moving(player().entity(), 500.0, 500.0),
+        your_tick: Some(811),
         full: true,
         changed: vec![moving(EntityId(9), 520.0, 510.0)],
         left: vec![EntityId(4)],
@@ -53,7 +54,7 @@ fn update() -> ProxyToClient {
 /// A valid frame of every message (every variant) of every direction, which its gate accepts.
 pub fn samples() -> Vec<(Direction, Vec<u8>)> {
     let user = player();
-    let input = Input { seq: 5, keys: Keys::UP | Keys::LEFT };
+    let input = Input { seq: 5, keys: Keys::UP | Keys::LEFT, tick: 812 };
     // Server 2's region spans (1024, 0) to (2048, 1024): cell (4, 0) is its corner by server 1.
     let cell = CellId { x: 4, y: 0 };
     let ghost = moving(EntityId(11), 1030.0, 20.0);
@@ -113,7 +114,11 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
                 keys: Keys::LEFT,
                 last_input: 7,
                 inputs_applied: 7,
-                pending: vec![Input { seq: 9, keys: Keys::UP }, Input { seq: 10, keys: Keys::empty() }],
+                pending: vec![
+                    Input { seq: 9, keys: Keys::UP, tick: 40 },
+                    Input { seq: 10, keys: Keys::empty(), tick: 42 },
+                ],
+                your_tick: Some(39),
                 proxy: PROXY,
                 epoch: 3,
             })),

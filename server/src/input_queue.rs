@@ -1,0 +1,390 @@
+//! A player's inputs, applied exactly once, in sequence order, and each at the player's
+//! own tick it was pressed for: what this server simulates of a player is what the
+//! player predicted, however the network delayed each input.
+//!
+//! Every input carries the player's tick (its clock counts ticks of our length from when
+//! it started playing). The [`PlayerClock`] maps the player's ticks onto ours: set by
+//! its first input with a tick of slack, it holds inputs that come early (the jitter
+//! buffer) and slips when one comes late, so the player stands still for the ticks its
+//! input was late (counted as a correction the player sees once) and later inputs find
+//! room. It tightens again only while the player stands still, where a shorter wait
+//! moves nothing. A player is simulated one of its ticks per tick of ours at most, and
+//! each update says which of its ticks the state is as of ([`InputQueue::your_tick`]).
+//! Sequence numbers and ticks come from the network: nothing here does arithmetic on
+//! them that could overflow.
+
+use bevy::prelude::Component;
+use std::collections::{BTreeMap, VecDeque};
+use tessera_shared::components::Keys;
+use tessera_shared::ids::UserId;
+use tessera_shared::protocol::{Input, MAX_PENDING_INPUTS};
+use tracing::warn;
+
+/// Ticks a gap in the input sequence may stay open before it is skipped.
+pub const GAP_TIMEOUT_TICKS: u64 = 40;
+/// Ticks an input is given beyond the delay of the one that set its player's clock: room
+/// for jitter.
+pub const INPUT_SLACK_TICKS: i64 = 1;
+/// The most ticks ahead of its arrival an input is held (half a second at 20 Hz): an
+/// input stamped further ahead is applied then.
+pub const MAX_INPUT_LEAD_TICKS: i64 = 10;
+/// Inputs whose earliness is remembered, to tighten a clock by what all of them spared.
+const EARLINESS_REMEMBERED: usize = 16;
+
+/// How a player's own ticks map onto ours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayerClock {
+    /// Our tick minus the player's tick due then.
+    offset: i64,
+    /// The player's last tick simulated: its position is as of the end of it.
+    simulated_through: i64,
+    /// By how many ticks the latest inputs came before they were due, since the offset
+    /// last changed.
+    earliness: VecDeque<i64>,
+}
+
+impl PlayerClock {
+    /// A clock whose player's state is as of the end of its tick `your_tick`, as our tick
+    /// `now` ends; the next tick of the player is simulated in our tick `now + 1 + slack`.
+    pub fn carrying_on(your_tick: u32, now: u64, slack: i64) -> Self {
+        let now = ticks(now);
+        Self {
+            offset: now.saturating_sub(i64::from(your_tick)).saturating_add(slack),
+            simulated_through: i64::from(your_tick),
+            earliness: VecDeque::new(),
+        }
+    }
+}
+
+/// A player's inputs: the keys held now, and those received ahead of a gap or of their tick.
+#[derive(Component, Debug, Default, Clone, PartialEq)]
+pub struct InputQueue {
+    pub keys: Keys,
+    /// The highest sequence applied; every one below it was applied too.
+    pub last_input: u32,
+    /// Inputs applied in all (equals `last_input` unless one was applied twice).
+    pub applied: u32,
+    /// Only sequence numbers after `last_input`, and at most [`MAX_PENDING_INPUTS`] past it.
+    pending: BTreeMap<u32, Input>,
+    gap_open_since: Option<u64>,
+    /// Unset until the player's first input.
+    clock: Option<PlayerClock>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InputError {
+    #[error("an input sequence number more than {MAX_PENDING_INPUTS} ahead of the last applied")]
+    Overflow,
+}
+
+/// A tick of ours as a signed count (no server ticks 2⁶³ times).
+fn ticks(tick: u64) -> i64 {
+    i64::try_from(tick).unwrap_or(i64::MAX)
+}
+
+impl InputQueue {
+    /// A queue carrying on from another server's (its player's clock as of `clock`, if it
+    /// had one). Pending inputs it could not have held are dropped (the peer gate
+    /// refuses a handoff carrying any).
+    pub fn resume(
+        keys: Keys,
+        last_input: u32,
+        applied: u32,
+        clock: Option<PlayerClock>,
+        pending: impl IntoIterator<Item = Input>,
+        now: u64,
+    ) -> Self {
+        let mut queue = Self { keys, last_input, applied, clock, ..Self::default() };
+        for input in pending {
+            let _ = queue.push(input, now);
+        }
+        queue
+    }
+
+    /// Accepts an input arriving as our tick `now` ends; one already applied or already
+    /// queued is ignored.
+    pub fn push(&mut self, mut input: Input, now: u64) -> Result<(), InputError> {
+        if input.seq <= self.last_input || self.pending.contains_key(&input.seq) {
+            return Ok(());
+        }
+        // Bounds both the queue and how far a gap can reach: no sequence number wraps.
+        // (`seq` is above `last_input` here.)
+        if input.seq - self.last_input > MAX_PENDING_INPUTS as u32 {
+            return Err(InputError::Overflow);
+        }
+        let standing = self.keys.is_empty() && self.pending.is_empty();
+        let earliest = ticks(now).saturating_add(1);
+        let stamped = i64::from(input.tick);
+        let clock = self.clock.get_or_insert_with(|| PlayerClock {
+            offset: earliest.saturating_sub(stamped).saturating_add(INPUT_SLACK_TICKS),
+            simulated_through: stamped.saturating_sub(1),
+            earliness: VecDeque::new(),
+        });
+        let early_by = stamped.saturating_add(clock.offset).saturating_sub(earliest);
+        let due_next = |clock: &PlayerClock| u32::try_from(earliest.saturating_sub(clock.offset)).unwrap_or(input.tick);
+        if early_by < -MAX_INPUT_LEAD_TICKS {
+            // From before an outage (sent again after a resume): applied at once, and
+            // the clock stays as it is.
+            input.tick = due_next(clock);
+        } else if early_by < 0 {
+            // Late: the player's clock slips by as much, so it stands still that long.
+            clock.offset = clock.offset.saturating_sub(early_by);
+            clock.earliness.clear();
+        } else if early_by > MAX_INPUT_LEAD_TICKS && standing {
+            // Far ahead (after a spike, or an outage): standing, the clock tightens at once.
+            clock.offset = clock.offset.saturating_sub(early_by.saturating_sub(INPUT_SLACK_TICKS));
+            clock.earliness.clear();
+        } else if early_by > MAX_INPUT_LEAD_TICKS {
+            // Held no longer than that, whatever its stamp says.
+            let held = PlayerClock { offset: clock.offset.saturating_sub(MAX_INPUT_LEAD_TICKS), ..clock.clone() };
+            input.tick = due_next(&held);
+        } else {
+            if clock.earliness.len() == EARLINESS_REMEMBERED {
+                clock.earliness.pop_front();
+            }
+            clock.earliness.push_back(early_by);
+            let spare = clock.earliness.iter().min().copied().unwrap_or(0).saturating_sub(INPUT_SLACK_TICKS);
+            if standing && clock.earliness.len() == EARLINESS_REMEMBERED && spare > 0 {
+                // Every recent input waited longer than the slack: wait less, while
+                // standing, where waiting less moves nothing.
+                clock.offset = clock.offset.saturating_sub(spare);
+                clock.earliness.clear();
+            }
+        }
+        self.pending.insert(input.seq, input);
+        Ok(())
+    }
+
+    /// Simulates the player's next tick in our tick `tick`, if its clock says one is
+    /// due: applies every input due by it that follows the last applied without a gap,
+    /// and says so. A gap left open for [`GAP_TIMEOUT_TICKS`] is skipped, with a
+    /// warning: the inputs in it are lost.
+    pub fn step(&mut self, tick: u64, user: UserId) -> bool {
+        let yours = match &mut self.clock {
+            None => None,
+            Some(clock) => {
+                let due = ticks(tick).saturating_sub(clock.offset);
+                if due <= clock.simulated_through {
+                    return false;
+                }
+                if self.keys.is_empty() {
+                    // Standing still, it skips any of its ticks our clock left behind.
+                    clock.simulated_through = due.saturating_sub(1);
+                }
+                clock.simulated_through = clock.simulated_through.saturating_add(1);
+                Some(clock.simulated_through)
+            }
+        };
+        self.apply_due(tick, yours, user);
+        true
+    }
+
+    fn apply_due(&mut self, tick: u64, yours: Option<i64>, user: UserId) {
+        let is_due = |input: &Input| yours.is_none_or(|yours| i64::from(input.tick) <= yours);
+        loop {
+            while let Some(next) =
+                self.last_input.checked_add(1).filter(|next| self.pending.get(next).is_some_and(is_due))
+            {
+                let input = self.pending.remove(&next).expect("found above");
+                self.keys = input.keys;
+                self.last_input = next;
+                self.applied = self.applied.saturating_add(1);
+            }
+            let Some((&next, _)) = self.pending.first_key_value() else {
+                self.gap_open_since = None;
+                return;
+            };
+            if Some(next) == self.last_input.checked_add(1) {
+                // The next input is not due yet: no gap.
+                self.gap_open_since = None;
+                return;
+            }
+            let since = *self.gap_open_since.get_or_insert(tick);
+            if tick.saturating_sub(since) < GAP_TIMEOUT_TICKS {
+                return;
+            }
+            // `next` is above `last_input`, so at least 1.
+            warn!("{user}: inputs after {} and before {next} never arrived; skipping them", self.last_input);
+            self.last_input = next - 1;
+            self.gap_open_since = None;
+        }
+    }
+
+    /// The player's tick its state is as of, once its clock is set.
+    pub fn your_tick(&self) -> Option<u32> {
+        self.clock.as_ref().and_then(|clock| u32::try_from(clock.simulated_through).ok())
+    }
+
+    /// The player's clock, to carry on with on its next owner.
+    pub fn clock(&self) -> Option<&PlayerClock> {
+        self.clock.as_ref()
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = Input> + '_ {
+        self.pending.values().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(seq: u32, keys: Keys) -> Input {
+        Input { seq, keys, tick: 0 }
+    }
+
+    fn at(seq: u32, keys: Keys, tick: u32) -> Input {
+        Input { seq, keys, tick }
+    }
+
+    #[test]
+    fn inputs_apply_once_and_in_order() {
+        let user = UserId(1);
+        let mut queue = InputQueue::default();
+        queue.push(input(2, Keys::DOWN), 0).unwrap();
+        queue.step(1, user);
+        assert_eq!((queue.last_input, queue.keys), (0, Keys::empty()), "2 waits for 1");
+        queue.push(input(1, Keys::UP), 1).unwrap();
+        queue.push(input(1, Keys::UP), 1).unwrap();
+        queue.step(2, user);
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (2, 2, Keys::DOWN));
+        queue.push(input(2, Keys::LEFT), 2).unwrap();
+        queue.step(3, user);
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (2, 2, Keys::DOWN), "no replays");
+    }
+
+    #[test]
+    fn a_gap_that_never_fills_is_skipped_after_the_timeout() {
+        let user = UserId(1);
+        let mut queue = InputQueue::default();
+        queue.push(input(3, Keys::RIGHT), 9).unwrap();
+        // Its clock sets a tick of slack: the player's first tick, and the gap, come in our tick 11.
+        for tick in 10..11 + GAP_TIMEOUT_TICKS {
+            queue.step(tick, user);
+        }
+        assert_eq!(queue.last_input, 0);
+        queue.step(11 + GAP_TIMEOUT_TICKS, user);
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (3, 1, Keys::RIGHT));
+    }
+
+    #[test]
+    fn a_resumed_queue_keeps_only_what_it_could_have_held() {
+        let user = UserId(1);
+        // Sequence 0, one already applied, one out of reach: none may be kept, or the gap
+        // skip would step `last_input` back (or below zero).
+        let pending = [input(0, Keys::UP), input(5, Keys::UP), input(7, Keys::LEFT), input(u32::MAX, Keys::UP)];
+        let mut queue = InputQueue::resume(Keys::DOWN, 5, 5, None, pending, 0);
+        assert_eq!(queue.pending().collect::<Vec<_>>(), vec![input(7, Keys::LEFT)]);
+        for tick in 1..=GAP_TIMEOUT_TICKS + 2 {
+            queue.step(tick, user);
+        }
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (7, 6, Keys::LEFT));
+        // At the very end of the sequence nothing overflows: later inputs are ignored.
+        let mut queue = InputQueue::resume(Keys::DOWN, u32::MAX, u32::MAX, None, [input(3, Keys::UP)], 0);
+        queue.push(input(u32::MAX, Keys::UP), 0).unwrap();
+        queue.step(GAP_TIMEOUT_TICKS, user);
+        assert_eq!((queue.last_input, queue.applied, queue.keys), (u32::MAX, u32::MAX, Keys::DOWN));
+    }
+
+    #[test]
+    fn a_flood_behind_a_gap_is_refused() {
+        let mut queue = InputQueue::default();
+        for seq in 2..=MAX_PENDING_INPUTS as u32 {
+            queue.push(input(seq, Keys::UP), 0).unwrap();
+        }
+        assert_eq!(queue.push(input(10_000, Keys::UP), 0), Err(InputError::Overflow));
+        assert_eq!(queue.push(input(u32::MAX, Keys::UP), 0), Err(InputError::Overflow));
+    }
+
+    /// Steps our ticks `ticks`, returning for each the player's tick simulated and the keys held then.
+    fn run(queue: &mut InputQueue, ticks: std::ops::RangeInclusive<u64>) -> Vec<(Option<u32>, Keys)> {
+        ticks
+            .map(|tick| if queue.step(tick, UserId(1)) { (queue.your_tick(), queue.keys) } else { (None, queue.keys) })
+            .collect()
+    }
+
+    #[test]
+    fn inputs_are_applied_as_far_apart_as_they_were_pressed_whatever_their_delay() {
+        let mut queue = InputQueue::default();
+        // Pressed at the player's ticks 100 and 103: the first arrives as our tick 50
+        // ends, the second two ticks later than the first would say, just in time.
+        queue.push(at(1, Keys::UP, 100), 50).unwrap();
+        assert_eq!(run(&mut queue, 51..=52), [(None, Keys::empty()), (Some(100), Keys::UP)], "a tick of slack first");
+        queue.push(at(2, Keys::LEFT, 103), 54).unwrap();
+        let steps = run(&mut queue, 53..=56);
+        assert_eq!(
+            steps,
+            [(Some(101), Keys::UP), (Some(102), Keys::UP), (Some(103), Keys::LEFT), (Some(104), Keys::LEFT)]
+        );
+    }
+
+    #[test]
+    fn a_late_input_makes_its_player_wait_and_gives_the_next_ones_room() {
+        let mut queue = InputQueue::default();
+        queue.push(at(1, Keys::UP, 100), 50).unwrap();
+        assert_eq!(run(&mut queue, 51..=55).last(), Some(&(Some(103), Keys::UP)));
+        // Due in our tick 54 (its tick 102), it arrives as 55 ends: two ticks late.
+        queue.push(at(2, Keys::LEFT, 102), 55).unwrap();
+        let steps = run(&mut queue, 56..=58);
+        assert_eq!(steps, [(None, Keys::UP), (None, Keys::UP), (Some(104), Keys::LEFT)], "stands two ticks");
+        // The next, as delayed, is on time.
+        queue.push(at(3, Keys::DOWN, 106), 59).unwrap();
+        assert_eq!(run(&mut queue, 59..=60), [(Some(105), Keys::LEFT), (Some(106), Keys::DOWN)]);
+    }
+
+    /// After a spike (an input five ticks late), inputs that each wait five ticks more
+    /// than the slack: the clock's offset after them, holding `keys`.
+    fn offset_after_early_inputs(keys: Keys) -> (i64, i64) {
+        let mut queue = InputQueue::default();
+        queue.push(at(1, Keys::UP, 100), 50).unwrap();
+        run(&mut queue, 51..=56);
+        queue.push(at(2, keys, 101), 57).unwrap();
+        let after_spike = queue.clock().unwrap().offset;
+        for seq in 3..3 + EARLINESS_REMEMBERED as u32 {
+            let stamp = 100 + 10 * seq;
+            let arrival = u64::from(stamp) - 50;
+            queue.push(at(seq, keys, stamp), arrival).unwrap();
+            run(&mut queue, arrival + 1..=arrival + 10);
+        }
+        (after_spike, queue.clock().unwrap().offset)
+    }
+
+    #[test]
+    fn a_clock_tightens_only_while_its_player_stands_still() {
+        let (after_spike, standing) = offset_after_early_inputs(Keys::empty());
+        assert_eq!(standing, after_spike - 5, "every input spared five ticks; the slack is kept");
+        let (after_spike, walking) = offset_after_early_inputs(Keys::RIGHT);
+        assert_eq!(walking, after_spike, "walking, waiting less would move the player");
+    }
+
+    #[test]
+    fn an_input_stamped_far_ahead_is_held_half_a_second_at_most() {
+        let mut queue = InputQueue::default();
+        queue.push(at(1, Keys::UP, 100), 50).unwrap();
+        queue.push(at(2, Keys::LEFT, u32::MAX), 50).unwrap();
+        assert_eq!(queue.clock().unwrap().offset, -48, "walking, the clock holds");
+        // Arrived as our tick 50 ended: applied in tick 61, the player's 109.
+        let steps = run(&mut queue, 51..=50 + 1 + MAX_INPUT_LEAD_TICKS as u64);
+        assert_eq!(steps[steps.len() - 2..], [(Some(108), Keys::UP), (Some(109), Keys::LEFT)]);
+    }
+
+    #[test]
+    fn inputs_from_before_an_outage_apply_at_once_and_leave_the_clock() {
+        let mut queue = InputQueue::default();
+        queue.push(at(1, Keys::UP, 100), 50).unwrap();
+        run(&mut queue, 51..=139);
+        // Sent again after a resume, some 30 ticks after they were due.
+        queue.push(at(2, Keys::LEFT, 150), 139).unwrap();
+        queue.push(at(3, Keys::DOWN, 151), 139).unwrap();
+        assert_eq!(queue.clock().unwrap().offset, -48);
+        assert_eq!(run(&mut queue, 140..=140), [(Some(188), Keys::DOWN)]);
+    }
+
+    #[test]
+    fn a_clock_carried_on_by_the_next_owner_continues_the_players_ticks() {
+        let clock = PlayerClock::carrying_on(700, 9000, 1);
+        let mut queue = InputQueue::resume(Keys::UP, 4, 4, Some(clock), [at(5, Keys::LEFT, 702)], 9000);
+        let steps = run(&mut queue, 9001..=9004);
+        assert_eq!(steps, [(None, Keys::UP), (Some(701), Keys::UP), (Some(702), Keys::LEFT), (Some(703), Keys::LEFT)]);
+    }
+}
