@@ -138,6 +138,7 @@ pub async fn run(options: ChaosOptions, command: String) -> Result<ChaosReport, 
         // Ended by `finish_now` once the scenes are over.
         measure: Duration::from_secs(24 * 60 * 60),
         name_prefix: "chaos".into(),
+        chat_every: None,
     });
     tokio::time::sleep_until(swarm.window.start).await;
     let mut chaos = Chaos { cluster: &mut cluster, swarm: &swarm, options: &options };

@@ -167,6 +167,7 @@ async fn run_step(
         warmup: Duration::from_secs(options.warmup),
         measure: Duration::from_secs(options.measure),
         name_prefix: "bot".into(),
+        chat_every: None,
     });
     tokio::time::sleep_until(swarm.window.start).await;
     let before = read(cluster).await?;

@@ -96,7 +96,7 @@ fn stats_panel(
                 row("resumes", snapshot.resumes.to_string());
                 row("fps", format!("{:.0}", rate.0));
             });
-            ui.small("WASD or arrow keys to walk");
+            ui.small("WASD or arrow keys to walk, Enter to chat");
         },
     );
     Ok(())

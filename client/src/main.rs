@@ -6,6 +6,7 @@
 //! windows on one machine can be two players); the embedded cluster keeps its world in
 //! your data directory, so you find yourself where you left.
 
+mod chat;
 mod connection;
 mod hud;
 mod screenshot;
@@ -88,6 +89,7 @@ fn main() -> AppExit {
             connection::ConnectionPlugin { proxies, identity: profile.identity().clone(), name: args.name },
             world::WorldPlugin,
             hud::HudPlugin,
+            chat::ChatPlugin,
             screenshot::ScreenshotPlugin { path: args.screenshot, exit_after_frames: args.exit_after_frames },
         ))
         .run()

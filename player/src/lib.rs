@@ -2,14 +2,17 @@
 //! anything: what the game client, the bots and the tests all speak. [`connection`]
 //! joins through a proxy (with one retry-and-backoff for everyone) and sends key presses;
 //! [`world_view`] folds the updates received into what the player knows; [`steering`]
-//! turns "walk to there" into key presses, as a person would press them; [`profile`]
+//! turns "walk to there" into key presses, as a person would press them; [`chat_log`]
+//! keeps the chat lines heard (`Player::say` says one); [`profile`]
 //! keeps who the player is (its identity) on disk, one directory per profile.
 
+pub mod chat_log;
 pub mod connection;
 pub mod profile;
 pub mod steering;
 pub mod world_view;
 
+pub use chat_log::ChatLog;
 pub use connection::{Player, PlayerError, Rejoin};
 pub use profile::{Profile, ProfileError};
 pub use world_view::WorldView;

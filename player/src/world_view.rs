@@ -1,13 +1,15 @@
 //! What a player knows of the world, folded from the updates it received: itself, the
 //! server simulating it, and every other entity in view as last sent, extrapolated to
-//! the latest tick when asked (servers resend an entity only when its motion changes).
+//! the latest tick when asked (servers resend an entity only when its motion changes);
+//! and what it heard said ([`ChatLog`]).
 //! An update is folded in only once [`verify::update`] has found it possible for the
 //! player's welcome: what a proxy forwards is not trusted.
 
+use crate::chat_log::ChatLog;
 use std::collections::HashMap;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::verify::{self, Violation};
-use tessera_shared::protocol::{EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate};
+use tessera_shared::protocol::{ChatLine, EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate};
 
 /// What a player knows of the world, from the updates received so far.
 #[derive(Debug, Default, Clone)]
@@ -31,6 +33,8 @@ pub struct WorldView {
     pub handoffs: u32,
     /// The server simulating this player is lost, until its next update.
     pub region_offline: bool,
+    /// What the player heard said.
+    pub chat: ChatLog,
 }
 
 impl WorldView {
@@ -71,6 +75,14 @@ impl WorldView {
         if count > MAX_ENTITIES_PER_MESSAGE {
             return Err(Violation::TooManyInView { count });
         }
+        Ok(())
+    }
+
+    /// Folds in a chat line the player heard, if anyone may be shown it
+    /// ([`verify::chat_line`]); refused, it ends the connection.
+    pub fn hear(&mut self, line: ChatLine) -> Result<(), Violation> {
+        verify::chat_line(&line)?;
+        self.chat.hear(line);
         Ok(())
     }
 

@@ -6,11 +6,13 @@
 //! layer: network events in, queued messages out; its [`net::tcp`] transport runs the
 //! sockets on a tokio runtime beside the app), [`players`] (logins, logouts, input
 //! queues), [`movement`], [`interest`] (what each player is sent), [`regions`]
-//! (subscriptions between servers, ghosts), [`handoff`], [`checkpoints`] (players
+//! (subscriptions between servers, ghosts), [`handoff`], [`chat`] (what players say,
+//! to those near them or to everyone), [`checkpoints`] (players
 //! saved to the store, off the tick), [`status`] (the operator's periodic report).
 //! [`app`] assembles them.
 
 pub mod app;
+pub mod chat;
 pub mod checkpoints;
 pub mod components;
 pub mod handoff;

@@ -24,6 +24,7 @@ async fn abuse_at_every_door_drops_no_bot_and_loses_no_input() {
             warmup: Duration::from_secs(2),
             measure: Duration::from_secs(16),
             name_prefix: "abused".into(),
+            chat_every: None,
         }),
         abuse::run(AbusePlan::from_loopback(targets, Duration::from_secs(8), 50)),
     );

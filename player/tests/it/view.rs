@@ -1,7 +1,7 @@
 //! What a player does with the bytes its proxy sends once it is welcomed (by
-//! [`receive::welcome`]): each update is folded into its [`WorldView`] as
-//! `Player::receive` folds it ([`WorldView::apply`], which holds it to
-//! `verify::update` first), and the view is read as the client draws it. The replay of
+//! [`receive::welcome`]): each update and chat line is folded into its [`WorldView`] as
+//! `Player::receive` folds it ([`WorldView::apply`] and [`WorldView::hear`], which hold
+//! it to `verify` first), and the view is read as the client draws it. The replay of
 //! the `proxy_to_client` seeds and that fuzz target (which includes this file, and
 //! [`receive`] beside it) drive it. Nothing here may panic, whatever the bytes.
 
@@ -15,6 +15,11 @@ pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
     let mut view = WorldView::new(tick_seconds(welcome.tick_hz));
     let received = receive::frames(bytes, |message: &ProxyToClient| match message {
         ProxyToClient::Update(update) => view.apply(update.clone(), &welcome),
+        ProxyToClient::Chat(line) => view.hear(line.clone()),
+        ProxyToClient::ChatThrottled => {
+            view.chat.throttled += 1;
+            Ok(())
+        }
         // A player takes a welcome only before its first update, and stops at a
         // disconnect, a refused name or a session gone: none reaches its view.
         ProxyToClient::Welcome(_)
