@@ -9,11 +9,11 @@
 //! each other forever). The app sees [`Connection`] and the latest [`Snapshot`]; nothing
 //! here ever blocks a frame.
 
+use crate::chat::{ChatHeard, ChatPanel};
 use bevy::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use crate::chat::{ChatHeard, ChatPanel};
 use tessera_player::{Player, PlayerError, Rejoin, WorldView};
 use tessera_shared::bridge::{Inbox, InboxSender, NetRuntime, inbox};
 use tessera_shared::components::Keys;

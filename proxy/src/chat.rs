@@ -79,10 +79,10 @@ mod tests {
     use tessera_shared::link::Outbound;
     use tokio::sync::mpsc;
 
-    /// A table with one player, on server 1, and what is queued for that player.
-    fn one_player() -> (Routing, UserId, mpsc::Receiver<QueuedFrame>) {
+    /// A table with one player, on server 1, what is queued for that player, and for the server.
+    fn one_player() -> (Routing, UserId, mpsc::Receiver<QueuedFrame>, mpsc::Receiver<ProxyToServer>) {
         let routing = Routing::default();
-        let (to_server, _) = Outbound::channel();
+        let (to_server, server) = Outbound::channel();
         routing.server_up(ServerId(1), to_server);
         let (outbound, queue) = ClientQueue::channel(1 << 20);
         let key = PlayerKey([1; 32]);
@@ -91,7 +91,7 @@ mod tests {
         let route = ClientRoute { outbound, owner: Some(ServerId(1)), epoch: 0, session, welcome: None, key, acked: 0 };
         let login = ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 0 };
         routing.join(user, route, Start::Login { owner: ServerId(1), login }, 10).unwrap();
-        (routing, user, queue)
+        (routing, user, queue, server)
     }
 
     fn told(queue: &mut mpsc::Receiver<QueuedFrame>) -> Vec<ProxyToClient> {
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn lines_are_bounded_then_cleaned_and_stamped() {
-        let (routing, user, _) = one_player();
+        let (routing, user, _, _server) = one_player();
         let now = Instant::now();
         let mut gate = ChatGate::new(now);
         let said = gate.hear(&routing, user, ChatChannel::Near, "  hi\u{202e} there\n", now).unwrap();
@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn past_its_rate_a_line_is_dropped_and_the_player_told_once_a_run() {
-        let (routing, user, mut queue) = one_player();
+        let (routing, user, mut queue, _server) = one_player();
         let start = Instant::now();
         let mut gate = ChatGate::new(start);
         let mut say = |at: Instant| gate.hear(&routing, user, ChatChannel::Near, "hi", at).unwrap().is_some();

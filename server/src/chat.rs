@@ -61,7 +61,8 @@ fn say_lines(
             warn!("ignoring a chat line of {user} from {via:?}, which does not speak for the player");
             continue;
         }
-        let line = ChatLine { speaker: user.entity(), name: visible.name.clone(), channel: *channel, text: text.clone() };
+        let line =
+            ChatLine { speaker: user.entity(), name: visible.name.clone(), channel: *channel, text: text.clone() };
         let at = position.0;
         let relay_to: Vec<ServerId> = match channel {
             ChatChannel::Near => {

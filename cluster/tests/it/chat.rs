@@ -55,7 +55,7 @@ fn a_line_said_near_is_heard_across_a_border_by_those_in_view_only() {
     settle(&mut cluster);
     let said = line(ada, "ada", ChatChannel::Near, "anyone here?");
     for hearer in [ada, bo, di] {
-        assert_eq!(heard(&cluster, hearer), [said.clone()], "{hearer} is in range");
+        assert_eq!(heard(&cluster, hearer), std::slice::from_ref(&said), "{hearer} is in range");
     }
     for beyond in [far_east, far_west] {
         assert!(heard(&cluster, beyond).is_empty(), "{beyond} is out of ada's view");
@@ -79,7 +79,7 @@ fn a_line_said_to_everyone_is_heard_on_every_server() {
     settle(&mut cluster);
     let said = line(players[0], "p0", ChatChannel::Everyone, "hello, world");
     for user in players {
-        assert_eq!(heard(&cluster, user), [said.clone()]);
+        assert_eq!(heard(&cluster, user), std::slice::from_ref(&said));
     }
 }
 

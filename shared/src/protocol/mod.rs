@@ -156,7 +156,10 @@ pub enum ClientToProxy {
     Input(Input),
     /// Says `text` (at most [`MAX_CHAT_LEN`](crate::chat::MAX_CHAT_LEN) bytes; the proxy
     /// cleans it) on `channel`. Players never say who is speaking: their proxy does.
-    Chat { channel: ChatChannel, text: String },
+    Chat {
+        channel: ChatChannel,
+        text: String,
+    },
 }
 
 /// Proxy → client.

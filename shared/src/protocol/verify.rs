@@ -13,8 +13,9 @@
 
 use super::handshake::{JoinRequest, SessionTicket};
 use super::{
-    ChatChannel, ChatLine, EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN, MAX_PENDING_INPUTS,
-    MAX_REASON_LEN, MAX_SPEED, PeerMessage, PlayerFrame, PlayerUpdate, ProxyToServer, ServerToProxy, Welcome,
+    ChatChannel, ChatLine, EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN,
+    MAX_PENDING_INPUTS, MAX_REASON_LEN, MAX_SPEED, PeerMessage, PlayerFrame, PlayerUpdate, ProxyToServer,
+    ServerToProxy, Welcome,
 };
 use crate::chat::{ChatProblem, MAX_CHAT_LEN, check_chat, clean_chat};
 use crate::cluster::{ClusterConfig, check_rates};
@@ -578,7 +579,9 @@ mod tests {
             text: text.into(),
         };
         // From server 2, whose region is (1024, 0) to (2048, 1024); the tether is 24.
-        let relayed = |line, x| from_peer(&PeerMessage::Chat { line, at: Vec2::new(x, 10.0) }, ServerId(1), ServerId(2), &rules());
+        let relayed = |line, x| {
+            from_peer(&PeerMessage::Chat { line, at: Vec2::new(x, 10.0) }, ServerId(1), ServerId(2), &rules())
+        };
         assert_eq!(relayed(line("ada", "hi"), 1100.0), Ok(()));
         assert_eq!(relayed(line("ada", "hi"), 1010.0), Ok(()), "tethered just past its border");
         for x in [500.0, f32::NAN, f32::INFINITY] {

@@ -59,7 +59,8 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
     let ghost = moving(EntityId(11), 1030.0, 20.0);
     let ticket = Some(SessionTicket(vec![9; 48]));
     let near = ChatChannel::Near;
-    let line = ChatLine { speaker: EntityId(11), name: "cy".into(), channel: ChatChannel::Everyone, text: "hi all".into() };
+    let line =
+        ChatLine { speaker: EntityId(11), name: "cy".into(), channel: ChatChannel::Everyone, text: "hi all".into() };
     vec![
         (Direction::Hello, frame(&Hello::new(Role::Client))),
         (Direction::Join, frame(&JoinRequest::sign(&Identity::from_secret([7; 32]), &join_challenge(), "ada", None))),

@@ -138,7 +138,9 @@ impl Receiver {
             Direction::Join => frames(bytes, |request: &JoinRequest| verify::join(request, &join_challenge())),
             // What the proxy forwards of it, held to the server's gate before it goes.
             Direction::ClientToProxy => frames(bytes, |message| match message {
-                ClientToProxy::Input(input) => verify::from_proxy(&ProxyToServer::Input { user: player(), input: *input }),
+                ClientToProxy::Input(input) => {
+                    verify::from_proxy(&ProxyToServer::Input { user: player(), input: *input })
+                }
                 ClientToProxy::Chat { channel, text } => match verify::said(player(), *channel, text)? {
                     Some(said) => verify::from_proxy(&said),
                     None => Ok(()),
