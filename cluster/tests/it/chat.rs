@@ -30,11 +30,25 @@ fn line(speaker: UserId, name: &str, channel: ChatChannel, text: &str) -> ChatLi
     ChatLine { speaker: speaker.entity(), name: name.into(), channel, text: text.into() }
 }
 
+/// `speaker` says `text` on `channel`; steps until `hearer` has heard a line.
+fn say_until_heard(cluster: &mut Stepper, speaker: UserId, channel: ChatChannel, text: &str, hearer: UserId) {
+    cluster.say(speaker, channel, text).unwrap();
+    cluster.step_until("a line heard", 10, |c| !heard(c, hearer).is_empty());
+}
+
 /// Steps a few ticks more: what was going to arrive has.
 fn settle(cluster: &mut Stepper) {
     for _ in 0..5 {
         cluster.step();
     }
+}
+
+/// Ada and bo, on server 1 in view of each other, through the two proxies.
+fn ada_and_bo() -> (Stepper, UserId, UserId) {
+    let mut cluster = Stepper::default_cluster();
+    let ada = cluster.join(0, "ada", Vec2::new(500.0, 500.0));
+    let bo = cluster.join(1, "bo", Vec2::new(600.0, 500.0));
+    (cluster, ada, bo)
 }
 
 #[test]
@@ -50,8 +64,7 @@ fn a_line_said_near_is_heard_across_a_border_by_those_in_view_only() {
     assert_eq!(cluster.owners(far_east), [ServerId(2)]);
     cluster.step_until("bo sees ada across the border", 5, |c| c.player(bo).view.other(ada.entity()).is_some());
 
-    cluster.say(ada, ChatChannel::Near, "anyone here?").unwrap();
-    cluster.step_until("bo hears ada", 5, |c| !heard(c, bo).is_empty());
+    say_until_heard(&mut cluster, ada, ChatChannel::Near, "anyone here?", bo);
     settle(&mut cluster);
     let said = line(ada, "ada", ChatChannel::Near, "anyone here?");
     for hearer in [ada, bo, di] {
@@ -85,12 +98,9 @@ fn a_line_said_to_everyone_is_heard_on_every_server() {
 
 #[test]
 fn the_speaker_is_whom_its_proxy_says_and_no_other_proxy_speaks_for_it() {
-    let mut cluster = Stepper::default_cluster();
-    let ada = cluster.join(0, "ada", Vec2::new(500.0, 500.0));
-    let bo = cluster.join(1, "bo", Vec2::new(600.0, 500.0));
+    let (mut cluster, ada, bo) = ada_and_bo();
     // A player's line names no speaker: its proxy stamps its own player.
-    cluster.say(bo, ChatChannel::Near, "it is me, ada").unwrap();
-    cluster.step_until("ada hears bo", 5, |c| !heard(c, ada).is_empty());
+    say_until_heard(&mut cluster, bo, ChatChannel::Near, "it is me, ada", ada);
     assert_eq!(heard(&cluster, ada), [line(bo, "bo", ChatChannel::Near, "it is me, ada")]);
     // Bo's proxy, gone rogue, speaks for ada, who came through the other proxy.
     let posing = ProxyToServer::Chat { user: ada, channel: ChatChannel::Everyone, text: "i am ada".into() };
@@ -103,11 +113,8 @@ fn the_speaker_is_whom_its_proxy_says_and_no_other_proxy_speaks_for_it() {
 
 #[test]
 fn lines_are_cleaned_and_one_too_long_is_refused() {
-    let mut cluster = Stepper::default_cluster();
-    let ada = cluster.join(0, "ada", Vec2::new(500.0, 500.0));
-    let bo = cluster.join(1, "bo", Vec2::new(600.0, 500.0));
-    cluster.say(ada, ChatChannel::Near, "  hi\u{1b}[2J\u{7}  \u{202e}there\u{200b}\n\n").unwrap();
-    cluster.step_until("bo hears ada", 5, |c| !heard(c, bo).is_empty());
+    let (mut cluster, ada, bo) = ada_and_bo();
+    say_until_heard(&mut cluster, ada, ChatChannel::Near, "  hi\u{1b}[2J\u{7}  \u{202e}there\u{200b}\n\n", bo);
     assert_eq!(heard(&cluster, bo), [line(ada, "ada", ChatChannel::Near, "hi[2J there")]);
 
     let too_long = "x".repeat(MAX_CHAT_LEN + 1);
@@ -122,9 +129,7 @@ fn lines_are_cleaned_and_one_too_long_is_refused() {
 
 #[test]
 fn a_player_saying_too_much_too_fast_is_told_and_plays_on() {
-    let mut cluster = Stepper::default_cluster();
-    let ada = cluster.join(0, "ada", Vec2::new(500.0, 500.0));
-    let bo = cluster.join(1, "bo", Vec2::new(600.0, 500.0));
+    let (mut cluster, ada, bo) = ada_and_bo();
     let lines = CHAT_BURST as usize + 3;
     for n in 0..lines {
         cluster.say(ada, ChatChannel::Near, &format!("line {n}")).unwrap();
@@ -148,8 +153,7 @@ fn a_line_said_during_a_handoff_is_heard() {
     cluster.press(ada, Keys::RIGHT);
     // Server 1 has let ada go, server 2 has not taken her yet: her proxy still routes to 1.
     cluster.step_until("ada in flight between servers", 40, |c| c.owners(ada).is_empty());
-    cluster.say(ada, ChatChannel::Near, "crossing").unwrap();
-    cluster.step_until("bo hears ada", 10, |c| !heard(c, bo).is_empty());
+    say_until_heard(&mut cluster, ada, ChatChannel::Near, "crossing", bo);
     settle(&mut cluster);
     let said = line(ada, "ada", ChatChannel::Near, "crossing");
     assert_eq!((heard(&cluster, ada), heard(&cluster, bo)), (vec![said.clone()], vec![said]));
