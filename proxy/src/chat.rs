@@ -1,14 +1,15 @@
 //! What players say, as their proxy takes it. Each line is held to the gate
 //! ([`verify::said`]): one longer than
 //! [`MAX_CHAT_LEN`](tessera_shared::chat::MAX_CHAT_LEN) is a protocol violation, and
-//! closes that player's connection (the player crate cleans and cuts what it sends, so no
-//! honest client sends one); the rest is cleaned (`tessera_shared::chat`: what does not
-//! show goes), and a line with nothing left is dropped. Then each player's own rate, [`CHAT_LINES_PER_SEC`] with a burst of
-//! [`CHAT_BURST`]: past it a line is dropped and the player is told, once for a run of
-//! dropped lines (a person typing fast is no attacker, and keeps its connection; a
-//! client flooding is held to the proxy's limit on messages of any kind, and cut off).
-//! What is left goes to the player's server stamped with the player's id, as its input
-//! does: nobody can speak for another.
+//! closes that player's connection (the player crate cleans and cuts what it sends, so
+//! no honest client sends one); the rest is cleaned (`tessera_shared::chat`: what does
+//! not show goes), and a line with nothing left is dropped. Then each player's own
+//! rate, [`CHAT_LINES_PER_SEC`] with a burst of [`CHAT_BURST`]: past it a line is
+//! dropped and the player is told, once for a run of dropped lines (a person typing
+//! fast is no attacker, and keeps its connection; a client flooding is held to the
+//! proxy's limit on messages of any kind, and cut off). What is left goes to the
+//! player's server stamped with the player's id, as its input does: nobody can speak
+//! for another.
 //!
 //! What servers send back (a line for some of their players) is encoded once and queued
 //! for each of them by the routing table ([`crate::routing::Routing::chat_from`]).

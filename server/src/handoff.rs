@@ -2,9 +2,9 @@
 //! whole state (position, velocity, keys, input sequence, pending inputs, proxy) goes
 //! to the next owner over the peer link, and this server stops simulating it in the
 //! same tick. The new owner tells the player's proxy, which routes input there from
-//! then on; whatever input (or chat line) still reaches the old owner is forwarded, never
-//! dropped, and sequence numbers make sure no input is applied twice. At no tick do two servers
-//! simulate the player.
+//! then on; whatever input (or chat line) still reaches the old owner is forwarded,
+//! never dropped, and sequence numbers make sure no input is applied twice. At no tick
+//! do two servers simulate the player.
 
 use crate::components::Visible;
 use crate::movement::MovementSystems;
@@ -235,9 +235,9 @@ fn forward_to_new_owners(
 /// The new owner's answer settles a handoff. Taken, whatever was held for the player
 /// follows it. Given back, the player is ours again as it left, with what was held
 /// applied (its inputs) and said (its chat lines) here, and is not handed on again for a
-/// while. A peer lost before it answered
-/// may have lost the player in flight: its proxy is told it is adrift, and (unless the
-/// peer took it after all and said so) logs it in again where it was saved.
+/// while. A peer lost before it answered may have lost the player in flight: its proxy
+/// is told it is adrift, and (unless the peer took it after all and said so) logs it in
+/// again where it was saved.
 #[allow(clippy::too_many_arguments)]
 fn settle_departures(
     mut commands: Commands,
