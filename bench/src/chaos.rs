@@ -139,6 +139,7 @@ pub async fn run(options: ChaosOptions, command: String) -> Result<ChaosReport, 
         measure: Duration::from_secs(24 * 60 * 60),
         name_prefix: "chaos".into(),
         conditioner: Default::default(),
+        chat_every: None,
     });
     tokio::time::sleep_until(swarm.window.start).await;
     let mut chaos = Chaos { cluster: &mut cluster, swarm: &swarm, options: &options };

@@ -168,6 +168,7 @@ async fn run_step(
         measure: Duration::from_secs(options.measure),
         name_prefix: "bot".into(),
         conditioner: Default::default(),
+        chat_every: None,
     });
     tokio::time::sleep_until(swarm.window.start).await;
     let before = read(cluster).await?;

@@ -61,6 +61,10 @@ struct Args {
     /// Seconds to connect and settle before measuring.
     #[arg(long, default_value_t = 5)]
     warmup: u64,
+    /// Each bot says a chat line about this often, in seconds (mostly to those near it,
+    /// now and then to everyone); 0 for never.
+    #[arg(long, default_value_t = 0.0)]
+    chat_every: f64,
     /// Write the report here as one JSON object.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -146,6 +150,7 @@ async fn swarm(args: Args) -> ExitCode {
         measure: Duration::from_secs(args.duration),
         name_prefix: "bot".into(),
         conditioner: args.conditioner.into(),
+        chat_every: Duration::try_from_secs_f64(args.chat_every).ok().filter(|every| !every.is_zero()),
     })
     .await;
     let failure =

@@ -3,13 +3,15 @@
 //! first part of a warm-up, then measures a fixed window: what the bots received, how
 //! long the servers took to echo their key presses, and (over the whole run, through
 //! the sequence numbers) whether any input was lost or applied twice, and every outage
-//! a bot rode out: from losing its connection or its region to playing again.
+//! a bot rode out: from losing its connection or its region to playing again. Asked
+//! to, bots chat now and then ([`Chatter`]), and count the lines they said and heard.
 //!
 //! Each bot is a player with a key of its own, derived from its name ([`bot_identity`]):
 //! cheap to make by the thousand, and the same bot each run, so a swarm started again
 //! finds its bots where they were. Bot keys are no secret: anyone can be a bot.
 
 use crate::behaviour::{Behaviour, Walker};
+use crate::chatter::Chatter;
 use hdrhistogram::Histogram;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -48,6 +50,8 @@ pub struct SwarmPlan {
     pub name_prefix: String,
     /// What every bot's link goes through.
     pub conditioner: Conditioner,
+    /// How often each bot says a line, on average; never if `None`.
+    pub chat_every: Option<Duration>,
 }
 
 /// The measured window, the same for every bot of a swarm.
@@ -93,6 +97,7 @@ impl Swarm {
                         .counting(traffic.clone())
                         .conditioned(plan.conditioner),
                     behaviour: Behaviour::pick(&mut rng),
+                    chat_every: plan.chat_every,
                     connect_at: now + stagger * i as u32,
                     window,
                     outages: Outages { counts: outages.clone(), ended: Vec::new(), current: None },
@@ -230,6 +235,26 @@ pub struct BotReport {
     pub still_connected: bool,
     pub error: Option<String>,
     pub outages: Vec<Outage>,
+    /// Chat lines it said, heard (its own among them) and had dropped for saying too
+    /// much too fast, over its whole run.
+    pub chat: ChatCounts,
+}
+
+/// Chat lines said, heard, and dropped by a proxy for coming too fast.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ChatCounts {
+    pub said: u64,
+    pub heard: u64,
+    pub throttled: u64,
+}
+
+impl ChatCounts {
+    /// Adds what `player`'s view heard and was told: once per connection, as a view starts
+    /// from nothing with each.
+    fn add_heard(&mut self, player: &Player) {
+        self.heard += player.view.chat.heard;
+        self.throttled += player.view.chat.throttled;
+    }
 }
 
 /// Corrections beyond this many units are snaps: the player sees a jump.
@@ -332,6 +357,7 @@ impl BotReport {
 struct Bot {
     rejoin: Rejoin,
     behaviour: Behaviour,
+    chat_every: Option<Duration>,
     connect_at: Instant,
     window: Window,
     outages: Outages,
@@ -366,17 +392,33 @@ impl Bot {
         // Bots look around at different moments, as people do.
         let first_look = Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>());
         let mut steer = tokio::time::interval_at(first_look, STEER_EVERY);
+        let mut chatter = self.chat_every.map(|every| Chatter::new(every, &mut rng, Instant::now()));
+        let mut chat = ChatCounts::default();
         let mut error = None;
         // One timer and one wait for the stop for the whole run, not one per message
         // (each would register with state every bot shares).
         let end = tokio::time::sleep_until(self.window.end);
         let stop = self.stop.clone();
         let stopped = stop.cancelled();
-        tokio::pin!(end, stopped);
+        let next_line = tokio::time::sleep_until(chatter.as_ref().map_or(self.window.end, Chatter::due));
+        tokio::pin!(end, stopped, next_line);
         loop {
             let lost = tokio::select! {
                 _ = &mut end => break,
                 _ = &mut stopped => break,
+
+                _ = &mut next_line, if chatter.is_some() => {
+                    let chatter = chatter.as_mut().expect("only while chatting");
+                    let (channel, text) = chatter.next_line(&mut rng, Instant::now());
+                    next_line.as_mut().reset(chatter.due());
+                    match player.say(channel, text).await {
+                        Ok(said) => {
+                            chat.said += u64::from(said);
+                            None
+                        }
+                        Err(err) => Some(err),
+                    }
+                }
 
                 _ = steer.tick() => {
                     let keys = walker.steer(&mut rng, &player.view, &player.welcome.map, Instant::now());
@@ -424,6 +466,7 @@ impl Bot {
             };
             let Some(lost) = lost else { continue };
             self.outages.begin(OutageCause::ConnectionLost);
+            chat.add_heard(&player);
             match self.resume(&player, lost).await {
                 Ok(resumed) => {
                     player = resumed;
@@ -443,6 +486,8 @@ impl Bot {
             let _ = player.wait_until(ACK_GRACE, "the last inputs acknowledged", |view| view.last_input >= last).await;
             // Whoever measures the cluster at the window's end finds every bot still in it.
             tokio::time::sleep_until(ended_at + LINGER).await;
+            // A connection that ended in an error was counted as it ended.
+            chat.add_heard(&player);
         }
         let view = &player.view;
         Ok(BotReport {
@@ -460,6 +505,7 @@ impl Bot {
             still_connected,
             error,
             outages: self.outages.finish(),
+            chat,
         })
     }
 }
@@ -497,6 +543,9 @@ pub struct SwarmReport {
     pub wire_bytes_per_entity_state: f64,
     pub echo_latency_ms: Percentiles,
     pub smoothness: Smoothness,
+    /// Chat lines the bots said, heard (each line once per hearer, its speaker among
+    /// them) and had dropped for saying too much too fast, over the whole run.
+    pub chat: ChatCounts,
     pub errors: Vec<String>,
     /// Every bot's outages, for whoever caused them to measure.
     #[serde(skip)]
@@ -538,6 +587,7 @@ impl SwarmReport {
             wire_bytes_per_entity_state: 0.0,
             echo_latency_ms: Percentiles::default(),
             smoothness: Smoothness::default(),
+            chat: ChatCounts::default(),
             errors: Vec::new(),
             outages: Vec::new(),
         };
@@ -556,6 +606,9 @@ impl SwarmReport {
                     report.handoffs += u64::from(bot.handoffs);
                     report.resumes += u64::from(bot.resumes);
                     report.updates_received += bot.updates;
+                    report.chat.said += bot.chat.said;
+                    report.chat.heard += bot.chat.heard;
+                    report.chat.throttled += bot.chat.throttled;
                     entity_updates += bot.entity_updates;
                     entity_states += bot.entity_states;
                     latency.add(&bot.echo_latency_us).expect("same bounds");

@@ -1,5 +1,6 @@
 //! The connection to the cluster, on a tokio runtime beside the app: join through a
-//! proxy picked at random, send the keys held whenever they change, receive updates, and
+//! proxy picked at random, send the keys held whenever they change (none while a chat
+//! line is being typed) and the chat lines said, receive updates and chat lines, and
 //! on any loss say why and rejoin with backoff (`tessera_player::Rejoin`; a full cluster
 //! is said as such, and waited for longer). A lost connection resumes its session
 //! through a proxy at once: the same place, view and inputs. Two things end the rejoining for good, since
@@ -8,6 +9,7 @@
 //! each other forever). The app sees [`Connection`] and the latest [`Snapshot`]; nothing
 //! here ever blocks a frame.
 
+use crate::chat::{ChatHeard, ChatPanel};
 use bevy::prelude::*;
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use tessera_shared::bridge::{Inbox, InboxSender, NetRuntime, inbox};
 use tessera_shared::components::Keys;
 use tessera_shared::identity::Identity;
 use tessera_shared::link::{Outbound, Traffic};
-use tessera_shared::protocol::Welcome;
+use tessera_shared::protocol::{ChatChannel, ChatLine, Welcome};
 use tokio::sync::mpsc;
 
 /// What the player sees of the connection.
@@ -88,6 +90,12 @@ enum FromNet {
         smoothness: Smoothness,
         round_trip_ms: Option<f64>,
     },
+    /// Chat lines heard since the last, and whether the player was told it says too
+    /// much too fast.
+    Heard {
+        lines: Vec<ChatLine>,
+        throttled: bool,
+    },
     /// `reason` is `None` when the cluster was full.
     Lost {
         reason: Option<String>,
@@ -145,6 +153,10 @@ impl SmoothnessMeter {
     }
 }
 
+/// Where chat lines said go.
+#[derive(Resource)]
+pub struct ChatOut(pub Outbound<(ChatChannel, String)>);
+
 pub struct ConnectionPlugin {
     pub proxies: Vec<String>,
     /// What the player's link goes through.
@@ -160,14 +172,16 @@ impl Plugin for ConnectionPlugin {
         let runtime = NetRuntime::new("client-net", 1).expect("the network runtime starts");
         let (events, inbox) = inbox::<FromNet>(1024);
         let (keys, keys_in) = Outbound::channel();
+        let (chat, chat_in) = Outbound::channel();
         let traffic = Traffic::default();
         let rejoin = Rejoin::new(self.proxies.clone(), self.identity.clone(), self.name.clone())
             .counting(traffic.clone())
             .conditioned(self.conditioner);
-        runtime.handle().spawn(stay_connected(rejoin, events, keys_in));
+        runtime.handle().spawn(stay_connected(rejoin, events, Said { keys: keys_in, chat: chat_in }));
         app.insert_resource(runtime)
             .insert_resource(inbox)
             .insert_resource(KeysOut(keys))
+            .insert_resource(ChatOut(chat))
             .insert_resource(Connection::Connecting { proxy: String::new() })
             .insert_resource(Bandwidth { traffic, ..default() })
             .insert_resource(SmoothnessMeter::new(self.conditioner))
@@ -182,6 +196,7 @@ fn receive(
     mut connection: ResMut<Connection>,
     mut snapshot: ResMut<Snapshot>,
     mut meter: ResMut<SmoothnessMeter>,
+    mut heard: MessageWriter<ChatHeard>,
 ) {
     for event in inbox.drain() {
         match event {
@@ -212,6 +227,12 @@ fn receive(
                     snapshot.round_trip_ms = round_trip_ms;
                 }
             }
+            FromNet::Heard { lines, throttled } => {
+                heard.write_batch(lines.into_iter().map(ChatHeard::Line));
+                if throttled {
+                    heard.write(ChatHeard::Throttled);
+                }
+            }
             FromNet::Lost { reason, retry_in } => {
                 let retry_at = Instant::now() + retry_in;
                 *connection = match reason {
@@ -235,8 +256,13 @@ pub fn held_keys(input: &ButtonInput<KeyCode>) -> Keys {
     keys
 }
 
-fn send_keys(input: Res<ButtonInput<KeyCode>>, keys_out: Res<KeysOut>, mut snapshot: ResMut<Snapshot>) {
-    let keys = held_keys(&input);
+fn send_keys(
+    input: Res<ButtonInput<KeyCode>>,
+    chat: Res<ChatPanel>,
+    keys_out: Res<KeysOut>,
+    mut snapshot: ResMut<Snapshot>,
+) {
+    let keys = if chat.typing() { Keys::empty() } else { held_keys(&input) };
     let now = Instant::now();
     if keys != snapshot.keys_sent && keys_out.0.send((keys, now)).is_ok() {
         snapshot.keys_sent = keys;
@@ -262,9 +288,16 @@ fn measure_bandwidth(mut bandwidth: ResMut<Bandwidth>) {
     bandwidth.since = Some(now);
 }
 
+/// What the player says to the network task: the keys it holds, the chat lines it says.
+struct Said {
+    /// Each change of the keys held, and when it was pressed.
+    keys: mpsc::Receiver<(Keys, Instant)>,
+    chat: mpsc::Receiver<(ChatChannel, String)>,
+}
+
 /// Joins, plays, and rejoins after any loss, until the app goes away or rejoining
 /// cannot help.
-async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut keys: mpsc::Receiver<(Keys, Instant)>) {
+async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut said: Said) {
     loop {
         let proxy = rejoin.pick_proxy();
         if events.send(FromNet::Connecting { proxy: proxy.clone() }).await.is_err() {
@@ -276,7 +309,7 @@ async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut ke
                 if events.send(FromNet::Joined { proxy: proxy.clone(), welcome }).await.is_err() {
                     return;
                 }
-                match play(&mut player, &events, &mut keys).await {
+                match play(&mut player, &events, &mut said).await {
                     // The connection was lost, not the session: it resumes through a proxy.
                     Some(lost @ PlayerError::Link(_)) => {
                         rejoin.resume_with(&player);
@@ -305,19 +338,23 @@ async fn stay_connected(mut rejoin: Rejoin, events: InboxSender<FromNet>, mut ke
 }
 
 /// Plays until the connection is lost (and says why), or the game closes (`None`).
-async fn play(
-    player: &mut Player,
-    events: &InboxSender<FromNet>,
-    keys: &mut mpsc::Receiver<(Keys, Instant)>,
-) -> Option<PlayerError> {
+async fn play(player: &mut Player, events: &InboxSender<FromNet>, said: &mut Said) -> Option<PlayerError> {
     let mut sent_at: HashMap<u32, Instant> = HashMap::new();
+    // Chat lines of this connection's view passed on, and dropped lines told.
+    let (mut lines_taken, mut throttled_told) = (0, 0);
     loop {
         tokio::select! {
-            pressed = keys.recv() => {
+            pressed = said.keys.recv() => {
                 let (pressed, at) = pressed?;
                 match player.press_at(pressed, at).await {
                     Ok(seq) => { sent_at.insert(seq, at); }
                     Err(err) => return Some(err),
+                }
+            }
+            line = said.chat.recv() => {
+                let (channel, text) = line?;
+                if let Err(err) = player.say(channel, &text).await {
+                    return Some(err);
                 }
             }
             received = player.receive() => {
@@ -325,6 +362,13 @@ async fn play(
                     Ok(view) => view.clone(),
                     Err(err) => return Some(err),
                 };
+                let chat = &view.chat;
+                if chat.heard > lines_taken || chat.throttled > throttled_told {
+                    let lines = chat.since(lines_taken).cloned().collect();
+                    let throttled = chat.throttled > throttled_told;
+                    (lines_taken, throttled_told) = (chat.heard, chat.throttled);
+                    events.send(FromNet::Heard { lines, throttled }).await.ok()?;
+                }
                 let acked: Vec<u32> = sent_at.keys().copied().filter(|&seq| seq <= view.last_input).collect();
                 let round_trip_ms = acked.iter().filter_map(|seq| sent_at.remove(seq)).map(|at| at.elapsed().as_secs_f64() * 1000.0).reduce(f64::min);
                 let update = FromNet::View {

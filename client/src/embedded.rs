@@ -1,7 +1,7 @@
 //! The cluster a client starts inside itself when none is named: the default map's
 //! servers and proxies (`tessera_cluster`), its world kept in the player's data
 //! directory, and a few wandering bots (`tessera_bots`), so a newcomer's first window
-//! shows people about. Dropping it stops them all.
+//! shows people walking about and, now and then, talking. Dropping it stops them all.
 
 use std::time::Duration;
 use tessera_bots::swarm::{Swarm, SwarmPlan};
@@ -35,6 +35,8 @@ impl EmbeddedCluster {
                     measure: Duration::from_secs(365 * 24 * 60 * 60),
                     name_prefix: "Wanderer".into(),
                     conditioner: Default::default(),
+                    // Now and then, so the world talks without drowning the chat.
+                    chat_every: Some(Duration::from_secs(30)),
                 };
                 let swarm = {
                     let _entered = runtime.handle().enter();

@@ -100,7 +100,7 @@ fn stats_panel(
             egui::CollapsingHeader::new("smoothness").default_open(meter.conditioner.is_active()).show(ui, |ui| {
                 smoothness_details(ui, &meter, &snapshot);
             });
-            ui.small("WASD or arrow keys to walk");
+            ui.small("WASD or arrow keys to walk, Enter to chat");
         },
     );
     Ok(())

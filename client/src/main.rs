@@ -7,6 +7,7 @@
 //! windows on one machine can be two players); the embedded cluster keeps its world in
 //! your data directory, so you find yourself where you left.
 
+mod chat;
 mod connection;
 #[cfg(feature = "embedded-cluster")]
 mod embedded;
@@ -102,6 +103,7 @@ fn main() -> AppExit {
             },
             world::WorldPlugin,
             hud::HudPlugin,
+            chat::ChatPlugin,
             screenshot::ScreenshotPlugin { path: args.screenshot, exit_after_frames: args.exit_after_frames },
         ))
         .run()

@@ -58,8 +58,16 @@ struct OwnAvatar;
 #[derive(Component)]
 struct NameLabel;
 
+/// The players on screen, by id.
 #[derive(Resource, Default)]
-struct Avatars(HashMap<EntityId, Entity>);
+pub struct Avatars(HashMap<EntityId, Entity>);
+
+impl Avatars {
+    /// The disc of `id`, if it is on screen.
+    pub fn entity(&self, id: EntityId) -> Option<Entity> {
+        self.0.get(&id).copied()
+    }
+}
 
 /// The map the regions were drawn for.
 #[derive(Resource, Default)]

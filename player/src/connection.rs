@@ -1,11 +1,11 @@
 //! A player's connection to a proxy: the handshake and the join (the player's key signs
-//! the proxy's challenge), the welcome, then key presses out
-//! and updates in, folded into a [`WorldView`]. [`Rejoin`] is the one way anything joins
+//! the proxy's challenge), the welcome, then key presses and chat lines out
+//! and updates and chat lines in, folded into a [`WorldView`]. [`Rejoin`] is the one way anything joins
 //! a cluster, and joins again after a loss: a proxy picked at random at each attempt, a
 //! [`Backoff`] between failures, a longer one while the cluster says it is full.
 //! Nothing the proxy sends is used unchecked: its welcome must be its own and sane
-//! ([`verify::welcome`]), each update possible for it, and no update may claim inputs
-//! applied that were never sent.
+//! ([`verify::welcome`]), each update possible for it, each chat line clean, and no
+//! update may claim inputs applied that were never sent.
 
 use crate::conditioner::Conditioner;
 use crate::prediction::{InputClock, Prediction, Reconciled};
@@ -15,14 +15,15 @@ use rand::seq::IndexedRandom;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tessera_shared::Vec2;
+use tessera_shared::chat::clean_chat;
 use tessera_shared::components::Keys;
 use tessera_shared::identity::{Identity, JoinChallenge};
 use tessera_shared::link::{Backoff, Door, HEARTBEAT_EVERY, Link, LinkError, Traffic};
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
-    CLUSTER_FULL, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, ProxyToClient, Role, SIGNED_IN_AGAIN, SessionTicket,
-    Welcome, tick_seconds,
+    CLUSTER_FULL, ChatChannel, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, ProxyToClient, Role, SIGNED_IN_AGAIN,
+    SessionTicket, Welcome, tick_seconds,
 };
 use tokio::time::Instant;
 
@@ -169,6 +170,9 @@ impl Player {
                 ProxyToClient::RegionOffline => {
                     return Err(Violation::OutOfOrder { what: "a region offline", when: "before the welcome" }.into());
                 }
+                ProxyToClient::Chat(_) | ProxyToClient::ChatThrottled => {
+                    return Err(Violation::OutOfOrder { what: "chat", when: "before the welcome" }.into());
+                }
             },
         };
         verify::welcome(&welcome, proxy, identity.user())?;
@@ -230,6 +234,20 @@ impl Player {
         Ok(seq)
     }
 
+    /// Says `text` on `channel`, cleaned and cut to the chat rule first
+    /// (`tessera_shared::chat`), so the proxy never refuses it. Whether there was anything
+    /// left to say: a line of only spaces or invisible characters is not sent. The player
+    /// hears its own line when its server says it ([`WorldView::chat`]).
+    pub async fn say(&mut self, channel: ChatChannel, text: &str) -> Result<bool, PlayerError> {
+        let text = clean_chat(text);
+        if text.is_empty() {
+            return Ok(false);
+        }
+        self.link.send(ClientToProxy::Chat { channel, text }).await?;
+        self.sent_at = Instant::now();
+        Ok(true)
+    }
+
     /// The keys held now.
     pub fn keys(&self) -> Keys {
         self.keys
@@ -240,8 +258,9 @@ impl Player {
         self.next_seq - 1
     }
 
-    /// Receives one update and folds it into the view, sending heartbeats while it waits
-    /// so the proxy knows the player is there even when it presses nothing. A proxy
+    /// Receives one message (an update, a chat line) and folds it into the view, sending
+    /// heartbeats while it waits so the proxy knows the player is there even when it
+    /// presses nothing. A proxy
     /// silent for [`tessera_shared::link::SILENCE_LIMIT`] is gone: an error, like a closed connection.
     pub async fn receive(&mut self) -> Result<&WorldView, PlayerError> {
         let message = loop {
@@ -294,6 +313,14 @@ impl Player {
                 Ok(&self.view)
             }
             ProxyToClient::Welcome(_) => Err(Violation::OutOfOrder { what: "a welcome", when: "twice" }.into()),
+            ProxyToClient::Chat(line) => {
+                self.view.hear(line)?;
+                Ok(&self.view)
+            }
+            ProxyToClient::ChatThrottled => {
+                self.view.chat.throttled += 1;
+                Ok(&self.view)
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! What a player knows of the world, folded from the updates it received: itself, the
 //! server simulating it, and every other entity in view as last sent, extrapolated to
-//! the latest tick when asked (servers resend an entity only when its motion changes).
+//! the latest tick when asked (servers resend an entity only when its motion changes);
+//! and what it heard said ([`ChatLog`]).
 //! An update is folded in only once [`verify::update`] has found it possible for the
 //! player's welcome: what a proxy forwards is not trusted.
 //!
@@ -10,35 +11,53 @@
 //! whatever the jitter. Only an update later than the clock allowed for moves what was
 //! already shown; how far, per entity, is what [`WorldView::apply`] reports.
 
-use std::collections::HashMap;
+use crate::chat_log::ChatLog;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 use tessera_shared::Vec2;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::verify::{self, Violation};
-use tessera_shared::protocol::{EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate};
+use tessera_shared::protocol::{ChatLine, EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate};
 
 /// Others are shown this many ticks behind the latest tick the clock expects to have
-/// arrived: the interval they are shown in has both ends known.
-const SHOWN_BEHIND_TICKS: f64 = 1.0;
+/// arrived: the interval they are shown in has both ends known, with half a tick to spare.
+const SHOWN_BEHIND_TICKS: f64 = 1.5;
 /// The furthest others are carried past the latest tick received, when updates are late.
 const MAX_EXTRAPOLATION_TICKS: f64 = 5.0;
-/// How fast the clock's late envelope follows an update later than it (per update), and
-/// how slowly it comes back after earlier ones.
-const LATER_GAIN: f64 = 0.25;
-const EARLIER_GAIN: f64 = 0.01;
+/// How fast the clock's late envelope follows an update later than it (at once: a late
+/// update moves what is shown), and how slowly it comes back after earlier ones (by
+/// half in about 7 s at 20 Hz), so that what is shown waits for nearly every update.
+const LATER_GAIN: f64 = 1.0;
+const EARLIER_GAIN: f64 = 0.005;
 const MEAN_GAIN: f64 = 0.1;
+/// Updates over which a new player's clock settles (a second at 20 Hz).
+const SETTLING_UPDATES: u32 = 20;
+/// The most the tick shown runs faster or slower than the server's, catching up.
+const MAX_SLEW: f64 = 0.1;
+/// How long the tick shown takes to catch up with where it should be, unless bounded.
+const CATCH_UP_SECONDS: f64 = 1.0;
 
 /// The server's ticks mapped onto this player's time: when each tick's update arrives,
-/// and so which tick to show others at.
+/// and so which tick to show others at. The tick shown never jumps: it runs at the
+/// server's pace, a little faster or slower ([`MAX_SLEW`]) while it catches up with
+/// where the arrivals say it should be, so a late update slows the others a little
+/// rather than throwing them back.
 #[derive(Debug, Default, Clone)]
 pub struct StreamClock {
     origin: Option<Instant>,
     tick_seconds: f64,
     /// Of updates as they arrive, the local time less the tick's time (seconds): its
-    /// late envelope, which all but the latest updates stay within, and their mean.
+    /// late envelope, which nearly every update stays within, and their mean.
     late: f64,
     mean: f64,
     latest: u64,
+    /// Updates received: over the first [`SETTLING_UPDATES`] the tick shown goes straight
+    /// where it should be (nothing has been shown for long), then it only slews.
+    received: u32,
+    /// The tick shown at `since` (seconds), and how many ticks it moves per tick of time.
+    shown: f64,
+    since: f64,
+    pace: f64,
 }
 
 impl StreamClock {
@@ -46,29 +65,49 @@ impl StreamClock {
         at.saturating_duration_since(*self.origin.get_or_insert(at)).as_secs_f64()
     }
 
+    /// Where the arrivals say the tick shown should be at `seconds`.
+    fn wanted(&self, seconds: f64) -> f64 {
+        (seconds - self.late) / self.tick_seconds - SHOWN_BEHIND_TICKS
+    }
+
+    fn shown_at(&self, seconds: f64) -> f64 {
+        let shown = self.shown + (seconds - self.since) / self.tick_seconds * self.pace;
+        shown.clamp(0.0, self.latest as f64 + MAX_EXTRAPOLATION_TICKS)
+    }
+
     /// Tick `tick` arrived at `at`; on a new stream of ticks (another server's, or a
-    /// restarted one's) the clock starts again from it, keeping its margin for jitter.
+    /// restarted one's) the clock carries on from it, as far behind its latest tick and
+    /// keeping its margin for jitter.
     fn arrived(&mut self, tick: u64, at: Instant, restart: bool) {
         let seconds = self.seconds(at);
         let sample = seconds - tick as f64 * self.tick_seconds;
-        if restart || self.latest == 0 {
+        let first = self.latest == 0;
+        let mut shown = self.shown_at(seconds);
+        if first || restart {
             let margin = (self.late - self.mean).max(0.0);
-            self.mean = sample;
-            self.late = sample + margin;
+            let behind = if first { SHOWN_BEHIND_TICKS } else { self.latest as f64 - shown };
+            (self.mean, self.late) = (sample, sample + margin);
+            shown = tick as f64 - behind;
         } else {
             let gain = if sample > self.late { LATER_GAIN } else { EARLIER_GAIN };
             self.late += (sample - self.late) * gain;
             self.mean += (sample - self.mean) * MEAN_GAIN;
         }
         self.latest = tick;
+        self.received = self.received.saturating_add(1);
+        if self.received <= SETTLING_UPDATES {
+            shown = self.wanted(seconds);
+        }
+        // Catch up with where it should be within a second or so, at a bounded pace.
+        let ahead = self.wanted(seconds) - shown;
+        let catch_up = ahead * self.tick_seconds / CATCH_UP_SECONDS;
+        (self.shown, self.since, self.pace) = (shown.max(0.0), seconds, 1.0 + catch_up.clamp(-MAX_SLEW, MAX_SLEW));
     }
 
     /// The tick (with its fraction) others are shown at, at `at`.
     pub fn shown_tick(&self, at: Instant) -> f64 {
         let Some(origin) = self.origin else { return self.latest as f64 };
-        let seconds = at.saturating_duration_since(origin).as_secs_f64();
-        let arrived = (seconds - self.late) / self.tick_seconds;
-        (arrived - SHOWN_BEHIND_TICKS).clamp(0.0, self.latest as f64 + MAX_EXTRAPOLATION_TICKS)
+        self.shown_at(at.saturating_duration_since(origin).as_secs_f64())
     }
 
     /// How far behind the latest tick received others are shown now, in seconds.
@@ -77,23 +116,34 @@ impl StreamClock {
     }
 }
 
-/// Another entity as known: its last state sent, and the one before, for the ticks
-/// between.
-#[derive(Debug, Clone, Copy)]
+/// States of another entity kept, newest last: enough to cover the ticks others are
+/// shown at, however many times it changed just before.
+const STATES_KEPT: usize = 6;
+
+/// Another entity as known: its last states sent, each with the tick it was sent at,
+/// oldest first, for the ticks shown between them.
+#[derive(Debug, Clone)]
 struct Known {
-    state: EntityState,
-    sent: u64,
-    before: Option<(EntityState, u64)>,
+    states: VecDeque<(EntityState, u64)>,
 }
 
 impl Known {
-    /// Where it was at `tick`, as the server simulated it.
+    fn latest(&self) -> &(EntityState, u64) {
+        self.states.back().expect("an entity known has a state")
+    }
+
+    fn push(&mut self, state: EntityState, sent: u64) {
+        if self.states.len() == STATES_KEPT {
+            self.states.pop_front();
+        }
+        self.states.push_back((state, sent));
+    }
+
+    /// Where it was at `tick`, as the server simulated it (where it was first known, if before).
     fn at_tick(&self, tick: u64, tick_seconds: f32) -> Vec2 {
-        let (state, sent) = match self.before {
-            Some(before) if tick < self.sent => before,
-            _ => (self.state, self.sent),
-        };
-        extrapolate(&state, sent, tick, tick_seconds)
+        let in_effect = self.states.iter().rev().find(|(_, sent)| *sent <= tick).or(self.states.front());
+        let (state, sent) = in_effect.expect("an entity known has a state");
+        extrapolate(state, *sent, tick, tick_seconds)
     }
 
     /// Where it was at `tick` and its fraction, between the ticks either side.
@@ -138,6 +188,8 @@ pub struct WorldView {
     pub handoffs: u32,
     /// The server simulating this player is lost, until its next update.
     pub region_offline: bool,
+    /// What the player heard said.
+    pub chat: ChatLog,
 }
 
 impl WorldView {
@@ -185,8 +237,7 @@ impl WorldView {
         }
         self.states_received += 1 + update.changed.len() as u64;
         for state in update.changed {
-            let before = self.sent.get(&state.id).map(|known| (known.state, known.sent));
-            self.sent.insert(state.id, Known { state, sent: update.tick, before });
+            self.sent.entry(state.id).or_insert_with(|| Known { states: VecDeque::new() }).push(state, update.tick);
         }
         self.names.extend(update.names);
         self.updates += 1;
@@ -205,7 +256,15 @@ impl WorldView {
     /// Every other entity in view, where it is shown at `at` (see [`StreamClock`]).
     pub fn others_shown(&self, at: Instant) -> impl Iterator<Item = (EntityState, Vec2)> + '_ {
         let tick = self.stream.shown_tick(at);
-        self.sent.values().map(move |known| (known.state, known.at(tick, self.tick_seconds)))
+        self.sent.values().map(move |known| (known.latest().0, known.at(tick, self.tick_seconds)))
+    }
+
+    /// Folds in a chat line the player heard, if anyone may be shown it
+    /// ([`verify::chat_line`]); refused, it ends the connection.
+    pub fn hear(&mut self, line: ChatLine) -> Result<(), Violation> {
+        verify::chat_line(&line)?;
+        self.chat.hear(line);
+        Ok(())
     }
 
     /// Another entity in view, where it is at `tick`.
@@ -224,7 +283,7 @@ impl WorldView {
     }
 
     fn at_tick(&self, known: &Known) -> EntityState {
-        EntityState { position: known.at_tick(self.tick, self.tick_seconds), ..known.state }
+        EntityState { position: known.at_tick(self.tick, self.tick_seconds), ..known.latest().0 }
     }
 }
 
@@ -306,7 +365,7 @@ mod tests {
                 assert!(shown.distance(truth(shown_tick)) < 1e-3, "tick {shown_tick}: {shown} off the server's path");
             }
         }
-        assert!((view.stream.shown_behind(at(20, 0)) - 0.05).abs() < 1e-6, "a tick behind the latest");
+        assert!((view.stream.shown_behind(at(20, 0)) - 0.075).abs() < 1e-6, "a tick and a half behind the latest");
         // Tick 21 comes 80 ms late, and says the entity turned right in it: what was shown moves.
         let mut late = update(vec![moving(5, (100.0, 110.0), (200.0, 0.0))], vec![], vec![]);
         late.tick = 21;

@@ -2,12 +2,13 @@
 //! greets each player, has it prove who it is ([`crate::join`]: its id is its key's, its
 //! name and place its record's), logs it in on the server owning where it was (unless
 //! the proxy has all the players it may take: then the player is told the cluster is
-//! full), and forwards its input, stamped with its id.
+//! full), and forwards its input and what it says ([`crate::chat`]), stamped with its id.
 //!
 //! A connection refused at the door is closed on the spot by the shared accept loop,
 //! costing no task, no buffer and no log line above debug, however many arrive.
 
 use crate::ProxySettings;
+use crate::chat::ChatGate;
 use crate::client_queue::{ClientQueue, QueuedFrame};
 use crate::join::{Begin, Joined, join};
 use crate::routing::{ClientRoute, RouteError, Routing, Session, Start};
@@ -32,7 +33,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-/// Inputs a player may send per second; a real player changes keys far less often.
+/// Messages (inputs and chat lines) a player may send per second; a real player
+/// changes keys far less often, and its chat lines have a rate of their own far below.
 pub const MAX_INPUTS_PER_SEC: u32 = 60;
 
 /// Accepts players until `shutdown`, each connection admitted or closed at once, each
@@ -101,21 +103,24 @@ async fn serve(
     debug!("{user} ({name}) plays from {peer}");
     let inputs = Rate::new(f64::from(MAX_INPUTS_PER_SEC), f64::from(MAX_INPUTS_PER_SEC));
     let mut limiter = inputs.full_bucket(Instant::now());
+    let mut chat = ChatGate::new(Instant::now());
     let played = link
         .run(queue, |message| {
-            let flood = !limiter.take(&inputs, Instant::now());
+            let now = Instant::now();
+            let forward = match message {
+                _ if !limiter.take(&inputs, now) => Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
+                ClientToProxy::Input(input) => Ok(Some(ProxyToServer::Input { user, input })),
+                ClientToProxy::Chat { channel, text } => chat.hear(routing, user, channel, &text, now),
+            };
             let routing = &routing;
             async move {
-                match message {
-                    ClientToProxy::Input(_) if flood => {
-                        Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }.into())
+                match forward? {
+                    // Waits while the player's server is slow: this player's next message
+                    // is not read meanwhile, and nobody else's is held up.
+                    Some(message) => {
+                        routing.from_client(user, message).await.map_err(|err| LinkError::Refused(err.to_string()))
                     }
-                    // Waits while the player's server is slow: this player's next input is
-                    // not read meanwhile, and nobody else's is held up.
-                    ClientToProxy::Input(input) => routing
-                        .from_client(user, ProxyToServer::Input { user, input })
-                        .await
-                        .map_err(|err| LinkError::Refused(err.to_string())),
+                    None => Ok(()),
                 }
             }
         })

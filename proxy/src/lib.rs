@@ -1,12 +1,14 @@
 //! The Tessera proxy: players connect here, never to a game server. The proxy dials
 //! every server of the cluster map ([`server_links`]), accepts players
 //! ([`client_links`]), has each prove who it is and finds where it was in the player
-//! store ([`join`]), stamps each player's id on everything it forwards, and
+//! store ([`join`]), stamps each player's id on everything it forwards (its input, and
+//! what it says once [`chat`] has bounded, cleaned and rated it), and
 //! routes through one table ([`routing`]): input to the server that owns the player,
 //! updates to the player's connection by user id. Proxies never talk to each other.
 //! The player port is the cluster's front door, and holds its [`limits`]: connections
 //! (`tessera_shared::link::admission`), players ([`routing`]) and bytes queued per player ([`client_queue`]).
 
+pub mod chat;
 pub mod client_links;
 pub mod client_queue;
 pub mod join;

@@ -29,13 +29,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tessera_shared::Vec2;
-use tessera_shared::framing::Outgoing;
+use tessera_shared::framing::{Outgoing, encoded_frame};
 use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
-    CLUSTER_FULL, PlayerFrame, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy,
+    CLUSTER_FULL, ChatLine, PlayerFrame, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy,
 };
 use tracing::{debug, warn};
 
@@ -372,6 +372,7 @@ impl Routing {
             ServerToProxy::Adrift { user, epoch } => {
                 self.adrift(user, server, epoch);
             }
+            ServerToProxy::Chat { line, to } => self.chat_from(server, line, to),
         }
     }
 
@@ -404,27 +405,41 @@ impl Routing {
     /// the same link, so nothing current is dropped.)
     pub fn updates_from(&self, server: ServerId, frames: impl IntoIterator<Item = PlayerFrame>) {
         let frames = frames.into_iter().map(|PlayerFrame { user, last_input, frame }| {
-            (user, Outgoing::Encoded(frame), Some(Acknowledged { by: server, last_input }))
+            (user, Outgoing::Encoded(frame), Some(FromServer { by: server, acknowledges: Some(last_input) }))
         });
         self.deliver(frames);
     }
 
-    fn deliver(&self, messages: impl IntoIterator<Item = (UserId, ToClient, Option<Acknowledged>)>) {
+    /// Forwards `server`'s chat `line` to each of `to` it owns, encoded once: a server
+    /// speaks to its own players only.
+    pub fn chat_from(&self, server: ServerId, line: ChatLine, to: Vec<UserId>) {
+        let frame = match encoded_frame(&ProxyToClient::Chat(line)) {
+            Ok(frame) => frame,
+            Err(err) => {
+                warn!("cannot forward a chat line of {server}: {err}");
+                return;
+            }
+        };
+        let from = FromServer { by: server, acknowledges: None };
+        self.deliver(to.into_iter().map(|user| (user, Outgoing::Encoded(frame.clone()), Some(from))));
+    }
+
+    fn deliver(&self, messages: impl IntoIterator<Item = (UserId, ToClient, Option<FromServer>)>) {
         let mut stalled = Vec::new();
         let mut delivered = 0;
         {
             let mut tables = self.tables();
-            for (user, message, acknowledged) in messages {
+            for (user, message, from) in messages {
                 let Some(route) = tables.clients.get_mut(&user) else {
                     debug!("dropping a message for {user}, who has left");
                     continue;
                 };
-                if let Some(Acknowledged { by, last_input }) = acknowledged {
+                if let Some(FromServer { by, acknowledges }) = from {
                     if Some(by) != route.owner {
-                        debug!("dropping a late update for {user} from its previous owner");
+                        debug!("dropping a late message for {user} from a server that does not own it");
                         continue;
                     }
-                    route.acked = last_input;
+                    route.acked = acknowledges.unwrap_or(route.acked);
                 }
                 match route.outbound.send(message) {
                     Ok(()) => delivered += 1,
@@ -446,10 +461,12 @@ impl Routing {
     }
 }
 
-/// An update's server, and the last input of its player it acknowledges.
-struct Acknowledged {
+/// The server a message for a player comes from, which must own it; for an update,
+/// the last input of the player it acknowledges.
+#[derive(Clone, Copy)]
+struct FromServer {
     by: ServerId,
-    last_input: u32,
+    acknowledges: Option<u32>,
 }
 
 /// Tells every server but `owner`, where `user` is logged in now, that it signed in
@@ -576,6 +593,26 @@ mod tests {
         assert!(player.try_recv().is_err(), "the previous owner's late update is dropped");
         routing.updates_from(ServerId(2), [played(user, &frame)]);
         assert_eq!(next_frame(&mut player), Some(frame));
+    }
+
+    #[test]
+    fn a_chat_line_reaches_the_players_its_server_owns_only() {
+        let (routing, _server_one) = with_server();
+        let (ada, mut ada_queue) = join(&routing, 1, 1 << 20).unwrap();
+        let (bo, mut bo_queue) = join(&routing, 2, 1 << 20).unwrap();
+        routing.set_owner(bo, ServerId(2), 1);
+        let line = ChatLine {
+            speaker: ada.entity(),
+            name: "p1".into(),
+            channel: tessera_shared::protocol::ChatChannel::Near,
+            text: "hi".into(),
+        };
+        routing.from_server(ServerId(1), ServerToProxy::Chat { line: line.clone(), to: vec![ada, bo, UserId(9)] });
+        match next_frame(&mut ada_queue).map(|frame| decode_body(&frame[4..])) {
+            Some(Ok(ProxyToClient::Chat(heard))) => assert_eq!(heard, line),
+            other => panic!("expected the line, got {other:?}"),
+        }
+        assert!(bo_queue.try_recv().is_err(), "server 1 does not speak for server 2's player");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::checkpoints::{CheckpointsPlugin, StoreWriter};
 use crate::net::tcp::{ServerListeners, TcpTransportPlugin};
 use crate::settings::ServerSettings;
-use crate::{handoff, interest, movement, net, players, regions, status, tick};
+use crate::{chat, handoff, interest, movement, net, players, regions, status, tick};
 use bevy::app::{AppExit, ScheduleRunnerPlugin};
 use bevy::prelude::*;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,7 @@ pub fn build_app(settings: ServerSettings) -> App {
             interest::InterestPlugin,
             regions::RegionsPlugin,
             handoff::HandoffPlugin,
+            chat::ChatPlugin,
             status::StatusPlugin,
         ));
     app

@@ -2,15 +2,16 @@
 //! whole state (position, velocity, keys, input sequence, pending inputs, proxy) goes
 //! to the next owner over the peer link, and this server stops simulating it in the
 //! same tick. The new owner tells the player's proxy, which routes input there from
-//! then on; whatever input still reaches the old owner is forwarded, never dropped, and
-//! sequence numbers make sure nothing is applied twice. At no tick do two servers
-//! simulate the player.
+//! then on; whatever input (or chat line) still reaches the old owner is forwarded,
+//! never dropped, and sequence numbers make sure no input is applied twice. At no tick
+//! do two servers simulate the player.
 
 use crate::components::Visible;
 use crate::input_queue::{InputQueue, PlayerClock};
 use crate::movement::MovementSystems;
 use crate::net::{
-    HandoffAnswered, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks, PeerLost, ProxyLinks, Via,
+    ChatSaid, HandoffAnswered, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks, PeerLost,
+    ProxyLinks, Via,
 };
 use crate::players::{Player, PlayerSystems, Players};
 use crate::regions::ghosts::Ghosts;
@@ -22,7 +23,7 @@ use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::protocol::verify::Violation;
-use tessera_shared::protocol::{HandoffState, Input, MAX_PENDING_INPUTS, PeerMessage, ServerToProxy};
+use tessera_shared::protocol::{ChatChannel, HandoffState, Input, MAX_PENDING_INPUTS, PeerMessage, ServerToProxy};
 use tracing::{info, warn};
 
 /// How long (in ticks) input for a departed player is still forwarded to its new owner.
@@ -30,6 +31,9 @@ const FORWARD_FOR_TICKS: u64 = 20 * 60;
 /// How long (in ticks) a player a peer gave back stays before it is handed on again: a
 /// second, about what a proxy takes to redial a server it lost.
 const DECLINED_HOLD_TICKS: u64 = 20;
+/// Chat lines held for a player in flight: its proxy lets five through at once, and one
+/// a second after that.
+const MAX_HELD_CHAT: usize = 8;
 
 /// A player that left this server recently.
 #[derive(Debug, Clone)]
@@ -46,6 +50,7 @@ pub struct Departure {
     /// the player back.
     pub accepted: bool,
     pub held_inputs: Vec<Input>,
+    pub held_chat: Vec<(ChatChannel, String)>,
     pub held_logout: bool,
 }
 
@@ -129,6 +134,7 @@ fn hand_off_departing(
             state,
             accepted: false,
             held_inputs: Vec::new(),
+            held_chat: Vec::new(),
             held_logout: false,
         };
         handed_off.departed.insert(user, departure);
@@ -196,12 +202,13 @@ fn accept_handoffs(
     }
 }
 
-/// Input and logouts that reach us for a player we handed off were sent before its proxy
-/// heard of the handoff: the new owner gets them (and applies each input once, by its
-/// sequence number), if they came from whoever spoke for the player here; until the new
-/// owner says it took the player, they are held.
+/// Input, chat lines and logouts that reach us for a player we handed off were sent
+/// before its proxy heard of the handoff: the new owner gets them (and applies each input
+/// once, by its sequence number), if they came from whoever spoke for the player here;
+/// until the new owner says it took the player, they are held.
 fn forward_to_new_owners(
     mut inputs: MessageReader<InputReceived>,
+    mut said: MessageReader<ChatSaid>,
     mut logouts: MessageReader<LogoutRequest>,
     players: Res<Players>,
     mut handed_off: ResMut<HandedOff>,
@@ -224,6 +231,14 @@ fn forward_to_new_owners(
             _ => {}
         }
     }
+    for ChatSaid { user, channel, text, via } in said.read() {
+        let (user, channel, text) = (*user, *channel, text.clone());
+        match departure(&mut handed_off, &players, user, *via) {
+            Some(d) if d.accepted => _ = peers.send(d.to, PeerMessage::ForwardChat { user, channel, text }),
+            Some(d) if d.held_chat.len() < MAX_HELD_CHAT => d.held_chat.push((channel, text)),
+            _ => {}
+        }
+    }
     for &LogoutRequest { user, via } in logouts.read() {
         match departure(&mut handed_off, &players, user, via) {
             Some(d) if d.accepted => _ = peers.send(d.to, PeerMessage::ForwardLogout { user }),
@@ -235,9 +250,10 @@ fn forward_to_new_owners(
 
 /// The new owner's answer settles a handoff. Taken, whatever was held for the player
 /// follows it. Given back, the player is ours again as it left, with what was held
-/// applied here, and is not handed on again for a while. A peer lost before it answered
-/// may have lost the player in flight: its proxy is told it is adrift, and (unless the
-/// peer took it after all and said so) logs it in again where it was saved.
+/// applied (its inputs) and said (its chat lines) here, and is not handed on again for a
+/// while. A peer lost before it answered may have lost the player in flight: its proxy
+/// is told it is adrift, and (unless the peer took it after all and said so) logs it in
+/// again where it was saved.
 #[allow(clippy::too_many_arguments)]
 fn settle_departures(
     mut commands: Commands,
@@ -249,6 +265,7 @@ fn settle_departures(
     mut handed_off: ResMut<HandedOff>,
     mut peers: ResMut<PeerLinks>,
     mut proxies: ResMut<ProxyLinks>,
+    mut said: MessageWriter<ChatSaid>,
 ) {
     for &HandoffAnswered { peer, user, taken } in answers.read() {
         let Some(departure) = handed_off.departed.get_mut(&user).filter(|d| d.to == peer && !d.accepted) else {
@@ -259,12 +276,15 @@ fn settle_departures(
             for input in std::mem::take(&mut departure.held_inputs) {
                 peers.send(peer, PeerMessage::ForwardInput { user, input });
             }
+            for (channel, text) in std::mem::take(&mut departure.held_chat) {
+                peers.send(peer, PeerMessage::ForwardChat { user, channel, text });
+            }
             if departure.held_logout {
                 peers.send(peer, PeerMessage::ForwardLogout { user });
             }
             continue;
         }
-        let Departure { mut state, player, held_inputs, held_logout, .. } =
+        let Departure { mut state, player, held_inputs, held_chat, held_logout, .. } =
             handed_off.departed.remove(&user).expect("found above");
         if held_logout || players.0.contains_key(&user) {
             // It left meanwhile (saved as it was handed on), or is back some other way.
@@ -273,6 +293,8 @@ fn settle_departures(
         info!("{peer} gave {user} back: it stays here for now");
         // Queued like any input (each was checked on arrival, and is applied once).
         state.pending.extend(held_inputs);
+        let via = Via::Proxy(player.proxy);
+        said.write_batch(held_chat.into_iter().map(|(channel, text)| ChatSaid { user, channel, text, via }));
         spawn_handed(&mut commands, &mut players, state, player, tick.0);
         handed_off.declined.insert(user, tick.0);
         settings.stats.players.store(players.0.len() as u64, Ordering::Relaxed);

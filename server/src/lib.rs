@@ -5,12 +5,15 @@
 //! Features, one plugin each: [`tick`] (the simulation clock), [`net`] (the protocol
 //! layer: network events in, queued messages out; its [`net::tcp`] transport runs the
 //! sockets on a tokio runtime beside the app), [`players`] (logins, logouts),
-//! [`input_queue`] (each input applied once, at the player's tick it was pressed for), [`movement`], [`interest`] (what each player is sent), [`regions`]
-//! (subscriptions between servers, ghosts), [`handoff`], [`checkpoints`] (players
+//! [`input_queue`] (each input applied once, at the player's tick it was pressed for),
+//! [`movement`], [`interest`] (what each player is sent), [`regions`] (subscriptions
+//! between servers, ghosts), [`handoff`], [`chat`] (what players say, to those near
+//! them or to everyone), [`checkpoints`] (players
 //! saved to the store, off the tick), [`status`] (the operator's periodic report).
 //! [`app`] assembles them.
 
 pub mod app;
+pub mod chat;
 pub mod checkpoints;
 pub mod components;
 pub mod handoff;

@@ -25,6 +25,7 @@ async fn abuse_at_every_door_drops_no_bot_and_loses_no_input() {
             measure: Duration::from_secs(16),
             name_prefix: "abused".into(),
             conditioner: Default::default(),
+            chat_every: None,
         }),
         abuse::run(AbusePlan::from_loopback(targets, Duration::from_secs(8), 50)),
     );

@@ -27,7 +27,7 @@ use tessera_shared::secret::ClusterSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn frame(message: &impl serde::Serialize) -> Vec<u8> {
+pub(crate) fn frame(message: &impl serde::Serialize) -> Vec<u8> {
     let mut buf = BytesMut::new();
     encode_frame(message, &mut buf).unwrap();
     buf.to_vec()
@@ -38,7 +38,7 @@ fn client_hello() -> Vec<u8> {
 }
 
 /// Reads the next whole frame of `stream` as a `T`.
-async fn read_frame<T: serde::de::DeserializeOwned>(stream: &mut TcpStream) -> T {
+pub(crate) async fn read_frame<T: serde::de::DeserializeOwned>(stream: &mut TcpStream) -> T {
     let mut len = [0; 4];
     stream.read_exact(&mut len).await.expect("a frame's length");
     let mut body = vec![0; u32::from_be_bytes(len) as usize];
@@ -47,7 +47,7 @@ async fn read_frame<T: serde::de::DeserializeOwned>(stream: &mut TcpStream) -> T
 }
 
 /// A raw connection to the proxy at `addr`, greeted and challenged, with the challenge.
-async fn challenged(addr: &str) -> (TcpStream, JoinChallenge) {
+pub(crate) async fn challenged(addr: &str) -> (TcpStream, JoinChallenge) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(&client_hello()).await.unwrap();
     read_frame::<Hello>(&mut stream).await;
@@ -67,7 +67,7 @@ async fn assert_closed_after(addr: &str, bytes: &[u8], half_close: bool) {
 }
 
 /// Asserts the other side of `stream` closes it (bounded in time and bytes read).
-async fn assert_closed(mut stream: TcpStream) {
+pub(crate) async fn assert_closed(mut stream: TcpStream) {
     let closed = async {
         let mut buf = [0u8; 4096];
         let mut total = 0usize;

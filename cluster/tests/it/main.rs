@@ -5,10 +5,12 @@
 //! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]), as do
 //! players coming back where they left ([`rejoin`]); play over a slow, uneven link ([`lag`]); and a whole cluster stopped and
 //! started again as a real process, on SQLite and on PostgreSQL ([`restart`]); and
-//! players of a lost proxy resuming their sessions through another ([`resume`]).
+//! players of a lost proxy resuming their sessions through another ([`resume`]). Chat
+//! ([`chat`]) runs on both.
 
 mod abuse;
 mod bad_input;
+mod chat;
 mod handoff;
 mod harness;
 mod hostile_peers;

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use tessera_player::WorldView;
 use tessera_player::steering::keys_toward;
 use tessera_proxy::ProxySettings;
+use tessera_proxy::chat::ChatGate;
 use tessera_proxy::client_links::admit;
 use tessera_proxy::client_queue::QueuedFrame;
 use tessera_proxy::join::Begin;
@@ -37,7 +38,7 @@ use tessera_shared::ids::{EntityId, ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
 use tessera_shared::protocol::verify::{PeerRules, Violation};
 use tessera_shared::protocol::{
-    Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, Welcome, tick_seconds, verify,
+    ChatChannel, Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, Welcome, tick_seconds, verify,
 };
 use tessera_shared::region_map::{CellId, RegionMap};
 use tessera_shared::secret::ClusterSecret;
@@ -101,6 +102,8 @@ pub struct SteppedPlayer {
     pub view: WorldView,
     pub keys: Keys,
     last_sent: u32,
+    /// What its proxy makes of what it says.
+    chat: ChatGate,
     /// Why the proxy disconnected it, if it did.
     pub disconnected: Option<String>,
 }
@@ -308,8 +311,9 @@ impl Stepper {
         };
         verify::welcome(&welcome, stepped.settings.id, user).expect("the proxy's welcome is sane");
         let view = WorldView::new(tick_seconds(welcome.tick_hz));
+        let chat = ChatGate::new(std::time::Instant::now());
         let player =
-            SteppedPlayer { proxy, queue, welcome, view, keys: Keys::empty(), last_sent: 0, disconnected: None };
+            SteppedPlayer { proxy, queue, welcome, view, keys: Keys::empty(), last_sent: 0, chat, disconnected: None };
         let older = self.players.insert(user, player);
         self.step_until("the first update", 10, |stepper| stepper.player(user).view.me.is_some());
         older
@@ -338,6 +342,28 @@ impl Stepper {
         let routed = self.proxies[proxy].routing.from_client(user, ProxyToServer::Input { user, input });
         // A stepper drains every queue each step, so none is ever full to wait on.
         routed.now_or_never().expect("a stepper's links never fill")
+    }
+
+    /// The player says `text` on `channel`, as its client sends it: its proxy's chat gate
+    /// takes it (or refuses it, which would close the player's connection) and routes
+    /// what is left to the player's server.
+    pub fn say(&mut self, user: UserId, channel: ChatChannel, text: &str) -> Result<(), Violation> {
+        let player = self.players.get_mut(&user).expect("a player of this stepper");
+        let routing = &self.proxies[player.proxy].routing;
+        if let Some(message) = player.chat.hear(routing, user, channel, text, std::time::Instant::now())? {
+            let routed = routing.from_client(user, message).now_or_never().expect("a stepper's links never fill");
+            routed.expect("the player is routed");
+        }
+        Ok(())
+    }
+
+    /// Sends `message` to server `to` as the `proxy`-th proxy, through the codec and the
+    /// server's gate, whoever it names: as a proxy gone rogue would.
+    pub fn send_as_proxy(&mut self, proxy: usize, to: ServerId, message: ProxyToServer) {
+        let (message, _) = over_the_wire(&message);
+        verify::from_proxy(&message).expect("a message the server's gate lets through");
+        let proxy = self.proxies[proxy].settings.id;
+        self.server(to).deliver(NetEvent::FromProxy { proxy, message });
     }
 
     /// Sends `message` to server `to` as peer `from`, through the codec and `to`'s gate,
@@ -527,6 +553,10 @@ impl Stepper {
                 }
                 ProxyToClient::SessionGone => player.disconnected = Some("its session is gone".into()),
                 ProxyToClient::RegionOffline => player.view.region_offline = true,
+                ProxyToClient::Chat(line) => {
+                    player.view.hear(line).unwrap_or_else(|violation| panic!("{violation}"));
+                }
+                ProxyToClient::ChatThrottled => player.view.chat.throttled += 1,
             }
         }
     }

@@ -1,6 +1,6 @@
 //! A small swarm smoke run: a handful of bots wander the default map for a few
-//! seconds, crossing borders as they please; every one connects and stays, and no
-//! input is lost or applied twice. And the same while one of the two proxies is lost
+//! seconds, crossing borders as they please and chatting; every one connects and stays,
+//! no input is lost or applied twice, and their lines are heard. And the same while one of the two proxies is lost
 //! (its bots resume their sessions through the other), and while every server and then
 //! every proxy is restarted in turn (a server's bots wait, connected, and carry on where
 //! they were saved; a proxy's resume their sessions through the other).
@@ -21,6 +21,7 @@ fn plan(cluster: &LocalCluster, bots: usize, name_prefix: &str, measure: Duratio
         measure,
         name_prefix: name_prefix.into(),
         conditioner: Default::default(),
+        chat_every: None,
     }
 }
 
@@ -28,10 +29,15 @@ fn plan(cluster: &LocalCluster, bots: usize, name_prefix: &str, measure: Duratio
 async fn a_small_swarm_plays_cleanly() {
     let cluster = default_cluster();
     const BOTS: usize = 8;
-    let report = Swarm::run(plan(&cluster, BOTS, "smoke", Duration::from_secs(5))).await;
+    // A line every two seconds or so: under the proxies' rate, so none is dropped.
+    let chat_every = Some(Duration::from_secs(2));
+    let report = Swarm::run(SwarmPlan { chat_every, ..plan(&cluster, BOTS, "smoke", Duration::from_secs(5)) }).await;
 
     assert!(report.is_clean(), "{report:#?}");
     assert!(report.inputs_sent >= BOTS as u64, "every bot pressed keys: {report:#?}");
+    // Every line is heard by its speaker at least; those said at the very end may not be yet.
+    assert!(report.chat.said >= BOTS as u64 && report.chat.heard * 2 >= report.chat.said, "{report:#?}");
+    assert_eq!(report.chat.throttled, 0, "{report:#?}");
     assert!(report.updates_received > 0 && report.wire_bytes_per_entity_update > 0.0, "{report:#?}");
 }
 

@@ -1,7 +1,7 @@
 //! What a player does with the bytes its proxy sends once it is welcomed (by
-//! [`receive::welcome`]): each update is folded into its [`WorldView`] as
-//! `Player::receive` folds it ([`WorldView::apply`], which holds it to
-//! `verify::update` first), the player's prediction checked against it
+//! [`receive::welcome`]): each update and chat line is folded into its [`WorldView`] as
+//! `Player::receive` folds it ([`WorldView::apply`] and [`WorldView::hear`], which hold
+//! it to `verify` first), the player's prediction is checked against each update
 //! ([`Prediction::reconcile`]), and the view is read as the client draws it. The replay of
 //! the `proxy_to_client` seeds and that fuzz target (which includes this file, and
 //! [`receive`] beside it) drive it. Nothing here may panic, whatever the bytes.
@@ -24,6 +24,11 @@ pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
             let moved = view.apply(update.clone(), &welcome, Instant::now())?;
             assert!(moved.moved.iter().all(|by| by.is_finite()), "others shown moved out of space");
             prediction.reconcile(&update.you, update.your_tick, Instant::now());
+            Ok(())
+        }
+        ProxyToClient::Chat(line) => view.hear(line.clone()),
+        ProxyToClient::ChatThrottled => {
+            view.chat.throttled += 1;
             Ok(())
         }
         // A player takes a welcome only before its first update, and stops at a

@@ -112,7 +112,9 @@ pub async fn join_over(stream: TcpStream, name: &str) -> Result<TestPlayer, Link
         ProxyToClient::Welcome(welcome) => Ok(TestPlayer { link, user: welcome.user }),
         ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => Err(LinkError::Refused(reason)),
         ProxyToClient::SessionGone | ProxyToClient::RegionOffline => panic!("no session was resumed or lost"),
-        ProxyToClient::Update(_) => panic!("an update before the welcome"),
+        ProxyToClient::Update(_) | ProxyToClient::Chat(_) | ProxyToClient::ChatThrottled => {
+            panic!("an update or chat before the welcome")
+        }
     }
 }
 

@@ -15,7 +15,9 @@ use tessera_shared::Vec2;
 use tessera_shared::bridge::{Inbox, InboxSender, inbox};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
-use tessera_shared::protocol::{CellDelta, HandoffState, Input, PeerMessage, ProxyToServer, ServerToProxy};
+use tessera_shared::protocol::{
+    CellDelta, ChatChannel, ChatLine, HandoffState, Input, PeerMessage, ProxyToServer, ServerToProxy,
+};
 use tessera_shared::region_map::CellId;
 use tracing::{info, warn};
 
@@ -84,6 +86,23 @@ pub struct InputReceived {
     pub user: UserId,
     pub input: Input,
     pub via: Via,
+}
+
+/// A player says something: stamped by its proxy, or forwarded by its previous owner.
+#[derive(Message, Debug, Clone)]
+pub struct ChatSaid {
+    pub user: UserId,
+    pub channel: ChatChannel,
+    pub text: String,
+    pub via: Via,
+}
+
+/// A peer relays what one of its players, standing at `at`, said.
+#[derive(Message, Debug, Clone)]
+pub struct ChatRelayed {
+    pub peer: ServerId,
+    pub line: ChatLine,
+    pub at: Vec2,
 }
 
 /// A proxy says `user`, who lost its connection, resumes its session through it.
@@ -180,6 +199,8 @@ impl Plugin for ProtocolPlugin {
             .add_message::<CellDeltasReceived>()
             .add_message::<HandoffReceived>()
             .add_message::<HandoffAnswered>()
+            .add_message::<ChatSaid>()
+            .add_message::<ChatRelayed>()
             .configure_sets(PreUpdate, NetSystems::Receive)
             .configure_sets(PostUpdate, NetSystems::Send)
             .add_systems(PreUpdate, (report_dropped_links, receive).chain().in_set(NetSystems::Receive));
@@ -212,6 +233,8 @@ struct Received<'w> {
     deltas: MessageWriter<'w, CellDeltasReceived>,
     handoffs: MessageWriter<'w, HandoffReceived>,
     answered: MessageWriter<'w, HandoffAnswered>,
+    said: MessageWriter<'w, ChatSaid>,
+    relayed: MessageWriter<'w, ChatRelayed>,
 }
 
 /// Drains the links into messages.
@@ -253,6 +276,9 @@ fn receive(
                 ProxyToServer::Resume { user } => {
                     out.resumed.write(ResumeRequest { proxy, user });
                 }
+                ProxyToServer::Chat { user, channel, text } => {
+                    out.said.write(ChatSaid { user, channel, text, via: Via::Proxy(proxy) });
+                }
             },
             NetEvent::PeerUp { peer, link, outbound } => {
                 if peers.up(peer, link, outbound) {
@@ -288,6 +314,12 @@ fn receive(
                 }
                 PeerMessage::HandoffDeclined { user } => {
                     out.answered.write(HandoffAnswered { peer, user, taken: false });
+                }
+                PeerMessage::Chat { line, at } => {
+                    out.relayed.write(ChatRelayed { peer, line, at });
+                }
+                PeerMessage::ForwardChat { user, channel, text } => {
+                    out.said.write(ChatSaid { user, channel, text, via: Via::Peer(peer) });
                 }
             },
         }

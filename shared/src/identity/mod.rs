@@ -27,3 +27,4 @@ mod name;
 
 pub use keys::{Identity, IdentityError, JoinChallenge, JoinSignature, PlayerKey};
 pub use name::{MAX_NAME_CHARS, MIN_NAME_CHARS, NameError, check_name, name_key};
+pub(crate) use name::{MAX_NONSPACING_MARKS_IN_A_ROW, is_invisible};

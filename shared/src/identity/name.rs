@@ -37,7 +37,7 @@ pub const MIN_NAME_CHARS: usize = 2;
 /// The most characters a name has; [`MAX_NAME_LEN`] bounds its bytes as well.
 pub const MAX_NAME_CHARS: usize = 20;
 /// UTS #39 §5.4 suggests refusing more than four nonspacing marks in a row.
-const MAX_NONSPACING_MARKS_IN_A_ROW: usize = 4;
+pub(crate) const MAX_NONSPACING_MARKS_IN_A_ROW: usize = 4;
 /// The punctuation a name may have, besides single spaces.
 const PUNCTUATION: [char; 4] = ['_', '-', '.', '\''];
 
@@ -141,7 +141,7 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
 /// Controls, format characters (zero-width joiners, bidi overrides, the soft hyphen)
 /// and the other default-ignorable characters (fillers, variation selectors): what a
 /// screen does not show, or shows as a change to the characters around it.
-fn is_invisible(ch: char, category: GeneralCategory) -> bool {
+pub(crate) fn is_invisible(ch: char, category: GeneralCategory) -> bool {
     matches!(category, GeneralCategory::Control | GeneralCategory::Format)
         || ch.identifier_type() == Some(IdentifierType::Default_Ignorable)
 }

@@ -139,10 +139,36 @@ pub struct PlayerUpdate {
     pub names: Vec<(EntityId, String)>,
 }
 
+/// Who hears a chat line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChatChannel {
+    /// The players who have the speaker in view, on whichever server.
+    Near,
+    /// Every player of the cluster.
+    Everyone,
+}
+
+/// A chat line as its hearers get it: who said it (its cluster-wide id, as in updates,
+/// and its name, since a line said to everyone comes from beyond the view), to whom,
+/// and what. The text is clean ([`crate::chat`]); the proxy stamped the speaker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatLine {
+    pub speaker: EntityId,
+    pub name: String,
+    pub channel: ChatChannel,
+    pub text: String,
+}
+
 /// Client → proxy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientToProxy {
     Input(Input),
+    /// Says `text` (at most [`MAX_CHAT_LEN`](crate::chat::MAX_CHAT_LEN) bytes; the proxy
+    /// cleans it) on `channel`. Players never say who is speaking: their proxy does.
+    Chat {
+        channel: ChatChannel,
+        text: String,
+    },
 }
 
 /// Proxy → client.
@@ -168,6 +194,10 @@ pub enum ProxyToClient {
     NameRefused {
         reason: String,
     },
+    /// Something a player in range said, or the player itself.
+    Chat(ChatLine),
+    /// The player's last chat line was dropped: it said too much too fast.
+    ChatThrottled,
 }
 
 /// What a player is told on joining.
@@ -221,6 +251,12 @@ pub enum ProxyToServer {
     Supersede {
         user: UserId,
     },
+    /// `user` says `text` (clean, as the proxy made it) on `channel`.
+    Chat {
+        user: UserId,
+        channel: ChatChannel,
+        text: String,
+    },
 }
 
 /// Server → proxy.
@@ -239,6 +275,8 @@ pub enum ServerToProxy {
     /// the peer said it took the player: unless a server has claimed the player since,
     /// it is nowhere, and is logged in again where it was last saved.
     Adrift { user: UserId, epoch: u32 },
+    /// `line`, for each of `to`: players of this server's, behind this proxy, who hear it.
+    Chat { line: ChatLine, to: Vec<UserId> },
 }
 
 /// One player's update, encoded whole by its server as the frame its proxy forwards
@@ -320,6 +358,18 @@ pub enum PeerMessage {
     HandoffDeclined {
         user: UserId,
     },
+    /// `line`, said by a player of mine standing at `at`: for your players in range of
+    /// it if it is said near (you subscribed to its cell), for all of them if to everyone.
+    Chat {
+        line: ChatLine,
+        at: Vec2,
+    },
+    /// A chat line that reached me after I handed its player to you: yours to say.
+    ForwardChat {
+        user: UserId,
+        channel: ChatChannel,
+        text: String,
+    },
 }
 
 /// The largest frame each link direction accepts. What players and proxies send is
@@ -330,14 +380,15 @@ mod frame_bounds {
     use super::*;
     use crate::framing::{Bounded, MAX_FRAME_LEN};
 
-    /// An input, with room for what later messages from players (chat) will carry.
+    /// An input, or a chat line with room for a client's mistakes: a line longer than
+    /// [`MAX_CHAT_LEN`](crate::chat::MAX_CHAT_LEN) is refused whole, once decoded.
     impl Bounded for ClientToProxy {
         const MAX_FRAME_LEN: usize = 1024;
     }
     impl Bounded for ProxyToClient {
         const MAX_FRAME_LEN: usize = MAX_FRAME_LEN;
     }
-    /// A login (a name of at most MAX_NAME_LEN bytes), an input, a logout.
+    /// A login (a name of at most MAX_NAME_LEN bytes), an input, a logout, a chat line.
     impl Bounded for ProxyToServer {
         const MAX_FRAME_LEN: usize = 4096;
     }

@@ -1,9 +1,9 @@
 //! The gate every message from another process passes before its receiver believes it,
 //! each sender treated as hostile: what it has the right to say, given who it proved to
 //! be in the handshake and what the cluster map gives it, and whether what it says can
-//! be true at all (names bounded and printable, positions finite and where the sender
-//! may put them, speeds a walker can reach, input sequences that follow on, entity
-//! counts bounded). A message that fails closes its link, with the [`Violation`] as the
+//! be true at all (names bounded and printable, chat lines bounded and clean, positions
+//! finite and where the sender may put them, speeds a walker can reach, input sequences
+//! that follow on, entity counts bounded). A message that fails closes its link, with the [`Violation`] as the
 //! reason; nothing it carried reaches the simulation. The TCP links and the in-process
 //! test transport call the same functions. What needs the receiver's state is checked
 //! where that state lives: a handoff of a player already here, in the server's systems,
@@ -13,9 +13,11 @@
 
 use super::handshake::{JoinRequest, SessionTicket};
 use super::{
-    EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN, MAX_PENDING_INPUTS, MAX_REASON_LEN,
-    MAX_SPEED, PeerMessage, PlayerFrame, PlayerUpdate, ProxyToServer, ServerToProxy, Welcome,
+    ChatChannel, ChatLine, EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN,
+    MAX_PENDING_INPUTS, MAX_REASON_LEN, MAX_SPEED, PeerMessage, PlayerFrame, PlayerUpdate, ProxyToServer,
+    ServerToProxy, Welcome,
 };
+use crate::chat::{ChatProblem, MAX_CHAT_LEN, check_chat, clean_chat};
 use crate::cluster::{ClusterConfig, check_rates};
 use crate::identity::{JoinChallenge, NameError, check_name};
 use crate::ids::{EntityId, ProxyId, ServerId, UserId};
@@ -61,12 +63,16 @@ pub enum Violation {
     NotYou { got: EntityId },
     #[error("an update saying input {last_input} was applied, when only {sent} were sent")]
     InputFromTheFuture { last_input: u32, sent: u32 },
-    #[error("more than {per_sec} inputs a second")]
+    #[error("more than {per_sec} inputs and chat lines a second")]
     InputFlood { per_sec: u32 },
     #[error("the proxy sent {what} {when}")]
     OutOfOrder { what: &'static str, when: &'static str },
     #[error("a join {0}")]
     BadJoin(JoinProblem),
+    #[error("a chat line of {speaker}: {problem}")]
+    BadChat { speaker: EntityId, problem: ChatProblem },
+    #[error("{peer} relayed a chat line of {speaker} standing at {at}, beyond its regions")]
+    ChatOutside { peer: ServerId, speaker: EntityId, at: Vec2 },
 }
 
 /// What is wrong with a player's join.
@@ -141,6 +147,30 @@ pub fn join(request: &JoinRequest, challenge: &JoinChallenge) -> Result<(), Viol
     check_name(&request.name).map_err(|problem| Violation::BadJoin(JoinProblem::Name(problem)))
 }
 
+/// A chat line's text, as a proxy cleans it ([`crate::chat`]).
+fn chat_text(speaker: EntityId, text: &str) -> Result<(), Violation> {
+    check_chat(text).map_err(|problem| Violation::BadChat { speaker, problem })
+}
+
+/// A chat line as anyone may be shown it: its speaker's name and its text printable and
+/// bounded, its text clean.
+pub fn chat_line(line: &ChatLine) -> Result<(), Violation> {
+    name(line.speaker, &line.name)?;
+    chat_text(line.speaker, &line.text)
+}
+
+/// A chat line a player said, as its proxy takes it: no longer than the rule allows
+/// (checked before anything else is read of it: an honest client cleans and cuts what it
+/// sends), then cleaned. What is left, if anything, is what the proxy forwards, stamped
+/// with the player's id.
+pub fn said(user: UserId, channel: ChatChannel, text: &str) -> Result<Option<ProxyToServer>, Violation> {
+    if text.len() > MAX_CHAT_LEN {
+        return Err(Violation::BadChat { speaker: user.entity(), problem: ChatProblem::TooLong(text.len()) });
+    }
+    let text = clean_chat(text);
+    Ok((!text.is_empty()).then_some(ProxyToServer::Chat { user, channel, text }))
+}
+
 /// Motion a simulation can produce: finite, and no faster than a walker.
 fn motion(entity: EntityId, position: Vec2, velocity: Vec2) -> Result<(), Violation> {
     let problem = if !position.is_finite() || !velocity.is_finite() {
@@ -178,6 +208,7 @@ pub fn from_proxy(message: &ProxyToServer) -> Result<(), Violation> {
             motion(user.entity(), *position, Vec2::ZERO)
         }
         ProxyToServer::Input { user, input: sent } => input(*user, sent),
+        ProxyToServer::Chat { user, text, .. } => chat_text(user.entity(), text),
         ProxyToServer::Logout { .. } | ProxyToServer::Supersede { .. } | ProxyToServer::Resume { .. } => Ok(()),
     }
 }
@@ -214,7 +245,8 @@ impl PeerRules {
 /// What `peer` may tell `receiver`: subscriptions only to cells the receiver owns, cell
 /// data only for cells the sender owns, of entities within its tether of them; handoffs
 /// only of players standing in the receiver's regions, in a state the sender could have
-/// simulated; input only with a real sequence number.
+/// simulated; input only with a real sequence number; chat lines clean, of a speaker
+/// standing where the sender may keep a player.
 pub fn from_peer(
     message: &PeerMessage,
     receiver: ServerId,
@@ -262,6 +294,14 @@ pub fn from_peer(
             }
         }
         PeerMessage::ForwardInput { user, input: sent } => input(*user, sent),
+        PeerMessage::ForwardChat { user, text, .. } => chat_text(user.entity(), text),
+        PeerMessage::Chat { line, at } => {
+            chat_line(line)?;
+            match at.is_finite() && map.within_tether(peer, *at, rules.tether) {
+                true => Ok(()),
+                false => Err(Violation::ChatOutside { peer, speaker: line.speaker, at: *at }),
+            }
+        }
         PeerMessage::ForwardLogout { .. }
         | PeerMessage::HandoffAccepted { .. }
         | PeerMessage::HandoffDeclined { .. } => Ok(()),
@@ -321,7 +361,8 @@ fn handoff(state: &HandoffState, rules: &PeerRules) -> Result<(), Violation> {
 
 /// What `server` may tell a proxy: that it owns a player, never that another server
 /// does; update frames that are each one whole frame (the proxy forwards them to players
-/// unread); reasons a player can be shown. (What it says of a player the proxy does not
+/// unread); reasons a player can be shown; chat lines anyone may be shown, to a bounded
+/// list of players. (What it says of a player the proxy does not
 /// have goes nowhere: the routing table knows its own players.)
 pub fn from_server(message: &ServerToProxy, server: ServerId) -> Result<(), Violation> {
     match message {
@@ -346,6 +387,11 @@ pub fn from_server(message: &ServerToProxy, server: ServerId) -> Result<(), Viol
         // Whether the sender may say so is the routing table's to know: the player's
         // owner on record must be the sender, as of an earlier handoff.
         ServerToProxy::Adrift { .. } => Ok(()),
+        // To whom it may say it is the routing table's to know too: its own players.
+        ServerToProxy::Chat { line, to } => {
+            entity_count(to.len())?;
+            chat_line(line)
+        }
     }
 }
 
@@ -514,6 +560,46 @@ mod tests {
             from_peer(&forward(0), ServerId(2), ServerId(1), &rules()),
             Err(Violation::ZeroSequence { user: ADA })
         );
+    }
+
+    #[test]
+    fn chat_lines_are_clean_bounded_and_said_where_their_speaker_may_stand() {
+        let said = |text: &str| ProxyToServer::Chat { user: ADA, channel: ChatChannel::Near, text: text.into() };
+        assert_eq!(from_proxy(&said("hello")), Ok(()));
+        let bad = |result: Result<(), Violation>| match result {
+            Err(Violation::BadChat { problem, .. }) => problem,
+            other => panic!("expected a bad chat line, got {other:?}"),
+        };
+        assert_eq!(bad(from_proxy(&said(""))), ChatProblem::Empty);
+        assert_eq!(bad(from_proxy(&said("a\u{202e}b"))), ChatProblem::NotClean);
+        assert_eq!(bad(from_proxy(&said(&"x".repeat(MAX_CHAT_LEN + 1)))), ChatProblem::TooLong(MAX_CHAT_LEN + 1));
+
+        let line = |name: &str, text: &str| ChatLine {
+            speaker: ADA.entity(),
+            name: name.into(),
+            channel: ChatChannel::Everyone,
+            text: text.into(),
+        };
+        // From server 2, whose region is (1024, 0) to (2048, 1024); the tether is 24.
+        let relayed = |line, x| {
+            from_peer(&PeerMessage::Chat { line, at: Vec2::new(x, 10.0) }, ServerId(1), ServerId(2), &rules())
+        };
+        assert_eq!(relayed(line("ada", "hi"), 1100.0), Ok(()));
+        assert_eq!(relayed(line("ada", "hi"), 1010.0), Ok(()), "tethered just past its border");
+        for x in [500.0, f32::NAN, f32::INFINITY] {
+            assert!(matches!(relayed(line("ada", "hi"), x), Err(Violation::ChatOutside { .. })), "{x}");
+        }
+        assert!(matches!(relayed(line("ada\n", "hi"), 1100.0), Err(Violation::BadName { .. })));
+        assert_eq!(bad(relayed(line("ada", " hi"), 1100.0)), ChatProblem::NotClean);
+        let forwarded = PeerMessage::ForwardChat { user: ADA, channel: ChatChannel::Near, text: "\u{7}".into() };
+        assert_eq!(bad(from_peer(&forwarded, ServerId(2), ServerId(1), &rules())), ChatProblem::NotClean);
+
+        let to_players = |to: Vec<UserId>| ServerToProxy::Chat { line: line("ada", "hi"), to };
+        assert_eq!(from_server(&to_players(vec![ADA]), ServerId(1)), Ok(()));
+        let crowd = to_players(vec![ADA; MAX_ENTITIES_PER_MESSAGE + 1]);
+        assert!(matches!(from_server(&crowd, ServerId(1)), Err(Violation::TooManyEntities { .. })));
+        let rude = ServerToProxy::Chat { line: line("ada", "\u{1b}[2J"), to: vec![ADA] };
+        assert_eq!(bad(from_server(&rude, ServerId(1))), ChatProblem::NotClean);
     }
 
     fn cells(deltas: Vec<CellDelta>) -> Result<(), Violation> {

@@ -20,8 +20,8 @@ use tessera_shared::ids::{EntityId, UserId};
 use tessera_shared::protocol::SessionTicket;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{
-    CellDelta, ClientToProxy, EntityState, GhostEntry, HandoffState, Hello, Input, PeerMessage, PlayerFrame,
-    PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
+    CellDelta, ChatChannel, ChatLine, ClientToProxy, EntityState, GhostEntry, HandoffState, Hello, Input, PeerMessage,
+    PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
 };
 use tessera_shared::region_map::CellId;
 
@@ -59,6 +59,9 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
     let cell = CellId { x: 4, y: 0 };
     let ghost = moving(EntityId(11), 1030.0, 20.0);
     let ticket = Some(SessionTicket(vec![9; 48]));
+    let near = ChatChannel::Near;
+    let line =
+        ChatLine { speaker: EntityId(11), name: "cy".into(), channel: ChatChannel::Everyone, text: "hi all".into() };
     vec![
         (Direction::Hello, frame(&Hello::new(Role::Client))),
         (Direction::Join, frame(&JoinRequest::sign(&Identity::from_secret([7; 32]), &join_challenge(), "ada", None))),
@@ -66,12 +69,15 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::Hello, frame(&Hello::new(Role::Proxy(PROXY)))),
         (Direction::Hello, frame(&Hello::new(Role::Server(PEER)))),
         (Direction::ClientToProxy, frame(&ClientToProxy::Input(input))),
+        (Direction::ClientToProxy, frame(&ClientToProxy::Chat { channel: near, text: " hi\tthere\u{202e} ".into() })),
         (Direction::ProxyToClient, frame(&ProxyToClient::Welcome(welcome()))),
         (Direction::ProxyToClient, frame(&update())),
         (Direction::ProxyToClient, frame(&ProxyToClient::Disconnect { reason: "full".into() })),
         (Direction::ProxyToClient, frame(&ProxyToClient::RegionOffline)),
         (Direction::ProxyToClient, frame(&ProxyToClient::SessionGone)),
         (Direction::ProxyToClient, frame(&ProxyToClient::NameRefused { reason: "taken".into() })),
+        (Direction::ProxyToClient, frame(&ProxyToClient::Chat(line.clone()))),
+        (Direction::ProxyToClient, frame(&ProxyToClient::ChatThrottled)),
         (
             Direction::ProxyToServer,
             frame(&ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 0 }),
@@ -80,6 +86,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::ProxyToServer, frame(&ProxyToServer::Logout { user })),
         (Direction::ProxyToServer, frame(&ProxyToServer::Resume { user })),
         (Direction::ProxyToServer, frame(&ProxyToServer::Supersede { user })),
+        (Direction::ProxyToServer, frame(&ProxyToServer::Chat { user, channel: near, text: "hi there".into() })),
         (
             Direction::ServerToProxy,
             frame(&ServerToProxy::Updates {
@@ -128,6 +135,9 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::Peer, frame(&PeerMessage::HandoffAccepted { user: UserId(8) })),
         (Direction::Peer, frame(&PeerMessage::HandoffDeclined { user: UserId(8) })),
         (Direction::ServerToProxy, frame(&ServerToProxy::Adrift { user: UserId(8), epoch: 3 })),
+        (Direction::ServerToProxy, frame(&ServerToProxy::Chat { line: line.clone(), to: vec![user, UserId(8)] })),
+        (Direction::Peer, frame(&PeerMessage::Chat { line, at: Vec2::new(1030.0, 20.0) })),
+        (Direction::Peer, frame(&PeerMessage::ForwardChat { user, channel: near, text: "hi there".into() })),
     ]
 }
 

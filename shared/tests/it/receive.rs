@@ -136,9 +136,15 @@ impl Receiver {
         match direction {
             Direction::Hello => frames(bytes, |_: &Hello| Ok(())),
             Direction::Join => frames(bytes, |request: &JoinRequest| verify::join(request, &join_challenge())),
-            Direction::ClientToProxy => frames(bytes, |ClientToProxy::Input(input)| {
-                // What the proxy forwards of it, held to the server's gate before it goes.
-                verify::from_proxy(&ProxyToServer::Input { user: player(), input: *input })
+            // What the proxy forwards of it, held to the server's gate before it goes.
+            Direction::ClientToProxy => frames(bytes, |message| match message {
+                ClientToProxy::Input(input) => {
+                    verify::from_proxy(&ProxyToServer::Input { user: player(), input: *input })
+                }
+                ClientToProxy::Chat { channel, text } => match verify::said(player(), *channel, text)? {
+                    Some(said) => verify::from_proxy(&said),
+                    None => Ok(()),
+                },
             }),
             Direction::ProxyToClient => {
                 // A player checks updates against the welcome it got, and uses its map.
@@ -154,7 +160,9 @@ impl Receiver {
                         Ok(())
                     }
                     ProxyToClient::Update(update) => verify::update(update, &welcome),
+                    ProxyToClient::Chat(line) => verify::chat_line(line),
                     ProxyToClient::Disconnect { .. }
+                    | ProxyToClient::ChatThrottled
                     | ProxyToClient::NameRefused { .. }
                     | ProxyToClient::SessionGone
                     | ProxyToClient::RegionOffline => Ok(()),
