@@ -415,13 +415,25 @@ impl Stepper {
     /// changes), calling `check` after every tick; then stops there, the stop applied.
     pub fn walk_to(&mut self, user: UserId, target: Vec2, mut check: impl FnMut(&Self)) {
         // 200 units a second: the far side of the default world is under 800 ticks away.
+        // Where the player will be when a key pressed now takes effect, as a client's
+        // prediction has it: a tick to reach its server, and the tick of slack its clock
+        // started with (see the server's input queue).
+        let lag = 2.0 * tessera_shared::protocol::tick_seconds(self.config.simulation.tick_hz);
         for _ in 0..2000 {
-            let keys = keys_toward(self.player(user).position(), target);
+            let player = self.player(user);
+            let keys = keys_toward(player.position() + player.keys.walk_velocity().0 * lag, target);
             if keys.is_empty() {
+                // Every tick checked, the ones walking on until the stop is applied too.
                 let stop = self.press(user, Keys::empty());
-                self.step_until("the stop applied", 10, |s| s.player(user).view.last_input >= stop);
-                check(self);
-                return;
+                for _ in 0..10 {
+                    if self.player(user).view.last_input >= stop {
+                        check(self);
+                        return;
+                    }
+                    self.step();
+                    check(self);
+                }
+                panic!("{user}'s stop was not applied within 10 ticks");
             }
             if keys != self.player(user).keys {
                 self.press(user, keys);
