@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tessera_player::smoothness::SmoothnessSeen;
 use tessera_player::{Conditioner, Player, PlayerError, Rejoin};
 use tessera_shared::identity::Identity;
 use tessera_shared::link::Traffic;
@@ -257,74 +258,21 @@ impl ChatCounts {
     }
 }
 
-/// Corrections beyond this many units are snaps: the player sees a jump.
-pub const SNAP: f32 = 4.0;
-
-/// How smooth play looked to a bot within the window: every correction of its predicted
-/// position, and of the others already shown, in hundredths of a unit.
-#[derive(Debug)]
-pub struct SmoothnessSeen {
-    pub own: Histogram<u64>,
-    pub own_snaps: u64,
-    /// Snaps in an update that came from a new server: at a handoff.
-    pub own_snaps_at_handoffs: u64,
-    pub others: Histogram<u64>,
-}
-
-impl Default for SmoothnessSeen {
-    fn default() -> Self {
-        Self { own: smoothness_histogram(), own_snaps: 0, own_snaps_at_handoffs: 0, others: smoothness_histogram() }
+/// The figures of what every bot saw.
+fn summary(seen: &SmoothnessSeen) -> Smoothness {
+    let percentiles = |histogram| Percentiles {
+        p50: SmoothnessSeen::units(histogram, 0.5),
+        p99: SmoothnessSeen::units(histogram, 0.99),
+        max: SmoothnessSeen::max_units(histogram),
+    };
+    Smoothness {
+        own_checked: seen.own.len(),
+        own_correction: percentiles(&seen.own),
+        own_snaps: seen.own_snaps,
+        own_snaps_at_handoffs: seen.own_snaps_at_handoffs,
+        others_checked: seen.others.len(),
+        others_error: percentiles(&seen.others),
     }
-}
-
-impl SmoothnessSeen {
-    /// Counts what a player's latest update corrected; `handoff` if it came from a new server.
-    fn record(&mut self, seen: &tessera_player::Smoothness, handoff: bool) {
-        let hundredths = |units: f32| (units * 100.0).round() as u64;
-        if let Some(own) = seen.own {
-            self.own.saturating_record(hundredths(own));
-            if own > SNAP {
-                self.own_snaps += 1;
-                self.own_snaps_at_handoffs += u64::from(handoff);
-            }
-        }
-        for &moved in &seen.others.moved {
-            self.others.saturating_record(hundredths(moved));
-        }
-        let _ = self.others.record_n(0, seen.others.unmoved as u64);
-    }
-
-    fn add(&mut self, other: &SmoothnessSeen) {
-        self.own.add(&other.own).expect("same bounds");
-        self.others.add(&other.others).expect("same bounds");
-        self.own_snaps += other.own_snaps;
-        self.own_snaps_at_handoffs += other.own_snaps_at_handoffs;
-    }
-
-    fn summary(&self) -> Smoothness {
-        let units = |histogram: &Histogram<u64>, quantile: f64| histogram.value_at_quantile(quantile) as f64 / 100.0;
-        Smoothness {
-            own_checked: self.own.len(),
-            own_correction: Percentiles {
-                p50: units(&self.own, 0.5),
-                p99: units(&self.own, 0.99),
-                max: self.own.max() as f64 / 100.0,
-            },
-            own_snaps: self.own_snaps,
-            own_snaps_at_handoffs: self.own_snaps_at_handoffs,
-            others_checked: self.others.len(),
-            others_error: Percentiles {
-                p50: units(&self.others, 0.5),
-                p99: units(&self.others, 0.99),
-                max: self.others.max() as f64 / 100.0,
-            },
-        }
-    }
-}
-
-/// Corrections in hundredths of a unit, up to 10,000 units, to two significant digits.
-fn smoothness_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 1_000_000, 2).expect("valid histogram bounds")
 }
 
 /// How smooth play looked, over every bot: in world units (a player is 32 across).
@@ -636,7 +584,7 @@ impl SwarmReport {
             p99: ms(latency.value_at_quantile(0.99)),
             max: ms(latency.max()),
         };
-        report.smoothness = smoothness.summary();
+        report.smoothness = summary(&smoothness);
         report
     }
 

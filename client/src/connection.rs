@@ -11,11 +11,11 @@
 
 use crate::chat::{ChatHeard, ChatPanel};
 use bevy::prelude::*;
-use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tessera_player::prediction::Prediction;
+use tessera_player::smoothness::SmoothnessSeen;
 use tessera_player::{Conditioner, Player, PlayerError, Rejoin, Smoothness, WorldView};
 use tessera_shared::bridge::{Inbox, InboxSender, NetRuntime, inbox};
 use tessera_shared::components::Keys;
@@ -114,43 +114,9 @@ struct KeysOut(Outbound<(Keys, Instant)>);
 /// own predicted position as the server corrected it, and the others shown.
 #[derive(Resource)]
 pub struct SmoothnessMeter {
-    /// Corrections, in hundredths of a unit.
-    pub own: Histogram<u64>,
-    pub own_snaps: u64,
-    pub own_snaps_at_handoffs: u64,
-    pub others: Histogram<u64>,
+    pub seen: SmoothnessSeen,
     /// What the link goes through, if anything.
     pub conditioner: Conditioner,
-}
-
-/// Corrections over this many units are snaps: a jump a player sees.
-pub const SNAP: f32 = 4.0;
-
-impl SmoothnessMeter {
-    fn new(conditioner: Conditioner) -> Self {
-        let histogram = || Histogram::new_with_bounds(1, 1_000_000, 2).expect("valid histogram bounds");
-        Self { own: histogram(), own_snaps: 0, own_snaps_at_handoffs: 0, others: histogram(), conditioner }
-    }
-
-    fn record(&mut self, seen: &Smoothness, handoff: bool) {
-        let hundredths = |units: f32| (units * 100.0).round() as u64;
-        if let Some(own) = seen.own {
-            self.own.saturating_record(hundredths(own));
-            if own > SNAP {
-                self.own_snaps += 1;
-                self.own_snaps_at_handoffs += u64::from(handoff);
-            }
-        }
-        for &moved in &seen.others.moved {
-            self.others.saturating_record(hundredths(moved));
-        }
-        let _ = self.others.record_n(0, seen.others.unmoved as u64);
-    }
-
-    /// The `quantile` and the largest of `histogram`, in units.
-    pub fn units(histogram: &Histogram<u64>, quantile: f64) -> (f64, f64) {
-        (histogram.value_at_quantile(quantile) as f64 / 100.0, histogram.max() as f64 / 100.0)
-    }
 }
 
 /// Where chat lines said go.
@@ -184,7 +150,7 @@ impl Plugin for ConnectionPlugin {
             .insert_resource(ChatOut(chat))
             .insert_resource(Connection::Connecting { proxy: String::new() })
             .insert_resource(Bandwidth { traffic, ..default() })
-            .insert_resource(SmoothnessMeter::new(self.conditioner))
+            .insert_resource(SmoothnessMeter { seen: SmoothnessSeen::default(), conditioner: self.conditioner })
             .init_resource::<Snapshot>()
             .add_systems(PreUpdate, receive)
             .add_systems(Update, (send_keys, measure_bandwidth));
@@ -215,7 +181,7 @@ fn receive(
                 if snapshot.view.region_offline && !view.region_offline {
                     snapshot.back_at = Some(Instant::now());
                 }
-                meter.record(&smoothness, view.handoffs > snapshot.view.handoffs);
+                meter.seen.record(&smoothness, view.handoffs > snapshot.view.handoffs);
                 snapshot.view = *view;
                 let mut prediction = *prediction;
                 if prediction.keys() != snapshot.keys_sent {

@@ -8,6 +8,7 @@ use crate::world::server_colour;
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use std::time::Instant;
+use tessera_player::smoothness::SmoothnessSeen;
 
 const MINIMAP_SIZE: f32 = 200.0;
 /// How long the HUD says a player is back after its session resumed or its region did.
@@ -118,10 +119,11 @@ fn smoothness_details(ui: &mut egui::Ui, meter: &SmoothnessMeter, snapshot: &Sna
         if meter.conditioner.is_active() {
             row("link", meter.conditioner.describe());
         }
-        let (p99, max) = SmoothnessMeter::units(&meter.own, 0.99);
-        row("your corrections", format!("p99 {p99:.2}, max {max:.1} ({} checked)", meter.own.len()));
-        row("snaps (> 4 units)", format!("{} ({} at handoffs)", meter.own_snaps, meter.own_snaps_at_handoffs));
-        let (p99, max) = SmoothnessMeter::units(&meter.others, 0.99);
+        let seen = &meter.seen;
+        let (p99, max) = (SmoothnessSeen::units(&seen.own, 0.99), SmoothnessSeen::max_units(&seen.own));
+        row("your corrections", format!("p99 {p99:.2}, max {max:.1} ({} checked)", seen.own.len()));
+        row("snaps (> 4 units)", format!("{} ({} at handoffs)", seen.own_snaps, seen.own_snaps_at_handoffs));
+        let (p99, max) = (SmoothnessSeen::units(&seen.others, 0.99), SmoothnessSeen::max_units(&seen.others));
         row("others' error", format!("p99 {p99:.2}, max {max:.1}"));
         let behind = snapshot.view.stream.shown_behind(Instant::now()) * 1000.0;
         row("others shown", format!("{behind:.0} ms behind the latest update"));

@@ -1,5 +1,5 @@
-//! The client side of the Tessera protocol, without a window and without measuring
-//! anything: what the game client, the bots and the tests all speak. [`connection`]
+//! The client side of the Tessera protocol, without a window: what the game client, the
+//! bots and the tests all speak, and the one measure they share, [`smoothness`]. [`connection`]
 //! joins through a proxy (with one retry-and-backoff for everyone) and sends key presses;
 //! [`prediction`] walks the player at once and checks the server's word against it;
 //! [`world_view`] folds the updates received into what the player knows, and shows the
@@ -14,6 +14,7 @@ pub mod conditioner;
 pub mod connection;
 pub mod prediction;
 pub mod profile;
+pub mod smoothness;
 pub mod steering;
 pub mod world_view;
 

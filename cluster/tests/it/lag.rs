@@ -7,11 +7,10 @@
 use crate::harness::{DEADLINE, default_cluster};
 use std::time::Duration;
 use tessera_bots::swarm::bot_identity;
+use tessera_player::smoothness::SNAP;
 use tessera_player::steering::keys_toward;
 use tessera_player::{Conditioner, Player, Rejoin};
 use tessera_shared::Vec2;
-
-const SNAP: f32 = 4.0;
 
 fn lagged() -> Conditioner {
     Conditioner { latency: Duration::from_millis(75), jitter: Duration::from_millis(20), ..Default::default() }

@@ -1,0 +1,65 @@
+//! How smooth play looked, update after update, as the game client shows it and the bots
+//! report it: every correction of the player's predicted position (and the snaps among
+//! them), and how far each update moved the others already shown.
+
+use crate::connection::Smoothness;
+use hdrhistogram::Histogram;
+
+/// Corrections beyond this many units are snaps: the player sees a jump.
+pub const SNAP: f32 = 4.0;
+
+/// Every correction seen, in hundredths of a unit.
+#[derive(Debug, Clone)]
+pub struct SmoothnessSeen {
+    pub own: Histogram<u64>,
+    pub own_snaps: u64,
+    /// Snaps in an update that came from a new server: at a handoff.
+    pub own_snaps_at_handoffs: u64,
+    pub others: Histogram<u64>,
+}
+
+impl Default for SmoothnessSeen {
+    fn default() -> Self {
+        Self { own: histogram(), own_snaps: 0, own_snaps_at_handoffs: 0, others: histogram() }
+    }
+}
+
+/// Corrections in hundredths of a unit, up to 10,000 units, to two significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 1_000_000, 2).expect("valid histogram bounds")
+}
+
+impl SmoothnessSeen {
+    /// Counts what a player's latest update corrected; `handoff` if it came from a new server.
+    pub fn record(&mut self, seen: &Smoothness, handoff: bool) {
+        let hundredths = |units: f32| (units * 100.0).round() as u64;
+        if let Some(own) = seen.own {
+            self.own.saturating_record(hundredths(own));
+            if own > SNAP {
+                self.own_snaps += 1;
+                self.own_snaps_at_handoffs += u64::from(handoff);
+            }
+        }
+        for &moved in &seen.others.moved {
+            self.others.saturating_record(hundredths(moved));
+        }
+        let _ = self.others.record_n(0, seen.others.unmoved as u64);
+    }
+
+    pub fn add(&mut self, other: &SmoothnessSeen) {
+        self.own.add(&other.own).expect("same bounds");
+        self.others.add(&other.others).expect("same bounds");
+        self.own_snaps += other.own_snaps;
+        self.own_snaps_at_handoffs += other.own_snaps_at_handoffs;
+    }
+
+    /// The `quantile` of `histogram` (one of these), in units.
+    pub fn units(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+        histogram.value_at_quantile(quantile) as f64 / 100.0
+    }
+
+    /// The largest of `histogram`, in units.
+    pub fn max_units(histogram: &Histogram<u64>) -> f64 {
+        histogram.max() as f64 / 100.0
+    }
+}
