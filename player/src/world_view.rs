@@ -358,8 +358,9 @@ mod tests {
             };
             let moved = view.apply(next, &welcome, at(tick, 0)).unwrap();
             assert!(moved.moved.iter().all(|&by| by < 1e-3), "on time, nothing shown moves: {moved:?}");
-            // From the second update on, everything shown is between states received.
-            for late_ms in [0, 20, 45].into_iter().filter(|_| tick >= 2) {
+            // Once the tick shown (a tick and a half behind) is past the first state
+            // received, everything shown is between states received.
+            for late_ms in [0, 20, 45].into_iter().filter(|_| tick >= 3) {
                 let shown_tick = view.stream.shown_tick(at(tick, late_ms));
                 let (_, shown) = view.others_shown(at(tick, late_ms)).next().unwrap();
                 assert!(shown.distance(truth(shown_tick)) < 1e-3, "tick {shown_tick}: {shown} off the server's path");
