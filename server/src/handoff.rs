@@ -7,7 +7,7 @@
 //! do two servers simulate the player.
 
 use crate::components::Visible;
-use crate::input_queue::{InputQueue, PlayerClock};
+use crate::input_queue::{InputQueue, MAX_INPUT_LEAD_TICKS, PlayerClock};
 use crate::movement::MovementSystems;
 use crate::net::{
     ChatSaid, HandoffAnswered, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks, PeerLost,
@@ -16,14 +16,16 @@ use crate::net::{
 use crate::players::{Player, PlayerSystems, Players};
 use crate::regions::ghosts::Ghosts;
 use crate::settings::ServerSettings;
-use crate::tick::SimulationTick;
+use crate::tick::{SimulationTick, TickWallClock};
 use bevy::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::protocol::verify::Violation;
-use tessera_shared::protocol::{ChatChannel, HandoffState, Input, MAX_PENDING_INPUTS, PeerMessage, ServerToProxy};
+use tessera_shared::protocol::{
+    ChatChannel, HandedClock, HandoffState, Input, MAX_PENDING_INPUTS, PeerMessage, ServerToProxy,
+};
 use tracing::{info, warn};
 
 /// How long (in ticks) input for a departed player is still forwarded to its new owner.
@@ -83,9 +85,11 @@ impl Plugin for HandoffPlugin {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn hand_off_departing(
     mut commands: Commands,
     tick: Res<SimulationTick>,
+    wall: Res<TickWallClock>,
     settings: Res<ServerSettings>,
     departing: Query<(Entity, &UserId, &Player, &Visible, &InputQueue, &Position, &Velocity)>,
     mut players: ResMut<Players>,
@@ -110,7 +114,7 @@ fn hand_off_departing(
             last_input: queue.last_input,
             inputs_applied: queue.applied,
             pending: queue.pending().collect(),
-            your_tick: queue.your_tick(),
+            clock: hand_clock_over(queue, tick.0, &wall),
             proxy: player.proxy,
             // The epoch came from the network (with the player's last handoff): it saturates.
             epoch: player.epoch.saturating_add(1),
@@ -142,22 +146,30 @@ fn hand_off_departing(
     }
 }
 
-/// Ticks a player handed over stands before its next owner simulates it: the next owner's
-/// ticks need not fall where the last one's did, and this keeps its inputs from coming
-/// late (see [`crate::input_queue`]).
-const HANDOFF_SLACK_TICKS: i64 = 1;
+/// The player's clock as it goes with the player, as our tick `now` ends: when its next
+/// tick falls due here.
+fn hand_clock_over(queue: &InputQueue, now: u64, wall: &TickWallClock) -> Option<HandedClock> {
+    let clock = queue.clock()?;
+    Some(HandedClock { your_tick: queue.your_tick()?, next_tick_at: wall.time_of(clock.next_due(now)) })
+}
 
 /// Spawns a player from its handed-on `state`, as `player`, as our tick `now` ends, and
-/// counts it here. Its clock carries on: its next tick is simulated after a tick of slack.
+/// counts it here. Its clock carries on: its next tick is simulated in our tick that runs
+/// nearest to when it fell due where it came from (held within the most any input waits,
+/// whatever a peer says).
 fn spawn_handed(
     commands: &mut Commands,
     players: &mut Players,
     state: HandoffState,
     player: Player,
     now: u64,
+    wall: &TickWallClock,
 ) -> Entity {
     let user = state.user;
-    let clock = state.your_tick.map(|yours| PlayerClock::carrying_on(yours, now, HANDOFF_SLACK_TICKS));
+    let clock = state.clock.map(|handed| {
+        let most_ahead = u64::try_from(MAX_INPUT_LEAD_TICKS).unwrap_or(1);
+        PlayerClock::carrying_on(handed.your_tick, wall.tick_nearest(handed.next_tick_at, most_ahead))
+    });
     let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, clock, state.pending, now);
     let entity = commands
         .spawn((Player::bundle(user, state.name, player, state.position), Velocity(state.velocity), queue))
@@ -171,6 +183,7 @@ fn accept_handoffs(
     mut commands: Commands,
     mut received: MessageReader<HandoffReceived>,
     tick: Res<SimulationTick>,
+    wall: Res<TickWallClock>,
     settings: Res<ServerSettings>,
     mut players: ResMut<Players>,
     mut ghosts: ResMut<Ghosts>,
@@ -193,7 +206,7 @@ fn accept_handoffs(
         ghosts.despawn(&mut commands, user.entity());
         let (position, epoch, proxy) = (state.position, state.epoch, state.proxy);
         let player = Player { proxy, epoch, handed_by: Some(peer) };
-        spawn_handed(&mut commands, &mut players, state, player, tick.0);
+        spawn_handed(&mut commands, &mut players, state, player, tick.0, &wall);
         handed_off.departed.remove(&user);
         proxies.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch });
         peers.send(peer, PeerMessage::HandoffAccepted { user });
@@ -260,6 +273,7 @@ fn settle_departures(
     mut answers: MessageReader<HandoffAnswered>,
     mut lost: MessageReader<PeerLost>,
     tick: Res<SimulationTick>,
+    wall: Res<TickWallClock>,
     settings: Res<ServerSettings>,
     mut players: ResMut<Players>,
     mut handed_off: ResMut<HandedOff>,
@@ -295,7 +309,7 @@ fn settle_departures(
         state.pending.extend(held_inputs);
         let via = Via::Proxy(player.proxy);
         said.write_batch(held_chat.into_iter().map(|(channel, text)| ChatSaid { user, channel, text, via }));
-        spawn_handed(&mut commands, &mut players, state, player, tick.0);
+        spawn_handed(&mut commands, &mut players, state, player, tick.0, &wall);
         handed_off.declined.insert(user, tick.0);
         settings.stats.players.store(players.0.len() as u64, Ordering::Relaxed);
     }

@@ -44,15 +44,25 @@ pub struct PlayerClock {
 }
 
 impl PlayerClock {
-    /// A clock whose player's state is as of the end of its tick `your_tick`, as our tick
-    /// `now` ends; the next tick of the player is simulated in our tick `now + 1 + slack`.
-    pub fn carrying_on(your_tick: u32, now: u64, slack: i64) -> Self {
-        let now = ticks(now);
+    /// A clock whose player's state is as of the end of its tick `your_tick`, its next
+    /// tick simulated in our tick `next`: the one that runs when the server handing it
+    /// over would have simulated it, so its inputs reach us as early as they reached
+    /// that server. (A tick of slack per handoff instead would add up, a tick of input
+    /// lag for every border crossed.)
+    pub fn carrying_on(your_tick: u32, next: u64) -> Self {
         Self {
-            offset: now.saturating_sub(i64::from(your_tick)).saturating_add(slack),
+            offset: ticks(next).saturating_sub(i64::from(your_tick)).saturating_sub(1),
             simulated_through: i64::from(your_tick),
             earliness: VecDeque::new(),
         }
+    }
+}
+
+impl PlayerClock {
+    /// Our tick the player's next tick is simulated in, as our tick `now` ends.
+    pub fn next_due(&self, now: u64) -> u64 {
+        let due = self.simulated_through.saturating_add(1).saturating_add(self.offset);
+        u64::try_from(due).unwrap_or(0).max(now.saturating_add(1))
     }
 }
 
@@ -382,9 +392,11 @@ mod tests {
 
     #[test]
     fn a_clock_carried_on_by_the_next_owner_continues_the_players_ticks() {
-        let clock = PlayerClock::carrying_on(700, 9000, 1);
+        let clock = PlayerClock::carrying_on(700, 9002);
+        assert_eq!(clock.next_due(9000), 9002);
         let mut queue = InputQueue::resume(Keys::UP, 4, 4, Some(clock), [at(5, Keys::LEFT, 702)], 9000);
         let steps = run(&mut queue, 9001..=9004);
         assert_eq!(steps, [(None, Keys::UP), (Some(701), Keys::UP), (Some(702), Keys::LEFT), (Some(703), Keys::LEFT)]);
+        assert_eq!(queue.clock().unwrap().next_due(9004), 9005, "simulated every tick since");
     }
 }

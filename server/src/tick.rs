@@ -1,20 +1,106 @@
 //! The simulation's clock: [`SimulationTick`] counts fixed ticks, advanced first thing
-//! in each one. Systems that send once per tick run when it changes.
+//! in each one, and [`TickWallClock`] says when in Unix time they run, so that a
+//! player's own clock carries from one server's ticks to another's (servers count ticks
+//! each from its own start). Systems that send once per tick run when the tick changes.
 
 use bevy::prelude::*;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Counts fixed ticks; systems that send once per tick run when it changes.
 #[derive(Resource, Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimulationTick(pub u64);
 
+/// When this server's ticks run, in microseconds of Unix time.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickWallClock {
+    /// The Unix time this server's real time (Bevy's `Time<Real>`) counts from.
+    started: Duration,
+    /// The last tick run, and when it ran.
+    last_tick: u64,
+    last_tick_at: Duration,
+    /// How far apart ticks run.
+    tick_length: Duration,
+}
+
+impl TickWallClock {
+    /// A clock whose real time counts from `started`: the host's clock at start-up, or
+    /// any one instant shared by servers that step together on manual time.
+    pub fn starting_at(started: SystemTime, tick_length: Duration) -> Self {
+        let started = started.duration_since(UNIX_EPOCH).unwrap_or_default();
+        Self { started, last_tick: 0, last_tick_at: started, tick_length }
+    }
+
+    /// When our tick `tick` runs (or ran): the microsecond of Unix time.
+    pub fn time_of(&self, tick: u64) -> u64 {
+        let last = micros(self.last_tick_at);
+        let apart = |ticks: u64| micros(self.tick_length.saturating_mul(u32::try_from(ticks).unwrap_or(u32::MAX)));
+        if tick >= self.last_tick {
+            last.saturating_add(apart(tick - self.last_tick))
+        } else {
+            last.saturating_sub(apart(self.last_tick - tick))
+        }
+    }
+
+    /// Our tick that runs nearest to `at` (a microsecond of Unix time): never one run
+    /// already, nor more than `most_ahead` ticks after the last.
+    pub fn tick_nearest(&self, at: u64, most_ahead: u64) -> u64 {
+        let ahead = (at as f64 - micros(self.last_tick_at) as f64) / self.tick_length.as_micros().max(1) as f64;
+        // `as` saturates (and makes NaN 0): a time from a peer overflows nothing.
+        let ahead = (ahead.round() as u64).clamp(1, most_ahead.max(1));
+        self.last_tick.saturating_add(ahead)
+    }
+}
+
+fn micros(time: Duration) -> u64 {
+    u64::try_from(time.as_micros()).unwrap_or(u64::MAX)
+}
+
 pub struct TickPlugin;
 
 impl Plugin for TickPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<SimulationTick>().add_systems(FixedFirst, advance_tick);
+        app.init_resource::<SimulationTick>()
+            .insert_resource(TickWallClock::starting_at(SystemTime::now(), Duration::ZERO))
+            .add_systems(FixedFirst, advance_tick);
     }
 }
 
-fn advance_tick(mut tick: ResMut<SimulationTick>) {
+fn advance_tick(
+    mut tick: ResMut<SimulationTick>,
+    mut wall: ResMut<TickWallClock>,
+    real: Res<Time<Real>>,
+    fixed: Res<Time<Fixed>>,
+) {
     tick.0 += 1;
+    wall.last_tick = tick.0;
+    wall.last_tick_at = wall.started.saturating_add(real.elapsed());
+    wall.tick_length = fixed.timestep();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our tick 10 ran a thousand seconds into Unix time, ticks 50 ms apart.
+    fn clock() -> TickWallClock {
+        let started = UNIX_EPOCH + Duration::from_secs(1_000);
+        TickWallClock { last_tick: 10, ..TickWallClock::starting_at(started, Duration::from_millis(50)) }
+    }
+
+    #[test]
+    fn a_time_maps_to_the_nearest_tick_and_back() {
+        let clock = clock();
+        assert_eq!(clock.time_of(12), 1_000_100_000);
+        assert_eq!(clock.time_of(8), 999_900_000);
+        assert_eq!(clock.tick_nearest(1_000_100_000, 10), 12);
+        assert_eq!(clock.tick_nearest(1_000_124_000, 10), 12, "under half a tick later");
+        assert_eq!(clock.tick_nearest(1_000_126_000, 10), 13, "over half a tick later");
+    }
+
+    #[test]
+    fn a_time_from_a_peer_is_held_within_bounds() {
+        let clock = clock();
+        assert_eq!(clock.tick_nearest(0, 10), 11, "long past: our next tick");
+        assert_eq!(clock.tick_nearest(u64::MAX, 10), 20, "far ahead: no later than allowed");
+    }
 }

@@ -314,7 +314,7 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
             last_input: 0,
             inputs_applied: 0,
             pending: vec![],
-            your_tick: None,
+            clock: None,
             proxy: ProxyId(1),
             epoch: 1,
         }),

@@ -35,7 +35,7 @@ fn handoff(user: UserId, position: Vec2, pending: Vec<Input>) -> PeerMessage {
         last_input: 0,
         inputs_applied: 0,
         pending,
-        your_tick: None,
+        clock: None,
         proxy: ProxyId(1),
         epoch: 1,
     })

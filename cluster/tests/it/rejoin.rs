@@ -142,7 +142,7 @@ fn a_player_signing_in_again_on_another_server_is_in_one_place_only() {
         cluster.step();
     }
     assert_eq!(cluster.owners(ada), vec![ServerId(1)], "in one place");
-    Stepper::drain(&mut older);
+    older.drain(cluster.now());
     assert_eq!(older.disconnected.as_deref(), Some(SIGNED_IN_AGAIN));
     assert!(cluster.player(ada).disconnected.is_none(), "the newer session plays on");
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use tessera_player::WorldView;
+use tessera_player::prediction::{InputClock, Prediction};
 use tessera_player::steering::keys_toward;
 use tessera_proxy::ProxySettings;
 use tessera_proxy::chat::ChatGate;
@@ -29,6 +30,7 @@ use tessera_server::net::{LinkId, NetEvent, NetEvents};
 use tessera_server::players::Players;
 use tessera_server::regions::ghosts::{Ghost, Ghosts};
 use tessera_server::regions::subscriber::Subscriptions;
+use tessera_server::tick::TickWallClock;
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::components::{Keys, Position};
@@ -100,6 +102,8 @@ pub struct SteppedPlayer {
     queue: mpsc::Receiver<QueuedFrame>,
     welcome: Welcome,
     pub view: WorldView,
+    /// Where it predicts itself, as a client does: what it steers by.
+    prediction: Prediction,
     pub keys: Keys,
     last_sent: u32,
     /// What its proxy makes of what it says.
@@ -117,6 +121,32 @@ impl SteppedPlayer {
     pub fn position(&self) -> Vec2 {
         self.view.me.expect("the player has had an update").position
     }
+
+    /// Folds what its proxy queued for it into its view and its prediction, as the
+    /// player's tick beginning at `now` begins.
+    pub fn drain(&mut self, now: std::time::Instant) {
+        let player = self;
+        while let Ok(queued) = player.queue.try_recv() {
+            match decode_frame(queued.frame()) {
+                ProxyToClient::Welcome(_) => panic!("a second welcome"),
+                ProxyToClient::Update(update) => {
+                    assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
+                    let (you, your_tick) = (update.you, update.your_tick);
+                    player.view.apply(update, &player.welcome, now).unwrap_or_else(|violation| panic!("{violation}"));
+                    player.prediction.reconcile(&you, your_tick, now);
+                }
+                ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => {
+                    player.disconnected = Some(reason)
+                }
+                ProxyToClient::SessionGone => player.disconnected = Some("its session is gone".into()),
+                ProxyToClient::RegionOffline => player.view.region_offline = true,
+                ProxyToClient::Chat(line) => {
+                    player.view.hear(line).unwrap_or_else(|violation| panic!("{violation}"));
+                }
+                ProxyToClient::ChatThrottled => player.view.chat.throttled += 1,
+            }
+        }
+    }
 }
 
 /// A whole cluster in memory, stepped one tick at a time.
@@ -133,6 +163,9 @@ pub struct Stepper {
     issued: u64,
     /// Ticks stepped so far.
     pub ticks: u64,
+    /// When the stepper's first tick began, on its players' clocks: their tick `n`
+    /// begins `n` ticks after it, whatever the wall clock says.
+    origin: std::time::Instant,
 }
 
 impl Stepper {
@@ -147,6 +180,8 @@ impl Stepper {
         let map = config.region_map();
         // The stepper carries messages itself: nothing is sealed, but settings hold a secret.
         let secret = ClusterSecret::generate().expect("the OS has a random source");
+        // Every server's real time counts from one instant, as on hosts whose clocks agree.
+        let started = std::time::SystemTime::now();
         let servers: Vec<SteppedServer> = config
             .servers
             .iter()
@@ -156,6 +191,7 @@ impl Stepper {
                 settings.broadcast_baseline = broadcast_baseline;
                 let mut app = tessera_server::build_app(settings);
                 app.insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
+                app.insert_resource(TickWallClock::starting_at(started, std::time::Duration::ZERO));
                 app.finish();
                 app.cleanup();
                 let events = app.world().resource::<NetEvents>().0.clone();
@@ -185,6 +221,7 @@ impl Stepper {
             keys: BTreeMap::new(),
             issued: 0,
             ticks: 0,
+            origin: std::time::Instant::now(),
         };
         stepper.servers = servers;
         let ids: Vec<ServerId> = stepper.servers.iter().map(|s| s.id).collect();
@@ -298,7 +335,7 @@ impl Stepper {
 
     /// As [`Self::join`], as player `user`, who may be playing already: then this is it
     /// signing in again, and its older session is returned (what it is sent, it is sent
-    /// no more by the stepper: [`Self::drain`] reads it).
+    /// no more by the stepper: [`SteppedPlayer::drain`] reads it).
     pub fn join_as(&mut self, proxy: usize, user: UserId, name: &str, at: Vec2) -> Option<SteppedPlayer> {
         let stepped = &self.proxies[proxy];
         let key = self.keys[&user];
@@ -310,10 +347,21 @@ impl Stepper {
             _ => panic!("a proxy welcomes a player first"),
         };
         verify::welcome(&welcome, stepped.settings.id, user).expect("the proxy's welcome is sane");
-        let view = WorldView::new(tick_seconds(welcome.tick_hz));
+        let tick = tick_seconds(welcome.tick_hz);
+        let view = WorldView::new(tick);
+        let prediction = Prediction::new(InputClock::new(self.origin, tick), welcome.map.clone(), tick);
         let chat = ChatGate::new(std::time::Instant::now());
-        let player =
-            SteppedPlayer { proxy, queue, welcome, view, keys: Keys::empty(), last_sent: 0, chat, disconnected: None };
+        let player = SteppedPlayer {
+            proxy,
+            queue,
+            welcome,
+            view,
+            prediction,
+            keys: Keys::empty(),
+            last_sent: 0,
+            chat,
+            disconnected: None,
+        };
         let older = self.players.insert(user, player);
         self.step_until("the first update", 10, |stepper| stepper.player(user).view.me.is_some());
         older
@@ -323,6 +371,12 @@ impl Stepper {
         &self.players[&user]
     }
 
+    /// When the tick in progress began, on the players' clocks.
+    pub fn now(&self) -> std::time::Instant {
+        let tick = std::time::Duration::from_secs_f32(tick_seconds(self.config.simulation.tick_hz));
+        self.origin + tick * u32::try_from(self.ticks).expect("a test steps fewer than 2³² ticks")
+    }
+
     /// The player holds exactly `keys` from now on; returns the input's sequence number.
     pub fn press(&mut self, user: UserId, keys: Keys) -> u32 {
         let player = self.players.get_mut(&user).expect("a player of this stepper");
@@ -330,7 +384,9 @@ impl Stepper {
         player.keys = keys;
         let seq = player.last_sent;
         // The player's own clock is the stepper's: it starts each tick as every server does.
-        let tick = u32::try_from(self.ticks).expect("a test steps fewer than 2³² ticks");
+        let now = self.now();
+        let player = self.players.get_mut(&user).expect("a player of this stepper");
+        let tick = player.prediction.press(keys, now);
         self.send_input(user, Input { seq, keys, tick }).expect("the player's owner is linked");
         seq
     }
@@ -415,13 +471,12 @@ impl Stepper {
     /// changes), calling `check` after every tick; then stops there, the stop applied.
     pub fn walk_to(&mut self, user: UserId, target: Vec2, mut check: impl FnMut(&Self)) {
         // 200 units a second: the far side of the default world is under 800 ticks away.
-        // Where the player will be when a key pressed now takes effect, as a client's
-        // prediction has it: a tick to reach its server, and the tick of slack its clock
-        // started with (see the server's input queue).
-        let lag = 2.0 * tessera_shared::protocol::tick_seconds(self.config.simulation.tick_hz);
+        // A key pressed now counts from the tick beginning now: steered by where the
+        // player's prediction has it then, not by the server's word of some ticks ago.
         for _ in 0..2000 {
             let player = self.player(user);
-            let keys = keys_toward(player.position() + player.keys.walk_velocity().0 * lag, target);
+            let predicted = player.prediction.position_at(self.now()).unwrap_or(player.position());
+            let keys = keys_toward(predicted, target);
             if keys.is_empty() {
                 // Every tick checked, the ones walking on until the stop is applied too.
                 let stop = self.press(user, Keys::empty());
@@ -543,33 +598,9 @@ impl Stepper {
                 self.cut_peers(a, b);
             }
         }
+        let now = self.now();
         for player in self.players.values_mut() {
-            Self::drain(player);
-        }
-    }
-
-    /// Folds what `player`'s proxy queued for it into its view.
-    pub fn drain(player: &mut SteppedPlayer) {
-        while let Ok(queued) = player.queue.try_recv() {
-            match decode_frame(queued.frame()) {
-                ProxyToClient::Welcome(_) => panic!("a second welcome"),
-                ProxyToClient::Update(update) => {
-                    assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
-                    player
-                        .view
-                        .apply(update, &player.welcome, std::time::Instant::now())
-                        .unwrap_or_else(|violation| panic!("{violation}"));
-                }
-                ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => {
-                    player.disconnected = Some(reason)
-                }
-                ProxyToClient::SessionGone => player.disconnected = Some("its session is gone".into()),
-                ProxyToClient::RegionOffline => player.view.region_offline = true,
-                ProxyToClient::Chat(line) => {
-                    player.view.hear(line).unwrap_or_else(|violation| panic!("{violation}"));
-                }
-                ProxyToClient::ChatThrottled => player.view.chat.throttled += 1,
-            }
+            player.drain(now);
         }
     }
 }

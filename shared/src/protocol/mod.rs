@@ -302,11 +302,21 @@ pub struct HandoffState {
     /// Inputs received ahead of a gap in the sequence, or ahead of their tick, not
     /// applied yet.
     pub pending: Vec<Input>,
-    /// The player's own tick `position` is as of (see [`PlayerUpdate::your_tick`]): the
-    /// next owner simulates on from the next one, so the player's prediction holds.
-    pub your_tick: Option<u32>,
+    /// The player's clock, once it has one: the next owner simulates on from the next
+    /// of its ticks, when it would have fallen due here, so the player's prediction holds.
+    pub clock: Option<HandedClock>,
     pub proxy: ProxyId,
     pub epoch: u32,
+}
+
+/// A player's clock as it travels with the player. Servers count ticks each from its
+/// own start, so the clock goes in Unix time, which every host of a cluster keeps (NTP).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HandedClock {
+    /// The player's own tick its position is as of (see [`PlayerUpdate::your_tick`]).
+    pub your_tick: u32,
+    /// When the player's next tick would have been simulated, in microseconds of Unix time.
+    pub next_tick_at: u64,
 }
 
 /// An entity entering a subscriber's view of a cell.

@@ -443,6 +443,7 @@ mod tests {
     use super::*;
     use crate::components::{Keys, WALK_SPEED};
     use crate::framing::encoded_frame;
+    use crate::protocol::HandedClock;
     use crate::protocol::{CellDelta, GhostEntry, ProxyToClient};
 
     const ADA: UserId = UserId(0xada0_0000_0000_0007);
@@ -466,7 +467,7 @@ mod tests {
             last_input: 10,
             inputs_applied: 10,
             pending: vec![Input { seq: 12, keys: Keys::UP, tick: 3 }, Input { seq: 14, keys: Keys::DOWN, tick: 5 }],
-            your_tick: Some(2),
+            clock: Some(HandedClock { your_tick: 2, next_tick_at: 1_780_000_000_000_000 }),
             proxy: ProxyId(1),
             epoch: 1,
         };

@@ -20,8 +20,8 @@ use tessera_shared::ids::{EntityId, UserId};
 use tessera_shared::protocol::SessionTicket;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{
-    CellDelta, ChatChannel, ChatLine, ClientToProxy, EntityState, GhostEntry, HandoffState, Hello, Input, PeerMessage,
-    PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
+    CellDelta, ChatChannel, ChatLine, ClientToProxy, EntityState, GhostEntry, HandedClock, HandoffState, Hello, Input,
+    PeerMessage, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
 };
 use tessera_shared::region_map::CellId;
 
@@ -125,7 +125,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
                     Input { seq: 9, keys: Keys::UP, tick: 40 },
                     Input { seq: 10, keys: Keys::empty(), tick: 42 },
                 ],
-                your_tick: Some(39),
+                clock: Some(HandedClock { your_tick: 39, next_tick_at: 1_780_000_000_100_000 }),
                 proxy: PROXY,
                 epoch: 3,
             })),
