@@ -51,6 +51,15 @@ impl TickWallClock {
     }
 }
 
+impl TickWallClock {
+    /// Seconds from `at` (a microsecond of Unix time) to when the last tick ran: none
+    /// for a time since, and at most `most`, whatever a peer says.
+    pub fn seconds_since(&self, at: u64, most: f32) -> f32 {
+        let since = micros(self.last_tick_at).saturating_sub(at) as f64 / 1e6;
+        (since as f32).min(most)
+    }
+}
+
 fn micros(time: Duration) -> u64 {
     u64::try_from(time.as_micros()).unwrap_or(u64::MAX)
 }
@@ -102,5 +111,13 @@ mod tests {
         let clock = clock();
         assert_eq!(clock.tick_nearest(0, 10), 11, "long past: our next tick");
         assert_eq!(clock.tick_nearest(u64::MAX, 10), 20, "far ahead: no later than allowed");
+        assert_eq!(clock.seconds_since(u64::MAX, 0.5), 0.0, "a time to come: none");
+        assert_eq!(clock.seconds_since(0, 0.5), 0.5, "long past: no more than allowed");
+    }
+
+    #[test]
+    fn the_time_since_a_peers_tick_is_exact() {
+        let clock = clock();
+        assert!((clock.seconds_since(999_930_000, 0.5) - 0.07).abs() < 1e-6);
     }
 }

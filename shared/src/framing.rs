@@ -287,7 +287,7 @@ mod tests {
         round_trip(ServerToProxy::Owner { user, server: ServerId(4), epoch: 2 });
         round_trip(PeerMessage::Subscribe(vec![CellId { x: 1, y: 0 }]));
         round_trip(PeerMessage::Cells {
-            tick: 4,
+            at: 1_780_000_000_200_000,
             deltas: vec![CellDelta {
                 cell: CellId { x: 0, y: 1 },
                 full: true,

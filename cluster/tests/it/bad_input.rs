@@ -294,7 +294,7 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
         PeerMessage::Subscribe(vec![CellId { x: 0, y: 0 }]),
         // Data for a cell of a region the sender does not own.
         PeerMessage::Cells {
-            tick: 1,
+            at: 1_780_000_000_000_000,
             deltas: vec![CellDelta {
                 cell: CellId { x: 7, y: 7 },
 

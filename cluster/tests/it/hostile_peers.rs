@@ -90,7 +90,7 @@ fn a_peer_moves_only_the_ghosts_it_published() {
     let teleport =
         EntityState { id: walker.entity(), position: Vec2::new(900.0, 1100.0), velocity: Vec2::Y * WALK_SPEED };
     let delta = CellDelta { cell: corner_of_three, full: false, entered: vec![], moved: vec![teleport], left: vec![] };
-    let cells = PeerMessage::Cells { tick: cluster.ticks, deltas: vec![delta] };
+    let cells = PeerMessage::Cells { at: 1_780_000_000_000_000, deltas: vec![delta] };
     cluster.send_as_peer(ServerId(3), ServerId(1), cells).unwrap();
     for _ in 0..3 {
         cluster.step();

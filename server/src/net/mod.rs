@@ -152,10 +152,12 @@ pub struct SubscriptionRequest {
     pub subscribe: bool,
 }
 
-/// One tick of changes in cells we subscribed to.
+/// One tick of changes in cells we subscribed to, as of the end of a tick that ran `at`
+/// (microseconds of Unix time).
 #[derive(Message, Debug, Clone)]
 pub struct CellDeltasReceived {
     pub peer: ServerId,
+    pub at: u64,
     pub deltas: Vec<CellDelta>,
 }
 
@@ -297,8 +299,8 @@ fn receive(
                 PeerMessage::Unsubscribe(cells) => {
                     out.subscriptions.write(SubscriptionRequest { peer, cells, subscribe: false });
                 }
-                PeerMessage::Cells { deltas, .. } => {
-                    out.deltas.write(CellDeltasReceived { peer, deltas });
+                PeerMessage::Cells { at, deltas } => {
+                    out.deltas.write(CellDeltasReceived { peer, at, deltas });
                 }
                 PeerMessage::Handoff(state) => {
                     out.handoffs.write(HandoffReceived { peer, state });

@@ -8,13 +8,25 @@ use std::collections::HashMap;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::{EntityState, GhostEntry};
-use tessera_shared::region_map::CellId;
+use tessera_shared::region_map::{CellId, RegionMap};
 
 /// Where a ghost comes from.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ghost {
     pub owner: ServerId,
     pub cell: CellId,
+}
+
+/// The most a ghost is moved on from when its owner sent it (half a second): beyond
+/// that, a message is stale, or its sender's clock is wrong.
+pub const MOST_CAUGHT_UP_SECONDS: f32 = 0.5;
+
+/// `state` as it is `seconds` later, walking on: an owner's word of a tick that ran
+/// before ours, made of our tick (peers' ticks fall anywhere between ours, and a message
+/// may be held up), so a ghost walking straight never jumps back or ahead.
+pub fn caught_up(state: EntityState, seconds: f32, map: &RegionMap) -> EntityState {
+    let (position, velocity) = map.walk(state.position, state.velocity, seconds);
+    EntityState { position, velocity, ..state }
 }
 
 /// The ghosts here, by entity id, with where each comes from. Kept here rather than

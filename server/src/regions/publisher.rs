@@ -12,7 +12,7 @@ use crate::components::Visible;
 use crate::net::{NetSystems, PeerLinks, PeerLost, SubscriptionRequest};
 use crate::players::Player;
 use crate::settings::ServerSettings;
-use crate::tick::SimulationTick;
+use crate::tick::{SimulationTick, TickWallClock};
 use bevy::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tessera_shared::components::{Position, Velocity};
@@ -94,6 +94,7 @@ pub fn home_cell(settings: &ServerSettings, position: Vec2) -> Option<CellId> {
 
 fn publish_cells(
     tick: Res<SimulationTick>,
+    wall: Res<TickWallClock>,
     settings: Res<ServerSettings>,
     mut publications: ResMut<Publications>,
     players: Query<(&EntityId, &Position, &Velocity, &Visible), With<Player>>,
@@ -135,7 +136,7 @@ fn publish_cells(
     publications.pending_snapshots.clear();
     for (peer, deltas) in per_peer {
         for deltas in split_deltas(deltas, MAX_ENTITIES_PER_MESSAGE) {
-            peers.send(peer, PeerMessage::Cells { tick: tick.0, deltas });
+            peers.send(peer, PeerMessage::Cells { at: wall.time_of(tick.0), deltas });
         }
     }
 }

@@ -5,11 +5,11 @@
 //! What the owners send back becomes ghosts.
 
 use super::RegionSystems;
-use super::ghosts::{Ghost, Ghosts};
+use super::ghosts::{Ghost, Ghosts, MOST_CAUGHT_UP_SECONDS, caught_up};
 use crate::net::{CellDeltasReceived, NetSystems, PeerLinks, PeerLost};
 use crate::players::{Player, Players};
 use crate::settings::ServerSettings;
-use crate::tick::SimulationTick;
+use crate::tick::{SimulationTick, TickWallClock};
 use bevy::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tessera_shared::components::Position;
@@ -148,8 +148,13 @@ fn apply_deltas(
     subscriptions: Res<Subscriptions>,
     mut ghosts: ResMut<Ghosts>,
     players: Res<Players>,
+    wall: Res<TickWallClock>,
+    settings: Res<ServerSettings>,
 ) {
-    for CellDeltasReceived { peer, deltas } in received.read() {
+    for CellDeltasReceived { peer, at, deltas } in received.read() {
+        // As of our last tick, which our next moves them on from, as it moves our players.
+        let since = wall.seconds_since(*at, MOST_CAUGHT_UP_SECONDS);
+        let caught_up = |state| caught_up(state, since, &settings.map);
         for delta in deltas.iter().cloned() {
             if !subscriptions.0.get(peer).is_some_and(|cells| cells.contains(&delta.cell)) {
                 // Sent before our unsubscribe reached the peer.
@@ -160,14 +165,15 @@ fn apply_deltas(
             if delta.full {
                 ghosts.despawn_where(&mut commands, |origin| *origin == ghost);
             }
-            for entry in delta.entered {
+            for mut entry in delta.entered {
                 // A player handed to us may still show up in its old owner's region for a tick.
                 if !players.0.contains_key(&UserId(entry.state.id.0)) {
+                    entry.state = caught_up(entry.state);
                     ghosts.spawn_or_update(&mut commands, ghost, entry);
                 }
             }
             for state in delta.moved {
-                ghosts.update(&mut commands, ghost, state);
+                ghosts.update(&mut commands, ghost, caught_up(state));
             }
             for id in delta.left {
                 // It may have entered another region of the same owner already.

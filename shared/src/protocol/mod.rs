@@ -343,9 +343,11 @@ pub enum PeerMessage {
     /// Send me these cells of your regions: a full snapshot now, then what changes.
     Subscribe(Vec<CellId>),
     Unsubscribe(Vec<CellId>),
-    /// One tick's changes in the cells this peer subscribed to.
+    /// One tick's changes in the cells this peer subscribed to, as of the end of a tick
+    /// that ran `at` (microseconds of Unix time): the subscriber moves each entity on
+    /// from then to its own tick, however late the message came.
     Cells {
-        tick: u64,
+        at: u64,
         deltas: Vec<CellDelta>,
     },
     /// Take over this player, which left my regions for yours.

@@ -605,7 +605,7 @@ mod tests {
 
     fn cells(deltas: Vec<CellDelta>) -> Result<(), Violation> {
         // From server 2, which owns the region from (1024, 0) to (2048, 1024): cells 4..8 × 0..4.
-        from_peer(&PeerMessage::Cells { tick: 1, deltas }, ServerId(1), ServerId(2), &rules())
+        from_peer(&PeerMessage::Cells { at: 1_780_000_000_000_000, deltas }, ServerId(1), ServerId(2), &rules())
     }
 
     fn delta(cell: CellId, entered: Vec<GhostEntry>, moved: Vec<EntityState>) -> CellDelta {

@@ -101,7 +101,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (
             Direction::Peer,
             frame(&PeerMessage::Cells {
-                tick: 40,
+                at: 1_780_000_000_300_000,
                 deltas: vec![CellDelta {
                     cell,
                     full: true,
