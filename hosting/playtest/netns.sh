@@ -419,7 +419,7 @@ tick_line() {
 
 {
   echo "Tessera playtest across three hosts (network namespaces), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "link players↔proxies: +${lag}±${jitter} ms each way; ${bots} bots measured ${duration} s after ${warmup} s warm-up; ${window_count} windows (${client_profile} client)"
+  echo "link players↔proxies: +${lag}±${jitter} ms each way; ${bots} bots measured ${duration} s after ${warmup} s warm-up; ${window_count} windows${names[*]:+ (${client_profile} client)}"
   echo
   jq -r '
     def f: . * 100 | round / 100;
@@ -449,7 +449,7 @@ tick_line() {
   echo "load average (1 min) over the run: max $(awk '$2 > m { m = $2 } END { print m }' "$logs/loadavg") on $(nproc) cores"
   echo "CPU per process (lifetime average, % of one core): $out/processes.txt"
   echo
-  echo "screenshots: $out/screenshots/"
+  ((window_count == 0)) || echo "screenshots: $out/screenshots/"
   echo "logs: $logs/"
   echo "bots' report: $out/bots.json"
 } | tee "$out/report.txt"
