@@ -162,7 +162,6 @@ make_hosts() {
 declare -A pid_of
 started=()       # names, in start order
 watched=()       # names that must run until the end
-failures=()
 
 # start NAMESPACE NAME COMMAND...: runs COMMAND on that host, its output in logs/NAME.log.
 start() {
@@ -446,6 +445,11 @@ tick_line() {
   echo
   echo "servers (from their metrics at the end):"
   for id in 1 2 3 4; do echo "  server $id: $(tick_line "$out/metrics/server-$id.prom")"; done
+  echo -n "warnings and errors logged:"
+  for log in "$logs"/server-*.log "$logs"/proxy-*.log "$logs/bots.log"; do
+    echo -n " $(basename "$log" .log) $(grep -cE ' (WARN|ERROR) ' <(sed 's/\x1b\[[0-9;]*m//g' "$log") || true)"
+  done
+  echo
   echo "load average (1 min) over the run: max $(awk '$2 > m { m = $2 } END { print m }' "$logs/loadavg") on $(nproc) cores"
   echo "CPU per process (lifetime average, % of one core): $out/processes.txt"
   echo
