@@ -76,18 +76,32 @@ impl StreamClock {
     }
 
     /// Tick `tick` arrived at `at`; on a new stream of ticks (another server's, or a
-    /// restarted one's) the clock carries on from it, as far behind its latest tick and
-    /// keeping its margin for jitter.
-    fn arrived(&mut self, tick: u64, at: Instant, restart: bool) {
+    /// restarted one's) the clock carries on from it, keeping its margin for jitter, and
+    /// says by how many ticks the new stream's count is ahead of the last one's (0 on
+    /// the same stream).
+    fn arrived(&mut self, tick: u64, at: Instant, restart: bool) -> i64 {
         let seconds = self.seconds(at);
         let sample = seconds - tick as f64 * self.tick_seconds;
         let first = self.latest == 0;
         let mut shown = self.shown_at(seconds);
+        let mut ahead_by = 0;
         if first || restart {
+            // The new stream's ticks are the old one's moved on by as many as its
+            // arrivals say (whole ticks, so states already received keep their places
+            // once moved on as much): the tick shown stays where it was in time. (How
+            // far behind the latest tick received it was would not do: the new stream's
+            // first tick may come a tick or more after the old one's last.)
+            let was_wanted = self.wanted(seconds);
             let margin = (self.late - self.mean).max(0.0);
-            let behind = if first { SHOWN_BEHIND_TICKS } else { self.latest as f64 - shown };
             (self.mean, self.late) = (sample, sample + margin);
-            shown = tick as f64 - behind;
+            if first {
+                shown = tick as f64 - SHOWN_BEHIND_TICKS;
+            } else {
+                let ahead = (self.wanted(seconds) - was_wanted).round();
+                // `as` saturates: no stream's count overflows this.
+                ahead_by = ahead as i64;
+                shown += ahead;
+            }
         } else {
             let gain = if sample > self.late { LATER_GAIN } else { EARLIER_GAIN };
             self.late += (sample - self.late) * gain;
@@ -102,6 +116,7 @@ impl StreamClock {
         let ahead = self.wanted(seconds) - shown;
         let catch_up = ahead * self.tick_seconds / CATCH_UP_SECONDS;
         (self.shown, self.since, self.pace) = (shown.max(0.0), seconds, 1.0 + catch_up.clamp(-MAX_SLEW, MAX_SLEW));
+        ahead_by
     }
 
     /// The tick (with its fraction) others are shown at, at `at`.
@@ -130,6 +145,15 @@ struct Known {
 impl Known {
     fn latest(&self) -> &(EntityState, u64) {
         self.states.back().expect("an entity known has a state")
+    }
+
+    /// Its states as of a new stream of ticks, `ahead_by` ahead of the one they came in,
+    /// before `next` (the new stream's own word on it) is pushed.
+    fn moved_on(&mut self, ahead_by: i64, next: u64) {
+        for (_, sent) in &mut self.states {
+            *sent = sent.saturating_add_signed(ahead_by);
+        }
+        self.states.retain(|(_, sent)| *sent < next);
     }
 
     fn push(&mut self, state: EntityState, sent: u64) {
@@ -214,7 +238,7 @@ impl WorldView {
                 self.sent.get(&state.id).map(|known| (state.id, known.at(shown_tick, self.tick_seconds)))
             })
             .collect();
-        self.stream.arrived(update.tick, at, update.full);
+        let ahead_by = self.stream.arrived(update.tick, at, update.full);
         self.region_offline = false;
         self.your_tick = update.your_tick;
         if self.server.is_some_and(|server| server != update.server) {
@@ -228,7 +252,13 @@ impl WorldView {
         // Names go with what is in view (a server names an entity again when it comes
         // back), so what a proxy sends cannot pile up here.
         if update.full {
-            self.sent.clear();
+            // What is in view is all in it. What of it was known is kept, moved on to
+            // the new stream's ticks, so what is shown between states stays so.
+            let in_view: std::collections::HashSet<EntityId> = update.changed.iter().map(|state| state.id).collect();
+            self.sent.retain(|id, _| in_view.contains(id));
+            for known in self.sent.values_mut() {
+                known.moved_on(ahead_by, update.tick);
+            }
             self.names.clear();
         }
         for id in &update.left {
@@ -373,6 +403,27 @@ mod tests {
         let moved = view.apply(late, &welcome, at(21, 80)).unwrap();
         assert_eq!(moved.moved.len(), 1);
         assert!(moved.moved[0] > 10.0, "{moved:?}");
+    }
+
+    #[test]
+    fn a_new_servers_stream_carries_on_where_the_last_left_off() {
+        let (welcome, mut view) = (welcome(), WorldView::new(0.05));
+        let start = Instant::now();
+        let at = |tick: u64| start + std::time::Duration::from_millis(50 * tick);
+        // Entity 5 walks right at 200 units a second, told once.
+        for tick in 1..=20 {
+            let mut next = update(vec![], vec![], vec![]);
+            next.tick = tick;
+            next.changed = if tick == 1 { vec![moving(5, (10.0, 0.0), (200.0, 0.0))] } else { vec![] };
+            view.apply(next, &welcome, at(tick)).unwrap();
+        }
+        // The player is handed to server 2, whose ticks count from elsewhere: its first
+        // update, full, is on time, a tick after the last server's last.
+        let mut full = update(vec![moving(5, (210.0, 0.0), (200.0, 0.0))], vec![], vec![]);
+        (full.tick, full.server, full.full) = (7000, ServerId(2), true);
+        let moved = view.apply(full, &welcome, at(21)).unwrap();
+        assert!(moved.moved.iter().all(|&by| by < 1e-3), "nobody walking is thrown on: {moved:?}");
+        assert_eq!(view.handoffs, 1);
     }
 
     #[test]
