@@ -137,21 +137,9 @@ fn chat_panel(
     mut panel: ResMut<ChatPanel>,
     out: Res<ChatOut>,
 ) -> Result {
-    let enter = keys.any_just_pressed([KeyCode::Enter, KeyCode::NumpadEnter]);
+    // The Enter that opens the field is not the one that says what is in it.
     let was_typing = panel.typing;
-    if was_typing && keys.just_pressed(KeyCode::Escape) {
-        panel.typing = false;
-        panel.draft.clear();
-    } else if was_typing && enter {
-        let draft = std::mem::take(&mut panel.draft);
-        let (channel, text) = match draft.strip_prefix(TO_EVERYONE) {
-            Some(text) => (ChatChannel::Everyone, text),
-            None => (ChatChannel::Near, draft.as_str()),
-        };
-        // Nothing to say, or the connection is gone: the line goes nowhere either way.
-        let _ = out.0.send((channel, text.to_owned()));
-        panel.typing = false;
-    } else if enter {
+    if !was_typing && keys.any_just_pressed([KeyCode::Enter, KeyCode::NumpadEnter]) {
         panel.typing = true;
     }
     let panel = &mut *panel;
@@ -182,7 +170,27 @@ fn chat_panel(
                         .char_limit(MAX_CHAT_LEN)
                         .desired_width(f32::INFINITY)
                         .hint_text("Enter to say it, Esc to leave it");
-                    ui.add(edit).request_focus();
+                    let typed = ui.add(edit);
+                    // Enter and Esc as the text field has them, after every key typed
+                    // before them in the same frame (typed fast on a slow frame, the
+                    // last letters would be lost otherwise).
+                    let (enter, escape) =
+                        ui.input(|input| (input.key_pressed(egui::Key::Enter), input.key_pressed(egui::Key::Escape)));
+                    if escape {
+                        panel.typing = false;
+                        panel.draft.clear();
+                    } else if enter && was_typing {
+                        let draft = std::mem::take(&mut panel.draft);
+                        let (channel, text) = match draft.strip_prefix(TO_EVERYONE) {
+                            Some(text) => (ChatChannel::Everyone, text),
+                            None => (ChatChannel::Near, draft.as_str()),
+                        };
+                        // Nothing to say, or the connection is gone: the line goes nowhere either way.
+                        let _ = out.0.send((channel, text.to_owned()));
+                        panel.typing = false;
+                    } else {
+                        typed.request_focus();
+                    }
                 });
             } else {
                 ui.weak(format!("Enter to chat with those near you; start with {TO_EVERYONE}to say it to everyone"));
