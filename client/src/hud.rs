@@ -125,8 +125,14 @@ fn smoothness_details(ui: &mut egui::Ui, meter: &SmoothnessMeter, snapshot: &Sna
         row("snaps (> 4 units)", format!("{} ({} at handoffs)", seen.own_snaps, seen.own_snaps_at_handoffs));
         let (p99, max) = (SmoothnessSeen::units(&seen.others, 0.99), SmoothnessSeen::max_units(&seen.others));
         row("others' error", format!("p99 {p99:.2}, max {max:.1}"));
-        let behind = snapshot.view.stream.shown_behind(Instant::now()) * 1000.0;
-        row("others shown", format!("{behind:.0} ms behind the latest update"));
+        // Past the latest update when updates are late: others are extrapolated then.
+        // (`+ 0.0` makes a rounded -0 plain 0.)
+        let behind = (snapshot.view.stream.shown_behind(Instant::now()) * 1000.0).round() + 0.0;
+        let shown = match behind {
+            b if b >= 0.0 => format!("{b:.0} ms behind the latest update"),
+            b => format!("{:.0} ms past the latest update", -b),
+        };
+        row("others shown", shown);
     });
 }
 
