@@ -15,6 +15,7 @@
 //! for each of them by the routing table ([`crate::routing::Routing::chat_from`]).
 
 use crate::routing::Routing;
+use crate::stats::ProxyStats;
 use std::time::Instant;
 use tessera_shared::ids::UserId;
 use tessera_shared::protocol::verify::{self, Violation};
@@ -56,12 +57,14 @@ impl ChatGate {
     ) -> Result<Option<ProxyToServer>, Violation> {
         let Some(said) = verify::said(user, channel, text)? else { return Ok(None) };
         if !self.bucket.take(&CHAT_RATE, now) {
+            ProxyStats::add(&routing.stats.chat_dropped, 1);
             if !std::mem::replace(&mut self.told, true) {
                 routing.to_clients([(user, ProxyToClient::ChatThrottled.into())]);
             }
             return Ok(None);
         }
         self.told = false;
+        ProxyStats::add(&routing.stats.chat_forwarded, 1);
         Ok(Some(said))
     }
 }
@@ -132,5 +135,8 @@ mod tests {
         assert!(say(later), "the rate refills");
         assert!(!say(later));
         assert_eq!(told(&mut queue), vec![ProxyToClient::ChatThrottled], "a new run of dropped lines is told again");
+        let counted = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+        let stats = &routing.stats;
+        assert_eq!((counted(&stats.chat_forwarded), counted(&stats.chat_dropped)), (CHAT_BURST as u64 + 1, 3));
     }
 }

@@ -1,6 +1,6 @@
 //! Live figures about one proxy: players connected, frames forwarded each way, the
-//! bytes on its client and server links, and the connections and players it turned
-//! away, by [`Refusal`]. Counted where the work happens, in plain
+//! bytes on its client and server links, chat lines forwarded and dropped, and the
+//! connections and players it turned away, by [`Refusal`]. Counted where the work happens, in plain
 //! atomics the links share, and copied into the exported metrics (the names in
 //! [`tessera_shared::metrics`]) ten times a second, so a rate read over a window is off
 //! by at most a tenth of a second's traffic.
@@ -24,6 +24,9 @@ pub struct ProxyStats {
     pub clients: Traffic,
     /// Bytes on the links to game servers.
     pub servers: Traffic,
+    /// Chat lines forwarded to the speakers' servers, and dropped past their rate.
+    pub chat_forwarded: AtomicU64,
+    pub chat_dropped: AtomicU64,
     /// Connections and players turned away, indexed by [`Refusal`].
     refusals: [AtomicU64; Refusal::ALL.len()],
 }
@@ -108,6 +111,14 @@ impl ProxyStats {
             (&*self.clients.bytes_out, bytes_counter(&proxy, "clients", "out")),
             (&*self.servers.bytes_in, bytes_counter(&proxy, "servers", "in")),
             (&*self.servers.bytes_out, bytes_counter(&proxy, "servers", "out")),
+            (
+                &self.chat_forwarded,
+                metrics::counter!(names::PROXY_CHAT_LINES, "proxy" => proxy.clone(), "outcome" => "forwarded"),
+            ),
+            (
+                &self.chat_dropped,
+                metrics::counter!(names::PROXY_CHAT_LINES, "proxy" => proxy.clone(), "outcome" => "dropped"),
+            ),
         ];
         let mut every = tokio::time::interval(EXPORT_EVERY);
         loop {

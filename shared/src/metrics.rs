@@ -34,6 +34,9 @@ pub const PROXY_BYTES: &str = "tessera_proxy_bytes_total";
 /// Connections and players the proxy turned away. Labels `proxy`, `cause`
 /// (`connections`, `connections_per_address`, `join_rate`, `full`, `slow_reader`).
 pub const PROXY_REFUSALS: &str = "tessera_proxy_refusals_total";
+/// Chat lines players said through the proxy. Labels `proxy`, `outcome` (`forwarded`,
+/// or `dropped` past the player's rate).
+pub const PROXY_CHAT_LINES: &str = "tessera_proxy_chat_lines_total";
 
 /// Buckets of [`SERVER_TICK_SECONDS`]: fine below the 25 ms line (half a 20 Hz tick),
 /// so percentiles read from them are close to exact where it matters.
