@@ -401,7 +401,7 @@ impl Bot {
                             }
                         }
                         if self.window.contains(now) {
-                            smoothness.record(&player.smoothness, new_handoffs > 0);
+                            smoothness.record(&player.smoothness);
                             updates += 1;
                             entity_updates += 1 + view.in_view() as u64;
                             entity_states += new_states;

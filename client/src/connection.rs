@@ -181,7 +181,7 @@ fn receive(
                 if snapshot.view.region_offline && !view.region_offline {
                     snapshot.back_at = Some(Instant::now());
                 }
-                meter.seen.record(&smoothness, view.handoffs > snapshot.view.handoffs);
+                meter.seen.record(&smoothness);
                 snapshot.view = *view;
                 let mut prediction = *prediction;
                 if prediction.keys() != snapshot.keys_sent {

@@ -92,11 +92,13 @@ pub struct Player {
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
-/// prediction to check), and the others already shown.
+/// prediction to check), and the others already shown; and whether it came from a new
+/// server (at a handoff).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Smoothness {
     pub own: Option<f32>,
     pub others: OthersMoved,
+    pub handoff: bool,
 }
 
 /// How a player joins: its connection, and its own clock, which its inputs are stamped
@@ -282,12 +284,13 @@ impl Player {
                     self.unacked.pop_front();
                 }
                 let (you, your_tick, now) = (update.you, update.your_tick, std::time::Instant::now());
+                let handoffs = self.view.handoffs;
                 let others = self.view.apply(update, &self.welcome, now)?;
                 let own = match self.prediction.reconcile(&you, your_tick, now) {
                     Reconciled::Corrected(off) => Some(off),
                     Reconciled::Reset => None,
                 };
-                self.smoothness = Smoothness { own, others };
+                self.smoothness = Smoothness { own, others, handoff: self.view.handoffs > handoffs };
                 if std::mem::take(&mut self.resending) {
                     // The server's first word since the session resumed: what it never
                     // got goes again, in order (it applies each exactly once), and then

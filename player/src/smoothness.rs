@@ -30,14 +30,14 @@ fn histogram() -> Histogram<u64> {
 }
 
 impl SmoothnessSeen {
-    /// Counts what a player's latest update corrected; `handoff` if it came from a new server.
-    pub fn record(&mut self, seen: &Smoothness, handoff: bool) {
+    /// Counts what a player's latest update corrected.
+    pub fn record(&mut self, seen: &Smoothness) {
         let hundredths = |units: f32| (units * 100.0).round() as u64;
         if let Some(own) = seen.own {
             self.own.saturating_record(hundredths(own));
             if own > SNAP {
                 self.own_snaps += 1;
-                self.own_snaps_at_handoffs += u64::from(handoff);
+                self.own_snaps_at_handoffs += u64::from(seen.handoff);
             }
         }
         for &moved in &seen.others.moved {

@@ -25,23 +25,8 @@ async fn join_lagged(proxy: String, name: &str) -> Player {
     player
 }
 
-/// What a player saw, each update recorded once, as a bot records it.
-#[derive(Default)]
-struct Seen {
-    smoothness: SmoothnessSeen,
-    handoffs: u32,
-}
-
-impl Seen {
-    fn record(&mut self, player: &Player) {
-        let handoff = player.view.handoffs > self.handoffs;
-        self.handoffs = player.view.handoffs;
-        self.smoothness.record(&player.smoothness, handoff);
-    }
-}
-
 /// Walks `player` through `route`, steering as a person would, recording every update.
-async fn walk(player: &mut Player, route: &[Vec2], seen: &mut Seen) {
+async fn walk(player: &mut Player, route: &[Vec2], seen: &mut SmoothnessSeen) {
     for &waypoint in route {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
@@ -54,13 +39,13 @@ async fn walk(player: &mut Player, route: &[Vec2], seen: &mut Seen) {
                 player.press(keys).await.unwrap();
             }
             tokio::time::timeout_at(deadline, player.receive()).await.expect("walking on").unwrap();
-            seen.record(player);
+            seen.record(&player.smoothness);
         }
     }
     let stop = player.press(tessera_shared::components::Keys::empty()).await.unwrap();
     while player.view.last_input < stop {
         tokio::time::timeout(DEADLINE, player.receive()).await.expect("the stop applied").unwrap();
-        seen.record(player);
+        seen.record(&player.smoothness);
     }
 }
 
@@ -82,28 +67,27 @@ async fn a_player_walks_around_the_four_way_corner_at_150_ms_without_a_snap() {
     let (placed, walker_placed) = tokio::sync::watch::channel(false);
     let (done, finished) = tokio::sync::watch::channel(false);
     let walking = async {
-        walk(&mut walker, &lap[..1], &mut Seen::default()).await;
+        walk(&mut walker, &lap[..1], &mut SmoothnessSeen::default()).await;
         placed.send_replace(true);
         let handoffs_before = walker.view.handoffs;
-        let mut seen = Seen { handoffs: handoffs_before, ..Seen::default() };
+        let mut seen = SmoothnessSeen::default();
         let route: Vec<Vec2> = lap.iter().cycle().skip(1).take(8).copied().collect();
         walk(&mut walker, &route, &mut seen).await;
         done.send_replace(true);
         (seen, walker.view.handoffs - handoffs_before)
     };
     let watching = async {
-        walk(&mut watcher, &[corner + Vec2::new(20.0, 0.0)], &mut Seen::default()).await;
-        let mut seen = Seen::default();
+        walk(&mut watcher, &[corner + Vec2::new(20.0, 0.0)], &mut SmoothnessSeen::default()).await;
+        let mut seen = SmoothnessSeen::default();
         while !*finished.borrow() {
             tokio::time::timeout(DEADLINE, watcher.receive()).await.expect("watching").unwrap();
             if *walker_placed.borrow() && watcher.view.other(walker_id).is_some() {
-                seen.record(&watcher);
+                seen.record(&watcher.smoothness);
             }
         }
         seen
     };
     let ((walked, handoffs), watched) = tokio::join!(walking, watching);
-    let (walked, watched) = (walked.smoothness, watched.smoothness);
 
     let own = SmoothnessSeen::units(&walked.own, 0.99);
     let others = SmoothnessSeen::units(&watched.others, 0.99);
