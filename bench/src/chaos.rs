@@ -1,6 +1,8 @@
-//! `tessera-bench chaos`: what players live through when the cluster's processes fail,
-//! measured on real processes under a swarm of bots. Three scenes, in turn:
+//! `tessera-bench chaos`: what players live through when the cluster's members fail,
+//! measured under a swarm of bots, on real processes it starts itself or, with
+//! `--compose`, on the containers of a compose project already up ([`crate::containers`]).
 //!
+//! On processes, three scenes in turn:
 //! 1. a proxy is killed (SIGKILL): its players resume their sessions through the other,
 //!    and it is started again once they play;
 //! 2. a server is killed (SIGKILL), stays down a while, and is started again: its
@@ -9,19 +11,27 @@
 //! 3. a rolling restart, as a host upgrading does it: every server in turn, then every
 //!    proxy in turn, stopped with SIGTERM and started again once the last is back.
 //!
+//! On containers, what a host's machines do to them: a proxy's container killed; the
+//! busiest server's container stopped (`docker stop`) and started again; the busiest
+//! server cut off the network (`docker network disconnect`) for `--cut-secs` and joined
+//! again, running all along; and the rolling restart, container by container.
+//!
 //! Each bot notes every outage it rides out (from losing its connection or its region
 //! to its first update after), so the report gives for each scene how many players were
-//! hit, how long they took to play again (p50/p99/max), and who never came back; for the
-//! killed server, also how long after its return. Over the whole run: bots still
+//! hit, how long they took to play again (p50/p99/max), and who never came back; for a
+//! member brought back, also how long after its return. Over the whole run: bots still
 //! playing at the end, inputs lost and inputs applied twice.
 
+use crate::containers::{Absence, ComposeCluster, Container};
 use crate::processes::{Binaries, ClusterProcesses, Process};
+use crate::scrape::Scrape;
 use crate::{BenchError, ClusterOptions, bench_map};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tessera_bots::swarm::{Outage, OutageCause, Percentiles, Swarm, SwarmPlan, SwarmReport};
+use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::metrics as names;
 use tokio::time::Instant;
 
@@ -51,6 +61,20 @@ pub struct ChaosOptions {
     /// Where the JSON report, the cluster files and the process logs go.
     #[arg(long, default_value = "target/chaos")]
     pub out: PathBuf,
+    /// Deal the blows to the containers of this compose file's project, already up,
+    /// instead of to processes started here.
+    #[arg(long, value_name = "FILE")]
+    pub compose: Option<PathBuf>,
+    /// The compose project (`docker-compose -p`).
+    #[arg(long, default_value = "tessera", requires = "compose")]
+    pub project: String,
+    /// The compose cluster's map, whose proxies the bots dial; the `cluster.toml` beside
+    /// the compose file when absent.
+    #[arg(long, value_name = "FILE", requires = "compose")]
+    pub map: Option<PathBuf>,
+    /// Seconds a server's container stays cut off the network.
+    #[arg(long, default_value_t = 10.0)]
+    pub cut_secs: f64,
     #[command(flatten)]
     pub cluster: ClusterOptions,
 }
@@ -126,11 +150,41 @@ struct Scene {
 }
 
 pub async fn run(options: ChaosOptions, command: String) -> Result<ChaosReport, BenchError> {
-    let binaries = Binaries::beside_this_one()?;
-    let map = bench_map(options.cluster.region_size);
+    match &options.compose {
+        Some(file) => {
+            let map_file = options.map.clone().unwrap_or_else(|| ComposeCluster::map_beside(file));
+            let map = ClusterConfig::load(&map_file).map_err(|err| BenchError::Setup(err.to_string()))?;
+            let mut cluster = ComposeCluster::find(file, &options.project, map).await?;
+            cluster.wait_ready().await?;
+            conduct(&mut cluster, &options, command).await
+        }
+        None => {
+            let binaries = Binaries::beside_this_one()?;
+            let map = bench_map(options.cluster.region_size);
+            let dir = options.out.join("cluster");
+            let mut cluster =
+                ClusterProcesses::start(&binaries, map, false, &options.cluster, options.bots, &dir).await?;
+            let report = conduct(&mut cluster, &options, command).await;
+            cluster.stop().await;
+            report
+        }
+    }
+}
+
+/// A cluster the chaos can be dealt to: its members' readings, and its scenes.
+trait Stage: Sized {
+    fn proxy_addresses(&self) -> Vec<String>;
+    async fn wait_ready(&mut self) -> Result<(), BenchError>;
+    /// Every server's metrics, in the map's order.
+    async fn scrape_servers(&self) -> Vec<Result<Scrape, BenchError>>;
+    async fn scenes(chaos: &mut Chaos<'_, Self>) -> Result<Vec<Scene>, BenchError>;
+}
+
+/// Plays the stage's scenes under a swarm, and reports.
+async fn conduct(cluster: &mut impl Stage, options: &ChaosOptions, command: String) -> Result<ChaosReport, BenchError> {
     tessera_service::resources::raise_open_files((options.bots + 64) as u64);
-    let dir = options.out.join("cluster");
-    let mut cluster = ClusterProcesses::start(&binaries, map, false, &options.cluster, options.bots, &dir).await?;
+    std::fs::create_dir_all(&options.out)
+        .map_err(|err| BenchError::Setup(format!("cannot make {}: {err}", options.out.display())))?;
     let swarm = Swarm::launch(SwarmPlan {
         proxies: cluster.proxy_addresses(),
         bots: options.bots,
@@ -142,10 +196,9 @@ pub async fn run(options: ChaosOptions, command: String) -> Result<ChaosReport, 
         chat_every: None,
     });
     tokio::time::sleep_until(swarm.window.start).await;
-    let mut chaos = Chaos { cluster: &mut cluster, swarm: &swarm, options: &options };
-    let scenes = chaos.play().await;
+    let mut chaos = Chaos { cluster, swarm: &swarm, options };
+    let scenes = Stage::scenes(&mut chaos).await;
     let swarm = swarm.finish_now().await;
-    cluster.stop().await;
     let scenes = scenes?;
     let report = ChaosReport {
         command,
@@ -161,66 +214,149 @@ pub async fn run(options: ChaosOptions, command: String) -> Result<ChaosReport, 
     Ok(report)
 }
 
-struct Chaos<'a> {
-    cluster: &'a mut ClusterProcesses,
+struct Chaos<'a, C> {
+    cluster: &'a mut C,
     swarm: &'a Swarm,
     options: &'a ChaosOptions,
 }
 
-impl Chaos<'_> {
-    async fn play(&mut self) -> Result<Vec<Scene>, BenchError> {
+impl Stage for ClusterProcesses {
+    fn proxy_addresses(&self) -> Vec<String> {
+        ClusterProcesses::proxy_addresses(self)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), BenchError> {
+        ClusterProcesses::wait_ready(self).await
+    }
+
+    async fn scrape_servers(&self) -> Vec<Result<Scrape, BenchError>> {
+        futures_util::future::join_all(self.servers.iter().map(Process::scrape)).await
+    }
+
+    async fn scenes(chaos: &mut Chaos<'_, Self>) -> Result<Vec<Scene>, BenchError> {
         let mut scenes = Vec::new();
 
         let began = Instant::now();
-        println!("scene 1: {} killed, and started again once its players resumed", self.cluster.proxies[0].name);
-        let before = self.begun();
-        self.cluster.proxies[0].kill().await;
-        self.players_back(before).await;
-        self.cluster.proxies[0].start_again()?;
-        self.whole_again(None).await?;
-        scenes.push(Scene { name: "proxy killed (SIGKILL)".into(), began, ended: Instant::now(), returned: None });
+        println!("scene 1: {} killed, and started again once its players resumed", chaos.cluster.proxies[0].name);
+        let before = chaos.begun();
+        chaos.cluster.proxies[0].kill().await;
+        chaos.players_back(before).await;
+        chaos.cluster.proxies[0].start_again()?;
+        chaos.whole_again(None).await?;
+        scenes.push(Scene::since("proxy killed (SIGKILL)", began, None));
 
         let began = Instant::now();
-        let down = Duration::from_secs_f64(self.options.server_down);
-        let busiest = self.busiest_server().await?;
-        let before = self.begun();
-        let server = &mut self.cluster.servers[busiest];
+        let down = Duration::from_secs_f64(chaos.options.server_down);
+        let busiest = chaos.busiest_server().await;
+        let before = chaos.begun();
+        let server = &mut chaos.cluster.servers[busiest];
         println!("scene 2: {} (the busiest) killed, and started again {down:?} later", server.name);
         server.kill().await;
         tokio::time::sleep(down).await;
         server.start_again()?;
         let returned = Some(Instant::now());
-        self.whole_again(Some(before)).await?;
-        scenes.push(Scene {
-            name: "server killed (SIGKILL), back after".into(),
-            began,
-            ended: Instant::now(),
-            returned,
-        });
+        chaos.whole_again(Some(before)).await?;
+        scenes.push(Scene::since("server killed (SIGKILL), back after", began, returned));
 
         let began = Instant::now();
         println!("scene 3: a rolling restart (SIGTERM) of every server, then every proxy");
-        let servers = self.cluster.servers.len();
-        for i in 0..servers + self.cluster.proxies.len() {
-            let before = self.begun();
+        let servers = chaos.cluster.servers.len();
+        for i in 0..servers + chaos.cluster.proxies.len() {
+            let before = chaos.begun();
             let process = match i.checked_sub(servers) {
-                None => &mut self.cluster.servers[i],
-                Some(proxy) => &mut self.cluster.proxies[proxy],
+                None => &mut chaos.cluster.servers[i],
+                Some(proxy) => &mut chaos.cluster.proxies[proxy],
             };
-            restart(process).await?;
-            self.whole_again(Some(before)).await?;
+            println!("  restarting {}", process.name);
+            process.terminate().await;
+            process.start_again()?;
+            chaos.whole_again(Some(before)).await?;
         }
-        scenes.push(Scene { name: "rolling restart (SIGTERM)".into(), began, ended: Instant::now(), returned: None });
+        scenes.push(Scene::since("rolling restart (SIGTERM)", began, None));
         Ok(scenes)
     }
+}
 
-    /// The index of the server with the most players.
-    async fn busiest_server(&self) -> Result<usize, BenchError> {
-        let mut players = Vec::new();
-        for server in &self.cluster.servers {
-            players.push(server.scrape().await?.sum(names::SERVER_PLAYERS, &[]).unwrap_or(0.0));
+impl Stage for ComposeCluster {
+    fn proxy_addresses(&self) -> Vec<String> {
+        ComposeCluster::proxy_addresses(self)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), BenchError> {
+        ComposeCluster::wait_ready(self).await
+    }
+
+    async fn scrape_servers(&self) -> Vec<Result<Scrape, BenchError>> {
+        futures_util::future::join_all(self.servers.iter().map(Container::scrape)).await
+    }
+
+    async fn scenes(chaos: &mut Chaos<'_, Self>) -> Result<Vec<Scene>, BenchError> {
+        let mut scenes = Vec::new();
+
+        let began = Instant::now();
+        let proxy = &chaos.cluster.proxies[0];
+        println!("scene 1: {}'s container killed, and started again once its players resumed", proxy.service);
+        let before = chaos.begun();
+        proxy.kill().await?;
+        chaos.players_back(before).await;
+        chaos.cluster.proxies[0].start().await?;
+        chaos.whole_again(None).await?;
+        scenes.push(Scene::since("proxy container killed", began, None));
+
+        let absences = [
+            (Absence::Stopped, chaos.options.server_down, "server container stopped, started again"),
+            (Absence::CutOff, chaos.options.cut_secs, "server cut off the network, joined again"),
+        ];
+        for (scene, (absence, seconds, name)) in (2..).zip(absences) {
+            let began = Instant::now();
+            let server = &chaos.cluster.servers[chaos.busiest_server().await];
+            println!("scene {scene}: {} (the busiest) {name}, {seconds} s later", server.service);
+            let before = chaos.begun();
+            server.leave(absence).await?;
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            server.come_back(absence).await?;
+            let returned = Some(Instant::now());
+            chaos.whole_again(Some(before)).await?;
+            scenes.push(Scene::since(name, began, returned));
         }
-        Ok((0..players.len()).max_by(|&a, &b| players[a].total_cmp(&players[b])).unwrap_or(0))
+
+        let began = Instant::now();
+        println!("scene 4: a rolling restart (docker stop, start) of every server, then every proxy");
+        let servers = chaos.cluster.servers.len();
+        for i in 0..servers + chaos.cluster.proxies.len() {
+            let before = chaos.begun();
+            let container = match i.checked_sub(servers) {
+                None => &chaos.cluster.servers[i],
+                Some(proxy) => &chaos.cluster.proxies[proxy],
+            };
+            println!("  restarting {}", container.service);
+            container.stop().await?;
+            container.start().await?;
+            chaos.whole_again(Some(before)).await?;
+        }
+        scenes.push(Scene::since("rolling restart (docker stop, start)", began, None));
+        Ok(scenes)
+    }
+}
+
+impl Scene {
+    /// A scene that began at `began` and ends now.
+    fn since(name: &str, began: Instant, returned: Option<Instant>) -> Self {
+        Scene { name: name.into(), began, ended: Instant::now(), returned }
+    }
+}
+
+impl<C: Stage> Chaos<'_, C> {
+    /// The index of the server with the most players (the first, if none can be read).
+    async fn busiest_server(&self) -> usize {
+        let players: Vec<f64> = self
+            .cluster
+            .scrape_servers()
+            .await
+            .iter()
+            .map(|scrape| scrape.as_ref().ok().and_then(|s| s.sum(names::SERVER_PLAYERS, &[])).unwrap_or(0.0))
+            .collect();
+        (0..players.len()).max_by(|&a, &b| players[a].total_cmp(&players[b])).unwrap_or(0)
     }
 
     fn begun(&self) -> usize {
@@ -250,13 +386,6 @@ impl Chaos<'_> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// Stops `process` as a host would, and starts it again once it has exited.
-async fn restart(process: &mut Process) -> Result<(), BenchError> {
-    println!("  restarting {}", process.name);
-    process.terminate().await;
-    process.start_again()
 }
 
 fn scene_report(scene: &Scene, outages: &[Outage]) -> SceneReport {

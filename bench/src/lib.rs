@@ -8,6 +8,7 @@
 //! what it measured.
 
 pub mod chaos;
+pub mod containers;
 pub mod processes;
 pub mod relay;
 pub mod report;

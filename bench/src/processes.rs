@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tessera_shared::cluster::ClusterConfig;
-use tessera_shared::metrics as names;
 use tessera_shared::secret::{ClusterSecret, SecretError};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
@@ -311,18 +310,11 @@ impl ClusterProcesses {
     /// Waits until every server is linked to every peer and every proxy to every server.
     pub async fn wait_ready(&mut self) -> Result<(), BenchError> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let servers = self.cluster.servers.len() as f64;
         loop {
             self.check_alive()?;
             let scrapes = self.scrape_all().await;
-            let linked = |scrape: &Result<Scrape, _>, name, want| {
-                scrape.as_ref().ok().and_then(|s: &Scrape| s.sum(name, &[])).is_some_and(|v| v >= want)
-            };
-            let (server_scrapes, proxy_scrapes) = scrapes.split_at(self.servers.len());
-            let ready = server_scrapes.iter().all(|s| linked(s, names::SERVER_PEERS, servers - 1.0))
-                && proxy_scrapes.iter().all(|s| linked(s, names::PROXY_SERVERS, servers));
-
-            if ready {
+            let (servers, proxies) = scrapes.split_at(self.servers.len());
+            if scrape::linked_up(servers, proxies) {
                 return Ok(());
             }
             if Instant::now() > deadline {

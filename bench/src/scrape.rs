@@ -5,8 +5,20 @@ use crate::BenchError;
 use prometheus_parse::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tessera_shared::metrics as names;
 
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether a cluster is whole, from its servers' and its proxies' readings: every server
+/// linked to every peer, every proxy to every server.
+pub fn linked_up(servers: &[Result<Scrape, BenchError>], proxies: &[Result<Scrape, BenchError>]) -> bool {
+    let count = servers.len() as f64;
+    let linked = |scrape: &Result<Scrape, BenchError>, name, want| {
+        scrape.as_ref().ok().and_then(|s| s.sum(name, &[])).is_some_and(|v| v >= want)
+    };
+    servers.iter().all(|s| linked(s, names::SERVER_PEERS, count - 1.0))
+        && proxies.iter().all(|s| linked(s, names::PROXY_SERVERS, count))
+}
 
 /// One reading of one process's metrics.
 #[derive(Debug, Clone)]

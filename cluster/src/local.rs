@@ -12,6 +12,7 @@ use tessera_proxy::{ProxyLimits, ProxySettings};
 use tessera_server::checkpoints::StoreWriter;
 use tessera_server::stats::ServerStats;
 use tessera_server::{ServerListeners, ServerSettings};
+use tessera_service::health::Health;
 use tessera_shared::cluster::{ClusterConfig, ClusterError, Listener};
 use tessera_shared::ids::{ProxyId, ServerId};
 use tessera_shared::secret::{ClusterSecret, SecretError};
@@ -161,6 +162,12 @@ impl LocalCluster {
     /// Live figures of proxy `id`.
     pub fn proxy_stats(&self, id: ProxyId) -> &ProxyStats {
         &self.proxy_stats[&id]
+    }
+
+    /// Every server's and proxy's health, for the process's probes.
+    pub fn health(&self) -> Vec<Arc<Health>> {
+        let servers = self.servers.values().map(|(settings, ..)| settings.health.clone());
+        servers.chain(self.proxies.values().map(|(settings, ..)| settings.health.clone())).collect()
     }
 
     /// Where players connect.

@@ -12,12 +12,16 @@ use tokio_util::sync::CancellationToken;
 #[command(version, about = "Tessera: every game server and proxy of a cluster map in one process")]
 struct Args {
     /// The cluster map (TOML). The default 2×2 local map when absent.
-    #[arg(long)]
+    #[arg(long, env = "TESSERA_CLUSTER")]
     cluster: Option<PathBuf>,
     #[command(flatten, next_help_heading = "Every proxy's limits")]
     proxy_limits: ProxyLimits,
     #[command(flatten)]
     store: tessera_service::store::StoreArgs,
+    /// Serve every server's and proxy's Prometheus metrics at this address, and the
+    /// probes /livez and /readyz (alive and ready when every one of them is).
+    #[arg(long, value_name = "ADDR", env = "TESSERA_METRICS")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +45,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = CancellationToken::new();
     tessera_service::signals::cancel_on_stop(shutdown.clone())?;
     let local = LocalCluster::start(cluster, args.proxy_limits, args.store.location()?, shutdown)?;
+    if let Some(addr) = args.metrics {
+        let addr = tessera_service::metrics::serve(addr, local.health())?;
+        tracing::info!("metrics at http://{addr}/metrics, probes at /livez and /readyz");
+    }
     tracing::info!("local cluster up; players connect to {}", local.proxy_addresses().join(", "));
     local.wait();
     Ok(())

@@ -23,6 +23,7 @@ pub use limits::ProxyLimits;
 use routing::Routing;
 use stats::ProxyStats;
 use std::sync::Arc;
+use tessera_service::health::Health;
 use tessera_shared::bridge::NetRuntime;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ProxyId;
@@ -39,6 +40,8 @@ pub struct ProxySettings {
     pub limits: ProxyLimits,
     /// Its live figures, shared with whoever started it.
     pub stats: Arc<ProxyStats>,
+    /// Whether its runtime turns, and whether it reaches a server: the host's probes.
+    pub health: Arc<Health>,
     /// What proves this proxy a member of the cluster to the servers it dials.
     pub secret: ClusterSecret,
     /// The cluster's player store: who each player is, and where it was.
@@ -49,7 +52,15 @@ impl ProxySettings {
     /// Proxy `id` of `cluster`, holding `secret`, finding players in `store`, with the
     /// default limits.
     pub fn new(id: ProxyId, cluster: ClusterConfig, secret: ClusterSecret, store: StoreLocation) -> Self {
-        Self { id, cluster, limits: ProxyLimits::default(), stats: Arc::default(), secret, store }
+        Self {
+            id,
+            cluster,
+            limits: ProxyLimits::default(),
+            stats: Arc::default(),
+            health: Health::new(id.to_string()),
+            secret,
+            store,
+        }
     }
 
     /// Refuses to run on addresses beyond loopback with the development secret: where
@@ -75,9 +86,9 @@ pub async fn run(
     let store = Store::open(&settings.store).await?;
     let settings = Arc::new(settings);
     let routing = Arc::new(Routing::new(settings.stats.clone()));
-    let exporting = routing.clone();
+    let (exporting, health) = (routing.clone(), settings.health.clone());
     let (id, stop_exporting) = (settings.id, shutdown.child_token());
-    tokio::spawn(async move { exporting.stats.export(id, stop_exporting).await });
+    tokio::spawn(async move { exporting.stats.export(id, &health, stop_exporting).await });
 
     for server in &settings.cluster.servers {
         let (settings, routing, store) = (settings.clone(), routing.clone(), store.clone());

@@ -15,33 +15,33 @@ pub struct ProxyLimits {
     /// Connections open at once on the player port, whether joining or playing; more
     /// are closed as soon as they are accepted, before the handshake. Above the player
     /// cap, so a joiner can still be told the cluster is full.
-    #[arg(long, default_value_t = ProxyLimits::DEFAULT.max_connections, value_parser = at_least_one)]
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = ProxyLimits::DEFAULT.max_connections, value_parser = at_least_one)]
     pub max_connections: usize,
     /// Connections open at once from one address (for IPv6, one /64): a household, a
     /// LAN party or a NAT fits, while one address cannot hold more than about 1% of
     /// the proxy's connections.
-    #[arg(long, default_value_t = ProxyLimits::DEFAULT.max_connections_per_address, value_parser = at_least_one)]
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = ProxyLimits::DEFAULT.max_connections_per_address, value_parser = at_least_one)]
     pub max_connections_per_address: usize,
     /// New connections (each one a join) per second from one address, sustained.
-    #[arg(long, default_value_t = ProxyLimits::DEFAULT.joins_per_sec_per_address, value_parser = positive_rate)]
+    #[arg(long, env = "TESSERA_JOINS_PER_SEC_PER_ADDRESS", default_value_t = ProxyLimits::DEFAULT.joins_per_sec_per_address, value_parser = positive_rate)]
     pub joins_per_sec_per_address: f64,
     /// New connections one address may make at once, on top of the sustained rate:
     /// everyone behind one address rejoining together after a server was lost.
-    #[arg(long, default_value_t = ProxyLimits::DEFAULT.join_burst_per_address, value_parser = at_least_one)]
+    #[arg(long, env = "TESSERA_JOIN_BURST_PER_ADDRESS", default_value_t = ProxyLimits::DEFAULT.join_burst_per_address, value_parser = at_least_one)]
     pub join_burst_per_address: usize,
     /// Players playing through this proxy at once; one more is told the cluster is
     /// full. With the default map's two proxies, about what the benchmark machine's
     /// cluster holds within its tick budget.
-    #[arg(long, default_value_t = ProxyLimits::DEFAULT.max_players, value_parser = at_least_one)]
+    #[arg(long, env = "TESSERA_MAX_PLAYERS", default_value_t = ProxyLimits::DEFAULT.max_players, value_parser = at_least_one)]
     pub max_players: usize,
     /// Bytes queued for one player and not yet written to its socket; a player that
     /// lets more pile up is not reading, and is disconnected. Many seconds of the
     /// busiest updates the benchmark measured, and a handful of full views of a crowd.
-    #[arg(long, default_value_t = ProxyLimits::DEFAULT.max_queued_bytes_per_player, value_parser = at_least_one)]
+    #[arg(long, env = "TESSERA_MAX_QUEUED_BYTES_PER_PLAYER", default_value_t = ProxyLimits::DEFAULT.max_queued_bytes_per_player, value_parser = at_least_one)]
     pub max_queued_bytes_per_player: usize,
     /// Milliseconds a player may take to finish sending a frame once its first byte
     /// arrived (a slowloris is closed after it). A player's frames are a few bytes long.
-    #[arg(long, default_value_t = ProxyLimits::DEFAULT.frame_deadline_ms, value_parser = at_least_one_ms)]
+    #[arg(long, env = "TESSERA_FRAME_DEADLINE_MS", default_value_t = ProxyLimits::DEFAULT.frame_deadline_ms, value_parser = at_least_one_ms)]
     pub frame_deadline_ms: u64,
 }
 

@@ -3,6 +3,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use tessera_proxy::{ProxyLimits, ProxySettings};
+use tessera_service::member::MemberArgs;
 use tessera_service::secret::SecretArgs;
 use tessera_service::store::StoreArgs;
 use tessera_shared::cluster::ClusterConfig;
@@ -13,13 +14,13 @@ use tokio_util::sync::CancellationToken;
 #[command(version, about = "Tessera proxy: players connect here; it dials every game server")]
 struct Args {
     /// The cluster map (TOML). The default 2×2 local map when absent.
-    #[arg(long)]
+    #[arg(long, env = "TESSERA_CLUSTER")]
     cluster: Option<PathBuf>,
-    /// Which proxy of the map to run.
-    #[arg(long)]
-    id: u16,
-    /// Serve Prometheus metrics (players, frames and bytes forwarded) at this address.
-    #[arg(long, value_name = "ADDR")]
+    #[command(flatten)]
+    member: MemberArgs,
+    /// Serve Prometheus metrics (players, frames and bytes forwarded) at this address,
+    /// and the probes /livez and /readyz.
+    #[arg(long, value_name = "ADDR", env = "TESSERA_METRICS")]
     metrics: Option<std::net::SocketAddr>,
     /// Threads forwarding traffic; one per core when absent.
     #[arg(long)]
@@ -57,7 +58,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     // A socket per player connection and per server, and a few files of its own.
     tessera_service::resources::raise_open_files((args.limits.max_connections + cluster.servers.len() + 64) as u64);
-    let id = ProxyId(args.id);
+    let ids: Vec<u16> = cluster.proxies.iter().map(|proxy| proxy.id.0).collect();
+    let id = ProxyId(args.member.pick(&ids)?);
     let bind = cluster.proxy(id)?.client_bind;
     let settings = ProxySettings {
         limits: args.limits,
@@ -65,8 +67,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     settings.check_secret()?;
     if let Some(addr) = args.metrics {
-        tessera_service::metrics::serve(addr)?;
-        tracing::info!("metrics at http://{addr}/metrics");
+        let addr = tessera_service::metrics::serve(addr, vec![settings.health.clone()])?;
+        tracing::info!("metrics at http://{addr}/metrics, probes at /livez and /readyz");
     }
 
     let listener = tokio::net::TcpListener::bind(bind).await?;

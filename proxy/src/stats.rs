@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tessera_service::health::Health;
 use tessera_shared::ids::ProxyId;
 use tessera_shared::link::Traffic;
 use tessera_shared::link::admission::Refused;
@@ -90,7 +91,7 @@ impl ProxyStats {
     }
 
     /// Copies the figures into the exported metrics until `shutdown`.
-    pub async fn export(&self, proxy: ProxyId, shutdown: CancellationToken) {
+    pub async fn export(&self, proxy: ProxyId, health: &Health, shutdown: CancellationToken) {
         let proxy = proxy.0.to_string();
         let players = metrics::gauge!(names::PROXY_PLAYERS, "proxy" => proxy.clone());
         let servers_up = metrics::gauge!(names::PROXY_SERVERS, "proxy" => proxy.clone());
@@ -126,8 +127,14 @@ impl ProxyStats {
                 _ = shutdown.cancelled() => return,
                 _ = every.tick() => {}
             }
+            let linked = self.servers_up.load(Ordering::Relaxed);
+            // Beating here shows the runtime turns. Ready while a server is reachable:
+            // requiring every server would turn every proxy away from the load balancer
+            // while one server is down, and with it the players of every other region.
+            health.beat();
+            health.set_ready(linked > 0);
             players.set(self.players.load(Ordering::Relaxed) as f64);
-            servers_up.set(self.servers_up.load(Ordering::Relaxed) as f64);
+            servers_up.set(linked as f64);
 
             for (value, counter) in counters.iter().chain(&refusals) {
                 counter.absolute(value.load(Ordering::Relaxed));

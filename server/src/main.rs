@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tessera_server::checkpoints::StoreWriter;
 use tessera_server::{ServerListeners, ServerSettings};
+use tessera_service::member::MemberArgs;
 use tessera_service::secret::SecretArgs;
 use tessera_service::store::StoreArgs;
 use tessera_shared::cluster::ClusterConfig;
@@ -35,11 +36,10 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// The cluster map (TOML). The default 2×2 local map when absent.
-    #[arg(long)]
+    #[arg(long, env = "TESSERA_CLUSTER")]
     cluster: Option<PathBuf>,
-    /// Which server of the map to run.
-    #[arg(long, required = true)]
-    id: Option<u16>,
+    #[command(flatten)]
+    member: MemberArgs,
     /// Simulation ticks per second, overriding the map's.
     #[arg(long)]
     tick_hz: Option<f64>,
@@ -47,8 +47,9 @@ struct ServeArgs {
     /// sees: the baseline region subscriptions are benchmarked against. Not for play.
     #[arg(long)]
     broadcast_baseline: bool,
-    /// Serve Prometheus metrics (tick times, players, peer bytes...) at this address.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics (tick times, players, peer bytes...) at this address,
+    /// and the probes /livez and /readyz.
+    #[arg(long, value_name = "ADDR", env = "TESSERA_METRICS")]
     metrics: Option<SocketAddr>,
     /// Seconds between saves of every player here: the most of its players' movement a
     /// server killed without warning can lose.
@@ -86,7 +87,8 @@ fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         cluster.simulation.tick_hz = hz;
         cluster.validate()?;
     }
-    let id = ServerId(args.id.ok_or("--id is required")?);
+    let ids: Vec<u16> = cluster.servers.iter().map(|server| server.id.0).collect();
+    let id = ServerId(args.member.pick(&ids)?);
     // A socket per proxy and per peer, and a few files of its own.
     tessera_service::resources::raise_open_files((cluster.proxies.len() + cluster.servers.len() + 64) as u64);
     let mut settings = ServerSettings::new(cluster.clone(), id, args.secret.resolve()?)?;
@@ -100,8 +102,8 @@ fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|_| "--park-secs must be a number of seconds, 0 or more")?;
     let writer = StoreWriter::start(args.store.location()?, settings.stats.clone())?;
     if let Some(addr) = args.metrics {
-        tessera_service::metrics::serve(addr)?;
-        tracing::info!("metrics at http://{addr}/metrics");
+        let addr = tessera_service::metrics::serve(addr, vec![settings.health.clone()])?;
+        tracing::info!("metrics at http://{addr}/metrics, probes at /livez and /readyz");
     }
     let shutdown = CancellationToken::new();
     tessera_service::signals::cancel_on_stop(shutdown.clone())?;

@@ -5,6 +5,7 @@ use crate::stats::ServerStats;
 use bevy::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_service::health::Health;
 use tessera_shared::cluster::{ClusterConfig, ClusterError};
 use tessera_shared::ids::ServerId;
 use tessera_shared::region_map::RegionMap;
@@ -21,6 +22,8 @@ pub struct ServerSettings {
     /// never for play.
     pub broadcast_baseline: bool,
     pub stats: Arc<ServerStats>,
+    /// Whether it ticks, and whether players can reach it: the host's probes.
+    pub health: Arc<Health>,
     /// What proves this server a member of the cluster to its proxies and peers.
     pub secret: ClusterSecret,
     /// How often every player here is saved to the store: the most of a player's
@@ -45,6 +48,7 @@ impl ServerSettings {
             map: cluster.region_map(),
             broadcast_baseline: false,
             stats: Arc::default(),
+            health: Health::new(id.to_string()),
             cluster,
             secret,
             checkpoint_interval: CHECKPOINT_INTERVAL,

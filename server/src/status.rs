@@ -63,7 +63,7 @@ impl Plugin for StatusPlugin {
         app.init_resource::<TickTimes>()
             .insert_resource(ServerMetrics::new(id.0))
             .add_systems(First, start_frame)
-            .add_systems(Last, (end_frame, publish_stats, export_metrics, report).chain());
+            .add_systems(Last, (end_frame, publish_stats, export_metrics, report_health, report).chain());
     }
 }
 
@@ -150,6 +150,13 @@ fn export_metrics(
     metrics.failed_handshakes.absolute(get(&stats.failed_handshakes));
     metrics.checkpoints_saved.absolute(get(&stats.checkpoints_saved));
     metrics.checkpoint_failures.absolute(get(&stats.checkpoint_failures));
+}
+
+/// Beats once a tick; ready while a proxy is linked, so that players can reach us: a
+/// rolling restart then moves on to the next server only once this one is back in play.
+fn report_health(settings: Res<ServerSettings>, proxies: Res<ProxyLinks>) {
+    settings.health.beat();
+    settings.health.set_ready(!proxies.is_empty());
 }
 
 fn report(

@@ -6,7 +6,8 @@
 //! players coming back where they left ([`rejoin`]); play over a slow, uneven link ([`lag`]); and a whole cluster stopped and
 //! started again as a real process, on SQLite and on PostgreSQL ([`restart`]); and
 //! players of a lost proxy resuming their sessions through another ([`resume`]). Chat
-//! ([`chat`]) runs on both.
+//! ([`chat`]) runs on both. What hosts are given (maps, compose file, Kubernetes
+//! manifests) is checked against itself in [`hosting`].
 
 mod abuse;
 mod bad_input;
@@ -14,6 +15,7 @@ mod chat;
 mod handoff;
 mod harness;
 mod hostile_peers;
+mod hosting;
 mod lag;
 mod limits;
 mod rejoin;
