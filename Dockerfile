@@ -35,7 +35,9 @@ RUN cargo build --release --locked \
         -p tessera-server -p tessera-proxy -p tessera-cluster -p tessera-bots -p tessera-service --bins \
     && mkdir /out \
     && cp target/release/tessera-server target/release/tessera-proxy target/release/tessera-cluster \
-          target/release/tessera-bots target/release/tessera-health /out/
+          target/release/tessera-bots target/release/tessera-health /out/ \
+    # Line tables make most of their size; symbols stay, so a panic still names functions.
+    && strip --strip-debug /out/*
 
 FROM ${RUNTIME_IMAGE}
 # A user of its own, and the data directory (a SQLite store, for one machine) it owns,
