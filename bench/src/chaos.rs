@@ -304,13 +304,18 @@ impl Stage for ComposeCluster {
         scenes.push(Scene::since("proxy container killed", began, None));
 
         let absences = [
-            (Absence::Stopped, chaos.options.server_down, "server container stopped, started again"),
-            (Absence::CutOff, chaos.options.cut_secs, "server cut off the network, joined again"),
+            (Absence::Stopped, chaos.options.server_down, "stopped", "server container stopped, started again"),
+            (
+                Absence::CutOff,
+                chaos.options.cut_secs,
+                "cut off the network",
+                "server cut off the network, joined again",
+            ),
         ];
-        for (scene, (absence, seconds, name)) in (2..).zip(absences) {
+        for (scene, (absence, seconds, what, name)) in (2..).zip(absences) {
             let began = Instant::now();
             let server = &chaos.cluster.servers[chaos.busiest_server().await];
-            println!("scene {scene}: {} (the busiest) {name}, {seconds} s later", server.service);
+            println!("scene {scene}: {} (the busiest) {what} for {seconds} s, then back", server.service);
             let before = chaos.begun();
             server.leave(absence).await?;
             tokio::time::sleep(Duration::from_secs_f64(seconds)).await;

@@ -39,6 +39,11 @@ impl ProcessFigures {
     }
 }
 
+/// The CPU of several processes together, in percent of one core.
+fn total_cpu_percent(figures: impl Iterator<Item = ProcessFigures>) -> f64 {
+    figures.map(|f| f.cpu_percent).sum()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerFigures {
     pub id: u16,
@@ -81,7 +86,31 @@ pub struct StepReport {
     pub peer_bytes_per_sec: f64,
     /// Sum over servers of the players saved to the store per second.
     pub checkpoints_per_sec: f64,
+    /// What one player costs for one tick, per kind of process: progress shows here even
+    /// where the count of bots held does not move.
+    pub cpu_us_per_player_tick: CpuPerPlayerTick,
     pub limits_broken: Vec<String>,
+}
+
+/// CPU microseconds, summed over the processes of a kind, per player connected and per
+/// tick of the map's rate over the window (wall-clock ticks: a tick stretched by
+/// overload costs its players more).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuPerPlayerTick {
+    pub servers: f64,
+    pub proxies: f64,
+    pub bots: f64,
+}
+
+impl CpuPerPlayerTick {
+    fn new(cpu_percent: [f64; 3], players: usize, tick_hz: f64) -> Self {
+        let player_ticks_per_sec = players as f64 * tick_hz;
+        // Percent of a core is 10,000 µs per second.
+        let per_player_tick =
+            |percent: f64| if player_ticks_per_sec > 0.0 { percent * 1e4 / player_ticks_per_sec } else { 0.0 };
+        let [servers, proxies, bots] = cpu_percent.map(per_player_tick);
+        Self { servers, proxies, bots }
+    }
 }
 
 impl StepReport {
@@ -127,7 +156,7 @@ impl StepReport {
                 }
             })
             .collect();
-        let proxies = cluster
+        let proxies: Vec<ProxyFigures> = cluster
             .proxies
             .iter()
             .zip(windows)
@@ -169,15 +198,26 @@ impl StepReport {
                 swarm.bots_connected, bots, swarm.bots_still_connected, swarm.inputs_lost, swarm.inputs_duplicated
             ));
         }
+        let bots_process = ProcessFigures::between(before.bots, after.bots, seconds);
+        let cpu_us_per_player_tick = CpuPerPlayerTick::new(
+            [
+                total_cpu_percent(servers.iter().map(|s| s.process)),
+                total_cpu_percent(proxies.iter().map(|p| p.process)),
+                bots_process.cpu_percent,
+            ],
+            swarm.bots_still_connected,
+            cluster.simulation.tick_hz,
+        );
         Self {
             bots,
             seconds_measured: seconds,
+            cpu_us_per_player_tick,
             peer_bytes_per_sec: servers.iter().map(|s| s.peer_bytes_out_per_sec).sum(),
             checkpoints_per_sec: servers.iter().map(|s| s.checkpoints_per_sec).sum(),
             swarm,
             servers,
             proxies,
-            bots_process: ProcessFigures::between(before.bots, after.bots, seconds),
+            bots_process,
             worst_tick_p99_ms,
             lowest_tick_rate_hz,
             limits_broken,
@@ -186,7 +226,7 @@ impl StepReport {
 
     pub fn table_header() -> String {
         format!(
-            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7}  {}",
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17}  {}",
             "bots",
             "joined",
             "tick p99",
@@ -202,15 +242,16 @@ impl StepReport {
             "srv CPU",
             "pxy CPU",
             "bot CPU",
+            "µs/player-tick",
             "limits"
         )
     }
 
     pub fn table_row(&self) -> String {
-        let cpu = |figures: &mut dyn Iterator<Item = ProcessFigures>| figures.map(|f| f.cpu_percent).sum::<f64>();
         let swarm = &self.swarm;
+        let per_tick = self.cpu_us_per_player_tick;
         format!(
-            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}%  {}",
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17}  {}",
             self.bots,
             swarm.bots_still_connected,
             self.worst_tick_p99_ms,
@@ -223,9 +264,10 @@ impl StepReport {
             swarm.handoffs,
             self.checkpoints_per_sec,
             format!("{}/{}", swarm.inputs_lost, swarm.inputs_duplicated),
-            cpu(&mut self.servers.iter().map(|s| s.process)),
-            cpu(&mut self.proxies.iter().map(|p| p.process)),
+            total_cpu_percent(self.servers.iter().map(|s| s.process)),
+            total_cpu_percent(self.proxies.iter().map(|p| p.process)),
             self.bots_process.cpu_percent,
+            format!("{:.1}/{:.1}/{:.1}", per_tick.servers, per_tick.proxies, per_tick.bots),
             if self.limits_broken.is_empty() { "ok".into() } else { self.limits_broken.join("; ") },
         )
     }
@@ -373,5 +415,17 @@ impl BenchReport {
             lines.push(r.summary());
         }
         lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_core_busy_for_a_thousand_players_at_20_hz_is_50_us_a_player_tick() {
+        let per_tick = CpuPerPlayerTick::new([100.0, 50.0, 0.0], 1000, 20.0);
+        assert_eq!((per_tick.servers, per_tick.proxies, per_tick.bots), (50.0, 25.0, 0.0));
+        assert_eq!(CpuPerPlayerTick::new([100.0, 0.0, 0.0], 0, 20.0).servers, 0.0, "no players, no cost per player");
     }
 }
