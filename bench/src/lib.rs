@@ -91,9 +91,17 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Tick p99 under half the tick budget, tick rate within 2.5% of nominal, echo p99 under 75 ms.
+    /// Tick p99 under half the tick budget, tick rate within 2.5% of nominal, and echo
+    /// past due p99 (`tessera_bots::swarm::Echoes`: from the player's own tick and the
+    /// servers' slack for jitter over, to the acknowledgement) at most 25 ms over its
+    /// floor on an idle cluster. That floor is a tick and a half: the phase of the
+    /// player's clock against its server's ticks (up to a tick late), and half a tick
+    /// more where a handoff carried the clock to its new server's nearest tick. (Before
+    /// inputs were applied at their own ticks, the echo's floor was the one tick a press
+    /// waited for the next, and its limit 75 ms: the same 25 ms over.)
     pub fn for_tick_rate(tick_hz: f64) -> Self {
-        Self { tick_p99_ms: 500.0 / tick_hz, tick_rate_hz: tick_hz * 0.975, echo_p99_ms: 75.0 }
+        let tick_ms = 1000.0 / tick_hz;
+        Self { tick_p99_ms: tick_ms / 2.0, tick_rate_hz: tick_hz * 0.975, echo_p99_ms: 1.5 * tick_ms + 25.0 }
     }
 }
 

@@ -231,7 +231,7 @@ pub struct BotReport {
     pub entity_updates: u64,
     /// Entity states actually on the wire in those updates.
     pub entity_states: u64,
-    pub echo_latency_us: Histogram<u64>,
+    pub echoes: Echoes,
     pub smoothness: SmoothnessSeen,
     pub still_connected: bool,
     pub error: Option<String>,
@@ -330,8 +330,10 @@ impl Bot {
         let mut player = self.rejoin.join_within(CONNECT_PATIENCE).await?;
         let mut walker = Walker::new(self.behaviour);
         let mut rng = rand::rngs::SmallRng::from_os_rng();
-        let mut sent: VecDeque<(u32, Instant)> = VecDeque::new();
-        let mut latency = latency_histogram();
+        // Each input in flight: its sequence number, when it was pressed, and when its
+        // acknowledgement is due at the soonest.
+        let mut sent: VecDeque<(u32, Instant, Instant)> = VecDeque::new();
+        let mut echoes = Echoes::default();
         let mut smoothness = SmoothnessSeen::default();
         let (mut updates, mut entity_updates, mut entity_states) = (0u64, 0u64, 0u64);
         let (mut inputs_in_window, mut handoffs, mut resumes) = (0u32, 0u32, 0u32);
@@ -369,14 +371,17 @@ impl Bot {
                 }
 
                 _ = steer.tick() => {
-                    let keys = walker.steer(&mut rng, &player.view, &player.welcome.map, Instant::now());
+                    let now = Instant::now();
+                    let keys = walker.steer(&mut rng, &player.view, &player.welcome.map, now);
                     match keys != player.keys() {
                         false => None,
-                        true => match player.press(keys).await {
+                        true => match player.press_at(keys, now.into_std()).await {
                             Ok(seq) => {
-                                let now = Instant::now();
                                 inputs_in_window += u32::from(self.window.contains(now));
-                                sent.push_back((seq, now));
+                                // Stamped with the tick in progress as it was pressed.
+                                let clock = player.prediction.clock();
+                                let due = clock.acknowledgement_due(clock.tick_at(now.into_std()));
+                                sent.push_back((seq, now, due.into()));
                                 None
                             }
                             Err(err) => Some(err),
@@ -394,10 +399,10 @@ impl Bot {
                         let now = Instant::now();
                         let (new_states, new_handoffs) = (view.states_received - seen.0, view.handoffs - seen.1);
                         seen = (view.states_received, view.handoffs);
-                        while sent.front().is_some_and(|&(seq, _)| seq <= view.last_input) {
-                            let (_, at) = sent.pop_front().expect("checked non-empty");
+                        while sent.front().is_some_and(|&(seq, _, _)| seq <= view.last_input) {
+                            let (_, at, due) = sent.pop_front().expect("checked non-empty");
                             if self.window.contains(at) {
-                                latency.saturating_record((now - at).as_micros() as u64);
+                                echoes.record(now - at, now.saturating_duration_since(due));
                             }
                         }
                         if self.window.contains(now) {
@@ -448,7 +453,7 @@ impl Bot {
             entity_states,
             updates,
             entity_updates,
-            echo_latency_us: latency,
+            echoes,
             smoothness,
             still_connected,
             error,
@@ -460,8 +465,46 @@ impl Bot {
 
 /// Echo latencies in microseconds, up to 10 s, to two significant digits: about 17 KB a
 /// bot, where three digits up to a minute took 130 KB and thousands of bots felt it.
-fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 10_000_000, 2).expect("valid histogram bounds")
+/// How long a bot's inputs took to be acknowledged, two ways.
+#[derive(Debug, Clone)]
+pub struct Echoes {
+    /// From the key press to the update that says it was applied: what a player waits
+    /// for the server's word (its own prediction walks at once).
+    felt_us: Histogram<u64>,
+    /// From when that update was due at the soonest (the input's own tick over, and the
+    /// server's slack for jitter after it) to its arrival: what the network and the
+    /// cluster add. Its floor is the player's phase: where its first input fell
+    /// against its server's next tick, from a tick early (counted as 0) to a tick late,
+    /// and half a tick either way after a handoff.
+    past_due_us: Histogram<u64>,
+}
+
+impl Default for Echoes {
+    fn default() -> Self {
+        let histogram = || Histogram::new_with_bounds(1, 10_000_000, 2).expect("valid histogram bounds");
+        Self { felt_us: histogram(), past_due_us: histogram() }
+    }
+}
+
+impl Echoes {
+    fn record(&mut self, felt: Duration, past_due: Duration) {
+        self.felt_us.saturating_record(felt.as_micros() as u64);
+        self.past_due_us.saturating_record(past_due.as_micros() as u64);
+    }
+
+    fn add(&mut self, other: &Echoes) {
+        self.felt_us.add(&other.felt_us).expect("same bounds");
+        self.past_due_us.add(&other.past_due_us).expect("same bounds");
+    }
+
+    fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            p50: ms(histogram.value_at_quantile(0.5)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            max: ms(histogram.max()),
+        }
+    }
 }
 
 /// The whole swarm's figures; rates are over the measured window.
@@ -489,7 +532,10 @@ pub struct SwarmReport {
     pub wire_bytes_per_entity_update: f64,
     /// Bytes on the wire per entity state actually sent.
     pub wire_bytes_per_entity_state: f64,
+    /// From key press to the update applying it ([`Echoes`]).
     pub echo_latency_ms: Percentiles,
+    /// From when that update was due at the soonest to its arrival ([`Echoes`]).
+    pub echo_past_due_ms: Percentiles,
     pub smoothness: Smoothness,
     /// Chat lines the bots said, heard (each line once per hearer, its speaker among
     /// them) and had dropped for saying too much too fast, over the whole run.
@@ -514,7 +560,7 @@ impl SwarmReport {
         bytes_received: u64,
         results: Vec<Result<BotReport, PlayerError>>,
     ) -> Self {
-        let mut latency = latency_histogram();
+        let mut echoes = Echoes::default();
         let mut smoothness = SmoothnessSeen::default();
         let mut report = SwarmReport {
             bots_requested: requested,
@@ -534,6 +580,7 @@ impl SwarmReport {
             wire_bytes_per_entity_update: 0.0,
             wire_bytes_per_entity_state: 0.0,
             echo_latency_ms: Percentiles::default(),
+            echo_past_due_ms: Percentiles::default(),
             smoothness: Smoothness::default(),
             chat: ChatCounts::default(),
             errors: Vec::new(),
@@ -559,7 +606,7 @@ impl SwarmReport {
                     report.chat.throttled += bot.chat.throttled;
                     entity_updates += bot.entity_updates;
                     entity_states += bot.entity_states;
-                    latency.add(&bot.echo_latency_us).expect("same bounds");
+                    echoes.add(&bot.echoes);
                     smoothness.add(&bot.smoothness);
                     report.errors.extend(bot.error);
                 }
@@ -568,7 +615,6 @@ impl SwarmReport {
         }
         // Thousands of bots failing alike would drown the report: keep a sample.
         report.errors.truncate(20);
-        let ms = |us: u64| us as f64 / 1000.0;
         let seconds = window.as_secs_f64().max(1e-3);
         let bots = report.bots_connected.max(1) as f64;
         report.inputs_per_bot_per_sec = inputs_in_window as f64 / bots / seconds;
@@ -579,11 +625,8 @@ impl SwarmReport {
         report.entity_states_sent_per_sec = entity_states as f64 / seconds;
         report.wire_bytes_per_entity_state = bytes_received as f64 / entity_states.max(1) as f64;
 
-        report.echo_latency_ms = Percentiles {
-            p50: ms(latency.value_at_quantile(0.5)),
-            p99: ms(latency.value_at_quantile(0.99)),
-            max: ms(latency.max()),
-        };
+        report.echo_latency_ms = Echoes::percentiles(&echoes.felt_us);
+        report.echo_past_due_ms = Echoes::percentiles(&echoes.past_due_us);
         report.smoothness = summary(&smoothness);
         report
     }

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
-use tessera_shared::protocol::EntityState;
+use tessera_shared::protocol::{EntityState, INPUT_SLACK_TICKS};
 use tessera_shared::region_map::RegionMap;
 
 /// Ticks of prediction kept (over 12 s at 20 Hz): a state older than this resets it.
@@ -36,6 +36,16 @@ impl InputClock {
     pub fn tick_at(&self, at: Instant) -> u32 {
         let ticks = at.saturating_duration_since(self.origin).as_nanos() / self.tick.as_nanos().max(1);
         u32::try_from(ticks).unwrap_or(u32::MAX)
+    }
+
+    /// When the server's word that an input stamped `tick` was applied is due, at the
+    /// soonest: the tick over, and the server's slack for jitter
+    /// ([`INPUT_SLACK_TICKS`]) after it. What comes later than this is the network's
+    /// and the cluster's doing.
+    pub fn acknowledgement_due(&self, tick: u32) -> Instant {
+        let ticks = i64::from(tick).saturating_add(1).saturating_add(INPUT_SLACK_TICKS);
+        let ticks = u32::try_from(ticks).unwrap_or(u32::MAX);
+        self.origin + self.tick.saturating_mul(ticks)
     }
 
     /// How far into the tick in progress `at` is, from 0 to 1.
@@ -194,6 +204,19 @@ mod tests {
     fn assert_near(got: Option<Vec2>, want: (f32, f32)) {
         let got = got.expect("a prediction");
         assert!(got.distance(Vec2::new(want.0, want.1)) < 1e-3, "{got} is not near {want:?}");
+    }
+
+    #[test]
+    fn an_acknowledgement_is_due_when_the_tick_and_the_slack_are_over() {
+        let origin = Instant::now();
+        let clock = InputClock::new(origin, TICK);
+        let pressed = after(origin, 7.5);
+        let due = clock.acknowledgement_due(clock.tick_at(pressed));
+        let ticks = 8.0 + INPUT_SLACK_TICKS as f32;
+        let expected = after(origin, ticks);
+        let apart = due.max(expected) - due.min(expected);
+        assert!(apart < Duration::from_micros(1), "tick 7 ends at 8, then the slack: {apart:?} apart");
+        assert!(clock.acknowledgement_due(u32::MAX) > origin, "the last tick overflows nothing");
     }
 
     #[test]

@@ -17,14 +17,11 @@ use bevy::prelude::Component;
 use std::collections::{BTreeMap, VecDeque};
 use tessera_shared::components::Keys;
 use tessera_shared::ids::UserId;
-use tessera_shared::protocol::{Input, MAX_PENDING_INPUTS};
+use tessera_shared::protocol::{INPUT_SLACK_TICKS, Input, MAX_PENDING_INPUTS};
 use tracing::warn;
 
 /// Ticks a gap in the input sequence may stay open before it is skipped.
 pub const GAP_TIMEOUT_TICKS: u64 = 40;
-/// Ticks an input is given beyond the delay of the one that set its player's clock: room
-/// for jitter.
-pub const INPUT_SLACK_TICKS: i64 = 1;
 /// The most ticks ahead of its arrival an input is held (half a second at 20 Hz): an
 /// input stamped further ahead is applied then.
 pub const MAX_INPUT_LEAD_TICKS: i64 = 10;

@@ -37,6 +37,11 @@ pub const SIGNED_IN_AGAIN: &str = "you signed in again from somewhere else";
 /// can pile up honestly; twice that is room, and a bound on what a peer makes us store.
 pub const MAX_PENDING_INPUTS: usize = 256;
 
+/// Ticks a server holds a player's input beyond the delay of the one that set the
+/// player's clock: room for jitter. The player's prediction hides the wait; it means an
+/// input is acknowledged this many ticks after its own tick ends, at the soonest.
+pub const INPUT_SLACK_TICKS: i64 = 1;
+
 /// Entities one message may carry, all its lists counted (entered, moved, left, named).
 /// A player's update is at most [`UPDATES_FRAME_BUDGET`] bytes, under 15,500 entity
 /// states of 17 bytes at least; publishers split their cell deltas to stay under it; and
