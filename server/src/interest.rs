@@ -11,7 +11,6 @@ use crate::players::Player;
 use crate::settings::ServerSettings;
 use crate::tick::SimulationTick;
 use bevy::platform::collections::HashMap;
-use bevy::platform::collections::hash_map::Entry;
 use bevy::prelude::*;
 use bytes::BytesMut;
 use tessera_shared::components::{Position, Velocity};
@@ -74,7 +73,13 @@ type Seen<'a> = (&'a EntityId, &'a Position, &'a Velocity, &'a Visible);
 pub struct KnownEntities {
     /// Whether this server has sent the player its first (full) update yet.
     started: bool,
-    sent: HashMap<EntityId, Sent>,
+    /// Sorted by entity id up to `sorted`, then the entities new this tick, sorted in
+    /// at its end ([`KnownEntities::end_tick`]): a few dozen entries found by binary
+    /// search in one small block of memory, where a hash map's probe per entity in view
+    /// per tick was the interest pass's largest cost (BENCHMARKS.md), and a crowd
+    /// arriving costs one sort, not a shift per newcomer.
+    sent: Vec<Sent>,
+    sorted: usize,
 }
 
 #[derive(Debug)]
@@ -108,13 +113,14 @@ impl KnownEntities {
     fn tell(&mut self, state: EntityState, tick: u64, tick_seconds: f32, states: usize) -> Tell {
         let full = states >= MAX_STATES_PER_UPDATE;
         let room_for_new = !full && self.sent.len() < MAX_KNOWN_ENTITIES;
-        let sent = match self.sent.entry(state.id) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(unknown) if room_for_new => {
-                unknown.insert(Sent { state, tick, seen: tick });
+        // An entity is in a player's view once a tick, so this tick's newcomers need no search.
+        let sent = match self.sent[..self.sorted].binary_search_by_key(&state.id, |sent| sent.state.id) {
+            Ok(known) => &mut self.sent[known],
+            Err(_) if room_for_new => {
+                self.sent.push(Sent { state, tick, seen: tick });
                 return Tell::StateAndName;
             }
-            Entry::Vacant(_) => return Tell::Later,
+            Err(_) => return Tell::Later,
         };
         sent.seen = tick;
         if full || !must_resend(&sent.state, sent.tick, &state, tick, tick_seconds) {
@@ -124,16 +130,25 @@ impl KnownEntities {
         Tell::State
     }
 
-    /// Forgets, and returns, the entities not seen at `tick`.
-    fn forget_unseen(&mut self, tick: u64) -> Vec<EntityId> {
+    /// Ends the player's pass of `tick`, in which `in_view` of the entities it knows
+    /// were seen: forgets, and returns, those not seen, and sorts the newcomers in.
+    fn end_tick(&mut self, tick: u64, in_view: usize) -> Vec<EntityId> {
+        let arrived = self.sent.len() > self.sorted;
         let mut left = Vec::new();
-        self.sent.retain(|&id, sent| {
-            let keep = sent.seen == tick;
-            if !keep {
-                left.push(id);
-            }
-            keep
-        });
+        if self.sent.len() > in_view {
+            self.sent.retain(|sent| {
+                let keep = sent.seen == tick;
+                if !keep {
+                    left.push(sent.state.id);
+                }
+                keep
+            });
+        }
+        if arrived {
+            // Forgetting kept the order: only the newcomers, at the end, are out of it.
+            self.sent.sort_unstable_by_key(|sent| sent.state.id);
+        }
+        self.sorted = self.sent.len();
         left
     }
 }
@@ -177,7 +192,7 @@ fn send_player_updates(
             }
             known_in_view += 1;
         }
-        let left = if known.sent.len() > known_in_view { known.forget_unseen(tick.0) } else { Vec::new() };
+        let left = known.end_tick(tick.0, known_in_view);
         let update = PlayerUpdate {
             tick: tick.0,
             server: settings.id,
@@ -237,35 +252,50 @@ mod tests {
         EntityState { id: EntityId(id), position: Vec2::new(x, 10.0), velocity: Vec2::ZERO }
     }
 
-    /// One tick's update for a crowd of `ids` standing at `x`: how many states, how many named.
-    fn update(known: &mut KnownEntities, ids: std::ops::Range<u64>, x: f32, tick: u64) -> (usize, usize) {
-        let (mut states, mut named) = (0, 0);
+    /// One tick's update for a crowd of `ids` standing at `x`: how many states, how many
+    /// named, and how many known entities left.
+    fn update(known: &mut KnownEntities, ids: impl Iterator<Item = u64>, x: f32, tick: u64) -> (usize, usize, usize) {
+        let (mut states, mut named, mut in_view) = (0, 0, 0);
         for id in ids {
             match known.tell(at(id, x), tick, 0.05, states) {
-                Tell::Later | Tell::Nothing => {}
+                Tell::Later => continue,
+                Tell::Nothing => {}
                 Tell::State => states += 1,
                 Tell::StateAndName => (states, named) = (states + 1, named + 1),
             }
+            in_view += 1;
         }
-        (states, named)
+        (states, named, known.end_tick(tick, in_view).len())
     }
 
     #[test]
     fn a_crowd_arrives_over_a_few_ticks_and_what_is_known_stays_bounded() {
         let mut known = KnownEntities::default();
         let crowd = 2 * MAX_KNOWN_ENTITIES as u64;
-        assert_eq!(update(&mut known, 0..crowd, 10.0, 1), (MAX_STATES_PER_UPDATE, MAX_STATES_PER_UPDATE));
-        assert_eq!(update(&mut known, 0..crowd, 10.0, 2), (MAX_STATES_PER_UPDATE, MAX_STATES_PER_UPDATE));
+        let full = (MAX_STATES_PER_UPDATE, MAX_STATES_PER_UPDATE, 0);
+        // Newcomers come in any order: here the crowd arrives from its far end first.
+        assert_eq!(update(&mut known, (0..crowd).rev(), 10.0, 1), full);
+        assert_eq!(update(&mut known, 0..crowd, 10.0, 2), full);
         let mut tick = 2;
         while known.sent.len() < MAX_KNOWN_ENTITIES {
             tick += 1;
-            let (states, _) = update(&mut known, 0..crowd, 10.0, tick);
+            let (states, _, _) = update(&mut known, 0..crowd, 10.0, tick);
             assert!(states <= MAX_STATES_PER_UPDATE);
             assert!(tick < 100, "the crowd is told about within a few ticks");
         }
-        assert_eq!(update(&mut known, 0..crowd, 10.0, tick + 1), (0, 0), "nothing new beyond what may be known");
-        // Everyone moves: the known are told again, at most a full update's worth a tick.
-        assert_eq!(update(&mut known, 0..crowd, 50.0, tick + 2), (MAX_STATES_PER_UPDATE, 0));
-        assert_eq!(known.forget_unseen(tick + 2).len(), 0, "the rest are still known, and extrapolated");
+        assert_eq!(update(&mut known, 0..crowd, 10.0, tick + 1), (0, 0, 0), "nothing new beyond what may be known");
+        // Everyone moves: the known are told again, at most a full update's worth a
+        // tick, and the rest are still known, and extrapolated.
+        assert_eq!(update(&mut known, 0..crowd, 50.0, tick + 2), (MAX_STATES_PER_UPDATE, 0, 0));
+    }
+
+    #[test]
+    fn those_out_of_view_leave_and_are_named_again_when_back() {
+        let mut known = KnownEntities::default();
+        assert_eq!(update(&mut known, [5, 1, 9, 3].into_iter(), 10.0, 1), (4, 4, 0));
+        assert_eq!(update(&mut known, [9, 1].into_iter(), 10.0, 2), (0, 0, 2), "3 and 5 left");
+        assert_eq!(update(&mut known, [3, 9, 1, 7].into_iter(), 10.0, 3), (2, 2, 0), "3 is new again, and 7");
+        assert_eq!(update(&mut known, [7, 3, 1, 9].into_iter(), 10.0, 4), (0, 0, 0), "all known, none moved");
+        assert_eq!(update(&mut known, [1].into_iter(), 30.0, 5), (1, 0, 3), "1 moved; 3, 7 and 9 left");
     }
 }
