@@ -72,7 +72,7 @@ impl ChatGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client_queue::{ClientQueue, QueuedFrame};
+    use crate::client_queue::{ClientQueue, ClientSink};
     use crate::routing::{ClientRoute, Session, Start};
     use std::time::Duration;
     use tessera_shared::Vec2;
@@ -84,7 +84,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     /// A table with one player, on server 1, what is queued for that player, and for the server.
-    fn one_player() -> (Routing, UserId, mpsc::Receiver<QueuedFrame>, mpsc::Receiver<ProxyToServer>) {
+    fn one_player() -> (Routing, UserId, ClientSink, mpsc::Receiver<ProxyToServer>) {
         let routing = Routing::default();
         let (to_server, server) = Outbound::channel();
         routing.server_up(ServerId(1), to_server);
@@ -98,8 +98,8 @@ mod tests {
         (routing, user, queue, server)
     }
 
-    fn told(queue: &mut mpsc::Receiver<QueuedFrame>) -> Vec<ProxyToClient> {
-        std::iter::from_fn(|| queue.try_recv().ok()).map(|queued| decode_body(&queued.frame()[4..]).unwrap()).collect()
+    fn told(queue: &mut ClientSink) -> Vec<ProxyToClient> {
+        std::iter::from_fn(|| queue.next_frame()).map(|frame| decode_body(&frame[4..]).unwrap()).collect()
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use crate::ProxySettings;
 use crate::chat::ChatGate;
-use crate::client_queue::{ClientQueue, QueuedFrame};
+use crate::client_queue::{ClientQueue, ClientSink};
 use crate::join::{Begin, Joined, join};
 use crate::routing::{ClientRoute, RouteError, Routing, Session, Start};
 use crate::stats::Refusal;
@@ -29,7 +29,6 @@ use tessera_shared::protocol::{ClientToProxy, Hello, ProxyToClient, ProxyToServe
 use tessera_shared::rate::Rate;
 use tessera_store::Store;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -90,7 +89,7 @@ async fn serve(
     let Joined { mut link, key, name, begin } = join(link, settings, tickets, store, spawn_position(settings)).await?;
     let user = key.user();
     let resuming = matches!(begin, Begin::Resume);
-    let (queue, session) = match admit(settings, routing, tickets, key, &name, begin) {
+    let (sink, session) = match admit(settings, routing, tickets, key, &name, begin) {
         Ok(admitted) => admitted,
         Err(reason) => {
             link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
@@ -104,27 +103,31 @@ async fn serve(
     let inputs = Rate::new(f64::from(MAX_INPUTS_PER_SEC), f64::from(MAX_INPUTS_PER_SEC));
     let mut limiter = inputs.full_bucket(Instant::now());
     let mut chat = ChatGate::new(Instant::now());
-    let played = link
-        .run(queue, |message| {
-            let now = Instant::now();
-            let forward = match message {
-                _ if !limiter.take(&inputs, now) => Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
-                ClientToProxy::Input(input) => Ok(Some(ProxyToServer::Input { user, input })),
-                ClientToProxy::Chat { channel, text } => chat.hear(routing, user, channel, &text, now),
-            };
-            let routing = &routing;
-            async move {
-                match forward? {
-                    // Waits while the player's server is slow: this player's next message
-                    // is not read meanwhile, and nobody else's is held up.
-                    Some(message) => {
-                        routing.from_client(user, message).await.map_err(|err| LinkError::Refused(err.to_string()))
-                    }
-                    None => Ok(()),
+    let (reader, socket) = link.into_plain().ok_or(LinkError::Refused("a player's link is never sealed".into()))?;
+    let writing = sink.write_to(socket, routing.stats.clients.bytes_out.clone());
+    let reading = reader.run(|message| {
+        let now = Instant::now();
+        let forward = match message {
+            _ if !limiter.take(&inputs, now) => Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
+            ClientToProxy::Input(input) => Ok(Some(ProxyToServer::Input { user, input })),
+            ClientToProxy::Chat { channel, text } => chat.hear(routing, user, channel, &text, now),
+        };
+        let routing = &routing;
+        async move {
+            match forward? {
+                // Waits while the player's server is slow: this player's next message
+                // is not read meanwhile, and nobody else's is held up.
+                Some(message) => {
+                    routing.from_client(user, message).await.map_err(|err| LinkError::Refused(err.to_string()))
                 }
+                None => Ok(()),
             }
-        })
-        .await;
+        }
+    });
+    let played = tokio::select! {
+        played = writing => played,
+        played = reading => played,
+    };
     // A proxy stopping logs nobody out: its players resume their sessions through
     // another, and their servers keep them parked meanwhile.
     if !stopping.is_cancelled() {
@@ -167,7 +170,7 @@ pub fn admit(
     key: PlayerKey,
     name: &str,
     begin: Begin,
-) -> Result<(mpsc::Receiver<QueuedFrame>, Session), String> {
+) -> Result<(ClientSink, Session), String> {
     let user = key.user();
     // Full first: a player told the cluster is full waits longer before asking again.
     if routing.is_full(user, settings.limits.max_players) {
@@ -190,7 +193,7 @@ pub fn admit(
             (None, Start::Resume)
         }
     };
-    let (outbound, queue) = ClientQueue::channel(settings.limits.max_queued_bytes_per_player);
+    let (outbound, sink) = ClientQueue::channel(settings.limits.max_queued_bytes_per_player);
     let welcome = Welcome {
         user,
         name: name.into(),
@@ -213,7 +216,7 @@ pub fn admit(
     let session = Session::next();
     let route = ClientRoute { outbound, owner, epoch: 0, session, welcome, key, acked: 0 };
     routing.join(user, route, start, settings.limits.max_players).map_err(|err| err.to_string())?;
-    Ok((queue, session))
+    Ok((sink, session))
 }
 
 fn spawn_position(settings: &ProxySettings) -> Vec2 {

@@ -1,152 +1,339 @@
-//! What goes to one player: a queue bounded in bytes as well as in messages. A server's
-//! frame can be large, so a bound in messages alone would let a player that stops
-//! reading pin down far more memory than any player needs. Each frame is charged to the
-//! player's budget as it is queued, and the charge is released when the link's writer
-//! takes the frame (a [`Charge`] dropped, however the frame leaves: written, or dropped
-//! with the connection). A frame that would take the queue past the budget is refused,
-//! and the routing table disconnects that player, and only it, as not reading.
+//! What goes to one player: written straight to its socket by whoever has it to send
+//! (the routing of a server's frames, the proxy's own messages), and queued only while
+//! the socket is full. A frame per player per tick is the proxy's whole job, so the
+//! common case costs one `write` and nothing else: no channel, no task woken, no timer.
+//! The player's writer task ([`ClientSink::write_to`]) wakes only to drain what the
+//! socket would not take, and once a second to send a heartbeat if nothing went out.
 //!
-//! The queue holds frames only: the proxy's own messages are encoded as they are queued,
-//! so each is charged its exact size, and servers' frames go through untouched. The
-//! bytes in the link's writer after that are bounded by the codec (it flushes past a few
-//! KiB), so a player's memory is its budget, plus one frame, plus the socket's buffers.
+//! What waits is bounded in bytes as well as in frames: a server's frame can be large,
+//! so a bound in frames alone would let a player that stops reading pin down far more
+//! memory than any player needs. A frame that would take the waiting bytes past the
+//! budget is refused, and the routing table disconnects that player, and only it, as
+//! not reading. So a player's memory is its budget, plus one frame, plus the socket's
+//! buffers.
+//!
+//! Frames leave in the order they were sent: a frame is written at once only when
+//! nothing waits before it, under the player's own lock, which nobody else's send takes.
+//! Without a socket (before the player's link hands it over, and in the in-process
+//! harness) every frame waits, to be taken by [`ClientSink::next_frame`].
 
 use crate::routing::ToClient;
-use bytes::{Bytes, BytesMut};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tessera_shared::framing::{Outgoing, WireCodec, WireError, encoded_frame};
-use tessera_shared::link::{Outbound, SendError};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tessera_shared::framing::{Heartbeat, Outgoing, WireError, encoded_frame};
+use tessera_shared::link::{HEARTBEAT_EVERY, LinkError, WRITE_TIMEOUT};
 use tessera_shared::protocol::ProxyToClient;
-use tokio::sync::mpsc;
-use tokio_util::codec::Encoder;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
 
-/// The sending end of one player's queue; [`Link::run`](tessera_shared::link::Link::run)
-/// takes the receiving end.
+/// The sending end of one player's queue, held by its route. Dropping it lets the
+/// player go: what waits is still written, then the connection closes.
 #[derive(Debug)]
 pub struct ClientQueue {
-    outbound: Outbound<QueuedFrame>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+}
+
+/// The writing end of one player's queue: its link's writer, or whoever takes its
+/// frames in a harness without sockets.
+#[derive(Debug)]
+pub struct ClientSink {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer: frames wait, or the queue closed.
+    wake: Notify,
     budget: usize,
 }
 
-/// One frame waiting for the player's link, holding its charge on the budget.
-#[derive(Debug)]
-pub struct QueuedFrame {
-    frame: Bytes,
-    charge: Charge,
-}
-
-/// Bytes charged to one queue, given back when dropped.
-#[derive(Debug)]
-struct Charge {
-    bytes: usize,
-    queued: Arc<AtomicUsize>,
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.queued.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
+#[derive(Debug, Default)]
+struct State {
+    /// The player's socket, once its writer has it.
+    socket: Option<Arc<OwnedWriteHalf>>,
+    /// Where the bytes written are counted.
+    written: Option<Arc<AtomicU64>>,
+    /// Frames waiting, in order; the first may be partly written.
+    waiting: VecDeque<Bytes>,
+    /// Bytes of the first waiting frame already written.
+    first_written: usize,
+    /// Bytes waiting, counted against the budget.
+    waiting_bytes: usize,
+    /// Whether anything was written since the writer last looked: if not, a heartbeat.
+    wrote: bool,
+    /// The route let the player go: nothing more is taken.
+    closed: bool,
+    /// The socket failed: the writer ends the link.
+    failed: Option<io::ErrorKind>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("{queued} bytes already waiting to be sent, against a limit of {budget}: not reading")]
-    OverBudget { queued: usize, budget: usize },
-    #[error(transparent)]
-    Link(#[from] SendError),
+    #[error("{waiting} bytes already waiting to be sent, against a limit of {budget}: not reading")]
+    OverBudget { waiting: usize, budget: usize },
+    #[error("the player's connection is gone")]
+    Closed,
     #[error("cannot encode the message: {0}")]
     Encode(#[from] WireError),
 }
 
 impl ClientQueue {
-    /// A queue holding at most `budget` bytes, and its receiving end.
-    pub fn channel(budget: usize) -> (Self, mpsc::Receiver<QueuedFrame>) {
-        let (outbound, queue) = Outbound::channel();
-        (Self { outbound, queued: Arc::default(), budget }, queue)
+    /// A queue holding at most `budget` waiting bytes, and its writing end.
+    pub fn channel(budget: usize) -> (Self, ClientSink) {
+        let shared = Arc::new(Shared { state: Mutex::default(), wake: Notify::new(), budget });
+        (Self { shared: shared.clone() }, ClientSink { shared })
     }
 
-    /// Queues `message` without waiting, unless it would take the queue past its budget.
-    /// An empty queue takes any frame, so a budget smaller than one frame still lets a
-    /// reading player play.
+    /// Writes `message`, or queues it if the socket is full, unless that would take
+    /// what waits past the budget. Nothing waiting takes any frame, so a budget
+    /// smaller than one frame still lets a reading player play.
     pub fn send(&self, message: ToClient) -> Result<(), QueueError> {
-        self.push(message, true)
+        self.shared.push(encode(message)?, true)?;
+        self.shared.flush()
     }
 
-    /// Queues the last message the player will get, over budget if need be: one small
+    /// Sends the last message the player will get, over budget if need be: one small
     /// message just before the queue is dropped.
     pub fn send_last(&self, message: ProxyToClient) -> Result<(), QueueError> {
-        self.push(message.into(), false)
+        self.shared.push(encode(message.into())?, false)?;
+        self.shared.flush()
     }
 
-    fn push(&self, message: ToClient, within_budget: bool) -> Result<(), QueueError> {
-        let frame = match message {
-            Outgoing::Encoded(frame) => frame,
-            Outgoing::Message(message) => encoded_frame(&message)?,
-        };
-        let bytes = frame.len();
-        let queued = self.queued.fetch_add(bytes, Ordering::Relaxed);
-        // Charged at once, so every way out of here gives the bytes back.
-        let charge = Charge { bytes, queued: self.queued.clone() };
-        if within_budget && queued > 0 && queued.saturating_add(bytes) > self.budget {
-            return Err(QueueError::OverBudget { queued, budget: self.budget });
+    /// Queues `message` in its turn without writing it yet, as [`Self::send`] would
+    /// otherwise, and returns what writes it ([`Flush::flush`]): so a caller holding a
+    /// lock that orders what players are sent (the routing table's) writes after
+    /// letting go of it.
+    pub fn queue(&self, message: ToClient) -> Result<Flush, QueueError> {
+        self.shared.push(encode(message)?, true)?;
+        Ok(Flush { shared: self.shared.clone() })
+    }
+}
+
+impl Drop for ClientQueue {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Writes what waits for one player; see [`ClientQueue::queue`].
+#[derive(Debug)]
+pub struct Flush {
+    shared: Arc<Shared>,
+}
+
+impl Flush {
+    pub fn flush(self) -> Result<(), QueueError> {
+        self.shared.flush()
+    }
+}
+
+fn encode(message: ToClient) -> Result<Bytes, QueueError> {
+    Ok(match message {
+        Outgoing::Encoded(frame) => frame,
+        Outgoing::Message(message) => encoded_frame(&message)?,
+    })
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding it leaves nothing half-done that matters more than
+        // the player's connection, which the writer then ends.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Puts `frame` at the end of what waits, within the budget if asked.
+    fn push(&self, frame: Bytes, within_budget: bool) -> Result<(), QueueError> {
+        let mut state = self.lock();
+        if state.closed || state.failed.is_some() {
+            return Err(QueueError::Closed);
         }
-        Ok(self.outbound.send(QueuedFrame { frame, charge })?)
+        let waiting = state.waiting_bytes;
+        if within_budget && waiting > 0 && waiting.saturating_add(frame.len()) > self.budget {
+            return Err(QueueError::OverBudget { waiting, budget: self.budget });
+        }
+        state.waiting_bytes = waiting.saturating_add(frame.len());
+        state.waiting.push_back(frame);
+        Ok(())
     }
 
-    /// Bytes queued and not yet taken by the link's writer.
-    pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+    /// Writes what waits, as much as the socket takes; what it does not take is the
+    /// writer's, woken for it. Usually the socket takes it all and nobody is woken.
+    fn flush(&self) -> Result<(), QueueError> {
+        let mut state = self.lock();
+        state.write_waiting();
+        if state.failed.is_some() {
+            self.wake.notify_one();
+            return Err(QueueError::Closed);
+        }
+        if !state.waiting.is_empty() && state.socket.is_some() {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 }
 
-impl QueuedFrame {
-    /// The frame as it goes on the wire, length prefix and all.
-    pub fn frame(&self) -> &Bytes {
-        &self.frame
+impl State {
+    /// Writes what waits until the socket is full or nothing waits.
+    fn write_waiting(&mut self) {
+        let Some(socket) = self.socket.clone() else { return };
+        while let Some(first) = self.waiting.front() {
+            match socket.try_write(&first[self.first_written..]) {
+                Ok(written) => {
+                    self.wrote = true;
+                    if let Some(counter) = &self.written {
+                        counter.fetch_add(written as u64, Ordering::Relaxed);
+                    }
+                    self.first_written += written;
+                    if self.first_written == first.len() {
+                        self.waiting_bytes = self.waiting_bytes.saturating_sub(first.len());
+                        self.first_written = 0;
+                        self.waiting.pop_front();
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) => {
+                    self.failed = Some(err.kind());
+                    return;
+                }
+            }
+        }
     }
 }
 
-impl<In> Encoder<QueuedFrame> for WireCodec<In> {
-    type Error = WireError;
+impl ClientSink {
+    /// Writes this player's frames to `socket` until the queue closes (then once all
+    /// that waits is written) or the socket fails or stalls for [`WRITE_TIMEOUT`],
+    /// adding the bytes written to `written`, with a heartbeat whenever nothing went
+    /// out for [`HEARTBEAT_EVERY`].
+    pub async fn write_to(self, socket: OwnedWriteHalf, written: Arc<AtomicU64>) -> Result<(), LinkError> {
+        let socket = Arc::new(socket);
+        {
+            let mut state = self.shared.lock();
+            (state.socket, state.written) = (Some(socket.clone()), Some(written));
+        }
+        let ended = self.write(&socket).await;
+        // Nothing more is taken, and the socket closes once the last send holding it is done.
+        let mut state = self.shared.lock();
+        (state.socket, state.closed) = (None, true);
+        ended
+    }
 
-    fn encode(&mut self, queued: QueuedFrame, dst: &mut BytesMut) -> Result<(), WireError> {
-        let QueuedFrame { frame, charge } = queued;
-        let written = Encoder::<Outgoing<ProxyToClient>>::encode(self, Outgoing::Encoded(frame), dst);
-        // The frame is in the writer's buffer now, out of the queue.
-        drop(charge);
-        written
+    async fn write(&self, socket: &OwnedWriteHalf) -> Result<(), LinkError> {
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let (waiting, closed) = {
+                let mut state = self.shared.lock();
+                state.write_waiting();
+                if let Some(kind) = state.failed {
+                    return Err(WireError::Io(kind.into()).into());
+                }
+                (!state.waiting.is_empty(), state.closed)
+            };
+            match (waiting, closed) {
+                (false, true) => return Ok(()),
+                (true, _) => tokio::time::timeout(WRITE_TIMEOUT, socket.writable())
+                    .await
+                    .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))?
+                    .map_err(WireError::Io)?,
+                (false, false) => tokio::select! {
+                    _ = self.shared.wake.notified() => {}
+                    _ = heartbeat.tick() => {
+                        let mut state = self.shared.lock();
+                        if !std::mem::take(&mut state.wrote) && state.waiting.is_empty() {
+                            state.waiting_bytes += Heartbeat::FRAME.len();
+                            state.waiting.push_back(Bytes::from_static(&Heartbeat::FRAME));
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// The next frame waiting, in a harness that has no socket.
+    pub fn next_frame(&self) -> Option<Bytes> {
+        let mut state = self.shared.lock();
+        let frame = state.waiting.pop_front()?;
+        state.waiting_bytes = state.waiting_bytes.saturating_sub(frame.len());
+        Some(frame)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
 
-    #[test]
-    fn bytes_are_charged_when_queued_and_given_back_when_taken() {
-        let (queue, mut receiver) = ClientQueue::channel(100);
-        let frame = |len: usize| Outgoing::Encoded(Bytes::from(vec![0; len]));
-        queue.send(frame(60)).unwrap();
-        queue.send(frame(40)).unwrap();
-        assert_eq!(queue.queued_bytes(), 100);
-        assert!(matches!(queue.send(frame(1)), Err(QueueError::OverBudget { queued: 100, budget: 100 })));
-        assert_eq!(queue.queued_bytes(), 100, "a refused frame is not charged");
-
-        let mut written = BytesMut::new();
-        let mut codec = WireCodec::<ProxyToClient>::default();
-        codec.encode(receiver.try_recv().unwrap(), &mut written).unwrap();
-        assert_eq!((written.len(), queue.queued_bytes()), (60, 40));
-        drop(receiver);
-        assert_eq!(queue.queued_bytes(), 0, "frames dropped with the connection are given back");
+    fn frame(len: usize) -> ToClient {
+        Outgoing::Encoded(Bytes::from(vec![7; len]))
     }
 
     #[test]
-    fn an_empty_queue_takes_a_frame_larger_than_the_budget() {
-        let (queue, _receiver) = ClientQueue::channel(10);
-        queue.send(Outgoing::Encoded(Bytes::from(vec![0; 50]))).unwrap();
-        assert!(queue.send(Outgoing::Encoded(Bytes::from(vec![0; 1]))).is_err());
+    fn what_waits_is_bounded_in_bytes_and_taken_in_order() {
+        let (queue, sink) = ClientQueue::channel(100);
+        queue.send(frame(60)).unwrap();
+        queue.send(frame(40)).unwrap();
+        assert!(matches!(queue.send(frame(1)), Err(QueueError::OverBudget { waiting: 100, budget: 100 })));
+        assert_eq!(sink.next_frame().map(|f| f.len()), Some(60));
+        queue.send(frame(60)).unwrap();
+        assert_eq!(sink.next_frame().map(|f| f.len()), Some(40));
+        assert_eq!(sink.next_frame().map(|f| f.len()), Some(60));
+        assert_eq!(sink.next_frame(), None);
+    }
+
+    #[test]
+    fn nothing_waiting_takes_a_frame_larger_than_the_budget() {
+        let (queue, _sink) = ClientQueue::channel(10);
+        queue.send(frame(50)).unwrap();
+        assert!(queue.send(frame(1)).is_err());
         queue.send_last(ProxyToClient::Disconnect { reason: "bye".into() }).unwrap();
+        drop(queue);
+    }
+
+    /// A connected pair on loopback: the proxy's writing half, and the player's stream.
+    async fn connected() -> (OwnedWriteHalf, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let player = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (proxy_side, _) = listener.accept().await.unwrap();
+        (proxy_side.into_split().1, player)
+    }
+
+    #[tokio::test]
+    async fn frames_reach_the_socket_in_order_and_the_link_ends_when_the_route_lets_go() {
+        let (socket, mut player) = connected().await;
+        let (queue, sink) = ClientQueue::channel(8 << 20);
+        queue.send(frame(3)).unwrap(); // before the socket: it waits for the writer
+        let counted = Arc::new(AtomicU64::new(0));
+        let writer = tokio::spawn(sink.write_to(socket, counted.clone()));
+        // Far more than a socket's buffers take at once: some must wait, and still
+        // arrive whole and in order.
+        let big: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+        queue.send(Outgoing::Encoded(Bytes::from(big.clone()))).unwrap();
+        queue.send(frame(5)).unwrap();
+        drop(queue);
+        let mut received = Vec::new();
+        player.read_to_end(&mut received).await.unwrap();
+        writer.await.unwrap().unwrap();
+        let mut want = vec![7; 3];
+        want.extend_from_slice(&big);
+        want.extend_from_slice(&[7; 5]);
+        assert!(received == want, "{} bytes received, {} sent", received.len(), want.len());
+        assert_eq!(counted.load(Ordering::Relaxed), want.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_player_that_stops_reading_is_refused_past_its_budget() {
+        let (socket, _player) = connected().await;
+        let (queue, sink) = ClientQueue::channel(64 * 1024);
+        let _writer = tokio::spawn(sink.write_to(socket, Arc::default()));
+        // The player reads nothing: the socket's buffers fill, then the budget.
+        let refused = (0..10_000).find_map(|_| queue.send(frame(16 * 1024)).err());
+        assert!(matches!(refused, Some(QueueError::OverBudget { .. })), "{refused:?}");
     }
 }

@@ -427,6 +427,9 @@ impl Routing {
     fn deliver(&self, messages: impl IntoIterator<Item = (UserId, ToClient, Option<FromServer>)>) {
         let mut stalled = Vec::new();
         let mut delivered = 0;
+        // Queued in order under the table's lock, written after it: the writes are a
+        // syscall each, and nobody else's messages wait for them.
+        let mut to_write = Vec::new();
         {
             let mut tables = self.tables();
             for (user, message, from) in messages {
@@ -441,15 +444,20 @@ impl Routing {
                     }
                     route.acked = acknowledges.unwrap_or(route.acked);
                 }
-                match route.outbound.send(message) {
-                    Ok(()) => delivered += 1,
-                    Err(QueueError::Link(SendError::Closed)) => {}
-                    Err(err @ (QueueError::OverBudget { .. } | QueueError::Link(SendError::Full))) => {
-                        stalled.push((user, err))
+                match route.outbound.queue(message) {
+                    Ok(flush) => {
+                        delivered += 1;
+                        to_write.push(flush);
                     }
+                    Err(QueueError::Closed) => {}
+                    Err(err @ QueueError::OverBudget { .. }) => stalled.push((user, err)),
                     Err(err @ QueueError::Encode(_)) => warn!("cannot send {user} a message: {err}"),
                 }
             }
+        }
+        // A socket that failed is its writer's to report: the player's link ends.
+        for flush in to_write {
+            let _ = flush.flush();
         }
         ProxyStats::add(&self.stats.frames_to_clients, delivered);
 
@@ -480,7 +488,7 @@ fn supersede_elsewhere(tables: &Tables, user: UserId, owner: ServerId) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client_queue::QueuedFrame;
+    use crate::client_queue::ClientSink;
     use bytes::Bytes;
     use tessera_shared::framing::decode_body;
     use tokio::sync::mpsc;
@@ -494,16 +502,12 @@ mod tests {
     }
 
     /// Joins player `n` on server 1 with a queue of `budget` bytes.
-    fn join(routing: &Routing, n: u64, budget: usize) -> Result<(UserId, mpsc::Receiver<QueuedFrame>), RouteError> {
+    fn join(routing: &Routing, n: u64, budget: usize) -> Result<(UserId, ClientSink), RouteError> {
         join_session(routing, n, budget).map(|(user, queue, _)| (user, queue))
     }
 
     /// As [`join`], with the session it plays on.
-    fn join_session(
-        routing: &Routing,
-        n: u64,
-        budget: usize,
-    ) -> Result<(UserId, mpsc::Receiver<QueuedFrame>, Session), RouteError> {
+    fn join_session(routing: &Routing, n: u64, budget: usize) -> Result<(UserId, ClientSink, Session), RouteError> {
         let (outbound, queue) = ClientQueue::channel(budget);
         let key = PlayerKey([n as u8; 32]);
         let user = key.user();
@@ -514,8 +518,8 @@ mod tests {
         Ok((user, queue, session))
     }
 
-    fn next_frame(queue: &mut mpsc::Receiver<QueuedFrame>) -> Option<Bytes> {
-        queue.try_recv().ok().map(|queued| queued.frame().clone())
+    fn next_frame(queue: &mut ClientSink) -> Option<Bytes> {
+        queue.next_frame()
     }
 
     /// `frame` for `user`, acknowledging no input.
@@ -590,7 +594,7 @@ mod tests {
         assert_eq!(next_frame(&mut player), Some(frame.clone()), "the owner's update goes through");
         routing.set_owner(user, ServerId(2), 1);
         routing.updates_from(ServerId(1), [played(user, &frame)]);
-        assert!(player.try_recv().is_err(), "the previous owner's late update is dropped");
+        assert!(player.next_frame().is_none(), "the previous owner's late update is dropped");
         routing.updates_from(ServerId(2), [played(user, &frame)]);
         assert_eq!(next_frame(&mut player), Some(frame));
     }
@@ -599,7 +603,7 @@ mod tests {
     fn a_chat_line_reaches_the_players_its_server_owns_only() {
         let (routing, _server_one) = with_server();
         let (ada, mut ada_queue) = join(&routing, 1, 1 << 20).unwrap();
-        let (bo, mut bo_queue) = join(&routing, 2, 1 << 20).unwrap();
+        let (bo, bo_queue) = join(&routing, 2, 1 << 20).unwrap();
         routing.set_owner(bo, ServerId(2), 1);
         let line = ChatLine {
             speaker: ada.entity(),
@@ -612,7 +616,7 @@ mod tests {
             Some(Ok(ProxyToClient::Chat(heard))) => assert_eq!(heard, line),
             other => panic!("expected the line, got {other:?}"),
         }
-        assert!(bo_queue.try_recv().is_err(), "server 1 does not speak for server 2's player");
+        assert!(bo_queue.next_frame().is_none(), "server 1 does not speak for server 2's player");
     }
 
     #[test]

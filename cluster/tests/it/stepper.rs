@@ -21,7 +21,7 @@ use tessera_player::steering::keys_toward;
 use tessera_proxy::ProxySettings;
 use tessera_proxy::chat::ChatGate;
 use tessera_proxy::client_links::admit;
-use tessera_proxy::client_queue::QueuedFrame;
+use tessera_proxy::client_queue::ClientSink;
 use tessera_proxy::join::Begin;
 use tessera_proxy::routing::{RouteError, Routing};
 use tessera_proxy::tickets::Tickets;
@@ -99,7 +99,7 @@ struct SteppedProxy {
 /// A headless player: what its proxy queued for it, and what it made of it.
 pub struct SteppedPlayer {
     pub proxy: usize,
-    queue: mpsc::Receiver<QueuedFrame>,
+    queue: ClientSink,
     welcome: Welcome,
     pub view: WorldView,
     /// Where it predicts itself, as a client does: what it steers by.
@@ -126,8 +126,8 @@ impl SteppedPlayer {
     /// player's tick beginning at `now` begins.
     pub fn drain(&mut self, now: std::time::Instant) {
         let player = self;
-        while let Ok(queued) = player.queue.try_recv() {
-            match decode_frame(queued.frame()) {
+        while let Some(frame) = player.queue.next_frame() {
+            match decode_frame(&frame) {
                 ProxyToClient::Welcome(_) => panic!("a second welcome"),
                 ProxyToClient::Update(update) => {
                     assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
@@ -339,11 +339,11 @@ impl Stepper {
     pub fn join_as(&mut self, proxy: usize, user: UserId, name: &str, at: Vec2) -> Option<SteppedPlayer> {
         let stepped = &self.proxies[proxy];
         let key = self.keys[&user];
-        let (mut queue, _) =
+        let (queue, _) =
             admit(&stepped.settings, &stepped.routing, &stepped.tickets, key, name, Begin::Fresh { position: at })
                 .expect("the proxy admits the player");
-        let welcome = match queue.try_recv().map(|queued| decode_frame(queued.frame())) {
-            Ok(ProxyToClient::Welcome(welcome)) => welcome,
+        let welcome = match queue.next_frame().map(|frame| decode_frame(&frame)) {
+            Some(ProxyToClient::Welcome(welcome)) => welcome,
             _ => panic!("a proxy welcomes a player first"),
         };
         verify::welcome(&welcome, stepped.settings.id, user).expect("the proxy's welcome is sane");

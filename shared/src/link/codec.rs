@@ -44,6 +44,11 @@ impl<C> LinkCodec<C> {
         Self { inner, cipher, counter, plain: BytesMut::new(), scratch: BytesMut::new(), started: false }
     }
 
+    /// Whether what it writes is sealed (an internal link's).
+    pub fn is_sealed(&self) -> bool {
+        self.cipher.is_some()
+    }
+
     fn count(&self, bytes: usize) {
         if let Some(counter) = &self.counter {
             counter.fetch_add(bytes as u64, Ordering::Relaxed);

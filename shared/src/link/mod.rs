@@ -212,13 +212,13 @@ impl<In: DeserializeOwned> Link<In> {
     pub async fn run<Out, Handled>(
         self,
         mut outbound: mpsc::Receiver<Out>,
-        mut on_message: impl FnMut(In) -> Handled,
+        on_message: impl FnMut(In) -> Handled,
     ) -> Result<(), LinkError>
     where
         WireCodec<In>: Encoder<Out, Error = WireError>,
         Handled: Future<Output = Result<(), LinkError>>,
     {
-        let Self { mut reader, mut writer, frame_deadline, mut heard } = self;
+        let Self { reader, mut writer, frame_deadline, heard } = self;
         let write = async move {
             loop {
                 let message = match tokio::time::timeout(HEARTBEAT_EVERY, outbound.recv()).await {
@@ -243,14 +243,41 @@ impl<In: DeserializeOwned> Link<In> {
                 tokio::time::timeout(WRITE_TIMEOUT, batch).await.map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
             }
         };
-        let read = async move {
-            loop {
-                on_message(next_frame(&mut reader, frame_deadline, &mut heard).await?).await?;
-            }
-        };
+        let read = LinkReader { reader, frame_deadline, heard }.run(on_message);
         tokio::select! {
             result = write => result,
             result = read => result,
+        }
+    }
+
+    /// The link's reading half, and its socket's writing half to write frames to as
+    /// they are, for a link that is not sealed (a player's); `None` for a sealed one,
+    /// whose bytes only its codec may write.
+    pub fn into_plain(self) -> Option<(LinkReader<In>, OwnedWriteHalf)> {
+        let Self { reader, writer, frame_deadline, heard } = self;
+        if writer.encoder().is_sealed() || !writer.write_buffer().is_empty() {
+            return None;
+        }
+        Some((LinkReader { reader, frame_deadline, heard }, writer.into_inner()))
+    }
+}
+
+/// The reading half of a link (see [`Link::into_plain`]).
+pub struct LinkReader<In> {
+    reader: FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
+    frame_deadline: Duration,
+    heard: Instant,
+}
+
+impl<In: DeserializeOwned> LinkReader<In> {
+    /// Reads until the peer closes the link, a message is refused by `on_message`, a
+    /// frame is too slow to arrive, or the peer falls silent for [`SILENCE_LIMIT`].
+    pub async fn run<Handled>(mut self, mut on_message: impl FnMut(In) -> Handled) -> Result<(), LinkError>
+    where
+        Handled: Future<Output = Result<(), LinkError>>,
+    {
+        loop {
+            on_message(next_frame(&mut self.reader, self.frame_deadline, &mut self.heard).await?).await?;
         }
     }
 }
