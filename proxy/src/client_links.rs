@@ -103,7 +103,10 @@ async fn serve(
     let inputs = Rate::new(f64::from(MAX_INPUTS_PER_SEC), f64::from(MAX_INPUTS_PER_SEC));
     let mut limiter = inputs.full_bucket(Instant::now());
     let mut chat = ChatGate::new(Instant::now());
-    let (reader, socket) = link.into_plain().ok_or(LinkError::Refused("a player's link is never sealed".into()))?;
+    let Some((reader, socket)) = link.into_plain() else {
+        routing.leave(user, session);
+        return Err(LinkError::Refused("a player's link is never sealed".into()));
+    };
     let writing = sink.write_to(socket, routing.stats.clients.bytes_out.clone());
     let reading = reader.run(|message| {
         let now = Instant::now();

@@ -61,7 +61,7 @@ struct State {
     waiting: VecDeque<Bytes>,
     /// Bytes of the first waiting frame already written.
     first_written: usize,
-    /// Bytes waiting, counted against the budget.
+    /// Bytes waiting and not yet written, counted against the budget.
     waiting_bytes: usize,
     /// Whether anything was written since the writer last looked: if not, a heartbeat.
     wrote: bool,
@@ -177,7 +177,28 @@ impl Shared {
     }
 }
 
+/// Lets go of a player's socket when its writer ends.
+struct Detach<'a>(&'a Shared);
+
+impl Drop for Detach<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        (state.socket, state.closed) = (None, true);
+    }
+}
+
 impl State {
+    /// A heartbeat, if nothing was written since the last look: written now, and not
+    /// counted as something written, so that a quiet player gets one every beat.
+    fn beat(&mut self) {
+        if !std::mem::take(&mut self.wrote) && self.waiting.is_empty() {
+            self.waiting_bytes += Heartbeat::FRAME.len();
+            self.waiting.push_back(Bytes::from_static(&Heartbeat::FRAME));
+            self.write_waiting();
+            self.wrote = false;
+        }
+    }
+
     /// Writes what waits until the socket is full or nothing waits.
     fn write_waiting(&mut self) {
         let Some(socket) = self.socket.clone() else { return };
@@ -188,9 +209,10 @@ impl State {
                     if let Some(counter) = &self.written {
                         counter.fetch_add(written as u64, Ordering::Relaxed);
                     }
+                    // Written is no longer waiting: the charge goes as the bytes do.
+                    self.waiting_bytes = self.waiting_bytes.saturating_sub(written);
                     self.first_written += written;
                     if self.first_written == first.len() {
-                        self.waiting_bytes = self.waiting_bytes.saturating_sub(first.len());
                         self.first_written = 0;
                         self.waiting.pop_front();
                     }
@@ -216,16 +238,14 @@ impl ClientSink {
             let mut state = self.shared.lock();
             (state.socket, state.written) = (Some(socket.clone()), Some(written));
         }
-        let ended = self.write(&socket).await;
-        // Nothing more is taken, and the socket closes once the last send holding it is done.
-        let mut state = self.shared.lock();
-        (state.socket, state.closed) = (None, true);
-        ended
-    }
-
-    async fn write(&self, socket: &OwnedWriteHalf) -> Result<(), LinkError> {
+        // However this ends (the reading half may end the link first, dropping this),
+        // nothing more is taken, and the socket closes once the last send holding it is done.
+        let _detach = Detach(&self.shared);
         let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Since when bytes have waited without a break: the player must take them within
+        // [`WRITE_TIMEOUT`], however it trickles.
+        let mut waiting_since = None;
         loop {
             let (waiting, closed) = {
                 let mut state = self.shared.lock();
@@ -237,20 +257,20 @@ impl ClientSink {
             };
             match (waiting, closed) {
                 (false, true) => return Ok(()),
-                (true, _) => tokio::time::timeout(WRITE_TIMEOUT, socket.writable())
-                    .await
-                    .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))?
-                    .map_err(WireError::Io)?,
-                (false, false) => tokio::select! {
-                    _ = self.shared.wake.notified() => {}
-                    _ = heartbeat.tick() => {
-                        let mut state = self.shared.lock();
-                        if !std::mem::take(&mut state.wrote) && state.waiting.is_empty() {
-                            state.waiting_bytes += Heartbeat::FRAME.len();
-                            state.waiting.push_back(Bytes::from_static(&Heartbeat::FRAME));
-                        }
+                (true, _) => {
+                    let since = *waiting_since.get_or_insert_with(tokio::time::Instant::now);
+                    tokio::time::timeout_at(since + WRITE_TIMEOUT, socket.writable())
+                        .await
+                        .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))?
+                        .map_err(WireError::Io)?
+                }
+                (false, false) => {
+                    waiting_since = None;
+                    tokio::select! {
+                        _ = self.shared.wake.notified() => {}
+                        _ = heartbeat.tick() => self.shared.lock().beat(),
                     }
-                },
+                }
             }
         }
     }
@@ -311,6 +331,11 @@ mod tests {
         queue.send(frame(3)).unwrap(); // before the socket: it waits for the writer
         let counted = Arc::new(AtomicU64::new(0));
         let writer = tokio::spawn(sink.write_to(socket, counted.clone()));
+        // The writer takes the socket, writes what waited, and parks: from here on
+        // frames go straight to the socket.
+        while counted.load(Ordering::Relaxed) < 3 {
+            tokio::task::yield_now().await;
+        }
         // Far more than a socket's buffers take at once: some must wait, and still
         // arrive whole and in order.
         let big: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -331,9 +356,16 @@ mod tests {
     async fn a_player_that_stops_reading_is_refused_past_its_budget() {
         let (socket, _player) = connected().await;
         let (queue, sink) = ClientQueue::channel(64 * 1024);
-        let _writer = tokio::spawn(sink.write_to(socket, Arc::default()));
+        let counted = Arc::new(AtomicU64::new(0));
+        let _writer = tokio::spawn(sink.write_to(socket, counted.clone()));
+        queue.send(frame(1)).unwrap();
+        while counted.load(Ordering::Relaxed) < 1 {
+            tokio::task::yield_now().await;
+        }
         // The player reads nothing: the socket's buffers fill, then the budget.
         let refused = (0..10_000).find_map(|_| queue.send(frame(16 * 1024)).err());
         assert!(matches!(refused, Some(QueueError::OverBudget { .. })), "{refused:?}");
+        let written = counted.load(Ordering::Relaxed);
+        assert!(written > 64 * 1024, "the socket took what it could before anything waited: {written} bytes");
     }
 }

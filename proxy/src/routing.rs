@@ -151,15 +151,19 @@ impl Routing {
     /// offline, until a server logs them in again where they were last saved
     /// ([`Self::log_in_again`]). Returns how many they are.
     pub fn server_down(&self, server: ServerId) -> usize {
+        let (mut orphans, mut to_write) = (0, Vec::new());
         let mut tables = self.tables();
         tables.servers.remove(&server);
-        let mut orphans = 0;
         for route in tables.clients.values_mut().filter(|route| route.owner == Some(server)) {
             route.owner = None;
-            let _ = route.outbound.send(ProxyToClient::RegionOffline.into());
+            to_write.extend(route.outbound.queue(ProxyToClient::RegionOffline.into()));
             orphans += 1;
         }
         self.count(&tables);
+        drop(tables);
+        for flush in to_write {
+            let _ = flush.flush();
+        }
         orphans
     }
 
