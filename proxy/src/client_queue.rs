@@ -229,7 +229,7 @@ impl State {
 
 impl ClientSink {
     /// Writes this player's frames to `socket` until the queue closes (then once all
-    /// that waits is written) or the socket fails or stalls for [`WRITE_TIMEOUT`],
+    /// that waits is written) or the socket fails or takes nothing for [`WRITE_TIMEOUT`],
     /// adding the bytes written to `written`, with a heartbeat whenever nothing went
     /// out for [`HEARTBEAT_EVERY`].
     pub async fn write_to(self, socket: OwnedWriteHalf, written: Arc<AtomicU64>) -> Result<(), LinkError> {
@@ -243,9 +243,6 @@ impl ClientSink {
         let _detach = Detach(&self.shared);
         let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Since when bytes have waited without a break: the player must take them within
-        // [`WRITE_TIMEOUT`], however it trickles.
-        let mut waiting_since = None;
         loop {
             let (waiting, closed) = {
                 let mut state = self.shared.lock();
@@ -257,20 +254,16 @@ impl ClientSink {
             };
             match (waiting, closed) {
                 (false, true) => return Ok(()),
-                (true, _) => {
-                    let since = *waiting_since.get_or_insert_with(tokio::time::Instant::now);
-                    tokio::time::timeout_at(since + WRITE_TIMEOUT, socket.writable())
-                        .await
-                        .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))?
-                        .map_err(WireError::Io)?
-                }
-                (false, false) => {
-                    waiting_since = None;
-                    tokio::select! {
-                        _ = self.shared.wake.notified() => {}
-                        _ = heartbeat.tick() => self.shared.lock().beat(),
-                    }
-                }
+                // A player that takes nothing for this long is not reading; one that
+                // reads, however slowly, is held to its byte budget instead.
+                (true, _) => tokio::time::timeout(WRITE_TIMEOUT, socket.writable())
+                    .await
+                    .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))?
+                    .map_err(WireError::Io)?,
+                (false, false) => tokio::select! {
+                    _ = self.shared.wake.notified() => {}
+                    _ = heartbeat.tick() => self.shared.lock().beat(),
+                },
             }
         }
     }

@@ -30,20 +30,37 @@ impl ClusterProcess {
     /// Starts the default map in `dir` on free ports (new ones each start: another test
     /// may have taken the last ones meanwhile), keeping its players where `store_args`
     /// say.
+    /// A port found free can be taken again before the cluster binds it (by any
+    /// connection's own end: ports found free and ephemeral ports are one range), and
+    /// then the cluster exits at once: it is started again, on other ports.
     fn start(dir: &Path, store_args: &[&str]) -> Self {
         let file = dir.join("cluster.toml");
-        let mut map = ClusterConfig::default_local();
-        map.rebind(|_, _| std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()).unwrap();
-        std::fs::write(&file, map.to_toml()).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("cluster.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tessera-cluster"))
-            .arg("--cluster")
-            .arg(&file)
-            .args(store_args)
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Self { child, proxies: map.proxies.iter().map(|proxy| proxy.client_address()).collect() }
+        let log_path = dir.join("cluster.log");
+        let accepting = || std::fs::read_to_string(&log_path).unwrap_or_default().matches("accepting players").count();
+        for _ in 0..3 {
+            let mut map = ClusterConfig::default_local();
+            map.rebind(|_, _| std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()).unwrap();
+            std::fs::write(&file, map.to_toml()).unwrap();
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+            let before = accepting();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-cluster"))
+                .arg("--cluster")
+                .arg(&file)
+                .args(store_args)
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + DEADLINE;
+            while child.try_wait().unwrap().is_none() {
+                if accepting() >= before + map.proxies.len() {
+                    return Self { child, proxies: map.proxies.iter().map(|proxy| proxy.client_address()).collect() };
+                }
+                assert!(Instant::now() < deadline, "the cluster's proxies did not listen within {DEADLINE:?}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        panic!("the cluster exited at start three times; its log:\n{log}");
     }
 
     fn signal(&mut self, signal: libc::c_int) -> ExitStatus {
