@@ -142,6 +142,7 @@ fn sample_update(entities: usize) -> PlayerUpdate {
         changed: (1..=entities).map(state).collect(),
         left: Vec::new(),
         names: Vec::new(),
+        update_every: 1,
     }
 }
 

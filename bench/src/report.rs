@@ -56,6 +56,13 @@ pub struct ServerFigures {
     /// Players saved to the store per second, and the batches it could not take.
     pub checkpoints_per_sec: f64,
     pub checkpoint_failures: f64,
+    /// Player updates per second: sent; not sent, telling nothing new; not made, the
+    /// player not due one at a tick past capacity.
+    pub updates_sent_per_sec: f64,
+    pub updates_quiet_per_sec: f64,
+    pub updates_paced_per_sec: f64,
+    /// How many ticks apart its players were sent updates at the window's end.
+    pub update_every: f64,
     pub process: ProcessFigures,
 }
 
@@ -86,6 +93,13 @@ pub struct StepReport {
     pub peer_bytes_per_sec: f64,
     /// Sum over servers of the players saved to the store per second.
     pub checkpoints_per_sec: f64,
+    /// Of the player-ticks, the share sent an update, and the share a server past
+    /// capacity made none for (the player not being due one then).
+    pub updates_sent_share: f64,
+    pub updates_paced_share: f64,
+    /// The most ticks apart any server sent updates at the window's end: 1 unless one
+    /// was past capacity.
+    pub most_update_every: f64,
     /// What one player costs for one tick, per kind of process: progress shows here even
     /// where the count of bots held does not move.
     pub cpu_us_per_player_tick: CpuPerPlayerTick,
@@ -132,6 +146,8 @@ impl StepReport {
             .map(|(config, (before, after, process))| {
                 let ticks = BucketWindow::between(before, after, names::SERVER_TICK_SECONDS);
                 let ms = |seconds: f64| seconds * 1000.0;
+                let updates =
+                    |outcome| rate(before, after, seconds, names::SERVER_PLAYER_UPDATES, &[("outcome", outcome)]);
                 ServerFigures {
                     id: config.id.0,
                     tick_ms: Percentiles {
@@ -152,6 +168,10 @@ impl StepReport {
                     handoffs_out_per_sec: rate(before, after, seconds, names::SERVER_HANDOFFS, &[("direction", "out")]),
                     checkpoints_per_sec: rate(before, after, seconds, names::SERVER_CHECKPOINTS, &[]),
                     checkpoint_failures: rate(before, after, seconds, names::SERVER_CHECKPOINT_FAILURES, &[]) * seconds,
+                    updates_sent_per_sec: updates("sent"),
+                    updates_quiet_per_sec: updates("quiet"),
+                    updates_paced_per_sec: updates("paced"),
+                    update_every: after.sum(names::SERVER_UPDATE_EVERY, &[]).unwrap_or(1.0),
                     process,
                 }
             })
@@ -209,9 +229,15 @@ impl StepReport {
             swarm.bots_still_connected,
             cluster.simulation.tick_hz,
         );
+        let player_ticks: f64 =
+            servers.iter().map(|s| s.updates_sent_per_sec + s.updates_quiet_per_sec + s.updates_paced_per_sec).sum();
+        let share = |of: f64| if player_ticks > 0.0 { of / player_ticks } else { 0.0 };
         Self {
             bots,
             seconds_measured: seconds,
+            updates_sent_share: share(servers.iter().map(|s| s.updates_sent_per_sec).sum()),
+            updates_paced_share: share(servers.iter().map(|s| s.updates_paced_per_sec).sum()),
+            most_update_every: servers.iter().map(|s| s.update_every).fold(1.0, f64::max),
             cpu_us_per_player_tick,
             peer_bytes_per_sec: servers.iter().map(|s| s.peer_bytes_out_per_sec).sum(),
             checkpoints_per_sec: servers.iter().map(|s| s.checkpoints_per_sec).sum(),
@@ -227,7 +253,7 @@ impl StepReport {
 
     pub fn table_header() -> String {
         format!(
-            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17}  {}",
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17}  {}",
             "bots",
             "joined",
             "tick p99",
@@ -238,6 +264,8 @@ impl StepReport {
             "KB/s/bot",
             "B/ent",
             "ent upd/s",
+            "sent",
+            "paced",
             "handoffs",
             "saves/s",
             "lost/dup",
@@ -253,7 +281,7 @@ impl StepReport {
         let swarm = &self.swarm;
         let per_tick = self.cpu_us_per_player_tick;
         format!(
-            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17}  {}",
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17}  {}",
             self.bots,
             swarm.bots_still_connected,
             self.worst_tick_p99_ms,
@@ -264,6 +292,8 @@ impl StepReport {
             swarm.bytes_per_bot_per_sec / 1000.0,
             swarm.wire_bytes_per_entity_update,
             swarm.entity_updates_per_sec,
+            self.updates_sent_share * 100.0,
+            self.updates_paced_share * 100.0,
             swarm.handoffs,
             self.checkpoints_per_sec,
             format!("{}/{}", swarm.inputs_lost, swarm.inputs_duplicated),

@@ -56,8 +56,16 @@ impl Walker {
     }
 
     /// The keys to hold now, given what the bot sees.
-    pub fn steer(&mut self, rng: &mut impl Rng, view: &WorldView, map: &RegionMap, now: Instant) -> Keys {
-        let Some(me) = view.me.map(|me| me.position) else { return Keys::empty() };
+    /// The keys to hold now, standing at `me` (`None` before the server has placed it).
+    pub fn steer(
+        &mut self,
+        rng: &mut impl Rng,
+        me: Option<Vec2>,
+        view: &WorldView,
+        map: &RegionMap,
+        now: Instant,
+    ) -> Keys {
+        let Some(me) = me else { return Keys::empty() };
         if self.resting_until.is_some_and(|until| now < until) {
             return Keys::empty();
         }

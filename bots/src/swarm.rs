@@ -24,6 +24,7 @@ use tessera_player::smoothness::SmoothnessSeen;
 use tessera_player::{Conditioner, Player, PlayerError, Rejoin};
 use tessera_shared::identity::Identity;
 use tessera_shared::link::Traffic;
+use tessera_shared::protocol::{MAX_QUIET_TICKS, MAX_UPDATE_EVERY};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -227,7 +228,8 @@ pub struct BotReport {
     /// Times its connection was lost and its session resumed through another proxy.
     pub resumes: u32,
     pub updates: u64,
-    /// Entities those updates told about, sent or extrapolated (the bot itself and everything in view).
+    /// Entities those updates told about, once a tick, sent or extrapolated (the bot
+    /// itself and everything in view, each tick since the update before).
     pub entity_updates: u64,
     /// Entity states actually on the wire in those updates.
     pub entity_states: u64,
@@ -337,8 +339,8 @@ impl Bot {
         let mut smoothness = SmoothnessSeen::default();
         let (mut updates, mut entity_updates, mut entity_states) = (0u64, 0u64, 0u64);
         let (mut inputs_in_window, mut handoffs, mut resumes) = (0u32, 0u32, 0u32);
-        // Entity states and handoffs seen so far, to count those of each update.
-        let mut seen = (player.view.states_received, player.view.handoffs);
+        // Entity states, handoffs and the tick seen so far, to count those of each update.
+        let mut seen = (player.view.states_received, player.view.handoffs, player.view.tick);
         // Bots look around at different moments, as people do.
         let first_look = Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>());
         let mut steer = tokio::time::interval_at(first_look, STEER_EVERY);
@@ -372,7 +374,7 @@ impl Bot {
 
                 _ = steer.tick() => {
                     let now = Instant::now();
-                    let keys = walker.steer(&mut rng, &player.view, &player.welcome.map, now);
+                    let keys = walker.steer(&mut rng, player.position(), &player.view, &player.welcome.map, now);
                     match keys != player.keys() {
                         false => None,
                         true => match player.press_at(keys, now.into_std()).await {
@@ -398,7 +400,13 @@ impl Bot {
                         self.outages.end();
                         let now = Instant::now();
                         let (new_states, new_handoffs) = (view.states_received - seen.0, view.handoffs - seen.1);
-                        seen = (view.states_received, view.handoffs);
+                        // An update tells of every tick since the last (the quiet ones
+                        // told nothing new); after a handoff, ticks count afresh.
+                        let ticks = match new_handoffs {
+                            0 => view.tick.saturating_sub(seen.2).clamp(1, u64::from(MAX_QUIET_TICKS.max(MAX_UPDATE_EVERY))),
+                            _ => 1,
+                        };
+                        seen = (view.states_received, view.handoffs, view.tick);
                         while sent.front().is_some_and(|&(seq, _, _)| seq <= view.last_input) {
                             let (_, at, due) = sent.pop_front().expect("checked non-empty");
                             if self.window.contains(at) {
@@ -408,7 +416,7 @@ impl Bot {
                         if self.window.contains(now) {
                             smoothness.record(&player.smoothness);
                             updates += 1;
-                            entity_updates += 1 + view.in_view() as u64;
+                            entity_updates += ticks * (1 + view.in_view() as u64);
                             entity_states += new_states;
                             handoffs += new_handoffs;
                         }
@@ -423,7 +431,7 @@ impl Bot {
             match self.resume(&player, lost).await {
                 Ok(resumed) => {
                     player = resumed;
-                    seen = (player.view.states_received, player.view.handoffs);
+                    seen = (player.view.states_received, player.view.handoffs, player.view.tick);
                     resumes += 1;
                 }
                 Err(err) => {

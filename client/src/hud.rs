@@ -94,6 +94,12 @@ fn stats_panel(
                     format!("{:.1} / {:.1} KB/s", bandwidth.in_per_sec / 1000.0, bandwidth.out_per_sec / 1000.0),
                 );
                 row("in view", format!("{} players", view.in_view()));
+                if view.update_every > 1 {
+                    // The server is over capacity: the player walks on as ever, and sees
+                    // the others and its inputs' acknowledgements a little later.
+                    let hz = snapshot.welcome.as_ref().map_or(0.0, |w| w.tick_hz) / f64::from(view.update_every);
+                    row("server busy", format!("updates at {hz:.0} Hz"));
+                }
                 row("handoffs", view.handoffs.to_string());
                 row("resumes", snapshot.resumes.to_string());
                 row("fps", format!("{:.0}", rate.0));

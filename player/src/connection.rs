@@ -327,6 +327,12 @@ impl Player {
         }
     }
 
+    /// Where the player is now: as predicted once it has pressed anything, else where its
+    /// server last said.
+    pub fn position(&self) -> Option<Vec2> {
+        self.prediction.position_at(std::time::Instant::now()).or(self.view.me.map(|me| me.position))
+    }
+
     /// Walks to `target`, steering as a person would (keys only when the direction
     /// changes), calling `check` on every update on the way; then stops there and waits
     /// until the stop is applied.
@@ -339,8 +345,10 @@ impl Player {
         let deadline = tokio::time::Instant::now() + timeout;
         let walking = format!("reaching {target}");
         self.wait_until(timeout, "a first update", |view| view.me.is_some()).await?;
+        // Looks where it is every tick, as updates may be some ticks apart.
+        let tick = Duration::from_secs_f32(self.view.tick_seconds);
         loop {
-            let me = self.view.me.expect("waited for a first update").position;
+            let me = self.position().expect("waited for a first update");
             let keys = keys_toward(me, target);
             if keys.is_empty() {
                 break;
@@ -348,10 +356,13 @@ impl Player {
             if keys != self.keys {
                 self.press(keys).await?;
             }
-            tokio::time::timeout_at(deadline, self.receive())
-                .await
-                .map_err(|_| PlayerError::Timeout(timeout, walking.clone()))??;
-            check(&self.view);
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PlayerError::Timeout(timeout, walking));
+            }
+            if let Ok(received) = tokio::time::timeout(tick, self.receive()).await {
+                received?;
+                check(&self.view);
+            }
         }
         let stop = self.press(Keys::empty()).await?;
         self.wait_until(timeout, "the stop applied", |view| view.last_input >= stop).await?;

@@ -17,12 +17,15 @@ use std::time::Instant;
 use tessera_shared::Vec2;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::verify::{self, Violation};
-use tessera_shared::protocol::{ChatLine, EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate};
+use tessera_shared::protocol::{
+    ChatLine, EntityState, MAX_ENTITIES_PER_MESSAGE, MAX_QUIET_TICKS, PlayerUpdate, Welcome, extrapolate,
+};
 
 /// Others are shown this many ticks behind the latest tick the clock expects to have
 /// arrived: the interval they are shown in has both ends known, with half a tick to spare.
 const SHOWN_BEHIND_TICKS: f64 = 1.5;
-/// The furthest others are carried past the latest tick received, when updates are late.
+/// The furthest others are carried past the tick the next update is due by at the
+/// latest, when updates are late.
 const MAX_EXTRAPOLATION_TICKS: f64 = 5.0;
 /// How fast the clock's late envelope follows an update later than it (at once: a late
 /// update moves what is shown), and how slowly it comes back after earlier ones (by
@@ -51,6 +54,10 @@ pub struct StreamClock {
     late: f64,
     mean: f64,
     latest: u64,
+    /// Ticks after `latest` the next update may come, the server having nothing to say
+    /// (see [`MAX_QUIET_TICKS`]) or spreading its updates: the others shown go on, as
+    /// extrapolated, that far at least.
+    quiet_ticks: f64,
     /// Updates received: over the first [`SETTLING_UPDATES`] the tick shown goes straight
     /// where it should be (nothing has been shown for long), then it only slews.
     received: u32,
@@ -72,14 +79,14 @@ impl StreamClock {
 
     fn shown_at(&self, seconds: f64) -> f64 {
         let shown = self.shown + (seconds - self.since) / self.tick_seconds * self.pace;
-        shown.clamp(0.0, self.latest as f64 + MAX_EXTRAPOLATION_TICKS)
+        shown.clamp(0.0, self.latest as f64 + self.quiet_ticks + MAX_EXTRAPOLATION_TICKS)
     }
 
-    /// Tick `tick` arrived at `at`; on a new stream of ticks (another server's, or a
-    /// restarted one's) the clock carries on from it, keeping its margin for jitter, and
-    /// says by how many ticks the new stream's count is ahead of the last one's (0 on
-    /// the same stream).
-    fn arrived(&mut self, tick: u64, at: Instant, restart: bool) -> i64 {
+    /// Tick `tick` arrived at `at`, the next due within `quiet_ticks`; on a new stream
+    /// of ticks (another server's, or a restarted one's) the clock carries on from it,
+    /// keeping its margin for jitter, and says by how many ticks the new stream's count
+    /// is ahead of the last one's (0 on the same stream).
+    fn arrived(&mut self, tick: u64, at: Instant, restart: bool, quiet_ticks: u8) -> i64 {
         let seconds = self.seconds(at);
         let sample = seconds - tick as f64 * self.tick_seconds;
         let first = self.latest == 0;
@@ -107,7 +114,7 @@ impl StreamClock {
             self.late += (sample - self.late) * gain;
             self.mean += (sample - self.mean) * MEAN_GAIN;
         }
-        self.latest = tick;
+        (self.latest, self.quiet_ticks) = (tick, f64::from(quiet_ticks));
         self.received = self.received.saturating_add(1);
         if self.received <= SETTLING_UPDATES {
             shown = self.wanted(seconds);
@@ -212,6 +219,9 @@ pub struct WorldView {
     pub handoffs: u32,
     /// The server simulating this player is lost, until its next update.
     pub region_offline: bool,
+    /// How many ticks apart its server sends updates at the most: more than 1 while it
+    /// is over capacity ([`PlayerUpdate::update_every`]).
+    pub update_every: u8,
     /// What the player heard said.
     pub chat: ChatLog,
 }
@@ -238,7 +248,9 @@ impl WorldView {
                 self.sent.get(&state.id).map(|known| (state.id, known.at(shown_tick, self.tick_seconds)))
             })
             .collect();
-        let ahead_by = self.stream.arrived(update.tick, at, update.full);
+        let quiet_ticks = MAX_QUIET_TICKS.max(update.update_every);
+        let ahead_by = self.stream.arrived(update.tick, at, update.full, quiet_ticks);
+        self.update_every = update.update_every;
         self.region_offline = false;
         self.your_tick = update.your_tick;
         if self.server.is_some_and(|server| server != update.server) {
@@ -355,6 +367,7 @@ mod tests {
             changed,
             left,
             names,
+            update_every: 1,
         }
     }
 

@@ -5,7 +5,7 @@
 use crate::checkpoints::{CheckpointsPlugin, StoreWriter};
 use crate::net::tcp::{ServerListeners, TcpTransportPlugin};
 use crate::settings::ServerSettings;
-use crate::{chat, handoff, interest, movement, net, players, regions, status, tick};
+use crate::{chat, handoff, interest, movement, net, pacing, players, regions, status, tick};
 use bevy::app::{AppExit, ScheduleRunnerPlugin};
 use bevy::prelude::*;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,7 @@ pub fn build_app(settings: ServerSettings) -> App {
             players::PlayersPlugin,
             movement::MovementPlugin,
             interest::InterestPlugin,
+            pacing::PacingPlugin,
             regions::RegionsPlugin,
             handoff::HandoffPlugin,
             chat::ChatPlugin,

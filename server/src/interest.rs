@@ -1,24 +1,29 @@
 //! Per-player interest, in `PostUpdate` once per tick: every player is sent itself and
 //! what changed within its view radius since it was last told (see [`PlayerUpdate`]),
-//! encoded once, here, as the frame the proxy forwards untouched. A uniform grid of
-//! view-radius cells keeps this linear in the number of entities. The broadcast
-//! baseline sends every player everything instead.
+//! encoded once, here, as the frame the proxy forwards untouched; a player told
+//! nothing it could not extrapolate, and acknowledged no input, is sent nothing, for
+//! up to [`MAX_QUIET_TICKS`]. Past capacity, each player's pass runs only on the ticks
+//! [`UpdatePace`] says it is due. A uniform grid of view-radius cells keeps this linear
+//! in the number of entities. The broadcast baseline sends every player everything
+//! instead.
 
 use crate::components::Visible;
 use crate::input_queue::InputQueue;
 use crate::net::{NetSystems, ProxyLinks};
+use crate::pacing::UpdatePace;
 use crate::players::Player;
 use crate::settings::ServerSettings;
 use crate::tick::SimulationTick;
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use bytes::BytesMut;
+use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
 use tessera_shared::protocol::{
-    EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy,
-    UPDATES_FRAME_BUDGET, must_resend, tick_seconds,
+    EntityState, MAX_KNOWN_ENTITIES, MAX_QUIET_TICKS, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient,
+    ServerToProxy, UPDATES_FRAME_BUDGET, must_resend, tick_seconds,
 };
 use tracing::warn;
 
@@ -71,8 +76,9 @@ type Seen<'a> = (&'a EntityId, &'a Position, &'a Velocity, &'a Visible);
 /// tick it was sent at, from which the player extrapolates.
 #[derive(Component, Debug, Default)]
 pub struct KnownEntities {
-    /// Whether this server has sent the player its first (full) update yet.
-    started: bool,
+    /// What the player was last sent of itself: `None` until this server sends it its
+    /// first (full) update.
+    told: Option<Told>,
     /// Sorted by entity id up to `sorted`, then the entities new this tick, sorted in
     /// at its end ([`KnownEntities::end_tick`]): a few dozen entries found by binary
     /// search in one small block of memory, where a hash map's probe per entity in view
@@ -88,6 +94,43 @@ struct Sent {
     tick: u64,
     /// The last tick the entity was in view.
     seen: u64,
+}
+
+/// What a player was last sent of itself, and when. While none of it changed but the
+/// position the player can extrapolate (see [`must_resend`]), and nothing in view did, a
+/// tick tells it nothing, and it is not sent one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Told {
+    tick: u64,
+    you: EntityState,
+    last_input: u32,
+    inputs_applied: u32,
+    /// How far the player's clock is from ours (its tick less ours), once it has one.
+    clock_offset: Option<i64>,
+    update_every: u8,
+}
+
+impl Told {
+    fn of(update: &PlayerUpdate) -> Self {
+        Self {
+            tick: update.tick,
+            you: update.you,
+            last_input: update.last_input,
+            inputs_applied: update.inputs_applied,
+            clock_offset: update.your_tick.map(|your| i64::from(your) - update.tick as i64),
+            update_every: update.update_every,
+        }
+    }
+
+    /// Whether `now`, which tells nothing of others, can go unsent: it tells nothing the
+    /// player cannot work out from this, and the player has not gone long without word.
+    fn covers(&self, now: &Self, tick_seconds: f32) -> bool {
+        let most_quiet = u64::from(MAX_QUIET_TICKS.max(now.update_every));
+        now.tick.saturating_sub(self.tick) < most_quiet
+            && (self.last_input, self.inputs_applied, self.clock_offset, self.update_every)
+                == (now.last_input, now.inputs_applied, now.clock_offset, now.update_every)
+            && !must_resend(&self.you, self.tick, &now.you, now.tick, tick_seconds)
+    }
 }
 
 /// What a player is told of one entity in its view this tick.
@@ -156,6 +199,7 @@ impl KnownEntities {
 fn send_player_updates(
     tick: Res<SimulationTick>,
     settings: Res<ServerSettings>,
+    pace: Res<UpdatePace>,
     visible: Query<Seen>,
     mut players: Query<(&UserId, &EntityId, &Player, &InputQueue, &Position, &Velocity, &mut KnownEntities)>,
     mut links: ResMut<ProxyLinks>,
@@ -167,9 +211,14 @@ fn send_player_updates(
     let mut per_proxy: HashMap<ProxyId, ProxyBatch> = HashMap::new();
     let mut encoded = BytesMut::new();
     let broadcast = settings.broadcast_baseline;
+    let stats = &settings.stats;
     for (&user, &id, player, queue, position, velocity, mut known) in &mut players {
-        let full = !known.started;
-        known.started = true;
+        let full = known.told.is_none();
+        // A player new here hears at once; the others when their turn comes.
+        if !full && !pace.due(id, tick.0) {
+            stats.updates_paced.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         // Entities in view the player knows: if it knows more, some left its view.
         let (mut changed, mut names, mut known_in_view) = (Vec::new(), Vec::new(), 0);
         let everyone = if broadcast { 0..everything.len() } else { 0..0 };
@@ -204,7 +253,15 @@ fn send_player_updates(
             changed,
             left,
             names,
+            update_every: pace.every(),
         };
+        let told = Told::of(&update);
+        let quiet = update.changed.is_empty() && update.left.is_empty();
+        if quiet && known.told.is_some_and(|was| was.covers(&told, tick_seconds)) {
+            stats.updates_quiet.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        known.told = Some(told);
         let encoding = encode_frame(&ProxyToClient::Update(update), &mut encoded);
         if let Some(problem) = match encoding {
             Err(err) => Some(err.to_string()),
@@ -216,6 +273,7 @@ fn send_player_updates(
             *known = KnownEntities::default();
             continue;
         }
+        stats.updates_sent.fetch_add(1, Ordering::Relaxed);
         let batch = per_proxy.entry(player.proxy).or_default();
         if batch.bytes + encoded.len() > UPDATES_FRAME_BUDGET {
             batch.send(player.proxy, tick.0, &mut links);

@@ -6,7 +6,8 @@
 //! layer: network events in, queued messages out; its [`net::tcp`] transport runs the
 //! sockets on a tokio runtime beside the app), [`players`] (logins, logouts),
 //! [`input_queue`] (each input applied once, at the player's tick it was pressed for),
-//! [`movement`], [`interest`] (what each player is sent), [`regions`] (subscriptions
+//! [`movement`], [`interest`] (what each player is sent), [`pacing`] (how often, past
+//! capacity), [`regions`] (subscriptions
 //! between servers, ghosts), [`handoff`], [`chat`] (what players say, to those near
 //! them or to everyone), [`checkpoints`] (players
 //! saved to the store, off the tick), [`status`] (the operator's periodic report).
@@ -21,6 +22,7 @@ pub mod input_queue;
 pub mod interest;
 pub mod movement;
 pub mod net;
+pub mod pacing;
 pub mod players;
 pub mod regions;
 pub mod settings;

@@ -11,6 +11,7 @@ use tessera_service::secret::SecretArgs;
 use tessera_service::store::StoreArgs;
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::ids::ServerId;
+use tessera_shared::protocol::MAX_UPDATE_EVERY;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -59,6 +60,11 @@ struct ServeArgs {
     /// to be resumed through another proxy; then it is saved and leaves.
     #[arg(long, value_name = "SECS", default_value_t = tessera_server::settings::PARK_GRACE.as_secs_f64())]
     park_secs: f64,
+    /// Send every player an update at most every N ticks (1 to 4), whatever the load.
+    /// Without it, the server spreads its players' updates over more ticks only while it
+    /// is over capacity, and says so.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_UPDATE_EVERY)))]
+    update_every: Option<u8>,
     #[command(flatten)]
     secret: SecretArgs,
     #[command(flatten)]
@@ -94,6 +100,7 @@ fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut settings = ServerSettings::new(cluster.clone(), id, args.secret.resolve()?)?;
     settings.check_secret()?;
     settings.broadcast_baseline = args.broadcast_baseline;
+    settings.update_every = args.update_every;
     settings.checkpoint_interval = std::time::Duration::try_from_secs_f64(args.checkpoint_secs)
         .ok()
         .filter(|interval| !interval.is_zero())

@@ -32,6 +32,9 @@ pub struct ServerSettings {
     /// How long a player whose proxy was lost stays, standing still and seen, for its
     /// session to be resumed through another proxy; then it is saved and removed.
     pub park_grace: Duration,
+    /// Ticks apart every player is sent updates, held there whatever the load; `None`
+    /// follows the load ([`crate::pacing`]).
+    pub update_every: Option<u8>,
 }
 
 /// The default [`ServerSettings::park_grace`].
@@ -53,6 +56,7 @@ impl ServerSettings {
             secret,
             checkpoint_interval: CHECKPOINT_INTERVAL,
             park_grace: PARK_GRACE,
+            update_every: None,
         })
     }
 

@@ -22,6 +22,11 @@ pub struct ServerStats {
     pub checkpoints_saved: AtomicU64,
     /// Batches of checkpoints the store could not take (each tried again).
     pub checkpoint_failures: AtomicU64,
+    /// Player updates sent; not sent, the tick telling the player nothing it could not
+    /// extrapolate; and not made, the player not due one at a tick past capacity.
+    pub updates_sent: AtomicU64,
+    pub updates_quiet: AtomicU64,
+    pub updates_paced: AtomicU64,
     /// Bytes exchanged with peer servers.
     pub peer_traffic: tessera_shared::link::Traffic,
 }

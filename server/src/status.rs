@@ -1,10 +1,12 @@
 //! What the server tells its operator: every few seconds, one log line with the
 //! regions it owns, its players and ghosts, its subscriptions in and out, its handoffs
-//! in and out, its links, and how long its ticks take. The same figures are kept live
+//! in and out, its links, how long its ticks take, and how often its players are sent
+//! updates. The same figures are kept live
 //! in [`ServerStats`](crate::stats::ServerStats) and exported as metrics (the names in
 //! [`tessera_shared::metrics`]), which the benchmark scrapes.
 
 use crate::net::{PeerLinks, ProxyLinks};
+use crate::pacing::UpdatePace;
 use crate::players::Players;
 use crate::regions::ghosts::Ghosts;
 use crate::regions::publisher::Publications;
@@ -27,12 +29,20 @@ pub struct TickTimes {
     frame_started: Instant,
     window_started: Instant,
     durations: Vec<Duration>,
+    last: Duration,
 }
 
 impl Default for TickTimes {
     fn default() -> Self {
-        Self { frame_started: Instant::now(), window_started: Instant::now(), durations: Vec::new() }
+        let now = Instant::now();
+        Self { frame_started: now, window_started: now, durations: Vec::new(), last: Duration::ZERO }
     }
+}
+
+/// The status systems that run in `Last`: the frame is timed in `FrameTimed`.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StatusSystems {
+    FrameTimed,
 }
 
 /// Percentiles of a window of frame times.
@@ -45,6 +55,11 @@ pub struct TickSummary {
 }
 
 impl TickTimes {
+    /// How long the last frame took.
+    pub fn last(&self) -> Duration {
+        self.last
+    }
+
     /// Summarises and clears the window.
     pub fn take_summary(&mut self) -> TickSummary {
         let mut durations = std::mem::take(&mut self.durations);
@@ -63,7 +78,11 @@ impl Plugin for StatusPlugin {
         app.init_resource::<TickTimes>()
             .insert_resource(ServerMetrics::new(id.0))
             .add_systems(First, start_frame)
-            .add_systems(Last, (end_frame, publish_stats, export_metrics, report_health, report).chain());
+            .add_systems(
+                Last,
+                (end_frame.in_set(StatusSystems::FrameTimed), publish_stats, export_metrics, report_health, report)
+                    .chain(),
+            );
     }
 }
 
@@ -83,6 +102,10 @@ struct ServerMetrics {
     failed_handshakes: metrics::Counter,
     checkpoints_saved: metrics::Counter,
     checkpoint_failures: metrics::Counter,
+    updates_sent: metrics::Counter,
+    updates_quiet: metrics::Counter,
+    updates_paced: metrics::Counter,
+    update_every: metrics::Gauge,
 }
 
 impl ServerMetrics {
@@ -101,7 +124,11 @@ impl ServerMetrics {
             refused_connections: metrics::counter!(names::SERVER_REFUSALS, "server" => server.clone(), "cause" => "door"),
             failed_handshakes: metrics::counter!(names::SERVER_REFUSALS, "server" => server.clone(), "cause" => "handshake"),
             checkpoints_saved: metrics::counter!(names::SERVER_CHECKPOINTS, "server" => server.clone()),
-            checkpoint_failures: metrics::counter!(names::SERVER_CHECKPOINT_FAILURES, "server" => server),
+            checkpoint_failures: metrics::counter!(names::SERVER_CHECKPOINT_FAILURES, "server" => server.clone()),
+            updates_sent: metrics::counter!(names::SERVER_PLAYER_UPDATES, "server" => server.clone(), "outcome" => "sent"),
+            updates_quiet: metrics::counter!(names::SERVER_PLAYER_UPDATES, "server" => server.clone(), "outcome" => "quiet"),
+            updates_paced: metrics::counter!(names::SERVER_PLAYER_UPDATES, "server" => server.clone(), "outcome" => "paced"),
+            update_every: metrics::gauge!(names::SERVER_UPDATE_EVERY, "server" => server),
         }
     }
 }
@@ -112,6 +139,7 @@ fn start_frame(mut times: ResMut<TickTimes>) {
 
 fn end_frame(mut times: ResMut<TickTimes>, metrics: Res<ServerMetrics>) {
     let elapsed = times.frame_started.elapsed();
+    times.last = elapsed;
     times.durations.push(elapsed);
     metrics.tick_seconds.record(elapsed.as_secs_f64());
 }
@@ -134,6 +162,7 @@ fn publish_stats(
 fn export_metrics(
     settings: Res<ServerSettings>,
     tick: Res<SimulationTick>,
+    pace: Res<UpdatePace>,
     peers: Res<PeerLinks>,
     metrics: Res<ServerMetrics>,
 ) {
@@ -150,6 +179,10 @@ fn export_metrics(
     metrics.failed_handshakes.absolute(get(&stats.failed_handshakes));
     metrics.checkpoints_saved.absolute(get(&stats.checkpoints_saved));
     metrics.checkpoint_failures.absolute(get(&stats.checkpoint_failures));
+    metrics.updates_sent.absolute(get(&stats.updates_sent));
+    metrics.updates_quiet.absolute(get(&stats.updates_quiet));
+    metrics.updates_paced.absolute(get(&stats.updates_paced));
+    metrics.update_every.set(f64::from(pace.every()));
 }
 
 /// Beats once a tick; ready while a proxy is linked, so that players can reach us: a
@@ -162,6 +195,7 @@ fn report_health(settings: Res<ServerSettings>, proxies: Res<ProxyLinks>) {
 fn report(
     mut times: ResMut<TickTimes>,
     settings: Res<ServerSettings>,
+    pace: Res<UpdatePace>,
     proxies: Res<ProxyLinks>,
     peers: Res<PeerLinks>,
 ) {
@@ -175,7 +209,8 @@ fn report(
     let get = ServerStats::get;
     info!(
         "status: {} owns regions [{}]; {} players, {} ghosts; subscriptions out {} in {}; handoffs in {} out {}; \
-         {} proxies, {} peers, {} peer bytes out; {} frames, tick p50 {:.2?} p99 {:.2?} max {:.2?}",
+         {} proxies, {} peers, {} peer bytes out; {} frames, tick p50 {:.2?} p99 {:.2?} max {:.2?}; \
+         updates every {} ticks",
         settings.id,
         regions.join(" "),
         get(&stats.players),
@@ -191,5 +226,6 @@ fn report(
         ticks.p50,
         ticks.p99,
         ticks.max,
+        pace.every(),
     );
 }

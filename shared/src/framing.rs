@@ -264,6 +264,7 @@ mod tests {
             changed: vec![state(2), state(3)],
             left: vec![EntityId(4)],
             names: vec![(EntityId(2), "bo".into())],
+            update_every: 1,
         };
         round_trip(ProxyToClient::Update(update.clone()));
         round_trip(ProxyToClient::Disconnect { reason: "bye".into() });

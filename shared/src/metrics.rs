@@ -23,6 +23,13 @@ pub const SERVER_REFUSALS: &str = "tessera_server_refusals_total";
 pub const SERVER_CHECKPOINTS: &str = "tessera_server_checkpoints_total";
 /// Batches of checkpoints the store could not take, each tried again. Label `server`.
 pub const SERVER_CHECKPOINT_FAILURES: &str = "tessera_server_checkpoint_failures_total";
+/// Player updates, by `outcome`: `sent`; `quiet`, not sent since it told the player
+/// nothing it could not extrapolate; `paced`, not made since the player was not due one
+/// at that tick, the server being over capacity. Label `server`.
+pub const SERVER_PLAYER_UPDATES: &str = "tessera_server_player_updates_total";
+/// How many ticks apart the server sends each player an update: 1, more while it is
+/// over capacity. Label `server`.
+pub const SERVER_UPDATE_EVERY: &str = "tessera_server_update_every_ticks";
 /// Game servers this proxy is linked to. Label `proxy`.
 pub const PROXY_SERVERS: &str = "tessera_proxy_servers";
 /// Players connected to this proxy. Label `proxy`.

@@ -61,8 +61,18 @@ fn a_small_bench_measures_every_process_and_cleans_up() {
     // between two reads is counted by neither or by both.
     let owned: f64 = servers.iter().map(|s| s["players"].as_f64().unwrap()).sum();
     assert!((owned - 10.0).abs() <= 1.0, "the servers own every bot, give or take a handoff in flight: {owned}");
+    // Ten bots at 20 Hz are 200 player-ticks a second, each sent an update or not (told
+    // nothing new, or not due one past capacity); the proxies forward those sent.
+    let per_sec = |outcome: &str| -> f64 { servers.iter().map(|s| s[outcome].as_f64().unwrap()).sum() };
+    let sent = per_sec("updates_sent_per_sec");
+    let player_ticks = sent + per_sec("updates_quiet_per_sec") + per_sec("updates_paced_per_sec");
+    assert!(
+        (170.0..230.0).contains(&player_ticks),
+        "ten bots at 20 Hz are about 200 player-ticks a second: {player_ticks}"
+    );
+    assert!(sent > 10.0 && sent < player_ticks, "a few updates a second each, not one a tick: {sent}");
     let frames: f64 = proxies.iter().map(|p| p["frames_to_clients_per_sec"].as_f64().unwrap()).sum();
-    assert!(frames > 100.0, "ten bots at 20 Hz get about 200 frames a second, the proxies forwarded {frames}");
+    assert!((frames - sent).abs() < 0.2 * sent + 5.0, "the proxies forwarded {frames} frames a second of {sent} sent");
     // Both comparisons ran.
     let comparison = &report["subscriptions_vs_broadcast"];
     assert_eq!(comparison["broadcast"]["swarm"]["bots_still_connected"], 6);

@@ -101,7 +101,8 @@ async fn a_player_walks_around_the_four_way_corner_at_150_ms_without_a_snap() {
         SmoothnessSeen::max_units(&watched.others),
     );
     assert!(handoffs >= 6, "two laps around the corner cross eight borders: {handoffs} handoffs");
-    assert!(walked.own.len() > 100, "{} states checked", walked.own.len());
+    // Updates come at every turn and acknowledgement, and a few ticks apart between.
+    assert!(walked.own.len() > 40, "{} states checked", walked.own.len());
     assert_eq!(walked.own_snaps_at_handoffs, 0, "the walker's prediction snapped at a handoff");
     assert!(walked.own_snaps <= 1, "the walker's prediction snapped {} times", walked.own_snaps);
     assert!(own <= 1.0, "own corrections p99 {own} units");

@@ -177,6 +177,13 @@ impl Stepper {
     /// Every server and proxy of `config`, every link up; with `broadcast_baseline`,
     /// servers subscribe to everything and send every player everything.
     pub fn new(config: ClusterConfig, broadcast_baseline: bool) -> Self {
+        Self::configured(config, |settings| settings.broadcast_baseline = broadcast_baseline)
+    }
+
+    /// Every server and proxy of `config`, every link up, each server's settings as
+    /// `configure` leaves them. Servers send updates every tick, whatever the time
+    /// the tests' frames take, unless `configure` holds them to another pace.
+    pub fn configured(config: ClusterConfig, configure: impl Fn(&mut ServerSettings)) -> Self {
         let map = config.region_map();
         // The stepper carries messages itself: nothing is sealed, but settings hold a secret.
         let secret = ClusterSecret::generate().expect("the OS has a random source");
@@ -188,7 +195,8 @@ impl Stepper {
             .map(|server| {
                 let mut settings =
                     ServerSettings::new(config.clone(), server.id, secret.clone()).expect("the server is on the map");
-                settings.broadcast_baseline = broadcast_baseline;
+                settings.update_every = Some(1);
+                configure(&mut settings);
                 let mut app = tessera_server::build_app(settings);
                 app.insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
                 app.insert_resource(TickWallClock::starting_at(started, std::time::Duration::ZERO));

@@ -79,6 +79,7 @@ fn big_update_frame(tick: u64) -> bytes::Bytes {
         changed: (1..800).map(state).collect(),
         left: Vec::new(),
         names: Vec::new(),
+        update_every: 1,
     };
     encoded_frame(&ProxyToClient::Update(update)).unwrap()
 }

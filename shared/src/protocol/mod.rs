@@ -108,15 +108,26 @@ pub fn must_resend(sent: &EntityState, sent_tick: u64, now: &EntityState, tick: 
         || extrapolate(sent, sent_tick, tick, tick_seconds).distance_squared(now.position) > STRAY * STRAY
 }
 
+/// Ticks a player with nothing to be told may go without an update: it hears from its
+/// server at least this often (or every [`PlayerUpdate::update_every`] ticks, if more),
+/// so it knows its server is there and how far the others it extrapolates have gone.
+pub const MAX_QUIET_TICKS: u8 = 4;
+
+/// The longest a server over capacity makes each player wait between updates, in
+/// ticks: at 20 Hz, five updates a second.
+pub const MAX_UPDATE_EVERY: u8 = 4;
+
 /// The length of a tick, as every server and player rounds it.
 pub fn tick_seconds(tick_hz: f64) -> f32 {
     (1.0 / tick_hz) as f32
 }
 
-/// What a player learns each tick: itself, and what changed within its view radius.
+/// What a player learns of a tick: itself, and what changed within its view radius.
 /// An entity in view is sent when it comes into view and then only when its velocity
 /// changes or it strays from where [`extrapolate`] puts it; in between, the player
-/// extrapolates it. So a crowd walking straight costs almost nothing on the wire.
+/// extrapolates it. So a crowd walking straight costs almost nothing on the wire. A
+/// tick that would tell the player nothing it cannot extrapolate, and acknowledges no
+/// input, sends no update at all, for up to [`MAX_QUIET_TICKS`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayerUpdate {
     /// The owning server's simulation tick.
@@ -142,6 +153,10 @@ pub struct PlayerUpdate {
     pub left: Vec<EntityId>,
     /// Names of entities this player has not been told about yet.
     pub names: Vec<(EntityId, String)>,
+    /// How many ticks apart the server sends this player updates at the most: 1, unless
+    /// the server is over capacity and spreads its players' updates over several ticks
+    /// (at most [`MAX_UPDATE_EVERY`]) to keep its ticks on time. The player says so.
+    pub update_every: u8,
 }
 
 /// Who hears a chat line.

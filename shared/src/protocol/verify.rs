@@ -14,8 +14,8 @@
 use super::handshake::{JoinRequest, SessionTicket};
 use super::{
     ChatChannel, ChatLine, EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN,
-    MAX_PENDING_INPUTS, MAX_REASON_LEN, MAX_SPEED, PeerMessage, PlayerFrame, PlayerUpdate, ProxyToServer,
-    ServerToProxy, Welcome,
+    MAX_PENDING_INPUTS, MAX_REASON_LEN, MAX_SPEED, MAX_UPDATE_EVERY, PeerMessage, PlayerFrame, PlayerUpdate,
+    ProxyToServer, ServerToProxy, Welcome,
 };
 use crate::chat::{ChatProblem, MAX_CHAT_LEN, check_chat, clean_chat};
 use crate::cluster::{ClusterConfig, check_rates};
@@ -57,6 +57,8 @@ pub enum Violation {
     ReasonTooLong { user: UserId, len: usize },
     #[error("the welcome: {0}")]
     BadWelcome(&'static str),
+    #[error("an update saying updates come every {0} ticks (1 to {MAX_UPDATE_EVERY})")]
+    BadPace(u8),
     #[error("an update from {0}, which is not a server of the map")]
     UnknownServer(ServerId),
     #[error("an update about {got}, not this player")]
@@ -425,6 +427,9 @@ pub fn update(update: &PlayerUpdate, welcome: &Welcome) -> Result<(), Violation>
         return Err(Violation::UnknownServer(update.server));
     }
     entity_count(update.changed.len() + update.left.len() + update.names.len())?;
+    if !(1..=MAX_UPDATE_EVERY).contains(&update.update_every) {
+        return Err(Violation::BadPace(update.update_every));
+    }
     let world = map.world_size();
     for state in std::iter::once(&update.you).chain(&update.changed) {
         motion(state.id, state.position, state.velocity)?;
@@ -717,6 +722,7 @@ mod tests {
             changed: vec![other],
             left: vec![EntityId(6)],
             names: vec![(EntityId(5), "bo".into())],
+            update_every: 1,
         };
         edit(&mut update);
         super::update(&update, &welcome())
@@ -727,6 +733,10 @@ mod tests {
         assert_eq!(updated(|_| {}), Ok(()));
         assert_eq!(updated(|u| u.you.id = EntityId(5)), Err(Violation::NotYou { got: EntityId(5) }));
         assert_eq!(updated(|u| u.server = ServerId(9)), Err(Violation::UnknownServer(ServerId(9))));
+        assert_eq!(updated(|u| u.update_every = MAX_UPDATE_EVERY), Ok(()));
+        for odd in [0, MAX_UPDATE_EVERY + 1, u8::MAX] {
+            assert_eq!(updated(|u| u.update_every = odd), Err(Violation::BadPace(odd)));
+        }
         let bad_state = |edit: fn(&mut PlayerUpdate)| match updated(edit) {
             Err(Violation::BadState { problem, .. }) => problem,
             other => panic!("expected a bad state, got {other:?}"),

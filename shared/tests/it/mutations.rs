@@ -48,6 +48,7 @@ fn update() -> ProxyToClient {
         changed: vec![moving(EntityId(9), 520.0, 510.0)],
         left: vec![EntityId(4)],
         names: vec![(EntityId(9), "bo".into())],
+        update_every: 1,
     })
 }
 
