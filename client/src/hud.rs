@@ -96,7 +96,7 @@ fn stats_panel(
                 row("in view", format!("{} players", view.in_view()));
                 if view.update_every > 1 {
                     // The server is over capacity: the player walks on as ever, and sees
-                    // the others and its inputs' acknowledgements a little later.
+                    // what the others do a little later.
                     let hz = snapshot.welcome.as_ref().map_or(0.0, |w| w.tick_hz) / f64::from(view.update_every);
                     row("server busy", format!("updates at {hz:.0} Hz"));
                 }

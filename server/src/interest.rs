@@ -3,7 +3,7 @@
 //! encoded once, here, as the frame the proxy forwards untouched; a player told
 //! nothing it could not extrapolate, and acknowledged no input, is sent nothing, for
 //! up to [`MAX_QUIET_TICKS`]. Past capacity, each player's pass runs only on the ticks
-//! [`UpdatePace`] says it is due. A uniform grid of view-radius cells keeps this linear
+//! [`UpdatePace`] says it is due; an input applied is acknowledged at once all the same. A uniform grid of view-radius cells keeps this linear
 //! in the number of entities. The broadcast baseline sends every player everything
 //! instead.
 
@@ -208,40 +208,29 @@ fn send_player_updates(
     let radius = settings.view_radius();
     let tick_seconds = tick_seconds(settings.cluster.simulation.tick_hz);
     let grid = Grid::new(radius, everything.iter().map(|(_, position, _, _)| position.0));
+    let pass = Pass {
+        everything: &everything,
+        grid,
+        radius,
+        broadcast: settings.broadcast_baseline,
+        tick: tick.0,
+        tick_seconds,
+    };
     let mut per_proxy: HashMap<ProxyId, ProxyBatch> = HashMap::new();
     let mut encoded = BytesMut::new();
-    let broadcast = settings.broadcast_baseline;
     let stats = &settings.stats;
     for (&user, &id, player, queue, position, velocity, mut known) in &mut players {
         let full = known.told.is_none();
-        // A player new here hears at once; the others when their turn comes.
-        if !full && !pace.due(id, tick.0) {
+        // A player new here hears at once, and so does one with an input newly applied;
+        // what others did, when its turn comes.
+        let due = full || pace.due(id, tick.0);
+        let acknowledging =
+            known.told.is_some_and(|told| (told.last_input, told.inputs_applied) != (queue.last_input, queue.applied));
+        if !due && !acknowledging {
             stats.updates_paced.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        // Entities in view the player knows: if it knows more, some left its view.
-        let (mut changed, mut names, mut known_in_view) = (Vec::new(), Vec::new(), 0);
-        let everyone = if broadcast { 0..everything.len() } else { 0..0 };
-        let near = (!broadcast).then(|| grid.near(position.0)).into_iter().flatten();
-        for i in everyone.chain(near) {
-            let (&other, other_position, other_velocity, visible) = everything[i];
-            let out_of_view = !broadcast && other_position.0.distance_squared(position.0) > radius * radius;
-            if other == id || out_of_view {
-                continue;
-            }
-            let state = EntityState { id: other, position: other_position.0, velocity: other_velocity.0 };
-            match known.tell(state, tick.0, tick_seconds, changed.len()) {
-                Tell::Later => continue,
-                Tell::Nothing => {}
-                Tell::State => changed.push(state),
-                Tell::StateAndName => {
-                    changed.push(state);
-                    names.push((other, visible.name.clone()));
-                }
-            }
-            known_in_view += 1;
-        }
-        let left = known.end_tick(tick.0, known_in_view);
+        let (changed, names, left) = if due { pass.look(id, position.0, &mut known) } else { Default::default() };
         let update = PlayerUpdate {
             tick: tick.0,
             server: settings.id,
@@ -285,6 +274,56 @@ fn send_player_updates(
         batch.send(proxy, tick.0, &mut links);
     }
 }
+
+/// One tick's interest pass: every entity, bucketed by where it stands.
+struct Pass<'a> {
+    everything: &'a [Seen<'a>],
+    grid: Grid,
+    radius: f32,
+    broadcast: bool,
+    tick: u64,
+    tick_seconds: f32,
+}
+
+impl Pass<'_> {
+    /// What the player `id` at `position`, knowing `known`, must be told of the others
+    /// in its view: their states new or changed, the names of those new to it, and who
+    /// left its view.
+    fn look(
+        &self,
+        id: EntityId,
+        position: Vec2,
+        known: &mut KnownEntities,
+    ) -> (Vec<EntityState>, Names, Vec<EntityId>) {
+        // Entities in view the player knows: if it knows more, some left its view.
+        let (mut changed, mut names, mut known_in_view) = (Vec::new(), Vec::new(), 0);
+        let everyone = if self.broadcast { 0..self.everything.len() } else { 0..0 };
+        let near = (!self.broadcast).then(|| self.grid.near(position)).into_iter().flatten();
+        for i in everyone.chain(near) {
+            let (&other, other_position, other_velocity, visible) = self.everything[i];
+            let out_of_view =
+                !self.broadcast && other_position.0.distance_squared(position) > self.radius * self.radius;
+            if other == id || out_of_view {
+                continue;
+            }
+            let state = EntityState { id: other, position: other_position.0, velocity: other_velocity.0 };
+            match known.tell(state, self.tick, self.tick_seconds, changed.len()) {
+                Tell::Later => continue,
+                Tell::Nothing => {}
+                Tell::State => changed.push(state),
+                Tell::StateAndName => {
+                    changed.push(state);
+                    names.push((other, visible.name.clone()));
+                }
+            }
+            known_in_view += 1;
+        }
+        let left = known.end_tick(self.tick, known_in_view);
+        (changed, names, left)
+    }
+}
+
+type Names = Vec<(EntityId, String)>;
 
 /// Player frames on their way to one proxy.
 #[derive(Default)]

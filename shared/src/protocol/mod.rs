@@ -153,9 +153,10 @@ pub struct PlayerUpdate {
     pub left: Vec<EntityId>,
     /// Names of entities this player has not been told about yet.
     pub names: Vec<(EntityId, String)>,
-    /// How many ticks apart the server sends this player updates at the most: 1, unless
-    /// the server is over capacity and spreads its players' updates over several ticks
-    /// (at most [`MAX_UPDATE_EVERY`]) to keep its ticks on time. The player says so.
+    /// How many ticks apart the server tells this player what others did: 1, unless the
+    /// server is over capacity and spreads its players' updates over several ticks (at
+    /// most [`MAX_UPDATE_EVERY`]) to keep its ticks on time; an input applied is
+    /// acknowledged at once all the same. The player says so.
     pub update_every: u8,
 }
 
