@@ -160,7 +160,7 @@ pub async fn run(options: ChaosOptions, command: String) -> Result<ChaosReport, 
         }
         None => {
             let binaries = Binaries::beside_this_one()?;
-            let map = bench_map(options.cluster.region_size);
+            let map = bench_map(&options.cluster);
             let dir = options.out.join("cluster");
             let mut cluster =
                 ClusterProcesses::start(&binaries, map, false, &options.cluster, options.bots, &dir).await?;

@@ -73,6 +73,12 @@ pub struct ClusterOptions {
     /// Side of each region of the 2×2 world the bots spread over.
     #[arg(long, default_value_t = 4096.0)]
     pub region_size: f32,
+    /// Bots join within this distance of the four-way corner; within the whole disc
+    /// the world's square holds when absent. A crowd in which everyone sees everyone:
+    /// `--region-size 1024 --spawn-radius 150` (the default map's regions, the view
+    /// radius is 400).
+    #[arg(long)]
+    pub spawn_radius: Option<f32>,
     /// Threads for each proxy (its `--threads`); one per core when absent.
     #[arg(long)]
     pub proxy_threads: Option<usize>,
@@ -106,19 +112,21 @@ impl Limits {
 }
 
 /// The bench map: the default 2×2 regions on 4 servers and 2 proxies, with regions of
-/// `region_size` and players spawning anywhere in the disc the world's square holds.
-pub fn bench_map(region_size: f32) -> ClusterConfig {
+/// `region_size` and players spawning within `spawn_radius` of the four-way corner (by
+/// default, anywhere in the disc the world's square holds).
+pub fn bench_map(options: &ClusterOptions) -> ClusterConfig {
     let mut map = ClusterConfig::default_local();
-    map.world.region_size = region_size;
+    map.world.region_size = options.region_size;
+    // No spawn point: the world's centre, the four-way corner.
     map.world.spawn = None;
-    map.world.spawn_radius = region_size;
+    map.world.spawn_radius = options.spawn_radius.unwrap_or(options.region_size);
     map
 }
 
 pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, BenchError> {
     let binaries = Binaries::beside_this_one()?;
     let deadline = Instant::now() + Duration::from_secs(options.max_minutes * 60);
-    let map = bench_map(options.cluster.region_size);
+    let map = bench_map(&options.cluster);
     let tick_hz = map.simulation.tick_hz;
     let limits = Limits::for_tick_rate(tick_hz);
     let mut report = BenchReport::new(command, &options, &map, limits);

@@ -2,7 +2,8 @@
 //! what changed within its view radius since it was last told (see [`PlayerUpdate`]),
 //! encoded once, here, as the frame the proxy forwards untouched; a player told
 //! nothing it could not extrapolate, and acknowledged no input, is sent nothing, for
-//! up to [`MAX_QUIET_TICKS`]. Past capacity, each player's pass runs only on the ticks
+//! up to [`MAX_QUIET_TICKS`], and a change far from it waits a tick at most for the
+//! next update ([`FAR_EVERY`]). Past capacity, each player's pass runs only on the ticks
 //! [`UpdatePace`] says it is due; an input applied is acknowledged at once all the same. A uniform grid of view-radius cells keeps this linear
 //! in the number of entities. The broadcast baseline sends every player everything
 //! instead.
@@ -142,7 +143,17 @@ enum Tell {
     State,
     /// An entity new to the player: its name too.
     StateAndName,
+    /// A change far from the player, which waits for its next update (see [`FAR_EVERY`]).
+    Waiting,
 }
+
+/// Beyond this share of the view radius, others are far: a change of theirs alone
+/// sends a player an update only every [`FAR_EVERY`] ticks, at its phase, and rides
+/// along with any update sent in between. So a far turn reaches the player a tick late
+/// at most: less than the tick and a half others are shown behind, so nothing shown
+/// jumps, and the path shown rounds the corner by that tick.
+const NEAR_SHARE_OF_VIEW: f32 = 0.5;
+const FAR_EVERY: u64 = 2;
 
 impl KnownEntities {
     /// What the player must be told of `state` at `tick`, recording it as sent if
@@ -153,7 +164,8 @@ impl KnownEntities {
     /// of any size arrives over a few ticks, every update stays within what a client
     /// accepts, and the entities a player knows stay few enough that all leaving at
     /// once still fits one update.
-    fn tell(&mut self, state: EntityState, tick: u64, tick_seconds: f32, states: usize) -> Tell {
+    /// A change of a known entity that `may_wait` waits, unrecorded.
+    fn tell(&mut self, state: EntityState, tick: u64, tick_seconds: f32, states: usize, may_wait: bool) -> Tell {
         let full = states >= MAX_STATES_PER_UPDATE;
         let room_for_new = !full && self.sent.len() < MAX_KNOWN_ENTITIES;
         // An entity is in a player's view once a tick, so this tick's newcomers need no search.
@@ -169,8 +181,19 @@ impl KnownEntities {
         if full || !must_resend(&sent.state, sent.tick, &state, tick, tick_seconds) {
             return Tell::Nothing;
         }
+        if may_wait {
+            return Tell::Waiting;
+        }
         (sent.state, sent.tick) = (state, tick);
         Tell::State
+    }
+
+    /// Records `state`, of an entity known, as sent at `tick` after all: a change that
+    /// waited, and rides along with an update sent anyway. Only after [`Self::end_tick`].
+    fn told_after_all(&mut self, state: EntityState, tick: u64) {
+        if let Ok(known) = self.sent.binary_search_by_key(&state.id, |sent| sent.state.id) {
+            (self.sent[known].state, self.sent[known].tick) = (state, tick);
+        }
     }
 
     /// Ends the player's pass of `tick`, in which `in_view` of the entities it knows
@@ -230,8 +253,8 @@ fn send_player_updates(
             stats.updates_paced.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let (changed, names, left) = if due { pass.look(id, position.0, &mut known) } else { Default::default() };
-        let update = PlayerUpdate {
+        let news = if due { pass.look(id, position.0, &mut known) } else { News::default() };
+        let mut update = PlayerUpdate {
             tick: tick.0,
             server: settings.id,
             last_input: queue.last_input,
@@ -239,9 +262,9 @@ fn send_player_updates(
             you: EntityState { id, position: position.0, velocity: velocity.0 },
             your_tick: queue.your_tick(),
             full,
-            changed,
-            left,
-            names,
+            changed: news.changed,
+            left: news.left,
+            names: news.names,
             update_every: pace.every(),
         };
         let told = Told::of(&update);
@@ -251,6 +274,11 @@ fn send_player_updates(
             continue;
         }
         known.told = Some(told);
+        let room = MAX_STATES_PER_UPDATE.saturating_sub(update.changed.len());
+        for state in news.waiting.into_iter().take(room) {
+            known.told_after_all(state, tick.0);
+            update.changed.push(state);
+        }
         let encoding = encode_frame(&ProxyToClient::Update(update), &mut encoded);
         if let Some(problem) = match encoding {
             Err(err) => Some(err.to_string()),
@@ -287,43 +315,49 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     /// What the player `id` at `position`, knowing `known`, must be told of the others
-    /// in its view: their states new or changed, the names of those new to it, and who
-    /// left its view.
-    fn look(
-        &self,
-        id: EntityId,
-        position: Vec2,
-        known: &mut KnownEntities,
-    ) -> (Vec<EntityState>, Names, Vec<EntityId>) {
+    /// in its view.
+    fn look(&self, id: EntityId, position: Vec2, known: &mut KnownEntities) -> News {
         // Entities in view the player knows: if it knows more, some left its view.
-        let (mut changed, mut names, mut known_in_view) = (Vec::new(), Vec::new(), 0);
+        let (mut news, mut known_in_view) = (News::default(), 0);
+        let far_may_wait = !self.tick.wrapping_add(id.0).is_multiple_of(FAR_EVERY);
+        let near = self.radius * NEAR_SHARE_OF_VIEW;
         let everyone = if self.broadcast { 0..self.everything.len() } else { 0..0 };
-        let near = (!self.broadcast).then(|| self.grid.near(position)).into_iter().flatten();
-        for i in everyone.chain(near) {
+        let nearby = (!self.broadcast).then(|| self.grid.near(position)).into_iter().flatten();
+        for i in everyone.chain(nearby) {
             let (&other, other_position, other_velocity, visible) = self.everything[i];
-            let out_of_view =
-                !self.broadcast && other_position.0.distance_squared(position) > self.radius * self.radius;
-            if other == id || out_of_view {
+            let distance_squared = other_position.0.distance_squared(position);
+            if other == id || (!self.broadcast && distance_squared > self.radius * self.radius) {
                 continue;
             }
             let state = EntityState { id: other, position: other_position.0, velocity: other_velocity.0 };
-            match known.tell(state, self.tick, self.tick_seconds, changed.len()) {
+            let may_wait = far_may_wait && distance_squared > near * near;
+            match known.tell(state, self.tick, self.tick_seconds, news.changed.len(), may_wait) {
                 Tell::Later => continue,
                 Tell::Nothing => {}
-                Tell::State => changed.push(state),
+                Tell::State => news.changed.push(state),
                 Tell::StateAndName => {
-                    changed.push(state);
-                    names.push((other, visible.name.clone()));
+                    news.changed.push(state);
+                    news.names.push((other, visible.name.clone()));
                 }
+                Tell::Waiting => news.waiting.push(state),
             }
             known_in_view += 1;
         }
-        let left = known.end_tick(self.tick, known_in_view);
-        (changed, names, left)
+        news.left = known.end_tick(self.tick, known_in_view);
+        news
     }
 }
 
-type Names = Vec<(EntityId, String)>;
+/// What one player's pass found to tell it of the others in its view: their states new
+/// or changed, the names of those new to it, and who left its view; and the far changes
+/// that may wait for its next update, sent with this one if it goes.
+#[derive(Default)]
+struct News {
+    changed: Vec<EntityState>,
+    names: Vec<(EntityId, String)>,
+    left: Vec<EntityId>,
+    waiting: Vec<EntityState>,
+}
 
 /// Player frames on their way to one proxy.
 #[derive(Default)]
@@ -354,8 +388,9 @@ mod tests {
     fn update(known: &mut KnownEntities, ids: impl Iterator<Item = u64>, x: f32, tick: u64) -> (usize, usize, usize) {
         let (mut states, mut named, mut in_view) = (0, 0, 0);
         for id in ids {
-            match known.tell(at(id, x), tick, 0.05, states) {
+            match known.tell(at(id, x), tick, 0.05, states, false) {
                 Tell::Later => continue,
+                Tell::Waiting => panic!("nothing waits where nothing may"),
                 Tell::Nothing => {}
                 Tell::State => states += 1,
                 Tell::StateAndName => (states, named) = (states + 1, named + 1),
@@ -384,6 +419,19 @@ mod tests {
         // Everyone moves: the known are told again, at most a full update's worth a
         // tick, and the rest are still known, and extrapolated.
         assert_eq!(update(&mut known, 0..crowd, 50.0, tick + 2), (MAX_STATES_PER_UPDATE, 0, 0));
+    }
+
+    #[test]
+    fn a_far_change_waits_unrecorded_until_told_after_all() {
+        let mut known = KnownEntities::default();
+        assert_eq!(update(&mut known, [4].into_iter(), 10.0, 1), (1, 1, 0));
+        let moved = at(4, 30.0);
+        assert_eq!(known.tell(moved, 2, 0.05, 0, true), Tell::Waiting);
+        known.end_tick(2, 1);
+        assert_eq!(known.tell(moved, 3, 0.05, 0, true), Tell::Waiting, "still owed: it was not recorded");
+        known.end_tick(3, 1);
+        known.told_after_all(moved, 3);
+        assert_eq!(known.tell(moved, 4, 0.05, 0, false), Tell::Nothing, "told at last");
     }
 
     #[test]
