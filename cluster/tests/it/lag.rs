@@ -105,6 +105,10 @@ async fn a_player_walks_around_the_four_way_corner_at_150_ms_without_a_snap() {
     assert!(walked.own.len() > 40, "{} states checked", walked.own.len());
     assert_eq!(walked.own_snaps_at_handoffs, 0, "the walker's prediction snapped at a handoff");
     assert!(walked.own_snaps <= 1, "the walker's prediction snapped {} times", walked.own_snaps);
-    assert!(own <= 1.0, "own corrections p99 {own} units");
+    // p99 within a unit: at most 1 % of the corrections over it, or the one snap allowed
+    // (with an update every few ticks, two laps check fewer than a hundred states).
+    let over_a_unit = walked.own.count_between(101, u64::MAX);
+    let allowed = (walked.own.len() / 100).max(1);
+    assert!(over_a_unit <= allowed, "{over_a_unit} own corrections over a unit (p99 {own}), {allowed} allowed");
     assert!(others <= 2.0, "the watcher saw the walker off by {others} units at p99");
 }
