@@ -239,15 +239,23 @@ impl WorldView {
     /// ends the connection. Says how far it moved the others shown.
     pub fn apply(&mut self, update: PlayerUpdate, welcome: &Welcome, at: Instant) -> Result<OthersMoved, Violation> {
         verify::update(&update, welcome)?;
-        // Where the others it tells of were shown just before.
+        // Where the others it tells of were shown just before. An update on time tells
+        // of ticks not shown yet, so what is shown cannot move, and nobody's place needs
+        // working out: most updates (and most of what a bot costs, BENCHMARKS.md). Only
+        // a late update, the clock settling, or a new stream can move what is shown.
         let shown_tick = self.stream.shown_tick(at);
-        let shown_before: Vec<(EntityId, Vec2)> = update
-            .changed
-            .iter()
-            .filter_map(|state| {
-                self.sent.get(&state.id).map(|known| (state.id, known.at(shown_tick, self.tick_seconds)))
-            })
-            .collect();
+        let may_move =
+            update.full || self.stream.received < SETTLING_UPDATES || update.tick as f64 <= shown_tick.floor() + 1.0;
+        let shown_before: Vec<(EntityId, Vec2)> = match may_move {
+            false => Vec::new(),
+            true => update
+                .changed
+                .iter()
+                .filter_map(|state| {
+                    self.sent.get(&state.id).map(|known| (state.id, known.at(shown_tick, self.tick_seconds)))
+                })
+                .collect(),
+        };
         let quiet_ticks = MAX_QUIET_TICKS.max(update.update_every);
         let ahead_by = self.stream.arrived(update.tick, at, update.full, quiet_ticks);
         self.update_every = update.update_every;
@@ -399,8 +407,13 @@ mod tests {
                 10 => vec![moving(5, (90.0, 10.0), (0.0, 200.0))],
                 _ => vec![],
             };
+            let shown = |view: &WorldView| view.others_shown(at(tick, 0)).map(|(_, p)| p).collect::<Vec<_>>();
+            let before = shown(&view);
             let moved = view.apply(next, &welcome, at(tick, 0)).unwrap();
             assert!(moved.moved.iter().all(|&by| by < 1e-3), "on time, nothing shown moves: {moved:?}");
+            for (was, is) in before.iter().zip(shown(&view)) {
+                assert!(was.distance(is) < 1e-3, "tick {tick}: what was shown at {was} moved to {is}");
+            }
             // Once the tick shown (a tick and a half behind) is past the first state
             // received, everything shown is between states received.
             for late_ms in [0, 20, 45].into_iter().filter(|_| tick >= 3) {
