@@ -92,8 +92,7 @@ impl ClientQueue {
     /// what waits past the budget. Nothing waiting takes any frame, so a budget
     /// smaller than one frame still lets a reading player play.
     pub fn send(&self, message: ToClient) -> Result<(), QueueError> {
-        self.shared.push(encode(message)?, true)?;
-        self.shared.flush()
+        self.queue(message)?.flush()
     }
 
     /// Sends the last message the player will get, over budget if need be: one small
