@@ -24,7 +24,7 @@ use tessera_player::smoothness::SmoothnessSeen;
 use tessera_player::{Conditioner, Player, PlayerError, Rejoin};
 use tessera_shared::identity::Identity;
 use tessera_shared::link::Traffic;
-use tessera_shared::protocol::{MAX_QUIET_TICKS, MAX_UPDATE_EVERY};
+use tessera_shared::protocol::{MAX_UPDATE_EVERY, most_quiet_ticks};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -403,7 +403,7 @@ impl Bot {
                         // An update tells of every tick since the last (the quiet ones
                         // told nothing new); after a handoff, ticks count afresh.
                         let ticks = match new_handoffs {
-                            0 => view.tick.saturating_sub(seen.2).clamp(1, u64::from(MAX_QUIET_TICKS.max(MAX_UPDATE_EVERY))),
+                            0 => view.tick.saturating_sub(seen.2).clamp(1, u64::from(most_quiet_ticks(MAX_UPDATE_EVERY))),
                             _ => 1,
                         };
                         seen = (view.states_received, view.handoffs, view.tick);
@@ -471,9 +471,9 @@ impl Bot {
     }
 }
 
-/// Echo latencies in microseconds, up to 10 s, to two significant digits: about 17 KB a
-/// bot, where three digits up to a minute took 130 KB and thousands of bots felt it.
-/// How long a bot's inputs took to be acknowledged, two ways.
+/// How long a bot's inputs took to be acknowledged, two ways. Each in microseconds, up
+/// to 10 s, to two significant digits: about 17 KB a bot, where three digits up to a
+/// minute took 130 KB and thousands of bots felt it.
 #[derive(Debug, Clone)]
 pub struct Echoes {
     /// From the key press to the update that says it was applied: what a player waits

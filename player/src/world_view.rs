@@ -18,7 +18,7 @@ use tessera_shared::Vec2;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
-    ChatLine, EntityState, MAX_ENTITIES_PER_MESSAGE, MAX_QUIET_TICKS, PlayerUpdate, Welcome, extrapolate,
+    ChatLine, EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate, most_quiet_ticks,
 };
 
 /// Others are shown this many ticks behind the latest tick the clock expects to have
@@ -55,7 +55,7 @@ pub struct StreamClock {
     mean: f64,
     latest: u64,
     /// Ticks after `latest` the next update may come, the server having nothing to say
-    /// (see [`MAX_QUIET_TICKS`]) or spreading its updates: the others shown go on, as
+    /// (see [`most_quiet_ticks`]) or spreading its updates: the others shown go on, as
     /// extrapolated, that far at least.
     quiet_ticks: f64,
     /// Updates received: over the first [`SETTLING_UPDATES`] the tick shown goes straight
@@ -256,7 +256,7 @@ impl WorldView {
                 })
                 .collect(),
         };
-        let quiet_ticks = MAX_QUIET_TICKS.max(update.update_every);
+        let quiet_ticks = most_quiet_ticks(update.update_every);
         let ahead_by = self.stream.arrived(update.tick, at, update.full, quiet_ticks);
         self.update_every = update.update_every;
         self.region_offline = false;

@@ -2,11 +2,11 @@
 //! what changed within its view radius since it was last told (see [`PlayerUpdate`]),
 //! encoded once, here, as the frame the proxy forwards untouched; a player told
 //! nothing it could not extrapolate, and acknowledged no input, is sent nothing, for
-//! up to [`MAX_QUIET_TICKS`], and a change far from it waits a tick at most for the
-//! next update ([`FAR_EVERY`]). Past capacity, each player's pass runs only on the ticks
-//! [`UpdatePace`] says it is due; an input applied is acknowledged at once all the same. A uniform grid of view-radius cells keeps this linear
-//! in the number of entities. The broadcast baseline sends every player everything
-//! instead.
+//! a few ticks at most ([`most_quiet_ticks`]), and a change far from it waits a tick at
+//! most for the next update ([`FAR_EVERY`]). Past capacity, each player's pass runs
+//! only on the ticks [`UpdatePace`] says it is due; an input applied is acknowledged
+//! at once all the same. A uniform grid of view-radius cells keeps this linear in the
+//! number of entities. The broadcast baseline sends every player everything instead.
 
 use crate::components::Visible;
 use crate::input_queue::InputQueue;
@@ -23,8 +23,8 @@ use tessera_shared::components::{Position, Velocity};
 use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
 use tessera_shared::protocol::{
-    EntityState, MAX_KNOWN_ENTITIES, MAX_QUIET_TICKS, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient,
-    ServerToProxy, UPDATES_FRAME_BUDGET, must_resend, tick_seconds,
+    EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy,
+    UPDATES_FRAME_BUDGET, most_quiet_ticks, must_resend, tick_seconds,
 };
 use tracing::warn;
 
@@ -126,7 +126,7 @@ impl Told {
     /// Whether `now`, which tells nothing of others, can go unsent: it tells nothing the
     /// player cannot work out from this, and the player has not gone long without word.
     fn covers(&self, now: &Self, tick_seconds: f32) -> bool {
-        let most_quiet = u64::from(MAX_QUIET_TICKS.max(now.update_every));
+        let most_quiet = u64::from(most_quiet_ticks(now.update_every));
         now.tick.saturating_sub(self.tick) < most_quiet
             && (self.last_input, self.inputs_applied, self.clock_offset, self.update_every)
                 == (now.last_input, now.inputs_applied, now.clock_offset, now.update_every)
@@ -163,8 +163,8 @@ impl KnownEntities {
     /// player goes on extrapolating it), a new one waits for a later tick. So a crowd
     /// of any size arrives over a few ticks, every update stays within what a client
     /// accepts, and the entities a player knows stay few enough that all leaving at
-    /// once still fits one update.
-    /// A change of a known entity that `may_wait` waits, unrecorded.
+    /// once still fits one update. A change of a known entity that `may_wait` waits,
+    /// unrecorded ([`Tell::Waiting`]).
     fn tell(&mut self, state: EntityState, tick: u64, tick_seconds: f32, states: usize, may_wait: bool) -> Tell {
         let full = states >= MAX_STATES_PER_UPDATE;
         let room_for_new = !full && self.sent.len() < MAX_KNOWN_ENTITIES;

@@ -117,6 +117,13 @@ pub const MAX_QUIET_TICKS: u8 = 4;
 /// ticks: at 20 Hz, five updates a second.
 pub const MAX_UPDATE_EVERY: u8 = 4;
 
+/// The most ticks a player whose updates come every `update_every` ticks
+/// ([`PlayerUpdate::update_every`]) goes without one: what its server keeps to, and
+/// what it may count on.
+pub fn most_quiet_ticks(update_every: u8) -> u8 {
+    MAX_QUIET_TICKS.max(update_every)
+}
+
 /// The length of a tick, as every server and player rounds it.
 pub fn tick_seconds(tick_hz: f64) -> f32 {
     (1.0 / tick_hz) as f32
