@@ -25,8 +25,10 @@ use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::link::{Door, HEARTBEAT_EVERY, Link, Outbound, SendError, Side};
 use tessera_shared::metrics as names;
 use tessera_shared::protocol::handshake::JoinRequest;
+use tessera_shared::protocol::packing::{quantised, quantised_own};
 use tessera_shared::protocol::{
-    EntityState, Hello, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
+    EntityState, Hello, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy, UpdatePacker,
+    tick_seconds,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -96,12 +98,11 @@ impl RelayComparison {
 }
 
 pub async fn compare(binaries: &Binaries, options: &BenchOptions) -> Result<RelayComparison, BenchError> {
-    let update = sample_update(options.relay_entities);
-    let frame = encoded_frame(&ProxyToClient::Update(update.clone())).map_err(setup)?;
+    let frame = sample_frame(options.relay_entities)?;
     let dir = options.out.join("relay");
     std::fs::create_dir_all(&dir).map_err(setup)?;
     println!("\ncomparison: proxy vs bare relay, {} connections, {}-byte frames", options.relay_clients, frame.len());
-    let proxy = within_limit(through_proxy(binaries, options.relay_clients, &update, frame.clone(), &dir)).await?;
+    let proxy = within_limit(through_proxy(binaries, options.relay_clients, frame.clone(), &dir)).await?;
     let relay = within_limit(through_relay(binaries, options.relay_clients, frame.clone(), &dir)).await?;
     Ok(RelayComparison {
         connections: options.relay_clients,
@@ -124,26 +125,38 @@ fn setup(err: impl std::fmt::Display) -> BenchError {
     BenchError::Setup(format!("proxy vs relay: {err}"))
 }
 
-/// An update carrying `entities` changed entities, spread as a crowd would be.
-fn sample_update(entities: usize) -> PlayerUpdate {
-    let state = |i: usize| EntityState {
-        id: EntityId(1_000_000 + i as u64),
-        position: Vec2::new(2000.0 + (i as f32 * 37.0) % 400.0, 2000.0 + (i as f32 * 53.0) % 400.0),
-        velocity: Vec2::new(141.4, -141.4),
+/// The tick of the sample update.
+const SAMPLE_TICK: u64 = 123_456;
+
+/// The frame of an update telling a player of `entities` others it knows, spread as a
+/// crowd would be, that turned since the tick before.
+fn sample_frame(entities: usize) -> Result<Bytes, BenchError> {
+    let state = |i: usize, velocity: Vec2| {
+        let position = Vec2::new(2000.0 + (i as f32 * 37.0) % 400.0, 2000.0 + (i as f32 * 53.0) % 400.0);
+        quantised(EntityState { id: EntityId(1_000_000 + i as u64), position, velocity })
     };
-    PlayerUpdate {
-        tick: 123_456,
+    let update = |tick: u64, full: bool, velocity: Vec2| PlayerUpdate {
+        tick,
         server: ServerId(1),
         last_input: 42,
         inputs_applied: 42,
-        you: state(0),
+        you: quantised_own(state(0, Vec2::ZERO)),
         your_tick: Some(1),
-        full: false,
-        changed: (1..=entities).map(state).collect(),
+        full,
+        changed: (1..=entities).map(|i| state(i, velocity)).collect(),
         left: Vec::new(),
-        names: Vec::new(),
+        names: if full {
+            (1..=entities).map(|i| (state(i, velocity).id, format!("bot {i}"))).collect()
+        } else {
+            Vec::new()
+        },
         update_every: 1,
-    }
+    };
+    let tick_seconds = tick_seconds(ClusterConfig::default_local().simulation.tick_hz);
+    let mut packer = UpdatePacker::default();
+    packer.pack(&update(SAMPLE_TICK - 1, true, Vec2::new(141.4, -141.4)), tick_seconds).map_err(setup)?;
+    let turned = packer.pack(&update(SAMPLE_TICK, false, Vec2::new(-141.4, -141.4)), tick_seconds).map_err(setup)?;
+    encoded_frame(&ProxyToClient::Update(turned)).map_err(setup)
 }
 
 /// Reads whole frames without decoding them, so the counting side costs next to nothing.
@@ -236,7 +249,6 @@ async fn measure(counters: &Counters, forwarder: &Process, connections: usize) -
 async fn through_proxy(
     binaries: &Binaries,
     connections: usize,
-    update: &PlayerUpdate,
     frame: Bytes,
     dir: &std::path::Path,
 ) -> Result<Throughput, BenchError> {
@@ -308,7 +320,7 @@ async fn through_proxy(
     }
     let frames = users.iter().map(|&user| PlayerFrame { user, last_input: 0, frame: frame.clone() }).collect();
     let mut batch = BytesMut::new();
-    encode_frame(&ServerToProxy::Updates { tick: update.tick, frames }, &mut batch).map_err(setup)?;
+    encode_frame(&ServerToProxy::Updates { tick: SAMPLE_TICK, frames }, &mut batch).map_err(setup)?;
 
     let (to_proxy, queue) = Outbound::channel();
     // The proxy's own messages to the server (none expected now) are read and dropped.

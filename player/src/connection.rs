@@ -23,7 +23,7 @@ use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
     CLUSTER_FULL, ChatChannel, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, ProxyToClient, Role, SIGNED_IN_AGAIN,
-    SessionTicket, Welcome, tick_seconds,
+    SessionTicket, UpdateUnpacker, Welcome, tick_seconds,
 };
 use tokio::time::Instant;
 
@@ -89,6 +89,8 @@ pub struct Player {
     pub prediction: Prediction,
     /// What the latest update did to the prediction and to the others shown.
     pub smoothness: Smoothness,
+    /// The player's end of its link: what unpacks each update.
+    unpacker: UpdateUnpacker,
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
@@ -187,6 +189,7 @@ impl Player {
             None => (1, Keys::empty(), VecDeque::new()),
         };
         let resending = welcome.resumed;
+        let unpacker = UpdateUnpacker::new(welcome.user.entity(), tick_seconds);
         Ok(Self {
             link,
             proxy_address: addr.into(),
@@ -199,6 +202,7 @@ impl Player {
             resending,
             prediction,
             smoothness: Smoothness::default(),
+            unpacker,
         })
     }
 
@@ -275,7 +279,8 @@ impl Player {
             }
         };
         match message {
-            ProxyToClient::Update(update) => {
+            ProxyToClient::Update(packed) => {
+                let update = self.unpacker.unpack(packed)?;
                 let sent = self.last_sent();
                 if update.last_input > sent {
                     return Err(Violation::InputFromTheFuture { last_input: update.last_input, sent }.into());

@@ -1,6 +1,8 @@
 //! Per-player interest, in `PostUpdate` once per tick: every player is sent itself and
 //! what changed within its view radius since it was last told (see [`PlayerUpdate`]),
-//! encoded once, here, as the frame the proxy forwards untouched; a player told
+//! packed against what its link carried before ([`UpdatePacker`]: small handles for
+//! ids, motion in fixed point, each number as its change) and encoded once, here, as
+//! the frame the proxy forwards untouched; a player told
 //! nothing it could not extrapolate, and acknowledged no input, is sent nothing, for
 //! a few ticks at most ([`most_quiet_ticks`]), and a change far from it waits a tick at
 //! most for the next update ([`FAR_EVERY`]). Past capacity, each player's pass runs
@@ -22,9 +24,10 @@ use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
+use tessera_shared::protocol::packing::{quantised, quantised_own};
 use tessera_shared::protocol::{
     EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy,
-    UPDATES_FRAME_BUDGET, most_quiet_ticks, must_resend, tick_seconds,
+    UPDATES_FRAME_BUDGET, UpdatePacker, most_quiet_ticks, must_resend, tick_seconds,
 };
 use tracing::warn;
 
@@ -87,6 +90,8 @@ pub struct KnownEntities {
     /// arriving costs one sort, not a shift per newcomer.
     sent: Vec<Sent>,
     sorted: usize,
+    /// The server's end of the player's link, for the next update to be packed against.
+    packer: UpdatePacker,
 }
 
 #[derive(Debug)]
@@ -228,11 +233,17 @@ fn send_player_updates(
     mut links: ResMut<ProxyLinks>,
 ) {
     let everything: Vec<Seen> = visible.iter().collect();
+    // As updates carry them, so that what is recorded as sent is what players extrapolate.
+    let states: Vec<EntityState> = everything
+        .iter()
+        .map(|&(&id, position, velocity, _)| quantised(EntityState { id, position: position.0, velocity: velocity.0 }))
+        .collect();
     let radius = settings.view_radius();
     let tick_seconds = tick_seconds(settings.cluster.simulation.tick_hz);
     let grid = Grid::new(radius, everything.iter().map(|(_, position, _, _)| position.0));
     let pass = Pass {
         everything: &everything,
+        states: &states,
         grid,
         radius,
         broadcast: settings.broadcast_baseline,
@@ -259,7 +270,7 @@ fn send_player_updates(
             server: settings.id,
             last_input: queue.last_input,
             inputs_applied: queue.applied,
-            you: EntityState { id, position: position.0, velocity: velocity.0 },
+            you: quantised_own(EntityState { id, position: position.0, velocity: velocity.0 }),
             your_tick: queue.your_tick(),
             full,
             changed: news.changed,
@@ -279,9 +290,11 @@ fn send_player_updates(
             known.told_after_all(state, tick.0);
             update.changed.push(state);
         }
-        let encoding = encode_frame(&ProxyToClient::Update(update), &mut encoded);
+        let encoding = known.packer.pack(&update, tick_seconds).map_err(|err| err.to_string()).and_then(|packed| {
+            encode_frame(&ProxyToClient::Update(packed), &mut encoded).map_err(|err| err.to_string())
+        });
         if let Some(problem) = match encoding {
-            Err(err) => Some(err.to_string()),
+            Err(err) => Some(err),
             Ok(()) if encoded.len() > UPDATES_FRAME_BUDGET => Some(format!("{} bytes", encoded.len())),
             Ok(()) => None,
         } {
@@ -306,6 +319,8 @@ fn send_player_updates(
 /// One tick's interest pass: every entity, bucketed by where it stands.
 struct Pass<'a> {
     everything: &'a [Seen<'a>],
+    /// What players are told of each of `everything`.
+    states: &'a [EntityState],
     grid: Grid,
     radius: f32,
     broadcast: bool,
@@ -324,12 +339,12 @@ impl Pass<'_> {
         let everyone = if self.broadcast { 0..self.everything.len() } else { 0..0 };
         let nearby = (!self.broadcast).then(|| self.grid.near(position)).into_iter().flatten();
         for i in everyone.chain(nearby) {
-            let (&other, other_position, other_velocity, visible) = self.everything[i];
+            let (&other, other_position, _, visible) = self.everything[i];
             let distance_squared = other_position.0.distance_squared(position);
             if other == id || (!self.broadcast && distance_squared > self.radius * self.radius) {
                 continue;
             }
-            let state = EntityState { id: other, position: other_position.0, velocity: other_velocity.0 };
+            let state = self.states[i];
             let may_wait = far_may_wait && distance_squared > near * near;
             match known.tell(state, self.tick, self.tick_seconds, news.changed.len(), may_wait) {
                 Tell::Later => continue,

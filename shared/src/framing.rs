@@ -260,12 +260,13 @@ mod tests {
             inputs_applied: 7,
             you: state(1),
             your_tick: Some(4321),
-            full: false,
+            full: true,
             changed: vec![state(2), state(3)],
-            left: vec![EntityId(4)],
-            names: vec![(EntityId(2), "bo".into())],
+            left: vec![],
+            names: vec![(EntityId(2), "bo".into()), (EntityId(3), "cy".into())],
             update_every: 1,
         };
+        let update = crate::protocol::UpdatePacker::default().pack(&update, 0.05).unwrap();
         round_trip(ProxyToClient::Update(update.clone()));
         round_trip(ProxyToClient::Disconnect { reason: "bye".into() });
         round_trip(ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 3 });

@@ -40,7 +40,8 @@ use tessera_shared::ids::{EntityId, ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
 use tessera_shared::protocol::verify::{PeerRules, Violation};
 use tessera_shared::protocol::{
-    ChatChannel, Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, Welcome, tick_seconds, verify,
+    ChatChannel, Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, UpdateUnpacker, Welcome,
+    tick_seconds, verify,
 };
 use tessera_shared::region_map::{CellId, RegionMap};
 use tessera_shared::secret::ClusterSecret;
@@ -104,6 +105,7 @@ pub struct SteppedPlayer {
     pub view: WorldView,
     /// Where it predicts itself, as a client does: what it steers by.
     prediction: Prediction,
+    unpacker: UpdateUnpacker,
     pub keys: Keys,
     last_sent: u32,
     /// What its proxy makes of what it says.
@@ -129,7 +131,8 @@ impl SteppedPlayer {
         while let Some(frame) = player.queue.next_frame() {
             match decode_frame(&frame) {
                 ProxyToClient::Welcome(_) => panic!("a second welcome"),
-                ProxyToClient::Update(update) => {
+                ProxyToClient::Update(packed) => {
+                    let update = player.unpacker.unpack(packed).unwrap_or_else(|violation| panic!("{violation}"));
                     assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
                     let (you, your_tick) = (update.you, update.your_tick);
                     player.view.apply(update, &player.welcome, now).unwrap_or_else(|violation| panic!("{violation}"));
@@ -359,12 +362,14 @@ impl Stepper {
         let view = WorldView::new(tick);
         let prediction = Prediction::new(InputClock::new(self.origin, tick), welcome.map.clone(), tick);
         let chat = ChatGate::new(std::time::Instant::now());
+        let unpacker = UpdateUnpacker::new(user.entity(), tick);
         let player = SteppedPlayer {
             proxy,
             queue,
             welcome,
             view,
             prediction,
+            unpacker,
             keys: Keys::empty(),
             last_sent: 0,
             chat,

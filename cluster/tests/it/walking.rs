@@ -34,7 +34,7 @@ async fn a_key_press_moves_the_player_and_others_see_it() {
         .await
         .unwrap();
     let moved = walker.view.me.unwrap();
-    assert!((moved.position.y - start.y).abs() < 1e-3, "walking right keeps y");
+    assert!((moved.position.y - pressed_at.y).abs() < 1e-3, "walking right keeps y");
     assert!(moved.velocity.x > 0.0 && moved.velocity.y == 0.0);
 
     watcher

@@ -1,7 +1,7 @@
 //! What a player does with the bytes its proxy sends once it is welcomed (by
 //! [`receive::welcome`]): each update and chat line is folded into its [`WorldView`] as
 //! `Player::receive` folds it ([`WorldView::apply`] and [`WorldView::hear`], which hold
-//! it to `verify` first), the player's prediction is checked against each update
+//! it to `verify` first, once unpacked as `Player::receive` unpacks it), the player's prediction is checked against each update
 //! ([`Prediction::reconcile`]), and the view is read as the client draws it. The replay of
 //! the `proxy_to_client` seeds and that fuzz target (which includes this file, and
 //! [`receive`] beside it) drive it. Nothing here may panic, whatever the bytes.
@@ -10,7 +10,7 @@ use crate::receive::{self, Received};
 use std::time::Instant;
 use tessera_player::WorldView;
 use tessera_player::prediction::{InputClock, Prediction};
-use tessera_shared::protocol::{ProxyToClient, tick_seconds};
+use tessera_shared::protocol::{ProxyToClient, UpdateUnpacker, tick_seconds};
 
 /// The view a welcomed player has after reading `bytes`, and what it made of them.
 pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
@@ -19,8 +19,10 @@ pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
     let mut view = WorldView::new(tick);
     let started = Instant::now();
     let mut prediction = Prediction::new(InputClock::new(started, tick), welcome.map.clone(), tick);
+    let mut unpacker = UpdateUnpacker::new(welcome.user.entity(), tick);
     let received = receive::frames(bytes, |message: &ProxyToClient| match message {
-        ProxyToClient::Update(update) => {
+        ProxyToClient::Update(packed) => {
+            let update = unpacker.unpack(packed.clone())?;
             let moved = view.apply(update.clone(), &welcome, Instant::now())?;
             assert!(moved.moved.iter().all(|by| by.is_finite()), "others shown moved out of space");
             prediction.reconcile(&update.you, update.your_tick, Instant::now());

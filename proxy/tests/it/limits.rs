@@ -12,7 +12,7 @@ use tessera_proxy::stats::Refusal;
 use tessera_shared::Vec2;
 use tessera_shared::framing::encoded_frame;
 use tessera_shared::ids::{EntityId, ServerId, UserId};
-use tessera_shared::protocol::{EntityState, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy};
+use tessera_shared::protocol::{EntityState, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy, UpdatePacker};
 
 /// Two players hold the cap `limits` sets at two; a third connection is closed at
 /// accept for `cause`; one leaving lets a new one in.
@@ -65,7 +65,8 @@ fn frame_for(user: UserId, tick: u64) -> PlayerFrame {
     PlayerFrame { user, last_input: 0, frame: big_update_frame(tick) }
 }
 
-/// An update of about 16 KiB, as a server would frame it for one player.
+/// An update of about 16 KiB, as a server would frame it for one player: a full one,
+/// of 800 others coming into view.
 fn big_update_frame(tick: u64) -> bytes::Bytes {
     let state = |id| EntityState { id: EntityId(id), position: Vec2::new(id as f32, 1.0), velocity: Vec2::X };
     let update = PlayerUpdate {
@@ -75,13 +76,14 @@ fn big_update_frame(tick: u64) -> bytes::Bytes {
         inputs_applied: 0,
         you: state(0),
         your_tick: None,
-        full: false,
+        full: true,
         changed: (1..800).map(state).collect(),
         left: Vec::new(),
-        names: Vec::new(),
+        names: (1..800).map(|id| (EntityId(id), format!("walker {id}"))).collect(),
         update_every: 1,
     };
-    encoded_frame(&ProxyToClient::Update(update)).unwrap()
+    let packed = UpdatePacker::default().pack(&update, 0.05).unwrap();
+    encoded_frame(&ProxyToClient::Update(packed)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,9 +6,11 @@
 //! by cluster-wide ids.
 
 pub mod handshake;
+pub mod packing;
 pub mod verify;
 
 pub use handshake::{Hello, PROTOCOL_VERSION, Role, SessionTicket};
+pub use packing::{PackedUpdate, UpdatePacker, UpdateUnpacker};
 
 use crate::components::{Keys, WALK_SPEED};
 use crate::ids::{EntityId, ProxyId, ServerId, UserId};
@@ -51,9 +53,10 @@ pub const INPUT_SLACK_TICKS: i64 = 1;
 pub const MAX_ENTITIES_PER_MESSAGE: usize = 16_384;
 
 /// Entity states in one player update (new or changed), each with its name if new: a
-/// crowd larger than this reaches a player over a few ticks. Of at most 25 and 42 bytes,
-/// they fill half of [`UPDATES_FRAME_BUDGET`] at most, with room left for every known
-/// entity leaving at once.
+/// crowd larger than this reaches a player over a few ticks. Packed ([`packing`]), a
+/// newcomer with its name takes at most 65 bytes, so they fill about half of
+/// [`UPDATES_FRAME_BUDGET`] at most, with room left for every known entity leaving at
+/// once (3 bytes each).
 pub const MAX_STATES_PER_UPDATE: usize = 2_048;
 
 /// Entities a server lets one player know at once: a bigger crowd is seen in part. All
@@ -134,7 +137,8 @@ pub fn tick_seconds(tick_hz: f64) -> f32 {
 /// changes or it strays from where [`extrapolate`] puts it; in between, the player
 /// extrapolates it. So a crowd walking straight costs almost nothing on the wire. A
 /// tick that would tell the player nothing it cannot extrapolate, and acknowledges no
-/// input, sends no update at all, for up to [`MAX_QUIET_TICKS`].
+/// input, sends no update at all, for up to [`MAX_QUIET_TICKS`]. On the wire it travels
+/// packed against the updates before it ([`packing`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayerUpdate {
     /// The owning server's simulation tick.
@@ -203,7 +207,7 @@ pub enum ClientToProxy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ProxyToClient {
     Welcome(Welcome),
-    Update(PlayerUpdate),
+    Update(PackedUpdate),
     /// Sent just before the proxy closes the connection.
     Disconnect {
         reason: String,

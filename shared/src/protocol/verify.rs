@@ -12,6 +12,7 @@
 //! server's players and the proxy's routing table.
 
 use super::handshake::{JoinRequest, SessionTicket};
+use super::packing::UnpackProblem;
 use super::{
     ChatChannel, ChatLine, EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN,
     MAX_PENDING_INPUTS, MAX_REASON_LEN, MAX_SPEED, MAX_UPDATE_EVERY, PeerMessage, PlayerFrame, PlayerUpdate,
@@ -61,8 +62,8 @@ pub enum Violation {
     BadPace(u8),
     #[error("an update from {0}, which is not a server of the map")]
     UnknownServer(ServerId),
-    #[error("an update about {got}, not this player")]
-    NotYou { got: EntityId },
+    #[error("an update that cannot be unpacked: {0}")]
+    BadPacking(UnpackProblem),
     #[error("an update saying input {last_input} was applied, when only {sent} were sent")]
     InputFromTheFuture { last_input: u32, sent: u32 },
     #[error("more than {per_sec} inputs and chat lines a second")]
@@ -420,9 +421,6 @@ pub fn welcome(welcome: &Welcome, proxy: ProxyId, user: UserId) -> Result<(), Vi
 /// every speed a walker's, every name printable.
 pub fn update(update: &PlayerUpdate, welcome: &Welcome) -> Result<(), Violation> {
     let map = &welcome.map;
-    if update.you.id != welcome.user.entity() {
-        return Err(Violation::NotYou { got: update.you.id });
-    }
     if map.regions_of(update.server).next().is_none() {
         return Err(Violation::UnknownServer(update.server));
     }
@@ -729,9 +727,8 @@ mod tests {
     }
 
     #[test]
-    fn an_update_is_about_this_player_from_a_server_of_the_map_and_in_the_world() {
+    fn an_update_is_from_a_server_of_the_map_and_in_the_world() {
         assert_eq!(updated(|_| {}), Ok(()));
-        assert_eq!(updated(|u| u.you.id = EntityId(5)), Err(Violation::NotYou { got: EntityId(5) }));
         assert_eq!(updated(|u| u.server = ServerId(9)), Err(Violation::UnknownServer(ServerId(9))));
         assert_eq!(updated(|u| u.update_every = MAX_UPDATE_EVERY), Ok(()));
         for odd in [0, MAX_UPDATE_EVERY + 1, u8::MAX] {

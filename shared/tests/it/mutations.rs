@@ -21,7 +21,8 @@ use tessera_shared::protocol::SessionTicket;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{
     CellDelta, ChatChannel, ChatLine, ClientToProxy, EntityState, GhostEntry, HandedClock, HandoffState, Hello, Input,
-    PeerMessage, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
+    PeerMessage, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy, UpdatePacker,
+    tick_seconds,
 };
 use tessera_shared::region_map::CellId;
 
@@ -36,8 +37,9 @@ fn moving(id: EntityId, x: f32, y: f32) -> EntityState {
     EntityState { id, position: Vec2::new(x, y), velocity: Vec2::new(0.0, 200.0) }
 }
 
+/// A player's first update on its link (full: it needs none before it).
 fn update() -> ProxyToClient {
-    ProxyToClient::Update(PlayerUpdate {
+    let update = PlayerUpdate {
         tick: 40,
         server: SERVER,
         last_input: 3,
@@ -46,10 +48,12 @@ fn update() -> ProxyToClient {
         your_tick: Some(811),
         full: true,
         changed: vec![moving(EntityId(9), 520.0, 510.0)],
-        left: vec![EntityId(4)],
+        left: vec![],
         names: vec![(EntityId(9), "bo".into())],
         update_every: 1,
-    })
+    };
+    let tick = tick_seconds(welcome().tick_hz);
+    ProxyToClient::Update(UpdatePacker::default().pack(&update, tick).expect("the sample packs"))
 }
 
 /// A valid frame of every message (every variant) of every direction, which its gate accepts.

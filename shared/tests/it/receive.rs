@@ -16,7 +16,8 @@ use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::{self, PeerRules, Violation};
 use tessera_shared::protocol::{
-    ClientToProxy, Hello, PlayerFrame, ProxyToClient, ProxyToServer, ServerToProxy, Welcome,
+    ClientToProxy, Hello, PlayerFrame, ProxyToClient, ProxyToServer, ServerToProxy, UpdateUnpacker, Welcome,
+    tick_seconds,
 };
 use tokio_util::codec::Decoder;
 
@@ -149,17 +150,21 @@ impl Receiver {
             Direction::ProxyToClient => {
                 // A player checks updates against the welcome it got, and uses its map.
                 let mut welcome = self.welcome.clone();
+                let unpacker_of =
+                    |welcome: &Welcome| UpdateUnpacker::new(player().entity(), tick_seconds(welcome.tick_hz));
+                let mut unpacker = unpacker_of(&welcome);
                 frames(bytes, |message| match message {
                     ProxyToClient::Welcome(new) => {
                         verify::welcome(new, PROXY, player())?;
                         welcome = new.clone();
+                        unpacker = unpacker_of(&welcome);
                         let map = &welcome.map;
                         let corners = map.regions().map(|(region, _)| map.bounds(region).1);
                         let far = corners.fold(Vec2::ZERO, Vec2::max);
                         map.owner_at(map.clamp_to_world(far));
                         Ok(())
                     }
-                    ProxyToClient::Update(update) => verify::update(update, &welcome),
+                    ProxyToClient::Update(packed) => verify::update(&unpacker.unpack(packed.clone())?, &welcome),
                     ProxyToClient::Chat(line) => verify::chat_line(line),
                     ProxyToClient::Disconnect { .. }
                     | ProxyToClient::ChatThrottled
