@@ -25,7 +25,6 @@ use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::link::{Door, HEARTBEAT_EVERY, Link, Outbound, SendError, Side};
 use tessera_shared::metrics as names;
 use tessera_shared::protocol::handshake::JoinRequest;
-use tessera_shared::protocol::packing::{quantised, quantised_own};
 use tessera_shared::protocol::{
     EntityState, Hello, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy, UpdatePacker,
     tick_seconds,
@@ -128,35 +127,29 @@ fn setup(err: impl std::fmt::Display) -> BenchError {
 /// The tick of the sample update.
 const SAMPLE_TICK: u64 = 123_456;
 
-/// The frame of an update telling a player of `entities` others it knows, spread as a
-/// crowd would be, that turned since the tick before.
+/// The frame of a player's first (full) update, telling it of `entities` others in
+/// view, spread as a crowd would be: one the proxy forwards whatever came before it.
 fn sample_frame(entities: usize) -> Result<Bytes, BenchError> {
-    let state = |i: usize, velocity: Vec2| {
+    let state = |i: usize| {
         let position = Vec2::new(2000.0 + (i as f32 * 37.0) % 400.0, 2000.0 + (i as f32 * 53.0) % 400.0);
-        quantised(EntityState { id: EntityId(1_000_000 + i as u64), position, velocity })
+        EntityState { id: EntityId(1_000_000 + i as u64), position, velocity: Vec2::new(141.4, -141.4) }
     };
-    let update = |tick: u64, full: bool, velocity: Vec2| PlayerUpdate {
-        tick,
+    let update = PlayerUpdate {
+        tick: SAMPLE_TICK,
         server: ServerId(1),
         last_input: 42,
         inputs_applied: 42,
-        you: quantised_own(state(0, Vec2::ZERO)),
+        you: state(0),
         your_tick: Some(1),
-        full,
-        changed: (1..=entities).map(|i| state(i, velocity)).collect(),
+        full: true,
+        changed: (1..=entities).map(state).collect(),
         left: Vec::new(),
-        names: if full {
-            (1..=entities).map(|i| (state(i, velocity).id, format!("bot {i}"))).collect()
-        } else {
-            Vec::new()
-        },
+        names: (1..=entities).map(|i| (state(i).id, format!("bot {i}"))).collect(),
         update_every: 1,
     };
     let tick_seconds = tick_seconds(ClusterConfig::default_local().simulation.tick_hz);
-    let mut packer = UpdatePacker::default();
-    packer.pack(&update(SAMPLE_TICK - 1, true, Vec2::new(141.4, -141.4)), tick_seconds).map_err(setup)?;
-    let turned = packer.pack(&update(SAMPLE_TICK, false, Vec2::new(-141.4, -141.4)), tick_seconds).map_err(setup)?;
-    encoded_frame(&ProxyToClient::Update(turned)).map_err(setup)
+    let packed = UpdatePacker::default().pack(&update, tick_seconds).map_err(setup)?;
+    encoded_frame(&ProxyToClient::Update(packed)).map_err(setup)
 }
 
 /// Reads whole frames without decoding them, so the counting side costs next to nothing.
@@ -318,7 +311,8 @@ async fn through_proxy(
             users.push(user);
         }
     }
-    let frames = users.iter().map(|&user| PlayerFrame { user, last_input: 0, frame: frame.clone() }).collect();
+    let frames =
+        users.iter().map(|&user| PlayerFrame { user, last_input: 0, full: true, frame: frame.clone() }).collect();
     let mut batch = BytesMut::new();
     encode_frame(&ServerToProxy::Updates { tick: SAMPLE_TICK, frames }, &mut batch).map_err(setup)?;
 

@@ -92,7 +92,7 @@ mod tests {
         let key = PlayerKey([1; 32]);
         let user = key.user();
         let session = Session::next();
-        let route = ClientRoute { outbound, owner: Some(ServerId(1)), epoch: 0, session, welcome: None, key, acked: 0 };
+        let route = ClientRoute::new(outbound, Some(ServerId(1)), session, None, key);
         let login = ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 0 };
         routing.join(user, route, Start::Login { owner: ServerId(1), login }, 10).unwrap();
         (routing, user, queue, server)

@@ -217,7 +217,7 @@ pub fn admit(
         None => Some(welcome),
     };
     let session = Session::next();
-    let route = ClientRoute { outbound, owner, epoch: 0, session, welcome, key, acked: 0 };
+    let route = ClientRoute::new(outbound, owner, session, welcome, key);
     routing.join(user, route, start, settings.limits.max_players).map_err(|err| err.to_string())?;
     Ok((sink, session))
 }

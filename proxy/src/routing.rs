@@ -59,9 +59,28 @@ pub struct ClientRoute {
     /// The last input its server acknowledged: should that server be lost, the player's
     /// inputs follow on from it where it is logged in again.
     pub acked: u32,
+    /// The server whose updates the player follows: it was forwarded a full update of
+    /// this server's, and every update of its since. Each update is packed against the
+    /// ones before it (`tessera_shared::protocol::packing`): before a full one, or after
+    /// one was dropped, the rest would mean nothing to the player, and are dropped too,
+    /// until the next full one (which its server sends whenever it may have been).
+    pub following: Option<ServerId>,
 }
 
 impl ClientRoute {
+    /// A player's route as it joins, through `outbound`, on `session`: simulated by
+    /// `owner` (unless a resumed session waits for its server's answer, with its
+    /// `welcome`), nothing acknowledged or forwarded yet.
+    pub fn new(
+        outbound: ClientQueue,
+        owner: Option<ServerId>,
+        session: Session,
+        welcome: Option<ProxyToClient>,
+        key: PlayerKey,
+    ) -> Self {
+        Self { outbound, owner, epoch: 0, session, welcome, key, acked: 0, following: None }
+    }
+
     /// Whether its server was lost, and it waits for one to take it back.
     fn offline(&self) -> bool {
         self.owner.is_none() && self.welcome.is_none()
@@ -408,8 +427,9 @@ impl Routing {
     /// first, and would undo it. (The new owner's `Owner` notice precedes its updates on
     /// the same link, so nothing current is dropped.)
     pub fn updates_from(&self, server: ServerId, frames: impl IntoIterator<Item = PlayerFrame>) {
-        let frames = frames.into_iter().map(|PlayerFrame { user, last_input, frame }| {
-            (user, Outgoing::Encoded(frame), Some(FromServer { by: server, acknowledges: Some(last_input) }))
+        let frames = frames.into_iter().map(|PlayerFrame { user, last_input, full, frame }| {
+            let update = UpdateFrame { acknowledges: last_input, full };
+            (user, Outgoing::Encoded(frame), Some(FromServer { by: server, update: Some(update) }))
         });
         self.deliver(frames);
     }
@@ -424,7 +444,7 @@ impl Routing {
                 return;
             }
         };
-        let from = FromServer { by: server, acknowledges: None };
+        let from = FromServer { by: server, update: None };
         self.deliver(to.into_iter().map(|user| (user, Outgoing::Encoded(frame.clone()), Some(from))));
     }
 
@@ -441,12 +461,23 @@ impl Routing {
                     debug!("dropping a message for {user}, who has left");
                     continue;
                 };
-                if let Some(FromServer { by, acknowledges }) = from {
+                if let Some(FromServer { by, update }) = from {
                     if Some(by) != route.owner {
+                        if update.is_some() && route.following == Some(by) {
+                            route.following = None;
+                        }
                         debug!("dropping a late message for {user} from a server that does not own it");
                         continue;
                     }
-                    route.acked = acknowledges.unwrap_or(route.acked);
+                    if let Some(UpdateFrame { acknowledges, full }) = update {
+                        route.acked = acknowledges;
+                        if full {
+                            route.following = Some(by);
+                        } else if route.following != Some(by) {
+                            debug!("dropping an update for {user} of {by}'s that follows none it was forwarded");
+                            continue;
+                        }
+                    }
                 }
                 match route.outbound.queue(message) {
                     Ok(flush) => {
@@ -474,11 +505,19 @@ impl Routing {
 }
 
 /// The server a message for a player comes from, which must own it; for an update,
-/// the last input of the player it acknowledges.
+/// what the proxy reads of it.
 #[derive(Clone, Copy)]
 struct FromServer {
     by: ServerId,
-    acknowledges: Option<u32>,
+    update: Option<UpdateFrame>,
+}
+
+/// What the proxy reads of a player's update: the last input of the player's it
+/// acknowledges, and whether it is full (needs no update before it).
+#[derive(Clone, Copy)]
+struct UpdateFrame {
+    acknowledges: u32,
+    full: bool,
 }
 
 /// Tells every server but `owner`, where `user` is logged in now, that it signed in
@@ -517,7 +556,7 @@ mod tests {
         let user = key.user();
         let login = ProxyToServer::Login { user, name: format!("p{n}"), position: Vec2::ZERO, last_input: 0 };
         let session = Session::next();
-        let route = ClientRoute { outbound, owner: Some(ServerId(1)), epoch: 0, session, welcome: None, key, acked: 0 };
+        let route = ClientRoute::new(outbound, Some(ServerId(1)), session, None, key);
         routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2)?;
         Ok((user, queue, session))
     }
@@ -528,7 +567,7 @@ mod tests {
 
     /// `frame` for `user`, acknowledging no input.
     fn played(user: UserId, frame: &Bytes) -> PlayerFrame {
-        PlayerFrame { user, last_input: 0, frame: frame.clone() }
+        PlayerFrame { user, last_input: 0, full: true, frame: frame.clone() }
     }
 
     fn input(user: UserId, seq: u32) -> ProxyToServer {
@@ -544,7 +583,10 @@ mod tests {
         }
         // The server applied three of the five before it was lost: the other two went
         // with it, and the player sends them again to whichever logs it in.
-        routing.updates_from(ServerId(1), [PlayerFrame { user, last_input: 3, frame: Bytes::from_static(b"f") }]);
+        routing.updates_from(
+            ServerId(1),
+            [PlayerFrame { user, last_input: 3, full: true, frame: Bytes::from_static(b"f") }],
+        );
         assert_eq!(routing.server_down(ServerId(1)), 1);
         let (to_back, mut back) = Outbound::channel();
         routing.server_up(ServerId(1), to_back);
@@ -601,6 +643,33 @@ mod tests {
         assert!(player.next_frame().is_none(), "the previous owner's late update is dropped");
         routing.updates_from(ServerId(2), [played(user, &frame)]);
         assert_eq!(next_frame(&mut player), Some(frame));
+    }
+
+    #[test]
+    fn a_player_is_forwarded_its_servers_updates_from_a_full_one_on_and_none_after_a_gap() {
+        let (routing, _server_one) = with_server();
+        let (user, mut player) = join(&routing, 1, 1 << 20).unwrap();
+        let (full, next) = (Bytes::from_static(b"full"), Bytes::from_static(b"next"));
+        let packed_after = |frame: &Bytes| PlayerFrame { full: false, ..played(user, frame) };
+
+        // An older session's update, sent before the server took this one's login.
+        routing.updates_from(ServerId(1), [packed_after(&next)]);
+        assert!(player.next_frame().is_none(), "an update packed against none this player had");
+        routing.updates_from(ServerId(1), [played(user, &full), packed_after(&next)]);
+        assert_eq!((next_frame(&mut player), next_frame(&mut player)), (Some(full.clone()), Some(next.clone())));
+
+        // Its server is lost, and its updates meanwhile dropped: the rest follow a gap.
+        assert_eq!(routing.server_down(ServerId(1)), 1);
+        let told = next_frame(&mut player).map(|frame| decode_body(&frame[4..]));
+        assert!(matches!(told, Some(Ok(ProxyToClient::RegionOffline))), "{told:?}");
+        routing.updates_from(ServerId(1), [packed_after(&next)]);
+        let (to_back, _back) = Outbound::channel();
+        routing.server_up(ServerId(1), to_back);
+        routing.set_owner(user, ServerId(1), 0);
+        routing.updates_from(ServerId(1), [packed_after(&next)]);
+        assert!(player.next_frame().is_none(), "an update that follows one dropped");
+        routing.updates_from(ServerId(1), [played(user, &full), packed_after(&next)]);
+        assert_eq!((next_frame(&mut player), next_frame(&mut player)), (Some(full), Some(next)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::components::Visible;
 use crate::input_queue::InputQueue;
 use crate::net::{NetSystems, ProxyLinks};
 use crate::pacing::UpdatePace;
-use crate::players::Player;
+use crate::players::{Parked, Player};
 use crate::settings::ServerSettings;
 use crate::tick::SimulationTick;
 use bevy::platform::collections::HashMap;
@@ -75,6 +75,11 @@ impl Grid {
 }
 
 type Seen<'a> = (&'a EntityId, &'a Position, &'a Velocity, &'a Visible);
+
+/// A player its update is made for: who it is, what of its input was applied, where it
+/// is, and what it was told before.
+type Recipient<'a> =
+    (&'a UserId, &'a EntityId, &'a Player, &'a InputQueue, &'a Position, &'a Velocity, &'a mut KnownEntities);
 
 /// What one player has been told of each entity in its view: the state sent and the
 /// tick it was sent at, from which the player extrapolates.
@@ -229,7 +234,7 @@ fn send_player_updates(
     settings: Res<ServerSettings>,
     pace: Res<UpdatePace>,
     visible: Query<Seen>,
-    mut players: Query<(&UserId, &EntityId, &Player, &InputQueue, &Position, &Velocity, &mut KnownEntities)>,
+    mut players: Query<Recipient, Without<Parked>>,
     mut links: ResMut<ProxyLinks>,
 ) {
     let everything: Vec<Seen> = visible.iter().collect();
@@ -309,7 +314,8 @@ fn send_player_updates(
             batch.send(player.proxy, tick.0, &mut links);
         }
         batch.bytes += encoded.len();
-        batch.frames.push(PlayerFrame { user, last_input: queue.last_input, frame: encoded.split().freeze() });
+        let frame = encoded.split().freeze();
+        batch.frames.push(PlayerFrame { user, last_input: queue.last_input, full, frame });
     }
     for (proxy, mut batch) in per_proxy {
         batch.send(proxy, tick.0, &mut links);

@@ -157,18 +157,20 @@ fn end_older_session(links: &mut ProxyLinks, user: UserId, older: ProxyId, newer
 }
 
 /// A proxy that (re)connects hears which of its players this server owns: an `Owner`
-/// notice sent while its link was down would otherwise leave it routing elsewhere.
+/// notice sent while its link was down would otherwise leave it routing elsewhere. What
+/// was sent over the old link may not have arrived: each starts over with a full update.
 fn announce_owners(
     mut connected: MessageReader<ProxyConnected>,
     settings: Res<ServerSettings>,
-    owned: Query<(&UserId, &Player), Without<Parked>>,
+    mut owned: Query<(&UserId, &Player, &mut KnownEntities), Without<Parked>>,
     mut links: ResMut<ProxyLinks>,
 ) {
     for &ProxyConnected { proxy } in connected.read() {
         // Parked players' sessions are for whichever proxy they resume through: a proxy
         // started again knows nothing of them.
-        for (&user, player) in owned.iter().filter(|(_, player)| player.proxy == proxy) {
+        for (&user, player, mut known) in owned.iter_mut().filter(|(_, player, _)| player.proxy == proxy) {
             links.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch: player.epoch });
+            *known = KnownEntities::default();
         }
     }
 }

@@ -275,7 +275,7 @@ mod tests {
         let frame = encoded_frame(&ProxyToClient::Update(update.clone())).unwrap();
         round_trip(ServerToProxy::Updates {
             tick: 3,
-            frames: vec![PlayerFrame { user, last_input: 3, frame: frame.clone() }],
+            frames: vec![PlayerFrame { user, last_input: 3, full: true, frame: frame.clone() }],
         });
         // A forwarded frame goes out byte for byte, and decodes as what was encoded.
         let mut forwarded = BytesMut::new();

@@ -62,7 +62,7 @@ async fn an_address_joins_its_burst_then_at_its_rate() {
 
 /// [`big_update_frame`] for `user`, as its server sends it to the proxy.
 fn frame_for(user: UserId, tick: u64) -> PlayerFrame {
-    PlayerFrame { user, last_input: 0, frame: big_update_frame(tick) }
+    PlayerFrame { user, last_input: 0, full: true, frame: big_update_frame(tick) }
 }
 
 /// An update of about 16 KiB, as a server would frame it for one player: a full one,

@@ -162,7 +162,8 @@ pub struct PlayerUpdate {
     pub changed: Vec<EntityState>,
     /// Entities that went out of view.
     pub left: Vec<EntityId>,
-    /// Names of entities this player has not been told about yet.
+    /// Names of entities this player has not been told about yet, in the order they
+    /// come in `changed`.
     pub names: Vec<(EntityId, String)>,
     /// How many ticks apart the server tells this player what others did: 1, unless the
     /// server is over capacity and spreads its players' updates over several ticks (at
@@ -313,11 +314,14 @@ pub enum ServerToProxy {
 
 /// One player's update, encoded whole by its server as the frame its proxy forwards
 /// unread, beside what the proxy reads of it: the last input it acknowledges, from which
-/// the player's inputs follow on should the server be lost ([`ProxyToServer::Login`]).
+/// the player's inputs follow on should the server be lost ([`ProxyToServer::Login`]);
+/// and whether it is full, which a player can take without the updates before it (see
+/// [`packing`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayerFrame {
     pub user: UserId,
     pub last_input: u32,
+    pub full: bool,
     pub frame: bytes::Bytes,
 }
 

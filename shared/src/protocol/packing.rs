@@ -4,22 +4,29 @@
 //! [`PlayerUpdate`] the server meant.
 //!
 //! An update names the others by a small handle the server gives each entity for as
-//! long as the player knows it, not by its 8-byte id; carries motion in fixed point
-//! ([`quantised`]); and says each number as its change since the last update of the
-//! link: the tick, the inputs acknowledged, the player's clock, its own position against
-//! where it was heading, another's against where the player extrapolates it. That is a
-//! byte or two where the whole number took four to nine. It is safe because the link
-//! loses nothing: TCP delivers in order, a proxy forwards every update of the player's
-//! server or disconnects the player, and whatever starts a player over (a new server, a
-//! resumed session, an update that could not be sent) starts its updates over with a
-//! full one, which needs nothing before it.
+//! long as the player knows it, not by its 8-byte id; carries positions in fixed point
+//! ([`quantised`]) and a walker's velocity as its heading, one byte; says each number as
+//! its change since the last update of the link (the tick, the inputs acknowledged, the
+//! player's own position against where it was heading, another's against where the
+//! player extrapolates it); and leaves out what did not change at all (the link's
+//! [`Terms`], and others when there is no news of them). That is a byte or two where
+//! the whole number took four to nine.
+//!
+//! It is sound because the link loses nothing between two full updates: TCP delivers
+//! in order; a server starts a player over with a full update whenever what it sent may
+//! not have arrived (a new server, a resumed session, a proxy reconnected, an update
+//! that could not be sent); and a proxy forwards a server's updates to a player only
+//! from a full one on, and while it drops none of them (`proxy/src/routing.rs`). Each
+//! update still counts itself ([`PackedUpdate`]'s `seq`), so that a gap, were there one,
+//! ends the link instead of putting others where they are not.
 
 use super::verify::Violation;
 use super::{EntityState, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES, PlayerUpdate, extrapolate};
+use crate::components::Keys;
 use crate::ids::{EntityId, ServerId};
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::sync::LazyLock;
 
 /// The grid others' positions are sent on, in world units: well under the
 /// [`STRAY`](super::STRAY) they may be off by anyway, and a turn seen a tick late is a
@@ -51,9 +58,9 @@ fn on_grid(state: EntityState, position_quantum: f32) -> EntityState {
     EntityState { id: state.id, position, velocity }
 }
 
-/// A position or velocity in whole quanta. Float-to-integer casts saturate (a non-finite value
-/// becomes 0 or an extreme), so nothing here panics; the server's states are finite and
-/// in the world, and a player checks what it decodes.
+/// A position or velocity in whole quanta. Float-to-integer casts saturate (a
+/// non-finite value becomes 0 or an extreme), so nothing here panics; the server's
+/// states are finite and in the world, and a player checks what it decodes.
 type Point = [i64; 2];
 
 fn point(position: Vec2, quantum: f32) -> Point {
@@ -72,41 +79,111 @@ fn from_fixed(value: i64, quantum: f32) -> f32 {
     (value as f64 * f64::from(quantum)) as f32
 }
 
+fn minus(a: Point, b: Point) -> Point {
+    [a[0].wrapping_sub(b[0]), a[1].wrapping_sub(b[1])]
+}
+
+fn plus(a: Point, b: Point) -> Option<Point> {
+    Some([a[0].checked_add(b[0])?, a[1].checked_add(b[1])?])
+}
+
 /// Which of the entities a player knows an update speaks of: given by the server when
 /// the entity comes into view, free again once it leaves. Below [`MAX_KNOWN_ENTITIES`],
 /// as many as the player knows at most, so one byte for the first 250.
 pub type Handle = u16;
 
-/// A [`PlayerUpdate`] on the wire. Numbers are changes since the previous update of the
-/// link unless the update is `full`, when they are whole.
+/// A [`PlayerUpdate`] on the wire. The tick, the acknowledgement and the positions are
+/// changes since the previous update of the link, unless the update is full, when they
+/// are whole; the rest is whole, and left out when unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PackedUpdate {
+    /// Updates since the full one, wrapping: one more than the previous update's.
+    seq: u8,
     /// Ticks since the previous update.
     tick: u64,
-    server: ServerId,
-    full: bool,
-    update_every: u8,
     /// Inputs newly acknowledged (how far `last_input` moved).
     last_input: u32,
+    /// The player's own position, on [`OWN_POSITION_QUANTUM`], against where the previous
+    /// update's own state extrapolates to.
+    you: Motion,
+    /// In a full update, and when they changed.
+    terms: Option<Terms>,
+    /// When there is news of others.
+    others: Option<Others>,
+}
+
+/// What an update says of the link rather than of the tick: the same in most updates,
+/// and then not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Terms {
+    full: bool,
+    server: ServerId,
+    update_every: u8,
     /// `inputs_applied` less `last_input`: 0 unless an input was applied twice.
     applied_beyond: i64,
-    /// On [`OWN_POSITION_QUANTUM`]: the change from where the previous update's own state
-    /// extrapolates to; its velocity, the change from the previous one's.
-    you: Motion,
-    /// How far the player's clock moved against the server's (`your_tick` less `tick`);
-    /// the whole offset in a full update, or the first since the clock was set.
-    your_tick: Option<i64>,
+    /// The player's clock against the server's (`your_tick` less `tick`), once it has one.
+    clock_offset: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Others {
     entered: Vec<Entered>,
     moved: Vec<Moved>,
     left: Vec<Handle>,
 }
 
-/// A position, in whole quanta against a baseline both ends know, and a velocity on
-/// [`VELOCITY_QUANTUM`].
+/// A position, in whole quanta against a baseline both ends know, and a velocity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Motion {
     position: Point,
-    velocity: Point,
+    velocity: Heading,
+}
+
+/// A velocity: one that keys give, every walker's, in one byte; any other (a walker
+/// stopped by the edge of the world in one axis) in quanta of [`VELOCITY_QUANTUM`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Heading {
+    Still,
+    Up,
+    Down,
+    Left,
+    Right,
+    UpLeft,
+    UpRight,
+    DownLeft,
+    DownRight,
+    Other(Point),
+}
+
+/// The headings keys give, with their velocities in quanta, as both ends compute them.
+static WALKS: LazyLock<[(Heading, Point); 9]> = LazyLock::new(|| {
+    [
+        (Heading::Still, Keys::empty()),
+        (Heading::Up, Keys::UP),
+        (Heading::Down, Keys::DOWN),
+        (Heading::Left, Keys::LEFT),
+        (Heading::Right, Keys::RIGHT),
+        (Heading::UpLeft, Keys::UP | Keys::LEFT),
+        (Heading::UpRight, Keys::UP | Keys::RIGHT),
+        (Heading::DownLeft, Keys::DOWN | Keys::LEFT),
+        (Heading::DownRight, Keys::DOWN | Keys::RIGHT),
+    ]
+    .map(|(heading, keys)| (heading, point(keys.walk_velocity().0, VELOCITY_QUANTUM)))
+});
+
+impl Heading {
+    fn of(velocity: Vec2) -> Self {
+        let velocity = point(velocity, VELOCITY_QUANTUM);
+        WALKS.iter().find(|(_, walk)| *walk == velocity).map_or(Heading::Other(velocity), |(heading, _)| *heading)
+    }
+
+    fn velocity(self) -> Vec2 {
+        let velocity = match self {
+            Heading::Other(velocity) => velocity,
+            walk => WALKS.iter().find(|(heading, _)| *heading == walk).map_or([0, 0], |(_, velocity)| *velocity),
+        };
+        unpoint(velocity, VELOCITY_QUANTUM)
+    }
 }
 
 /// An entity coming into the player's view, at a position against the player's own.
@@ -126,22 +203,24 @@ struct Moved {
     motion: Motion,
 }
 
-/// What both ends hold of the link: the previous update's tick, acknowledgement, own
-/// state and clock offset, and for each entity the player knows, its handle and the
-/// state last sent (and when), from which both extrapolate it.
-#[derive(Debug, Default)]
-struct LinkState {
-    previous: Option<Previous>,
-}
-
+/// What both ends hold of the previous update of the link.
 #[derive(Debug, Clone, Copy)]
 struct Previous {
+    seq: u8,
     tick: u64,
     last_input: u32,
     you: EntityState,
-    clock_offset: Option<i64>,
+    terms: Terms,
 }
 
+impl Previous {
+    /// Where the player's own state of this update extrapolates to at `tick`.
+    fn own_expected(&self, tick: u64, tick_seconds: f32) -> Point {
+        point(extrapolate(&self.you, self.tick, tick, tick_seconds), OWN_POSITION_QUANTUM)
+    }
+}
+
+/// The state of an entity last sent (and when), from which both ends extrapolate it.
 #[derive(Debug, Clone, Copy)]
 struct Baseline {
     state: EntityState,
@@ -155,31 +234,11 @@ impl Baseline {
     }
 }
 
-fn own_expected(previous: &Previous, tick: u64, tick_seconds: f32) -> Point {
-    point(extrapolate(&previous.you, previous.tick, tick, tick_seconds), OWN_POSITION_QUANTUM)
-}
-
-fn velocity_of(motion: &Motion) -> Vec2 {
-    unpoint(motion.velocity, VELOCITY_QUANTUM)
-}
-
-fn fixed_velocity(velocity: Vec2) -> Point {
-    point(velocity, VELOCITY_QUANTUM)
-}
-
-fn minus(a: Point, b: Point) -> Point {
-    [a[0].wrapping_sub(b[0]), a[1].wrapping_sub(b[1])]
-}
-
-fn plus(a: Point, b: Point) -> Option<Point> {
-    Some([a[0].checked_add(b[0])?, a[1].checked_add(b[1])?])
-}
-
 /// Why a server could not pack an update: the update breaks what updates promise (a
 /// bug of the server's, which starts the player over with a full update).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PackError {
-    #[error("{0} came into view without a name")]
+    #[error("{0} came into view without its name next in the update's names")]
     Unnamed(EntityId),
     #[error("a name for {0}, which is not coming into view")]
     StrayName(EntityId),
@@ -194,104 +253,102 @@ pub enum PackError {
 }
 
 /// A server's end of one player's link: packs each of the player's updates against
-/// what the link carried before it. Every update packed must be sent (or the packer
-/// replaced, and the next update be full).
+/// what the link carried before it. Every update packed must be sent; after one that is
+/// not, or a [`PackError`] (which may leave it part-way), the packer is to be replaced
+/// and the next update be full.
 #[derive(Debug, Default)]
 pub struct UpdatePacker {
-    link: LinkState,
-    known: HashMap<EntityId, (Handle, Baseline)>,
+    previous: Option<Previous>,
+    known: foldhash::HashMap<EntityId, (Handle, Baseline)>,
     free: Vec<Handle>,
     next: Handle,
 }
 
 impl UpdatePacker {
-    /// `update`, whose states are [`quantised`] (its own [`quantised_own`]), as its
-    /// player is to be sent it, by a server whose ticks last `tick_seconds`.
+    /// `update` as its player is to be sent it, by a server whose ticks last
+    /// `tick_seconds`: its states as [`quantised`] (its own as [`quantised_own`]), which
+    /// is what the server should record as sent.
     pub fn pack(&mut self, update: &PlayerUpdate, tick_seconds: f32) -> Result<PackedUpdate, PackError> {
         if update.full {
-            (self.link, self.next) = (LinkState::default(), 0);
-            self.known.clear();
-            self.free.clear();
+            *self = Self::default();
         }
-        let previous = match self.link.previous {
-            Some(previous) if !update.full => {
-                if update.tick < previous.tick {
-                    return Err(PackError::TickBackwards { tick: update.tick, previous: previous.tick });
-                }
-                Some(previous)
+        let previous = match self.previous {
+            Some(previous) if update.tick < previous.tick => {
+                return Err(PackError::TickBackwards { tick: update.tick, previous: previous.tick });
             }
-            Some(_) => None,
-            None if update.full => None,
-            None => return Err(PackError::NotFullFirst),
+            None if !update.full => return Err(PackError::NotFullFirst),
+            previous => previous,
         };
-        let own = point(update.you.position, OWN_POSITION_QUANTUM);
-        let clock_offset = update.your_tick.map(|yours| i64::from(yours) - update.tick as i64);
-        let own_velocity = fixed_velocity(update.you.velocity);
-        let (tick, last_input, you, your_tick) = match previous {
-            Some(previous) => (
-                update.tick - previous.tick,
-                update.last_input.wrapping_sub(previous.last_input),
-                Motion {
-                    position: minus(own, own_expected(&previous, update.tick, tick_seconds)),
-                    velocity: minus(own_velocity, fixed_velocity(previous.you.velocity)),
-                },
-                match (clock_offset, previous.clock_offset) {
-                    (Some(now), Some(before)) => Some(now.wrapping_sub(before)),
-                    (now, _) => now,
-                },
-            ),
-            None => (update.tick, update.last_input, Motion { position: own, velocity: own_velocity }, clock_offset),
-        };
-        let names: HashMap<EntityId, &String> = update.names.iter().map(|(id, name)| (*id, name)).collect();
-        let mut packed = PackedUpdate {
-            tick,
-            server: update.server,
+        let terms = Terms {
             full: update.full,
+            server: update.server,
             update_every: update.update_every,
-            last_input,
             applied_beyond: i64::from(update.inputs_applied) - i64::from(update.last_input),
-            you,
-            your_tick,
-            entered: Vec::new(),
-            moved: Vec::new(),
-            left: Vec::with_capacity(update.left.len()),
+            clock_offset: update.your_tick.map(|yours| i64::from(yours) - update.tick as i64),
         };
+        let you = quantised_own(update.you);
+        let own = point(you.position, OWN_POSITION_QUANTUM);
+        let mut packed = PackedUpdate {
+            seq: 0,
+            tick: update.tick,
+            last_input: update.last_input,
+            you: Motion { position: own, velocity: Heading::of(you.velocity) },
+            terms: Some(terms),
+            others: None,
+        };
+        if let Some(previous) = previous {
+            packed.seq = previous.seq.wrapping_add(1);
+            packed.tick = update.tick - previous.tick;
+            packed.last_input = update.last_input.wrapping_sub(previous.last_input);
+            packed.you.position = minus(own, previous.own_expected(update.tick, tick_seconds));
+            packed.terms = (terms != previous.terms).then_some(terms);
+        }
+        if !(update.changed.is_empty() && update.left.is_empty() && update.names.is_empty()) {
+            packed.others = Some(self.others(update, you.position, tick_seconds)?);
+        }
+        // The next update's terms are compared with these, as of an update not full.
+        let terms = Terms { full: false, ..terms };
+        self.previous =
+            Some(Previous { seq: packed.seq, tick: update.tick, last_input: update.last_input, you, terms });
+        Ok(packed)
+    }
+
+    fn others(&mut self, update: &PlayerUpdate, own: Vec2, tick_seconds: f32) -> Result<Others, PackError> {
+        let mut names = update.names.iter();
+        let mut others = Others { entered: Vec::new(), moved: Vec::new(), left: Vec::with_capacity(update.left.len()) };
         // Those leaving free their handles first, for those entering to take.
         for id in &update.left {
             let (handle, _) = self.known.remove(id).ok_or(PackError::LeftUnknown(*id))?;
             self.free.push(handle);
-            packed.left.push(handle);
+            others.left.push(handle);
         }
-        let own_for_others = point(update.you.position, POSITION_QUANTUM);
-        for state in &update.changed {
-            let now = Baseline { state: *state, tick: update.tick };
+        let own_for_others = point(own, POSITION_QUANTUM);
+        for state in update.changed.iter().map(|state| quantised(*state)) {
+            let now = Baseline { state, tick: update.tick };
             let at = point(state.position, POSITION_QUANTUM);
-            let velocity = fixed_velocity(state.velocity);
+            let velocity = Heading::of(state.velocity);
             match self.known.get_mut(&state.id) {
                 Some((handle, baseline)) => {
                     let position = minus(at, baseline.expected(update.tick, tick_seconds));
-                    packed.moved.push(Moved { handle: *handle, motion: Motion { position, velocity } });
+                    others.moved.push(Moved { handle: *handle, motion: Motion { position, velocity } });
                     *baseline = now;
                 }
                 None => {
-                    let name = names.get(&state.id).ok_or(PackError::Unnamed(state.id))?;
+                    let name = match names.next() {
+                        Some((named, name)) if *named == state.id => name,
+                        _ => return Err(PackError::Unnamed(state.id)),
+                    };
                     let handle = self.free.pop().or_else(|| self.take_next()).ok_or(PackError::TooManyKnown)?;
                     self.known.insert(state.id, (handle, now));
-                    let position = minus(at, own_for_others);
-                    let motion = Motion { position, velocity };
-                    packed.entered.push(Entered { handle, id: state.id, name: (*name).clone(), motion });
+                    let motion = Motion { position: minus(at, own_for_others), velocity };
+                    others.entered.push(Entered { handle, id: state.id, name: name.clone(), motion });
                 }
             }
         }
-        // Every name went to an entity entering, unless one is stray (searched for then only).
-        if names.len() != packed.entered.len()
-            && let Some(stray) = names.keys().find(|id| !packed.entered.iter().any(|entered| entered.id == **id))
-        {
+        if let Some((stray, _)) = names.next() {
             return Err(PackError::StrayName(*stray));
         }
-        self.link.previous =
-            Some(Previous { tick: update.tick, last_input: update.last_input, you: update.you, clock_offset });
-        Ok(packed)
+        Ok(others)
     }
 
     fn take_next(&mut self) -> Option<Handle> {
@@ -310,7 +367,7 @@ impl UpdatePacker {
 pub struct UpdateUnpacker {
     you: EntityId,
     tick_seconds: f32,
-    link: LinkState,
+    previous: Option<Previous>,
     /// By handle: who it names and the state last sent.
     known: Vec<Option<(EntityId, Baseline)>>,
 }
@@ -324,8 +381,12 @@ pub enum UnpackProblem {
     UnknownHandle(Handle),
     #[error("handle {0} is in use")]
     HandleInUse(Handle),
-    #[error("handle {0} (below {MAX_KNOWN_ENTITIES})")]
+    #[error("handle {0} is not below {MAX_KNOWN_ENTITIES}")]
     HandleOutOfRange(Handle),
+    #[error("update {got} of the link, after update {previous}")]
+    Gap { got: u8, previous: u8 },
+    #[error("an update from {got} that is not full, after one from {previous}")]
+    ServerChanged { got: ServerId, previous: ServerId },
     #[error("a number that overflows")]
     Overflow,
 }
@@ -333,12 +394,12 @@ pub enum UnpackProblem {
 impl UpdateUnpacker {
     /// The end of the player `you`, whose server's ticks last `tick_seconds`.
     pub fn new(you: EntityId, tick_seconds: f32) -> Self {
-        Self { you, tick_seconds, link: LinkState::default(), known: Vec::new() }
+        Self { you, tick_seconds, previous: None, known: Vec::new() }
     }
 
     pub fn unpack(&mut self, packed: PackedUpdate) -> Result<PlayerUpdate, Violation> {
         // Bounded before any work: what the frame's length let through may be more.
-        let count = packed.entered.len() + packed.moved.len() + packed.left.len();
+        let count = packed.others.as_ref().map_or(0, |o| o.entered.len() + o.moved.len() + o.left.len());
         if count > MAX_ENTITIES_PER_MESSAGE {
             return Err(Violation::TooManyEntities { count });
         }
@@ -347,29 +408,33 @@ impl UpdateUnpacker {
 
     fn unpack_checked(&mut self, packed: PackedUpdate) -> Result<PlayerUpdate, UnpackProblem> {
         use UnpackProblem::*;
-        if packed.full {
-            self.link = LinkState::default();
-            self.known.clear();
+        let terms = match (packed.terms, self.previous) {
+            (Some(terms), _) => terms,
+            (None, Some(previous)) => previous.terms,
+            (None, None) => return Err(NotFullFirst),
+        };
+        let terms = Terms { full: packed.terms.is_some_and(|terms| terms.full), ..terms };
+        if terms.full {
+            (self.previous, self.known) = (None, Vec::new());
         }
         let ts = self.tick_seconds;
-        let (tick, last_input, own, clock_offset) = match self.link.previous {
+        let (tick, last_input, own) = match self.previous {
             Some(previous) => {
+                if packed.seq != previous.seq.wrapping_add(1) {
+                    return Err(Gap { got: packed.seq, previous: previous.seq });
+                }
+                if terms.server != previous.terms.server {
+                    return Err(ServerChanged { got: terms.server, previous: previous.terms.server });
+                }
                 let tick = previous.tick.checked_add(packed.tick).ok_or(Overflow)?;
-                let own = Motion {
-                    position: plus(own_expected(&previous, tick, ts), packed.you.position).ok_or(Overflow)?,
-                    velocity: plus(fixed_velocity(previous.you.velocity), packed.you.velocity).ok_or(Overflow)?,
-                };
-                let clock_offset = match (packed.your_tick, previous.clock_offset) {
-                    (Some(change), Some(before)) => Some(before.checked_add(change).ok_or(Overflow)?),
-                    (offset, _) => offset,
-                };
-                (tick, previous.last_input.wrapping_add(packed.last_input), own, clock_offset)
+                let own = plus(previous.own_expected(tick, ts), packed.you.position).ok_or(Overflow)?;
+                (tick, previous.last_input.wrapping_add(packed.last_input), own)
             }
-            None if packed.full => (packed.tick, packed.last_input, packed.you, packed.your_tick),
+            None if terms.full => (packed.tick, packed.last_input, packed.you.position),
             None => return Err(NotFullFirst),
         };
-        let inputs_applied = i64::from(last_input).checked_add(packed.applied_beyond).ok_or(Overflow)?;
-        let your_tick = match clock_offset {
+        let inputs_applied = i64::from(last_input).checked_add(terms.applied_beyond).ok_or(Overflow)?;
+        let your_tick = match terms.clock_offset {
             Some(offset) => {
                 let yours = i64::try_from(tick).ok().and_then(|tick| tick.checked_add(offset));
                 Some(yours.and_then(|yours| u32::try_from(yours).ok()).ok_or(Overflow)?)
@@ -378,18 +443,44 @@ impl UpdateUnpacker {
         };
         let you = EntityState {
             id: self.you,
-            position: unpoint(own.position, OWN_POSITION_QUANTUM),
-            velocity: velocity_of(&own),
+            position: unpoint(own, OWN_POSITION_QUANTUM),
+            velocity: packed.you.velocity.velocity(),
         };
-        let entities = packed.entered.len() + packed.moved.len();
-        let (mut changed, mut names) = (Vec::with_capacity(entities), Vec::with_capacity(packed.entered.len()));
-        let mut left = Vec::with_capacity(packed.left.len());
-        for handle in packed.left {
-            let (id, _) = self.slot(handle)?.take().ok_or(UnknownHandle(handle))?;
-            left.push(id);
+        let mut update = PlayerUpdate {
+            tick,
+            server: terms.server,
+            last_input,
+            inputs_applied: u32::try_from(inputs_applied).map_err(|_| Overflow)?,
+            you,
+            your_tick,
+            full: terms.full,
+            changed: Vec::new(),
+            left: Vec::new(),
+            names: Vec::new(),
+            update_every: terms.update_every,
+        };
+        if let Some(others) = packed.others {
+            self.others(others, &mut update)?;
         }
-        let own_for_others = point(you.position, POSITION_QUANTUM);
-        for Entered { handle, id, name, motion } in packed.entered {
+        self.previous =
+            Some(Previous { seq: packed.seq, tick, last_input, you, terms: Terms { full: false, ..terms } });
+        Ok(update)
+    }
+
+    /// Puts what `others` says of them into `update`, whose tick and own state are unpacked.
+    fn others(&mut self, others: Others, update: &mut PlayerUpdate) -> Result<(), UnpackProblem> {
+        use UnpackProblem::*;
+        let Others { entered, moved, left } = others;
+        let (tick, tick_seconds) = (update.tick, self.tick_seconds);
+        update.changed.reserve(entered.len() + moved.len());
+        update.names.reserve(entered.len());
+        update.left.reserve(left.len());
+        for handle in left {
+            let (id, _) = self.slot(handle)?.take().ok_or(UnknownHandle(handle))?;
+            update.left.push(id);
+        }
+        let own_for_others = point(update.you.position, POSITION_QUANTUM);
+        for Entered { handle, id, name, motion } in entered {
             if usize::from(handle) >= MAX_KNOWN_ENTITIES {
                 return Err(HandleOutOfRange(handle));
             }
@@ -402,33 +493,23 @@ impl UpdateUnpacker {
             }
             let position = plus(own_for_others, motion.position).ok_or(Overflow)?;
             let state =
-                EntityState { id, position: unpoint(position, POSITION_QUANTUM), velocity: velocity_of(&motion) };
+                EntityState { id, position: unpoint(position, POSITION_QUANTUM), velocity: motion.velocity.velocity() };
             *slot = Some((id, Baseline { state, tick }));
-            changed.push(state);
-            names.push((id, name));
+            update.changed.push(state);
+            update.names.push((id, name));
         }
-        for Moved { handle, motion } in packed.moved {
+        for Moved { handle, motion } in moved {
             let (id, baseline) = self.slot(handle)?.as_mut().ok_or(UnknownHandle(handle))?;
-            let position = plus(baseline.expected(tick, ts), motion.position).ok_or(Overflow)?;
-            let state =
-                EntityState { id: *id, position: unpoint(position, POSITION_QUANTUM), velocity: velocity_of(&motion) };
+            let position = plus(baseline.expected(tick, tick_seconds), motion.position).ok_or(Overflow)?;
+            let state = EntityState {
+                id: *id,
+                position: unpoint(position, POSITION_QUANTUM),
+                velocity: motion.velocity.velocity(),
+            };
             *baseline = Baseline { state, tick };
-            changed.push(state);
+            update.changed.push(state);
         }
-        self.link.previous = Some(Previous { tick, last_input, you, clock_offset });
-        Ok(PlayerUpdate {
-            tick,
-            server: packed.server,
-            last_input,
-            inputs_applied: u32::try_from(inputs_applied).map_err(|_| Overflow)?,
-            you,
-            your_tick,
-            full: packed.full,
-            changed,
-            left,
-            names,
-            update_every: packed.update_every,
-        })
+        Ok(())
     }
 
     fn slot(&mut self, handle: Handle) -> Result<&mut Option<(EntityId, Baseline)>, UnpackProblem> {
@@ -451,11 +532,9 @@ mod tests {
 
     fn update(tick: u64, full: bool, changed: Vec<EntityState>, left: Vec<u64>) -> PlayerUpdate {
         let names = if full { changed.iter().map(|s| (s.id, format!("p{}", s.id.0))).collect() } else { Vec::new() };
-        let you = EntityState {
-            id: ME,
-            position: Vec2::new(1000.3, 700.7) + tick as f32 * Vec2::X,
-            velocity: Vec2::X * 20.0,
-        };
+        // Walking right: 10 units a tick.
+        let position = Vec2::new(1000.3, 700.7) + tick as f32 * 10.0 * Vec2::X;
+        let you = EntityState { id: ME, position, velocity: Keys::RIGHT.walk_velocity().0 };
         PlayerUpdate {
             tick,
             server: ServerId(2),
@@ -513,16 +592,20 @@ mod tests {
     }
 
     #[test]
-    fn a_change_of_a_known_entity_takes_a_few_bytes_where_its_id_and_floats_took_25() {
+    fn an_update_of_nothing_new_takes_13_bytes_and_another_turning_a_few_more() {
         let (mut packer, mut unpacker) = (UpdatePacker::default(), UpdateUnpacker::new(ME, TICK));
-        let walker = |x: f32, vy: f32| state(1, x, 650.0, 200.0, vy);
-        through(&mut packer, &mut unpacker, &update(100, true, vec![walker(900.0, 0.0)], vec![]));
+        let walker = |x: f32, keys: Keys| {
+            quantised(EntityState { id: EntityId(1), position: Vec2::new(x, 650.0), velocity: keys.walk_velocity().0 })
+        };
+        through(&mut packer, &mut unpacker, &update(100, true, vec![walker(900.0, Keys::RIGHT)], vec![]));
+        // Its length (4), the message's kind, its count, the tick, the acknowledgement,
+        // the player's own position (2) and heading, and that nothing else changed (2).
         let quiet = through(&mut packer, &mut unpacker, &update(101, false, vec![], vec![]));
-        // A tick later it turned: against where it was extrapolated, its position is a
-        // byte an axis; its velocity is three at most.
-        let turned = through(&mut packer, &mut unpacker, &update(102, false, vec![walker(920.0, 141.0)], vec![]));
-        assert!(turned - quiet <= 10, "{turned} bytes against {quiet}");
-        assert!(quiet <= 20, "an update telling nothing of others takes {quiet} bytes");
+        assert!(quiet <= 13, "an update telling nothing of others takes {quiet} bytes");
+        // Another turned: the lists' lengths, its handle, its position against where it
+        // was extrapolated (a byte an axis) and its heading.
+        let turned = through(&mut packer, &mut unpacker, &update(102, false, vec![walker(920.0, Keys::UP)], vec![]));
+        assert!(turned - quiet <= 8, "{turned} bytes against {quiet}");
     }
 
     #[test]
@@ -539,29 +622,44 @@ mod tests {
                 other => panic!("expected a packing problem, got {other:?}"),
             }
         };
-        // The full update's header as a next one, telling of nobody.
+        // The full update as the next one, telling of nothing new.
         let edited = |edit: &dyn Fn(&mut PackedUpdate)| {
-            let mut packed = full.clone();
-            packed.full = false;
-            packed.entered.clear();
+            let mut packed = PackedUpdate { seq: 1, terms: None, others: None, ..full.clone() };
             edit(&mut packed);
             packed
         };
+        let others =
+            |entered: Vec<Entered>, moved: Vec<Moved>, left: Vec<Handle>| Some(Others { entered, moved, left });
+        let terms = Terms { full: false, ..full.terms.unwrap() };
+        let entering = full.others.clone().unwrap().entered;
         assert!(UpdateUnpacker::new(ME, TICK).unpack(full.clone()).is_ok());
         assert_eq!(problem(edited(&|_| {}), None), UnpackProblem::NotFullFirst);
-        assert_eq!(problem(edited(&|p| p.left = vec![7]), Some(&full)), UnpackProblem::UnknownHandle(7));
-        let again = |p: &mut PackedUpdate| p.entered = full.entered.clone();
+        assert_eq!(problem(edited(&|p| p.terms = Some(terms)), None), UnpackProblem::NotFullFirst);
+        assert_eq!(
+            problem(edited(&|p| p.others = others(vec![], vec![], vec![7])), Some(&full)),
+            UnpackProblem::UnknownHandle(7)
+        );
+        let again = |p: &mut PackedUpdate| p.others = others(entering.clone(), vec![], vec![]);
         assert_eq!(problem(edited(&again), Some(&full)), UnpackProblem::HandleInUse(0));
-        let moved = |p: &mut PackedUpdate| p.moved = vec![Moved { handle: 3, motion: p.you }];
+        let moved = |p: &mut PackedUpdate| p.others = others(vec![], vec![Moved { handle: 3, motion: p.you }], vec![]);
         assert_eq!(problem(edited(&moved), Some(&full)), UnpackProblem::UnknownHandle(3));
+        // Handle 0 left, and moves in the same update: freed, it names nobody.
+        let gone = |p: &mut PackedUpdate| p.others = others(vec![], vec![Moved { handle: 0, motion: p.you }], vec![0]);
+        assert_eq!(problem(edited(&gone), Some(&full)), UnpackProblem::UnknownHandle(0));
         assert_eq!(problem(edited(&|p| p.tick = u64::MAX), Some(&full)), UnpackProblem::Overflow);
-        assert_eq!(problem(edited(&|p| p.your_tick = Some(i64::MAX)), Some(&full)), UnpackProblem::Overflow);
-        assert_eq!(problem(edited(&|p| p.applied_beyond = -1_000), Some(&full)), UnpackProblem::Overflow);
+        assert_eq!(problem(edited(&|p| p.seq = 2), Some(&full)), UnpackProblem::Gap { got: 2, previous: 0 });
+        let elsewhere = |p: &mut PackedUpdate| p.terms = Some(Terms { server: ServerId(3), ..terms });
+        let changed = UnpackProblem::ServerChanged { got: ServerId(3), previous: ServerId(2) };
+        assert_eq!(problem(edited(&elsewhere), Some(&full)), changed);
+        let clock = |p: &mut PackedUpdate| p.terms = Some(Terms { clock_offset: Some(i64::MAX), ..terms });
+        assert_eq!(problem(edited(&clock), Some(&full)), UnpackProblem::Overflow);
+        let applied = |p: &mut PackedUpdate| p.terms = Some(Terms { applied_beyond: -1_000, ..terms });
+        assert_eq!(problem(edited(&applied), Some(&full)), UnpackProblem::Overflow);
         let mut far = full.clone();
-        far.entered[0].handle = MAX_KNOWN_ENTITIES as Handle;
+        far.others.as_mut().unwrap().entered[0].handle = MAX_KNOWN_ENTITIES as Handle;
         assert_eq!(problem(far, None), UnpackProblem::HandleOutOfRange(MAX_KNOWN_ENTITIES as Handle));
         let mut huge = full.clone();
-        huge.entered[0].motion.position = [i64::MAX, 0];
+        huge.others.as_mut().unwrap().entered[0].motion.position = [i64::MAX, 0];
         assert_eq!(problem(huge, None), UnpackProblem::Overflow);
     }
 
@@ -582,7 +680,7 @@ mod tests {
         assert_eq!(
             fresh.pack(&update(5, false, vec![], vec![]), TICK),
             Err(PackError::TickBackwards { tick: 5, previous: 6 }),
-            "an update that could not be packed is not the link's"
+            "the update that could not be packed is not the link's previous"
         );
     }
 
@@ -597,7 +695,7 @@ mod tests {
         };
         update_of(1, true, crowd(0), vec![]);
         let replaced = update_of(2, false, crowd(1_000), (0..300).collect());
-        let handles: Vec<Handle> = replaced.entered.iter().map(|entered| entered.handle).collect();
+        let handles: Vec<Handle> = replaced.others.unwrap().entered.iter().map(|entered| entered.handle).collect();
         assert!(handles.iter().all(|&handle| handle < 300), "{handles:?}");
     }
 }

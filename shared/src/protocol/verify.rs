@@ -416,8 +416,8 @@ pub fn welcome(welcome: &Welcome, proxy: ProxyId, user: UserId) -> Result<(), Vi
     check_rates(welcome.tick_hz, welcome.view_radius).map_err(Violation::BadWelcome)
 }
 
-/// An update, before the player it is for folds it in: about that player, from a
-/// server of its map, bounded in entities, every position finite and in the world,
+/// An update, unpacked ([`UpdateUnpacker`](super::UpdateUnpacker)), before the player it
+/// is for folds it in: from a server of its map, bounded in entities, every position finite and in the world,
 /// every speed a walker's, every name printable.
 pub fn update(update: &PlayerUpdate, welcome: &Welcome) -> Result<(), Violation> {
     let map = &welcome.map;
@@ -663,8 +663,10 @@ mod tests {
         assert!(matches!(from_server(&rant, server), Err(Violation::ReasonTooLong { .. })));
 
         let disconnect = encoded_frame(&ProxyToClient::Disconnect { reason: "bye".into() }).unwrap();
-        let updates =
-            |frame| ServerToProxy::Updates { tick: 1, frames: vec![PlayerFrame { user: ADA, last_input: 0, frame }] };
+        let updates = |frame| ServerToProxy::Updates {
+            tick: 1,
+            frames: vec![PlayerFrame { user: ADA, last_input: 0, full: true, frame }],
+        };
         assert_eq!(from_server(&updates(disconnect.clone()), server), Ok(()));
         for broken in [disconnect.slice(..disconnect.len() - 1), disconnect.slice(..2), bytes::Bytes::new()] {
             assert_eq!(from_server(&updates(broken), server), Err(Violation::BadFrame { user: ADA }));
