@@ -71,12 +71,27 @@ fn unpoint(point: Point, quantum: f32) -> Vec2 {
     Vec2::new(from_fixed(point[0], quantum), from_fixed(point[1], quantum))
 }
 
+/// `value` in whole quanta, the nearest (halves away from zero). Quanta are powers of two,
+/// so the division is exact; the rounding is by hand because `f32::round` is a call
+/// into libm where the baseline x86-64 has no instruction for it, and this runs for
+/// every coordinate of every state a server sends and a player receives.
 fn to_fixed(value: f32, quantum: f32) -> i64 {
-    (f64::from(value) / f64::from(quantum)).round() as i64
+    let quanta = value / quantum;
+    // Truncated toward zero (saturating; NaN is 0), then the rest is exact: below 2²⁴
+    // the whole part is an f32, and beyond it every f32 is whole.
+    let whole = quanta as i64;
+    let rest = quanta - whole as f32;
+    if rest >= 0.5 {
+        whole.saturating_add(1)
+    } else if rest <= -0.5 {
+        whole.saturating_sub(1)
+    } else {
+        whole
+    }
 }
 
 fn from_fixed(value: i64, quantum: f32) -> f32 {
-    (value as f64 * f64::from(quantum)) as f32
+    value as f32 * quantum
 }
 
 fn minus(a: Point, b: Point) -> Point {
@@ -172,8 +187,8 @@ static WALKS: LazyLock<[(Heading, Point); 9]> = LazyLock::new(|| {
 });
 
 impl Heading {
-    fn of(velocity: Vec2) -> Self {
-        let velocity = point(velocity, VELOCITY_QUANTUM);
+    /// The heading of `velocity`, in quanta.
+    fn of(velocity: Point) -> Self {
         WALKS.iter().find(|(_, walk)| *walk == velocity).map_or(Heading::Other(velocity), |(heading, _)| *heading)
     }
 
@@ -292,7 +307,7 @@ impl UpdatePacker {
             seq: 0,
             tick: update.tick,
             last_input: update.last_input,
-            you: Motion { position: own, velocity: Heading::of(you.velocity) },
+            you: Motion { position: own, velocity: Heading::of(point(you.velocity, VELOCITY_QUANTUM)) },
             terms: Some(terms),
             others: None,
         };
@@ -323,10 +338,16 @@ impl UpdatePacker {
             others.left.push(handle);
         }
         let own_for_others = point(own, POSITION_QUANTUM);
-        for state in update.changed.iter().map(|state| quantised(*state)) {
-            let now = Baseline { state, tick: update.tick };
-            let at = point(state.position, POSITION_QUANTUM);
-            let velocity = Heading::of(state.velocity);
+        for state in &update.changed {
+            // On the grid, once: what is sent, and what both ends keep as sent.
+            let (at, velocity) = (point(state.position, POSITION_QUANTUM), point(state.velocity, VELOCITY_QUANTUM));
+            let sent = EntityState {
+                id: state.id,
+                position: unpoint(at, POSITION_QUANTUM),
+                velocity: unpoint(velocity, VELOCITY_QUANTUM),
+            };
+            let now = Baseline { state: sent, tick: update.tick };
+            let velocity = Heading::of(velocity);
             match self.known.get_mut(&state.id) {
                 Some((handle, baseline)) => {
                     let position = minus(at, baseline.expected(update.tick, tick_seconds));
@@ -565,6 +586,17 @@ mod tests {
         unpacked.names.sort_by_key(|(id, _)| *id);
         assert_eq!(unpacked, in_unpacked_order(update.clone()));
         bytes
+    }
+
+    #[test]
+    fn values_round_to_the_nearest_quantum_as_f32_round_does() {
+        let quantum = POSITION_QUANTUM;
+        for value in [0.0, 0.06, 0.0625, 0.07, -0.0625, -0.07, 1023.94, 2047.999, -3.3, 1e-30, 8_388_607.5, 3e9] {
+            assert_eq!(to_fixed(value, quantum), (value / quantum).round() as i64, "{value}");
+        }
+        assert_eq!(to_fixed(f32::NAN, quantum), 0);
+        assert_eq!(to_fixed(f32::INFINITY, quantum), i64::MAX);
+        assert_eq!(to_fixed(f32::NEG_INFINITY, quantum), i64::MIN);
     }
 
     #[test]
