@@ -25,6 +25,7 @@ use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::link::{Door, HEARTBEAT_EVERY, Link, Outbound, SendError, Side};
 use tessera_shared::metrics as names;
 use tessera_shared::protocol::handshake::JoinRequest;
+use tessera_shared::protocol::packing::Mentions;
 use tessera_shared::protocol::{
     EntityState, Hello, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy, UpdatePacker,
     tick_seconds,
@@ -148,7 +149,8 @@ fn sample_frame(entities: usize) -> Result<Bytes, BenchError> {
         update_every: 1,
     };
     let tick_seconds = tick_seconds(ClusterConfig::default_local().simulation.tick_hz);
-    let packed = UpdatePacker::default().pack(&update, tick_seconds).map_err(setup)?;
+    let mentions = Mentions::all_new(update.changed.len());
+    let packed = UpdatePacker::default().pack(&update, &mentions, tick_seconds).map_err(setup)?;
     encoded_frame(&ProxyToClient::Update(packed)).map_err(setup)
 }
 

@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
-use tessera_shared::protocol::packing::{quantised, quantised_own};
+use tessera_shared::protocol::packing::{Handle, Handles, Mention, Mentions, quantised, quantised_own};
 use tessera_shared::protocol::{
     EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy,
     UPDATES_FRAME_BUDGET, UpdatePacker, most_quiet_ticks, must_resend, tick_seconds,
@@ -95,6 +95,8 @@ pub struct KnownEntities {
     /// arriving costs one sort, not a shift per newcomer.
     sent: Vec<Sent>,
     sorted: usize,
+    /// The handles the player's link has free for entities coming into view.
+    handles: Handles,
     /// The server's end of the player's link, for the next update to be packed against.
     packer: UpdatePacker,
 }
@@ -105,6 +107,18 @@ struct Sent {
     tick: u64,
     /// The last tick the entity was in view.
     seen: u64,
+    /// What the player's updates name it by.
+    handle: Handle,
+}
+
+impl Sent {
+    /// How an update that tells `state` of this entity at `tick` mentions it, recording
+    /// it as sent.
+    fn told(&mut self, state: EntityState, tick: u64) -> Mention {
+        let mention = Mention::Known { handle: self.handle, last: self.state, last_tick: self.tick };
+        (self.state, self.tick) = (state, tick);
+        mention
+    }
 }
 
 /// What a player was last sent of itself, and when. While none of it changed but the
@@ -145,14 +159,14 @@ impl Told {
 }
 
 /// What a player is told of one entity in its view this tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Tell {
     /// Not yet: new to the player, and no room for it this tick.
     Later,
     Nothing,
-    State,
+    State(Mention),
     /// An entity new to the player: its name too.
-    StateAndName,
+    StateAndName(Handle),
     /// A change far from the player, which waits for its next update (see [`FAR_EVERY`]).
     Waiting,
 }
@@ -181,11 +195,11 @@ impl KnownEntities {
         // An entity is in a player's view once a tick, so this tick's newcomers need no search.
         let sent = match self.sent[..self.sorted].binary_search_by_key(&state.id, |sent| sent.state.id) {
             Ok(known) => &mut self.sent[known],
-            Err(_) if room_for_new => {
-                self.sent.push(Sent { state, tick, seen: tick });
-                return Tell::StateAndName;
+            Err(_) => {
+                let Some(handle) = room_for_new.then(|| self.handles.take()).flatten() else { return Tell::Later };
+                self.sent.push(Sent { state, tick, seen: tick, handle });
+                return Tell::StateAndName(handle);
             }
-            Err(_) => return Tell::Later,
         };
         sent.seen = tick;
         if full || !must_resend(&sent.state, sent.tick, &state, tick, tick_seconds) {
@@ -194,31 +208,31 @@ impl KnownEntities {
         if may_wait {
             return Tell::Waiting;
         }
-        (sent.state, sent.tick) = (state, tick);
-        Tell::State
+        Tell::State(sent.told(state, tick))
     }
 
     /// Records `state`, of an entity known, as sent at `tick` after all: a change that
     /// waited, and rides along with an update sent anyway. Only after [`Self::end_tick`].
-    fn told_after_all(&mut self, state: EntityState, tick: u64) {
-        if let Ok(known) = self.sent.binary_search_by_key(&state.id, |sent| sent.state.id) {
-            (self.sent[known].state, self.sent[known].tick) = (state, tick);
-        }
+    fn told_after_all(&mut self, state: EntityState, tick: u64) -> Option<Mention> {
+        let known = self.sent.binary_search_by_key(&state.id, |sent| sent.state.id).ok()?;
+        Some(self.sent[known].told(state, tick))
     }
 
     /// Ends the player's pass of `tick`, in which `in_view` of the entities it knows
-    /// were seen: forgets, and returns, those not seen, and sorts the newcomers in.
-    fn end_tick(&mut self, tick: u64, in_view: usize) -> Vec<EntityId> {
+    /// were seen: forgets, and returns with their handles (free again), those not seen,
+    /// and sorts the newcomers in.
+    fn end_tick(&mut self, tick: u64, in_view: usize) -> Vec<(EntityId, Handle)> {
         let arrived = self.sent.len() > self.sorted;
         let mut left = Vec::new();
         if self.sent.len() > in_view {
             self.sent.retain(|sent| {
                 let keep = sent.seen == tick;
                 if !keep {
-                    left.push(sent.state.id);
+                    left.push((sent.state.id, sent.handle));
                 }
                 keep
             });
+            left.iter().for_each(|&(_, handle)| self.handles.give_back(handle));
         }
         if arrived {
             // Forgetting kept the order: only the newcomers, at the end, are out of it.
@@ -257,6 +271,7 @@ fn send_player_updates(
     };
     let mut per_proxy: HashMap<ProxyId, ProxyBatch> = HashMap::new();
     let mut encoded = BytesMut::new();
+    let mut mentions = Mentions::default();
     let stats = &settings.stats;
     for (&user, &id, player, queue, position, velocity, mut known) in &mut players {
         let full = known.told.is_none();
@@ -269,7 +284,9 @@ fn send_player_updates(
             stats.updates_paced.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let news = if due { pass.look(id, position.0, &mut known) } else { News::default() };
+        mentions.changed.clear();
+        mentions.left.clear();
+        let news = if due { pass.look(id, position.0, &mut known, &mut mentions) } else { News::default() };
         let mut update = PlayerUpdate {
             tick: tick.0,
             server: settings.id,
@@ -292,10 +309,13 @@ fn send_player_updates(
         known.told = Some(told);
         let room = MAX_STATES_PER_UPDATE.saturating_sub(update.changed.len());
         for state in news.waiting.into_iter().take(room) {
-            known.told_after_all(state, tick.0);
-            update.changed.push(state);
+            if let Some(mention) = known.told_after_all(state, tick.0) {
+                update.changed.push(state);
+                mentions.changed.push(mention);
+            }
         }
-        let encoding = known.packer.pack(&update, tick_seconds).map_err(|err| err.to_string()).and_then(|packed| {
+        let packed = known.packer.pack(&update, &mentions, tick_seconds).map_err(|err| err.to_string());
+        let encoding = packed.and_then(|packed| {
             encode_frame(&ProxyToClient::Update(packed), &mut encoded).map_err(|err| err.to_string())
         });
         if let Some(problem) = match encoding {
@@ -337,7 +357,7 @@ struct Pass<'a> {
 impl Pass<'_> {
     /// What the player `id` at `position`, knowing `known`, must be told of the others
     /// in its view.
-    fn look(&self, id: EntityId, position: Vec2, known: &mut KnownEntities) -> News {
+    fn look(&self, id: EntityId, position: Vec2, known: &mut KnownEntities, mentions: &mut Mentions) -> News {
         // Entities in view the player knows: if it knows more, some left its view.
         let (mut news, mut known_in_view) = (News::default(), 0);
         let far_may_wait = !self.tick.wrapping_add(id.0).is_multiple_of(FAR_EVERY);
@@ -355,23 +375,32 @@ impl Pass<'_> {
             match known.tell(state, self.tick, self.tick_seconds, news.changed.len(), may_wait) {
                 Tell::Later => continue,
                 Tell::Nothing => {}
-                Tell::State => news.changed.push(state),
-                Tell::StateAndName => {
+                Tell::State(mention) => {
                     news.changed.push(state);
+                    mentions.changed.push(mention);
+                }
+                Tell::StateAndName(handle) => {
+                    news.changed.push(state);
+                    mentions.changed.push(Mention::New(handle));
                     news.names.push((other, visible.name.clone()));
                 }
                 Tell::Waiting => news.waiting.push(state),
             }
             known_in_view += 1;
         }
-        news.left = known.end_tick(self.tick, known_in_view);
+        for (left, handle) in known.end_tick(self.tick, known_in_view) {
+            news.left.push(left);
+            mentions.left.push(handle);
+        }
         news
     }
 }
 
 /// What one player's pass found to tell it of the others in its view: their states new
-/// or changed, the names of those new to it, and who left its view; and the far changes
-/// that may wait for its next update, sent with this one if it goes.
+/// or changed, the names of those new to it, and who left its view (how the update
+/// mentions each goes in the pass's [`Mentions`], one for all players, so its memory
+/// is reused); and the far changes that may wait for its next update, sent with this
+/// one if it goes.
 #[derive(Default)]
 struct News {
     changed: Vec<EntityState>,
@@ -413,8 +442,8 @@ mod tests {
                 Tell::Later => continue,
                 Tell::Waiting => panic!("nothing waits where nothing may"),
                 Tell::Nothing => {}
-                Tell::State => states += 1,
-                Tell::StateAndName => (states, named) = (states + 1, named + 1),
+                Tell::State(_) => states += 1,
+                Tell::StateAndName(_) => (states, named) = (states + 1, named + 1),
             }
             in_view += 1;
         }
@@ -451,7 +480,8 @@ mod tests {
         known.end_tick(2, 1);
         assert_eq!(known.tell(moved, 3, 0.05, 0, true), Tell::Waiting, "still owed: it was not recorded");
         known.end_tick(3, 1);
-        known.told_after_all(moved, 3);
+        let told = Some(Mention::Known { handle: 0, last: at(4, 10.0), last_tick: 1 });
+        assert_eq!(known.told_after_all(moved, 3), told, "against what it was told before");
         assert_eq!(known.tell(moved, 4, 0.05, 0, false), Tell::Nothing, "told at last");
     }
 
@@ -461,6 +491,9 @@ mod tests {
         assert_eq!(update(&mut known, [5, 1, 9, 3].into_iter(), 10.0, 1), (4, 4, 0));
         assert_eq!(update(&mut known, [9, 1].into_iter(), 10.0, 2), (0, 0, 2), "3 and 5 left");
         assert_eq!(update(&mut known, [3, 9, 1, 7].into_iter(), 10.0, 3), (2, 2, 0), "3 is new again, and 7");
+        let mut handles: Vec<Handle> = known.sent.iter().map(|sent| sent.handle).collect();
+        handles.sort_unstable();
+        assert_eq!(handles, [0, 1, 2, 3], "those that came took the handles of those that left");
         assert_eq!(update(&mut known, [7, 3, 1, 9].into_iter(), 10.0, 4), (0, 0, 0), "all known, none moved");
         assert_eq!(update(&mut known, [1].into_iter(), 30.0, 5), (1, 0, 3), "1 moved; 3, 7 and 9 left");
     }

@@ -266,7 +266,8 @@ mod tests {
             names: vec![(EntityId(2), "bo".into()), (EntityId(3), "cy".into())],
             update_every: 1,
         };
-        let update = crate::protocol::UpdatePacker::default().pack(&update, 0.05).unwrap();
+        let mentions = crate::protocol::packing::Mentions::all_new(update.changed.len());
+        let update = crate::protocol::UpdatePacker::default().pack(&update, &mentions, 0.05).unwrap();
         round_trip(ProxyToClient::Update(update.clone()));
         round_trip(ProxyToClient::Disconnect { reason: "bye".into() });
         round_trip(ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 3 });

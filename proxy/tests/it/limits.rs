@@ -12,6 +12,7 @@ use tessera_proxy::stats::Refusal;
 use tessera_shared::Vec2;
 use tessera_shared::framing::encoded_frame;
 use tessera_shared::ids::{EntityId, ServerId, UserId};
+use tessera_shared::protocol::packing::Mentions;
 use tessera_shared::protocol::{EntityState, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy, UpdatePacker};
 
 /// Two players hold the cap `limits` sets at two; a third connection is closed at
@@ -82,7 +83,7 @@ fn big_update_frame(tick: u64) -> bytes::Bytes {
         names: (1..800).map(|id| (EntityId(id), format!("walker {id}"))).collect(),
         update_every: 1,
     };
-    let packed = UpdatePacker::default().pack(&update, 0.05).unwrap();
+    let packed = UpdatePacker::default().pack(&update, &Mentions::all_new(update.changed.len()), 0.05).unwrap();
     encoded_frame(&ProxyToClient::Update(packed)).unwrap()
 }
 

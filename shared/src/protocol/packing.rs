@@ -249,6 +249,65 @@ impl Baseline {
     }
 }
 
+/// How an update speaks of one entity whose state it carries: by the handle the player
+/// knows it by, and, for one it knew already, the state it was last sent (`last`, at
+/// tick `last_tick`), against whose extrapolation its position goes. A server keeps
+/// both with what it told each player (its interest pass's own entries, which it has
+/// just read for every entity it tells of), so packing looks nothing up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mention {
+    /// Coming into view under this handle: its name is the update's next.
+    New(Handle),
+    Known {
+        handle: Handle,
+        last: EntityState,
+        last_tick: u64,
+    },
+}
+
+/// The [`Mention`] of each state in an update's `changed`, in order, and the handle of
+/// each entity in its `left`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Mentions {
+    pub changed: Vec<Mention>,
+    pub left: Vec<Handle>,
+}
+
+impl Mentions {
+    /// Those of a full update telling of `count` entities: all new, under handles from 0.
+    pub fn all_new(count: usize) -> Self {
+        let changed = (0..count).map_while(|i| Handle::try_from(i).ok()).map(Mention::New).collect();
+        Self { changed, left: Vec::new() }
+    }
+}
+
+/// The handles one player's link has free: the lowest never given, and those given
+/// back (taken again first), so they stay as few as the entities the player knows.
+#[derive(Debug, Default)]
+pub struct Handles {
+    free: Vec<Handle>,
+    next: Handle,
+}
+
+impl Handles {
+    /// A handle for an entity coming into view, or `None` with [`MAX_KNOWN_ENTITIES`] out.
+    pub fn take(&mut self) -> Option<Handle> {
+        if let Some(handle) = self.free.pop() {
+            return Some(handle);
+        }
+        let handle = self.next;
+        (usize::from(handle) < MAX_KNOWN_ENTITIES).then(|| {
+            self.next += 1;
+            handle
+        })
+    }
+
+    /// `handle`'s entity left the view: the handle is free for another.
+    pub fn give_back(&mut self, handle: Handle) {
+        self.free.push(handle);
+    }
+}
+
 /// Why a server could not pack an update: the update breaks what updates promise (a
 /// bug of the server's, which starts the player over with a full update).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -257,10 +316,8 @@ pub enum PackError {
     Unnamed(EntityId),
     #[error("a name for {0}, which is not coming into view")]
     StrayName(EntityId),
-    #[error("{0} left the view of a player that did not know it")]
-    LeftUnknown(EntityId),
-    #[error("more than {MAX_KNOWN_ENTITIES} entities known at once")]
-    TooManyKnown,
+    #[error("{states} states and {left} leaving, but {mentions} mentions and {handles} handles")]
+    Unmentioned { states: usize, left: usize, mentions: usize, handles: usize },
     #[error("an update that is not full, first on its link")]
     NotFullFirst,
     #[error("tick {tick} after tick {previous}")]
@@ -268,22 +325,23 @@ pub enum PackError {
 }
 
 /// A server's end of one player's link: packs each of the player's updates against
-/// what the link carried before it. Every update packed must be sent; after one that is
-/// not, or a [`PackError`] (which may leave it part-way), the packer is to be replaced
-/// and the next update be full.
+/// the one before it. Every update packed must be sent; after one that is not, or a
+/// [`PackError`], the packer is to be replaced and the next update be full.
 #[derive(Debug, Default)]
 pub struct UpdatePacker {
     previous: Option<Previous>,
-    known: foldhash::HashMap<EntityId, (Handle, Baseline)>,
-    free: Vec<Handle>,
-    next: Handle,
 }
 
 impl UpdatePacker {
-    /// `update` as its player is to be sent it, by a server whose ticks last
-    /// `tick_seconds`: its states as [`quantised`] (its own as [`quantised_own`]), which
-    /// is what the server should record as sent.
-    pub fn pack(&mut self, update: &PlayerUpdate, tick_seconds: f32) -> Result<PackedUpdate, PackError> {
+    /// `update` as its player is to be sent it, each state in it as `mentions` says, by
+    /// a server whose ticks last `tick_seconds`: its states as [`quantised`] (its own as
+    /// [`quantised_own`]), which is what the server should record as sent.
+    pub fn pack(
+        &mut self,
+        update: &PlayerUpdate,
+        mentions: &Mentions,
+        tick_seconds: f32,
+    ) -> Result<PackedUpdate, PackError> {
         if update.full {
             *self = Self::default();
         }
@@ -319,7 +377,7 @@ impl UpdatePacker {
             packed.terms = (terms != previous.terms).then_some(terms);
         }
         if !(update.changed.is_empty() && update.left.is_empty() && update.names.is_empty()) {
-            packed.others = Some(self.others(update, you.position, tick_seconds)?);
+            packed.others = Some(others(update, mentions, you.position, tick_seconds)?);
         }
         // The next update's terms are compared with these, as of an update not full.
         let terms = Terms { full: false, ..terms };
@@ -327,59 +385,50 @@ impl UpdatePacker {
             Some(Previous { seq: packed.seq, tick: update.tick, last_input: update.last_input, you, terms });
         Ok(packed)
     }
+}
 
-    fn others(&mut self, update: &PlayerUpdate, own: Vec2, tick_seconds: f32) -> Result<Others, PackError> {
-        let mut names = update.names.iter();
-        let mut others = Others { entered: Vec::new(), moved: Vec::new(), left: Vec::with_capacity(update.left.len()) };
-        // Those leaving free their handles first, for those entering to take.
-        for id in &update.left {
-            let (handle, _) = self.known.remove(id).ok_or(PackError::LeftUnknown(*id))?;
-            self.free.push(handle);
-            others.left.push(handle);
-        }
-        let own_for_others = point(own, POSITION_QUANTUM);
-        for state in &update.changed {
-            // On the grid, once: what is sent, and what both ends keep as sent.
-            let (at, velocity) = (point(state.position, POSITION_QUANTUM), point(state.velocity, VELOCITY_QUANTUM));
-            let sent = EntityState {
-                id: state.id,
-                position: unpoint(at, POSITION_QUANTUM),
-                velocity: unpoint(velocity, VELOCITY_QUANTUM),
-            };
-            let now = Baseline { state: sent, tick: update.tick };
-            let velocity = Heading::of(velocity);
-            match self.known.get_mut(&state.id) {
-                Some((handle, baseline)) => {
-                    let position = minus(at, baseline.expected(update.tick, tick_seconds));
-                    others.moved.push(Moved { handle: *handle, motion: Motion { position, velocity } });
-                    *baseline = now;
-                }
-                None => {
-                    let name = match names.next() {
-                        Some((named, name)) if *named == state.id => name,
-                        _ => return Err(PackError::Unnamed(state.id)),
-                    };
-                    let handle = self.free.pop().or_else(|| self.take_next()).ok_or(PackError::TooManyKnown)?;
-                    self.known.insert(state.id, (handle, now));
-                    let motion = Motion { position: minus(at, own_for_others), velocity };
-                    others.entered.push(Entered { handle, id: state.id, name: name.clone(), motion });
-                }
+/// What `update` says of others, packed as `mentions` says, the player standing at `own`.
+fn others(update: &PlayerUpdate, mentions: &Mentions, own: Vec2, tick_seconds: f32) -> Result<Others, PackError> {
+    if (mentions.changed.len(), mentions.left.len()) != (update.changed.len(), update.left.len()) {
+        return Err(PackError::Unmentioned {
+            states: update.changed.len(),
+            left: update.left.len(),
+            mentions: mentions.changed.len(),
+            handles: mentions.left.len(),
+        });
+    }
+    let mut names = update.names.iter();
+    // Each list at its size at once: in a crowd they hold hundreds.
+    let entering = update.names.len();
+    let mut others = Others {
+        entered: Vec::with_capacity(entering),
+        moved: Vec::with_capacity(update.changed.len().saturating_sub(entering)),
+        left: mentions.left.clone(),
+    };
+    let own_for_others = point(own, POSITION_QUANTUM);
+    for (state, mention) in update.changed.iter().zip(&mentions.changed) {
+        let at = point(state.position, POSITION_QUANTUM);
+        let velocity = Heading::of(point(state.velocity, VELOCITY_QUANTUM));
+        match *mention {
+            Mention::Known { handle, last, last_tick } => {
+                let baseline = Baseline { state: last, tick: last_tick };
+                let position = minus(at, baseline.expected(update.tick, tick_seconds));
+                others.moved.push(Moved { handle, motion: Motion { position, velocity } });
+            }
+            Mention::New(handle) => {
+                let name = match names.next() {
+                    Some((named, name)) if *named == state.id => name,
+                    _ => return Err(PackError::Unnamed(state.id)),
+                };
+                let motion = Motion { position: minus(at, own_for_others), velocity };
+                others.entered.push(Entered { handle, id: state.id, name: name.clone(), motion });
             }
         }
-        if let Some((stray, _)) = names.next() {
-            return Err(PackError::StrayName(*stray));
-        }
-        Ok(others)
     }
-
-    fn take_next(&mut self) -> Option<Handle> {
-        let handle = self.next;
-        if usize::from(handle) >= MAX_KNOWN_ENTITIES {
-            return None;
-        }
-        self.next += 1;
-        Some(handle)
+    if let Some((stray, _)) = names.next() {
+        return Err(PackError::StrayName(*stray));
     }
+    Ok(others)
 }
 
 /// A player's end of its link: turns each update back into what its server meant, or
@@ -579,8 +628,57 @@ mod tests {
         update
     }
 
-    fn through(packer: &mut UpdatePacker, unpacker: &mut UpdateUnpacker, update: &PlayerUpdate) -> usize {
-        let packed = packer.pack(update, TICK).expect("packs");
+    /// What a server keeps of what it told one player (its interest pass keeps it in its
+    /// own entries): each entity's handle and state last sent.
+    #[derive(Default)]
+    struct Book {
+        handles: Handles,
+        known: std::collections::HashMap<EntityId, (Handle, EntityState, u64)>,
+    }
+
+    impl Book {
+        fn mentions(&mut self, update: &PlayerUpdate) -> Mentions {
+            if update.full {
+                *self = Self::default();
+            }
+            let left = update.left.iter().map(|id| self.known.remove(id).expect("known").0).collect::<Vec<_>>();
+            left.iter().for_each(|&handle| self.handles.give_back(handle));
+            let changed = update
+                .changed
+                .iter()
+                .map(|state| match self.known.get_mut(&state.id) {
+                    Some((handle, last, last_tick)) => {
+                        let mention = Mention::Known { handle: *handle, last: *last, last_tick: *last_tick };
+                        (*last, *last_tick) = (*state, update.tick);
+                        mention
+                    }
+                    None => {
+                        let handle = self.handles.take().expect("a handle free");
+                        self.known.insert(state.id, (handle, *state, update.tick));
+                        Mention::New(handle)
+                    }
+                })
+                .collect();
+            Mentions { changed, left }
+        }
+    }
+
+    /// A server's end of a link in these tests: its packer, and what it told the player.
+    #[derive(Default)]
+    struct Server {
+        packer: UpdatePacker,
+        book: Book,
+    }
+
+    impl Server {
+        fn pack(&mut self, update: &PlayerUpdate) -> Result<PackedUpdate, PackError> {
+            let mentions = self.book.mentions(update);
+            self.packer.pack(update, &mentions, TICK)
+        }
+    }
+
+    fn through(packer: &mut Server, unpacker: &mut UpdateUnpacker, update: &PlayerUpdate) -> usize {
+        let packed = packer.pack(update).expect("packs");
         let bytes = encoded_frame(&ProxyToClient::Update(packed.clone())).unwrap().len();
         let mut unpacked = unpacker.unpack(packed).expect("unpacks");
         unpacked.names.sort_by_key(|(id, _)| *id);
@@ -601,7 +699,7 @@ mod tests {
 
     #[test]
     fn a_link_of_updates_unpacks_to_what_was_packed() {
-        let (mut packer, mut unpacker) = (UpdatePacker::default(), UpdateUnpacker::new(ME, TICK));
+        let (mut packer, mut unpacker) = (Server::default(), UpdateUnpacker::new(ME, TICK));
         let walkers =
             |tick: u64| (1..=40).map(move |i| state(i, 900.0 + i as f32 * 7.3 + tick as f32 * 10.0, 650.0, 200.0, 0.0));
         through(&mut packer, &mut unpacker, &update(20_000, true, walkers(0).collect(), vec![]));
@@ -625,7 +723,7 @@ mod tests {
 
     #[test]
     fn an_update_of_nothing_new_takes_13_bytes_and_another_turning_a_few_more() {
-        let (mut packer, mut unpacker) = (UpdatePacker::default(), UpdateUnpacker::new(ME, TICK));
+        let (mut packer, mut unpacker) = (Server::default(), UpdateUnpacker::new(ME, TICK));
         let walker = |x: f32, keys: Keys| {
             quantised(EntityState { id: EntityId(1), position: Vec2::new(x, 650.0), velocity: keys.walk_velocity().0 })
         };
@@ -642,8 +740,7 @@ mod tests {
 
     #[test]
     fn what_the_link_cannot_have_meant_is_a_violation() {
-        let mut packer = UpdatePacker::default();
-        let full = packer.pack(&update(50, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![]), TICK).unwrap();
+        let full = Server::default().pack(&update(50, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![])).unwrap();
         let problem = |packed: PackedUpdate, first: Option<&PackedUpdate>| {
             let mut unpacker = UpdateUnpacker::new(ME, TICK);
             if let Some(first) = first {
@@ -698,19 +795,23 @@ mod tests {
     #[test]
     fn a_server_cannot_pack_what_breaks_the_promises_of_updates() {
         let mut packer = UpdatePacker::default();
-        assert_eq!(packer.pack(&update(5, false, vec![], vec![]), TICK), Err(PackError::NotFullFirst));
+        let none = Mentions::default();
+        assert_eq!(packer.pack(&update(5, false, vec![], vec![]), &none, TICK), Err(PackError::NotFullFirst));
+        let one = Mentions::all_new(1);
         let mut unnamed = update(5, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![]);
         unnamed.names.clear();
-        assert_eq!(packer.pack(&unnamed, TICK), Err(PackError::Unnamed(EntityId(1))));
-        packer.pack(&update(6, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![]), TICK).unwrap();
+        assert_eq!(packer.pack(&unnamed, &one, TICK), Err(PackError::Unnamed(EntityId(1))));
+        let unmentioned = PackError::Unmentioned { states: 1, left: 0, mentions: 0, handles: 0 };
+        assert_eq!(
+            packer.pack(&update(5, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![]), &none, TICK),
+            Err(unmentioned)
+        );
+        packer.pack(&update(6, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![]), &one, TICK).unwrap();
         let mut stray = update(7, false, vec![], vec![]);
         stray.names.push((EntityId(1), "again".into()));
-        assert_eq!(packer.pack(&stray, TICK), Err(PackError::StrayName(EntityId(1))));
-        let mut fresh = UpdatePacker::default();
-        fresh.pack(&update(6, true, vec![], vec![]), TICK).unwrap();
-        assert_eq!(fresh.pack(&update(7, false, vec![], vec![2]), TICK), Err(PackError::LeftUnknown(EntityId(2))));
+        assert_eq!(packer.pack(&stray, &none, TICK), Err(PackError::StrayName(EntityId(1))));
         assert_eq!(
-            fresh.pack(&update(5, false, vec![], vec![]), TICK),
+            packer.pack(&update(5, false, vec![], vec![]), &none, TICK),
             Err(PackError::TickBackwards { tick: 5, previous: 6 }),
             "the update that could not be packed is not the link's previous"
         );
@@ -718,16 +819,12 @@ mod tests {
 
     #[test]
     fn handles_stay_as_few_as_the_entities_known_at_once() {
-        let mut packer = UpdatePacker::default();
-        let crowd = |first: u64| (first..first + 300).map(|i| state(i, 900.0, 650.0, 0.0, 0.0)).collect::<Vec<_>>();
-        let mut update_of = |tick, full, changed: Vec<EntityState>, left: Vec<u64>| {
-            let mut update = update(tick, full, changed.clone(), left);
-            update.names = changed.iter().map(|s| (s.id, "n".into())).collect();
-            packer.pack(&update, TICK).unwrap()
-        };
-        update_of(1, true, crowd(0), vec![]);
-        let replaced = update_of(2, false, crowd(1_000), (0..300).collect());
-        let handles: Vec<Handle> = replaced.others.unwrap().entered.iter().map(|entered| entered.handle).collect();
-        assert!(handles.iter().all(|&handle| handle < 300), "{handles:?}");
+        let mut handles = Handles::default();
+        let crowd: Vec<Handle> = (0..300).map(|_| handles.take().unwrap()).collect();
+        crowd.into_iter().for_each(|handle| handles.give_back(handle));
+        let next: Vec<Handle> = (0..300).map(|_| handles.take().unwrap()).collect();
+        assert!(next.iter().all(|&handle| handle < 300), "{next:?}");
+        let mut all = Handles::default();
+        assert_eq!((0..=MAX_KNOWN_ENTITIES).filter_map(|_| all.take()).count(), MAX_KNOWN_ENTITIES);
     }
 }

@@ -19,6 +19,7 @@ use tessera_shared::identity::Identity;
 use tessera_shared::ids::{EntityId, UserId};
 use tessera_shared::protocol::SessionTicket;
 use tessera_shared::protocol::handshake::JoinRequest;
+use tessera_shared::protocol::packing::{Mention, Mentions};
 use tessera_shared::protocol::{
     CellDelta, ChatChannel, ChatLine, ClientToProxy, EntityState, GhostEntry, HandedClock, HandoffState, Hello, Input,
     PeerMessage, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy, UpdatePacker,
@@ -71,11 +72,16 @@ fn updates() -> Vec<ProxyToClient> {
         names: vec![(EntityId(12), "di".into())],
         ..first.clone()
     };
+    // 9 and 4 came under handles 0 and 1; 4 leaves, and 12 comes under the handle it freed.
+    let next_mentions = Mentions {
+        changed: vec![Mention::Known { handle: 0, last: first.changed[0], last_tick: first.tick }, Mention::New(1)],
+        left: vec![1],
+    };
     let tick = tick_seconds(welcome().tick_hz);
     let mut packer = UpdatePacker::default();
-    [first, next]
+    [(first.clone(), Mentions::all_new(2)), (next, next_mentions)]
         .iter()
-        .map(|update| ProxyToClient::Update(packer.pack(update, tick).expect("the sample packs")))
+        .map(|(update, mentions)| ProxyToClient::Update(packer.pack(update, mentions, tick).expect("the sample packs")))
         .collect()
 }
 
