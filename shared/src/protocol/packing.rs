@@ -438,8 +438,8 @@ pub struct UpdateUnpacker {
     you: EntityId,
     tick_seconds: f32,
     previous: Option<Previous>,
-    /// By handle: who it names and the state last sent.
-    known: Vec<Option<(EntityId, Baseline)>>,
+    /// By handle: the state last sent of the entity it names (whose id is the state's).
+    known: Vec<Option<Baseline>>,
 }
 
 /// What makes a packed update impossible to unpack.
@@ -546,8 +546,8 @@ impl UpdateUnpacker {
         update.names.reserve(entered.len());
         update.left.reserve(left.len());
         for handle in left {
-            let (id, _) = self.slot(handle)?.take().ok_or(UnknownHandle(handle))?;
-            update.left.push(id);
+            let gone = self.slot(handle)?.take().ok_or(UnknownHandle(handle))?;
+            update.left.push(gone.state.id);
         }
         let own_for_others = point(update.you.position, POSITION_QUANTUM);
         for Entered { handle, id, name, motion } in entered {
@@ -564,15 +564,15 @@ impl UpdateUnpacker {
             let position = plus(own_for_others, motion.position).ok_or(Overflow)?;
             let state =
                 EntityState { id, position: unpoint(position, POSITION_QUANTUM), velocity: motion.velocity.velocity() };
-            *slot = Some((id, Baseline { state, tick }));
+            *slot = Some(Baseline { state, tick });
             update.changed.push(state);
             update.names.push((id, name));
         }
         for Moved { handle, motion } in moved {
-            let (id, baseline) = self.slot(handle)?.as_mut().ok_or(UnknownHandle(handle))?;
+            let baseline = self.slot(handle)?.as_mut().ok_or(UnknownHandle(handle))?;
             let position = plus(baseline.expected(tick, tick_seconds), motion.position).ok_or(Overflow)?;
             let state = EntityState {
-                id: *id,
+                id: baseline.state.id,
                 position: unpoint(position, POSITION_QUANTUM),
                 velocity: motion.velocity.velocity(),
             };
@@ -582,7 +582,7 @@ impl UpdateUnpacker {
         Ok(())
     }
 
-    fn slot(&mut self, handle: Handle) -> Result<&mut Option<(EntityId, Baseline)>, UnpackProblem> {
+    fn slot(&mut self, handle: Handle) -> Result<&mut Option<Baseline>, UnpackProblem> {
         self.known.get_mut(usize::from(handle)).ok_or(UnpackProblem::UnknownHandle(handle))
     }
 }
