@@ -272,6 +272,7 @@ fn summary(seen: &SmoothnessSeen) -> Smoothness {
         own_correction: percentiles(&seen.own),
         own_snaps: seen.own_snaps,
         own_snaps_at_handoffs: seen.own_snaps_at_handoffs,
+        own_snaps_after_late_inputs: seen.own_snaps_after_late_inputs,
         others_checked: seen.others.len(),
         others_error: percentiles(&seen.others),
     }
@@ -287,6 +288,9 @@ pub struct Smoothness {
     /// Corrections over 4 units.
     pub own_snaps: u64,
     pub own_snaps_at_handoffs: u64,
+    /// Snaps where the server stood the bot still for an input late for its tick: the
+    /// link's or the host's lateness, not a misprediction.
+    pub own_snaps_after_late_inputs: u64,
     /// Others shown, once per update each: how far the update moved them.
     pub others_checked: u64,
     pub others_error: Percentiles,

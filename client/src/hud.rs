@@ -128,7 +128,8 @@ fn smoothness_details(ui: &mut egui::Ui, meter: &SmoothnessMeter, snapshot: &Sna
         let seen = &meter.seen;
         let (p99, max) = (SmoothnessSeen::units(&seen.own, 0.99), SmoothnessSeen::max_units(&seen.own));
         row("your corrections", format!("p99 {p99:.2}, max {max:.1} ({} checked)", seen.own.len()));
-        row("snaps (> 4 units)", format!("{} ({} at handoffs)", seen.own_snaps, seen.own_snaps_at_handoffs));
+        let snaps = (seen.own_snaps, seen.own_snaps_at_handoffs, seen.own_snaps_after_late_inputs);
+        row("snaps (> 4 units)", format!("{} ({} at handoffs, {} after late inputs)", snaps.0, snaps.1, snaps.2));
         let (p99, max) = (SmoothnessSeen::units(&seen.others, 0.99), SmoothnessSeen::max_units(&seen.others));
         row("others' error", format!("p99 {p99:.2}, max {max:.1}"));
         // Past the latest update when updates are late: others are extrapolated then.

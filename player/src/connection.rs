@@ -94,13 +94,25 @@ pub struct Player {
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
-/// prediction to check), and the others already shown; and whether it came from a new
-/// server (at a handoff).
+/// prediction to check), and the others already shown; whether it came from a new
+/// server (at a handoff); and whether an input reached the server later than its jitter
+/// buffer allows, so that the server simulated the input's tick without it or stood the
+/// player still waiting (see the server's input queue): a correction then is the link's
+/// or the host's lateness, not a misprediction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Smoothness {
     pub own: Option<f32>,
     pub others: OthersMoved,
     pub handoff: bool,
+    pub late_input: bool,
+}
+
+/// How far the player's tick `your_tick`, which its state at the server's `tick` is as
+/// of, runs ahead of that tick; it falls when an input late for its tick makes the server
+/// stand the player still.
+fn clock_lead(tick: u64, your_tick: Option<u32>) -> Option<i64> {
+    let tick = i64::try_from(tick).ok()?;
+    your_tick.map(|yours| i64::from(yours).saturating_sub(tick))
 }
 
 /// How a player joins: its connection, and its own clock, which its inputs are stamped
@@ -290,12 +302,21 @@ impl Player {
                 }
                 let (you, your_tick, now) = (update.you, update.your_tick, std::time::Instant::now());
                 let handoffs = self.view.handoffs;
+                // An input late for its tick: the server's state is as of a tick of the
+                // player's past one still unapplied (the server went on without it), or
+                // the server's clock for the player slipped (it stood the player still
+                // until it came).
+                let leads = (clock_lead(self.view.tick, self.view.your_tick), clock_lead(update.tick, your_tick));
+                let late_input = your_tick.is_some_and(|yours| self.unacked.iter().any(|input| input.tick <= yours))
+                    || (self.view.server == Some(update.server)
+                        && matches!(leads, (Some(before), Some(now)) if now < before));
                 let others = self.view.apply(update, &self.welcome, now)?;
                 let own = match self.prediction.reconcile(&you, your_tick, now) {
                     Reconciled::Corrected(off) => Some(off),
                     Reconciled::Reset => None,
                 };
-                self.smoothness = Smoothness { own, others, handoff: self.view.handoffs > handoffs };
+                let handoff = self.view.handoffs > handoffs;
+                self.smoothness = Smoothness { own, others, handoff, late_input };
                 if std::mem::take(&mut self.resending) {
                     // The server's first word since the session resumed: what it never
                     // got goes again, in order (it applies each exactly once), and then
@@ -340,7 +361,8 @@ impl Player {
 
     /// Walks to `target`, steering as a person would (keys only when the direction
     /// changes), calling `check` on every update on the way; then stops there and waits
-    /// until the stop is applied.
+    /// until the stop is applied. Where the server says the player stopped short (an
+    /// input late for its tick stands a player still), it walks on from there.
     pub async fn walk_to(
         &mut self,
         target: Vec2,
@@ -353,26 +375,34 @@ impl Player {
         // Looks where it is every tick, as updates may be some ticks apart.
         let tick = Duration::from_secs_f32(self.view.tick_seconds);
         loop {
-            let me = self.position().expect("waited for a first update");
-            let keys = keys_toward(me, target);
-            if keys.is_empty() {
-                break;
+            loop {
+                let me = self.position().expect("waited for a first update");
+                let keys = keys_toward(me, target);
+                if keys.is_empty() {
+                    break;
+                }
+                if keys != self.keys {
+                    self.press(keys).await?;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(PlayerError::Timeout(timeout, walking));
+                }
+                if let Ok(received) = tokio::time::timeout(tick, self.receive()).await {
+                    received?;
+                    check(&self.view);
+                }
             }
-            if keys != self.keys {
-                self.press(keys).await?;
+            let stop = self.press(Keys::empty()).await?;
+            self.wait_until(timeout, "the stop applied", |view| view.last_input >= stop).await?;
+            check(&self.view);
+            let stopped_at = self.view.me.expect("waited for a first update").position;
+            if keys_toward(stopped_at, target).is_empty() {
+                return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(PlayerError::Timeout(timeout, walking));
             }
-            if let Ok(received) = tokio::time::timeout(tick, self.receive()).await {
-                received?;
-                check(&self.view);
-            }
         }
-        let stop = self.press(Keys::empty()).await?;
-        self.wait_until(timeout, "the stop applied", |view| view.last_input >= stop).await?;
-        check(&self.view);
-        Ok(())
     }
 
     /// Receives until `done` holds for the view, or `timeout` passes.

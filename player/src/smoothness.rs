@@ -1,6 +1,8 @@
 //! How smooth play looked, update after update, as the game client shows it and the bots
 //! report it: every correction of the player's predicted position (and the snaps among
-//! them), and how far each update moved the others already shown.
+//! them), and how far each update moved the others already shown. Corrections that came
+//! with an input the server got too late for its tick are counted apart as well: they
+//! measure the link and the host, not the prediction.
 
 use crate::connection::Smoothness;
 use hdrhistogram::Histogram;
@@ -15,12 +17,24 @@ pub struct SmoothnessSeen {
     pub own_snaps: u64,
     /// Snaps in an update that came from a new server: at a handoff.
     pub own_snaps_at_handoffs: u64,
+    /// Snaps in an update whose server stood the player still for a late input.
+    pub own_snaps_after_late_inputs: u64,
+    /// Those of `own` in an update whose server stood the player still for an input
+    /// that came late ([`Smoothness::late_input`]).
+    pub own_after_late_input: Histogram<u64>,
     pub others: Histogram<u64>,
 }
 
 impl Default for SmoothnessSeen {
     fn default() -> Self {
-        Self { own: histogram(), own_snaps: 0, own_snaps_at_handoffs: 0, others: histogram() }
+        Self {
+            own: histogram(),
+            own_snaps: 0,
+            own_snaps_at_handoffs: 0,
+            own_snaps_after_late_inputs: 0,
+            own_after_late_input: histogram(),
+            others: histogram(),
+        }
     }
 }
 
@@ -35,9 +49,13 @@ impl SmoothnessSeen {
         let hundredths = |units: f32| (units * 100.0).round() as u64;
         if let Some(own) = seen.own {
             self.own.saturating_record(hundredths(own));
+            if seen.late_input {
+                self.own_after_late_input.saturating_record(hundredths(own));
+            }
             if own > SNAP {
                 self.own_snaps += 1;
                 self.own_snaps_at_handoffs += u64::from(seen.handoff);
+                self.own_snaps_after_late_inputs += u64::from(seen.late_input);
             }
         }
         for &moved in &seen.others.moved {
@@ -48,9 +66,11 @@ impl SmoothnessSeen {
 
     pub fn add(&mut self, other: &SmoothnessSeen) {
         self.own.add(&other.own).expect("same bounds");
+        self.own_after_late_input.add(&other.own_after_late_input).expect("same bounds");
         self.others.add(&other.others).expect("same bounds");
         self.own_snaps += other.own_snaps;
         self.own_snaps_at_handoffs += other.own_snaps_at_handoffs;
+        self.own_snaps_after_late_inputs += other.own_snaps_after_late_inputs;
     }
 
     /// The `quantile` of `histogram` (one of these), in units.

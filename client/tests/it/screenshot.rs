@@ -43,7 +43,7 @@ fn the_client_draws_you_and_the_players_around_you() {
     // screen, never under the client's own disc, and below the HUD's windows wherever
     // in the spawn disc the client lands (they are drawn over the world).
     let spawn = cluster.config().spawn_point();
-    let mut others = runtime.block_on(async {
+    let others = runtime.block_on(async {
         let (mut bo, mut cy) = (join(&proxy, "bo").await, join(&proxy, "cy").await);
         let (bo_there, cy_there) = tokio::join!(
             bo.walk_to(spawn + Vec2::new(260.0, -40.0), DEADLINE, |_| {}),
@@ -53,6 +53,24 @@ fn the_client_draws_you_and_the_players_around_you() {
         cy_there.unwrap();
         vec![bo, cy]
     });
+
+    // Where the others stand (nobody moves). They stay, receiving all along, and so
+    // telling their proxy they are there however long the client takes to start; the
+    // first says where it sees the client's player.
+    let positions: Vec<Vec2> = others.iter().map(|other| other.view.me.expect("walked").position).collect();
+    let (tester_seen, mut tester_at) = tokio::sync::watch::channel(None);
+    for (index, mut other) in others.into_iter().enumerate() {
+        let tester_seen = (index == 0).then(|| tester_seen.clone());
+        runtime.spawn(async move {
+            while other.receive().await.is_ok() {
+                let Some(seen) = &tester_seen else { continue };
+                let tester = other.view.names.iter().find(|(_, name)| *name == "tester").map(|(&id, _)| id);
+                if let Some(state) = tester.and_then(|id| other.view.other(id)) {
+                    seen.send_replace(Some(state.position));
+                }
+            }
+        });
+    }
 
     let shot = std::env::temp_dir().join(format!("tessera-client-{}.png", std::process::id()));
     let mut client = Command::new("xvfb-run")
@@ -64,26 +82,10 @@ fn the_client_draws_you_and_the_players_around_you() {
         .arg(&shot)
         .spawn()
         .expect("xvfb-run is installed (.ci/run installs it)");
-
-    // Where everyone stands, as the other players see it (nobody moves).
-    let (me, positions) = runtime.block_on(async {
-        let seen = others[0].wait_until(DEADLINE, "the client's player in view", |view| {
-            view.names.values().any(|name| name == "tester")
-        });
-        seen.await.unwrap();
-        let tester = others[0].view.names.iter().find(|(_, name)| *name == "tester").map(|(&id, _)| id).unwrap();
-        let me = others[0].view.other(tester).expect("the tester is in view").position;
-        let mut positions = Vec::new();
-        for player in &mut others {
-            player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
-            positions.push(player.view.me.unwrap().position);
-        }
-        (me, positions)
+    let me = runtime.block_on(async {
+        let seen = tokio::time::timeout(DEADLINE, tester_at.wait_for(Option::is_some)).await;
+        seen.expect("the client's player in view in time").expect("the others keep watching").expect("seen")
     });
-    // The others stay, standing: receiving, and so telling their proxy they are there.
-    for mut other in others {
-        runtime.spawn(async move { while other.receive().await.is_ok() {} });
-    }
     let deadline = Instant::now() + DEADLINE;
     let status = loop {
         if let Some(status) = client.try_wait().unwrap() {

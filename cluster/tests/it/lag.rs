@@ -1,10 +1,11 @@
 //! Play over a slow, uneven link (the player crate's link conditioner, 75 ms each way
 //! give or take 20: a 150 ms round trip): a player walks a loop around the four-way
 //! corner, through four handoffs a lap, while another watches from the corner. Its
-//! prediction must never snap (a correction over 4 units) at a handoff, and once at most
-//! anywhere else (the suite's other tests starve the machine now and then, and an input
-//! held up past its tick is a correction, once); it must be off by at most a unit at
-//! p99, and the watcher must see it within 2 units at p99.
+//! prediction must never snap (a correction over 4 units), and be off by at most a unit
+//! at p99; the watcher must see it within 2 units at p99. An input that reaches its
+//! server later than its tick allows (the suite's other tests starve the machine now
+//! and then) makes the server stand the walker still, a correction the player is told
+//! of as such: those measure the machine, not the prediction, and are reported apart.
 
 use crate::harness::{DEADLINE, default_cluster};
 use std::time::Duration;
@@ -92,11 +93,12 @@ async fn a_player_walks_around_the_four_way_corner_at_150_ms_without_a_snap() {
     let own = SmoothnessSeen::units(&walked.own, 0.99);
     let others = SmoothnessSeen::units(&watched.others, 0.99);
     println!(
-        "{handoffs} handoffs; own: {} checked, p99 {own:.2}, max {:.2}, {} snaps ({} at handoffs); others: {} checked, p99 {others:.2}, max {:.2}",
+        "{handoffs} handoffs; own: {} checked, p99 {own:.2}, max {:.2}, {} snaps ({} at handoffs, {} after late inputs); others: {} checked, p99 {others:.2}, max {:.2}",
         walked.own.len(),
         SmoothnessSeen::max_units(&walked.own),
         walked.own_snaps,
         walked.own_snaps_at_handoffs,
+        walked.own_snaps_after_late_inputs,
         watched.others.len(),
         SmoothnessSeen::max_units(&watched.others),
     );
@@ -104,11 +106,16 @@ async fn a_player_walks_around_the_four_way_corner_at_150_ms_without_a_snap() {
     // Updates come at every turn and acknowledgement, and a few ticks apart between.
     assert!(walked.own.len() > 40, "{} states checked", walked.own.len());
     assert_eq!(walked.own_snaps_at_handoffs, 0, "the walker's prediction snapped at a handoff");
-    assert!(walked.own_snaps <= 1, "the walker's prediction snapped {} times", walked.own_snaps);
-    // p99 within a unit: at most 1 % of the corrections over it, or the one snap allowed
-    // (with an update every few ticks, two laps check fewer than a hundred states).
-    let over_a_unit = walked.own.count_between(101, u64::MAX);
+    let mispredicted = walked.own_snaps - walked.own_snaps_after_late_inputs;
+    assert_eq!(mispredicted, 0, "the walker's prediction snapped {mispredicted} times");
+    // p99 within a unit: at most 1 % of the corrections over it, or one (with an update
+    // every few ticks, two laps check fewer than a hundred states).
+    let over_a_unit =
+        walked.own.count_between(101, u64::MAX) - walked.own_after_late_input.count_between(101, u64::MAX);
     let allowed = (walked.own.len() / 100).max(1);
     assert!(over_a_unit <= allowed, "{over_a_unit} own corrections over a unit (p99 {own}), {allowed} allowed");
-    assert!(others <= 2.0, "the watcher saw the walker off by {others} units at p99");
+    // The same for the watcher, within 2 units.
+    let over_two = watched.others.count_between(201, u64::MAX);
+    let allowed = (watched.others.len() / 100).max(1);
+    assert!(over_two <= allowed, "the watcher saw the walker off by over 2 units {over_two} times (p99 {others})");
 }
