@@ -292,7 +292,7 @@ impl Player {
         };
         match message {
             ProxyToClient::Update(packed) => {
-                let update = self.unpacker.unpack(packed)?;
+                let mut update = self.unpacker.unpack(packed)?;
                 let sent = self.last_sent();
                 if update.last_input > sent {
                     return Err(Violation::InputFromTheFuture { last_input: update.last_input, sent }.into());
@@ -310,7 +310,8 @@ impl Player {
                 let late_input = your_tick.is_some_and(|yours| self.unacked.iter().any(|input| input.tick <= yours))
                     || (self.view.server == Some(update.server)
                         && matches!(leads, (Some(before), Some(now)) if now < before));
-                let others = self.view.apply(update, &self.welcome, now)?;
+                let others = self.view.apply(&mut update, &self.welcome, now)?;
+                self.unpacker.recycle(update);
                 let own = match self.prediction.reconcile(&you, your_tick, now) {
                     Reconciled::Corrected(off) => Some(off),
                     Reconciled::Reset => None,

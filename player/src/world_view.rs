@@ -12,7 +12,8 @@
 //! already shown; how far, per entity, is what [`WorldView::apply`] reports.
 
 use crate::chat_log::ChatLog;
-use std::collections::{HashMap, VecDeque};
+use arrayvec::ArrayVec;
+use std::collections::HashMap;
 use std::time::Instant;
 use tessera_shared::Vec2;
 use tessera_shared::ids::{EntityId, ServerId};
@@ -143,15 +144,16 @@ impl StreamClock {
 const STATES_KEPT: usize = 6;
 
 /// Another entity as known: its last states sent, each with the tick it was sent at,
-/// oldest first, for the ticks shown between them.
-#[derive(Debug, Clone)]
+/// oldest first, for the ticks shown between them. Held inline: in a crowd, entities
+/// come into view and leave it on most updates, and each would cost an allocation.
+#[derive(Debug, Clone, Default)]
 struct Known {
-    states: VecDeque<(EntityState, u64)>,
+    states: ArrayVec<(EntityState, u64), STATES_KEPT>,
 }
 
 impl Known {
     fn latest(&self) -> &(EntityState, u64) {
-        self.states.back().expect("an entity known has a state")
+        self.states.last().expect("an entity known has a state")
     }
 
     /// Its states as of a new stream of ticks, `ahead_by` ahead of the one they came in,
@@ -164,15 +166,15 @@ impl Known {
     }
 
     fn push(&mut self, state: EntityState, sent: u64) {
-        if self.states.len() == STATES_KEPT {
-            self.states.pop_front();
+        if self.states.is_full() {
+            self.states.remove(0);
         }
-        self.states.push_back((state, sent));
+        self.states.push((state, sent));
     }
 
     /// Where it was at `tick`, as the server simulated it (where it was first known, if before).
     fn at_tick(&self, tick: u64, tick_seconds: f32) -> Vec2 {
-        let in_effect = self.states.iter().rev().find(|(_, sent)| *sent <= tick).or(self.states.front());
+        let in_effect = self.states.iter().rev().find(|(_, sent)| *sent <= tick).or(self.states.first());
         let (state, sent) = in_effect.expect("an entity known has a state");
         extrapolate(state, *sent, tick, tick_seconds)
     }
@@ -236,9 +238,15 @@ impl WorldView {
     /// Folds in `update`, sent to the player `welcome` welcomed and received at `at`, if
     /// it is possible (the view is untouched otherwise) and leaves no more than
     /// [`MAX_ENTITIES_PER_MESSAGE`] entities in view; a view past that is refused too, and
-    /// ends the connection. Says how far it moved the others shown.
-    pub fn apply(&mut self, update: PlayerUpdate, welcome: &Welcome, at: Instant) -> Result<OthersMoved, Violation> {
-        verify::update(&update, welcome)?;
+    /// ends the connection. Says how far it moved the others shown. The states and names
+    /// are moved out of `update`, whose lists are left empty to be filled again.
+    pub fn apply(
+        &mut self,
+        update: &mut PlayerUpdate,
+        welcome: &Welcome,
+        at: Instant,
+    ) -> Result<OthersMoved, Violation> {
+        verify::update(update, welcome)?;
         // Where the others it tells of were shown just before. An update on time tells
         // of ticks not shown yet, so what is shown cannot move, and nobody's place needs
         // working out: most updates (and most of what a bot costs, BENCHMARKS.md). Only
@@ -286,10 +294,10 @@ impl WorldView {
             self.names.remove(id);
         }
         self.states_received += 1 + update.changed.len() as u64;
-        for state in update.changed {
-            self.sent.entry(state.id).or_insert_with(|| Known { states: VecDeque::new() }).push(state, update.tick);
+        for state in update.changed.drain(..) {
+            self.sent.entry(state.id).or_default().push(state, update.tick);
         }
-        self.names.extend(update.names);
+        self.names.extend(update.names.drain(..));
         self.updates += 1;
         let count = self.sent.len().max(self.names.len());
         if count > MAX_ENTITIES_PER_MESSAGE {
@@ -409,7 +417,7 @@ mod tests {
             };
             let shown = |view: &WorldView| view.others_shown(at(tick, 0)).map(|(_, p)| p).collect::<Vec<_>>();
             let before = shown(&view);
-            let moved = view.apply(next, &welcome, at(tick, 0)).unwrap();
+            let moved = view.apply(&mut next, &welcome, at(tick, 0)).unwrap();
             assert!(moved.moved.iter().all(|&by| by < 1e-3), "on time, nothing shown moves: {moved:?}");
             for (was, is) in before.iter().zip(shown(&view)) {
                 assert!(was.distance(is) < 1e-3, "tick {tick}: what was shown at {was} moved to {is}");
@@ -426,7 +434,7 @@ mod tests {
         // Tick 21 comes 80 ms late, and says the entity turned right in it: what was shown moves.
         let mut late = update(vec![moving(5, (100.0, 110.0), (200.0, 0.0))], vec![], vec![]);
         late.tick = 21;
-        let moved = view.apply(late, &welcome, at(21, 80)).unwrap();
+        let moved = view.apply(&mut late, &welcome, at(21, 80)).unwrap();
         assert_eq!(moved.moved.len(), 1);
         assert!(moved.moved[0] > 10.0, "{moved:?}");
     }
@@ -441,13 +449,13 @@ mod tests {
             let mut next = update(vec![], vec![], vec![]);
             next.tick = tick;
             next.changed = if tick == 1 { vec![moving(5, (10.0, 0.0), (200.0, 0.0))] } else { vec![] };
-            view.apply(next, &welcome, at(tick)).unwrap();
+            view.apply(&mut next, &welcome, at(tick)).unwrap();
         }
         // The player is handed to server 2, whose ticks count from elsewhere: its first
         // update, full, is on time, a tick after the last server's last.
         let mut full = update(vec![moving(5, (210.0, 0.0), (200.0, 0.0))], vec![], vec![]);
         (full.tick, full.server, full.full) = (7000, ServerId(2), true);
-        let moved = view.apply(full, &welcome, at(21)).unwrap();
+        let moved = view.apply(&mut full, &welcome, at(21)).unwrap();
         assert!(moved.moved.iter().all(|&by| by < 1e-3), "nobody walking is thrown on: {moved:?}");
         assert_eq!(view.handoffs, 1);
     }
@@ -455,14 +463,15 @@ mod tests {
     #[test]
     fn names_go_with_what_is_in_view_and_the_view_is_bounded() {
         let (welcome, mut view) = (welcome(), WorldView::new(0.05));
-        view.apply(update(vec![at(5)], vec![], vec![(EntityId(5), "bo".into())]), &welcome, Instant::now()).unwrap();
+        view.apply(&mut update(vec![at(5)], vec![], vec![(EntityId(5), "bo".into())]), &welcome, Instant::now())
+            .unwrap();
         assert_eq!(view.names.get(&EntityId(5)).map(String::as_str), Some("bo"));
-        view.apply(update(vec![], vec![EntityId(5)], vec![]), &welcome, Instant::now()).unwrap();
+        view.apply(&mut update(vec![], vec![EntityId(5)], vec![]), &welcome, Instant::now()).unwrap();
         assert_eq!((view.in_view(), view.names.len()), (0, 0), "the name left with the entity");
 
         let mut bad = update(vec![at(6)], vec![], vec![]);
         bad.changed[0].position.x = f32::NAN;
-        assert!(matches!(view.apply(bad, &welcome, Instant::now()), Err(Violation::BadState { .. })));
+        assert!(matches!(view.apply(&mut bad, &welcome, Instant::now()), Err(Violation::BadState { .. })));
         assert_eq!((view.updates, view.in_view()), (2, 0), "a refused update is not folded in");
 
         // A proxy adding entity after entity, each update within bounds, is refused once the view is too big.
@@ -472,7 +481,7 @@ mod tests {
                 next += 1;
                 at(next)
             });
-            view.apply(update(batch.collect(), vec![], vec![]), &welcome, Instant::now()).err()
+            view.apply(&mut update(batch.collect(), vec![], vec![]), &welcome, Instant::now()).err()
         });
         assert!(matches!(refused, Some(Violation::TooManyInView { count: 20_480 })), "{refused:?}");
     }

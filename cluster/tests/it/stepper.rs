@@ -132,10 +132,13 @@ impl SteppedPlayer {
             match decode_frame(&frame) {
                 ProxyToClient::Welcome(_) => panic!("a second welcome"),
                 ProxyToClient::Update(packed) => {
-                    let update = player.unpacker.unpack(packed).unwrap_or_else(|violation| panic!("{violation}"));
+                    let mut update = player.unpacker.unpack(packed).unwrap_or_else(|violation| panic!("{violation}"));
                     assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
                     let (you, your_tick) = (update.you, update.your_tick);
-                    player.view.apply(update, &player.welcome, now).unwrap_or_else(|violation| panic!("{violation}"));
+                    player
+                        .view
+                        .apply(&mut update, &player.welcome, now)
+                        .unwrap_or_else(|violation| panic!("{violation}"));
                     player.prediction.reconcile(&you, your_tick, now);
                 }
                 ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => {

@@ -23,7 +23,7 @@ pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
     let received = receive::frames(bytes, |message: &ProxyToClient| match message {
         ProxyToClient::Update(packed) => {
             let update = unpacker.unpack(packed.clone())?;
-            let moved = view.apply(update.clone(), &welcome, Instant::now())?;
+            let moved = view.apply(&mut update.clone(), &welcome, Instant::now())?;
             assert!(moved.moved.iter().all(|by| by.is_finite()), "others shown moved out of space");
             prediction.reconcile(&update.you, update.your_tick, Instant::now());
             Ok(())

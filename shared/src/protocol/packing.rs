@@ -440,6 +440,17 @@ pub struct UpdateUnpacker {
     previous: Option<Previous>,
     /// By handle: the state last sent of the entity it names (whose id is the state's).
     known: Vec<Option<Baseline>>,
+    /// The lists of an update unpacked before, given back emptied ([`Self::recycle`]),
+    /// for the next to fill: a player unpacks an update every tick or two.
+    spare: Lists,
+}
+
+/// An update's lists of others.
+#[derive(Debug, Default)]
+struct Lists {
+    changed: Vec<EntityState>,
+    left: Vec<EntityId>,
+    names: Vec<(EntityId, String)>,
 }
 
 /// What makes a packed update impossible to unpack.
@@ -464,7 +475,16 @@ pub enum UnpackProblem {
 impl UpdateUnpacker {
     /// The end of the player `you`, whose server's ticks last `tick_seconds`.
     pub fn new(you: EntityId, tick_seconds: f32) -> Self {
-        Self { you, tick_seconds, previous: None, known: Vec::new() }
+        Self { you, tick_seconds, previous: None, known: Vec::new(), spare: Lists::default() }
+    }
+
+    /// Takes back the lists of `update`, once read, for the next update to reuse.
+    pub fn recycle(&mut self, update: PlayerUpdate) {
+        let PlayerUpdate { mut changed, mut left, mut names, .. } = update;
+        changed.clear();
+        left.clear();
+        names.clear();
+        self.spare = Lists { changed, left, names };
     }
 
     pub fn unpack(&mut self, packed: PackedUpdate) -> Result<PlayerUpdate, Violation> {
@@ -516,17 +536,19 @@ impl UpdateUnpacker {
             position: unpoint(own, OWN_POSITION_QUANTUM),
             velocity: packed.you.velocity.velocity(),
         };
+        let inputs_applied = u32::try_from(inputs_applied).map_err(|_| Overflow)?;
+        let Lists { changed, left, names } = std::mem::take(&mut self.spare);
         let mut update = PlayerUpdate {
             tick,
             server: terms.server,
             last_input,
-            inputs_applied: u32::try_from(inputs_applied).map_err(|_| Overflow)?,
+            inputs_applied,
             you,
             your_tick,
             full: terms.full,
-            changed: Vec::new(),
-            left: Vec::new(),
-            names: Vec::new(),
+            changed,
+            left,
+            names,
             update_every: terms.update_every,
         };
         if let Some(others) = packed.others {
@@ -683,6 +705,8 @@ mod tests {
         let mut unpacked = unpacker.unpack(packed).expect("unpacks");
         unpacked.names.sort_by_key(|(id, _)| *id);
         assert_eq!(unpacked, in_unpacked_order(update.clone()));
+        // As a player does once it has read an update: the next reuses its lists.
+        unpacker.recycle(unpacked);
         bytes
     }
 
