@@ -302,10 +302,10 @@ impl Player {
                 }
                 let (you, your_tick, now) = (update.you, update.your_tick, std::time::Instant::now());
                 let handoffs = self.view.handoffs;
-                // An input late for its tick: the server's state is as of a tick of the
-                // player's past one still unapplied (the server went on without it), or
-                // the server's clock for the player slipped (it stood the player still
-                // until it came).
+                // An input late for its tick: the server's state is as of a tick at or
+                // past that of an input still unapplied (the server went on without it),
+                // or the server's clock for the player slipped (it stood the player still
+                // until the input came).
                 let leads = (clock_lead(self.view.tick, self.view.your_tick), clock_lead(update.tick, your_tick));
                 let late_input = your_tick.is_some_and(|yours| self.unacked.iter().any(|input| input.tick <= yours))
                     || (self.view.server == Some(update.server)
