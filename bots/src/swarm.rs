@@ -288,8 +288,9 @@ pub struct Smoothness {
     /// Corrections over 4 units.
     pub own_snaps: u64,
     pub own_snaps_at_handoffs: u64,
-    /// Snaps where the server stood the bot still for an input late for its tick: the
-    /// link's or the host's lateness, not a misprediction.
+    /// Snaps that came with an input late for its tick (the server went on without it,
+    /// or stood the bot still for it): the link's or the host's lateness, not a
+    /// misprediction.
     pub own_snaps_after_late_inputs: u64,
     /// Others shown, once per update each: how far the update moved them.
     pub others_checked: u64,

@@ -17,10 +17,11 @@ pub struct SmoothnessSeen {
     pub own_snaps: u64,
     /// Snaps in an update that came from a new server: at a handoff.
     pub own_snaps_at_handoffs: u64,
-    /// Snaps in an update whose server stood the player still for a late input.
+    /// Snaps in an update that came with an input late for its tick.
     pub own_snaps_after_late_inputs: u64,
-    /// Those of `own` in an update whose server stood the player still for an input
-    /// that came late ([`Smoothness::late_input`]).
+    /// Those of `own` in an update that came with an input late for its tick (the
+    /// server went on without it, or stood the player still for it:
+    /// [`Smoothness::late_input`]).
     pub own_after_late_input: Histogram<u64>,
     pub others: Histogram<u64>,
 }
