@@ -86,6 +86,10 @@ pub struct ClusterOptions {
     /// theirs (5) when absent. A huge value measures the cluster without periodic saves.
     #[arg(long)]
     pub checkpoint_secs: Option<f64>,
+    /// What each player's updates may carry, in bytes a second (the cluster file's
+    /// `player_bytes_per_second`); the default map's when absent.
+    #[arg(long)]
+    pub player_bytes_per_second: Option<u32>,
 }
 
 /// The limits a step must stay within.
@@ -120,6 +124,9 @@ pub fn bench_map(options: &ClusterOptions) -> ClusterConfig {
     // No spawn point: the world's centre, the four-way corner.
     map.world.spawn = None;
     map.world.spawn_radius = options.spawn_radius.unwrap_or(options.region_size);
+    if let Some(bytes) = options.player_bytes_per_second {
+        map.simulation.player_bytes_per_second = bytes;
+    }
     map
 }
 

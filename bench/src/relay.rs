@@ -147,6 +147,7 @@ fn sample_frame(entities: usize) -> Result<Bytes, BenchError> {
         left: Vec::new(),
         names: (1..=entities).map(|i| (state(i).id, format!("bot {i}"))).collect(),
         update_every: 1,
+        budget_spent: false,
     };
     let tick_seconds = tick_seconds(ClusterConfig::default_local().simulation.tick_hz);
     let mentions = Mentions::all_new(update.changed.len());

@@ -61,6 +61,9 @@ pub struct ServerFigures {
     pub updates_sent_per_sec: f64,
     pub updates_quiet_per_sec: f64,
     pub updates_paced_per_sec: f64,
+    /// Player updates sent per second that left news of others for later, the player's
+    /// byte budget spent.
+    pub updates_budget_spent_per_sec: f64,
     /// How many ticks apart its players were sent updates at the window's end.
     pub update_every: f64,
     pub process: ProcessFigures,
@@ -97,6 +100,9 @@ pub struct StepReport {
     /// capacity made none for (the player not being due one then).
     pub updates_sent_share: f64,
     pub updates_paced_share: f64,
+    /// Of the updates sent, the share that left news of others for later, the player's
+    /// byte budget spent.
+    pub updates_budget_spent_share: f64,
     /// The most ticks apart any server sent updates at the window's end: 1 unless one
     /// was past capacity.
     pub most_update_every: f64,
@@ -171,6 +177,7 @@ impl StepReport {
                     updates_sent_per_sec: updates("sent"),
                     updates_quiet_per_sec: updates("quiet"),
                     updates_paced_per_sec: updates("paced"),
+                    updates_budget_spent_per_sec: rate(before, after, seconds, names::SERVER_UPDATES_BUDGET_SPENT, &[]),
                     update_every: after.sum(names::SERVER_UPDATE_EVERY, &[]).unwrap_or(1.0),
                     process,
                 }
@@ -232,10 +239,13 @@ impl StepReport {
         let player_ticks: f64 =
             servers.iter().map(|s| s.updates_sent_per_sec + s.updates_quiet_per_sec + s.updates_paced_per_sec).sum();
         let share = |of: f64| if player_ticks > 0.0 { of / player_ticks } else { 0.0 };
+        let sent: f64 = servers.iter().map(|s| s.updates_sent_per_sec).sum();
+        let budget_spent: f64 = servers.iter().map(|s| s.updates_budget_spent_per_sec).sum();
         Self {
             bots,
             seconds_measured: seconds,
-            updates_sent_share: share(servers.iter().map(|s| s.updates_sent_per_sec).sum()),
+            updates_sent_share: share(sent),
+            updates_budget_spent_share: if sent > 0.0 { budget_spent / sent } else { 0.0 },
             updates_paced_share: share(servers.iter().map(|s| s.updates_paced_per_sec).sum()),
             most_update_every: servers.iter().map(|s| s.update_every).fold(1.0, f64::max),
             cpu_us_per_player_tick,
@@ -253,7 +263,7 @@ impl StepReport {
 
     pub fn table_header() -> String {
         format!(
-            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17}  {}",
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17}  {}",
             "bots",
             "joined",
             "tick p99",
@@ -266,6 +276,7 @@ impl StepReport {
             "ent upd/s",
             "sent",
             "paced",
+            "budget",
             "handoffs",
             "saves/s",
             "lost/dup",
@@ -281,7 +292,7 @@ impl StepReport {
         let swarm = &self.swarm;
         let per_tick = self.cpu_us_per_player_tick;
         format!(
-            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17}  {}",
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17}  {}",
             self.bots,
             swarm.bots_still_connected,
             self.worst_tick_p99_ms,
@@ -294,6 +305,7 @@ impl StepReport {
             swarm.entity_updates_per_sec,
             self.updates_sent_share * 100.0,
             self.updates_paced_share * 100.0,
+            self.updates_budget_spent_share * 100.0,
             swarm.handoffs,
             self.checkpoints_per_sec,
             format!("{}/{}", swarm.inputs_lost, swarm.inputs_duplicated),

@@ -1,7 +1,8 @@
 //! The HUD (bevy_egui): connection state, proxy, owning server, round trip, bandwidth,
 //! entities in view, frames per second, resumes; a minimap of the whole world with
 //! regions coloured by server and the players you know of; and, when the connection is
-//! lost, the cluster is full or the player's region is offline, what is happening.
+//! lost, the cluster is full or the player's region is offline, what is happening; and
+//! when the cluster is degraded (a server over capacity, a crowd over the byte budget).
 
 use crate::connection::{Bandwidth, Connection, SmoothnessMeter, Snapshot};
 use crate::world::server_colour;
@@ -13,6 +14,9 @@ use tessera_player::smoothness::SmoothnessSeen;
 const MINIMAP_SIZE: f32 = 200.0;
 /// How long the HUD says a player is back after its session resumed or its region did.
 const SAY_BACK_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the HUD says the view is crowded after an update last said so: a crowd
+/// at the budget's edge spends it every other update, and the line should not blink.
+const CROWDED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct HudPlugin;
 
@@ -99,6 +103,11 @@ fn stats_panel(
                     // what the others do a little later.
                     let hz = snapshot.welcome.as_ref().map_or(0.0, |w| w.tick_hz) / f64::from(view.update_every);
                     row("server busy", format!("updates at {hz:.0} Hz"));
+                }
+                if view.budget_spent_at.is_some_and(|at| at.elapsed() < CROWDED_FOR) {
+                    // More news of others than the player's byte budget holds: those
+                    // nearest are told first, the far ones a little later.
+                    row("crowded", "far players update less often".into());
                 }
                 row("handoffs", view.handoffs.to_string());
                 row("resumes", snapshot.resumes.to_string());

@@ -224,6 +224,9 @@ pub struct WorldView {
     /// How many ticks apart its server sends updates at the most: more than 1 while it
     /// is over capacity ([`PlayerUpdate::update_every`]).
     pub update_every: u8,
+    /// When an update last left news of others for later, the player's byte budget
+    /// spent on those nearest ([`PlayerUpdate::budget_spent`]): a crowd in view.
+    pub budget_spent_at: Option<Instant>,
     /// What the player heard said.
     pub chat: ChatLog,
 }
@@ -267,6 +270,9 @@ impl WorldView {
         let quiet_ticks = most_quiet_ticks(update.update_every);
         let ahead_by = self.stream.arrived(update.tick, at, update.full, quiet_ticks);
         self.update_every = update.update_every;
+        if update.budget_spent {
+            self.budget_spent_at = Some(at);
+        }
         self.region_offline = false;
         self.your_tick = update.your_tick;
         if self.server.is_some_and(|server| server != update.server) {
@@ -384,6 +390,7 @@ mod tests {
             left,
             names,
             update_every: 1,
+            budget_spent: false,
         }
     }
 

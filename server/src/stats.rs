@@ -27,6 +27,9 @@ pub struct ServerStats {
     pub updates_sent: AtomicU64,
     pub updates_quiet: AtomicU64,
     pub updates_paced: AtomicU64,
+    /// Player updates sent that left news of others for later, the player's byte
+    /// budget spent: the cluster is degraded for them.
+    pub updates_budget_spent: AtomicU64,
     /// Bytes exchanged with peer servers.
     pub peer_traffic: tessera_shared::link::Traffic,
 }

@@ -105,6 +105,7 @@ struct ServerMetrics {
     updates_sent: metrics::Counter,
     updates_quiet: metrics::Counter,
     updates_paced: metrics::Counter,
+    updates_budget_spent: metrics::Counter,
     update_every: metrics::Gauge,
 }
 
@@ -128,6 +129,7 @@ impl ServerMetrics {
             updates_sent: metrics::counter!(names::SERVER_PLAYER_UPDATES, "server" => server.clone(), "outcome" => "sent"),
             updates_quiet: metrics::counter!(names::SERVER_PLAYER_UPDATES, "server" => server.clone(), "outcome" => "quiet"),
             updates_paced: metrics::counter!(names::SERVER_PLAYER_UPDATES, "server" => server.clone(), "outcome" => "paced"),
+            updates_budget_spent: metrics::counter!(names::SERVER_UPDATES_BUDGET_SPENT, "server" => server.clone()),
             update_every: metrics::gauge!(names::SERVER_UPDATE_EVERY, "server" => server),
         }
     }
@@ -182,6 +184,7 @@ fn export_metrics(
     metrics.updates_sent.absolute(get(&stats.updates_sent));
     metrics.updates_quiet.absolute(get(&stats.updates_quiet));
     metrics.updates_paced.absolute(get(&stats.updates_paced));
+    metrics.updates_budget_spent.absolute(get(&stats.updates_budget_spent));
     metrics.update_every.set(f64::from(pace.every()));
 }
 

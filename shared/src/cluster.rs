@@ -49,11 +49,21 @@ pub struct SimulationConfig {
     pub view_radius: f32,
     /// How far past its owner's border a player walks before it is handed off.
     pub tether: f32,
+    /// What a player's updates may carry of others, in bytes a second on the wire: in
+    /// a crowd, the changes nearest the player go first and the rest wait their turn
+    /// (the player extrapolates them meanwhile), so a crowd costs each player, its proxy
+    /// and its link no more than this. A player's own state, acknowledgements and who
+    /// left its view always go.
+    pub player_bytes_per_second: u32,
 }
+
+/// The least [`SimulationConfig::player_bytes_per_second`] a cluster may set: a few
+/// others' changes a tick.
+pub const MIN_PLAYER_BYTES_PER_SECOND: u32 = 512;
 
 impl Default for SimulationConfig {
     fn default() -> Self {
-        Self { tick_hz: 20.0, view_radius: 400.0, tether: 24.0 }
+        Self { tick_hz: 20.0, view_radius: 400.0, tether: 24.0, player_bytes_per_second: 4096 }
     }
 }
 
@@ -184,6 +194,9 @@ impl ClusterConfig {
         check_rates(sim.tick_hz, sim.view_radius).map_err(ClusterError::Simulation)?;
         if !(sim.tether >= 0.0 && sim.tether < world.region_size / 2.0) {
             return Err(ClusterError::Simulation("tether must be in [0, region_size / 2)"));
+        }
+        if sim.player_bytes_per_second < MIN_PLAYER_BYTES_PER_SECOND {
+            return Err(ClusterError::Simulation("player_bytes_per_second must be at least 512"));
         }
         if self.servers.is_empty() || self.proxies.is_empty() {
             return Err(ClusterError::MissingProcesses);
@@ -351,6 +364,8 @@ mod tests {
         let err = rejects(|c| c.world.columns = 60_000);
         assert!(matches!(err, ClusterError::World(MapError::TooManyCells(240_000))), "{err}");
         let err = rejects(|c| c.simulation.tick_hz = 0.0);
+        assert!(matches!(err, ClusterError::Simulation(_)), "{err}");
+        let err = rejects(|c| c.simulation.player_bytes_per_second = MIN_PLAYER_BYTES_PER_SECOND - 1);
         assert!(matches!(err, ClusterError::Simulation(_)), "{err}");
     }
 

@@ -265,6 +265,7 @@ mod tests {
             left: vec![],
             names: vec![(EntityId(2), "bo".into()), (EntityId(3), "cy".into())],
             update_every: 1,
+            budget_spent: false,
         };
         let mentions = crate::protocol::packing::Mentions::all_new(update.changed.len());
         let update = crate::protocol::UpdatePacker::default().pack(&update, &mentions, 0.05).unwrap();

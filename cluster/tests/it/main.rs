@@ -1,5 +1,5 @@
 //! The cluster-wide tests, one module per feature. Handoff, subscriptions, visibility,
-//! how often players are sent updates ([`pacing`]) and what only a receiver's state can refuse ([`hostile_peers`]) run tick by tick on
+//! how often players are sent updates ([`pacing`]), a crowd held to each player's byte budget ([`budget`]) and what only a receiver's state can refuse ([`hostile_peers`]) run tick by tick on
 //! the in-process [`stepper`] (no sockets, manual time); walking, bad input, the
 //! proxies' player cap, the swarm and the [`abuse`] at every door run end to end over real TCP, through a
 //! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]), as do
@@ -11,6 +11,7 @@
 
 mod abuse;
 mod bad_input;
+mod budget;
 mod chat;
 mod handoff;
 mod harness;

@@ -112,6 +112,8 @@ pub struct SteppedPlayer {
     chat: ChatGate,
     /// Why the proxy disconnected it, if it did.
     pub disconnected: Option<String>,
+    /// What its proxy sent it, in bytes on the wire.
+    pub bytes_received: u64,
 }
 
 impl SteppedPlayer {
@@ -129,6 +131,7 @@ impl SteppedPlayer {
     pub fn drain(&mut self, now: std::time::Instant) {
         let player = self;
         while let Some(frame) = player.queue.next_frame() {
+            player.bytes_received += frame.len() as u64;
             match decode_frame(&frame) {
                 ProxyToClient::Welcome(_) => panic!("a second welcome"),
                 ProxyToClient::Update(packed) => {
@@ -377,6 +380,7 @@ impl Stepper {
             last_sent: 0,
             chat,
             disconnected: None,
+            bytes_received: 0,
         };
         let older = self.players.insert(user, player);
         self.step_until("the first update", 10, |stepper| stepper.player(user).view.me.is_some());

@@ -82,6 +82,7 @@ fn big_update_frame(tick: u64) -> bytes::Bytes {
         left: Vec::new(),
         names: (1..800).map(|id| (EntityId(id), format!("walker {id}"))).collect(),
         update_every: 1,
+        budget_spent: false,
     };
     let packed = UpdatePacker::default().pack(&update, &Mentions::all_new(update.changed.len()), 0.05).unwrap();
     encoded_frame(&ProxyToClient::Update(packed)).unwrap()

@@ -170,6 +170,11 @@ pub struct PlayerUpdate {
     /// most [`MAX_UPDATE_EVERY`]) to keep its ticks on time; an input applied is
     /// acknowledged at once all the same. The player says so.
     pub update_every: u8,
+    /// Changes of others were left for later updates: the player's byte budget
+    /// ([`SimulationConfig::player_bytes_per_second`](crate::cluster::SimulationConfig))
+    /// was spent, nearest others first, and those left wait their turn, extrapolated
+    /// meanwhile. The player says so.
+    pub budget_spent: bool,
 }
 
 /// Who hears a chat line.

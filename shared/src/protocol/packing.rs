@@ -134,6 +134,7 @@ struct Terms {
     full: bool,
     server: ServerId,
     update_every: u8,
+    budget_spent: bool,
     /// `inputs_applied` less `last_input`: 0 unless an input was applied twice.
     applied_beyond: i64,
     /// The player's clock against the server's (`your_tick` less `tick`), once it has one.
@@ -356,6 +357,7 @@ impl UpdatePacker {
             full: update.full,
             server: update.server,
             update_every: update.update_every,
+            budget_spent: update.budget_spent,
             applied_beyond: i64::from(update.inputs_applied) - i64::from(update.last_input),
             clock_offset: update.your_tick.map(|yours| i64::from(yours) - update.tick as i64),
         };
@@ -550,6 +552,7 @@ impl UpdateUnpacker {
             left,
             names,
             update_every: terms.update_every,
+            budget_spent: terms.budget_spent,
         };
         if let Some(others) = packed.others {
             self.others(others, &mut update)?;
@@ -639,6 +642,7 @@ mod tests {
             left: left.into_iter().map(EntityId).collect(),
             names,
             update_every: 1,
+            budget_spent: false,
         }
     }
 

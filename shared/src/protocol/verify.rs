@@ -723,6 +723,7 @@ mod tests {
             left: vec![EntityId(6)],
             names: vec![(EntityId(5), "bo".into())],
             update_every: 1,
+            budget_spent: false,
         };
         edit(&mut update);
         super::update(&update, &welcome())

@@ -58,6 +58,7 @@ fn updates() -> Vec<ProxyToClient> {
         left: vec![],
         names: vec![(EntityId(9), "bo".into()), (EntityId(4), "cy".into())],
         update_every: 1,
+        budget_spent: false,
     };
     let turned = EntityState { velocity: Vec2::new(-200.0, 0.0), ..moving(EntityId(9), 520.0, 520.0) };
     let next = PlayerUpdate {
