@@ -57,9 +57,12 @@ pub struct SimulationConfig {
     pub player_bytes_per_second: u32,
 }
 
-/// The least [`SimulationConfig::player_bytes_per_second`] a cluster may set: a few
-/// others' changes a tick.
-pub const MIN_PLAYER_BYTES_PER_SECOND: u32 = 512;
+/// The least a player's updates may carry a tick
+/// ([`SimulationConfig::player_bytes_per_second`] over `tick_hz`: 500 bytes a second at
+/// 20 Hz): an update telling nothing of others takes 13 to 16 bytes, and each must have
+/// room for a few others' changes besides, or a player acknowledged every tick would
+/// never hear of them.
+pub const MIN_PLAYER_BYTES_PER_TICK: u32 = 25;
 
 impl Default for SimulationConfig {
     fn default() -> Self {
@@ -195,8 +198,8 @@ impl ClusterConfig {
         if !(sim.tether >= 0.0 && sim.tether < world.region_size / 2.0) {
             return Err(ClusterError::Simulation("tether must be in [0, region_size / 2)"));
         }
-        if sim.player_bytes_per_second < MIN_PLAYER_BYTES_PER_SECOND {
-            return Err(ClusterError::Simulation("player_bytes_per_second must be at least 512"));
+        if f64::from(sim.player_bytes_per_second) < f64::from(MIN_PLAYER_BYTES_PER_TICK) * sim.tick_hz {
+            return Err(ClusterError::Simulation("player_bytes_per_second must be at least 25 times tick_hz"));
         }
         if self.servers.is_empty() || self.proxies.is_empty() {
             return Err(ClusterError::MissingProcesses);
@@ -365,8 +368,10 @@ mod tests {
         assert!(matches!(err, ClusterError::World(MapError::TooManyCells(240_000))), "{err}");
         let err = rejects(|c| c.simulation.tick_hz = 0.0);
         assert!(matches!(err, ClusterError::Simulation(_)), "{err}");
-        let err = rejects(|c| c.simulation.player_bytes_per_second = MIN_PLAYER_BYTES_PER_SECOND - 1);
+        let err = rejects(|c| c.simulation.player_bytes_per_second = 20 * MIN_PLAYER_BYTES_PER_TICK - 1);
         assert!(matches!(err, ClusterError::Simulation(_)), "{err}");
+        let err = rejects(|c| c.simulation.tick_hz = 200.0);
+        assert!(matches!(err, ClusterError::Simulation(_)), "the default budget at 200 Hz: {err}");
     }
 
     #[test]

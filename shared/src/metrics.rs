@@ -31,7 +31,8 @@ pub const SERVER_PLAYER_UPDATES: &str = "tessera_server_player_updates_total";
 /// over capacity. Label `server`.
 pub const SERVER_UPDATE_EVERY: &str = "tessera_server_update_every_ticks";
 /// Player updates sent that left news of others for later updates, the player's byte
-/// budget spent (a crowd in view): how often the cluster is degraded. Label `server`.
+/// budget spent (a crowd in view; or more news than one update holds): how often the
+/// cluster is degraded. Label `server`.
 pub const SERVER_UPDATES_BUDGET_SPENT: &str = "tessera_server_player_updates_budget_spent_total";
 /// Game servers this proxy is linked to. Label `proxy`.
 pub const PROXY_SERVERS: &str = "tessera_proxy_servers";

@@ -5,22 +5,23 @@
 
 use crate::stepper::{Stepper, centre_of};
 use tessera_shared::Vec2;
-use tessera_shared::cluster::{ClusterConfig, MIN_PLAYER_BYTES_PER_SECOND};
+use tessera_shared::cluster::{ClusterConfig, MIN_PLAYER_BYTES_PER_TICK};
 use tessera_shared::components::Keys;
 use tessera_shared::ids::{ServerId, UserId};
 
 #[test]
 fn a_crowd_over_the_budget_arrives_nearest_first_stays_within_it_and_says_so() {
     let mut map = ClusterConfig::default_local();
-    let budget = MIN_PLAYER_BYTES_PER_SECOND;
-    map.simulation.player_bytes_per_second = budget;
     let tick_hz = map.simulation.tick_hz;
+    let budget = MIN_PLAYER_BYTES_PER_TICK * tick_hz as u32;
+    map.simulation.player_bytes_per_second = budget;
     let mut stepper = Stepper::new(map, false);
     let centre = centre_of(&stepper.map, ServerId(1));
-    // 40 on a spiral around the centre of server 1's region, 15 to 300 units out.
+    // 40 on a spiral around the centre of server 1's region, 30 to 315 units out (all
+    // beyond the 25 units within which everyone is as near).
     let crowd: Vec<(UserId, f32)> = (0..40u16)
         .map(|i| {
-            let distance = 15.0 + 7.3 * f32::from(i);
+            let distance = 30.0 + 7.3 * f32::from(i);
             let at = centre + Vec2::from_angle(f32::from(i) * 2.4) * distance;
             (stepper.join(usize::from(i % 2), &format!("c{i}"), at), distance)
         })

@@ -55,8 +55,11 @@ impl ByteBudget {
         self.bytes = (self.bytes + per_second * tick_seconds).min(per_second);
     }
 
-    pub fn spend(&mut self, bytes: usize) {
-        self.bytes -= bytes as f32;
+    /// `bytes` went on the wire; never more than a second's worth in debt at
+    /// `per_second`, so that a player whose updates must go (acknowledgements, leaves)
+    /// whatever the budget is not shut out of news for long after.
+    pub fn spend(&mut self, bytes: usize, per_second: f32) {
+        self.bytes = (self.bytes - bytes as f32).max(-per_second);
     }
 
     /// What an update may tell of others now, having to say that `leaving` left.
@@ -106,11 +109,13 @@ mod tests {
     #[test]
     fn the_budget_refills_to_a_second_and_may_be_overspent() {
         let mut budget = ByteBudget::full(4096.0);
-        budget.spend(4096);
+        budget.spend(4096, 4096.0);
         budget.refill(4096.0, 0.05);
         assert!((budget.room(0) - (204.8 - UPDATE_BYTES)).abs() < 0.01, "a tick's worth");
-        budget.spend(1000);
+        budget.spend(1000, 4096.0);
         assert!(budget.room(0) < 0.0, "what must go went, and later updates pay for it");
+        budget.spend(100_000, 4096.0);
+        assert_eq!(budget.room(0), -4096.0 - UPDATE_BYTES, "never more than a second in debt");
         (0..100).for_each(|_| budget.refill(4096.0, 0.05));
         assert_eq!(budget, ByteBudget::full(4096.0), "no more than a second's worth");
     }

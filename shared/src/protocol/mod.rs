@@ -170,10 +170,10 @@ pub struct PlayerUpdate {
     /// most [`MAX_UPDATE_EVERY`]) to keep its ticks on time; an input applied is
     /// acknowledged at once all the same. The player says so.
     pub update_every: u8,
-    /// Changes of others were left for later updates: the player's byte budget
+    /// News of others was left for later updates: the player's byte budget
     /// ([`SimulationConfig::player_bytes_per_second`](crate::cluster::SimulationConfig))
-    /// was spent, nearest others first, and those left wait their turn, extrapolated
-    /// meanwhile. The player says so.
+    /// was spent (or an update's [`MAX_STATES_PER_UPDATE`] reached), the most owed
+    /// first, and the rest wait their turn, extrapolated meanwhile. The player says so.
     pub budget_spent: bool,
 }
 
