@@ -92,7 +92,9 @@ fn stats_panel(
                 if let Some(me) = view.me {
                     row("position", format!("({:.0}, {:.0})", me.position.x, me.position.y));
                 }
-                row("round trip", snapshot.round_trip_ms.map(|ms| format!("{ms:.0} ms")).unwrap_or_else(|| "-".into()));
+                // Measured by the acknowledgement of an input: none until the player walks.
+                let round_trip = snapshot.round_trip_ms.map(|ms| format!("{ms:.0} ms"));
+                row("round trip", round_trip.unwrap_or_else(|| "- (walk to measure)".into()));
                 row(
                     "in / out",
                     format!("{:.1} / {:.1} KB/s", bandwidth.in_per_sec / 1000.0, bandwidth.out_per_sec / 1000.0),
