@@ -10,8 +10,9 @@
 //! own running the store's async calls on a small tokio runtime (the I/O side), and go
 //! on with the tick. A batch the store could not take (the database away, or slower
 //! than its timeout) is kept, merged with the next ones (a player's latest position, its
-//! played time summed), and tried again: nothing is lost while the database is down, and
-//! nothing is counted twice.
+//! played time summed), and tried again after a wait that grows while the store keeps
+//! failing: nothing is lost while the database is down or its disk full, nothing is
+//! counted twice, and a store in trouble is neither hammered nor logged about every tick.
 
 use crate::players::Player;
 use crate::settings::ServerSettings;
@@ -26,12 +27,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tessera_shared::components::Position;
 use tessera_shared::ids::UserId;
+use tessera_shared::link::Backoff;
 use tessera_store::{Checkpoint, Store, StoreError, StoreLocation};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
-/// How long the writer waits before trying a failed batch again, when nothing new comes.
+/// How long the writer waits before trying a failed batch again, doubling while the
+/// store keeps failing, up to the most: a store back is taking checkpoints again within
+/// that, and the log has a line per attempt at most.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+const RETRY_AT_MOST_AFTER: Duration = Duration::from_secs(10);
 
 /// The tick at which a player's time played was last saved: the next checkpoint adds
 /// the ticks since.
@@ -96,15 +102,20 @@ impl StoreWriter {
     }
 }
 
-/// Saves batches as they come until the channel closes, keeping what failed for the
-/// next attempt; at the close, one last attempt at whatever is left.
+/// Saves batches as they come until the channel closes, keeping what failed for a
+/// later attempt; at the close, one last attempt at whatever is left. While the store
+/// fails (down, or its disk full) the batches that keep coming are folded in and tried
+/// again only after a wait that doubles up to [`RETRY_AT_MOST_AFTER`], so a store in
+/// trouble is not hammered every tick, nor the log filled (the disk may be the same).
 async fn write_batches(store: Store, mut received: mpsc::UnboundedReceiver<Vec<Checkpoint>>, stats: &ServerStats) {
     let mut unsaved = BTreeMap::new();
+    let mut backoff = Backoff::new(RETRY_AFTER, RETRY_AT_MOST_AFTER);
+    // When the next attempt is due after a failure; none while the store takes them.
+    let mut retry_at: Option<Instant> = None;
     loop {
-        // While something waits to be saved again, wait for more only so long.
-        let next = match unsaved.is_empty() {
-            true => Ok(received.recv().await),
-            false => tokio::time::timeout(RETRY_AFTER, received.recv()).await,
+        let next = match retry_at {
+            None => Ok(received.recv().await),
+            Some(at) => tokio::time::timeout_at(at, received.recv()).await,
         };
         let closed = matches!(next, Ok(None));
         if let Ok(Some(batch)) = next {
@@ -113,17 +124,24 @@ async fn write_batches(store: Store, mut received: mpsc::UnboundedReceiver<Vec<C
         while let Ok(batch) = received.try_recv() {
             merge(&mut unsaved, batch);
         }
-        if !unsaved.is_empty() {
+        let due = retry_at.is_none_or(|at| Instant::now() >= at);
+        if !unsaved.is_empty() && (due || closed) {
             let batch: Vec<Checkpoint> = unsaved.values().copied().collect();
             match store.save(&batch).await {
                 Ok(_) => {
                     stats.checkpoints_saved.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     unsaved.clear();
+                    if retry_at.take().is_some() {
+                        info!("saved {} players: the player store takes checkpoints again", batch.len());
+                    }
+                    backoff.reset();
                 }
                 Err(err) => {
                     stats.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
+                    let wait = backoff.next_wait();
+                    retry_at = Some(Instant::now() + wait);
                     match closed {
-                        false => warn!("could not save {} players (trying again): {err}", batch.len()),
+                        false => warn!("could not save {} players (trying again in {wait:?}): {err}", batch.len()),
                         true => warn!("stopping with {} players' last moves unsaved: {err}", batch.len()),
                     }
                 }
