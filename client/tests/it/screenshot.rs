@@ -39,15 +39,17 @@ fn the_client_draws_you_and_the_players_around_you() {
     let cluster = LocalCluster::start_ephemeral(ClusterConfig::default_local(), store).unwrap();
     let proxy = cluster.proxy_addresses()[0].clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    // Two players standing either side of the spawn disc, where the client appears: on
-    // screen, never under the client's own disc, and below the HUD's windows wherever
-    // in the spawn disc the client lands (they are drawn over the world).
+    // Two players standing below either side of the spawn disc (radius 160), where the
+    // client appears: wherever in it the client lands, they are within its view (208
+    // units from the spawn, so at most 368 from the client; the view reaches 400), on
+    // screen, never under the client's own disc, and below the HUD's windows (they are
+    // drawn over the world: at least 360 pixels down, the HUD ends above).
     let spawn = cluster.config().spawn_point();
     let others = runtime.block_on(async {
         let (mut bo, mut cy) = (join(&proxy, "bo").await, join(&proxy, "cy").await);
         let (bo_there, cy_there) = tokio::join!(
-            bo.walk_to(spawn + Vec2::new(260.0, -40.0), DEADLINE, |_| {}),
-            cy.walk_to(spawn - Vec2::new(260.0, 60.0), DEADLINE, |_| {})
+            bo.walk_to(spawn + Vec2::new(170.0, -120.0), DEADLINE, |_| {}),
+            cy.walk_to(spawn + Vec2::new(-170.0, -120.0), DEADLINE, |_| {})
         );
         bo_there.unwrap();
         cy_there.unwrap();
