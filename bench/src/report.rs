@@ -238,14 +238,15 @@ impl StepReport {
         );
         let player_ticks: f64 =
             servers.iter().map(|s| s.updates_sent_per_sec + s.updates_quiet_per_sec + s.updates_paced_per_sec).sum();
-        let share = |of: f64| if player_ticks > 0.0 { of / player_ticks } else { 0.0 };
+        let ratio = |of: f64, total: f64| if total > 0.0 { of / total } else { 0.0 };
+        let share = |of: f64| ratio(of, player_ticks);
         let sent: f64 = servers.iter().map(|s| s.updates_sent_per_sec).sum();
         let budget_spent: f64 = servers.iter().map(|s| s.updates_budget_spent_per_sec).sum();
         Self {
             bots,
             seconds_measured: seconds,
             updates_sent_share: share(sent),
-            updates_budget_spent_share: if sent > 0.0 { budget_spent / sent } else { 0.0 },
+            updates_budget_spent_share: ratio(budget_spent, sent),
             updates_paced_share: share(servers.iter().map(|s| s.updates_paced_per_sec).sum()),
             most_update_every: servers.iter().map(|s| s.update_every).fold(1.0, f64::max),
             cpu_us_per_player_tick,

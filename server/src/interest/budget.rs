@@ -8,6 +8,8 @@
 //! them meanwhile, nobody waits for ever, and the player's server, proxy, link and
 //! machine carry no more than the budget, however many it sees.
 
+use tessera_shared::protocol::MAX_STATES_PER_UPDATE;
+
 /// What an update costs on the wire besides its news of others: its length, kind, tick,
 /// acknowledgement, the player's own position and heading (13 bytes, see the packing
 /// tests), and the lengths of the lists of others.
@@ -66,6 +68,12 @@ impl ByteBudget {
     pub fn room(&self, leaving: usize) -> f32 {
         self.bytes - UPDATE_BYTES - LEFT_BYTES * leaving as f32
     }
+}
+
+/// Whether news taking `bytes` fits an update that has `room` bytes left and holds
+/// `states` states already (at most [`MAX_STATES_PER_UPDATE`]).
+pub fn fits(bytes: f32, room: f32, states: usize) -> bool {
+    bytes <= room && states < MAX_STATES_PER_UPDATE
 }
 
 /// News of one entity in a player's view that the player is owed this tick.

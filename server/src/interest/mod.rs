@@ -343,15 +343,15 @@ fn send_player_updates(
             continue;
         }
         known.told = Some(told);
-        let (mut room, mut states_room) = (news.room, MAX_STATES_PER_UPDATE.saturating_sub(update.changed.len()));
+        let mut room = news.room;
         for state in news.waiting {
-            if room < budget::MOVED_BYTES || states_room == 0 {
+            if !budget::fits(budget::MOVED_BYTES, room, update.changed.len()) {
                 break;
             }
             if let Some(mention) = known.told_after_all(state, tick.0) {
                 update.changed.push(state);
                 mentions.changed.push(mention);
-                (room, states_room) = (room - budget::MOVED_BYTES, states_room - 1);
+                room -= budget::MOVED_BYTES;
             }
         }
         let packed = known.packer.pack(&update, &mentions, tick_seconds).map_err(|err| err.to_string());
@@ -449,7 +449,7 @@ impl Pass<'_> {
                 news.waiting.push(state);
                 continue;
             }
-            if news_of.bytes > room || news.changed.len() >= MAX_STATES_PER_UPDATE {
+            if !budget::fits(news_of.bytes, room, news.changed.len()) {
                 // The room left is saved for the most owed, not spent on cheaper news
                 // below it: a newcomer's name costs several turns of those known, who,
                 // turning every tick, would otherwise take every tick's room for ever.
