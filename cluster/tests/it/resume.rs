@@ -89,10 +89,19 @@ async fn a_session_gone_is_said_to_be_and_the_player_joins_anew() {
     let ada = join(&cluster, 0, "ada").await;
     let mut rejoin = Rejoin::new(cluster.proxy_addresses(), bot_identity("ada"), "ada");
     rejoin.resume_with(&ada);
-    // Ada leaves properly: her session ends with her.
-    drop(ada);
     let servers: Vec<_> = cluster.config().servers.iter().map(|server| server.id).collect();
     let players = || servers.iter().map(|&id| cluster.stats(id).players.load(Relaxed)).sum::<u64>();
+    // Her server counts its players at the end of its frame, after the update that
+    // reached her: seen counted first, so that the count falling to none below is her
+    // logout done, not a count from before her login (then a resume sent through
+    // another proxy could overtake her logout and find her).
+    let deadline = Instant::now() + DEADLINE;
+    while players() == 0 {
+        assert!(Instant::now() < deadline, "ada never counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Ada leaves properly: her session ends with her.
+    drop(ada);
     let deadline = Instant::now() + DEADLINE;
     while players() > 0 {
         assert!(Instant::now() < deadline, "ada never left");
