@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 pub fn build_app(settings: ServerSettings) -> App {
     let tick = settings.tick();
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(tick)))
+    // The tick plugin runs it, on the beat.
+    app.add_plugins(MinimalPlugins.build().disable::<ScheduleRunnerPlugin>())
         .insert_resource(Time::<Fixed>::from_duration(tick))
         .insert_resource(settings)
         .add_plugins((

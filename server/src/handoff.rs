@@ -156,7 +156,8 @@ fn hand_clock_over(queue: &InputQueue, now: u64, wall: &TickWallClock) -> Option
 /// Spawns a player from its handed-on `state`, as `player`, as our tick `now` ends, and
 /// counts it here. Its clock carries on: its next tick is simulated in our tick that runs
 /// nearest to when it fell due where it came from (held within the most any input waits,
-/// whatever a peer says).
+/// whatever a peer says): with both servers on the beat, that very instant, as far as
+/// their hosts' clocks agree.
 fn spawn_handed(
     commands: &mut Commands,
     players: &mut Players,

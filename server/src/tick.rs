@@ -2,9 +2,22 @@
 //! in each one, and [`TickWallClock`] says when in Unix time they run, so that a
 //! player's own clock carries from one server's ticks to another's (servers count ticks
 //! each from its own start). Systems that send once per tick run when the tick changes.
+//!
+//! A running server ticks on the beat ([`run_on_the_beat`]): its ticks run at whole
+//! multiples of the tick length in Unix time, the same instants on every server whose
+//! host's clock agrees, so that a player handed from one to another finds its next tick
+//! where it fell due, neither early (which ate into the slack its inputs arrive in) nor
+//! late (which added up, border after border).
 
+use bevy::app::PluginsState;
 use bevy::prelude::*;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use bevy::time::TimeUpdateStrategy;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How far behind its beats a server catches up, one tick after another with no wait;
+/// further behind (a stalled host, a stopped process), it skips to the last beat passed
+/// rather than rush through the ticks it missed.
+const CATCH_UP_AT_MOST: Duration = Duration::from_millis(250);
 
 /// Counts fixed ticks; systems that send once per tick run when it changes.
 #[derive(Resource, Default, Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,9 +81,76 @@ pub struct TickPlugin;
 
 impl Plugin for TickPlugin {
     fn build(&self, app: &mut App) {
+        // One tick an update at most: a server behind runs a whole update (receive,
+        // simulate, send) for each tick it catches up, and one far behind skips.
+        let tick = app.world().resource::<Time<Fixed>>().timestep();
+        app.world_mut().resource_mut::<Time<Virtual>>().set_max_delta(tick);
         app.init_resource::<SimulationTick>()
             .insert_resource(TickWallClock::starting_at(SystemTime::now(), Duration::ZERO))
-            .add_systems(FixedFirst, advance_tick);
+            .add_systems(FixedFirst, advance_tick)
+            .set_runner(run_on_the_beat);
+    }
+}
+
+/// The instants a server's updates run at: one a tick length apart, from a whole
+/// multiple of the tick length in Unix time.
+#[derive(Debug)]
+struct Beats {
+    /// The first beat, in Unix time.
+    first_unix: Duration,
+    next: Instant,
+    length: Duration,
+}
+
+impl Beats {
+    /// The beats from the first at or after `now`, which is `now_unix` in Unix time.
+    fn from(now: Instant, now_unix: Duration, length: Duration) -> Self {
+        let length_nanos = length.as_nanos().max(1);
+        let into_beat = now_unix.as_nanos() % length_nanos;
+        // Below `length_nanos`, so it fits.
+        let wait = Duration::from_nanos(((length_nanos - into_beat) % length_nanos) as u64);
+        Self { first_unix: now_unix.saturating_add(wait), next: now + wait, length }
+    }
+
+    /// The beat to run the next update at, as of `now`: the one after the last, or, if
+    /// that is more than [`CATCH_UP_AT_MOST`] past, the last beat passed.
+    fn next(&mut self, now: Instant) -> Instant {
+        let behind = now.saturating_duration_since(self.next);
+        if behind > CATCH_UP_AT_MOST {
+            let into_beat = behind.as_nanos() % self.length.as_nanos().max(1);
+            // Below the length, so it fits.
+            self.next = now - Duration::from_nanos(into_beat as u64);
+        }
+        let beat = self.next;
+        self.next += self.length;
+        beat
+    }
+}
+
+/// Runs the app one update a beat (see [`Beats`]), each update's time the beat's, until
+/// it exits. The first update is the first beat, and the ticks run from the next.
+fn run_on_the_beat(mut app: App) -> AppExit {
+    if app.plugins_state() != PluginsState::Cleaned {
+        while app.plugins_state() == PluginsState::Adding {
+            bevy::tasks::tick_global_task_pools_on_main_thread();
+        }
+        app.finish();
+        app.cleanup();
+    }
+    let tick = app.world().resource::<Time<Fixed>>().timestep();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut beats = Beats::from(Instant::now(), since_epoch, tick);
+    app.insert_resource(TickWallClock::starting_at(UNIX_EPOCH + beats.first_unix, tick));
+    loop {
+        let beat = beats.next(Instant::now());
+        if let Some(wait) = beat.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        app.insert_resource(TimeUpdateStrategy::ManualInstant(beat));
+        app.update();
+        if let Some(exit) = app.should_exit() {
+            return exit;
+        }
     }
 }
 
@@ -113,6 +193,24 @@ mod tests {
         assert_eq!(clock.tick_nearest(u64::MAX, 10), 20, "far ahead: no later than allowed");
         assert_eq!(clock.seconds_since(u64::MAX, 0.5), 0.0, "a time to come: none");
         assert_eq!(clock.seconds_since(0, 0.5), 0.5, "long past: no more than allowed");
+    }
+
+    #[test]
+    fn beats_fall_on_whole_ticks_of_unix_time_and_skip_when_far_behind() {
+        let length = Duration::from_millis(50);
+        let now = Instant::now();
+        let mut beats = Beats::from(now, Duration::from_millis(1_000_020), length);
+        assert_eq!(beats.first_unix, Duration::from_millis(1_000_050), "the next whole tick");
+        let first = beats.next(now);
+        assert_eq!(first, now + Duration::from_millis(30));
+        assert_eq!(beats.next(now), first + length, "early: the next beat, to wait for");
+        let late = first + Duration::from_millis(220);
+        assert_eq!(beats.next(late), first + 2 * length, "a little behind: caught up beat by beat");
+        let stalled = first + Duration::from_millis(1_020);
+        assert_eq!(beats.next(stalled), first + Duration::from_millis(1_000), "far behind: the last beat passed");
+        assert_eq!(beats.next(stalled), first + Duration::from_millis(1_050));
+        let on_a_beat = Beats::from(now, Duration::from_millis(1_000_000), length);
+        assert_eq!((on_a_beat.first_unix, on_a_beat.next), (Duration::from_millis(1_000_000), now));
     }
 
     #[test]
