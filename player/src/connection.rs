@@ -18,6 +18,7 @@ use tessera_shared::Vec2;
 use tessera_shared::chat::clean_chat;
 use tessera_shared::components::Keys;
 use tessera_shared::identity::{Identity, JoinChallenge};
+use tessera_shared::link::alarm::Alarm;
 use tessera_shared::link::{Backoff, Door, HEARTBEAT_EVERY, Link, LinkError, Traffic};
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
@@ -79,6 +80,7 @@ pub struct Player {
     pub view: WorldView,
     /// When the player last sent anything: a heartbeat is due [`HEARTBEAT_EVERY`] after.
     sent_at: Instant,
+    heartbeat: Alarm,
     /// Inputs sent and not yet acknowledged, oldest first: sent again if the session is
     /// resumed through another proxy.
     unacked: VecDeque<Input>,
@@ -210,6 +212,7 @@ impl Player {
             keys,
             view,
             sent_at: Instant::now(),
+            heartbeat: Alarm::default(),
             unacked,
             resending,
             prediction,
@@ -282,9 +285,10 @@ impl Player {
     /// silent for [`tessera_shared::link::SILENCE_LIMIT`] is gone: an error, like a closed connection.
     pub async fn receive(&mut self) -> Result<&WorldView, PlayerError> {
         let message = loop {
-            match tokio::time::timeout_at(self.sent_at + HEARTBEAT_EVERY, self.link.recv()).await {
-                Ok(message) => break message?,
-                Err(_) => {
+            tokio::select! {
+                biased;
+                message = self.link.recv() => break message?,
+                () = self.heartbeat.until(self.sent_at + HEARTBEAT_EVERY) => {
                     self.link.send_heartbeat().await?;
                     self.sent_at = Instant::now();
                 }

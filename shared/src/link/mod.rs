@@ -7,6 +7,7 @@
 //! [`Backoff`]) every dialer runs.
 
 pub mod admission;
+pub mod alarm;
 pub mod codec;
 pub mod seal;
 
@@ -15,6 +16,7 @@ use crate::framing::{Bounded, Heartbeat, WireCodec, WireError};
 use crate::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, Hello, PROTOCOL_VERSION, Role};
 use crate::protocol::verify::Violation;
 use crate::secret::ClusterSecret;
+use alarm::Alarm;
 use codec::{LinkCodec, Read};
 use futures_util::{SinkExt, StreamExt};
 pub use seal::Side;
@@ -112,9 +114,27 @@ pub struct Link<In> {
     reader: FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
     writer: FramedWrite<OwnedWriteHalf, LinkCodec<WireCodec<In>>>,
     frame_deadline: Duration,
-    /// When the peer was last heard from: the silence deadline runs from here, across
-    /// calls to [`Link::recv`].
+    /// Across calls to [`Link::recv`].
+    hearing: Hearing,
+}
+
+/// When the peer was last heard from, and the alarm for its falling silent
+/// ([`SILENCE_LIMIT`] after).
+#[derive(Debug)]
+struct Hearing {
     heard: Instant,
+    silence: Alarm,
+}
+
+impl Hearing {
+    fn new() -> Self {
+        Self { heard: Instant::now(), silence: Alarm::default() }
+    }
+
+    /// Returns once nothing was heard for [`SILENCE_LIMIT`].
+    async fn silent(&mut self) {
+        self.silence.until(self.heard + SILENCE_LIMIT).await;
+    }
 }
 
 impl<In: DeserializeOwned + Bounded> Link<In> {
@@ -145,7 +165,7 @@ impl<In: DeserializeOwned + Bounded> Link<In> {
                 reader: FramedRead::new(read, LinkCodec::new(WireCodec::<Hello>::default(), reading, bytes_in)),
                 writer: FramedWrite::new(write, LinkCodec::new(WireCodec::<Hello>::default(), writing, bytes_out)),
                 frame_deadline: FRAME_DEADLINE,
-                heard: Instant::now(),
+                hearing: Hearing::new(),
             };
             link.send(hello).await?;
             let theirs = link.recv().await?;
@@ -167,12 +187,12 @@ impl<In> Link<In> {
     /// The same link, receiving `Next` from now on, within `Next`'s frame bound: for
     /// the steps of a handshake, each with a message of its own, and the session after.
     pub fn retype<Next: Bounded>(self) -> Link<Next> {
-        let Link { reader, writer, frame_deadline, heard } = self;
+        let Link { reader, writer, frame_deadline, hearing } = self;
         Link {
             reader: reader.map_decoder(|codec| codec.map(|_| WireCodec::default())),
             writer: writer.map_encoder(|codec| codec.map(|_| WireCodec::default())),
             frame_deadline,
-            heard,
+            hearing,
         }
     }
 }
@@ -185,7 +205,7 @@ impl<In: DeserializeOwned> Link<In> {
     }
 
     pub async fn recv(&mut self) -> Result<In, LinkError> {
-        next_frame(&mut self.reader, self.frame_deadline, &mut self.heard).await
+        next_frame(&mut self.reader, self.frame_deadline, &mut self.hearing).await
     }
 
     /// Sends one message, or one [`Outgoing`](crate::framing::Outgoing) frame, and flushes.
@@ -218,17 +238,22 @@ impl<In: DeserializeOwned> Link<In> {
         WireCodec<In>: Encoder<Out, Error = WireError>,
         Handled: Future<Output = Result<(), LinkError>>,
     {
-        let Self { reader, mut writer, frame_deadline, heard } = self;
+        let Self { reader, mut writer, frame_deadline, hearing } = self;
         let write = async move {
+            let (mut sent_at, mut heartbeat) = (Instant::now(), Alarm::default());
             loop {
-                let message = match tokio::time::timeout(HEARTBEAT_EVERY, outbound.recv()).await {
-                    Ok(Some(message)) => message,
-                    Ok(None) => return Ok(()),
-                    Err(_) => {
+                let message = tokio::select! {
+                    biased;
+                    message = outbound.recv() => match message {
+                        Some(message) => message,
+                        None => return Ok(()),
+                    },
+                    () = heartbeat.until(sent_at + HEARTBEAT_EVERY) => {
                         let beat = SinkExt::<Heartbeat>::send(&mut writer, Heartbeat);
                         tokio::time::timeout(WRITE_TIMEOUT, beat)
                             .await
                             .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
+                        sent_at = Instant::now();
                         continue;
                     }
                 };
@@ -241,9 +266,10 @@ impl<In: DeserializeOwned> Link<In> {
                     SinkExt::<Out>::flush(&mut writer).await
                 };
                 tokio::time::timeout(WRITE_TIMEOUT, batch).await.map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
+                sent_at = Instant::now();
             }
         };
-        let read = LinkReader { reader, frame_deadline, heard }.run(on_message);
+        let read = LinkReader { reader, frame_deadline, hearing }.run(on_message);
         tokio::select! {
             result = write => result,
             result = read => result,
@@ -254,11 +280,11 @@ impl<In: DeserializeOwned> Link<In> {
     /// they are, for a link that is not sealed (a player's); `None` for a sealed one,
     /// whose bytes only its codec may write.
     pub fn into_plain(self) -> Option<(LinkReader<In>, OwnedWriteHalf)> {
-        let Self { reader, writer, frame_deadline, heard } = self;
+        let Self { reader, writer, frame_deadline, hearing } = self;
         if writer.encoder().is_sealed() || !writer.write_buffer().is_empty() {
             return None;
         }
-        Some((LinkReader { reader, frame_deadline, heard }, writer.into_inner()))
+        Some((LinkReader { reader, frame_deadline, hearing }, writer.into_inner()))
     }
 }
 
@@ -266,7 +292,7 @@ impl<In: DeserializeOwned> Link<In> {
 pub struct LinkReader<In> {
     reader: FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
     frame_deadline: Duration,
-    heard: Instant,
+    hearing: Hearing,
 }
 
 impl<In: DeserializeOwned> LinkReader<In> {
@@ -277,31 +303,33 @@ impl<In: DeserializeOwned> LinkReader<In> {
         Handled: Future<Output = Result<(), LinkError>>,
     {
         loop {
-            on_message(next_frame(&mut self.reader, self.frame_deadline, &mut self.heard).await?).await?;
+            on_message(next_frame(&mut self.reader, self.frame_deadline, &mut self.hearing).await?).await?;
         }
     }
 }
 
 /// The next whole frame from `reader`: waiting for one to begin while the peer is heard
-/// from (a frame or a heartbeat at least every [`SILENCE_LIMIT`] after `heard`, which
-/// it moves on), then at most `deadline` for the rest of it.
+/// from (a frame or a heartbeat at least every [`SILENCE_LIMIT`], which moves `hearing`
+/// on), then at most `deadline` for the rest of it.
 async fn next_frame<In: DeserializeOwned>(
     reader: &mut FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
     deadline: Duration,
-    heard: &mut Instant,
+    hearing: &mut Hearing,
 ) -> Result<In, LinkError> {
     let mut begun: Option<Instant> = None;
     loop {
         let read = match begun {
-            None => tokio::time::timeout_at(*heard + SILENCE_LIMIT, reader.next())
-                .await
-                .map_err(|_| LinkError::Silent(SILENCE_LIMIT))?,
+            None => tokio::select! {
+                biased;
+                read = reader.next() => read,
+                () = hearing.silent() => return Err(LinkError::Silent(SILENCE_LIMIT)),
+            },
             Some(at) => {
                 tokio::time::timeout_at(at + deadline, reader.next()).await.map_err(|_| LinkError::TooSlow(deadline))?
             }
         };
         let read = read.ok_or(LinkError::Closed)??;
-        *heard = Instant::now();
+        hearing.heard = Instant::now();
         match read {
             Read::Started => begun = Some(Instant::now()),
             // What had begun, if anything, was the heartbeat.
