@@ -287,7 +287,7 @@ async fn through_proxy(
         .map_err(|_| setup("the proxy never dialed the stand-in server"))?
         .map_err(setup)?;
     // The stand-in server's link is sealed like a real one, so the proxy pays what it pays.
-    let door = Door::Members(&secret, Side::Listener);
+    let door = Door::Members { secret: &secret, cluster: map.digest(), side: Side::Listener };
     let (mut from_proxy, _) =
         Link::<ProxyToServer>::open(stream, door, Hello::new(Role::Server(ServerId(1))), None).await.map_err(setup)?;
     let linked = &proxy;

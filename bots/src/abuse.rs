@@ -16,7 +16,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::cluster::{ClusterConfig, ClusterDigest};
 use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{ProxyId, ServerId};
 use tessera_shared::link::{Door, Link, Side};
@@ -43,15 +43,18 @@ pub enum DoorKind {
 pub struct Target {
     pub door: DoorKind,
     pub address: SocketAddr,
+    /// The cluster file's digest, as a member shows it: the right one, so that a member
+    /// door is shown to refuse a guessed secret on the secret alone.
+    pub cluster: ClusterDigest,
 }
 
 /// Every door of `cluster`, as its members and players dial them.
 pub fn every_door(cluster: &ClusterConfig) -> Result<Vec<Target>, std::io::Error> {
-    let mut targets = Vec::new();
+    let (mut targets, digest) = (Vec::new(), cluster.digest());
     let mut add = |door, address: String| -> Result<(), std::io::Error> {
         let resolved = std::net::ToSocketAddrs::to_socket_addrs(&address)?.next();
         let address = resolved.ok_or_else(|| std::io::Error::other(format!("{address} resolves to nothing")))?;
-        targets.push(Target { door, address });
+        targets.push(Target { door, address, cluster: digest });
         Ok(())
     };
     for proxy in &cluster.proxies {
@@ -299,7 +302,7 @@ async fn attack_once(target: Target, from: Option<IpAddr>, attack: Attack, patie
         }
         Attack::WrongSecret => {
             let guessed = ClusterSecret::generate().expect("the system has randomness");
-            let door = Door::Members(&guessed, Side::Dialer);
+            let door = Door::Members { secret: &guessed, cluster: target.cluster, side: Side::Dialer };
             let opened = tokio::time::timeout_at(
                 deadline,
                 Link::<PeerMessage>::open(stream, door, Hello::new(Role::Server(ServerId(1))), None),

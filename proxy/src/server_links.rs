@@ -54,7 +54,7 @@ async fn serve(
     store: &Store,
 ) -> Result<(), LinkError> {
     let hello = Hello::new(Role::Proxy(settings.id));
-    let door = Door::Members(&settings.secret, Side::Dialer);
+    let door = Door::Members { secret: &settings.secret, cluster: settings.cluster.digest(), side: Side::Dialer };
     let link = match Link::<ServerToProxy>::open(stream, door, hello, Some(&routing.stats.servers)).await? {
         (link, Role::Server(id)) if id == server => link,
         (_, got) => return Err(HandshakeError::Role { expected: "the server the map names", got }.into()),

@@ -41,9 +41,6 @@ struct ServeArgs {
     cluster: Option<PathBuf>,
     #[command(flatten)]
     member: MemberArgs,
-    /// Simulation ticks per second, overriding the map's.
-    #[arg(long)]
-    tick_hz: Option<f64>,
     /// Subscribe to every foreign region and send every player everything, whatever it
     /// sees: the baseline region subscriptions are benchmarked against. Not for play.
     #[arg(long)]
@@ -88,11 +85,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let mut cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
-    if let Some(hz) = args.tick_hz {
-        cluster.simulation.tick_hz = hz;
-        cluster.validate()?;
-    }
+    let cluster = ClusterConfig::load_or_default(args.cluster.as_deref())?;
     let ids: Vec<u16> = cluster.servers.iter().map(|server| server.id.0).collect();
     let id = ServerId(args.member.pick(&ids)?);
     // A socket per proxy and per peer, and a few files of its own.

@@ -6,6 +6,7 @@ use crate::ids::{ProxyId, ServerId};
 use crate::region_map::{MAX_WORLD_SIZE, MapError, RegionId, RegionMap};
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -158,7 +159,48 @@ pub enum ClusterError {
     UnknownProxy(ProxyId),
 }
 
+/// What every member of a cluster must agree on, digested: the world, the simulation's
+/// settings, the servers with the regions each owns, and the proxies; not where each
+/// listens or is dialled, which may differ from host to host. Members compare theirs
+/// when they link up ([`crate::link::Door::Members`]), so a process started with another
+/// cluster file (an old copy on one host) is refused, saying so, rather than simulating
+/// or routing another world, or telling its players the wrong tick length.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterDigest(pub [u8; 32]);
+
+impl std::fmt::Debug for ClusterDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Enough to tell two files apart in a log line.
+        write!(f, "{}", hex::encode(&self.0[..6]))
+    }
+}
+
+/// 32 bytes.
+impl crate::framing::Bounded for ClusterDigest {
+    const MAX_FRAME_LEN: usize = 64;
+}
+
 impl ClusterConfig {
+    /// See [`ClusterDigest`].
+    pub fn digest(&self) -> ClusterDigest {
+        // In any order the file lists them.
+        let mut servers: Vec<_> = self
+            .servers
+            .iter()
+            .map(|server| {
+                let mut regions = server.regions.clone();
+                regions.sort_unstable();
+                (server.id, regions)
+            })
+            .collect();
+        servers.sort_unstable();
+        let mut proxies: Vec<_> = self.proxies.iter().map(|proxy| proxy.id).collect();
+        proxies.sort_unstable();
+        let agreed = (&self.world, &self.simulation, servers, proxies);
+        let encoded = crate::framing::encoded_frame(&agreed).expect("a validated cluster file encodes within a frame");
+        ClusterDigest(Sha256::digest(&encoded).into())
+    }
+
     /// Reads and validates a cluster file.
     pub fn load(path: &Path) -> Result<Self, ClusterError> {
         let text = std::fs::read_to_string(path)
@@ -331,6 +373,36 @@ impl std::fmt::Display for Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_agree_on_a_cluster_file_wherever_they_listen() {
+        let ours = ClusterConfig::parse(DEFAULT_CLUSTER_TOML).unwrap();
+        let mut theirs = ours.clone();
+        theirs.servers[0].proxy_bind = "0.0.0.0:7000".parse().unwrap();
+        theirs.servers[0].peer_public = Some("game.example.org:7001".into());
+        theirs.proxies[0].client_public = Some("play.example.org:7100".into());
+        assert_eq!(theirs.digest(), ours.digest(), "where each listens may differ from host to host");
+        let differs = |change: fn(&mut ClusterConfig)| {
+            let mut theirs = ours.clone();
+            change(&mut theirs);
+            theirs.digest() != ours.digest()
+        };
+        assert!(differs(|c| c.simulation.tick_hz = 30.0));
+        assert!(differs(|c| c.simulation.player_bytes_per_second += 1));
+        assert!(differs(|c| c.world.spawn_radius += 1.0));
+        let (first, second) = (ours.servers[0].id, ours.servers[1].id);
+        let mut swapped = ours.clone();
+        (swapped.servers[0].id, swapped.servers[1].id) = (second, first);
+        assert_ne!(swapped.digest(), ours.digest(), "who owns which region");
+        let mut reordered = ours.clone();
+        reordered.servers.reverse();
+        reordered.servers[0].regions.reverse();
+        reordered.proxies.reverse();
+        assert_eq!(reordered.digest(), ours.digest(), "in any order the file lists them");
+        assert!(differs(|c| {
+            c.proxies.pop();
+        }));
+    }
 
     fn rejects(edit: impl FnOnce(&mut ClusterConfig)) -> ClusterError {
         let mut config = ClusterConfig::default_local();

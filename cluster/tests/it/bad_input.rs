@@ -12,12 +12,13 @@ use std::time::Duration;
 use tessera_bots::swarm::bot_identity;
 use tessera_player::Player;
 use tessera_shared::Vec2;
+use tessera_shared::cluster::ClusterDigest;
 use tessera_shared::components::Keys;
 use tessera_shared::framing::{Bounded, decode_body, encode_frame};
 use tessera_shared::identity::JoinChallenge;
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::{Door, Link, LinkError, Side};
-use tessera_shared::protocol::handshake::JoinRequest;
+use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::{
     CellDelta, ClientToProxy, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToClient, ProxyToServer,
     Role,
@@ -89,11 +90,12 @@ pub(crate) async fn assert_closed(mut stream: TcpStream) {
 async fn member_closed_after<In: Bounded + serde::de::DeserializeOwned>(
     addr: &str,
     secret: &ClusterSecret,
+    cluster: ClusterDigest,
     role: Role,
     messages: Vec<impl serde::Serialize>,
 ) -> LinkError {
     let stream = TcpStream::connect(addr).await.unwrap();
-    let door = Door::Members(secret, Side::Dialer);
+    let door = Door::Members { secret, cluster, side: Side::Dialer };
     let run = async {
         let (mut link, _) = Link::<In>::open(stream, door, Hello::new(role), None).await?;
         for message in messages {
@@ -230,6 +232,7 @@ async fn without_the_secret_nobody_poses_as_a_proxy_or_a_server() {
         let err = member_closed_after::<tessera_shared::protocol::ServerToProxy>(
             &server,
             &wrong,
+            cluster.config().digest(),
             Role::Proxy(ProxyId(1)),
             vec![steer.clone()],
         )
@@ -242,11 +245,38 @@ async fn without_the_secret_nobody_poses_as_a_proxy_or_a_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_another_cluster_file_is_refused_and_told() {
+    let (cluster, mut honest) = cluster_with_honest_player().await;
+    let server = cluster.config().servers[0].proxy_bind.to_string();
+    let honest_id = UserId(honest.view.me.unwrap().id.0);
+    let steer = ProxyToServer::Input { user: honest_id, input: Input { seq: 99, keys: Keys::LEFT, tick: 0 } };
+    // The secret, but a file with another tick rate: an old copy on one host.
+    let mut other = cluster.config().clone();
+    other.simulation.tick_hz = 30.0;
+    let err = member_closed_after::<tessera_shared::protocol::ServerToProxy>(
+        &server,
+        cluster.secret(),
+        other.digest(),
+        Role::Proxy(ProxyId(1)),
+        vec![steer],
+    )
+    .await;
+    let LinkError::Handshake(HandshakeError::ClusterDiffers { ours, theirs, role }) = &err else {
+        panic!("expected the cluster files to differ, got {err}");
+    };
+    assert_eq!((*ours, *theirs, role), (other.digest(), cluster.config().digest(), &Role::Server(ServerId(1))));
+    assert!(err.to_string().contains("runs another cluster file"), "{err}");
+
+    assert_unaffected(&mut honest).await;
+    assert_eq!(honest.view.inputs_applied, honest.view.last_input, "the input was never applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_speaks_only_for_the_players_that_came_through_it() {
     let (cluster, mut honest) = cluster_with_honest_player().await;
     let server = cluster.config().servers[0].proxy_bind.to_string();
     let honest_id = UserId(honest.view.me.unwrap().id.0);
-    let secret = cluster.secret();
+    let (secret, digest) = (cluster.secret(), cluster.config().digest());
     type FromServer = tessera_shared::protocol::ServerToProxy;
 
     // A member of the cluster gone rogue, as proxy 2, tries to move and to log out the
@@ -257,11 +287,11 @@ async fn a_proxy_speaks_only_for_the_players_that_came_through_it() {
     let logout = ProxyToServer::Logout { user: honest_id };
     let impossible = ProxyToServer::Input { user: honest_id, input: Input { seq: 0, keys: Keys::LEFT, tick: 0 } };
     let rogue = vec![steer, logout, impossible];
-    let err = member_closed_after::<FromServer>(&server, secret, Role::Proxy(ProxyId(2)), rogue).await;
+    let err = member_closed_after::<FromServer>(&server, secret, digest, Role::Proxy(ProxyId(2)), rogue).await;
     assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
     // A proxy the map does not name is not let in at all.
     let hello_only: Vec<ProxyToServer> = Vec::new();
-    let err = member_closed_after::<FromServer>(&server, secret, Role::Proxy(ProxyId(9)), hello_only).await;
+    let err = member_closed_after::<FromServer>(&server, secret, digest, Role::Proxy(ProxyId(9)), hello_only).await;
     assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
 
     assert_unaffected(&mut honest).await;
@@ -324,7 +354,14 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
     // A member of the cluster gone rogue: it holds the secret, so only the map stops it.
     for abuse in abuses {
         let role = Role::Server(ServerId(3));
-        let err = member_closed_after::<PeerMessage>(&server_four, cluster.secret(), role, vec![abuse]).await;
+        let err = member_closed_after::<PeerMessage>(
+            &server_four,
+            cluster.secret(),
+            cluster.config().digest(),
+            role,
+            vec![abuse],
+        )
+        .await;
         assert!(matches!(err, LinkError::Closed | LinkError::Wire(_)), "{err}");
     }
     // Server 3 redials, both re-subscribe, and the border is live again: the west

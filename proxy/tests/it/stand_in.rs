@@ -55,13 +55,14 @@ impl TestProxy {
         let secret = ClusterSecret::generate().unwrap();
         let store = tempfile::tempdir().unwrap();
         let location = StoreLocation::in_data_dir(store.path());
+        let cluster = map.digest();
         let settings = ProxySettings { limits, ..ProxySettings::new(ProxyId(1), map, secret.clone(), location) };
         let stats = settings.stats.clone();
         let shutdown = CancellationToken::new();
         let thread = tessera_proxy::spawn_thread(settings, players, shutdown.clone()).unwrap();
 
         let (stream, _) = tokio::time::timeout(DEADLINE, stand_in.accept()).await.expect("the proxy dials").unwrap();
-        let door = Door::Members(&secret, Side::Listener);
+        let door = Door::Members { secret: &secret, cluster, side: Side::Listener };
         let (link, role) =
             Link::<ProxyToServer>::open(stream, door, Hello::new(Role::Server(ServerId(1))), None).await.unwrap();
         assert_eq!(role, Role::Proxy(ProxyId(1)));

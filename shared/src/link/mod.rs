@@ -12,6 +12,7 @@ pub mod codec;
 pub mod seal;
 
 use crate::bridge::InboxClosed;
+use crate::cluster::ClusterDigest;
 use crate::framing::{Bounded, Heartbeat, WireCodec, WireError};
 use crate::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, Hello, PROTOCOL_VERSION, Role};
 use crate::protocol::verify::Violation;
@@ -105,8 +106,9 @@ pub enum Door<'a> {
     /// gets proved by other means. Nothing is encrypted.
     Public,
     /// Members of the cluster only, proved by the Noise handshake of [`seal`]; everything
-    /// after it, hello included, is sealed.
-    Members(&'a ClusterSecret, Side),
+    /// after it, hello included, is sealed. After the hello, both ends show the digest of
+    /// their cluster file, and the link goes on only if they agree.
+    Members { secret: &'a ClusterSecret, cluster: ClusterDigest, side: Side },
 }
 
 /// A framed connection past its handshake, receiving `In`.
@@ -140,7 +142,8 @@ impl Hearing {
 impl<In: DeserializeOwned + Bounded> Link<In> {
     /// Opens a link over `stream` through `door`: seals it first if the door is for
     /// members, then sends `hello` and waits for the peer's, checking its protocol
-    /// version, all within [`HANDSHAKE_TIMEOUT`]. Returns the link and the role the peer
+    /// version, and between members their cluster files' digests, all within
+    /// [`HANDSHAKE_TIMEOUT`]. Returns the link and the role the peer
     /// claims, which the caller must check is one it accepts. With `traffic`, every
     /// byte read and written after the Noise handshake is added to it, the hello's included.
     pub async fn open(
@@ -154,7 +157,7 @@ impl<In: DeserializeOwned + Bounded> Link<In> {
             let _ = stream.set_nodelay(true);
             let (reading, writing) = match door {
                 Door::Public => (None, None),
-                Door::Members(secret, side) => {
+                Door::Members { secret, side, .. } => {
                     let (reading, writing) = seal::handshake(&mut stream, secret, side).await?;
                     (Some(reading), Some(writing))
                 }
@@ -169,17 +172,23 @@ impl<In: DeserializeOwned + Bounded> Link<In> {
             };
             link.send(hello).await?;
             let theirs = link.recv().await?;
-            Ok::<_, LinkError>((link, theirs))
+            if theirs.version != PROTOCOL_VERSION {
+                return Err(HandshakeError::Version { ours: PROTOCOL_VERSION, theirs: theirs.version }.into());
+            }
+            let Door::Members { cluster: ours, .. } = door else { return Ok((link.retype(), theirs.role)) };
+            let mut link = link.retype::<ClusterDigest>();
+            link.send(ours).await?;
+            let cluster = link.recv().await?;
+            if cluster != ours {
+                return Err(HandshakeError::ClusterDiffers { ours, theirs: cluster, role: theirs.role }.into());
+            }
+            Ok((link.retype(), theirs.role))
         };
-        let (link, theirs) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        // Past the handshake: the session's messages, in the session's frame bound.
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
             .await
             .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))?
-            .map_err(LinkError::in_handshake)?;
-        if theirs.version != PROTOCOL_VERSION {
-            return Err(HandshakeError::Version { ours: PROTOCOL_VERSION, theirs: theirs.version }.into());
-        }
-        // Past the hello: the session's messages, in the session's frame bound.
-        Ok((link.retype(), theirs.role))
+            .map_err(LinkError::in_handshake)
     }
 }
 

@@ -124,12 +124,19 @@ impl Cipher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::ClusterDigest;
     use crate::framing::WireError;
     use crate::ids::{ProxyId, ServerId, UserId};
     use crate::link::{Door, Link, LinkError};
     use crate::protocol::handshake::{Hello, Role};
     use crate::protocol::{PeerMessage, ProxyToServer};
     use tokio::net::{TcpListener, TcpStream};
+
+    /// A members' door, both ends with the same cluster file: what these tests try is
+    /// the secret.
+    fn members(secret: &ClusterSecret, side: Side) -> Door<'_> {
+        Door::Members { secret, cluster: ClusterDigest([7; 32]), side }
+    }
 
     fn hello_from(server: u16) -> Hello {
         Hello::new(Role::Server(ServerId(server)))
@@ -145,11 +152,11 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let accept = async {
             let (stream, _) = listener.accept().await.unwrap();
-            Link::open(stream, Door::Members(listener_secret, Side::Listener), hello_from(2), None).await
+            Link::open(stream, members(listener_secret, Side::Listener), hello_from(2), None).await
         };
         let dial = async {
             let stream = TcpStream::connect(addr).await.unwrap();
-            Link::open(stream, Door::Members(dialer_secret, Side::Dialer), hello_from(1), None).await
+            Link::open(stream, members(dialer_secret, Side::Dialer), hello_from(1), None).await
         };
         tokio::join!(accept, dial)
     }
@@ -188,7 +195,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let accept = async {
             let (stream, _) = listener.accept().await.unwrap();
-            Link::<ProxyToServer>::open(stream, Door::Members(&secret, Side::Listener), hello_from(1), None).await
+            Link::<ProxyToServer>::open(stream, members(&secret, Side::Listener), hello_from(1), None).await
         };
         let dial = async {
             let stream = TcpStream::connect(addr).await.unwrap();
@@ -234,12 +241,12 @@ mod tests {
         });
         let accept = async {
             let (stream, _) = listener.accept().await.unwrap();
-            Link::<PeerMessage>::open(stream, Door::Members(&secret, Side::Listener), hello_from(2), None).await
+            Link::<PeerMessage>::open(stream, members(&secret, Side::Listener), hello_from(2), None).await
         };
         let dial = async {
             let stream = TcpStream::connect(tap_addr).await.unwrap();
             let (mut link, _) =
-                Link::<PeerMessage>::open(stream, Door::Members(&secret, Side::Dialer), hello_from(1), None).await?;
+                Link::<PeerMessage>::open(stream, members(&secret, Side::Dialer), hello_from(1), None).await?;
             link.send(PeerMessage::Subscribe(Vec::new())).await?;
             Ok::<_, LinkError>(link)
         };
@@ -259,7 +266,7 @@ mod tests {
         };
         let accept = async {
             let (stream, _) = listener.accept().await.unwrap();
-            Link::<PeerMessage>::open(stream, Door::Members(&secret, Side::Listener), hello_from(2), None).await
+            Link::<PeerMessage>::open(stream, members(&secret, Side::Listener), hello_from(2), None).await
         };
         let (replayed, ()) = tokio::join!(accept, replay);
         assert!(

@@ -12,13 +12,14 @@
 //! anything, so a player is its key, and a recorded join is worthless on any later
 //! connection, whose challenge differs.
 
+use crate::cluster::ClusterDigest;
 use crate::identity::{IdentityError, JoinChallenge, JoinSignature, PlayerKey};
 use crate::ids::{ProxyId, ServerId};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Bumped on every incompatible change to any message of the protocol.
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -115,6 +116,11 @@ pub enum HandshakeError {
     Role { expected: &'static str, got: Role },
     #[error("the peer does not hold this cluster's secret (or is not a Tessera process)")]
     NotAMember,
+    #[error(
+        "{role:?} runs another cluster file (digest {theirs:?}, ours {ours:?}): its world, simulation \
+         settings, servers' regions or proxies differ; every member must run the same one"
+    )]
+    ClusterDiffers { ours: ClusterDigest, theirs: ClusterDigest, role: Role },
     #[error("the join was not signed by the key it names, for this challenge")]
     NotSigned,
     #[error(transparent)]
@@ -132,6 +138,6 @@ impl HandshakeError {
     /// counter and a debug line, not a warning per connection. A version or role
     /// refused after it spoke properly is a real process misconfigured, worth a warning.
     pub fn from_a_stranger(&self) -> bool {
-        !matches!(self, Self::Version { .. } | Self::Role { .. })
+        !matches!(self, Self::Version { .. } | Self::Role { .. } | Self::ClusterDiffers { .. })
     }
 }

@@ -83,6 +83,7 @@ impl Plugin for TcpTransportPlugin {
                 me: settings.id,
                 rules: Arc::new(PeerRules::new(&settings.cluster)),
                 secret: Arc::new(settings.secret.clone()),
+                cluster: settings.cluster.digest(),
                 events,
                 traffic: settings.stats.peer_traffic.clone(),
             };

@@ -7,6 +7,7 @@ use super::MembersDoor;
 use crate::net::{LinkId, NetEvent};
 use std::sync::Arc;
 use tessera_shared::bridge::InboxSender;
+use tessera_shared::cluster::ClusterDigest;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, Traffic, accept_loop, redial};
 use tessera_shared::protocol::handshake::HandshakeError;
@@ -24,13 +25,15 @@ pub struct PeerContext {
     pub me: ServerId,
     pub rules: Arc<PeerRules>,
     pub secret: Arc<ClusterSecret>,
+    /// Our cluster file's, which a peer's must match.
+    pub cluster: ClusterDigest,
     pub events: InboxSender<NetEvent>,
     pub traffic: Traffic,
 }
 
 impl PeerContext {
     async fn open(&self, stream: TcpStream, side: Side) -> Result<(Link<PeerMessage>, Role), LinkError> {
-        let door = Door::Members(&self.secret, side);
+        let door = Door::Members { secret: &self.secret, cluster: self.cluster, side };
         Link::open(stream, door, Hello::new(Role::Server(self.me)), Some(&self.traffic)).await
     }
 }

@@ -38,7 +38,7 @@ pub async fn accept(listener: TcpListener, context: ProxyContext, shutdown: Canc
 }
 
 async fn serve(stream: TcpStream, slot: ConnectionSlot, context: &ProxyContext) -> Result<(), LinkError> {
-    let door = Door::Members(&context.secret, Side::Listener);
+    let door = Door::Members { secret: &context.secret, cluster: context.cluster.digest(), side: Side::Listener };
     let handshake = async {
         match Link::<ProxyToServer>::open(stream, door, Hello::new(Role::Server(context.me)), None).await? {
             (link, Role::Proxy(proxy)) if context.cluster.proxy(proxy).is_ok() => Ok((link, proxy)),
