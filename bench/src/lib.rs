@@ -104,14 +104,15 @@ impl Limits {
     /// Tick p99 under half the tick budget, tick rate within 2.5% of nominal, and echo
     /// past due p99 (`tessera_bots::swarm::Echoes`: from the player's own tick and the
     /// servers' slack for jitter over, to the acknowledgement) at most 25 ms over its
-    /// floor on an idle cluster. That floor is a tick and a half: the phase of the
-    /// player's clock against its server's ticks (up to a tick late), and half a tick
-    /// more where a handoff carried the clock to its new server's nearest tick. (Before
-    /// inputs were applied at their own ticks, the echo's floor was the one tick a press
-    /// waited for the next, and its limit 75 ms: the same 25 ms over.)
+    /// floor on an idle cluster. That floor is a tick: the phase of the player's clock
+    /// against its server's ticks (up to a tick late), which a handoff carries exactly,
+    /// servers ticking on the beat. (Before the beat, a handoff carried it to the new
+    /// server's nearest tick, up to half a tick later, and the limit was a tick and a
+    /// half and 25 ms; before inputs were applied at their own ticks, the floor was the
+    /// one tick a press waited for the next: 75 ms at 20 Hz all three times.)
     pub fn for_tick_rate(tick_hz: f64) -> Self {
         let tick_ms = 1000.0 / tick_hz;
-        Self { tick_p99_ms: tick_ms / 2.0, tick_rate_hz: tick_hz * 0.975, echo_p99_ms: 1.5 * tick_ms + 25.0 }
+        Self { tick_p99_ms: tick_ms / 2.0, tick_rate_hz: tick_hz * 0.975, echo_p99_ms: tick_ms + 25.0 }
     }
 }
 

@@ -488,7 +488,7 @@ pub struct Echoes {
     /// server's slack for jitter after it) to its arrival: what the network and the
     /// cluster add. Its floor is the player's phase: where its first input fell
     /// against its server's next tick, from a tick early (counted as 0) to a tick late,
-    /// and half a tick either way after a handoff.
+    /// which a handoff carries as it is (servers tick on the beat).
     past_due_us: Histogram<u64>,
 }
 
