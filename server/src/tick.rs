@@ -13,11 +13,15 @@ use bevy::app::PluginsState;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::warn;
 
 /// How far behind its beats a server catches up, one tick after another with no wait;
 /// further behind (a stalled host, a stopped process), it skips to the last beat passed
 /// rather than rush through the ticks it missed.
 const CATCH_UP_AT_MOST: Duration = Duration::from_millis(250);
+/// How often a server checks that the host's clock still agrees with the beats it set
+/// out from.
+const CLOCK_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// Counts fixed ticks; systems that send once per tick run when it changes.
 #[derive(Resource, Default, Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +85,6 @@ pub struct TickPlugin;
 
 impl Plugin for TickPlugin {
     fn build(&self, app: &mut App) {
-        // One tick an update at most: a server behind runs a whole update (receive,
-        // simulate, send) for each tick it catches up, and one far behind skips.
-        let tick = app.world().resource::<Time<Fixed>>().timestep();
-        app.world_mut().resource_mut::<Time<Virtual>>().set_max_delta(tick);
         app.init_resource::<SimulationTick>()
             .insert_resource(TickWallClock::starting_at(SystemTime::now(), Duration::ZERO))
             .add_systems(FixedFirst, advance_tick)
@@ -96,7 +96,8 @@ impl Plugin for TickPlugin {
 /// multiple of the tick length in Unix time.
 #[derive(Debug)]
 struct Beats {
-    /// The first beat, in Unix time.
+    /// The first beat, and when it is in Unix time.
+    first: Instant,
     first_unix: Duration,
     next: Instant,
     length: Duration,
@@ -109,7 +110,15 @@ impl Beats {
         let into_beat = now_unix.as_nanos() % length_nanos;
         // Below `length_nanos`, so it fits.
         let wait = Duration::from_nanos(((length_nanos - into_beat) % length_nanos) as u64);
-        Self { first_unix: now_unix.saturating_add(wait), next: now + wait, length }
+        Self { first: now + wait, first_unix: now_unix.saturating_add(wait), next: now + wait, length }
+    }
+
+    /// Milliseconds the host's clock moved since the first beat (`now` is `now_unix`):
+    /// a clock stepped (NTP setting it at last, an operator) leaves the beats where they
+    /// were, counted from the first.
+    fn clock_moved_ms(&self, now: Instant, now_unix: Duration) -> f64 {
+        let expected = self.first_unix.as_secs_f64() + (now.saturating_duration_since(self.first)).as_secs_f64();
+        (now_unix.as_secs_f64() - expected) * 1e3
     }
 
     /// The beat to run the next update at, as of `now`: the one after the last, or, if
@@ -138,10 +147,25 @@ fn run_on_the_beat(mut app: App) -> AppExit {
         app.cleanup();
     }
     let tick = app.world().resource::<Time<Fixed>>().timestep();
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut beats = Beats::from(Instant::now(), since_epoch, tick);
+    // One tick an update at most: a server behind runs a whole update (receive,
+    // simulate, send) for each tick it catches up, and one far behind skips.
+    app.world_mut().resource_mut::<Time<Virtual>>().set_max_delta(tick);
+    let unix_now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut beats = Beats::from(Instant::now(), unix_now(), tick);
     app.insert_resource(TickWallClock::starting_at(UNIX_EPOCH + beats.first_unix, tick));
+    let (mut next_check, mut told_moved_ms) = (Instant::now() + CLOCK_CHECK_EVERY, 0.0);
     loop {
+        if Instant::now() >= next_check {
+            next_check += CLOCK_CHECK_EVERY;
+            let moved_ms = beats.clock_moved_ms(Instant::now(), unix_now());
+            if (moved_ms - told_moved_ms).abs() > tick.as_secs_f64() * 1e3 / 4.0 {
+                warn!(
+                    "the host's clock moved {moved_ms:+.1} ms since this server started: its ticks run that far \
+                     off its peers', and players handed to or from it shift by as much, until it restarts"
+                );
+                told_moved_ms = moved_ms;
+            }
+        }
         let beat = beats.next(Instant::now());
         if let Some(wait) = beat.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -211,6 +235,9 @@ mod tests {
         assert_eq!(beats.next(stalled), first + Duration::from_millis(1_050));
         let on_a_beat = Beats::from(now, Duration::from_millis(1_000_000), length);
         assert_eq!((on_a_beat.first_unix, on_a_beat.next), (Duration::from_millis(1_000_000), now));
+        let later = now + Duration::from_secs(60);
+        let moved = on_a_beat.clock_moved_ms(later, Duration::from_millis(1_060_000 - 40));
+        assert!((moved + 40.0).abs() < 1e-6, "a clock set back 40 ms: {moved}");
     }
 
     #[test]

@@ -41,8 +41,9 @@ mod tests {
         let ms = Duration::from_millis(1);
         let start = Instant::now();
         let mut alarm = Alarm::default();
-        // Waited on and dropped, as a read that won the race drops it.
-        assert!(tokio::time::timeout(10 * ms, alarm.until(start + 50 * ms)).await.is_err());
+        // Waited on and dropped, as a read that won the race drops it (on a busy
+        // machine the wait may also have ended: either way the alarm stays set).
+        let _ = tokio::time::timeout(10 * ms, alarm.until(start + 50 * ms)).await;
         // The deadline moved on: the alarm rings at 50 ms, finds it early, and waits on.
         alarm.until(start + 150 * ms).await;
         assert!(Instant::now() >= start + 150 * ms);

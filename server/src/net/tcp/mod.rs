@@ -74,6 +74,7 @@ impl Plugin for TcpTransportPlugin {
                 door: MembersDoor::new(&settings.stats),
                 me: settings.id,
                 cluster: Arc::new(settings.cluster.clone()),
+                digest: settings.cluster.digest(),
                 secret: Arc::new(settings.secret.clone()),
                 events: events.clone(),
             };

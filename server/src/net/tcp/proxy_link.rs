@@ -7,7 +7,7 @@ use super::MembersDoor;
 use crate::net::{LinkId, NetEvent};
 use std::sync::Arc;
 use tessera_shared::bridge::InboxSender;
-use tessera_shared::cluster::ClusterConfig;
+use tessera_shared::cluster::{ClusterConfig, ClusterDigest};
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::admission::ConnectionSlot;
 use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, accept_loop};
@@ -24,6 +24,8 @@ pub struct ProxyContext {
     pub door: MembersDoor,
     pub me: ServerId,
     pub cluster: Arc<ClusterConfig>,
+    /// `cluster`'s, which a proxy's must match.
+    pub digest: ClusterDigest,
     pub secret: Arc<ClusterSecret>,
     pub events: InboxSender<NetEvent>,
 }
@@ -38,7 +40,7 @@ pub async fn accept(listener: TcpListener, context: ProxyContext, shutdown: Canc
 }
 
 async fn serve(stream: TcpStream, slot: ConnectionSlot, context: &ProxyContext) -> Result<(), LinkError> {
-    let door = Door::Members { secret: &context.secret, cluster: context.cluster.digest(), side: Side::Listener };
+    let door = Door::Members { secret: &context.secret, cluster: context.digest, side: Side::Listener };
     let handshake = async {
         match Link::<ProxyToServer>::open(stream, door, Hello::new(Role::Server(context.me)), None).await? {
             (link, Role::Proxy(proxy)) if context.cluster.proxy(proxy).is_ok() => Ok((link, proxy)),
