@@ -18,7 +18,7 @@ use tessera_shared::Vec2;
 use tessera_shared::chat::clean_chat;
 use tessera_shared::components::Keys;
 use tessera_shared::identity::{Identity, JoinChallenge};
-use tessera_shared::link::alarm::Alarm;
+use tessera_shared::link::alarm::Silence;
 use tessera_shared::link::{Backoff, Door, HEARTBEAT_EVERY, Link, LinkError, Traffic};
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
@@ -26,7 +26,6 @@ use tessera_shared::protocol::{
     CLUSTER_FULL, ChatChannel, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, ProxyToClient, Role, SIGNED_IN_AGAIN,
     SessionTicket, UpdateUnpacker, Welcome, tick_seconds,
 };
-use tokio::time::Instant;
 
 /// How long a proxy has to welcome a new player.
 pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,9 +77,8 @@ pub struct Player {
     next_seq: u32,
     keys: Keys,
     pub view: WorldView,
-    /// When the player last sent anything: a heartbeat is due [`HEARTBEAT_EVERY`] after.
-    sent_at: Instant,
-    heartbeat: Alarm,
+    /// Since the player last sent anything: a heartbeat is due after [`HEARTBEAT_EVERY`].
+    silence: Silence,
     /// Inputs sent and not yet acknowledged, oldest first: sent again if the session is
     /// resumed through another proxy.
     unacked: VecDeque<Input>,
@@ -211,8 +209,7 @@ impl Player {
             next_seq,
             keys,
             view,
-            sent_at: Instant::now(),
-            heartbeat: Alarm::default(),
+            silence: Silence::new(HEARTBEAT_EVERY),
             unacked,
             resending,
             prediction,
@@ -244,7 +241,7 @@ impl Player {
         let tick = self.prediction.press(keys, at);
         let input = Input { seq, keys, tick };
         self.link.send(ClientToProxy::Input(input)).await?;
-        self.sent_at = Instant::now();
+        self.silence.broken();
         if self.unacked.len() == MAX_PENDING_INPUTS {
             // More than a server would hold for it anyway.
             self.unacked.pop_front();
@@ -265,7 +262,7 @@ impl Player {
             return Ok(false);
         }
         self.link.send(ClientToProxy::Chat { channel, text }).await?;
-        self.sent_at = Instant::now();
+        self.silence.broken();
         Ok(true)
     }
 
@@ -288,9 +285,9 @@ impl Player {
             tokio::select! {
                 biased;
                 message = self.link.recv() => break message?,
-                () = self.heartbeat.until(self.sent_at + HEARTBEAT_EVERY) => {
+                () = self.silence.lasted() => {
                     self.link.send_heartbeat().await?;
-                    self.sent_at = Instant::now();
+                    self.silence.broken();
                 }
             }
         };

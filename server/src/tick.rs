@@ -106,10 +106,8 @@ struct Beats {
 impl Beats {
     /// The beats from the first at or after `now`, which is `now_unix` in Unix time.
     fn from(now: Instant, now_unix: Duration, length: Duration) -> Self {
-        let length_nanos = length.as_nanos().max(1);
-        let into_beat = now_unix.as_nanos() % length_nanos;
-        // Below `length_nanos`, so it fits.
-        let wait = Duration::from_nanos(((length_nanos - into_beat) % length_nanos) as u64);
+        let into_beat = into_beat(now_unix, length);
+        let wait = if into_beat.is_zero() { into_beat } else { length - into_beat };
         Self { first: now + wait, first_unix: now_unix.saturating_add(wait), next: now + wait, length }
     }
 
@@ -117,7 +115,7 @@ impl Beats {
     /// a clock stepped (NTP setting it at last, an operator) leaves the beats where they
     /// were, counted from the first.
     fn clock_moved_ms(&self, now: Instant, now_unix: Duration) -> f64 {
-        let expected = self.first_unix.as_secs_f64() + (now.saturating_duration_since(self.first)).as_secs_f64();
+        let expected = self.first_unix.as_secs_f64() + now.saturating_duration_since(self.first).as_secs_f64();
         (now_unix.as_secs_f64() - expected) * 1e3
     }
 
@@ -126,14 +124,18 @@ impl Beats {
     fn next(&mut self, now: Instant) -> Instant {
         let behind = now.saturating_duration_since(self.next);
         if behind > CATCH_UP_AT_MOST {
-            let into_beat = behind.as_nanos() % self.length.as_nanos().max(1);
-            // Below the length, so it fits.
-            self.next = now - Duration::from_nanos(into_beat as u64);
+            self.next = now - into_beat(behind, self.length);
         }
         let beat = self.next;
         self.next += self.length;
         beat
     }
+}
+
+/// How far `time` is past a whole number of beats `length` apart.
+fn into_beat(time: Duration, length: Duration) -> Duration {
+    // Below the length, so it fits.
+    Duration::from_nanos((time.as_nanos() % length.as_nanos().max(1)) as u64)
 }
 
 /// Runs the app one update a beat (see [`Beats`]), each update's time the beat's, until

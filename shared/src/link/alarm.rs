@@ -1,32 +1,50 @@
-//! An alarm for a deadline that keeps moving later, as "nothing heard for five seconds"
-//! moves with every frame heard, or "nothing sent for a second" with every frame sent.
-//! It is set once and rings at the deadline it was set for; if the deadline has moved
-//! on by then, it is set again for the new one. A timeout per wait instead registers
-//! with the runtime's timer wheel and leaves it again at every frame: thousands of times
-//! a second in a swarm of bots, each a trip through state every task shares.
+//! An alarm for a silence: it rings once nothing happened for a while, as a link's peer
+//! is gone when nothing was heard for five seconds, and a heartbeat is due when nothing
+//! was sent for one. Each frame breaks the silence without touching a timer: the alarm
+//! is set once, rings at the end of the silence it was set for, and if the silence was
+//! broken since, is set again for the end of the new one. A timeout per wait instead
+//! registers with the runtime's timer wheel and leaves it again at every frame:
+//! thousands of times a second in a swarm of bots, each a trip through state every task
+//! shares.
 
 use std::pin::Pin;
+use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-/// See the module. Unset until first waited on.
-#[derive(Debug, Default)]
-pub struct Alarm(Option<Pin<Box<Sleep>>>);
+/// See the module.
+#[derive(Debug)]
+pub struct Silence {
+    limit: Duration,
+    /// When it was last broken (or began).
+    since: Instant,
+    /// Unset until first waited on.
+    alarm: Option<Pin<Box<Sleep>>>,
+}
 
-impl Alarm {
-    /// Waits until `deadline`, which may be later than the one last waited for: the
-    /// alarm is set again only when it rings early or must ring sooner. Cancel-safe: a
-    /// wait dropped leaves the alarm set.
-    pub async fn until(&mut self, deadline: Instant) {
-        let sleep = self.0.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+impl Silence {
+    /// A silence beginning now, that lasts once nothing happens for `limit`.
+    pub fn new(limit: Duration) -> Self {
+        Self { limit, since: Instant::now(), alarm: None }
+    }
+
+    /// Something happened: the silence begins again, with no timer work.
+    pub fn broken(&mut self) {
+        self.since = Instant::now();
+    }
+
+    /// Returns once nothing happened for the limit. Cancel-safe: a wait dropped leaves
+    /// the alarm set.
+    pub async fn lasted(&mut self) {
+        let Self { limit, since, alarm } = self;
+        let sleep = alarm.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*since + *limit)));
         loop {
-            if sleep.deadline() > deadline {
-                sleep.as_mut().reset(deadline);
-            }
             sleep.as_mut().await;
-            if sleep.deadline() >= deadline {
+            // Broken only ever later, so the end only ever moves on.
+            let end = *since + *limit;
+            if sleep.deadline() >= end {
                 return;
             }
-            sleep.as_mut().reset(deadline);
+            sleep.as_mut().reset(end);
         }
     }
 }
@@ -34,24 +52,21 @@ impl Alarm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
-    async fn an_alarm_rings_at_the_latest_deadline_and_no_sooner() {
+    async fn a_silence_lasts_its_limit_from_when_it_was_last_broken() {
         let ms = Duration::from_millis(1);
         let start = Instant::now();
-        let mut alarm = Alarm::default();
+        let mut silence = Silence::new(50 * ms);
         // Waited on and dropped, as a read that won the race drops it (on a busy
         // machine the wait may also have ended: either way the alarm stays set).
-        let _ = tokio::time::timeout(10 * ms, alarm.until(start + 50 * ms)).await;
-        // The deadline moved on: the alarm rings at 50 ms, finds it early, and waits on.
-        alarm.until(start + 150 * ms).await;
-        assert!(Instant::now() >= start + 150 * ms);
-        // Set for much later, it rings at a sooner deadline when asked to.
-        let now = Instant::now();
-        let _ = tokio::time::timeout(ms, alarm.until(now + 3_600_000 * ms)).await;
-        let soon = tokio::time::timeout(60_000 * ms, alarm.until(now + 20 * ms)).await;
-        assert!(soon.is_ok(), "the alarm rang at the sooner deadline, not an hour later");
-        assert!(Instant::now() >= now + 20 * ms);
+        let _ = tokio::time::timeout(10 * ms, silence.lasted()).await;
+        tokio::time::sleep(30 * ms).await;
+        let broken = Instant::now();
+        silence.broken();
+        // The alarm rings at 50 ms, finds the silence broken since, and waits on.
+        silence.lasted().await;
+        assert!(Instant::now() >= broken + 50 * ms, "{:?} after it was broken", broken.elapsed());
+        assert!(broken >= start + 30 * ms);
     }
 }

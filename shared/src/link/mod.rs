@@ -17,7 +17,7 @@ use crate::framing::{Bounded, Heartbeat, WireCodec, WireError};
 use crate::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, Hello, PROTOCOL_VERSION, Role};
 use crate::protocol::verify::Violation;
 use crate::secret::ClusterSecret;
-use alarm::Alarm;
+use alarm::Silence;
 use codec::{LinkCodec, Read};
 use futures_util::{SinkExt, StreamExt};
 pub use seal::Side;
@@ -116,27 +116,9 @@ pub struct Link<In> {
     reader: FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
     writer: FramedWrite<OwnedWriteHalf, LinkCodec<WireCodec<In>>>,
     frame_deadline: Duration,
-    /// Across calls to [`Link::recv`].
-    hearing: Hearing,
-}
-
-/// When the peer was last heard from, and the alarm for its falling silent
-/// ([`SILENCE_LIMIT`] after).
-#[derive(Debug)]
-struct Hearing {
-    heard: Instant,
-    silence: Alarm,
-}
-
-impl Hearing {
-    fn new() -> Self {
-        Self { heard: Instant::now(), silence: Alarm::default() }
-    }
-
-    /// Returns once nothing was heard for [`SILENCE_LIMIT`].
-    async fn silent(&mut self) {
-        self.silence.until(self.heard + SILENCE_LIMIT).await;
-    }
+    /// Since the peer was last heard from, across calls to [`Link::recv`]: it is gone
+    /// after [`SILENCE_LIMIT`].
+    peer_silence: Silence,
 }
 
 impl<In: DeserializeOwned + Bounded> Link<In> {
@@ -168,7 +150,7 @@ impl<In: DeserializeOwned + Bounded> Link<In> {
                 reader: FramedRead::new(read, LinkCodec::new(WireCodec::<Hello>::default(), reading, bytes_in)),
                 writer: FramedWrite::new(write, LinkCodec::new(WireCodec::<Hello>::default(), writing, bytes_out)),
                 frame_deadline: FRAME_DEADLINE,
-                hearing: Hearing::new(),
+                peer_silence: Silence::new(SILENCE_LIMIT),
             };
             link.send(hello).await?;
             let theirs = link.recv().await?;
@@ -196,12 +178,12 @@ impl<In> Link<In> {
     /// The same link, receiving `Next` from now on, within `Next`'s frame bound: for
     /// the steps of a handshake, each with a message of its own, and the session after.
     pub fn retype<Next: Bounded>(self) -> Link<Next> {
-        let Link { reader, writer, frame_deadline, hearing } = self;
+        let Link { reader, writer, frame_deadline, peer_silence } = self;
         Link {
             reader: reader.map_decoder(|codec| codec.map(|_| WireCodec::default())),
             writer: writer.map_encoder(|codec| codec.map(|_| WireCodec::default())),
             frame_deadline,
-            hearing,
+            peer_silence,
         }
     }
 }
@@ -214,7 +196,7 @@ impl<In: DeserializeOwned> Link<In> {
     }
 
     pub async fn recv(&mut self) -> Result<In, LinkError> {
-        next_frame(&mut self.reader, self.frame_deadline, &mut self.hearing).await
+        next_frame(&mut self.reader, self.frame_deadline, &mut self.peer_silence).await
     }
 
     /// Sends one message, or one [`Outgoing`](crate::framing::Outgoing) frame, and flushes.
@@ -247,9 +229,9 @@ impl<In: DeserializeOwned> Link<In> {
         WireCodec<In>: Encoder<Out, Error = WireError>,
         Handled: Future<Output = Result<(), LinkError>>,
     {
-        let Self { reader, mut writer, frame_deadline, hearing } = self;
+        let Self { reader, mut writer, frame_deadline, peer_silence } = self;
         let write = async move {
-            let (mut sent_at, mut heartbeat) = (Instant::now(), Alarm::default());
+            let mut our_silence = Silence::new(HEARTBEAT_EVERY);
             loop {
                 let message = tokio::select! {
                     biased;
@@ -257,12 +239,12 @@ impl<In: DeserializeOwned> Link<In> {
                         Some(message) => message,
                         None => return Ok(()),
                     },
-                    () = heartbeat.until(sent_at + HEARTBEAT_EVERY) => {
+                    () = our_silence.lasted() => {
                         let beat = SinkExt::<Heartbeat>::send(&mut writer, Heartbeat);
                         tokio::time::timeout(WRITE_TIMEOUT, beat)
                             .await
                             .map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
-                        sent_at = Instant::now();
+                        our_silence.broken();
                         continue;
                     }
                 };
@@ -275,10 +257,10 @@ impl<In: DeserializeOwned> Link<In> {
                     SinkExt::<Out>::flush(&mut writer).await
                 };
                 tokio::time::timeout(WRITE_TIMEOUT, batch).await.map_err(|_| LinkError::Stalled(WRITE_TIMEOUT))??;
-                sent_at = Instant::now();
+                our_silence.broken();
             }
         };
-        let read = LinkReader { reader, frame_deadline, hearing }.run(on_message);
+        let read = LinkReader { reader, frame_deadline, peer_silence }.run(on_message);
         tokio::select! {
             result = write => result,
             result = read => result,
@@ -289,11 +271,11 @@ impl<In: DeserializeOwned> Link<In> {
     /// they are, for a link that is not sealed (a player's); `None` for a sealed one,
     /// whose bytes only its codec may write.
     pub fn into_plain(self) -> Option<(LinkReader<In>, OwnedWriteHalf)> {
-        let Self { reader, writer, frame_deadline, hearing } = self;
+        let Self { reader, writer, frame_deadline, peer_silence } = self;
         if writer.encoder().is_sealed() || !writer.write_buffer().is_empty() {
             return None;
         }
-        Some((LinkReader { reader, frame_deadline, hearing }, writer.into_inner()))
+        Some((LinkReader { reader, frame_deadline, peer_silence }, writer.into_inner()))
     }
 }
 
@@ -301,7 +283,7 @@ impl<In: DeserializeOwned> Link<In> {
 pub struct LinkReader<In> {
     reader: FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
     frame_deadline: Duration,
-    hearing: Hearing,
+    peer_silence: Silence,
 }
 
 impl<In: DeserializeOwned> LinkReader<In> {
@@ -312,18 +294,18 @@ impl<In: DeserializeOwned> LinkReader<In> {
         Handled: Future<Output = Result<(), LinkError>>,
     {
         loop {
-            on_message(next_frame(&mut self.reader, self.frame_deadline, &mut self.hearing).await?).await?;
+            on_message(next_frame(&mut self.reader, self.frame_deadline, &mut self.peer_silence).await?).await?;
         }
     }
 }
 
 /// The next whole frame from `reader`: waiting for one to begin while the peer is heard
-/// from (a frame or a heartbeat at least every [`SILENCE_LIMIT`], which moves `hearing`
-/// on), then at most `deadline` for the rest of it.
+/// from (a frame or a heartbeat at least every [`SILENCE_LIMIT`], each breaking
+/// `peer_silence`), then at most `deadline` for the rest of it.
 async fn next_frame<In: DeserializeOwned>(
     reader: &mut FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
     deadline: Duration,
-    hearing: &mut Hearing,
+    peer_silence: &mut Silence,
 ) -> Result<In, LinkError> {
     let mut begun: Option<Instant> = None;
     loop {
@@ -331,14 +313,14 @@ async fn next_frame<In: DeserializeOwned>(
             None => tokio::select! {
                 biased;
                 read = reader.next() => read,
-                () = hearing.silent() => return Err(LinkError::Silent(SILENCE_LIMIT)),
+                () = peer_silence.lasted() => return Err(LinkError::Silent(SILENCE_LIMIT)),
             },
             Some(at) => {
                 tokio::time::timeout_at(at + deadline, reader.next()).await.map_err(|_| LinkError::TooSlow(deadline))?
             }
         };
         let read = read.ok_or(LinkError::Closed)??;
-        hearing.heard = Instant::now();
+        peer_silence.broken();
         match read {
             Read::Started => begun = Some(Instant::now()),
             // What had begun, if anything, was the heartbeat.

@@ -84,7 +84,7 @@ impl Plugin for TcpTransportPlugin {
                 me: settings.id,
                 rules: Arc::new(PeerRules::new(&settings.cluster)),
                 secret: Arc::new(settings.secret.clone()),
-                cluster: settings.cluster.digest(),
+                digest: settings.cluster.digest(),
                 events,
                 traffic: settings.stats.peer_traffic.clone(),
             };

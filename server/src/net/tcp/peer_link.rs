@@ -25,15 +25,15 @@ pub struct PeerContext {
     pub me: ServerId,
     pub rules: Arc<PeerRules>,
     pub secret: Arc<ClusterSecret>,
-    /// Our cluster file's, which a peer's must match.
-    pub cluster: ClusterDigest,
+    /// Our cluster file's digest, which a peer's must match.
+    pub digest: ClusterDigest,
     pub events: InboxSender<NetEvent>,
     pub traffic: Traffic,
 }
 
 impl PeerContext {
     async fn open(&self, stream: TcpStream, side: Side) -> Result<(Link<PeerMessage>, Role), LinkError> {
-        let door = Door::Members { secret: &self.secret, cluster: self.cluster, side };
+        let door = Door::Members { secret: &self.secret, cluster: self.digest, side };
         Link::open(stream, door, Hello::new(Role::Server(self.me)), Some(&self.traffic)).await
     }
 }

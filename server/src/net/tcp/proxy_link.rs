@@ -24,7 +24,7 @@ pub struct ProxyContext {
     pub door: MembersDoor,
     pub me: ServerId,
     pub cluster: Arc<ClusterConfig>,
-    /// `cluster`'s, which a proxy's must match.
+    /// `cluster`'s digest, which a proxy's must match.
     pub digest: ClusterDigest,
     pub secret: Arc<ClusterSecret>,
     pub events: InboxSender<NetEvent>,
