@@ -48,8 +48,8 @@ pub struct Departure {
     /// Its state as handed on: what it comes back as if the new owner gives it back.
     pub state: HandoffState,
     /// Whether the new owner said it took the player over. Until then, what reaches us
-    /// for the player is held here: passed on once it does, applied here if it gives
-    /// the player back.
+    /// for the player is held here: passed on once it does (input is passed on at once
+    /// too), applied here if it gives the player back.
     pub accepted: bool,
     pub held_inputs: Vec<Input>,
     pub held_chat: Vec<(ChatChannel, String)>,
@@ -218,8 +218,13 @@ fn accept_handoffs(
 
 /// Input, chat lines and logouts that reach us for a player we handed off were sent
 /// before its proxy heard of the handoff: the new owner gets them (and applies each input
-/// once, by its sequence number), if they came from whoever spoke for the player here;
-/// until the new owner says it took the player, they are held.
+/// once, by its sequence number), if they came from whoever spoke for the player here.
+/// Input goes on at once, behind the handoff on the same link, and a copy is held until
+/// the new owner answers (applied here if it gives the player back): held for its
+/// answer instead, an input would reach it two ticks after it reached us, late for the
+/// tick it was pressed for, and the player would see its prediction corrected (the snaps
+/// under lag in BENCHMARKS.md were every one such an input). Chat lines and a logout
+/// wait for the answer: nothing hangs on their tick.
 fn forward_to_new_owners(
     mut inputs: MessageReader<InputReceived>,
     mut said: MessageReader<ChatSaid>,
@@ -238,11 +243,11 @@ fn forward_to_new_owners(
         departure.filter(|d| !players.0.contains_key(&user) && d.player.speaks_for(via))
     }
     for &InputReceived { user, input, via } in inputs.read() {
-        match departure(&mut handed_off, &players, user, via) {
-            Some(d) if d.accepted => _ = peers.send(d.to, PeerMessage::ForwardInput { user, input }),
-            // As many as a player's queue holds, like any server's.
-            Some(d) if d.held_inputs.len() < MAX_PENDING_INPUTS => d.held_inputs.push(input),
-            _ => {}
+        let Some(d) = departure(&mut handed_off, &players, user, via) else { continue };
+        peers.send(d.to, PeerMessage::ForwardInput { user, input });
+        // As many as a player's queue holds, like any server's.
+        if !d.accepted && d.held_inputs.len() < MAX_PENDING_INPUTS {
+            d.held_inputs.push(input);
         }
     }
     for ChatSaid { user, channel, text, via } in said.read() {
@@ -288,9 +293,8 @@ fn settle_departures(
         };
         if taken {
             departure.accepted = true;
-            for input in std::mem::take(&mut departure.held_inputs) {
-                peers.send(peer, PeerMessage::ForwardInput { user, input });
-            }
+            // Passed on already, as they came.
+            departure.held_inputs.clear();
             for (channel, text) in std::mem::take(&mut departure.held_chat) {
                 peers.send(peer, PeerMessage::ForwardChat { user, channel, text });
             }

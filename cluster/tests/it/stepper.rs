@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use tessera_player::WorldView;
-use tessera_player::prediction::{InputClock, Prediction};
+use tessera_player::prediction::{InputClock, Prediction, Reconciled};
 use tessera_player::steering::keys_toward;
 use tessera_proxy::ProxySettings;
 use tessera_proxy::chat::ChatGate;
@@ -114,6 +114,8 @@ pub struct SteppedPlayer {
     pub disconnected: Option<String>,
     /// What its proxy sent it, in bytes on the wire.
     pub bytes_received: u64,
+    /// The largest correction of its prediction its server's states made.
+    pub largest_correction: f32,
 }
 
 impl SteppedPlayer {
@@ -142,7 +144,9 @@ impl SteppedPlayer {
                         .view
                         .apply(&mut update, &player.welcome, now)
                         .unwrap_or_else(|violation| panic!("{violation}"));
-                    player.prediction.reconcile(&you, your_tick, now);
+                    if let Reconciled::Corrected(by) = player.prediction.reconcile(&you, your_tick, now) {
+                        player.largest_correction = player.largest_correction.max(by);
+                    }
                 }
                 ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => {
                     player.disconnected = Some(reason)
@@ -381,6 +385,7 @@ impl Stepper {
             chat,
             disconnected: None,
             bytes_received: 0,
+            largest_correction: 0.0,
         };
         let older = self.players.insert(user, player);
         self.step_until("the first update", 10, |stepper| stepper.player(user).view.me.is_some());
