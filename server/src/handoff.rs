@@ -47,10 +47,12 @@ pub struct Departure {
     pub player: Player,
     /// Its state as handed on: what it comes back as if the new owner gives it back.
     pub state: HandoffState,
-    /// Whether the new owner said it took the player over. Until then, what reaches us
-    /// for the player is held here: passed on once it does (input is passed on at once
-    /// too), applied here if it gives the player back.
+    /// Whether the new owner said it took the player over. Until then, chat lines and a
+    /// logout that reach us for the player are held here: passed on once it does,
+    /// applied here if it gives the player back.
     pub accepted: bool,
+    /// Copies of the input passed on before the new owner answered: applied here if it
+    /// gives the player back, dropped once it takes it.
     pub held_inputs: Vec<Input>,
     pub held_chat: Vec<(ChatChannel, String)>,
     pub held_logout: bool,
@@ -267,8 +269,8 @@ fn forward_to_new_owners(
     }
 }
 
-/// The new owner's answer settles a handoff. Taken, whatever was held for the player
-/// follows it. Given back, the player is ours again as it left, with what was held
+/// The new owner's answer settles a handoff. Taken, the chat lines and a logout held
+/// for the player follow it (its input went on as it came). Given back, the player is ours again as it left, with what was held
 /// applied (its inputs) and said (its chat lines) here, and is not handed on again for a
 /// while. A peer lost before it answered may have lost the player in flight: its proxy
 /// is told it is adrift, and (unless the peer took it after all and said so) logs it in

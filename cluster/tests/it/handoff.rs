@@ -96,6 +96,24 @@ fn input_that_reaches_the_old_owner_is_forwarded_and_applied_once() {
     assert!(player.largest_correction < 1e-3, "the player was corrected by {}", player.largest_correction);
 }
 
+#[test]
+fn input_that_reaches_the_old_owner_of_a_player_given_back_is_applied_once_there() {
+    let mut cluster = Stepper::default_cluster();
+    let user = cluster.join(0, "bounced", Vec2::new(900.0, 500.0));
+    cluster.cut_proxy_link(ServerId(2), 0);
+    step_into_a_handoff(&mut cluster, user);
+    // Server 1 passes this on to server 2 at once, and keeps a copy: server 2, cut off
+    // from the player's proxy, gives the player back, and the copy is applied here.
+    let up = cluster.press(user, Keys::UP);
+    let y = cluster.player(user).position().y;
+    cluster.step_until("the input applied", 10, |cluster| cluster.player(user).view.last_input >= up);
+    assert_eq!(cluster.owners(user), vec![ServerId(1)]);
+    cluster.step_until("the player walking up", 10, |cluster| cluster.player(user).position().y > y + 5.0);
+    let view = &cluster.player(user).view;
+    assert_eq!(view.server, Some(ServerId(1)));
+    assert_eq!(view.inputs_applied, view.last_input, "the input was applied exactly once");
+}
+
 /// Steps until `user` plays on `server` alone, told nothing went wrong; at every tick on
 /// the way, no two servers simulate it.
 fn step_until_playing_on(cluster: &mut Stepper, user: UserId, server: ServerId, max_ticks: u64) {

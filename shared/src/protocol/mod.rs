@@ -393,7 +393,8 @@ pub enum PeerMessage {
     },
     /// Take over this player, which left my regions for yours.
     Handoff(HandoffState),
-    /// Input that reached me after I handed its player to you.
+    /// Input that reached me after I handed its player to you, passed on as it came:
+    /// before your answer too (if you give the player back, ignore it; I apply my copy).
     ForwardInput {
         user: UserId,
         input: Input,
