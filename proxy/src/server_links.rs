@@ -30,10 +30,13 @@ pub async fn maintain(
     shutdown: CancellationToken,
 ) {
     let address = settings.cluster.server(server).expect("dialers are spawned for the map's servers").proxy_address();
+    // What the server's cluster file must digest to, worked out once for every redial.
+    let cluster = settings.cluster.digest();
     redial(&address, &server.to_string(), shutdown, |stream| {
         let (settings, routing, store) = (settings.clone(), routing.clone(), store.clone());
         async move {
-            let result = serve(stream, &settings, server, &routing, &store).await;
+            let door = Door::Members { secret: &settings.secret, cluster, side: Side::Dialer };
+            let result = serve(stream, door, &settings, server, &routing, &store).await;
             let orphans = routing.server_down(server);
             if orphans > 0 {
                 warn!(
@@ -48,13 +51,13 @@ pub async fn maintain(
 
 async fn serve(
     stream: TcpStream,
+    door: Door<'_>,
     settings: &ProxySettings,
     server: ServerId,
     routing: &Arc<Routing>,
     store: &Store,
 ) -> Result<(), LinkError> {
     let hello = Hello::new(Role::Proxy(settings.id));
-    let door = Door::Members { secret: &settings.secret, cluster: settings.cluster.digest(), side: Side::Dialer };
     let link = match Link::<ServerToProxy>::open(stream, door, hello, Some(&routing.stats.servers)).await? {
         (link, Role::Server(id)) if id == server => link,
         (_, got) => return Err(HandshakeError::Role { expected: "the server the map names", got }.into()),

@@ -70,12 +70,14 @@ impl Plugin for TcpTransportPlugin {
                 listener.set_nonblocking(true).expect("a listener can be made non-blocking");
                 TcpListener::from_std(listener).expect("a bound listener converts to tokio")
             };
+            // Both doors show the same digest and hold the same secret.
+            let (digest, secret) = (settings.cluster.digest(), Arc::new(settings.secret.clone()));
             let proxies = proxy_link::ProxyContext {
                 door: MembersDoor::new(&settings.stats),
                 me: settings.id,
                 cluster: Arc::new(settings.cluster.clone()),
-                digest: settings.cluster.digest(),
-                secret: Arc::new(settings.secret.clone()),
+                digest,
+                secret: secret.clone(),
                 events: events.clone(),
             };
             runtime.handle().spawn(proxy_link::accept(tokio_listener(listeners.proxy), proxies, shutdown.clone()));
@@ -83,8 +85,8 @@ impl Plugin for TcpTransportPlugin {
                 door: MembersDoor::new(&settings.stats),
                 me: settings.id,
                 rules: Arc::new(PeerRules::new(&settings.cluster)),
-                secret: Arc::new(settings.secret.clone()),
-                digest: settings.cluster.digest(),
+                secret,
+                digest,
                 events,
                 traffic: settings.stats.peer_traffic.clone(),
             };
