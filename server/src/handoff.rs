@@ -3,15 +3,16 @@
 //! to the next owner over the peer link, and this server stops simulating it in the
 //! same tick. The new owner tells the player's proxy, which routes input there from
 //! then on; whatever input (or chat line) still reaches the old owner is forwarded,
-//! never dropped, and sequence numbers make sure no input is applied twice. At no tick
-//! do two servers simulate the player.
+//! never dropped (input by the transport as it arrives: [`Forwarding`]), and sequence
+//! numbers make sure no input is applied twice. At no tick do two servers simulate the
+//! player.
 
 use crate::components::Visible;
 use crate::input_queue::{InputQueue, MAX_INPUT_LEAD_TICKS, PlayerClock};
 use crate::movement::MovementSystems;
 use crate::net::{
-    ChatSaid, HandoffAnswered, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks, PeerLost,
-    ProxyLinks, Via,
+    ChatSaid, Forwarding, HandoffAnswered, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks,
+    PeerLost, ProxyLinks, Via,
 };
 use crate::players::{Player, PlayerSystems, Players};
 use crate::regions::ghosts::Ghosts;
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::link::Outbound;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{
     ChatChannel, HandedClock, HandoffState, Input, MAX_PENDING_INPUTS, PeerMessage, ServerToProxy,
@@ -59,12 +61,45 @@ pub struct Departure {
 }
 
 /// Players that left this server recently, and where they went.
-#[derive(Resource, Default, Debug)]
+#[derive(Resource)]
 pub struct HandedOff {
-    pub departed: HashMap<UserId, Departure>,
+    departed: HashMap<UserId, Departure>,
+    /// The transport's copy of where their input goes, kept with `departed`.
+    forwarding: Forwarding,
     /// Players a peer gave back, and the tick it did: not handed on again before
     /// [`DECLINED_HOLD_TICKS`] have passed.
-    pub declined: HashMap<UserId, u64>,
+    declined: HashMap<UserId, u64>,
+}
+
+impl HandedOff {
+    fn new(forwarding: Forwarding) -> Self {
+        Self { departed: HashMap::new(), forwarding, declined: HashMap::new() }
+    }
+
+    /// `departure` left over `link`, which carries its handoff.
+    fn depart(&mut self, user: UserId, departure: Departure, link: Outbound<PeerMessage>) {
+        self.forwarding.route(user, departure.player.proxy, link);
+        self.departed.insert(user, departure);
+    }
+
+    /// Forgets a departure: input for its player is ours to handle again.
+    fn forget(&mut self, user: UserId) -> Option<Departure> {
+        self.forwarding.unroute(user);
+        self.departed.remove(&user)
+    }
+
+    /// Forgets departures older than [`FORWARD_FOR_TICKS`], as our tick `now` runs.
+    fn expire(&mut self, now: u64) {
+        let forwarding = &self.forwarding;
+        self.departed.retain(|&user, departure| {
+            let keep = now.saturating_sub(departure.at_tick) < FORWARD_FOR_TICKS;
+            if !keep {
+                forwarding.unroute(user);
+            }
+            keep
+        });
+        self.declined.retain(|_, &mut at| now.saturating_sub(at) < DECLINED_HOLD_TICKS);
+    }
 }
 
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,7 +109,8 @@ pub struct HandoffPlugin;
 
 impl Plugin for HandoffPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<HandedOff>()
+        let forwarding = app.world().resource::<Forwarding>().clone();
+        app.insert_resource(HandedOff::new(forwarding))
             .add_systems(FixedUpdate, hand_off_departing.in_set(HandoffSystems).after(MovementSystems))
             .add_systems(
                 PreUpdate,
@@ -98,8 +134,7 @@ fn hand_off_departing(
     mut peers: ResMut<PeerLinks>,
     mut handed_off: ResMut<HandedOff>,
 ) {
-    handed_off.departed.retain(|_, departure| tick.0.saturating_sub(departure.at_tick) < FORWARD_FOR_TICKS);
-    handed_off.declined.retain(|_, &mut at| tick.0.saturating_sub(at) < DECLINED_HOLD_TICKS);
+    handed_off.expire(tick.0);
     let tether = settings.cluster.simulation.tether;
     for (entity, &user, player, visible, queue, position, velocity) in &departing {
         if settings.map.within_tether(settings.id, position.0, tether) || handed_off.declined.contains_key(&user) {
@@ -121,9 +156,7 @@ fn hand_off_departing(
             // The epoch came from the network (with the player's last handoff): it saturates.
             epoch: player.epoch.saturating_add(1),
         };
-        if !peers.contains(next) {
-            continue;
-        }
+        let Some(link) = peers.outbound(next) else { continue };
         // Let go before the next owner can take over, as seen from outside too.
         players.0.remove(&user);
         settings.stats.players.store(players.0.len() as u64, Ordering::Relaxed);
@@ -143,7 +176,7 @@ fn hand_off_departing(
             held_chat: Vec::new(),
             held_logout: false,
         };
-        handed_off.departed.insert(user, departure);
+        handed_off.depart(user, departure, link);
         settings.stats.handoffs_out.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -210,7 +243,7 @@ fn accept_handoffs(
         let (position, epoch, proxy) = (state.position, state.epoch, state.proxy);
         let player = Player { proxy, epoch, handed_by: Some(peer) };
         spawn_handed(&mut commands, &mut players, state, player, tick.0, &wall);
-        handed_off.departed.remove(&user);
+        handed_off.forget(user);
         proxies.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch });
         peers.send(peer, PeerMessage::HandoffAccepted { user });
         settings.stats.handoffs_in.fetch_add(1, Ordering::Relaxed);
@@ -221,12 +254,13 @@ fn accept_handoffs(
 /// Input, chat lines and logouts that reach us for a player we handed off were sent
 /// before its proxy heard of the handoff: the new owner gets them (and applies each input
 /// once, by its sequence number), if they came from whoever spoke for the player here.
-/// Input goes on at once, behind the handoff on the same link, and a copy is held until
-/// the new owner answers (applied here if it gives the player back): held for its
-/// answer instead, an input would reach it two ticks after it reached us, late for the
-/// tick it was pressed for, and the player would see its prediction corrected (the snaps
-/// under lag in BENCHMARKS.md were every one such an input). Chat lines and a logout
-/// wait for the answer: nothing hangs on their tick.
+/// Input goes on at once, behind the handoff on the same link (from its proxy, the
+/// transport passed it on as it arrived: [`Forwarding`]), and a copy is held until the
+/// new owner answers (applied here if it gives the player back): held for its answer
+/// instead, an input would reach it two ticks after it reached us, late for the tick it
+/// was pressed for, and the player would see its prediction corrected (the snaps under
+/// lag in BENCHMARKS.md were every one such an input). Chat lines and a logout wait for
+/// the answer: nothing hangs on their tick.
 fn forward_to_new_owners(
     mut inputs: MessageReader<InputReceived>,
     mut said: MessageReader<ChatSaid>,
@@ -244,9 +278,11 @@ fn forward_to_new_owners(
         let departure = handed_off.departed.get_mut(&user);
         departure.filter(|d| !players.0.contains_key(&user) && d.player.speaks_for(via))
     }
-    for &InputReceived { user, input, via } in inputs.read() {
+    for &InputReceived { user, input, via, passed_on } in inputs.read() {
         let Some(d) = departure(&mut handed_off, &players, user, via) else { continue };
-        peers.send(d.to, PeerMessage::ForwardInput { user, input });
+        if !passed_on {
+            peers.send(d.to, PeerMessage::ForwardInput { user, input });
+        }
         // As many as a player's queue holds, like any server's.
         if !d.accepted && d.held_inputs.len() < MAX_PENDING_INPUTS {
             d.held_inputs.push(input);
@@ -306,7 +342,7 @@ fn settle_departures(
             continue;
         }
         let Departure { mut state, player, held_inputs, held_chat, held_logout, .. } =
-            handed_off.departed.remove(&user).expect("found above");
+            handed_off.forget(user).expect("found above");
         if held_logout || players.0.contains_key(&user) {
             // It left meanwhile (saved as it was handed on), or is back some other way.
             continue;
@@ -329,7 +365,7 @@ fn settle_departures(
             .collect();
         for (user, proxy, epoch) in unanswered {
             warn!("lost {peer} before it said whether it took {user}: telling {proxy} the player may be adrift");
-            handed_off.departed.remove(&user);
+            handed_off.forget(user);
             proxies.send(proxy, ServerToProxy::Adrift { user, epoch });
         }
     }

@@ -182,7 +182,7 @@ fn queue_inputs(
     mut queues: Query<(&mut InputQueue, &Player)>,
     mut links: ResMut<ProxyLinks>,
 ) {
-    for &InputReceived { user, input, via } in inputs.read() {
+    for &InputReceived { user, input, via, .. } in inputs.read() {
         let Some(mut queue) = players.0.get(&user).and_then(|&e| queues.get_mut(e).ok()) else {
             debug!("input {} for {user}, who is not here", input.seq);
             continue;

@@ -26,7 +26,8 @@ use tessera_proxy::join::Begin;
 use tessera_proxy::routing::{RouteError, Routing};
 use tessera_proxy::tickets::Tickets;
 use tessera_server::ServerSettings;
-use tessera_server::net::{LinkId, NetEvent, NetEvents};
+use tessera_server::input_queue::InputQueue;
+use tessera_server::net::{Forwarding, LinkId, NetEvent, NetEvents};
 use tessera_server::players::Players;
 use tessera_server::regions::ghosts::{Ghost, Ghosts};
 use tessera_server::regions::subscriber::Subscriptions;
@@ -86,6 +87,12 @@ impl SteppedServer {
         if self.events.try_send(event).is_err() {
             panic!("{}'s inbox is full", self.id);
         }
+    }
+
+    /// Delivers what `proxy` sent as the TCP transport does: input for a player handed
+    /// on goes on to its new owner first.
+    fn deliver_from_proxy(&self, proxy: ProxyId, message: ProxyToServer) {
+        self.deliver(self.app.world().resource::<Forwarding>().from_proxy(proxy, message));
     }
 }
 
@@ -444,7 +451,7 @@ impl Stepper {
         let (message, _) = over_the_wire(&message);
         verify::from_proxy(&message).expect("a message the server's gate lets through");
         let proxy = self.proxies[proxy].settings.id;
-        self.server(to).deliver(NetEvent::FromProxy { proxy, message });
+        self.server(to).deliver_from_proxy(proxy, message);
     }
 
     /// Sends `message` to server `to` as peer `from`, through the codec and `to`'s gate,
@@ -530,6 +537,13 @@ impl Stepper {
         self.servers.iter().filter(owns).map(|server| server.id).collect()
     }
 
+    /// Whether `server` owns `user` and has its input `seq` (applied, or queued for its tick).
+    pub fn has_input(&self, server: ServerId, user: UserId, seq: u32) -> bool {
+        let world = self.server(server).app.world();
+        let queue = world.resource::<Players>().0.get(&user).and_then(|&entity| world.get::<InputQueue>(entity));
+        queue.is_some_and(|queue| queue.last_input >= seq || queue.pending().any(|input| input.seq == seq))
+    }
+
     /// Players owned across the whole cluster.
     pub fn owned_players(&self) -> usize {
         self.servers.iter().map(|server| server.app.world().resource::<Players>().0.len()).sum()
@@ -579,7 +593,7 @@ impl Stepper {
                 while let Ok(message) = queue.try_recv() {
                     let (message, _) = over_the_wire(&message);
                     verify::from_proxy(&message).unwrap_or_else(|violation| panic!("{id} to {to}: {violation}"));
-                    server.deliver(NetEvent::FromProxy { proxy: id, message });
+                    server.deliver_from_proxy(id, message);
                 }
             }
         }

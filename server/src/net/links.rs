@@ -74,6 +74,11 @@ impl<K: Copy + Eq + Hash + Display + Send + Sync + 'static, M: Send + 'static> L
         std::mem::take(&mut self.dropped)
     }
 
+    /// The queue of the link to `to`, for a transport's task to send on directly.
+    pub fn outbound(&self, to: K) -> Option<Outbound<M>> {
+        self.open.get(&to).map(|(_, outbound)| outbound.clone())
+    }
+
     pub fn contains(&self, to: K) -> bool {
         self.open.contains_key(&to)
     }

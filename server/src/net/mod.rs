@@ -4,9 +4,11 @@
 //! drains. The real transport is [`tcp`] (a tokio runtime beside the app, the listeners
 //! and the dialers); the cluster's in-process test harness is another, with no sockets.
 
+mod forwarding;
 mod links;
 pub mod tcp;
 
+pub use forwarding::Forwarding;
 pub use links::Links;
 
 use bevy::prelude::*;
@@ -49,12 +51,39 @@ impl LinkId {
 /// What a transport reports to the app. Messages arrive already checked by
 /// [`tessera_shared::protocol::verify`] against the sender's rights.
 pub enum NetEvent {
-    ProxyUp { proxy: ProxyId, link: LinkId, outbound: Outbound<ServerToProxy> },
-    ProxyDown { proxy: ProxyId, link: LinkId },
-    FromProxy { proxy: ProxyId, message: ProxyToServer },
-    PeerUp { peer: ServerId, link: LinkId, outbound: Outbound<PeerMessage> },
-    PeerDown { peer: ServerId, link: LinkId },
-    FromPeer { peer: ServerId, message: PeerMessage },
+    ProxyUp {
+        proxy: ProxyId,
+        link: LinkId,
+        outbound: Outbound<ServerToProxy>,
+    },
+    ProxyDown {
+        proxy: ProxyId,
+        link: LinkId,
+    },
+    FromProxy {
+        proxy: ProxyId,
+        message: ProxyToServer,
+    },
+    /// Input from `proxy` for a player handed on, which [`Forwarding`] already passed to
+    /// the player's new owner.
+    InputPassedOn {
+        proxy: ProxyId,
+        user: UserId,
+        input: Input,
+    },
+    PeerUp {
+        peer: ServerId,
+        link: LinkId,
+        outbound: Outbound<PeerMessage>,
+    },
+    PeerDown {
+        peer: ServerId,
+        link: LinkId,
+    },
+    FromPeer {
+        peer: ServerId,
+        message: PeerMessage,
+    },
 }
 
 pub type ProxyLinks = Links<ProxyId, ServerToProxy>;
@@ -86,6 +115,8 @@ pub struct InputReceived {
     pub user: UserId,
     pub input: Input,
     pub via: Via,
+    /// Already passed on to the player's new owner, as it arrived ([`Forwarding`]).
+    pub passed_on: bool,
 }
 
 /// A player says something: stamped by its proxy, or forwarded by its previous owner.
@@ -187,6 +218,7 @@ impl Plugin for ProtocolPlugin {
         let (events, inbox) = inbox::<NetEvent>(INBOX_CAPACITY);
         app.insert_resource(NetEvents(events))
             .insert_resource(inbox)
+            .init_resource::<Forwarding>()
             .init_resource::<ProxyLinks>()
             .init_resource::<PeerLinks>()
             .add_message::<LoginRequest>()
@@ -267,7 +299,7 @@ fn receive(
                     out.logins.write(LoginRequest { proxy, user, name, position, last_input });
                 }
                 ProxyToServer::Input { user, input } => {
-                    out.inputs.write(InputReceived { user, input, via: Via::Proxy(proxy) });
+                    out.inputs.write(InputReceived { user, input, via: Via::Proxy(proxy), passed_on: false });
                 }
                 ProxyToServer::Logout { user } => {
                     out.logouts.write(LogoutRequest { user, via: Via::Proxy(proxy) });
@@ -282,6 +314,9 @@ fn receive(
                     out.said.write(ChatSaid { user, channel, text, via: Via::Proxy(proxy) });
                 }
             },
+            NetEvent::InputPassedOn { proxy, user, input } => {
+                out.inputs.write(InputReceived { user, input, via: Via::Proxy(proxy), passed_on: true });
+            }
             NetEvent::PeerUp { peer, link, outbound } => {
                 if peers.up(peer, link, outbound) {
                     out.peer_lost.write(PeerLost { peer });
@@ -306,7 +341,7 @@ fn receive(
                     out.handoffs.write(HandoffReceived { peer, state });
                 }
                 PeerMessage::ForwardInput { user, input } => {
-                    out.inputs.write(InputReceived { user, input, via: Via::Peer(peer) });
+                    out.inputs.write(InputReceived { user, input, via: Via::Peer(peer), passed_on: false });
                 }
                 PeerMessage::ForwardLogout { user } => {
                     out.logouts.write(LogoutRequest { user, via: Via::Peer(peer) });

@@ -9,7 +9,7 @@
 mod peer_link;
 mod proxy_link;
 
-use super::NetEvents;
+use super::{Forwarding, NetEvents};
 use crate::settings::ServerSettings;
 use crate::stats::ServerStats;
 use bevy::prelude::*;
@@ -79,6 +79,7 @@ impl Plugin for TcpTransportPlugin {
                 digest,
                 secret: secret.clone(),
                 events: events.clone(),
+                forwarding: app.world().resource::<Forwarding>().clone(),
             };
             runtime.handle().spawn(proxy_link::accept(tokio_listener(listeners.proxy), proxies, shutdown.clone()));
             let context = peer_link::PeerContext {

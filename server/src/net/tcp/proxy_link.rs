@@ -4,7 +4,7 @@
 //! that logged in through it).
 
 use super::MembersDoor;
-use crate::net::{LinkId, NetEvent};
+use crate::net::{Forwarding, LinkId, NetEvent};
 use std::sync::Arc;
 use tessera_shared::bridge::InboxSender;
 use tessera_shared::cluster::{ClusterConfig, ClusterDigest};
@@ -28,6 +28,7 @@ pub struct ProxyContext {
     pub digest: ClusterDigest,
     pub secret: Arc<ClusterSecret>,
     pub events: InboxSender<NetEvent>,
+    pub forwarding: Forwarding,
 }
 
 pub async fn accept(listener: TcpListener, context: ProxyContext, shutdown: CancellationToken) {
@@ -57,7 +58,7 @@ async fn serve(stream: TcpStream, slot: ConnectionSlot, context: &ProxyContext) 
             let events = events.clone();
             async move {
                 verify::from_proxy(&message)?;
-                Ok(events.send(NetEvent::FromProxy { proxy, message }).await?)
+                Ok(events.send(context.forwarding.from_proxy(proxy, message)).await?)
             }
         })
         .await;
