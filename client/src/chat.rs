@@ -8,7 +8,7 @@
 //! to `tessera_player::Player::say`, which cleans the line to the chat rule.
 
 use crate::connection::ChatOut;
-use crate::world::Avatars;
+use crate::world::{Avatars, Overhead};
 use bevy::prelude::*;
 use bevy::sprite::Anchor;
 use bevy::text::{Justify, TextBounds};
@@ -110,6 +110,7 @@ fn show_heard(
         }
         commands.entity(avatar).with_child((
             Bubble { until: Instant::now() + BUBBLE_FOR },
+            Overhead,
             Text2d::new(line.text.clone()),
             TextFont::from_font_size(14.0),
             TextColor(Color::srgb(0.10, 0.10, 0.12)),

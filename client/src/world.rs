@@ -3,16 +3,22 @@
 //! follows you. Your own disc is predicted from the keys you hold, so walking feels
 //! immediate, and corrected smoothly when the server's word differs; the others are
 //! drawn where the server simulated them a moment ago, between two states received.
+//! In a crowd, a name or chat bubble that would cover one nearer to you is hidden, so
+//! what is shown stays readable, yours above all (the chat panel keeps every line).
 
 use crate::connection::{Connection, Snapshot};
 use bevy::asset::RenderAssetUsages;
 use bevy::image::{CompressedImageFormats, ImageSampler, ImageType};
 use bevy::prelude::*;
+use bevy::sprite::Anchor;
+use bevy::text::TextLayoutInfo;
 use std::collections::HashMap;
 use std::time::Instant;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::region_map::RegionMap;
 
+/// Room kept around a name shown, in pixels, that no other name may take.
+const LABEL_MARGIN: f32 = 2.0;
 /// Beyond this error a disc jumps instead of gliding.
 const SNAP_DISTANCE: f32 = 150.0;
 const PLAYER_RADIUS: f32 = 16.0;
@@ -26,7 +32,10 @@ impl Plugin for WorldPlugin {
         app.init_resource::<Avatars>()
             .init_resource::<DrawnMap>()
             .add_systems(Startup, (spawn_camera, load_player_sprite))
-            .add_systems(Update, (draw_map, sync_avatars, predict_own, smooth_others, follow_camera, title).chain());
+            .add_systems(
+                Update,
+                (draw_map, sync_avatars, predict_own, smooth_others, follow_camera, declutter_overheads, title).chain(),
+            );
     }
 }
 
@@ -57,6 +66,11 @@ struct OwnAvatar;
 
 #[derive(Component)]
 struct NameLabel;
+
+/// Text above a player (its name, a chat bubble), shown only where it covers nothing
+/// nearer to you.
+#[derive(Component)]
+pub struct Overhead;
 
 /// The players on screen, by id.
 #[derive(Resource, Default)]
@@ -220,6 +234,7 @@ fn sync_avatars(
                 avatar.with_children(|parent| {
                     parent.spawn((
                         NameLabel,
+                        Overhead,
                         Text2d::new(name),
                         TextFont::from_font_size(15.0),
                         TextColor(Color::WHITE),
@@ -289,6 +304,52 @@ fn smooth_others(
     }
 }
 
+/// Shows each name and bubble that overlaps none nearer to you (yours first) and hides
+/// the rest, as they stand this frame: in a crowd, they stay readable instead of piling
+/// up.
+fn declutter_overheads(
+    avatars: Query<(&Avatar, Has<OwnAvatar>, &Children)>,
+    mut labels: Query<(&TextLayoutInfo, &Transform, &Anchor, &mut Visibility), With<Overhead>>,
+) {
+    let Some(me) = avatars.iter().find_map(|(avatar, own, _)| own.then_some(avatar.shown)) else { return };
+    let mut nearest_first: Vec<(f32, Entity, Option<Rect>)> = Vec::new();
+    for (avatar, own, children) in &avatars {
+        let distance = if own { -1.0 } else { avatar.shown.distance_squared(me) };
+        for &child in children {
+            let Ok((layout, transform, anchor, _)) = labels.get(child) else { continue };
+            // Not laid out yet (a name just arrived): nothing to measure.
+            let size = layout.size / layout.scale_factor.max(f32::EPSILON);
+            let centre = avatar.shown + transform.translation.truncate() - anchor.as_vec() * size;
+            let area = (size != Vec2::ZERO).then(|| Rect::from_center_size(centre, size));
+            nearest_first.push((distance, child, area));
+        }
+    }
+    nearest_first.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let areas: Vec<Option<Rect>> = nearest_first.iter().map(|&(_, _, area)| area).collect();
+    for ((_, label, _), show) in nearest_first.into_iter().zip(uncovered(&areas)) {
+        if let Ok((_, _, _, mut visibility)) = labels.get_mut(label) {
+            visibility.set_if_neq(if show { Visibility::Inherited } else { Visibility::Hidden });
+        }
+    }
+}
+
+/// Which of `areas`, most wanted first, to show: each that overlaps none shown before
+/// it, with [`LABEL_MARGIN`] to spare. One of unknown size is shown and takes no room.
+fn uncovered(areas: &[Option<Rect>]) -> Vec<bool> {
+    let mut shown: Vec<Rect> = Vec::with_capacity(areas.len());
+    areas
+        .iter()
+        .map(|area| {
+            let Some(area) = area.map(|area| area.inflate(LABEL_MARGIN)) else { return true };
+            let free = shown.iter().all(|other| other.intersect(area).is_empty());
+            if free {
+                shown.push(area);
+            }
+            free
+        })
+        .collect()
+}
+
 fn follow_camera(own: Query<&Avatar, With<OwnAvatar>>, mut camera: Query<&mut Transform, With<Camera2d>>) {
     if let (Ok(avatar), Ok(mut camera)) = (own.single(), camera.single_mut()) {
         camera.translation = avatar.shown.extend(camera.translation.z);
@@ -307,5 +368,27 @@ fn title(snapshot: Res<Snapshot>, connection: Res<Connection>, mut windows: Quer
     };
     if window.title != title {
         window.title = title;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_at(x: f32, y: f32) -> Option<Rect> {
+        Some(Rect::from_center_size(Vec2::new(x, y), Vec2::new(60.0, 18.0)))
+    }
+
+    #[test]
+    fn a_name_over_one_nearer_is_hidden_and_the_rest_shown() {
+        let areas = [
+            name_at(0.0, 0.0),   // yours
+            name_at(30.0, 5.0),  // over yours: hidden
+            name_at(75.0, 10.0), // over the hidden one only: shown
+            name_at(0.0, 40.0),  // clear of all
+            None,                // not laid out yet
+            name_at(2.0, 38.0),  // over the one clear of all: hidden
+        ];
+        assert_eq!(uncovered(&areas), vec![true, false, true, true, true, false]);
     }
 }
