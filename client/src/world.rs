@@ -308,19 +308,24 @@ fn smooth_others(
 /// the rest, as they stand this frame: in a crowd, they stay readable instead of piling
 /// up.
 fn declutter_overheads(
+    windows: Query<&Window>,
     avatars: Query<(&Avatar, Has<OwnAvatar>, &Children)>,
     mut labels: Query<(&TextLayoutInfo, &Transform, &Anchor, &mut Visibility), With<Overhead>>,
 ) {
     let Some(me) = avatars.iter().find_map(|(avatar, own, _)| own.then_some(avatar.shown)) else { return };
+    let Ok(window) = windows.single() else { return };
+    // The camera follows you: what is off the window takes no room on it.
+    let on_screen = Rect::from_center_size(me, window.size());
     let mut nearest_first: Vec<(f32, Entity, Option<Rect>)> = Vec::new();
     for (avatar, own, children) in &avatars {
         let distance = if own { -1.0 } else { avatar.shown.distance_squared(me) };
         for &child in children {
             let Ok((layout, transform, anchor, _)) = labels.get(child) else { continue };
-            // Not laid out yet (a name just arrived): nothing to measure.
+            // Not laid out yet (a name just arrived) or off the window: nothing to weigh.
             let size = layout.size / layout.scale_factor.max(f32::EPSILON);
             let centre = avatar.shown + transform.translation.truncate() - anchor.as_vec() * size;
-            let area = (size != Vec2::ZERO).then(|| Rect::from_center_size(centre, size));
+            let area = Some(Rect::from_center_size(centre, size))
+                .filter(|area| size != Vec2::ZERO && !area.intersect(on_screen).is_empty());
             nearest_first.push((distance, child, area));
         }
     }

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
-use tessera_shared::link::Outbound;
+use tessera_shared::link::WeakOutbound;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{
     ChatChannel, HandedClock, HandoffState, Input, MAX_PENDING_INPUTS, PeerMessage, ServerToProxy,
@@ -77,7 +77,7 @@ impl HandedOff {
     }
 
     /// `departure` left over `link`, which carries its handoff.
-    fn depart(&mut self, user: UserId, departure: Departure, link: Outbound<PeerMessage>) {
+    fn depart(&mut self, user: UserId, departure: Departure, link: WeakOutbound<PeerMessage>) {
         self.forwarding.route(user, departure.player.proxy, link);
         self.departed.insert(user, departure);
     }
@@ -109,7 +109,7 @@ pub struct HandoffPlugin;
 
 impl Plugin for HandoffPlugin {
     fn build(&self, app: &mut App) {
-        let forwarding = app.world().resource::<Forwarding>().clone();
+        let forwarding = app.world_mut().get_resource_or_init::<Forwarding>().clone();
         app.insert_resource(HandedOff::new(forwarding))
             .add_systems(FixedUpdate, hand_off_departing.in_set(HandoffSystems).after(MovementSystems))
             .add_systems(
@@ -156,7 +156,7 @@ fn hand_off_departing(
             // The epoch came from the network (with the player's last handoff): it saturates.
             epoch: player.epoch.saturating_add(1),
         };
-        let Some(link) = peers.outbound(next) else { continue };
+        let Some(link) = peers.weak_outbound(next) else { continue };
         // Let go before the next owner can take over, as seen from outside too.
         players.0.remove(&user);
         settings.stats.players.store(players.0.len() as u64, Ordering::Relaxed);
@@ -279,6 +279,12 @@ fn forward_to_new_owners(
         departure.filter(|d| !players.0.contains_key(&user) && d.player.speaks_for(via))
     }
     for &InputReceived { user, input, via, passed_on } in inputs.read() {
+        if passed_on && players.0.contains_key(&user) {
+            // Back here another way (logged in or resumed here again): its input is
+            // ours, not for where it went (it was applied here all the same).
+            handed_off.forget(user);
+            continue;
+        }
         let Some(d) = departure(&mut handed_off, &players, user, via) else { continue };
         if !passed_on {
             peers.send(d.to, PeerMessage::ForwardInput { user, input });

@@ -1,7 +1,8 @@
 //! Players this server owns: spawning them on login, despawning them on logout or when
 //! their proxy goes, and queueing their inputs so each is applied exactly once, in
 //! sequence order, whatever order they arrive in. (Input and logouts for a player that
-//! has just been handed to a peer are the handoff's to forward; a peer may forward them
+//! has just been handed to a peer are forwarded: input by the transport as it arrives,
+//! see `crate::net::Forwarding`, the rest by `crate::handoff`; a peer may forward them
 //! only for a player it handed us.) Sequence numbers come from the network: nothing here
 //! does arithmetic on them that could overflow.
 //!

@@ -11,15 +11,17 @@ use bevy::prelude::Resource;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tessera_shared::ids::{ProxyId, UserId};
-use tessera_shared::link::Outbound;
+use tessera_shared::link::WeakOutbound;
 use tessera_shared::protocol::{PeerMessage, ProxyToServer};
 
 /// Where a handed-on player's input goes, and who may send it.
 struct Route {
     /// The proxy that spoke for the player here.
     proxy: ProxyId,
-    /// The link the handoff went on: input queued on it follows the handoff.
-    link: Outbound<PeerMessage>,
+    /// The link the handoff went on: input queued on it follows the handoff. Weak, so
+    /// a link the app drops (or replaces) closes all the same, and input for the
+    /// player is then the app's to forward, on the link it has.
+    link: WeakOutbound<PeerMessage>,
 }
 
 /// Players handed on, shared by the app (which fills it) and the transport's tasks.
@@ -29,7 +31,7 @@ pub struct Forwarding(Arc<Mutex<HashMap<UserId, Route>>>);
 impl Forwarding {
     /// From now on, input for `user` from `proxy` goes over `link` to its new owner, which must
     /// already carry the handoff.
-    pub fn route(&self, user: UserId, proxy: ProxyId, link: Outbound<PeerMessage>) {
+    pub fn route(&self, user: UserId, proxy: ProxyId, link: WeakOutbound<PeerMessage>) {
         self.routes().insert(user, Route { proxy, link });
     }
 
@@ -39,15 +41,16 @@ impl Forwarding {
     }
 
     /// The event a message from `proxy` makes, once input in it for a player handed on
-    /// has gone to the player's new owner. A link that is full or gone leaves that to
-    /// the app, which sees why.
+    /// has gone to the player's new owner. A link that is full, or no longer the app's,
+    /// leaves that to the app, which sees why (or forwards it on the link it has now).
     pub fn from_proxy(&self, proxy: ProxyId, message: ProxyToServer) -> NetEvent {
         let ProxyToServer::Input { user, input } = message else {
             return NetEvent::FromProxy { proxy, message };
         };
         let routes = self.routes();
         let route = routes.get(&user).filter(|route| route.proxy == proxy);
-        match route.map(|route| route.link.send(PeerMessage::ForwardInput { user, input })) {
+        let link = route.and_then(|route| route.link.upgrade());
+        match link.map(|link| link.send(PeerMessage::ForwardInput { user, input })) {
             Some(Ok(())) => NetEvent::InputPassedOn { proxy, user, input },
             _ => NetEvent::FromProxy { proxy, message },
         }
@@ -63,6 +66,7 @@ impl Forwarding {
 mod tests {
     use super::*;
     use tessera_shared::components::Keys;
+    use tessera_shared::link::Outbound;
     use tessera_shared::protocol::Input;
 
     const ADA: UserId = UserId(7);
@@ -78,7 +82,7 @@ mod tests {
         let (link, mut queue) = Outbound::channel();
         assert!(matches!(forwarding.from_proxy(HERS, input(1)), NetEvent::FromProxy { .. }), "not handed on yet");
 
-        forwarding.route(ADA, HERS, link);
+        forwarding.route(ADA, HERS, link.downgrade());
         assert!(matches!(forwarding.from_proxy(HERS, input(2)), NetEvent::InputPassedOn { user: ADA, .. }));
         let Ok(PeerMessage::ForwardInput { user: ADA, input: sent }) = queue.try_recv() else {
             panic!("input 2 went on")
@@ -92,8 +96,11 @@ mod tests {
 
         forwarding.unroute(ADA);
         assert!(matches!(forwarding.from_proxy(HERS, input(4)), NetEvent::FromProxy { .. }), "ours again");
-        // A link gone leaves the input to the app, which forwards it or sees why not.
-        forwarding.route(ADA, HERS, Outbound::channel().0);
-        assert!(matches!(forwarding.from_proxy(HERS, input(5)), NetEvent::FromProxy { .. }), "the link is closed");
+        // A link the app let go of leaves the input to the app, which forwards it on the
+        // link it has now, or sees why not; and the route kept it open no longer.
+        forwarding.route(ADA, HERS, link.downgrade());
+        drop(link);
+        assert!(matches!(forwarding.from_proxy(HERS, input(5)), NetEvent::FromProxy { .. }), "the link is dropped");
+        assert!(matches!(queue.try_recv(), Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)));
     }
 }

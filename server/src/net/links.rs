@@ -1,14 +1,16 @@
 //! The open links of one kind (to proxies, or to peer servers), keyed by the remote's
 //! id. Systems queue messages here without blocking; a remote that stops reading fills
 //! its queue, and its link is dropped (which closes it) and reported lost next frame;
-//! so is one whose remote broke the protocol in a way only the app's state shows.
+//! so is one whose remote broke the protocol in a way only the app's state shows. A
+//! transport's task may send on a link too, through a weak handle that never keeps a
+//! link dropped here open ([`Links::weak_outbound`]).
 
 use super::LinkId;
 use bevy::prelude::Resource;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
-use tessera_shared::link::{Outbound, SendError};
+use tessera_shared::link::{Outbound, SendError, WeakOutbound};
 use tessera_shared::protocol::verify::Violation;
 use tracing::error;
 
@@ -74,9 +76,10 @@ impl<K: Copy + Eq + Hash + Display + Send + Sync + 'static, M: Send + 'static> L
         std::mem::take(&mut self.dropped)
     }
 
-    /// The queue of the link to `to`, for a transport's task to send on directly.
-    pub fn outbound(&self, to: K) -> Option<Outbound<M>> {
-        self.open.get(&to).map(|(_, outbound)| outbound.clone())
+    /// The queue of the link to `to`, for a transport's task to send on directly while
+    /// the link stays here: it does not keep a link dropped here open.
+    pub fn weak_outbound(&self, to: K) -> Option<WeakOutbound<M>> {
+        self.open.get(&to).map(|(_, outbound)| outbound.downgrade())
     }
 
     pub fn contains(&self, to: K) -> bool {

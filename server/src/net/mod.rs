@@ -1,7 +1,8 @@
 //! The server's protocol layer, apart from any transport: network events come in
 //! through one inbox ([`NetEvents`]) and leave it as Bevy messages (`PreUpdate`);
 //! systems send through [`ProxyLinks`] and [`PeerLinks`], whose queues a transport
-//! drains. The real transport is [`tcp`] (a tokio runtime beside the app, the listeners
+//! drains (and a transport's task passes a handed-on player's input straight on:
+//! [`Forwarding`]). The real transport is [`tcp`] (a tokio runtime beside the app, the listeners
 //! and the dialers); the cluster's in-process test harness is another, with no sockets.
 
 mod forwarding;

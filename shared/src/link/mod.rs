@@ -340,6 +340,19 @@ impl<T> Clone for Outbound<T> {
     }
 }
 
+/// A link's sending end that does not keep the link open: for a side path that must not
+/// outlive its owner's decision to drop the link (which closes it once every
+/// [`Outbound`] is gone).
+#[derive(Debug)]
+pub struct WeakOutbound<T>(mpsc::WeakSender<T>);
+
+impl<T> WeakOutbound<T> {
+    /// The link's sending end, while its owner still holds it.
+    pub fn upgrade(&self) -> Option<Outbound<T>> {
+        self.0.upgrade().map(Outbound)
+    }
+}
+
 /// The link's queue is full (its peer is not reading) or the link is gone.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -354,6 +367,11 @@ impl<T> Outbound<T> {
     pub fn channel() -> (Self, mpsc::Receiver<T>) {
         let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
         (Self(tx), rx)
+    }
+
+    /// A sending end that does not keep the link open.
+    pub fn downgrade(&self) -> WeakOutbound<T> {
+        WeakOutbound(self.0.downgrade())
     }
 
     /// Queues a message without waiting: callers on a tick must never block.

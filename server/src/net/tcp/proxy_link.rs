@@ -1,7 +1,8 @@
 //! The proxy listener: accepts proxies of the cluster map that prove they hold the
 //! cluster secret, and relays their messages to the app once [`verify::from_proxy`]
 //! allows each (whom a proxy speaks for is checked in [`crate::players`]: the players
-//! that logged in through it).
+//! that logged in through it), input for a player just handed on going first to its
+//! new owner ([`Forwarding`]).
 
 use super::MembersDoor;
 use crate::net::{Forwarding, LinkId, NetEvent};
