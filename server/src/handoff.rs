@@ -312,9 +312,9 @@ fn forward_to_new_owners(
 }
 
 /// The new owner's answer settles a handoff. Taken, the chat lines and a logout held
-/// for the player follow it (its input went on as it came). Given back, the player is ours again as it left, with what was held
-/// applied (its inputs) and said (its chat lines) here, and is not handed on again for a
-/// while. A peer lost before it answered may have lost the player in flight: its proxy
+/// for the player follow it (its input went on as it came). Given back, the player is
+/// ours again as it left, with what was held applied (its inputs) and said (its chat
+/// lines) here, and is not handed on again for a while. A peer lost before it answered may have lost the player in flight: its proxy
 /// is told it is adrift, and (unless the peer took it after all and said so) logs it in
 /// again where it was saved.
 #[allow(clippy::too_many_arguments)]

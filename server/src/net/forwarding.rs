@@ -29,8 +29,8 @@ struct Route {
 pub struct Forwarding(Arc<Mutex<HashMap<UserId, Route>>>);
 
 impl Forwarding {
-    /// From now on, input for `user` from `proxy` goes over `link` to its new owner, which must
-    /// already carry the handoff.
+    /// From now on, input for `user` from `proxy` goes to its new owner over `link`,
+    /// which must already carry the handoff.
     pub fn route(&self, user: UserId, proxy: ProxyId, link: WeakOutbound<PeerMessage>) {
         self.routes().insert(user, Route { proxy, link });
     }
