@@ -117,6 +117,33 @@ fn input_that_reaches_the_old_owner_of_a_player_given_back_is_applied_once_there
     assert_eq!(view.inputs_applied, view.last_input, "the input was applied exactly once");
 }
 
+#[test]
+fn input_for_a_player_back_on_its_old_owner_another_way_stays_there() {
+    let mut cluster = Stepper::default_cluster();
+    let user = cluster.join(0, "returner", Vec2::new(900.0, 500.0));
+    cluster.walk_to(user, Vec2::new(1100.0, 500.0), |_| {});
+    assert_eq!(cluster.owners(user), vec![ServerId(2)]);
+    // Server 2 loses the player's proxy, which logs the player in again where server 1
+    // owns: server 1 has it back, with the handoff's departure still on its books.
+    cluster.cut_proxy_link(ServerId(2), 0);
+    cluster.step_until("the player told its region is offline", 10, |cluster| cluster.player(user).view.region_offline);
+    cluster.log_in_again(user, Vec2::new(900.0, 500.0));
+    cluster.step_until("the player playing on server 1", 10, |cluster| {
+        let view = &cluster.player(user).view;
+        view.server == Some(ServerId(1)) && !view.region_offline
+    });
+    // The first input to reach server 1 shows its departure to be over; none after it
+    // goes on to server 2, where the player's old copy waits.
+    cluster.press(user, Keys::UP);
+    cluster.step();
+    let second = cluster.press(user, Keys::DOWN);
+    cluster.step_until("the input applied", 10, |cluster| cluster.player(user).view.last_input >= second);
+    assert!(!cluster.has_input(ServerId(2), user, second), "server 2 was sent input for a player back on server 1");
+    let view = &cluster.player(user).view;
+    assert_eq!(view.server, Some(ServerId(1)));
+    assert_eq!(view.inputs_applied, view.last_input, "every input applied once");
+}
+
 /// Steps until `user` plays on `server` alone, told nothing went wrong; at every tick on
 /// the way, no two servers simulate it.
 fn step_until_playing_on(cluster: &mut Stepper, user: UserId, server: ServerId, max_ticks: u64) {
