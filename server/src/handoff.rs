@@ -109,7 +109,8 @@ pub struct HandoffPlugin;
 
 impl Plugin for HandoffPlugin {
     fn build(&self, app: &mut App) {
-        let forwarding = app.world_mut().get_resource_or_init::<Forwarding>().clone();
+        // The protocol plugin's, which the transport shares.
+        let forwarding = app.world().resource::<Forwarding>().clone();
         app.insert_resource(HandedOff::new(forwarding))
             .add_systems(FixedUpdate, hand_off_departing.in_set(HandoffSystems).after(MovementSystems))
             .add_systems(
@@ -314,9 +315,9 @@ fn forward_to_new_owners(
 /// The new owner's answer settles a handoff. Taken, the chat lines and a logout held
 /// for the player follow it (its input went on as it came). Given back, the player is
 /// ours again as it left, with what was held applied (its inputs) and said (its chat
-/// lines) here, and is not handed on again for a while. A peer lost before it answered may have lost the player in flight: its proxy
-/// is told it is adrift, and (unless the peer took it after all and said so) logs it in
-/// again where it was saved.
+/// lines) here, and is not handed on again for a while. A peer lost before it answered
+/// may have lost the player in flight: its proxy is told it is adrift, and (unless the
+/// peer took it after all and said so) logs it in again where it was saved.
 #[allow(clippy::too_many_arguments)]
 fn settle_departures(
     mut commands: Commands,

@@ -2,8 +2,9 @@
 //! through one inbox ([`NetEvents`]) and leave it as Bevy messages (`PreUpdate`);
 //! systems send through [`ProxyLinks`] and [`PeerLinks`], whose queues a transport
 //! drains (and a transport's task passes a handed-on player's input straight on:
-//! [`Forwarding`]). The real transport is [`tcp`] (a tokio runtime beside the app, the listeners
-//! and the dialers); the cluster's in-process test harness is another, with no sockets.
+//! [`Forwarding`]). The real transport is [`tcp`] (a tokio runtime beside the app, the
+//! listeners and the dialers); the cluster's in-process test harness is another, with no
+//! sockets.
 
 mod forwarding;
 mod links;
@@ -50,41 +51,17 @@ impl LinkId {
 }
 
 /// What a transport reports to the app. Messages arrive already checked by
-/// [`tessera_shared::protocol::verify`] against the sender's rights.
+/// [`tessera_shared::protocol::verify`] against the sender's rights. `InputPassedOn` is
+/// input from `proxy` for a player handed on, which [`Forwarding`] already passed to the
+/// player's new owner.
 pub enum NetEvent {
-    ProxyUp {
-        proxy: ProxyId,
-        link: LinkId,
-        outbound: Outbound<ServerToProxy>,
-    },
-    ProxyDown {
-        proxy: ProxyId,
-        link: LinkId,
-    },
-    FromProxy {
-        proxy: ProxyId,
-        message: ProxyToServer,
-    },
-    /// Input from `proxy` for a player handed on, which [`Forwarding`] already passed to
-    /// the player's new owner.
-    InputPassedOn {
-        proxy: ProxyId,
-        user: UserId,
-        input: Input,
-    },
-    PeerUp {
-        peer: ServerId,
-        link: LinkId,
-        outbound: Outbound<PeerMessage>,
-    },
-    PeerDown {
-        peer: ServerId,
-        link: LinkId,
-    },
-    FromPeer {
-        peer: ServerId,
-        message: PeerMessage,
-    },
+    ProxyUp { proxy: ProxyId, link: LinkId, outbound: Outbound<ServerToProxy> },
+    ProxyDown { proxy: ProxyId, link: LinkId },
+    FromProxy { proxy: ProxyId, message: ProxyToServer },
+    InputPassedOn { proxy: ProxyId, user: UserId, input: Input },
+    PeerUp { peer: ServerId, link: LinkId, outbound: Outbound<PeerMessage> },
+    PeerDown { peer: ServerId, link: LinkId },
+    FromPeer { peer: ServerId, message: PeerMessage },
 }
 
 pub type ProxyLinks = Links<ProxyId, ServerToProxy>;

@@ -79,7 +79,7 @@ impl Plugin for TcpTransportPlugin {
                 digest,
                 secret: secret.clone(),
                 events: events.clone(),
-                forwarding: app.world_mut().get_resource_or_init::<Forwarding>().clone(),
+                forwarding: app.world().resource::<Forwarding>().clone(),
             };
             runtime.handle().spawn(proxy_link::accept(tokio_listener(listeners.proxy), proxies, shutdown.clone()));
             let context = peer_link::PeerContext {
