@@ -79,7 +79,8 @@ pub struct ClusterOptions {
     /// radius is 400).
     #[arg(long)]
     pub spawn_radius: Option<f32>,
-    /// Threads for each proxy (its `--threads`); one per core when absent.
+    /// Threads for each proxy (its `--threads`); when absent, its share of this
+    /// machine's cores (the cores over the proxies, at least one).
     #[arg(long)]
     pub proxy_threads: Option<usize>,
     /// Seconds between the servers' saves of every player (their `--checkpoint-secs`);

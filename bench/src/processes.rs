@@ -281,6 +281,11 @@ impl ClusterProcesses {
                 dir,
             )?);
         }
+        // The proxies share this machine with the servers and the bots, as on a host
+        // that runs a whole cluster: a runtime a core each would have twice the
+        // threads of cores waking one another for every frame (BENCHMARKS.md).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let proxy_share = (cores / map.proxies.len().max(1)).max(1);
         let mut proxies = Vec::new();
         for proxy in &map.proxies {
             let metrics = next();
@@ -296,9 +301,7 @@ impl ClusterProcesses {
                 "--data".into(),
                 data_arg.clone(),
             ];
-            if let Some(threads) = options.proxy_threads {
-                args.extend(["--threads".into(), threads.to_string()]);
-            }
+            args.extend(["--threads".into(), options.proxy_threads.unwrap_or(proxy_share).to_string()]);
             args.extend(load_test_limits(players));
             proxies.push(Process::spawn(&format!("proxy-{}", proxy.id.0), &binaries.proxy, &args, Some(metrics), dir)?);
         }

@@ -275,11 +275,12 @@ for id in 1 2 3 4; do
 done
 
 # 500 bots and three windows share one address: the per-address limits are raised to
-# fit them, as README's "Limits at the front door" says a load test must.
+# fit them, as README's "Limits at the front door" says a load test must. Each proxy
+# runs one thread, its share of a machine that also runs the servers (BENCHMARKS.md).
 per_address=$((bots + 64))
 for id in 1 2; do
   start tessera-proxies "proxy-$id" "$proxy_bin" --id "$id" --cluster "$cluster" \
-    --secret-file "$secret_file" "${store_flag[@]}" --metrics "10.77.0.2:920$id" \
+    --secret-file "$secret_file" "${store_flag[@]}" --metrics "10.77.0.2:920$id" --threads 1 \
     --max-connections-per-address "$per_address" --join-burst-per-address "$per_address" \
     --joins-per-sec-per-address "$per_address"
   watched+=("proxy-$id")

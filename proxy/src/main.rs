@@ -22,8 +22,10 @@ struct Args {
     /// and the probes /livez and /readyz.
     #[arg(long, value_name = "ADDR", env = "TESSERA_METRICS")]
     metrics: Option<std::net::SocketAddr>,
-    /// Threads forwarding traffic; one per core when absent.
-    #[arg(long)]
+    /// Threads forwarding traffic; one per core when absent, as on a host of its own.
+    /// On a host it shares with servers, give it its share of the cores: more threads
+    /// than cores wake one another for every frame (BENCHMARKS.md).
+    #[arg(long, env = "TESSERA_PROXY_THREADS")]
     threads: Option<usize>,
     #[command(flatten)]
     secret: SecretArgs,
