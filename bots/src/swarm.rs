@@ -25,6 +25,7 @@ use tessera_player::{Conditioner, Player, PlayerError, Rejoin};
 use tessera_shared::identity::Identity;
 use tessera_shared::link::Traffic;
 use tessera_shared::protocol::{MAX_UPDATE_EVERY, most_quiet_ticks};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -76,7 +77,8 @@ pub struct Swarm {
     pub outages: Arc<OutageCounts>,
     /// Ends every bot's play before the window's end.
     stop: CancellationToken,
-    bots: Vec<JoinHandle<Result<BotReport, PlayerError>>>,
+    /// What each shard's bots report, once they all finished.
+    bots: Vec<oneshot::Receiver<Vec<BotResult>>>,
     bytes_in_window: JoinHandle<u64>,
     plan: SwarmPlan,
 }
@@ -89,34 +91,41 @@ impl Swarm {
         let traffic = Traffic::default();
         let outages = Arc::new(OutageCounts::default());
         let stop = CancellationToken::new();
+        // The window's end for every bot at once: one timer for the swarm, and for each
+        // bot a token of its own to wait on (a token all of them waited on would be one
+        // lock they all take at every frame).
+        let played = stop.child_token();
+        tokio::spawn({
+            let played = played.clone();
+            async move {
+                tokio::time::sleep_until(window.end).await;
+                played.cancel();
+            }
+        });
         let stagger = plan.warmup / 2 / plan.bots.max(1) as u32;
         let mut rng = rand::rng();
-        let bots = (0..plan.bots)
-            .map(|i| {
-                let name = format!("{}-{i}", plan.name_prefix);
-                let bot = Bot {
-                    rejoin: Rejoin::new(plan.proxies.clone(), bot_identity(&name), name)
-                        .counting(traffic.clone())
-                        .conditioned(plan.conditioner),
-                    behaviour: Behaviour::pick(&mut rng),
-                    chat_every: plan.chat_every,
-                    connect_at: now + stagger * i as u32,
-                    window,
-                    outages: Outages { counts: outages.clone(), ended: Vec::new(), current: None },
-                    stop: stop.clone(),
-                };
-                tokio::spawn(bot.run())
-            })
-            .collect();
-        let stopped = stop.clone();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut shards: Vec<Vec<Bot>> = (0..cores).map(|_| Vec::new()).collect();
+        for i in 0..plan.bots {
+            let name = format!("{}-{i}", plan.name_prefix);
+            shards[i % cores].push(Bot {
+                rejoin: Rejoin::new(plan.proxies.clone(), bot_identity(&name), name)
+                    .counting(traffic.clone())
+                    .conditioned(plan.conditioner),
+                behaviour: Behaviour::pick(&mut rng),
+                chat_every: plan.chat_every,
+                connect_at: now + stagger * i as u32,
+                window,
+                outages: Outages { counts: outages.clone(), ended: Vec::new(), current: None },
+                played: played.child_token(),
+            });
+        }
+        let bots = shards.into_iter().filter(|bots| !bots.is_empty()).map(run_shard).collect();
         let bytes_in_window = tokio::spawn(async move {
             let read = || traffic.bytes_in.load(Ordering::Relaxed);
             tokio::time::sleep_until(window.start).await;
             let before = read();
-            tokio::select! {
-                _ = tokio::time::sleep_until(window.end) => {}
-                _ = stopped.cancelled() => {}
-            }
+            played.cancelled().await;
             read() - before
         });
         Self { window, outages, stop, bots, bytes_in_window, plan }
@@ -124,9 +133,9 @@ impl Swarm {
 
     /// Waits for every bot to finish and sums up what they measured.
     pub async fn finish(self) -> SwarmReport {
-        let mut results = Vec::with_capacity(self.bots.len());
-        for bot in self.bots {
-            results.push(bot.await.expect("a bot task never panics"));
+        let mut results = Vec::with_capacity(self.plan.bots);
+        for shard in self.bots {
+            results.extend(shard.await.expect("a bot task never panics"));
         }
         let bytes_received = self.bytes_in_window.await.expect("the byte counter never panics");
         SwarmReport::from_bots(self.plan.bots, self.plan.measure, bytes_received, results)
@@ -142,6 +151,34 @@ impl Swarm {
     pub async fn run(plan: SwarmPlan) -> SwarmReport {
         Self::launch(plan).finish().await
     }
+}
+
+type BotResult = Result<BotReport, PlayerError>;
+
+/// Runs `bots` on a thread of their own, on a single-threaded runtime, and sends what
+/// they report when the last one is done. A swarm runs a shard a core: each bot stays
+/// on its thread, and no thread wakes another to share out a burst of frames, which a
+/// work-stealing runtime did for every beat of the servers at a cost the bench measured
+/// (BENCHMARKS.md).
+fn run_shard(bots: Vec<Bot>) -> oneshot::Receiver<Vec<BotResult>> {
+    let (reports, reported) = oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a bots' runtime starts");
+    std::thread::Builder::new()
+        .name("bots".into())
+        .spawn(move || {
+            let results = runtime.block_on(async move {
+                let running: Vec<JoinHandle<BotResult>> = bots.into_iter().map(|bot| tokio::spawn(bot.run())).collect();
+                let mut results = Vec::with_capacity(running.len());
+                for bot in running {
+                    results.push(bot.await.expect("a bot task never panics"));
+                }
+                results
+            });
+            // Nobody waits for the report of a swarm dropped unfinished.
+            let _ = reports.send(results);
+        })
+        .expect("a bots' thread starts");
+    reported
 }
 
 /// The key of the bot called `name`: the same on every run and every machine.
@@ -316,7 +353,8 @@ struct Bot {
     connect_at: Instant,
     window: Window,
     outages: Outages,
-    stop: CancellationToken,
+    /// Cancelled at the window's end, or when the swarm is stopped before it.
+    played: CancellationToken,
 }
 
 impl Bot {
@@ -352,17 +390,14 @@ impl Bot {
         let mut chatter = self.chat_every.map(|every| Chatter::new(every, &mut rng, Instant::now()));
         let mut chat = ChatCounts::default();
         let mut error = None;
-        // One timer and one wait for the stop for the whole run, not one per message
-        // (each would register with state every bot shares).
-        let end = tokio::time::sleep_until(self.window.end);
-        let stop = self.stop.clone();
-        let stopped = stop.cancelled();
+        // One wait for the end for the whole run, not one per message.
+        let played = self.played.clone();
+        let over = played.cancelled();
         let next_line = tokio::time::sleep_until(chatter.as_ref().map_or(self.window.end, Chatter::due));
-        tokio::pin!(end, stopped, next_line);
+        tokio::pin!(over, next_line);
         loop {
             let lost = tokio::select! {
-                _ = &mut end => break,
-                _ = &mut stopped => break,
+                _ = &mut over => break,
 
                 _ = &mut next_line, if chatter.is_some() => {
                     let chatter = chatter.as_mut().expect("only while chatting");
