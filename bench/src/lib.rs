@@ -18,7 +18,7 @@ use processes::{Binaries, ClusterProcesses, Usage};
 use report::{BenchReport, BroadcastComparison, Reading, StepReport};
 use std::path::PathBuf;
 use std::time::Duration;
-use tessera_bots::swarm::{Swarm, SwarmPlan};
+use tessera_bots::swarm::{Swarm, SwarmPlan, a_thread_per_core};
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::metrics as names;
 use tokio::time::Instant;
@@ -80,7 +80,8 @@ pub struct ClusterOptions {
     #[arg(long)]
     pub spawn_radius: Option<f32>,
     /// Threads for each proxy (its `--threads`); when absent, its share of this
-    /// machine's cores (the cores over the proxies, at least one).
+    /// machine's cores, which every server and proxy and the bots share (the cores over
+    /// their number, the bots counted as one; at least one).
     #[arg(long)]
     pub proxy_threads: Option<usize>,
     /// Seconds between the servers' saves of every player (their `--checkpoint-secs`);
@@ -195,6 +196,7 @@ async fn run_step(
         name_prefix: "bot".into(),
         conditioner: Default::default(),
         chat_every: None,
+        threads: a_thread_per_core(),
     });
     tokio::time::sleep_until(swarm.window.start).await;
     let before = read(cluster).await?;

@@ -55,6 +55,15 @@ pub struct SwarmPlan {
     pub conditioner: Conditioner,
     /// How often each bot says a line, on average; never if `None`.
     pub chat_every: Option<Duration>,
+    /// How many threads the bots run on, each with its share of them on a runtime of
+    /// its own: a core each to load a cluster ([`a_thread_per_core`]), one for a few
+    /// bots beside a game.
+    pub threads: usize,
+}
+
+/// What a swarm that loads a cluster runs on.
+pub fn a_thread_per_core() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The measured window, the same for every bot of a swarm.
@@ -77,10 +86,26 @@ pub struct Swarm {
     pub outages: Arc<OutageCounts>,
     /// Ends every bot's play before the window's end.
     stop: CancellationToken,
-    /// What each shard's bots report, once they all finished.
-    bots: Vec<oneshot::Receiver<Vec<BotResult>>>,
+    /// Drops every bot at once: the swarm was dropped unfinished.
+    dropped: CancellationToken,
+    shards: Vec<Shard>,
     bytes_in_window: JoinHandle<u64>,
     plan: SwarmPlan,
+}
+
+/// A swarm dropped unfinished (a failing test, a run stopped early, a game window
+/// closed) takes its bots with it, and waits for their threads, so that none plays on
+/// against a cluster that is going away.
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.dropped.cancel();
+        for shard in self.shards.drain(..) {
+            // A shard that panicked said so on its thread; this one only waits (a moment:
+            // its bots are dropped, not played out).
+            let _ = shard.thread.join();
+        }
+    }
 }
 
 impl Swarm {
@@ -98,17 +123,19 @@ impl Swarm {
         tokio::spawn({
             let played = played.clone();
             async move {
-                tokio::time::sleep_until(window.end).await;
-                played.cancel();
+                tokio::select! {
+                    () = tokio::time::sleep_until(window.end) => played.cancel(),
+                    () = played.cancelled() => {}
+                }
             }
         });
         let stagger = plan.warmup / 2 / plan.bots.max(1) as u32;
         let mut rng = rand::rng();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut shards: Vec<Vec<Bot>> = (0..cores).map(|_| Vec::new()).collect();
+        let threads = plan.threads.clamp(1, plan.bots.max(1));
+        let mut shards: Vec<Vec<Bot>> = (0..threads).map(|_| Vec::new()).collect();
         for i in 0..plan.bots {
             let name = format!("{}-{i}", plan.name_prefix);
-            shards[i % cores].push(Bot {
+            shards[i % threads].push(Bot {
                 rejoin: Rejoin::new(plan.proxies.clone(), bot_identity(&name), name)
                     .counting(traffic.clone())
                     .conditioned(plan.conditioner),
@@ -120,7 +147,8 @@ impl Swarm {
                 played: played.child_token(),
             });
         }
-        let bots = shards.into_iter().filter(|bots| !bots.is_empty()).map(run_shard).collect();
+        let dropped = CancellationToken::new();
+        let shards = shards.into_iter().map(|bots| Shard::start(bots, dropped.clone())).collect();
         let bytes_in_window = tokio::spawn(async move {
             let read = || traffic.bytes_in.load(Ordering::Relaxed);
             tokio::time::sleep_until(window.start).await;
@@ -128,16 +156,16 @@ impl Swarm {
             played.cancelled().await;
             read() - before
         });
-        Self { window, outages, stop, bots, bytes_in_window, plan }
+        Self { window, outages, stop, dropped, shards, bytes_in_window, plan }
     }
 
     /// Waits for every bot to finish and sums up what they measured.
-    pub async fn finish(self) -> SwarmReport {
+    pub async fn finish(mut self) -> SwarmReport {
         let mut results = Vec::with_capacity(self.plan.bots);
-        for shard in self.bots {
-            results.extend(shard.await.expect("a bot task never panics"));
+        for shard in std::mem::take(&mut self.shards) {
+            results.extend(shard.reports.await.expect("a bot task never panics"));
         }
-        let bytes_received = self.bytes_in_window.await.expect("the byte counter never panics");
+        let bytes_received = (&mut self.bytes_in_window).await.expect("the byte counter never panics");
         SwarmReport::from_bots(self.plan.bots, self.plan.measure, bytes_received, results)
     }
 
@@ -155,30 +183,45 @@ impl Swarm {
 
 type BotResult = Result<BotReport, PlayerError>;
 
-/// Runs `bots` on a thread of their own, on a single-threaded runtime, and sends what
-/// they report when the last one is done. A swarm runs a shard a core: each bot stays
-/// on its thread, and no thread wakes another to share out a burst of frames, which a
-/// work-stealing runtime did for every beat of the servers at a cost the bench measured
-/// (BENCHMARKS.md).
-fn run_shard(bots: Vec<Bot>) -> oneshot::Receiver<Vec<BotResult>> {
-    let (reports, reported) = oneshot::channel();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a bots' runtime starts");
-    std::thread::Builder::new()
-        .name("bots".into())
-        .spawn(move || {
-            let results = runtime.block_on(async move {
-                let running: Vec<JoinHandle<BotResult>> = bots.into_iter().map(|bot| tokio::spawn(bot.run())).collect();
-                let mut results = Vec::with_capacity(running.len());
-                for bot in running {
-                    results.push(bot.await.expect("a bot task never panics"));
-                }
-                results
-            });
-            // Nobody waits for the report of a swarm dropped unfinished.
-            let _ = reports.send(results);
-        })
-        .expect("a bots' thread starts");
-    reported
+/// Some of a swarm's bots, on a thread of their own and a single-threaded runtime. A
+/// swarm loading a cluster runs a shard a core: each bot stays on its thread, and no
+/// thread wakes another to share out a burst of frames, which a work-stealing runtime
+/// did at every beat of the servers, at a cost the bench measured (BENCHMARKS.md).
+struct Shard {
+    /// What its bots report, once the last is done.
+    reports: oneshot::Receiver<Vec<BotResult>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Shard {
+    /// Starts `bots`, to play until they are done, or until `dropped` drops them all.
+    fn start(bots: Vec<Bot>, dropped: CancellationToken) -> Self {
+        let (report, reports) = oneshot::channel();
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a bots' runtime starts");
+        let thread = std::thread::Builder::new()
+            .name("bots".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let running: Vec<JoinHandle<BotResult>> =
+                        bots.into_iter().map(|bot| tokio::spawn(bot.run())).collect();
+                    let all_done = async {
+                        let mut results = Vec::with_capacity(running.len());
+                        for bot in running {
+                            results.push(bot.await.expect("a bot task never panics"));
+                        }
+                        results
+                    };
+                    tokio::select! {
+                        results = all_done => { let _ = report.send(results); }
+                        () = dropped.cancelled() => {}
+                    }
+                });
+                // The runtime goes here, and with it every bot still on it and its socket.
+            })
+            .expect("a bots' thread starts");
+        Self { reports, thread }
+    }
 }
 
 /// The key of the bot called `name`: the same on every run and every machine.

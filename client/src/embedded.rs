@@ -11,7 +11,8 @@ use tessera_shared::cluster::ClusterConfig;
 
 /// The cluster, and the bots playing in it.
 pub struct EmbeddedCluster {
-    /// The bots' runtime: dropping it ends them, before the cluster goes.
+    /// The bots, and the runtime they were launched from: dropping the swarm ends them
+    /// (their thread with them), before the cluster goes.
     _bots: Option<(NetRuntime, Swarm)>,
     cluster: LocalCluster,
 }
@@ -37,6 +38,8 @@ impl EmbeddedCluster {
                     conditioner: Default::default(),
                     // Now and then, so the world talks without drowning the chat.
                     chat_every: Some(Duration::from_secs(30)),
+                    // A dozen bots beside the game's own threads.
+                    threads: 1,
                 };
                 let swarm = {
                     let _entered = runtime.handle().enter();

@@ -3,11 +3,13 @@
 //! no input is lost or applied twice, and their lines are heard. And the same while one of the two proxies is lost
 //! (its bots resume their sessions through the other), and while every server and then
 //! every proxy is restarted in turn (a server's bots wait, connected, and carry on where
-//! they were saved; a proxy's resume their sessions through the other).
+//! they were saved; a proxy's resume their sessions through the other). A swarm dropped
+//! before its end takes its bots with it.
 
 use crate::harness::default_cluster;
-use std::time::Duration;
-use tessera_bots::swarm::{Swarm, SwarmPlan};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tessera_bots::swarm::{Swarm, SwarmPlan, a_thread_per_core};
 use tessera_cluster::LocalCluster;
 
 /// `bots` bots called `name_prefix`-n through every proxy of `cluster`, warmed up for 2 s
@@ -22,6 +24,7 @@ fn plan(cluster: &LocalCluster, bots: usize, name_prefix: &str, measure: Duratio
         name_prefix: name_prefix.into(),
         conditioner: Default::default(),
         chat_every: None,
+        threads: a_thread_per_core(),
     }
 }
 
@@ -75,4 +78,27 @@ async fn a_swarm_plays_through_a_rolling_restart_of_every_server_then_every_prox
 
     assert!(report.is_clean(), "{report:#?}");
     assert!(report.resumes > 0, "the proxies' players resumed elsewhere: {report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_dropped_unfinished_takes_its_bots_with_it() {
+    let cluster = default_cluster();
+    const BOTS: usize = 8;
+    // A window of an hour: only the drop ends these bots.
+    let swarm = Swarm::launch(plan(&cluster, BOTS, "dropped", Duration::from_secs(3_600)));
+    let players = || -> u64 {
+        cluster.config().proxies.iter().map(|proxy| cluster.proxy_stats(proxy.id).players.load(Ordering::Relaxed)).sum()
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within 20 s: {} players", players());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    tokio::task::block_in_place(|| {
+        until("every bot in", &|| players() == BOTS as u64);
+        drop(swarm);
+        until("every bot gone", &|| players() == 0);
+    });
 }
