@@ -30,7 +30,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tessera_bots::swarm::{Outage, OutageCause, Percentiles, Swarm, SwarmPlan, SwarmReport, a_thread_per_core};
+use tessera_bots::swarm::{Outage, OutageCause, Percentiles, Swarm, SwarmPlan, SwarmReport};
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::metrics as names;
 use tokio::time::Instant;
@@ -194,7 +194,7 @@ async fn conduct(cluster: &mut impl Stage, options: &ChaosOptions, command: Stri
         name_prefix: "chaos".into(),
         conditioner: Default::default(),
         chat_every: None,
-        threads: a_thread_per_core(),
+        threads: tessera_service::resources::cores(),
     });
     tokio::time::sleep_until(swarm.window.start).await;
     let mut chaos = Chaos { cluster, swarm: &swarm, options };

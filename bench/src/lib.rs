@@ -18,7 +18,7 @@ use processes::{Binaries, ClusterProcesses, Usage};
 use report::{BenchReport, BroadcastComparison, Reading, StepReport};
 use std::path::PathBuf;
 use std::time::Duration;
-use tessera_bots::swarm::{Swarm, SwarmPlan, a_thread_per_core};
+use tessera_bots::swarm::{Swarm, SwarmPlan};
 use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::metrics as names;
 use tokio::time::Instant;
@@ -196,7 +196,7 @@ async fn run_step(
         name_prefix: "bot".into(),
         conditioner: Default::default(),
         chat_every: None,
-        threads: a_thread_per_core(),
+        threads: tessera_service::resources::cores(),
     });
     tokio::time::sleep_until(swarm.window.start).await;
     let before = read(cluster).await?;

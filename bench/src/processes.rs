@@ -284,8 +284,7 @@ impl ClusterProcesses {
         // The proxies share this machine with the servers and the bots, as on a host
         // that runs a whole cluster: a runtime a core each would give it more busy
         // threads than cores, waking one another for every frame (BENCHMARKS.md).
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let proxy_share = (cores / (map.servers.len() + map.proxies.len() + 1)).max(1);
+        let proxy_share = (tessera_service::resources::cores() / (map.servers.len() + map.proxies.len() + 1)).max(1);
         let mut proxies = Vec::new();
         for proxy in &map.proxies {
             let metrics = next();

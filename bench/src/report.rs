@@ -362,7 +362,7 @@ impl Machine {
         let memory_gib = procfs::Meminfo::current().map_or(0.0, |m| m.mem_total as f64 / (1u64 << 30) as f64);
         let kernel = procfs::sys::kernel::Version::current()
             .map_or_else(|_| "unknown".into(), |v| format!("{}.{}.{}", v.major, v.minor, v.patch));
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = tessera_service::resources::cores();
         Self { cpu, cores, memory_gib, kernel }
     }
 }

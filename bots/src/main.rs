@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use tessera_bots::abuse::{self, AbusePlan};
-use tessera_bots::swarm::{Swarm, SwarmPlan, a_thread_per_core};
+use tessera_bots::swarm::{Swarm, SwarmPlan};
 use tessera_player::conditioner::ConditionerArgs;
 use tessera_shared::cluster::ClusterConfig;
 
@@ -151,7 +151,7 @@ async fn swarm(args: Args) -> ExitCode {
         name_prefix: "bot".into(),
         conditioner: args.conditioner.into(),
         chat_every: Duration::try_from_secs_f64(args.chat_every).ok().filter(|every| !every.is_zero()),
-        threads: a_thread_per_core(),
+        threads: tessera_service::resources::cores(),
     })
     .await;
     let failure =

@@ -56,14 +56,9 @@ pub struct SwarmPlan {
     /// How often each bot says a line, on average; never if `None`.
     pub chat_every: Option<Duration>,
     /// How many threads the bots run on, each with its share of them on a runtime of
-    /// its own: a core each to load a cluster ([`a_thread_per_core`]), one for a few
-    /// bots beside a game.
+    /// its own: a core each to load a cluster ([`tessera_service::resources::cores`]),
+    /// one for a few bots beside a game.
     pub threads: usize,
-}
-
-/// What a swarm that loads a cluster runs on.
-pub fn a_thread_per_core() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The measured window, the same for every bot of a swarm.

@@ -38,7 +38,7 @@ struct Args {
 fn main() -> std::process::ExitCode {
     tessera_service::logging::init();
     let args = Args::parse();
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args.threads.unwrap_or_else(tessera_service::resources::cores);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build();
     let runtime = match runtime {
         Ok(runtime) => runtime,

@@ -1,8 +1,14 @@
 //! The host's limits on a process, raised where their defaults are too low for a game
 //! cluster: open files above all, since every player, proxy and peer link is a socket,
-//! and many hosts still start processes with a soft limit of 1,024.
+//! and many hosts still start processes with a soft limit of 1,024. And the cores it
+//! may run on, which threads are sized to.
 
 use tracing::{debug, warn};
+
+/// The cores this process may run on (the host's, or its container's share), at least one.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// Raises this process's open-file limit as far as the host allows (the soft limit up
 /// to the hard one), and says so in the log if that is still fewer than `needed`. On

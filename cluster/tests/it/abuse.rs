@@ -7,7 +7,7 @@
 use crate::harness::default_cluster;
 use std::time::Duration;
 use tessera_bots::abuse::{self, AbusePlan, Attack, DoorKind};
-use tessera_bots::swarm::{Swarm, SwarmPlan, a_thread_per_core};
+use tessera_bots::swarm::{Swarm, SwarmPlan};
 use tessera_proxy::stats::Refusal;
 use tessera_server::stats::ServerStats;
 
@@ -26,7 +26,7 @@ async fn abuse_at_every_door_drops_no_bot_and_loses_no_input() {
             name_prefix: "abused".into(),
             conditioner: Default::default(),
             chat_every: None,
-            threads: a_thread_per_core(),
+            threads: tessera_service::resources::cores(),
         }),
         abuse::run(AbusePlan::from_loopback(targets, Duration::from_secs(8), 50)),
     );

@@ -9,7 +9,7 @@
 use crate::harness::default_cluster;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tessera_bots::swarm::{Swarm, SwarmPlan, a_thread_per_core};
+use tessera_bots::swarm::{Swarm, SwarmPlan};
 use tessera_cluster::LocalCluster;
 
 /// `bots` bots called `name_prefix`-n through every proxy of `cluster`, warmed up for 2 s
@@ -24,7 +24,7 @@ fn plan(cluster: &LocalCluster, bots: usize, name_prefix: &str, measure: Duratio
         name_prefix: name_prefix.into(),
         conditioner: Default::default(),
         chat_every: None,
-        threads: a_thread_per_core(),
+        threads: tessera_service::resources::cores(),
     }
 }
 
