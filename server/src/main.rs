@@ -57,7 +57,7 @@ struct ServeArgs {
     /// to be resumed through another proxy; then it is saved and leaves.
     #[arg(long, value_name = "SECS", default_value_t = tessera_server::settings::PARK_GRACE.as_secs_f64())]
     park_secs: f64,
-    /// Send every player an update at most every N ticks (1 to 4), whatever the load.
+    /// Send every player an update at most every N ticks (1 to 8), whatever the load.
     /// Without it, the server spreads its players' updates over more ticks only while it
     /// is over capacity, and says so.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_UPDATE_EVERY)))]

@@ -1,6 +1,6 @@
 //! Graceful overload: how many ticks apart the server sends each player an update.
 //! A server past its capacity does not let its ticks stretch, and every player's latency
-//! with them: it spreads its players' updates over 2, then 4 ticks
+//! with them: it spreads its players' updates over 2, 4, then 8 ticks
 //! ([`MAX_UPDATE_EVERY`]), each player on a phase of its own, so each tick runs the
 //! interest pass for a share of them and every hop after it (proxy, player) carries
 //! that share of frames. Every player still moves every tick, its inputs are still
@@ -132,11 +132,13 @@ mod tests {
         assert_eq!(run(&mut pace, &mut now, 200, Duration::from_millis(5)), 1, "10 % of a tick: every tick");
         assert_eq!(run(&mut pace, &mut now, 2, Duration::from_millis(40)), 1, "a few slow frames are not a load");
         assert_eq!(run(&mut pace, &mut now, 20, Duration::from_millis(20)), 2, "40 %: every other tick");
-        assert_eq!(run(&mut pace, &mut now, 40, Duration::from_millis(20)), 4, "still 40 % a second on: further");
+        assert_eq!(run(&mut pace, &mut now, 20, Duration::from_millis(20)), 4, "still 40 % a second on: further");
+        assert_eq!(run(&mut pace, &mut now, 20, Duration::from_millis(20)), 8, "and further");
         assert_eq!(run(&mut pace, &mut now, 400, Duration::from_millis(20)), MAX_UPDATE_EVERY, "no further");
-        assert_eq!(run(&mut pace, &mut now, 30, Duration::from_millis(2)), 4, "the mean is not down yet");
-        assert_eq!(run(&mut pace, &mut now, 60, Duration::from_millis(2)), 2, "one step, then it holds a while");
-        assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(8)), 2, "16 %: holds");
+        assert_eq!(run(&mut pace, &mut now, 30, Duration::from_millis(2)), 8, "the mean is not down yet");
+        assert_eq!(run(&mut pace, &mut now, 60, Duration::from_millis(2)), 4, "one step, then it holds a while");
+        assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(8)), 4, "16 %: holds");
+        assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(2)), 2, "gathered a step at a time");
         assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(2)), 1);
     }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Bumped on every incompatible change to any message of the protocol.
-pub const PROTOCOL_VERSION: u32 = 11;
+pub const PROTOCOL_VERSION: u32 = 12;
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
