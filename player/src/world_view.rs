@@ -13,7 +13,7 @@
 
 use crate::chat_log::ChatLog;
 use arrayvec::ArrayVec;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashSet};
 use std::time::Instant;
 use tessera_shared::Vec2;
 use tessera_shared::ids::{EntityId, ServerId};
@@ -288,7 +288,7 @@ impl WorldView {
         if update.full {
             // What is in view is all in it. What of it was known is kept, moved on to
             // the new stream's ticks, so what is shown between states stays so.
-            let in_view: std::collections::HashSet<EntityId> = update.changed.iter().map(|state| state.id).collect();
+            let in_view: HashSet<EntityId> = update.changed.iter().map(|state| state.id).collect();
             self.sent.retain(|id, _| in_view.contains(id));
             for known in self.sent.values_mut() {
                 known.moved_on(ahead_by, update.tick);

@@ -272,6 +272,13 @@ impl RegionMap {
         (min, min + Vec2::splat(size))
     }
 
+    /// How far `pos` is from `cell`: 0 inside it. [`Self::cells_within`] gives the cells
+    /// this is at most its radius for.
+    pub fn distance_to_cell(&self, pos: Vec2, cell: CellId) -> f32 {
+        let (min, max) = self.cell_bounds(cell);
+        pos.distance(pos.clamp(min, max))
+    }
+
     /// The region a cell is part of.
     pub fn region_of(&self, cell: CellId) -> RegionId {
         let per_side = self.cells_per_side();

@@ -13,8 +13,8 @@ use crate::net::{NetSystems, PeerLinks, PeerLost, SubscriptionRequest};
 use crate::players::Player;
 use crate::settings::ServerSettings;
 use crate::tick::{SimulationTick, TickWallClock};
+use bevy::platform::collections::{HashMap, HashSet};
 use bevy::prelude::*;
-use std::collections::{HashMap, HashSet};
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::{
@@ -210,7 +210,7 @@ fn diff(cell: CellId, before: &Published, now: &CellContents, tick: u64, tick_se
         };
         published.insert(id, sent);
     }
-    delta.left.extend(before.keys().filter(|id| !now.contains_key(id)));
+    delta.left.extend(before.keys().filter(|id| !now.contains_key(*id)));
     (delta, published)
 }
 

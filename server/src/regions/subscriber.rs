@@ -10,8 +10,8 @@ use crate::net::{CellDeltasReceived, NetSystems, PeerLinks, PeerLost};
 use crate::players::{Player, Players};
 use crate::settings::ServerSettings;
 use crate::tick::{SimulationTick, TickWallClock};
+use bevy::platform::collections::{HashMap, HashSet};
 use bevy::prelude::*;
-use std::collections::{HashMap, HashSet};
 use tessera_shared::components::Position;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::protocol::PeerMessage;
@@ -53,29 +53,34 @@ impl Plugin for SubscriberPlugin {
     }
 }
 
-/// Foreign cells within `radius` of any of our players, by owner.
+/// Foreign cells, by owner.
+type CellsByOwner = HashMap<ServerId, HashSet<CellId>>;
+
+/// Foreign cells within `subscribe` of any of our players, and those within the wider
+/// `keep`, by owner: one walk over the players and the cells around them for both, as
+/// this runs every tick for every player.
 fn foreign_cells_near<'a>(
     settings: &ServerSettings,
     players: impl Iterator<Item = &'a Position>,
-    radius: f32,
-) -> HashMap<ServerId, HashSet<CellId>> {
+    subscribe: f32,
+    keep: f32,
+) -> (CellsByOwner, CellsByOwner) {
     let map = &settings.map;
-    let mut near: HashMap<ServerId, HashSet<CellId>> = HashMap::new();
+    let (mut wanted, mut kept) = (CellsByOwner::default(), CellsByOwner::default());
     for position in players {
         // Most players are nowhere near a border: skip them before looking at cells.
-        if !map.regions_within(position.0, radius).any(|region| map.owner(region) != Some(settings.id)) {
+        if !map.regions_within(position.0, keep).any(|region| map.owner(region) != Some(settings.id)) {
             continue;
         }
-        for cell in map.cells_within(position.0, radius) {
-            match map.cell_owner(cell) {
-                Some(owner) if owner != settings.id => {
-                    near.entry(owner).or_default().insert(cell);
-                }
-                _ => {}
+        for cell in map.cells_within(position.0, keep) {
+            let Some(owner) = map.cell_owner(cell).filter(|&owner| owner != settings.id) else { continue };
+            kept.entry(owner).or_default().insert(cell);
+            if map.distance_to_cell(position.0, cell) <= subscribe {
+                wanted.entry(owner).or_default().insert(cell);
             }
         }
     }
-    near
+    (wanted, kept)
 }
 
 fn update_subscriptions(
@@ -88,7 +93,7 @@ fn update_subscriptions(
 ) {
     let (wanted, kept) = if settings.broadcast_baseline {
         // The baseline the design rejects: every foreign cell, whoever looks.
-        let mut every: HashMap<ServerId, HashSet<CellId>> = HashMap::new();
+        let mut every = CellsByOwner::default();
         for cell in settings.map.cells() {
             match settings.map.cell_owner(cell) {
                 Some(owner) if owner != settings.id => {
@@ -100,10 +105,7 @@ fn update_subscriptions(
         (every.clone(), every)
     } else {
         let view = settings.view_radius();
-        (
-            foreign_cells_near(&settings, players.iter(), view + SUBSCRIBE_MARGIN),
-            foreign_cells_near(&settings, players.iter(), view + UNSUBSCRIBE_MARGIN),
-        )
+        foreign_cells_near(&settings, players.iter(), view + SUBSCRIBE_MARGIN, view + UNSUBSCRIBE_MARGIN)
     };
     let peer_ids: Vec<ServerId> = peers.ids().collect();
     let mut dropped_cells = HashSet::new();
@@ -112,7 +114,7 @@ fn update_subscriptions(
         let empty = HashSet::new();
         let add: Vec<CellId> = wanted.get(&peer).unwrap_or(&empty).difference(current).copied().collect();
         let remove: Vec<CellId> =
-            current.iter().filter(|cell| !kept.get(&peer).is_some_and(|k| k.contains(cell))).copied().collect();
+            current.iter().filter(|cell| !kept.get(&peer).is_some_and(|k| k.contains(*cell))).copied().collect();
         if !remove.is_empty() {
             for cell in &remove {
                 current.remove(cell);
