@@ -27,8 +27,8 @@ use tessera_shared::metrics as names;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::packing::Mentions;
 use tessera_shared::protocol::{
-    EntityState, Hello, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy, UpdatePacker,
-    tick_seconds,
+    EntityName, EntityState, Hello, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
+    UpdatePacker, tick_seconds,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -145,7 +145,10 @@ fn sample_frame(entities: usize) -> Result<Bytes, BenchError> {
         full: true,
         changed: (1..=entities).map(state).collect(),
         left: Vec::new(),
-        names: (1..=entities).map(|i| (state(i).id, format!("bot {i}"))).collect(),
+        // "bot" and a number: well within a name's bytes.
+        names: (1..=entities)
+            .map(|i| (state(i).id, EntityName::from(&format!("bot {i}")).unwrap_or_default()))
+            .collect(),
         update_every: 1,
         budget_spent: false,
     };

@@ -211,7 +211,7 @@ fn sync_avatars(
     for (id, position, own) in in_view {
         let name = match own {
             true => snapshot.welcome.as_ref().map(|welcome| welcome.name.clone()).unwrap_or_default(),
-            false => view.names.get(&id).cloned().unwrap_or_default(),
+            false => view.names.get(&id).map(ToString::to_string).unwrap_or_default(),
         };
         match avatars.0.get(&id) {
             Some(&entity) => {

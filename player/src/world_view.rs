@@ -19,7 +19,7 @@ use tessera_shared::Vec2;
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
-    ChatLine, EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate, most_quiet_ticks,
+    ChatLine, EntityName, EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate, most_quiet_ticks,
 };
 
 /// Others are shown this many ticks behind the latest tick the clock expects to have
@@ -211,7 +211,7 @@ pub struct WorldView {
     pub your_tick: Option<u32>,
     /// When others are shown.
     pub stream: StreamClock,
-    pub names: HashMap<EntityId, String>,
+    pub names: HashMap<EntityId, EntityName>,
     pub last_input: u32,
     pub inputs_applied: u32,
     pub updates: u64,
@@ -377,7 +377,8 @@ mod tests {
         EntityState { id: EntityId(id), position: Vec2::splat(500.0), velocity: Vec2::ZERO }
     }
 
-    fn update(changed: Vec<EntityState>, left: Vec<EntityId>, names: Vec<(EntityId, String)>) -> PlayerUpdate {
+    fn update(changed: Vec<EntityState>, left: Vec<EntityId>, names: Vec<(EntityId, &str)>) -> PlayerUpdate {
+        let names = names.into_iter().map(|(id, name)| (id, EntityName::from(name).unwrap())).collect();
         PlayerUpdate {
             tick: 1,
             server: ServerId(1),
@@ -470,9 +471,8 @@ mod tests {
     #[test]
     fn names_go_with_what_is_in_view_and_the_view_is_bounded() {
         let (welcome, mut view) = (welcome(), WorldView::new(0.05));
-        view.apply(&mut update(vec![at(5)], vec![], vec![(EntityId(5), "bo".into())]), &welcome, Instant::now())
-            .unwrap();
-        assert_eq!(view.names.get(&EntityId(5)).map(String::as_str), Some("bo"));
+        view.apply(&mut update(vec![at(5)], vec![], vec![(EntityId(5), "bo")]), &welcome, Instant::now()).unwrap();
+        assert_eq!(view.names.get(&EntityId(5)).map(EntityName::as_str), Some("bo"));
         view.apply(&mut update(vec![], vec![EntityId(5)], vec![]), &welcome, Instant::now()).unwrap();
         assert_eq!((view.in_view(), view.names.len()), (0, 0), "the name left with the entity");
 

@@ -81,6 +81,7 @@ mod tests {
     use tessera_shared::identity::PlayerKey;
     use tessera_shared::ids::ServerId;
     use tessera_shared::link::Outbound;
+    use tessera_shared::protocol::EntityName;
     use tokio::sync::mpsc;
 
     /// A table with one player, on server 1, what is queued for that player, and for the server.
@@ -93,7 +94,8 @@ mod tests {
         let user = key.user();
         let session = Session::next();
         let route = ClientRoute::new(outbound, Some(ServerId(1)), session, None, key);
-        let login = ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 0 };
+        let login =
+            ProxyToServer::Login { user, name: EntityName::from("ada").unwrap(), position: Vec2::ONE, last_input: 0 };
         routing.join(user, route, Start::Login { owner: ServerId(1), login }, 10).unwrap();
         (routing, user, queue, server)
     }

@@ -25,7 +25,7 @@ use tessera_shared::link::admission::Admission;
 use tessera_shared::link::{Door, Link, LinkError, accept_loop};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::Violation;
-use tessera_shared::protocol::{ClientToProxy, Hello, ProxyToClient, ProxyToServer, Role, Welcome};
+use tessera_shared::protocol::{ClientToProxy, EntityName, Hello, ProxyToClient, ProxyToServer, Role, Welcome};
 use tessera_shared::rate::Rate;
 use tessera_store::Store;
 use tokio::net::{TcpListener, TcpStream};
@@ -187,7 +187,9 @@ pub fn admit(
             if !routing.is_server_up(owner) {
                 return Err(format!("{owner}, which holds where you are, is unreachable; try again shortly"));
             }
-            let login = ProxyToServer::Login { user, name: name.into(), position, last_input: 0 };
+            // The join's name passed the name rule, which bounds its bytes as this does.
+            let name = EntityName::from(name).map_err(|_| format!("the name {name:?} is too long"))?;
+            let login = ProxyToServer::Login { user, name, position, last_input: 0 };
             info!("{user} ({name}) joins on {owner} at {position}");
             (Some(owner), Start::Login { owner, login })
         }

@@ -35,7 +35,7 @@ use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
-    CLUSTER_FULL, ChatLine, PlayerFrame, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy,
+    CLUSTER_FULL, ChatLine, EntityName, PlayerFrame, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy,
 };
 use tracing::{debug, warn};
 
@@ -196,7 +196,7 @@ impl Routing {
     /// Logs `user`'s `session`, waiting since its server was lost, in again on `owner` at
     /// `position`, its inputs following on from the last one acknowledged, if it still
     /// waits; every other server is told, as at any login, so it is in one place only.
-    pub fn log_in_again(&self, user: UserId, session: Session, owner: ServerId, name: String, position: Vec2) {
+    pub fn log_in_again(&self, user: UserId, session: Session, owner: ServerId, name: EntityName, position: Vec2) {
         let login = {
             let mut tables = self.tables();
             let Some(route) = tables.clients.get_mut(&user).filter(|route| route.session == session && route.offline())
@@ -554,7 +554,8 @@ mod tests {
         let (outbound, queue) = ClientQueue::channel(budget);
         let key = PlayerKey([n as u8; 32]);
         let user = key.user();
-        let login = ProxyToServer::Login { user, name: format!("p{n}"), position: Vec2::ZERO, last_input: 0 };
+        let name = EntityName::from(&format!("p{n}")).unwrap();
+        let login = ProxyToServer::Login { user, name, position: Vec2::ZERO, last_input: 0 };
         let session = Session::next();
         let route = ClientRoute::new(outbound, Some(ServerId(1)), session, None, key);
         routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2)?;
@@ -590,7 +591,7 @@ mod tests {
         assert_eq!(routing.server_down(ServerId(1)), 1);
         let (to_back, mut back) = Outbound::channel();
         routing.server_up(ServerId(1), to_back);
-        routing.log_in_again(user, session, ServerId(1), "p1".into(), Vec2::ONE);
+        routing.log_in_again(user, session, ServerId(1), EntityName::from("p1").unwrap(), Vec2::ONE);
         match back.try_recv() {
             Ok(ProxyToServer::Login { last_input, .. }) => {
                 assert_eq!(last_input, 3, "the last acknowledged, not forwarded")

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tessera_shared::ids::ServerId;
 use tessera_shared::link::{Door, Link, LinkError, Outbound, Side, redial};
 use tessera_shared::protocol::handshake::HandshakeError;
-use tessera_shared::protocol::{Hello, Role, ServerToProxy, verify};
+use tessera_shared::protocol::{EntityName, Hello, Role, ServerToProxy, verify};
 use tessera_shared::region_map::RegionMap;
 use tessera_store::Store;
 use tokio::net::TcpStream;
@@ -93,10 +93,14 @@ async fn log_in_again(map: RegionMap, routing: Arc<Routing>, store: Store) {
                 continue;
             }
         };
+        let Ok(name) = EntityName::from(&record.name) else {
+            warn!("{user}'s name in the player store is longer than a name may be: it cannot be brought back");
+            continue;
+        };
         match map.owner_at(record.position) {
             Some(owner) if routing.is_server_up(owner) => {
                 info!("{user} ({}) comes back on {owner} at {}", record.name, record.position);
-                routing.log_in_again(user, session, owner, record.name, record.position);
+                routing.log_in_again(user, session, owner, name, record.position);
             }
             _ => {}
         }

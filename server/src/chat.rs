@@ -62,7 +62,7 @@ fn say_lines(
             continue;
         }
         let line =
-            ChatLine { speaker: user.entity(), name: visible.name.clone(), channel: *channel, text: text.clone() };
+            ChatLine { speaker: user.entity(), name: visible.name.to_string(), channel: *channel, text: text.clone() };
         let at = position.0;
         let relay_to: Vec<ServerId> = match channel {
             ChatChannel::Near => {

@@ -145,7 +145,7 @@ fn hand_off_departing(
         // With no link to the next owner the player stays here, simulated, until there is one.
         let state = HandoffState {
             user,
-            name: visible.name.clone(),
+            name: visible.name,
             position: position.0,
             velocity: velocity.0,
             keys: queue.keys,

@@ -26,7 +26,7 @@ use bevy::prelude::*;
 use std::collections::HashMap;
 use tessera_shared::components::{Keys, Position, Velocity};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
-use tessera_shared::protocol::{SIGNED_IN_AGAIN, ServerToProxy};
+use tessera_shared::protocol::{EntityName, SIGNED_IN_AGAIN, ServerToProxy};
 use tracing::{debug, info, warn};
 /// A player whose proxy was lost, since `since` (a tick): it stands still, seen by
 /// everyone, until its session is resumed through another proxy or the grace period
@@ -52,7 +52,7 @@ pub struct Player {
 impl Player {
     /// Everything an owned player is made of, whether it logged in here or was handed
     /// over: its ids (a player's entity id is its user id), who it is, where it is.
-    pub fn bundle(user: UserId, name: String, player: Player, position: Vec2) -> impl Bundle {
+    pub fn bundle(user: UserId, name: EntityName, player: Player, position: Vec2) -> impl Bundle {
         (user, user.entity(), player, Visible { name }, Position(position))
     }
 

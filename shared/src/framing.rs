@@ -238,6 +238,19 @@ mod tests {
     }
 
     #[test]
+    fn a_name_longer_than_a_name_may_be_does_not_decode() {
+        // A ghost entry as it would be on the wire with a name of any length.
+        let entry = |name: String| {
+            let mut frame = BytesMut::new();
+            encode_frame(&(state(5), name), &mut frame).unwrap();
+            decode_body::<GhostEntry>(&frame[LEN_PREFIX..])
+        };
+        let longest = "é".repeat(MAX_NAME_LEN / 2);
+        assert_eq!(entry(longest.clone()).unwrap().name.as_str(), longest);
+        assert!(entry(longest + "a").is_err());
+    }
+
+    #[test]
     fn every_link_round_trips() {
         let user = UserId(9);
         let input = Input { seq: 7, keys: Keys::UP | Keys::LEFT, tick: 1234 };
@@ -263,7 +276,7 @@ mod tests {
             full: true,
             changed: vec![state(2), state(3)],
             left: vec![],
-            names: vec![(EntityId(2), "bo".into()), (EntityId(3), "cy".into())],
+            names: vec![(EntityId(2), EntityName::from("bo").unwrap()), (EntityId(3), EntityName::from("cy").unwrap())],
             update_every: 1,
             budget_spent: false,
         };
@@ -271,7 +284,12 @@ mod tests {
         let update = crate::protocol::UpdatePacker::default().pack(&update, &mentions, 0.05).unwrap();
         round_trip(ProxyToClient::Update(update.clone()));
         round_trip(ProxyToClient::Disconnect { reason: "bye".into() });
-        round_trip(ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 3 });
+        round_trip(ProxyToServer::Login {
+            user,
+            name: EntityName::from("ada").unwrap(),
+            position: Vec2::ONE,
+            last_input: 3,
+        });
         round_trip(ProxyToServer::Input { user, input });
         round_trip(ProxyToServer::Logout { user });
         let frame = encoded_frame(&ProxyToClient::Update(update.clone())).unwrap();
@@ -295,14 +313,14 @@ mod tests {
             deltas: vec![CellDelta {
                 cell: CellId { x: 0, y: 1 },
                 full: true,
-                entered: vec![GhostEntry { state: state(5), name: "cy".into() }],
+                entered: vec![GhostEntry { state: state(5), name: EntityName::from("cy").unwrap() }],
                 moved: vec![state(6)],
                 left: vec![EntityId(7)],
             }],
         });
         round_trip(PeerMessage::Handoff(HandoffState {
             user,
-            name: "ada".into(),
+            name: EntityName::from("ada").unwrap(),
             position: Vec2::ONE,
             velocity: Vec2::Y,
             keys: Keys::DOWN,

@@ -20,8 +20,8 @@ use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::{Door, Link, LinkError, Side};
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::{
-    CellDelta, ClientToProxy, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToClient, ProxyToServer,
-    Role,
+    CellDelta, ClientToProxy, EntityName, HandoffState, Hello, Input, PROTOCOL_VERSION, PeerMessage, ProxyToClient,
+    ProxyToServer, Role,
 };
 use tessera_shared::region_map::CellId;
 use tessera_shared::secret::ClusterSecret;
@@ -337,7 +337,7 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
         // A handoff of a player standing outside server 4's regions.
         PeerMessage::Handoff(HandoffState {
             user: UserId(999),
-            name: "ghost".into(),
+            name: EntityName::from("ghost").unwrap(),
             position: Vec2::splat(10.0),
             velocity: Vec2::ZERO,
             keys: Keys::empty(),

@@ -11,7 +11,7 @@ use tessera_shared::Vec2;
 use tessera_shared::components::{Keys, WALK_SPEED};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::protocol::verify::{HandoffProblem, Violation};
-use tessera_shared::protocol::{CellDelta, EntityState, HandoffState, Input, PeerMessage};
+use tessera_shared::protocol::{CellDelta, EntityName, EntityState, HandoffState, Input, PeerMessage};
 use tessera_shared::region_map::CellId;
 
 /// `user` walks up: its input is applied and it moves.
@@ -28,7 +28,7 @@ fn assert_plays_on(cluster: &mut Stepper, user: UserId) {
 fn handoff(user: UserId, position: Vec2, pending: Vec<Input>) -> PeerMessage {
     PeerMessage::Handoff(HandoffState {
         user,
-        name: "double".into(),
+        name: EntityName::from("double").unwrap(),
         position,
         velocity: Vec2::ZERO,
         keys: Keys::empty(),

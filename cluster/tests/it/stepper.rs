@@ -41,7 +41,7 @@ use tessera_shared::ids::{EntityId, ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
 use tessera_shared::protocol::verify::{PeerRules, Violation};
 use tessera_shared::protocol::{
-    ChatChannel, Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, UpdateUnpacker, Welcome,
+    ChatChannel, EntityName, Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, UpdateUnpacker, Welcome,
     tick_seconds, verify,
 };
 use tessera_shared::region_map::{CellId, RegionMap};
@@ -324,7 +324,7 @@ impl Stepper {
         let routing = &self.proxies[player.proxy].routing;
         let waiting = routing.offline().into_iter().find(|offline| offline.user == user);
         let session = waiting.expect("the player waits for a server").session;
-        routing.log_in_again(user, session, owner, player.welcome.name.clone(), at);
+        routing.log_in_again(user, session, owner, EntityName::from(&player.welcome.name).unwrap(), at);
     }
 
     /// Loses the `proxy`-th proxy: every server's link to it goes down, as when its

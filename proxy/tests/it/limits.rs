@@ -13,7 +13,9 @@ use tessera_shared::Vec2;
 use tessera_shared::framing::encoded_frame;
 use tessera_shared::ids::{EntityId, ServerId, UserId};
 use tessera_shared::protocol::packing::Mentions;
-use tessera_shared::protocol::{EntityState, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy, UpdatePacker};
+use tessera_shared::protocol::{
+    EntityName, EntityState, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy, UpdatePacker,
+};
 
 /// Two players hold the cap `limits` sets at two; a third connection is closed at
 /// accept for `cause`; one leaving lets a new one in.
@@ -80,7 +82,7 @@ fn big_update_frame(tick: u64) -> bytes::Bytes {
         full: true,
         changed: (1..800).map(state).collect(),
         left: Vec::new(),
-        names: (1..800).map(|id| (EntityId(id), format!("walker {id}"))).collect(),
+        names: (1..800).map(|id| (EntityId(id), EntityName::from(&format!("walker {id}")).unwrap())).collect(),
         update_every: 1,
         budget_spent: false,
     };

@@ -31,10 +31,13 @@ use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
 use tessera_shared::protocol::packing::{Handle, Handles, Mention, Mentions, quantised, quantised_own};
 use tessera_shared::protocol::{
-    EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy,
-    UPDATES_FRAME_BUDGET, UpdatePacker, most_quiet_ticks, must_resend, tick_seconds,
+    EntityName, EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient,
+    ServerToProxy, UPDATES_FRAME_BUDGET, UpdatePacker, most_quiet_ticks, must_resend, tick_seconds,
 };
 use tracing::warn;
+
+/// How much a tick's update frames are encoded into at a time.
+const ENCODE_CHUNK: usize = 64 * 1024;
 
 pub struct InterestPlugin;
 
@@ -298,7 +301,9 @@ fn send_player_updates(
         tick_seconds,
     };
     let mut per_proxy: HashMap<ProxyId, ProxyBatch> = HashMap::new();
-    let mut encoded = BytesMut::new();
+    // Every frame of the tick is split off this one buffer: one allocation for many
+    // frames (a tick's frames take tens of kilobytes), not one or more for each.
+    let mut encoded = BytesMut::with_capacity(ENCODE_CHUNK);
     let mut mentions = Mentions::default();
     let mut owed = Vec::new();
     let stats = &settings.stats;
@@ -458,7 +463,7 @@ impl Pass<'_> {
             }
             let Some(mention) = known.tell(news_of.entry, state, self.tick) else { continue };
             if let Mention::New(_) = mention {
-                news.names.push((state.id, self.everything[news_of.index].3.name.clone()));
+                news.names.push((state.id, self.everything[news_of.index].3.name));
             }
             room -= news_of.bytes;
             news.changed.push(state);
@@ -482,7 +487,7 @@ impl Pass<'_> {
 #[derive(Default)]
 struct News {
     changed: Vec<EntityState>,
-    names: Vec<(EntityId, String)>,
+    names: Vec<(EntityId, EntityName)>,
     left: Vec<EntityId>,
     waiting: Vec<EntityState>,
     room: f32,
@@ -541,7 +546,14 @@ mod tests {
             self.known.budget.refill(self.bytes_per_second, TICK);
             let owned: Vec<(EntityId, Position, Velocity, Visible)> = world
                 .iter()
-                .map(|&(id, at, walk)| (EntityId(id), Position(at), Velocity(walk), Visible { name: format!("p{id}") }))
+                .map(|&(id, at, walk)| {
+                    (
+                        EntityId(id),
+                        Position(at),
+                        Velocity(walk),
+                        Visible { name: EntityName::from(&format!("p{id}")).unwrap() },
+                    )
+                })
                 .collect();
             let everything: Vec<Seen> = owned.iter().map(|(id, at, walk, visible)| (id, at, walk, visible)).collect();
             let states: Vec<EntityState> = owned

@@ -20,7 +20,7 @@ use tessera_shared::bridge::{Inbox, InboxSender, inbox};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
 use tessera_shared::protocol::{
-    CellDelta, ChatChannel, ChatLine, HandoffState, Input, PeerMessage, ProxyToServer, ServerToProxy,
+    CellDelta, ChatChannel, ChatLine, EntityName, HandoffState, Input, PeerMessage, ProxyToServer, ServerToProxy,
 };
 use tessera_shared::region_map::CellId;
 use tracing::{info, warn};
@@ -72,7 +72,7 @@ pub type PeerLinks = Links<ServerId, PeerMessage>;
 pub struct LoginRequest {
     pub proxy: ProxyId,
     pub user: UserId,
-    pub name: String,
+    pub name: EntityName,
     pub position: Vec2,
     /// The input its sequence follows on from.
     pub last_input: u32,

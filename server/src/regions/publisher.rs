@@ -18,7 +18,7 @@ use bevy::prelude::*;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::ids::{EntityId, ServerId};
 use tessera_shared::protocol::{
-    CellDelta, EntityState, GhostEntry, MAX_ENTITIES_PER_MESSAGE, PeerMessage, must_resend, tick_seconds,
+    CellDelta, EntityName, EntityState, GhostEntry, MAX_ENTITIES_PER_MESSAGE, PeerMessage, must_resend, tick_seconds,
 };
 use tessera_shared::region_map::CellId;
 
@@ -111,7 +111,7 @@ fn publish_cells(
         let Some(cell) = home_cell(&settings, position.0) else { continue };
         if publications.subscribers.contains_key(&cell) {
             let state = EntityState { id, position: position.0, velocity: velocity.0 };
-            now.entry(cell).or_default().insert(id, (state, visible.name.as_str()));
+            now.entry(cell).or_default().insert(id, (state, visible.name));
         }
     }
     let mut per_peer: HashMap<ServerId, Vec<CellDelta>> = HashMap::new();
@@ -182,10 +182,10 @@ fn take_up_to<T>(from: &mut Vec<T>, room: &mut usize) -> Vec<T> {
     from.drain(..taken).collect()
 }
 
-type CellContents<'a> = HashMap<EntityId, (EntityState, &'a str)>;
+type CellContents = HashMap<EntityId, (EntityState, EntityName)>;
 
-fn ghost_entry((state, name): &(EntityState, &str)) -> GhostEntry {
-    GhostEntry { state: *state, name: (*name).to_owned() }
+fn ghost_entry(&(state, name): &(EntityState, EntityName)) -> GhostEntry {
+    GhostEntry { state, name }
 }
 
 type Published = HashMap<EntityId, (EntityState, u64)>;
@@ -229,7 +229,9 @@ mod tests {
     #[test]
     fn deltas_are_split_into_messages_of_bounded_entities_in_order() {
         let cell = |x| CellId { x, y: 0 };
-        let entered = (1..=5).map(|id| GhostEntry { state: state(id), name: format!("e{id}") }).collect();
+        let entered = (1..=5)
+            .map(|id| GhostEntry { state: state(id), name: EntityName::from(&format!("e{id}")).unwrap() })
+            .collect();
         let snapshot = CellDelta { cell: cell(0), full: true, entered, moved: vec![], left: vec![] };
         let small =
             CellDelta { cell: cell(1), full: false, entered: vec![], moved: vec![state(6)], left: vec![EntityId(7)] };

@@ -25,6 +25,13 @@ pub const UPDATES_FRAME_BUDGET: usize = 256 * 1024;
 /// Longest accepted player name, in bytes.
 pub const MAX_NAME_LEN: usize = 32;
 
+/// A player's name as the cluster's messages carry it: at most [`MAX_NAME_LEN`] bytes,
+/// held inline. Names travel with every entity coming into a player's view (a whole
+/// view's at each handoff), and a heap string for each, copied at the server twice and
+/// allocated again at the player, was the largest part of what both allocated
+/// (BENCHMARKS.md). One longer than that fails to decode.
+pub type EntityName = arrayvec::ArrayString<MAX_NAME_LEN>;
+
 /// The reason in the [`ProxyToClient::Disconnect`] of a proxy that has all the players it
 /// may take: players recognise it, say the cluster is full, and wait longer to retry.
 pub const CLUSTER_FULL: &str = "the cluster is full";
@@ -165,7 +172,7 @@ pub struct PlayerUpdate {
     pub left: Vec<EntityId>,
     /// Names of entities this player has not been told about yet, in the order they
     /// come in `changed`.
-    pub names: Vec<(EntityId, String)>,
+    pub names: Vec<(EntityId, EntityName)>,
     /// How many ticks apart the server tells this player what others did: 1, unless the
     /// server is over capacity and spreads its players' updates over several ticks (at
     /// most [`MAX_UPDATE_EVERY`]) to keep its ticks on time; an input applied is
@@ -267,7 +274,7 @@ pub enum ProxyToServer {
     /// last checkpoint is applied, acknowledged and then lost with it, as the movement is).
     Login {
         user: UserId,
-        name: String,
+        name: EntityName,
         position: Vec2,
         last_input: u32,
     },
@@ -335,7 +342,7 @@ pub struct PlayerFrame {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HandoffState {
     pub user: UserId,
-    pub name: String,
+    pub name: EntityName,
     pub position: Vec2,
     pub velocity: Vec2,
     pub keys: Keys,
@@ -365,7 +372,7 @@ pub struct HandedClock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GhostEntry {
     pub state: EntityState,
-    pub name: String,
+    pub name: EntityName,
 }
 
 /// What changed in one cell during one tick.

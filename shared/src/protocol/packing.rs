@@ -21,7 +21,7 @@
 //! ends the link instead of putting others where they are not.
 
 use super::verify::Violation;
-use super::{EntityState, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES, PlayerUpdate, extrapolate};
+use super::{EntityName, EntityState, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES, PlayerUpdate, extrapolate};
 use crate::components::Keys;
 use crate::ids::{EntityId, ServerId};
 use glam::Vec2;
@@ -207,7 +207,7 @@ impl Heading {
 struct Entered {
     handle: Handle,
     id: EntityId,
-    name: String,
+    name: EntityName,
     motion: Motion,
 }
 
@@ -423,7 +423,7 @@ fn others(update: &PlayerUpdate, mentions: &Mentions, own: Vec2, tick_seconds: f
                     _ => return Err(PackError::Unnamed(state.id)),
                 };
                 let motion = Motion { position: minus(at, own_for_others), velocity };
-                others.entered.push(Entered { handle, id: state.id, name: name.clone(), motion });
+                others.entered.push(Entered { handle, id: state.id, name: *name, motion });
             }
         }
     }
@@ -452,7 +452,7 @@ pub struct UpdateUnpacker {
 struct Lists {
     changed: Vec<EntityState>,
     left: Vec<EntityId>,
-    names: Vec<(EntityId, String)>,
+    names: Vec<(EntityId, EntityName)>,
 }
 
 /// What makes a packed update impossible to unpack.
@@ -626,7 +626,8 @@ mod tests {
     }
 
     fn update(tick: u64, full: bool, changed: Vec<EntityState>, left: Vec<u64>) -> PlayerUpdate {
-        let names = if full { changed.iter().map(|s| (s.id, format!("p{}", s.id.0))).collect() } else { Vec::new() };
+        let name = |id: EntityId| EntityName::from(&format!("p{}", id.0)).unwrap();
+        let names = if full { changed.iter().map(|s| (s.id, name(s.id))).collect() } else { Vec::new() };
         // Walking right: 10 units a tick.
         let position = Vec2::new(1000.3, 700.7) + tick as f32 * 10.0 * Vec2::X;
         let you = EntityState { id: ME, position, velocity: Keys::RIGHT.walk_velocity().0 };
@@ -739,7 +740,7 @@ mod tests {
             vec![5, 6],
         );
         next.changed.push(state(99, 1200.0, 900.0, -141.42, 141.42));
-        next.names.push((EntityId(99), "newcomer".into()));
+        next.names.push((EntityId(99), EntityName::from("newcomer").unwrap()));
         next.inputs_applied += 1;
         through(&mut packer, &mut unpacker, &next);
         let mut later = update(20_004, false, vec![state(99, 1193.0, 907.1, 0.0, 0.0)], vec![3]);
@@ -836,7 +837,7 @@ mod tests {
         );
         packer.pack(&update(6, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![]), &one, TICK).unwrap();
         let mut stray = update(7, false, vec![], vec![]);
-        stray.names.push((EntityId(1), "again".into()));
+        stray.names.push((EntityId(1), EntityName::from("again").unwrap()));
         assert_eq!(packer.pack(&stray, &none, TICK), Err(PackError::StrayName(EntityId(1))));
         assert_eq!(
             packer.pack(&update(5, false, vec![], vec![]), &none, TICK),

@@ -21,9 +21,9 @@ use tessera_shared::protocol::SessionTicket;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::packing::{Mention, Mentions};
 use tessera_shared::protocol::{
-    CellDelta, ChatChannel, ChatLine, ClientToProxy, EntityState, GhostEntry, HandedClock, HandoffState, Hello, Input,
-    PeerMessage, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy, UpdatePacker,
-    tick_seconds,
+    CellDelta, ChatChannel, ChatLine, ClientToProxy, EntityName, EntityState, GhostEntry, HandedClock, HandoffState,
+    Hello, Input, PeerMessage, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
+    UpdatePacker, tick_seconds,
 };
 use tessera_shared::region_map::CellId;
 
@@ -56,7 +56,7 @@ fn updates() -> Vec<ProxyToClient> {
         full: true,
         changed: vec![moving(EntityId(9), 520.0, 510.0), moving(EntityId(4), 480.0, 530.0)],
         left: vec![],
-        names: vec![(EntityId(9), "bo".into()), (EntityId(4), "cy".into())],
+        names: vec![(EntityId(9), EntityName::from("bo").unwrap()), (EntityId(4), EntityName::from("cy").unwrap())],
         update_every: 1,
         budget_spent: false,
     };
@@ -70,7 +70,7 @@ fn updates() -> Vec<ProxyToClient> {
         full: false,
         changed: vec![turned, moving(EntityId(12), 600.0, 400.0)],
         left: vec![EntityId(4)],
-        names: vec![(EntityId(12), "di".into())],
+        names: vec![(EntityId(12), EntityName::from("di").unwrap())],
         ..first.clone()
     };
     // 9 and 4 came under handles 0 and 1; 4 leaves, and 12 comes under the handle it freed.
@@ -117,7 +117,12 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::ProxyToClient, frame(&ProxyToClient::ChatThrottled)),
         (
             Direction::ProxyToServer,
-            frame(&ProxyToServer::Login { user, name: "ada".into(), position: Vec2::ONE, last_input: 0 }),
+            frame(&ProxyToServer::Login {
+                user,
+                name: EntityName::from("ada").unwrap(),
+                position: Vec2::ONE,
+                last_input: 0,
+            }),
         ),
         (Direction::ProxyToServer, frame(&ProxyToServer::Input { user, input })),
         (Direction::ProxyToServer, frame(&ProxyToServer::Logout { user })),
@@ -142,7 +147,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
                 deltas: vec![CellDelta {
                     cell,
                     full: true,
-                    entered: vec![GhostEntry { state: ghost, name: "cy".into() }],
+                    entered: vec![GhostEntry { state: ghost, name: EntityName::from("cy").unwrap() }],
                     moved: vec![moving(EntityId(12), 1100.0, 100.0)],
                     left: vec![EntityId(13)],
                 }],
@@ -152,7 +157,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
             Direction::Peer,
             frame(&PeerMessage::Handoff(HandoffState {
                 user,
-                name: "ada".into(),
+                name: EntityName::from("ada").unwrap(),
                 position: Vec2::new(1000.0, 40.0),
                 velocity: Vec2::new(-200.0, 0.0),
                 keys: Keys::LEFT,
