@@ -104,7 +104,8 @@ fn stats_panel(
                     // The server is over capacity: the player walks on as ever, and sees
                     // what the others do a little later.
                     let hz = snapshot.welcome.as_ref().map_or(0.0, |w| w.tick_hz) / f64::from(view.update_every);
-                    row("server busy", format!("updates at {hz:.0} Hz"));
+                    // As few as it is (2.5 Hz at 20 Hz ticks, updates every 8), not rounded.
+                    row("server busy", format!("updates at {hz} Hz"));
                 }
                 if view.budget_spent_at.is_some_and(|at| at.elapsed() < CROWDED_FOR) {
                     // More news of others than the player's byte budget holds: those
