@@ -275,8 +275,7 @@ impl RegionMap {
     /// How far `pos` is from `cell`: 0 inside it. [`Self::cells_within`] gives the cells
     /// this is at most its radius for.
     pub fn distance_to_cell(&self, pos: Vec2, cell: CellId) -> f32 {
-        let (min, max) = self.cell_bounds(cell);
-        pos.distance(pos.clamp(min, max))
+        distance_to_square(pos, (cell.x, cell.y), self.cell_size())
     }
 
     /// The region a cell is part of.
@@ -325,10 +324,15 @@ fn squares_within(pos: Vec2, radius: f32, side: f32, grid: (u16, u16)) -> impl I
     let hi =
         ((pos + Vec2::splat(radius)) / side).floor().min(Vec2::new(f32::from(grid.0) - 1.0, f32::from(grid.1) - 1.0));
     let (x0, y0, x1, y1) = (lo.x as i32, lo.y as i32, hi.x as i32, hi.y as i32);
-    (y0..=y1).flat_map(move |y| (x0..=x1).map(move |x| (x as u16, y as u16))).filter(move |&(x, y)| {
-        let min = Vec2::new(f32::from(x), f32::from(y)) * side;
-        pos.distance(pos.clamp(min, min + Vec2::splat(side))) <= radius
-    })
+    (y0..=y1)
+        .flat_map(move |y| (x0..=x1).map(move |x| (x as u16, y as u16)))
+        .filter(move |&square| distance_to_square(pos, square, side) <= radius)
+}
+
+/// How far `pos` is from the `square` of a grid of squares of `side`: 0 inside it.
+fn distance_to_square(pos: Vec2, (x, y): (u16, u16), side: f32) -> f32 {
+    let min = Vec2::new(f32::from(x), f32::from(y)) * side;
+    pos.distance(pos.clamp(min, min + Vec2::splat(side)))
 }
 
 #[cfg(test)]
