@@ -13,6 +13,7 @@ use crate::net::{NetSystems, PeerLinks, PeerLost, SubscriptionRequest};
 use crate::players::Player;
 use crate::settings::ServerSettings;
 use crate::tick::{SimulationTick, TickWallClock};
+use bevy::platform::collections::hash_map::Entry;
 use bevy::platform::collections::{HashMap, HashSet};
 use bevy::prelude::*;
 use tessera_shared::components::{Position, Velocity};
@@ -31,6 +32,9 @@ pub struct Publications {
     pending_snapshots: HashMap<ServerId, HashSet<CellId>>,
     /// What was last sent of each entity, and at which tick.
     published: HashMap<CellId, Published>,
+    /// Who stands in each subscribed cell this tick: kept between ticks, emptied, so the
+    /// room of every cell's map is reused.
+    now: HashMap<CellId, CellContents>,
 }
 
 impl Publications {
@@ -100,30 +104,31 @@ fn publish_cells(
     players: Query<(&EntityId, &Position, &Velocity, &Visible), With<Player>>,
     mut peers: ResMut<PeerLinks>,
 ) {
-    let publications = &mut *publications;
-    publications.published.retain(|cell, _| publications.subscribers.contains_key(cell));
-    if publications.subscribers.is_empty() {
+    let Publications { subscribers, pending_snapshots, published, now } = &mut *publications;
+    published.retain(|cell, _| subscribers.contains_key(cell));
+    now.retain(|cell, _| subscribers.contains_key(cell));
+    if subscribers.is_empty() {
         return;
     }
+    now.values_mut().for_each(CellContents::clear);
     let tick_seconds = tick_seconds(settings.cluster.simulation.tick_hz);
-    let mut now: HashMap<CellId, CellContents> = HashMap::new();
     for (&id, position, velocity, visible) in &players {
         let Some(cell) = home_cell(&settings, position.0) else { continue };
-        if publications.subscribers.contains_key(&cell) {
+        if subscribers.contains_key(&cell) {
             let state = EntityState { id, position: position.0, velocity: velocity.0 };
             now.entry(cell).or_default().insert(id, (state, visible.name));
         }
     }
+    let empty = CellContents::default();
     let mut per_peer: HashMap<ServerId, Vec<CellDelta>> = HashMap::new();
-    for (&cell, subscribers) in &publications.subscribers {
-        let current = now.remove(&cell).unwrap_or_default();
-        let before = publications.published.remove(&cell).unwrap_or_default();
-        let (delta, published) = diff(cell, &before, &current, tick.0, tick_seconds);
+    for (&cell, subscribers) in subscribers.iter() {
+        let current = now.get(&cell).unwrap_or(&empty);
+        let delta = diff(cell, published.entry(cell).or_default(), current, tick.0, tick_seconds);
         let mut snapshot = None;
         for &peer in subscribers {
-            let wants_snapshot = publications.pending_snapshots.get(&peer).is_some_and(|p| p.contains(&cell));
+            let wants_snapshot = pending_snapshots.get(&peer).is_some_and(|p| p.contains(&cell));
             let message = if wants_snapshot {
-                snapshot.get_or_insert_with(|| full_snapshot(cell, &current)).clone()
+                snapshot.get_or_insert_with(|| full_snapshot(cell, current)).clone()
             } else if delta.entered.is_empty() && delta.moved.is_empty() && delta.left.is_empty() {
                 continue;
             } else {
@@ -131,9 +136,8 @@ fn publish_cells(
             };
             per_peer.entry(peer).or_default().push(message);
         }
-        publications.published.insert(cell, published);
     }
-    publications.pending_snapshots.clear();
+    pending_snapshots.clear();
     for (peer, deltas) in per_peer {
         for deltas in split_deltas(deltas, MAX_ENTITIES_PER_MESSAGE) {
             peers.send(peer, PeerMessage::Cells { at: wall.time_of(tick.0), deltas });
@@ -190,28 +194,34 @@ fn ghost_entry(&(state, name): &(EntityState, EntityName)) -> GhostEntry {
 
 type Published = HashMap<EntityId, (EntityState, u64)>;
 
-/// What changed in `cell` since `before`, as of `tick`, and what subscribers know
-/// once they have it.
-fn diff(cell: CellId, before: &Published, now: &CellContents, tick: u64, tick_seconds: f32) -> (CellDelta, Published) {
+/// What changed in `cell` since it was last `published`, as of `tick`; `published`
+/// becomes what subscribers know once they have it.
+fn diff(cell: CellId, published: &mut Published, now: &CellContents, tick: u64, tick_seconds: f32) -> CellDelta {
     let mut delta = CellDelta { cell, full: false, entered: vec![], moved: vec![], left: vec![] };
-    let mut published = Published::with_capacity(now.len());
     for (&id, entry) in now {
         let state = entry.0;
-        let sent = match before.get(&id) {
-            None => {
+        match published.entry(id) {
+            Entry::Vacant(unknown) => {
                 delta.entered.push(ghost_entry(entry));
-                (state, tick)
+                unknown.insert((state, tick));
             }
-            Some(&(sent, at)) if must_resend(&sent, at, &state, tick, tick_seconds) => {
-                delta.moved.push(state);
-                (state, tick)
+            Entry::Occupied(mut known) => {
+                let &(sent, at) = known.get();
+                if must_resend(&sent, at, &state, tick, tick_seconds) {
+                    delta.moved.push(state);
+                    known.insert((state, tick));
+                }
             }
-            Some(&unchanged) => unchanged,
-        };
-        published.insert(id, sent);
+        }
     }
-    delta.left.extend(before.keys().filter(|id| !now.contains_key(*id)));
-    (delta, published)
+    published.retain(|id, _| {
+        let stays = now.contains_key(id);
+        if !stays {
+            delta.left.push(*id);
+        }
+        stays
+    });
+    delta
 }
 
 fn full_snapshot(cell: CellId, now: &CellContents) -> CellDelta {
