@@ -55,8 +55,8 @@ impl Walker {
         Self { behaviour, target: None, resting_until: None, following: None }
     }
 
-    /// The keys to hold now, given what the bot sees.
-    /// The keys to hold now, standing at `me` (`None` before the server has placed it).
+    /// The keys to hold now, given what the bot sees, standing at `me` (`None` before the
+    /// server has placed it).
     pub fn steer(
         &mut self,
         rng: &mut impl Rng,
