@@ -319,15 +319,18 @@ impl Player {
                 };
                 let handoff = self.view.handoffs > handoffs;
                 self.smoothness = Smoothness { own, others, handoff, late_input };
-                if std::mem::take(&mut self.resending) {
+                if self.resending {
                     // The server's first word since the session resumed: what it never
                     // got goes again, in order (it applies each exactly once), and then
                     // the keys held now, which a server that stopped the player waiting
-                    // for it does not have.
+                    // for it does not have. Done only once all of it went: a receive
+                    // dropped halfway (callers wait on it beside other things) sends it
+                    // all again with the next update, which the server takes once.
                     for input in self.unacked.clone() {
                         self.link.send(ClientToProxy::Input(input)).await?;
                     }
                     self.press(self.keys).await?;
+                    self.resending = false;
                 }
                 Ok(&self.view)
             }

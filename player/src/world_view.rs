@@ -327,6 +327,7 @@ impl WorldView {
         self.updates += 1;
         let count = self.sent.len().max(self.names.len());
         if count > MAX_ENTITIES_PER_MESSAGE {
+            self.shown_before = shown_before;
             return Err(Violation::TooManyInView { count });
         }
         let shown_tick = self.stream.shown_tick(at);
