@@ -375,37 +375,52 @@ impl Player {
         mut check: impl FnMut(&WorldView),
     ) -> Result<(), PlayerError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let walking = format!("reaching {target}");
-        self.wait_until(timeout, "a first update", |view| view.me.is_some()).await?;
-        // Looks where it is every tick, as updates may be some ticks apart.
-        let tick = Duration::from_secs_f32(self.view.tick_seconds);
         loop {
-            loop {
-                let me = self.position().expect("waited for a first update");
-                let keys = keys_toward(me, target);
-                if keys.is_empty() {
-                    break;
-                }
-                if keys != self.keys {
-                    self.press(keys).await?;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(PlayerError::Timeout(timeout, walking));
-                }
-                if let Ok(received) = tokio::time::timeout(tick, self.receive()).await {
-                    received?;
-                    check(&self.view);
-                }
-            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            self.walk_through(target, left, |player| check(&player.view)).await?;
             let stop = self.press(Keys::empty()).await?;
             self.wait_until(timeout, "the stop applied", |view| view.last_input >= stop).await?;
             check(&self.view);
-            let stopped_at = self.view.me.expect("waited for a first update").position;
+            let stopped_at = self.view.me.expect("walked after a first update").position;
             if keys_toward(stopped_at, target).is_empty() {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(PlayerError::Timeout(timeout, walking));
+                return Err(PlayerError::Timeout(timeout, format!("reaching {target}")));
+            }
+        }
+    }
+
+    /// Walks until it is at `target`, steering as a person would (keys only when the
+    /// direction changes), calling `check` on every update on the way, and goes on
+    /// holding the keys that took it there (a route's next leg picks up from them). It
+    /// looks where it is every tick, as updates may come ticks apart (nothing new to say,
+    /// or a busy server spreading them): one that looked only as each came could pass
+    /// its target between two, turn, and pass it again.
+    pub async fn walk_through(
+        &mut self,
+        target: Vec2,
+        timeout: Duration,
+        mut check: impl FnMut(&Self),
+    ) -> Result<(), PlayerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.wait_until(timeout, "a first update", |view| view.me.is_some()).await?;
+        let tick = Duration::from_secs_f32(self.view.tick_seconds);
+        loop {
+            let me = self.position().expect("waited for a first update");
+            let keys = keys_toward(me, target);
+            if keys.is_empty() {
+                return Ok(());
+            }
+            if keys != self.keys {
+                self.press(keys).await?;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PlayerError::Timeout(timeout, format!("reaching {target} from {me}")));
+            }
+            if let Ok(received) = tokio::time::timeout(tick, self.receive()).await {
+                received?;
+                check(self);
             }
         }
     }

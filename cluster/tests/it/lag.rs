@@ -11,7 +11,6 @@ use crate::harness::{DEADLINE, default_cluster};
 use std::time::Duration;
 use tessera_bots::swarm::bot_identity;
 use tessera_player::smoothness::SmoothnessSeen;
-use tessera_player::steering::keys_toward;
 use tessera_player::{Conditioner, Player, Rejoin};
 use tessera_shared::Vec2;
 
@@ -26,29 +25,11 @@ async fn join_lagged(proxy: String, name: &str) -> Player {
     player
 }
 
-/// Walks `player` through `route`, steering as a person would, recording every update.
-/// It looks where it is every tick, as `Player::walk_to` does: updates may come some
-/// ticks apart (nothing new to say, or a busy server spreading them), and a walker that
-/// looked only as each came could pass a waypoint between two, turn, and pass it again.
+/// Walks `player` through `route` without stopping at its waypoints, recording every
+/// update.
 async fn walk(player: &mut Player, route: &[Vec2], seen: &mut SmoothnessSeen) {
-    let tick = Duration::from_secs_f32(player.view.tick_seconds);
     for &waypoint in route {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let me = player.prediction.position_at(std::time::Instant::now()).expect("a prediction");
-            let keys = keys_toward(me, waypoint);
-            if keys.is_empty() {
-                break;
-            }
-            if keys != player.keys() {
-                player.press(keys).await.unwrap();
-            }
-            assert!(tokio::time::Instant::now() < deadline, "walking on: {waypoint} not reached from {me}");
-            if let Ok(received) = tokio::time::timeout(tick, player.receive()).await {
-                received.unwrap();
-                seen.record(&player.smoothness);
-            }
-        }
+        player.walk_through(waypoint, DEADLINE, |player| seen.record(&player.smoothness)).await.unwrap();
     }
     let stop = player.press(tessera_shared::components::Keys::empty()).await.unwrap();
     while player.view.last_input < stop {

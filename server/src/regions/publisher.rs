@@ -106,11 +106,13 @@ fn publish_cells(
 ) {
     let Publications { subscribers, pending_snapshots, published, now } = &mut *publications;
     published.retain(|cell, _| subscribers.contains_key(cell));
-    now.retain(|cell, _| subscribers.contains_key(cell));
+    now.retain(|cell, standing| {
+        standing.clear();
+        subscribers.contains_key(cell)
+    });
     if subscribers.is_empty() {
         return;
     }
-    now.values_mut().for_each(CellContents::clear);
     let tick_seconds = tick_seconds(settings.cluster.simulation.tick_hz);
     for (&id, position, velocity, visible) in &players {
         let Some(cell) = home_cell(&settings, position.0) else { continue };
