@@ -178,10 +178,18 @@ impl Swarm {
 
 type BotResult = Result<BotReport, PlayerError>;
 
+/// How far a bots' thread lowers its priority (a nice value, 19 the lowest): bots are
+/// load on the cluster they measure, and where they share its cores (the bench, a
+/// playtest host running its own bots) they should not take a core from a server in
+/// the middle of its tick. At 10 they still take whatever the cluster leaves idle, and
+/// what they wait for the CPU shows where it belongs: in the echo they measure.
+const BOTS_NICE: i32 = 10;
+
 /// Some of a swarm's bots, on a thread of their own and a single-threaded runtime. A
 /// swarm loading a cluster runs a shard a core: each bot stays on its thread, and no
 /// thread wakes another to share out a burst of frames, which a work-stealing runtime
 /// did at every beat of the servers, at a cost the bench measured (BENCHMARKS.md).
+/// The thread yields to the cluster ([`BOTS_NICE`]).
 struct Shard {
     /// What its bots report, once the last is done.
     reports: oneshot::Receiver<Vec<BotResult>>,
@@ -197,6 +205,7 @@ impl Shard {
         let thread = std::thread::Builder::new()
             .name("bots".into())
             .spawn(move || {
+                yield_to_the_cluster();
                 runtime.block_on(async move {
                     let running: Vec<JoinHandle<BotResult>> =
                         bots.into_iter().map(|bot| tokio::spawn(bot.run())).collect();
@@ -216,6 +225,22 @@ impl Shard {
             })
             .expect("a bots' thread starts");
         Self { reports, thread }
+    }
+}
+
+/// Lowers the calling thread's priority to [`BOTS_NICE`], unless it is that low
+/// already. On Linux a nice value is the thread's own, so the rest of the process (a
+/// bench's metrics scraper, a test's cluster) keeps its priority. Lowering one's own
+/// priority needs no privilege; should it fail all the same, the bots run as they are.
+fn yield_to_the_cluster() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let thread = Some(rustix::thread::gettid());
+        let lowered = getpriority_process(thread).and_then(|nice| setpriority_process(thread, nice.max(BOTS_NICE)));
+        if let Err(error) = lowered {
+            tracing::warn!("the bots keep their priority: {error}");
+        }
     }
 }
 
@@ -723,5 +748,26 @@ impl SwarmReport {
             && self.bots_still_connected == self.bots_requested
             && self.inputs_lost == 0
             && self.inputs_duplicated == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bots' thread yields, and only it: a bench's scraper, or a cluster the same
+    /// process runs for a test, keeps its priority.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_bots_thread_yields_and_the_rest_of_the_process_does_not() {
+        use rustix::process::getpriority_process;
+        let own = || getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let before = own();
+        let yielded = std::thread::spawn(move || {
+            yield_to_the_cluster();
+            own()
+        });
+        assert_eq!(yielded.join().unwrap(), BOTS_NICE.max(before), "the bots' thread yields");
+        assert_eq!(own(), before, "the thread that started it does not");
     }
 }
