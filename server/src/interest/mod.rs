@@ -25,6 +25,7 @@ use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use budget::{ByteBudget, Owed};
 use bytes::BytesMut;
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use tessera_shared::components::{Position, Velocity};
 use tessera_shared::framing::encode_frame;
@@ -51,34 +52,69 @@ impl Plugin for InterestPlugin {
     }
 }
 
-/// Buckets entities by cell so a view query only looks at nearby ones.
+/// Every entity of the tick bucketed by cell, the buckets one after another in one
+/// block of memory: a view query reads the few cells around a player straight through,
+/// where following an index per entity into the tick's lists and the query's tables
+/// touched a cache line or more for each.
 struct Grid {
     cell: f32,
-    cells: HashMap<(i32, i32), Vec<usize>>,
+    /// Where each occupied cell's entities lie in `members`.
+    cells: HashMap<(i32, i32), Range<usize>>,
+    /// Cell after cell; within a cell, in the order they came.
+    members: Vec<Member>,
+}
+
+/// An entity as a view query looks at it.
+#[derive(Clone, Copy)]
+struct Member {
+    position: Vec2,
+    /// As players are told of it.
+    state: EntityState,
+    /// Where it is among the tick's entities.
+    index: usize,
 }
 
 impl Grid {
-    fn new(cell: f32, points: impl Iterator<Item = Vec2>) -> Self {
-        let mut cells: HashMap<(i32, i32), Vec<usize>> = HashMap::new();
-        for (i, point) in points.enumerate() {
-            cells.entry(Self::key(cell, point)).or_default().push(i);
+    /// Buckets the entities at `positions`, told of as `states`.
+    fn new(cell: f32, positions: impl Iterator<Item = Vec2>, states: &[EntityState]) -> Self {
+        let keyed: Vec<((i32, i32), Member)> = positions
+            .zip(states)
+            .enumerate()
+            .map(|(index, (position, &state))| (Self::key(cell, position), Member { position, state, index }))
+            .collect();
+        // Counted, then placed: each cell's range starts empty where its bucket begins
+        // and grows over its members as they are placed.
+        let mut cells: HashMap<(i32, i32), Range<usize>> = HashMap::new();
+        for (key, _) in &keyed {
+            cells.entry(*key).or_insert(0..0).end += 1;
         }
-        Self { cell, cells }
+        let mut start = 0;
+        for range in cells.values_mut() {
+            let len = range.end;
+            *range = start..start;
+            start += len;
+        }
+        let mut members: Vec<Member> = keyed.iter().map(|&(_, member)| member).collect();
+        for (key, member) in keyed {
+            let range = cells.get_mut(&key).expect("every key was counted");
+            members[range.end] = member;
+            range.end += 1;
+        }
+        Self { cell, cells, members }
     }
 
     fn key(cell: f32, point: Vec2) -> (i32, i32) {
         ((point.x / cell).floor() as i32, (point.y / cell).floor() as i32)
     }
 
-    /// Indices of points in the 3×3 cells around `point`: a superset of those within
-    /// one cell's distance.
-    fn near(&self, point: Vec2) -> impl Iterator<Item = usize> + '_ {
+    /// The entities in the 3×3 cells around `point`: a superset of those within one
+    /// cell's distance.
+    fn near(&self, point: Vec2) -> impl Iterator<Item = &Member> + '_ {
         let (x, y) = Self::key(self.cell, point);
         (-1..=1)
             .flat_map(move |dy| (-1..=1).map(move |dx| (x + dx, y + dy)))
             .filter_map(|key| self.cells.get(&key))
-            .flatten()
-            .copied()
+            .flat_map(|range| &self.members[range.clone()])
     }
 }
 
@@ -97,13 +133,16 @@ pub struct KnownEntities {
     /// first (full) update.
     told: Option<Told>,
     /// Every entity in the player's view it was told of, and those it is yet to be
-    /// (see [`Sent::handle`]). Sorted by entity id up to `sorted`, then the entities
-    /// new this tick, sorted in at its end ([`KnownEntities::end_tick`]): a few dozen
-    /// entries found by binary search in one small block of memory, where a hash map's
-    /// probe per entity in view per tick was the interest pass's largest cost
-    /// (BENCHMARKS.md), and a crowd arriving costs one sort, not a shift per newcomer.
+    /// (see [`Sent::handle`]). Sorted by entity id as far as `ids` goes, then the
+    /// entities new this tick, sorted in at its end ([`KnownEntities::end_tick`]): a
+    /// few dozen entries found by binary search, where a hash map's probe per entity in
+    /// view per tick was the interest pass's largest cost (BENCHMARKS.md), and a crowd
+    /// arriving costs one sort, not a shift per newcomer.
     sent: Vec<Sent>,
-    sorted: usize,
+    /// The ids of `sent`'s sorted entries, in their order: what a lookup searches, eight
+    /// bytes an entry, where searching the entries themselves touched a cache line at
+    /// nearly every step.
+    ids: Vec<EntityId>,
     /// The handles the player's link has free for entities coming into view.
     handles: Handles,
     /// The server's end of the player's link, for the next update to be packed against.
@@ -194,7 +233,7 @@ impl KnownEntities {
     /// player knows stay few enough that all leaving at once still fits one update.
     fn look(&mut self, state: EntityState, tick: u64, tick_seconds: f32, owed_a_tick: impl Fn(bool) -> f32) -> Look {
         // An entity is in a player's view once a tick, so this tick's newcomers need no search.
-        let entry = match self.sent[..self.sorted].binary_search_by_key(&state.id, |sent| sent.state.id) {
+        let entry = match self.ids.binary_search(&state.id) {
             Ok(known) => known,
             Err(_) if self.sent.len() >= MAX_KNOWN_ENTITIES => return Look::NoRoom,
             Err(_) => {
@@ -232,7 +271,7 @@ impl KnownEntities {
     /// Records `state`, of an entity known, as sent at `tick` after all: a change that
     /// waited, and rides along with an update sent anyway. Only after [`Self::end_tick`].
     fn told_after_all(&mut self, state: EntityState, tick: u64) -> Option<Mention> {
-        let entry = self.sent.binary_search_by_key(&state.id, |sent| sent.state.id).ok()?;
+        let entry = self.ids.binary_search(&state.id).ok()?;
         self.tell(entry, state, tick)
     }
 
@@ -240,9 +279,10 @@ impl KnownEntities {
     /// forgets those not seen, returns those the player knew with their handles (free
     /// again), and sorts the newcomers in.
     fn end_tick(&mut self, tick: u64, in_view: usize) -> Vec<(EntityId, Handle)> {
-        let arrived = self.sent.len() > self.sorted;
+        let arrived = self.sent.len() > self.ids.len();
         let mut left = Vec::new();
-        if self.sent.len() > in_view {
+        let leaving = self.sent.len() > in_view;
+        if leaving {
             self.sent.retain(|sent| {
                 let keep = sent.seen == tick;
                 if let (false, Some(handle)) = (keep, sent.handle) {
@@ -256,7 +296,10 @@ impl KnownEntities {
             // Forgetting kept the order: only the newcomers, at the end, are out of it.
             self.sent.sort_unstable_by_key(|sent| sent.state.id);
         }
-        self.sorted = self.sent.len();
+        if arrived || leaving {
+            self.ids.clear();
+            self.ids.extend(self.sent.iter().map(|sent| sent.state.id));
+        }
         left
     }
 
@@ -290,7 +333,7 @@ fn send_player_updates(
     } else {
         settings.cluster.simulation.player_bytes_per_second as f32
     };
-    let grid = Grid::new(radius, everything.iter().map(|(_, position, _, _)| position.0));
+    let grid = Grid::new(radius, everything.iter().map(|(_, position, _, _)| position.0), &states);
     let pass = Pass {
         everything: &everything,
         states: &states,
@@ -420,16 +463,15 @@ impl Pass<'_> {
         owed.clear();
         let far_may_wait = !self.tick.wrapping_add(id.0).is_multiple_of(FAR_EVERY);
         let near = self.radius * NEAR_SHARE_OF_VIEW;
-        let everyone = if self.broadcast { 0..self.everything.len() } else { 0..0 };
+        let everyone: &[Member] = if self.broadcast { &self.grid.members } else { &[] };
         let nearby = (!self.broadcast).then(|| self.grid.near(position)).into_iter().flatten();
-        for index in everyone.chain(nearby) {
-            let (&other, other_position, _, visible) = self.everything[index];
-            let distance_squared = other_position.0.distance_squared(position);
-            if other == id || (!self.broadcast && distance_squared > self.radius * self.radius) {
+        for &Member { position: other_position, state, index } in everyone.iter().chain(nearby) {
+            let distance_squared = other_position.distance_squared(position);
+            if state.id == id || (!self.broadcast && distance_squared > self.radius * self.radius) {
                 continue;
             }
             let owed_a_tick = |newcomer| budget::owed_a_tick(distance_squared.sqrt(), self.radius, newcomer);
-            match known.look(self.states[index], self.tick, self.tick_seconds, owed_a_tick) {
+            match known.look(state, self.tick, self.tick_seconds, owed_a_tick) {
                 Look::NoRoom => continue,
                 Look::Nothing => {}
                 Look::Owed { entry, owed: how_much, newcomer } => owed.push(Owed {
@@ -437,7 +479,7 @@ impl Pass<'_> {
                     index,
                     owed: how_much,
                     bytes: if newcomer {
-                        budget::ENTERED_BYTES + visible.name.len() as f32
+                        budget::ENTERED_BYTES + self.everything[index].3.name.len() as f32
                     } else {
                         budget::MOVED_BYTES
                     },
@@ -563,7 +605,7 @@ mod tests {
             let pass = Pass {
                 everything: &everything,
                 states: &states,
-                grid: Grid::new(RADIUS, owned.iter().map(|(_, at, _, _)| at.0)),
+                grid: Grid::new(RADIUS, owned.iter().map(|(_, at, _, _)| at.0), &states),
                 radius: RADIUS,
                 broadcast: false,
                 tick: self.tick,
@@ -579,6 +621,36 @@ mod tests {
 
         fn told_of(news: &News) -> Vec<u64> {
             news.changed.iter().map(|state| state.id.0).collect()
+        }
+    }
+
+    /// The grid finds, around any point, every entity of the 3×3 cells there and no
+    /// other, each once, with its own state: on both sides of zero, in empty cells and
+    /// in full ones.
+    #[test]
+    fn the_grid_finds_each_entity_near_a_point_once() {
+        let cell = 100.0;
+        let positions: Vec<Vec2> =
+            (0..500).map(|i| Vec2::new(((i * 37) % 1000) as f32 - 500.0, ((i * 91) % 700) as f32 - 350.0)).collect();
+        let states: Vec<EntityState> = (0..500)
+            .map(|i| EntityState { id: EntityId(i), position: positions[i as usize], velocity: Vec2::ZERO })
+            .collect();
+        let grid = Grid::new(cell, positions.iter().copied(), &states);
+        assert_eq!(grid.members.len(), positions.len());
+        for point in [Vec2::ZERO, Vec2::new(-450.0, 320.0), Vec2::new(499.0, -1.0), Vec2::new(5000.0, 0.0)] {
+            let (x, y) = Grid::key(cell, point);
+            let mut expected: Vec<usize> = (0..positions.len())
+                .filter(|&i| {
+                    let (ex, ey) = Grid::key(cell, positions[i]);
+                    (ex - x).abs() <= 1 && (ey - y).abs() <= 1
+                })
+                .collect();
+            let mut found: Vec<usize> = grid.near(point).map(|member| member.index).collect();
+            assert!(grid.near(point).all(|member| member.state == states[member.index]), "each with its state");
+            assert!(grid.near(point).all(|member| member.position == positions[member.index]));
+            expected.sort_unstable();
+            found.sort_unstable();
+            assert_eq!(found, expected, "around {point}");
         }
     }
 
