@@ -75,8 +75,9 @@ struct Member {
 }
 
 impl Grid {
-    /// Buckets the entities at `positions`, told of as `states`.
-    fn new(cell: f32, positions: impl Iterator<Item = Vec2>, states: &[EntityState]) -> Self {
+    /// Buckets the entities at `positions`, told of as `states` (one each).
+    fn new(cell: f32, positions: impl ExactSizeIterator<Item = Vec2>, states: &[EntityState]) -> Self {
+        debug_assert_eq!(positions.len(), states.len(), "a state for each entity");
         let keyed: Vec<((i32, i32), Member)> = positions
             .zip(states)
             .enumerate()
@@ -94,6 +95,7 @@ impl Grid {
             *range = start..start;
             start += len;
         }
+        // Filled in the order they came, then each slot overwritten once, by its own.
         let mut members: Vec<Member> = keyed.iter().map(|&(_, member)| member).collect();
         for (key, member) in keyed {
             let range = cells.get_mut(&key).expect("every key was counted");
@@ -300,6 +302,7 @@ impl KnownEntities {
             self.ids.clear();
             self.ids.extend(self.sent.iter().map(|sent| sent.state.id));
         }
+        debug_assert!(self.ids.iter().eq(self.sent.iter().map(|sent| &sent.state.id)), "the ids are the entries'");
         left
     }
 
@@ -463,6 +466,8 @@ impl Pass<'_> {
         owed.clear();
         let far_may_wait = !self.tick.wrapping_add(id.0).is_multiple_of(FAR_EVERY);
         let near = self.radius * NEAR_SHARE_OF_VIEW;
+        // The baseline looks at everyone, bucket after bucket (in the map's order, fixed:
+        // Bevy's maps hash with a fixed seed).
         let everyone: &[Member] = if self.broadcast { &self.grid.members } else { &[] };
         let nearby = (!self.broadcast).then(|| self.grid.near(position)).into_iter().flatten();
         for &Member { position: other_position, state, index } in everyone.iter().chain(nearby) {
