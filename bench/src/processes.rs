@@ -66,10 +66,16 @@ pub fn fresh_data_dir(dir: &Path) -> Result<PathBuf, BenchError> {
     Ok(data)
 }
 
-/// CPU time and peak memory of a process, read from `/proc`.
+/// CPU time, wake-ups and peak memory of a process, read from `/proc`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
     pub cpu_seconds: f64,
+    /// How many times its threads went to sleep waiting for something (a frame, a
+    /// timer, another thread) and were woken: their voluntary context switches, summed
+    /// over the threads alive now. A wake-up costs the kernel of both the waker and
+    /// the woken, and on a virtual machine whose idle cores halt, far more than the
+    /// work it wakes for (BENCHMARKS.md).
+    pub wakeups: u64,
     pub peak_memory_bytes: u64,
 }
 
@@ -78,8 +84,12 @@ impl Usage {
         let process = procfs::process::Process::new(pid).ok()?;
         let stat = process.stat().ok()?;
         let status = process.status().ok()?;
+        // A thread gone by the time it is read no longer counts; the figures between
+        // two readings saturate at zero.
+        let wakeups = process.tasks().ok()?.flatten().filter_map(|task| task.status().ok()?.voluntary_ctxt_switches);
         Some(Self {
             cpu_seconds: (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64,
+            wakeups: wakeups.sum(),
             peak_memory_bytes: status.vmhwm.unwrap_or(0) * 1024,
         })
     }
@@ -346,5 +356,32 @@ impl ClusterProcesses {
     pub async fn stop(self) {
         let all = self.servers.into_iter().chain(self.proxies).map(Process::stop);
         futures_util::future::join_all(all).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    #[test]
+    fn a_process_is_counted_woken_each_time_it_waited() {
+        let mut cat = std::process::Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let (mut to_cat, mut from_cat) = (cat.stdin.take().unwrap(), BufReader::new(cat.stdout.take().unwrap()));
+        let pid = cat.id() as i32;
+        let before = Usage::of(pid).unwrap();
+        let mut echoed = String::new();
+        for _ in 0..50 {
+            writeln!(to_cat, "wake up").unwrap();
+            echoed.clear();
+            from_cat.read_line(&mut echoed).unwrap();
+            // Once it echoed the line, `cat` waits for the next: it is woken by each.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let after = Usage::of(pid).unwrap();
+        drop(to_cat);
+        cat.wait().unwrap();
+        let woken = after.wakeups - before.wakeups;
+        assert!((25..=200).contains(&woken), "woken {woken} times by 50 lines");
     }
 }

@@ -27,6 +27,8 @@ pub struct Reading {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ProcessFigures {
     pub cpu_percent: f64,
+    /// Its threads' wake-ups ([`Usage::wakeups`]).
+    pub wakeups_per_sec: f64,
     pub peak_memory_mb: f64,
 }
 
@@ -34,6 +36,7 @@ impl ProcessFigures {
     fn between(before: Usage, after: Usage, seconds: f64) -> Self {
         Self {
             cpu_percent: (after.cpu_seconds - before.cpu_seconds) / seconds * 100.0,
+            wakeups_per_sec: after.wakeups.saturating_sub(before.wakeups) as f64 / seconds,
             peak_memory_mb: after.peak_memory_bytes as f64 / 1e6,
         }
     }
@@ -107,29 +110,36 @@ pub struct StepReport {
     /// was past capacity.
     pub most_update_every: f64,
     /// What one player costs for one tick, per kind of process: progress shows here even
-    /// where the count of bots held does not move.
-    pub cpu_us_per_player_tick: CpuPerPlayerTick,
+    /// where the count of bots held does not move. In CPU microseconds, and in the
+    /// wake-ups that go with it.
+    pub cpu_us_per_player_tick: PerPlayerTick,
+    pub wakeups_per_player_tick: PerPlayerTick,
     pub limits_broken: Vec<String>,
 }
 
-/// CPU microseconds, summed over the processes of a kind, per player connected and per
-/// tick of the map's rate over the window (wall-clock ticks: a tick stretched by
-/// overload costs its players more).
+/// A rate summed over the processes of each kind, per player connected and per tick of
+/// the map's rate over the window (wall-clock ticks: a tick stretched by overload costs
+/// its players more).
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct CpuPerPlayerTick {
+pub struct PerPlayerTick {
     pub servers: f64,
     pub proxies: f64,
     pub bots: f64,
 }
 
-impl CpuPerPlayerTick {
-    fn new(cpu_percent: [f64; 3], players: usize, tick_hz: f64) -> Self {
+impl PerPlayerTick {
+    /// `per_second` of the servers, the proxies and the bots, over `players` ticking at `tick_hz`.
+    fn new(per_second: [f64; 3], players: usize, tick_hz: f64) -> Self {
         let player_ticks_per_sec = players as f64 * tick_hz;
-        // Percent of a core is 10,000 µs per second.
-        let per_player_tick =
-            |percent: f64| if player_ticks_per_sec > 0.0 { percent * 1e4 / player_ticks_per_sec } else { 0.0 };
-        let [servers, proxies, bots] = cpu_percent.map(per_player_tick);
+        let per_player_tick = |rate: f64| if player_ticks_per_sec > 0.0 { rate / player_ticks_per_sec } else { 0.0 };
+        let [servers, proxies, bots] = per_second.map(per_player_tick);
         Self { servers, proxies, bots }
+    }
+
+    /// The CPU of each kind, in percent of a core, as microseconds a player-tick.
+    fn cpu_us(cpu_percent: [f64; 3], players: usize, tick_hz: f64) -> Self {
+        // Percent of a core is 10,000 µs per second.
+        Self::new(cpu_percent.map(|percent| percent * 1e4), players, tick_hz)
     }
 }
 
@@ -227,15 +237,18 @@ impl StepReport {
             ));
         }
         let bots_process = ProcessFigures::between(before.bots, after.bots, seconds);
-        let cpu_us_per_player_tick = CpuPerPlayerTick::new(
+        // A figure of the servers together, of the proxies together, and of the bots.
+        let by_kind = |figure: fn(&ProcessFigures) -> f64| {
+            let total = |processes: Vec<ProcessFigures>| processes.iter().map(figure).sum();
             [
-                total_cpu_percent(servers.iter().map(|s| s.process)),
-                total_cpu_percent(proxies.iter().map(|p| p.process)),
-                bots_process.cpu_percent,
-            ],
-            swarm.bots_still_connected,
-            cluster.simulation.tick_hz,
-        );
+                total(servers.iter().map(|s| s.process).collect()),
+                total(proxies.iter().map(|p| p.process).collect()),
+                figure(&bots_process),
+            ]
+        };
+        let (players, tick_hz) = (swarm.bots_still_connected, cluster.simulation.tick_hz);
+        let cpu_us_per_player_tick = PerPlayerTick::cpu_us(by_kind(|p| p.cpu_percent), players, tick_hz);
+        let wakeups_per_player_tick = PerPlayerTick::new(by_kind(|p| p.wakeups_per_sec), players, tick_hz);
         let player_ticks: f64 =
             servers.iter().map(|s| s.updates_sent_per_sec + s.updates_quiet_per_sec + s.updates_paced_per_sec).sum();
         let ratio = |of: f64, total: f64| if total > 0.0 { of / total } else { 0.0 };
@@ -250,6 +263,7 @@ impl StepReport {
             updates_paced_share: share(servers.iter().map(|s| s.updates_paced_per_sec).sum()),
             most_update_every: servers.iter().map(|s| s.update_every).fold(1.0, f64::max),
             cpu_us_per_player_tick,
+            wakeups_per_player_tick,
             peer_bytes_per_sec: servers.iter().map(|s| s.peer_bytes_out_per_sec).sum(),
             checkpoints_per_sec: servers.iter().map(|s| s.checkpoints_per_sec).sum(),
             swarm,
@@ -264,7 +278,7 @@ impl StepReport {
 
     pub fn table_header() -> String {
         format!(
-            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17}  {}",
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17} {:>17}  {}",
             "bots",
             "joined",
             "tick p99",
@@ -285,15 +299,16 @@ impl StepReport {
             "pxy CPU",
             "bot CPU",
             "µs/player-tick",
+            "wakes/player-tick",
             "limits"
         )
     }
 
     pub fn table_row(&self) -> String {
         let swarm = &self.swarm;
-        let per_tick = self.cpu_us_per_player_tick;
+        let (per_tick, wakes) = (self.cpu_us_per_player_tick, self.wakeups_per_player_tick);
         format!(
-            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17}  {}",
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17} {:>17}  {}",
             self.bots,
             swarm.bots_still_connected,
             self.worst_tick_p99_ms,
@@ -314,6 +329,7 @@ impl StepReport {
             total_cpu_percent(self.proxies.iter().map(|p| p.process)),
             self.bots_process.cpu_percent,
             format!("{:.1}/{:.1}/{:.1}", per_tick.servers, per_tick.proxies, per_tick.bots),
+            format!("{:.3}/{:.3}/{:.3}", wakes.servers, wakes.proxies, wakes.bots),
             if self.limits_broken.is_empty() { "ok".into() } else { self.limits_broken.join("; ") },
         )
     }
@@ -470,8 +486,10 @@ mod tests {
 
     #[test]
     fn a_core_busy_for_a_thousand_players_at_20_hz_is_50_us_a_player_tick() {
-        let per_tick = CpuPerPlayerTick::new([100.0, 50.0, 0.0], 1000, 20.0);
+        let per_tick = PerPlayerTick::cpu_us([100.0, 50.0, 0.0], 1000, 20.0);
         assert_eq!((per_tick.servers, per_tick.proxies, per_tick.bots), (50.0, 25.0, 0.0));
-        assert_eq!(CpuPerPlayerTick::new([100.0, 0.0, 0.0], 0, 20.0).servers, 0.0, "no players, no cost per player");
+        assert_eq!(PerPlayerTick::cpu_us([100.0, 0.0, 0.0], 0, 20.0).servers, 0.0, "no players, no cost per player");
+        let wakes = PerPlayerTick::new([2_000.0, 1_000.0, 500.0], 1000, 20.0);
+        assert_eq!((wakes.servers, wakes.proxies, wakes.bots), (0.1, 0.05, 0.025));
     }
 }

@@ -51,6 +51,9 @@ fn a_small_bench_measures_every_process_and_cleans_up() {
         let rate = server["tick_rate_hz"].as_f64().unwrap();
         assert!(rate > 10.0 && rate < 30.0, "a server ticked at {rate} Hz");
         assert!(server["process"]["peak_memory_mb"].as_f64().unwrap() > 0.0);
+        // Its simulation sleeps between ticks: woken once a tick at least.
+        let woken = server["process"]["wakeups_per_sec"].as_f64().unwrap();
+        assert!(woken > 0.75 * rate, "a server ticking at {rate} Hz woken {woken} times a second");
     }
     let proxies = step["proxies"].as_array().unwrap();
     assert_eq!(proxies.len(), 2);
