@@ -2,9 +2,10 @@
 //! seen and how long it has played. In batches every [`ServerSettings::checkpoint_interval`]
 //! (staggered by server id, so the servers of a cluster do not all write at once), and
 //! for one player as it leaves this server: logout, a lost proxy, a handoff (the new
-//! owner counts from there), a takeover by a newer login. At shutdown everyone still here
-//! is saved before the app's last frame ends. So a server killed
-//! without warning loses at most one interval of its players' movement.
+//! owner counts from there), a takeover by a newer login; those who left in a tick go
+//! in one batch at its end (in a crowd, handoffs come by the hundred a second). At
+//! shutdown everyone still here is saved before the app's last frame ends. So a server
+//! killed without warning loses at most one interval of its players' movement.
 //!
 //! No system touches the store: they hand batches to a [`StoreWriter`], a thread of its
 //! own running the store's async calls on a small tokio runtime (the I/O side), and go
@@ -43,6 +44,12 @@ const RETRY_AT_MOST_AFTER: Duration = Duration::from_secs(10);
 /// the ticks since.
 #[derive(Component, Debug, Clone, Copy)]
 pub struct LastCheckpoint(pub u64);
+
+/// Players who left this server since the last batch was sent: saved together at the
+/// end of the tick, so the writer thread is woken, and the store commits, once a tick at
+/// most rather than once a leaver.
+#[derive(Resource, Default)]
+struct Leavers(Vec<Checkpoint>);
 
 /// The way to the store: batches sent here are saved by the writer thread.
 #[derive(Resource)]
@@ -171,9 +178,10 @@ pub struct CheckpointsPlugin;
 
 impl Plugin for CheckpointsPlugin {
     fn build(&self, app: &mut App) {
-        app.add_observer(start_counting)
+        app.init_resource::<Leavers>()
+            .add_observer(start_counting)
             .add_observer(save_on_leaving)
-            .add_systems(PostUpdate, save_everyone_due)
+            .add_systems(PostUpdate, save_due)
             .add_systems(Last, save_everyone_and_stop.run_if(on_message::<AppExit>));
     }
 }
@@ -183,36 +191,39 @@ fn start_counting(added: On<Add, Player>, tick: Res<SimulationTick>, mut command
     commands.entity(added.entity).insert(LastCheckpoint(tick.0));
 }
 
-/// A player leaving this server (logout, handoff, takeover, lost proxy) is saved as it
-/// goes: the next owner, or the next login, carries on from there.
+/// A player leaving this server (logout, handoff, takeover, lost proxy) is saved where
+/// it left, with the tick's batch: the next owner, or the next login, carries on from there.
 fn save_on_leaving(
     removed: On<Remove, Player>,
     players: Query<(&UserId, &Position, &LastCheckpoint)>,
     tick: Res<SimulationTick>,
     settings: Res<ServerSettings>,
-    writer: Option<Res<StoreWriter>>,
+    leavers: Option<ResMut<Leavers>>,
 ) {
-    if let (Some(writer), Ok(player)) = (writer, players.get(removed.entity)) {
-        writer.send(vec![checkpoint(player, tick.0, &settings, now_ms())]);
+    // None once the last batch went at shutdown: who is still here then was in it.
+    if let (Some(mut leavers), Ok(player)) = (leavers, players.get(removed.entity)) {
+        leavers.0.push(checkpoint(player, tick.0, &settings, now_ms()));
     }
 }
 
-/// Every interval, everyone here.
-fn save_everyone_due(
+/// At the end of each tick, those who left in it; every interval, everyone here too.
+fn save_due(
     mut players: Query<(&UserId, &Position, &mut LastCheckpoint)>,
     tick: Res<SimulationTick>,
     settings: Res<ServerSettings>,
     writer: Res<StoreWriter>,
+    mut leavers: ResMut<Leavers>,
     mut last_due: Local<u64>,
 ) {
+    let mut batch = std::mem::take(&mut leavers.0);
     let every = settings.checkpoint_ticks();
     // Staggered by server id, so the servers of a cluster take turns at the store.
     let due = (tick.0 + u64::from(settings.id.0)) / every;
-    if due == *last_due {
-        return;
+    if due != *last_due {
+        *last_due = due;
+        batch.extend(take_checkpoints(&mut players, tick.0, &settings));
     }
-    *last_due = due;
-    writer.send(take_checkpoints(&mut players, tick.0, &settings));
+    writer.send(batch);
 }
 
 fn take_checkpoints(
@@ -248,10 +259,12 @@ fn now_ms() -> u64 {
 /// waits for the writer to finish, and stops it.
 fn save_everyone_and_stop(world: &mut World, everyone: &mut SystemState<Everyone>) {
     let Some(writer) = world.remove_resource::<StoreWriter>() else { return };
+    let leavers = world.remove_resource::<Leavers>().unwrap_or_default();
     let (mut players, tick, settings) =
         everyone.get_mut(world).expect("a server has a tick and settings from its start");
     let batch = take_checkpoints(&mut players, tick.0, &settings);
     info!("saving {} players before stopping", batch.len());
+    writer.send(leavers.0);
     writer.send(batch);
     writer.stop();
 }
