@@ -239,12 +239,9 @@ impl StepReport {
         let bots_process = ProcessFigures::between(before.bots, after.bots, seconds);
         // A figure of the servers together, of the proxies together, and of the bots.
         let by_kind = |figure: fn(&ProcessFigures) -> f64| {
-            let total = |processes: Vec<ProcessFigures>| processes.iter().map(figure).sum();
-            [
-                total(servers.iter().map(|s| s.process).collect()),
-                total(proxies.iter().map(|p| p.process).collect()),
-                figure(&bots_process),
-            ]
+            let servers: f64 = servers.iter().map(|s| figure(&s.process)).sum();
+            let proxies: f64 = proxies.iter().map(|p| figure(&p.process)).sum();
+            [servers, proxies, figure(&bots_process)]
         };
         let (players, tick_hz) = (swarm.bots_still_connected, cluster.simulation.tick_hz);
         let cpu_us_per_player_tick = PerPlayerTick::cpu_us(by_kind(|p| p.cpu_percent), players, tick_hz);
