@@ -215,6 +215,7 @@ fn save_due(
     mut leavers: ResMut<Leavers>,
     mut last_due: Local<u64>,
 ) {
+    // Those who left first, as in any batch: one who came back since is saved as it is now.
     let mut batch = std::mem::take(&mut leavers.0);
     let every = settings.checkpoint_ticks();
     // Staggered by server id, so the servers of a cluster take turns at the store.
@@ -255,16 +256,17 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
 }
 
-/// At shutdown, the last thing of the app's last frame: saves every player still here,
-/// waits for the writer to finish, and stops it.
+/// At shutdown, the last thing of the app's last frame: saves every player still here
+/// and those who left since the last batch, waits for the writer to finish, and stops it.
 fn save_everyone_and_stop(world: &mut World, everyone: &mut SystemState<Everyone>) {
     let Some(writer) = world.remove_resource::<StoreWriter>() else { return };
     let leavers = world.remove_resource::<Leavers>().unwrap_or_default();
     let (mut players, tick, settings) =
         everyone.get_mut(world).expect("a server has a tick and settings from its start");
-    let batch = take_checkpoints(&mut players, tick.0, &settings);
+    // Those who left first: one who came back since is saved as it is now.
+    let mut batch = leavers.0;
+    batch.extend(take_checkpoints(&mut players, tick.0, &settings));
     info!("saving {} players before stopping", batch.len());
-    writer.send(leavers.0);
     writer.send(batch);
     writer.stop();
 }
