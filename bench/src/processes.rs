@@ -8,6 +8,7 @@
 
 use crate::scrape::{self, Scrape};
 use crate::{BenchError, ClusterOptions};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -67,16 +68,35 @@ pub fn fresh_data_dir(dir: &Path) -> Result<PathBuf, BenchError> {
 }
 
 /// CPU time, wake-ups and peak memory of a process, read from `/proc`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Usage {
     pub cpu_seconds: f64,
-    /// How many times its threads went to sleep waiting for something (a frame, a
-    /// timer, another thread) and were woken: their voluntary context switches, summed
-    /// over the threads alive now. A wake-up costs the kernel of both the waker and
-    /// the woken, and on a virtual machine whose idle cores halt, far more than the
-    /// work it wakes for (BENCHMARKS.md).
-    pub wakeups: u64,
+    pub wakeups: Wakeups,
     pub peak_memory_bytes: u64,
+}
+
+/// How many times each thread of a process went to sleep waiting for something (a
+/// frame, a timer, another thread) and was woken so far: its voluntary context
+/// switches, by thread id. A wake-up costs the kernel of both the waker and the woken,
+/// and on a virtual machine whose idle cores halt, far more than the work it wakes for
+/// (BENCHMARKS.md).
+#[derive(Debug, Clone, Default)]
+pub struct Wakeups(HashMap<i32, u64>);
+
+impl Wakeups {
+    fn of(process: &procfs::process::Process) -> Option<Self> {
+        let threads = process.tasks().ok()?.flatten();
+        Some(Self(threads.filter_map(|task| Some((task.tid, task.status().ok()?.voluntary_ctxt_switches?))).collect()))
+    }
+
+    /// The wake-ups since `earlier`: each thread's growth, and all of those of a thread
+    /// started since. A thread that ended in between cannot be read any more: what it
+    /// had since `earlier` is not counted (tokio's blocking threads end after a few
+    /// idle seconds), and the others' counts are unaffected.
+    pub fn since(&self, earlier: &Self) -> u64 {
+        let grown = |(thread, now): (&i32, &u64)| now.saturating_sub(earlier.0.get(thread).copied().unwrap_or(0));
+        self.0.iter().map(grown).sum()
+    }
 }
 
 impl Usage {
@@ -84,12 +104,9 @@ impl Usage {
         let process = procfs::process::Process::new(pid).ok()?;
         let stat = process.stat().ok()?;
         let status = process.status().ok()?;
-        // A thread gone by the time it is read no longer counts; the figures between
-        // two readings saturate at zero.
-        let wakeups = process.tasks().ok()?.flatten().filter_map(|task| task.status().ok()?.voluntary_ctxt_switches);
         Some(Self {
             cpu_seconds: (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64,
-            wakeups: wakeups.sum(),
+            wakeups: Wakeups::of(&process)?,
             peak_memory_bytes: status.vmhwm.unwrap_or(0) * 1024,
         })
     }
@@ -362,26 +379,35 @@ impl ClusterProcesses {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Write};
 
     #[test]
-    fn a_process_is_counted_woken_each_time_it_waited() {
-        let mut cat = std::process::Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-        let (mut to_cat, mut from_cat) = (cat.stdin.take().unwrap(), BufReader::new(cat.stdout.take().unwrap()));
-        let pid = cat.id() as i32;
-        let before = Usage::of(pid).unwrap();
-        let mut echoed = String::new();
-        for _ in 0..50 {
-            writeln!(to_cat, "wake up").unwrap();
-            echoed.clear();
-            from_cat.read_line(&mut echoed).unwrap();
-            // Once it echoed the line, `cat` waits for the next: it is woken by each.
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let after = Usage::of(pid).unwrap();
-        drop(to_cat);
-        cat.wait().unwrap();
-        let woken = after.wakeups - before.wakeups;
-        assert!((25..=200).contains(&woken), "woken {woken} times by 50 lines");
+    fn every_thread_of_a_process_is_counted_each_time_it_is_woken() {
+        let this = std::process::id() as i32;
+        let before = Usage::of(this).unwrap();
+        let (slept, done_sleeping) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            for _ in 0..50 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            slept.send(()).unwrap();
+            // Alive, and so read, until the count is taken.
+            let _ = released.recv();
+        });
+        done_sleeping.recv().unwrap();
+        let after = Usage::of(this).unwrap();
+        release.send(()).unwrap();
+        sleeper.join().unwrap();
+        // Other tests' threads may come, go, and wake meanwhile: at least the sleeper's.
+        let woken = after.wakeups.since(&before.wakeups);
+        assert!(woken >= 50, "woken {woken} times, with a thread that slept 50 times");
+    }
+
+    #[test]
+    fn a_thread_gone_takes_only_its_own_wake_ups_with_it() {
+        let earlier = Wakeups(HashMap::from([(1, 100), (2, 40), (3, 7)]));
+        // Thread 2 grew by 5, thread 3 ended, thread 4 began and woke 3 times.
+        let later = Wakeups(HashMap::from([(1, 100), (2, 45), (4, 3)]));
+        assert_eq!(later.since(&earlier), 8);
     }
 }

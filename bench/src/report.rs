@@ -27,16 +27,16 @@ pub struct Reading {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ProcessFigures {
     pub cpu_percent: f64,
-    /// Its threads' wake-ups ([`Usage::wakeups`]).
+    /// Its threads' wake-ups ([`crate::processes::Wakeups`]).
     pub wakeups_per_sec: f64,
     pub peak_memory_mb: f64,
 }
 
 impl ProcessFigures {
-    fn between(before: Usage, after: Usage, seconds: f64) -> Self {
+    fn between(before: &Usage, after: &Usage, seconds: f64) -> Self {
         Self {
             cpu_percent: (after.cpu_seconds - before.cpu_seconds) / seconds * 100.0,
-            wakeups_per_sec: after.wakeups.saturating_sub(before.wakeups) as f64 / seconds,
+            wakeups_per_sec: after.wakeups.since(&before.wakeups) as f64 / seconds,
             peak_memory_mb: after.peak_memory_bytes as f64 / 1e6,
         }
     }
@@ -110,9 +110,9 @@ pub struct StepReport {
     /// was past capacity.
     pub most_update_every: f64,
     /// What one player costs for one tick, per kind of process: progress shows here even
-    /// where the count of bots held does not move. In CPU microseconds, and in the
-    /// wake-ups that go with it.
+    /// where the count of bots held does not move.
     pub cpu_us_per_player_tick: PerPlayerTick,
+    /// The wake-ups that go with it ([`crate::processes::Wakeups`]).
     pub wakeups_per_player_tick: PerPlayerTick,
     pub limits_broken: Vec<String>,
 }
@@ -154,7 +154,7 @@ impl StepReport {
     ) -> Self {
         let seconds = (after.at - before.at).as_secs_f64();
         let windows = before.scrapes.iter().zip(&after.scrapes).zip(before.usage.iter().zip(&after.usage));
-        let mut windows = windows.map(|((b, a), (ub, ua))| (b, a, ProcessFigures::between(*ub, *ua, seconds)));
+        let mut windows = windows.map(|((b, a), (ub, ua))| (b, a, ProcessFigures::between(ub, ua, seconds)));
         let servers: Vec<ServerFigures> = cluster
             .servers
             .iter()
@@ -236,7 +236,7 @@ impl StepReport {
                 swarm.bots_connected, bots, swarm.bots_still_connected, swarm.inputs_lost, swarm.inputs_duplicated
             ));
         }
-        let bots_process = ProcessFigures::between(before.bots, after.bots, seconds);
+        let bots_process = ProcessFigures::between(&before.bots, &after.bots, seconds);
         // A figure of the servers together, of the proxies together, and of the bots.
         let by_kind = |figure: fn(&ProcessFigures) -> f64| {
             let servers: f64 = servers.iter().map(|s| figure(&s.process)).sum();
@@ -486,6 +486,10 @@ mod tests {
         let per_tick = PerPlayerTick::cpu_us([100.0, 50.0, 0.0], 1000, 20.0);
         assert_eq!((per_tick.servers, per_tick.proxies, per_tick.bots), (50.0, 25.0, 0.0));
         assert_eq!(PerPlayerTick::cpu_us([100.0, 0.0, 0.0], 0, 20.0).servers, 0.0, "no players, no cost per player");
+    }
+
+    #[test]
+    fn two_thousand_wake_ups_a_second_for_a_thousand_players_at_20_hz_are_a_tenth_a_player_tick() {
         let wakes = PerPlayerTick::new([2_000.0, 1_000.0, 500.0], 1000, 20.0);
         assert_eq!((wakes.servers, wakes.proxies, wakes.bots), (0.1, 0.05, 0.025));
     }
