@@ -42,9 +42,16 @@ impl ProcessFigures {
     }
 }
 
-/// The CPU of several processes together, in percent of one core.
-fn total_cpu_percent(figures: impl Iterator<Item = ProcessFigures>) -> f64 {
-    figures.map(|f| f.cpu_percent).sum()
+/// A figure of the servers together, of the proxies together, and of the bots.
+fn by_kind(
+    servers: &[ServerFigures],
+    proxies: &[ProxyFigures],
+    bots: &ProcessFigures,
+    figure: fn(&ProcessFigures) -> f64,
+) -> [f64; 3] {
+    let servers = servers.iter().map(|s| figure(&s.process)).sum();
+    let proxies = proxies.iter().map(|p| figure(&p.process)).sum();
+    [servers, proxies, figure(bots)]
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -237,12 +244,7 @@ impl StepReport {
             ));
         }
         let bots_process = ProcessFigures::between(&before.bots, &after.bots, seconds);
-        // A figure of the servers together, of the proxies together, and of the bots.
-        let by_kind = |figure: fn(&ProcessFigures) -> f64| {
-            let servers: f64 = servers.iter().map(|s| figure(&s.process)).sum();
-            let proxies: f64 = proxies.iter().map(|p| figure(&p.process)).sum();
-            [servers, proxies, figure(&bots_process)]
-        };
+        let by_kind = |figure| by_kind(&servers, &proxies, &bots_process, figure);
         let (players, tick_hz) = (swarm.bots_still_connected, cluster.simulation.tick_hz);
         let cpu_us_per_player_tick = PerPlayerTick::cpu_us(by_kind(|p| p.cpu_percent), players, tick_hz);
         let wakeups_per_player_tick = PerPlayerTick::new(by_kind(|p| p.wakeups_per_sec), players, tick_hz);
@@ -304,6 +306,8 @@ impl StepReport {
     pub fn table_row(&self) -> String {
         let swarm = &self.swarm;
         let (per_tick, wakes) = (self.cpu_us_per_player_tick, self.wakeups_per_player_tick);
+        let [servers_cpu, proxies_cpu, bots_cpu] =
+            by_kind(&self.servers, &self.proxies, &self.bots_process, |p| p.cpu_percent);
         format!(
             "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17} {:>17}  {}",
             self.bots,
@@ -322,9 +326,9 @@ impl StepReport {
             swarm.handoffs,
             self.checkpoints_per_sec,
             format!("{}/{}", swarm.inputs_lost, swarm.inputs_duplicated),
-            total_cpu_percent(self.servers.iter().map(|s| s.process)),
-            total_cpu_percent(self.proxies.iter().map(|p| p.process)),
-            self.bots_process.cpu_percent,
+            servers_cpu,
+            proxies_cpu,
+            bots_cpu,
             format!("{:.1}/{:.1}/{:.1}", per_tick.servers, per_tick.proxies, per_tick.bots),
             format!("{:.3}/{:.3}/{:.3}", wakes.servers, wakes.proxies, wakes.bots),
             if self.limits_broken.is_empty() { "ok".into() } else { self.limits_broken.join("; ") },
