@@ -19,7 +19,7 @@ use tessera_shared::chat::clean_chat;
 use tessera_shared::components::Keys;
 use tessera_shared::identity::{Identity, JoinChallenge};
 use tessera_shared::link::alarm::Silence;
-use tessera_shared::link::{Backoff, Door, HEARTBEAT_EVERY, Link, LinkError, Traffic};
+use tessera_shared::link::{Backoff, Door, Link, LinkError, PLAYER_HEARTBEAT_EVERY, Traffic};
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
@@ -77,7 +77,7 @@ pub struct Player {
     next_seq: u32,
     keys: Keys,
     pub view: WorldView,
-    /// Since the player last sent anything: a heartbeat is due after [`HEARTBEAT_EVERY`].
+    /// Since the player last sent anything: a heartbeat is due after [`PLAYER_HEARTBEAT_EVERY`].
     silence: Silence,
     /// Inputs sent and not yet acknowledged, oldest first: sent again if the session is
     /// resumed through another proxy.
@@ -209,7 +209,7 @@ impl Player {
             next_seq,
             keys,
             view,
-            silence: Silence::new(HEARTBEAT_EVERY),
+            silence: Silence::new(PLAYER_HEARTBEAT_EVERY),
             unacked,
             resending,
             prediction,

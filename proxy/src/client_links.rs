@@ -15,14 +15,16 @@ use crate::routing::{ClientRoute, RouteError, Routing, Session, Start};
 use crate::stats::Refusal;
 use crate::tickets::Tickets;
 use rand::Rng;
+use socket2::SockRef;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_shared::Vec2;
+use tessera_shared::framing::WireError;
 use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::UserId;
 use tessera_shared::link::admission::Admission;
-use tessera_shared::link::{Door, Link, LinkError, accept_loop};
+use tessera_shared::link::{Door, Link, LinkError, SILENCE_LIMIT, accept_loop};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{ClientToProxy, EntityName, Hello, ProxyToClient, ProxyToServer, Role, Welcome};
@@ -79,6 +81,10 @@ async fn serve(
     (tickets, store): (&Tickets, &Store),
     stopping: &CancellationToken,
 ) -> Result<(), LinkError> {
+    // Its client sends nothing while its player presses nothing (`PLAYER_HEARTBEAT_EVERY`),
+    // so a host that vanished is noticed by what this end writes: frames, or a heartbeat
+    // at least every second, which such a host leaves unacknowledged.
+    SockRef::from(&stream).set_tcp_user_timeout(Some(SILENCE_LIMIT)).map_err(WireError::Io)?;
     let hello = Hello::new(Role::Proxy(settings.id));
     let link = match Link::<JoinRequest>::open(stream, Door::Public, hello, Some(&routing.stats.clients)).await? {
         (link, Role::Client) => link,

@@ -13,7 +13,7 @@ use crate::tickets::Tickets;
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::identity::{JoinChallenge, PlayerKey};
-use tessera_shared::link::{Link, LinkError};
+use tessera_shared::link::{Link, LinkError, PLAYER_SILENCE_LIMIT};
 use tessera_shared::protocol::SessionTicket;
 use tessera_shared::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, JoinProblem, Violation};
@@ -55,7 +55,10 @@ pub async fn join(
         .map_err(|_| HandshakeError::Timeout(HANDSHAKE_TIMEOUT))?
         .map_err(LinkError::in_handshake)?;
     let deadline = Duration::from_millis(settings.limits.frame_deadline_ms);
-    let mut link = link.retype::<ClientToProxy>().with_frame_deadline(deadline);
+    // A player's client sends a heartbeat only after a long silence: a host gone is
+    // noticed by the socket instead (`client_links`).
+    let mut link =
+        link.retype::<ClientToProxy>().with_frame_deadline(deadline).with_silence_limit(PLAYER_SILENCE_LIMIT);
     let (name_refused, reason) = match verify::join(&request, &challenge) {
         Err(Violation::BadJoin(JoinProblem::Name(problem))) => {
             (true, format!("the name {:?} cannot be used: {problem}", request.name))

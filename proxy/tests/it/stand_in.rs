@@ -40,8 +40,12 @@ pub struct TestProxy {
 impl TestProxy {
     /// A proxy with `limits` in front of a one-server map, once it is linked to the stand-in.
     pub async fn start(limits: ProxyLimits) -> Self {
+        Self::start_for(limits, std::net::TcpListener::bind("127.0.0.1:0").unwrap()).await
+    }
+
+    /// The same, taking players on `players`.
+    pub async fn start_for(limits: ProxyLimits, players: std::net::TcpListener) -> Self {
         let stand_in = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let players = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let (server_port, player_port) = (stand_in.local_addr().unwrap(), players.local_addr().unwrap());
         let mut map = ClusterConfig::one_region();
         map.rebind(|listener, addr| {

@@ -27,6 +27,11 @@ impl Silence {
         Self { limit, since: Instant::now(), alarm: None }
     }
 
+    /// How long a silence lasts.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
     /// Something happened: the silence begins again, with no timer work.
     pub fn broken(&mut self) {
         self.since = Instant::now();

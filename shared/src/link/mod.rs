@@ -43,8 +43,20 @@ pub const FRAME_DEADLINE: Duration = Duration::from_secs(10);
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long a link waits without hearing anything (a frame or a heartbeat) before it
 /// takes its peer for gone: a host that vanished without closing its sockets (a machine
-/// lost, a cable cut) is noticed this soon, on every link, at both ends.
+/// lost, a cable cut) is noticed this soon, on every link, at both ends. (A proxy notices
+/// a player's host gone this soon by other means: [`PLAYER_HEARTBEAT_EVERY`].)
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
+/// How long a player's client says nothing before it sends a heartbeat. A player who
+/// presses nothing is the common case, and thousands of heartbeats a second would each
+/// cost the client a write and its proxy a read, for nothing TCP does not already say:
+/// the proxy writes to every player at least every [`HEARTBEAT_EVERY`], and its socket
+/// gives up on a host that leaves those writes unacknowledged for [`SILENCE_LIMIT`]
+/// (`TCP_USER_TIMEOUT`).
+pub const PLAYER_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// How long a proxy hears nothing from a player before it takes the player for gone:
+/// for a client whose host still acknowledges what it is sent but whose program has
+/// hung. Three of its heartbeats' intervals, as [`SILENCE_LIMIT`] is five of a link's.
+pub const PLAYER_SILENCE_LIMIT: Duration = Duration::from_secs(30);
 /// Messages queued for one link before it counts as stuck.
 pub const OUTBOUND_CAPACITY: usize = 1024;
 
@@ -117,7 +129,7 @@ pub struct Link<In> {
     writer: FramedWrite<OwnedWriteHalf, LinkCodec<WireCodec<In>>>,
     frame_deadline: Duration,
     /// Since the peer was last heard from, across calls to [`Link::recv`]: it is gone
-    /// after [`SILENCE_LIMIT`].
+    /// after [`SILENCE_LIMIT`], or the limit set by [`Link::with_silence_limit`].
     peer_silence: Silence,
 }
 
@@ -195,6 +207,13 @@ impl<In: DeserializeOwned> Link<In> {
         self
     }
 
+    /// How long the peer may say nothing before it is taken for gone ([`SILENCE_LIMIT`]
+    /// unless set), counted from now.
+    pub fn with_silence_limit(mut self, limit: Duration) -> Self {
+        self.peer_silence = Silence::new(limit);
+        self
+    }
+
     pub async fn recv(&mut self) -> Result<In, LinkError> {
         next_frame(&mut self.reader, self.frame_deadline, &mut self.peer_silence).await
     }
@@ -216,10 +235,11 @@ impl<In: DeserializeOwned> Link<In> {
     }
 
     /// Runs the link until the peer closes it, a message is refused by `on_message`,
-    /// writes stall, a frame is too slow to arrive, the peer falls silent for
-    /// [`SILENCE_LIMIT`], or every sender of `outbound` is dropped (a clean close). What
-    /// goes out is any message, or an [`Outgoing`](crate::framing::Outgoing) frame, and a
-    /// heartbeat whenever nothing else went out for [`HEARTBEAT_EVERY`].
+    /// writes stall, a frame is too slow to arrive, the peer falls silent for its
+    /// silence limit ([`SILENCE_LIMIT`] unless set), or every sender of `outbound` is
+    /// dropped (a clean close). What goes out is any message, or an
+    /// [`Outgoing`](crate::framing::Outgoing) frame, and a heartbeat whenever nothing
+    /// else went out for [`HEARTBEAT_EVERY`].
     pub async fn run<Out, Handled>(
         self,
         mut outbound: mpsc::Receiver<Out>,
@@ -288,7 +308,8 @@ pub struct LinkReader<In> {
 
 impl<In: DeserializeOwned> LinkReader<In> {
     /// Reads until the peer closes the link, a message is refused by `on_message`, a
-    /// frame is too slow to arrive, or the peer falls silent for [`SILENCE_LIMIT`].
+    /// frame is too slow to arrive, or the peer falls silent for its silence limit
+    /// ([`Link::with_silence_limit`]).
     pub async fn run<Handled>(mut self, mut on_message: impl FnMut(In) -> Handled) -> Result<(), LinkError>
     where
         Handled: Future<Output = Result<(), LinkError>>,
@@ -300,8 +321,8 @@ impl<In: DeserializeOwned> LinkReader<In> {
 }
 
 /// The next whole frame from `reader`: waiting for one to begin while the peer is heard
-/// from (a frame or a heartbeat at least every [`SILENCE_LIMIT`], each breaking
-/// `peer_silence`), then at most `deadline` for the rest of it.
+/// from (a frame or a heartbeat at least as often as `peer_silence` allows, each
+/// breaking it), then at most `deadline` for the rest of it.
 async fn next_frame<In: DeserializeOwned>(
     reader: &mut FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
     deadline: Duration,
@@ -313,7 +334,7 @@ async fn next_frame<In: DeserializeOwned>(
             None => tokio::select! {
                 biased;
                 read = reader.next() => read,
-                () = peer_silence.lasted() => return Err(LinkError::Silent(SILENCE_LIMIT)),
+                () = peer_silence.lasted() => return Err(LinkError::Silent(peer_silence.limit())),
             },
             Some(at) => {
                 tokio::time::timeout_at(at + deadline, reader.next()).await.map_err(|_| LinkError::TooSlow(deadline))?
