@@ -131,6 +131,9 @@ pub struct Link<In> {
     /// Since the peer was last heard from, across calls to [`Link::recv`]: it is gone
     /// after [`SILENCE_LIMIT`], or the limit set by [`Link::with_silence_limit`].
     peer_silence: Silence,
+    /// How long [`Link::run`] holds the first message queued after a quiet spell for
+    /// others to join its write ([`Link::with_write_window`]); none unless set.
+    write_window: Duration,
 }
 
 impl<In: DeserializeOwned + Bounded> Link<In> {
@@ -163,6 +166,7 @@ impl<In: DeserializeOwned + Bounded> Link<In> {
                 writer: FramedWrite::new(write, LinkCodec::new(WireCodec::<Hello>::default(), writing, bytes_out)),
                 frame_deadline: FRAME_DEADLINE,
                 peer_silence: Silence::new(SILENCE_LIMIT),
+                write_window: Duration::ZERO,
             };
             link.send(hello).await?;
             let theirs = link.recv().await?;
@@ -190,12 +194,13 @@ impl<In> Link<In> {
     /// The same link, receiving `Next` from now on, within `Next`'s frame bound: for
     /// the steps of a handshake, each with a message of its own, and the session after.
     pub fn retype<Next: Bounded>(self) -> Link<Next> {
-        let Link { reader, writer, frame_deadline, peer_silence } = self;
+        let Link { reader, writer, frame_deadline, peer_silence, write_window } = self;
         Link {
             reader: reader.map_decoder(|codec| codec.map(|_| WireCodec::default())),
             writer: writer.map_encoder(|codec| codec.map(|_| WireCodec::default())),
             frame_deadline,
             peer_silence,
+            write_window,
         }
     }
 }
@@ -211,6 +216,15 @@ impl<In: DeserializeOwned> Link<In> {
     /// unless set), counted from now.
     pub fn with_silence_limit(mut self, limit: Duration) -> Self {
         self.peer_silence = Silence::new(limit);
+        self
+    }
+
+    /// How long [`Link::run`] holds the first message queued after a quiet spell, so that
+    /// those queued within `window` of it go out in the same write: for a link whose
+    /// messages come one by one from many senders (a proxy's inputs to a server), each
+    /// write of which wakes the peer. Nothing is held unless set.
+    pub fn with_write_window(mut self, window: Duration) -> Self {
+        self.write_window = window;
         self
     }
 
@@ -238,8 +252,9 @@ impl<In: DeserializeOwned> Link<In> {
     /// writes stall, a frame is too slow to arrive, the peer falls silent for its
     /// silence limit ([`SILENCE_LIMIT`] unless set), or every sender of `outbound` is
     /// dropped (a clean close). What goes out is any message, or an
-    /// [`Outgoing`](crate::framing::Outgoing) frame, and a heartbeat whenever nothing
-    /// else went out for [`HEARTBEAT_EVERY`].
+    /// [`Outgoing`](crate::framing::Outgoing) frame, all that is queued going out in one
+    /// write (after the link's write window, if it has one), and a heartbeat whenever
+    /// nothing else went out for [`HEARTBEAT_EVERY`].
     pub async fn run<Out, Handled>(
         self,
         mut outbound: mpsc::Receiver<Out>,
@@ -249,7 +264,7 @@ impl<In: DeserializeOwned> Link<In> {
         WireCodec<In>: Encoder<Out, Error = WireError>,
         Handled: Future<Output = Result<(), LinkError>>,
     {
-        let Self { reader, mut writer, frame_deadline, peer_silence } = self;
+        let Self { reader, mut writer, frame_deadline, peer_silence, write_window } = self;
         let write = async move {
             let mut our_silence = Silence::new(HEARTBEAT_EVERY);
             loop {
@@ -268,6 +283,10 @@ impl<In: DeserializeOwned> Link<In> {
                         continue;
                     }
                 };
+                if !write_window.is_zero() {
+                    // What else is queued meanwhile goes in the same write.
+                    tokio::time::sleep(write_window).await;
+                }
                 let batch = async {
                     writer.feed(message).await?;
                     // Everything already queued goes out in the same flush: one syscall a tick.
@@ -291,7 +310,7 @@ impl<In: DeserializeOwned> Link<In> {
     /// they are, for a link that is not sealed (a player's); `None` for a sealed one,
     /// whose bytes only its codec may write.
     pub fn into_plain(self) -> Option<(LinkReader<In>, OwnedWriteHalf)> {
-        let Self { reader, writer, frame_deadline, peer_silence } = self;
+        let Self { reader, writer, frame_deadline, peer_silence, .. } = self;
         if writer.encoder().is_sealed() || !writer.write_buffer().is_empty() {
             return None;
         }
@@ -561,5 +580,48 @@ where
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing::encoded_frame;
+    use crate::ids::ProxyId;
+    use crate::protocol::{ClientToProxy, ProxyToClient};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// What is queued within a link's write window of the first message goes out with
+    /// it, in one write; the first waits out the window.
+    #[tokio::test]
+    async fn messages_queued_within_the_write_window_go_out_in_one_write() {
+        const WINDOW: Duration = Duration::from_secs(1);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // The peer speaks raw bytes, to see where one write ends.
+        let mut raw = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        raw.write_all(&encoded_frame(&Hello::new(Role::Client)).unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let hello = Hello::new(Role::Proxy(ProxyId(1)));
+        let (link, _) = Link::<ClientToProxy>::open(stream, Door::Public, hello.clone(), None).await.unwrap();
+        let mut theirs = vec![0; encoded_frame(&hello).unwrap().len()];
+        raw.read_exact(&mut theirs).await.unwrap();
+        let (outbound, queue) = Outbound::channel();
+        let running = tokio::spawn(link.with_write_window(WINDOW).run(queue, |_| std::future::ready(Ok(()))));
+
+        let queued = Instant::now();
+        outbound.send(ProxyToClient::ChatThrottled).unwrap();
+        // Well within the window, even on a busy machine.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        outbound.send(ProxyToClient::SessionGone).unwrap();
+        let mut first_write = vec![0; 1024];
+        let read = raw.read(&mut first_write).await.unwrap();
+        assert!(queued.elapsed() >= WINDOW, "the first message waited out the window");
+        let both = [
+            encoded_frame(&ProxyToClient::ChatThrottled).unwrap(),
+            encoded_frame(&ProxyToClient::SessionGone).unwrap(),
+        ];
+        assert_eq!(first_write[..read], both.concat(), "both messages in the first write");
+        drop(outbound);
+        running.await.unwrap().unwrap();
     }
 }
