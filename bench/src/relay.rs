@@ -22,7 +22,7 @@ use tessera_shared::cluster::{ClusterConfig, Listener};
 use tessera_shared::framing::{FrameCodec, Heartbeat, Outgoing, decode_body, encode_frame, encoded_frame};
 use tessera_shared::identity::{Identity, JoinChallenge};
 use tessera_shared::ids::{EntityId, ServerId};
-use tessera_shared::link::{Door, HEARTBEAT_EVERY, Link, Outbound, SendError, Side};
+use tessera_shared::link::{Door, Link, Outbound, PLAYER_HEARTBEAT_EVERY, SendError, Side};
 use tessera_shared::metrics as names;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::packing::Mentions;
@@ -335,10 +335,10 @@ async fn through_proxy(
 }
 
 /// Keeps a raw player's connection open and alive, as a player that reads and has
-/// nothing to say does: a heartbeat every [`HEARTBEAT_EVERY`] until the connection fails
-/// (dropping the write half would be leaving).
+/// nothing to say does: a heartbeat every [`PLAYER_HEARTBEAT_EVERY`] until the
+/// connection fails (dropping the write half would be leaving).
 async fn keep_beating(mut to: OwnedWriteHalf) {
-    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut every = tokio::time::interval(PLAYER_HEARTBEAT_EVERY);
     loop {
         every.tick().await;
         if to.write_all(&Heartbeat::FRAME).await.is_err() {

@@ -15,7 +15,6 @@ use crate::routing::{ClientRoute, RouteError, Routing, Session, Start};
 use crate::stats::Refusal;
 use crate::tickets::Tickets;
 use rand::Rng;
-use socket2::SockRef;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +36,28 @@ use tracing::{debug, info};
 /// Messages (inputs and chat lines) a player may send per second; a real player
 /// changes keys far less often, and its chat lines have a rate of their own far below.
 pub const MAX_INPUTS_PER_SEC: u32 = 60;
+
+/// How long what this end writes to a player may go unacknowledged before its host is
+/// taken for gone: a link's silence limit, counted on our writes instead of its client's,
+/// since a client says nothing while its player presses nothing
+/// (`tessera_shared::link::PLAYER_HEARTBEAT_EVERY`). This end writes to every player at
+/// least every other second (a frame, or a heartbeat after a second without one), so a
+/// host that vanished is noticed within 5 to 7 s.
+const UNACKNOWLEDGED_LIMIT: Duration = SILENCE_LIMIT;
+
+/// Has the kernel close `stream` once what we wrote to it stays unacknowledged for
+/// [`UNACKNOWLEDGED_LIMIT`] (`TCP_USER_TIMEOUT`).
+#[cfg(target_os = "linux")]
+fn notice_vanished_host(stream: &TcpStream) -> std::io::Result<()> {
+    socket2::SockRef::from(stream).set_tcp_user_timeout(Some(UNACKNOWLEDGED_LIMIT))
+}
+
+/// Where the kernel has no user timeout, a player's host that vanished is noticed only
+/// by its silence (`tessera_shared::link::PLAYER_SILENCE_LIMIT`).
+#[cfg(not(target_os = "linux"))]
+fn notice_vanished_host(_: &TcpStream) -> std::io::Result<()> {
+    Ok(())
+}
 
 /// Accepts players until `shutdown`, each connection admitted or closed at once, each
 /// admitted one served on a task of its own.
@@ -81,10 +102,7 @@ async fn serve(
     (tickets, store): (&Tickets, &Store),
     stopping: &CancellationToken,
 ) -> Result<(), LinkError> {
-    // Its client sends nothing while its player presses nothing (`PLAYER_HEARTBEAT_EVERY`),
-    // so a host that vanished is noticed by what this end writes: frames, or a heartbeat
-    // at least every second, which such a host leaves unacknowledged.
-    SockRef::from(&stream).set_tcp_user_timeout(Some(SILENCE_LIMIT)).map_err(WireError::Io)?;
+    notice_vanished_host(&stream).map_err(WireError::Io)?;
     let hello = Hello::new(Role::Proxy(settings.id));
     let link = match Link::<JoinRequest>::open(stream, Door::Public, hello, Some(&routing.stats.clients)).await? {
         (link, Role::Client) => link,

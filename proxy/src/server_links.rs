@@ -22,11 +22,12 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// How long the first message for a server after a quiet spell waits for others to go
-/// in the same write. Players' inputs come one by one, each its own write, and each
-/// write wakes the server's network thread, on a virtual machine at some 20 µs a
-/// wake-up; within 2 ms, those of a crowd go together. An input waits for its tick at
-/// the server anyway, with a tick of slack (`tessera_shared::protocol::INPUT_SLACK_TICKS`).
+/// How long each write to a server waits for more messages after its first. Players'
+/// inputs come one by one, each its own write, and each write wakes the server's network
+/// thread, on a virtual machine at some 20 µs a wake-up; within 2 ms, those of a crowd
+/// go together. An input waits for its tick at the server anyway, with a tick of slack
+/// (`tessera_shared::protocol::INPUT_SLACK_TICKS`). The link's queue holds far more than
+/// 2 ms of the most a proxy's players may send (`MAX_INPUTS_PER_SEC` each).
 const INPUT_WRITE_WINDOW: Duration = Duration::from_millis(2);
 
 /// Keeps a link to `server` up until `shutdown`.

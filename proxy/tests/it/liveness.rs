@@ -1,9 +1,9 @@
 //! A player's liveness at the proxy. Its client says nothing while its player presses
 //! nothing (a heartbeat only every `PLAYER_HEARTBEAT_EVERY`), so a player quiet for longer
 //! than a link's silence limit plays on; and a player whose host vanishes, its network
-//! cut without a word, is still noticed within that limit, by what the proxy writes to it
-//! going unacknowledged. The host is a network namespace of the test's own, joined to
-//! this one by a veth pair, whose end there is then set down.
+//! cut without a word, is still noticed in seconds, by what the proxy writes to it
+//! going unacknowledged. The proxy's side and the player's host are network namespaces
+//! of the test's own, joined by a veth pair whose end at the player is then set down.
 
 use crate::stand_in::{DEADLINE, TestProxy, join, wait_for};
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
@@ -26,16 +26,25 @@ async fn a_player_pressing_nothing_plays_on_past_the_links_silence_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_whose_host_vanished_is_gone_within_the_silence_limit() {
-    let host = Host::new();
-    let players = std::net::TcpListener::bind((host.ours, 0)).unwrap();
+    let hosts = Hosts::new();
+    // The proxy runs here, but takes players on a socket of its side of the cable.
+    let players = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                hosts.enter(&hosts.proxy_side);
+                std::net::TcpListener::bind((Hosts::PROXY_ADDRESS, 0)).unwrap()
+            })
+            .join()
+            .unwrap()
+    });
     let proxy = TestProxy::start_for(ProxyLimits::DEFAULT, players).await;
     let (joined, held) = std::sync::mpsc::channel();
     let (done, finish) = std::sync::mpsc::channel::<()>();
     let address = proxy.players;
-    let namespace = host.namespace_file();
-    // The player's thread lives in the host's namespace: its socket is the host's.
+    let player_side = hosts.namespace_file(&hosts.player_side);
+    // The player's thread lives on the far host: its socket is that host's.
     let player = std::thread::spawn(move || {
-        move_into_link_name_space(namespace.as_fd(), Some(LinkNameSpaceType::Network)).expect("entering the host");
+        move_into_link_name_space(player_side.as_fd(), Some(LinkNameSpaceType::Network)).expect("entering the host");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let far = runtime.block_on(join(address, "far"));
         joined.send(()).unwrap();
@@ -46,7 +55,7 @@ async fn a_player_whose_host_vanished_is_gone_within_the_silence_limit() {
     held.recv_timeout(DEADLINE).expect("the far player joins");
     wait_for("the proxy to count the far player", || proxy.players_playing() == 1).await;
 
-    host.cut();
+    hosts.cut();
     let cut = Instant::now();
     wait_for("the proxy to drop the vanished player", || proxy.players_playing() == 0).await;
     let noticed = cut.elapsed();
@@ -59,60 +68,97 @@ async fn a_player_whose_host_vanished_is_gone_within_the_silence_limit() {
     player.join().unwrap();
 }
 
-/// A host of the test's own: a network namespace linked to this one by a veth pair, its
-/// two ends a /30 of the benchmarking range (198.18.0.0/15) picked by the process id, so
-/// that no other run's pair can answer for it. Removed when dropped.
-struct Host {
-    namespace: String,
-    inside: String,
-    /// The address of this end of the pair.
-    ours: Ipv4Addr,
+/// Two network namespaces of the test's own, the proxy's side and the player's host,
+/// joined by a veth pair, a cable with an address at each end: nothing of this
+/// machine's own network is touched, so the addresses can be any. Named for the
+/// process, and removed when dropped.
+struct Hosts {
+    proxy_side: String,
+    player_side: String,
+    /// The player's end of the cable.
+    player_end: String,
 }
 
-impl Host {
+impl Hosts {
+    const PROXY_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const PLAYER_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
     fn new() -> Self {
         let tag = std::process::id();
-        let block = u32::from(Ipv4Addr::new(198, 18, 0, 0)) + (tag % (1 << 15)) * 4;
-        let (ours, its) = (Ipv4Addr::from(block + 1), Ipv4Addr::from(block + 2));
-        let host = Self { namespace: format!("tessera-test-{tag}"), inside: format!("tti{tag}"), ours };
-        let outside = format!("tto{tag}");
-        ip(&["netns", "add", &host.namespace]);
-        ip(&["link", "add", &outside, "type", "veth", "peer", "name", &host.inside, "netns", &host.namespace]);
-        ip(&["addr", "add", &format!("{ours}/30"), "dev", &outside]);
-        ip(&["link", "set", &outside, "up"]);
-        ip(&["-n", &host.namespace, "addr", "add", &format!("{its}/30"), "dev", &host.inside]);
-        ip(&["-n", &host.namespace, "link", "set", &host.inside, "up"]);
-        host
+        let hosts = Self {
+            proxy_side: format!("tessera-test-{tag}-proxy"),
+            player_side: format!("tessera-test-{tag}-player"),
+            player_end: format!("ttp{tag}"),
+        };
+        let proxy_end = format!("tto{tag}");
+        for namespace in [&hosts.proxy_side, &hosts.player_side] {
+            // Left by a run killed with this process id, if any.
+            quietly_ip(&["netns", "del", namespace]);
+            ip(&["netns", "add", namespace]);
+        }
+        let (proxy, player) = (&hosts.proxy_side, &hosts.player_side);
+        ip(&[
+            "-n",
+            proxy,
+            "link",
+            "add",
+            &proxy_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &hosts.player_end,
+            "netns",
+            player,
+        ]);
+        ip(&["-n", proxy, "addr", "add", &format!("{}/30", Self::PROXY_ADDRESS), "dev", &proxy_end]);
+        ip(&["-n", proxy, "link", "set", &proxy_end, "up"]);
+        ip(&["-n", player, "addr", "add", &format!("{}/30", Self::PLAYER_ADDRESS), "dev", &hosts.player_end]);
+        ip(&["-n", player, "link", "set", &hosts.player_end, "up"]);
+        hosts
     }
 
-    fn namespace_file(&self) -> std::fs::File {
-        std::fs::File::open(format!("/run/netns/{}", self.namespace)).expect("the host's namespace")
+    fn namespace_file(&self, namespace: &str) -> std::fs::File {
+        std::fs::File::open(format!("/run/netns/{namespace}")).expect("the host's namespace")
     }
 
-    /// Its network is cut: nothing it is sent arrives, and it says nothing, not even goodbye.
+    /// Moves the calling thread into `namespace`: what it opens from now on is there.
+    fn enter(&self, namespace: &str) {
+        let file = self.namespace_file(namespace);
+        move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network)).expect("entering a namespace");
+    }
+
+    /// The player's network is cut: nothing it is sent arrives, and it says nothing,
+    /// not even goodbye.
     fn cut(&self) {
-        ip(&["-n", &self.namespace, "link", "set", &self.inside, "down"]);
+        ip(&["-n", &self.player_side, "link", "set", &self.player_end, "down"]);
     }
 }
 
-impl Drop for Host {
+impl Drop for Hosts {
     fn drop(&mut self) {
-        // The pair goes first, both ends at once: the namespace itself lingers while a
-        // socket in it still tries to say goodbye over the cut link, and its end of the
-        // pair with it, our address on this one's.
-        let _ = Command::new("ip").args(["-n", &self.namespace, "link", "del", &self.inside]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.namespace]).status();
+        // The cable goes first, both ends at once: a namespace lingers while a socket in
+        // it still tries to say goodbye over the cut cable.
+        quietly_ip(&["-n", &self.player_side, "link", "del", &self.player_end]);
+        quietly_ip(&["netns", "del", &self.player_side]);
+        quietly_ip(&["netns", "del", &self.proxy_side]);
     }
 }
 
 fn ip(args: &[&str]) {
     let output = Command::new("ip").args(args).output().unwrap_or_else(|err| {
-        panic!("running `ip`: {err}; this test makes a network namespace: install iproute2 (.ci/run does)")
+        panic!("running `ip`: {err}; this test makes network namespaces: install iproute2 (.ci/run does)")
     });
     assert!(
         output.status.success(),
-        "`ip {}` failed: {}; making a network namespace needs root (CI runs as root)",
+        "`ip {}` failed: {}; making network namespaces takes CAP_SYS_ADMIN and CAP_NET_ADMIN: run the \
+         tests as root (CI does)",
         args.join(" "),
         String::from_utf8_lossy(&output.stderr).trim()
     );
+}
+
+/// `ip` for cleaning up: what is not there to remove is no matter.
+fn quietly_ip(args: &[&str]) {
+    let _ = Command::new("ip").args(args).output();
 }

@@ -7,6 +7,7 @@
 mod cli;
 mod fuzz_seeds;
 mod limits;
+#[cfg(target_os = "linux")]
 mod liveness;
 #[path = "../../../shared/tests/it/seeds.rs"]
 mod seeds;

@@ -131,8 +131,8 @@ pub struct Link<In> {
     /// Since the peer was last heard from, across calls to [`Link::recv`]: it is gone
     /// after [`SILENCE_LIMIT`], or the limit set by [`Link::with_silence_limit`].
     peer_silence: Silence,
-    /// How long [`Link::run`] holds the first message queued after a quiet spell for
-    /// others to join its write ([`Link::with_write_window`]); none unless set.
+    /// How long [`Link::run`] holds each write after the first message it carries was
+    /// taken, for others to join it ([`Link::with_write_window`]); none unless set.
     write_window: Duration,
 }
 
@@ -219,10 +219,11 @@ impl<In: DeserializeOwned> Link<In> {
         self
     }
 
-    /// How long [`Link::run`] holds the first message queued after a quiet spell, so that
-    /// those queued within `window` of it go out in the same write: for a link whose
-    /// messages come one by one from many senders (a proxy's inputs to a server), each
-    /// write of which wakes the peer. Nothing is held unless set.
+    /// How long [`Link::run`] holds each write after taking its first message, so that
+    /// those queued within `window` of it go out with it: for a link whose messages come
+    /// one by one from many senders (a proxy's inputs to a server), each write of which
+    /// wakes the peer. A link's writes are then `window` apart at least, and its queue
+    /// must hold what comes in that time. Nothing is held unless set.
     pub fn with_write_window(mut self, window: Duration) -> Self {
         self.write_window = window;
         self
