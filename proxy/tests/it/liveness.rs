@@ -31,7 +31,7 @@ async fn a_player_whose_host_vanished_is_gone_within_the_silence_limit() {
     let players = std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                hosts.enter(&hosts.proxy_side);
+                enter(&Hosts::namespace_file(&hosts.proxy_side));
                 std::net::TcpListener::bind((Hosts::PROXY_ADDRESS, 0)).unwrap()
             })
             .join()
@@ -41,10 +41,10 @@ async fn a_player_whose_host_vanished_is_gone_within_the_silence_limit() {
     let (joined, held) = std::sync::mpsc::channel();
     let (done, finish) = std::sync::mpsc::channel::<()>();
     let address = proxy.players;
-    let player_side = hosts.namespace_file(&hosts.player_side);
+    let player_side = Hosts::namespace_file(&hosts.player_side);
     // The player's thread lives on the far host: its socket is that host's.
     let player = std::thread::spawn(move || {
-        move_into_link_name_space(player_side.as_fd(), Some(LinkNameSpaceType::Network)).expect("entering the host");
+        enter(&player_side);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let far = runtime.block_on(join(address, "far"));
         joined.send(()).unwrap();
@@ -118,14 +118,8 @@ impl Hosts {
         hosts
     }
 
-    fn namespace_file(&self, namespace: &str) -> std::fs::File {
+    fn namespace_file(namespace: &str) -> std::fs::File {
         std::fs::File::open(format!("/run/netns/{namespace}")).expect("the host's namespace")
-    }
-
-    /// Moves the calling thread into `namespace`: what it opens from now on is there.
-    fn enter(&self, namespace: &str) {
-        let file = self.namespace_file(namespace);
-        move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network)).expect("entering a namespace");
     }
 
     /// The player's network is cut: nothing it is sent arrives, and it says nothing,
@@ -143,6 +137,12 @@ impl Drop for Hosts {
         quietly_ip(&["netns", "del", &self.player_side]);
         quietly_ip(&["netns", "del", &self.proxy_side]);
     }
+}
+
+/// Moves the calling thread into the network namespace `namespace` holds: what it opens
+/// from now on is there.
+fn enter(namespace: &std::fs::File) {
+    move_into_link_name_space(namespace.as_fd(), Some(LinkNameSpaceType::Network)).expect("entering a namespace");
 }
 
 fn ip(args: &[&str]) {

@@ -49,9 +49,9 @@ pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 /// How long a player's client says nothing before it sends a heartbeat. A player who
 /// presses nothing is the common case, and thousands of heartbeats a second would each
 /// cost the client a write and its proxy a read, for nothing TCP does not already say:
-/// the proxy writes to every player at least every [`HEARTBEAT_EVERY`], and its socket
-/// gives up on a host that leaves those writes unacknowledged for [`SILENCE_LIMIT`]
-/// (`TCP_USER_TIMEOUT`).
+/// the proxy writes to every player at least every other second (a heartbeat after each
+/// [`HEARTBEAT_EVERY`] without a frame), and on Linux its socket gives up on a host that
+/// leaves those writes unacknowledged for [`SILENCE_LIMIT`] (`TCP_USER_TIMEOUT`).
 pub const PLAYER_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// How long a proxy hears nothing from a player before it takes the player for gone:
 /// for a client whose host still acknowledges what it is sent but whose program has
