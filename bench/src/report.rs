@@ -277,7 +277,7 @@ impl StepReport {
 
     pub fn table_header() -> String {
         format!(
-            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17} {:>17}  {}",
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17} {:>17}  {}",
             "bots",
             "joined",
             "tick p99",
@@ -285,6 +285,7 @@ impl StepReport {
             "due+ p50",
             "due+ p99",
             "echo p99",
+            "read p99",
             "KB/s/bot",
             "B/ent",
             "ent upd/s",
@@ -309,7 +310,7 @@ impl StepReport {
         let [servers_cpu, proxies_cpu, bots_cpu] =
             by_kind(&self.servers, &self.proxies, &self.bots_process, |p| p.cpu_percent);
         format!(
-            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17} {:>17}  {}",
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17} {:>17}  {}",
             self.bots,
             swarm.bots_still_connected,
             self.worst_tick_p99_ms,
@@ -317,6 +318,7 @@ impl StepReport {
             swarm.echo_past_due_ms.p50,
             swarm.echo_past_due_ms.p99,
             swarm.echo_latency_ms.p99,
+            swarm.read_after_arrival_ms.p99,
             swarm.bytes_per_bot_per_sec / 1000.0,
             swarm.wire_bytes_per_entity_update,
             swarm.entity_updates_per_sec,

@@ -91,6 +91,11 @@ pub struct Player {
     pub smoothness: Smoothness,
     /// The player's end of its link: what unpacks each update.
     unpacker: UpdateUnpacker,
+    /// When the latest update reached the player's host: as the kernel stamped it where
+    /// it can ([`tessera_shared::link::arrival`]), else when it was read. A swarm's bots
+    /// measure their echoes to it, so that what a frame waited for their shared thread
+    /// is not counted as the cluster's.
+    pub update_arrived: Option<std::time::Instant>,
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
@@ -171,7 +176,7 @@ impl Player {
         };
         let ticket = resume.as_ref().map(|resume| resume.ticket.clone());
         link.send(JoinRequest::sign(identity, &challenge, name, ticket)).await?;
-        let mut link = link.retype::<ProxyToClient>();
+        let mut link = link.retype::<ProxyToClient>().stamping_arrivals();
         let welcome = match tokio::time::timeout(WELCOME_TIMEOUT, link.recv()).await {
             Err(_) => return Err(PlayerError::NoWelcome(WELCOME_TIMEOUT)),
             Ok(message) => match message? {
@@ -215,6 +220,7 @@ impl Player {
             prediction,
             smoothness: Smoothness::default(),
             unpacker,
+            update_arrived: None,
         })
     }
 
@@ -302,6 +308,7 @@ impl Player {
                     self.unacked.pop_front();
                 }
                 let (you, your_tick, now) = (update.you, update.your_tick, std::time::Instant::now());
+                self.update_arrived = Some(self.link.last_arrival().map_or(now, |arrived| arrived.min(now)));
                 let handoffs = self.view.handoffs;
                 // An input late for its tick: the server's state is as of a tick at or
                 // past that of an input still unapplied (the server went on without it),

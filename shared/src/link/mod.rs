@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod alarm;
+pub mod arrival;
 pub mod codec;
 pub mod seal;
 
@@ -18,6 +19,7 @@ use crate::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, Hello, PROTO
 use crate::protocol::verify::Violation;
 use crate::secret::ClusterSecret;
 use alarm::Silence;
+use arrival::ArrivalReader;
 use codec::{LinkCodec, Read};
 use futures_util::{SinkExt, StreamExt};
 pub use seal::Side;
@@ -26,7 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -125,7 +127,7 @@ pub enum Door<'a> {
 
 /// A framed connection past its handshake, receiving `In`.
 pub struct Link<In> {
-    reader: FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
+    reader: FramedRead<ArrivalReader, LinkCodec<WireCodec<In>>>,
     writer: FramedWrite<OwnedWriteHalf, LinkCodec<WireCodec<In>>>,
     frame_deadline: Duration,
     /// Since the peer was last heard from, across calls to [`Link::recv`]: it is gone
@@ -162,7 +164,10 @@ impl<In: DeserializeOwned + Bounded> Link<In> {
             let (read, write) = stream.into_split();
             let (bytes_in, bytes_out) = (traffic.map(|t| t.bytes_in.clone()), traffic.map(|t| t.bytes_out.clone()));
             let mut link = Link {
-                reader: FramedRead::new(read, LinkCodec::new(WireCodec::<Hello>::default(), reading, bytes_in)),
+                reader: FramedRead::new(
+                    ArrivalReader::new(read),
+                    LinkCodec::new(WireCodec::<Hello>::default(), reading, bytes_in),
+                ),
                 writer: FramedWrite::new(write, LinkCodec::new(WireCodec::<Hello>::default(), writing, bytes_out)),
                 frame_deadline: FRAME_DEADLINE,
                 peer_silence: Silence::new(SILENCE_LIMIT),
@@ -227,6 +232,19 @@ impl<In: DeserializeOwned> Link<In> {
     pub fn with_write_window(mut self, window: Duration) -> Self {
         self.write_window = window;
         self
+    }
+
+    /// Has the kernel stamp when what the link reads arrived, where it can
+    /// ([`arrival`]): see [`Link::last_arrival`].
+    pub fn stamping_arrivals(mut self) -> Self {
+        self.reader.get_mut().stamp();
+        self
+    }
+
+    /// When the last bytes read reached the socket, on a link
+    /// [stamping arrivals](Link::stamping_arrivals) where the kernel can stamp them.
+    pub fn last_arrival(&self) -> Option<std::time::Instant> {
+        self.reader.get_ref().last_arrival()
     }
 
     pub async fn recv(&mut self) -> Result<In, LinkError> {
@@ -321,7 +339,7 @@ impl<In: DeserializeOwned> Link<In> {
 
 /// The reading half of a link (see [`Link::into_plain`]).
 pub struct LinkReader<In> {
-    reader: FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
+    reader: FramedRead<ArrivalReader, LinkCodec<WireCodec<In>>>,
     frame_deadline: Duration,
     peer_silence: Silence,
 }
@@ -344,7 +362,7 @@ impl<In: DeserializeOwned> LinkReader<In> {
 /// from (a frame or a heartbeat at least as often as `peer_silence` allows, each
 /// breaking it), then at most `deadline` for the rest of it.
 async fn next_frame<In: DeserializeOwned>(
-    reader: &mut FramedRead<OwnedReadHalf, LinkCodec<WireCodec<In>>>,
+    reader: &mut FramedRead<ArrivalReader, LinkCodec<WireCodec<In>>>,
     deadline: Duration,
     peer_silence: &mut Silence,
 ) -> Result<In, LinkError> {
@@ -592,20 +610,28 @@ mod tests {
     use crate::protocol::{ClientToProxy, ProxyToClient};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// A link open to a peer that speaks raw bytes, past the handshake on both ends.
+    async fn link_to_raw_peer<In: DeserializeOwned + Bounded>() -> (Link<In>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut raw = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        // Each write goes at once, as a link's do.
+        raw.set_nodelay(true).unwrap();
+        raw.write_all(&encoded_frame(&Hello::new(Role::Client)).unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let hello = Hello::new(Role::Proxy(ProxyId(1)));
+        let (link, _) = Link::<In>::open(stream, Door::Public, hello.clone(), None).await.unwrap();
+        let mut theirs = vec![0; encoded_frame(&hello).unwrap().len()];
+        raw.read_exact(&mut theirs).await.unwrap();
+        (link, raw)
+    }
+
     /// What is queued within a link's write window of the first message goes out with
     /// it, in one write; the first waits out the window.
     #[tokio::test]
     async fn messages_queued_within_the_write_window_go_out_in_one_write() {
         const WINDOW: Duration = Duration::from_secs(1);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         // The peer speaks raw bytes, to see where one write ends.
-        let mut raw = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        raw.write_all(&encoded_frame(&Hello::new(Role::Client)).unwrap()).await.unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
-        let hello = Hello::new(Role::Proxy(ProxyId(1)));
-        let (link, _) = Link::<ClientToProxy>::open(stream, Door::Public, hello.clone(), None).await.unwrap();
-        let mut theirs = vec![0; encoded_frame(&hello).unwrap().len()];
-        raw.read_exact(&mut theirs).await.unwrap();
+        let (link, mut raw) = link_to_raw_peer::<ClientToProxy>().await;
         let (outbound, queue) = Outbound::channel();
         let running = tokio::spawn(link.with_write_window(WINDOW).run(queue, |_| std::future::ready(Ok(()))));
 
@@ -624,5 +650,36 @@ mod tests {
         assert_eq!(first_write[..read], both.concat(), "both messages in the first write");
         drop(outbound);
         running.await.unwrap().unwrap();
+    }
+
+    /// A link stamping arrivals says when a frame reached its socket, not when it was
+    /// read: a frame left waiting while its reader was busy elsewhere arrived when sent.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_stamping_link_says_when_a_frame_arrived_not_when_it_was_read() {
+        const LEFT_WAITING: Duration = Duration::from_millis(200);
+        let (link, mut raw) = link_to_raw_peer::<ProxyToClient>().await;
+        let mut link = link.stamping_arrivals();
+        let frame = encoded_frame(&ProxyToClient::ChatThrottled).unwrap();
+        // The kernel turns stamping on for the host a moment after the first socket
+        // asks: until then, reads are unstamped.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while link.last_arrival().is_none() {
+            assert!(Instant::now() < deadline, "no read stamped within 10 s");
+            raw.write_all(&frame).await.unwrap();
+            link.recv().await.unwrap();
+        }
+        let sent = std::time::Instant::now();
+        raw.write_all(&frame).await.unwrap();
+        // On loopback the frame is in the link's socket once the write returns.
+        tokio::time::sleep(LEFT_WAITING).await;
+        let read_from = std::time::Instant::now();
+        assert!(matches!(link.recv().await.unwrap(), ProxyToClient::ChatThrottled));
+        let arrived = link.last_arrival().expect("the read was stamped");
+        // The host's clock and the monotonic one agree to well within a millisecond.
+        let slack = Duration::from_millis(1);
+        assert!(arrived + slack >= sent, "arrived {:?} before it was sent", sent - arrived);
+        let waited = read_from.saturating_duration_since(arrived);
+        assert!(waited + slack >= LEFT_WAITING, "stamped only {waited:?} before it was read");
     }
 }

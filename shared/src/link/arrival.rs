@@ -1,0 +1,153 @@
+//! When what a link reads arrived. A link reads its socket through an
+//! [`ArrivalReader`], which, when asked to ([`ArrivalReader::stamp`]), has the kernel
+//! stamp each read with when its last bytes reached the socket (`SO_TIMESTAMPNS`, on
+//! Linux). A swarm's bots need it: a thousand bots share a thread, a frame can wait in
+//! its socket while the thread reads the others that came in the same tick, and a
+//! player's echo is measured to when its update reached the player's host, not to when
+//! a shared thread got round to it (a player's client has its host to itself).
+//! Elsewhere, and on a link not stamped, nothing is stamped and reads are plain. (The
+//! kernel starts stamping for the whole host a moment after the first socket asks, so
+//! the first reads after may be unstamped too.)
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::tcp::OwnedReadHalf;
+
+/// A link's socket, reading half (see the module).
+#[derive(Debug)]
+pub struct ArrivalReader {
+    socket: OwnedReadHalf,
+    #[cfg(target_os = "linux")]
+    stamps: Option<stamped::Stamps>,
+}
+
+impl ArrivalReader {
+    pub fn new(socket: OwnedReadHalf) -> Self {
+        Self {
+            socket,
+            #[cfg(target_os = "linux")]
+            stamps: None,
+        }
+    }
+
+    /// Has the kernel stamp each read from now on, where it can (Linux); elsewhere, or
+    /// should the socket refuse, reads stay unstamped.
+    pub fn stamp(&mut self) {
+        #[cfg(target_os = "linux")]
+        match stamped::Stamps::on(&self.socket) {
+            Ok(stamps) => self.stamps = Some(stamps),
+            Err(error) => tracing::debug!("reads are not stamped: {error}"),
+        }
+    }
+
+    /// When the last bytes read so far reached the socket, if reads are stamped and any
+    /// were read since.
+    pub fn last_arrival(&self) -> Option<Instant> {
+        #[cfg(target_os = "linux")]
+        return self.stamps.as_ref().and_then(|stamps| stamps.last);
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+}
+
+impl AsyncRead for ArrivalReader {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        #[cfg(target_os = "linux")]
+        if let Some(stamps) = &mut this.stamps {
+            return stamps.poll_read(&this.socket, cx, buf);
+        }
+        Pin::new(&mut this.socket).poll_read(cx, buf)
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod stamped {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+    use nix::sys::time::TimeSpec;
+    use std::io::{self, IoSliceMut};
+    use std::os::fd::AsRawFd;
+    use std::task::{Context, Poll, ready};
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    use tokio::io::{Interest, ReadBuf};
+    use tokio::net::tcp::OwnedReadHalf;
+
+    /// The most one read takes: a tick's frame is a few hundred bytes, and each read
+    /// zeroes the room it offers first.
+    const MOST_A_READ: usize = 4096;
+
+    /// A stamped socket's control-message room, and the last stamp read.
+    #[derive(Debug)]
+    pub(super) struct Stamps {
+        control: Vec<u8>,
+        pub(super) last: Option<Instant>,
+    }
+
+    impl Stamps {
+        pub(super) fn on(socket: &OwnedReadHalf) -> io::Result<Self> {
+            setsockopt(socket.as_ref(), sockopt::ReceiveTimestampns, &true)?;
+            Ok(Self { control: nix::cmsg_space!(TimeSpec), last: None })
+        }
+
+        pub(super) fn poll_read(
+            &mut self,
+            socket: &OwnedReadHalf,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let stream = socket.as_ref();
+            if buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            loop {
+                ready!(stream.poll_read_ready(cx))?;
+                let room = buf.remaining().min(MOST_A_READ);
+                let unfilled = buf.initialize_unfilled_to(room);
+                let mut drained = None;
+                let read = stream.try_io(Interest::READABLE, || {
+                    let mut iov = [IoSliceMut::new(unfilled)];
+                    let message =
+                        recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut self.control), MsgFlags::empty())?;
+                    // A control message cut short leaves the read unstamped, not lost.
+                    let stamp = message.cmsgs().ok().and_then(|mut controls| {
+                        controls.find_map(|control| match control {
+                            ControlMessageOwned::ScmTimestampns(at) => Some(at),
+                            _ => None,
+                        })
+                    });
+                    let read = (message.bytes, stamp);
+                    if message.bytes > 0 && message.bytes < room {
+                        // Less than there was room for: the socket is empty. Said as
+                        // "would block" so that tokio clears its readiness now (as its
+                        // own reads do), rather than after one more call finds nothing.
+                        drained = Some(read);
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    Ok(read)
+                });
+                let (bytes, stamp) = match (read, drained) {
+                    (_, Some(read)) | (Ok(read), None) => read,
+                    (Err(error), None) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                    (Err(error), None) => return Poll::Ready(Err(error)),
+                };
+                buf.advance(bytes);
+                if let Some(at) = stamp {
+                    self.last = Some(instant_of(at));
+                }
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+
+    /// The instant a stamp of the host's clock stands for: as long before now as the
+    /// stamp is before the host's clock now (never after now).
+    fn instant_of(stamp: TimeSpec) -> Instant {
+        let stamp = UNIX_EPOCH + Duration::from(stamp);
+        let ago = SystemTime::now().duration_since(stamp).unwrap_or_default();
+        let now = Instant::now();
+        now.checked_sub(ago).unwrap_or(now)
+    }
+}
