@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tessera_player::smoothness::SmoothnessSeen;
-use tessera_player::{Conditioner, Player, PlayerError, Rejoin};
+use tessera_player::{Conditioner, Player, PlayerError, Rejoin, WorldView};
 use tessera_shared::identity::Identity;
 use tessera_shared::link::Traffic;
 use tessera_shared::protocol::{MAX_UPDATE_EVERY, most_quiet_ticks};
@@ -449,8 +449,7 @@ impl Bot {
         let mut smoothness = SmoothnessSeen::default();
         let (mut updates, mut entity_updates, mut entity_states) = (0u64, 0u64, 0u64);
         let (mut inputs_in_window, mut handoffs, mut resumes) = (0u32, 0u32, 0u32);
-        // Entity states, handoffs and the tick seen so far, to count those of each update.
-        let mut seen = (player.view.states_received, player.view.handoffs, player.view.tick);
+        let mut seen = Seen::of(&player.view);
         // Bots look around at different moments, as people do.
         let first_look = Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>());
         let mut steer = tokio::time::interval_at(first_look, STEER_EVERY);
@@ -502,6 +501,8 @@ impl Bot {
                         self.outages.begin(OutageCause::RegionOffline);
                         None
                     }
+                    // A chat line: nothing of the world to count.
+                    Ok(false) if player.view.updates == seen.updates => None,
                     Ok(false) => {
                         let view = &player.view;
                         self.outages.end();
@@ -509,14 +510,14 @@ impl Bot {
                         // Echoes end where the update reached the bot's host, not where
                         // the bots' thread got round to it.
                         let arrived = player.update_arrived.map_or(now, Instant::from_std);
-                        let (new_states, new_handoffs) = (view.states_received - seen.0, view.handoffs - seen.1);
+                        let (new_states, new_handoffs) = (view.states_received - seen.states, view.handoffs - seen.handoffs);
                         // An update tells of every tick since the last (the quiet ones
                         // told nothing new); after a handoff, ticks count afresh.
                         let ticks = match new_handoffs {
-                            0 => view.tick.saturating_sub(seen.2).clamp(1, u64::from(most_quiet_ticks(MAX_UPDATE_EVERY))),
+                            0 => view.tick.saturating_sub(seen.tick).clamp(1, u64::from(most_quiet_ticks(MAX_UPDATE_EVERY))),
                             _ => 1,
                         };
-                        seen = (view.states_received, view.handoffs, view.tick);
+                        seen = Seen::of(view);
                         while sent.front().is_some_and(|&(seq, _, _)| seq <= view.last_input) {
                             let (_, at, due) = sent.pop_front().expect("checked non-empty");
                             if self.window.contains(at) {
@@ -542,7 +543,7 @@ impl Bot {
             match self.resume(&player, lost).await {
                 Ok(resumed) => {
                     player = resumed;
-                    seen = (player.view.states_received, player.view.handoffs, player.view.tick);
+                    seen = Seen::of(&player.view);
                     resumes += 1;
                 }
                 Err(err) => {
@@ -579,6 +580,21 @@ impl Bot {
             outages: self.outages.finish(),
             chat,
         })
+    }
+}
+
+/// What a bot's view had received when it last counted: the updates, entity states and
+/// handoffs, and the tick, so that each update's own are counted.
+struct Seen {
+    updates: u64,
+    states: u64,
+    handoffs: u32,
+    tick: u64,
+}
+
+impl Seen {
+    fn of(view: &WorldView) -> Self {
+        Self { updates: view.updates, states: view.states_received, handoffs: view.handoffs, tick: view.tick }
     }
 }
 

@@ -25,6 +25,7 @@ pub struct ArrivalReader {
 }
 
 impl ArrivalReader {
+    /// Reads `socket`, unstamped until [`ArrivalReader::stamp`].
     pub fn new(socket: OwnedReadHalf) -> Self {
         Self {
             socket,
@@ -43,8 +44,8 @@ impl ArrivalReader {
         }
     }
 
-    /// When the last bytes read so far reached the socket, if reads are stamped and any
-    /// were read since.
+    /// When the last bytes read so far reached the socket, if reads are stamped and the
+    /// last read was.
     pub fn last_arrival(&self) -> Option<Instant> {
         #[cfg(target_os = "linux")]
         return self.stamps.as_ref().and_then(|stamps| stamps.last);
@@ -134,8 +135,9 @@ mod stamped {
                     (Err(error), None) => return Poll::Ready(Err(error)),
                 };
                 buf.advance(bytes);
-                if let Some(at) = stamp {
-                    self.last = Some(instant_of(at));
+                if bytes > 0 {
+                    // Unstamped, it arrived when it is read, as far as anyone can say.
+                    self.last = stamp.map(instant_of);
                 }
                 return Poll::Ready(Ok(()));
             }
