@@ -318,7 +318,7 @@ impl StepReport {
             swarm.echo_past_due_ms.p50,
             swarm.echo_past_due_ms.p99,
             swarm.echo_latency_ms.p99,
-            swarm.read_after_arrival_ms.p99,
+            swarm.read_lag_ms.p99,
             swarm.bytes_per_bot_per_sec / 1000.0,
             swarm.wire_bytes_per_entity_update,
             swarm.entity_updates_per_sec,

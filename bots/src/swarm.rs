@@ -508,8 +508,9 @@ impl Bot {
                         self.outages.end();
                         let now = Instant::now();
                         // Echoes end where the update reached the bot's host, not where
-                        // the bots' thread got round to it.
-                        let arrived = player.update_arrived.map_or(now, Instant::from_std);
+                        // the bots' thread got round to it (unless the read was unstamped).
+                        let stamped = player.update_arrived.map(Instant::from_std);
+                        let arrived = stamped.unwrap_or(now);
                         let (new_states, new_handoffs) = (view.states_received - seen.states, view.handoffs - seen.handoffs);
                         // An update tells of every tick since the last (the quiet ones
                         // told nothing new); after a handoff, ticks count afresh.
@@ -525,7 +526,9 @@ impl Bot {
                             }
                         }
                         if self.window.contains(now) {
-                            echoes.record_read(now.saturating_duration_since(arrived));
+                            if let Some(arrived) = stamped {
+                                echoes.record_read_lag(now.saturating_duration_since(arrived));
+                            }
                             smoothness.record(&player.smoothness);
                             updates += 1;
                             entity_updates += ticks * (1 + view.in_view() as u64);
@@ -599,7 +602,8 @@ impl Seen {
 }
 
 /// How long a bot's inputs took to be acknowledged, two ways, each to when the update
-/// saying so reached the bot's host; and how long its updates then waited to be read.
+/// saying so reached the bot's host (at or after: a read's stamp is of its last bytes);
+/// and how long its updates then waited to be read.
 /// Each in microseconds, up to 10 s, to two significant digits: about 8 KB each a bot,
 /// where three digits up to a minute took 65 KB and thousands of bots felt it.
 #[derive(Debug, Clone)]
@@ -613,16 +617,17 @@ pub struct Echoes {
     /// against its server's next tick, from a tick early (counted as 0) to a tick late,
     /// which a handoff carries as it is (servers tick on the beat).
     past_due_us: Histogram<u64>,
-    /// From an update's arrival to its bot reading it: the swarm's own lag (a frame
-    /// waiting while the bots' thread reads those of the bots before it), which is the
-    /// bench machine's, not the cluster's, and so kept out of the echoes.
-    read_us: Histogram<u64>,
+    /// From an update's arrival to its bot reading it, where the kernel stamped it: the
+    /// swarm's own lag (a frame waiting while the bots' thread reads those of the bots
+    /// before it), which is the bench machine's, not the cluster's, and so kept out of
+    /// the echoes.
+    read_lag_us: Histogram<u64>,
 }
 
 impl Default for Echoes {
     fn default() -> Self {
         let histogram = || Histogram::new_with_bounds(1, 10_000_000, 2).expect("valid histogram bounds");
-        Self { felt_us: histogram(), past_due_us: histogram(), read_us: histogram() }
+        Self { felt_us: histogram(), past_due_us: histogram(), read_lag_us: histogram() }
     }
 }
 
@@ -632,14 +637,14 @@ impl Echoes {
         self.past_due_us.saturating_record(past_due.as_micros() as u64);
     }
 
-    fn record_read(&mut self, waited: Duration) {
-        self.read_us.saturating_record(waited.as_micros() as u64);
+    fn record_read_lag(&mut self, waited: Duration) {
+        self.read_lag_us.saturating_record(waited.as_micros() as u64);
     }
 
     fn add(&mut self, other: &Echoes) {
         self.felt_us.add(&other.felt_us).expect("same bounds");
         self.past_due_us.add(&other.past_due_us).expect("same bounds");
-        self.read_us.add(&other.read_us).expect("same bounds");
+        self.read_lag_us.add(&other.read_lag_us).expect("same bounds");
     }
 
     fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
@@ -681,8 +686,9 @@ pub struct SwarmReport {
     pub echo_latency_ms: Percentiles,
     /// From when that update was due at the soonest to its arrival ([`Echoes`]).
     pub echo_past_due_ms: Percentiles,
-    /// From an update's arrival to its bot reading it: the swarm's own lag ([`Echoes`]).
-    pub read_after_arrival_ms: Percentiles,
+    /// From an update's arrival to its bot reading it: the swarm's own lag ([`Echoes`]);
+    /// all zero where no read was stamped.
+    pub read_lag_ms: Percentiles,
     pub smoothness: Smoothness,
     /// Chat lines the bots said, heard (each line once per hearer, its speaker among
     /// them) and had dropped for saying too much too fast, over the whole run.
@@ -728,7 +734,7 @@ impl SwarmReport {
             wire_bytes_per_entity_state: 0.0,
             echo_latency_ms: Percentiles::default(),
             echo_past_due_ms: Percentiles::default(),
-            read_after_arrival_ms: Percentiles::default(),
+            read_lag_ms: Percentiles::default(),
             smoothness: Smoothness::default(),
             chat: ChatCounts::default(),
             errors: Vec::new(),
@@ -775,7 +781,7 @@ impl SwarmReport {
 
         report.echo_latency_ms = Echoes::percentiles(&echoes.felt_us);
         report.echo_past_due_ms = Echoes::percentiles(&echoes.past_due_us);
-        report.read_after_arrival_ms = Echoes::percentiles(&echoes.read_us);
+        report.read_lag_ms = Echoes::percentiles(&echoes.read_lag_us);
         report.smoothness = summary(&smoothness);
         report
     }

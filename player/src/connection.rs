@@ -91,10 +91,11 @@ pub struct Player {
     pub smoothness: Smoothness,
     /// The player's end of its link: what unpacks each update.
     unpacker: UpdateUnpacker,
-    /// When the latest update reached the player's host: as the kernel stamped it where
-    /// it can ([`tessera_shared::link::arrival`]), else when it was read. A swarm's bots
-    /// measure their echoes to it, so that what a frame waited for their shared thread
-    /// is not counted as the cluster's.
+    /// When the latest update reached the player's host, as the kernel stamped the read
+    /// that completed it ([`tessera_shared::link::arrival`]): at or after its arrival
+    /// (the last bytes of that read), and `None` where the read was not stamped. A
+    /// swarm's bots measure their echoes to it, so that what a frame waited for their
+    /// shared thread is not counted as the cluster's.
     pub update_arrived: Option<std::time::Instant>,
 }
 
@@ -308,7 +309,7 @@ impl Player {
                     self.unacked.pop_front();
                 }
                 let (you, your_tick, now) = (update.you, update.your_tick, std::time::Instant::now());
-                self.update_arrived = Some(self.link.last_arrival().map_or(now, |arrived| arrived.min(now)));
+                self.update_arrived = self.link.last_arrival().map(|arrived| arrived.min(now));
                 let handoffs = self.view.handoffs;
                 // An input late for its tick: the server's state is as of a tick at or
                 // past that of an input still unapplied (the server went on without it),

@@ -1,7 +1,7 @@
 //! When what a link reads arrived. A link reads its socket through an
 //! [`ArrivalReader`], which, when asked to ([`ArrivalReader::stamp`]), has the kernel
 //! stamp each read with when its last bytes reached the socket (`SO_TIMESTAMPNS`, on
-//! Linux). A swarm's bots need it: a thousand bots share a thread, a frame can wait in
+//! Linux): for a frame read with others after it, at or after its arrival. A swarm's bots need it: a thousand bots share a thread, a frame can wait in
 //! its socket while the thread reads the others that came in the same tick, and a
 //! player's echo is measured to when its update reached the player's host, not to when
 //! a shared thread got round to it (a player's client has its host to itself).
@@ -121,9 +121,13 @@ mod stamped {
                     });
                     let read = (message.bytes, stamp);
                     if message.bytes > 0 && message.bytes < room {
-                        // Less than there was room for: the socket is empty. Said as
-                        // "would block" so that tokio clears its readiness now (as its
-                        // own reads do), rather than after one more call finds nothing.
+                        // Less than there was room for: the socket is empty (TCP returns
+                        // short only then). Said as "would block" so that tokio clears
+                        // its readiness now, as its own reads do (`PollEvented::poll_read`),
+                        // rather than after one more call finds nothing. Safe against a
+                        // segment arriving meanwhile: tokio clears readiness only if no
+                        // event came since it handed it out (its readiness tick), which
+                        // `try_io`'s docs do not promise: check it again on a tokio upgrade.
                         drained = Some(read);
                         return Err(io::ErrorKind::WouldBlock.into());
                     }
