@@ -309,7 +309,7 @@ impl Player {
                     self.unacked.pop_front();
                 }
                 let (you, your_tick, now) = (update.you, update.your_tick, std::time::Instant::now());
-                self.update_arrived = self.link.last_arrival().map(|arrived| arrived.min(now));
+                self.update_arrived = self.link.last_arrival();
                 let handoffs = self.view.handoffs;
                 // An input late for its tick: the server's state is as of a tick at or
                 // past that of an input still unapplied (the server went on without it),
