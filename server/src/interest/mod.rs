@@ -8,8 +8,8 @@
 //! most for the next update ([`FAR_EVERY`]). What a player's updates carry is held to
 //! its byte budget ([`budget`]): in a crowd, the nearest others' news first, the rest
 //! in later updates. Past capacity, each player's pass runs
-//! only on the ticks [`UpdatePace`] says it is due; an input applied is acknowledged
-//! at once all the same. A uniform grid of view-radius cells keeps this linear in the
+//! only when [`UpdatePace`] says its news is due; an input applied is acknowledged
+//! at once all the same, with the news. A uniform grid of view-radius cells keeps this linear in the
 //! number of entities. The broadcast baseline sends every player everything instead.
 
 mod budget;
@@ -17,7 +17,7 @@ mod budget;
 use crate::components::Visible;
 use crate::input_queue::InputQueue;
 use crate::net::{NetSystems, ProxyLinks};
-use crate::pacing::UpdatePace;
+use crate::pacing::{NewsTold, UpdatePace};
 use crate::players::{Parked, Player};
 use crate::settings::ServerSettings;
 use crate::tick::SimulationTick;
@@ -151,6 +151,8 @@ pub struct KnownEntities {
     packer: UpdatePacker,
     /// What the player's updates may still carry.
     budget: ByteBudget,
+    /// When the player was last told what the others did, for when it is due again.
+    news_told: Option<NewsTold>,
 }
 
 #[derive(Debug)]
@@ -361,17 +363,18 @@ fn send_player_updates(
             known.budget.refill(bytes_per_second, tick_seconds);
         }
         // A player new here hears at once, and so does one with an input newly applied;
-        // what others did, when its turn comes.
-        let due = full || pace.due(id, tick.0);
+        // otherwise when its news is due. Whatever is sent carries the news: a frame
+        // costs every hop after this one more than a pass costs here.
         let acknowledging =
             known.told.is_some_and(|told| (told.last_input, told.inputs_applied) != (queue.last_input, queue.applied));
-        if !due && !acknowledging {
+        if !full && !acknowledging && !pace.news_due(id, known.news_told, tick.0) {
             stats.updates_paced.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         mentions.changed.clear();
         mentions.left.clear();
-        let news = if due { pass.look(id, position.0, &mut known, &mut owed, &mut mentions) } else { News::default() };
+        let news = pass.look(id, position.0, &mut known, &mut owed, &mut mentions);
+        known.news_told = Some(pace.news_told(tick.0));
         let mut update = PlayerUpdate {
             tick: tick.0,
             server: settings.id,
@@ -384,8 +387,7 @@ fn send_player_updates(
             left: news.left,
             names: news.names,
             update_every: pace.every(),
-            // An update that only acknowledges (no pass ran) says what the last one did.
-            budget_spent: if due { news.budget_spent } else { known.told.is_some_and(|told| told.budget_spent) },
+            budget_spent: news.budget_spent,
         };
         let told = Told::of(&update);
         let quiet = update.changed.is_empty() && update.left.is_empty();
