@@ -8,9 +8,10 @@
 //! little later; its updates say so, and the player's HUD shows it. An acknowledgement
 //! carries the news too, and the player's next is due that many ticks after it
 //! ([`UpdatePace::news_due`]): a player pressing keys is not sent another frame for
-//! the others a tick or two after the one that acknowledged its input. The load that decides is the server's own frame time, smoothed, against
-//! its tick length: on a shared machine it also rises with what the other processes
-//! take, which is load all the same.
+//! the others a tick or two after the one that acknowledged its input, and its phase
+//! moves with it. The load that decides is the server's own frame time, smoothed,
+//! against its tick length: on a shared machine it also rises with what the other
+//! processes take, which is load all the same.
 
 use crate::settings::ServerSettings;
 use crate::status::{StatusSystems, TickTimes};
@@ -84,11 +85,17 @@ impl UpdatePace {
     /// Whether the player `id`, last told the news as `last` says (`None`: never), is
     /// due it again at `tick`: `every` ticks after it was, whatever carried it, an
     /// acknowledgement or its phase. Once the pace changed, at its phase ([`Self::due`]),
-    /// so that players told on the same tick at the old pace spread over the ticks again,
-    /// and never further apart than the pace says.
+    /// so that players told on the same ticks at the old pace spread over the ticks
+    /// again, and never further apart than the slower of the two paces: what the player
+    /// was last told to expect, or what it is told now.
     pub fn news_due(&self, id: EntityId, last: Option<NewsTold>, tick: u64) -> bool {
         let Some(last) = last else { return true };
-        tick.saturating_sub(last.tick) >= u64::from(self.every) || (last.every != self.every && self.due(id, tick))
+        let since = tick.saturating_sub(last.tick);
+        if last.every == self.every {
+            since >= u64::from(self.every)
+        } else {
+            self.due(id, tick) || since >= u64::from(last.every.max(self.every))
+        }
     }
 
     /// A player told the news at `tick`.
@@ -215,5 +222,20 @@ mod tests {
         // Its input acknowledged at tick 13 carried the news: the next is 4 ticks on,
         // not at its phase two ticks later.
         assert_eq!(told_at(&pace, 1, told, 11..24, &[13]), [11, 13, 17, 21]);
+
+        // Eight players told at their phases every 8 ticks; the load down, every 4: they
+        // spread over the ticks again, two a tick, none waiting longer than 8.
+        pace.every = 8;
+        let told: Vec<Option<NewsTold>> = (0..8)
+            .map(|me| Some(pace.news_told((1..=8).find(|&tick| pace.due(EntityId(me), tick)).unwrap())))
+            .collect();
+        pace.every = 4;
+        let mut a_tick = [0; 8];
+        for me in 0..8 {
+            let at = told_at(&pace, me, told[me as usize], 9..17, &[]);
+            assert_eq!(at.len(), 2, "{me}: {at:?}");
+            at.iter().for_each(|&tick| a_tick[(tick - 9) as usize] += 1);
+        }
+        assert_eq!(a_tick, [2; 8], "passes a tick");
     }
 }

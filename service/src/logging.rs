@@ -1,6 +1,7 @@
 //! Log output for every Tessera binary: human-readable lines on stderr, filtered by
 //! `RUST_LOG` (default: info, with Bevy's own chatter at warn), coloured only on a
-//! terminal: a log file, `docker logs` or the journal gets plain text.
+//! terminal, and not where `NO_COLOR` is set: a log file, `docker logs` or the journal
+//! gets plain text.
 
 use std::io::IsTerminal;
 
@@ -10,7 +11,7 @@ pub fn init() {
         .unwrap_or_else(|_| "info,bevy=warn,wgpu=error,naga=warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|set| set.is_empty()))
         .with_writer(std::io::stderr)
         .init();
 }

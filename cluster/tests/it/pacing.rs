@@ -126,7 +126,12 @@ fn an_acknowledgement_carries_the_news_and_the_next_comes_a_pace_after_it() {
         }
         let sent = stepper.player(bo).view.updates - updates;
         assert_eq!(sent, 0, "press {offset}: bo pressed nothing more and had the news: nothing for three ticks");
-        for _ in 0..=offset {
+        // The fourth tick brings it.
+        tick(&mut stepper);
+        let (ada_sees, bo_sees) = (&stepper.player(ada).view, &stepper.player(bo).view);
+        assert_eq!(bo_sees.updates - updates, 1, "press {offset}: the news four ticks after");
+        assert_eq!(bo_sees.other(ada.entity()).map(|ada| ada.velocity), ada_sees.me.map(|me| me.velocity));
+        for _ in 0..offset {
             tick(&mut stepper);
         }
     }

@@ -7,10 +7,11 @@
 //! a few ticks at most ([`most_quiet_ticks`]), and a change far from it waits a tick at
 //! most for the next update ([`FAR_EVERY`]). What a player's updates carry is held to
 //! its byte budget ([`budget`]): in a crowd, the nearest others' news first, the rest
-//! in later updates. Past capacity, each player's pass runs
-//! only when [`UpdatePace`] says its news is due; an input applied is acknowledged
-//! at once all the same, with the news. A uniform grid of view-radius cells keeps this linear in the
-//! number of entities. The broadcast baseline sends every player everything instead.
+//! in later updates. Past capacity, each player's pass runs only when [`UpdatePace`]
+//! says its news is due, and nothing far waits further; an input applied is
+//! acknowledged at once all the same, with the news. A uniform grid of view-radius
+//! cells keeps this linear in the number of entities. The broadcast baseline sends
+//! every player everything instead.
 
 mod budget;
 
@@ -221,9 +222,10 @@ enum Look {
     Owed { entry: usize, owed: f32, newcomer: bool },
 }
 
-/// Beyond this share of the view radius, others are far: a change of theirs alone
-/// sends a player an update only every [`FAR_EVERY`] ticks, at its phase, and rides
-/// along with any update sent in between. So a far turn reaches the player a tick late
+/// Beyond this share of the view radius, others are far: on a server not past capacity,
+/// a change of theirs alone sends a player an update only every [`FAR_EVERY`] ticks, at
+/// its phase, and rides along with any update sent in between. (Past capacity, a
+/// player's passes are already that far apart or further: the far are told at each.) So a far turn reaches the player a tick late
 /// at most: less than the tick and a half others are shown behind, so nothing shown
 /// jumps, and the path shown rounds the corner by that tick.
 const NEAR_SHARE_OF_VIEW: f32 = 0.5;
@@ -345,6 +347,7 @@ fn send_player_updates(
         grid,
         radius,
         broadcast: settings.broadcast_baseline,
+        paced: pace.every() > 1,
         tick: tick.0,
         tick_seconds,
     };
@@ -447,6 +450,8 @@ struct Pass<'a> {
     grid: Grid,
     radius: f32,
     broadcast: bool,
+    /// The server is past capacity: a pass is its player's only one for a while.
+    paced: bool,
     tick: u64,
     tick_seconds: f32,
 }
@@ -466,7 +471,7 @@ impl Pass<'_> {
         // Entities in view the player has entries for: if it has more, some left its view.
         let (mut news, mut in_view) = (News::default(), 0);
         owed.clear();
-        let far_may_wait = !self.tick.wrapping_add(id.0).is_multiple_of(FAR_EVERY);
+        let far_may_wait = !self.paced && !self.tick.wrapping_add(id.0).is_multiple_of(FAR_EVERY);
         let near = self.radius * NEAR_SHARE_OF_VIEW;
         // The baseline looks at everyone, bucket after bucket (in the map's order, fixed:
         // Bevy's maps hash with a fixed seed).
@@ -581,12 +586,14 @@ mod tests {
         known: KnownEntities,
         bytes_per_second: f32,
         tick: u64,
+        /// Passes as a server past capacity runs them.
+        paced: bool,
     }
 
     impl Interest {
         fn with_budget(bytes_per_second: f32) -> Self {
             let known = KnownEntities { budget: ByteBudget::full(bytes_per_second), ..default() };
-            Self { known, bytes_per_second, tick: 0 }
+            Self { known, bytes_per_second, tick: 0, paced: false }
         }
 
         /// The player's pass of the next tick over `world`.
@@ -615,6 +622,7 @@ mod tests {
                 grid: Grid::new(RADIUS, owned.iter().map(|(_, at, _, _)| at.0), &states),
                 radius: RADIUS,
                 broadcast: false,
+                paced: self.paced,
                 tick: self.tick,
                 tick_seconds: TICK,
             };
@@ -764,6 +772,11 @@ mod tests {
         assert_eq!(interest.known.told_after_all(moved, interest.tick), told, "against what it was told before");
         let news = interest.next(&far(320.0));
         assert!(news.changed.is_empty() && news.waiting.is_empty(), "told at last");
+        // Past capacity, the player's next pass may be ticks away: nothing far waits.
+        interest.paced = true;
+        for x in [340.0, 360.0] {
+            assert_eq!(Interest::told_of(&interest.next(&far(x))), [4], "told at once, whatever the tick");
+        }
     }
 
     fn standing_state(id: u64, x: f32) -> EntityState {
