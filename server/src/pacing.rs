@@ -5,13 +5,9 @@
 //! interest pass for a share of them and every hop after it (proxy, player) carries
 //! that share of frames. Every player still moves every tick, its inputs are still
 //! acknowledged as soon as they are applied, and it hears what the others did a
-//! little later; its updates say so, and the player's HUD shows it. An acknowledgement
-//! carries the news too, and the player's next is due that many ticks after it
-//! ([`UpdatePace::news_due`]): a player pressing keys is not sent another frame for
-//! the others a tick or two after the one that acknowledged its input, and its phase
-//! moves with it. The load that decides is the server's own frame time, smoothed,
-//! against its tick length: on a shared machine it also rises with what the other
-//! processes take, which is load all the same.
+//! little later; its updates say so, and the player's HUD shows it. The load that decides is the server's own frame time, smoothed, against
+//! its tick length: on a shared machine it also rises with what the other processes
+//! take, which is load all the same.
 
 use crate::settings::ServerSettings;
 use crate::status::{StatusSystems, TickTimes};
@@ -45,13 +41,6 @@ impl Plugin for PacingPlugin {
     }
 }
 
-/// When a player was last told what the others did, and at what pace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NewsTold {
-    tick: u64,
-    every: u8,
-}
-
 /// The ticks apart each player is sent an update now, and the load that set it.
 #[derive(Resource, Debug)]
 pub struct UpdatePace {
@@ -76,31 +65,10 @@ impl UpdatePace {
         self.every
     }
 
-    /// Whether `tick` is the player `id`'s phase: one tick in `every`, a phase of its own,
-    /// so the players' updates spread evenly over the ticks.
+    /// Whether the player `id` is due an update at `tick`: one tick in `every`, at a phase
+    /// of its own, so the players' updates spread evenly over the ticks.
     pub fn due(&self, id: EntityId, tick: u64) -> bool {
         tick.wrapping_add(id.0).is_multiple_of(u64::from(self.every))
-    }
-
-    /// Whether the player `id`, last told the news as `last` says (`None`: never), is
-    /// due it again at `tick`: `every` ticks after it was, whatever carried it, an
-    /// acknowledgement or its phase. Once the pace changed, at its phase ([`Self::due`]),
-    /// so that players told on the same ticks at the old pace spread over the ticks
-    /// again, and never further apart than the slower of the two paces: what the player
-    /// was last told to expect, or what it is told now.
-    pub fn news_due(&self, id: EntityId, last: Option<NewsTold>, tick: u64) -> bool {
-        let Some(last) = last else { return true };
-        let since = tick.saturating_sub(last.tick);
-        if last.every == self.every {
-            since >= u64::from(self.every)
-        } else {
-            self.due(id, tick) || since >= u64::from(last.every.max(self.every))
-        }
-    }
-
-    /// A player told the news at `tick`.
-    pub fn news_told(&self, tick: u64) -> NewsTold {
-        NewsTold { tick, every: self.every }
     }
 
     /// Folds in a frame that took `took`, ended at `now`; says whether the pace changed.
@@ -145,7 +113,6 @@ fn follow_load(times: Res<TickTimes>, mut pace: ResMut<UpdatePace>, settings: Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ops::Range;
 
     const TICK: Duration = Duration::from_millis(50);
 
@@ -187,55 +154,5 @@ mod tests {
         assert_eq!(due_at_100, 25, "a quarter of the players at each tick");
         let pace = UpdatePace::new(TICK, None);
         assert!((0..10).all(|tick| pace.due(EntityId(7), tick)), "unloaded: every tick");
-    }
-
-    /// The ticks of `ticks` the player `me`, last told as `last` says, is told the news
-    /// at: whenever due, and with each input acknowledged at `acknowledged`.
-    fn told_at(
-        pace: &UpdatePace,
-        me: u64,
-        mut last: Option<NewsTold>,
-        ticks: Range<u64>,
-        acknowledged: &[u64],
-    ) -> Vec<u64> {
-        ticks
-            .filter(|&tick| {
-                let told = acknowledged.contains(&tick) || pace.news_due(EntityId(me), last, tick);
-                if told {
-                    last = Some(pace.news_told(tick));
-                }
-                told
-            })
-            .collect()
-    }
-
-    #[test]
-    fn news_is_due_every_ticks_after_the_last_whatever_carried_it_and_on_its_phase_after_a_new_pace() {
-        let mut pace = UpdatePace::new(TICK, None);
-        assert_eq!(told_at(&pace, 1, None, 5..8, &[]), [5, 6, 7], "unloaded: every tick");
-        // Everyone was told at tick 10; past capacity, updates every 4 ticks from then on.
-        let told = Some(pace.news_told(10));
-        pace.every = 4;
-        let first: Vec<u64> = (0..4).map(|me| told_at(&pace, me, told, 11..15, &[])[0]).collect();
-        assert_eq!(first, [12, 11, 14, 13], "each at its phase: the players spread over the ticks");
-        assert_eq!(told_at(&pace, 1, told, 11..24, &[]), [11, 15, 19, 23]);
-        // Its input acknowledged at tick 13 carried the news: the next is 4 ticks on,
-        // not at its phase two ticks later.
-        assert_eq!(told_at(&pace, 1, told, 11..24, &[13]), [11, 13, 17, 21]);
-
-        // Eight players told at their phases every 8 ticks; the load down, every 4: they
-        // spread over the ticks again, two a tick, none waiting longer than 8.
-        pace.every = 8;
-        let told: Vec<Option<NewsTold>> = (0..8)
-            .map(|me| Some(pace.news_told((1..=8).find(|&tick| pace.due(EntityId(me), tick)).unwrap())))
-            .collect();
-        pace.every = 4;
-        let mut a_tick = [0; 8];
-        for me in 0..8 {
-            let at = told_at(&pace, me, told[me as usize], 9..17, &[]);
-            assert_eq!(at.len(), 2, "{me}: {at:?}");
-            at.iter().for_each(|&tick| a_tick[(tick - 9) as usize] += 1);
-        }
-        assert_eq!(a_tick, [2; 8], "passes a tick");
     }
 }

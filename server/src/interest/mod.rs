@@ -7,18 +7,17 @@
 //! a few ticks at most ([`most_quiet_ticks`]), and a change far from it waits a tick at
 //! most for the next update ([`FAR_EVERY`]). What a player's updates carry is held to
 //! its byte budget ([`budget`]): in a crowd, the nearest others' news first, the rest
-//! in later updates. Past capacity, each player's pass runs only when [`UpdatePace`]
-//! says its news is due, and nothing far waits further; an input applied is
-//! acknowledged at once all the same, with the news. A uniform grid of view-radius
-//! cells keeps this linear in the number of entities. The broadcast baseline sends
-//! every player everything instead.
+//! in later updates. Past capacity, each player's pass runs
+//! only on the ticks [`UpdatePace`] says it is due; an input applied is acknowledged
+//! at once all the same. A uniform grid of view-radius cells keeps this linear in the
+//! number of entities. The broadcast baseline sends every player everything instead.
 
 mod budget;
 
 use crate::components::Visible;
 use crate::input_queue::InputQueue;
 use crate::net::{NetSystems, ProxyLinks};
-use crate::pacing::{NewsTold, UpdatePace};
+use crate::pacing::UpdatePace;
 use crate::players::{Parked, Player};
 use crate::settings::ServerSettings;
 use crate::tick::SimulationTick;
@@ -152,8 +151,6 @@ pub struct KnownEntities {
     packer: UpdatePacker,
     /// What the player's updates may still carry.
     budget: ByteBudget,
-    /// When the player was last told what the others did, for when it is due again.
-    news_told: Option<NewsTold>,
 }
 
 #[derive(Debug)]
@@ -222,10 +219,9 @@ enum Look {
     Owed { entry: usize, owed: f32, newcomer: bool },
 }
 
-/// Beyond this share of the view radius, others are far: on a server not past capacity,
-/// a change of theirs alone sends a player an update only every [`FAR_EVERY`] ticks, at
-/// its phase, and rides along with any update sent in between. (Past capacity, a
-/// player's passes are already that far apart or further: the far are told at each.) So a far turn reaches the player a tick late
+/// Beyond this share of the view radius, others are far: a change of theirs alone
+/// sends a player an update only every [`FAR_EVERY`] ticks, at its phase, and rides
+/// along with any update sent in between. So a far turn reaches the player a tick late
 /// at most: less than the tick and a half others are shown behind, so nothing shown
 /// jumps, and the path shown rounds the corner by that tick.
 const NEAR_SHARE_OF_VIEW: f32 = 0.5;
@@ -347,7 +343,6 @@ fn send_player_updates(
         grid,
         radius,
         broadcast: settings.broadcast_baseline,
-        paced: pace.every() > 1,
         tick: tick.0,
         tick_seconds,
     };
@@ -366,18 +361,17 @@ fn send_player_updates(
             known.budget.refill(bytes_per_second, tick_seconds);
         }
         // A player new here hears at once, and so does one with an input newly applied;
-        // otherwise when its news is due. Whatever is sent carries the news: a frame
-        // costs every hop after this one more than a pass costs here.
+        // what others did, when its turn comes.
+        let due = full || pace.due(id, tick.0);
         let acknowledging =
             known.told.is_some_and(|told| (told.last_input, told.inputs_applied) != (queue.last_input, queue.applied));
-        if !full && !acknowledging && !pace.news_due(id, known.news_told, tick.0) {
+        if !due && !acknowledging {
             stats.updates_paced.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         mentions.changed.clear();
         mentions.left.clear();
-        let news = pass.look(id, position.0, &mut known, &mut owed, &mut mentions);
-        known.news_told = Some(pace.news_told(tick.0));
+        let news = if due { pass.look(id, position.0, &mut known, &mut owed, &mut mentions) } else { News::default() };
         let mut update = PlayerUpdate {
             tick: tick.0,
             server: settings.id,
@@ -390,7 +384,8 @@ fn send_player_updates(
             left: news.left,
             names: news.names,
             update_every: pace.every(),
-            budget_spent: news.budget_spent,
+            // An update that only acknowledges (no pass ran) says what the last one did.
+            budget_spent: if due { news.budget_spent } else { known.told.is_some_and(|told| told.budget_spent) },
         };
         let told = Told::of(&update);
         let quiet = update.changed.is_empty() && update.left.is_empty();
@@ -450,8 +445,6 @@ struct Pass<'a> {
     grid: Grid,
     radius: f32,
     broadcast: bool,
-    /// The server is past capacity: a pass is its player's only one for a while.
-    paced: bool,
     tick: u64,
     tick_seconds: f32,
 }
@@ -471,7 +464,7 @@ impl Pass<'_> {
         // Entities in view the player has entries for: if it has more, some left its view.
         let (mut news, mut in_view) = (News::default(), 0);
         owed.clear();
-        let far_may_wait = !self.paced && !self.tick.wrapping_add(id.0).is_multiple_of(FAR_EVERY);
+        let far_may_wait = !self.tick.wrapping_add(id.0).is_multiple_of(FAR_EVERY);
         let near = self.radius * NEAR_SHARE_OF_VIEW;
         // The baseline looks at everyone, bucket after bucket (in the map's order, fixed:
         // Bevy's maps hash with a fixed seed).
@@ -586,14 +579,12 @@ mod tests {
         known: KnownEntities,
         bytes_per_second: f32,
         tick: u64,
-        /// Passes as a server past capacity runs them.
-        paced: bool,
     }
 
     impl Interest {
         fn with_budget(bytes_per_second: f32) -> Self {
             let known = KnownEntities { budget: ByteBudget::full(bytes_per_second), ..default() };
-            Self { known, bytes_per_second, tick: 0, paced: false }
+            Self { known, bytes_per_second, tick: 0 }
         }
 
         /// The player's pass of the next tick over `world`.
@@ -622,7 +613,6 @@ mod tests {
                 grid: Grid::new(RADIUS, owned.iter().map(|(_, at, _, _)| at.0), &states),
                 radius: RADIUS,
                 broadcast: false,
-                paced: self.paced,
                 tick: self.tick,
                 tick_seconds: TICK,
             };
@@ -772,11 +762,6 @@ mod tests {
         assert_eq!(interest.known.told_after_all(moved, interest.tick), told, "against what it was told before");
         let news = interest.next(&far(320.0));
         assert!(news.changed.is_empty() && news.waiting.is_empty(), "told at last");
-        // Past capacity, the player's next pass may be ticks away: nothing far waits.
-        interest.paced = true;
-        for x in [340.0, 360.0] {
-            assert_eq!(Interest::told_of(&interest.next(&far(x))), [4], "told at once, whatever the tick");
-        }
     }
 
     fn standing_state(id: u64, x: f32) -> EntityState {

@@ -176,7 +176,7 @@ pub struct PlayerUpdate {
     /// How many ticks apart the server tells this player what others did: 1, unless the
     /// server is over capacity and spreads its players' updates over several ticks (at
     /// most [`MAX_UPDATE_EVERY`]) to keep its ticks on time; an input applied is
-    /// acknowledged at once all the same, with the news. The player says so.
+    /// acknowledged at once all the same. The player says so.
     pub update_every: u8,
     /// News of others was left for later updates: the player's byte budget
     /// ([`SimulationConfig::player_bytes_per_second`](crate::cluster::SimulationConfig))
