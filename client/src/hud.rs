@@ -99,7 +99,13 @@ fn stats_panel(
                     "in / out",
                     format!("{:.1} / {:.1} KB/s", bandwidth.in_per_sec / 1000.0, bandwidth.out_per_sec / 1000.0),
                 );
-                row("in view", format!("{} players", view.in_view()));
+                row(
+                    "in view",
+                    match view.in_view() {
+                        1 => "1 other".to_string(),
+                        others => format!("{others} others"),
+                    },
+                );
                 if view.update_every > 1 {
                     // The server is over capacity: the player walks on as ever, and sees
                     // what the others do a little later.

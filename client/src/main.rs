@@ -18,6 +18,7 @@ mod world;
 use bevy::prelude::*;
 use bevy::window::WindowResolution;
 use clap::Parser;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use tessera_player::conditioner::ConditionerArgs;
 use tessera_shared::cluster::ClusterConfig;
@@ -90,6 +91,14 @@ fn main() -> AppExit {
                 })
                 .set(bevy::log::LogPlugin {
                     filter: "info,wgpu=error,naga=warn,bevy_render=warn,bevy_winit=warn".into(),
+                    // Off a terminal, plain text, as the headless binaries write: a log
+                    // attached to a bug report has no colour codes. (On one, the
+                    // default: colours unless `NO_COLOR` is set.)
+                    fmt_layer: |_| {
+                        let layer = bevy::log::tracing_subscriber::fmt::Layer::default().with_writer(std::io::stderr);
+                        let layer = if std::io::stderr().is_terminal() { layer } else { layer.with_ansi(false) };
+                        Some(Box::new(layer))
+                    },
                     ..default()
                 }),
         )

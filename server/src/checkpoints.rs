@@ -266,7 +266,7 @@ fn save_everyone_and_stop(world: &mut World, everyone: &mut SystemState<Everyone
     // Those who left first: one who came back since is saved as it is now.
     let mut batch = leavers.0;
     batch.extend(take_checkpoints(&mut players, tick.0, &settings));
-    info!("saving {} players before stopping", batch.len());
+    info!("saving the players here before stopping: {}", batch.len());
     writer.send(batch);
     writer.stop();
 }

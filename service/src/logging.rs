@@ -9,9 +9,8 @@ use std::io::IsTerminal;
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,bevy=warn,wgpu=error,naga=warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|set| set.is_empty()))
-        .with_writer(std::io::stderr)
-        .init();
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // On a terminal, tracing-subscriber's default: colours unless `NO_COLOR` is set.
+    let subscriber = if std::io::stderr().is_terminal() { subscriber } else { subscriber.with_ansi(false) };
+    subscriber.init();
 }
