@@ -82,6 +82,29 @@ impl Walker {
         keys_toward(me, target)
     }
 
+    /// How many looks on, of its looks `every` apart, the bot must look again, standing
+    /// at `me` and holding `keys` now, `most` at the most: at the first that could
+    /// press anything else. A bot presses only at some of its looks, and which is known
+    /// ahead where it walks straight at a target (the look that finds it there, or its
+    /// direction to it changed) or rests (the first look after its rest); a follower's
+    /// leader moves as it will, and someone to follow may come into view at any look:
+    /// a follower takes every one.
+    pub fn looks_until_a_press(&self, me: Option<Vec2>, keys: Keys, now: Instant, every: Duration, most: u32) -> u32 {
+        let (Some(me), false) = (me, self.behaviour == Behaviour::Follower) else { return 1 };
+        if let Some(until) = self.resting_until {
+            let looks = until.saturating_duration_since(now).div_duration_f32(every).ceil();
+            return (looks as u32).clamp(1, most);
+        }
+        let Some(target) = self.target else { return 1 };
+        let walked = keys.walk_velocity().0 * every.as_secs_f32();
+        (1..most)
+            .find(|&look| {
+                let there = me + walked * look as f32;
+                there.distance(target) < ARRIVED || keys_toward(there, target) != keys
+            })
+            .unwrap_or(most)
+    }
+
     /// Where the one being followed is, choosing someone new when they left the view.
     fn leader(&mut self, rng: &mut impl Rng, view: &WorldView) -> Option<Vec2> {
         if let Some(leader) = self.following.and_then(|id| view.other(id)) {
@@ -153,5 +176,54 @@ mod tests {
         assert_eq!(across_nearest_border(Vec2::new(300.0, 1100.0), &map), Some(Vec2::new(300.0, 850.0)));
         let single = RegionMap::new(1000.0, 1, 1, vec![ServerId(1)]);
         assert_eq!(across_nearest_border(Vec2::new(500.0, 500.0), &single), None);
+    }
+
+    /// A bot that looks only at the looks that could press something presses what it
+    /// would have pressed looking at every one, at the same look.
+    #[test]
+    fn bots_skip_only_the_looks_that_press_nothing() {
+        use rand::SeedableRng;
+        let map = RegionMap::new(1000.0, 2, 2, vec![ServerId(1); 4]);
+        let view = WorldView::new(0.05);
+        let every = Duration::from_millis(250);
+        let (mut looks_taken, mut looks) = (0, 0);
+        for seed in 0..50 {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let behaviour = if seed % 2 == 0 { Behaviour::Wanderer } else { Behaviour::BorderCrosser };
+            let mut walker = Walker::new(behaviour);
+            let (mut me, mut keys, mut now) = (Vec2::new(700.0, 300.0), Keys::empty(), Instant::now());
+            // Every look of 40 (ten seconds), walked as the server walks a player.
+            let mut next_needed = 0;
+            for look in 0..40 {
+                let pressed = walker.steer(&mut rng, Some(me), &view, &map, now);
+                if pressed != keys {
+                    assert!(look >= next_needed, "seed {seed}: a press at look {look}, skipped to {next_needed}");
+                }
+                looks += 1;
+                if look >= next_needed {
+                    looks_taken += 1;
+                    next_needed = look + walker.looks_until_a_press(Some(me), pressed, now, every, 4);
+                }
+                keys = pressed;
+                me = map.walk(me, keys.walk_velocity().0, every.as_secs_f32()).0;
+                now += every;
+            }
+        }
+        assert!(looks_taken < looks / 2, "{looks_taken} of {looks} looks taken");
+    }
+
+    #[test]
+    fn a_resting_bot_looks_again_once_its_rest_is_over_and_a_follower_at_every_look() {
+        let now = Instant::now();
+        let every = Duration::from_millis(250);
+        let me = Some(Vec2::new(500.0, 400.0));
+        let mut resting = Walker::new(Behaviour::Wanderer);
+        resting.resting_until = Some(now + Duration::from_millis(600));
+        assert_eq!(resting.looks_until_a_press(me, Keys::empty(), now, every, 8), 3);
+        assert_eq!(resting.looks_until_a_press(me, Keys::empty(), now, every, 2), 2, "at the most");
+        let mut follower = Walker::new(Behaviour::Follower);
+        follower.target = Some(Vec2::new(900.0, 400.0));
+        assert_eq!(follower.looks_until_a_press(me, Keys::RIGHT, now, every, 8), 1);
+        assert_eq!(Walker::new(Behaviour::Wanderer).looks_until_a_press(None, Keys::empty(), now, every, 8), 1);
     }
 }

@@ -32,6 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 /// How often a bot looks where it is going.
 const STEER_EVERY: Duration = Duration::from_millis(250);
+/// The most looks a bot skips in a row, knowing they would press nothing
+/// ([`Walker::looks_until_a_press`]): what its server says may differ from what it
+/// thought (it stood it still for a late input, say), and play ends at a look.
+const MOST_LOOKS_SKIPPED: u32 = 4;
 /// How long a bot keeps trying to join before it counts as failed to connect.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 /// How long a bot waits for its last inputs to be acknowledged before it counts them lost.
@@ -112,8 +116,8 @@ impl Swarm {
         let outages = Arc::new(OutageCounts::default());
         let stop = CancellationToken::new();
         // The window's end for every bot at once: one timer for the swarm, and for each
-        // bot a token of its own to wait on (a token all of them waited on would be one
-        // lock they all take at every frame).
+        // bot a token of its own to look at (a token all of them looked at would be one
+        // lock they all take at every look).
         let played = stop.child_token();
         tokio::spawn({
             let played = played.clone();
@@ -450,21 +454,18 @@ impl Bot {
         let (mut updates, mut entity_updates, mut entity_states) = (0u64, 0u64, 0u64);
         let (mut inputs_in_window, mut handoffs, mut resumes) = (0u32, 0u32, 0u32);
         let mut seen = Seen::of(&player.view);
-        // Bots look around at different moments, as people do.
-        let first_look = Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>());
-        let mut steer = tokio::time::interval_at(first_look, STEER_EVERY);
+        // Bots look around at different moments, as people do, each every STEER_EVERY;
+        // but they wake only for the looks that could press something. Waking for
+        // every look, four times a second besides its updates, and waiting on the end of
+        // play at each wake, was over a tenth of what a swarm cost (BENCHMARKS.md).
+        let look = tokio::time::sleep_until(Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>()));
         let mut chatter = self.chat_every.map(|every| Chatter::new(every, &mut rng, Instant::now()));
         let mut chat = ChatCounts::default();
         let mut error = None;
-        // One wait for the end for the whole run, not one per message.
-        let played = self.played.clone();
-        let over = played.cancelled();
         let next_line = tokio::time::sleep_until(chatter.as_ref().map_or(self.window.end, Chatter::due));
-        tokio::pin!(over, next_line);
+        tokio::pin!(look, next_line);
         loop {
             let lost = tokio::select! {
-                _ = &mut over => break,
-
                 _ = &mut next_line, if chatter.is_some() => {
                     let chatter = chatter.as_mut().expect("only while chatting");
                     let (channel, text) = chatter.next_line(&mut rng, Instant::now());
@@ -478,9 +479,19 @@ impl Bot {
                     }
                 }
 
-                _ = steer.tick() => {
+                () = &mut look => {
+                    // Play ends at a look, not at every wake.
+                    if self.played.is_cancelled() {
+                        break;
+                    }
                     let now = Instant::now();
-                    let keys = walker.steer(&mut rng, player.position(), &player.view, &player.welcome.map, now);
+                    let me = player.position();
+                    let keys = walker.steer(&mut rng, me, &player.view, &player.welcome.map, now);
+                    let looks = walker.looks_until_a_press(me, keys, now, STEER_EVERY, MOST_LOOKS_SKIPPED);
+                    // On the beat of its looks, but none missed made up for (a bot back
+                    // from an outage, or its thread behind, looks once, now).
+                    let next = look.deadline() + STEER_EVERY * looks;
+                    look.as_mut().reset(next.max(now));
                     match keys != player.keys() {
                         false => None,
                         true => match player.press_at(keys, now.into_std()).await {
