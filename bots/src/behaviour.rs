@@ -83,8 +83,8 @@ impl Walker {
     }
 
     /// How many looks on, of its looks `every` apart, the bot must look again, standing
-    /// at `me` and holding `keys` now, `most` at the most: at the first that could
-    /// press anything else. A bot presses only at some of its looks, and which is known
+    /// at `me` at `now` (the beat of the look just taken) and holding `keys` from then
+    /// on, `most` at the most: at the first that could press anything else. A bot presses only at some of its looks, and which is known
     /// ahead where it walks straight at a target (the look that finds it there, or its
     /// direction to it changed) or rests (the first look after its rest); a follower's
     /// leader moves as it will, and someone to follow may come into view at any look:

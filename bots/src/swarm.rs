@@ -484,15 +484,9 @@ impl Bot {
                     if self.played.is_cancelled() {
                         break;
                     }
-                    let now = Instant::now();
-                    let me = player.position();
-                    let keys = walker.steer(&mut rng, me, &player.view, &player.welcome.map, now);
-                    let looks = walker.looks_until_a_press(me, keys, now, STEER_EVERY, MOST_LOOKS_SKIPPED);
-                    // On the beat of its looks, but none missed made up for (a bot back
-                    // from an outage, or its thread behind, looks once, now).
-                    let next = look.deadline() + STEER_EVERY * looks;
-                    look.as_mut().reset(next.max(now));
-                    match keys != player.keys() {
+                    let (now, on_beat) = (Instant::now(), look.deadline());
+                    let keys = walker.steer(&mut rng, player.position(), &player.view, &player.welcome.map, now);
+                    let pressed = match keys != player.keys() {
                         false => None,
                         true => match player.press_at(keys, now.into_std()).await {
                             Ok(seq) => {
@@ -505,7 +499,16 @@ impl Bot {
                             }
                             Err(err) => Some(err),
                         },
-                    }
+                    };
+                    // Worked out on the beat of its looks, from where it is then with the
+                    // keys just pressed (they count from the tick in progress): the looks
+                    // skipped are those that would press nothing.
+                    let from = player.position_at(on_beat.into_std());
+                    let looks = walker.looks_until_a_press(from, keys, on_beat, STEER_EVERY, MOST_LOOKS_SKIPPED);
+                    // None missed is made up for: a bot back from an outage, or whose
+                    // thread is behind, looks once, now.
+                    look.as_mut().reset((on_beat + STEER_EVERY * looks).max(now));
+                    pressed
                 }
                 received = player.receive() => match received.map(|view| view.region_offline) {
                     Ok(true) => {

@@ -369,7 +369,12 @@ impl Player {
     /// Where the player is now: as predicted once it has pressed anything, else where its
     /// server last said.
     pub fn position(&self) -> Option<Vec2> {
-        self.prediction.position_at(std::time::Instant::now()).or(self.view.me.map(|me| me.position))
+        self.position_at(std::time::Instant::now())
+    }
+
+    /// Where the player is at `at` (now, or a moment either side), as [`Player::position`].
+    pub fn position_at(&self, at: std::time::Instant) -> Option<Vec2> {
+        self.prediction.position_at(at).or(self.view.me.map(|me| me.position))
     }
 
     /// Walks to `target`, steering as a person would (keys only when the direction
