@@ -32,10 +32,11 @@ use tokio_util::sync::CancellationToken;
 
 /// How often a bot looks where it is going.
 const STEER_EVERY: Duration = Duration::from_millis(250);
-/// The most looks a bot skips in a row, knowing they would press nothing
-/// ([`Walker::looks_until_a_press`]): what its server says may differ from what it
-/// thought (it stood it still for a late input, say), and play ends at a look.
-const MOST_LOOKS_SKIPPED: u32 = 4;
+/// A bot looks at least every this many of its looks' beats (a second), skipping
+/// those between only if they would press nothing ([`Walker::looks_until_a_press`]):
+/// what its server says may differ from what it thought (it stood it still for a late
+/// input, say), and a swarm stopped early stops at a look.
+const MOST_BEATS_BETWEEN_LOOKS: u32 = 4;
 /// How long a bot keeps trying to join before it counts as failed to connect.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 /// How long a bot waits for its last inputs to be acknowledged before it counts them lost.
@@ -457,7 +458,7 @@ impl Bot {
         // Bots look around at different moments, as people do, each every STEER_EVERY;
         // but they wake only for the looks that could press something. Waking for
         // every look, four times a second besides its updates, and waiting on the end of
-        // play at each wake, was over a tenth of what a swarm cost (BENCHMARKS.md).
+        // play at each wake, was 7 % of what the bots cost (BENCHMARKS.md).
         let look = tokio::time::sleep_until(Instant::now() + STEER_EVERY.mul_f64(rand::random::<f64>()));
         let mut chatter = self.chat_every.map(|every| Chatter::new(every, &mut rng, Instant::now()));
         let mut chat = ChatCounts::default();
@@ -467,6 +468,9 @@ impl Bot {
         loop {
             let lost = tokio::select! {
                 _ = &mut next_line, if chatter.is_some() => {
+                    if self.played.is_cancelled() {
+                        break;
+                    }
                     let chatter = chatter.as_mut().expect("only while chatting");
                     let (channel, text) = chatter.next_line(&mut rng, Instant::now());
                     next_line.as_mut().reset(chatter.due());
@@ -480,11 +484,11 @@ impl Bot {
                 }
 
                 () = &mut look => {
-                    // Play ends at a look, not at every wake.
-                    if self.played.is_cancelled() {
+                    // Play ends at a look (one falls on the window's end), not at every wake.
+                    let (now, on_beat) = (Instant::now(), look.deadline());
+                    if now >= self.window.end || self.played.is_cancelled() {
                         break;
                     }
-                    let (now, on_beat) = (Instant::now(), look.deadline());
                     let keys = walker.steer(&mut rng, player.position(), &player.view, &player.welcome.map, now);
                     let pressed = match keys != player.keys() {
                         false => None,
@@ -500,14 +504,19 @@ impl Bot {
                             Err(err) => Some(err),
                         },
                     };
-                    // Worked out on the beat of its looks, from where it is then with the
-                    // keys just pressed (they count from the tick in progress): the looks
-                    // skipped are those that would press nothing.
-                    let from = player.position_at(on_beat.into_std());
-                    let looks = walker.looks_until_a_press(from, keys, on_beat, STEER_EVERY, MOST_LOOKS_SKIPPED);
-                    // None missed is made up for: a bot back from an outage, or whose
-                    // thread is behind, looks once, now.
-                    look.as_mut().reset((on_beat + STEER_EVERY * looks).max(now));
+                    // Worked out on the beat of its looks, from where it is with the keys
+                    // just pressed (they count from the tick in progress, so the press can
+                    // move it), walked back to the beat: the looks skipped are those that
+                    // would press nothing.
+                    let late = now.saturating_duration_since(on_beat).as_secs_f32();
+                    let from = player.position_at(now.into_std()).map(|me| me - keys.walk_velocity().0 * late);
+                    let looks = walker.looks_until_a_press(from, keys, on_beat, STEER_EVERY, MOST_BEATS_BETWEEN_LOOKS);
+                    let next = on_beat + STEER_EVERY * looks;
+                    // Looks missed are not made up for (a bot back from an outage, or whose
+                    // thread is behind, looks a beat from now); and none is planned past
+                    // the end of the window, where play ends.
+                    let next = if next > now { next } else { now + STEER_EVERY };
+                    look.as_mut().reset(if now < self.window.end { next.min(self.window.end) } else { next });
                     pressed
                 }
                 received = player.receive() => match received.map(|view| view.region_offline) {
@@ -562,6 +571,8 @@ impl Bot {
                     player = resumed;
                     seen = Seen::of(&player.view);
                     resumes += 1;
+                    // What it planned was for the connection lost: look again at once.
+                    look.as_mut().reset(Instant::now());
                 }
                 Err(err) => {
                     error = Some(err.to_string());

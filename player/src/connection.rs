@@ -372,7 +372,8 @@ impl Player {
         self.position_at(std::time::Instant::now())
     }
 
-    /// Where the player is at `at` (now, or a moment either side), as [`Player::position`].
+    /// Where the player is at `at`, as [`Player::position`]: an instant of the tick in
+    /// progress or later (the prediction walks on from its last tick).
     pub fn position_at(&self, at: std::time::Instant) -> Option<Vec2> {
         self.prediction.position_at(at).or(self.view.me.map(|me| me.position))
     }
