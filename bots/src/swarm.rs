@@ -514,9 +514,9 @@ impl Bot {
                     let next = on_beat + STEER_EVERY * looks;
                     // Looks missed are not made up for (a bot back from an outage, or whose
                     // thread is behind, looks a beat from now); and none is planned past
-                    // the end of the window, where play ends.
+                    // the end of the window (still ahead: play ended above otherwise).
                     let next = if next > now { next } else { now + STEER_EVERY };
-                    look.as_mut().reset(if now < self.window.end { next.min(self.window.end) } else { next });
+                    look.as_mut().reset(next.min(self.window.end));
                     pressed
                 }
                 received = player.receive() => match received.map(|view| view.region_offline) {
