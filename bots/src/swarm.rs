@@ -16,7 +16,9 @@ use hdrhistogram::Histogram;
 use rand::SeedableRng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -162,11 +164,14 @@ impl Swarm {
     /// Waits for every bot to finish and sums up what they measured.
     pub async fn finish(mut self) -> SwarmReport {
         let mut results = Vec::with_capacity(self.plan.bots);
+        let mut measured = Measured::default();
         for shard in std::mem::take(&mut self.shards) {
-            results.extend(shard.reports.await.expect("a bot task never panics"));
+            let (bots, shard_measured) = shard.reports.await.expect("a bot task never panics");
+            results.extend(bots);
+            measured.add(&shard_measured);
         }
         let bytes_received = (&mut self.bytes_in_window).await.expect("the byte counter never panics");
-        SwarmReport::from_bots(self.plan.bots, self.plan.measure, bytes_received, results)
+        SwarmReport::from_bots(self.plan.bots, self.plan.measure, bytes_received, results, &measured)
     }
 
     /// Ends every bot's play now, whatever the window says, and sums up.
@@ -198,10 +203,11 @@ const BOTS_NICE: i32 = 10;
 /// swarm loading a cluster runs a shard a core: each bot stays on its thread, and no
 /// thread wakes another to share out a burst of frames, which a work-stealing runtime
 /// did at every beat of the servers, at a cost the bench measured (BENCHMARKS.md).
-/// The thread yields to the cluster ([`BOTS_NICE`]).
+/// The thread yields to the cluster ([`BOTS_NICE`]), and its bots record what they
+/// measure into one set of histograms ([`Measured`]).
 struct Shard {
-    /// What its bots report, once the last is done.
-    reports: oneshot::Receiver<Vec<BotResult>>,
+    /// What its bots report, once the last is done, and what they measured.
+    reports: oneshot::Receiver<(Vec<BotResult>, Measured)>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -216,8 +222,10 @@ impl Shard {
             .spawn(move || {
                 yield_to_the_cluster();
                 runtime.block_on(async move {
+                    let measured = Rc::new(RefCell::new(Measured::default()));
+                    let bots_here = tokio::task::LocalSet::new();
                     let running: Vec<JoinHandle<BotResult>> =
-                        bots.into_iter().map(|bot| tokio::spawn(bot.run())).collect();
+                        bots.into_iter().map(|bot| bots_here.spawn_local(bot.run(measured.clone()))).collect();
                     let all_done = async {
                         let mut results = Vec::with_capacity(running.len());
                         for bot in running {
@@ -226,7 +234,7 @@ impl Shard {
                         results
                     };
                     tokio::select! {
-                        results = all_done => { let _ = report.send(results); }
+                        results = bots_here.run_until(all_done) => { let _ = report.send((results, measured.take())); }
                         () = dropped.cancelled() => {}
                     }
                 });
@@ -342,8 +350,6 @@ pub struct BotReport {
     pub entity_updates: u64,
     /// Entity states actually on the wire in those updates.
     pub entity_states: u64,
-    pub echoes: Echoes,
-    pub smoothness: SmoothnessSeen,
     pub still_connected: bool,
     pub error: Option<String>,
     pub outages: Vec<Outage>,
@@ -441,7 +447,9 @@ impl Bot {
         self.rejoin.join_within(CONNECT_PATIENCE).await
     }
 
-    async fn run(mut self) -> Result<BotReport, PlayerError> {
+    /// Plays until the window's end, recording what it measures into `measured`, its
+    /// shard's.
+    async fn run(mut self, measured: Rc<RefCell<Measured>>) -> Result<BotReport, PlayerError> {
         tokio::time::sleep_until(self.connect_at).await;
         // A cluster that has just started may not have all its links up yet.
         let mut player = self.rejoin.join_within(CONNECT_PATIENCE).await?;
@@ -450,8 +458,6 @@ impl Bot {
         // Each input in flight: its sequence number, when it was pressed, and when its
         // acknowledgement is due at the soonest.
         let mut sent: VecDeque<(u32, Instant, Instant)> = VecDeque::new();
-        let mut echoes = Echoes::default();
-        let mut smoothness = SmoothnessSeen::default();
         let (mut updates, mut entity_updates, mut entity_states) = (0u64, 0u64, 0u64);
         let (mut inputs_in_window, mut handoffs, mut resumes) = (0u32, 0u32, 0u32);
         let mut seen = Seen::of(&player.view);
@@ -542,6 +548,7 @@ impl Bot {
                             _ => 1,
                         };
                         seen = Seen::of(view);
+                        let Measured { echoes, smoothness } = &mut *measured.borrow_mut();
                         while sent.front().is_some_and(|&(seq, _, _)| seq <= view.last_input) {
                             let (_, at, due) = sent.pop_front().expect("checked non-empty");
                             if self.window.contains(at) {
@@ -601,8 +608,6 @@ impl Bot {
             entity_states,
             updates,
             entity_updates,
-            echoes,
-            smoothness,
             still_connected,
             error,
             outages: self.outages.finish(),
@@ -626,11 +631,28 @@ impl Seen {
     }
 }
 
+/// What bots measured within the window: one set for all the bots of a shard, which
+/// they record into as they go (they share its one thread), summed over the shards at
+/// the end. A set a bot was about 100 KB of histograms, most of a bot's memory, and
+/// each update recorded into lines of it long gone from the cache (BENCHMARKS.md).
+#[derive(Debug, Clone, Default)]
+struct Measured {
+    echoes: Echoes,
+    smoothness: SmoothnessSeen,
+}
+
+impl Measured {
+    fn add(&mut self, other: &Measured) {
+        self.echoes.add(&other.echoes);
+        self.smoothness.add(&other.smoothness);
+    }
+}
+
 /// How long a bot's inputs took to be acknowledged, two ways, each to when the update
 /// saying so reached the bot's host (at or after: a read's stamp is of its last bytes);
 /// and how long its updates then waited to be read.
-/// Each in microseconds, up to 10 s, to two significant digits: about 8 KB each a bot,
-/// where three digits up to a minute took 65 KB and thousands of bots felt it.
+/// Each in microseconds, up to 10 s, to two significant digits: 18 KB each, where three
+/// digits up to a minute took 65 KB; a shard's bots share one ([`Measured`]).
 #[derive(Debug, Clone)]
 pub struct Echoes {
     /// From the key press to the update that says it was applied: what a player waits
@@ -732,14 +754,13 @@ pub struct Percentiles {
 }
 
 impl SwarmReport {
-    pub fn from_bots(
+    fn from_bots(
         requested: usize,
         window: Duration,
         bytes_received: u64,
         results: Vec<Result<BotReport, PlayerError>>,
+        Measured { echoes, smoothness }: &Measured,
     ) -> Self {
-        let mut echoes = Echoes::default();
-        let mut smoothness = SmoothnessSeen::default();
         let mut report = SwarmReport {
             bots_requested: requested,
             bots_connected: 0,
@@ -785,8 +806,6 @@ impl SwarmReport {
                     report.chat.throttled += bot.chat.throttled;
                     entity_updates += bot.entity_updates;
                     entity_states += bot.entity_states;
-                    echoes.add(&bot.echoes);
-                    smoothness.add(&bot.smoothness);
                     report.errors.extend(bot.error);
                 }
                 Err(err) => report.errors.push(err.to_string()),
@@ -807,7 +826,7 @@ impl SwarmReport {
         report.echo_latency_ms = Echoes::percentiles(&echoes.felt_us);
         report.echo_past_due_ms = Echoes::percentiles(&echoes.past_due_us);
         report.read_lag_ms = Echoes::percentiles(&echoes.read_lag_us);
-        report.smoothness = summary(&smoothness);
+        report.smoothness = summary(smoothness);
         report
     }
 
