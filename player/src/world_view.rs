@@ -12,9 +12,8 @@
 //! already shown; how far, per entity, is what [`WorldView::apply`] reports.
 
 use crate::chat_log::ChatLog;
-use arrayvec::ArrayVec;
 use foldhash::{HashMap, HashSet};
-use slab::Slab;
+use std::collections::hash_map::Entry;
 use std::time::Instant;
 use tessera_shared::Vec2;
 use tessera_shared::ids::{EntityId, ServerId};
@@ -144,39 +143,62 @@ impl StreamClock {
 /// shown at, however many times it changed just before.
 const STATES_KEPT: usize = 6;
 
-/// Another entity as known: its last states sent, each with the tick it was sent at,
-/// oldest first, for the ticks shown between them. Held inline: in a crowd, entities
-/// come into view and leave it on most updates, and each would cost an allocation.
-#[derive(Debug, Clone, Default)]
+/// Another entity as known: its last states sent, each with the tick it was sent at
+/// (never decreasing), for the ticks shown between them; a ring, `newest` the index of
+/// the latest, `len` how many are held (one at least, once the update that told of it
+/// is folded in). Plain data, held inline: in a crowd, entities come into view and
+/// leave it on most updates, and each would cost an allocation; and a bot's view is
+/// cold by its next update (thousands of others' came between), so a push touches only
+/// the state it writes (no older ones shifted) and a slot is freed without being read.
+#[derive(Debug, Clone, Copy)]
 struct Known {
-    states: ArrayVec<(EntityState, u64), STATES_KEPT>,
+    states: [(EntityState, u64); STATES_KEPT],
+    newest: u8,
+    len: u8,
 }
 
 impl Known {
+    fn new(state: EntityState, sent: u64) -> Self {
+        Self { states: [(state, sent); STATES_KEPT], newest: 0, len: 1 }
+    }
+
+    /// The index `back` states before the latest.
+    fn index(&self, back: usize) -> usize {
+        (usize::from(self.newest) + STATES_KEPT - back) % STATES_KEPT
+    }
+
     fn latest(&self) -> &(EntityState, u64) {
-        self.states.last().expect("an entity known has a state")
+        &self.states[usize::from(self.newest)]
+    }
+
+    /// Its states, the latest first.
+    fn latest_first(&self) -> impl Iterator<Item = &(EntityState, u64)> {
+        (0..usize::from(self.len)).map(|back| &self.states[self.index(back)])
     }
 
     /// Its states as of a new stream of ticks, `ahead_by` ahead of the one they came in,
-    /// before `next` (the new stream's own word on it) is pushed.
+    /// before `next` (the new stream's own word on it) is pushed: those from `next` on,
+    /// the latest, are dropped, and may be all of them.
     fn moved_on(&mut self, ahead_by: i64, next: u64) {
         for (_, sent) in &mut self.states {
             *sent = sent.saturating_add_signed(ahead_by);
         }
-        self.states.retain(|(_, sent)| *sent < next);
+        while self.len > 0 && self.latest().1 >= next {
+            self.newest = self.index(1) as u8;
+            self.len -= 1;
+        }
     }
 
     fn push(&mut self, state: EntityState, sent: u64) {
-        if self.states.is_full() {
-            self.states.remove(0);
-        }
-        self.states.push((state, sent));
+        self.newest = self.index(STATES_KEPT - 1) as u8;
+        self.states[usize::from(self.newest)] = (state, sent);
+        self.len = (self.len + 1).min(STATES_KEPT as u8);
     }
 
     /// Where it was at `tick`, as the server simulated it (where it was first known, if before).
     fn at_tick(&self, tick: u64, tick_seconds: f32) -> Vec2 {
-        let in_effect = self.states.iter().rev().find(|(_, sent)| *sent <= tick).or(self.states.first());
-        let (state, sent) = in_effect.expect("an entity known has a state");
+        let oldest = &self.states[self.index(usize::from(self.len.max(1)) - 1)];
+        let (state, sent) = self.latest_first().find(|(_, sent)| *sent <= tick).unwrap_or(oldest);
         extrapolate(state, *sent, tick, tick_seconds)
     }
 
@@ -208,10 +230,12 @@ pub struct WorldView {
     /// Each entity in view as last sent, and the tick it was sent at; where it is now
     /// is extrapolated when asked, so an update costs only what it changed. The map
     /// holds where in `known` each one's states are: entities come into view and leave
-    /// it on most updates in a crowd, and a map of the states themselves (near 200 bytes
-    /// each) moved them at every removal and every rehash.
+    /// it on most updates in a crowd, and a map of the states themselves (200 bytes
+    /// each) moved them at every removal and every rehash. Slots in `known` not in the
+    /// map are free, listed in `free` to be reused.
     sent: HashMap<EntityId, usize>,
-    known: Slab<Known>,
+    known: Vec<Known>,
+    free: Vec<usize>,
     /// Scratch lists kept between updates, so their room is reused: where the others an
     /// update tells of were shown before it, and the ids a full update holds.
     shown_before: Vec<(EntityId, Vec2)>,
@@ -298,30 +322,44 @@ impl WorldView {
             let in_view = &mut self.in_full_update;
             in_view.clear();
             in_view.extend(update.changed.iter().map(|state| state.id));
-            let known = &mut self.known;
+            let free = &mut self.free;
             self.sent.retain(|id, &mut slot| {
                 let keep = in_view.contains(id);
                 if !keep {
-                    known.remove(slot);
+                    free.push(slot);
                 }
                 keep
             });
-            for (_, known) in known.iter_mut() {
-                known.moved_on(ahead_by, update.tick);
+            for &slot in self.sent.values() {
+                self.known[slot].moved_on(ahead_by, update.tick);
             }
             self.names.clear();
         }
         for id in &update.left {
             if let Some(slot) = self.sent.remove(id) {
-                self.known.remove(slot);
+                self.free.push(slot);
             }
             self.names.remove(id);
         }
         self.states_received += 1 + update.changed.len() as u64;
         for state in update.changed.drain(..) {
-            let known = &mut self.known;
-            let slot = *self.sent.entry(state.id).or_insert_with(|| known.insert(Known::default()));
-            known[slot].push(state, update.tick);
+            match self.sent.entry(state.id) {
+                Entry::Occupied(slot) => self.known[*slot.get()].push(state, update.tick),
+                Entry::Vacant(vacant) => {
+                    let known = Known::new(state, update.tick);
+                    let slot = match self.free.pop() {
+                        Some(slot) => {
+                            self.known[slot] = known;
+                            slot
+                        }
+                        None => {
+                            self.known.push(known);
+                            self.known.len() - 1
+                        }
+                    };
+                    vacant.insert(slot);
+                }
+            }
         }
         self.names.extend(update.names.drain(..));
         self.updates += 1;
@@ -339,6 +377,11 @@ impl WorldView {
         Ok(OthersMoved { unmoved: self.sent.len().saturating_sub(moved.len()), moved })
     }
 
+    /// Every other entity in view, as known.
+    fn known_all(&self) -> impl Iterator<Item = &Known> {
+        self.sent.values().filter_map(|&slot| self.known.get(slot))
+    }
+
     fn known_of(&self, id: EntityId) -> Option<&Known> {
         self.sent.get(&id).and_then(|&slot| self.known.get(slot))
     }
@@ -346,7 +389,7 @@ impl WorldView {
     /// Every other entity in view, where it is shown at `at` (see [`StreamClock`]).
     pub fn others_shown(&self, at: Instant) -> impl Iterator<Item = (EntityState, Vec2)> + '_ {
         let tick = self.stream.shown_tick(at);
-        self.known.iter().map(move |(_, known)| (known.latest().0, known.at(tick, self.tick_seconds)))
+        self.known_all().map(move |known| (known.latest().0, known.at(tick, self.tick_seconds)))
     }
 
     /// Folds in a chat line the player heard, if anyone may be shown it
@@ -364,7 +407,7 @@ impl WorldView {
 
     /// Every other entity in view, where it is at `tick`.
     pub fn others(&self) -> impl Iterator<Item = EntityState> + '_ {
-        self.known.iter().map(|(_, known)| self.at_tick(known))
+        self.known_all().map(|known| self.at_tick(known))
     }
 
     /// How many other entities are in view.
@@ -471,6 +514,23 @@ mod tests {
         let moved = view.apply(&mut late, &welcome, at(21, 80)).unwrap();
         assert_eq!(moved.moved.len(), 1);
         assert!(moved.moved[0] > 10.0, "{moved:?}");
+    }
+
+    #[test]
+    fn another_keeps_its_latest_states_and_a_new_stream_drops_those_it_tells_again() {
+        let state = |x: f32| EntityState { id: EntityId(5), position: Vec2::new(x, 0.0), velocity: Vec2::ZERO };
+        let mut known = Known::new(state(1.0), 1);
+        for tick in 2..=8 {
+            known.push(state(tick as f32), tick);
+        }
+        // Six kept, of ticks 3 to 8; before them, the oldest held.
+        let at = |known: &Known, tick| known.at_tick(tick, 0.05).x;
+        assert_eq!([8, 5, 3, 1].map(|tick| at(&known, tick)), [8.0, 5.0, 3.0, 3.0]);
+        // A new stream, 100 ticks ahead, tells of it again from (old) tick 7 on.
+        known.moved_on(100, 107);
+        assert_eq!((known.len, known.latest().1), (4, 106));
+        known.push(state(70.0), 107);
+        assert_eq!([108, 106, 103, 1].map(|tick| at(&known, tick)), [70.0, 6.0, 3.0, 3.0]);
     }
 
     #[test]
