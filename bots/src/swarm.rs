@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tessera_player::smoothness::SmoothnessSeen;
 use tessera_player::{Conditioner, Player, PlayerError, Rejoin, WorldView};
@@ -86,8 +86,10 @@ pub struct Swarm {
     pub window: Window,
     /// Outages as they happen, for whoever causes them to wait on.
     pub outages: Arc<OutageCounts>,
-    /// Ends every bot's play before the window's end.
+    /// Ends every bot's play before the window's end, and the count of the bytes they
+    /// received in it.
     stop: CancellationToken,
+    stopped: Stopped,
     /// Drops every bot at once: the swarm was dropped unfinished.
     dropped: CancellationToken,
     shards: Vec<Shard>,
@@ -117,20 +119,7 @@ impl Swarm {
         let window = Window { start: now + plan.warmup, end: now + plan.warmup + plan.measure };
         let traffic = Traffic::default();
         let outages = Arc::new(OutageCounts::default());
-        let stop = CancellationToken::new();
-        // The window's end for every bot at once: one timer for the swarm, and for each
-        // bot a token of its own to look at (a token all of them looked at would be one
-        // lock they all take at every look).
-        let played = stop.child_token();
-        tokio::spawn({
-            let played = played.clone();
-            async move {
-                tokio::select! {
-                    () = tokio::time::sleep_until(window.end) => played.cancel(),
-                    () = played.cancelled() => {}
-                }
-            }
-        });
+        let (stop, stopped) = (CancellationToken::new(), Stopped::default());
         let stagger = plan.warmup / 2 / plan.bots.max(1) as u32;
         let mut rng = rand::rng();
         let threads = plan.threads.clamp(1, plan.bots.max(1));
@@ -146,19 +135,25 @@ impl Swarm {
                 connect_at: now + stagger * i as u32,
                 window,
                 outages: Outages { counts: outages.clone(), ended: Vec::new(), current: None },
-                played: played.child_token(),
+                stopped: stopped.clone(),
             });
         }
         let dropped = CancellationToken::new();
         let shards = shards.into_iter().map(|bots| Shard::start(bots, dropped.clone())).collect();
-        let bytes_in_window = tokio::spawn(async move {
-            let read = || traffic.bytes_in.load(Ordering::Relaxed);
-            tokio::time::sleep_until(window.start).await;
-            let before = read();
-            played.cancelled().await;
-            read() - before
+        let bytes_in_window = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let read = || traffic.bytes_in.load(Ordering::Relaxed);
+                tokio::time::sleep_until(window.start).await;
+                let before = read();
+                tokio::select! {
+                    () = tokio::time::sleep_until(window.end) => {}
+                    () = stop.cancelled() => {}
+                }
+                read() - before
+            }
         });
-        Self { window, outages, stop, dropped, shards, bytes_in_window, plan }
+        Self { window, outages, stop, stopped, dropped, shards, bytes_in_window, plan }
     }
 
     /// Waits for every bot to finish and sums up what they measured.
@@ -176,6 +171,7 @@ impl Swarm {
 
     /// Ends every bot's play now, whatever the window says, and sums up.
     pub async fn finish_now(self) -> SwarmReport {
+        self.stopped.0.store(true, Ordering::Relaxed);
         self.stop.cancel();
         self.finish().await
     }
@@ -431,9 +427,14 @@ struct Bot {
     connect_at: Instant,
     window: Window,
     outages: Outages,
-    /// Cancelled at the window's end, or when the swarm is stopped before it.
-    played: CancellationToken,
+    stopped: Stopped,
 }
+
+/// Set when the swarm is stopped before the window's end ([`Swarm::finish_now`]). Every
+/// bot reads it at each look: a load, where a cancellation token's check takes a lock
+/// (a token each, since one they all checked would be one lock for every bot).
+#[derive(Debug, Clone, Default)]
+struct Stopped(Arc<AtomicBool>);
 
 impl Bot {
     /// After `lost` ended `player`'s connection: its session resumed through a proxy,
@@ -449,6 +450,11 @@ impl Bot {
 
     /// Plays until the window's end, recording what it measures into `measured`, its
     /// shard's.
+    /// Whether its play is over at `now`: the window ended, or the swarm was stopped.
+    fn played(&self, now: Instant) -> bool {
+        now >= self.window.end || self.stopped.0.load(Ordering::Relaxed)
+    }
+
     async fn run(mut self, measured: Rc<RefCell<Measured>>) -> Result<BotReport, PlayerError> {
         tokio::time::sleep_until(self.connect_at).await;
         // A cluster that has just started may not have all its links up yet.
@@ -474,7 +480,7 @@ impl Bot {
         loop {
             let lost = tokio::select! {
                 _ = &mut next_line, if chatter.is_some() => {
-                    if self.played.is_cancelled() {
+                    if self.played(Instant::now()) {
                         break;
                     }
                     let chatter = chatter.as_mut().expect("only while chatting");
@@ -492,7 +498,7 @@ impl Bot {
                 () = &mut look => {
                     // Play ends at a look (one falls on the window's end), not at every wake.
                     let (now, on_beat) = (Instant::now(), look.deadline());
-                    if now >= self.window.end || self.played.is_cancelled() {
+                    if self.played(now) {
                         break;
                     }
                     let keys = walker.steer(&mut rng, player.position(), &player.view, &player.welcome.map, now);
