@@ -237,9 +237,11 @@ pub struct WorldView {
     known: Vec<Known>,
     free: Vec<usize>,
     /// Scratch lists kept between updates, so their room is reused: where the others an
-    /// update tells of were shown before it, and the ids a full update holds.
+    /// update tells of were shown before it, the ids a full update holds, and the slot
+    /// of each state an update carries.
     shown_before: Vec<(EntityId, Vec2)>,
     in_full_update: HashSet<EntityId>,
+    slots: Vec<Option<usize>>,
     /// The player's own tick `me` is as of, once its inputs set the server's clock.
     pub your_tick: Option<u32>,
     /// When others are shown.
@@ -342,7 +344,22 @@ impl WorldView {
             self.names.remove(id);
         }
         self.states_received += 1 + update.changed.len() as u64;
-        for state in update.changed.drain(..) {
+        // Each state's slot is found, and read, for all of them before any is folded in:
+        // by a bot's next update its view is cold (thousands of others' came between),
+        // and reads that do not wait on one another wait for memory together, where
+        // folding each in as it was found waited for each in turn.
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        slots.extend(update.changed.iter().map(|state| self.sent.get(&state.id).copied()));
+        for &slot in slots.iter().flatten() {
+            std::hint::black_box(self.known[slot].newest);
+        }
+        for (state, slot) in update.changed.drain(..).zip(slots.drain(..)) {
+            if let Some(slot) = slot {
+                self.known[slot].push(state, update.tick);
+                continue;
+            }
+            // New, or told of twice in this update.
             match self.sent.entry(state.id) {
                 Entry::Occupied(slot) => self.known[*slot.get()].push(state, update.tick),
                 Entry::Vacant(vacant) => {
@@ -361,6 +378,7 @@ impl WorldView {
                 }
             }
         }
+        self.slots = slots;
         self.names.extend(update.names.drain(..));
         self.updates += 1;
         let count = self.sent.len().max(self.names.len());

@@ -593,6 +593,12 @@ impl UpdateUnpacker {
             update.changed.push(state);
             update.names.push((id, name));
         }
+        // Every baseline an update moves is read before any is worked on: by a bot's next
+        // update its end is cold (thousands of others' came between), and reads that do
+        // not wait on one another wait for memory together.
+        for Moved { handle, .. } in &moved {
+            std::hint::black_box(self.known.get(usize::from(*handle)).map(Option::is_some));
+        }
         for Moved { handle, motion } in moved {
             let baseline = self.slot(handle)?.as_mut().ok_or(UnknownHandle(handle))?;
             let position = plus(baseline.expected(tick, tick_seconds), motion.position).ok_or(Overflow)?;
