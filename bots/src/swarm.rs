@@ -431,8 +431,8 @@ struct Bot {
 }
 
 /// Set when the swarm is stopped before the window's end ([`Swarm::finish_now`]). Every
-/// bot reads it at each look: a load, where a cancellation token's check takes a lock
-/// (a token each, since one they all checked would be one lock for every bot).
+/// bot reads it at each look: a load, where the cancellation token each bot had took a
+/// lock at every check.
 #[derive(Debug, Clone, Default)]
 struct Stopped(Arc<AtomicBool>);
 
@@ -448,13 +448,13 @@ impl Bot {
         self.rejoin.join_within(CONNECT_PATIENCE).await
     }
 
-    /// Plays until the window's end, recording what it measures into `measured`, its
-    /// shard's.
     /// Whether its play is over at `now`: the window ended, or the swarm was stopped.
     fn played(&self, now: Instant) -> bool {
         now >= self.window.end || self.stopped.0.load(Ordering::Relaxed)
     }
 
+    /// Plays until the window's end, recording what it measures into `measured`, its
+    /// shard's.
     async fn run(mut self, measured: Rc<RefCell<Measured>>) -> Result<BotReport, PlayerError> {
         tokio::time::sleep_until(self.connect_at).await;
         // A cluster that has just started may not have all its links up yet.
@@ -639,8 +639,9 @@ impl Seen {
 
 /// What bots measured within the window: one set for all the bots of a shard, which
 /// they record into as they go (they share its one thread), summed over the shards at
-/// the end. A set a bot was about 100 KB of histograms, most of a bot's memory, and
-/// each update recorded into lines of it long gone from the cache (BENCHMARKS.md).
+/// the end (with what a bot that ended in an error recorded before it). A set a bot was
+/// about 100 KB of histograms, most of a bot's memory, and each update recorded into
+/// lines of it long gone from the cache (BENCHMARKS.md).
 #[derive(Debug, Clone, Default)]
 struct Measured {
     echoes: Echoes,

@@ -190,7 +190,7 @@ impl Known {
     }
 
     fn push(&mut self, state: EntityState, sent: u64) {
-        self.newest = self.index(STATES_KEPT - 1) as u8;
+        self.newest = ((usize::from(self.newest) + 1) % STATES_KEPT) as u8;
         self.states[usize::from(self.newest)] = (state, sent);
         self.len = (self.len + 1).min(STATES_KEPT as u8);
     }
