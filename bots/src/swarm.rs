@@ -86,9 +86,10 @@ pub struct Swarm {
     pub window: Window,
     /// Outages as they happen, for whoever causes them to wait on.
     pub outages: Arc<OutageCounts>,
-    /// Ends every bot's play before the window's end, and the count of the bytes they
-    /// received in it.
+    /// Ends the count of the bytes the bots received in the window before its end
+    /// ([`Swarm::finish_now`], or the swarm dropped).
     stop: CancellationToken,
+    /// Ends every bot's play before the window's end ([`Swarm::finish_now`]).
     stopped: Stopped,
     /// Drops every bot at once: the swarm was dropped unfinished.
     dropped: CancellationToken,
@@ -144,12 +145,10 @@ impl Swarm {
             let stop = stop.clone();
             async move {
                 let read = || traffic.bytes_in.load(Ordering::Relaxed);
-                tokio::time::sleep_until(window.start).await;
+                // Each wait ends early if the swarm is stopped.
+                let _ = tokio::time::timeout_at(window.start, stop.cancelled()).await;
                 let before = read();
-                tokio::select! {
-                    () = tokio::time::sleep_until(window.end) => {}
-                    () = stop.cancelled() => {}
-                }
+                let _ = tokio::time::timeout_at(window.end, stop.cancelled()).await;
                 read() - before
             }
         });
@@ -234,7 +233,8 @@ impl Shard {
                         () = dropped.cancelled() => {}
                     }
                 });
-                // The runtime goes here, and with it every bot still on it and its socket.
+                // Every bot still playing went with the `LocalSet` above, and its socket with it;
+                // the runtime, and its driver, go here.
             })
             .expect("a bots' thread starts");
         Self { reports, thread }
@@ -431,8 +431,8 @@ struct Bot {
 }
 
 /// Set when the swarm is stopped before the window's end ([`Swarm::finish_now`]). Every
-/// bot reads it at each look: a load, where the cancellation token each bot had took a
-/// lock at every check.
+/// bot reads it at each look and each line it says: a load, where the cancellation
+/// token each bot had took a lock at every check.
 #[derive(Debug, Clone, Default)]
 struct Stopped(Arc<AtomicBool>);
 

@@ -139,8 +139,8 @@ impl StreamClock {
     }
 }
 
-/// States of another entity kept, newest last: enough to cover the ticks others are
-/// shown at, however many times it changed just before.
+/// States of another entity kept (a ring, [`Known`]): enough to cover the ticks others
+/// are shown at, however many times it changed just before.
 const STATES_KEPT: usize = 6;
 
 /// Another entity as known: its last states sent, each with the tick it was sent at
@@ -148,8 +148,8 @@ const STATES_KEPT: usize = 6;
 /// the latest, `len` how many are held (one at least, once the update that told of it
 /// is folded in). Plain data, held inline: in a crowd, entities come into view and
 /// leave it on most updates, and each would cost an allocation; and a bot's view is
-/// cold by its next update (thousands of others' came between), so a push touches only
-/// the state it writes (no older ones shifted) and a slot is freed without being read.
+/// cold by its next update (thousands of others' came between), so a push writes one
+/// state (no older ones shifted) and a slot is freed without being read.
 #[derive(Debug, Clone, Copy)]
 struct Known {
     states: [(EntityState, u64); STATES_KEPT],
