@@ -10,7 +10,7 @@ use crate::connection::{Connection, Snapshot};
 use bevy::asset::RenderAssetUsages;
 use bevy::image::{CompressedImageFormats, ImageSampler, ImageType};
 use bevy::prelude::*;
-use bevy::sprite::Anchor;
+use bevy::sprite::{Anchor, Text2dShadow};
 use bevy::text::TextLayoutInfo;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -238,6 +238,8 @@ fn sync_avatars(
                         Text2d::new(name),
                         TextFont::from_font_size(15.0),
                         TextColor(Color::WHITE),
+                        // White on another's white disc, or on a light region, would not read.
+                        Text2dShadow { offset: Vec2::new(1.0, -1.0), color: Color::srgba(0.0, 0.0, 0.0, 0.85) },
                         Transform::from_xyz(0.0, PLAYER_RADIUS + 14.0, 1.0),
                     ));
                 });
