@@ -237,11 +237,9 @@ pub struct WorldView {
     known: Vec<Known>,
     free: Vec<usize>,
     /// Scratch lists kept between updates, so their room is reused: where the others an
-    /// update tells of were shown before it, the ids a full update holds, and the slot
-    /// of each state an update carries.
+    /// update tells of were shown before it, and the ids a full update holds.
     shown_before: Vec<(EntityId, Vec2)>,
     in_full_update: HashSet<EntityId>,
-    slots: Vec<Option<usize>>,
     /// The player's own tick `me` is as of, once its inputs set the server's clock.
     pub your_tick: Option<u32>,
     /// When others are shown.
@@ -285,6 +283,7 @@ impl WorldView {
         at: Instant,
     ) -> Result<OthersMoved, Violation> {
         verify::update(update, welcome)?;
+        self.read_ahead(update);
         // Where the others it tells of were shown just before. An update on time tells
         // of ticks not shown yet, so what is shown cannot move, and nobody's place needs
         // working out: most updates (and most of what a bot costs, BENCHMARKS.md). Only
@@ -344,22 +343,7 @@ impl WorldView {
             self.names.remove(id);
         }
         self.states_received += 1 + update.changed.len() as u64;
-        // Each state's slot is found, and read, for all of them before any is folded in:
-        // by a bot's next update its view is cold (thousands of others' came between),
-        // and reads that do not wait on one another wait for memory together, where
-        // folding each in as it was found waited for each in turn.
-        let mut slots = std::mem::take(&mut self.slots);
-        slots.clear();
-        slots.extend(update.changed.iter().map(|state| self.sent.get(&state.id).copied()));
-        for &slot in slots.iter().flatten() {
-            std::hint::black_box(self.known[slot].newest);
-        }
-        for (state, slot) in update.changed.drain(..).zip(slots.drain(..)) {
-            if let Some(slot) = slot {
-                self.known[slot].push(state, update.tick);
-                continue;
-            }
-            // New, or told of twice in this update.
+        for state in update.changed.drain(..) {
             match self.sent.entry(state.id) {
                 Entry::Occupied(slot) => self.known[*slot.get()].push(state, update.tick),
                 Entry::Vacant(vacant) => {
@@ -378,7 +362,6 @@ impl WorldView {
                 }
             }
         }
-        self.slots = slots;
         self.names.extend(update.names.drain(..));
         self.updates += 1;
         let count = self.sent.len().max(self.names.len());
@@ -393,6 +376,26 @@ impl WorldView {
             .collect();
         self.shown_before = shown_before;
         Ok(OthersMoved { unmoved: self.sent.len().saturating_sub(moved.len()), moved })
+    }
+
+    /// Reads all that `update` will touch of the view before any of it is worked on: the
+    /// entries of those leaving, the states of those it tells of, the names of those
+    /// coming. By a bot's next update its view is cold (thousands of others' came
+    /// between), and reads that do not wait on one another wait for memory together,
+    /// where working through the update waited for each in turn.
+    fn read_ahead(&self, update: &PlayerUpdate) {
+        use std::hint::black_box;
+        for id in &update.left {
+            black_box((self.sent.contains_key(id), self.names.contains_key(id)));
+        }
+        for state in &update.changed {
+            if let Some(&slot) = self.sent.get(&state.id) {
+                black_box(self.known.get(slot).map(|known| known.newest));
+            }
+        }
+        for (id, _) in &update.names {
+            black_box(self.names.contains_key(id));
+        }
     }
 
     /// Every other entity in view, as known.

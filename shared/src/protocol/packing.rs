@@ -570,6 +570,12 @@ impl UpdateUnpacker {
         update.changed.reserve(entered.len() + moved.len());
         update.names.reserve(entered.len());
         update.left.reserve(left.len());
+        // Every baseline the update touches is read before any is worked on: by a bot's
+        // next update its end is cold (thousands of others' came between), and reads
+        // that do not wait on one another wait for memory together.
+        for &handle in left.iter().chain(moved.iter().map(|Moved { handle, .. }| handle)) {
+            std::hint::black_box(self.known.get(usize::from(handle)).map(Option::is_some));
+        }
         for handle in left {
             let gone = self.slot(handle)?.take().ok_or(UnknownHandle(handle))?;
             update.left.push(gone.state.id);
@@ -592,12 +598,6 @@ impl UpdateUnpacker {
             *slot = Some(Baseline { state, tick });
             update.changed.push(state);
             update.names.push((id, name));
-        }
-        // Every baseline an update moves is read before any is worked on: by a bot's next
-        // update its end is cold (thousands of others' came between), and reads that do
-        // not wait on one another wait for memory together.
-        for Moved { handle, .. } in &moved {
-            std::hint::black_box(self.known.get(usize::from(*handle)).map(Option::is_some));
         }
         for Moved { handle, motion } in moved {
             let baseline = self.slot(handle)?.as_mut().ok_or(UnknownHandle(handle))?;
