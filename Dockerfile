@@ -51,9 +51,9 @@ USER tessera
 WORKDIR /var/lib/tessera
 ENV TESSERA_DATA=/var/lib/tessera \
     TESSERA_METRICS=0.0.0.0:9100
-# Players (proxies), proxies and peers (servers): the ports the maps in hosting/ use;
-# metrics and probes on 9100.
-EXPOSE 7000 7100 7200 9100
+# Players (proxies: TCP, and UDP for their updates by datagram), proxies and peers
+# (servers): the ports the maps in hosting/ use; metrics and probes on 9100.
+EXPOSE 7000/tcp 7000/udp 7100 7200 9100
 # Ready: a server reachable by a proxy, a proxy reaching a server (service/src/health.rs).
 HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=3 CMD ["tessera-health"]
 # docker stop sends SIGTERM: a server saves its players, then exits.

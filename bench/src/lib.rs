@@ -92,6 +92,10 @@ pub struct ClusterOptions {
     /// `player_bytes_per_second`); the default map's when absent.
     #[arg(long)]
     pub player_bytes_per_second: Option<u32>,
+    /// The proxies send players everything by TCP (their `--tcp-only`): no updates by
+    /// datagram.
+    #[arg(long)]
+    pub tcp_only: bool,
 }
 
 /// The limits a step must stay within.

@@ -328,6 +328,9 @@ impl ClusterProcesses {
                 data_arg.clone(),
             ];
             args.extend(["--threads".into(), options.proxy_threads.unwrap_or(proxy_share).to_string()]);
+            if options.tcp_only {
+                args.push("--tcp-only".into());
+            }
             args.extend(load_test_limits(players));
             proxies.push(Process::spawn(&format!("proxy-{}", proxy.id.0), &binaries.proxy, &args, Some(metrics), dir)?);
         }

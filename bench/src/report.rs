@@ -84,6 +84,11 @@ pub struct ProxyFigures {
     pub id: u16,
     pub players: f64,
     pub frames_to_clients_per_sec: f64,
+    /// Of those, the updates sent by datagram, and those dropped for want of room.
+    pub datagrams_to_clients_per_sec: f64,
+    pub datagrams_dropped_per_sec: f64,
+    /// Full updates players asked for after losing one sent by datagram.
+    pub resyncs_per_sec: f64,
     pub frames_to_servers_per_sec: f64,
     pub bytes_to_clients_per_sec: f64,
     pub bytes_from_servers_per_sec: f64,
@@ -113,6 +118,8 @@ pub struct StepReport {
     /// Of the updates sent, the share that left news of others for later, the player's
     /// byte budget spent.
     pub updates_budget_spent_share: f64,
+    /// Of the frames the proxies sent players, the share sent by datagram.
+    pub datagram_share: f64,
     /// The most ticks apart any server sent updates at the window's end: 1 unless one
     /// was past capacity.
     pub most_update_every: f64,
@@ -210,6 +217,9 @@ impl StepReport {
                     id: config.id.0,
                     players: after.sum(names::PROXY_PLAYERS, &[]).unwrap_or(0.0),
                     frames_to_clients_per_sec: per_sec(names::PROXY_FRAMES, &[("to", "clients")]),
+                    datagrams_to_clients_per_sec: per_sec(names::PROXY_DATAGRAMS, &[("outcome", "sent")]),
+                    datagrams_dropped_per_sec: per_sec(names::PROXY_DATAGRAMS, &[("outcome", "dropped")]),
+                    resyncs_per_sec: per_sec(names::PROXY_RESYNCS, &[]),
                     frames_to_servers_per_sec: per_sec(names::PROXY_FRAMES, &[("to", "servers")]),
                     bytes_to_clients_per_sec: per_sec(names::PROXY_BYTES, &[("link", "clients"), ("direction", "out")]),
                     bytes_from_servers_per_sec: per_sec(
@@ -258,6 +268,10 @@ impl StepReport {
             bots,
             seconds_measured: seconds,
             updates_sent_share: share(sent),
+            datagram_share: ratio(
+                proxies.iter().map(|p| p.datagrams_to_clients_per_sec).sum(),
+                proxies.iter().map(|p| p.frames_to_clients_per_sec).sum(),
+            ),
             updates_budget_spent_share: ratio(budget_spent, sent),
             updates_paced_share: share(servers.iter().map(|s| s.updates_paced_per_sec).sum()),
             most_update_every: servers.iter().map(|s| s.update_every).fold(1.0, f64::max),
@@ -277,7 +291,7 @@ impl StepReport {
 
     pub fn table_header() -> String {
         format!(
-            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17} {:>17}  {}",
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17} {:>17}  {}",
             "bots",
             "joined",
             "tick p99",
@@ -292,6 +306,7 @@ impl StepReport {
             "sent",
             "paced",
             "budget",
+            "dgram",
             "handoffs",
             "saves/s",
             "lost/dup",
@@ -310,7 +325,7 @@ impl StepReport {
         let [servers_cpu, proxies_cpu, bots_cpu] =
             by_kind(&self.servers, &self.proxies, &self.bots_process, |p| p.cpu_percent);
         format!(
-            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17} {:>17}  {}",
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17} {:>17}  {}",
             self.bots,
             swarm.bots_still_connected,
             self.worst_tick_p99_ms,
@@ -325,6 +340,7 @@ impl StepReport {
             self.updates_sent_share * 100.0,
             self.updates_paced_share * 100.0,
             self.updates_budget_spent_share * 100.0,
+            self.datagram_share * 100.0,
             swarm.handoffs,
             self.checkpoints_per_sec,
             format!("{}/{}", swarm.inputs_lost, swarm.inputs_duplicated),

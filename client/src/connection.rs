@@ -64,6 +64,9 @@ pub struct Snapshot {
     pub resumes: u32,
     /// When the player last came back: its session resumed, or its region back online.
     pub back_at: Option<Instant>,
+    /// Whether updates come by datagram, and if so how many were found lost (each
+    /// made good by a full update).
+    pub updates_lost: Option<u64>,
 }
 
 /// Bytes in and out per second, measured over the last second.
@@ -89,6 +92,7 @@ enum FromNet {
         prediction: Box<Prediction>,
         smoothness: Smoothness,
         round_trip_ms: Option<f64>,
+        updates_lost: Option<u64>,
     },
     /// Chat lines heard since the last, and whether the player was told it says too
     /// much too fast.
@@ -177,7 +181,8 @@ fn receive(
                     ..default()
                 };
             }
-            FromNet::View { view, prediction, smoothness, round_trip_ms } => {
+            FromNet::View { view, prediction, smoothness, round_trip_ms, updates_lost } => {
+                snapshot.updates_lost = updates_lost;
                 if snapshot.view.region_offline && !view.region_offline {
                     snapshot.back_at = Some(Instant::now());
                 }
@@ -342,6 +347,7 @@ async fn play(player: &mut Player, events: &InboxSender<FromNet>, said: &mut Sai
                     prediction: Box::new(player.prediction.clone()),
                     smoothness: player.smoothness.clone(),
                     round_trip_ms,
+                    updates_lost: player.datagrams.as_ref().filter(|d| d.flowing()).map(|d| d.resyncs),
                 };
                 events.send(update).await.ok()?;
             }

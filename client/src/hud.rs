@@ -96,6 +96,14 @@ fn stats_panel(
                 let round_trip = snapshot.round_trip_ms.map(|ms| format!("{ms:.0} ms"));
                 row("round trip", round_trip.unwrap_or_else(|| "- (walk to measure)".into()));
                 row(
+                    "updates",
+                    match snapshot.updates_lost {
+                        Some(0) => "by datagram".to_string(),
+                        Some(lost) => format!("by datagram, {lost} lost"),
+                        None => "by TCP".to_string(),
+                    },
+                );
+                row(
                     "in / out",
                     format!("{:.1} / {:.1} KB/s", bandwidth.in_per_sec / 1000.0, bandwidth.out_per_sec / 1000.0),
                 );

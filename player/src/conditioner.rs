@@ -4,14 +4,20 @@
 //! before (TCP keeps order, so jitter bunches bytes rather than reorders them), and now
 //! and then the link stalls: nothing moves for a while, as on a congested Wi-Fi.
 //! [`Conditioner::connect`] gives the player a socket whose far end is a relay, inside
-//! this process, to the real address; the rest of the protocol is untouched.
+//! this process, to the real address; the rest of the protocol is untouched. Its
+//! updates by datagram cross a relay of their own ([`Conditioner::datagrams`]), held
+//! alike (in order, as a path does but for its rare reorderings), and some lost
+//! (`loss`), as UDP loses them and TCP never shows.
 
 use rand::Rng;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 /// Chunks in flight each way before reading stops: TCP's own back-pressure past that.
@@ -33,6 +39,9 @@ pub struct ConditionerArgs {
     /// How long each stall lasts, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 300)]
     pub stall_for: u64,
+    /// Percent of the update datagrams lost each way (the link itself loses nothing).
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    pub loss: f64,
 }
 
 impl From<ConditionerArgs> for Conditioner {
@@ -42,6 +51,7 @@ impl From<ConditionerArgs> for Conditioner {
             jitter: Duration::from_millis(args.jitter),
             stall_every: args.stall_every.filter(|every| *every > 0.0).map(Duration::from_secs_f64),
             stall_for: Duration::from_millis(args.stall_for),
+            loss: (args.loss / 100.0).clamp(0.0, 1.0),
         }
     }
 }
@@ -57,12 +67,14 @@ pub struct Conditioner {
     pub stall_every: Option<Duration>,
     /// How long a stall lasts.
     pub stall_for: Duration,
+    /// The share of datagrams lost (0 to 1), each way.
+    pub loss: f64,
 }
 
 impl Conditioner {
     /// Whether it changes anything.
     pub fn is_active(&self) -> bool {
-        !self.latency.is_zero() || !self.jitter.is_zero() || self.stall_every.is_some()
+        !self.latency.is_zero() || !self.jitter.is_zero() || self.stall_every.is_some() || self.loss > 0.0
     }
 
     /// What the player's status line says of it, such as "+75±20 ms each way".
@@ -71,15 +83,20 @@ impl Conditioner {
         if let Some(every) = self.stall_every {
             said += &format!(", stalls of {} ms every {:.0} s", self.stall_for.as_millis(), every.as_secs_f32());
         }
+        if self.loss > 0.0 {
+            said += &format!(", {:.0} % of datagrams lost", self.loss * 100.0);
+        }
         said
     }
 
     /// A connection to `addr`, through a relay that conditions it both ways (a plain
-    /// connection if it changes nothing). The relay ends when either side closes.
-    pub async fn connect(&self, addr: &str) -> std::io::Result<TcpStream> {
+    /// connection if it changes nothing), and the address it reached. The relay ends
+    /// when either side closes.
+    pub async fn connect(&self, addr: &str) -> std::io::Result<(TcpStream, SocketAddr)> {
         let upstream = TcpStream::connect(addr).await?;
+        let reached = upstream.peer_addr()?;
         if !self.is_active() {
-            return Ok(upstream);
+            return Ok((upstream, reached));
         }
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let (player, accepted) = tokio::join!(TcpStream::connect(listener.local_addr()?), listener.accept());
@@ -91,7 +108,32 @@ impl Conditioner {
         let (from_upstream, to_upstream) = upstream.into_split();
         tokio::spawn(carry(from_player, to_upstream, *self));
         tokio::spawn(carry(from_upstream, to_player, *self));
-        Ok(player)
+        Ok((player, reached))
+    }
+
+    /// A UDP socket connected to `proxy`, for the player's updates by datagram, through
+    /// a relay that conditions them both ways (straight to it if it changes nothing).
+    /// The relay runs until what is returned with the socket is dropped.
+    pub async fn datagrams(&self, proxy: SocketAddr) -> std::io::Result<(UdpSocket, Option<Relay>)> {
+        let any = match proxy {
+            SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+        };
+        let upstream = UdpSocket::bind(any).await?;
+        upstream.connect(proxy).await?;
+        if !self.is_active() {
+            return Ok((upstream, None));
+        }
+        let (player, relay) =
+            tokio::try_join!(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)), UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))?;
+        player.connect(relay.local_addr()?).await?;
+        relay.connect(player.local_addr()?).await?;
+        let (relay, upstream) = (Arc::new(relay), Arc::new(upstream));
+        let tasks = [
+            tokio::spawn(carry_datagrams(relay.clone(), upstream.clone(), *self)).abort_handle(),
+            tokio::spawn(carry_datagrams(upstream, relay, *self)).abort_handle(),
+        ];
+        Ok((player, Some(Relay(tasks))))
     }
 
     /// How long a chunk read now waits, given when the one before it leaves: never
@@ -135,10 +177,9 @@ fn exponential(mean: Duration) -> Duration {
 
 /// Reads `from`, holding each chunk until its release, then writes it to `to`.
 async fn carry(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, conditioner: Conditioner) {
-    let (held, mut due) = mpsc::channel::<(Instant, Vec<u8>)>(CHUNKS_IN_FLIGHT);
+    let (mut holder, mut held) = holding(conditioner);
     let writer = async move {
-        while let Some((release, chunk)) = due.recv().await {
-            tokio::time::sleep_until(release).await;
+        while let Some(chunk) = held.next().await {
             if to.write_all(&chunk).await.is_err() {
                 return;
             }
@@ -146,21 +187,91 @@ async fn carry(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, conditioner: Con
         let _ = to.shutdown().await;
     };
     let reader = async move {
-        let mut stalls = Stalls::new(Instant::now(), &conditioner);
-        let mut previous = Instant::now();
         let mut buffer = vec![0; 64 * 1024];
-        loop {
-            let read = match from.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(read) => read,
-            };
-            previous = conditioner.release(Instant::now(), previous, &mut stalls);
-            if held.send((previous, buffer[..read].to_vec())).await.is_err() {
+        while let Ok(read @ 1..) = from.read(&mut buffer).await {
+            if !holder.hold(&buffer[..read]).await {
                 return;
             }
         }
     };
     tokio::join!(reader, writer);
+}
+
+/// A conditioned way's two ends: what holds each piece read back ([`Holder::hold`]),
+/// and what gives them out as they fall due ([`Held::next`]).
+fn holding(conditioner: Conditioner) -> (Holder, Held) {
+    let (held, due) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let now = Instant::now();
+    (Holder { conditioner, stalls: Stalls::new(now, &conditioner), previous: now, held }, Held { due })
+}
+
+/// Holds back each piece read, until its release.
+struct Holder {
+    conditioner: Conditioner,
+    stalls: Stalls,
+    /// When the piece before falls due: none overtakes it.
+    previous: Instant,
+    held: mpsc::Sender<(Instant, Vec<u8>)>,
+}
+
+impl Holder {
+    /// Holds `piece` back until its release: `false` once nothing is given out any more.
+    async fn hold(&mut self, piece: &[u8]) -> bool {
+        self.previous = self.conditioner.release(Instant::now(), self.previous, &mut self.stalls);
+        self.held.send((self.previous, piece.to_vec())).await.is_ok()
+    }
+}
+
+/// The pieces held back, given out as they fall due.
+struct Held {
+    due: mpsc::Receiver<(Instant, Vec<u8>)>,
+}
+
+impl Held {
+    /// The next piece, once it is due; `None` once nothing more is held.
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        let (release, piece) = self.due.recv().await?;
+        tokio::time::sleep_until(release).await;
+        Some(piece)
+    }
+}
+
+/// A datagram relay's tasks ([`Conditioner::datagrams`]): it ends when this is dropped.
+#[derive(Debug)]
+pub struct Relay([AbortHandle; 2]);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.0.iter().for_each(AbortHandle::abort);
+    }
+}
+
+/// Receives on `from`, drops a datagram with the conditioner's `loss`, holds the rest
+/// each until its release, and sends them on `to`.
+async fn carry_datagrams(from: Arc<UdpSocket>, to: Arc<UdpSocket>, conditioner: Conditioner) {
+    let (mut holder, mut held) = holding(conditioner);
+    let sender = async move {
+        while let Some(datagram) = held.next().await {
+            // Refused (nobody there yet, or any more) is as lost as a datagram can be.
+            let _ = to.send(&datagram).await;
+        }
+    };
+    let receiver = async move {
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let received = match from.recv(&mut buffer).await {
+                Ok(received) => received,
+                // An ICMP error for one sent before: nobody there yet, or any more.
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                Err(_) => return,
+            };
+            let lost = rand::rng().random::<f64>() < conditioner.loss;
+            if !lost && !holder.hold(&buffer[..received]).await {
+                return;
+            }
+        }
+    };
+    tokio::join!(receiver, sender);
 }
 
 #[cfg(test)]
@@ -174,7 +285,8 @@ mod tests {
         let conditioner =
             Conditioner { latency: Duration::from_millis(40), jitter: Duration::from_millis(20), ..Default::default() };
         let (player, accepted) = tokio::join!(conditioner.connect(&addr), listener.accept());
-        let (mut player, (mut server, _)) = (player.unwrap(), accepted.unwrap());
+        let ((mut player, reached), (mut server, _)) = (player.unwrap(), accepted.unwrap());
+        assert_eq!(reached.to_string(), addr, "the address reached, not the relay's");
         let sent_at = Instant::now();
         for byte in 0..100u8 {
             player.write_all(&[byte]).await.unwrap();
@@ -190,6 +302,43 @@ mod tests {
         let mut back = Vec::new();
         player.read_to_end(&mut back).await.unwrap();
         assert_eq!(back, b"pong");
+    }
+
+    #[tokio::test]
+    async fn datagrams_are_held_in_order_and_some_lost() {
+        let proxy = UdpSocket::bind(("127.0.0.1", 0)).await.unwrap();
+        let conditioner = Conditioner { latency: Duration::from_millis(30), loss: 0.5, ..Default::default() };
+        let (player, relay) = conditioner.datagrams(proxy.local_addr().unwrap()).await.unwrap();
+        assert!(relay.is_some(), "a conditioned socket goes through a relay");
+        let sent_at = Instant::now();
+        for n in 0..200u8 {
+            player.send(&[n]).await.unwrap();
+        }
+        let mut received = Vec::new();
+        let mut buffer = [0; 16];
+        let (len, from) = proxy.recv_from(&mut buffer).await.unwrap();
+        let took = sent_at.elapsed();
+        received.push(buffer[..len].to_vec());
+        // What was not lost arrives within the latency of the first, and nothing more after.
+        while let Ok(Ok(len)) = tokio::time::timeout(Duration::from_millis(300), proxy.recv(&mut buffer)).await {
+            received.push(buffer[..len].to_vec());
+        }
+        assert!(took >= Duration::from_millis(30), "held for the latency: {took:?}");
+        let numbers: Vec<u8> = received.iter().map(|datagram| datagram[0]).collect();
+        assert!(numbers.is_sorted(), "in order: {numbers:?}");
+        assert!((40..=160).contains(&numbers.len()), "about half lost: {} of 200 came", numbers.len());
+        // And back, to the player's socket.
+        proxy.send_to(b"update", from).await.unwrap();
+        let mut back = [0; 16];
+        let mut came = None;
+        for _ in 0..20 {
+            if let Ok(Ok(len)) = tokio::time::timeout(Duration::from_millis(200), player.recv(&mut back)).await {
+                came = Some(back[..len].to_vec());
+                break;
+            }
+            proxy.send_to(b"update", from).await.unwrap();
+        }
+        assert_eq!(came.as_deref(), Some(&b"update"[..]), "half of the tries get through");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! update may claim inputs applied that were never sent.
 
 use crate::conditioner::Conditioner;
+use crate::datagrams::UpdateDatagrams;
 use crate::prediction::{InputClock, Prediction, Reconciled};
 use crate::steering::keys_toward;
 use crate::world_view::{OthersMoved, WorldView};
@@ -20,11 +21,12 @@ use tessera_shared::components::Keys;
 use tessera_shared::identity::{Identity, JoinChallenge};
 use tessera_shared::link::alarm::Silence;
 use tessera_shared::link::{Backoff, Door, Link, LinkError, PLAYER_HEARTBEAT_EVERY, Traffic};
+use tessera_shared::protocol::datagram::DatagramError;
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
-    CLUSTER_FULL, ChatChannel, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, ProxyToClient, Role, SIGNED_IN_AGAIN,
-    SessionTicket, UpdateUnpacker, Welcome, tick_seconds,
+    CLUSTER_FULL, ChatChannel, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, PackedUpdate, ProxyToClient, Role,
+    SIGNED_IN_AGAIN, SessionTicket, UpdateUnpacker, Welcome, tick_seconds,
 };
 
 /// How long a proxy has to welcome a new player.
@@ -41,6 +43,8 @@ pub enum PlayerError {
     Connect { addr: String, source: std::io::Error },
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error("updates by datagram: {0}")]
+    Datagram(#[from] DatagramError),
     #[error("the proxy disconnected us: {0}")]
     Disconnected(String),
     /// The name asked for is another player's, or breaks the name rule: asking again
@@ -97,6 +101,8 @@ pub struct Player {
     /// swarm's bots measure their echoes to it, so that what a frame waited for their
     /// shared thread is not counted as the cluster's.
     pub update_arrived: Option<std::time::Instant>,
+    /// Its updates by datagram, if its proxy sends them so and a socket could be had.
+    pub datagrams: Option<UpdateDatagrams>,
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
@@ -164,7 +170,7 @@ impl Player {
     ) -> Result<Self, PlayerError> {
         let Joining { identity, traffic, conditioner, clock_origin } = joining;
         let name = resume.as_ref().map_or(name, |resume| resume.name.as_str());
-        let stream =
+        let (stream, proxy_address) =
             conditioner.connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
         let hello = Hello::new(Role::Client);
         let (mut link, proxy) = match Link::<JoinChallenge>::open(stream, Door::Public, hello, Some(traffic)).await? {
@@ -208,6 +214,16 @@ impl Player {
         };
         let resending = welcome.resumed;
         let unpacker = UpdateUnpacker::new(welcome.user.entity(), tick_seconds);
+        let datagrams = match welcome.datagrams {
+            Some(tag) => match UpdateDatagrams::open(proxy_address, tag, conditioner, traffic).await {
+                Ok(datagrams) => Some(datagrams),
+                Err(error) => {
+                    tracing::warn!("updates come by TCP only: no UDP socket ({error})");
+                    None
+                }
+            },
+            None => None,
+        };
         Ok(Self {
             link,
             proxy_address: addr.into(),
@@ -222,6 +238,7 @@ impl Player {
             smoothness: Smoothness::default(),
             unpacker,
             update_arrived: None,
+            datagrams,
         })
     }
 
@@ -288,28 +305,34 @@ impl Player {
     /// presses nothing. A proxy
     /// silent for [`tessera_shared::link::SILENCE_LIMIT`] is gone: an error, like a closed connection.
     pub async fn receive(&mut self) -> Result<&WorldView, PlayerError> {
-        let message = loop {
+        let (message, by_datagram) = loop {
             tokio::select! {
                 biased;
-                message = self.link.recv() => break message?,
+                message = self.link.recv() => break (message?, None),
+                update = next_datagram(&mut self.datagrams) => {
+                    // Proof of the proxy's life, as a frame on the link would be.
+                    self.link.heard();
+                    let (update, arrived) = update?;
+                    break (ProxyToClient::Update(update), Some(arrived));
+                }
                 () = self.silence.lasted() => {
                     self.link.send_heartbeat().await?;
                     self.silence.broken();
                 }
             }
         };
+        let now = std::time::Instant::now();
+        if let Some(datagrams) = &mut self.datagrams {
+            datagrams.keep_bound(now);
+        }
         match message {
             ProxyToClient::Update(packed) => {
-                let mut update = self.unpacker.unpack(packed)?;
-                let sent = self.last_sent();
-                if update.last_input > sent {
-                    return Err(Violation::InputFromTheFuture { last_input: update.last_input, sent }.into());
-                }
+                let Some(mut update) = self.unpack(packed, now).await? else { return Ok(&self.view) };
                 while self.unacked.front().is_some_and(|input| input.seq <= update.last_input) {
                     self.unacked.pop_front();
                 }
-                let (you, your_tick, now) = (update.you, update.your_tick, std::time::Instant::now());
-                self.update_arrived = self.link.last_arrival();
+                let (you, your_tick) = (update.you, update.your_tick);
+                self.update_arrived = by_datagram.unwrap_or_else(|| self.link.last_arrival());
                 let handoffs = self.view.handoffs;
                 // An input late for its tick: the server's state is as of a tick at or
                 // past that of an input still unapplied (the server went on without it),
@@ -364,6 +387,38 @@ impl Player {
                 Ok(&self.view)
             }
         }
+    }
+
+    /// `packed` unpacked against the updates before it, checked against the inputs sent;
+    /// `None` if it cannot be, for an update before it was lost (only updates by datagram
+    /// are): a full one is asked for, and what comes until it is dropped.
+    async fn unpack(
+        &mut self,
+        packed: PackedUpdate,
+        now: std::time::Instant,
+    ) -> Result<Option<tessera_shared::protocol::PlayerUpdate>, PlayerError> {
+        let update = match (self.unpacker.unpack(packed), &mut self.datagrams) {
+            (Ok(update), datagrams) => {
+                if let Some(datagrams) = datagrams.as_mut().filter(|_| update.full) {
+                    datagrams.resynced();
+                }
+                update
+            }
+            (Err(Violation::BadPacking(problem)), Some(datagrams)) if problem.follows_a_loss() => {
+                self.unpacker.start_over();
+                if datagrams.lost(now) {
+                    self.link.send(ClientToProxy::Resync).await?;
+                    self.silence.broken();
+                }
+                return Ok(None);
+            }
+            (Err(violation), _) => return Err(violation.into()),
+        };
+        let sent = self.last_sent();
+        if update.last_input > sent {
+            return Err(Violation::InputFromTheFuture { last_input: update.last_input, sent }.into());
+        }
+        Ok(Some(update))
     }
 
     /// Where the player is now: as predicted once it has pressed anything, else where its
@@ -453,6 +508,16 @@ impl Player {
             Ok(())
         };
         tokio::time::timeout(timeout, waiting).await.map_err(|_| PlayerError::Timeout(timeout, what.into()))?
+    }
+}
+
+/// The next update by datagram, if updates come so; otherwise never.
+async fn next_datagram(
+    datagrams: &mut Option<UpdateDatagrams>,
+) -> Result<(PackedUpdate, Option<std::time::Instant>), DatagramError> {
+    match datagrams {
+        Some(datagrams) => datagrams.next().await,
+        None => std::future::pending().await,
     }
 }
 

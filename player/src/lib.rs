@@ -1,6 +1,7 @@
 //! The client side of the Tessera protocol, without a window: what the game client, the
 //! bots and the tests all speak, and the one measure they share, [`smoothness`]. [`connection`]
-//! joins through a proxy (with one retry-and-backoff for everyone) and sends key presses;
+//! joins through a proxy (with one retry-and-backoff for everyone) and sends key presses,
+//! its updates coming by datagram where the proxy sends them so ([`datagrams`]);
 //! [`prediction`] walks the player at once and checks the server's word against it;
 //! [`world_view`] folds the updates received into what the player knows, and shows the
 //! others as the server simulated them; [`conditioner`] makes a link as slow and
@@ -12,6 +13,7 @@
 pub mod chat_log;
 pub mod conditioner;
 pub mod connection;
+pub mod datagrams;
 pub mod prediction;
 pub mod profile;
 pub mod smoothness;

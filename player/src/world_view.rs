@@ -460,6 +460,7 @@ mod tests {
             map: ClusterConfig::default_local().region_map(),
             view_radius: 400.0,
             tick_hz: 20.0,
+            datagrams: None,
         }
     }
 

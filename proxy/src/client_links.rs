@@ -12,7 +12,7 @@ use crate::chat::ChatGate;
 use crate::client_queue::{ClientQueue, ClientSink};
 use crate::join::{Begin, Joined, join};
 use crate::routing::{ClientRoute, RouteError, Routing, Session, Start};
-use crate::stats::Refusal;
+use crate::stats::{ProxyStats, Refusal};
 use crate::tickets::Tickets;
 use rand::Rng;
 use std::net::SocketAddr;
@@ -24,6 +24,7 @@ use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::UserId;
 use tessera_shared::link::admission::Admission;
 use tessera_shared::link::{Door, Link, LinkError, SILENCE_LIMIT, accept_loop};
+use tessera_shared::protocol::datagram::{DatagramTag, RESYNC_WAIT};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::Violation;
 use tessera_shared::protocol::{ClientToProxy, EntityName, Hello, ProxyToClient, ProxyToServer, Role, Welcome};
@@ -127,6 +128,7 @@ async fn serve(
     let inputs = Rate::new(f64::from(MAX_INPUTS_PER_SEC), f64::from(MAX_INPUTS_PER_SEC));
     let mut limiter = inputs.full_bucket(Instant::now());
     let mut chat = ChatGate::new(Instant::now());
+    let mut resynced: Option<Instant> = None;
     let Some((reader, socket)) = link.into_plain() else {
         routing.leave(user, session);
         return Err(LinkError::Refused("a player's link is never sealed".into()));
@@ -138,6 +140,14 @@ async fn serve(
             _ if !limiter.take(&inputs, now) => Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
             ClientToProxy::Input(input) => Ok(Some(ProxyToServer::Input { user, input })),
             ClientToProxy::Chat { channel, text } => chat.hear(routing, user, channel, &text, now),
+            // Each costs its server a full update: one in flight at a time is enough (a
+            // player asks again only after RESYNC_WAIT), and more are dropped unsaid.
+            ClientToProxy::Resync if resynced.is_some_and(|at| now.duration_since(at) < RESYNC_WAIT / 2) => Ok(None),
+            ClientToProxy::Resync => {
+                resynced = Some(now);
+                ProxyStats::add(&routing.stats.resyncs, 1);
+                Ok(Some(ProxyToServer::Resync { user }))
+            }
         };
         let routing = &routing;
         async move {
@@ -223,6 +233,8 @@ pub fn admit(
         }
     };
     let (outbound, sink) = ClientQueue::channel(settings.limits.max_queued_bytes_per_player);
+    // Without a tag from the system's randomness, the player's updates go by TCP.
+    let datagrams = routing.sends_datagrams().then(DatagramTag::random).and_then(Result::ok);
     let welcome = Welcome {
         user,
         name: name.into(),
@@ -232,6 +244,7 @@ pub fn admit(
         map,
         view_radius: settings.cluster.simulation.view_radius,
         tick_hz: settings.cluster.simulation.tick_hz,
+        datagrams,
     };
     let welcome = ProxyToClient::Welcome(welcome);
     // A new session is welcomed now; a resumed one once its server has answered.
@@ -243,7 +256,7 @@ pub fn admit(
         None => Some(welcome),
     };
     let session = Session::next();
-    let route = ClientRoute::new(outbound, owner, session, welcome, key);
+    let route = ClientRoute::new(outbound, owner, session, welcome, key).with_datagrams(datagrams);
     routing.join(user, route, start, settings.limits.max_players).map_err(|err| err.to_string())?;
     Ok((sink, session))
 }

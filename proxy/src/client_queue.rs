@@ -21,7 +21,7 @@ use crate::routing::ToClient;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tessera_shared::framing::{Heartbeat, Outgoing, WireError, encoded_frame};
 use tessera_shared::link::{HEARTBEAT_EVERY, LinkError, WRITE_TIMEOUT};
@@ -49,6 +49,10 @@ struct Shared {
     /// Wakes the writer: frames wait, or the queue closed.
     wake: Notify,
     budget: usize,
+    /// Whether the player was sent something by other means (an update by datagram)
+    /// since the writer last looked: proof of life enough, so no heartbeat. An atomic,
+    /// not in `state`, so that an update by datagram takes no lock of the player's.
+    sent_elsewhere: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -84,7 +88,12 @@ pub enum QueueError {
 impl ClientQueue {
     /// A queue holding at most `budget` waiting bytes, and its writing end.
     pub fn channel(budget: usize) -> (Self, ClientSink) {
-        let shared = Arc::new(Shared { state: Mutex::default(), wake: Notify::new(), budget });
+        let shared = Arc::new(Shared {
+            state: Mutex::default(),
+            wake: Notify::new(),
+            budget,
+            sent_elsewhere: AtomicBool::new(false),
+        });
         (Self { shared: shared.clone() }, ClientSink { shared })
     }
 
@@ -100,6 +109,12 @@ impl ClientQueue {
     pub fn send_last(&self, message: ProxyToClient) -> Result<(), QueueError> {
         self.shared.push(encode(message.into())?, false)?;
         self.shared.flush()
+    }
+
+    /// The player was sent something by other means (an update by datagram): it needs
+    /// no heartbeat on its link for now.
+    pub fn sent_elsewhere(&self) {
+        self.shared.sent_elsewhere.store(true, Ordering::Relaxed);
     }
 
     /// Queues `message` in its turn without writing it yet, as [`Self::send`] would
@@ -187,10 +202,11 @@ impl Drop for Detach<'_> {
 }
 
 impl State {
-    /// A heartbeat, if nothing was written since the last look: written now, and not
-    /// counted as something written, so that a quiet player gets one every beat.
-    fn beat(&mut self) {
-        if !std::mem::take(&mut self.wrote) && self.waiting.is_empty() {
+    /// A heartbeat, if nothing was written since the last look, nor sent `elsewhere`:
+    /// written now, and not counted as something written, so that a quiet player gets
+    /// one every beat.
+    fn beat(&mut self, elsewhere: bool) {
+        if !std::mem::take(&mut self.wrote) && !elsewhere && self.waiting.is_empty() {
             self.waiting_bytes += Heartbeat::FRAME.len();
             self.waiting.push_back(Bytes::from_static(&Heartbeat::FRAME));
             self.write_waiting();
@@ -261,7 +277,10 @@ impl ClientSink {
                     .map_err(WireError::Io)?,
                 (false, false) => tokio::select! {
                     _ = self.shared.wake.notified() => {}
-                    _ = heartbeat.tick() => self.shared.lock().beat(),
+                    _ = heartbeat.tick() => {
+                        let elsewhere = self.shared.sent_elsewhere.swap(false, Ordering::Relaxed);
+                        self.shared.lock().beat(elsewhere);
+                    }
                 },
             }
         }

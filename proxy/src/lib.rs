@@ -4,13 +4,15 @@
 //! store ([`join`]), stamps each player's id on everything it forwards (its input, and
 //! what it says once [`chat`] has bounded, cleaned and rated it), and
 //! routes through one table ([`routing`]): input to the server that owns the player,
-//! updates to the player's connection by user id. Proxies never talk to each other.
+//! updates to the player's connection by user id, or by datagram to the address the
+//! player bound ([`datagrams`]). Proxies never talk to each other.
 //! The player port is the cluster's front door, and holds its [`limits`]: connections
 //! (`tessera_shared::link::admission`), players ([`routing`]) and bytes queued per player ([`client_queue`]).
 
 pub mod chat;
 pub mod client_links;
 pub mod client_queue;
+pub mod datagrams;
 pub mod join;
 pub mod limits;
 pub mod routing;
@@ -46,6 +48,9 @@ pub struct ProxySettings {
     pub secret: ClusterSecret,
     /// The cluster's player store: who each player is, and where it was.
     pub store: StoreLocation,
+    /// Whether players are sent their updates by datagram (UDP, on the player port's
+    /// number) where they bind, or everything by TCP.
+    pub datagrams: bool,
 }
 
 impl ProxySettings {
@@ -60,6 +65,7 @@ impl ProxySettings {
             health: Health::new(id.to_string()),
             secret,
             store,
+            datagrams: true,
         }
     }
 
@@ -85,7 +91,14 @@ pub async fn run(
 ) -> Result<(), StoreError> {
     let store = Store::open(&settings.store).await?;
     let settings = Arc::new(settings);
-    let routing = Arc::new(Routing::new(settings.stats.clone()));
+    let datagrams = match listener.local_addr() {
+        Ok(addr) if settings.datagrams => datagrams::open(addr).await,
+        _ => None,
+    };
+    let routing = Arc::new(Routing::new(settings.stats.clone(), datagrams.clone()));
+    if let Some(socket) = datagrams {
+        tokio::spawn(datagrams::receive_binds(socket, routing.clone(), shutdown.child_token()));
+    }
     let (exporting, health) = (routing.clone(), settings.health.clone());
     let (id, stop_exporting) = (settings.id, shutdown.child_token());
     tokio::spawn(async move { exporting.stats.export(id, &health, stop_exporting).await });

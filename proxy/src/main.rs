@@ -33,6 +33,9 @@ struct Args {
     store: StoreArgs,
     #[command(flatten)]
     limits: ProxyLimits,
+    /// Send players everything by TCP: no updates by datagram, and no UDP port.
+    #[arg(long, env = "TESSERA_PROXY_TCP_ONLY")]
+    tcp_only: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +68,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let bind = cluster.proxy(id)?.client_bind;
     let settings = ProxySettings {
         limits: args.limits,
+        datagrams: !args.tcp_only,
         ..ProxySettings::new(id, cluster, args.secret.resolve()?, args.store.location()?)
     };
     settings.check_secret()?;

@@ -21,18 +21,25 @@
 //! What a player sends is held to the server's own gate before it is forwarded, so one
 //! player's bad input (a sequence number of 0) closes that player's connection, never the
 //! link all of this proxy's players share.
+//!
+//! A player that bound its UDP address ([`crate::datagrams`]) is sent its updates by
+//! datagram while its bind is live, those that fit one; everything else goes by its link.
 
 use crate::client_queue::{ClientQueue, QueueError};
+use crate::datagrams::{UpdateDatagrams, UpdateSocket};
 use crate::stats::{ProxyStats, Refusal};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tessera_shared::Vec2;
 use tessera_shared::framing::{Outgoing, encoded_frame};
 use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
+use tessera_shared::protocol::datagram::{self, BIND_LIFETIME, DatagramTag};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
     CLUSTER_FULL, ChatLine, EntityName, PlayerFrame, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy,
@@ -65,6 +72,28 @@ pub struct ClientRoute {
     /// one was dropped, the rest would mean nothing to the player, and are dropped too,
     /// until the next full one (which its server sends whenever it may have been).
     pub following: Option<ServerId>,
+    /// Where its updates go by datagram, if its proxy sends them so.
+    pub datagrams: Option<DatagramRoute>,
+}
+
+/// Where a player's updates go by datagram: its tag, and the address that last bound
+/// with it, and when (a bind lapses after [`BIND_LIFETIME`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DatagramRoute {
+    pub tag: DatagramTag,
+    bound: Option<(SocketAddr, Instant)>,
+}
+
+impl DatagramRoute {
+    /// The route of a player given `tag`, not bound yet.
+    pub fn new(tag: DatagramTag) -> Self {
+        Self { tag, bound: None }
+    }
+
+    /// Where to send the player's updates at `now`, if its bind is live.
+    fn to(&self, now: Instant) -> Option<SocketAddr> {
+        self.bound.filter(|(_, at)| now.saturating_duration_since(*at) < BIND_LIFETIME).map(|(to, _)| to)
+    }
 }
 
 impl ClientRoute {
@@ -78,7 +107,12 @@ impl ClientRoute {
         welcome: Option<ProxyToClient>,
         key: PlayerKey,
     ) -> Self {
-        Self { outbound, owner, epoch: 0, session, welcome, key, acked: 0, following: None }
+        Self { outbound, owner, epoch: 0, session, welcome, key, acked: 0, following: None, datagrams: None }
+    }
+
+    /// The same route, its updates going by datagram once the player binds with `tag`.
+    pub fn with_datagrams(self, tag: Option<DatagramTag>) -> Self {
+        Self { datagrams: tag.map(DatagramRoute::new), ..self }
     }
 
     /// Whether its server was lost, and it waits for one to take it back.
@@ -119,6 +153,33 @@ impl Session {
 struct Tables {
     clients: HashMap<UserId, ClientRoute>,
     servers: HashMap<ServerId, Outbound<ProxyToServer>>,
+    /// Whose each datagram tag is.
+    tags: HashMap<DatagramTag, UserId>,
+}
+
+impl Tables {
+    /// Puts `route` in for `user`, returning the route it replaces.
+    fn insert(&mut self, user: UserId, route: ClientRoute) -> Option<ClientRoute> {
+        if let Some(datagrams) = &route.datagrams {
+            self.tags.insert(datagrams.tag, user);
+        }
+        let replaced = self.clients.insert(user, route);
+        self.forget_tag(replaced.as_ref());
+        replaced
+    }
+
+    /// Takes `user`'s route out.
+    fn remove(&mut self, user: UserId) -> Option<ClientRoute> {
+        let route = self.clients.remove(&user);
+        self.forget_tag(route.as_ref());
+        route
+    }
+
+    fn forget_tag(&mut self, route: Option<&ClientRoute>) {
+        if let Some(datagrams) = route.and_then(|route| route.datagrams.as_ref()) {
+            self.tags.remove(&datagrams.tag);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -126,6 +187,8 @@ pub struct Routing {
     tables: Mutex<Tables>,
     /// What went through this table, for the operator and the benchmark.
     pub stats: Arc<ProxyStats>,
+    /// Where players' updates go by datagram from, if this proxy sends them so.
+    datagrams: Option<UpdateSocket>,
 }
 
 /// Why a message could not be routed.
@@ -144,9 +207,30 @@ pub enum RouteError {
 }
 
 impl Routing {
-    /// An empty table counting into `stats`.
-    pub fn new(stats: Arc<ProxyStats>) -> Self {
-        Self { tables: Mutex::default(), stats }
+    /// An empty table counting into `stats`, sending players their updates by datagram
+    /// from `datagrams` where they bind.
+    pub fn new(stats: Arc<ProxyStats>, datagrams: Option<UpdateSocket>) -> Self {
+        Self { tables: Mutex::default(), stats, datagrams }
+    }
+
+    /// Whether players may bind for their updates by datagram.
+    pub fn sends_datagrams(&self) -> bool {
+        self.datagrams.is_some()
+    }
+
+    /// Binds the player whose tag is `tag` to `from`, where its updates go by datagram
+    /// from now on: whether the tag is a live player's.
+    pub fn bind_datagrams(&self, tag: DatagramTag, from: SocketAddr) -> bool {
+        let mut tables = self.tables();
+        let Some(&user) = tables.tags.get(&tag) else { return false };
+        let Some(route) = tables.clients.get_mut(&user).and_then(|route| route.datagrams.as_mut()) else {
+            return false;
+        };
+        if route.bound.is_none_or(|(to, _)| to != from) {
+            debug!("{user} binds udp {from} for its updates");
+        }
+        route.bound = Some((from, Instant::now()));
+        true
     }
 
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
@@ -255,7 +339,7 @@ impl Routing {
                 self.stats.refused(Refusal::Full);
                 return Err(RouteError::Full);
             }
-            let replaced = tables.clients.insert(user, route);
+            let replaced = tables.insert(user, route);
             self.count(&tables);
             match &start {
                 Start::Login { owner, .. } => supersede_elsewhere(&tables, user, *owner),
@@ -312,7 +396,7 @@ impl Routing {
         if current.is_none() || session.is_some_and(|session| Some(session) != current) {
             return None;
         }
-        let route = tables.clients.remove(&user);
+        let route = tables.remove(user);
         self.count(&tables);
         route
     }
@@ -454,6 +538,8 @@ impl Routing {
         // Queued in order under the table's lock, written after it: the writes are a
         // syscall each, and nobody else's messages wait for them.
         let mut to_write = Vec::new();
+        let mut datagrams = UpdateDatagrams::default();
+        let now = Instant::now();
         {
             let mut tables = self.tables();
             for (user, message, from) in messages {
@@ -477,6 +563,14 @@ impl Routing {
                             debug!("dropping an update for {user} of {by}'s that follows none it was forwarded");
                             continue;
                         }
+                        if let (Some(bound), Outgoing::Encoded(frame)) = (&route.datagrams, &message)
+                            && let Some(to) = bound.to(now).filter(|_| datagram::fits(frame))
+                        {
+                            datagrams.push(to, bound.tag, frame.clone());
+                            route.outbound.sent_elsewhere();
+                            delivered += 1;
+                            continue;
+                        }
                     }
                 }
                 match route.outbound.queue(message) {
@@ -493,6 +587,9 @@ impl Routing {
         // A socket that failed is its writer's to report: the player's link ends.
         for flush in to_write {
             let _ = flush.flush();
+        }
+        if let Some(socket) = &self.datagrams {
+            datagrams.send(socket, &self.stats);
         }
         ProxyStats::add(&self.stats.frames_to_clients, delivered);
 
@@ -671,6 +768,43 @@ mod tests {
         assert!(player.next_frame().is_none(), "an update that follows one dropped");
         routing.updates_from(ServerId(1), [played(user, &full), packed_after(&next)]);
         assert_eq!((next_frame(&mut player), next_frame(&mut player)), (Some(full), Some(next)));
+    }
+
+    #[tokio::test]
+    async fn a_bound_player_is_sent_its_updates_by_datagram_and_the_rest_by_its_link() {
+        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let routing = Routing::new(Arc::default(), Some(socket));
+        let (to_one, _server_one) = Outbound::channel();
+        routing.server_up(ServerId(1), to_one);
+        let (outbound, mut queue) = ClientQueue::channel(1 << 20);
+        let key = PlayerKey([1; 32]);
+        let (user, session, tag) = (key.user(), Session::next(), DatagramTag([5; 8]));
+        let login =
+            ProxyToServer::Login { user, name: EntityName::from("p1").unwrap(), position: Vec2::ZERO, last_input: 0 };
+        let route = ClientRoute::new(outbound, Some(ServerId(1)), session, None, key).with_datagrams(Some(tag));
+        routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2).unwrap();
+        let player = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let at = player.local_addr().unwrap();
+        let update = Bytes::from_static(b"\0\0\0\x06update");
+
+        routing.updates_from(ServerId(1), [played(user, &update)]);
+        assert_eq!(next_frame(&mut queue), Some(update.clone()), "not bound yet: by the link");
+        assert!(!routing.bind_datagrams(DatagramTag([6; 8]), at), "a stranger's tag binds nobody");
+        assert!(routing.bind_datagrams(tag, at));
+        routing.updates_from(ServerId(1), [PlayerFrame { full: false, ..played(user, &update) }]);
+        assert!(queue.next_frame().is_none(), "bound: not by the link");
+        let mut received = [0; 64];
+        let len = tokio::time::timeout(std::time::Duration::from_secs(10), player.recv(&mut received)).await.unwrap();
+        assert_eq!(received[..len.unwrap()], [&tag.0[..], b"update"].concat(), "the tag, then the frame's body");
+        assert_eq!(routing.stats.datagrams_to_clients.load(Ordering::Relaxed), 1);
+
+        let mut long = vec![0; 4 + datagram::MAX_UPDATE_DATAGRAM];
+        long[..4].copy_from_slice(&(datagram::MAX_UPDATE_DATAGRAM as u32).to_be_bytes());
+        let long = Bytes::from(long);
+        routing.updates_from(ServerId(1), [PlayerFrame { full: false, ..played(user, &long) }]);
+        assert_eq!(next_frame(&mut queue), Some(long), "too long for a datagram: by the link");
+        routing.leave(user, session);
+        assert!(!routing.bind_datagrams(tag, at), "a player gone takes its tag with it");
     }
 
     #[test]

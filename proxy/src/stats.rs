@@ -1,5 +1,5 @@
-//! Live figures about one proxy: players connected, frames forwarded each way, the
-//! bytes on its client and server links, chat lines forwarded and dropped, and the
+//! Live figures about one proxy: players connected, frames forwarded each way (and of
+//! those to players, the updates by datagram), the bytes on its client and server links, chat lines forwarded and dropped, and the
 //! connections and players it turned away, by [`Refusal`]. Counted where the work happens, in plain
 //! atomics the links share, and copied into the exported metrics (the names in
 //! [`tessera_shared::metrics`]) ten times a second, so a rate read over a window is off
@@ -19,8 +19,16 @@ pub struct ProxyStats {
     /// Game servers linked.
     pub servers_up: AtomicU64,
     pub players: AtomicU64,
+    /// Frames to players, by TCP or by datagram.
     pub frames_to_clients: AtomicU64,
     pub frames_to_servers: AtomicU64,
+    /// Updates sent to players by datagram, and dropped for want of room in the socket.
+    pub datagrams_to_clients: AtomicU64,
+    pub datagrams_dropped: AtomicU64,
+    /// Datagrams received that bound nobody: a lapsed tag, or a stranger's.
+    pub strange_datagrams: AtomicU64,
+    /// Full updates asked for by players that lost one sent by datagram, and passed on.
+    pub resyncs: AtomicU64,
     /// Bytes on the players' links.
     pub clients: Traffic,
     /// Bytes on the links to game servers.
@@ -108,6 +116,19 @@ impl ProxyStats {
                 &self.frames_to_servers,
                 metrics::counter!(names::PROXY_FRAMES, "proxy" => proxy.clone(), "to" => "servers"),
             ),
+            (
+                &self.datagrams_to_clients,
+                metrics::counter!(names::PROXY_DATAGRAMS, "proxy" => proxy.clone(), "outcome" => "sent"),
+            ),
+            (
+                &self.datagrams_dropped,
+                metrics::counter!(names::PROXY_DATAGRAMS, "proxy" => proxy.clone(), "outcome" => "dropped"),
+            ),
+            (
+                &self.strange_datagrams,
+                metrics::counter!(names::PROXY_DATAGRAMS, "proxy" => proxy.clone(), "outcome" => "strange"),
+            ),
+            (&self.resyncs, metrics::counter!(names::PROXY_RESYNCS, "proxy" => proxy.clone())),
             (&*self.clients.bytes_in, bytes_counter(&proxy, "clients", "in")),
             (&*self.clients.bytes_out, bytes_counter(&proxy, "clients", "out")),
             (&*self.servers.bytes_in, bytes_counter(&proxy, "servers", "in")),

@@ -18,7 +18,7 @@ use crate::input_queue::InputQueue;
 use crate::interest::KnownEntities;
 use crate::net::{
     InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost, ResumeRequest,
-    SupersedeRequest, Via,
+    ResyncRequest, SupersedeRequest, Via,
 };
 use crate::settings::ServerSettings;
 use crate::tick::SimulationTick;
@@ -84,6 +84,7 @@ impl Plugin for PlayersPlugin {
                 expire_parked,
                 announce_owners,
                 resume_sessions,
+                start_over_on_request,
                 end_superseded_sessions,
                 spawn_logins,
                 queue_inputs,
@@ -234,6 +235,23 @@ fn park_lost_proxies(
             parked += 1;
         }
         warn!("lost {proxy}: its {parked} players wait for their sessions to be resumed");
+    }
+}
+
+/// A player that lost an update sent it by datagram starts over with a full one, as
+/// its proxy asks: unless one is on its way already, or the proxy is not its own.
+fn start_over_on_request(
+    mut requests: MessageReader<ResyncRequest>,
+    players: Res<Players>,
+    mut owned: Query<(&Player, &mut KnownEntities)>,
+) {
+    for &ResyncRequest { proxy, user } in requests.read() {
+        let Some(&entity) = players.0.get(&user) else { continue };
+        let Ok((player, mut known)) = owned.get_mut(entity) else { continue };
+        if player.proxy == proxy && !known.starting_over() {
+            debug!("{user} lost an update: it starts over with a full one");
+            *known = KnownEntities::default();
+        }
     }
 }
 

@@ -12,7 +12,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 /// The largest frame body accepted or sent.
 pub const MAX_FRAME_LEN: usize = 1 << 20;
-const LEN_PREFIX: usize = 4;
+/// Bytes of a frame's length prefix, which precedes its body.
+pub const LEN_PREFIX: usize = 4;
 
 fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
@@ -265,6 +266,7 @@ mod tests {
             map: RegionMap::new(10.0, 1, 2, vec![ServerId(1), ServerId(2)]),
             view_radius: 4.0,
             tick_hz: 20.0,
+            datagrams: Some(crate::protocol::datagram::DatagramTag([3; 8])),
         }));
         let update = PlayerUpdate {
             tick: 3,

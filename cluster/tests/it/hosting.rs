@@ -53,12 +53,13 @@ fn the_compose_file_runs_its_maps_members_by_the_names_it_dials() {
         let service = format!("proxy{}", proxy.id.0);
         assert!(compose.contains(&format!("\n  {service}:\n")), "no service {service}");
         assert!(compose.contains(&format!(r#"command: ["tessera-proxy", "--id", "{}"]"#, proxy.id.0)));
-        // Players dial the port the host publishes for this proxy's container.
+        // Players dial the port the host publishes for this proxy's container, and
+        // are sent their updates by datagram from the same port number.
         let published = proxy.client_address().rsplit_once(':').expect("host:port").1.to_owned();
         let inside = proxy.client_bind.port();
         assert!(
-            compose.contains(&format!(r#"ports: [ "{published}:{inside}" ]"#)),
-            "{service} not published on {published}"
+            compose.contains(&format!(r#"ports: [ "{published}:{inside}/tcp", "{published}:{inside}/udp" ]"#)),
+            "{service} not published on {published}, TCP and UDP"
         );
     }
     let servers_and_proxies = compose.matches("command: [\"tessera-").count();

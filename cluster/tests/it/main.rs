@@ -3,7 +3,8 @@
 //! the in-process [`stepper`] (no sockets, manual time); walking, bad input, the
 //! proxies' player cap, the swarm and the [`abuse`] at every door run end to end over real TCP, through a
 //! `LocalCluster` of real servers and proxies on loopback ports ([`harness`]), as do
-//! players coming back where they left ([`rejoin`]); play over a slow, uneven link ([`lag`]); and a whole cluster stopped and
+//! players coming back where they left ([`rejoin`]); play over a slow, uneven link ([`lag`]); updates by
+//! datagram, a quarter of them lost ([`datagrams`]); and a whole cluster stopped and
 //! started again as a real process, on SQLite and on PostgreSQL ([`restart`]); and
 //! players of a lost proxy resuming their sessions through another ([`resume`]). Chat
 //! ([`chat`]) runs on both. What hosts are given (maps, compose file, Kubernetes
@@ -13,6 +14,7 @@ mod abuse;
 mod bad_input;
 mod budget;
 mod chat;
+mod datagrams;
 mod handoff;
 mod harness;
 mod hostile_peers;

@@ -228,6 +228,11 @@ const NEAR_SHARE_OF_VIEW: f32 = 0.5;
 const FAR_EVERY: u64 = 2;
 
 impl KnownEntities {
+    /// Whether the player's next update is full: it was told nothing yet.
+    pub fn starting_over(&self) -> bool {
+        self.told.is_none()
+    }
+
     /// Looks at `state`, at `tick`, of an entity in view, which is owed `owed_a_tick`
     /// a tick its news waits ([`budget::owed_a_tick`]) if it is a newcomer, or else
     /// `owed_a_tick(false)`. A newcomer gets an entry, without a handle until it is told

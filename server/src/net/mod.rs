@@ -121,6 +121,13 @@ pub struct ResumeRequest {
     pub user: UserId,
 }
 
+/// A proxy says `user` lost an update sent it by datagram, and needs a full one.
+#[derive(Message, Debug, Clone, Copy)]
+pub struct ResyncRequest {
+    pub proxy: ProxyId,
+    pub user: UserId,
+}
+
 /// A proxy says `user` signed in again through it, on another server.
 #[derive(Message, Debug, Clone, Copy)]
 pub struct SupersedeRequest {
@@ -204,6 +211,7 @@ impl Plugin for ProtocolPlugin {
             .add_message::<LogoutRequest>()
             .add_message::<SupersedeRequest>()
             .add_message::<ResumeRequest>()
+            .add_message::<ResyncRequest>()
             .add_message::<ProxyLost>()
             .add_message::<ProxyConnected>()
             .add_message::<PeerLost>()
@@ -238,6 +246,7 @@ struct Received<'w> {
     logouts: MessageWriter<'w, LogoutRequest>,
     superseded: MessageWriter<'w, SupersedeRequest>,
     resumed: MessageWriter<'w, ResumeRequest>,
+    resyncs: MessageWriter<'w, ResyncRequest>,
     proxy_lost: MessageWriter<'w, ProxyLost>,
     proxy_connected: MessageWriter<'w, ProxyConnected>,
     peer_lost: MessageWriter<'w, PeerLost>,
@@ -287,6 +296,9 @@ fn receive(
                 }
                 ProxyToServer::Resume { user } => {
                     out.resumed.write(ResumeRequest { proxy, user });
+                }
+                ProxyToServer::Resync { user } => {
+                    out.resyncs.write(ResyncRequest { proxy, user });
                 }
                 ProxyToServer::Chat { user, channel, text } => {
                     out.said.write(ChatSaid { user, channel, text, via: Via::Proxy(proxy) });

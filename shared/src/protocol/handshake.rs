@@ -19,9 +19,8 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Bumped on every incompatible change to any message of the protocol, or to what one
-/// end may expect of the other (13: a player's client sends a heartbeat only after
-/// `crate::link::PLAYER_HEARTBEAT_EVERY` of silence, which an older proxy takes for gone).
-pub const PROTOCOL_VERSION: u32 = 13;
+/// end may expect of the other (14: players' updates by datagram, `super::datagram`).
+pub const PROTOCOL_VERSION: u32 = 14;
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -5,6 +5,7 @@
 //! receiver must check before believing a message is in [`verify`]. Entities are named
 //! by cluster-wide ids.
 
+pub mod datagram;
 pub mod handshake;
 pub mod packing;
 pub mod verify;
@@ -215,6 +216,9 @@ pub enum ClientToProxy {
         channel: ChatChannel,
         text: String,
     },
+    /// An update sent by datagram was lost ([`datagram`]): the rest mean nothing until a
+    /// full one, which the player's server is to send next.
+    Resync,
 }
 
 /// Proxy → client.
@@ -262,6 +266,9 @@ pub struct Welcome {
     pub map: RegionMap,
     pub view_radius: f32,
     pub tick_hz: f64,
+    /// What the player binds its UDP address with to be sent its updates by datagram
+    /// ([`datagram`]), if this proxy sends them so.
+    pub datagrams: Option<datagram::DatagramTag>,
 }
 
 /// Proxy → server. The proxy stamps the user id; clients never name one.
@@ -302,6 +309,11 @@ pub enum ProxyToServer {
         user: UserId,
         channel: ChatChannel,
         text: String,
+    },
+    /// `user` lost an update sent it by datagram: its server starts it over with a
+    /// full one.
+    Resync {
+        user: UserId,
     },
 }
 

@@ -474,10 +474,24 @@ pub enum UnpackProblem {
     Overflow,
 }
 
+impl UnpackProblem {
+    /// Whether an update before it was lost (as datagrams are), rather than this one
+    /// being impossible: it is out of sequence, or not full where only a full one could
+    /// follow (after a loss, or another server's update).
+    pub fn follows_a_loss(&self) -> bool {
+        matches!(self, Self::Gap { .. } | Self::NotFullFirst | Self::ServerChanged { .. })
+    }
+}
+
 impl UpdateUnpacker {
     /// The end of the player `you`, whose server's ticks last `tick_seconds`.
     pub fn new(you: EntityId, tick_seconds: f32) -> Self {
         Self { you, tick_seconds, previous: None, known: Vec::new(), spare: Lists::default() }
+    }
+
+    /// Forgets the updates so far, after one was lost: only a full update unpacks next.
+    pub fn start_over(&mut self) {
+        (self.previous, self.known) = (None, Vec::new());
     }
 
     /// Takes back the lists of `update`, once read, for the next update to reuse.

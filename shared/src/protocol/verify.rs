@@ -212,7 +212,10 @@ pub fn from_proxy(message: &ProxyToServer) -> Result<(), Violation> {
         }
         ProxyToServer::Input { user, input: sent } => input(*user, sent),
         ProxyToServer::Chat { user, text, .. } => chat_text(user.entity(), text),
-        ProxyToServer::Logout { .. } | ProxyToServer::Supersede { .. } | ProxyToServer::Resume { .. } => Ok(()),
+        ProxyToServer::Logout { .. }
+        | ProxyToServer::Supersede { .. }
+        | ProxyToServer::Resume { .. }
+        | ProxyToServer::Resync { .. } => Ok(()),
     }
 }
 
@@ -685,6 +688,7 @@ mod tests {
             map,
             view_radius: 400.0,
             tick_hz: 20.0,
+            datagrams: None,
         }
     }
 

@@ -7,7 +7,7 @@
 //! targets in `fuzz/` go deeper; this keeps CI guarding the same path, in well under a
 //! second.
 
-use crate::receive::{Direction, PEER, PROXY, Receiver, SERVER, join_challenge, player, welcome};
+use crate::receive::{DATAGRAM_TAG, Direction, PEER, PROXY, Receiver, SERVER, join_challenge, player, welcome};
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -18,6 +18,7 @@ use tessera_shared::framing::{WireError, encoded_frame};
 use tessera_shared::identity::Identity;
 use tessera_shared::ids::{EntityId, UserId};
 use tessera_shared::protocol::SessionTicket;
+use tessera_shared::protocol::datagram::write_update;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::packing::{Mention, Mentions};
 use tessera_shared::protocol::{
@@ -86,6 +87,18 @@ fn updates() -> Vec<ProxyToClient> {
         .collect()
 }
 
+/// `updates` as the datagrams that carry them, each after its length.
+fn as_datagrams(updates: &[ProxyToClient]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for update in updates {
+        let mut datagram = Vec::new();
+        assert!(write_update(DATAGRAM_TAG, &frame(update), &mut datagram), "a sample update fits a datagram");
+        bytes.extend_from_slice(&(datagram.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&datagram);
+    }
+    bytes
+}
+
 /// A valid frame of every message (every variant) of every direction, which its gate
 /// accepts; and a player's first two updates, the second packed against the first.
 pub fn samples() -> Vec<(Direction, Vec<u8>)> {
@@ -106,6 +119,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::Hello, frame(&Hello::new(Role::Server(PEER)))),
         (Direction::ClientToProxy, frame(&ClientToProxy::Input(input))),
         (Direction::ClientToProxy, frame(&ClientToProxy::Chat { channel: near, text: " hi\tthere\u{202e} ".into() })),
+        (Direction::ClientToProxy, frame(&ClientToProxy::Resync)),
         (Direction::ProxyToClient, frame(&ProxyToClient::Welcome(welcome()))),
         (Direction::ProxyToClient, frame(&update())),
         (Direction::ProxyToClient, updates().iter().flat_map(frame).collect()),
@@ -115,6 +129,8 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::ProxyToClient, frame(&ProxyToClient::NameRefused { reason: "taken".into() })),
         (Direction::ProxyToClient, frame(&ProxyToClient::Chat(line.clone()))),
         (Direction::ProxyToClient, frame(&ProxyToClient::ChatThrottled)),
+        (Direction::UpdateDatagrams, as_datagrams(&[update()])),
+        (Direction::UpdateDatagrams, as_datagrams(&updates())),
         (
             Direction::ProxyToServer,
             frame(&ProxyToServer::Login {
@@ -128,6 +144,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::ProxyToServer, frame(&ProxyToServer::Logout { user })),
         (Direction::ProxyToServer, frame(&ProxyToServer::Resume { user })),
         (Direction::ProxyToServer, frame(&ProxyToServer::Supersede { user })),
+        (Direction::ProxyToServer, frame(&ProxyToServer::Resync { user })),
         (Direction::ProxyToServer, frame(&ProxyToServer::Chat { user, channel: near, text: "hi there".into() })),
         (
             Direction::ServerToProxy,

@@ -13,6 +13,7 @@ use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::framing::{Bounded, WireCodec, WireError};
 use tessera_shared::identity::JoinChallenge;
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
+use tessera_shared::protocol::datagram::{DatagramError, DatagramTag, TAG_LEN, read_update};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::{self, PeerRules, Violation};
 use tessera_shared::protocol::{
@@ -33,6 +34,9 @@ pub fn join_challenge() -> JoinChallenge {
     JoinChallenge([0x5a; 32])
 }
 
+/// What the welcome below gives the player to mark its updates by datagram.
+pub const DATAGRAM_TAG: DatagramTag = DatagramTag([0x7a; TAG_LEN]);
+
 /// The player the welcome below welcomes (the id the seeds' updates were made for).
 pub fn player() -> UserId {
     UserId((1 << 48) | 7)
@@ -50,10 +54,13 @@ pub enum Direction {
     ProxyToServer,
     ServerToProxy,
     Peer,
+    /// A player's updates by datagram, each after its length (two bytes, big-endian),
+    /// as its socket receives them one by one.
+    UpdateDatagrams,
 }
 
 impl Direction {
-    pub const ALL: [Direction; 7] = [
+    pub const ALL: [Direction; 8] = [
         Direction::Hello,
         Direction::Join,
         Direction::ClientToProxy,
@@ -61,6 +68,7 @@ impl Direction {
         Direction::ProxyToServer,
         Direction::ServerToProxy,
         Direction::Peer,
+        Direction::UpdateDatagrams,
     ];
 
     /// The fuzz target for this direction, and its folder of seeds.
@@ -73,6 +81,7 @@ impl Direction {
             Direction::ProxyToServer => "proxy_to_server",
             Direction::ServerToProxy => "server_to_proxy",
             Direction::Peer => "peer",
+            Direction::UpdateDatagrams => "update_datagrams",
         }
     }
 }
@@ -122,6 +131,7 @@ pub fn welcome() -> Welcome {
         map: config.region_map(),
         view_radius: config.simulation.view_radius,
         tick_hz: config.simulation.tick_hz,
+        datagrams: Some(DATAGRAM_TAG),
     }
 }
 
@@ -146,6 +156,7 @@ impl Receiver {
                     Some(said) => verify::from_proxy(&said),
                     None => Ok(()),
                 },
+                ClientToProxy::Resync => verify::from_proxy(&ProxyToServer::Resync { user: player() }),
             }),
             Direction::ProxyToClient => {
                 // A player checks updates against the welcome it got, and uses its map.
@@ -187,8 +198,53 @@ impl Receiver {
                 Ok(())
             }),
             Direction::Peer => frames(bytes, |message| verify::from_peer(message, SERVER, PEER, &self.rules)),
+            Direction::UpdateDatagrams => {
+                // As the player does: a loss (a gap in the sequence) starts the unpacker
+                // over, awaiting a full update; anything else wrong ends the link.
+                let mut unpacker = UpdateUnpacker::new(player().entity(), tick_seconds(self.welcome.tick_hz));
+                datagrams(bytes, |datagram| match read_update(DATAGRAM_TAG, datagram)? {
+                    None => Ok(()),
+                    Some(packed) => match unpacker.unpack(packed) {
+                        Ok(update) => Ok(verify::update(&update, &self.welcome)?),
+                        Err(Violation::BadPacking(problem)) if problem.follows_a_loss() => {
+                            unpacker.start_over();
+                            Ok(())
+                        }
+                        Err(violation) => Err(violation.into()),
+                    },
+                })
+            }
         }
     }
+}
+
+/// Reads `bytes` as datagrams (each after its length: two bytes, big-endian; the last
+/// cut short if the bytes run out), passing each through `gate` as a player's socket
+/// does, until one is refused.
+pub fn datagrams(bytes: &[u8], mut gate: impl FnMut(&[u8]) -> Result<(), DatagramError>) -> Received {
+    let mut received = Received::default();
+    let mut rest = bytes;
+    while let Some((len, after)) = rest.split_first_chunk::<2>() {
+        let (datagram, after) = after.split_at(usize::from(u16::from_be_bytes(*len)).min(after.len()));
+        rest = after;
+        received.decoded += 1;
+        match gate(datagram) {
+            Ok(()) => received.accepted += 1,
+            Err(DatagramError::Violation(violation)) => {
+                received.violation = Some(violation);
+                return received;
+            }
+            Err(DatagramError::Wire(error)) => {
+                received.wire_error = Some(error);
+                return received;
+            }
+            Err(DatagramError::Io(error)) => {
+                received.wire_error = Some(WireError::Io(error));
+                return received;
+            }
+        }
+    }
+    received
 }
 
 /// Decodes frames of `T` from `bytes` until they run out or one is bad, passing each

@@ -1,0 +1,207 @@
+//! Players' updates by datagram: what crosses UDP between a proxy and a player beside
+//! their TCP link. Only updates go this way, the bulk of what a player is sent: a
+//! datagram each, with no acknowledgement, no retransmission and no head-of-line
+//! blocking, and no connection state in either kernel. Everything else (the join, the
+//! welcome, inputs, chat, and updates too big for one datagram) stays on the link.
+//!
+//! The welcome gives the player a [`DatagramTag`], fresh and random, if the proxy takes
+//! datagrams. The player sends it, alone, from its UDP socket to the proxy's UDP port
+//! (the number of its TCP port): a *bind*, which tells the proxy where to send. A proxy
+//! sends nothing to an address that has not sent it a live tag, so it cannot be made to
+//! send updates at anyone else (no amplification), and an off-path host that cannot read
+//! the welcome cannot guess one. Until an update comes by datagram the player binds
+//! again every [`BIND_RETRY`]; then every few seconds ([`BIND_EVERY`]), which keeps a NAT's mapping open and follows the player's address
+//! when it changes; a bind not renewed for [`BIND_LIFETIME`] lapses, and the proxy sends
+//! by TCP again.
+//!
+//! Each update datagram is the tag, then the body of the `ProxyToClient::Update` frame
+//! the server encoded, as the link would carry it less its length prefix. A player drops
+//! a datagram that does not carry its tag, unread.
+//!
+//! Datagrams get lost, and each update is packed against the one before it
+//! ([`super::packing`]): a player that finds one missing (the next is out of sequence)
+//! asks for a full update over its link (`ClientToProxy::Resync`), drops what comes
+//! until it arrives, and asks again if it does not come within [`RESYNC_WAIT`].
+
+use super::ProxyToClient;
+use super::packing::PackedUpdate;
+use super::verify::Violation;
+use crate::framing::{LEN_PREFIX, WireError, decode_body};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Bytes of a [`DatagramTag`].
+pub const TAG_LEN: usize = 8;
+
+/// The largest update datagram, tag included: one that fits a path's MTU of 1,280 bytes
+/// (IPv6's least) with the IP and UDP headers, so it is never fragmented. An update
+/// longer than this goes by the link.
+pub const MAX_UPDATE_DATAGRAM: usize = 1200;
+
+/// How often a bound player binds again, to keep a NAT's mapping open and its address
+/// current.
+pub const BIND_EVERY: Duration = Duration::from_secs(4);
+
+/// How often a player to whom no update came by datagram yet binds again: its first
+/// bind may be lost, or reach the proxy a moment before its session is in the proxy's
+/// table. One whose UDP does not pass at all sends one this often, for as long as it plays.
+pub const BIND_RETRY: Duration = Duration::from_millis(250);
+
+/// How long a bind lasts at a proxy without being renewed: three of the player's, so
+/// that one or two lost binds change nothing.
+pub const BIND_LIFETIME: Duration = Duration::from_secs(13);
+
+/// How long a player that asked for a full update waits for it before asking again:
+/// the request or the update may have been lost too.
+pub const RESYNC_WAIT: Duration = Duration::from_millis(500);
+
+/// What binds a player's UDP address to its session, and marks every update datagram
+/// sent it: random, given in the welcome over the player's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DatagramTag(pub [u8; TAG_LEN]);
+
+impl DatagramTag {
+    /// A fresh tag from the operating system's randomness.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut tag = [0; TAG_LEN];
+        getrandom::fill(&mut tag)?;
+        Ok(Self(tag))
+    }
+
+    /// The tag a bind carries: the datagram is the tag and nothing else.
+    pub fn of_bind(datagram: &[u8]) -> Option<Self> {
+        datagram.try_into().ok().map(Self)
+    }
+}
+
+/// Whether `frame`, a whole `ProxyToClient::Update` frame, fits one update datagram.
+pub fn fits(frame: &[u8]) -> bool {
+    frame.len().saturating_sub(LEN_PREFIX) + TAG_LEN <= MAX_UPDATE_DATAGRAM
+}
+
+/// Writes into `datagram` the update datagram for `tag` carrying `frame`, a whole
+/// `ProxyToClient::Update` frame as its server encoded it (length prefix and all).
+/// `false`, writing nothing, if it would be longer than [`MAX_UPDATE_DATAGRAM`]: that
+/// update goes by the link.
+pub fn write_update(tag: DatagramTag, frame: &[u8], datagram: &mut Vec<u8>) -> bool {
+    let Some(body) = frame.get(LEN_PREFIX..).filter(|_| fits(frame)) else { return false };
+    datagram.clear();
+    datagram.extend_from_slice(&tag.0);
+    datagram.extend_from_slice(body);
+    true
+}
+
+/// Why an update datagram carrying the player's tag is not an update, or none could
+/// be received.
+#[derive(Debug, thiserror::Error)]
+pub enum DatagramError {
+    /// Too long, or it does not decode.
+    #[error("an update datagram: {0}")]
+    Wire(#[from] WireError),
+    /// A message other than an update.
+    #[error(transparent)]
+    Violation(#[from] Violation),
+    #[error("the datagram socket failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The update `datagram` carries for the holder of `tag`: `Ok(None)` if it is not
+/// marked with `tag` (someone else's, or a stranger's), an error if it is and is no
+/// update. `datagram` is all that was received, however long it was (a receiver that
+/// cut it short says so with a length past [`MAX_UPDATE_DATAGRAM`]).
+pub fn read_update(tag: DatagramTag, datagram: &[u8]) -> Result<Option<PackedUpdate>, DatagramError> {
+    let Some((marked, body)) = datagram.split_first_chunk::<TAG_LEN>() else { return Ok(None) };
+    if *marked != tag.0 {
+        return Ok(None);
+    }
+    if datagram.len() > MAX_UPDATE_DATAGRAM {
+        return Err(WireError::FrameTooLarge { len: datagram.len(), max: MAX_UPDATE_DATAGRAM }.into());
+    }
+    match decode_body(body)? {
+        ProxyToClient::Update(update) => Ok(Some(update)),
+        _ => Err(Violation::OutOfOrder { what: "a message other than an update", when: "in a datagram" }.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing::encoded_frame;
+    use crate::ids::{EntityId, ServerId};
+    use crate::protocol::packing::Mentions;
+    use crate::protocol::{EntityName, EntityState, PlayerUpdate, UpdatePacker};
+    use glam::Vec2;
+
+    fn full_update_frame(others: usize) -> Vec<u8> {
+        let you = EntityState { id: EntityId(1), position: Vec2::new(10.0, 20.0), velocity: Vec2::ZERO };
+        let changed: Vec<EntityState> = (0..others)
+            .map(|n| EntityState { id: EntityId(100 + n as u64), position: Vec2::splat(n as f32), velocity: Vec2::X })
+            .collect();
+        let update = PlayerUpdate {
+            tick: 7,
+            server: ServerId(1),
+            last_input: 0,
+            inputs_applied: 0,
+            you,
+            your_tick: None,
+            full: true,
+            names: changed.iter().map(|state| (state.id, EntityName::from("someone").unwrap())).collect(),
+            changed,
+            left: vec![],
+            update_every: 1,
+            budget_spent: false,
+        };
+        let mut packer = UpdatePacker::default();
+        let packed = packer.pack(&update, &Mentions::all_new(others), 1.0 / 20.0).unwrap();
+        encoded_frame(&ProxyToClient::Update(packed)).unwrap().to_vec()
+    }
+
+    #[test]
+    fn an_update_crosses_in_a_datagram_marked_with_the_players_tag_only() {
+        let (tag, other) = (DatagramTag([1; TAG_LEN]), DatagramTag([2; TAG_LEN]));
+        let frame = full_update_frame(3);
+        let mut datagram = Vec::new();
+        assert!(fits(&frame));
+        assert!(write_update(tag, &frame, &mut datagram));
+        assert_eq!(datagram.len(), TAG_LEN + frame.len() - LEN_PREFIX, "the tag replaces the length prefix");
+        let expected = match decode_body::<ProxyToClient>(&frame[LEN_PREFIX..]).unwrap() {
+            ProxyToClient::Update(update) => update,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(read_update(tag, &datagram).unwrap(), Some(expected));
+        assert_eq!(read_update(other, &datagram).unwrap(), None, "another player's, dropped unread");
+        assert_eq!(read_update(tag, &datagram[..TAG_LEN - 1]).unwrap(), None, "shorter than a tag");
+    }
+
+    #[test]
+    fn an_update_too_long_for_a_datagram_goes_by_the_link() {
+        let tag = DatagramTag([1; TAG_LEN]);
+        let frame = full_update_frame(200);
+        let mut datagram = vec![9];
+        assert!(!fits(&frame));
+        assert!(!write_update(tag, &frame, &mut datagram));
+        assert_eq!(datagram, [9], "nothing written");
+    }
+
+    #[test]
+    fn a_marked_datagram_that_is_no_update_is_an_error() {
+        let tag = DatagramTag([1; TAG_LEN]);
+        let chat = encoded_frame(&ProxyToClient::ChatThrottled).unwrap();
+        let mut datagram = tag.0.to_vec();
+        datagram.extend_from_slice(&chat[LEN_PREFIX..]);
+        assert!(matches!(read_update(tag, &datagram), Err(DatagramError::Violation(_))));
+        datagram.truncate(TAG_LEN);
+        datagram.push(0xff);
+        assert!(matches!(read_update(tag, &datagram), Err(DatagramError::Wire(_))));
+        let long = [&tag.0[..], &[0; MAX_UPDATE_DATAGRAM][..]].concat();
+        assert!(matches!(read_update(tag, &long), Err(DatagramError::Wire(WireError::FrameTooLarge { .. }))));
+    }
+
+    #[test]
+    fn a_bind_is_a_tag_alone() {
+        assert_eq!(DatagramTag::of_bind(&[3; TAG_LEN]), Some(DatagramTag([3; TAG_LEN])));
+        assert_eq!(DatagramTag::of_bind(&[3; TAG_LEN + 1]), None);
+        assert_eq!(DatagramTag::of_bind(&[]), None);
+        assert_ne!(DatagramTag::random().unwrap(), DatagramTag::random().unwrap());
+    }
+}
