@@ -347,7 +347,7 @@ async fn play(player: &mut Player, events: &InboxSender<FromNet>, said: &mut Sai
                     prediction: Box::new(player.prediction.clone()),
                     smoothness: player.smoothness.clone(),
                     round_trip_ms,
-                    updates_lost: player.datagrams.as_ref().filter(|d| d.flowing()).map(|d| d.resyncs),
+                    updates_lost: player.datagrams.as_ref().filter(|d| d.flowing()).map(|_| player.losses.count),
                 };
                 events.send(update).await.ok()?;
             }

@@ -93,7 +93,11 @@ impl LocalCluster {
         config.rebind(|what, addr| {
             let addr = if ephemeral { SocketAddr::from(([127, 0, 0, 1], 0)) } else { addr };
             let bind_error = |source| LocalClusterError::Bind { what, addr, source };
-            let listener = TcpListener::bind(addr).map_err(bind_error)?;
+            let listener = match what {
+                Listener::Players(_) => bind_players(addr),
+                _ => TcpListener::bind(addr),
+            }
+            .map_err(bind_error)?;
             let local = listener.local_addr().map_err(bind_error)?;
             bound.insert(what, listener);
             Ok::<_, LocalClusterError>(local)
@@ -249,4 +253,22 @@ impl Drop for LocalCluster {
         self.shutdown.cancel();
         self.join_all();
     }
+}
+
+/// A player listener on `addr`; on port 0, on a port whose number is free for UDP too,
+/// where the proxy sends its players' updates by datagram from (a port only TCP had
+/// free would leave it sending everything by TCP, which the tests would not expect).
+fn bind_players(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if addr.port() != 0 {
+        return TcpListener::bind(addr);
+    }
+    let mut last = None;
+    for _ in 0..32 {
+        let udp = std::net::UdpSocket::bind(addr)?;
+        match TcpListener::bind(udp.local_addr()?) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()))
 }

@@ -8,7 +8,7 @@
 //! update may claim inputs applied that were never sent.
 
 use crate::conditioner::Conditioner;
-use crate::datagrams::UpdateDatagrams;
+use crate::datagrams::{Arrived, Losses, UpdateDatagrams};
 use crate::prediction::{InputClock, Prediction, Reconciled};
 use crate::steering::keys_toward;
 use crate::world_view::{OthersMoved, WorldView};
@@ -101,8 +101,11 @@ pub struct Player {
     /// swarm's bots measure their echoes to it, so that what a frame waited for their
     /// shared thread is not counted as the cluster's.
     pub update_arrived: Option<std::time::Instant>,
-    /// Its updates by datagram, if its proxy sends them so and a socket could be had.
+    /// Its updates by datagram, if its proxy sends them so, a socket could be had, and
+    /// they were not given up on.
     pub datagrams: Option<UpdateDatagrams>,
+    /// The updates it found lost (sent by datagram), each made good by a full one.
+    pub losses: Losses,
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
@@ -239,6 +242,7 @@ impl Player {
             unpacker,
             update_arrived: None,
             datagrams,
+            losses: Losses::default(),
         })
     }
 
@@ -305,25 +309,38 @@ impl Player {
     /// presses nothing. A proxy
     /// silent for [`tessera_shared::link::SILENCE_LIMIT`] is gone: an error, like a closed connection.
     pub async fn receive(&mut self) -> Result<&WorldView, PlayerError> {
-        let (message, by_datagram) = loop {
-            tokio::select! {
-                biased;
-                message = self.link.recv() => break (message?, None),
-                update = next_datagram(&mut self.datagrams) => {
-                    // Proof of the proxy's life, as a frame on the link would be.
-                    self.link.heard();
-                    let (update, arrived) = update?;
-                    break (ProxyToClient::Update(update), Some(arrived));
+        let (message, by_datagram) = match self.datagrams.as_mut().and_then(UpdateDatagrams::in_turn) {
+            Some((update, arrived)) => (ProxyToClient::Update(update), Some(arrived)),
+            None => loop {
+                tokio::select! {
+                    biased;
+                    message = self.link.recv() => {
+                        let message = message?;
+                        if let (ProxyToClient::Update(_), Some(datagrams)) = (&message, &mut self.datagrams) {
+                            datagrams.came_by_link();
+                        }
+                        break (message, None);
+                    }
+                    update = next_datagram(&mut self.datagrams) => match update {
+                        Ok((update, arrived)) => break (ProxyToClient::Update(update), Some(arrived)),
+                        Err(DatagramError::Io(error)) => self.give_up_datagrams(&error.to_string()).await?,
+                        Err(error) => return Err(error.into()),
+                    },
+                    () = self.silence.lasted() => {
+                        self.link.send_heartbeat().await?;
+                        self.silence.broken();
+                    }
                 }
-                () = self.silence.lasted() => {
-                    self.link.send_heartbeat().await?;
-                    self.silence.broken();
-                }
-            }
+            },
         };
         let now = std::time::Instant::now();
         if let Some(datagrams) = &mut self.datagrams {
-            datagrams.keep_bound(now);
+            if datagrams.failing(now, self.view.region_offline) {
+                let why = if datagrams.flowing() { "they stopped coming" } else { "none came" };
+                self.give_up_datagrams(why).await?;
+            } else {
+                datagrams.keep_bound(now);
+            }
         }
         match message {
             ProxyToClient::Update(packed) => {
@@ -389,30 +406,46 @@ impl Player {
         }
     }
 
+    /// Plays on by the link alone: updates by datagram do not reach the player (`why`).
+    /// The proxy is told so, and starts it over with a full update by the link: what went
+    /// by datagram since the last that came was lost.
+    async fn give_up_datagrams(&mut self, why: &str) -> Result<(), PlayerError> {
+        tracing::info!("{}: updates by TCP from now on: by datagram, {why}", self.welcome.name);
+        self.datagrams = None;
+        self.link.send(ClientToProxy::NoDatagrams).await?;
+        self.silence.broken();
+        self.unpacker.start_over();
+        self.losses.lost(std::time::Instant::now());
+        Ok(())
+    }
+
     /// `packed` unpacked against the updates before it, checked against the inputs sent;
     /// `None` if it cannot be, for an update before it was lost (only updates by datagram
-    /// are): a full one is asked for, and what comes until it is dropped.
+    /// are): a full one is asked for, and what comes until it does is dropped. Where
+    /// updates may be lost, any update that cannot be unpacked is taken for one after a
+    /// loss: which update a lost one was cannot be known.
     async fn unpack(
         &mut self,
         packed: PackedUpdate,
         now: std::time::Instant,
     ) -> Result<Option<tessera_shared::protocol::PlayerUpdate>, PlayerError> {
-        let update = match (self.unpacker.unpack(packed), &mut self.datagrams) {
-            (Ok(update), datagrams) => {
-                if let Some(datagrams) = datagrams.as_mut().filter(|_| update.full) {
-                    datagrams.resynced();
+        let lossy = self.datagrams.is_some() || self.losses.awaiting();
+        let update = match self.unpacker.unpack(packed) {
+            Ok(update) => {
+                if update.full {
+                    self.losses.made_good();
                 }
                 update
             }
-            (Err(Violation::BadPacking(problem)), Some(datagrams)) if problem.follows_a_loss() => {
+            Err(Violation::BadPacking(_)) if lossy => {
                 self.unpacker.start_over();
-                if datagrams.lost(now) {
+                if self.losses.lost(now) && self.datagrams.is_some() {
                     self.link.send(ClientToProxy::Resync).await?;
                     self.silence.broken();
                 }
                 return Ok(None);
             }
-            (Err(violation), _) => return Err(violation.into()),
+            Err(violation) => return Err(violation.into()),
         };
         let sent = self.last_sent();
         if update.last_input > sent {
@@ -511,10 +544,8 @@ impl Player {
     }
 }
 
-/// The next update by datagram, if updates come so; otherwise never.
-async fn next_datagram(
-    datagrams: &mut Option<UpdateDatagrams>,
-) -> Result<(PackedUpdate, Option<std::time::Instant>), DatagramError> {
+/// The next update by datagram in its turn, if updates come so; otherwise never.
+async fn next_datagram(datagrams: &mut Option<UpdateDatagrams>) -> Result<Arrived, DatagramError> {
     match datagrams {
         Some(datagrams) => datagrams.next().await,
         None => std::future::pending().await,

@@ -1,11 +1,14 @@
 //! A player's end of its updates by datagram (`tessera_shared::protocol::datagram`): the
-//! UDP socket beside its link, the binds that tell the proxy where to send (again every
-//! [`BIND_RETRY`] until an update comes by datagram, then every [`BIND_EVERY`], to keep
-//! a NAT's mapping open), and what it does when an update is
-//! lost: ask once for a full one, and again only if it has not come within
-//! [`RESYNC_WAIT`].
+//! UDP socket beside its link ([`UpdateDatagrams`]), the binds that tell the proxy where
+//! to send (again every [`BIND_RETRY`] until an update comes by datagram, then every
+//! [`BIND_EVERY`], to keep a NAT's mapping open), datagrams held while an update by the
+//! link they overtook is on its way, and when to give up on them (nothing came within
+//! [`DATAGRAM_TRIAL`], or nothing for [`DATAGRAM_SILENCE`] since, or the socket failed);
+//! and what the player does when an update is lost ([`Losses`]): ask once for a full
+//! one, and again only at an update that comes after [`RESYNC_WAIT`].
 
 use crate::conditioner::{Conditioner, Relay};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -14,8 +17,17 @@ use tessera_shared::link::Traffic;
 use tessera_shared::link::arrival::DatagramReceiver;
 use tessera_shared::protocol::PackedUpdate;
 use tessera_shared::protocol::datagram::{
-    BIND_EVERY, BIND_RETRY, DatagramError, DatagramTag, MAX_UPDATE_DATAGRAM, RESYNC_WAIT, read_update,
+    BIND_EVERY, BIND_RETRY, DATAGRAM_SILENCE, DATAGRAM_TRIAL, DatagramError, DatagramTag, DatagramUpdate,
+    MAX_UPDATE_DATAGRAM, RESYNC_WAIT, read_update,
 };
+
+/// Datagrams held at most while the updates by the link they overtook are on their
+/// way: a second's worth at 20 Hz and more. Past it the link's update is taken for
+/// lost (it cannot be, but a proxy can count wrong) and what was held goes in turn.
+const MOST_HELD: usize = 32;
+
+/// An update, and when it reached the player's host, if the kernel said.
+pub type Arrived = (PackedUpdate, Option<Instant>);
 
 /// See the module.
 #[derive(Debug)]
@@ -24,17 +36,20 @@ pub struct UpdateDatagrams {
     tag: DatagramTag,
     /// The conditioner's relay, if the player's link is conditioned: it ends with this.
     _relay: Option<Relay>,
-    /// When it last sent a bind.
+    /// When it first bound, and last.
+    first_bound_at: Instant,
     bound_at: Instant,
-    /// Whether an update came by datagram: the proxy has the player's address.
-    flowing: bool,
-    /// When a full update was asked for, while one is awaited.
-    asked_at: Option<Instant>,
+    /// When an update last came by datagram, once one has: the proxy has the player's
+    /// address.
+    last_came: Option<Instant>,
+    /// Updates received by the link, wrapping: as many as the proxy had sent by it when
+    /// it sent a datagram that is in its turn.
+    by_link: u8,
+    /// Datagrams that overtook an update by the link, in the order they came.
+    held: VecDeque<(DatagramUpdate, Option<Instant>)>,
     /// Room for one datagram, and a byte more: one that fills it is too long.
     room: Box<[u8]>,
     traffic: Traffic,
-    /// How many times the player found an update lost and asked for a full one.
-    pub resyncs: u64,
 }
 
 impl UpdateDatagrams {
@@ -47,84 +62,127 @@ impl UpdateDatagrams {
         traffic: &Traffic,
     ) -> io::Result<Self> {
         let (socket, relay) = conditioner.datagrams(proxy).await?;
-        let datagrams = Self {
+        // The first waits for the socket, whose readiness the runtime learns only now;
+        // the rest go as the socket takes them.
+        socket.send(&tag.0).await?;
+        traffic.bytes_out.fetch_add(tag.0.len() as u64, Ordering::Relaxed);
+        let now = Instant::now();
+        Ok(Self {
             receiver: DatagramReceiver::new(socket),
             tag,
             _relay: relay,
-            bound_at: Instant::now(),
-            flowing: false,
-            asked_at: None,
+            first_bound_at: now,
+            bound_at: now,
+            last_came: None,
+            by_link: 0,
+            held: VecDeque::new(),
             room: vec![0; MAX_UPDATE_DATAGRAM + 1].into_boxed_slice(),
             traffic: traffic.clone(),
-            resyncs: 0,
-        };
-        // The first waits for the socket, whose readiness the runtime learns only now;
-        // the rest go as the socket takes them.
-        let tag = datagrams.tag.0;
-        datagrams.receiver.socket().send(&tag).await?;
-        datagrams.traffic.bytes_out.fetch_add(tag.len() as u64, Ordering::Relaxed);
-        Ok(datagrams)
+        })
     }
 
     /// Whether updates come by datagram: one has.
     pub fn flowing(&self) -> bool {
-        self.flowing
-    }
-
-    /// Sends a bind, without waiting: a bind the socket has no room for is as lost as
-    /// one the network drops, and the next goes [`BIND_EVERY`] later.
-    fn bind(&mut self, now: Instant) {
-        self.bound_at = now;
-        if self.receiver.socket().try_send(&self.tag.0).is_ok() {
-            self.traffic.bytes_out.fetch_add(self.tag.0.len() as u64, Ordering::Relaxed);
-        }
+        self.last_came.is_some()
     }
 
     /// Binds again if one is due: [`BIND_RETRY`] after the last while no update came
     /// by datagram, [`BIND_EVERY`] once one has (the proxy lets a bind lapse that is not
     /// renewed, and so may a NAT). Called at every message received, which is several
-    /// times a second.
+    /// times a second while the proxy is there. A bind the socket has no room for is as
+    /// lost as one the network drops.
     pub fn keep_bound(&mut self, now: Instant) {
-        let every = if self.flowing { BIND_EVERY } else { BIND_RETRY };
+        let every = if self.flowing() { BIND_EVERY } else { BIND_RETRY };
         if now.saturating_duration_since(self.bound_at) >= every {
-            self.bind(now);
-        }
-    }
-
-    /// The next update by datagram, and when it arrived, if the kernel said. Datagrams
-    /// not marked with the player's tag are dropped unread; one that is and is no update
-    /// is an error. A refusal (the proxy has no UDP port open, so a bind was answered by
-    /// an ICMP error) is not: the player plays on by its link.
-    pub async fn next(&mut self) -> Result<(PackedUpdate, Option<Instant>), DatagramError> {
-        loop {
-            let received = match self.receiver.recv(&mut self.room).await {
-                Ok(received) => received,
-                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => continue,
-                Err(error) => return Err(error.into()),
-            };
-            let datagram = &self.room[..received.len];
-            if let Some(update) = read_update(self.tag, datagram)? {
-                self.traffic.bytes_in.fetch_add(received.len as u64, Ordering::Relaxed);
-                self.flowing = true;
-                return Ok((update, received.arrived));
+            self.bound_at = now;
+            if self.receiver.socket().try_send(&self.tag.0).is_ok() {
+                self.traffic.bytes_out.fetch_add(self.tag.0.len() as u64, Ordering::Relaxed);
             }
         }
     }
 
-    /// An update was lost (the next is out of sequence, or not full after a loss):
-    /// whether to ask for a full one now, which is so unless one was asked for within
-    /// [`RESYNC_WAIT`].
+    /// Whether to give up on updates by datagram at `now`: none came within
+    /// [`DATAGRAM_TRIAL`] of the first bind, or none for [`DATAGRAM_SILENCE`] since one
+    /// did while the player's server is there (it is not when its region is offline).
+    pub fn failing(&self, now: Instant, region_offline: bool) -> bool {
+        match self.last_came {
+            None => now.saturating_duration_since(self.first_bound_at) >= DATAGRAM_TRIAL,
+            Some(came) => !region_offline && now.saturating_duration_since(came) >= DATAGRAM_SILENCE,
+        }
+    }
+
+    /// An update came by the link.
+    pub fn came_by_link(&mut self) {
+        self.by_link = self.by_link.wrapping_add(1);
+    }
+
+    /// The datagram held longest, if its turn has come (every update by the link it
+    /// overtook is in).
+    pub fn in_turn(&mut self) -> Option<Arrived> {
+        let (first, _) = self.held.front()?;
+        (!self.overtook(first)).then(|| self.held.pop_front()).flatten().map(|(datagram, at)| (datagram.update, at))
+    }
+
+    /// Whether `datagram` was sent after updates by the link that are not in yet (its
+    /// count is ahead of the player's by less than half the wrap; one behind came late,
+    /// and goes in turn to be found stale).
+    fn overtook(&self, datagram: &DatagramUpdate) -> bool {
+        (1..128).contains(&datagram.by_link.wrapping_sub(self.by_link))
+    }
+
+    /// The next update by datagram in its turn, and when it arrived, if the kernel said;
+    /// one that overtook an update by the link is held meanwhile. Datagrams not marked
+    /// with the player's tag are dropped unread; one that is and is no update is the
+    /// proxy's error. An error of the socket's (an ICMP error for a bind: the proxy
+    /// takes no datagrams, or a firewall refuses them) is `DatagramError::Io`: the
+    /// player gives up on datagrams and plays on by its link.
+    pub async fn next(&mut self) -> Result<Arrived, DatagramError> {
+        loop {
+            let received = self.receiver.recv(&mut self.room).await?;
+            let Some(datagram) = read_update(self.tag, &self.room[..received.len])? else { continue };
+            self.traffic.bytes_in.fetch_add(received.len as u64, Ordering::Relaxed);
+            self.last_came = Some(Instant::now());
+            if self.overtook(&datagram) && self.held.len() < MOST_HELD {
+                self.held.push_back((datagram, received.arrived));
+                continue;
+            }
+            // Too many held: the first goes as it is, and the rest in turn after it.
+            self.held.push_back((datagram, received.arrived));
+            let (datagram, at) = self.held.pop_front().expect("one was just pushed");
+            return Ok((datagram.update, at));
+        }
+    }
+}
+
+/// The updates a player found lost, and the full one it asked for.
+#[derive(Debug, Default)]
+pub struct Losses {
+    /// How many times the player found an update lost and asked for a full one.
+    pub count: u64,
+    /// When a full update was asked for, while one is awaited.
+    asked_at: Option<Instant>,
+}
+
+impl Losses {
+    /// Whether a full update is awaited: until it comes, what comes means nothing.
+    pub fn awaiting(&self) -> bool {
+        self.asked_at.is_some()
+    }
+
+    /// An update was lost (the next is out of sequence, or not full after a loss), or
+    /// the updates sent by datagram were: whether to ask for a full one now, which is so
+    /// unless one was asked for within [`RESYNC_WAIT`].
     pub fn lost(&mut self, now: Instant) -> bool {
         if self.asked_at.is_some_and(|asked| now.saturating_duration_since(asked) < RESYNC_WAIT) {
             return false;
         }
         self.asked_at = Some(now);
-        self.resyncs += 1;
+        self.count += 1;
         true
     }
 
     /// A full update came: nothing is awaited.
-    pub fn resynced(&mut self) {
+    pub fn made_good(&mut self) {
         self.asked_at = None;
     }
 }

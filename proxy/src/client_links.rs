@@ -15,7 +15,7 @@ use crate::routing::{ClientRoute, RouteError, Routing, Session, Start};
 use crate::stats::{ProxyStats, Refusal};
 use crate::tickets::Tickets;
 use rand::Rng;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_shared::Vec2;
@@ -114,7 +114,7 @@ async fn serve(
     let Joined { mut link, key, name, begin } = join(link, settings, tickets, store, spawn_position(settings)).await?;
     let user = key.user();
     let resuming = matches!(begin, Begin::Resume);
-    let (sink, session) = match admit(settings, routing, tickets, key, &name, begin) {
+    let (sink, session) = match admit(settings, routing, tickets, key, peer.ip(), &name, begin) {
         Ok(admitted) => admitted,
         Err(reason) => {
             link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
@@ -140,14 +140,26 @@ async fn serve(
             _ if !limiter.take(&inputs, now) => Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
             ClientToProxy::Input(input) => Ok(Some(ProxyToServer::Input { user, input })),
             ClientToProxy::Chat { channel, text } => chat.hear(routing, user, channel, &text, now),
-            // Each costs its server a full update: one in flight at a time is enough (a
-            // player asks again only after RESYNC_WAIT), and more are dropped unsaid.
-            ClientToProxy::Resync if resynced.is_some_and(|at| now.duration_since(at) < RESYNC_WAIT / 2) => Ok(None),
+            // Each costs its server a full update: asked for only by a player bound for
+            // datagrams (nothing else loses updates), one in flight at a time (a player
+            // asks again only after RESYNC_WAIT), and the rest dropped unsaid.
+            ClientToProxy::Resync
+                if resynced.is_some_and(|at| now.duration_since(at) < RESYNC_WAIT / 2)
+                    || !routing.bound_for_datagrams(user) =>
+            {
+                Ok(None)
+            }
             ClientToProxy::Resync => {
                 resynced = Some(now);
                 ProxyStats::add(&routing.stats.resyncs, 1);
                 Ok(Some(ProxyToServer::Resync { user }))
             }
+            // What was sent by datagram since it last got one was lost with it.
+            ClientToProxy::NoDatagrams if routing.no_datagrams(user) => {
+                debug!("{user}'s updates by datagram do not reach it: by TCP from now on");
+                Ok(Some(ProxyToServer::Resync { user }))
+            }
+            ClientToProxy::NoDatagrams => Ok(None),
         };
         let routing = &routing;
         async move {
@@ -194,7 +206,8 @@ async fn end_unanswered_resume(routing: Arc<Routing>, user: UserId, session: Ses
     }
 }
 
-/// Admits `user`, called `name`, beginning its session as `begin` says: registers its
+/// Admits `user`, whose link comes from `from`, called `name`, beginning its session as
+/// `begin` says: registers its
 /// route, and logs it in on the server owning where it was, or asks every server for its
 /// session. Returns the queue of what goes to the player, its welcome first (at once, or
 /// once the server that has its session answers), and the session it is, or why it
@@ -205,6 +218,7 @@ pub fn admit(
     routing: &Routing,
     tickets: &Tickets,
     key: PlayerKey,
+    from: IpAddr,
     name: &str,
     begin: Begin,
 ) -> Result<(ClientSink, Session), String> {
@@ -256,7 +270,7 @@ pub fn admit(
         None => Some(welcome),
     };
     let session = Session::next();
-    let route = ClientRoute::new(outbound, owner, session, welcome, key).with_datagrams(datagrams);
+    let route = ClientRoute::new(outbound, owner, session, welcome, key).with_datagrams(datagrams, from);
     routing.join(user, route, start, settings.limits.max_players).map_err(|err| err.to_string())?;
     Ok((sink, session))
 }

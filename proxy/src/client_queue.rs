@@ -50,8 +50,9 @@ struct Shared {
     wake: Notify,
     budget: usize,
     /// Whether the player was sent something by other means (an update by datagram)
-    /// since the writer last looked: proof of life enough, so no heartbeat. An atomic,
-    /// not in `state`, so that an update by datagram takes no lock of the player's.
+    /// since the writer last looked: its heartbeat may then wait a beat, no more (its
+    /// link keeps its own liveness). An atomic, not in `state`, so that an update by
+    /// datagram takes no lock of the player's.
     sent_elsewhere: AtomicBool,
 }
 
@@ -69,6 +70,8 @@ struct State {
     waiting_bytes: usize,
     /// Whether anything was written since the writer last looked: if not, a heartbeat.
     wrote: bool,
+    /// Whether the last beat was let pass, the player sent updates by datagram.
+    beat_passed: bool,
     /// The route let the player go: nothing more is taken.
     closed: bool,
     /// The socket failed: the writer ends the link.
@@ -111,8 +114,8 @@ impl ClientQueue {
         self.shared.flush()
     }
 
-    /// The player was sent something by other means (an update by datagram): it needs
-    /// no heartbeat on its link for now.
+    /// The player was sent something by other means (an update by datagram): its link's
+    /// next heartbeat may wait a beat.
     pub fn sent_elsewhere(&self) {
         self.shared.sent_elsewhere.store(true, Ordering::Relaxed);
     }
@@ -202,11 +205,16 @@ impl Drop for Detach<'_> {
 }
 
 impl State {
-    /// A heartbeat, if nothing was written since the last look, nor sent `elsewhere`:
-    /// written now, and not counted as something written, so that a quiet player gets
-    /// one every beat.
+    /// A heartbeat, if nothing was written since the last look: written now, and not
+    /// counted as something written, so that a quiet player gets one every beat. One
+    /// sent updates by datagram (`elsewhere`) since gets one every other beat: its link
+    /// still hears from the proxy within its silence limit, and its host's vanishing is
+    /// noticed by the writes (`TCP_USER_TIMEOUT`), at a fraction of the writes.
     fn beat(&mut self, elsewhere: bool) {
-        if !std::mem::take(&mut self.wrote) && !elsewhere && self.waiting.is_empty() {
+        let due = !std::mem::take(&mut self.wrote) && self.waiting.is_empty();
+        let pass = due && elsewhere && !self.beat_passed;
+        self.beat_passed = pass;
+        if due && !pass {
             self.waiting_bytes += Heartbeat::FRAME.len();
             self.waiting.push_back(Bytes::from_static(&Heartbeat::FRAME));
             self.write_waiting();

@@ -1,7 +1,7 @@
 //! Players' updates by datagram, the proxy's end (`tessera_shared::protocol::datagram`):
 //! one UDP socket on the port number of the players' listener, the binds it receives
 //! (each a tag the routing table knows, or dropped unread), and the update datagrams
-//! the routing table sends on it ([`UpdateDatagrams`]), a system call for each.
+//! the routing table sends on it ([`UpdateDatagrams`]), many to a system call.
 //!
 //! Nothing waits for room: an update the socket will not take now is dropped and
 //! counted, and its player, finding it missing, asks for a full one. A proxy whose
@@ -73,45 +73,112 @@ pub async fn receive_binds(socket: UpdateSocket, routing: Arc<Routing>, shutdown
 /// ([`UpdateDatagrams::send`]).
 #[derive(Debug, Default)]
 pub struct UpdateDatagrams {
-    pending: Vec<(SocketAddr, DatagramTag, Bytes)>,
+    pending: Vec<(SocketAddr, DatagramTag, u8, Bytes)>,
 }
 
 impl UpdateDatagrams {
-    /// Queues `frame`, a server's encoded update frame, for `to` marked with `tag`.
-    pub fn push(&mut self, to: SocketAddr, tag: DatagramTag, frame: Bytes) {
-        self.pending.push((to, tag, frame));
+    /// Queues `frame`, a server's encoded update frame, for `to` marked with `tag`, sent
+    /// after `by_link` updates by the player's link.
+    pub fn push(&mut self, to: SocketAddr, tag: DatagramTag, by_link: u8, frame: Bytes) {
+        self.pending.push((to, tag, by_link, frame));
     }
 
     /// Sends what was queued on `socket`, counting into `stats`: those the socket has
-    /// no room for now are dropped (their players ask for full updates).
+    /// no room for now, or refuses, are dropped (their players ask for full updates).
     pub fn send(self, socket: &UdpSocket, stats: &ProxyStats) {
         if self.pending.is_empty() {
             return;
         }
-        let (mut sent, mut dropped, mut bytes) = (0, 0, 0);
-        let mut datagram = Vec::with_capacity(tessera_shared::protocol::datagram::MAX_UPDATE_DATAGRAM);
-        for (to, tag, frame) in self.pending {
+        // Each written after the last into one buffer: one allocation for them all.
+        let mut written = Written::default();
+        for (to, tag, by_link, frame) in &self.pending {
             // The routing table queued only updates that fit.
-            if !write_update(tag, &frame, &mut datagram) {
-                continue;
-            }
-            // Straight to the socket, not through tokio's idea of its readiness: a send
-            // the kernel has no room for fails at once, and the datagram is dropped.
-            match socket2::SockRef::from(socket).send_to(&datagram, &to.into()) {
-                Ok(len) => {
-                    sent += 1;
-                    bytes += len as u64;
-                }
-                Err(error) => {
-                    dropped += 1;
-                    if error.kind() != io::ErrorKind::WouldBlock {
-                        debug!("an update datagram to {to}: {error}");
-                    }
-                }
+            if write_update(*tag, *by_link, frame, &mut written.bytes) {
+                written.datagrams.push((*to, written.bytes.len()));
             }
         }
-        ProxyStats::add(&stats.datagrams_to_clients, sent);
-        ProxyStats::add(&stats.datagrams_dropped, dropped);
-        stats.clients.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        let sent = send_written(socket, &written);
+        ProxyStats::add(&stats.datagrams_to_clients, sent.datagrams as u64);
+        let dropped = written.datagrams.len().saturating_sub(sent.datagrams);
+        ProxyStats::add(&stats.datagrams_dropped, dropped as u64);
+        stats.clients.bytes_out.fetch_add(sent.bytes as u64, Ordering::Relaxed);
     }
+}
+
+/// Datagrams written one after another: the bytes of all, and each one's address and
+/// where it ends in them.
+#[derive(Debug, Default)]
+struct Written {
+    bytes: Vec<u8>,
+    datagrams: Vec<(SocketAddr, usize)>,
+}
+
+impl Written {
+    /// Each datagram's address and bytes, in order.
+    fn each(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        let starts = std::iter::once(0).chain(self.datagrams.iter().map(|&(_, end)| end));
+        self.datagrams.iter().zip(starts).map(|(&(to, end), start)| (to, &self.bytes[start..end]))
+    }
+}
+
+/// What went: datagrams and their bytes.
+#[derive(Debug, Default)]
+struct Sent {
+    datagrams: usize,
+    bytes: usize,
+}
+
+/// Datagrams a system call sends at most.
+#[cfg(target_os = "linux")]
+const DATAGRAMS_A_CALL: usize = 64;
+
+/// Sends `written` on `socket`, [`DATAGRAMS_A_CALL`] to a system call (`sendmmsg`),
+/// straight to the kernel rather than through tokio's idea of the socket's readiness:
+/// what it has no room for fails at once, and is dropped. A datagram refused for
+/// itself (its address unreachable) is skipped, and the rest go on.
+#[cfg(target_os = "linux")]
+fn send_written(socket: &UdpSocket, written: &Written) -> Sent {
+    use nix::errno::Errno;
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    let all: Vec<(SockaddrStorage, &[u8])> = written.each().map(|(to, bytes)| (to.into(), bytes)).collect();
+    let mut sent = Sent::default();
+    let mut next = 0;
+    while next < all.len() {
+        let batch = &all[next..(next + DATAGRAMS_A_CALL).min(all.len())];
+        let slices: Vec<[IoSlice; 1]> = batch.iter().map(|(_, bytes)| [IoSlice::new(bytes)]).collect();
+        let addresses: Vec<Option<SockaddrStorage>> = batch.iter().map(|(to, _)| Some(*to)).collect();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
+        let flags = MsgFlags::MSG_DONTWAIT;
+        match sendmmsg(socket.as_raw_fd(), &mut headers, &slices, &addresses, [], flags).map(Iterator::count) {
+            Ok(went) => {
+                sent.datagrams += went;
+                sent.bytes += batch[..went.min(batch.len())].iter().map(|(_, bytes)| bytes.len()).sum::<usize>();
+                // Fewer than asked: the next is refused, and says why next time.
+                next += went.max(1);
+            }
+            Err(Errno::EAGAIN | Errno::ENOBUFS) => return sent,
+            Err(error) => {
+                debug!("an update datagram to {:?}: {error}", batch[0].0);
+                next += 1;
+            }
+        }
+    }
+    sent
+}
+
+/// Sends `written` on `socket`, a system call each.
+#[cfg(not(target_os = "linux"))]
+fn send_written(socket: &UdpSocket, written: &Written) -> Sent {
+    let mut sent = Sent::default();
+    for (to, bytes) in written.each() {
+        match socket.try_send_to(bytes, to) {
+            Ok(len) => (sent.datagrams, sent.bytes) = (sent.datagrams + 1, sent.bytes + len),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return sent,
+            Err(error) => debug!("an update datagram to {to}: {error}"),
+        }
+    }
+    sent
 }

@@ -29,7 +29,7 @@ use crate::client_queue::{ClientQueue, QueueError};
 use crate::datagrams::{UpdateDatagrams, UpdateSocket};
 use crate::stats::{ProxyStats, Refusal};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -74,20 +74,25 @@ pub struct ClientRoute {
     pub following: Option<ServerId>,
     /// Where its updates go by datagram, if its proxy sends them so.
     pub datagrams: Option<DatagramRoute>,
+    /// Updates sent it by its link so far, wrapping: each update datagram says how many,
+    /// so that the player knows one that overtook an update by the link.
+    pub updates_by_link: u8,
 }
 
-/// Where a player's updates go by datagram: its tag, and the address that last bound
-/// with it, and when (a bind lapses after [`BIND_LIFETIME`]).
+/// Where a player's updates go by datagram: its tag, the address of its link (the only
+/// one a bind is taken from), and the address that last bound, and when (a bind lapses
+/// after [`BIND_LIFETIME`]).
 #[derive(Debug, Clone, Copy)]
 pub struct DatagramRoute {
     pub tag: DatagramTag,
+    link_from: IpAddr,
     bound: Option<(SocketAddr, Instant)>,
 }
 
 impl DatagramRoute {
-    /// The route of a player given `tag`, not bound yet.
-    pub fn new(tag: DatagramTag) -> Self {
-        Self { tag, bound: None }
+    /// The route of a player given `tag`, whose link comes from `link_from`, not bound yet.
+    pub fn new(tag: DatagramTag, link_from: IpAddr) -> Self {
+        Self { tag, link_from: link_from.to_canonical(), bound: None }
     }
 
     /// Where to send the player's updates at `now`, if its bind is live.
@@ -107,12 +112,25 @@ impl ClientRoute {
         welcome: Option<ProxyToClient>,
         key: PlayerKey,
     ) -> Self {
-        Self { outbound, owner, epoch: 0, session, welcome, key, acked: 0, following: None, datagrams: None }
+        let datagrams = None;
+        Self {
+            outbound,
+            owner,
+            epoch: 0,
+            session,
+            welcome,
+            key,
+            acked: 0,
+            following: None,
+            datagrams,
+            updates_by_link: 0,
+        }
     }
 
-    /// The same route, its updates going by datagram once the player binds with `tag`.
-    pub fn with_datagrams(self, tag: Option<DatagramTag>) -> Self {
-        Self { datagrams: tag.map(DatagramRoute::new), ..self }
+    /// The same route, its updates going by datagram once the player binds with `tag`
+    /// from `link_from`, its link's address.
+    pub fn with_datagrams(self, tag: Option<DatagramTag>, link_from: IpAddr) -> Self {
+        Self { datagrams: tag.map(|tag| DatagramRoute::new(tag, link_from)), ..self }
     }
 
     /// Whether its server was lost, and it waits for one to take it back.
@@ -219,17 +237,38 @@ impl Routing {
     }
 
     /// Binds the player whose tag is `tag` to `from`, where its updates go by datagram
-    /// from now on: whether the tag is a live player's.
+    /// from now on, if `from` is its link's address: whether it was bound.
     pub fn bind_datagrams(&self, tag: DatagramTag, from: SocketAddr) -> bool {
         let mut tables = self.tables();
         let Some(&user) = tables.tags.get(&tag) else { return false };
         let Some(route) = tables.clients.get_mut(&user).and_then(|route| route.datagrams.as_mut()) else {
             return false;
         };
+        if from.ip().to_canonical() != route.link_from {
+            return false;
+        }
         if route.bound.is_none_or(|(to, _)| to != from) {
             debug!("{user} binds udp {from} for its updates");
         }
         route.bound = Some((from, Instant::now()));
+        true
+    }
+
+    /// Whether `user` is bound for its updates by datagram now: only then may it have
+    /// lost one, and ask for a full update.
+    pub fn bound_for_datagrams(&self, user: UserId) -> bool {
+        let tables = self.tables();
+        let route = tables.clients.get(&user).and_then(|route| route.datagrams.as_ref());
+        route.is_some_and(|datagrams| datagrams.to(Instant::now()).is_some())
+    }
+
+    /// Sends `user` everything by its link from now on: its updates by datagram do not
+    /// reach it. Whether it was to be sent them (and so may have lost some).
+    pub fn no_datagrams(&self, user: UserId) -> bool {
+        let mut tables = self.tables();
+        let Some(route) = tables.clients.get_mut(&user) else { return false };
+        let Some(datagrams) = route.datagrams.take() else { return false };
+        tables.tags.remove(&datagrams.tag);
         true
     }
 
@@ -563,14 +602,16 @@ impl Routing {
                             debug!("dropping an update for {user} of {by}'s that follows none it was forwarded");
                             continue;
                         }
-                        if let (Some(bound), Outgoing::Encoded(frame)) = (&route.datagrams, &message)
+                        if let (Some(bound), Outgoing::Encoded(frame), true) =
+                            (&route.datagrams, &message, self.datagrams.is_some())
                             && let Some(to) = bound.to(now).filter(|_| datagram::fits(frame))
                         {
-                            datagrams.push(to, bound.tag, frame.clone());
+                            datagrams.push(to, bound.tag, route.updates_by_link, frame.clone());
                             route.outbound.sent_elsewhere();
                             delivered += 1;
                             continue;
                         }
+                        route.updates_by_link = route.updates_by_link.wrapping_add(1);
                     }
                 }
                 match route.outbound.queue(message) {
@@ -781,7 +822,9 @@ mod tests {
         let (user, session, tag) = (key.user(), Session::next(), DatagramTag([5; 8]));
         let login =
             ProxyToServer::Login { user, name: EntityName::from("p1").unwrap(), position: Vec2::ZERO, last_input: 0 };
-        let route = ClientRoute::new(outbound, Some(ServerId(1)), session, None, key).with_datagrams(Some(tag));
+        let loopback = std::net::Ipv4Addr::LOCALHOST.into();
+        let route =
+            ClientRoute::new(outbound, Some(ServerId(1)), session, None, key).with_datagrams(Some(tag), loopback);
         routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2).unwrap();
         let player = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let at = player.local_addr().unwrap();
@@ -790,12 +833,15 @@ mod tests {
         routing.updates_from(ServerId(1), [played(user, &update)]);
         assert_eq!(next_frame(&mut queue), Some(update.clone()), "not bound yet: by the link");
         assert!(!routing.bind_datagrams(DatagramTag([6; 8]), at), "a stranger's tag binds nobody");
+        let elsewhere = SocketAddr::from(([192, 0, 2, 7], at.port()));
+        assert!(!routing.bind_datagrams(tag, elsewhere), "nor does a bind from another host than the link's");
         assert!(routing.bind_datagrams(tag, at));
         routing.updates_from(ServerId(1), [PlayerFrame { full: false, ..played(user, &update) }]);
         assert!(queue.next_frame().is_none(), "bound: not by the link");
         let mut received = [0; 64];
         let len = tokio::time::timeout(std::time::Duration::from_secs(10), player.recv(&mut received)).await.unwrap();
-        assert_eq!(received[..len.unwrap()], [&tag.0[..], b"update"].concat(), "the tag, then the frame's body");
+        let expected = [&tag.0[..], &[1], b"update"].concat();
+        assert_eq!(received[..len.unwrap()], expected, "the tag, the updates sent by the link, the frame's body");
         assert_eq!(routing.stats.datagrams_to_clients.load(Ordering::Relaxed), 1);
 
         let mut long = vec![0; 4 + datagram::MAX_UPDATE_DATAGRAM];
@@ -803,8 +849,11 @@ mod tests {
         let long = Bytes::from(long);
         routing.updates_from(ServerId(1), [PlayerFrame { full: false, ..played(user, &long) }]);
         assert_eq!(next_frame(&mut queue), Some(long), "too long for a datagram: by the link");
+        assert!(routing.no_datagrams(user), "the player says none reach it");
+        routing.updates_from(ServerId(1), [PlayerFrame { full: false, ..played(user, &update) }]);
+        assert_eq!(next_frame(&mut queue), Some(update), "everything by the link from then on");
+        assert!(!routing.bind_datagrams(tag, at), "its tag is gone");
         routing.leave(user, session);
-        assert!(!routing.bind_datagrams(tag, at), "a player gone takes its tag with it");
     }
 
     #[test]

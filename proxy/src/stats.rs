@@ -22,7 +22,8 @@ pub struct ProxyStats {
     /// Frames to players, by TCP or by datagram.
     pub frames_to_clients: AtomicU64,
     pub frames_to_servers: AtomicU64,
-    /// Updates sent to players by datagram, and dropped for want of room in the socket.
+    /// Updates sent to players by datagram, and dropped (no room in the socket, or
+    /// refused by it).
     pub datagrams_to_clients: AtomicU64,
     pub datagrams_dropped: AtomicU64,
     /// Datagrams received that bound nobody: a lapsed tag, or a stranger's.

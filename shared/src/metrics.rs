@@ -41,8 +41,8 @@ pub const PROXY_PLAYERS: &str = "tessera_proxy_players";
 /// Frames the proxy forwarded. Labels `proxy`, `to` (`clients`/`servers`).
 pub const PROXY_FRAMES: &str = "tessera_proxy_frames_total";
 /// Players' updates by datagram, of the frames to players. Labels `proxy`, `outcome`
-/// (`sent`; `dropped` for want of room in the socket; `strange`: datagrams received
-/// that bound nobody).
+/// (`sent`; `dropped`: no room in the socket, or refused by it; `strange`: datagrams
+/// received that bound nobody).
 pub const PROXY_DATAGRAMS: &str = "tessera_proxy_datagrams_total";
 /// Full updates players asked for after losing one sent by datagram. Label `proxy`.
 pub const PROXY_RESYNCS: &str = "tessera_proxy_resyncs_total";

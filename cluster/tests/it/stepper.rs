@@ -367,9 +367,16 @@ impl Stepper {
     pub fn join_as(&mut self, proxy: usize, user: UserId, name: &str, at: Vec2) -> Option<SteppedPlayer> {
         let stepped = &self.proxies[proxy];
         let key = self.keys[&user];
-        let (queue, _) =
-            admit(&stepped.settings, &stepped.routing, &stepped.tickets, key, name, Begin::Fresh { position: at })
-                .expect("the proxy admits the player");
+        let (queue, _) = admit(
+            &stepped.settings,
+            &stepped.routing,
+            &stepped.tickets,
+            key,
+            [127, 0, 0, 1].into(),
+            name,
+            Begin::Fresh { position: at },
+        )
+        .expect("the proxy admits the player");
         let welcome = match queue.next_frame().map(|frame| decode_frame(&frame)) {
             Some(ProxyToClient::Welcome(welcome)) => welcome,
             _ => panic!("a proxy welcomes a player first"),

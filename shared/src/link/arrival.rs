@@ -70,12 +70,14 @@ impl AsyncRead for ArrivalReader {
 /// A UDP socket whose datagrams the kernel stamps with when they arrived, where it can
 /// (Linux): a player's end of its updates by datagram
 /// ([`crate::protocol::datagram`]), which the bots' echoes are measured to as a link's.
+/// On Linux it reads two at a time where two wait (`recvmmsg`), and so knows when none
+/// is left: a receiver woken for each datagram then makes one system call for it, not
+/// a second that finds the socket empty.
 #[derive(Debug)]
 pub struct DatagramReceiver {
     socket: UdpSocket,
-    /// The control-message room for a stamp, once the socket stamps.
     #[cfg(target_os = "linux")]
-    control: Option<Vec<u8>>,
+    pair: stamped::Pair,
 }
 
 /// One datagram received: how long it was (at most the room offered; a longer one is
@@ -90,17 +92,13 @@ impl DatagramReceiver {
     /// Receives on `socket`, stamped where the kernel can.
     pub fn new(socket: UdpSocket) -> Self {
         #[cfg(target_os = "linux")]
-        let control = match stamped::stamp_on(&socket) {
-            Ok(()) => Some(stamped::stamp_room()),
-            Err(error) => {
-                tracing::debug!("datagrams are not stamped: {error}");
-                None
-            }
-        };
+        if let Err(error) = stamped::stamp_on(&socket) {
+            tracing::debug!("datagrams are not stamped: {error}");
+        }
         Self {
             socket,
             #[cfg(target_os = "linux")]
-            control,
+            pair: stamped::Pair::default(),
         }
     }
 
@@ -109,15 +107,38 @@ impl DatagramReceiver {
     }
 
     /// The next datagram, into `into`.
+    #[cfg(target_os = "linux")]
     pub async fn recv(&mut self, into: &mut [u8]) -> io::Result<Received> {
-        #[cfg(target_os = "linux")]
-        if let Some(control) = &mut self.control {
-            use std::os::fd::AsRawFd;
-            let fd = self.socket.as_raw_fd();
-            let read =
-                self.socket.async_io(tokio::io::Interest::READABLE, || stamped::receive(fd, into, control)).await?;
-            return Ok(Received { len: read.bytes, arrived: read.stamp });
+        use std::os::fd::AsRawFd;
+        if let Some(held) = self.pair.take_held(into) {
+            return Ok(held);
         }
+        let fd = self.socket.as_raw_fd();
+        loop {
+            self.socket.readable().await?;
+            let mut drained = None;
+            let read = self.socket.try_io(tokio::io::Interest::READABLE, || {
+                let first = self.pair.receive(fd, into)?;
+                if !self.pair.holds() {
+                    // One was all there was: said as "would block" so that tokio
+                    // clears its readiness now, rather than after a call that finds
+                    // nothing, as the links' reads do (`stamped::Stamps::poll_read`).
+                    drained = Some(first);
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(first)
+            });
+            match (read, drained) {
+                (_, Some(first)) | (Ok(first), None) => return Ok(first),
+                (Err(error), None) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                (Err(error), None) => return Err(error),
+            }
+        }
+    }
+
+    /// The next datagram, into `into`.
+    #[cfg(not(target_os = "linux"))]
+    pub async fn recv(&mut self, into: &mut [u8]) -> io::Result<Received> {
         let len = self.socket.recv(into).await?;
         Ok(Received { len, arrived: None })
     }
@@ -125,7 +146,7 @@ impl DatagramReceiver {
 
 #[cfg(target_os = "linux")]
 mod stamped {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, MultiHeaders, recvmmsg, recvmsg, setsockopt, sockopt};
     use nix::sys::time::TimeSpec;
     use std::io::{self, IoSliceMut};
     use std::os::fd::{AsRawFd, RawFd};
@@ -224,6 +245,53 @@ mod stamped {
         nix::cmsg_space!(TimeSpec)
     }
 
+    /// The room for the second datagram of a `recvmmsg`, held until it is asked for.
+    #[derive(Debug, Default)]
+    pub(super) struct Pair {
+        second: Vec<u8>,
+        held: Option<super::Received>,
+    }
+
+    impl Pair {
+        /// Whether a second datagram was read and waits to be taken.
+        pub(super) fn holds(&self) -> bool {
+            self.held.is_some()
+        }
+
+        /// The datagram read second last time, into `into` (cut to it), if one was.
+        pub(super) fn take_held(&mut self, into: &mut [u8]) -> Option<super::Received> {
+            let held = self.held.take()?;
+            let len = held.len.min(into.len());
+            into[..len].copy_from_slice(&self.second[..len]);
+            Some(super::Received { len, ..held })
+        }
+
+        /// One `recvmmsg` of up to two datagrams from `socket`: the first into `into`,
+        /// returned; a second, if one waited, held for [`Self::take_held`]. The second's
+        /// room is as large as `into`, so both are cut alike.
+        pub(super) fn receive(&mut self, socket: RawFd, into: &mut [u8]) -> io::Result<super::Received> {
+            self.second.resize(into.len(), 0);
+            // Made for each call: its headers point into the call's buffers, and a
+            // player's connection moves between threads, which raw pointers may not.
+            let mut headers = MultiHeaders::<()>::preallocate(2, Some(stamp_room()));
+            let mut slices = [[IoSliceMut::new(into)], [IoSliceMut::new(&mut self.second)]];
+            let read = recvmmsg(socket, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?;
+            let mut read = read.map(|message| super::Received {
+                len: message.bytes,
+                arrived: message.cmsgs().ok().and_then(|mut controls| {
+                    controls.find_map(|control| match control {
+                        ControlMessageOwned::ScmTimestampns(at) => Some(instant_of(at)),
+                        _ => None,
+                    })
+                }),
+            });
+            // The kernel says "would block" itself when nothing waits.
+            let first = read.next().ok_or(io::ErrorKind::WouldBlock)?;
+            self.held = read.next();
+            Ok(first)
+        }
+    }
+
     /// Has the kernel stamp what `socket` receives.
     pub(super) fn stamp_on(socket: &impl std::os::fd::AsFd) -> io::Result<()> {
         Ok(setsockopt(socket, sockopt::ReceiveTimestampns, &true)?)
@@ -236,5 +304,44 @@ mod stamped {
         let ago = SystemTime::now().duration_since(stamp).unwrap_or_default();
         let now = Instant::now();
         now.checked_sub(ago).unwrap_or(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn datagrams_come_one_at_a_time_in_order_however_many_wait() {
+        let (receiving, sending) =
+            tokio::try_join!(UdpSocket::bind("127.0.0.1:0"), UdpSocket::bind("127.0.0.1:0")).unwrap();
+        sending.connect(receiving.local_addr().unwrap()).await.unwrap();
+        let mut receiver = DatagramReceiver::new(receiving);
+        let mut room = [0; 8];
+        let mut next = async |room: &mut [u8]| {
+            tokio::time::timeout(Duration::from_secs(10), receiver.recv(room)).await.expect("a datagram").unwrap()
+        };
+        // Five waiting (loopback delivers at once), read two at a time where two wait.
+        for n in 0..5 {
+            sending.send(&[n; 3]).await.unwrap();
+        }
+        for n in 0..5 {
+            let got = next(&mut room).await;
+            assert_eq!(room[..got.len], [n; 3], "datagram {n}, whole and in order");
+        }
+        // One at a time, as a player gets them.
+        for n in 5..8 {
+            sending.send(&[n; 2]).await.unwrap();
+            let got = next(&mut room).await;
+            assert_eq!(room[..got.len], [n; 2]);
+        }
+        // A longer one, held second, is cut to the room as the first would be.
+        sending.send(&[1]).await.unwrap();
+        sending.send(&[9; 20]).await.unwrap();
+        assert_eq!(next(&mut room).await.len, 1);
+        assert_eq!(next(&mut room).await.len, room.len());
+        let waiting = tokio::time::timeout(Duration::from_millis(50), receiver.recv(&mut room)).await;
+        assert!(waiting.is_err(), "nothing more: a receive waits");
     }
 }

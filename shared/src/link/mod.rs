@@ -251,12 +251,6 @@ impl<In: DeserializeOwned> Link<In> {
         next_frame(&mut self.reader, self.frame_deadline, &mut self.peer_silence).await
     }
 
-    /// The peer was heard from by other means than the link (a player's updates by
-    /// datagram): its silence is broken as by a frame.
-    pub fn heard(&mut self) {
-        self.peer_silence.broken();
-    }
-
     /// Sends one message, or one [`Outgoing`](crate::framing::Outgoing) frame, and flushes.
     pub async fn send<Out>(&mut self, message: Out) -> Result<(), LinkError>
     where

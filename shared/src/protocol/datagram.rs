@@ -2,26 +2,34 @@
 //! their TCP link. Only updates go this way, the bulk of what a player is sent: a
 //! datagram each, with no acknowledgement, no retransmission and no head-of-line
 //! blocking, and no connection state in either kernel. Everything else (the join, the
-//! welcome, inputs, chat, and updates too big for one datagram) stays on the link.
+//! welcome, inputs, chat, heartbeats, and updates too big for one datagram) stays on
+//! the link, which keeps its own liveness: the proxy still writes to it at least every
+//! other second.
 //!
 //! The welcome gives the player a [`DatagramTag`], fresh and random, if the proxy takes
 //! datagrams. The player sends it, alone, from its UDP socket to the proxy's UDP port
 //! (the number of its TCP port): a *bind*, which tells the proxy where to send. A proxy
-//! sends nothing to an address that has not sent it a live tag, so it cannot be made to
-//! send updates at anyone else (no amplification), and an off-path host that cannot read
-//! the welcome cannot guess one. Until an update comes by datagram the player binds
-//! again every [`BIND_RETRY`]; then every few seconds ([`BIND_EVERY`]), which keeps a NAT's mapping open and follows the player's address
-//! when it changes; a bind not renewed for [`BIND_LIFETIME`] lapses, and the proxy sends
-//! by TCP again.
+//! takes a bind only from the address its player's link comes from, and sends nothing
+//! to an address that has not bound: so a player cannot aim its updates at another
+//! host, and an off-path host that cannot read the welcome cannot guess a tag. Until an
+//! update comes by datagram the player binds again every [`BIND_RETRY`]; then every
+//! [`BIND_EVERY`], which keeps a NAT's mapping open and follows the player's port when
+//! it changes; a bind not renewed for [`BIND_LIFETIME`] lapses, and the proxy sends by
+//! TCP again. A player to whom nothing came by datagram within [`DATAGRAM_TRIAL`] of
+//! its first bind, or nothing for [`DATAGRAM_SILENCE`] once some did, while its server
+//! is there, says so (`ClientToProxy::NoDatagrams`) and is sent everything by TCP.
 //!
-//! Each update datagram is the tag, then the body of the `ProxyToClient::Update` frame
-//! the server encoded, as the link would carry it less its length prefix. A player drops
-//! a datagram that does not carry its tag, unread.
+//! Each update datagram is the tag, then how many updates the proxy had sent the
+//! player by its link (wrapping, a byte), then the body of the `ProxyToClient::Update`
+//! frame the server encoded, as the link would carry it less its length prefix. A
+//! player drops a datagram that does not carry its tag, unread. One sent after an
+//! update that went by the link (too big for a datagram) may overtake it: the player
+//! holds it until the link's update is in.
 //!
 //! Datagrams get lost, and each update is packed against the one before it
 //! ([`super::packing`]): a player that finds one missing (the next is out of sequence)
-//! asks for a full update over its link (`ClientToProxy::Resync`), drops what comes
-//! until it arrives, and asks again if it does not come within [`RESYNC_WAIT`].
+//! asks for a full update over its link (`ClientToProxy::Resync`) and drops what comes
+//! until it arrives, asking again at the next that comes after [`RESYNC_WAIT`].
 
 use super::ProxyToClient;
 use super::packing::PackedUpdate;
@@ -44,8 +52,18 @@ pub const BIND_EVERY: Duration = Duration::from_secs(4);
 
 /// How often a player to whom no update came by datagram yet binds again: its first
 /// bind may be lost, or reach the proxy a moment before its session is in the proxy's
-/// table. One whose UDP does not pass at all sends one this often, for as long as it plays.
+/// table.
 pub const BIND_RETRY: Duration = Duration::from_millis(250);
+
+/// How long a player binds without an update coming by datagram before it gives up on
+/// them: its UDP does not pass, one way or both.
+pub const DATAGRAM_TRIAL: Duration = Duration::from_secs(2);
+
+/// How long updates may stop coming by datagram, while the player's server is there and
+/// its link still hears from the proxy, before the player gives up on them: a server
+/// sends each player an update every [`MAX_UPDATE_EVERY`](super::MAX_UPDATE_EVERY)
+/// ticks at least (0.4 s at 20 Hz).
+pub const DATAGRAM_SILENCE: Duration = Duration::from_secs(3);
 
 /// How long a bind lasts at a proxy without being renewed: three of the player's, so
 /// that one or two lost binds change nothing.
@@ -74,21 +92,32 @@ impl DatagramTag {
     }
 }
 
+/// Bytes before an update datagram's body: the tag, and the count of updates by link.
+const HEADER_LEN: usize = TAG_LEN + 1;
+
 /// Whether `frame`, a whole `ProxyToClient::Update` frame, fits one update datagram.
 pub fn fits(frame: &[u8]) -> bool {
-    frame.len().saturating_sub(LEN_PREFIX) + TAG_LEN <= MAX_UPDATE_DATAGRAM
+    frame.len().saturating_sub(LEN_PREFIX) + HEADER_LEN <= MAX_UPDATE_DATAGRAM
 }
 
-/// Writes into `datagram` the update datagram for `tag` carrying `frame`, a whole
-/// `ProxyToClient::Update` frame as its server encoded it (length prefix and all).
-/// `false`, writing nothing, if it would be longer than [`MAX_UPDATE_DATAGRAM`]: that
-/// update goes by the link.
-pub fn write_update(tag: DatagramTag, frame: &[u8], datagram: &mut Vec<u8>) -> bool {
+/// Appends to `datagram` the update datagram for `tag` carrying `frame`, a whole
+/// `ProxyToClient::Update` frame as its server encoded it (length prefix and all), sent
+/// after `by_link` updates by the player's link (wrapping). `false`, writing nothing,
+/// if it would be longer than [`MAX_UPDATE_DATAGRAM`]: that update goes by the link.
+pub fn write_update(tag: DatagramTag, by_link: u8, frame: &[u8], datagram: &mut Vec<u8>) -> bool {
     let Some(body) = frame.get(LEN_PREFIX..).filter(|_| fits(frame)) else { return false };
-    datagram.clear();
     datagram.extend_from_slice(&tag.0);
+    datagram.push(by_link);
     datagram.extend_from_slice(body);
     true
+}
+
+/// An update as a datagram brought it: the update, and how many updates had been sent
+/// by the link before it (wrapping).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatagramUpdate {
+    pub update: PackedUpdate,
+    pub by_link: u8,
 }
 
 /// Why an update datagram carrying the player's tag is not an update, or none could
@@ -109,16 +138,19 @@ pub enum DatagramError {
 /// marked with `tag` (someone else's, or a stranger's), an error if it is and is no
 /// update. `datagram` is all that was received, however long it was (a receiver that
 /// cut it short says so with a length past [`MAX_UPDATE_DATAGRAM`]).
-pub fn read_update(tag: DatagramTag, datagram: &[u8]) -> Result<Option<PackedUpdate>, DatagramError> {
-    let Some((marked, body)) = datagram.split_first_chunk::<TAG_LEN>() else { return Ok(None) };
+pub fn read_update(tag: DatagramTag, datagram: &[u8]) -> Result<Option<DatagramUpdate>, DatagramError> {
+    let Some((marked, rest)) = datagram.split_first_chunk::<TAG_LEN>() else { return Ok(None) };
     if *marked != tag.0 {
         return Ok(None);
     }
     if datagram.len() > MAX_UPDATE_DATAGRAM {
         return Err(WireError::FrameTooLarge { len: datagram.len(), max: MAX_UPDATE_DATAGRAM }.into());
     }
+    let Some((&by_link, body)) = rest.split_first() else {
+        return Err(Violation::OutOfOrder { what: "a datagram with a tag alone", when: "from a proxy" }.into());
+    };
     match decode_body(body)? {
-        ProxyToClient::Update(update) => Ok(Some(update)),
+        ProxyToClient::Update(update) => Ok(Some(DatagramUpdate { update, by_link })),
         _ => Err(Violation::OutOfOrder { what: "a message other than an update", when: "in a datagram" }.into()),
     }
 }
@@ -162,13 +194,13 @@ mod tests {
         let frame = full_update_frame(3);
         let mut datagram = Vec::new();
         assert!(fits(&frame));
-        assert!(write_update(tag, &frame, &mut datagram));
-        assert_eq!(datagram.len(), TAG_LEN + frame.len() - LEN_PREFIX, "the tag replaces the length prefix");
+        assert!(write_update(tag, 3, &frame, &mut datagram));
+        assert_eq!(datagram.len(), HEADER_LEN + frame.len() - LEN_PREFIX, "the header replaces the length prefix");
         let expected = match decode_body::<ProxyToClient>(&frame[LEN_PREFIX..]).unwrap() {
             ProxyToClient::Update(update) => update,
             other => panic!("{other:?}"),
         };
-        assert_eq!(read_update(tag, &datagram).unwrap(), Some(expected));
+        assert_eq!(read_update(tag, &datagram).unwrap(), Some(DatagramUpdate { update: expected, by_link: 3 }));
         assert_eq!(read_update(other, &datagram).unwrap(), None, "another player's, dropped unread");
         assert_eq!(read_update(tag, &datagram[..TAG_LEN - 1]).unwrap(), None, "shorter than a tag");
     }
@@ -179,7 +211,7 @@ mod tests {
         let frame = full_update_frame(200);
         let mut datagram = vec![9];
         assert!(!fits(&frame));
-        assert!(!write_update(tag, &frame, &mut datagram));
+        assert!(!write_update(tag, 0, &frame, &mut datagram));
         assert_eq!(datagram, [9], "nothing written");
     }
 
@@ -188,11 +220,13 @@ mod tests {
         let tag = DatagramTag([1; TAG_LEN]);
         let chat = encoded_frame(&ProxyToClient::ChatThrottled).unwrap();
         let mut datagram = tag.0.to_vec();
+        datagram.push(0);
         datagram.extend_from_slice(&chat[LEN_PREFIX..]);
         assert!(matches!(read_update(tag, &datagram), Err(DatagramError::Violation(_))));
-        datagram.truncate(TAG_LEN);
+        datagram.truncate(HEADER_LEN);
         datagram.push(0xff);
         assert!(matches!(read_update(tag, &datagram), Err(DatagramError::Wire(_))));
+        assert!(matches!(read_update(tag, &tag.0), Err(DatagramError::Violation(_))), "a tag alone");
         let long = [&tag.0[..], &[0; MAX_UPDATE_DATAGRAM][..]].concat();
         assert!(matches!(read_update(tag, &long), Err(DatagramError::Wire(WireError::FrameTooLarge { .. }))));
     }

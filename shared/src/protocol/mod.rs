@@ -219,6 +219,9 @@ pub enum ClientToProxy {
     /// An update sent by datagram was lost ([`datagram`]): the rest mean nothing until a
     /// full one, which the player's server is to send next.
     Resync,
+    /// Updates by datagram do not reach this player: it is to be sent everything by its
+    /// link from now on, a full update first.
+    NoDatagrams,
 }
 
 /// Proxy → client.

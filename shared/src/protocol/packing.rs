@@ -12,13 +12,15 @@
 //! [`Terms`], and others when there is no news of them). That is a byte or two where
 //! the whole number took four to nine.
 //!
-//! It is sound because the link loses nothing between two full updates: TCP delivers
-//! in order; a server starts a player over with a full update whenever what it sent may
+//! It is sound because the player is told when something was lost: TCP delivers in
+//! order; a server starts a player over with a full update whenever what it sent may
 //! not have arrived (a new server, a resumed session, a proxy reconnected, an update
-//! that could not be sent); and a proxy forwards a server's updates to a player only
-//! from a full one on, and while it drops none of them (`proxy/src/routing.rs`). Each
-//! update still counts itself ([`PackedUpdate`]'s `seq`), so that a gap, were there one,
-//! ends the link instead of putting others where they are not.
+//! that could not be sent, a player that asks); and a proxy forwards a server's updates
+//! to a player only from a full one on, and while it drops none of them
+//! (`proxy/src/routing.rs`). Each update counts itself ([`PackedUpdate`]'s `seq`, from
+//! its full update's tick): a gap ends the link of a player whose updates come by TCP,
+//! and makes one whose updates come by datagram ([`super::datagram`]), which may lose
+//! some, ask for a full one, instead of putting others where they are not.
 
 use super::verify::Violation;
 use super::{EntityName, EntityState, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES, PlayerUpdate, extrapolate};
@@ -112,7 +114,8 @@ pub type Handle = u16;
 /// are whole; the rest is whole, and left out when unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PackedUpdate {
-    /// Updates since the full one, wrapping: one more than the previous update's.
+    /// One more than the previous update's, wrapping; a full update's is its tick's
+    /// lowest byte.
     seq: u8,
     /// Ticks since the previous update.
     tick: u64,
@@ -364,7 +367,10 @@ impl UpdatePacker {
         let you = quantised_own(update.you);
         let own = point(you.position, OWN_POSITION_QUANTUM);
         let mut packed = PackedUpdate {
-            seq: 0,
+            // A stream counts from its full update's tick, not from 0: the first update
+            // after a lost full one then seldom follows on from another stream's full
+            // one, as two streams counting from 0 both would.
+            seq: update.tick as u8,
             tick: update.tick,
             last_input: update.last_input,
             you: Motion { position: own, velocity: Heading::of(point(you.velocity, VELOCITY_QUANTUM)) },
@@ -802,7 +808,7 @@ mod tests {
         };
         // The full update as the next one, telling of nothing new.
         let edited = |edit: &dyn Fn(&mut PackedUpdate)| {
-            let mut packed = PackedUpdate { seq: 1, terms: None, others: None, ..full.clone() };
+            let mut packed = PackedUpdate { seq: full.seq.wrapping_add(1), terms: None, others: None, ..full.clone() };
             edit(&mut packed);
             packed
         };
@@ -825,7 +831,11 @@ mod tests {
         let gone = |p: &mut PackedUpdate| p.others = others(vec![], vec![Moved { handle: 0, motion: p.you }], vec![0]);
         assert_eq!(problem(edited(&gone), Some(&full)), UnpackProblem::UnknownHandle(0));
         assert_eq!(problem(edited(&|p| p.tick = u64::MAX), Some(&full)), UnpackProblem::Overflow);
-        assert_eq!(problem(edited(&|p| p.seq = 2), Some(&full)), UnpackProblem::Gap { got: 2, previous: 0 });
+        let skipped = full.seq.wrapping_add(2);
+        assert_eq!(
+            problem(edited(&|p| p.seq = skipped), Some(&full)),
+            UnpackProblem::Gap { got: skipped, previous: full.seq }
+        );
         let elsewhere = |p: &mut PackedUpdate| p.terms = Some(Terms { server: ServerId(3), ..terms });
         let changed = UnpackProblem::ServerChanged { got: ServerId(3), previous: ServerId(2) };
         assert_eq!(problem(edited(&elsewhere), Some(&full)), changed);

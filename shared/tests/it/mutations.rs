@@ -92,7 +92,7 @@ fn as_datagrams(updates: &[ProxyToClient]) -> Vec<u8> {
     let mut bytes = Vec::new();
     for update in updates {
         let mut datagram = Vec::new();
-        assert!(write_update(DATAGRAM_TAG, &frame(update), &mut datagram), "a sample update fits a datagram");
+        assert!(write_update(DATAGRAM_TAG, 0, &frame(update), &mut datagram), "a sample update fits a datagram");
         bytes.extend_from_slice(&(datagram.len() as u16).to_be_bytes());
         bytes.extend_from_slice(&datagram);
     }
@@ -120,6 +120,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::ClientToProxy, frame(&ClientToProxy::Input(input))),
         (Direction::ClientToProxy, frame(&ClientToProxy::Chat { channel: near, text: " hi\tthere\u{202e} ".into() })),
         (Direction::ClientToProxy, frame(&ClientToProxy::Resync)),
+        (Direction::ClientToProxy, frame(&ClientToProxy::NoDatagrams)),
         (Direction::ProxyToClient, frame(&ProxyToClient::Welcome(welcome()))),
         (Direction::ProxyToClient, frame(&update())),
         (Direction::ProxyToClient, updates().iter().flat_map(frame).collect()),

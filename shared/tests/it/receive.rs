@@ -13,7 +13,7 @@ use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::framing::{Bounded, WireCodec, WireError};
 use tessera_shared::identity::JoinChallenge;
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
-use tessera_shared::protocol::datagram::{DatagramError, DatagramTag, TAG_LEN, read_update};
+use tessera_shared::protocol::datagram::{DatagramError, DatagramTag, DatagramUpdate, TAG_LEN, read_update};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::{self, PeerRules, Violation};
 use tessera_shared::protocol::{
@@ -156,7 +156,9 @@ impl Receiver {
                     Some(said) => verify::from_proxy(&said),
                     None => Ok(()),
                 },
-                ClientToProxy::Resync => verify::from_proxy(&ProxyToServer::Resync { user: player() }),
+                ClientToProxy::Resync | ClientToProxy::NoDatagrams => {
+                    verify::from_proxy(&ProxyToServer::Resync { user: player() })
+                }
             }),
             Direction::ProxyToClient => {
                 // A player checks updates against the welcome it got, and uses its map.
@@ -200,11 +202,13 @@ impl Receiver {
             Direction::Peer => frames(bytes, |message| verify::from_peer(message, SERVER, PEER, &self.rules)),
             Direction::UpdateDatagrams => {
                 // As the player does: a loss (a gap in the sequence) starts the unpacker
-                // over, awaiting a full update; anything else wrong ends the link.
+                // over, awaiting a full update; anything else wrong ends the link. (The
+                // player also holds a datagram that overtook an update by its link: here
+                // there is no link, and every datagram comes in its turn.)
                 let mut unpacker = UpdateUnpacker::new(player().entity(), tick_seconds(self.welcome.tick_hz));
                 datagrams(bytes, |datagram| match read_update(DATAGRAM_TAG, datagram)? {
                     None => Ok(()),
-                    Some(packed) => match unpacker.unpack(packed) {
+                    Some(DatagramUpdate { update: packed, .. }) => match unpacker.unpack(packed) {
                         Ok(update) => Ok(verify::update(&update, &self.welcome)?),
                         Err(Violation::BadPacking(problem)) if problem.follows_a_loss() => {
                             unpacker.start_over();
