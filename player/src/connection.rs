@@ -14,6 +14,7 @@ use crate::steering::keys_toward;
 use crate::world_view::{OthersMoved, WorldView};
 use rand::seq::IndexedRandom;
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::chat::clean_chat;
@@ -106,6 +107,8 @@ pub struct Player {
     pub datagrams: Option<UpdateDatagrams>,
     /// The updates it found lost (sent by datagram), each made good by a full one.
     pub losses: Losses,
+    /// What wakes it for a bind, or the end of the trial, when nothing else does.
+    datagram_alarm: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
@@ -243,6 +246,7 @@ impl Player {
             update_arrived: None,
             datagrams,
             losses: Losses::default(),
+            datagram_alarm: None,
         })
     }
 
@@ -312,6 +316,8 @@ impl Player {
         let (message, by_datagram) = match self.datagrams.as_mut().and_then(UpdateDatagrams::in_turn) {
             Some((update, arrived)) => (ProxyToClient::Update(update), Some(arrived)),
             None => loop {
+                let offline = self.view.region_offline;
+                let due_at = self.datagrams.as_ref().map(|datagrams| datagrams.due_at(offline));
                 tokio::select! {
                     biased;
                     message = self.link.recv() => {
@@ -322,10 +328,16 @@ impl Player {
                         break (message, None);
                     }
                     update = next_datagram(&mut self.datagrams) => match update {
-                        Ok((update, arrived)) => break (ProxyToClient::Update(update), Some(arrived)),
+                        Ok((update, arrived)) => {
+                            // Proof of the proxy's life, as a frame on the link is: the
+                            // proxy writes to the link seldom while updates come so.
+                            self.link.heard();
+                            break (ProxyToClient::Update(update), Some(arrived));
+                        }
                         Err(DatagramError::Io(error)) => self.give_up_datagrams(&error.to_string()).await?,
                         Err(error) => return Err(error.into()),
                     },
+                    () = ring_at(&mut self.datagram_alarm, due_at) => self.look_after_datagrams().await?,
                     () = self.silence.lasted() => {
                         self.link.send_heartbeat().await?;
                         self.silence.broken();
@@ -333,15 +345,8 @@ impl Player {
                 }
             },
         };
+        self.look_after_datagrams().await?;
         let now = std::time::Instant::now();
-        if let Some(datagrams) = &mut self.datagrams {
-            if datagrams.failing(now, self.view.region_offline) {
-                let why = if datagrams.flowing() { "they stopped coming" } else { "none came" };
-                self.give_up_datagrams(why).await?;
-            } else {
-                datagrams.keep_bound(now);
-            }
-        }
         match message {
             ProxyToClient::Update(packed) => {
                 let Some(mut update) = self.unpack(packed, now).await? else { return Ok(&self.view) };
@@ -359,7 +364,12 @@ impl Player {
                 let late_input = your_tick.is_some_and(|yours| self.unacked.iter().any(|input| input.tick <= yours))
                     || (self.view.server == Some(update.server)
                         && matches!(leads, (Some(before), Some(now)) if now < before));
+                let was_offline = self.view.region_offline;
                 let others = self.view.apply(&mut update, &self.welcome, now)?;
+                if let Some(datagrams) = self.datagrams.as_mut().filter(|_| was_offline && !self.view.region_offline) {
+                    // Back: the updates that stopped with the region say nothing of datagrams.
+                    datagrams.start_again(now);
+                }
                 self.unpacker.recycle(update);
                 let own = match self.prediction.reconcile(&you, your_tick, now) {
                     Reconciled::Corrected(off) => Some(off),
@@ -406,16 +416,31 @@ impl Player {
         }
     }
 
+    /// Binds again for updates by datagram if a bind is due, or gives up on them if
+    /// they fail to come.
+    async fn look_after_datagrams(&mut self) -> Result<(), PlayerError> {
+        let now = std::time::Instant::now();
+        let Some(datagrams) = &mut self.datagrams else { return Ok(()) };
+        if datagrams.failing(now, self.view.region_offline) {
+            let why = if datagrams.flowing() { "updates stopped coming" } else { "none came" };
+            return self.give_up_datagrams(why).await;
+        }
+        datagrams.keep_bound(now);
+        Ok(())
+    }
+
     /// Plays on by the link alone: updates by datagram do not reach the player (`why`).
     /// The proxy is told so, and starts it over with a full update by the link: what went
-    /// by datagram since the last that came was lost.
+    /// by datagram since the last that came was lost. The player is ready for that before
+    /// it says so, should the saying be dropped halfway (a receive is waited on beside
+    /// other things).
     async fn give_up_datagrams(&mut self, why: &str) -> Result<(), PlayerError> {
         tracing::info!("{}: updates by TCP from now on: by datagram, {why}", self.welcome.name);
         self.datagrams = None;
-        self.link.send(ClientToProxy::NoDatagrams).await?;
-        self.silence.broken();
         self.unpacker.start_over();
         self.losses.lost(std::time::Instant::now());
+        self.link.send(ClientToProxy::NoDatagrams).await?;
+        self.silence.broken();
         Ok(())
     }
 
@@ -542,6 +567,17 @@ impl Player {
         };
         tokio::time::timeout(timeout, waiting).await.map_err(|_| PlayerError::Timeout(timeout, what.into()))?
     }
+}
+
+/// Returns at `at` (never, without one) on `alarm`: set once, and moved only when `at`
+/// is another time. Cancel-safe: a wait dropped leaves the alarm set.
+async fn ring_at(alarm: &mut Option<Pin<Box<tokio::time::Sleep>>>, at: Option<std::time::Instant>) {
+    let Some(at) = at.map(tokio::time::Instant::from_std) else { return std::future::pending().await };
+    let sleep = alarm.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+    if sleep.deadline() != at {
+        sleep.as_mut().reset(at);
+    }
+    sleep.as_mut().await
 }
 
 /// The next update by datagram in its turn, if updates come so; otherwise never.

@@ -2,10 +2,12 @@
 //! UDP socket beside its link ([`UpdateDatagrams`]), the binds that tell the proxy where
 //! to send (again every [`BIND_RETRY`] until an update comes by datagram, then every
 //! [`BIND_EVERY`], to keep a NAT's mapping open), datagrams held while an update by the
-//! link they overtook is on its way, and when to give up on them (nothing came within
-//! [`DATAGRAM_TRIAL`], or nothing for [`DATAGRAM_SILENCE`] since, or the socket failed);
-//! and what the player does when an update is lost ([`Losses`]): ask once for a full
-//! one, and again only at an update that comes after [`RESYNC_WAIT`].
+//! link they overtook is on its way, and when to give up on them (none came within
+//! [`DATAGRAM_TRIAL`] of the first bind; no update at all, by either way, for
+//! [`DATAGRAM_SILENCE`] while the player's server is there; or the socket failed). An
+//! alarm ([`UpdateDatagrams::due_at`]) wakes the player for the binds and the give-up
+//! when nothing else does. And what the player does when an update is lost ([`Losses`]):
+//! ask once for a full one, and again only at an update that comes after [`RESYNC_WAIT`].
 
 use crate::conditioner::{Conditioner, Relay};
 use std::collections::VecDeque;
@@ -42,6 +44,8 @@ pub struct UpdateDatagrams {
     /// When an update last came by datagram, once one has: the proxy has the player's
     /// address.
     last_came: Option<Instant>,
+    /// When an update last came, by either way.
+    last_update: Instant,
     /// Updates received by the link, wrapping: as many as the proxy had sent by it when
     /// it sent a datagram that is in its turn.
     by_link: u8,
@@ -74,6 +78,7 @@ impl UpdateDatagrams {
             first_bound_at: now,
             bound_at: now,
             last_came: None,
+            last_update: now,
             by_link: 0,
             held: VecDeque::new(),
             room: vec![0; MAX_UPDATE_DATAGRAM + 1].into_boxed_slice(),
@@ -88,12 +93,10 @@ impl UpdateDatagrams {
 
     /// Binds again if one is due: [`BIND_RETRY`] after the last while no update came
     /// by datagram, [`BIND_EVERY`] once one has (the proxy lets a bind lapse that is not
-    /// renewed, and so may a NAT). Called at every message received, which is several
-    /// times a second while the proxy is there. A bind the socket has no room for is as
-    /// lost as one the network drops.
+    /// renewed, and so may a NAT). A bind the socket has no room for is as lost as one
+    /// the network drops.
     pub fn keep_bound(&mut self, now: Instant) {
-        let every = if self.flowing() { BIND_EVERY } else { BIND_RETRY };
-        if now.saturating_duration_since(self.bound_at) >= every {
+        if now >= self.bind_due() {
             self.bound_at = now;
             if self.receiver.socket().try_send(&self.tag.0).is_ok() {
                 self.traffic.bytes_out.fetch_add(self.tag.0.len() as u64, Ordering::Relaxed);
@@ -101,19 +104,50 @@ impl UpdateDatagrams {
         }
     }
 
-    /// Whether to give up on updates by datagram at `now`: none came within
-    /// [`DATAGRAM_TRIAL`] of the first bind, or none for [`DATAGRAM_SILENCE`] since one
-    /// did while the player's server is there (it is not when its region is offline).
-    pub fn failing(&self, now: Instant, region_offline: bool) -> bool {
+    fn bind_due(&self) -> Instant {
+        self.bound_at + if self.flowing() { BIND_EVERY } else { BIND_RETRY }
+    }
+
+    /// When [`Self::failing`] may next say so, while the player's server is there (when
+    /// its region is offline, updates stop by every way, and nothing fails).
+    fn give_up_due(&self) -> Instant {
         match self.last_came {
-            None => now.saturating_duration_since(self.first_bound_at) >= DATAGRAM_TRIAL,
-            Some(came) => !region_offline && now.saturating_duration_since(came) >= DATAGRAM_SILENCE,
+            None => self.first_bound_at + DATAGRAM_TRIAL,
+            Some(_) => self.last_update + DATAGRAM_SILENCE,
         }
+    }
+
+    /// Whether to give up on updates by datagram at `now`: none came within
+    /// [`DATAGRAM_TRIAL`] of the first bind (or of the region's coming back), or no update
+    /// at all came for [`DATAGRAM_SILENCE`] since some did, while the player's server is
+    /// there (a server sends each of its players an update every few ticks; updates too
+    /// big for a datagram come by the link meanwhile).
+    pub fn failing(&self, now: Instant, region_offline: bool) -> bool {
+        !region_offline && now >= self.give_up_due()
+    }
+
+    /// When a bind is due, or the trial is over: a player that hears nothing else binds
+    /// all the same, and gives up on datagrams then (asking [`Self::failing`]). Once
+    /// updates flow, that is every [`BIND_EVERY`], and the silence is checked as seldom
+    /// at least.
+    /// While the player's region is offline, only binds are due.
+    pub fn due_at(&self, region_offline: bool) -> Instant {
+        match self.last_came {
+            None if !region_offline => self.bind_due().min(self.give_up_due()),
+            _ => self.bind_due(),
+        }
+    }
+
+    /// The player's region went offline, or came back: what came before says nothing of
+    /// what comes now, and the trial begins again.
+    pub fn start_again(&mut self, now: Instant) {
+        (self.first_bound_at, self.last_came, self.last_update) = (now, None, now);
     }
 
     /// An update came by the link.
     pub fn came_by_link(&mut self) {
         self.by_link = self.by_link.wrapping_add(1);
+        self.last_update = Instant::now();
     }
 
     /// The datagram held longest, if its turn has come (every update by the link it
@@ -133,23 +167,29 @@ impl UpdateDatagrams {
     /// The next update by datagram in its turn, and when it arrived, if the kernel said;
     /// one that overtook an update by the link is held meanwhile. Datagrams not marked
     /// with the player's tag are dropped unread; one that is and is no update is the
-    /// proxy's error. An error of the socket's (an ICMP error for a bind: the proxy
-    /// takes no datagrams, or a firewall refuses them) is `DatagramError::Io`: the
-    /// player gives up on datagrams and plays on by its link.
+    /// proxy's error. An error of the socket's is `DatagramError::Io`: the player gives
+    /// up on datagrams and plays on by its link. (An ICMP error for a bind, from a
+    /// proxy that takes no datagrams or a firewall that refuses them, seldom shows
+    /// here: the next bind's send takes it, and the trial ends it.)
     pub async fn next(&mut self) -> Result<Arrived, DatagramError> {
         loop {
             let received = self.receiver.recv(&mut self.room).await?;
             let Some(datagram) = read_update(self.tag, &self.room[..received.len])? else { continue };
             self.traffic.bytes_in.fetch_add(received.len as u64, Ordering::Relaxed);
-            self.last_came = Some(Instant::now());
-            if self.overtook(&datagram) && self.held.len() < MOST_HELD {
-                self.held.push_back((datagram, received.arrived));
-                continue;
+            let now = Instant::now();
+            (self.last_came, self.last_update) = (Some(now), now);
+            if !self.overtook(&datagram) {
+                // In its turn, or late (and found stale): before any held, which came later.
+                return Ok((datagram.update, received.arrived));
             }
-            // Too many held: the first goes as it is, and the rest in turn after it.
             self.held.push_back((datagram, received.arrived));
-            let (datagram, at) = self.held.pop_front().expect("one was just pushed");
-            return Ok((datagram.update, at));
+            if self.held.len() > MOST_HELD {
+                // The proxy's count and the player's parted: take its count, and the
+                // rest go in turn after the first.
+                let (first, at) = self.held.pop_front().expect("more than none are held");
+                self.by_link = first.by_link;
+                return Ok((first.update, at));
+            }
         }
     }
 }
@@ -157,7 +197,8 @@ impl UpdateDatagrams {
 /// The updates a player found lost, and the full one it asked for.
 #[derive(Debug, Default)]
 pub struct Losses {
-    /// How many times the player found an update lost and asked for a full one.
+    /// How many times the player found an update lost (or all those sent by datagram,
+    /// giving up on them) and asked for a full one.
     pub count: u64,
     /// When a full update was asked for, while one is awaited.
     asked_at: Option<Instant>,

@@ -42,8 +42,9 @@ pub const MAX_INPUTS_PER_SEC: u32 = 60;
 /// taken for gone: a link's silence limit, counted on our writes instead of its client's,
 /// since a client says nothing while its player presses nothing
 /// (`tessera_shared::link::PLAYER_HEARTBEAT_EVERY`). This end writes to every player at
-/// least every other second (a frame, or a heartbeat after a second without one), so a
-/// host that vanished is noticed within 5 to 7 s.
+/// least every other second (a frame, or a heartbeat after a second without one; every
+/// 4 s to a player sent its updates by datagram), so a host that vanished is noticed
+/// within 5 to 7 s (9 s).
 const UNACKNOWLEDGED_LIMIT: Duration = SILENCE_LIMIT;
 
 /// Has the kernel close `stream` once what we wrote to it stays unacknowledged for

@@ -29,6 +29,11 @@ use tessera_shared::protocol::ProxyToClient;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
+/// Beats a heartbeat takes to one player sent its updates by datagram: its link is
+/// written to every 4 s at least, so that a host that vanished is noticed within 9 s
+/// (`TCP_USER_TIMEOUT`, 5 s after an unacknowledged write).
+pub const BEATS_BY_DATAGRAM: u8 = 4;
+
 /// The sending end of one player's queue, held by its route. Dropping it lets the
 /// player go: what waits is still written, then the connection closes.
 #[derive(Debug)]
@@ -50,9 +55,9 @@ struct Shared {
     wake: Notify,
     budget: usize,
     /// Whether the player was sent something by other means (an update by datagram)
-    /// since the writer last looked: its heartbeat may then wait a beat, no more (its
-    /// link keeps its own liveness). An atomic, not in `state`, so that an update by
-    /// datagram takes no lock of the player's.
+    /// since the writer last looked: its heartbeat may then wait (see [`State::beat`]).
+    /// An atomic, not in `state`, so that an update by datagram takes no lock of the
+    /// player's.
     sent_elsewhere: AtomicBool,
 }
 
@@ -70,8 +75,8 @@ struct State {
     waiting_bytes: usize,
     /// Whether anything was written since the writer last looked: if not, a heartbeat.
     wrote: bool,
-    /// Whether the last beat was let pass, the player sent updates by datagram.
-    beat_passed: bool,
+    /// Beats let pass in a row, the player sent updates by datagram.
+    beats_passed: u8,
     /// The route let the player go: nothing more is taken.
     closed: bool,
     /// The socket failed: the writer ends the link.
@@ -115,7 +120,7 @@ impl ClientQueue {
     }
 
     /// The player was sent something by other means (an update by datagram): its link's
-    /// next heartbeat may wait a beat.
+    /// heartbeat may wait.
     pub fn sent_elsewhere(&self) {
         self.shared.sent_elsewhere.store(true, Ordering::Relaxed);
     }
@@ -207,13 +212,13 @@ impl Drop for Detach<'_> {
 impl State {
     /// A heartbeat, if nothing was written since the last look: written now, and not
     /// counted as something written, so that a quiet player gets one every beat. One
-    /// sent updates by datagram (`elsewhere`) since gets one every other beat: its link
-    /// still hears from the proxy within its silence limit, and its host's vanishing is
-    /// noticed by the writes (`TCP_USER_TIMEOUT`), at a fraction of the writes.
+    /// sent updates by datagram (`elsewhere`) since gets one every [`BEATS_BY_DATAGRAM`]
+    /// beats: those updates are its proof of the proxy's life, and the writes are for
+    /// its host's vanishing to be noticed (`TCP_USER_TIMEOUT`) within seconds still.
     fn beat(&mut self, elsewhere: bool) {
         let due = !std::mem::take(&mut self.wrote) && self.waiting.is_empty();
-        let pass = due && elsewhere && !self.beat_passed;
-        self.beat_passed = pass;
+        let pass = due && elsewhere && self.beats_passed + 1 < BEATS_BY_DATAGRAM;
+        self.beats_passed = if pass { self.beats_passed + 1 } else { 0 };
         if due && !pass {
             self.waiting_bytes += Heartbeat::FRAME.len();
             self.waiting.push_back(Bytes::from_static(&Heartbeat::FRAME));

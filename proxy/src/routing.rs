@@ -268,6 +268,8 @@ impl Routing {
         let mut tables = self.tables();
         let Some(route) = tables.clients.get_mut(&user) else { return false };
         let Some(datagrams) = route.datagrams.take() else { return false };
+        // Updates packed against those lost mean nothing to it: none until a full one.
+        route.following = None;
         tables.tags.remove(&datagrams.tag);
         true
     }
@@ -851,7 +853,9 @@ mod tests {
         assert_eq!(next_frame(&mut queue), Some(long), "too long for a datagram: by the link");
         assert!(routing.no_datagrams(user), "the player says none reach it");
         routing.updates_from(ServerId(1), [PlayerFrame { full: false, ..played(user, &update) }]);
-        assert_eq!(next_frame(&mut queue), Some(update), "everything by the link from then on");
+        assert!(queue.next_frame().is_none(), "packed against updates it lost: dropped");
+        routing.updates_from(ServerId(1), [played(user, &update)]);
+        assert_eq!(next_frame(&mut queue), Some(update), "from a full one on, everything by the link");
         assert!(!routing.bind_datagrams(tag, at), "its tag is gone");
         routing.leave(user, session);
     }

@@ -51,7 +51,8 @@ pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 /// How long a player's client says nothing before it sends a heartbeat. A player who
 /// presses nothing is the common case, and thousands of heartbeats a second would each
 /// cost the client a write and its proxy a read, for nothing TCP does not already say:
-/// the proxy writes to every player at least every other second (a heartbeat after each
+/// the proxy writes to every player at least every other second (every 4 s to one sent
+/// its updates by datagram, which are proof of life enough; a heartbeat after each
 /// [`HEARTBEAT_EVERY`] without a frame), and on Linux its socket gives up on a host that
 /// leaves those writes unacknowledged for [`SILENCE_LIMIT`] (`TCP_USER_TIMEOUT`).
 pub const PLAYER_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
@@ -249,6 +250,12 @@ impl<In: DeserializeOwned> Link<In> {
 
     pub async fn recv(&mut self) -> Result<In, LinkError> {
         next_frame(&mut self.reader, self.frame_deadline, &mut self.peer_silence).await
+    }
+
+    /// The peer was heard from by other means than the link (a player's updates by
+    /// datagram): its silence is broken as by a frame.
+    pub fn heard(&mut self) {
+        self.peer_silence.broken();
     }
 
     /// Sends one message, or one [`Outgoing`](crate::framing::Outgoing) frame, and flushes.

@@ -3,8 +3,8 @@
 //! datagram each, with no acknowledgement, no retransmission and no head-of-line
 //! blocking, and no connection state in either kernel. Everything else (the join, the
 //! welcome, inputs, chat, heartbeats, and updates too big for one datagram) stays on
-//! the link, which keeps its own liveness: the proxy still writes to it at least every
-//! other second.
+//! the link; the proxy writes to it every few seconds still, so that a host that
+//! vanished is noticed, and the player takes each datagram for a word of the proxy's.
 //!
 //! The welcome gives the player a [`DatagramTag`], fresh and random, if the proxy takes
 //! datagrams. The player sends it, alone, from its UDP socket to the proxy's UDP port
@@ -16,8 +16,9 @@
 //! [`BIND_EVERY`], which keeps a NAT's mapping open and follows the player's port when
 //! it changes; a bind not renewed for [`BIND_LIFETIME`] lapses, and the proxy sends by
 //! TCP again. A player to whom nothing came by datagram within [`DATAGRAM_TRIAL`] of
-//! its first bind, or nothing for [`DATAGRAM_SILENCE`] once some did, while its server
-//! is there, says so (`ClientToProxy::NoDatagrams`) and is sent everything by TCP.
+//! its first bind, or no update at all for [`DATAGRAM_SILENCE`] once some did, while
+//! its server is there, says so (`ClientToProxy::NoDatagrams`) and is sent everything
+//! by TCP.
 //!
 //! Each update datagram is the tag, then how many updates the proxy had sent the
 //! player by its link (wrapping, a byte), then the body of the `ProxyToClient::Update`
@@ -27,8 +28,8 @@
 //! holds it until the link's update is in.
 //!
 //! Datagrams get lost, and each update is packed against the one before it
-//! ([`super::packing`]): a player that finds one missing (the next is out of sequence)
-//! asks for a full update over its link (`ClientToProxy::Resync`) and drops what comes
+//! ([`super::packing`]): a player that finds one missing (the next cannot be unpacked:
+//! out of sequence, or naming what it does not know) asks for a full update over its link (`ClientToProxy::Resync`) and drops what comes
 //! until it arrives, asking again at the next that comes after [`RESYNC_WAIT`].
 
 use super::ProxyToClient;
@@ -59,10 +60,10 @@ pub const BIND_RETRY: Duration = Duration::from_millis(250);
 /// them: its UDP does not pass, one way or both.
 pub const DATAGRAM_TRIAL: Duration = Duration::from_secs(2);
 
-/// How long updates may stop coming by datagram, while the player's server is there and
-/// its link still hears from the proxy, before the player gives up on them: a server
-/// sends each player an update every [`MAX_UPDATE_EVERY`](super::MAX_UPDATE_EVERY)
-/// ticks at least (0.4 s at 20 Hz).
+/// How long no update may come at all (by datagram or, too big for one, by the link)
+/// once some came by datagram, while the player's server is there, before the player
+/// gives up on datagrams: a server sends each player an update every
+/// [`MAX_UPDATE_EVERY`](super::MAX_UPDATE_EVERY) ticks at least (0.4 s at 20 Hz).
 pub const DATAGRAM_SILENCE: Duration = Duration::from_secs(3);
 
 /// How long a bind lasts at a proxy without being renewed: three of the player's, so

@@ -480,15 +480,6 @@ pub enum UnpackProblem {
     Overflow,
 }
 
-impl UnpackProblem {
-    /// Whether an update before it was lost (as datagrams are), rather than this one
-    /// being impossible: it is out of sequence, or not full where only a full one could
-    /// follow (after a loss, or another server's update).
-    pub fn follows_a_loss(&self) -> bool {
-        matches!(self, Self::Gap { .. } | Self::NotFullFirst | Self::ServerChanged { .. })
-    }
-}
-
 impl UpdateUnpacker {
     /// The end of the player `you`, whose server's ticks last `tick_seconds`.
     pub fn new(you: EntityId, tick_seconds: f32) -> Self {

@@ -201,8 +201,9 @@ impl Receiver {
             }),
             Direction::Peer => frames(bytes, |message| verify::from_peer(message, SERVER, PEER, &self.rules)),
             Direction::UpdateDatagrams => {
-                // As the player does: a loss (a gap in the sequence) starts the unpacker
-                // over, awaiting a full update; anything else wrong ends the link. (The
+                // As the player does: an update that cannot be unpacked is taken for one
+                // after a loss, and starts the unpacker over, awaiting a full update;
+                // anything else wrong ends the link. (The
                 // player also holds a datagram that overtook an update by its link: here
                 // there is no link, and every datagram comes in its turn.)
                 let mut unpacker = UpdateUnpacker::new(player().entity(), tick_seconds(self.welcome.tick_hz));
@@ -210,7 +211,7 @@ impl Receiver {
                     None => Ok(()),
                     Some(DatagramUpdate { update: packed, .. }) => match unpacker.unpack(packed) {
                         Ok(update) => Ok(verify::update(&update, &self.welcome)?),
-                        Err(Violation::BadPacking(problem)) if problem.follows_a_loss() => {
+                        Err(Violation::BadPacking(_)) => {
                             unpacker.start_over();
                             Ok(())
                         }
