@@ -320,13 +320,10 @@ impl Player {
                 let due_at = self.datagrams.as_ref().map(|datagrams| datagrams.due_at(offline));
                 tokio::select! {
                     biased;
-                    message = self.link.recv() => {
-                        let message = message?;
-                        if let (ProxyToClient::Update(_), Some(datagrams)) = (&message, &mut self.datagrams) {
-                            datagrams.came_by_link();
-                        }
-                        break (message, None);
-                    }
+                    // Datagrams first: one that overtook an update by the link is held
+                    // until that update is in, but an update by the link read before a
+                    // datagram sent ahead of it (both waiting, the player's thread busy)
+                    // would make that datagram a loss.
                     update = next_datagram(&mut self.datagrams) => match update {
                         Ok((update, arrived)) => {
                             // Proof of the proxy's life, as a frame on the link is: the
@@ -337,6 +334,13 @@ impl Player {
                         Err(DatagramError::Io(error)) => self.give_up_datagrams(&error.to_string()).await?,
                         Err(error) => return Err(error.into()),
                     },
+                    message = self.link.recv() => {
+                        let message = message?;
+                        if let (ProxyToClient::Update(_), Some(datagrams)) = (&message, &mut self.datagrams) {
+                            datagrams.came_by_link();
+                        }
+                        break (message, None);
+                    }
                     () = ring_at(&mut self.datagram_alarm, due_at) => self.look_after_datagrams().await?,
                     () = self.silence.lasted() => {
                         self.link.send_heartbeat().await?;
