@@ -84,6 +84,9 @@ pub struct Player {
     pub view: WorldView,
     /// Since the player last sent anything: a heartbeat is due after [`PLAYER_HEARTBEAT_EVERY`].
     silence: Silence,
+    /// What wakes it for a heartbeat, a bind, or the end of the datagrams' trial, when
+    /// nothing else does.
+    alarm: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Inputs sent and not yet acknowledged, oldest first: sent again if the session is
     /// resumed through another proxy.
     unacked: VecDeque<Input>,
@@ -107,8 +110,6 @@ pub struct Player {
     pub datagrams: Option<UpdateDatagrams>,
     /// The updates it found lost (sent by datagram), each made good by a full one.
     pub losses: Losses,
-    /// What wakes it for a bind, or the end of the trial, when nothing else does.
-    datagram_alarm: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
@@ -238,6 +239,7 @@ impl Player {
             keys,
             view,
             silence: Silence::new(PLAYER_HEARTBEAT_EVERY),
+            alarm: None,
             unacked,
             resending,
             prediction,
@@ -246,7 +248,6 @@ impl Player {
             update_arrived: None,
             datagrams,
             losses: Losses::default(),
-            datagram_alarm: None,
         })
     }
 
@@ -316,8 +317,13 @@ impl Player {
         let (message, by_datagram) = match self.datagrams.as_mut().and_then(UpdateDatagrams::in_turn) {
             Some((update, arrived)) => (ProxyToClient::Update(update), Some(arrived)),
             None => loop {
+                // One alarm for the heartbeat and the datagrams' binds and trial: a
+                // bot's every wake polls each alarm it waits on.
                 let offline = self.view.region_offline;
-                let due_at = self.datagrams.as_ref().map(|datagrams| datagrams.due_at(offline));
+                let datagrams_due = self.datagrams.as_ref().map(|datagrams| datagrams.due_at(offline));
+                let due = datagrams_due
+                    .map(tokio::time::Instant::from_std)
+                    .map_or(self.silence.ends(), |due| due.min(self.silence.ends()));
                 tokio::select! {
                     biased;
                     // Datagrams first: one that overtook an update by the link is held
@@ -341,10 +347,12 @@ impl Player {
                         }
                         break (message, None);
                     }
-                    () = ring_at(&mut self.datagram_alarm, due_at) => self.look_after_datagrams().await?,
-                    () = self.silence.lasted() => {
-                        self.link.send_heartbeat().await?;
-                        self.silence.broken();
+                    () = ring_at(&mut self.alarm, due) => {
+                        if tokio::time::Instant::now() >= self.silence.ends() {
+                            self.link.send_heartbeat().await?;
+                            self.silence.broken();
+                        }
+                        self.look_after_datagrams().await?;
                     }
                 }
             },
@@ -573,15 +581,22 @@ impl Player {
     }
 }
 
-/// Returns at `at` (never, without one) on `alarm`: set once, and moved only when `at`
-/// is another time. Cancel-safe: a wait dropped leaves the alarm set.
-async fn ring_at(alarm: &mut Option<Pin<Box<tokio::time::Sleep>>>, at: Option<std::time::Instant>) {
-    let Some(at) = at.map(tokio::time::Instant::from_std) else { return std::future::pending().await };
+/// Returns at `at`, on `alarm`: set once, moved sooner at once, but later only when it
+/// rings (as [`Silence`] does: what it waits for moves later at every key press, and
+/// a move is a trip through the runtime's timer wheel). Cancel-safe: a wait dropped
+/// leaves the alarm set.
+async fn ring_at(alarm: &mut Option<Pin<Box<tokio::time::Sleep>>>, at: tokio::time::Instant) {
     let sleep = alarm.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-    if sleep.deadline() != at {
+    if at < sleep.deadline() {
         sleep.as_mut().reset(at);
     }
-    sleep.as_mut().await
+    loop {
+        sleep.as_mut().await;
+        if tokio::time::Instant::now() >= at {
+            return;
+        }
+        sleep.as_mut().reset(at);
+    }
 }
 
 /// The next update by datagram in its turn, if updates come so; otherwise never.

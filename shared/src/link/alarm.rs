@@ -32,6 +32,11 @@ impl Silence {
         self.limit
     }
 
+    /// When the silence lasts its limit, unless broken before.
+    pub fn ends(&self) -> Instant {
+        self.since + self.limit
+    }
+
     /// Something happened: the silence begins again, with no timer work.
     pub fn broken(&mut self) {
         self.since = Instant::now();

@@ -47,9 +47,9 @@ pub const TAG_LEN: usize = 8;
 /// longer than this goes by the link.
 pub const MAX_UPDATE_DATAGRAM: usize = 1200;
 
-/// How often a bound player binds again, to keep a NAT's mapping open and its address
-/// current.
-pub const BIND_EVERY: Duration = Duration::from_secs(4);
+/// How often a bound player binds again, to keep a NAT's mapping open (NATs keep a UDP
+/// mapping 30 s at least, RFC 4787 asks for two minutes) and its address current.
+pub const BIND_EVERY: Duration = Duration::from_secs(10);
 
 /// How often a player to whom no update came by datagram yet binds again: its first
 /// bind may be lost, or reach the proxy a moment before its session is in the proxy's
@@ -68,7 +68,7 @@ pub const DATAGRAM_SILENCE: Duration = Duration::from_secs(3);
 
 /// How long a bind lasts at a proxy without being renewed: three of the player's, so
 /// that one or two lost binds change nothing.
-pub const BIND_LIFETIME: Duration = Duration::from_secs(13);
+pub const BIND_LIFETIME: Duration = Duration::from_secs(31);
 
 /// How long a player that asked for a full update waits for it before asking again:
 /// the request or the update may have been lost too.
