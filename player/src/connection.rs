@@ -14,13 +14,12 @@ use crate::steering::keys_toward;
 use crate::world_view::{OthersMoved, WorldView};
 use rand::seq::IndexedRandom;
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::time::Duration;
 use tessera_shared::Vec2;
 use tessera_shared::chat::clean_chat;
 use tessera_shared::components::Keys;
 use tessera_shared::identity::{Identity, JoinChallenge};
-use tessera_shared::link::alarm::Silence;
+use tessera_shared::link::alarm::{Alarm, Silence};
 use tessera_shared::link::{Backoff, Door, Link, LinkError, PLAYER_HEARTBEAT_EVERY, Traffic};
 use tessera_shared::protocol::datagram::DatagramError;
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
@@ -86,7 +85,7 @@ pub struct Player {
     silence: Silence,
     /// What wakes it for a heartbeat, a bind, or the end of the datagrams' trial, when
     /// nothing else does.
-    alarm: Option<Pin<Box<tokio::time::Sleep>>>,
+    alarm: Alarm,
     /// Inputs sent and not yet acknowledged, oldest first: sent again if the session is
     /// resumed through another proxy.
     unacked: VecDeque<Input>,
@@ -239,7 +238,7 @@ impl Player {
             keys,
             view,
             silence: Silence::new(PLAYER_HEARTBEAT_EVERY),
-            alarm: None,
+            alarm: Alarm::default(),
             unacked,
             resending,
             prediction,
@@ -347,7 +346,7 @@ impl Player {
                         }
                         break (message, None);
                     }
-                    () = ring_at(&mut self.alarm, due) => {
+                    () = self.alarm.ring_at(due) => {
                         if tokio::time::Instant::now() >= self.silence.ends() {
                             self.link.send_heartbeat().await?;
                             self.silence.broken();
@@ -578,24 +577,6 @@ impl Player {
             Ok(())
         };
         tokio::time::timeout(timeout, waiting).await.map_err(|_| PlayerError::Timeout(timeout, what.into()))?
-    }
-}
-
-/// Returns at `at`, on `alarm`: set once, moved sooner at once, but later only when it
-/// rings (as [`Silence`] does: what it waits for moves later at every key press, and
-/// a move is a trip through the runtime's timer wheel). Cancel-safe: a wait dropped
-/// leaves the alarm set.
-async fn ring_at(alarm: &mut Option<Pin<Box<tokio::time::Sleep>>>, at: tokio::time::Instant) {
-    let sleep = alarm.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-    if at < sleep.deadline() {
-        sleep.as_mut().reset(at);
-    }
-    loop {
-        sleep.as_mut().await;
-        if tokio::time::Instant::now() >= at {
-            return;
-        }
-        sleep.as_mut().reset(at);
     }
 }
 

@@ -154,7 +154,10 @@ impl UpdateDatagrams {
     /// overtook is in).
     pub fn in_turn(&mut self) -> Option<Arrived> {
         let (first, _) = self.held.front()?;
-        (!self.overtook(first)).then(|| self.held.pop_front()).flatten().map(|(datagram, at)| (datagram.update, at))
+        if self.overtook(first) {
+            return None;
+        }
+        self.held.pop_front().map(|(datagram, at)| (datagram.update, at))
     }
 
     /// Whether `datagram` was sent after updates by the link that are not in yet (its

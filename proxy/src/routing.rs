@@ -112,7 +112,6 @@ impl ClientRoute {
         welcome: Option<ProxyToClient>,
         key: PlayerKey,
     ) -> Self {
-        let datagrams = None;
         Self {
             outbound,
             owner,
@@ -122,7 +121,7 @@ impl ClientRoute {
             key,
             acked: 0,
             following: None,
-            datagrams,
+            datagrams: None,
             updates_by_link: 0,
         }
     }
@@ -182,19 +181,20 @@ impl Tables {
             self.tags.insert(datagrams.tag, user);
         }
         let replaced = self.clients.insert(user, route);
-        self.forget_tag(replaced.as_ref());
+        self.forget_tag(replaced.as_ref().and_then(|route| route.datagrams.as_ref()));
         replaced
     }
 
     /// Takes `user`'s route out.
     fn remove(&mut self, user: UserId) -> Option<ClientRoute> {
         let route = self.clients.remove(&user);
-        self.forget_tag(route.as_ref());
+        self.forget_tag(route.as_ref().and_then(|route| route.datagrams.as_ref()));
         route
     }
 
-    fn forget_tag(&mut self, route: Option<&ClientRoute>) {
-        if let Some(datagrams) = route.and_then(|route| route.datagrams.as_ref()) {
+    /// The tag of a route's `datagrams` binds nobody from now on.
+    fn forget_tag(&mut self, datagrams: Option<&DatagramRoute>) {
+        if let Some(datagrams) = datagrams {
             self.tags.remove(&datagrams.tag);
         }
     }
@@ -270,7 +270,7 @@ impl Routing {
         let Some(datagrams) = route.datagrams.take() else { return false };
         // Updates packed against those lost mean nothing to it: none until a full one.
         route.following = None;
-        tables.tags.remove(&datagrams.tag);
+        tables.forget_tag(Some(&datagrams));
         true
     }
 
@@ -604,8 +604,8 @@ impl Routing {
                             debug!("dropping an update for {user} of {by}'s that follows none it was forwarded");
                             continue;
                         }
-                        if let (Some(bound), Outgoing::Encoded(frame), true) =
-                            (&route.datagrams, &message, self.datagrams.is_some())
+                        if self.datagrams.is_some()
+                            && let (Some(bound), Outgoing::Encoded(frame)) = (&route.datagrams, &message)
                             && let Some(to) = bound.to(now).filter(|_| datagram::fits(frame))
                         {
                             datagrams.push(to, bound.tag, route.updates_by_link, frame.clone());

@@ -11,20 +11,46 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
+/// An alarm for a time that only moves later while it is waited for: set once, moved
+/// sooner at once, but later only when it rings, so that a time moved on at every
+/// frame costs no trip through the timer wheel. The one timer beneath a [`Silence`],
+/// and beneath a player's wait for whichever of its timers is due first.
+#[derive(Debug, Default)]
+pub struct Alarm {
+    /// Unset until first waited on.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Alarm {
+    /// Returns at `at`. Cancel-safe: a wait dropped leaves the alarm set.
+    pub async fn ring_at(&mut self, at: Instant) {
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if at < sleep.deadline() {
+            sleep.as_mut().reset(at);
+        }
+        loop {
+            sleep.as_mut().await;
+            if sleep.deadline() >= at {
+                return;
+            }
+            sleep.as_mut().reset(at);
+        }
+    }
+}
+
 /// See the module.
 #[derive(Debug)]
 pub struct Silence {
     limit: Duration,
     /// When it was last broken (or began).
     since: Instant,
-    /// Unset until first waited on.
-    alarm: Option<Pin<Box<Sleep>>>,
+    alarm: Alarm,
 }
 
 impl Silence {
     /// A silence beginning now, that lasts once nothing happens for `limit`.
     pub fn new(limit: Duration) -> Self {
-        Self { limit, since: Instant::now(), alarm: None }
+        Self { limit, since: Instant::now(), alarm: Alarm::default() }
     }
 
     /// How long a silence lasts.
@@ -43,19 +69,10 @@ impl Silence {
     }
 
     /// Returns once nothing happened for the limit. Cancel-safe: a wait dropped leaves
-    /// the alarm set.
+    /// the alarm set. (Broken only ever later, so the end only ever moves on.)
     pub async fn lasted(&mut self) {
-        let Self { limit, since, alarm } = self;
-        let sleep = alarm.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*since + *limit)));
-        loop {
-            sleep.as_mut().await;
-            // Broken only ever later, so the end only ever moves on.
-            let end = *since + *limit;
-            if sleep.deadline() >= end {
-                return;
-            }
-            sleep.as_mut().reset(end);
-        }
+        let end = self.ends();
+        self.alarm.ring_at(end).await
     }
 }
 
