@@ -82,8 +82,7 @@ async fn main() -> ExitCode {
             attack(args).await
         }
         None => {
-            // A socket per bot.
-            tessera_service::resources::raise_open_files((cli.swarm.bots + 64) as u64);
+            tessera_service::resources::raise_open_files(tessera_bots::swarm::open_files_for(cli.swarm.bots));
             swarm(cli.swarm).await
         }
     }

@@ -257,6 +257,12 @@ fn yield_to_the_cluster() {
     }
 }
 
+/// The open files a process running a swarm of `bots` needs: each bot's link and its
+/// socket for updates by datagram, and a few for the rest of the process.
+pub fn open_files_for(bots: usize) -> u64 {
+    (bots as u64).saturating_mul(2).saturating_add(64)
+}
+
 /// The key of the bot called `name`: the same on every run and every machine.
 pub fn bot_identity(name: &str) -> Identity {
     let secret = Sha256::new().chain_update(b"tessera bot\0").chain_update(name.as_bytes()).finalize();

@@ -182,18 +182,18 @@ fn hand_off_departing(
     }
 }
 
-/// The player's clock as it goes with the player, as our tick `now` ends: when its next
-/// tick falls due here.
+/// The player's clock as it goes with the player, as our tick `now` ends: the beat its
+/// next tick falls due on here.
 fn hand_clock_over(queue: &InputQueue, now: u64, wall: &TickWallClock) -> Option<HandedClock> {
     let clock = queue.clock()?;
-    Some(HandedClock { your_tick: queue.your_tick()?, next_tick_at: wall.time_of(clock.next_due(now)) })
+    Some(HandedClock { your_tick: queue.your_tick()?, next_tick_at: wall.beat_of(clock.next_due(now)) })
 }
 
 /// Spawns a player from its handed-on `state`, as `player`, as our tick `now` ends, and
-/// counts it here. Its clock carries on: its next tick is simulated in our tick that runs
-/// nearest to when it fell due where it came from (held within the most any input waits,
-/// whatever a peer says): with both servers on the beat, that very instant, as far as
-/// their hosts' clocks agree.
+/// counts it here. Its clock carries on: its next tick is simulated in our tick on the
+/// beat it fell due on where it came from (held within the most any input waits,
+/// whatever a peer says), as far as the hosts' clocks agree: that tick runs our phase
+/// after the beat, as the one it left ran its own.
 fn spawn_handed(
     commands: &mut Commands,
     players: &mut Players,
@@ -205,7 +205,7 @@ fn spawn_handed(
     let user = state.user;
     let clock = state.clock.map(|handed| {
         let most_ahead = u64::try_from(MAX_INPUT_LEAD_TICKS).unwrap_or(1);
-        PlayerClock::carrying_on(handed.your_tick, wall.tick_nearest(handed.next_tick_at, most_ahead))
+        PlayerClock::carrying_on(handed.your_tick, wall.tick_on_beat(handed.next_tick_at, most_ahead))
     });
     let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, clock, state.pending, now);
     let entity = commands

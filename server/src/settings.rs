@@ -76,6 +76,11 @@ impl ServerSettings {
         Duration::from_secs_f64(1.0 / self.cluster.simulation.tick_hz)
     }
 
+    /// How long after each beat this server ticks.
+    pub fn beat_phase(&self) -> Duration {
+        self.cluster.beat_phase(self.id)
+    }
+
     /// [`Self::park_grace`] in ticks.
     pub fn park_ticks(&self) -> u64 {
         (self.park_grace.as_secs_f64() * self.cluster.simulation.tick_hz).round() as u64

@@ -3,12 +3,16 @@
 //! player's own clock carries from one server's ticks to another's (servers count ticks
 //! each from its own start). Systems that send once per tick run when the tick changes.
 //!
-//! A running server ticks on the beat ([`run_on_the_beat`]): its ticks run at whole
-//! multiples of the tick length in Unix time, the same instants on every server whose
-//! host's clock agrees, so that a player handed from one to another finds its next tick
-//! where it fell due, neither early (which ate into the slack its inputs arrive in) nor
-//! late (which added up, border after border).
+//! A running server ticks on the beat ([`run_on_the_beat`]): the beats are whole
+//! multiples of the tick length in Unix time, the same instants on every host whose
+//! clock agrees, and each server ticks its phase after them
+//! ([`ClusterConfig::beat_phase`](tessera_shared::cluster::ClusterConfig::beat_phase)),
+//! so that servers sharing a host's cores take turns. A player handed from one server
+//! to another is handed from beat to beat: its next tick runs on the beat it fell due
+//! on, neither a beat early (which ate into the slack its inputs arrive in) nor late
+//! (which added up, border after border).
 
+use crate::settings::ServerSettings;
 use bevy::app::PluginsState;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
@@ -37,6 +41,8 @@ pub struct TickWallClock {
     last_tick_at: Duration,
     /// How far apart ticks run.
     tick_length: Duration,
+    /// How long after each beat our ticks run.
+    phase: Duration,
 }
 
 impl TickWallClock {
@@ -44,7 +50,12 @@ impl TickWallClock {
     /// any one instant shared by servers that step together on manual time.
     pub fn starting_at(started: SystemTime, tick_length: Duration) -> Self {
         let started = started.duration_since(UNIX_EPOCH).unwrap_or_default();
-        Self { started, last_tick: 0, last_tick_at: started, tick_length }
+        Self { started, last_tick: 0, last_tick_at: started, tick_length, phase: Duration::ZERO }
+    }
+
+    /// This clock, its ticks running `phase` after the beats.
+    pub fn on_phase(self, phase: Duration) -> Self {
+        Self { phase, ..self }
     }
 
     /// When our tick `tick` runs (or ran): the microsecond of Unix time.
@@ -60,7 +71,7 @@ impl TickWallClock {
 
     /// Our tick that runs nearest to `at` (a microsecond of Unix time): never one run
     /// already, nor more than `most_ahead` ticks after the last.
-    pub fn tick_nearest(&self, at: u64, most_ahead: u64) -> u64 {
+    fn tick_nearest(&self, at: u64, most_ahead: u64) -> u64 {
         let ahead = (at as f64 - micros(self.last_tick_at) as f64) / self.tick_length.as_micros().max(1) as f64;
         // `as` saturates (and makes NaN 0): a time from a peer overflows nothing.
         let ahead = (ahead.round() as u64).clamp(1, most_ahead.max(1));
@@ -69,6 +80,18 @@ impl TickWallClock {
 }
 
 impl TickWallClock {
+    /// The beat our tick `tick` runs on (or ran on): the microsecond of Unix time a
+    /// player's clock is handed over in, whatever phase each server ticks at.
+    pub fn beat_of(&self, tick: u64) -> u64 {
+        self.time_of(tick).saturating_sub(micros(self.phase))
+    }
+
+    /// Our tick on the beat `beat` (a microsecond of Unix time), or the nearest to it
+    /// (a host's clock off its peers'): held as [`Self::tick_nearest`] holds it.
+    pub fn tick_on_beat(&self, beat: u64, most_ahead: u64) -> u64 {
+        self.tick_nearest(beat.saturating_add(micros(self.phase)), most_ahead)
+    }
+
     /// Seconds from `at` (a microsecond of Unix time) to when the last tick ran: none
     /// for a time since, and at most `most`, whatever a peer says.
     pub fn seconds_since(&self, at: u64, most: f32) -> f32 {
@@ -92,8 +115,8 @@ impl Plugin for TickPlugin {
     }
 }
 
-/// The instants a server's updates run at: one a tick length apart, from a whole
-/// multiple of the tick length in Unix time.
+/// The instants a server's updates run at: one a tick length apart, each its phase
+/// after a whole multiple of the tick length in Unix time.
 #[derive(Debug)]
 struct Beats {
     /// The first beat, and when it is in Unix time.
@@ -104,9 +127,10 @@ struct Beats {
 }
 
 impl Beats {
-    /// The beats from the first at or after `now`, which is `now_unix` in Unix time.
-    fn from(now: Instant, now_unix: Duration, length: Duration) -> Self {
-        let into_beat = into_beat(now_unix, length);
+    /// The instants from the first at or after `now`, which is `now_unix` in Unix time,
+    /// each `phase` after a beat.
+    fn from(now: Instant, now_unix: Duration, length: Duration, phase: Duration) -> Self {
+        let into_beat = into_beat(now_unix.saturating_sub(phase), length);
         let wait = if into_beat.is_zero() { into_beat } else { length - into_beat };
         Self { first: now + wait, first_unix: now_unix.saturating_add(wait), next: now + wait, length }
     }
@@ -153,8 +177,9 @@ fn run_on_the_beat(mut app: App) -> AppExit {
     // simulate, send) for each tick it catches up, and one far behind skips.
     app.world_mut().resource_mut::<Time<Virtual>>().set_max_delta(tick);
     let unix_now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut beats = Beats::from(Instant::now(), unix_now(), tick);
-    app.insert_resource(TickWallClock::starting_at(UNIX_EPOCH + beats.first_unix, tick));
+    let phase = app.world().resource::<ServerSettings>().beat_phase();
+    let mut beats = Beats::from(Instant::now(), unix_now(), tick, phase);
+    app.insert_resource(TickWallClock::starting_at(UNIX_EPOCH + beats.first_unix, tick).on_phase(phase));
     let (mut next_check, mut told_moved_ms) = (Instant::now() + CLOCK_CHECK_EVERY, 0.0);
     loop {
         if Instant::now() >= next_check {
@@ -225,7 +250,7 @@ mod tests {
     fn beats_fall_on_whole_ticks_of_unix_time_and_skip_when_far_behind() {
         let length = Duration::from_millis(50);
         let now = Instant::now();
-        let mut beats = Beats::from(now, Duration::from_millis(1_000_020), length);
+        let mut beats = Beats::from(now, Duration::from_millis(1_000_020), length, Duration::ZERO);
         assert_eq!(beats.first_unix, Duration::from_millis(1_000_050), "the next whole tick");
         let first = beats.next(now);
         assert_eq!(first, now + Duration::from_millis(30));
@@ -235,11 +260,30 @@ mod tests {
         let stalled = first + Duration::from_millis(1_020);
         assert_eq!(beats.next(stalled), first + Duration::from_millis(1_000), "far behind: the last beat passed");
         assert_eq!(beats.next(stalled), first + Duration::from_millis(1_050));
-        let on_a_beat = Beats::from(now, Duration::from_millis(1_000_000), length);
+        let on_a_beat = Beats::from(now, Duration::from_millis(1_000_000), length, Duration::ZERO);
         assert_eq!((on_a_beat.first_unix, on_a_beat.next), (Duration::from_millis(1_000_000), now));
         let later = now + Duration::from_secs(60);
         let moved = on_a_beat.clock_moved_ms(later, Duration::from_millis(1_060_000 - 40));
         assert!((moved + 40.0).abs() < 1e-6, "a clock set back 40 ms: {moved}");
+    }
+
+    /// A server 10 ms after the beats ticks 10 ms after them, from the first such
+    /// instant; its ticks' beats are 10 ms before them, and a player handed over on a
+    /// beat runs on its tick of that beat.
+    #[test]
+    fn a_phase_puts_ticks_after_the_beats_and_handoffs_go_beat_to_beat() {
+        let (length, phase) = (Duration::from_millis(50), Duration::from_millis(10));
+        let now = Instant::now();
+        let before = Beats::from(now, Duration::from_millis(1_000_005), length, phase);
+        assert_eq!(before.first_unix, Duration::from_millis(1_000_010), "this beat's instant, still to come");
+        let after = Beats::from(now, Duration::from_millis(1_000_020), length, phase);
+        assert_eq!(after.first_unix, Duration::from_millis(1_000_060), "the next beat's");
+        let ours = clock().on_phase(phase);
+        assert_eq!(ours.beat_of(12), 1_000_090_000, "our tick 12 runs 10 ms after its beat");
+        assert_eq!(ours.tick_on_beat(1_000_090_000, 10), 12);
+        let theirs = clock();
+        assert_eq!(theirs.tick_on_beat(ours.beat_of(12), 10), 12, "from a later phase to an earlier: the same beat");
+        assert_eq!(ours.tick_on_beat(theirs.beat_of(12), 10), 12, "and back");
     }
 
     #[test]

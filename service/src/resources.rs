@@ -11,10 +11,15 @@ pub fn cores() -> usize {
 }
 
 /// Raises this process's open-file limit as far as the host allows (the soft limit up
-/// to the hard one), and says so in the log if that is still fewer than `needed`. On
-/// platforms without such a limit it does nothing.
+/// to the hard one, and the hard one to `needed` where the process may: root, or
+/// `CAP_SYS_RESOURCE`), and says so in the log if that is still fewer than `needed`.
+/// On platforms without such a limit it does nothing.
 pub fn raise_open_files(needed: u64) {
     match rlimit::increase_nofile_limit(u64::MAX) {
+        #[cfg(unix)]
+        Ok(limit) if limit < needed && rlimit::Resource::NOFILE.set(needed, needed).is_ok() => {
+            debug!("open-file limit: {needed}, raised from {limit}")
+        }
         Ok(limit) if limit < needed => warn!(
             "at most {limit} open files for this process (the host's hard limit), fewer than the {needed} it may \
              need: raise nofile (`ulimit -Hn`, systemd's LimitNOFILE, or the container's ulimits)"

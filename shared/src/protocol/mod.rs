@@ -379,7 +379,9 @@ pub struct HandoffState {
 pub struct HandedClock {
     /// The player's own tick its position is as of (see [`PlayerUpdate::your_tick`]).
     pub your_tick: u32,
-    /// When the player's next tick would have been simulated, in microseconds of Unix time.
+    /// The beat the player's next tick would have been simulated on, in microseconds of
+    /// Unix time: a whole number of ticks, which servers tick each a phase after
+    /// (`ClusterConfig::beat_phase`).
     pub next_tick_at: u64,
 }
 
