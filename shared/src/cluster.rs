@@ -57,14 +57,15 @@ pub struct SimulationConfig {
     /// and its link no more than this. A player's own state, acknowledgements and who
     /// left its view always go.
     pub player_bytes_per_second: u32,
-    /// How much of a tick the servers' beats spread over, from 0 (every server ticks
-    /// at the same instant) to 1 (their ticks evenly apart across the tick): each server
-    /// ticks [`ClusterConfig::beat_phase`] after the beat. Servers that share a host's
-    /// cores then take turns, where ticking together each waited for the others (at
-    /// 7,500 players on two cores the ticks' p99 fell by half, BENCHMARKS.md). A
-    /// handoff maps a player's clock from beat to beat, so what it costs is that a
-    /// player handed to a server ticking earlier has its input due that much sooner:
-    /// half a tick at most keeps inputs late no more often than on the beat.
+    /// How much of a tick the servers' ticks spread over, from 0 (every server ticks on
+    /// the beat, all at once) to 1 (evenly apart across the tick): each server ticks
+    /// [`ClusterConfig::beat_phase`] after the beat. Servers that share a host's cores
+    /// then take turns, where ticking together each waited for the others: at 7,500
+    /// players on two cores the ticks' p99 fell from 25 to 32 ms to 12 to 19
+    /// (BENCHMARKS.md). A handoff maps a player's clock from beat to beat, so a player
+    /// handed to a server ticking earlier has its input due that much sooner, and now
+    /// and then one comes late there (a tick's stand-still, once): servers with a
+    /// machine each may set 0.
     pub beat_spread: f64,
 }
 
@@ -77,7 +78,7 @@ pub const MIN_PLAYER_BYTES_PER_TICK: u32 = 25;
 
 impl Default for SimulationConfig {
     fn default() -> Self {
-        Self { tick_hz: 20.0, view_radius: 400.0, tether: 24.0, player_bytes_per_second: 4096, beat_spread: 0.5 }
+        Self { tick_hz: 20.0, view_radius: 400.0, tether: 24.0, player_bytes_per_second: 4096, beat_spread: 1.0 }
     }
 }
 
@@ -411,7 +412,7 @@ mod tests {
         };
         assert!(differs(|c| c.simulation.tick_hz = 30.0));
         assert!(differs(|c| c.simulation.player_bytes_per_second += 1));
-        assert!(differs(|c| c.simulation.beat_spread = 0.0));
+        assert!(differs(|c| c.simulation.beat_spread = 0.5));
         assert!(differs(|c| c.world.spawn_radius += 1.0));
         let (first, second) = (ours.servers[0].id, ours.servers[1].id);
         let mut swapped = ours.clone();
@@ -441,9 +442,9 @@ mod tests {
             (1..=4).map(|id| config.beat_phase(ServerId(id)).as_secs_f64() * 1e3).collect()
         };
         let close = |got: Vec<f64>, want: [f64; 4]| got.iter().zip(want).all(|(got, want)| (got - want).abs() < 1e-6);
-        assert!(close(phases(&config), [0.0, 6.25, 12.5, 18.75]), "{:?}", phases(&config));
-        config.simulation.beat_spread = 1.0;
         assert!(close(phases(&config), [0.0, 12.5, 25.0, 37.5]), "{:?}", phases(&config));
+        config.simulation.beat_spread = 0.5;
+        assert!(close(phases(&config), [0.0, 6.25, 12.5, 18.75]), "{:?}", phases(&config));
         config.simulation.beat_spread = 0.0;
         assert!(close(phases(&config), [0.0; 4]), "{:?}", phases(&config));
     }
