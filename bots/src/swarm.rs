@@ -124,13 +124,23 @@ impl Swarm {
         let stagger = plan.warmup / 2 / plan.bots.max(1) as u32;
         let mut rng = rand::rng();
         let threads = plan.threads.clamp(1, plan.bots.max(1));
+        let by_datagram = bots_by_datagram(plan.bots);
+        if by_datagram < plan.bots {
+            tracing::warn!(
+                "{} of the {} bots take their updates by TCP alone: this process may not open two sockets a bot \
+                 (raise nofile: `ulimit -Hn`)",
+                plan.bots - by_datagram,
+                plan.bots
+            );
+        }
         let mut shards: Vec<Vec<Bot>> = (0..threads).map(|_| Vec::new()).collect();
         for i in 0..plan.bots {
             let name = format!("{}-{i}", plan.name_prefix);
+            let rejoin = Rejoin::new(plan.proxies.clone(), bot_identity(&name), name)
+                .counting(traffic.clone())
+                .conditioned(plan.conditioner);
             shards[i % threads].push(Bot {
-                rejoin: Rejoin::new(plan.proxies.clone(), bot_identity(&name), name)
-                    .counting(traffic.clone())
-                    .conditioned(plan.conditioner),
+                rejoin: if i < by_datagram { rejoin } else { rejoin.by_link_only() },
                 behaviour: Behaviour::pick(&mut rng),
                 chat_every: plan.chat_every,
                 connect_at: now + stagger * i as u32,
@@ -257,10 +267,25 @@ fn yield_to_the_cluster() {
     }
 }
 
+/// Open files a swarm's process keeps for the rest of it: its runtime, its logs, a
+/// bench's readings of the cluster's metrics.
+const OPEN_FILES_KEPT: u64 = 256;
+
 /// The open files a process running a swarm of `bots` needs: each bot's link and its
-/// socket for updates by datagram, and a few for the rest of the process.
+/// socket for updates by datagram, and those kept for the rest of the process.
 pub fn open_files_for(bots: usize) -> u64 {
-    (bots as u64).saturating_mul(2).saturating_add(64)
+    (bots as u64).saturating_mul(2).saturating_add(OPEN_FILES_KEPT)
+}
+
+/// How many of `bots` may take their updates by datagram within this process's
+/// open-file limit, a socket each beside its link: the rest play by the link alone, as
+/// a player whose UDP is blocked does, so that a swarm the host's limit cannot give two
+/// sockets a bot still runs (10,000 bots, where the limit is 20,000), and the process
+/// keeps files for the rest of it.
+fn bots_by_datagram(bots: usize) -> usize {
+    let Some(limit) = tessera_service::resources::open_files_limit() else { return bots };
+    let room = limit.saturating_sub((bots as u64).saturating_add(OPEN_FILES_KEPT));
+    usize::try_from(room).map_or(bots, |room| room.min(bots))
 }
 
 /// The key of the bot called `name`: the same on every run and every machine.

@@ -141,6 +141,8 @@ pub struct Joining<'a> {
     pub traffic: &'a Traffic,
     pub conditioner: Conditioner,
     pub clock_origin: std::time::Instant,
+    /// Whether to take updates by datagram where the proxy offers them.
+    pub datagrams: bool,
 }
 
 /// What it takes to resume a player's session after its connection was lost: the
@@ -159,8 +161,13 @@ impl Player {
     /// `name` (a player that has a name keeps it), and waits for its welcome, adding
     /// every byte in and out to `traffic`.
     pub async fn connect(addr: &str, identity: &Identity, name: &str, traffic: &Traffic) -> Result<Self, PlayerError> {
-        let joining =
-            Joining { identity, traffic, conditioner: Conditioner::default(), clock_origin: std::time::Instant::now() };
+        let joining = Joining {
+            identity,
+            traffic,
+            conditioner: Conditioner::default(),
+            clock_origin: std::time::Instant::now(),
+            datagrams: true,
+        };
         Self::join(addr, joining, name, None).await
     }
 
@@ -174,7 +181,7 @@ impl Player {
         name: &str,
         resume: Option<Resumable>,
     ) -> Result<Self, PlayerError> {
-        let Joining { identity, traffic, conditioner, clock_origin } = joining;
+        let Joining { identity, traffic, conditioner, clock_origin, datagrams } = joining;
         let name = resume.as_ref().map_or(name, |resume| resume.name.as_str());
         let (stream, proxy_address) =
             conditioner.connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
@@ -220,7 +227,7 @@ impl Player {
         };
         let resending = welcome.resumed;
         let unpacker = UpdateUnpacker::new(welcome.user.entity(), tick_seconds);
-        let datagrams = match welcome.datagrams {
+        let datagrams = match welcome.datagrams.filter(|_| datagrams) {
             Some(tag) => match UpdateDatagrams::open(proxy_address, tag, conditioner, traffic).await {
                 Ok(datagrams) => Some(datagrams),
                 Err(error) => {
@@ -615,6 +622,8 @@ pub struct Rejoin {
     conditioner: Conditioner,
     /// Where the player's own clock starts: every connection of it counts from here.
     clock_origin: std::time::Instant,
+    /// Whether its connections take updates by datagram where offered.
+    datagrams: bool,
 }
 
 impl Rejoin {
@@ -634,7 +643,14 @@ impl Rejoin {
             avoid: None,
             conditioner: Conditioner::default(),
             clock_origin: std::time::Instant::now(),
+            datagrams: true,
         }
+    }
+
+    /// Takes every update by the link, never by datagram: one socket a connection.
+    pub fn by_link_only(mut self) -> Self {
+        self.datagrams = false;
+        self
     }
 
     /// Puts every connection through `conditioner`.
@@ -678,6 +694,7 @@ impl Rejoin {
             traffic: &self.traffic,
             conditioner: self.conditioner,
             clock_origin: self.clock_origin,
+            datagrams: self.datagrams,
         };
         let attempt = Player::join(proxy, joining, &self.name, self.resume.clone()).await;
         self.found_full = matches!(attempt, Err(PlayerError::ClusterFull));

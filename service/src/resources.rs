@@ -10,6 +10,16 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// How many files this process may have open (its soft limit), where the platform
+/// limits it.
+pub fn open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    if rlimit::Resource::NOFILE.is_supported() {
+        return rlimit::Resource::NOFILE.get().ok().map(|(soft, _)| soft);
+    }
+    None
+}
+
 /// Raises this process's open-file limit as far as the host allows (the soft limit up
 /// to the hard one, and the hard one to `needed` where the process may: root, or
 /// `CAP_SYS_RESOURCE`), and says so in the log if that is still fewer than `needed`.

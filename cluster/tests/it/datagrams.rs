@@ -89,3 +89,19 @@ async fn a_player_whose_datagrams_never_come_plays_on_by_tcp() {
     let proxy = cluster.proxy_stats(ProxyId(1));
     assert_eq!(proxy.datagrams_to_clients.load(std::sync::atomic::Ordering::Relaxed), 0, "no bind ever came");
 }
+
+/// A player that asks for its updates by its link alone (a bot beyond its process's
+/// open-file limit) opens no socket for them, and plays all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_by_its_link_only_opens_no_socket_and_plays() {
+    let cluster = default_cluster();
+    let name = "link-only";
+    let joining = Rejoin::new(vec![cluster.proxy_addresses()[0].clone()], bot_identity(name), name).by_link_only();
+    let mut player = joining.clone().join_within(DEADLINE).await.expect("joins");
+    player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
+    assert!(player.datagrams.is_none(), "no socket for datagrams");
+    let start = player.view.me.unwrap().position;
+    walk_to(&mut player, start + Vec2::new(150.0, 0.0), |_| {}).await;
+    let proxy = cluster.proxy_stats(ProxyId(1));
+    assert_eq!(proxy.datagrams_to_clients.load(std::sync::atomic::Ordering::Relaxed), 0, "nothing by datagram");
+}
