@@ -700,7 +700,8 @@ pub struct Echoes {
     /// server's slack for jitter after it) to its arrival: what the network and the
     /// cluster add. Its floor is the player's phase: where its first input fell
     /// against its server's next tick, from a tick early (counted as 0) to a tick late,
-    /// which a handoff carries as it is (servers tick on the beat).
+    /// which a handoff carries from beat to beat (a server ticking later than the last
+    /// adds the difference of their phases).
     past_due_us: Histogram<u64>,
     /// From an update's arrival to its bot reading it, where the kernel stamped it: the
     /// swarm's own lag (a frame waiting while the bots' thread reads those of the bots
@@ -880,6 +881,22 @@ impl SwarmReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every bot gets a socket for datagrams while two a bot fit the open-file limit
+    /// beside the files kept; past that, as many as fit, and the rest none.
+    #[cfg(unix)]
+    #[test]
+    fn bots_take_sockets_for_datagrams_as_far_as_the_open_file_limit_allows() {
+        let limit = tessera_service::resources::open_files_limit().expect("unix limits open files");
+        for bots in [10, limit / 4, limit / 2, limit] {
+            let by_datagram = bots_by_datagram(bots as usize) as u64;
+            if open_files_for(bots as usize) <= limit {
+                assert_eq!(by_datagram, bots, "room for all of {bots}");
+            } else {
+                assert_eq!(by_datagram, limit.saturating_sub(bots + OPEN_FILES_KEPT), "{bots} bots");
+            }
+        }
+    }
 
     /// A bots' thread yields, and only it: a bench's scraper, or a cluster the same
     /// process runs for a test, keeps its priority.

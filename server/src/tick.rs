@@ -92,11 +92,14 @@ impl TickWallClock {
         self.tick_nearest(beat.saturating_add(micros(self.phase)), most_ahead)
     }
 
-    /// Seconds from `at` (a microsecond of Unix time) to when the last tick ran: none
-    /// for a time since, and at most `most`, whatever a peer says.
+    /// Seconds from `at` (a microsecond of Unix time) to when the last tick ran: less
+    /// than none for a time since (a peer ticking a phase after us, whose word came
+    /// before our next tick), down to a tick's length, and at most `most`, whatever a
+    /// peer says.
     pub fn seconds_since(&self, at: u64, most: f32) -> f32 {
-        let since = micros(self.last_tick_at).saturating_sub(at) as f64 / 1e6;
-        (since as f32).min(most)
+        let last = micros(self.last_tick_at);
+        let seconds = if at <= last { (last - at) as f64 / 1e6 } else { -((at - last) as f64 / 1e6) };
+        (seconds as f32).clamp(-self.tick_length.as_secs_f32(), most)
     }
 }
 
@@ -119,7 +122,7 @@ impl Plugin for TickPlugin {
 /// after a whole multiple of the tick length in Unix time.
 #[derive(Debug)]
 struct Beats {
-    /// The first beat, and when it is in Unix time.
+    /// The first instant (its phase after a beat), and when it is in Unix time.
     first: Instant,
     first_unix: Duration,
     next: Instant,
@@ -242,7 +245,7 @@ mod tests {
         let clock = clock();
         assert_eq!(clock.tick_nearest(0, 10), 11, "long past: our next tick");
         assert_eq!(clock.tick_nearest(u64::MAX, 10), 20, "far ahead: no later than allowed");
-        assert_eq!(clock.seconds_since(u64::MAX, 0.5), 0.0, "a time to come: none");
+        assert_eq!(clock.seconds_since(u64::MAX, 0.5), -0.05, "a time to come: back a tick at most");
         assert_eq!(clock.seconds_since(0, 0.5), 0.5, "long past: no more than allowed");
     }
 
@@ -267,28 +270,34 @@ mod tests {
         assert!((moved + 40.0).abs() < 1e-6, "a clock set back 40 ms: {moved}");
     }
 
-    /// A server 10 ms after the beats ticks 10 ms after them, from the first such
-    /// instant; its ticks' beats are 10 ms before them, and a player handed over on a
-    /// beat runs on its tick of that beat.
+    /// A server 37.5 ms after the beats ticks 37.5 ms after them, from the first such
+    /// instant; its ticks' beats are 37.5 ms before them, and a player handed over on a
+    /// beat runs on its tick of that beat, either way between it and a server on the beat
+    /// (more than half a tick apart, so the nearest tick by time would be the wrong one).
     #[test]
     fn a_phase_puts_ticks_after_the_beats_and_handoffs_go_beat_to_beat() {
-        let (length, phase) = (Duration::from_millis(50), Duration::from_millis(10));
+        let (length, phase) = (Duration::from_millis(50), Duration::from_micros(37_500));
         let now = Instant::now();
-        let before = Beats::from(now, Duration::from_millis(1_000_005), length, phase);
-        assert_eq!(before.first_unix, Duration::from_millis(1_000_010), "this beat's instant, still to come");
-        let after = Beats::from(now, Duration::from_millis(1_000_020), length, phase);
-        assert_eq!(after.first_unix, Duration::from_millis(1_000_060), "the next beat's");
-        let ours = clock().on_phase(phase);
-        assert_eq!(ours.beat_of(12), 1_000_090_000, "our tick 12 runs 10 ms after its beat");
-        assert_eq!(ours.tick_on_beat(1_000_090_000, 10), 12);
+        let before = Beats::from(now, Duration::from_millis(1_000_030), length, phase);
+        assert_eq!(before.first_unix, Duration::from_micros(1_000_037_500), "this beat's instant, still to come");
+        let after = Beats::from(now, Duration::from_millis(1_000_040), length, phase);
+        assert_eq!(after.first_unix, Duration::from_micros(1_000_087_500), "the next beat's");
+        // Our tick 10 ran 37.5 ms after the beat at a thousand seconds.
+        let started = UNIX_EPOCH + Duration::from_secs(1_000) + phase;
+        let ours = TickWallClock { last_tick: 10, ..TickWallClock::starting_at(started, length).on_phase(phase) };
+        assert_eq!(ours.time_of(12), 1_000_137_500);
+        assert_eq!(ours.beat_of(12), 1_000_100_000, "our tick 12 runs 37.5 ms after its beat");
+        assert_eq!(ours.tick_on_beat(1_000_100_000, 10), 12);
         let theirs = clock();
-        assert_eq!(theirs.tick_on_beat(ours.beat_of(12), 10), 12, "from a later phase to an earlier: the same beat");
-        assert_eq!(ours.tick_on_beat(theirs.beat_of(12), 10), 12, "and back");
+        assert_eq!(ours.tick_on_beat(theirs.beat_of(12), 10), 12, "from a server on the beat");
+        assert_eq!(theirs.tick_on_beat(ours.beat_of(12), 10), 12, "and back");
     }
 
     #[test]
     fn the_time_since_a_peers_tick_is_exact() {
         let clock = clock();
         assert!((clock.seconds_since(999_930_000, 0.5) - 0.07).abs() < 1e-6);
+        // A peer ticking 30 ms after our last tick: its word is 30 ms ahead of it.
+        assert!((clock.seconds_since(1_000_030_000, 0.5) + 0.03).abs() < 1e-6);
     }
 }

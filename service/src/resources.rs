@@ -27,7 +27,7 @@ pub fn open_files_limit() -> Option<u64> {
 pub fn raise_open_files(needed: u64) {
     match rlimit::increase_nofile_limit(u64::MAX) {
         #[cfg(unix)]
-        Ok(limit) if limit < needed && rlimit::Resource::NOFILE.set(needed, needed).is_ok() => {
+        Ok(limit) if limit < needed && raise_hard_limit(needed) => {
             debug!("open-file limit: {needed}, raised from {limit}")
         }
         Ok(limit) if limit < needed => warn!(
@@ -37,6 +37,18 @@ pub fn raise_open_files(needed: u64) {
         Ok(limit) => debug!("open-file limit: {limit}"),
         Err(err) => warn!("cannot raise the open-file limit: {err}"),
     }
+}
+
+/// Raises the hard open-file limit, and the soft one with it, to `needed`, where the
+/// process may (root, or `CAP_SYS_RESOURCE`) and the hard limit is lower: whether the
+/// soft limit is `needed` now.
+#[cfg(unix)]
+fn raise_hard_limit(needed: u64) -> bool {
+    use rlimit::Resource;
+    let Ok((_, hard)) = Resource::NOFILE.get() else { return false };
+    hard < needed
+        && Resource::NOFILE.set(needed, needed).is_ok()
+        && Resource::NOFILE.get().is_ok_and(|(soft, _)| soft >= needed)
 }
 
 #[cfg(test)]

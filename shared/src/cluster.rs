@@ -330,7 +330,8 @@ impl ClusterConfig {
     pub fn beat_phase(&self, id: ServerId) -> Duration {
         let earlier = self.servers.iter().filter(|server| server.id < id).count();
         let share = self.simulation.beat_spread * earlier as f64 / self.servers.len().max(1) as f64;
-        Duration::from_secs_f64(share / self.simulation.tick_hz)
+        // Validated, the share and the rate give a phase under a second; unvalidated, none.
+        Duration::try_from_secs_f64(share / self.simulation.tick_hz).unwrap_or_default()
     }
 
     pub fn proxy(&self, id: ProxyId) -> Result<&ProxyConfig, ClusterError> {

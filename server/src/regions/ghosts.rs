@@ -21,9 +21,10 @@ pub struct Ghost {
 /// that, a message is stale, or its sender's clock is wrong.
 pub const MOST_CAUGHT_UP_SECONDS: f32 = 0.5;
 
-/// `state` as it is `seconds` later, walking on: an owner's word of a tick that ran
-/// before ours, made of our tick (peers' ticks fall anywhere between ours, and a message
-/// may be held up), so a ghost walking straight never jumps back or ahead.
+/// `state` as it is `seconds` later, walking on (or back, for less than none): an
+/// owner's word of its tick made of our last (peers tick each its phase after the beat,
+/// before or after us, and a message may be held up), so a ghost walking straight never
+/// jumps back or ahead.
 pub fn caught_up(state: EntityState, seconds: f32, map: &RegionMap) -> EntityState {
     let (position, velocity) = map.walk(state.position, state.velocity, seconds);
     EntityState { position, velocity, ..state }
