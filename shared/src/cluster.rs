@@ -61,8 +61,8 @@ pub struct SimulationConfig {
     /// the beat, all at once) to 1 (evenly apart across the tick): each server ticks
     /// [`ClusterConfig::beat_phase`] after the beat. Servers that share a host's cores
     /// then take turns, where ticking together each waited for the others: at 7,500
-    /// players on two cores the ticks' p99 fell from 25 to 32 ms to 12 to 19
-    /// (BENCHMARKS.md). A handoff maps a player's clock from beat to beat, so a player
+    /// players on two cores the ticks' p99 fell from 26 to 37 ms to 12 to 22
+    /// (BENCHMARKS.md, *Servers tick in turn*). A handoff maps a player's clock from beat to beat, so a player
     /// handed to a server ticking earlier has its input due that much sooner, and now
     /// and then one comes late there (a tick's stand-still, once): servers with a
     /// machine each may set 0.
