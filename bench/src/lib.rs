@@ -115,8 +115,8 @@ impl Limits {
     /// to beat, servers ticking each its phase after it: handed to a server ticking
     /// later, a player's floor rises by the difference, within the spread (at most
     /// three quarters of a tick on the default map, which the echo's p99 on it has not
-    /// shown: 50 to 63 ms at every step). (Before the beat, a handoff carried it to the new
-    /// server's nearest tick, up to half a tick later, and the limit was a tick and a
+    /// shown: 50 to 63 ms at every step). (Before the beat, a handoff carried it to the
+    /// new server's nearest tick, up to half a tick later, and the limit was a tick and a
     /// half and 25 ms; before inputs were applied at their own ticks, the floor was the
     /// one tick a press waited for the next: 75 ms at 20 Hz all three times.)
     pub fn for_tick_rate(tick_hz: f64) -> Self {

@@ -44,7 +44,7 @@ pub const MAX_INPUTS_PER_SEC: u32 = 60;
 /// (`tessera_shared::link::PLAYER_HEARTBEAT_EVERY`). This end writes to every player at
 /// least every other second (a frame, or a heartbeat after a second without one; every
 /// 4 s to a player sent its updates by datagram), so a host that vanished is noticed
-/// within 5 to 7 s (9 s).
+/// within 5 to 7 s (within 9 s, a player sent its updates by datagram).
 const UNACKNOWLEDGED_LIMIT: Duration = SILENCE_LIMIT;
 
 /// Has the kernel close `stream` once what we wrote to it stays unacknowledged for

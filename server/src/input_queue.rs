@@ -44,8 +44,8 @@ impl PlayerClock {
     /// A clock whose player's state is as of the end of its tick `your_tick`, its next
     /// tick simulated in our tick `next`: the one on the beat the server handing it over
     /// would have simulated it on, so its inputs are due here as they were there, give
-    /// or take the difference of the two servers' phases. (A tick of slack per handoff instead would add up, a tick of input
-    /// lag for every border crossed.)
+    /// or take the difference of the two servers' phases. (A tick of slack per handoff
+    /// instead would add up, a tick of input lag for every border crossed.)
     pub fn carrying_on(your_tick: u32, next: u64) -> Self {
         Self {
             offset: ticks(next).saturating_sub(i64::from(your_tick)).saturating_sub(1),

@@ -97,8 +97,7 @@ impl TickWallClock {
     /// before our next tick), down to a tick's length, and at most `most`, whatever a
     /// peer says.
     pub fn seconds_since(&self, at: u64, most: f32) -> f32 {
-        let last = micros(self.last_tick_at);
-        let seconds = if at <= last { (last - at) as f64 / 1e6 } else { -((at - last) as f64 / 1e6) };
+        let seconds = (micros(self.last_tick_at) as f64 - at as f64) / 1e6;
         (seconds as f32).clamp(-self.tick_length.as_secs_f32(), most)
     }
 }

@@ -62,10 +62,10 @@ pub struct SimulationConfig {
     /// [`ClusterConfig::beat_phase`] after the beat. Servers that share a host's cores
     /// then take turns, where ticking together each waited for the others: at 7,500
     /// players on two cores the ticks' p99 fell from 26 to 37 ms to 12 to 22
-    /// (BENCHMARKS.md, *Servers tick in turn*). A handoff maps a player's clock from beat to beat, so a player
-    /// handed to a server ticking earlier has its input due that much sooner, and now
-    /// and then one comes late there (a tick's stand-still, once): servers with a
-    /// machine each may set 0.
+    /// (BENCHMARKS.md, *Servers tick in turn*). A handoff maps a player's clock from
+    /// beat to beat, so a player handed to a server ticking earlier has its input due
+    /// that much sooner, and now and then one comes late there (a tick's stand-still,
+    /// once): servers with a machine each may set 0.
     pub beat_spread: f64,
 }
 

@@ -29,8 +29,9 @@
 //!
 //! Datagrams get lost, and each update is packed against the one before it
 //! ([`super::packing`]): a player that finds one missing (the next cannot be unpacked:
-//! out of sequence, or naming what it does not know) asks for a full update over its link (`ClientToProxy::Resync`) and drops what comes
-//! until it arrives, asking again at the next that comes after [`RESYNC_WAIT`].
+//! out of sequence, or naming what it does not know) asks for a full update over its
+//! link (`ClientToProxy::Resync`) and drops what comes until it arrives, asking again
+//! at the next that comes after [`RESYNC_WAIT`].
 
 use super::ProxyToClient;
 use super::packing::PackedUpdate;

@@ -203,9 +203,9 @@ impl Receiver {
             Direction::UpdateDatagrams => {
                 // As the player does: an update that cannot be unpacked is taken for one
                 // after a loss, and starts the unpacker over, awaiting a full update;
-                // anything else wrong ends the link. (The
-                // player also holds a datagram that overtook an update by its link: here
-                // there is no link, and every datagram comes in its turn.)
+                // anything else wrong ends the link. (The player also holds a datagram
+                // that overtook an update by its link: here there is no link, and every
+                // datagram comes in its turn.)
                 let mut unpacker = UpdateUnpacker::new(player().entity(), tick_seconds(self.welcome.tick_hz));
                 datagrams(bytes, |datagram| match read_update(DATAGRAM_TAG, datagram)? {
                     None => Ok(()),
