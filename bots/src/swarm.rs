@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use tessera_player::datagram_hub::DatagramHubs;
 use tessera_player::smoothness::SmoothnessSeen;
 use tessera_player::{Conditioner, Player, PlayerError, Rejoin, WorldView};
 use tessera_shared::identity::Identity;
@@ -124,7 +125,9 @@ impl Swarm {
         let stagger = plan.warmup / 2 / plan.bots.max(1) as u32;
         let mut rng = rand::rng();
         let threads = plan.threads.clamp(1, plan.bots.max(1));
-        let by_datagram = bots_by_datagram(plan.bots);
+        // Bots share sockets for their updates by datagram, a hub's, unless their links
+        // are conditioned: a conditioner relays a socket of each bot's own.
+        let by_datagram = if plan.conditioner.is_active() { bots_by_datagram(plan.bots) } else { plan.bots };
         if by_datagram < plan.bots {
             tracing::warn!(
                 "{} of the {} bots take their updates by TCP alone: this process may not open two sockets a bot \
@@ -229,8 +232,15 @@ impl Shard {
                 runtime.block_on(async move {
                     let measured = Rc::new(RefCell::new(Measured::default()));
                     let bots_here = tokio::task::LocalSet::new();
-                    let running: Vec<JoinHandle<BotResult>> =
-                        bots.into_iter().map(|bot| bots_here.spawn_local(bot.run(measured.clone()))).collect();
+                    // The shard's bots share its hubs' sockets for their updates by datagram.
+                    let hubs = DatagramHubs::default();
+                    let running: Vec<JoinHandle<BotResult>> = bots
+                        .into_iter()
+                        .map(|mut bot| {
+                            bot.rejoin.sharing_datagrams(&hubs);
+                            bots_here.spawn_local(bot.run(measured.clone()))
+                        })
+                        .collect();
                     let all_done = async {
                         let mut results = Vec::with_capacity(running.len());
                         for bot in running {
@@ -271,14 +281,17 @@ fn yield_to_the_cluster() {
 /// bench's readings of the cluster's metrics.
 const OPEN_FILES_KEPT: u64 = 256;
 
-/// The open files a process running a swarm of `bots` needs: each bot's link and its
-/// socket for updates by datagram, and those kept for the rest of the process.
+/// The open files a process running a swarm of `bots` needs at most: each bot's link
+/// and a socket for its updates by datagram (its own where its link is conditioned;
+/// otherwise bots share a hub's, `tessera_player::datagram_hub`), and those kept for
+/// the rest of the process.
 pub fn open_files_for(bots: usize) -> u64 {
     (bots as u64).saturating_mul(2).saturating_add(OPEN_FILES_KEPT)
 }
 
-/// How many of `bots` may take their updates by datagram within this process's
-/// open-file limit, a socket each beside its link: the rest play by the link alone, as
+/// How many of `bots` whose links are conditioned may take their updates by datagram
+/// within this process's open-file limit, a socket each beside its link (the
+/// conditioner relays it): the rest play by the link alone, as
 /// a player whose UDP is blocked does, so that a swarm the host's limit cannot give two
 /// sockets a bot still runs (10,000 bots, where the limit is 20,000), and the process
 /// keeps files for the rest of it.
@@ -882,11 +895,12 @@ impl SwarmReport {
 mod tests {
     use super::*;
 
-    /// Every bot gets a socket for datagrams while two a bot fit the open-file limit
-    /// beside the files kept; past that, as many as fit, and the rest none.
+    /// Every conditioned bot gets a socket of its own for datagrams while two a bot fit
+    /// the open-file limit beside the files kept; past that, as many as fit, and the
+    /// rest none.
     #[cfg(unix)]
     #[test]
-    fn bots_take_sockets_for_datagrams_as_far_as_the_open_file_limit_allows() {
+    fn conditioned_bots_take_sockets_for_datagrams_as_far_as_the_open_file_limit_allows() {
         let limit = tessera_service::resources::open_files_limit().expect("unix limits open files");
         for bots in [10, limit / 4, limit / 2, limit] {
             let by_datagram = bots_by_datagram(bots as usize) as u64;

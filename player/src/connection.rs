@@ -8,6 +8,7 @@
 //! update may claim inputs applied that were never sent.
 
 use crate::conditioner::Conditioner;
+use crate::datagram_hub::DatagramHubs;
 use crate::datagrams::{Arrived, Losses, UpdateDatagrams};
 use crate::prediction::{InputClock, Prediction, Reconciled};
 use crate::steering::keys_toward;
@@ -143,6 +144,9 @@ pub struct Joining<'a> {
     pub clock_origin: std::time::Instant,
     /// Whether to take updates by datagram where the proxy offers them.
     pub datagrams: bool,
+    /// Hubs to take them through, a socket shared with other players, rather than a
+    /// socket of its own (a swarm's bots: [`crate::datagram_hub`]).
+    pub hubs: Option<&'a DatagramHubs>,
 }
 
 /// What it takes to resume a player's session after its connection was lost: the
@@ -167,6 +171,7 @@ impl Player {
             conditioner: Conditioner::default(),
             clock_origin: std::time::Instant::now(),
             datagrams: true,
+            hubs: None,
         };
         Self::join(addr, joining, name, None).await
     }
@@ -181,7 +186,7 @@ impl Player {
         name: &str,
         resume: Option<Resumable>,
     ) -> Result<Self, PlayerError> {
-        let Joining { identity, traffic, conditioner, clock_origin, datagrams } = joining;
+        let Joining { identity, traffic, conditioner, clock_origin, datagrams, hubs } = joining;
         let name = resume.as_ref().map_or(name, |resume| resume.name.as_str());
         let (stream, proxy_address) =
             conditioner.connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
@@ -228,7 +233,7 @@ impl Player {
         let resending = welcome.resumed;
         let unpacker = UpdateUnpacker::new(welcome.user.entity(), tick_seconds);
         let datagrams = match welcome.datagrams.filter(|_| datagrams) {
-            Some(tag) => match UpdateDatagrams::open(proxy_address, tag, conditioner, traffic).await {
+            Some(tag) => match UpdateDatagrams::open(proxy_address, tag, conditioner, hubs, traffic).await {
                 Ok(datagrams) => Some(datagrams),
                 Err(error) => {
                     tracing::warn!("updates come by TCP only: no UDP socket ({error})");
@@ -624,6 +629,8 @@ pub struct Rejoin {
     clock_origin: std::time::Instant,
     /// Whether its connections take updates by datagram where offered.
     datagrams: bool,
+    /// The hubs they take them through, if not a socket each.
+    hubs: Option<DatagramHubs>,
 }
 
 impl Rejoin {
@@ -644,6 +651,7 @@ impl Rejoin {
             conditioner: Conditioner::default(),
             clock_origin: std::time::Instant::now(),
             datagrams: true,
+            hubs: None,
         }
     }
 
@@ -651,6 +659,12 @@ impl Rejoin {
     pub fn by_link_only(mut self) -> Self {
         self.datagrams = false;
         self
+    }
+
+    /// Takes updates by datagram through a seat on one of `hubs` (if the connection is
+    /// not conditioned), not a socket each.
+    pub fn sharing_datagrams(&mut self, hubs: &DatagramHubs) {
+        self.hubs = Some(hubs.clone());
     }
 
     /// Puts every connection through `conditioner`.
@@ -695,6 +709,7 @@ impl Rejoin {
             conditioner: self.conditioner,
             clock_origin: self.clock_origin,
             datagrams: self.datagrams,
+            hubs: self.hubs.as_ref(),
         };
         let attempt = Player::join(proxy, joining, &self.name, self.resume.clone()).await;
         self.found_full = matches!(attempt, Err(PlayerError::ClusterFull));

@@ -10,6 +10,7 @@
 //! ask once for a full one, and again only at an update that comes after [`RESYNC_WAIT`].
 
 use crate::conditioner::{Conditioner, Relay};
+use crate::datagram_hub::{DatagramHubs, Seat};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -34,10 +35,8 @@ pub type Arrived = (PackedUpdate, Option<Instant>);
 /// See the module.
 #[derive(Debug)]
 pub struct UpdateDatagrams {
-    receiver: DatagramReceiver,
+    port: Port,
     tag: DatagramTag,
-    /// The conditioner's relay, if the player's link is conditioned: it ends with this.
-    _relay: Option<Relay>,
     /// When it first bound, and last.
     first_bound_at: Instant,
     bound_at: Instant,
@@ -51,37 +50,90 @@ pub struct UpdateDatagrams {
     by_link: u8,
     /// Datagrams that overtook an update by the link, in the order they came.
     held: VecDeque<(DatagramUpdate, Option<Instant>)>,
-    /// Room for one datagram, and a byte more: one that fills it is too long.
-    room: Box<[u8]>,
     traffic: Traffic,
+}
+
+/// Where a player's datagrams come in, and its binds go out.
+#[derive(Debug)]
+enum Port {
+    /// A socket of its own, connected to the proxy.
+    Own {
+        receiver: DatagramReceiver,
+        /// Room for one datagram, and a byte more: one that fills it is too long.
+        room: Box<[u8]>,
+        /// The conditioner's relay, if the player's link is conditioned: it ends with this.
+        _relay: Option<Relay>,
+    },
+    /// A seat on a hub, a socket many players share ([`crate::datagram_hub`]).
+    Shared(Seat),
+}
+
+impl Port {
+    /// A port for the updates the proxy at `proxy` sends marked `tag`, sending the first
+    /// bind: a seat on one of `hubs` if given and the link is not conditioned (a
+    /// conditioner relays a socket of the player's own), else a socket of its own.
+    async fn open(
+        proxy: SocketAddr,
+        tag: DatagramTag,
+        conditioner: Conditioner,
+        hubs: Option<&DatagramHubs>,
+    ) -> io::Result<Self> {
+        // The first bind waits for the socket, whose readiness the runtime learns only
+        // now; the rest go as the socket takes them.
+        if let Some(hubs) = hubs.filter(|_| !conditioner.is_active() && proxy.is_ipv4()) {
+            let seat = hubs.seat(tag, proxy)?;
+            seat.send(&tag.0).await?;
+            return Ok(Self::Shared(seat));
+        }
+        let (socket, relay) = conditioner.datagrams(proxy).await?;
+        socket.send(&tag.0).await?;
+        let room = vec![0; MAX_UPDATE_DATAGRAM + 1].into_boxed_slice();
+        Ok(Self::Own { receiver: DatagramReceiver::new(socket), room, _relay: relay })
+    }
+
+    /// Sends `bind` if the socket has room for it now.
+    fn try_send(&self, bind: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Own { receiver, .. } => receiver.socket().try_send(bind).map(drop),
+            Self::Shared(seat) => seat.try_send(bind),
+        }
+    }
+
+    /// The next datagram, and when it arrived, if the kernel said.
+    async fn recv(&mut self) -> io::Result<(&[u8], Option<Instant>)> {
+        match self {
+            Self::Own { receiver, room, .. } => {
+                let received = receiver.recv(room).await?;
+                Ok((&room[..received.len], received.arrived))
+            }
+            Self::Shared(seat) => seat.recv().await,
+        }
+    }
 }
 
 impl UpdateDatagrams {
     /// A socket for the updates the proxy at `proxy` sends by datagram, marked with
-    /// `tag`, through the player's `conditioner`, counting into `traffic`; it binds at once.
+    /// `tag`, through the player's `conditioner` (or a seat on one of `hubs`, see
+    /// [`Port::open`]), counting into `traffic`; it binds at once.
     pub async fn open(
         proxy: SocketAddr,
         tag: DatagramTag,
         conditioner: Conditioner,
+        hubs: Option<&DatagramHubs>,
         traffic: &Traffic,
     ) -> io::Result<Self> {
-        let (socket, relay) = conditioner.datagrams(proxy).await?;
-        // The first waits for the socket, whose readiness the runtime learns only now;
-        // the rest go as the socket takes them.
-        socket.send(&tag.0).await?;
+        let port = Port::open(proxy, tag, conditioner, hubs).await?;
         traffic.bytes_out.fetch_add(tag.0.len() as u64, Ordering::Relaxed);
         let now = Instant::now();
         Ok(Self {
-            receiver: DatagramReceiver::new(socket),
+            port,
             tag,
-            _relay: relay,
             first_bound_at: now,
             bound_at: now,
             last_came: None,
             last_update: now,
             by_link: 0,
             held: VecDeque::new(),
-            room: vec![0; MAX_UPDATE_DATAGRAM + 1].into_boxed_slice(),
             traffic: traffic.clone(),
         })
     }
@@ -98,7 +150,7 @@ impl UpdateDatagrams {
     pub fn keep_bound(&mut self, now: Instant) {
         if now >= self.bind_due() {
             self.bound_at = now;
-            if self.receiver.socket().try_send(&self.tag.0).is_ok() {
+            if self.port.try_send(&self.tag.0).is_ok() {
                 self.traffic.bytes_out.fetch_add(self.tag.0.len() as u64, Ordering::Relaxed);
             }
         }
@@ -176,16 +228,17 @@ impl UpdateDatagrams {
     /// here: the next bind's send takes it, and the trial ends it.)
     pub async fn next(&mut self) -> Result<Arrived, DatagramError> {
         loop {
-            let received = self.receiver.recv(&mut self.room).await?;
-            let Some(datagram) = read_update(self.tag, &self.room[..received.len])? else { continue };
-            self.traffic.bytes_in.fetch_add(received.len as u64, Ordering::Relaxed);
+            let (received, arrived) = self.port.recv().await?;
+            let len = received.len();
+            let Some(datagram) = read_update(self.tag, received)? else { continue };
+            self.traffic.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
             let now = Instant::now();
             (self.last_came, self.last_update) = (Some(now), now);
             if !self.overtook(&datagram) {
                 // In its turn, or late (and found stale): before any held, which came later.
-                return Ok((datagram.update, received.arrived));
+                return Ok((datagram.update, arrived));
             }
-            self.held.push_back((datagram, received.arrived));
+            self.held.push_back((datagram, arrived));
             if self.held.len() > MOST_HELD {
                 // The proxy's count and the player's parted: take its count, and the
                 // rest go in turn after the first.

@@ -1,7 +1,8 @@
 //! The client side of the Tessera protocol, without a window: what the game client, the
 //! bots and the tests all speak, and the one measure they share, [`smoothness`]. [`connection`]
 //! joins through a proxy (with one retry-and-backoff for everyone) and sends key presses,
-//! its updates coming by datagram where the proxy sends them so ([`datagrams`]);
+//! its updates coming by datagram where the proxy sends them so ([`datagrams`]; a
+//! swarm's bots share sockets for them, [`datagram_hub`]);
 //! [`prediction`] walks the player at once and checks the server's word against it;
 //! [`world_view`] folds the updates received into what the player knows, and shows the
 //! others as the server simulated them; [`conditioner`] makes a link as slow and
@@ -13,6 +14,7 @@
 pub mod chat_log;
 pub mod conditioner;
 pub mod connection;
+pub mod datagram_hub;
 pub mod datagrams;
 pub mod prediction;
 pub mod profile;

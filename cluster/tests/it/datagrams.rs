@@ -6,6 +6,7 @@
 
 use crate::harness::{DEADLINE, default_cluster, join, standing_by, walk_to};
 use tessera_bots::swarm::bot_identity;
+use tessera_player::datagram_hub::DatagramHubs;
 use tessera_player::{Conditioner, Rejoin};
 use tessera_shared::Vec2;
 use tessera_shared::ids::ProxyId;
@@ -104,4 +105,47 @@ async fn a_player_by_its_link_only_opens_no_socket_and_plays() {
     walk_to(&mut player, start + Vec2::new(150.0, 0.0), |_| {}).await;
     let proxy = cluster.proxy_stats(ProxyId(1));
     assert_eq!(proxy.datagrams_to_clients.load(std::sync::atomic::Ordering::Relaxed), 0, "nothing by datagram");
+}
+
+/// Players sharing a hub's socket for their updates by datagram (a swarm's bots) each
+/// get their own, through either proxy, and play: what one is sent never reaches
+/// another, who would find it a loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_sharing_a_socket_for_datagrams_each_get_their_own() {
+    let cluster = default_cluster();
+    let hubs = DatagramHubs::default();
+    let mut players = Vec::new();
+    for (n, proxy) in cluster.proxy_addresses().iter().cycle().take(4).enumerate() {
+        let name = format!("sharing-{n}");
+        let mut joining = Rejoin::new(vec![proxy.clone()], bot_identity(&name), name);
+        joining.sharing_datagrams(&hubs);
+        let mut player = joining.join_within(DEADLINE).await.expect("joins");
+        player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
+        players.push(player);
+    }
+    // Each walks in turn while the others stand by; their updates come by datagram.
+    for n in 0..players.len() {
+        let (before, rest) = players.split_at_mut(n);
+        let (walker, after) = rest.split_first_mut().expect("a walker");
+        let start = walker.view.me.unwrap().position;
+        let standing = futures_util::future::join_all(before.iter_mut().chain(after).map(|other| async move {
+            loop {
+                other.receive().await.expect("a player standing by stays in the game");
+            }
+        }));
+        tokio::select! {
+            () = walk_to(walker, start + Vec2::new(120.0, 0.0), |_| {}) => {}
+            _ = standing => unreachable!("standing by never ends"),
+        }
+    }
+    for player in &players {
+        assert!(player.datagrams.as_ref().is_some_and(|datagrams| datagrams.flowing()), "updates by datagram");
+        assert_eq!(player.losses.count, 0, "none lost: none went astray");
+    }
+    assert_eq!(hubs.sockets(), 1, "one socket for the four");
+    let sent: u64 = [ProxyId(1), ProxyId(2)]
+        .map(|proxy| cluster.proxy_stats(proxy).datagrams_to_clients.load(std::sync::atomic::Ordering::Relaxed))
+        .iter()
+        .sum();
+    assert!(sent > 0, "the proxies sent by datagram");
 }

@@ -12,6 +12,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncRead, ReadBuf};
@@ -72,10 +73,11 @@ impl AsyncRead for ArrivalReader {
 /// ([`crate::protocol::datagram`]), which the bots' echoes are measured to as a link's.
 /// On Linux it reads two at a time where two wait (`recvmmsg`), and so knows when none
 /// is left: a receiver woken for each datagram then makes one system call for it, not
-/// a second that finds the socket empty.
+/// a second that finds the socket empty. Or a batch at a time ([`Self::recv_many`]).
+/// The socket is shared with whoever sends from it.
 #[derive(Debug)]
 pub struct DatagramReceiver {
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     #[cfg(target_os = "linux")]
     pair: stamped::Pair,
 }
@@ -90,9 +92,10 @@ pub struct Received {
 
 impl DatagramReceiver {
     /// Receives on `socket`, stamped where the kernel can.
-    pub fn new(socket: UdpSocket) -> Self {
+    pub fn new(socket: impl Into<Arc<UdpSocket>>) -> Self {
+        let socket = socket.into();
         #[cfg(target_os = "linux")]
-        if let Err(error) = stamped::stamp_on(&socket) {
+        if let Err(error) = stamped::stamp_on(&*socket) {
             tracing::debug!("datagrams are not stamped: {error}");
         }
         Self {
@@ -107,40 +110,76 @@ impl DatagramReceiver {
     }
 
     /// The next datagram, into `into`.
-    #[cfg(target_os = "linux")]
     pub async fn recv(&mut self, into: &mut [u8]) -> io::Result<Received> {
-        use std::os::fd::AsRawFd;
+        #[cfg(target_os = "linux")]
         if let Some(held) = self.pair.take_held(into) {
             return Ok(held);
         }
+        let mut got = [Received { len: 0, arrived: None }];
+        self.recv_into(&mut [into], &mut got).await?;
+        Ok(got[0])
+    }
+
+    /// As many datagrams as wait, up to one a room of `rooms`, each into its room (cut to
+    /// it), what each was in `got`, in order; waits for one at least, and says how many.
+    /// One system call for them all on Linux (`recvmmsg`): a socket many players share
+    /// (a swarm's, `tessera_player::datagram_hub`) is read a batch a wake-up.
+    pub async fn recv_many(&mut self, rooms: &mut [&mut [u8]], got: &mut [Received]) -> io::Result<usize> {
+        let most = got.len().min(rooms.len());
+        let rooms = &mut rooms[..most];
+        #[cfg(target_os = "linux")]
+        if let Some(held) = rooms.first_mut().and_then(|room| self.pair.take_held(room)) {
+            got[0] = held;
+            return Ok(1);
+        }
+        self.recv_into(rooms, got).await
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn recv_into(&mut self, rooms: &mut [&mut [u8]], got: &mut [Received]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
         let fd = self.socket.as_raw_fd();
         loop {
             self.socket.readable().await?;
             let mut drained = None;
             let read = self.socket.try_io(tokio::io::Interest::READABLE, || {
-                let first = self.pair.receive(fd, into)?;
-                if !self.pair.holds() {
-                    // One was all there was: said as "would block" so that tokio
-                    // clears its readiness now, rather than after a call that finds
-                    // nothing, as the links' reads do (`stamped::Stamps::poll_read`).
-                    drained = Some(first);
+                let (read, room) = self.pair.receive(fd, rooms, got)?;
+                if read < room {
+                    // Fewer than there was room for: the socket is empty. Said as "would
+                    // block" so that tokio clears its readiness now, rather than after a
+                    // call that finds nothing, as the links' reads do
+                    // (`stamped::Stamps::poll_read`).
+                    drained = Some(read);
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
-                Ok(first)
+                Ok(read)
             });
             match (read, drained) {
-                (_, Some(first)) | (Ok(first), None) => return Ok(first),
+                (_, Some(read)) | (Ok(read), None) => return Ok(read.min(rooms.len())),
                 (Err(error), None) if error.kind() == io::ErrorKind::WouldBlock => continue,
                 (Err(error), None) => return Err(error),
             }
         }
     }
 
-    /// The next datagram, into `into`.
     #[cfg(not(target_os = "linux"))]
-    pub async fn recv(&mut self, into: &mut [u8]) -> io::Result<Received> {
-        let len = self.socket.recv(into).await?;
-        Ok(Received { len, arrived: None })
+    async fn recv_into(&mut self, rooms: &mut [&mut [u8]], got: &mut [Received]) -> io::Result<usize> {
+        loop {
+            self.socket.readable().await?;
+            let mut read = 0;
+            for (room, got) in rooms.iter_mut().zip(got.iter_mut()) {
+                match self.socket.try_recv(room) {
+                    Ok(len) => *got = Received { len, arrived: None },
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(error) if read == 0 => return Err(error),
+                    Err(_) => break,
+                }
+                read += 1;
+            }
+            if read > 0 {
+                return Ok(read);
+            }
+        }
     }
 }
 
@@ -245,7 +284,10 @@ mod stamped {
         nix::cmsg_space!(TimeSpec)
     }
 
-    /// The room for the second datagram of a `recvmmsg`, held until it is asked for.
+    /// The room for a second datagram where a receive offers one room: a player woken
+    /// for each datagram then makes one system call for it, and knows that none is left
+    /// if it reads one, not a second call that finds the socket empty. What it reads is
+    /// held until it is asked for.
     #[derive(Debug, Default)]
     pub(super) struct Pair {
         second: Vec<u8>,
@@ -253,11 +295,6 @@ mod stamped {
     }
 
     impl Pair {
-        /// Whether a second datagram was read and waits to be taken.
-        pub(super) fn holds(&self) -> bool {
-            self.held.is_some()
-        }
-
         /// The datagram read second last time, into `into` (cut to it), if one was.
         pub(super) fn take_held(&mut self, into: &mut [u8]) -> Option<super::Received> {
             let held = self.held.take()?;
@@ -266,15 +303,29 @@ mod stamped {
             Some(super::Received { len, ..held })
         }
 
-        /// One `recvmmsg` of up to two datagrams from `socket`: the first into `into`,
-        /// returned; a second, if one waited, held for [`Self::take_held`]. The second's
-        /// room is as large as `into`, so both are cut alike.
-        pub(super) fn receive(&mut self, socket: RawFd, into: &mut [u8]) -> io::Result<super::Received> {
-            self.second.resize(into.len(), 0);
+        /// One `recvmmsg` from `socket` of as many datagrams as wait, up to one a room of
+        /// `rooms`, and a second where `rooms` is one (held, as large as it, so both are
+        /// cut alike): what each in `rooms` was into `got`. How many it read, held one
+        /// included, and how many it had room for: fewer read than that, and the socket
+        /// is empty. None waiting is "would block".
+        pub(super) fn receive(
+            &mut self,
+            socket: RawFd,
+            rooms: &mut [&mut [u8]],
+            got: &mut [super::Received],
+        ) -> io::Result<(usize, usize)> {
+            let pair = rooms.len() == 1;
+            if pair {
+                self.second.resize(rooms[0].len(), 0);
+            }
+            let mut slices: Vec<[IoSliceMut; 1]> = rooms.iter_mut().map(|room| [IoSliceMut::new(room)]).collect();
+            if pair {
+                slices.push([IoSliceMut::new(&mut self.second)]);
+            }
+            let room = slices.len();
             // Made for each call: its headers point into the call's buffers, and a
             // player's connection moves between threads, which raw pointers may not.
-            let mut headers = MultiHeaders::<()>::preallocate(2, Some(stamp_room()));
-            let mut slices = [[IoSliceMut::new(into)], [IoSliceMut::new(&mut self.second)]];
+            let mut headers = MultiHeaders::<()>::preallocate(room, Some(stamp_room()));
             let read = recvmmsg(socket, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?;
             let mut read = read.map(|message| super::Received {
                 len: message.bytes,
@@ -285,10 +336,20 @@ mod stamped {
                     })
                 }),
             });
+            let mut count = 0;
+            for (got, received) in got.iter_mut().zip(read.by_ref()) {
+                *got = received;
+                count += 1;
+            }
+            if pair && let Some(second) = read.next() {
+                self.held = Some(second);
+                count += 1;
+            }
             // The kernel says "would block" itself when nothing waits.
-            let first = read.next().ok_or(io::ErrorKind::WouldBlock)?;
-            self.held = read.next();
-            Ok(first)
+            if count == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok((count, room))
         }
     }
 
@@ -343,5 +404,35 @@ mod tests {
         assert_eq!(next(&mut room).await.len, room.len());
         let waiting = tokio::time::timeout(Duration::from_millis(50), receiver.recv(&mut room)).await;
         assert!(waiting.is_err(), "nothing more: a receive waits");
+    }
+
+    #[tokio::test]
+    async fn datagrams_come_a_batch_at_a_time_in_order() {
+        let (receiving, sending) =
+            tokio::try_join!(UdpSocket::bind("127.0.0.1:0"), UdpSocket::bind("127.0.0.1:0")).unwrap();
+        sending.connect(receiving.local_addr().unwrap()).await.unwrap();
+        let mut receiver = DatagramReceiver::new(receiving);
+        let mut rooms = [[0; 4]; 3];
+        let mut got = [Received { len: 0, arrived: None }; 3];
+        for n in 0..5 {
+            sending.send(&[n; 3]).await.unwrap();
+        }
+        sending.send(&[5; 9]).await.unwrap();
+        let mut next = async |expected: &[Vec<u8>]| {
+            let mut slices: Vec<&mut [u8]> = rooms.iter_mut().map(|room| &mut room[..]).collect();
+            let read = tokio::time::timeout(Duration::from_secs(10), receiver.recv_many(&mut slices, &mut got))
+                .await
+                .expect("datagrams")
+                .unwrap();
+            let read: Vec<Vec<u8>> =
+                got[..read].iter().zip(&slices).map(|(got, room)| room[..got.len].to_vec()).collect();
+            assert_eq!(read, expected);
+        };
+        // Six waiting (loopback delivers at once): as many as there is room for, in
+        // order, the last cut to its room.
+        next(&[vec![0; 3], vec![1; 3], vec![2; 3]]).await;
+        next(&[vec![3; 3], vec![4; 3], vec![5; 4]]).await;
+        sending.send(&[6; 2]).await.unwrap();
+        next(&[vec![6; 2]]).await;
     }
 }
