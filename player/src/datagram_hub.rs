@@ -13,16 +13,16 @@
 //! waits there until the hub's thread reads it.
 
 use socket2::{Domain, Protocol, Socket, Type};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tessera_shared::link::arrival::{DatagramReceiver, Received};
 use tessera_shared::protocol::datagram::{DatagramTag, MAX_UPDATE_DATAGRAM, TAG_LEN};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 /// The receive buffer a hub asks for a seat: a few updates each, the most a crowd's
 /// burst brings a player at once while the hub's thread is busy.
@@ -64,8 +64,8 @@ impl DatagramHubs {
                 hub
             }
         };
-        let (deliver, inbox) = mpsc::channel(MOST_WAITING);
-        hub.seats().insert(tag, deliver);
+        let inbox = Arc::new(Inbox::default());
+        hub.seats().insert(tag, inbox.clone());
         Ok(Seat { hub, tag, proxy, inbox, last: Vec::new() })
     }
 
@@ -75,8 +75,7 @@ impl DatagramHubs {
     }
 
     fn hubs(&self) -> MutexGuard<'_, Vec<Arc<Hub>>> {
-        // A panic while holding the lock cannot leave the list half-updated.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        locked(&self.0)
     }
 }
 
@@ -84,7 +83,7 @@ impl DatagramHubs {
 #[derive(Debug)]
 pub struct Hub {
     socket: Arc<UdpSocket>,
-    seats: Mutex<HashMap<DatagramTag, mpsc::Sender<Delivery>>>,
+    seats: Mutex<HashMap<DatagramTag, Arc<Inbox>>>,
     room: usize,
     /// Set when its socket failed: it seats nobody more.
     stopped: AtomicBool,
@@ -110,9 +109,8 @@ impl Hub {
         Ok(hub)
     }
 
-    fn seats(&self) -> MutexGuard<'_, HashMap<DatagramTag, mpsc::Sender<Delivery>>> {
-        // A panic while holding the lock cannot leave the map half-updated.
-        self.seats.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn seats(&self) -> MutexGuard<'_, HashMap<DatagramTag, Arc<Inbox>>> {
+        locked(&self.seats)
     }
 
     /// Reads the hub's socket and hands out what it reads, until the socket fails.
@@ -128,7 +126,7 @@ impl Hub {
                     // Its players find no datagram coming, and give up on them.
                     tracing::warn!("a datagram hub stops: {error}");
                     self.stopped.store(true, Ordering::Relaxed);
-                    self.seats().clear();
+                    self.seats().drain().for_each(|(_, inbox)| inbox.close());
                     return;
                 }
             };
@@ -136,9 +134,8 @@ impl Hub {
             for (room, received) in rooms.iter().zip(&got[..read]) {
                 let datagram = &room[..received.len];
                 let Some(tag) = datagram.first_chunk::<TAG_LEN>() else { continue };
-                if let Some(seat) = seats.get(&DatagramTag(*tag)) {
-                    // A player that does not read loses what does not fit, as a socket would.
-                    let _ = seat.try_send((datagram.to_vec(), received.arrived));
+                if let Some(inbox) = seats.get(&DatagramTag(*tag)) {
+                    inbox.deliver((datagram.to_vec(), received.arrived));
                 }
             }
         }
@@ -152,7 +149,7 @@ pub(crate) struct Seat {
     hub: Arc<Hub>,
     tag: DatagramTag,
     proxy: SocketAddr,
-    inbox: mpsc::Receiver<Delivery>,
+    inbox: Arc<Inbox>,
     /// The datagram received last, lent out until the next.
     last: Vec<u8>,
 }
@@ -171,10 +168,72 @@ impl Seat {
     /// The next datagram marked with the seat's tag, and when it arrived, if the kernel
     /// said. An error once the hub stopped.
     pub(crate) async fn recv(&mut self) -> io::Result<(&[u8], Option<Instant>)> {
-        let (datagram, arrived) = self.inbox.recv().await.ok_or(io::ErrorKind::BrokenPipe)?;
+        let next = std::future::poll_fn(|cx| self.inbox.poll_next(cx)).await;
+        let (datagram, arrived) = next.ok_or(io::ErrorKind::BrokenPipe)?;
         self.last = datagram;
         Ok((&self.last, arrived))
     }
+}
+
+/// A seated player's datagrams waiting to be read, in order, and its task, to wake when
+/// one comes: a lock and a queue, where a channel's machinery was 7 % of what the bots
+/// cost (BENCHMARKS.md).
+#[derive(Debug, Default)]
+struct Inbox(Mutex<Waiting>);
+
+#[derive(Debug, Default)]
+struct Waiting {
+    datagrams: VecDeque<Delivery>,
+    reader: Option<Waker>,
+    /// The hub stopped: nothing more comes.
+    closed: bool,
+}
+
+impl Inbox {
+    /// Hands `delivery` to the player, and wakes it. Past [`MOST_WAITING`] (the player
+    /// does not read), it is dropped, as a full socket would drop it.
+    fn deliver(&self, delivery: Delivery) {
+        let mut waiting = locked(&self.0);
+        if waiting.datagrams.len() < MOST_WAITING {
+            waiting.datagrams.push_back(delivery);
+        }
+        let reader = waiting.reader.take();
+        drop(waiting);
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+    }
+
+    /// Nothing more comes: the player is told when it has read what waits.
+    fn close(&self) {
+        let mut waiting = locked(&self.0);
+        waiting.closed = true;
+        let reader = waiting.reader.take();
+        drop(waiting);
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+    }
+
+    /// The next datagram waiting, or `None` once none will come.
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        let mut waiting = locked(&self.0);
+        if let Some(delivery) = waiting.datagrams.pop_front() {
+            return Poll::Ready(Some(delivery));
+        }
+        if waiting.closed {
+            return Poll::Ready(None);
+        }
+        if !waiting.reader.as_ref().is_some_and(|reader| reader.will_wake(cx.waker())) {
+            waiting.reader = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// `lock`'s guard: a panic while holding one cannot leave what it guards half-updated.
+fn locked<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for Seat {
