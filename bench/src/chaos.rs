@@ -182,7 +182,7 @@ trait Stage: Sized {
 
 /// Plays the stage's scenes under a swarm, and reports.
 async fn conduct(cluster: &mut impl Stage, options: &ChaosOptions, command: String) -> Result<ChaosReport, BenchError> {
-    tessera_service::resources::raise_open_files(tessera_bots::swarm::open_files_for(options.bots));
+    tessera_service::resources::raise_open_files(tessera_bots::swarm::open_files_for(options.bots, false));
     std::fs::create_dir_all(&options.out)
         .map_err(|err| BenchError::Setup(format!("cannot make {}: {err}", options.out.display())))?;
     let swarm = Swarm::launch(SwarmPlan {

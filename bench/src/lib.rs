@@ -152,9 +152,9 @@ pub async fn run(options: BenchOptions, command: String) -> Result<BenchReport, 
 
     println!("{}", report::StepReport::table_header());
     let players = options.steps.iter().copied().chain([options.compare_bots]).max().unwrap_or(1);
-    // The bots live in this process, and the relay's clients, a socket each (the
-    // cluster's processes raise their own).
-    let open_files = tessera_bots::swarm::open_files_for(players).saturating_add(options.relay_clients as u64);
+    // The bots live in this process, unconditioned, and the relay's clients, a socket
+    // each (the cluster's processes raise their own).
+    let open_files = tessera_bots::swarm::open_files_for(players, false).saturating_add(options.relay_clients as u64);
     tessera_service::resources::raise_open_files(open_files);
     let cluster_dir = options.out.join("cluster");
     let mut cluster =

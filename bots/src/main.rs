@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tessera_bots::abuse::{self, AbusePlan};
 use tessera_bots::swarm::{Swarm, SwarmPlan};
-use tessera_player::conditioner::ConditionerArgs;
+use tessera_player::conditioner::{Conditioner, ConditionerArgs};
 use tessera_shared::cluster::ClusterConfig;
 
 #[derive(Parser, Debug)]
@@ -88,7 +88,11 @@ async fn main() -> ExitCode {
             attack(args).await
         }
         None => {
-            tessera_service::resources::raise_open_files(tessera_bots::swarm::open_files_for(cli.swarm.bots));
+            let conditioned = Conditioner::from(cli.swarm.conditioner).is_active();
+            tessera_service::resources::raise_open_files(tessera_bots::swarm::open_files_for(
+                cli.swarm.bots,
+                conditioned,
+            ));
             swarm(cli.swarm).await
         }
     }

@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use tessera_player::datagram_hub::DatagramHubs;
+use tessera_player::datagram_hub::{DatagramHubs, FEWEST_SEATS};
 use tessera_player::smoothness::SmoothnessSeen;
 use tessera_player::{Conditioner, Player, PlayerError, Rejoin, WorldView};
 use tessera_shared::identity::Identity;
@@ -281,12 +281,14 @@ fn yield_to_the_cluster() {
 /// bench's readings of the cluster's metrics.
 const OPEN_FILES_KEPT: u64 = 256;
 
-/// The open files a process running a swarm of `bots` needs at most: each bot's link
-/// and a socket for its updates by datagram (its own where its link is conditioned;
-/// otherwise bots share a hub's, `tessera_player::datagram_hub`), and those kept for
-/// the rest of the process.
-pub fn open_files_for(bots: usize) -> u64 {
-    (bots as u64).saturating_mul(2).saturating_add(OPEN_FILES_KEPT)
+/// The open files a process running a swarm of `bots` needs: each bot's link, and a
+/// socket for its updates by datagram, its own where their links are `conditioned`
+/// (the conditioner relays that socket), else a share of a hub's
+/// (`tessera_player::datagram_hub`: [`FEWEST_SEATS`] bots a socket at the least, a
+/// shard's last hub within the files kept); and those kept for the rest of the process.
+pub fn open_files_for(bots: usize, conditioned: bool) -> u64 {
+    let sockets = if conditioned { bots } else { bots.div_ceil(FEWEST_SEATS) };
+    (bots as u64).saturating_add(sockets as u64).saturating_add(OPEN_FILES_KEPT)
 }
 
 /// How many of `bots` whose links are conditioned may take their updates by datagram
@@ -904,7 +906,7 @@ mod tests {
         let limit = tessera_service::resources::open_files_limit().expect("unix limits open files");
         for bots in [10, limit / 4, limit / 2, limit] {
             let by_datagram = bots_by_datagram(bots as usize) as u64;
-            if open_files_for(bots as usize) <= limit {
+            if open_files_for(bots as usize, true) <= limit {
                 assert_eq!(by_datagram, bots, "room for all of {bots}");
             } else {
                 assert_eq!(by_datagram, limit.saturating_sub(bots + OPEN_FILES_KEPT), "{bots} bots");

@@ -32,7 +32,7 @@ pub const BUFFER_A_SEAT: usize = 8 * 1024;
 pub const MOST_SEATS: usize = 256;
 
 /// The fewest: a host whose buffers are small gets more hubs, not none.
-const FEWEST_SEATS: usize = 16;
+pub const FEWEST_SEATS: usize = 16;
 
 /// Datagrams a hub reads a system call at most.
 const BATCH: usize = 64;
