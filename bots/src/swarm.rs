@@ -237,7 +237,7 @@ impl Shard {
                     let running: Vec<JoinHandle<BotResult>> = bots
                         .into_iter()
                         .map(|mut bot| {
-                            bot.rejoin.sharing_datagrams(&hubs);
+                            bot.rejoin = bot.rejoin.sharing_datagrams(&hubs);
                             bots_here.spawn_local(bot.run(measured.clone()))
                         })
                         .collect();

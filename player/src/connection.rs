@@ -663,8 +663,9 @@ impl Rejoin {
 
     /// Takes updates by datagram through a seat on one of `hubs` (if the connection is
     /// not conditioned), not a socket each.
-    pub fn sharing_datagrams(&mut self, hubs: &DatagramHubs) {
+    pub fn sharing_datagrams(mut self, hubs: &DatagramHubs) -> Self {
         self.hubs = Some(hubs.clone());
+        self
     }
 
     /// Puts every connection through `conditioner`.

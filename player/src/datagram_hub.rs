@@ -15,7 +15,7 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -26,10 +26,10 @@ use tokio::net::UdpSocket;
 
 /// The receive buffer a hub asks for a seat: a few updates each, the most a crowd's
 /// burst brings a player at once while the hub's thread is busy.
-pub const BUFFER_A_SEAT: usize = 8 * 1024;
+const BUFFER_A_SEAT: usize = 8 * 1024;
 
 /// The most seats a hub has, however large a buffer its socket gets.
-pub const MOST_SEATS: usize = 256;
+const MOST_SEATS: usize = 256;
 
 /// The fewest: a host whose buffers are small gets more hubs, not none.
 pub const FEWEST_SEATS: usize = 16;
@@ -51,22 +51,34 @@ type Delivery = (Vec<u8>, Option<Instant>);
 pub struct DatagramHubs(Arc<Mutex<Vec<Arc<Hub>>>>);
 
 impl DatagramHubs {
-    /// A seat for the datagrams marked `tag`, on a hub with room for it, or on one
-    /// opened now, to bind from for the proxy at `proxy` (IPv4: a hub's socket is).
+    /// A seat for the datagrams marked `tag`, on a hub of the address family of
+    /// `proxy` (the proxy it binds to) with room for it, or on one opened now.
     pub(crate) fn seat(&self, tag: DatagramTag, proxy: SocketAddr) -> io::Result<Seat> {
         let mut hubs = self.hubs();
         hubs.retain(|hub| !hub.stopped.load(Ordering::Relaxed));
-        let hub = match hubs.iter().find(|hub| hub.seats().len() < hub.room) {
+        let family = |hub: &&Arc<Hub>| hub.ipv4 == proxy.is_ipv4();
+        let hub = match hubs.iter().filter(family).find(|hub| hub.seats().len() < hub.room) {
             Some(hub) => hub.clone(),
             None => {
-                let hub = Hub::open()?;
+                let hub = Hub::open(proxy)?;
                 hubs.push(hub.clone());
                 hub
             }
         };
         let inbox = Arc::new(Inbox::default());
-        hub.seats().insert(tag, inbox.clone());
+        let mut seats = hub.seats();
+        // Stopped since it was picked: the player finds its datagrams over at once.
+        match hub.stopped.load(Ordering::Relaxed) {
+            true => inbox.close(),
+            false => drop(seats.insert(tag, inbox.clone())),
+        }
+        drop(seats);
         Ok(Seat { hub, tag, proxy, inbox, last: Vec::new() })
+    }
+
+    /// How many players its hubs seat.
+    pub fn seated(&self) -> usize {
+        self.hubs().iter().map(|hub| hub.seats().len()).sum()
     }
 
     /// How many sockets its hubs hold open.
@@ -81,30 +93,41 @@ impl DatagramHubs {
 
 /// One socket, the players seated on it, and how many it seats.
 #[derive(Debug)]
-pub struct Hub {
+struct Hub {
     socket: Arc<UdpSocket>,
     seats: Mutex<HashMap<DatagramTag, Arc<Inbox>>>,
     room: usize,
-    /// Set when its socket failed: it seats nobody more.
+    /// Whether its socket is IPv4's (else IPv6's): a player binds to its proxy from a
+    /// socket of the proxy's family.
+    ipv4: bool,
+    /// Set, under the seats' lock, when its socket failed: it seats nobody more.
     stopped: AtomicBool,
 }
 
 impl Hub {
-    /// A socket on any IPv4 address, its buffer as large as the host lets it be up to
-    /// [`MOST_SEATS`] seats' worth, and a task on the current runtime reading it for
-    /// as long as the runtime runs.
-    fn open() -> io::Result<Arc<Self>> {
-        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        // Asked for, not promised: the host caps it (`net.core.rmem_max` on Linux).
-        socket.set_recv_buffer_size(MOST_SEATS * BUFFER_A_SEAT)?;
+    /// A socket on any address of `proxy`'s family, its buffer as large as the host
+    /// lets it be up to [`MOST_SEATS`] seats' worth, and a task on the current runtime
+    /// reading it for as long as the runtime runs.
+    fn open(proxy: SocketAddr) -> io::Result<Arc<Self>> {
+        let any = match proxy {
+            SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+        };
+        let socket = Socket::new(Domain::for_address(any), Type::DGRAM, Some(Protocol::UDP))?;
+        // Asked for, not promised: Linux caps it (`net.core.rmem_max`), some hosts
+        // refuse more than their cap, and the socket keeps its own then.
+        if let Err(error) = socket.set_recv_buffer_size(MOST_SEATS * BUFFER_A_SEAT) {
+            tracing::debug!("a datagram hub keeps its socket's buffer: {error}");
+        }
         let buffer = socket.recv_buffer_size()?;
         socket.set_nonblocking(true)?;
-        socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)).into())?;
+        socket.bind(&any.into())?;
         let socket = Arc::new(UdpSocket::from_std(socket.into())?);
         let room = (buffer / BUFFER_A_SEAT).clamp(FEWEST_SEATS, MOST_SEATS);
         tracing::debug!("a datagram hub seats {room} players: its buffer is {buffer} bytes");
         let receiver = DatagramReceiver::new(socket.clone());
-        let hub = Arc::new(Self { socket, seats: Mutex::default(), room, stopped: AtomicBool::new(false) });
+        let ipv4 = proxy.is_ipv4();
+        let hub = Arc::new(Self { socket, seats: Mutex::default(), room, ipv4, stopped: AtomicBool::new(false) });
         tokio::spawn(hub.clone().read(receiver));
         Ok(hub)
     }
@@ -122,11 +145,19 @@ impl Hub {
             let mut slices: Vec<&mut [u8]> = rooms.iter_mut().map(Vec::as_mut_slice).collect();
             let read = match receiver.recv_many(&mut slices, &mut got).await {
                 Ok(read) => read,
+                // An ICMP error for a bind, where the host reports them to a socket
+                // that is not connected (Windows): nothing of the socket's own.
+                Err(error)
+                    if matches!(error.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused) =>
+                {
+                    continue;
+                }
                 Err(error) => {
-                    // Its players find no datagram coming, and give up on them.
+                    // Its players find their datagrams over, and play on by their links.
                     tracing::warn!("a datagram hub stops: {error}");
+                    let mut seats = self.seats();
                     self.stopped.store(true, Ordering::Relaxed);
-                    self.seats().drain().for_each(|(_, inbox)| inbox.close());
+                    seats.drain().for_each(|(_, inbox)| inbox.close());
                     return;
                 }
             };

@@ -1,5 +1,6 @@
 //! A player's end of its updates by datagram (`tessera_shared::protocol::datagram`): the
-//! UDP socket beside its link ([`UpdateDatagrams`]), the binds that tell the proxy where
+//! UDP socket beside its link, or a seat on a socket a swarm's bots share
+//! ([`crate::datagram_hub`]) ([`UpdateDatagrams`]), the binds that tell the proxy where
 //! to send (again every [`BIND_RETRY`] until an update comes by datagram, then every
 //! [`BIND_EVERY`], to keep a NAT's mapping open), datagrams held while an update by the
 //! link they overtook is on its way, and when to give up on them (none came within
@@ -80,7 +81,7 @@ impl Port {
     ) -> io::Result<Self> {
         // The first bind waits for the socket, whose readiness the runtime learns only
         // now; the rest go as the socket takes them.
-        if let Some(hubs) = hubs.filter(|_| !conditioner.is_active() && proxy.is_ipv4()) {
+        if let Some(hubs) = hubs.filter(|_| !conditioner.is_active()) {
             let seat = hubs.seat(tag, proxy)?;
             seat.send(&tag.0).await?;
             return Ok(Self::Shared(seat));
@@ -225,7 +226,8 @@ impl UpdateDatagrams {
     /// proxy's error. An error of the socket's is `DatagramError::Io`: the player gives
     /// up on datagrams and plays on by its link. (An ICMP error for a bind, from a
     /// proxy that takes no datagrams or a firewall that refuses them, seldom shows
-    /// here: the next bind's send takes it, and the trial ends it.)
+    /// here: the next bind's send takes it, and the trial ends it. A hub's socket, not
+    /// connected, hears none on Linux.)
     pub async fn next(&mut self) -> Result<Arrived, DatagramError> {
         loop {
             let (received, arrived) = self.port.recv().await?;

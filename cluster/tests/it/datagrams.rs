@@ -117,9 +117,8 @@ async fn players_sharing_a_socket_for_datagrams_each_get_their_own() {
     let mut players = Vec::new();
     for (n, proxy) in cluster.proxy_addresses().iter().cycle().take(4).enumerate() {
         let name = format!("sharing-{n}");
-        let mut joining = Rejoin::new(vec![proxy.clone()], bot_identity(&name), name);
-        joining.sharing_datagrams(&hubs);
-        let mut player = joining.join_within(DEADLINE).await.expect("joins");
+        let joining = Rejoin::new(vec![proxy.clone()], bot_identity(&name), name).sharing_datagrams(&hubs);
+        let mut player = joining.clone().join_within(DEADLINE).await.expect("joins");
         player.wait_until(DEADLINE, "a first update", |view| view.me.is_some()).await.unwrap();
         players.push(player);
     }
@@ -140,9 +139,12 @@ async fn players_sharing_a_socket_for_datagrams_each_get_their_own() {
     }
     for player in &players {
         assert!(player.datagrams.as_ref().is_some_and(|datagrams| datagrams.flowing()), "updates by datagram");
-        assert_eq!(player.losses.count, 0, "none lost: none went astray");
+        // A hub handing datagrams to the wrong seats would lose its players nearly all
+        // of theirs; loopback loses none, and a starved runtime's reads out of turn one
+        // at most.
+        assert!(player.losses.count <= 1, "{} lost", player.losses.count);
     }
-    assert_eq!(hubs.sockets(), 1, "one socket for the four");
+    assert_eq!((hubs.sockets(), hubs.seated()), (1, 4), "one socket seats the four");
     let sent: u64 = [ProxyId(1), ProxyId(2)]
         .map(|proxy| cluster.proxy_stats(proxy).datagrams_to_clients.load(std::sync::atomic::Ordering::Relaxed))
         .iter()

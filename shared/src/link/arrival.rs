@@ -79,7 +79,7 @@ impl AsyncRead for ArrivalReader {
 pub struct DatagramReceiver {
     socket: Arc<UdpSocket>,
     #[cfg(target_os = "linux")]
-    pair: stamped::Pair,
+    batch: stamped::Batch,
 }
 
 /// One datagram received: how long it was (at most the room offered; a longer one is
@@ -101,7 +101,7 @@ impl DatagramReceiver {
         Self {
             socket,
             #[cfg(target_os = "linux")]
-            pair: stamped::Pair::default(),
+            batch: stamped::Batch::default(),
         }
     }
 
@@ -112,7 +112,7 @@ impl DatagramReceiver {
     /// The next datagram, into `into`.
     pub async fn recv(&mut self, into: &mut [u8]) -> io::Result<Received> {
         #[cfg(target_os = "linux")]
-        if let Some(held) = self.pair.take_held(into) {
+        if let Some(held) = self.batch.take_held(into) {
             return Ok(held);
         }
         let mut got = [Received { len: 0, arrived: None }];
@@ -126,9 +126,12 @@ impl DatagramReceiver {
     /// (a swarm's, `tessera_player::datagram_hub`) is read a batch a wake-up.
     pub async fn recv_many(&mut self, rooms: &mut [&mut [u8]], got: &mut [Received]) -> io::Result<usize> {
         let most = got.len().min(rooms.len());
-        let rooms = &mut rooms[..most];
+        if most == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no room to receive into"));
+        }
+        let (rooms, got) = (&mut rooms[..most], &mut got[..most]);
         #[cfg(target_os = "linux")]
-        if let Some(held) = rooms.first_mut().and_then(|room| self.pair.take_held(room)) {
+        if let Some(held) = rooms.first_mut().and_then(|room| self.batch.take_held(room)) {
             got[0] = held;
             return Ok(1);
         }
@@ -143,7 +146,7 @@ impl DatagramReceiver {
             self.socket.readable().await?;
             let mut drained = None;
             let read = self.socket.try_io(tokio::io::Interest::READABLE, || {
-                let (read, room) = self.pair.receive(fd, rooms, got)?;
+                let (read, room) = self.batch.receive(fd, rooms, got)?;
                 if read < room {
                     // Fewer than there was room for: the socket is empty. Said as "would
                     // block" so that tokio clears its readiness now, rather than after a
@@ -284,17 +287,18 @@ mod stamped {
         nix::cmsg_space!(TimeSpec)
     }
 
-    /// The room for a second datagram where a receive offers one room: a player woken
+    /// A receive of as many datagrams as there are rooms, one system call for them all,
+    /// and a room of its own for a second where a receive offers one: a player woken
     /// for each datagram then makes one system call for it, and knows that none is left
-    /// if it reads one, not a second call that finds the socket empty. What it reads is
-    /// held until it is asked for.
+    /// if it reads one, not a second call that finds the socket empty. What it reads
+    /// there is held until it is asked for.
     #[derive(Debug, Default)]
-    pub(super) struct Pair {
+    pub(super) struct Batch {
         second: Vec<u8>,
         held: Option<super::Received>,
     }
 
-    impl Pair {
+    impl Batch {
         /// The datagram read second last time, into `into` (cut to it), if one was.
         pub(super) fn take_held(&mut self, into: &mut [u8]) -> Option<super::Received> {
             let held = self.held.take()?;
@@ -434,5 +438,7 @@ mod tests {
         next(&[vec![3; 3], vec![4; 3], vec![5; 4]]).await;
         sending.send(&[6; 2]).await.unwrap();
         next(&[vec![6; 2]]).await;
+        let nowhere = receiver.recv_many(&mut [], &mut got).await.unwrap_err();
+        assert_eq!(nowhere.kind(), io::ErrorKind::InvalidInput, "no room, no wait");
     }
 }
