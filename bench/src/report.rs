@@ -241,7 +241,13 @@ impl StepReport {
         }
         if swarm.echo_past_due_ms.p99 > limits.echo_p99_ms {
             let p99 = swarm.echo_past_due_ms.p99;
-            limits_broken.push(format!("echo past due p99 {p99:.1} ms > {:.0} ms", limits.echo_p99_ms));
+            // Whether the tail is the inputs a handoff carried to the next server.
+            let across = swarm.echoes_across_handoffs as f64 * 100.0 / swarm.echoes.max(1) as f64;
+            let across_p99 = swarm.echo_past_due_across_handoffs_ms.p99;
+            limits_broken.push(format!(
+                "echo past due p99 {p99:.1} ms > {:.0} ms ({across:.1} % across a handoff: p99 {across_p99:.1} ms)",
+                limits.echo_p99_ms
+            ));
         }
         let store_failures: f64 = servers.iter().map(|s| s.checkpoint_failures).sum();
         if store_failures > 0.0 {

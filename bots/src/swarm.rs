@@ -507,9 +507,9 @@ impl Bot {
         let mut player = self.rejoin.join_within(CONNECT_PATIENCE).await?;
         let mut walker = Walker::new(self.behaviour);
         let mut rng = rand::rngs::SmallRng::from_os_rng();
-        // Each input in flight: its sequence number, when it was pressed, and when its
-        // acknowledgement is due at the soonest.
-        let mut sent: VecDeque<(u32, Instant, Instant)> = VecDeque::new();
+        // Each input in flight: its sequence number, when it was pressed, when its
+        // acknowledgement is due at the soonest, and the handoffs seen by then.
+        let mut sent: VecDeque<(u32, Instant, Instant, u32)> = VecDeque::new();
         let (mut updates, mut entity_updates, mut entity_states) = (0u64, 0u64, 0u64);
         let (mut inputs_in_window, mut handoffs, mut resumes) = (0u32, 0u32, 0u32);
         let mut seen = Seen::of(&player.view);
@@ -556,7 +556,7 @@ impl Bot {
                                 // Stamped with the tick in progress as it was pressed.
                                 let clock = player.prediction.clock();
                                 let due = clock.acknowledgement_due(clock.tick_at(now.into_std()));
-                                sent.push_back((seq, now, due.into()));
+                                sent.push_back((seq, now, due.into(), player.view.handoffs));
                                 None
                             }
                             Err(err) => Some(err),
@@ -601,10 +601,11 @@ impl Bot {
                         };
                         seen = Seen::of(view);
                         let Measured { echoes, smoothness } = &mut *measured.borrow_mut();
-                        while sent.front().is_some_and(|&(seq, _, _)| seq <= view.last_input) {
-                            let (_, at, due) = sent.pop_front().expect("checked non-empty");
+                        while sent.front().is_some_and(|&(seq, ..)| seq <= view.last_input) {
+                            let (_, at, due, handoffs) = sent.pop_front().expect("checked non-empty");
                             if self.window.contains(at) {
-                                echoes.record(arrived.saturating_duration_since(at), arrived.saturating_duration_since(due));
+                                let (felt, past_due) = (arrived.saturating_duration_since(at), arrived.saturating_duration_since(due));
+                                echoes.record(felt, past_due, view.handoffs != handoffs);
                             }
                         }
                         if self.window.contains(now) {
@@ -718,6 +719,9 @@ pub struct Echoes {
     /// which a handoff carries from beat to beat (a server ticking later than the last
     /// adds the difference of their phases).
     past_due_us: Histogram<u64>,
+    /// The same, of the inputs whose player was handed to another server before their
+    /// acknowledgement came (the next server applies them): whether they make the tail.
+    past_due_across_handoffs_us: Histogram<u64>,
     /// From an update's arrival to its bot reading it, where the kernel stamped it: the
     /// swarm's own lag (a frame waiting while the bots' thread reads those of the bots
     /// before it), which is the bench machine's, not the cluster's, and so kept out of
@@ -728,14 +732,24 @@ pub struct Echoes {
 impl Default for Echoes {
     fn default() -> Self {
         let histogram = || Histogram::new_with_bounds(1, 10_000_000, 2).expect("valid histogram bounds");
-        Self { felt_us: histogram(), past_due_us: histogram(), read_lag_us: histogram() }
+        Self {
+            felt_us: histogram(),
+            past_due_us: histogram(),
+            past_due_across_handoffs_us: histogram(),
+            read_lag_us: histogram(),
+        }
     }
 }
 
 impl Echoes {
-    fn record(&mut self, felt: Duration, past_due: Duration) {
+    /// An echo `felt` after its press and `past_due` after its soonest, its player handed
+    /// to another server meanwhile if `across_handoffs`.
+    fn record(&mut self, felt: Duration, past_due: Duration, across_handoffs: bool) {
         self.felt_us.saturating_record(felt.as_micros() as u64);
         self.past_due_us.saturating_record(past_due.as_micros() as u64);
+        if across_handoffs {
+            self.past_due_across_handoffs_us.saturating_record(past_due.as_micros() as u64);
+        }
     }
 
     fn record_read_lag(&mut self, waited: Duration) {
@@ -745,6 +759,7 @@ impl Echoes {
     fn add(&mut self, other: &Echoes) {
         self.felt_us.add(&other.felt_us).expect("same bounds");
         self.past_due_us.add(&other.past_due_us).expect("same bounds");
+        self.past_due_across_handoffs_us.add(&other.past_due_across_handoffs_us).expect("same bounds");
         self.read_lag_us.add(&other.read_lag_us).expect("same bounds");
     }
 
@@ -787,6 +802,12 @@ pub struct SwarmReport {
     pub echo_latency_ms: Percentiles,
     /// From when that update was due at the soonest to its arrival ([`Echoes`]).
     pub echo_past_due_ms: Percentiles,
+    /// Echoes measured within the window.
+    pub echoes: u64,
+    /// Of those, the inputs whose player was handed to another server before their
+    /// acknowledgement came, and their echoes past due.
+    pub echoes_across_handoffs: u64,
+    pub echo_past_due_across_handoffs_ms: Percentiles,
     /// From an update's arrival to its bot reading it: the swarm's own lag ([`Echoes`]);
     /// all zero where no read was stamped.
     pub read_lag_ms: Percentiles,
@@ -834,6 +855,9 @@ impl SwarmReport {
             wire_bytes_per_entity_state: 0.0,
             echo_latency_ms: Percentiles::default(),
             echo_past_due_ms: Percentiles::default(),
+            echoes: 0,
+            echoes_across_handoffs: 0,
+            echo_past_due_across_handoffs_ms: Percentiles::default(),
             read_lag_ms: Percentiles::default(),
             smoothness: Smoothness::default(),
             chat: ChatCounts::default(),
@@ -879,6 +903,9 @@ impl SwarmReport {
 
         report.echo_latency_ms = Echoes::percentiles(&echoes.felt_us);
         report.echo_past_due_ms = Echoes::percentiles(&echoes.past_due_us);
+        report.echoes = echoes.past_due_us.len();
+        report.echoes_across_handoffs = echoes.past_due_across_handoffs_us.len();
+        report.echo_past_due_across_handoffs_ms = Echoes::percentiles(&echoes.past_due_across_handoffs_us);
         report.read_lag_ms = Echoes::percentiles(&echoes.read_lag_us);
         report.smoothness = summary(smoothness);
         report
@@ -912,6 +939,20 @@ mod tests {
                 assert_eq!(by_datagram, limit.saturating_sub(bots + OPEN_FILES_KEPT), "{bots} bots");
             }
         }
+    }
+
+    /// Every echo counts in the echoes past due, and those whose player was handed
+    /// to another server before the acknowledgement also apart.
+    #[test]
+    fn echoes_across_a_handoff_are_counted_apart_as_well() {
+        let ms = Duration::from_millis;
+        let mut echoes = Echoes::default();
+        echoes.record(ms(90), ms(10), false);
+        echoes.record(ms(200), ms(120), true);
+        assert_eq!((echoes.past_due_us.len(), echoes.past_due_across_handoffs_us.len()), (2, 1));
+        let across = Echoes::percentiles(&echoes.past_due_across_handoffs_us);
+        assert!((119.0..=121.0).contains(&across.max), "{across:?}");
+        assert!(Echoes::percentiles(&echoes.past_due_us).p50 < 11.0);
     }
 
     /// A bots' thread yields, and only it: a bench's scraper, or a cluster the same
