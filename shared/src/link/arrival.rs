@@ -188,7 +188,9 @@ impl DatagramReceiver {
 
 #[cfg(target_os = "linux")]
 mod stamped {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, MultiHeaders, recvmmsg, recvmsg, setsockopt, sockopt};
+    use nix::sys::socket::{
+        ControlMessageOwned, MsgFlags, MultiHeaders, MultiResults, RecvMsg, recvmmsg, recvmsg, setsockopt, sockopt,
+    };
     use nix::sys::time::TimeSpec;
     use std::io::{self, IoSliceMut};
     use std::os::fd::{AsRawFd, RawFd};
@@ -272,14 +274,16 @@ mod stamped {
     pub(super) fn receive(socket: RawFd, into: &mut [u8], control: &mut [u8]) -> io::Result<Received> {
         let mut iov = [IoSliceMut::new(into)];
         let message = recvmsg::<()>(socket, &mut iov, Some(control), MsgFlags::empty())?;
-        // A control message cut short leaves the read unstamped, not lost.
-        let stamp = message.cmsgs().ok().and_then(|mut controls| {
-            controls.find_map(|control| match control {
-                ControlMessageOwned::ScmTimestampns(at) => Some(instant_of(at)),
-                _ => None,
-            })
-        });
-        Ok(Received { bytes: message.bytes, stamp })
+        Ok(Received { bytes: message.bytes, stamp: stamp_of(&message) })
+    }
+
+    /// When what `message` read arrived, as the kernel stamped it. A control message
+    /// cut short leaves the read unstamped, not lost.
+    fn stamp_of<S>(message: &RecvMsg<'_, '_, S>) -> Option<Instant> {
+        message.cmsgs().ok()?.find_map(|control| match control {
+            ControlMessageOwned::ScmTimestampns(at) => Some(instant_of(at)),
+            _ => None,
+        })
     }
 
     /// The control-message room for one stamp.
@@ -318,43 +322,46 @@ mod stamped {
             rooms: &mut [&mut [u8]],
             got: &mut [super::Received],
         ) -> io::Result<(usize, usize)> {
-            let pair = rooms.len() == 1;
-            if pair {
-                self.second.resize(rooms[0].len(), 0);
-            }
-            let mut slices: Vec<[IoSliceMut; 1]> = rooms.iter_mut().map(|room| [IoSliceMut::new(room)]).collect();
-            if pair {
-                slices.push([IoSliceMut::new(&mut self.second)]);
-            }
-            let room = slices.len();
-            // Made for each call: its headers point into the call's buffers, and a
-            // player's connection moves between threads, which raw pointers may not.
-            let mut headers = MultiHeaders::<()>::preallocate(room, Some(stamp_room()));
-            let read = recvmmsg(socket, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?;
-            let mut read = read.map(|message| super::Received {
-                len: message.bytes,
-                arrived: message.cmsgs().ok().and_then(|mut controls| {
-                    controls.find_map(|control| match control {
-                        ControlMessageOwned::ScmTimestampns(at) => Some(instant_of(at)),
-                        _ => None,
-                    })
-                }),
-            });
-            let mut count = 0;
-            for (got, received) in got.iter_mut().zip(read.by_ref()) {
-                *got = received;
-                count += 1;
-            }
-            if pair && let Some(second) = read.next() {
-                self.held = Some(second);
-                count += 1;
-            }
+            // The headers are made for each call: they point into the call's buffers,
+            // and a player's connection moves between threads, which raw pointers may not.
+            let (read, second) = match rooms {
+                // A player's read, for each datagram: on the stack, as it was before
+                // batches.
+                [only] => {
+                    self.second.resize(only.len(), 0);
+                    let mut slices = [[IoSliceMut::new(only)], [IoSliceMut::new(&mut self.second)]];
+                    let mut headers = MultiHeaders::<()>::preallocate(slices.len(), Some(stamp_room()));
+                    stamped(recvmmsg(socket, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?, got)
+                }
+                // A batch: `got` is as long as `rooms` (`recv_many`), nothing comes after.
+                _ => {
+                    let mut slices: Vec<[IoSliceMut; 1]> =
+                        rooms.iter_mut().map(|room| [IoSliceMut::new(room)]).collect();
+                    let mut headers = MultiHeaders::<()>::preallocate(slices.len(), Some(stamp_room()));
+                    let read = recvmmsg(socket, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?;
+                    (stamped(read, got).0, None)
+                }
+            };
+            let held = usize::from(second.is_some());
+            self.held = second;
             // The kernel says "would block" itself when nothing waits.
-            if count == 0 {
+            if read + held == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            Ok((count, room))
+            Ok((read + held, rooms.len() + usize::from(rooms.len() == 1)))
         }
+    }
+
+    /// What a `recvmmsg` read, each datagram with its stamp: the first `got.len()` into
+    /// `got`, how many, and the one after them, if one came.
+    fn stamped(read: MultiResults<'_, ()>, got: &mut [super::Received]) -> (usize, Option<super::Received>) {
+        let mut read = read.map(|message| super::Received { len: message.bytes, arrived: stamp_of(&message) });
+        let mut count = 0;
+        for (got, received) in got.iter_mut().zip(read.by_ref()) {
+            *got = received;
+            count += 1;
+        }
+        (count, read.next())
     }
 
     /// Has the kernel stamp what `socket` receives.
@@ -377,12 +384,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[tokio::test]
-    async fn datagrams_come_one_at_a_time_in_order_however_many_wait() {
+    /// A receiver on loopback, and a socket sending to it.
+    async fn receiver_and_sender() -> (DatagramReceiver, UdpSocket) {
         let (receiving, sending) =
             tokio::try_join!(UdpSocket::bind("127.0.0.1:0"), UdpSocket::bind("127.0.0.1:0")).unwrap();
         sending.connect(receiving.local_addr().unwrap()).await.unwrap();
-        let mut receiver = DatagramReceiver::new(receiving);
+        (DatagramReceiver::new(receiving), sending)
+    }
+
+    #[tokio::test]
+    async fn datagrams_come_one_at_a_time_in_order_however_many_wait() {
+        let (mut receiver, sending) = receiver_and_sender().await;
         let mut room = [0; 8];
         let mut next = async |room: &mut [u8]| {
             tokio::time::timeout(Duration::from_secs(10), receiver.recv(room)).await.expect("a datagram").unwrap()
@@ -412,10 +424,7 @@ mod tests {
 
     #[tokio::test]
     async fn datagrams_come_a_batch_at_a_time_in_order() {
-        let (receiving, sending) =
-            tokio::try_join!(UdpSocket::bind("127.0.0.1:0"), UdpSocket::bind("127.0.0.1:0")).unwrap();
-        sending.connect(receiving.local_addr().unwrap()).await.unwrap();
-        let mut receiver = DatagramReceiver::new(receiving);
+        let (mut receiver, sending) = receiver_and_sender().await;
         let mut rooms = [[0; 4]; 3];
         let mut got = [Received { len: 0, arrived: None }; 3];
         for n in 0..5 {
