@@ -76,6 +76,10 @@ pub struct ServerFigures {
     pub updates_budget_spent_per_sec: f64,
     /// How many ticks apart its players were sent updates at the window's end.
     pub update_every: f64,
+    /// Ticks per second by which its players' inputs came to wait longer (an input
+    /// late) and shorter (every recent one early).
+    pub input_waits_longer_per_sec: f64,
+    pub input_waits_shorter_per_sec: f64,
     pub process: ProcessFigures,
 }
 
@@ -178,6 +182,8 @@ impl StepReport {
                 let ms = |seconds: f64| seconds * 1000.0;
                 let updates =
                     |outcome| rate(before, after, seconds, names::SERVER_PLAYER_UPDATES, &[("outcome", outcome)]);
+                let input_waits =
+                    |change| rate(before, after, seconds, names::SERVER_INPUT_WAIT_CHANGES, &[("change", change)]);
                 ServerFigures {
                     id: config.id.0,
                     tick_ms: Percentiles {
@@ -203,6 +209,8 @@ impl StepReport {
                     updates_paced_per_sec: updates("paced"),
                     updates_budget_spent_per_sec: rate(before, after, seconds, names::SERVER_UPDATES_BUDGET_SPENT, &[]),
                     update_every: after.sum(names::SERVER_UPDATE_EVERY, &[]).unwrap_or(1.0),
+                    input_waits_longer_per_sec: input_waits("longer"),
+                    input_waits_shorter_per_sec: input_waits("shorter"),
                     process,
                 }
             })
@@ -244,8 +252,12 @@ impl StepReport {
             // Whether the tail is the inputs a handoff carried to the next server.
             let across = swarm.echoes_across_handoffs as f64 * 100.0 / swarm.echoes.max(1) as f64;
             let across_p99 = swarm.echo_past_due_across_handoffs_ms.p99;
+            // And whether players' inputs came to wait longer (late ones slipping clocks).
+            let longer: f64 = servers.iter().map(|s| s.input_waits_longer_per_sec).sum();
+            let shorter: f64 = servers.iter().map(|s| s.input_waits_shorter_per_sec).sum();
             limits_broken.push(format!(
-                "echo past due p99 {p99:.1} ms > {:.0} ms ({across:.1} % across a handoff: p99 {across_p99:.1} ms)",
+                "echo past due p99 {p99:.1} ms > {:.0} ms ({across:.1} % across a handoff: p99 {across_p99:.1} ms; \
+                 inputs' waits {longer:.1} ticks/s longer, {shorter:.1} shorter)",
                 limits.echo_p99_ms
             ));
         }

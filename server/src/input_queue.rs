@@ -109,10 +109,11 @@ impl InputQueue {
     }
 
     /// Accepts an input arriving as our tick `now` ends; one already applied or already
-    /// queued is ignored.
-    pub fn push(&mut self, mut input: Input, now: u64) -> Result<(), InputError> {
+    /// queued is ignored. Says by how many ticks the player's inputs wait longer from
+    /// now on (fewer than none: shorter), its clock having slipped or tightened.
+    pub fn push(&mut self, mut input: Input, now: u64) -> Result<i64, InputError> {
         if input.seq <= self.last_input || self.pending.contains_key(&input.seq) {
-            return Ok(());
+            return Ok(0);
         }
         // Bounds both the queue and how far a gap can reach: no sequence number wraps.
         // (`seq` is above `last_input` here.)
@@ -122,6 +123,7 @@ impl InputQueue {
         let standing = self.keys.is_empty() && self.pending.is_empty();
         let earliest = ticks(now).saturating_add(1);
         let stamped = i64::from(input.tick);
+        let offset_before = self.clock.as_ref().map(|clock| clock.offset);
         let clock = self.clock.get_or_insert_with(|| PlayerClock {
             offset: earliest.saturating_sub(stamped).saturating_add(INPUT_SLACK_TICKS),
             simulated_through: stamped.saturating_sub(1),
@@ -158,8 +160,9 @@ impl InputQueue {
                 clock.earliness.clear();
             }
         }
+        let waits_longer = offset_before.map_or(0, |before| clock.offset.saturating_sub(before));
         self.pending.insert(input.seq, input);
-        Ok(())
+        Ok(waits_longer)
     }
 
     /// Simulates the player's next tick in our tick `tick`, if its clock says one is
@@ -340,28 +343,33 @@ mod tests {
     }
 
     /// After a spike (an input five ticks late), inputs that each wait five ticks more
-    /// than the slack: the clock's offset after them, holding `keys`.
-    fn offset_after_early_inputs(keys: Keys) -> (i64, i64) {
+    /// than the slack, holding `keys`: the clock's offset after the spike and after
+    /// them, and the ticks by which the inputs came to wait longer and shorter, as
+    /// `push` said.
+    fn offset_after_early_inputs(keys: Keys) -> ((i64, i64), (i64, i64)) {
         let mut queue = InputQueue::default();
         queue.push(at(1, Keys::UP, 100), 50).unwrap();
         run(&mut queue, 51..=56);
-        queue.push(at(2, keys, 101), 57).unwrap();
+        let longer = queue.push(at(2, keys, 101), 57).unwrap();
         let after_spike = queue.clock().unwrap().offset;
+        let mut shorter = 0;
         for seq in 3..3 + EARLINESS_REMEMBERED as u32 {
             let stamp = 100 + 10 * seq;
             let arrival = u64::from(stamp) - 50;
-            queue.push(at(seq, keys, stamp), arrival).unwrap();
+            shorter -= queue.push(at(seq, keys, stamp), arrival).unwrap();
             run(&mut queue, arrival + 1..=arrival + 10);
         }
-        (after_spike, queue.clock().unwrap().offset)
+        ((after_spike, queue.clock().unwrap().offset), (longer, shorter))
     }
 
     #[test]
     fn a_clock_tightens_only_while_its_player_stands_still() {
-        let (after_spike, standing) = offset_after_early_inputs(Keys::empty());
+        let ((after_spike, standing), waits) = offset_after_early_inputs(Keys::empty());
         assert_eq!(standing, after_spike - 5, "every input spared five ticks; the slack is kept");
-        let (after_spike, walking) = offset_after_early_inputs(Keys::RIGHT);
+        assert_eq!(waits, (5, 5), "five ticks longer after the spike, five shorter again");
+        let ((after_spike, walking), waits) = offset_after_early_inputs(Keys::RIGHT);
         assert_eq!(walking, after_spike, "walking, waiting less would move the player");
+        assert_eq!(waits, (5, 0));
     }
 
     #[test]

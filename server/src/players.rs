@@ -180,6 +180,7 @@ fn announce_owners(
 fn queue_inputs(
     mut inputs: MessageReader<InputReceived>,
     tick: Res<SimulationTick>,
+    settings: Res<ServerSettings>,
     players: Res<Players>,
     mut queues: Query<(&mut InputQueue, &Player)>,
     mut links: ResMut<ProxyLinks>,
@@ -193,10 +194,13 @@ fn queue_inputs(
             warn!("ignoring input {} for {user} from {via:?}, which did not hand the player to us", input.seq);
             continue;
         }
-        if let Err(err) = queue.0.push(input, tick.0) {
-            warn!("{user}: {err}; disconnecting the player");
-            let proxy = queue.1.proxy;
-            links.send(proxy, ServerToProxy::Kick { user, reason: err.to_string() });
+        match queue.0.push(input, tick.0) {
+            Ok(waits_longer) => settings.stats.count_input_wait_change(waits_longer),
+            Err(err) => {
+                warn!("{user}: {err}; disconnecting the player");
+                let proxy = queue.1.proxy;
+                links.send(proxy, ServerToProxy::Kick { user, reason: err.to_string() });
+            }
         }
     }
 }

@@ -30,6 +30,10 @@ pub struct ServerStats {
     /// Player updates sent that left news of others for later, the player's byte
     /// budget spent: the cluster is degraded for them.
     pub updates_budget_spent: AtomicU64,
+    /// Ticks by which players' inputs came to wait longer (their clocks slipping, an
+    /// input late) and shorter (their clocks tightening, every recent input early).
+    pub input_waits_longer: AtomicU64,
+    pub input_waits_shorter: AtomicU64,
     /// Bytes exchanged with peer servers.
     pub peer_traffic: tessera_shared::link::Traffic,
 }
@@ -37,5 +41,11 @@ pub struct ServerStats {
 impl ServerStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Counts a player's inputs coming to wait `longer` ticks (fewer than none: shorter).
+    pub fn count_input_wait_change(&self, longer: i64) {
+        let counter = if longer > 0 { &self.input_waits_longer } else { &self.input_waits_shorter };
+        counter.fetch_add(longer.unsigned_abs(), Ordering::Relaxed);
     }
 }

@@ -107,6 +107,8 @@ struct ServerMetrics {
     updates_paced: metrics::Counter,
     updates_budget_spent: metrics::Counter,
     update_every: metrics::Gauge,
+    input_waits_longer: metrics::Counter,
+    input_waits_shorter: metrics::Counter,
 }
 
 impl ServerMetrics {
@@ -130,7 +132,9 @@ impl ServerMetrics {
             updates_quiet: metrics::counter!(names::SERVER_PLAYER_UPDATES, "server" => server.clone(), "outcome" => "quiet"),
             updates_paced: metrics::counter!(names::SERVER_PLAYER_UPDATES, "server" => server.clone(), "outcome" => "paced"),
             updates_budget_spent: metrics::counter!(names::SERVER_UPDATES_BUDGET_SPENT, "server" => server.clone()),
-            update_every: metrics::gauge!(names::SERVER_UPDATE_EVERY, "server" => server),
+            update_every: metrics::gauge!(names::SERVER_UPDATE_EVERY, "server" => server.clone()),
+            input_waits_longer: metrics::counter!(names::SERVER_INPUT_WAIT_CHANGES, "server" => server.clone(), "change" => "longer"),
+            input_waits_shorter: metrics::counter!(names::SERVER_INPUT_WAIT_CHANGES, "server" => server, "change" => "shorter"),
         }
     }
 }
@@ -186,6 +190,8 @@ fn export_metrics(
     metrics.updates_paced.absolute(get(&stats.updates_paced));
     metrics.updates_budget_spent.absolute(get(&stats.updates_budget_spent));
     metrics.update_every.set(f64::from(pace.every()));
+    metrics.input_waits_longer.absolute(get(&stats.input_waits_longer));
+    metrics.input_waits_shorter.absolute(get(&stats.input_waits_shorter));
 }
 
 /// Beats once a tick; ready while a proxy is linked, so that players can reach us: a

@@ -34,6 +34,11 @@ pub const SERVER_UPDATE_EVERY: &str = "tessera_server_update_every_ticks";
 /// budget spent (a crowd in view; or more news than one update holds): how often the
 /// cluster is degraded. Label `server`.
 pub const SERVER_UPDATES_BUDGET_SPENT: &str = "tessera_server_player_updates_budget_spent_total";
+/// Ticks by which players' inputs came to wait longer or shorter before they are
+/// applied, by `change`: `longer`, a player's clock slipping for an input that came
+/// late; `shorter`, its clock tightening, every recent input having come early. Label
+/// `server`.
+pub const SERVER_INPUT_WAIT_CHANGES: &str = "tessera_server_input_wait_changes_ticks_total";
 /// Game servers this proxy is linked to. Label `proxy`.
 pub const PROXY_SERVERS: &str = "tessera_proxy_servers";
 /// Players connected to this proxy. Label `proxy`.
