@@ -257,7 +257,7 @@ impl StepReport {
             let shorter: f64 = servers.iter().map(|s| s.input_waits_shorter_per_sec).sum();
             limits_broken.push(format!(
                 "echo past due p99 {p99:.1} ms > {:.0} ms ({across:.1} % across a handoff: p99 {across_p99:.1} ms; \
-                 inputs' waits {longer:.1} ticks/s longer, {shorter:.1} shorter)",
+                 players' input waits grew {longer:.1} ticks/s and shrank {shorter:.1}, all servers)",
                 limits.echo_p99_ms
             ));
         }

@@ -17,6 +17,7 @@ use crate::net::{
 use crate::players::{Player, PlayerSystems, Players};
 use crate::regions::ghosts::Ghosts;
 use crate::settings::ServerSettings;
+use crate::stats::ServerStats;
 use crate::tick::{SimulationTick, TickWallClock};
 use bevy::prelude::*;
 use std::collections::HashMap;
@@ -201,13 +202,22 @@ fn spawn_handed(
     player: Player,
     now: u64,
     wall: &TickWallClock,
+    stats: &ServerStats,
 ) -> Entity {
     let user = state.user;
     let clock = state.clock.map(|handed| {
         let most_ahead = u64::try_from(MAX_INPUT_LEAD_TICKS).unwrap_or(1);
         PlayerClock::carrying_on(handed.your_tick, wall.tick_on_beat(handed.next_tick_at, most_ahead))
     });
-    let queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, clock, state.pending, now);
+    let mut queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, clock);
+    // Pushed as if they came now, and as late, if they are (those given back after a
+    // declined handoff, held meanwhile, most likely); any it could not have held is
+    // dropped (the peer gate refuses a handoff carrying one).
+    for input in state.pending {
+        if let Ok(longer) = queue.push(input, now) {
+            stats.count_input_wait_change(longer);
+        }
+    }
     let entity = commands
         .spawn((Player::bundle(user, state.name, player, state.position), Velocity(state.velocity), queue))
         .id();
@@ -243,7 +253,7 @@ fn accept_handoffs(
         ghosts.despawn(&mut commands, user.entity());
         let (position, epoch, proxy) = (state.position, state.epoch, state.proxy);
         let player = Player { proxy, epoch, handed_by: Some(peer) };
-        spawn_handed(&mut commands, &mut players, state, player, tick.0, &wall);
+        spawn_handed(&mut commands, &mut players, state, player, tick.0, &wall, &settings.stats);
         handed_off.forget(user);
         proxies.send(proxy, ServerToProxy::Owner { user, server: settings.id, epoch });
         peers.send(peer, PeerMessage::HandoffAccepted { user });
@@ -359,7 +369,7 @@ fn settle_departures(
         state.pending.extend(held_inputs);
         let via = Via::Proxy(player.proxy);
         said.write_batch(held_chat.into_iter().map(|(channel, text)| ChatSaid { user, channel, text, via }));
-        spawn_handed(&mut commands, &mut players, state, player, tick.0, &wall);
+        spawn_handed(&mut commands, &mut players, state, player, tick.0, &wall, &settings.stats);
         handed_off.declined.insert(user, tick.0);
         settings.stats.players.store(players.0.len() as u64, Ordering::Relaxed);
     }

@@ -91,21 +91,10 @@ fn ticks(tick: u64) -> i64 {
 
 impl InputQueue {
     /// A queue carrying on from another server's (its player's clock as of `clock`, if it
-    /// had one). Pending inputs it could not have held are dropped (the peer gate
-    /// refuses a handoff carrying any).
-    pub fn resume(
-        keys: Keys,
-        last_input: u32,
-        applied: u32,
-        clock: Option<PlayerClock>,
-        pending: impl IntoIterator<Item = Input>,
-        now: u64,
-    ) -> Self {
-        let mut queue = Self { keys, last_input, applied, clock, ..Self::default() };
-        for input in pending {
-            let _ = queue.push(input, now);
-        }
-        queue
+    /// had one), or from the store's word at login; the inputs that server held are
+    /// pushed again, as they come.
+    pub fn resume(keys: Keys, last_input: u32, applied: u32, clock: Option<PlayerClock>) -> Self {
+        Self { keys, last_input, applied, clock, ..Self::default() }
     }
 
     /// Accepts an input arriving as our tick `now` ends; one already applied or already
@@ -251,11 +240,11 @@ mod tests {
     fn inputs_apply_once_and_in_order() {
         let user = UserId(1);
         let mut queue = InputQueue::default();
-        queue.push(input(2, Keys::DOWN), 0).unwrap();
+        assert_eq!(queue.push(input(2, Keys::DOWN), 0), Ok(0), "the first input sets the clock: no change");
         queue.step(1, user);
         assert_eq!((queue.last_input, queue.keys), (0, Keys::empty()), "2 waits for 1");
         queue.push(input(1, Keys::UP), 1).unwrap();
-        queue.push(input(1, Keys::UP), 1).unwrap();
+        assert_eq!(queue.push(input(1, Keys::UP), 1), Ok(0), "a duplicate changes nothing");
         queue.step(2, user);
         assert_eq!((queue.last_input, queue.applied, queue.keys), (2, 2, Keys::DOWN));
         queue.push(input(2, Keys::LEFT), 2).unwrap();
@@ -277,20 +266,29 @@ mod tests {
         assert_eq!((queue.last_input, queue.applied, queue.keys), (3, 1, Keys::RIGHT));
     }
 
+    /// A queue resumed with `pending`, as a handoff's next owner makes it.
+    fn resumed(keys: Keys, last_input: u32, clock: Option<PlayerClock>, pending: &[Input], now: u64) -> InputQueue {
+        let mut queue = InputQueue::resume(keys, last_input, last_input, clock);
+        for &input in pending {
+            let _ = queue.push(input, now);
+        }
+        queue
+    }
+
     #[test]
     fn a_resumed_queue_keeps_only_what_it_could_have_held() {
         let user = UserId(1);
         // Sequence 0, one already applied, one out of reach: none may be kept, or the gap
         // skip would step `last_input` back (or below zero).
         let pending = [input(0, Keys::UP), input(5, Keys::UP), input(7, Keys::LEFT), input(u32::MAX, Keys::UP)];
-        let mut queue = InputQueue::resume(Keys::DOWN, 5, 5, None, pending, 0);
+        let mut queue = resumed(Keys::DOWN, 5, None, &pending, 0);
         assert_eq!(queue.pending().collect::<Vec<_>>(), vec![input(7, Keys::LEFT)]);
         for tick in 1..=GAP_TIMEOUT_TICKS + 2 {
             queue.step(tick, user);
         }
         assert_eq!((queue.last_input, queue.applied, queue.keys), (7, 6, Keys::LEFT));
         // At the very end of the sequence nothing overflows: later inputs are ignored.
-        let mut queue = InputQueue::resume(Keys::DOWN, u32::MAX, u32::MAX, None, [input(3, Keys::UP)], 0);
+        let mut queue = resumed(Keys::DOWN, u32::MAX, None, &[input(3, Keys::UP)], 0);
         queue.push(input(u32::MAX, Keys::UP), 0).unwrap();
         queue.step(GAP_TIMEOUT_TICKS, user);
         assert_eq!((queue.last_input, queue.applied, queue.keys), (u32::MAX, u32::MAX, Keys::DOWN));
@@ -369,18 +367,28 @@ mod tests {
         assert_eq!(waits, (5, 5), "five ticks longer after the spike, five shorter again");
         let ((after_spike, walking), waits) = offset_after_early_inputs(Keys::RIGHT);
         assert_eq!(walking, after_spike, "walking, waiting less would move the player");
-        assert_eq!(waits, (5, 0));
+        assert_eq!(waits, (5, 0), "walking, the wait stays longer");
     }
 
     #[test]
     fn an_input_stamped_far_ahead_is_held_half_a_second_at_most() {
         let mut queue = InputQueue::default();
         queue.push(at(1, Keys::UP, 100), 50).unwrap();
-        queue.push(at(2, Keys::LEFT, u32::MAX), 50).unwrap();
+        assert_eq!(queue.push(at(2, Keys::LEFT, u32::MAX), 50), Ok(0));
         assert_eq!(queue.clock().unwrap().offset, -48, "walking, the clock holds");
         // Arrived as our tick 50 ended: applied in tick 61, the player's 109.
         let steps = run(&mut queue, 51..=50 + 1 + MAX_INPUT_LEAD_TICKS as u64);
         assert_eq!(steps[steps.len() - 2..], [(Some(108), Keys::UP), (Some(109), Keys::LEFT)]);
+    }
+
+    #[test]
+    fn an_input_far_ahead_of_a_standing_player_tightens_its_clock_at_once() {
+        let mut queue = InputQueue::default();
+        queue.push(at(1, Keys::empty(), 100), 50).unwrap();
+        run(&mut queue, 51..=52);
+        // Due in our tick 82 by the clock, it came as 53 ended: 28 ticks early, kept to the slack.
+        assert_eq!(queue.push(at(2, Keys::UP, 130), 53), Ok(-27));
+        assert_eq!(run(&mut queue, 54..=55), [(Some(129), Keys::empty()), (Some(130), Keys::UP)]);
     }
 
     #[test]
@@ -389,7 +397,7 @@ mod tests {
         queue.push(at(1, Keys::UP, 100), 50).unwrap();
         run(&mut queue, 51..=139);
         // Sent again after a resume, some 30 ticks after they were due.
-        queue.push(at(2, Keys::LEFT, 150), 139).unwrap();
+        assert_eq!(queue.push(at(2, Keys::LEFT, 150), 139), Ok(0));
         queue.push(at(3, Keys::DOWN, 151), 139).unwrap();
         assert_eq!(queue.clock().unwrap().offset, -48);
         assert_eq!(run(&mut queue, 140..=140), [(Some(188), Keys::DOWN)]);
@@ -399,7 +407,7 @@ mod tests {
     fn a_clock_carried_on_by_the_next_owner_continues_the_players_ticks() {
         let clock = PlayerClock::carrying_on(700, 9002);
         assert_eq!(clock.next_due(9000), 9002);
-        let mut queue = InputQueue::resume(Keys::UP, 4, 4, Some(clock), [at(5, Keys::LEFT, 702)], 9000);
+        let mut queue = resumed(Keys::UP, 4, Some(clock), &[at(5, Keys::LEFT, 702)], 9000);
         let steps = run(&mut queue, 9001..=9004);
         assert_eq!(steps, [(None, Keys::UP), (Some(701), Keys::UP), (Some(702), Keys::LEFT), (Some(703), Keys::LEFT)]);
         assert_eq!(queue.clock().unwrap().next_due(9004), 9005, "simulated every tick since");

@@ -123,7 +123,7 @@ fn spawn_logins(
         }
         info!("{user} ({name}) joined through {proxy} at {position}");
         let player = Player { proxy, epoch: 0, handed_by: None };
-        let queue = InputQueue::resume(Keys::empty(), last_input, last_input, None, [], 0);
+        let queue = InputQueue::resume(Keys::empty(), last_input, last_input, None);
         let entity = commands.spawn((Player::bundle(user, name, player, position), queue)).id();
         players.0.insert(user, entity);
     }

@@ -45,7 +45,11 @@ impl ServerStats {
 
     /// Counts a player's inputs coming to wait `longer` ticks (fewer than none: shorter).
     pub fn count_input_wait_change(&self, longer: i64) {
-        let counter = if longer > 0 { &self.input_waits_longer } else { &self.input_waits_shorter };
+        let counter = match longer.cmp(&0) {
+            std::cmp::Ordering::Equal => return,
+            std::cmp::Ordering::Greater => &self.input_waits_longer,
+            std::cmp::Ordering::Less => &self.input_waits_shorter,
+        };
         counter.fetch_add(longer.unsigned_abs(), Ordering::Relaxed);
     }
 }
