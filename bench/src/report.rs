@@ -261,6 +261,7 @@ impl StepReport {
                 limits.echo_p99_ms
             ));
         }
+        limits_broken.extend(limits.bots_behind(swarm.read_lag_ms, swarm.inputs_per_bot_per_sec));
         let store_failures: f64 = servers.iter().map(|s| s.checkpoint_failures).sum();
         if store_failures > 0.0 {
             limits_broken.push(format!("{store_failures:.0} checkpoint batches the store did not take"));
@@ -432,6 +433,7 @@ pub struct Settings {
     pub limit_tick_p99_ms: f64,
     pub limit_tick_rate_hz: f64,
     pub limit_echo_p99_ms: f64,
+    pub limit_bots_read_lag_p99_ms: f64,
 }
 
 /// The whole run.
@@ -464,6 +466,7 @@ impl BenchReport {
                 limit_tick_p99_ms: limits.tick_p99_ms,
                 limit_tick_rate_hz: limits.tick_rate_hz,
                 limit_echo_p99_ms: limits.echo_p99_ms,
+                limit_bots_read_lag_p99_ms: limits.bots_read_lag_p99_ms,
             },
             steps: Vec::new(),
             most_bots_within_limits: None,
