@@ -139,11 +139,11 @@ impl Hub {
     /// Reads the hub's socket and hands out what it reads, until the socket fails.
     async fn read(self: Arc<Self>, mut receiver: DatagramReceiver) {
         // A byte more than an update datagram: a longer one fills it, and is refused.
-        let mut rooms = vec![vec![0; MAX_UPDATE_DATAGRAM + 1]; BATCH];
+        let mut buffers = vec![vec![0; MAX_UPDATE_DATAGRAM + 1]; BATCH];
+        let mut rooms: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
         let mut got = [Received { len: 0, arrived: None }; BATCH];
         loop {
-            let mut slices: Vec<&mut [u8]> = rooms.iter_mut().map(Vec::as_mut_slice).collect();
-            let read = match receiver.recv_many(&mut slices, &mut got).await {
+            let read = match receiver.recv_many(&mut rooms, &mut got).await {
                 Ok(read) => read,
                 // An ICMP error for a bind, where the host reports them to a socket
                 // that is not connected (Windows): nothing of the socket's own.
@@ -228,17 +228,19 @@ impl Inbox {
         if waiting.datagrams.len() < MOST_WAITING {
             waiting.datagrams.push_back(delivery);
         }
-        let reader = waiting.reader.take();
-        drop(waiting);
-        if let Some(reader) = reader {
-            reader.wake();
-        }
+        Self::wake(waiting);
     }
 
     /// Nothing more comes: the player is told when it has read what waits.
     fn close(&self) {
         let mut waiting = locked(&self.0);
         waiting.closed = true;
+        Self::wake(waiting);
+    }
+
+    /// Wakes the player waiting, if one is, once `waiting`'s lock is let go (so that
+    /// its task, woken, does not find it held).
+    fn wake(mut waiting: MutexGuard<'_, Waiting>) {
         let reader = waiting.reader.take();
         drop(waiting);
         if let Some(reader) = reader {
