@@ -149,6 +149,8 @@ fn sample_frame(entities: usize) -> Result<Bytes, BenchError> {
         names: (1..=entities)
             .map(|i| (state(i).id, EntityName::from(&format!("bot {i}")).unwrap_or_default()))
             .collect(),
+        changed_handles: Vec::new(),
+        left_handles: Vec::new(),
         update_every: 1,
         budget_spent: false,
     };

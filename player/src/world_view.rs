@@ -12,11 +12,11 @@
 //! already shown; how far, per entity, is what [`WorldView::apply`] reports.
 
 use crate::chat_log::ChatLog;
-use foldhash::{HashMap, HashSet};
-use std::collections::hash_map::Entry;
+use foldhash::HashMap;
 use std::time::Instant;
 use tessera_shared::Vec2;
 use tessera_shared::ids::{EntityId, ServerId};
+use tessera_shared::protocol::packing::Handle;
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
     ChatLine, EntityName, EntityState, MAX_ENTITIES_PER_MESSAGE, PlayerUpdate, Welcome, extrapolate, most_quiet_ticks,
@@ -143,23 +143,28 @@ impl StreamClock {
 /// are shown at, however many times it changed just before.
 const STATES_KEPT: usize = 6;
 
-/// Another entity as known: its last states sent, each with the tick it was sent at
-/// (never decreasing), for the ticks shown between them; a ring, `newest` the index of
-/// the latest, `len` how many are held (one at least, once the update that told of it
-/// is folded in). Plain data, held inline: in a crowd, entities come into view and
-/// leave it on most updates, and each would cost an allocation; and a bot's view is
-/// cold by its next update (thousands of others' came between), so a push writes one
-/// state (no older ones shifted) and a slot is freed without being read.
+/// Another entity as known: who it is, and its last states sent, each with the tick it
+/// was sent at (never decreasing), for the ticks shown between them; a ring, `newest`
+/// the index of the latest, `len` how many are held (one at least, once the update
+/// that told of it is folded in). Plain data, held inline: in a crowd, entities come
+/// into view and leave it on most updates, and each would cost an allocation; and a
+/// bot's view is cold by its next update (thousands of others' came between), so a
+/// push writes one state (no older ones shifted) and a slot is freed without being
+/// read. Laid out as written (`repr(C)`), who it is and where the ring stands first,
+/// beside the slot's own tag: an update reads them in one line of memory, then writes
+/// one state.
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 struct Known {
-    states: [(EntityState, u64); STATES_KEPT],
+    id: EntityId,
     newest: u8,
     len: u8,
+    states: [(EntityState, u64); STATES_KEPT],
 }
 
 impl Known {
     fn new(state: EntityState, sent: u64) -> Self {
-        Self { states: [(state, sent); STATES_KEPT], newest: 0, len: 1 }
+        Self { id: state.id, newest: 0, len: 1, states: [(state, sent); STATES_KEPT] }
     }
 
     /// The index `back` states before the latest.
@@ -210,6 +215,16 @@ impl Known {
     }
 }
 
+/// Where in `known` the entity under `handle` is filed, made room for. Handles are below
+/// [`tessera_shared::protocol::MAX_KNOWN_ENTITIES`] ([`verify::update`]).
+fn slot(known: &mut Vec<Option<Known>>, handle: Handle) -> &mut Option<Known> {
+    let at = usize::from(handle);
+    if known.len() <= at {
+        known.resize(at + 1, None);
+    }
+    &mut known[at]
+}
+
 /// How an update moved the others already shown: how far each it moved was moved, and
 /// how many others stayed put.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -228,18 +243,20 @@ pub struct WorldView {
     /// The server simulating this player now.
     pub server: Option<ServerId>,
     /// Each entity in view as last sent, and the tick it was sent at; where it is now
-    /// is extrapolated when asked, so an update costs only what it changed. The map
-    /// holds where in `known` each one's states are: entities come into view and leave
-    /// it on most updates in a crowd, and a map of the states themselves (200 bytes
-    /// each) moved them at every removal and every rehash. Slots in `known` not in the
-    /// map are free, listed in `free` to be reused.
-    sent: HashMap<EntityId, usize>,
-    known: Vec<Known>,
-    free: Vec<usize>,
+    /// is extrapolated when asked, so an update costs only what it changed. Filed under
+    /// the handle the player's link gives each entity ([`PlayerUpdate::changed_handles`]),
+    /// so an update finds what it tells of with no lookup: a probe of a map by id for
+    /// each state was a third of what folding an update in cost a bot (BENCHMARKS.md).
+    /// Handles are reused as entities leave, and stay as few as those in view.
+    known: Vec<Option<Known>>,
+    /// The handle each entity in view is filed under, changed only as entities come and
+    /// go: for finding one by its id ([`Self::other`]) and across a full update, which
+    /// files everything in view under new handles.
+    filed: HashMap<EntityId, Handle>,
     /// Scratch lists kept between updates, so their room is reused: where the others an
-    /// update tells of were shown before it, and the ids a full update holds.
-    shown_before: Vec<(EntityId, Vec2)>,
-    in_full_update: HashSet<EntityId>,
+    /// update tells of were shown before it, and what was known before a full update.
+    shown_before: Vec<(Handle, Vec2)>,
+    known_before: Vec<Option<Known>>,
     /// The player's own tick `me` is as of, once its inputs set the server's clock.
     pub your_tick: Option<u32>,
     /// When others are shown.
@@ -283,6 +300,9 @@ impl WorldView {
         at: Instant,
     ) -> Result<OthersMoved, Violation> {
         verify::update(update, welcome)?;
+        if update.full {
+            self.refile(update);
+        }
         self.read_ahead(update);
         // Where the others it tells of were shown just before. An update on time tells
         // of ticks not shown yet, so what is shown cannot move, and nobody's place needs
@@ -294,9 +314,9 @@ impl WorldView {
         let mut shown_before = std::mem::take(&mut self.shown_before);
         shown_before.clear();
         if may_move {
-            shown_before.extend(update.changed.iter().filter_map(|state| {
-                let known = self.known_of(state.id)?;
-                Some((state.id, known.at(shown_tick, self.tick_seconds)))
+            shown_before.extend(update.changed.iter().zip(&update.changed_handles).filter_map(|(state, &handle)| {
+                let known = self.filed_as(handle, state.id)?;
+                Some((handle, known.at(shown_tick, self.tick_seconds)))
             }));
         }
         let quiet_ticks = most_quiet_ticks(update.update_every);
@@ -315,96 +335,115 @@ impl WorldView {
         self.me = Some(update.you);
         self.last_input = update.last_input;
         self.inputs_applied = update.inputs_applied;
-        // Names go with what is in view (a server names an entity again when it comes
-        // back), so what a proxy sends cannot pile up here.
         if update.full {
-            // What is in view is all in it. What of it was known is kept, moved on to
-            // the new stream's ticks, so what is shown between states stays so.
-            let in_view = &mut self.in_full_update;
-            in_view.clear();
-            in_view.extend(update.changed.iter().map(|state| state.id));
-            let free = &mut self.free;
-            self.sent.retain(|id, &mut slot| {
-                let keep = in_view.contains(id);
-                if !keep {
-                    free.push(slot);
-                }
-                keep
-            });
-            for &slot in self.sent.values() {
-                self.known[slot].moved_on(ahead_by, update.tick);
-            }
-            self.names.clear();
+            // What of it was known is kept (refiled above), moved on to the new
+            // stream's ticks, so what is shown between states stays so.
+            self.known.iter_mut().flatten().for_each(|known| known.moved_on(ahead_by, update.tick));
         }
-        for id in &update.left {
-            if let Some(slot) = self.sent.remove(id) {
-                self.free.push(slot);
-            }
-            self.names.remove(id);
+        for &handle in &update.left_handles {
+            self.unfile(handle);
         }
         self.states_received += 1 + update.changed.len() as u64;
-        for state in update.changed.drain(..) {
-            match self.sent.entry(state.id) {
-                Entry::Occupied(slot) => self.known[*slot.get()].push(state, update.tick),
-                Entry::Vacant(vacant) => {
-                    let known = Known::new(state, update.tick);
-                    let slot = match self.free.pop() {
-                        Some(slot) => {
-                            self.known[slot] = known;
-                            slot
-                        }
-                        None => {
-                            self.known.push(known);
-                            self.known.len() - 1
-                        }
-                    };
-                    vacant.insert(slot);
-                }
-            }
+        for (state, &handle) in update.changed.drain(..).zip(&update.changed_handles) {
+            self.file(handle, state, update.tick);
         }
+        // Names go with what is in view (a server names an entity again when it comes
+        // back), so what a proxy sends cannot pile up here.
         self.names.extend(update.names.drain(..));
         self.updates += 1;
-        let count = self.sent.len().max(self.names.len());
-        if count > MAX_ENTITIES_PER_MESSAGE {
+        if self.names.len() > MAX_ENTITIES_PER_MESSAGE {
             self.shown_before = shown_before;
-            return Err(Violation::TooManyInView { count });
+            return Err(Violation::TooManyInView { count: self.names.len() });
         }
         let shown_tick = self.stream.shown_tick(at);
         let moved: Vec<f32> = shown_before
             .iter()
-            .filter_map(|&(id, was)| Some(self.known_of(id)?.at(shown_tick, self.tick_seconds).distance(was)))
+            .filter_map(|&(handle, was)| {
+                Some(self.filed_under(handle)?.at(shown_tick, self.tick_seconds).distance(was))
+            })
             .collect();
         self.shown_before = shown_before;
-        Ok(OthersMoved { unmoved: self.sent.len().saturating_sub(moved.len()), moved })
+        Ok(OthersMoved { unmoved: self.in_view().saturating_sub(moved.len()), moved })
+    }
+
+    /// Files what was known of the entities a full update tells of under their new
+    /// handles, and forgets the rest (and their names: the update names all it tells of).
+    fn refile(&mut self, update: &PlayerUpdate) {
+        let mut before = std::mem::take(&mut self.known_before);
+        std::mem::swap(&mut before, &mut self.known);
+        self.known.clear();
+        self.names.clear();
+        let was_filed = std::mem::take(&mut self.filed);
+        for (state, &handle) in update.changed.iter().zip(&update.changed_handles) {
+            let known = was_filed.get(&state.id).and_then(|&was| before.get_mut(usize::from(was))?.take());
+            if let Some(known) = known {
+                *slot(&mut self.known, handle) = Some(known);
+                self.filed.insert(state.id, handle);
+            }
+        }
+        before.clear();
+        self.known_before = before;
+    }
+
+    /// `state`, sent at `tick`, of the entity filed under `handle`, or of one coming into
+    /// view under it (in place of any other: a handle is one entity's at a time).
+    fn file(&mut self, handle: Handle, state: EntityState, tick: u64) {
+        match slot(&mut self.known, handle) {
+            Some(known) if known.id == state.id => known.push(state, tick),
+            slot => {
+                if let Some(other) = slot.replace(Known::new(state, tick)) {
+                    self.filed.remove(&other.id);
+                    self.names.remove(&other.id);
+                }
+                // An entity is under one handle at a time: told of under another, it
+                // is no longer under the first.
+                let was = self.filed.insert(state.id, handle).filter(|&was| was != handle);
+                if let Some(was) = was.and_then(|was| self.known.get_mut(usize::from(was))) {
+                    *was = None;
+                }
+            }
+        }
+    }
+
+    /// The entity filed under `handle` left the view.
+    fn unfile(&mut self, handle: Handle) {
+        if let Some(known) = self.known.get_mut(usize::from(handle)).and_then(Option::take) {
+            self.filed.remove(&known.id);
+            self.names.remove(&known.id);
+        }
+    }
+
+    fn filed_under(&self, handle: Handle) -> Option<&Known> {
+        self.known.get(usize::from(handle))?.as_ref()
+    }
+
+    /// The entity `id` as known under `handle`, if it is filed there.
+    fn filed_as(&self, handle: Handle, id: EntityId) -> Option<&Known> {
+        self.filed_under(handle).filter(|known| known.id == id)
     }
 
     /// Reads all that `update` will touch of the view before any of it is worked on: the
-    /// entries of those leaving, the states of those it tells of, the names of those
-    /// coming. By a bot's next update its view is cold (thousands of others' came
-    /// between), and reads that do not wait on one another wait for memory together,
-    /// where working through the update waited for each in turn.
+    /// entries of those leaving and of those it tells of, and the names of those coming.
+    /// By a bot's next update its view is cold (thousands of others' came between), and
+    /// reads that do not wait on one another wait for memory together, where working
+    /// through the update waited for each in turn.
     fn read_ahead(&self, update: &PlayerUpdate) {
         use std::hint::black_box;
-        for id in &update.left {
-            black_box((self.sent.contains_key(id), self.names.contains_key(id)));
-        }
-        for state in &update.changed {
-            if let Some(&slot) = self.sent.get(&state.id) {
-                black_box(self.known.get(slot).map(|known| known.newest));
-            }
+        for &handle in update.left_handles.iter().chain(&update.changed_handles) {
+            black_box(self.filed_under(handle).map(|known| known.newest));
         }
         for (id, _) in &update.names {
-            black_box(self.names.contains_key(id));
+            black_box((self.filed.contains_key(id), self.names.contains_key(id)));
         }
     }
 
     /// Every other entity in view, as known.
     fn known_all(&self) -> impl Iterator<Item = &Known> {
-        self.sent.values().filter_map(|&slot| self.known.get(slot))
+        self.known.iter().flatten()
     }
 
     fn known_of(&self, id: EntityId) -> Option<&Known> {
-        self.sent.get(&id).and_then(|&slot| self.known.get(slot))
+        self.filed.get(&id).and_then(|&handle| self.filed_under(handle))
     }
 
     /// Every other entity in view, where it is shown at `at` (see [`StreamClock`]).
@@ -433,7 +472,7 @@ impl WorldView {
 
     /// How many other entities are in view.
     pub fn in_view(&self) -> usize {
-        self.sent.len()
+        self.filed.len()
     }
 
     fn at_tick(&self, known: &Known) -> EntityState {
@@ -447,6 +486,8 @@ mod tests {
     use tessera_shared::Vec2;
     use tessera_shared::cluster::ClusterConfig;
     use tessera_shared::ids::{ProxyId, UserId};
+    use tessera_shared::protocol::MAX_KNOWN_ENTITIES;
+    use tessera_shared::protocol::packing::UnpackProblem;
 
     const ME: UserId = UserId(0xada0_0000_0000_0001);
 
@@ -481,9 +522,24 @@ mod tests {
             changed,
             left,
             names,
+            changed_handles: Vec::new(),
+            left_handles: Vec::new(),
             update_every: 1,
             budget_spent: false,
         }
+    }
+
+    /// Folds `update` into `view`, each entity under a handle of its id's, unless the
+    /// update has its handles already, as a link would give them.
+    fn apply(view: &mut WorldView, update: &mut PlayerUpdate, at: Instant) -> Result<OthersMoved, Violation> {
+        let handle = |id: EntityId| Handle::try_from(id.0).unwrap_or(Handle::MAX);
+        if update.changed_handles.is_empty() {
+            update.changed_handles = update.changed.iter().map(|state| handle(state.id)).collect();
+        }
+        if update.left_handles.is_empty() {
+            update.left_handles = update.left.iter().copied().map(handle).collect();
+        }
+        view.apply(update, &welcome(), at)
     }
 
     fn moving(id: u64, position: (f32, f32), velocity: (f32, f32)) -> EntityState {
@@ -492,7 +548,7 @@ mod tests {
 
     #[test]
     fn others_are_shown_as_the_server_simulated_them_and_only_a_late_update_moves_them() {
-        let (welcome, mut view) = (welcome(), WorldView::new(0.05));
+        let mut view = WorldView::new(0.05);
         let start = Instant::now();
         let at = |tick: u64, late_ms: u64| start + std::time::Duration::from_millis(50 * tick + late_ms);
         // The server's path for entity 5: right at 200 units a second, up from tick 10.
@@ -516,7 +572,7 @@ mod tests {
             };
             let shown = |view: &WorldView| view.others_shown(at(tick, 0)).map(|(_, p)| p).collect::<Vec<_>>();
             let before = shown(&view);
-            let moved = view.apply(&mut next, &welcome, at(tick, 0)).unwrap();
+            let moved = apply(&mut view, &mut next, at(tick, 0)).unwrap();
             assert!(moved.moved.iter().all(|&by| by < 1e-3), "on time, nothing shown moves: {moved:?}");
             for (was, is) in before.iter().zip(shown(&view)) {
                 assert!(was.distance(is) < 1e-3, "tick {tick}: what was shown at {was} moved to {is}");
@@ -533,7 +589,7 @@ mod tests {
         // Tick 21 comes 80 ms late, and says the entity turned right in it: what was shown moves.
         let mut late = update(vec![moving(5, (100.0, 110.0), (200.0, 0.0))], vec![], vec![]);
         late.tick = 21;
-        let moved = view.apply(&mut late, &welcome, at(21, 80)).unwrap();
+        let moved = apply(&mut view, &mut late, at(21, 80)).unwrap();
         assert_eq!(moved.moved.len(), 1);
         assert!(moved.moved[0] > 10.0, "{moved:?}");
     }
@@ -557,7 +613,7 @@ mod tests {
 
     #[test]
     fn a_new_servers_stream_carries_on_where_the_last_left_off() {
-        let (welcome, mut view) = (welcome(), WorldView::new(0.05));
+        let mut view = WorldView::new(0.05);
         let start = Instant::now();
         let at = |tick: u64| start + std::time::Duration::from_millis(50 * tick);
         // Entity 5 walks right at 200 units a second, told once.
@@ -565,48 +621,63 @@ mod tests {
             let mut next = update(vec![], vec![], vec![]);
             next.tick = tick;
             next.changed = if tick == 1 { vec![moving(5, (10.0, 0.0), (200.0, 0.0))] } else { vec![] };
-            view.apply(&mut next, &welcome, at(tick)).unwrap();
+            apply(&mut view, &mut next, at(tick)).unwrap();
         }
         // The player is handed to server 2, whose ticks count from elsewhere: its first
         // update, full, is on time, a tick after the last server's last.
+        // The new server's link files it under a handle of its own.
         let mut full = update(vec![moving(5, (210.0, 0.0), (200.0, 0.0))], vec![], vec![]);
-        (full.tick, full.server, full.full) = (7000, ServerId(2), true);
-        let moved = view.apply(&mut full, &welcome, at(21)).unwrap();
+        (full.tick, full.server, full.full, full.changed_handles) = (7000, ServerId(2), true, vec![0]);
+        let moved = apply(&mut view, &mut full, at(21)).unwrap();
         assert!(moved.moved.iter().all(|&by| by < 1e-3), "nobody walking is thrown on: {moved:?}");
-        assert_eq!(view.handoffs, 1);
+        assert_eq!(moved.moved.len(), 1, "it was shown before, and is still");
+        assert_eq!((view.handoffs, view.in_view(), view.known.len()), (1, 1, 1));
+        assert_eq!(view.other(EntityId(5)).map(|state| state.position), Some(Vec2::new(210.0, 0.0)));
     }
 
     #[test]
     fn names_go_with_what_is_in_view_and_the_view_is_bounded() {
-        let (welcome, mut view) = (welcome(), WorldView::new(0.05));
-        view.apply(&mut update(vec![at(5)], vec![], vec![(EntityId(5), "bo")]), &welcome, Instant::now()).unwrap();
+        let mut view = WorldView::new(0.05);
+        apply(&mut view, &mut update(vec![at(5)], vec![], vec![(EntityId(5), "bo")]), Instant::now()).unwrap();
         assert_eq!(view.names.get(&EntityId(5)).map(EntityName::as_str), Some("bo"));
-        view.apply(&mut update(vec![], vec![EntityId(5)], vec![]), &welcome, Instant::now()).unwrap();
+        apply(&mut view, &mut update(vec![], vec![EntityId(5)], vec![]), Instant::now()).unwrap();
         assert_eq!((view.in_view(), view.names.len()), (0, 0), "the name left with the entity");
 
-        // One leaves as another comes, in one update: the newcomer has a place of its own.
+        // One leaves as another comes, in one update, under the handle the first freed.
         let mut far = at(7);
         far.position = Vec2::splat(900.0);
-        view.apply(&mut update(vec![at(6)], vec![], vec![]), &welcome, Instant::now()).unwrap();
-        view.apply(&mut update(vec![far], vec![EntityId(6)], vec![]), &welcome, Instant::now()).unwrap();
+        apply(&mut view, &mut update(vec![at(6)], vec![], vec![]), Instant::now()).unwrap();
+        let mut swap = update(vec![far], vec![EntityId(6)], vec![]);
+        swap.changed_handles = vec![6];
+        apply(&mut view, &mut swap, Instant::now()).unwrap();
         assert_eq!((view.in_view(), view.other(EntityId(6))), (1, None));
         assert_eq!(view.other(EntityId(7)).map(|state| state.position), Some(far.position));
-        view.apply(&mut update(vec![], vec![EntityId(7)], vec![]), &welcome, Instant::now()).unwrap();
+        let mut gone = update(vec![], vec![EntityId(7)], vec![]);
+        gone.left_handles = vec![6];
+        apply(&mut view, &mut gone, Instant::now()).unwrap();
 
         let mut bad = update(vec![at(6)], vec![], vec![]);
         bad.changed[0].position.x = f32::NAN;
-        assert!(matches!(view.apply(&mut bad, &welcome, Instant::now()), Err(Violation::BadState { .. })));
+        assert!(matches!(apply(&mut view, &mut bad, Instant::now()), Err(Violation::BadState { .. })));
         assert_eq!((view.updates, view.in_view()), (5, 0), "a refused update is not folded in");
 
-        // A proxy adding entity after entity, each update within bounds, is refused once the view is too big.
+        // An update whose handles are not one an entity is refused.
+        let mut unfiled = update(vec![at(6)], vec![], vec![]);
+        unfiled.changed_handles = vec![6, 7];
+        assert!(matches!(apply(&mut view, &mut unfiled, Instant::now()), Err(Violation::Unfiled { .. })));
+
+        // A proxy adding entity after entity, each update within bounds, is refused once
+        // their handles run past what a player may know.
         let mut next = 100;
         let refused = (0..8).find_map(|_| {
             let batch = (0..4096).map(|_| {
                 next += 1;
                 at(next)
             });
-            view.apply(&mut update(batch.collect(), vec![], vec![]), &welcome, Instant::now()).err()
+            apply(&mut view, &mut update(batch.collect(), vec![], vec![]), Instant::now()).err()
         });
-        assert!(matches!(refused, Some(Violation::TooManyInView { count: 20_480 })), "{refused:?}");
+        let first_beyond = MAX_KNOWN_ENTITIES as Handle;
+        assert_eq!(refused, Some(Violation::BadPacking(UnpackProblem::HandleOutOfRange(first_beyond))));
+        assert_eq!(view.in_view(), 8192, "the first two batches, and no more");
     }
 }

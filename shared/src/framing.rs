@@ -279,6 +279,8 @@ mod tests {
             changed: vec![state(2), state(3)],
             left: vec![],
             names: vec![(EntityId(2), EntityName::from("bo").unwrap()), (EntityId(3), EntityName::from("cy").unwrap())],
+            changed_handles: Vec::new(),
+            left_handles: Vec::new(),
             update_every: 1,
             budget_spent: false,
         };

@@ -83,6 +83,8 @@ fn big_update_frame(tick: u64) -> bytes::Bytes {
         changed: (1..800).map(state).collect(),
         left: Vec::new(),
         names: (1..800).map(|id| (EntityId(id), EntityName::from(&format!("walker {id}")).unwrap())).collect(),
+        changed_handles: Vec::new(),
+        left_handles: Vec::new(),
         update_every: 1,
         budget_spent: false,
     };

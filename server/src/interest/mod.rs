@@ -388,6 +388,8 @@ fn send_player_updates(
             changed: news.changed,
             left: news.left,
             names: news.names,
+            changed_handles: Vec::new(),
+            left_handles: Vec::new(),
             update_every: pace.every(),
             // An update that only acknowledges (no pass ran) says what the last one did.
             budget_spent: if due { news.budget_spent } else { known.told.is_some_and(|told| told.budget_spent) },

@@ -182,6 +182,8 @@ mod tests {
             names: changed.iter().map(|state| (state.id, EntityName::from("someone").unwrap())).collect(),
             changed,
             left: vec![],
+            changed_handles: Vec::new(),
+            left_handles: Vec::new(),
             update_every: 1,
             budget_spent: false,
         };

@@ -459,6 +459,8 @@ struct Lists {
     changed: Vec<EntityState>,
     left: Vec<EntityId>,
     names: Vec<(EntityId, EntityName)>,
+    changed_handles: Vec<Handle>,
+    left_handles: Vec<Handle>,
 }
 
 /// What makes a packed update impossible to unpack.
@@ -493,11 +495,13 @@ impl UpdateUnpacker {
 
     /// Takes back the lists of `update`, once read, for the next update to reuse.
     pub fn recycle(&mut self, update: PlayerUpdate) {
-        let PlayerUpdate { mut changed, mut left, mut names, .. } = update;
+        let PlayerUpdate { mut changed, mut left, mut names, mut changed_handles, mut left_handles, .. } = update;
         changed.clear();
         left.clear();
         names.clear();
-        self.spare = Lists { changed, left, names };
+        changed_handles.clear();
+        left_handles.clear();
+        self.spare = Lists { changed, left, names, changed_handles, left_handles };
     }
 
     pub fn unpack(&mut self, packed: PackedUpdate) -> Result<PlayerUpdate, Violation> {
@@ -550,7 +554,7 @@ impl UpdateUnpacker {
             velocity: packed.you.velocity.velocity(),
         };
         let inputs_applied = u32::try_from(inputs_applied).map_err(|_| Overflow)?;
-        let Lists { changed, left, names } = std::mem::take(&mut self.spare);
+        let Lists { changed, left, names, changed_handles, left_handles } = std::mem::take(&mut self.spare);
         let mut update = PlayerUpdate {
             tick,
             server: terms.server,
@@ -562,6 +566,8 @@ impl UpdateUnpacker {
             changed,
             left,
             names,
+            changed_handles,
+            left_handles,
             update_every: terms.update_every,
             budget_spent: terms.budget_spent,
         };
@@ -579,8 +585,10 @@ impl UpdateUnpacker {
         let Others { entered, moved, left } = others;
         let (tick, tick_seconds) = (update.tick, self.tick_seconds);
         update.changed.reserve(entered.len() + moved.len());
+        update.changed_handles.reserve(entered.len() + moved.len());
         update.names.reserve(entered.len());
         update.left.reserve(left.len());
+        update.left_handles.reserve(left.len());
         // Every baseline the update touches is read before any is worked on: by a bot's
         // next update its end is cold (thousands of others' came between), and reads
         // that do not wait on one another wait for memory together.
@@ -590,6 +598,7 @@ impl UpdateUnpacker {
         for handle in left {
             let gone = self.slot(handle)?.take().ok_or(UnknownHandle(handle))?;
             update.left.push(gone.state.id);
+            update.left_handles.push(handle);
         }
         let own_for_others = point(update.you.position, POSITION_QUANTUM);
         for Entered { handle, id, name, motion } in entered {
@@ -608,6 +617,7 @@ impl UpdateUnpacker {
                 EntityState { id, position: unpoint(position, POSITION_QUANTUM), velocity: motion.velocity.velocity() };
             *slot = Some(Baseline { state, tick });
             update.changed.push(state);
+            update.changed_handles.push(handle);
             update.names.push((id, name));
         }
         for Moved { handle, motion } in moved {
@@ -620,6 +630,7 @@ impl UpdateUnpacker {
             };
             *baseline = Baseline { state, tick };
             update.changed.push(state);
+            update.changed_handles.push(handle);
         }
         Ok(())
     }
@@ -659,6 +670,8 @@ mod tests {
             changed,
             left: left.into_iter().map(EntityId).collect(),
             names,
+            changed_handles: Vec::new(),
+            left_handles: Vec::new(),
             update_every: 1,
             budget_spent: false,
         }
@@ -715,16 +728,27 @@ mod tests {
     }
 
     impl Server {
-        fn pack(&mut self, update: &PlayerUpdate) -> Result<PackedUpdate, PackError> {
+        /// `update` packed, and the handles it went under.
+        fn pack(&mut self, update: &PlayerUpdate) -> Result<(PackedUpdate, Mentions), PackError> {
             let mentions = self.book.mentions(update);
-            self.packer.pack(update, &mentions, TICK)
+            Ok((self.packer.pack(update, &mentions, TICK)?, mentions))
         }
     }
 
     fn through(packer: &mut Server, unpacker: &mut UpdateUnpacker, update: &PlayerUpdate) -> usize {
-        let packed = packer.pack(update).expect("packs");
+        let (packed, mentions) = packer.pack(update).expect("packs");
         let bytes = encoded_frame(&ProxyToClient::Update(packed.clone())).unwrap().len();
         let mut unpacked = unpacker.unpack(packed).expect("unpacks");
+        // Each entity under the handle the server gave it.
+        let handle = |id: EntityId| {
+            let at = update.changed.iter().position(|state| state.id == id).expect("told of");
+            match mentions.changed[at] {
+                Mention::New(handle) | Mention::Known { handle, .. } => handle,
+            }
+        };
+        let handles: Vec<Handle> = unpacked.changed.iter().map(|state| handle(state.id)).collect();
+        assert_eq!((&unpacked.changed_handles, &unpacked.left_handles), (&handles, &mentions.left));
+        (unpacked.changed_handles, unpacked.left_handles) = (Vec::new(), Vec::new());
         unpacked.names.sort_by_key(|(id, _)| *id);
         assert_eq!(unpacked, in_unpacked_order(update.clone()));
         // As a player does once it has read an update: the next reuses its lists.
@@ -786,7 +810,7 @@ mod tests {
 
     #[test]
     fn what_the_link_cannot_have_meant_is_a_violation() {
-        let full = Server::default().pack(&update(50, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![])).unwrap();
+        let full = Server::default().pack(&update(50, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![])).unwrap().0;
         let problem = |packed: PackedUpdate, first: Option<&PackedUpdate>| {
             let mut unpacker = UpdateUnpacker::new(ME, TICK);
             if let Some(first) = first {

@@ -14,9 +14,9 @@
 use super::handshake::{JoinRequest, SessionTicket};
 use super::packing::UnpackProblem;
 use super::{
-    ChatChannel, ChatLine, EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_NAME_LEN,
-    MAX_PENDING_INPUTS, MAX_REASON_LEN, MAX_SPEED, MAX_UPDATE_EVERY, PeerMessage, PlayerFrame, PlayerUpdate,
-    ProxyToServer, ServerToProxy, Welcome,
+    ChatChannel, ChatLine, EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES,
+    MAX_NAME_LEN, MAX_PENDING_INPUTS, MAX_REASON_LEN, MAX_SPEED, MAX_UPDATE_EVERY, PeerMessage, PlayerFrame,
+    PlayerUpdate, ProxyToServer, ServerToProxy, Welcome,
 };
 use crate::chat::{ChatProblem, MAX_CHAT_LEN, check_chat, clean_chat};
 use crate::cluster::{ClusterConfig, check_rates};
@@ -64,6 +64,8 @@ pub enum Violation {
     UnknownServer(ServerId),
     #[error("an update that cannot be unpacked: {0}")]
     BadPacking(UnpackProblem),
+    #[error("an update of {entities:?} entities changed and leaving, under {handles:?} handles")]
+    Unfiled { entities: (usize, usize), handles: (usize, usize) },
     #[error("an update saying input {last_input} was applied, when only {sent} were sent")]
     InputFromTheFuture { last_input: u32, sent: u32 },
     #[error("more than {per_sec} inputs and chat lines a second")]
@@ -428,6 +430,15 @@ pub fn update(update: &PlayerUpdate, welcome: &Welcome) -> Result<(), Violation>
         return Err(Violation::UnknownServer(update.server));
     }
     entity_count(update.changed.len() + update.left.len() + update.names.len())?;
+    let handles = (update.changed_handles.len(), update.left_handles.len());
+    if handles != (update.changed.len(), update.left.len()) {
+        return Err(Violation::Unfiled { entities: (update.changed.len(), update.left.len()), handles });
+    }
+    let beyond =
+        update.changed_handles.iter().chain(&update.left_handles).find(|&&h| usize::from(h) >= MAX_KNOWN_ENTITIES);
+    if let Some(&handle) = beyond {
+        return Err(Violation::BadPacking(UnpackProblem::HandleOutOfRange(handle)));
+    }
     if !(1..=MAX_UPDATE_EVERY).contains(&update.update_every) {
         return Err(Violation::BadPace(update.update_every));
     }
@@ -450,6 +461,7 @@ mod tests {
     use crate::components::{Keys, WALK_SPEED};
     use crate::framing::encoded_frame;
     use crate::protocol::HandedClock;
+    use crate::protocol::packing::Handle;
     use crate::protocol::{CellDelta, EntityName, GhostEntry, ProxyToClient};
 
     const ADA: UserId = UserId(0xada0_0000_0000_0007);
@@ -725,6 +737,8 @@ mod tests {
             changed: vec![other],
             left: vec![EntityId(6)],
             names: vec![(EntityId(5), EntityName::from("bo").unwrap())],
+            changed_handles: vec![0],
+            left_handles: vec![1],
             update_every: 1,
             budget_spent: false,
         };
@@ -755,5 +769,14 @@ mod tests {
         ));
         let crowd = updated(|u| u.left = vec![EntityId(1); MAX_ENTITIES_PER_MESSAGE]);
         assert!(matches!(crowd, Err(Violation::TooManyEntities { .. })));
+        // A handle for each entity, each one a player may know.
+        let unfiled = Violation::Unfiled { entities: (1, 1), handles: (0, 1) };
+        assert_eq!(updated(|u| u.changed_handles.clear()), Err(unfiled));
+        assert!(matches!(updated(|u| u.left_handles.push(2)), Err(Violation::Unfiled { .. })));
+        let beyond = MAX_KNOWN_ENTITIES as Handle;
+        assert_eq!(
+            updated(|u| u.left_handles[0] = beyond),
+            Err(Violation::BadPacking(UnpackProblem::HandleOutOfRange(beyond)))
+        );
     }
 }

@@ -58,6 +58,8 @@ fn updates() -> Vec<ProxyToClient> {
         changed: vec![moving(EntityId(9), 520.0, 510.0), moving(EntityId(4), 480.0, 530.0)],
         left: vec![],
         names: vec![(EntityId(9), EntityName::from("bo").unwrap()), (EntityId(4), EntityName::from("cy").unwrap())],
+        changed_handles: Vec::new(),
+        left_handles: Vec::new(),
         update_every: 1,
         budget_spent: false,
     };
