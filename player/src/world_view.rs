@@ -149,10 +149,10 @@ const STATES_KEPT: usize = 6;
 /// that told of it is folded in). Plain data, held inline: in a crowd, entities come
 /// into view and leave it on most updates, and each would cost an allocation; and a
 /// bot's view is cold by its next update (thousands of others' came between), so a
-/// push writes one state (no older ones shifted) and a slot is freed without being
-/// read. Laid out as written (`repr(C)`), who it is and where the ring stands first,
-/// beside the slot's own tag: an update reads them in one line of memory, then writes
-/// one state.
+/// push writes one state (no older ones shifted) and a slot is freed reading only who
+/// it held. Laid out as written (`repr(C)`), who it is and where the ring stands first,
+/// beside the slot's own tag: an update reads them together (in one line of memory,
+/// mostly), then writes one state.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct Known {
@@ -247,7 +247,8 @@ pub struct WorldView {
     /// the handle the player's link gives each entity ([`PlayerUpdate::changed_handles`]),
     /// so an update finds what it tells of with no lookup: a probe of a map by id for
     /// each state was a third of what folding an update in cost a bot (BENCHMARKS.md).
-    /// Handles are reused as entities leave, and stay as few as those in view.
+    /// Handles are reused as entities leave, and stay as few as the most in view at once
+    /// since the server's first update.
     known: Vec<Option<Known>>,
     /// The handle each entity in view is filed under, changed only as entities come and
     /// go: for finding one by its id ([`Self::other`]) and across a full update, which
@@ -292,7 +293,7 @@ impl WorldView {
     /// it is possible (the view is untouched otherwise) and leaves no more than
     /// [`MAX_ENTITIES_PER_MESSAGE`] entities in view; a view past that is refused too, and
     /// ends the connection. Says how far it moved the others shown. The states and names
-    /// are moved out of `update`, whose lists are left empty to be filled again.
+    /// are moved out of `update`, whose lists the unpacker takes back to fill again.
     pub fn apply(
         &mut self,
         update: &mut PlayerUpdate,
@@ -343,13 +344,14 @@ impl WorldView {
         for &handle in &update.left_handles {
             self.unfile(handle);
         }
+        // Names go with what is in view (a server names an entity again when it comes
+        // back), so what a proxy sends cannot pile up here: in before the states, so
+        // that one put out of its handle by another takes its name with it.
+        self.names.extend(update.names.drain(..));
         self.states_received += 1 + update.changed.len() as u64;
         for (state, &handle) in update.changed.drain(..).zip(&update.changed_handles) {
             self.file(handle, state, update.tick);
         }
-        // Names go with what is in view (a server names an entity again when it comes
-        // back), so what a proxy sends cannot pile up here.
-        self.names.extend(update.names.drain(..));
         self.updates += 1;
         if self.names.len() > MAX_ENTITIES_PER_MESSAGE {
             self.shown_before = shown_before;
@@ -371,7 +373,6 @@ impl WorldView {
     fn refile(&mut self, update: &PlayerUpdate) {
         let mut before = std::mem::take(&mut self.known_before);
         std::mem::swap(&mut before, &mut self.known);
-        self.known.clear();
         self.names.clear();
         let was_filed = std::mem::take(&mut self.filed);
         for (state, &handle) in update.changed.iter().zip(&update.changed_handles) {
@@ -407,9 +408,11 @@ impl WorldView {
 
     /// The entity filed under `handle` left the view.
     fn unfile(&mut self, handle: Handle) {
-        if let Some(known) = self.known.get_mut(usize::from(handle)).and_then(Option::take) {
-            self.filed.remove(&known.id);
-            self.names.remove(&known.id);
+        let Some(slot) = self.known.get_mut(usize::from(handle)) else { return };
+        if let Some(id) = slot.as_ref().map(|known| known.id) {
+            *slot = None;
+            self.filed.remove(&id);
+            self.names.remove(&id);
         }
     }
 
@@ -636,6 +639,51 @@ mod tests {
     }
 
     #[test]
+    fn a_full_update_refiles_what_was_known_under_the_new_servers_handles() {
+        let mut view = WorldView::new(0.05);
+        let named =
+            |ids: &[u64]| -> Vec<(EntityId, &str)> { ids.iter().map(|&id| (EntityId(id), "someone")).collect() };
+        let mut first = update(vec![at(5), at(6), at(7)], vec![], named(&[5, 6, 7]));
+        first.changed_handles = vec![0, 1, 2];
+        apply(&mut view, &mut first, Instant::now()).unwrap();
+        // The new server names 6 and 5 the other way round, and 7 is out of its view.
+        let (mut six, mut five) = (at(6), at(5));
+        (six.position.x, five.position.x) = (600.0, 550.0);
+        let mut full = update(vec![six, five], vec![], named(&[6, 5]));
+        (full.tick, full.server, full.full, full.changed_handles) = (7000, ServerId(2), true, vec![0, 1]);
+        apply(&mut view, &mut full, Instant::now()).unwrap();
+        assert_eq!((view.in_view(), view.others().count(), view.names.len()), (2, 2, 2));
+        assert_eq!(view.other(EntityId(6)).map(|state| state.position.x), Some(600.0));
+        assert_eq!(view.other(EntityId(5)).map(|state| state.position.x), Some(550.0));
+        assert_eq!((view.other(EntityId(7)), view.names.get(&EntityId(7))), (None, None));
+        assert_eq!(
+            (view.filed_under(1).map(|known| known.id), view.filed_under(2).is_none()),
+            (Some(EntityId(5)), true)
+        );
+    }
+
+    #[test]
+    fn a_handle_is_one_entity_s_at_a_time_and_an_entity_under_one_handle() {
+        let mut view = WorldView::new(0.05);
+        let consistent = |view: &WorldView| view.in_view() == view.others().count();
+        let mut first = update(vec![at(5)], vec![], vec![(EntityId(5), "bo")]);
+        first.changed_handles = vec![3];
+        apply(&mut view, &mut first, Instant::now()).unwrap();
+        // Another told of under 5's handle, 5 never said to leave: 5 is gone, name and all.
+        let mut usurper = update(vec![at(6)], vec![], vec![(EntityId(6), "cy")]);
+        usurper.changed_handles = vec![3];
+        apply(&mut view, &mut usurper, Instant::now()).unwrap();
+        assert!(consistent(&view));
+        assert_eq!((view.in_view(), view.other(EntityId(5)), view.names.get(&EntityId(5))), (1, None, None));
+        // 6 told of under a second handle: it is under that one only.
+        let mut moved = update(vec![at(6)], vec![], vec![]);
+        moved.changed_handles = vec![4];
+        apply(&mut view, &mut moved, Instant::now()).unwrap();
+        assert!(consistent(&view));
+        assert_eq!((view.in_view(), view.filed_under(3).is_none(), view.names.len()), (1, true, 1));
+    }
+
+    #[test]
     fn names_go_with_what_is_in_view_and_the_view_is_bounded() {
         let mut view = WorldView::new(0.05);
         apply(&mut view, &mut update(vec![at(5)], vec![], vec![(EntityId(5), "bo")]), Instant::now()).unwrap();
@@ -664,7 +712,7 @@ mod tests {
         // An update whose handles are not one an entity is refused.
         let mut unfiled = update(vec![at(6)], vec![], vec![]);
         unfiled.changed_handles = vec![6, 7];
-        assert!(matches!(apply(&mut view, &mut unfiled, Instant::now()), Err(Violation::Unfiled { .. })));
+        assert!(matches!(apply(&mut view, &mut unfiled, Instant::now()), Err(Violation::HandlesMismatch { .. })));
 
         // A proxy adding entity after entity, each update within bounds, is refused once
         // their handles run past what a player may know.
@@ -679,5 +727,12 @@ mod tests {
         let first_beyond = MAX_KNOWN_ENTITIES as Handle;
         assert_eq!(refused, Some(Violation::BadPacking(UnpackProblem::HandleOutOfRange(first_beyond))));
         assert_eq!(view.in_view(), 8192, "the first two batches, and no more");
+
+        // And names of nobody in view, each update within bounds, are refused once too many.
+        let refused = (0..8).find_map(|batch| {
+            let names = (0..4096).map(|n| (EntityId(100_000 + batch * 4096 + n), "ghost")).collect();
+            apply(&mut view, &mut update(vec![], vec![], names), Instant::now()).err()
+        });
+        assert!(matches!(refused, Some(Violation::TooManyInView { count: 16_384.. })), "{refused:?}");
     }
 }

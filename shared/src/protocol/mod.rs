@@ -175,10 +175,11 @@ pub struct PlayerUpdate {
     /// come in `changed`.
     pub names: Vec<(EntityId, EntityName)>,
     /// In an update as unpacked, the handle each of `changed` goes by on the player's
-    /// link ([`packing::Handle`]), in order, and each of `left`'s: the player files what
-    /// it knows of others under them, looking nothing up. Empty on the server's side,
+    /// link ([`packing::Handle`]), in order: the player files what it knows of others
+    /// under them, looking nothing up for the states an update carries. Empty on the server's side,
     /// whose packer takes each entity's handle from its own entries ([`packing::Mentions`]).
     pub changed_handles: Vec<packing::Handle>,
+    /// In an update as unpacked, the handle each of `left` went by, in order.
     pub left_handles: Vec<packing::Handle>,
     /// How many ticks apart the server tells this player what others did: 1, unless the
     /// server is over capacity and spreads its players' updates over several ticks (at

@@ -65,7 +65,7 @@ pub enum Violation {
     #[error("an update that cannot be unpacked: {0}")]
     BadPacking(UnpackProblem),
     #[error("an update of {entities:?} entities changed and leaving, under {handles:?} handles")]
-    Unfiled { entities: (usize, usize), handles: (usize, usize) },
+    HandlesMismatch { entities: (usize, usize), handles: (usize, usize) },
     #[error("an update saying input {last_input} was applied, when only {sent} were sent")]
     InputFromTheFuture { last_input: u32, sent: u32 },
     #[error("more than {per_sec} inputs and chat lines a second")]
@@ -432,7 +432,7 @@ pub fn update(update: &PlayerUpdate, welcome: &Welcome) -> Result<(), Violation>
     entity_count(update.changed.len() + update.left.len() + update.names.len())?;
     let handles = (update.changed_handles.len(), update.left_handles.len());
     if handles != (update.changed.len(), update.left.len()) {
-        return Err(Violation::Unfiled { entities: (update.changed.len(), update.left.len()), handles });
+        return Err(Violation::HandlesMismatch { entities: (update.changed.len(), update.left.len()), handles });
     }
     let beyond =
         update.changed_handles.iter().chain(&update.left_handles).find(|&&h| usize::from(h) >= MAX_KNOWN_ENTITIES);
@@ -770,13 +770,13 @@ mod tests {
         let crowd = updated(|u| u.left = vec![EntityId(1); MAX_ENTITIES_PER_MESSAGE]);
         assert!(matches!(crowd, Err(Violation::TooManyEntities { .. })));
         // A handle for each entity, each one a player may know.
-        let unfiled = Violation::Unfiled { entities: (1, 1), handles: (0, 1) };
-        assert_eq!(updated(|u| u.changed_handles.clear()), Err(unfiled));
-        assert!(matches!(updated(|u| u.left_handles.push(2)), Err(Violation::Unfiled { .. })));
-        let beyond = MAX_KNOWN_ENTITIES as Handle;
-        assert_eq!(
-            updated(|u| u.left_handles[0] = beyond),
-            Err(Violation::BadPacking(UnpackProblem::HandleOutOfRange(beyond)))
-        );
+        let mismatch = Violation::HandlesMismatch { entities: (1, 1), handles: (0, 1) };
+        assert_eq!(updated(|u| u.changed_handles.clear()), Err(mismatch));
+        assert!(matches!(updated(|u| u.left_handles.push(2)), Err(Violation::HandlesMismatch { .. })));
+        const BEYOND: Handle = MAX_KNOWN_ENTITIES as Handle;
+        let beyond: [fn(&mut PlayerUpdate); 2] = [|u| u.left_handles[0] = BEYOND, |u| u.changed_handles[0] = BEYOND];
+        for edit in beyond {
+            assert_eq!(updated(edit), Err(Violation::BadPacking(UnpackProblem::HandleOutOfRange(BEYOND))));
+        }
     }
 }
