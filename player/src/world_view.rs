@@ -246,7 +246,7 @@ pub struct WorldView {
     /// is extrapolated when asked, so an update costs only what it changed. Filed under
     /// the handle the player's link gives each entity ([`PlayerUpdate::changed_handles`]),
     /// so an update finds what it tells of with no lookup: a probe of a map by id for
-    /// each state was a third of what folding an update in cost a bot (BENCHMARKS.md).
+    /// each state was a third of `apply`'s own time in a bot (BENCHMARKS.md).
     /// Handles are reused as entities leave, and stay as few as the most in view at once
     /// since the server's first update.
     known: Vec<Option<Known>>,
@@ -393,8 +393,7 @@ impl WorldView {
             Some(known) if known.id == state.id => known.push(state, tick),
             slot => {
                 if let Some(other) = slot.replace(Known::new(state, tick)) {
-                    self.filed.remove(&other.id);
-                    self.names.remove(&other.id);
+                    self.forget(other.id);
                 }
                 // An entity is under one handle at a time: told of under another, it
                 // is no longer under the first.
@@ -411,9 +410,14 @@ impl WorldView {
         let Some(slot) = self.known.get_mut(usize::from(handle)) else { return };
         if let Some(id) = slot.as_ref().map(|known| known.id) {
             *slot = None;
-            self.filed.remove(&id);
-            self.names.remove(&id);
+            self.forget(id);
         }
+    }
+
+    /// `id`, no longer filed anywhere, is out of view: its handle and name go.
+    fn forget(&mut self, id: EntityId) {
+        self.filed.remove(&id);
+        self.names.remove(&id);
     }
 
     fn filed_under(&self, handle: Handle) -> Option<&Known> {
