@@ -7,7 +7,7 @@ use crate::processes::Usage;
 use crate::relay::RelayComparison;
 use crate::scrape::{BucketWindow, Scrape, rate};
 use crate::{BenchError, BenchOptions, Limits};
-use procfs::Current;
+use procfs::{CpuTime, Current, CurrentSI};
 use serde::Serialize;
 use std::path::Path;
 use tessera_bots::swarm::{Percentiles, SwarmReport};
@@ -16,12 +16,47 @@ use tessera_shared::metrics as names;
 use tokio::time::Instant;
 
 /// Everything read at one moment: metrics and usage of each server then each proxy,
-/// and this process's usage (the bots').
+/// this process's usage (the bots'), and how the machine's cores have spent their time.
 pub struct Reading {
     pub at: Instant,
     pub scrapes: Vec<Scrape>,
     pub usage: Vec<Usage>,
     pub bots: Usage,
+    pub cores: Option<CpuTime>,
+}
+
+impl Reading {
+    /// The machine's cores' time so far (`/proc/stat`), if it can be read.
+    pub fn cores_now() -> Option<CpuTime> {
+        procfs::KernelStats::current().ok().map(|stats| stats.total)
+    }
+}
+
+/// How the machine's cores spent a window, in percent of all their time: at work (the
+/// cluster, the bots, the rest), idle, and stolen, taken by the hypervisor for its
+/// other guests while this one had work (a VM's steal: its cores ran that much less
+/// than the clock says, whatever its processes' CPU figures). The processes' CPU
+/// figures are of one core each; these are of the machine.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct MachineFigures {
+    pub busy_percent: f64,
+    pub idle_percent: f64,
+    pub steal_percent: f64,
+}
+
+impl MachineFigures {
+    fn between(before: &CpuTime, after: &CpuTime) -> Self {
+        let grown = |of: fn(&CpuTime) -> u64| of(after).saturating_sub(of(before)) as f64;
+        let busy = grown(|t| t.user + t.nice + t.system + t.irq.unwrap_or(0) + t.softirq.unwrap_or(0));
+        let idle = grown(|t| t.idle + t.iowait.unwrap_or(0));
+        let steal = grown(|t| t.steal.unwrap_or(0));
+        let total = busy + idle + steal;
+        if total == 0.0 {
+            return Self::default();
+        }
+        let percent = |of: f64| of / total * 100.0;
+        Self { busy_percent: percent(busy), idle_percent: percent(idle), steal_percent: percent(steal) }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -109,6 +144,8 @@ pub struct StepReport {
     pub proxies: Vec<ProxyFigures>,
     /// This process: the bots themselves.
     pub bots_process: ProcessFigures,
+    /// The machine's cores over the window; `None` where `/proc/stat` cannot be read.
+    pub machine: Option<MachineFigures>,
     pub worst_tick_p99_ms: f64,
     pub lowest_tick_rate_hz: f64,
     /// Sum over servers of the bytes they sent their peers, per second.
@@ -273,6 +310,7 @@ impl StepReport {
             ));
         }
         let bots_process = ProcessFigures::between(&before.bots, &after.bots, seconds);
+        let machine = before.cores.as_ref().zip(after.cores.as_ref()).map(|(b, a)| MachineFigures::between(b, a));
         let by_kind = |figure| by_kind(&servers, &proxies, &bots_process, figure);
         let (players, tick_hz) = (swarm.bots_still_connected, cluster.simulation.tick_hz);
         let cpu_us_per_player_tick = PerPlayerTick::cpu_us(by_kind(|p| p.cpu_percent), players, tick_hz);
@@ -302,6 +340,7 @@ impl StepReport {
             servers,
             proxies,
             bots_process,
+            machine,
             worst_tick_p99_ms,
             lowest_tick_rate_hz,
             limits_broken,
@@ -310,7 +349,7 @@ impl StepReport {
 
     pub fn table_header() -> String {
         format!(
-            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>17} {:>17}  {}",
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>10} {:>17} {:>17}  {}",
             "bots",
             "joined",
             "tick p99",
@@ -332,6 +371,7 @@ impl StepReport {
             "srv CPU",
             "pxy CPU",
             "bot CPU",
+            "idle/steal",
             "µs/player-tick",
             "wakes/player-tick",
             "limits"
@@ -344,7 +384,7 @@ impl StepReport {
         let [servers_cpu, proxies_cpu, bots_cpu] =
             by_kind(&self.servers, &self.proxies, &self.bots_process, |p| p.cpu_percent);
         format!(
-            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>17} {:>17}  {}",
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>10} {:>17} {:>17}  {}",
             self.bots,
             swarm.bots_still_connected,
             self.worst_tick_p99_ms,
@@ -366,6 +406,7 @@ impl StepReport {
             servers_cpu,
             proxies_cpu,
             bots_cpu,
+            self.machine.map_or("-".into(), |m| format!("{:.0}/{:.1}%", m.idle_percent, m.steal_percent)),
             format!("{:.1}/{:.1}/{:.1}", per_tick.servers, per_tick.proxies, per_tick.bots),
             format!("{:.3}/{:.3}/{:.3}", wakes.servers, wakes.proxies, wakes.bots),
             if self.limits_broken.is_empty() { "ok".into() } else { self.limits_broken.join("; ") },
@@ -535,5 +576,28 @@ mod tests {
     fn two_thousand_wake_ups_a_second_for_a_thousand_players_at_20_hz_are_a_tenth_a_player_tick() {
         let wakes = PerPlayerTick::new([2_000.0, 1_000.0, 500.0], 1000, 20.0);
         assert_eq!((wakes.servers, wakes.proxies, wakes.bots), (0.1, 0.05, 0.025));
+    }
+
+    #[test]
+    fn the_machine_is_its_cores_time_busy_idle_and_stolen_between_two_readings() {
+        use procfs::FromBufReadSI;
+        let system = procfs::ExplicitSystemInfo {
+            boot_time_secs: 0,
+            ticks_per_second: 100,
+            page_size: 4096,
+            is_little_endian: true,
+        };
+        let reading = |user, kernel, softirq, idle, steal| {
+            let stat =
+                format!("cpu  {user} 0 {kernel} {idle} 0 0 {softirq} {steal} 0 0\nctxt 1\nbtime 1\nprocesses 1\n");
+            procfs::KernelStats::from_buf_read(stat.as_bytes(), &system).unwrap().total
+        };
+        let before = reading(1_000, 500, 100, 4_000, 10);
+        // 100 ticks: 50 in user, 10 in the kernel, 10 in softirqs, 25 idle, 5 stolen.
+        let after = reading(1_050, 510, 110, 4_025, 15);
+        let machine = MachineFigures::between(&before, &after);
+        assert_eq!((machine.busy_percent, machine.idle_percent, machine.steal_percent), (70.0, 25.0, 5.0));
+        let nothing = MachineFigures::between(&after, &after);
+        assert_eq!(nothing.busy_percent + nothing.idle_percent + nothing.steal_percent, 0.0, "no time, no shares");
     }
 }
