@@ -129,6 +129,8 @@ pub struct ProxyFigures {
     /// Full updates players asked for after losing one sent by datagram.
     pub resyncs_per_sec: f64,
     pub frames_to_servers_per_sec: f64,
+    /// Of those, the players' inputs that came by datagram.
+    pub inputs_by_datagram_per_sec: f64,
     pub bytes_to_clients_per_sec: f64,
     pub bytes_from_servers_per_sec: f64,
     pub process: ProcessFigures,
@@ -266,6 +268,7 @@ impl StepReport {
                     datagrams_dropped_per_sec: per_sec(names::PROXY_DATAGRAMS, &[("outcome", "dropped")]),
                     resyncs_per_sec: per_sec(names::PROXY_RESYNCS, &[]),
                     frames_to_servers_per_sec: per_sec(names::PROXY_FRAMES, &[("to", "servers")]),
+                    inputs_by_datagram_per_sec: per_sec(names::PROXY_INPUTS_BY_DATAGRAM, &[]),
                     bytes_to_clients_per_sec: per_sec(names::PROXY_BYTES, &[("link", "clients"), ("direction", "out")]),
                     bytes_from_servers_per_sec: per_sec(
                         names::PROXY_BYTES,

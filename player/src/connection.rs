@@ -1,6 +1,7 @@
 //! A player's connection to a proxy: the handshake and the join (the player's key signs
-//! the proxy's challenge), the welcome, then key presses and chat lines out
-//! and updates and chat lines in, folded into a [`WorldView`]. [`Rejoin`] is the one way anything joins
+//! the proxy's challenge), the welcome, then key presses and chat lines out (the presses
+//! by datagram once updates come so, each until acknowledged) and updates and chat lines
+//! in, folded into a [`WorldView`]. [`Rejoin`] is the one way anything joins
 //! a cluster, and joins again after a loss: a proxy picked at random at each attempt, a
 //! [`Backoff`] between failures, a longer one while the cluster says it is full.
 //! Nothing the proxy sends is used unchecked: its welcome must be its own and sane
@@ -22,7 +23,7 @@ use tessera_shared::components::Keys;
 use tessera_shared::identity::{Identity, JoinChallenge};
 use tessera_shared::link::alarm::{Alarm, Silence};
 use tessera_shared::link::{Backoff, Door, Link, LinkError, PLAYER_HEARTBEAT_EVERY, Traffic};
-use tessera_shared::protocol::datagram::DatagramError;
+use tessera_shared::protocol::datagram::{DatagramError, DatagramInputs, INPUT_RESEND_AFTER, MOST_INPUTS_A_DATAGRAM};
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
@@ -88,8 +89,9 @@ pub struct Player {
     /// nothing else does.
     alarm: Alarm,
     /// Inputs sent and not yet acknowledged, oldest first: sent again if the session is
-    /// resumed through another proxy.
-    unacked: VecDeque<Input>,
+    /// resumed through another proxy, and by the link if they went by datagram alone
+    /// and stay unacknowledged.
+    unacked: VecDeque<Unacked>,
     /// Whether the session was just resumed: the first update says what the server
     /// applied, and the rest of `unacked` is sent again.
     resending: bool,
@@ -157,7 +159,14 @@ pub struct Resumable {
     name: String,
     next_seq: u32,
     keys: Keys,
-    unacked: VecDeque<Input>,
+    unacked: VecDeque<Unacked>,
+}
+
+/// An input sent and not acknowledged yet, and when it went by datagram, if only so.
+#[derive(Debug, Clone, Copy)]
+struct Unacked {
+    input: Input,
+    by_datagram_at: Option<std::time::Instant>,
 }
 
 impl Player {
@@ -284,16 +293,52 @@ impl Player {
         let seq = self.next_seq;
         let tick = self.prediction.press(keys, at);
         let input = Input { seq, keys, tick };
-        self.link.send(ClientToProxy::Input(input)).await?;
-        self.silence.broken();
         if self.unacked.len() == MAX_PENDING_INPUTS {
             // More than a server would hold for it anyway.
             self.unacked.pop_front();
         }
-        self.unacked.push_back(input);
+        let now = std::time::Instant::now();
+        let by_datagram_at = self.send_by_datagram(input, now).then_some(now);
+        if by_datagram_at.is_none() {
+            self.link.send(ClientToProxy::Input(input)).await?;
+            self.silence.broken();
+        }
+        self.unacked.push_back(Unacked { input, by_datagram_at });
         self.next_seq += 1;
         self.keys = keys;
         Ok(seq)
+    }
+
+    /// Sends `input` by datagram at `now`, after those before it not acknowledged yet, if
+    /// updates come so (the proxy has the player's address, and UDP passes both ways) and no
+    /// resend by the link is under way: whether it went.
+    fn send_by_datagram(&mut self, input: Input, now: std::time::Instant) -> bool {
+        let Some(datagrams) =
+            self.datagrams.as_mut().filter(|datagrams| datagrams.takes_inputs(now) && !self.resending)
+        else {
+            return false;
+        };
+        let before = self.unacked.iter().rev().take(MOST_INPUTS_A_DATAGRAM - 1).rev().map(|unacked| unacked.input);
+        let inputs: DatagramInputs = before.chain([input]).collect();
+        datagrams.send_inputs(&inputs)
+    }
+
+    /// Sends again by the link each input that went by datagram alone
+    /// [`INPUT_RESEND_AFTER`] ago or more and is still unacknowledged: the datagram, and
+    /// any after it that carried the input, were lost.
+    async fn resend_lost_inputs(&mut self, now: std::time::Instant) -> Result<(), PlayerError> {
+        let lost = |unacked: &Unacked| {
+            unacked.by_datagram_at.is_some_and(|at| now.saturating_duration_since(at) >= INPUT_RESEND_AFTER)
+        };
+        if !self.unacked.iter().any(lost) {
+            return Ok(());
+        }
+        for unacked in self.unacked.iter_mut().filter(|unacked| lost(unacked)) {
+            self.link.send(ClientToProxy::Input(unacked.input)).await?;
+            unacked.by_datagram_at = None;
+        }
+        self.silence.broken();
+        Ok(())
     }
 
     /// Says `text` on `channel`, cleaned and cut to the chat rule first
@@ -373,9 +418,10 @@ impl Player {
         match message {
             ProxyToClient::Update(packed) => {
                 let Some(mut update) = self.unpack(packed, now).await? else { return Ok(&self.view) };
-                while self.unacked.front().is_some_and(|input| input.seq <= update.last_input) {
+                while self.unacked.front().is_some_and(|unacked| unacked.input.seq <= update.last_input) {
                     self.unacked.pop_front();
                 }
+                self.resend_lost_inputs(now).await?;
                 let (you, your_tick) = (update.you, update.your_tick);
                 self.update_arrived = by_datagram.unwrap_or_else(|| self.link.last_arrival());
                 let handoffs = self.view.handoffs;
@@ -384,7 +430,8 @@ impl Player {
                 // or the server's clock for the player slipped (it stood the player still
                 // until the input came).
                 let leads = (clock_lead(self.view.tick, self.view.your_tick), clock_lead(update.tick, your_tick));
-                let late_input = your_tick.is_some_and(|yours| self.unacked.iter().any(|input| input.tick <= yours))
+                let late_input = your_tick
+                    .is_some_and(|yours| self.unacked.iter().any(|unacked| unacked.input.tick <= yours))
                     || (self.view.server == Some(update.server)
                         && matches!(leads, (Some(before), Some(now)) if now < before));
                 let was_offline = self.view.region_offline;
@@ -407,9 +454,10 @@ impl Player {
                     // for it does not have. Done only once all of it went: a receive
                     // dropped halfway (callers wait on it beside other things) sends it
                     // all again with the next update, which the server takes once.
-                    for input in self.unacked.clone() {
-                        self.link.send(ClientToProxy::Input(input)).await?;
+                    for unacked in self.unacked.clone() {
+                        self.link.send(ClientToProxy::Input(unacked.input)).await?;
                     }
+                    self.unacked.iter_mut().for_each(|unacked| unacked.by_datagram_at = None);
                     self.press(self.keys).await?;
                     self.resending = false;
                 }

@@ -141,7 +141,7 @@ impl Hub {
         // A byte more than an update datagram: a longer one fills it, and is refused.
         let mut buffers = vec![vec![0; MAX_UPDATE_DATAGRAM + 1]; BATCH];
         let mut rooms: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
-        let mut got = [Received { len: 0, arrived: None }; BATCH];
+        let mut got = [Received::default(); BATCH];
         loop {
             let read = match receiver.recv_many(&mut rooms, &mut got).await {
                 Ok(read) => read,
@@ -191,9 +191,9 @@ impl Seat {
         self.hub.socket.send_to(bind, self.proxy).await.map(drop)
     }
 
-    /// Sends `bind` to the proxy if the socket has room now.
-    pub(crate) fn try_send(&self, bind: &[u8]) -> io::Result<()> {
-        self.hub.socket.try_send_to(bind, self.proxy).map(drop)
+    /// Sends `datagram` (a bind, or inputs) to the proxy if the socket has room now.
+    pub(crate) fn try_send(&self, datagram: &[u8]) -> io::Result<()> {
+        self.hub.socket.try_send_to(datagram, self.proxy).map(drop)
     }
 
     /// The next datagram marked with the seat's tag, and when it arrived, if the kernel

@@ -1,9 +1,10 @@
-//! A player's end of its updates by datagram (`tessera_shared::protocol::datagram`): the
-//! UDP socket beside its link, or a seat on a socket a swarm's bots share
-//! ([`crate::datagram_hub`]) ([`UpdateDatagrams`]), the binds that tell the proxy where
-//! to send (again every [`BIND_RETRY`] until an update comes by datagram, then every
-//! [`BIND_EVERY`], to keep a NAT's mapping open), datagrams held while an update by the
-//! link they overtook is on its way, and when to give up on them (none came within
+//! A player's end of its updates and inputs by datagram
+//! (`tessera_shared::protocol::datagram`): the UDP socket beside its link, or a seat on
+//! a socket a swarm's bots share ([`crate::datagram_hub`]) ([`UpdateDatagrams`]), the
+//! binds that tell the proxy where to send (again every [`BIND_RETRY`] until an update
+//! comes by datagram, then every [`BIND_EVERY`], to keep a NAT's mapping open), the
+//! player's inputs sent on it once updates come so, datagrams held while an update by
+//! the link they overtook is on its way, and when to give up on them (none came within
 //! [`DATAGRAM_TRIAL`] of the first bind; no update at all, by either way, for
 //! [`DATAGRAM_SILENCE`] while the player's server is there; or the socket failed). An
 //! alarm ([`UpdateDatagrams::due_at`]) wakes the player for the binds and the give-up
@@ -19,11 +20,11 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tessera_shared::link::Traffic;
 use tessera_shared::link::arrival::DatagramReceiver;
-use tessera_shared::protocol::PackedUpdate;
 use tessera_shared::protocol::datagram::{
     BIND_EVERY, BIND_RETRY, DATAGRAM_SILENCE, DATAGRAM_TRIAL, DatagramError, DatagramTag, DatagramUpdate,
-    MAX_UPDATE_DATAGRAM, RESYNC_WAIT, read_update,
+    MAX_UPDATE_DATAGRAM, RESYNC_WAIT, read_update, write_inputs,
 };
+use tessera_shared::protocol::{Input, PackedUpdate};
 
 /// Datagrams held at most while the updates by the link they overtook are on their
 /// way: a second's worth at 20 Hz and more. Past it the link's update is taken for
@@ -51,6 +52,8 @@ pub struct UpdateDatagrams {
     by_link: u8,
     /// Datagrams that overtook an update by the link, in the order they came.
     held: VecDeque<(DatagramUpdate, Option<Instant>)>,
+    /// Room to write a datagram of inputs in, kept between them.
+    inputs: Vec<u8>,
     traffic: Traffic,
 }
 
@@ -92,11 +95,11 @@ impl Port {
         Ok(Self::Own { receiver: DatagramReceiver::new(socket), room, _relay: relay })
     }
 
-    /// Sends `bind` if the socket has room for it now.
-    fn try_send(&self, bind: &[u8]) -> io::Result<()> {
+    /// Sends `datagram` (a bind, or inputs) if the socket has room for it now.
+    fn try_send(&self, datagram: &[u8]) -> io::Result<()> {
         match self {
-            Self::Own { receiver, .. } => receiver.socket().try_send(bind).map(drop),
-            Self::Shared(seat) => seat.try_send(bind),
+            Self::Own { receiver, .. } => receiver.socket().try_send(datagram).map(drop),
+            Self::Shared(seat) => seat.try_send(datagram),
         }
     }
 
@@ -135,8 +138,26 @@ impl UpdateDatagrams {
             last_update: now,
             by_link: 0,
             held: VecDeque::new(),
+            inputs: Vec::new(),
             traffic: traffic.clone(),
         })
+    }
+
+    /// Sends `inputs` (consecutive, the latest last) to the proxy, if the socket has room
+    /// for them now: whether they went.
+    pub fn send_inputs(&mut self, inputs: &[Input]) -> bool {
+        self.inputs.clear();
+        let sent = write_inputs(self.tag, inputs, &mut self.inputs).is_ok() && self.port.try_send(&self.inputs).is_ok();
+        if sent {
+            self.traffic.bytes_out.fetch_add(self.inputs.len() as u64, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// Whether to send the player's inputs this way at `now`: an update came by datagram
+    /// within [`DATAGRAM_SILENCE`], so the proxy has the player's address bound.
+    pub fn takes_inputs(&self, now: Instant) -> bool {
+        self.last_came.is_some_and(|came| now.saturating_duration_since(came) < DATAGRAM_SILENCE)
     }
 
     /// Whether updates come by datagram: one has.

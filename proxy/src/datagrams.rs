@@ -1,27 +1,34 @@
-//! Players' updates by datagram, the proxy's end (`tessera_shared::protocol::datagram`):
-//! one UDP socket on the port number of the players' listener, the binds it receives
-//! (each a tag the routing table knows, or dropped unread), and the update datagrams
-//! the routing table sends on it ([`UpdateDatagrams`]), many to a system call.
+//! Players' updates and inputs by datagram, the proxy's end
+//! (`tessera_shared::protocol::datagram`): one UDP socket on the port number of the
+//! players' listener, what it receives, a batch a system call (binds, each a tag the
+//! routing table knows; and inputs, from the address a tag is bound to; anything else
+//! dropped unread), and the update datagrams the routing table sends on it
+//! ([`UpdateDatagrams`]), many to a system call.
 //!
 //! Nothing waits for room: an update the socket will not take now is dropped and
 //! counted, and its player, finding it missing, asks for a full one. A proxy whose
 //! port cannot be had for UDP sends every update by TCP, as it does to players that
-//! never bind (their UDP does not pass) and to those whose bind lapsed.
+//! never bind (their UDP does not pass) and to those whose bind lapsed; and their
+//! inputs come by their links.
 
-use crate::routing::Routing;
+use crate::routing::{InputsTaken, Routing};
 use crate::stats::ProxyStats;
 use bytes::Bytes;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tessera_shared::protocol::datagram::{DatagramTag, TAG_LEN, write_update};
+use tessera_shared::link::arrival::{DatagramReceiver, Received};
+use tessera_shared::protocol::datagram::{DatagramTag, MAX_INPUTS_DATAGRAM, read_inputs, split_tag, write_update};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// The proxy's UDP socket for players' updates.
 pub type UpdateSocket = Arc<UdpSocket>;
+
+/// Datagrams read a system call at most.
+const BATCH: usize = 64;
 
 /// A UDP socket on `addr`, the players' listener's address; `None`, said in the log,
 /// if it cannot be had: players are then sent everything by TCP.
@@ -38,34 +45,62 @@ pub async fn open(addr: SocketAddr) -> Option<UpdateSocket> {
     }
 }
 
-/// Receives players' binds on `socket` until `shutdown`, binding each live tag's
-/// player to the address it came from.
-pub async fn receive_binds(socket: UpdateSocket, routing: Arc<Routing>, shutdown: CancellationToken) {
-    // A byte more than a bind: a longer datagram fills it, and is no bind.
-    let mut room = [0; TAG_LEN + 1];
+/// Receives players' datagrams on `socket` until `shutdown`, a batch at a time: binds,
+/// binding each live tag's player to the address it came from, and inputs, forwarded
+/// to their players' servers.
+pub async fn receive(socket: UpdateSocket, routing: Arc<Routing>, shutdown: CancellationToken) {
+    let mut receiver = DatagramReceiver::new(socket);
+    // A byte more than the longest datagram a player sends: a longer one fills it, and
+    // is refused.
+    let mut buffers = vec![vec![0; MAX_INPUTS_DATAGRAM + 1]; BATCH];
+    let mut rooms: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
+    let mut got = [Received::default(); BATCH];
     loop {
         let received = tokio::select! {
             () = shutdown.cancelled() => return,
-            received = socket.recv_from(&mut room) => received,
+            received = receiver.recv_many(&mut rooms, &mut got) => received,
         };
         match received {
-            Ok((len, from)) => {
-                ProxyStats::add(&routing.stats.clients.bytes_in, len as u64);
-                match DatagramTag::of_bind(&room[..len]) {
-                    Some(tag) if routing.bind_datagrams(tag, from) => {}
-                    _ => {
-                        ProxyStats::add(&routing.stats.strange_datagrams, 1);
-                        debug!("dropped a datagram of {len} bytes from {from}: no live bind");
-                    }
+            Ok(read) => {
+                for (room, received) in rooms.iter().zip(&got[..read]) {
+                    take(&routing, &room[..received.len], received.from);
                 }
             }
             // An ICMP error for an update sent to a player gone since: nothing to do.
             Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {}
             Err(error) => {
-                warn!("receiving players' binds: {error}");
+                warn!("receiving players' datagrams: {error}");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Takes one datagram a player sent from `from`: a bind, or inputs. One that is
+/// neither, from nowhere its tag is bound to, is counted and dropped; inputs its player
+/// had no right to send end its session.
+fn take(routing: &Routing, datagram: &[u8], from: Option<SocketAddr>) {
+    let stats = &routing.stats;
+    ProxyStats::add(&stats.clients.bytes_in, datagram.len() as u64);
+    let taken = match (from, DatagramTag::of_bind(datagram), split_tag(datagram)) {
+        (Some(from), Some(tag), _) => routing.bind_datagrams(tag, from),
+        (Some(from), None, Some((tag, body))) => match routing.inputs_by_datagram(tag, from, read_inputs(body)) {
+            InputsTaken::Forwarded(inputs) => {
+                ProxyStats::add(&stats.inputs_by_datagram, inputs as u64);
+                true
+            }
+            InputsTaken::Stranger => false,
+            InputsTaken::Refused(user, violation) => {
+                debug!("{user} sent {} bytes of inputs by datagram: {violation}", datagram.len());
+                routing.disconnect(user, violation.to_string());
+                true
+            }
+        },
+        _ => false,
+    };
+    if !taken {
+        ProxyStats::add(&stats.strange_datagrams, 1);
+        debug!("dropped a datagram of {} bytes from {from:?}: no live bind", datagram.len());
     }
 }
 

@@ -97,7 +97,7 @@ pub async fn run(
     };
     let routing = Arc::new(Routing::new(settings.stats.clone(), datagrams.clone()));
     if let Some(socket) = datagrams {
-        tokio::spawn(datagrams::receive_binds(socket, routing.clone(), shutdown.child_token()));
+        tokio::spawn(datagrams::receive(socket, routing.clone(), shutdown.child_token()));
     }
     let (exporting, health) = (routing.clone(), settings.health.clone());
     let (id, stop_exporting) = (settings.id, shutdown.child_token());

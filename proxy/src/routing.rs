@@ -24,7 +24,10 @@
 //!
 //! A player that bound its UDP address ([`crate::datagrams`]) is sent its updates by
 //! datagram while its bind is live, those that fit one; everything else goes by its link.
+//! Its inputs by datagram are taken from that address alone, held to the rate and the
+//! gate its link's are, and each forwarded once, however many datagrams carry it.
 
+use crate::client_links::MAX_INPUTS_PER_SEC;
 use crate::client_queue::{ClientQueue, QueueError};
 use crate::datagrams::{UpdateDatagrams, UpdateSocket};
 use crate::stats::{ProxyStats, Refusal};
@@ -39,11 +42,12 @@ use tessera_shared::framing::{Outgoing, encoded_frame};
 use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::{ServerId, UserId};
 use tessera_shared::link::{Outbound, SendError};
-use tessera_shared::protocol::datagram::{self, BIND_LIFETIME, DatagramTag};
+use tessera_shared::protocol::datagram::{self, BIND_LIFETIME, DatagramInputs, DatagramTag};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
     CLUSTER_FULL, ChatLine, EntityName, PlayerFrame, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy,
 };
+use tessera_shared::rate::{Rate, TokenBucket};
 use tracing::{debug, warn};
 
 /// What goes to a player: a message of the proxy's own, or a server's frame, forwarded untouched.
@@ -81,18 +85,25 @@ pub struct ClientRoute {
 
 /// Where a player's updates go by datagram: its tag, the address of its link (the only
 /// one a bind is taken from), and the address that last bound, and when (a bind lapses
-/// after [`BIND_LIFETIME`]).
-#[derive(Debug, Clone, Copy)]
+/// after [`BIND_LIFETIME`]). And its inputs by datagram: their bucket (a token a
+/// datagram), and the last forwarded.
+#[derive(Debug, Clone)]
 pub struct DatagramRoute {
     pub tag: DatagramTag,
     link_from: IpAddr,
     bound: Option<(SocketAddr, Instant)>,
+    inputs: TokenBucket,
+    last_input_forwarded: u32,
 }
+
+/// Datagrams of inputs a player may send a second: as many as the messages of its link.
+const INPUT_DATAGRAMS: Rate = Rate::new(MAX_INPUTS_PER_SEC as f64, MAX_INPUTS_PER_SEC as f64);
 
 impl DatagramRoute {
     /// The route of a player given `tag`, whose link comes from `link_from`, not bound yet.
     pub fn new(tag: DatagramTag, link_from: IpAddr) -> Self {
-        Self { tag, link_from: link_from.to_canonical(), bound: None }
+        let inputs = INPUT_DATAGRAMS.full_bucket(Instant::now());
+        Self { tag, link_from: link_from.to_canonical(), bound: None, inputs, last_input_forwarded: 0 }
     }
 
     /// Where to send the player's updates at `now`, if its bind is live.
@@ -136,6 +147,17 @@ impl ClientRoute {
     fn offline(&self) -> bool {
         self.owner.is_none() && self.welcome.is_none()
     }
+}
+
+/// What became of a datagram of inputs ([`Routing::inputs_by_datagram`]).
+#[derive(Debug, PartialEq)]
+pub enum InputsTaken {
+    /// From its player: this many of its inputs went to its server.
+    Forwarded(usize),
+    /// Not from the address of a live bind of its tag: dropped unread.
+    Stranger,
+    /// From its player, who broke the rule: its connection is to be closed.
+    Refused(UserId, Violation),
 }
 
 /// A player whose server was lost, waiting to be logged in again where it was.
@@ -252,6 +274,52 @@ impl Routing {
         }
         route.bound = Some((from, Instant::now()));
         true
+    }
+
+    /// Forwards to its server each of `inputs` (those of a datagram marked `tag`, or why
+    /// it holds none) not forwarded by datagram before, if it came from the address
+    /// `tag` is bound to. A datagram from anywhere else is a stranger's, unread; one
+    /// from there that holds no inputs, or comes faster than a player may send, is its
+    /// player's fault. An input its server's link has no room for now is not forwarded:
+    /// the next datagram carries it again, or the player's link.
+    pub fn inputs_by_datagram(
+        &self,
+        tag: DatagramTag,
+        from: SocketAddr,
+        inputs: Result<DatagramInputs, Violation>,
+    ) -> InputsTaken {
+        let now = Instant::now();
+        let mut tables = self.tables();
+        let Tables { clients, servers, tags } = &mut *tables;
+        let Some(&user) = tags.get(&tag) else { return InputsTaken::Stranger };
+        let Some(route) = clients.get_mut(&user) else { return InputsTaken::Stranger };
+        let Some(datagrams) = route.datagrams.as_mut().filter(|datagrams| datagrams.to(now) == Some(from)) else {
+            return InputsTaken::Stranger;
+        };
+        let inputs = match inputs {
+            Ok(inputs) if datagrams.inputs.take(&INPUT_DATAGRAMS, now) => inputs,
+            Ok(_) => return InputsTaken::Refused(user, Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
+            Err(violation) => return InputsTaken::Refused(user, violation),
+        };
+        // Without a server, what it sends goes nowhere, as by its link.
+        let Some(link) = route.owner.and_then(|owner| servers.get(&owner)) else { return InputsTaken::Forwarded(0) };
+        let mut forwarded = 0;
+        for input in inputs {
+            if input.seq <= datagrams.last_input_forwarded {
+                continue;
+            }
+            let message = ProxyToServer::Input { user, input };
+            if let Err(violation) = verify::from_proxy(&message) {
+                return InputsTaken::Refused(user, violation);
+            }
+            if link.send(message).is_err() {
+                break;
+            }
+            datagrams.last_input_forwarded = input.seq;
+            forwarded += 1;
+        }
+        ProxyStats::add(&self.stats.frames_to_servers, forwarded as u64);
+        InputsTaken::Forwarded(forwarded)
     }
 
     /// Whether `user` is bound for its updates by datagram now: only then may it have
@@ -702,6 +770,27 @@ mod tests {
         Ok((user, queue, session))
     }
 
+    /// A table sending updates by datagram, with server 1 up and what it queues for
+    /// it, and a player on it from loopback given a datagram tag: its queue, its id,
+    /// session and tag.
+    async fn with_player_by_datagram()
+    -> (Routing, mpsc::Receiver<ProxyToServer>, ClientSink, (UserId, Session, DatagramTag)) {
+        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let routing = Routing::new(Arc::default(), Some(socket));
+        let (to_one, server_one) = Outbound::channel();
+        routing.server_up(ServerId(1), to_one);
+        let (outbound, queue) = ClientQueue::channel(1 << 20);
+        let key = PlayerKey([1; 32]);
+        let (user, session, tag) = (key.user(), Session::next(), DatagramTag([5; 8]));
+        let login =
+            ProxyToServer::Login { user, name: EntityName::from("p1").unwrap(), position: Vec2::ZERO, last_input: 0 };
+        let loopback = std::net::Ipv4Addr::LOCALHOST.into();
+        let route =
+            ClientRoute::new(outbound, Some(ServerId(1)), session, None, key).with_datagrams(Some(tag), loopback);
+        routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2).unwrap();
+        (routing, server_one, queue, (user, session, tag))
+    }
+
     fn next_frame(queue: &mut ClientSink) -> Option<Bytes> {
         queue.next_frame()
     }
@@ -815,19 +904,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bound_player_is_sent_its_updates_by_datagram_and_the_rest_by_its_link() {
-        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let routing = Routing::new(Arc::default(), Some(socket));
-        let (to_one, _server_one) = Outbound::channel();
-        routing.server_up(ServerId(1), to_one);
-        let (outbound, mut queue) = ClientQueue::channel(1 << 20);
-        let key = PlayerKey([1; 32]);
-        let (user, session, tag) = (key.user(), Session::next(), DatagramTag([5; 8]));
-        let login =
-            ProxyToServer::Login { user, name: EntityName::from("p1").unwrap(), position: Vec2::ZERO, last_input: 0 };
-        let loopback = std::net::Ipv4Addr::LOCALHOST.into();
-        let route =
-            ClientRoute::new(outbound, Some(ServerId(1)), session, None, key).with_datagrams(Some(tag), loopback);
-        routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2).unwrap();
+        let (routing, _server_one, mut queue, (user, session, tag)) = with_player_by_datagram().await;
         let player = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let at = player.local_addr().unwrap();
         let update = Bytes::from_static(b"\0\0\0\x06update");
@@ -857,6 +934,52 @@ mod tests {
         routing.updates_from(ServerId(1), [played(user, &update)]);
         assert_eq!(next_frame(&mut queue), Some(update), "from a full one on, everything by the link");
         assert!(!routing.bind_datagrams(tag, at), "its tag is gone");
+        routing.leave(user, session);
+    }
+
+    #[tokio::test]
+    async fn inputs_by_datagram_come_from_the_bound_address_alone_and_go_once_each() {
+        let (routing, mut server_one, _queue, (user, session, tag)) = with_player_by_datagram().await;
+        assert!(matches!(server_one.try_recv(), Ok(ProxyToServer::Login { .. })));
+        let at = SocketAddr::from(([127, 0, 0, 1], 40_000));
+        let inputs = |seqs: std::ops::RangeInclusive<u32>| {
+            Ok(seqs.map(|seq| tessera_shared::protocol::Input { seq, keys: Default::default(), tick: 0 }).collect())
+        };
+        let forwarded = |server: &mut mpsc::Receiver<ProxyToServer>| {
+            std::iter::from_fn(|| match server.try_recv().ok()? {
+                ProxyToServer::Input { user: from, input } if from == user => Some(input.seq),
+                other => panic!("only the player's inputs, not {other:?}"),
+            })
+            .collect::<Vec<_>>()
+        };
+
+        assert_eq!(routing.inputs_by_datagram(tag, at, inputs(1..=1)), InputsTaken::Stranger, "not bound yet");
+        assert!(routing.bind_datagrams(tag, at));
+        let other_port = SocketAddr::from(([127, 0, 0, 1], 40_001));
+        assert_eq!(routing.inputs_by_datagram(tag, other_port, inputs(1..=1)), InputsTaken::Stranger);
+        assert_eq!(routing.inputs_by_datagram(DatagramTag([6; 8]), at, inputs(1..=1)), InputsTaken::Stranger);
+        assert_eq!(forwarded(&mut server_one), Vec::<u32>::new(), "nothing from strangers");
+
+        // Each datagram repeats what is unacknowledged: each input goes on once, and one
+        // that overtook the datagram before it (lost, or late) is forwarded as it comes.
+        assert_eq!(routing.inputs_by_datagram(tag, at, inputs(1..=1)), InputsTaken::Forwarded(1));
+        assert_eq!(routing.inputs_by_datagram(tag, at, inputs(1..=3)), InputsTaken::Forwarded(2));
+        assert_eq!(routing.inputs_by_datagram(tag, at, inputs(2..=3)), InputsTaken::Forwarded(0), "late");
+        assert_eq!(routing.inputs_by_datagram(tag, at, inputs(3..=4)), InputsTaken::Forwarded(1));
+        assert_eq!(forwarded(&mut server_one), vec![1, 2, 3, 4]);
+
+        // A datagram from the player that breaks the rule is its own fault.
+        let bad = routing.inputs_by_datagram(tag, at, Err(Violation::BadInputs("out of sequence")));
+        assert_eq!(bad, InputsTaken::Refused(user, Violation::BadInputs("out of sequence")));
+        // As is sending faster than its link may: a second's worth goes (four went
+        // above; a busy machine may take long enough here to refill a few), no more.
+        let flood = (5..200).map(|seq| routing.inputs_by_datagram(tag, at, inputs(seq..=seq)));
+        let taken = flood.take_while(|taken| matches!(taken, InputsTaken::Forwarded(1))).count();
+        assert!((56..=62).contains(&taken), "{taken} datagrams before the flood was refused");
+        assert_eq!(
+            routing.inputs_by_datagram(tag, at, inputs(100..=100)),
+            InputsTaken::Refused(user, Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC })
+        );
         routing.leave(user, session);
     }
 

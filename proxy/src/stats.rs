@@ -1,9 +1,10 @@
-//! Live figures about one proxy: players connected, frames forwarded each way (and of
-//! those to players, the updates by datagram), the bytes on its client and server links, chat lines forwarded and dropped, and the
-//! connections and players it turned away, by [`Refusal`]. Counted where the work happens, in plain
-//! atomics the links share, and copied into the exported metrics (the names in
-//! [`tessera_shared::metrics`]) ten times a second, so a rate read over a window is off
-//! by at most a tenth of a second's traffic.
+//! Live figures about one proxy: players connected, frames forwarded each way (of those
+//! to players, the updates by datagram; of those to servers, the inputs that came so),
+//! the bytes on its client and server links, chat lines forwarded and dropped, and the
+//! connections and players it turned away, by [`Refusal`]. Counted where the work
+//! happens, in plain atomics the links share, and copied into the exported metrics (the
+//! names in [`tessera_shared::metrics`]) ten times a second, so a rate read over a window
+//! is off by at most a tenth of a second's traffic.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,8 +27,12 @@ pub struct ProxyStats {
     /// refused by it).
     pub datagrams_to_clients: AtomicU64,
     pub datagrams_dropped: AtomicU64,
-    /// Datagrams received that bound nobody: a lapsed tag, or a stranger's.
+    /// Datagrams received that bound nobody and carried no player's inputs: a lapsed
+    /// tag, or a stranger's.
     pub strange_datagrams: AtomicU64,
+    /// Inputs that came by datagram and were forwarded (each once, of all the datagrams
+    /// that carried it), of the frames to servers.
+    pub inputs_by_datagram: AtomicU64,
     /// Full updates asked for by players that lost one sent by datagram, and passed on.
     pub resyncs: AtomicU64,
     /// Bytes on the players' links.
@@ -129,6 +134,7 @@ impl ProxyStats {
                 &self.strange_datagrams,
                 metrics::counter!(names::PROXY_DATAGRAMS, "proxy" => proxy.clone(), "outcome" => "strange"),
             ),
+            (&self.inputs_by_datagram, metrics::counter!(names::PROXY_INPUTS_BY_DATAGRAM, "proxy" => proxy.clone())),
             (&self.resyncs, metrics::counter!(names::PROXY_RESYNCS, "proxy" => proxy.clone())),
             (&*self.clients.bytes_in, bytes_counter(&proxy, "clients", "in")),
             (&*self.clients.bytes_out, bytes_counter(&proxy, "clients", "out")),

@@ -199,6 +199,13 @@ pub fn encode_frame(message: &impl Serialize, dst: &mut BytesMut) -> Result<(), 
     Ok(())
 }
 
+/// Appends `message`'s body, as a frame would carry it less its length prefix, to
+/// `dst`: for a datagram, whose length is its own.
+pub fn encode_body(message: &impl Serialize, dst: &mut Vec<u8>) -> Result<(), WireError> {
+    bincode::serde::encode_into_std_write(message, dst, bincode_config())?;
+    Ok(())
+}
+
 /// Decodes one frame body, which must hold exactly one message.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
     let (message, read) = bincode::serde::decode_from_slice(body, bincode_config())?;

@@ -47,8 +47,11 @@ pub const PROXY_PLAYERS: &str = "tessera_proxy_players";
 pub const PROXY_FRAMES: &str = "tessera_proxy_frames_total";
 /// Players' updates by datagram, of the frames to players. Labels `proxy`, `outcome`
 /// (`sent`; `dropped`: no room in the socket, or refused by it; `strange`: datagrams
-/// received that bound nobody).
+/// received that bound nobody and carried no player's inputs).
 pub const PROXY_DATAGRAMS: &str = "tessera_proxy_datagrams_total";
+/// Players' inputs that came by datagram, forwarded to their servers once each, of the
+/// frames to servers. Label `proxy`.
+pub const PROXY_INPUTS_BY_DATAGRAM: &str = "tessera_proxy_inputs_by_datagram_total";
 /// Full updates players asked for after losing one sent by datagram. Label `proxy`.
 pub const PROXY_RESYNCS: &str = "tessera_proxy_resyncs_total";
 /// Bytes on the proxy's links. Labels `proxy`, `link` (`clients`/`servers`), `direction` (`in`/`out`).

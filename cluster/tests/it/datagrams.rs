@@ -1,7 +1,7 @@
 //! Players' updates by datagram, end to end: a player whose datagrams a quarter of are
 //! lost each way (the link conditioner's `loss`) sees the others where they are all the
-//! same, each loss made good by a full update it asks for, across a handoff; its inputs
-//! are all applied once; and the proxies count what they sent by datagram. A player
+//! same, each loss made good by a full update it asks for, across a handoff; its inputs,
+//! by datagram too, are all applied once; and the proxies count what went by datagram. A player
 //! whose datagrams never come gives up on them, and plays on by TCP.
 
 use crate::harness::{DEADLINE, default_cluster, join, standing_by, walk_to};
@@ -61,6 +61,10 @@ async fn a_player_losing_a_quarter_of_its_datagrams_sees_the_others_where_they_a
     let sent = proxy.datagrams_to_clients.load(std::sync::atomic::Ordering::Relaxed);
     let asked = proxy.resyncs.load(std::sync::atomic::Ordering::Relaxed);
     assert!(sent > 0 && asked > 0, "{sent} updates sent by datagram, {asked} full ones asked for");
+    // Its key presses went by datagram too, a quarter of them lost: each walk's stop
+    // was applied all the same (`walk_to` waits for it), by a later datagram or its link.
+    let inputs = proxy.inputs_by_datagram.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(inputs > 0, "no input came by datagram");
     // Loopback loses nothing; a starved runtime's full socket, once, at the most.
     assert!(mover.datagrams.as_ref().is_some_and(|datagrams| datagrams.flowing()), "the mover's came by datagram");
     assert!(mover.losses.count <= 1, "{} of the mover's lost", mover.losses.count);

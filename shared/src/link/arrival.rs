@@ -11,6 +11,7 @@
 //! the first reads after may be unstamped too.)
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -83,11 +84,12 @@ pub struct DatagramReceiver {
 }
 
 /// One datagram received: how long it was (at most the room offered; a longer one is
-/// cut to it), and when it arrived, if the kernel said.
-#[derive(Debug, Clone, Copy)]
+/// cut to it), when it arrived, if the kernel said, and where it came from, if it said.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Received {
     pub len: usize,
     pub arrived: Option<Instant>,
+    pub from: Option<SocketAddr>,
 }
 
 impl DatagramReceiver {
@@ -115,7 +117,7 @@ impl DatagramReceiver {
         if let Some(held) = self.batch.take_held(into) {
             return Ok(held);
         }
-        let mut got = [Received { len: 0, arrived: None }];
+        let mut got = [Received::default()];
         self.recv_into(&mut [into], &mut got).await?;
         Ok(got[0])
     }
@@ -171,8 +173,8 @@ impl DatagramReceiver {
             self.socket.readable().await?;
             let mut read = 0;
             for (room, got) in rooms.iter_mut().zip(got.iter_mut()) {
-                match self.socket.try_recv(room) {
-                    Ok(len) => *got = Received { len, arrived: None },
+                match self.socket.try_recv_from(room) {
+                    Ok((len, from)) => *got = Received { len, arrived: None, from: Some(from) },
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                     Err(error) if read == 0 => return Err(error),
                     Err(_) => break,
@@ -189,7 +191,8 @@ impl DatagramReceiver {
 #[cfg(target_os = "linux")]
 mod stamped {
     use nix::sys::socket::{
-        ControlMessageOwned, MsgFlags, MultiHeaders, MultiResults, RecvMsg, recvmmsg, recvmsg, setsockopt, sockopt,
+        ControlMessageOwned, MsgFlags, MultiHeaders, MultiResults, RecvMsg, SockaddrLike, SockaddrStorage, recvmmsg,
+        recvmsg, setsockopt, sockopt,
     };
     use nix::sys::time::TimeSpec;
     use std::io::{self, IoSliceMut};
@@ -330,14 +333,14 @@ mod stamped {
                 [only] => {
                     self.second.resize(only.len(), 0);
                     let mut slices = [[IoSliceMut::new(only)], [IoSliceMut::new(&mut self.second)]];
-                    let mut headers = MultiHeaders::<()>::preallocate(slices.len(), Some(stamp_room()));
+                    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slices.len(), Some(stamp_room()));
                     stamped(recvmmsg(socket, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?, got)
                 }
                 // A batch: `got` is as long as `rooms` (`recv_many`), nothing comes after.
                 _ => {
                     let mut slices: Vec<[IoSliceMut; 1]> =
                         rooms.iter_mut().map(|room| [IoSliceMut::new(room)]).collect();
-                    let mut headers = MultiHeaders::<()>::preallocate(slices.len(), Some(stamp_room()));
+                    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slices.len(), Some(stamp_room()));
                     let read = recvmmsg(socket, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?;
                     (stamped(read, got).0, None)
                 }
@@ -352,16 +355,32 @@ mod stamped {
         }
     }
 
-    /// What a `recvmmsg` read, each datagram with its stamp: the first `got.len()` into
-    /// `got`, how many, and the one after them, if one came.
-    fn stamped(read: MultiResults<'_, ()>, got: &mut [super::Received]) -> (usize, Option<super::Received>) {
-        let mut read = read.map(|message| super::Received { len: message.bytes, arrived: stamp_of(&message) });
+    /// What a `recvmmsg` read, each datagram with its stamp and sender: the first
+    /// `got.len()` into `got`, how many, and the one after them, if one came.
+    fn stamped(
+        read: MultiResults<'_, SockaddrStorage>,
+        got: &mut [super::Received],
+    ) -> (usize, Option<super::Received>) {
+        let mut read = read.map(|message| super::Received {
+            len: message.bytes,
+            arrived: stamp_of(&message),
+            from: message.address.as_ref().and_then(socket_addr),
+        });
         let mut count = 0;
         for (got, received) in got.iter_mut().zip(read.by_ref()) {
             *got = received;
             count += 1;
         }
         (count, read.next())
+    }
+
+    /// `address` as the standard library's, if it is an internet one.
+    fn socket_addr(address: &SockaddrStorage) -> Option<std::net::SocketAddr> {
+        match address.family()? {
+            nix::sys::socket::AddressFamily::Inet => address.as_sockaddr_in().map(|v4| (*v4).into()),
+            nix::sys::socket::AddressFamily::Inet6 => address.as_sockaddr_in6().map(|v6| (*v6).into()),
+            _ => None,
+        }
     }
 
     /// Has the kernel stamp what `socket` receives.
@@ -426,7 +445,7 @@ mod tests {
     async fn datagrams_come_a_batch_at_a_time_in_order() {
         let (mut receiver, sending) = receiver_and_sender().await;
         let mut rooms = [[0; 4]; 3];
-        let mut got = [Received { len: 0, arrived: None }; 3];
+        let mut got = [Received::default(); 3];
         for n in 0..5 {
             sending.send(&[n; 3]).await.unwrap();
         }

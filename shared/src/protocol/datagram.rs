@@ -1,10 +1,11 @@
-//! Players' updates by datagram: what crosses UDP between a proxy and a player beside
-//! their TCP link. Only updates go this way, the bulk of what a player is sent: a
-//! datagram each, with no acknowledgement, no retransmission and no head-of-line
-//! blocking, and no connection state in either kernel. Everything else (the join, the
-//! welcome, inputs, chat, heartbeats, and updates too big for one datagram) stays on
-//! the link; the proxy writes to it every few seconds still, so that a host that
-//! vanished is noticed, and the player takes each datagram for a word of the proxy's.
+//! Players' updates and key presses by datagram: what crosses UDP between a proxy and a
+//! player beside their TCP link. Updates go this way, the bulk of what a player is
+//! sent, and the player's inputs once its updates come so: a datagram each, with no
+//! retransmission and no head-of-line blocking, and no connection state in either
+//! kernel. Everything else (the join, the welcome, chat, heartbeats, updates too big for
+//! one datagram, and inputs sent again) stays on the link; the proxy writes to it every
+//! few seconds still, so that a host that vanished is noticed, and the player takes
+//! each datagram for a word of the proxy's.
 //!
 //! The welcome gives the player a [`DatagramTag`], fresh and random, if the proxy takes
 //! datagrams. The player sends it, alone, from its UDP socket to the proxy's UDP port
@@ -27,16 +28,25 @@
 //! update that went by the link (too big for a datagram) may overtake it: the player
 //! holds it until the link's update is in.
 //!
+//! An inputs datagram is the tag, then the player's latest inputs, in sequence: the new
+//! one after those before it its server has not acknowledged yet, [`MOST_INPUTS_A_DATAGRAM`]
+//! at most, so that one lost is made good by the next. A proxy takes it only from
+//! the address the player's tag is bound to, and forwards each input once. An input
+//! still unacknowledged [`INPUT_RESEND_AFTER`] after it went by datagram alone goes
+//! again by the link: a server waits for a gap in a player's inputs
+//! for two seconds, and then goes on without it.
+//!
 //! Datagrams get lost, and each update is packed against the one before it
 //! ([`super::packing`]): a player that finds one missing (the next cannot be unpacked:
 //! out of sequence, or naming what it does not know) asks for a full update over its
 //! link (`ClientToProxy::Resync`) and drops what comes until it arrives, asking again
 //! at the next that comes after [`RESYNC_WAIT`].
 
-use super::ProxyToClient;
 use super::packing::PackedUpdate;
 use super::verify::Violation;
-use crate::framing::{LEN_PREFIX, WireError, decode_body};
+use super::{Input, ProxyToClient};
+use crate::framing::{LEN_PREFIX, WireError, decode_body, encode_body};
+use arrayvec::ArrayVec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -91,6 +101,56 @@ impl DatagramTag {
     /// The tag a bind carries: the datagram is the tag and nothing else.
     pub fn of_bind(datagram: &[u8]) -> Option<Self> {
         datagram.try_into().ok().map(Self)
+    }
+}
+
+/// Inputs one datagram carries at most: at a steady 20 presses a second, those of the
+/// last 400 ms, more than a round trip's worth on any path a game is played over.
+pub const MOST_INPUTS_A_DATAGRAM: usize = 8;
+
+/// The longest inputs datagram: the tag, a count and [`MOST_INPUTS_A_DATAGRAM`] inputs
+/// of 11 bytes at most each (two varints of up to 5 bytes and the keys).
+pub const MAX_INPUTS_DATAGRAM: usize = TAG_LEN + 1 + MOST_INPUTS_A_DATAGRAM * 11;
+
+/// How long an input sent by datagram alone may go unacknowledged before the player
+/// sends it again by its link: well past a round trip and its server's wait for the
+/// input's tick, and well within the two seconds the server waits for a gap in a
+/// player's inputs to fill.
+pub const INPUT_RESEND_AFTER: Duration = Duration::from_millis(600);
+
+/// A player's inputs as one datagram carries them: consecutive in sequence, the latest last.
+pub type DatagramInputs = ArrayVec<Input, MOST_INPUTS_A_DATAGRAM>;
+
+/// Appends to `datagram` the inputs datagram for `tag` carrying `inputs` (consecutive,
+/// [`MOST_INPUTS_A_DATAGRAM`] at most: the latest of more).
+pub fn write_inputs(tag: DatagramTag, inputs: &[Input], datagram: &mut Vec<u8>) -> Result<(), WireError> {
+    let latest = &inputs[inputs.len().saturating_sub(MOST_INPUTS_A_DATAGRAM)..];
+    datagram.extend_from_slice(&tag.0);
+    encode_body(&latest, datagram)
+}
+
+/// The tag `datagram` is marked with, and what follows it, if it is no bind: a player's
+/// inputs, if it is from the player the tag is bound to ([`read_inputs`]).
+pub fn split_tag(datagram: &[u8]) -> Option<(DatagramTag, &[u8])> {
+    let (tag, rest) = datagram.split_first_chunk::<TAG_LEN>()?;
+    (!rest.is_empty()).then_some((DatagramTag(*tag), rest))
+}
+
+/// The inputs of `body`, an inputs datagram less its tag ([`split_tag`]), if it is
+/// one: no longer than [`MAX_INPUTS_DATAGRAM`] in all, one input at least, each the one
+/// after the one before it, none numbered 0. Decoding allocates nothing.
+pub fn read_inputs(body: &[u8]) -> Result<DatagramInputs, Violation> {
+    if body.len() + TAG_LEN > MAX_INPUTS_DATAGRAM {
+        return Err(Violation::BadInputs("too long"));
+    }
+    let inputs: DatagramInputs = decode_body(body).map_err(|_| Violation::BadInputs("that does not decode"))?;
+    match inputs.first() {
+        None => Err(Violation::BadInputs("with no input")),
+        Some(first) if first.seq == 0 => Err(Violation::BadInputs("numbered from 0")),
+        Some(_) if inputs.windows(2).any(|pair| pair[0].seq.checked_add(1) != Some(pair[1].seq)) => {
+            Err(Violation::BadInputs("out of sequence"))
+        }
+        Some(_) => Ok(inputs),
     }
 }
 
@@ -207,6 +267,45 @@ mod tests {
         assert_eq!(read_update(tag, &datagram).unwrap(), Some(DatagramUpdate { update: expected, by_link: 3 }));
         assert_eq!(read_update(other, &datagram).unwrap(), None, "another player's, dropped unread");
         assert_eq!(read_update(tag, &datagram[..TAG_LEN - 1]).unwrap(), None, "shorter than a tag");
+    }
+
+    #[test]
+    fn inputs_cross_in_a_datagram_the_latest_eight_consecutive_ones_at_most() {
+        use crate::components::Keys;
+        let tag = DatagramTag([1; TAG_LEN]);
+        let input = |seq: u32| Input { seq, keys: Keys::UP, tick: 1_000_000 + seq };
+        let all: Vec<Input> = (1..=10).map(input).collect();
+        let mut datagram = Vec::new();
+        write_inputs(tag, &all, &mut datagram).unwrap();
+        assert!(datagram.len() <= MAX_INPUTS_DATAGRAM, "{} bytes", datagram.len());
+        assert_eq!(DatagramTag::of_bind(&datagram), None, "no bind");
+        let (marked, body) = split_tag(&datagram).unwrap();
+        assert_eq!(marked, tag);
+        assert_eq!(read_inputs(body).unwrap().as_slice(), &all[2..], "the latest eight");
+        assert_eq!(split_tag(&tag.0), None, "a bind carries no inputs");
+
+        // The longest inputs there are fit, and nothing else is taken for inputs.
+        let longest: Vec<Input> =
+            (u32::MAX - 7..=u32::MAX).map(|seq| Input { seq, keys: Keys::all(), tick: u32::MAX }).collect();
+        let mut datagram = Vec::new();
+        write_inputs(tag, &longest, &mut datagram).unwrap();
+        assert!(datagram.len() <= MAX_INPUTS_DATAGRAM, "{} bytes", datagram.len());
+        let body = |inputs: &[Input]| {
+            let mut body = Vec::new();
+            encode_body(&inputs, &mut body).unwrap();
+            body
+        };
+        let refusal = |body: &[u8]| read_inputs(body).unwrap_err();
+        assert_eq!(refusal(&body(&[])), Violation::BadInputs("with no input"));
+        assert_eq!(refusal(&body(&[input(0), input(1)])), Violation::BadInputs("numbered from 0"));
+        assert_eq!(refusal(&body(&[input(3), input(5)])), Violation::BadInputs("out of sequence"));
+        assert_eq!(refusal(&body(&[input(5), input(4)])), Violation::BadInputs("out of sequence"));
+        let nine: Vec<Input> = (1..=9).map(input).collect();
+        assert_eq!(refusal(&body(&nine)), Violation::BadInputs("that does not decode"), "more than eight");
+        let mut trailing = body(&[input(1)]);
+        trailing.push(0);
+        assert_eq!(refusal(&trailing), Violation::BadInputs("that does not decode"));
+        assert_eq!(refusal(&[0; MAX_INPUTS_DATAGRAM]), Violation::BadInputs("too long"));
     }
 
     #[test]

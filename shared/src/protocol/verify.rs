@@ -70,6 +70,8 @@ pub enum Violation {
     InputFromTheFuture { last_input: u32, sent: u32 },
     #[error("more than {per_sec} inputs and chat lines a second")]
     InputFlood { per_sec: u32 },
+    #[error("a datagram of inputs {0}")]
+    BadInputs(&'static str),
     #[error("the proxy sent {what} {when}")]
     OutOfOrder { what: &'static str, when: &'static str },
     #[error("a join {0}")]

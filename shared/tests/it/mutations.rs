@@ -18,7 +18,7 @@ use tessera_shared::framing::{WireError, encoded_frame};
 use tessera_shared::identity::Identity;
 use tessera_shared::ids::{EntityId, UserId};
 use tessera_shared::protocol::SessionTicket;
-use tessera_shared::protocol::datagram::write_update;
+use tessera_shared::protocol::datagram::{write_inputs, write_update};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::packing::{Mention, Mentions};
 use tessera_shared::protocol::{
@@ -101,6 +101,24 @@ fn as_datagrams(updates: &[ProxyToClient]) -> Vec<u8> {
     bytes
 }
 
+/// A bind, and two datagrams of inputs, the second repeating the first's input (it was
+/// not acknowledged yet), as a player sends them, each after its length.
+fn inputs_datagrams() -> Vec<u8> {
+    let first = Input { seq: 5, keys: Keys::UP | Keys::LEFT, tick: 812 };
+    let second = Input { seq: 6, keys: Keys::empty(), tick: 815 };
+    let inputs = |inputs: &[Input]| {
+        let mut datagram = Vec::new();
+        write_inputs(DATAGRAM_TAG, inputs, &mut datagram).expect("sample inputs encode");
+        datagram
+    };
+    let mut bytes = Vec::new();
+    for datagram in [DATAGRAM_TAG.0.to_vec(), inputs(&[first]), inputs(&[first, second])] {
+        bytes.extend_from_slice(&(datagram.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&datagram);
+    }
+    bytes
+}
+
 /// A valid frame of every message (every variant) of every direction, which its gate
 /// accepts; and a player's first two updates, the second packed against the first.
 pub fn samples() -> Vec<(Direction, Vec<u8>)> {
@@ -134,6 +152,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
         (Direction::ProxyToClient, frame(&ProxyToClient::ChatThrottled)),
         (Direction::UpdateDatagrams, as_datagrams(&[update()])),
         (Direction::UpdateDatagrams, as_datagrams(&updates())),
+        (Direction::InputDatagrams, inputs_datagrams()),
         (
             Direction::ProxyToServer,
             frame(&ProxyToServer::Login {

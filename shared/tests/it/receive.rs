@@ -13,7 +13,9 @@ use tessera_shared::cluster::ClusterConfig;
 use tessera_shared::framing::{Bounded, WireCodec, WireError};
 use tessera_shared::identity::JoinChallenge;
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
-use tessera_shared::protocol::datagram::{DatagramError, DatagramTag, DatagramUpdate, TAG_LEN, read_update};
+use tessera_shared::protocol::datagram::{
+    DatagramError, DatagramTag, DatagramUpdate, TAG_LEN, read_inputs, read_update, split_tag,
+};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::{self, PeerRules, Violation};
 use tessera_shared::protocol::{
@@ -57,10 +59,13 @@ pub enum Direction {
     /// A player's updates by datagram, each after its length (two bytes, big-endian),
     /// as its socket receives them one by one.
     UpdateDatagrams,
+    /// What a proxy's socket receives from a player: binds and inputs, each after its
+    /// length as above.
+    InputDatagrams,
 }
 
 impl Direction {
-    pub const ALL: [Direction; 8] = [
+    pub const ALL: [Direction; 9] = [
         Direction::Hello,
         Direction::Join,
         Direction::ClientToProxy,
@@ -69,6 +74,7 @@ impl Direction {
         Direction::ServerToProxy,
         Direction::Peer,
         Direction::UpdateDatagrams,
+        Direction::InputDatagrams,
     ];
 
     /// The fuzz target for this direction, and its folder of seeds.
@@ -82,6 +88,7 @@ impl Direction {
             Direction::ServerToProxy => "server_to_proxy",
             Direction::Peer => "peer",
             Direction::UpdateDatagrams => "update_datagrams",
+            Direction::InputDatagrams => "input_datagrams",
         }
     }
 }
@@ -217,6 +224,19 @@ impl Receiver {
                         }
                         Err(violation) => Err(violation.into()),
                     },
+                })
+            }
+            // As the proxy does with what comes from the address the player's tag is
+            // bound to: a bind, or inputs, each held to the server's gate.
+            Direction::InputDatagrams => {
+                datagrams(bytes, |datagram| match (DatagramTag::of_bind(datagram), split_tag(datagram)) {
+                    (None, Some((DATAGRAM_TAG, body))) => {
+                        for input in read_inputs(body)? {
+                            verify::from_proxy(&ProxyToServer::Input { user: player(), input })?;
+                        }
+                        Ok(())
+                    }
+                    _ => Ok(()),
                 })
             }
         }
