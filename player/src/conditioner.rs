@@ -5,7 +5,7 @@
 //! and then the link stalls: nothing moves for a while, as on a congested Wi-Fi.
 //! [`Conditioner::connect`] gives the player a socket whose far end is a relay, inside
 //! this process, to the real address; the rest of the protocol is untouched. Its
-//! updates by datagram cross a relay of their own ([`Conditioner::datagrams`]), held
+//! updates and key presses by datagram cross a relay of their own ([`Conditioner::datagrams`]), held
 //! alike (in order, as a path does but for its rare reorderings), and some lost
 //! (`loss`), as UDP loses them and TCP never shows.
 
@@ -39,7 +39,8 @@ pub struct ConditionerArgs {
     /// How long each stall lasts, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 300)]
     pub stall_for: u64,
-    /// Percent of the update datagrams lost each way (the link itself loses nothing).
+    /// Percent of the datagrams (updates, and key presses) lost each way (the link itself
+    /// loses nothing).
     #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
     pub loss: f64,
 }
