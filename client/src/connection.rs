@@ -67,6 +67,9 @@ pub struct Snapshot {
     /// Whether updates come by datagram, and if so how many were found lost (each
     /// made good by a full update).
     pub updates_lost: Option<u64>,
+    /// Whether key presses go by datagram, and if so how many went again by TCP, their
+    /// datagrams lost.
+    pub keys_sent_again: Option<u64>,
 }
 
 /// Bytes in and out per second, measured over the last second.
@@ -93,6 +96,7 @@ enum FromNet {
         smoothness: Smoothness,
         round_trip_ms: Option<f64>,
         updates_lost: Option<u64>,
+        keys_sent_again: Option<u64>,
     },
     /// Chat lines heard since the last, and whether the player was told it says too
     /// much too fast.
@@ -181,8 +185,8 @@ fn receive(
                     ..default()
                 };
             }
-            FromNet::View { view, prediction, smoothness, round_trip_ms, updates_lost } => {
-                snapshot.updates_lost = updates_lost;
+            FromNet::View { view, prediction, smoothness, round_trip_ms, updates_lost, keys_sent_again } => {
+                (snapshot.updates_lost, snapshot.keys_sent_again) = (updates_lost, keys_sent_again);
                 if snapshot.view.region_offline && !view.region_offline {
                     snapshot.back_at = Some(Instant::now());
                 }
@@ -348,6 +352,11 @@ async fn play(player: &mut Player, events: &InboxSender<FromNet>, said: &mut Sai
                     smoothness: player.smoothness.clone(),
                     round_trip_ms,
                     updates_lost: player.datagrams.as_ref().filter(|d| d.flowing()).map(|_| player.losses.count),
+                    keys_sent_again: player
+                        .datagrams
+                        .as_ref()
+                        .filter(|d| d.takes_inputs(Instant::now()))
+                        .map(|_| player.inputs_sent_again),
                 };
                 events.send(update).await.ok()?;
             }

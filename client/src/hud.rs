@@ -104,6 +104,14 @@ fn stats_panel(
                     },
                 );
                 row(
+                    "keys",
+                    match snapshot.keys_sent_again {
+                        Some(0) => "by datagram".to_string(),
+                        Some(again) => format!("by datagram, {again} again by TCP"),
+                        None => "by TCP".to_string(),
+                    },
+                );
+                row(
                     "in / out",
                     format!("{:.1} / {:.1} KB/s", bandwidth.in_per_sec / 1000.0, bandwidth.out_per_sec / 1000.0),
                 );

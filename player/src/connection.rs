@@ -112,6 +112,8 @@ pub struct Player {
     pub datagrams: Option<UpdateDatagrams>,
     /// The updates it found lost (sent by datagram), each made good by a full one.
     pub losses: Losses,
+    /// Inputs sent again by the link, the datagrams that carried them lost.
+    pub inputs_sent_again: u64,
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
@@ -268,6 +270,7 @@ impl Player {
             update_arrived: None,
             datagrams,
             losses: Losses::default(),
+            inputs_sent_again: 0,
         })
     }
 
@@ -324,11 +327,11 @@ impl Player {
     }
 
     /// Sends again by the link each input that went by datagram alone
-    /// [`INPUT_RESEND_AFTER`] ago or more and is still unacknowledged: the datagram, and
-    /// any after it that carried the input, were lost.
-    async fn resend_lost_inputs(&mut self, now: std::time::Instant) -> Result<(), PlayerError> {
+    /// [`INPUT_RESEND_AFTER`] or more before an update that arrived at `arrived` and did
+    /// not acknowledge it: the datagram, and any after it that carried the input, were lost.
+    async fn resend_lost_inputs(&mut self, arrived: std::time::Instant) -> Result<(), PlayerError> {
         let lost = |unacked: &Unacked| {
-            unacked.by_datagram_at.is_some_and(|at| now.saturating_duration_since(at) >= INPUT_RESEND_AFTER)
+            unacked.by_datagram_at.is_some_and(|at| arrived.saturating_duration_since(at) >= INPUT_RESEND_AFTER)
         };
         if !self.unacked.iter().any(lost) {
             return Ok(());
@@ -336,6 +339,7 @@ impl Player {
         for unacked in self.unacked.iter_mut().filter(|unacked| lost(unacked)) {
             self.link.send(ClientToProxy::Input(unacked.input)).await?;
             unacked.by_datagram_at = None;
+            self.inputs_sent_again += 1;
         }
         self.silence.broken();
         Ok(())
@@ -421,9 +425,11 @@ impl Player {
                 while self.unacked.front().is_some_and(|unacked| unacked.input.seq <= update.last_input) {
                     self.unacked.pop_front();
                 }
-                self.resend_lost_inputs(now).await?;
-                let (you, your_tick) = (update.you, update.your_tick);
                 self.update_arrived = by_datagram.unwrap_or_else(|| self.link.last_arrival());
+                // As of when the update arrived: a player reading late (a busy host, a
+                // hitch) finds its acknowledgements late, not its datagrams lost.
+                self.resend_lost_inputs(self.update_arrived.unwrap_or(now)).await?;
+                let (you, your_tick) = (update.you, update.your_tick);
                 let handoffs = self.view.handoffs;
                 // An input late for its tick: the server's state is as of a tick at or
                 // past that of an input still unapplied (the server went on without it),
