@@ -296,15 +296,15 @@ impl Player {
         let seq = self.next_seq;
         let tick = self.prediction.press(keys, at);
         let input = Input { seq, keys, tick };
-        if self.unacked.len() == MAX_PENDING_INPUTS {
-            // More than a server would hold for it anyway.
-            self.unacked.pop_front();
-        }
         let now = std::time::Instant::now();
         let by_datagram_at = self.send_by_datagram(input, now).then_some(now);
         if by_datagram_at.is_none() {
             self.link.send(ClientToProxy::Input(input)).await?;
             self.silence.broken();
+        }
+        if self.unacked.len() == MAX_PENDING_INPUTS {
+            // More than a server would hold for it anyway.
+            self.unacked.pop_front();
         }
         self.unacked.push_back(Unacked { input, by_datagram_at });
         self.next_seq += 1;
@@ -426,9 +426,6 @@ impl Player {
                     self.unacked.pop_front();
                 }
                 self.update_arrived = by_datagram.unwrap_or_else(|| self.link.last_arrival());
-                // As of when the update arrived: a player reading late (a busy host, a
-                // hitch) finds its acknowledgements late, not its datagrams lost.
-                self.resend_lost_inputs(self.update_arrived.unwrap_or(now)).await?;
                 let (you, your_tick) = (update.you, update.your_tick);
                 let handoffs = self.view.handoffs;
                 // An input late for its tick: the server's state is as of a tick at or
@@ -467,6 +464,11 @@ impl Player {
                     self.press(self.keys).await?;
                     self.resending = false;
                 }
+                // After the update is folded in (a receive dropped while this waits on the
+                // link loses nothing), and as of when it arrived: a player reading late
+                // (a busy host, a hitch) finds its acknowledgements late, not its
+                // datagrams lost.
+                self.resend_lost_inputs(self.update_arrived.unwrap_or(now)).await?;
                 Ok(&self.view)
             }
             ProxyToClient::Disconnect { reason } if reason == SIGNED_IN_AGAIN => Err(PlayerError::SignedInAgain),

@@ -19,7 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tessera_shared::link::arrival::{DatagramReceiver, Received};
-use tessera_shared::protocol::datagram::{DatagramTag, MAX_INPUTS_DATAGRAM, read_inputs, split_tag, write_update};
+use tessera_shared::protocol::ProxyToClient;
+use tessera_shared::protocol::datagram::{DatagramTag, MAX_INPUTS_DATAGRAM_LEN, read_inputs, split_tag, write_update};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -52,7 +53,7 @@ pub async fn receive(socket: UpdateSocket, routing: Arc<Routing>, shutdown: Canc
     let mut receiver = DatagramReceiver::new(socket);
     // A byte more than the longest datagram a player sends: a longer one fills it, and
     // is refused.
-    let mut buffers = vec![vec![0; MAX_INPUTS_DATAGRAM + 1]; BATCH];
+    let mut buffers = vec![vec![0; MAX_INPUTS_DATAGRAM_LEN + 1]; BATCH];
     let mut rooms: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
     let mut got = [Received::default(); BATCH];
     loop {
@@ -77,8 +78,9 @@ pub async fn receive(socket: UpdateSocket, routing: Arc<Routing>, shutdown: Canc
 }
 
 /// Takes one datagram a player sent from `from`: a bind, or inputs. One that is
-/// neither, from nowhere its tag is bound to, is counted and dropped; inputs its player
-/// had no right to send end its session.
+/// neither, from nowhere its tag is bound to, or past its player's rate, is counted and
+/// dropped; inputs that cannot be its player's (they do not decode, or break the gate)
+/// end its session.
 fn take(routing: &Routing, datagram: &[u8], from: Option<SocketAddr>) {
     let stats = &routing.stats;
     ProxyStats::add(&stats.clients.bytes_in, datagram.len() as u64);
@@ -89,10 +91,10 @@ fn take(routing: &Routing, datagram: &[u8], from: Option<SocketAddr>) {
                 ProxyStats::add(&stats.inputs_by_datagram, inputs as u64);
                 true
             }
-            InputsTaken::Stranger => false,
-            InputsTaken::Refused(user, violation) => {
+            InputsTaken::Stranger | InputsTaken::OverRate => false,
+            InputsTaken::Refused(user, session, violation) => {
                 debug!("{user} sent {} bytes of inputs by datagram: {violation}", datagram.len());
-                routing.disconnect(user, violation.to_string());
+                routing.end(user, Some(session), ProxyToClient::Disconnect { reason: violation.to_string() });
                 true
             }
         },
@@ -100,7 +102,7 @@ fn take(routing: &Routing, datagram: &[u8], from: Option<SocketAddr>) {
     };
     if !taken {
         ProxyStats::add(&stats.strange_datagrams, 1);
-        debug!("dropped a datagram of {} bytes from {from:?}: no live bind", datagram.len());
+        debug!("dropped a datagram of {} bytes from {from:?}: no live bind, or past its rate", datagram.len());
     }
 }
 

@@ -24,8 +24,9 @@
 //!
 //! A player that bound its UDP address ([`crate::datagrams`]) is sent its updates by
 //! datagram while its bind is live, those that fit one; everything else goes by its link.
-//! Its inputs by datagram are taken from that address alone, held to the rate and the
-//! gate its link's are, and each forwarded once, however many datagrams carry it.
+//! Its inputs by datagram are taken from that address alone, held to a rate of their
+//! own (as many inputs a second as its link's messages) and to the gate its link's are,
+//! and each forwarded once, however many datagrams carry it.
 
 use crate::client_links::MAX_INPUTS_PER_SEC;
 use crate::client_queue::{ClientQueue, QueueError};
@@ -85,8 +86,8 @@ pub struct ClientRoute {
 
 /// Where a player's updates go by datagram: its tag, the address of its link (the only
 /// one a bind is taken from), and the address that last bound, and when (a bind lapses
-/// after [`BIND_LIFETIME`]). And its inputs by datagram: their bucket (a token a
-/// datagram), and the last forwarded.
+/// after [`BIND_LIFETIME`]). And its inputs by datagram: their bucket (a token an input
+/// new to it, one at least a datagram), and the last forwarded.
 #[derive(Debug, Clone)]
 pub struct DatagramRoute {
     pub tag: DatagramTag,
@@ -96,13 +97,13 @@ pub struct DatagramRoute {
     last_input_forwarded: u32,
 }
 
-/// Datagrams of inputs a player may send a second: as many as the messages of its link.
-const INPUT_DATAGRAMS: Rate = Rate::new(MAX_INPUTS_PER_SEC as f64, MAX_INPUTS_PER_SEC as f64);
+/// Inputs a player may send a second by datagram: as many as the messages of its link.
+const INPUTS_BY_DATAGRAM: Rate = Rate::new(MAX_INPUTS_PER_SEC as f64, MAX_INPUTS_PER_SEC as f64);
 
 impl DatagramRoute {
     /// The route of a player given `tag`, whose link comes from `link_from`, not bound yet.
     pub fn new(tag: DatagramTag, link_from: IpAddr) -> Self {
-        let inputs = INPUT_DATAGRAMS.full_bucket(Instant::now());
+        let inputs = INPUTS_BY_DATAGRAM.full_bucket(Instant::now());
         Self { tag, link_from: link_from.to_canonical(), bound: None, inputs, last_input_forwarded: 0 }
     }
 
@@ -156,8 +157,10 @@ pub enum InputsTaken {
     Forwarded(usize),
     /// Not from the address of a live bind of its tag: dropped unread.
     Stranger,
-    /// From its player, who broke the rule: its connection is to be closed.
-    Refused(UserId, Violation),
+    /// From its player, past its rate: dropped.
+    OverRate,
+    /// From its player, who broke the rule: its session is to be ended.
+    Refused(UserId, Session, Violation),
 }
 
 /// A player whose server was lost, waiting to be logged in again where it was.
@@ -279,9 +282,10 @@ impl Routing {
     /// Forwards to its server each of `inputs` (those of a datagram marked `tag`, or why
     /// it holds none) not forwarded by datagram before, if it came from the address
     /// `tag` is bound to. A datagram from anywhere else is a stranger's, unread; one
-    /// from there that holds no inputs, or comes faster than a player may send, is its
-    /// player's fault. An input its server's link has no room for now is not forwarded:
-    /// the next datagram carries it again, or the player's link.
+    /// from there that holds no inputs is its player's fault. One that would take the
+    /// player past its rate is dropped whole, as a path drops datagrams (a path may
+    /// also repeat them): the player sends its inputs again, by its link at the last.
+    /// An input its server's link has no room for now is not forwarded either.
     pub fn inputs_by_datagram(
         &self,
         tag: DatagramTag,
@@ -297,10 +301,14 @@ impl Routing {
             return InputsTaken::Stranger;
         };
         let inputs = match inputs {
-            Ok(inputs) if datagrams.inputs.take(&INPUT_DATAGRAMS, now) => inputs,
-            Ok(_) => return InputsTaken::Refused(user, Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
-            Err(violation) => return InputsTaken::Refused(user, violation),
+            Ok(inputs) => inputs,
+            Err(violation) => return InputsTaken::Refused(user, route.session, violation),
         };
+        let last = datagrams.last_input_forwarded;
+        let new = inputs.iter().filter(|input| input.seq > last).count() as u32;
+        if !datagrams.inputs.take_many(&INPUTS_BY_DATAGRAM, now, new.max(1)) {
+            return InputsTaken::OverRate;
+        }
         // Without a server, what it sends goes nowhere, as by its link.
         let Some(link) = route.owner.and_then(|owner| servers.get(&owner)) else { return InputsTaken::Forwarded(0) };
         let mut forwarded = 0;
@@ -310,7 +318,7 @@ impl Routing {
             }
             let message = ProxyToServer::Input { user, input };
             if let Err(violation) = verify::from_proxy(&message) {
-                return InputsTaken::Refused(user, violation);
+                return InputsTaken::Refused(user, route.session, violation);
             }
             if link.send(message).is_err() {
                 break;
@@ -970,16 +978,17 @@ mod tests {
 
         // A datagram from the player that breaks the rule is its own fault.
         let bad = routing.inputs_by_datagram(tag, at, Err(Violation::BadInputs("out of sequence")));
-        assert_eq!(bad, InputsTaken::Refused(user, Violation::BadInputs("out of sequence")));
-        // As is sending faster than its link may: a second's worth goes (four went
-        // above; a busy machine may take long enough here to refill a few), no more.
-        let flood = (5..200).map(|seq| routing.inputs_by_datagram(tag, at, inputs(seq..=seq)));
-        let taken = flood.take_while(|taken| matches!(taken, InputsTaken::Forwarded(1))).count();
-        assert!((56..=62).contains(&taken), "{taken} datagrams before the flood was refused");
-        assert_eq!(
-            routing.inputs_by_datagram(tag, at, inputs(100..=100)),
-            InputsTaken::Refused(user, Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC })
-        );
+        assert_eq!(bad, InputsTaken::Refused(user, session, Violation::BadInputs("out of sequence")));
+        // Past its rate, what comes is dropped. A second's worth of inputs goes: the
+        // datagrams above took five tokens (one that carried nothing new, one), and
+        // each of eight new inputs takes eight, so six go (a few more on a machine
+        // busy enough here to refill some).
+        let mut flood = (0..20).map(|n| routing.inputs_by_datagram(tag, at, inputs(5 + 8 * n..=12 + 8 * n)));
+        let taken = flood.by_ref().take_while(|taken| *taken == InputsTaken::Forwarded(8)).count();
+        assert!((6..=9).contains(&taken), "{taken} datagrams of eight new inputs before the rate was reached");
+        assert_eq!(flood.next(), Some(InputsTaken::OverRate), "and the next is dropped too");
+        let went = 4 + 8 * taken as u32;
+        assert_eq!(forwarded(&mut server_one), (5..=went).collect::<Vec<_>>(), "what went, each once");
         routing.leave(user, session);
     }
 

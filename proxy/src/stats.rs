@@ -28,7 +28,7 @@ pub struct ProxyStats {
     pub datagrams_to_clients: AtomicU64,
     pub datagrams_dropped: AtomicU64,
     /// Datagrams received that bound nobody and carried no player's inputs: a lapsed
-    /// tag, or a stranger's.
+    /// tag, a stranger's, or inputs past their player's rate.
     pub strange_datagrams: AtomicU64,
     /// Inputs that came by datagram and were forwarded (each once, of all the datagrams
     /// that carried it), of the frames to servers.

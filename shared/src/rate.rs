@@ -39,11 +39,18 @@ impl TokenBucket {
     /// Takes one token if there is one, refilling first at `rate` for the time since
     /// the last call.
     pub fn take(&mut self, rate: &Rate, now: Instant) -> bool {
+        self.take_many(rate, now, 1)
+    }
+
+    /// Takes `count` tokens if there are as many, refilling first as [`Self::take`]
+    /// does; none if there are fewer.
+    pub fn take_many(&mut self, rate: &Rate, now: Instant, count: u32) -> bool {
         let refill = now.saturating_duration_since(self.last).as_secs_f64() * rate.per_sec;
         self.tokens = (self.tokens + refill).min(rate.burst);
         self.last = now.max(self.last);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let count = f64::from(count);
+        if self.tokens >= count {
+            self.tokens -= count;
             true
         } else {
             false

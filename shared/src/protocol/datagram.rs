@@ -3,7 +3,8 @@
 //! sent, and the player's inputs once its updates come so: a datagram each, with no
 //! retransmission and no head-of-line blocking, and no connection state in either
 //! kernel. Everything else (the join, the welcome, chat, heartbeats, updates too big for
-//! one datagram, and inputs sent again) stays on the link; the proxy writes to it every
+//! one datagram, inputs until updates come by datagram, and inputs sent again) stays on
+//! the link; the proxy writes to it every
 //! few seconds still, so that a host that vanished is noticed, and the player takes
 //! each datagram for a word of the proxy's.
 //!
@@ -31,7 +32,8 @@
 //! An inputs datagram is the tag, then the player's latest inputs, in sequence: the new
 //! one after those before it its server has not acknowledged yet, [`MOST_INPUTS_A_DATAGRAM`]
 //! at most, so that one lost is made good by the next. A proxy takes it only from
-//! the address the player's tag is bound to, and forwards each input once. An input
+//! the address the player's tag is bound to, as many inputs a second as a link's
+//! messages (more are dropped), and forwards each input once. An input
 //! still unacknowledged [`INPUT_RESEND_AFTER`] after it went by datagram alone goes
 //! again by the link: a server waits for a gap in a player's inputs
 //! for two seconds, and then goes on without it.
@@ -110,13 +112,14 @@ pub const MOST_INPUTS_A_DATAGRAM: usize = 8;
 
 /// The longest inputs datagram: the tag, a count and [`MOST_INPUTS_A_DATAGRAM`] inputs
 /// of 11 bytes at most each (two varints of up to 5 bytes and the keys).
-pub const MAX_INPUTS_DATAGRAM: usize = TAG_LEN + 1 + MOST_INPUTS_A_DATAGRAM * 11;
+pub const MAX_INPUTS_DATAGRAM_LEN: usize = TAG_LEN + 1 + MOST_INPUTS_A_DATAGRAM * 11;
 
-/// How long an input sent by datagram alone may go unacknowledged before the player
-/// sends it again by its link: well past a round trip and its server's wait for the
-/// input's tick, and well within the two seconds the server waits for a gap in a
-/// player's inputs to fill.
-pub const INPUT_RESEND_AFTER: Duration = Duration::from_millis(600);
+/// How long an input sent by datagram alone may go unacknowledged (as of the arrival of
+/// an update that did not acknowledge it) before the player sends it again by its link:
+/// past a slow path's round trip with a stall in it, and the server's wait for the
+/// input's tick; and with the resend's own way, within the two seconds the server waits
+/// for a gap in a player's inputs to fill.
+pub const INPUT_RESEND_AFTER: Duration = Duration::from_secs(1);
 
 /// A player's inputs as one datagram carries them: consecutive in sequence, the latest last.
 pub type DatagramInputs = ArrayVec<Input, MOST_INPUTS_A_DATAGRAM>;
@@ -137,10 +140,10 @@ pub fn split_tag(datagram: &[u8]) -> Option<(DatagramTag, &[u8])> {
 }
 
 /// The inputs of `body`, an inputs datagram less its tag ([`split_tag`]), if it is
-/// one: no longer than [`MAX_INPUTS_DATAGRAM`] in all, one input at least, each the one
+/// one: no longer than [`MAX_INPUTS_DATAGRAM_LEN`] in all, one input at least, each the one
 /// after the one before it, none numbered 0. Decoding allocates nothing.
 pub fn read_inputs(body: &[u8]) -> Result<DatagramInputs, Violation> {
-    if body.len() + TAG_LEN > MAX_INPUTS_DATAGRAM {
+    if body.len() + TAG_LEN > MAX_INPUTS_DATAGRAM_LEN {
         return Err(Violation::BadInputs("too long"));
     }
     let inputs: DatagramInputs = decode_body(body).map_err(|_| Violation::BadInputs("that does not decode"))?;
@@ -277,7 +280,7 @@ mod tests {
         let all: Vec<Input> = (1..=10).map(input).collect();
         let mut datagram = Vec::new();
         write_inputs(tag, &all, &mut datagram).unwrap();
-        assert!(datagram.len() <= MAX_INPUTS_DATAGRAM, "{} bytes", datagram.len());
+        assert!(datagram.len() <= MAX_INPUTS_DATAGRAM_LEN, "{} bytes", datagram.len());
         assert_eq!(DatagramTag::of_bind(&datagram), None, "no bind");
         let (marked, body) = split_tag(&datagram).unwrap();
         assert_eq!(marked, tag);
@@ -289,7 +292,7 @@ mod tests {
             (u32::MAX - 7..=u32::MAX).map(|seq| Input { seq, keys: Keys::all(), tick: u32::MAX }).collect();
         let mut datagram = Vec::new();
         write_inputs(tag, &longest, &mut datagram).unwrap();
-        assert!(datagram.len() <= MAX_INPUTS_DATAGRAM, "{} bytes", datagram.len());
+        assert!(datagram.len() <= MAX_INPUTS_DATAGRAM_LEN, "{} bytes", datagram.len());
         let body = |inputs: &[Input]| {
             let mut body = Vec::new();
             encode_body(&inputs, &mut body).unwrap();
@@ -305,7 +308,7 @@ mod tests {
         let mut trailing = body(&[input(1)]);
         trailing.push(0);
         assert_eq!(refusal(&trailing), Violation::BadInputs("that does not decode"));
-        assert_eq!(refusal(&[0; MAX_INPUTS_DATAGRAM]), Violation::BadInputs("too long"));
+        assert_eq!(refusal(&[0; MAX_INPUTS_DATAGRAM_LEN]), Violation::BadInputs("too long"));
     }
 
     #[test]
