@@ -333,15 +333,12 @@ impl Player {
         let lost = |unacked: &Unacked| {
             unacked.by_datagram_at.is_some_and(|at| arrived.saturating_duration_since(at) >= INPUT_RESEND_AFTER)
         };
-        if !self.unacked.iter().any(lost) {
-            return Ok(());
-        }
         for unacked in self.unacked.iter_mut().filter(|unacked| lost(unacked)) {
             self.link.send(ClientToProxy::Input(unacked.input)).await?;
+            self.silence.broken();
             unacked.by_datagram_at = None;
             self.inputs_sent_again += 1;
         }
-        self.silence.broken();
         Ok(())
     }
 

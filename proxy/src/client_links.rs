@@ -38,6 +38,10 @@ use tracing::{debug, info};
 /// changes keys far less often, and its chat lines have a rate of their own far below.
 pub const MAX_INPUTS_PER_SEC: u32 = 60;
 
+/// The bucket of a player's messages by its link, and of its inputs by datagram
+/// (`crate::routing`): a second's worth, refilled at [`MAX_INPUTS_PER_SEC`].
+pub const INPUT_RATE: Rate = Rate::new(MAX_INPUTS_PER_SEC as f64, MAX_INPUTS_PER_SEC as f64);
+
 /// How long what this end writes to a player may go unacknowledged before its host is
 /// taken for gone: a link's silence limit, counted on our writes instead of its client's,
 /// since a client says nothing while its player presses nothing
@@ -126,8 +130,7 @@ async fn serve(
         tokio::spawn(end_unanswered_resume(routing.clone(), user, session));
     }
     debug!("{user} ({name}) plays from {peer}");
-    let inputs = Rate::new(f64::from(MAX_INPUTS_PER_SEC), f64::from(MAX_INPUTS_PER_SEC));
-    let mut limiter = inputs.full_bucket(Instant::now());
+    let mut limiter = INPUT_RATE.full_bucket(Instant::now());
     let mut chat = ChatGate::new(Instant::now());
     let mut resynced: Option<Instant> = None;
     let Some((reader, socket)) = link.into_plain() else {
@@ -138,7 +141,7 @@ async fn serve(
     let reading = reader.run(|message| {
         let now = Instant::now();
         let forward = match message {
-            _ if !limiter.take(&inputs, now) => Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
+            _ if !limiter.take(&INPUT_RATE, now) => Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
             ClientToProxy::Input(input) => Ok(Some(ProxyToServer::Input { user, input })),
             ClientToProxy::Chat { channel, text } => chat.hear(routing, user, channel, &text, now),
             // Each costs its server a full update: asked for only by a player bound for

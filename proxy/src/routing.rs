@@ -28,7 +28,7 @@
 //! own (as many inputs a second as its link's messages) and to the gate its link's are,
 //! and each forwarded once, however many datagrams carry it.
 
-use crate::client_links::MAX_INPUTS_PER_SEC;
+use crate::client_links::INPUT_RATE;
 use crate::client_queue::{ClientQueue, QueueError};
 use crate::datagrams::{UpdateDatagrams, UpdateSocket};
 use crate::stats::{ProxyStats, Refusal};
@@ -48,7 +48,7 @@ use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
     CLUSTER_FULL, ChatLine, EntityName, PlayerFrame, ProxyToClient, ProxyToServer, SIGNED_IN_AGAIN, ServerToProxy,
 };
-use tessera_shared::rate::{Rate, TokenBucket};
+use tessera_shared::rate::TokenBucket;
 use tracing::{debug, warn};
 
 /// What goes to a player: a message of the proxy's own, or a server's frame, forwarded untouched.
@@ -97,13 +97,11 @@ pub struct DatagramRoute {
     last_input_forwarded: u32,
 }
 
-/// Inputs a player may send a second by datagram: as many as the messages of its link.
-const INPUTS_BY_DATAGRAM: Rate = Rate::new(MAX_INPUTS_PER_SEC as f64, MAX_INPUTS_PER_SEC as f64);
-
 impl DatagramRoute {
     /// The route of a player given `tag`, whose link comes from `link_from`, not bound yet.
     pub fn new(tag: DatagramTag, link_from: IpAddr) -> Self {
-        let inputs = INPUTS_BY_DATAGRAM.full_bucket(Instant::now());
+        // A bucket of its own, as many inputs a second as its link's messages.
+        let inputs = INPUT_RATE.full_bucket(Instant::now());
         Self { tag, link_from: link_from.to_canonical(), bound: None, inputs, last_input_forwarded: 0 }
     }
 
@@ -306,7 +304,7 @@ impl Routing {
         };
         let last = datagrams.last_input_forwarded;
         let new = inputs.iter().filter(|input| input.seq > last).count() as u32;
-        if !datagrams.inputs.take_many(&INPUTS_BY_DATAGRAM, now, new.max(1)) {
+        if !datagrams.inputs.take_many(&INPUT_RATE, now, new.max(1)) {
             return InputsTaken::OverRate;
         }
         // Without a server, what it sends goes nowhere, as by its link.
