@@ -24,6 +24,11 @@ struct Args {
     metrics: Option<std::net::SocketAddr>,
 }
 
+/// Its servers and proxies allocate for every update and frame, as their own processes
+/// do: with mimalloc, as they do (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     tessera_service::logging::init();
     match run(Args::parse()) {

@@ -38,6 +38,12 @@ struct Args {
     tcp_only: bool,
 }
 
+/// A proxy allocates and frees for every frame it routes, on every worker thread:
+/// mimalloc's thread-local free lists cost it less than the system allocator's
+/// (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     tessera_service::logging::init();
     let args = Args::parse();
