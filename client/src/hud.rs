@@ -126,7 +126,7 @@ fn stats_panel(
                     // The server is over capacity: the player walks on as ever, and sees
                     // what the others do a little later.
                     let hz = snapshot.welcome.as_ref().map_or(0.0, |w| w.tick_hz) / f64::from(view.update_every);
-                    // As few as it is (2.5 Hz at 20 Hz ticks, updates every 8), not rounded.
+                    // As few as it is (1.25 Hz at 20 Hz ticks, updates every 16), not rounded.
                     row("server busy", format!("updates at {hz} Hz"));
                 }
                 if view.budget_spent_at.is_some_and(|at| at.elapsed() < CROWDED_FOR) {

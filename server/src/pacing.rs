@@ -1,6 +1,6 @@
 //! Graceful overload: how many ticks apart the server sends each player an update.
 //! A server past its capacity does not let its ticks stretch, and every player's latency
-//! with them: it spreads its players' updates over 2, 4, then 8 ticks
+//! with them: it spreads its players' updates over 2, 4, 8, then 16 ticks
 //! ([`MAX_UPDATE_EVERY`]), each player on a phase of its own, so each tick runs the
 //! interest pass for a share of them and every hop after it (proxy, player) carries
 //! that share of frames. Every player still moves every tick, its inputs are still
@@ -134,11 +134,13 @@ mod tests {
         assert_eq!(run(&mut pace, &mut now, 20, Duration::from_millis(20)), 2, "40 %: every other tick");
         assert_eq!(run(&mut pace, &mut now, 20, Duration::from_millis(20)), 4, "still 40 % a second on: further");
         assert_eq!(run(&mut pace, &mut now, 20, Duration::from_millis(20)), 8, "and further");
+        assert_eq!(run(&mut pace, &mut now, 20, Duration::from_millis(20)), 16, "and further");
         assert_eq!(run(&mut pace, &mut now, 400, Duration::from_millis(20)), MAX_UPDATE_EVERY, "no further");
-        assert_eq!(run(&mut pace, &mut now, 30, Duration::from_millis(2)), 8, "the mean is not down yet");
-        assert_eq!(run(&mut pace, &mut now, 60, Duration::from_millis(2)), 4, "one step, then it holds a while");
-        assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(8)), 4, "16 %: holds");
-        assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(2)), 2, "gathered a step at a time");
+        assert_eq!(run(&mut pace, &mut now, 30, Duration::from_millis(2)), 16, "the mean is not down yet");
+        assert_eq!(run(&mut pace, &mut now, 60, Duration::from_millis(2)), 8, "one step, then it holds a while");
+        assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(8)), 8, "16 %: holds");
+        assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(2)), 4, "gathered a step at a time");
+        assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(2)), 2);
         assert_eq!(run(&mut pace, &mut now, 100, Duration::from_millis(2)), 1);
     }
 

@@ -76,7 +76,7 @@ pub const DATAGRAM_TRIAL: Duration = Duration::from_secs(2);
 /// How long no update may come at all (by datagram or, too big for one, by the link)
 /// once some came by datagram, while the player's server is there, before the player
 /// gives up on datagrams: a server sends each player an update every
-/// [`MAX_UPDATE_EVERY`](super::MAX_UPDATE_EVERY) ticks at least (0.4 s at 20 Hz).
+/// [`MAX_UPDATE_EVERY`](super::MAX_UPDATE_EVERY) ticks at least (0.8 s at 20 Hz).
 pub const DATAGRAM_SILENCE: Duration = Duration::from_secs(3);
 
 /// How long a bind lasts at a proxy without being renewed: three of the player's, so

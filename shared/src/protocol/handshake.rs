@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Bumped on every incompatible change to any message of the protocol, or to what one
-/// end may expect of the other (14: players' updates by datagram, `super::datagram`).
-pub const PROTOCOL_VERSION: u32 = 14;
+/// end may expect of the other (14: players' updates by datagram, `super::datagram`;
+/// 15: updates every 16 ticks at most past capacity, `super::MAX_UPDATE_EVERY`).
+pub const PROTOCOL_VERSION: u32 = 15;
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

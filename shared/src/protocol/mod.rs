@@ -125,9 +125,10 @@ pub fn must_resend(sent: &EntityState, sent_tick: u64, now: &EntityState, tick: 
 pub const MAX_QUIET_TICKS: u8 = 4;
 
 /// The longest a server over capacity makes each player wait between updates, in
-/// ticks: at 20 Hz, two and a half updates a second, as far as a server spreads them
-/// before its ticks stretch instead.
-pub const MAX_UPDATE_EVERY: u8 = 8;
+/// ticks: at 20 Hz, an update every 0.8 s, as far as a server spreads them before its
+/// ticks stretch instead. (Every player's own inputs are still acknowledged as they
+/// are applied, whatever the pace.)
+pub const MAX_UPDATE_EVERY: u8 = 16;
 
 /// The most ticks a player whose updates come every `update_every` ticks
 /// ([`PlayerUpdate::update_every`]) goes without one: what its server keeps to, and
