@@ -24,8 +24,8 @@ struct Args {
     metrics: Option<std::net::SocketAddr>,
 }
 
-/// Its servers and proxies allocate for every update and frame, as their own processes
-/// do: with mimalloc, as they do (BENCHMARKS.md).
+/// The servers and proxies it runs allocate for every update and frame: with mimalloc,
+/// as `tessera-server` and `tessera-proxy` do (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
