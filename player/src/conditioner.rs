@@ -5,9 +5,9 @@
 //! and then the link stalls: nothing moves for a while, as on a congested Wi-Fi.
 //! [`Conditioner::connect`] gives the player a socket whose far end is a relay, inside
 //! this process, to the real address; the rest of the protocol is untouched. Its
-//! updates and key presses by datagram cross a relay of their own ([`Conditioner::datagrams`]), held
-//! alike (in order, as a path does but for its rare reorderings), and some lost
-//! (`loss`), as UDP loses them and TCP never shows.
+//! updates and key presses by datagram cross a relay of their own
+//! ([`Conditioner::datagrams`]), held alike (in order, as a path does but for its rare
+//! reorderings), and some lost (`loss`), as UDP loses them and TCP never shows.
 
 use rand::Rng;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};

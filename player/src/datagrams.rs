@@ -147,9 +147,15 @@ impl UpdateDatagrams {
     /// for them now: whether they went.
     pub fn send_inputs(&mut self, inputs: &[Input]) -> bool {
         self.inputs.clear();
-        let sent = write_inputs(self.tag, inputs, &mut self.inputs).is_ok() && self.port.try_send(&self.inputs).is_ok();
+        write_inputs(self.tag, inputs, &mut self.inputs).is_ok() && self.try_send(&self.inputs)
+    }
+
+    /// Sends `datagram` (a bind, or inputs) if the socket has room for it now, counting
+    /// its bytes out if it went: whether it did.
+    fn try_send(&self, datagram: &[u8]) -> bool {
+        let sent = self.port.try_send(datagram).is_ok();
         if sent {
-            self.traffic.bytes_out.fetch_add(self.inputs.len() as u64, Ordering::Relaxed);
+            self.traffic.bytes_out.fetch_add(datagram.len() as u64, Ordering::Relaxed);
         }
         sent
     }
@@ -172,9 +178,7 @@ impl UpdateDatagrams {
     pub fn keep_bound(&mut self, now: Instant) {
         if now >= self.bind_due() {
             self.bound_at = now;
-            if self.port.try_send(&self.tag.0).is_ok() {
-                self.traffic.bytes_out.fetch_add(self.tag.0.len() as u64, Ordering::Relaxed);
-            }
+            self.try_send(&self.tag.0);
         }
     }
 

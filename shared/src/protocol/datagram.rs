@@ -4,9 +4,8 @@
 //! retransmission and no head-of-line blocking, and no connection state in either
 //! kernel. Everything else (the join, the welcome, chat, heartbeats, updates too big for
 //! one datagram, inputs until updates come by datagram, and inputs sent again) stays on
-//! the link; the proxy writes to it every
-//! few seconds still, so that a host that vanished is noticed, and the player takes
-//! each datagram for a word of the proxy's.
+//! the link; the proxy writes to it every few seconds still, so that a host that
+//! vanished is noticed, and the player takes each datagram for a word of the proxy's.
 //!
 //! The welcome gives the player a [`DatagramTag`], fresh and random, if the proxy takes
 //! datagrams. The player sends it, alone, from its UDP socket to the proxy's UDP port
