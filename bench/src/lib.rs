@@ -247,7 +247,14 @@ async fn read(cluster: &ClusterProcesses) -> Result<Reading, BenchError> {
     let at = Instant::now();
     let scrapes = cluster.scrape_all().await.into_iter().collect::<Result<Vec<_>, _>>()?;
     let usage = cluster.servers.iter().chain(&cluster.proxies).map(|p| p.usage()).collect();
-    Ok(Reading { at, scrapes, usage, bots: Usage::of_this_process(), cores: Reading::cores_now() })
+    Ok(Reading {
+        at,
+        scrapes,
+        usage,
+        bots: Usage::of_this_process(),
+        cores: Reading::cores_now(),
+        udp_receive_drops: Reading::udp_receive_drops_now(),
+    })
 }
 
 /// Waits until the servers have logged every bot of the last step out.

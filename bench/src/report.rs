@@ -16,19 +16,29 @@ use tessera_shared::metrics as names;
 use tokio::time::Instant;
 
 /// Everything read at one moment: metrics and usage of each server then each proxy,
-/// this process's usage (the bots'), and how the machine's cores have spent their time.
+/// this process's usage (the bots'), how the machine's cores have spent their time, and
+/// how many datagrams its kernel dropped.
 pub struct Reading {
     pub at: Instant,
     pub scrapes: Vec<Scrape>,
     pub usage: Vec<Usage>,
     pub bots: Usage,
     pub cores: Option<CpuTime>,
+    pub udp_receive_drops: Option<u64>,
 }
 
 impl Reading {
     /// The machine's cores' time so far (`/proc/stat`), if it can be read.
     pub fn cores_now() -> Option<CpuTime> {
         procfs::KernelStats::current().ok().map(|stats| stats.total)
+    }
+
+    /// The UDP datagrams the kernel dropped so far for want of room in their socket's
+    /// receive buffer, over IPv4 and IPv6 (`/proc/net/snmp` and `snmp6`), if it can say.
+    pub fn udp_receive_drops_now() -> Option<u64> {
+        let ipv4 = procfs::net::snmp().ok()?.udp_rcvbuf_errors;
+        let ipv6 = procfs::net::snmp6().map_or(0, |snmp6| snmp6.udp_rcvbuf_errors);
+        Some(ipv4.saturating_add(ipv6))
     }
 }
 
@@ -148,6 +158,11 @@ pub struct StepReport {
     pub bots_process: ProcessFigures,
     /// The machine's cores over the window; `None` where `/proc/stat` cannot be read.
     pub machine: Option<MachineFigures>,
+    /// Datagrams the machine's kernel dropped in the window, their socket's receive
+    /// buffer full: the cluster's and the bots' alike, each a key press or an update lost
+    /// on its way and made good later (sent again, or a full update asked for). `None`
+    /// where the kernel does not say.
+    pub udp_receive_drops: Option<u64>,
     pub worst_tick_p99_ms: f64,
     pub lowest_tick_rate_hz: f64,
     /// Sum over servers of the bytes they sent their peers, per second.
@@ -314,6 +329,7 @@ impl StepReport {
         }
         let bots_process = ProcessFigures::between(&before.bots, &after.bots, seconds);
         let machine = before.cores.as_ref().zip(after.cores.as_ref()).map(|(b, a)| MachineFigures::between(b, a));
+        let udp_receive_drops = before.udp_receive_drops.zip(after.udp_receive_drops).map(|(b, a)| a.saturating_sub(b));
         let by_kind = |figure| by_kind(&servers, &proxies, &bots_process, figure);
         let (players, tick_hz) = (swarm.bots_still_connected, cluster.simulation.tick_hz);
         let cpu_us_per_player_tick = PerPlayerTick::cpu_us(by_kind(|p| p.cpu_percent), players, tick_hz);
@@ -344,6 +360,7 @@ impl StepReport {
             proxies,
             bots_process,
             machine,
+            udp_receive_drops,
             worst_tick_p99_ms,
             lowest_tick_rate_hz,
             limits_broken,
@@ -352,7 +369,7 @@ impl StepReport {
 
     pub fn table_header() -> String {
         format!(
-            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>10} {:>17} {:>17}  {}",
+            "{:>6} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>6} {:>6} {:>6} {:>6} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>10} {:>9} {:>17} {:>17}  {}",
             "bots",
             "joined",
             "tick p99",
@@ -375,6 +392,7 @@ impl StepReport {
             "pxy CPU",
             "bot CPU",
             "idle/steal",
+            "udp drops",
             "µs/player-tick",
             "wakes/player-tick",
             "limits"
@@ -387,7 +405,7 @@ impl StepReport {
         let [servers_cpu, proxies_cpu, bots_cpu] =
             by_kind(&self.servers, &self.proxies, &self.bots_process, |p| p.cpu_percent);
         format!(
-            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>10} {:>17} {:>17}  {}",
+            "{:>6} {:>6} {:>6.1} ms {:>8.2} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>8.2} {:>8.1} {:>10.0} {:>5.0}% {:>5.0}% {:>5.0}% {:>5.0}% {:>8} {:>7.0} {:>9} {:>6.0}% {:>6.0}% {:>6.0}% {:>10} {:>9} {:>17} {:>17}  {}",
             self.bots,
             swarm.bots_still_connected,
             self.worst_tick_p99_ms,
@@ -410,6 +428,7 @@ impl StepReport {
             proxies_cpu,
             bots_cpu,
             self.machine.map_or("-".into(), |m| format!("{:.0}/{:.1}%", m.idle_percent, m.steal_percent)),
+            self.udp_receive_drops.map_or("-".into(), |drops| drops.to_string()),
             format!("{:.1}/{:.1}/{:.1}", per_tick.servers, per_tick.proxies, per_tick.bots),
             format!("{:.3}/{:.3}/{:.3}", wakes.servers, wakes.proxies, wakes.bots),
             if self.limits_broken.is_empty() { "ok".into() } else { self.limits_broken.join("; ") },

@@ -12,7 +12,6 @@
 //! ([`BUFFER_A_SEAT`] each, [`MOST_SEATS`] at most), since a burst for all its players
 //! waits there until the hub's thread reads it.
 
-use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -20,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
-use tessera_shared::link::arrival::{DatagramReceiver, Received};
+use tessera_shared::link::arrival::{DatagramReceiver, Received, bind_with_receive_buffer};
 use tessera_shared::protocol::datagram::{DatagramTag, MAX_UPDATE_DATAGRAM, TAG_LEN};
 use tokio::net::UdpSocket;
 
@@ -113,16 +112,8 @@ impl Hub {
             SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
         };
-        let socket = Socket::new(Domain::for_address(any), Type::DGRAM, Some(Protocol::UDP))?;
-        // Asked for, not promised: Linux caps it (`net.core.rmem_max`), some hosts
-        // refuse more than their cap, and the socket keeps its own then.
-        if let Err(error) = socket.set_recv_buffer_size(MOST_SEATS * BUFFER_A_SEAT) {
-            tracing::debug!("a datagram hub keeps its socket's buffer: {error}");
-        }
-        let buffer = socket.recv_buffer_size()?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&any.into())?;
-        let socket = Arc::new(UdpSocket::from_std(socket.into())?);
+        let (socket, buffer) = bind_with_receive_buffer(any, MOST_SEATS * BUFFER_A_SEAT)?;
+        let socket = Arc::new(socket);
         let room = (buffer / BUFFER_A_SEAT).clamp(FEWEST_SEATS, MOST_SEATS);
         tracing::debug!("a datagram hub seats {room} players: its buffer is {buffer} bytes");
         let receiver = DatagramReceiver::new(socket.clone());

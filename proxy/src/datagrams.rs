@@ -18,7 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tessera_shared::link::arrival::{DatagramReceiver, Received};
+use tessera_shared::link::arrival::{DatagramReceiver, Received, bind_with_receive_buffer};
 use tessera_shared::protocol::ProxyToClient;
 use tessera_shared::protocol::datagram::{DatagramTag, MAX_INPUTS_DATAGRAM_LEN, read_inputs, split_tag, write_update};
 use tokio::net::UdpSocket;
@@ -31,12 +31,21 @@ pub type UpdateSocket = Arc<UdpSocket>;
 /// Datagrams read a system call at most.
 const BATCH: usize = 64;
 
+/// The receive buffer asked for the players' datagrams. Their key presses wait there
+/// whenever the proxy's threads are busy elsewhere for a moment, each a kilobyte or so
+/// of the kernel's accounting however short: at Linux's default of some 200 KB, a proxy
+/// of 5,000 players overflowed in a hitch of a few tens of milliseconds, and every press
+/// dropped there came again by its link a second later, late for its tick, its player's
+/// clock slipping for it (BENCHMARKS.md). Asked for, not promised: the host caps it
+/// (`net.core.rmem_max` on Linux, see docs/hosting.md).
+const RECEIVE_BUFFER: usize = 4 << 20;
+
 /// A UDP socket on `addr`, the players' listener's address; `None`, said in the log,
 /// if it cannot be had: players are then sent everything by TCP.
-pub async fn open(addr: SocketAddr) -> Option<UpdateSocket> {
-    match UdpSocket::bind(addr).await {
-        Ok(socket) => {
-            info!("sending players their updates by datagram from udp {addr}");
+pub fn open(addr: SocketAddr) -> Option<UpdateSocket> {
+    match bind_with_receive_buffer(addr, RECEIVE_BUFFER) {
+        Ok((socket, buffer)) => {
+            info!("sending players their updates by datagram from udp {addr} ({} KiB to receive in)", buffer >> 10);
             Some(Arc::new(socket))
         }
         Err(error) => {

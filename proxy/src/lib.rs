@@ -92,7 +92,7 @@ pub async fn run(
     let store = Store::open(&settings.store).await?;
     let settings = Arc::new(settings);
     let datagrams = match listener.local_addr() {
-        Ok(addr) if settings.datagrams => datagrams::open(addr).await,
+        Ok(addr) if settings.datagrams => datagrams::open(addr),
         _ => None,
     };
     let routing = Arc::new(Routing::new(settings.stats.clone(), datagrams.clone()));

@@ -69,6 +69,23 @@ impl AsyncRead for ArrivalReader {
     }
 }
 
+/// A UDP socket bound to `addr`, its receive buffer as large as the host lets it be up to
+/// `receive_buffer` bytes, and how large that is: where datagrams wait while their
+/// reader is busy elsewhere, and past which the kernel drops them. Asked for, not
+/// promised: Linux caps it (`net.core.rmem_max`), and hosts that refuse more than their
+/// cap leave the socket its own. A reactor must be running (a tokio runtime's).
+pub fn bind_with_receive_buffer(addr: SocketAddr, receive_buffer: usize) -> io::Result<(UdpSocket, usize)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(error) = socket.set_recv_buffer_size(receive_buffer) {
+        tracing::debug!("a datagram socket keeps its receive buffer: {error}");
+    }
+    let buffer = socket.recv_buffer_size()?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok((UdpSocket::from_std(socket.into())?, buffer))
+}
+
 /// A UDP socket whose datagrams the kernel stamps with when they arrived, where it can
 /// (Linux): a player's end of its updates by datagram
 /// ([`crate::protocol::datagram`]), which the bots' echoes are measured to as a link's.
@@ -468,5 +485,35 @@ mod tests {
         next(&[vec![6; 2]]).await;
         let nowhere = receiver.recv_many(&mut [], &mut got).await.unwrap_err();
         assert_eq!(nowhere.kind(), io::ErrorKind::InvalidInput, "no room, no wait");
+    }
+
+    /// Key presses from thousands of players while their proxy is busy elsewhere: a burst
+    /// the default buffer (some 200 KB on Linux, a kilobyte or so a datagram) drops most of.
+    #[tokio::test]
+    async fn a_socket_with_a_large_receive_buffer_holds_a_burst_whole() {
+        const ASKED: usize = 4 << 20;
+        const BURST: usize = 2_000;
+        let (socket, buffer) = bind_with_receive_buffer(SocketAddr::from(([127, 0, 0, 1], 0)), ASKED).unwrap();
+        let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let default = socket2::SockRef::from(&plain).recv_buffer_size().unwrap();
+        assert!(buffer >= default, "never less than a socket's own: {buffer} < {default}");
+        // Where the host lets a socket have what is asked (Linux: `net.core.rmem_max`), it
+        // has it; where the host caps it lower, the burst is the kernel's to drop.
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max").ok();
+        if cap.and_then(|cap| cap.trim().parse::<usize>().ok()).is_none_or(|cap| cap < ASKED) {
+            return;
+        }
+        assert!(buffer >= ASKED, "{buffer} bytes, where {ASKED} were asked for and the host allows them");
+        let sending = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sending.connect(socket.local_addr().unwrap()).await.unwrap();
+        for n in 0..BURST {
+            sending.send(&(n as u64).to_le_bytes()).await.unwrap();
+        }
+        let mut receiver = DatagramReceiver::new(socket);
+        let mut room = [0; 8];
+        for n in 0..BURST {
+            let got = tokio::time::timeout(Duration::from_secs(10), receiver.recv(&mut room)).await.unwrap().unwrap();
+            assert_eq!(room[..got.len], (n as u64).to_le_bytes(), "every datagram of the burst, in order");
+        }
     }
 }
