@@ -8,7 +8,9 @@
 //! A player's updates by datagram are stamped alike ([`DatagramReceiver`]).
 //! Elsewhere, and on a link not stamped, nothing is stamped and reads are plain. (The
 //! kernel starts stamping for the whole host a moment after the first socket asks, so
-//! the first reads after may be unstamped too.)
+//! the first reads after may be unstamped too.) Datagrams that come faster than their
+//! reader reads them wait in their socket's receive buffer, which is asked for as large
+//! as its many senders need ([`bind_with_receive_buffer`]).
 
 use std::io;
 use std::net::SocketAddr;
