@@ -187,7 +187,11 @@ fn hand_off_departing(
 /// next tick falls due on here.
 fn hand_clock_over(queue: &InputQueue, now: u64, wall: &TickWallClock) -> Option<HandedClock> {
     let clock = queue.clock()?;
-    Some(HandedClock { your_tick: queue.your_tick()?, next_tick_at: wall.beat_of(clock.next_due(now)) })
+    Some(HandedClock {
+        your_tick: queue.your_tick()?,
+        next_tick_at: wall.beat_of(clock.next_due(now)),
+        settling_inputs: clock.settling_inputs(),
+    })
 }
 
 /// Spawns a player from its handed-on `state`, as `player`, as our tick `now` ends, and
@@ -207,7 +211,8 @@ fn spawn_handed(
     let user = state.user;
     let clock = state.clock.map(|handed| {
         let most_ahead = u64::try_from(MAX_INPUT_LEAD_TICKS).unwrap_or(1);
-        PlayerClock::carrying_on(handed.your_tick, wall.tick_on_beat(handed.next_tick_at, most_ahead))
+        let next = wall.tick_on_beat(handed.next_tick_at, most_ahead);
+        PlayerClock::carrying_on(handed.your_tick, next, handed.settling_inputs)
     });
     let mut queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, clock);
     // Pushed as if they came now, and as late, if they are (those given back after a

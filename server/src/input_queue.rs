@@ -7,9 +7,15 @@
 //! its first input with a tick of slack, it holds inputs that come early (the jitter
 //! buffer) and slips when one comes late, so the player stands still for the ticks its
 //! input was late (counted as a correction the player sees once) and later inputs find
-//! room. It tightens again only while the player stands still, where a shorter wait
-//! moves nothing. A player is simulated one of its ticks per tick of ours at most, and
-//! each update says which of its ticks the state is as of ([`InputQueue::your_tick`]).
+//! room. It tightens again while the player stands still, where a shorter wait moves
+//! nothing; and, while it settles (its first [`SETTLING_INPUTS`] inputs), walking too:
+//! one input's delay is a poor measure of a link, least of all in a crowd's join burst,
+//! when every first input waits behind the logins, and a clock set wide by it would
+//! keep its player's walkers a tick or more behind for as long as they walk. A player
+//! is simulated one of its ticks per tick of ours, or two while its clock catches up
+//! with a tightening ([`MOST_TICKS_A_TICK`]), each walked with its own keys, so it walks
+//! the path it predicted, only sooner; each update says which of its ticks the state is
+//! as of ([`InputQueue::your_tick`]).
 //! Sequence numbers and ticks come from the network: nothing here does arithmetic on
 //! them that could overflow.
 
@@ -27,6 +33,15 @@ pub const GAP_TIMEOUT_TICKS: u64 = 40;
 pub const MAX_INPUT_LEAD_TICKS: i64 = 10;
 /// Inputs whose earliness is remembered, to tighten a clock by what all of them spared.
 const EARLINESS_REMEMBERED: usize = 16;
+/// Inputs over which a clock set by its player's first input settles: until then it
+/// tightens walking too, on the word of fewer inputs ([`SETTLING_EVIDENCE`]). About ten
+/// seconds of a player walking about, wherever they land: a clock carried to another
+/// server carries on settling there.
+const SETTLING_INPUTS: u8 = 16;
+const SETTLING_EVIDENCE: usize = 4;
+/// The most of its own ticks a player is simulated in one of ours: two while its clock
+/// catches up with a tightening.
+const MOST_TICKS_A_TICK: usize = 2;
 
 /// How a player's own ticks map onto ours.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +53,8 @@ pub struct PlayerClock {
     /// By how many ticks the latest inputs came before they were due, since the offset
     /// last changed.
     earliness: VecDeque<i64>,
+    /// Inputs still to come before the clock has settled ([`SETTLING_INPUTS`] when set).
+    settling_inputs: u8,
 }
 
 impl PlayerClock {
@@ -45,13 +62,21 @@ impl PlayerClock {
     /// tick simulated in our tick `next`: the one on the beat the server handing it over
     /// would have simulated it on, so its inputs are due here as they were there, give
     /// or take the difference of the two servers' phases. (A tick of slack per handoff
-    /// instead would add up, a tick of input lag for every border crossed.)
-    pub fn carrying_on(your_tick: u32, next: u64) -> Self {
+    /// instead would add up, a tick of input lag for every border crossed.) It settles
+    /// over the `settling_inputs` still to come there, [`SETTLING_INPUTS`] at most.
+    pub fn carrying_on(your_tick: u32, next: u64, settling_inputs: u8) -> Self {
         Self {
             offset: ticks(next).saturating_sub(i64::from(your_tick)).saturating_sub(1),
             simulated_through: i64::from(your_tick),
             earliness: VecDeque::new(),
+            settling_inputs: settling_inputs.min(SETTLING_INPUTS),
         }
+    }
+
+    /// Inputs still to come before the clock has settled: it goes on settling on the
+    /// next owner.
+    pub fn settling_inputs(&self) -> u8 {
+        self.settling_inputs
     }
 }
 
@@ -117,7 +142,10 @@ impl InputQueue {
             offset: earliest.saturating_sub(stamped).saturating_add(INPUT_SLACK_TICKS),
             simulated_through: stamped.saturating_sub(1),
             earliness: VecDeque::new(),
+            settling_inputs: SETTLING_INPUTS,
         });
+        let settling = clock.settling_inputs > 0;
+        clock.settling_inputs = clock.settling_inputs.saturating_sub(1);
         let early_by = stamped.saturating_add(clock.offset).saturating_sub(earliest);
         let due_next = |clock: &PlayerClock| u32::try_from(earliest.saturating_sub(clock.offset)).unwrap_or(input.tick);
         if early_by < -MAX_INPUT_LEAD_TICKS {
@@ -136,15 +164,20 @@ impl InputQueue {
             // Held no longer than that, whatever its stamp says.
             let held = PlayerClock { offset: clock.offset.saturating_sub(MAX_INPUT_LEAD_TICKS), ..clock.clone() };
             input.tick = due_next(&held);
-        } else {
+        } else if offset_before.is_some() {
+            // (The input that set the clock waits the slack by its making: it says
+            // nothing of the link.)
             if clock.earliness.len() == EARLINESS_REMEMBERED {
                 clock.earliness.pop_front();
             }
             clock.earliness.push_back(early_by);
-            let spare = clock.earliness.iter().min().copied().unwrap_or(0).saturating_sub(INPUT_SLACK_TICKS);
-            if standing && clock.earliness.len() == EARLINESS_REMEMBERED && spare > 0 {
+            let evidence = if settling { SETTLING_EVIDENCE } else { EARLINESS_REMEMBERED };
+            let least = clock.earliness.iter().rev().take(evidence).min().copied().unwrap_or(0);
+            let spare = least.saturating_sub(INPUT_SLACK_TICKS);
+            if (standing || settling) && clock.earliness.len() >= evidence && spare > 0 {
                 // Every recent input waited longer than the slack: wait less, while
-                // standing, where waiting less moves nothing.
+                // standing, where waiting less moves nothing, or while settling, the
+                // player's ticks caught up two in one of ours.
                 clock.offset = clock.offset.saturating_sub(spare);
                 clock.earliness.clear();
             }
@@ -176,6 +209,18 @@ impl InputQueue {
         };
         self.apply_due(tick, yours, user);
         true
+    }
+
+    /// Simulates every one of the player's ticks due in our tick `tick` ([`Self::step`]):
+    /// one, or two while its clock catches up with a tightening ([`MOST_TICKS_A_TICK`]),
+    /// `walk` walking each with the keys held in it.
+    pub fn step_due(&mut self, tick: u64, user: UserId, mut walk: impl FnMut(Keys)) {
+        for _ in 0..MOST_TICKS_A_TICK {
+            if !self.step(tick, user) {
+                return;
+            }
+            walk(self.keys);
+        }
     }
 
     fn apply_due(&mut self, tick: u64, yours: Option<i64>, user: UserId) {
@@ -345,7 +390,10 @@ mod tests {
     /// them, and the ticks by which the inputs came to wait longer and shorter, as
     /// `push` said.
     fn offset_after_early_inputs(keys: Keys) -> ((i64, i64), (i64, i64)) {
-        let mut queue = InputQueue::default();
+        // A settled clock (carried from another server, nothing left to settle): the
+        // player's tick 100 is simulated in our tick 52, as if its first input had come
+        // as 50 ended.
+        let mut queue = InputQueue::resume(Keys::empty(), 0, 0, Some(PlayerClock::carrying_on(99, 52, 0)));
         queue.push(at(1, Keys::UP, 100), 50).unwrap();
         run(&mut queue, 51..=56);
         let longer = queue.push(at(2, keys, 101), 57).unwrap();
@@ -368,6 +416,57 @@ mod tests {
         let ((after_spike, walking), waits) = offset_after_early_inputs(Keys::RIGHT);
         assert_eq!(walking, after_spike, "walking, waiting less would move the player");
         assert_eq!(waits, (5, 0), "walking, the wait stays longer");
+    }
+
+    /// Steps our ticks `ticks` as the movement system does, returning for each the
+    /// player's ticks simulated in it.
+    fn walk(queue: &mut InputQueue, ticks: std::ops::RangeInclusive<u64>) -> Vec<Vec<u32>> {
+        let mut walked = |tick| {
+            let mut steps = 0;
+            queue.step_due(tick, UserId(1), |_| steps += 1);
+            let last = queue.your_tick().unwrap_or(0);
+            (last + 1 - steps..=last).collect()
+        };
+        ticks.map(&mut walked).collect()
+    }
+
+    #[test]
+    fn a_clock_set_by_a_delayed_first_input_tightens_walking_while_it_settles() {
+        let mut queue = InputQueue::default();
+        // The first input, pressed at the player's tick 100, waited three ticks (behind a
+        // join burst, say): it sets the clock three ticks wide.
+        assert_eq!(queue.push(at(1, Keys::RIGHT, 100), 53), Ok(0));
+        assert_eq!(queue.clock().unwrap().offset, -45);
+        walk(&mut queue, 54..=59);
+        // The next come as the link carries them, each three ticks before it is due
+        // beyond the slack; the player walks on, never standing.
+        let mut shorter = 0;
+        for seq in 2..=1 + SETTLING_EVIDENCE as u32 {
+            let stamp = 90 + 10 * seq;
+            let arrival = u64::from(stamp) - 50;
+            shorter -= queue.push(at(seq, Keys::RIGHT, stamp), arrival).unwrap();
+            if seq <= SETTLING_EVIDENCE as u32 {
+                walk(&mut queue, arrival + 1..=arrival + 10);
+            }
+        }
+        assert_eq!((queue.clock().unwrap().offset, shorter), (-48, 3), "three ticks tighter, the slack kept");
+        // Our tick 90 simulated the player's 135: it catches up two of its ticks in each
+        // of ours, none skipped, then goes on one a tick.
+        let steps = walk(&mut queue, 91..=94);
+        assert_eq!(steps, [vec![136, 137], vec![138, 139], vec![140, 141], vec![142]]);
+        assert_eq!(queue.keys, Keys::RIGHT);
+    }
+
+    #[test]
+    fn a_clock_goes_on_settling_on_the_next_owner() {
+        let mut queue = InputQueue::default();
+        queue.push(at(1, Keys::RIGHT, 100), 53).unwrap();
+        queue.push(at(2, Keys::RIGHT, 110), 60).unwrap();
+        let left = queue.clock().unwrap().settling_inputs();
+        assert_eq!(left, SETTLING_INPUTS - 2);
+        assert_eq!(PlayerClock::carrying_on(700, 9002, left).settling_inputs(), left);
+        let far = PlayerClock::carrying_on(700, 9002, u8::MAX);
+        assert_eq!(far.settling_inputs(), SETTLING_INPUTS, "a peer's word held to our own count");
     }
 
     #[test]
@@ -405,7 +504,7 @@ mod tests {
 
     #[test]
     fn a_clock_carried_on_by_the_next_owner_continues_the_players_ticks() {
-        let clock = PlayerClock::carrying_on(700, 9002);
+        let clock = PlayerClock::carrying_on(700, 9002, 0);
         assert_eq!(clock.next_due(9000), 9002);
         let mut queue = resumed(Keys::UP, 4, Some(clock), &[at(5, Keys::LEFT, 702)], 9000);
         let steps = run(&mut queue, 9001..=9004);

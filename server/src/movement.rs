@@ -23,8 +23,9 @@ impl Plugin for MovementPlugin {
     }
 }
 
-/// Each player due a tick of its own (see [`InputQueue::step`]) applies the inputs due by
-/// it and walks one tick with the keys it holds then.
+/// Each player due a tick of its own (see [`InputQueue::step_due`]) applies the inputs
+/// due by it and walks one tick with the keys it holds then; one whose clock tightened
+/// walking is due two until it has caught up.
 fn move_players(
     tick: Res<SimulationTick>,
     settings: Res<ServerSettings>,
@@ -32,12 +33,11 @@ fn move_players(
 ) {
     let dt = tick_seconds(settings.cluster.simulation.tick_hz);
     for (&user, mut queue, mut position, mut velocity) in &mut players {
-        if !queue.step(tick.0, user) {
-            continue;
-        }
-        let (moved, moving) = settings.map.walk(position.0, queue.keys.walk_velocity().0, dt);
-        position.set_if_neq(Position(moved));
-        velocity.set_if_neq(Velocity(moving));
+        queue.step_due(tick.0, user, |keys| {
+            let (moved, moving) = settings.map.walk(position.0, keys.walk_velocity().0, dt);
+            position.set_if_neq(Position(moved));
+            velocity.set_if_neq(Velocity(moving));
+        });
     }
 }
 

@@ -338,7 +338,7 @@ mod tests {
             last_input: 7,
             inputs_applied: 7,
             pending: vec![Input { seq: 9, keys: Keys::empty(), tick: 77 }],
-            clock: Some(HandedClock { your_tick: 70, next_tick_at: 1_780_000_000_050_000 }),
+            clock: Some(HandedClock { your_tick: 70, next_tick_at: 1_780_000_000_050_000, settling_inputs: 0 }),
             proxy: ProxyId(2),
             epoch: 1,
         }));

@@ -391,6 +391,10 @@ pub struct HandedClock {
     /// Unix time: a whole number of ticks, which servers tick each a phase after
     /// (`ClusterConfig::beat_phase`).
     pub next_tick_at: u64,
+    /// Of the first inputs over which a clock settles (tightening even while its player
+    /// walks), how many are still to come: none once it has settled. The next owner
+    /// holds it to its own count.
+    pub settling_inputs: u8,
 }
 
 /// An entity entering a subscriber's view of a cell.
