@@ -409,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_tightens_only_while_its_player_stands_still() {
+    fn a_settled_clock_tightens_only_while_its_player_stands_still() {
         let ((after_spike, standing), waits) = offset_after_early_inputs(Keys::empty());
         assert_eq!(standing, after_spike - 5, "every input spared five ticks; the slack is kept");
         assert_eq!(waits, (5, 5), "five ticks longer after the spike, five shorter again");
