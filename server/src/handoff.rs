@@ -190,7 +190,10 @@ fn hand_clock_over(queue: &InputQueue, now: u64, wall: &TickWallClock) -> Option
     Some(HandedClock {
         your_tick: queue.your_tick()?,
         next_tick_at: wall.beat_of(clock.next_due(now)),
-        settling_inputs: clock.settling_inputs(),
+        // Its pending inputs, counted here, are counted again as the next owner takes them.
+        settling_inputs: clock
+            .settling_inputs()
+            .saturating_add(u8::try_from(queue.pending().count()).unwrap_or(u8::MAX)),
     })
 }
 

@@ -200,8 +200,12 @@ impl InputQueue {
                     return false;
                 }
                 if self.keys.is_empty() {
-                    // Standing still, it skips any of its ticks our clock left behind.
-                    clock.simulated_through = due.saturating_sub(1);
+                    // Standing still, it skips any of its ticks our clock left behind, up
+                    // to the next input's: that one is walked from its own tick (it may
+                    // be waiting there when a clock tightened with inputs pending).
+                    let next_input = self.pending.first_key_value().map(|(_, input)| i64::from(input.tick));
+                    let skip_to = next_input.map_or(due, |next| next.min(due)).saturating_sub(1);
+                    clock.simulated_through = clock.simulated_through.max(skip_to);
                 }
                 clock.simulated_through = clock.simulated_through.saturating_add(1);
                 Some(clock.simulated_through)
@@ -220,6 +224,10 @@ impl InputQueue {
                 return;
             }
             walk(self.keys);
+            // Without a clock (before its first input) there is nothing to catch up.
+            if self.clock.is_none() {
+                return;
+            }
         }
     }
 
@@ -455,6 +463,60 @@ mod tests {
         let steps = walk(&mut queue, 91..=94);
         assert_eq!(steps, [vec![136, 137], vec![138, 139], vec![140, 141], vec![142]]);
         assert_eq!(queue.keys, Keys::RIGHT);
+    }
+
+    /// Steps our ticks `ticks` as the movement system does, returning for each the keys
+    /// each of the player's ticks simulated in it was walked with.
+    fn walked_keys(queue: &mut InputQueue, ticks: std::ops::RangeInclusive<u64>) -> Vec<Vec<Keys>> {
+        let mut walked = |tick| {
+            let mut keys = Vec::new();
+            queue.step_due(tick, UserId(1), |held| keys.push(held));
+            keys
+        };
+        ticks.map(&mut walked).collect()
+    }
+
+    #[test]
+    fn catching_up_a_player_stops_and_starts_again_at_its_own_ticks() {
+        let mut queue = InputQueue::default();
+        // A clock set four ticks wide; a stop at the player's tick 127 and a turn left at
+        // 129 held early, then four more inputs that tighten the clock by five.
+        queue.push(at(1, Keys::RIGHT, 100), 56).unwrap();
+        walked_keys(&mut queue, 57..=76);
+        let mut shorter = 0;
+        for (seq, keys, tick, arrival) in [
+            (2, Keys::empty(), 127, 76),
+            (3, Keys::LEFT, 129, 76),
+            (4, Keys::UP, 131, 82),
+            (5, Keys::DOWN, 132, 82),
+            (6, Keys::LEFT, 133, 82),
+            (7, Keys::RIGHT, 134, 82),
+        ] {
+            if seq == 4 {
+                walked_keys(&mut queue, 77..=82);
+            }
+            shorter -= queue.push(at(seq, keys, tick), arrival).unwrap();
+        }
+        assert_eq!(shorter, 5);
+        // Standing at its tick 127, it skips the standing ticks it is behind by, but not
+        // past 129: the turn is walked from its own tick, as predicted.
+        let none = Keys::empty();
+        let steps = walked_keys(&mut queue, 83..=87);
+        let expected = [
+            vec![Keys::RIGHT, Keys::RIGHT],
+            vec![none, Keys::LEFT],
+            vec![Keys::LEFT, Keys::UP],
+            vec![Keys::DOWN, Keys::LEFT],
+            vec![Keys::RIGHT],
+        ];
+        assert_eq!(steps, expected);
+        assert_eq!(queue.your_tick(), Some(134));
+    }
+
+    #[test]
+    fn a_player_without_a_clock_walks_a_tick_in_each_of_ours() {
+        let mut queue = InputQueue::resume(Keys::RIGHT, 0, 0, None);
+        assert_eq!(walked_keys(&mut queue, 1..=2), [vec![Keys::RIGHT], vec![Keys::RIGHT]]);
     }
 
     #[test]
