@@ -426,16 +426,27 @@ mod tests {
         assert_eq!(waits, (5, 0), "walking, the wait stays longer");
     }
 
-    /// Steps our ticks `ticks` as the movement system does, returning for each the
-    /// player's ticks simulated in it.
-    fn walk(queue: &mut InputQueue, ticks: std::ops::RangeInclusive<u64>) -> Vec<Vec<u32>> {
+    /// Steps our ticks `ticks` as the movement system does, returning for each the keys
+    /// each of the player's ticks simulated in it was walked with.
+    fn walked_keys(queue: &mut InputQueue, ticks: std::ops::RangeInclusive<u64>) -> Vec<Vec<Keys>> {
         let mut walked = |tick| {
-            let mut steps = 0;
-            queue.step_due(tick, UserId(1), |_| steps += 1);
-            let last = queue.your_tick().unwrap_or(0);
-            (last + 1 - steps..=last).collect()
+            let mut keys = Vec::new();
+            queue.step_due(tick, UserId(1), |held| keys.push(held));
+            keys
         };
         ticks.map(&mut walked).collect()
+    }
+
+    /// Steps our ticks `ticks` as the movement system does, returning for each the
+    /// player's ticks simulated in it (a walking player's: none skipped).
+    fn walk(queue: &mut InputQueue, ticks: std::ops::RangeInclusive<u64>) -> Vec<Vec<u32>> {
+        ticks
+            .map(|tick| {
+                let steps = walked_keys(queue, tick..=tick)[0].len() as u32;
+                let last = queue.your_tick().unwrap_or(0);
+                (last + 1 - steps..=last).collect()
+            })
+            .collect()
     }
 
     #[test]
@@ -463,17 +474,6 @@ mod tests {
         let steps = walk(&mut queue, 91..=94);
         assert_eq!(steps, [vec![136, 137], vec![138, 139], vec![140, 141], vec![142]]);
         assert_eq!(queue.keys, Keys::RIGHT);
-    }
-
-    /// Steps our ticks `ticks` as the movement system does, returning for each the keys
-    /// each of the player's ticks simulated in it was walked with.
-    fn walked_keys(queue: &mut InputQueue, ticks: std::ops::RangeInclusive<u64>) -> Vec<Vec<Keys>> {
-        let mut walked = |tick| {
-            let mut keys = Vec::new();
-            queue.step_due(tick, UserId(1), |held| keys.push(held));
-            keys
-        };
-        ticks.map(&mut walked).collect()
     }
 
     #[test]
