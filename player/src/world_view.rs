@@ -143,28 +143,42 @@ impl StreamClock {
 /// are shown at, however many times it changed just before.
 const STATES_KEPT: usize = 6;
 
-/// Another entity as known: who it is, and its last states sent, each with the tick it
-/// was sent at (never decreasing), for the ticks shown between them; a ring, `newest`
-/// the index of the latest, `len` how many are held (one at least, once the update
-/// that told of it is folded in). Plain data, held inline: in a crowd, entities come
-/// into view and leave it on most updates, and each would cost an allocation; and a
-/// bot's view is cold by its next update (thousands of others' came between), so a
-/// push writes one state (no older ones shifted) and a slot is freed reading only who
-/// it held. Laid out as written (`repr(C)`), who it is and where the ring stands first,
-/// beside the slot's own tag: an update reads them together (in one line of memory,
-/// mostly), then writes one state.
+/// Another entity as known: who it is, held once, and its last states sent, each with
+/// the tick it was sent at (never decreasing), for the ticks shown between them; a
+/// ring, `newest` the index of the latest, `len` how many are held (one at least, once
+/// the update that told of it is folded in). Plain data, held inline: in a crowd,
+/// entities come into view and leave it on most updates, and each would cost an
+/// allocation; and a bot's view is cold by its next update (thousands of others' came
+/// between), so a push writes one state (no older ones shifted) and a slot is freed
+/// reading only who it held. Laid out as written (`repr(C)`), who it is and where the
+/// ring stands first, beside the slot's own tag: an update reads them together (in one
+/// line of memory, mostly), then writes one state.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct Known {
     id: EntityId,
     newest: u8,
     len: u8,
-    states: [(EntityState, u64); STATES_KEPT],
+    states: [Sent; STATES_KEPT],
+}
+
+/// A state of another entity as sent, but for whose it is, and the tick it was sent at.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    position: Vec2,
+    velocity: Vec2,
+    tick: u64,
+}
+
+impl Sent {
+    fn of(state: &EntityState, tick: u64) -> Self {
+        Self { position: state.position, velocity: state.velocity, tick }
+    }
 }
 
 impl Known {
-    fn new(state: EntityState, sent: u64) -> Self {
-        Self { id: state.id, newest: 0, len: 1, states: [(state, sent); STATES_KEPT] }
+    fn new(state: EntityState, tick: u64) -> Self {
+        Self { id: state.id, newest: 0, len: 1, states: [Sent::of(&state, tick); STATES_KEPT] }
     }
 
     /// The index `back` states before the latest.
@@ -172,12 +186,21 @@ impl Known {
         (usize::from(self.newest) + STATES_KEPT - back) % STATES_KEPT
     }
 
-    fn latest(&self) -> &(EntityState, u64) {
+    fn latest(&self) -> &Sent {
         &self.states[usize::from(self.newest)]
     }
 
+    /// Its state as last sent.
+    fn latest_state(&self) -> EntityState {
+        self.state(self.latest())
+    }
+
+    fn state(&self, sent: &Sent) -> EntityState {
+        EntityState { id: self.id, position: sent.position, velocity: sent.velocity }
+    }
+
     /// Its states, the latest first.
-    fn latest_first(&self) -> impl Iterator<Item = &(EntityState, u64)> {
+    fn latest_first(&self) -> impl Iterator<Item = &Sent> {
         (0..usize::from(self.len)).map(|back| &self.states[self.index(back)])
     }
 
@@ -185,26 +208,26 @@ impl Known {
     /// before `next` (the new stream's own word on it) is pushed: those from `next` on,
     /// the latest, are dropped, and may be all of them.
     fn moved_on(&mut self, ahead_by: i64, next: u64) {
-        for (_, sent) in &mut self.states {
-            *sent = sent.saturating_add_signed(ahead_by);
+        for sent in &mut self.states {
+            sent.tick = sent.tick.saturating_add_signed(ahead_by);
         }
-        while self.len > 0 && self.latest().1 >= next {
+        while self.len > 0 && self.latest().tick >= next {
             self.newest = self.index(1) as u8;
             self.len -= 1;
         }
     }
 
-    fn push(&mut self, state: EntityState, sent: u64) {
+    fn push(&mut self, state: EntityState, tick: u64) {
         self.newest = ((usize::from(self.newest) + 1) % STATES_KEPT) as u8;
-        self.states[usize::from(self.newest)] = (state, sent);
+        self.states[usize::from(self.newest)] = Sent::of(&state, tick);
         self.len = (self.len + 1).min(STATES_KEPT as u8);
     }
 
     /// Where it was at `tick`, as the server simulated it (where it was first known, if before).
     fn at_tick(&self, tick: u64, tick_seconds: f32) -> Vec2 {
         let oldest = &self.states[self.index(usize::from(self.len.max(1)) - 1)];
-        let (state, sent) = self.latest_first().find(|(_, sent)| *sent <= tick).unwrap_or(oldest);
-        extrapolate(state, *sent, tick, tick_seconds)
+        let sent = self.latest_first().find(|sent| sent.tick <= tick).unwrap_or(oldest);
+        extrapolate(&self.state(sent), sent.tick, tick, tick_seconds)
     }
 
     /// Where it was at `tick` and its fraction, between the ticks either side.
@@ -254,10 +277,9 @@ pub struct WorldView {
     /// go: for finding one by its id ([`Self::other`]) and across a full update, which
     /// files everything in view under new handles.
     filed: HashMap<EntityId, Handle>,
-    /// Scratch lists kept between updates, so their room is reused: where the others an
-    /// update tells of were shown before it, and what was known before a full update.
+    /// Where the others an update tells of were shown before it: a list kept between
+    /// updates, so its room is reused.
     shown_before: Vec<(Handle, Vec2)>,
-    known_before: Vec<Option<Known>>,
     /// The player's own tick `me` is as of, once its inputs set the server's clock.
     pub your_tick: Option<u32>,
     /// When others are shown.
@@ -370,9 +392,11 @@ impl WorldView {
 
     /// Files what was known of the entities a full update tells of under their new
     /// handles, and forgets the rest (and their names: the update names all it tells of).
+    /// Into a new table, sized for the new handles, the old one let go: a second table
+    /// kept for this doubled the table's memory, most of a bot's view's (BENCHMARKS.md).
     fn refile(&mut self, update: &PlayerUpdate) {
-        let mut before = std::mem::take(&mut self.known_before);
-        std::mem::swap(&mut before, &mut self.known);
+        let handles = update.changed_handles.iter().max().map_or(0, |&most| usize::from(most) + 1);
+        let mut before = std::mem::replace(&mut self.known, Vec::with_capacity(handles));
         self.names.clear();
         let was_filed = std::mem::take(&mut self.filed);
         for (state, &handle) in update.changed.iter().zip(&update.changed_handles) {
@@ -382,8 +406,6 @@ impl WorldView {
                 self.filed.insert(state.id, handle);
             }
         }
-        before.clear();
-        self.known_before = before;
     }
 
     /// `state`, sent at `tick`, of the entity filed under `handle`, or of one coming into
@@ -456,7 +478,7 @@ impl WorldView {
     /// Every other entity in view, where it is shown at `at` (see [`StreamClock`]).
     pub fn others_shown(&self, at: Instant) -> impl Iterator<Item = (EntityState, Vec2)> + '_ {
         let tick = self.stream.shown_tick(at);
-        self.known_all().map(move |known| (known.latest().0, known.at(tick, self.tick_seconds)))
+        self.known_all().map(move |known| (known.latest_state(), known.at(tick, self.tick_seconds)))
     }
 
     /// Folds in a chat line the player heard, if anyone may be shown it
@@ -483,7 +505,7 @@ impl WorldView {
     }
 
     fn at_tick(&self, known: &Known) -> EntityState {
-        EntityState { position: known.at_tick(self.tick, self.tick_seconds), ..known.latest().0 }
+        EntityState { position: known.at_tick(self.tick, self.tick_seconds), ..known.latest_state() }
     }
 }
 
@@ -613,7 +635,7 @@ mod tests {
         assert_eq!([8, 5, 3, 1].map(|tick| at(&known, tick)), [8.0, 5.0, 3.0, 3.0]);
         // A new stream, 100 ticks ahead, tells of it again from (old) tick 7 on.
         known.moved_on(100, 107);
-        assert_eq!((known.len, known.latest().1), (4, 106));
+        assert_eq!((known.len, known.latest().tick), (4, 106));
         known.push(state(70.0), 107);
         assert_eq!([108, 106, 103, 1].map(|tick| at(&known, tick)), [70.0, 6.0, 3.0, 3.0]);
     }
@@ -664,6 +686,23 @@ mod tests {
             (view.filed_under(1).map(|known| known.id), view.filed_under(2).is_none()),
             (Some(EntityId(5)), true)
         );
+    }
+
+    #[test]
+    fn a_full_update_files_into_a_table_as_long_as_its_handles_need() {
+        let mut view = WorldView::new(0.05);
+        let table = |view: &WorldView| view.known.capacity();
+        for id in 0..100 {
+            apply(&mut view, &mut update(vec![at(id)], vec![], vec![(EntityId(id), "someone")]), Instant::now())
+                .unwrap();
+        }
+        assert!(table(&view) >= 100);
+        // A new server knows 30 of them: a table for those, the old one let go.
+        let mut full = update((0..30).map(at).collect(), vec![], (0..30).map(|id| (EntityId(id), "someone")).collect());
+        (full.tick, full.server, full.full) = (7000, ServerId(2), true);
+        apply(&mut view, &mut full, Instant::now()).unwrap();
+        assert_eq!((view.in_view(), table(&view)), (30, 30));
+        assert_eq!(view.other(EntityId(29)).map(|state| state.id), Some(EntityId(29)));
     }
 
     #[test]
