@@ -6,11 +6,10 @@
 
 use rand::Rng;
 use std::time::Duration;
-use tessera_player::WorldView;
 use tessera_player::steering::{ARRIVED, keys_toward};
+use tessera_player::world_view::{Sighting, WorldView};
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
-use tessera_shared::ids::EntityId;
 use tessera_shared::region_map::RegionMap;
 use tokio::time::Instant;
 
@@ -47,7 +46,7 @@ pub struct Walker {
     pub behaviour: Behaviour,
     target: Option<Vec2>,
     resting_until: Option<Instant>,
-    following: Option<EntityId>,
+    following: Option<Sighting>,
 }
 
 impl Walker {
@@ -109,12 +108,12 @@ impl Walker {
 
     /// Where the one being followed is, choosing someone new when they left the view.
     fn leader(&mut self, rng: &mut impl Rng, view: &WorldView) -> Option<Vec2> {
-        if let Some(leader) = self.following.and_then(|id| view.other(id)) {
+        if let Some(leader) = self.following.as_mut().and_then(|leader| view.find(leader)) {
             return Some(leader.position);
         }
-        let leader = (view.in_view() > 0).then(|| view.others().nth(rng.random_range(0..view.in_view()))).flatten();
-        self.following = leader.map(|leader| leader.id);
-        leader.map(|leader| leader.position)
+        self.following =
+            (view.in_view() > 0).then(|| view.sightings().nth(rng.random_range(0..view.in_view()))).flatten();
+        self.following.as_mut().and_then(|leader| view.find(leader)).map(|leader| leader.position)
     }
 
     fn wander(&mut self, rng: &mut impl Rng, me: Vec2, map: &RegionMap, now: Instant) -> Vec2 {

@@ -199,8 +199,9 @@ fn sync_avatars(
     }
     let view = &snapshot.view;
     let Some(me) = view.me else { return };
-    let in_view: Vec<(EntityId, Vec2, bool)> =
-        std::iter::once((me.id, me.position, true)).chain(view.others().map(|o| (o.id, o.position, false))).collect();
+    let my_name = snapshot.welcome.as_ref().map(|welcome| welcome.name.clone()).unwrap_or_default();
+    let others = view.others_named().map(|(other, name)| (other.id, other.position, name.to_string()));
+    let in_view: Vec<(EntityId, Vec2, String)> = std::iter::once((me.id, me.position, my_name)).chain(others).collect();
     avatars.0.retain(|id, entity| {
         let keep = in_view.iter().any(|(seen, _, _)| seen == id);
         if !keep {
@@ -208,14 +209,11 @@ fn sync_avatars(
         }
         keep
     });
-    for (id, position, own) in in_view {
-        let name = match own {
-            true => snapshot.welcome.as_ref().map(|welcome| welcome.name.clone()).unwrap_or_default(),
-            false => view.names.get(&id).map(ToString::to_string).unwrap_or_default(),
-        };
+    for (id, position, name) in in_view {
+        let own = id == me.id;
         match avatars.0.get(&id) {
             Some(&entity) => {
-                // Names can arrive after the entity itself.
+                // A name may change: every full update names everyone in view again.
                 for child in children.get(entity).into_iter().flatten() {
                     if let Ok(mut label) = labels.get_mut(*child)
                         && label.0 != name

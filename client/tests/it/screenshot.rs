@@ -66,8 +66,7 @@ fn the_client_draws_you_and_the_players_around_you() {
         runtime.spawn(async move {
             while other.receive().await.is_ok() {
                 let Some(seen) = &tester_seen else { continue };
-                let tester = other.view.names.iter().find(|(_, name)| *name == "tester").map(|(&id, _)| id);
-                if let Some(state) = tester.and_then(|id| other.view.other(id)) {
+                if let Some((state, _)) = other.view.others_named().find(|(_, name)| *name == "tester") {
                     seen.send_replace(Some(state.position));
                 }
             }

@@ -61,7 +61,7 @@ async fn a_player_who_left_comes_back_where_it_was_and_is_seen_there() {
     assert_eq!(server, Some(ServerId(2)), "on the server owning that spot");
     bo.wait_until(DEADLINE, "ada in view where she left, with her name", |view| {
         view.other(id.entity()).is_some_and(|seen| seen.position.distance(left_at) < 1.0)
-            && view.names.get(&id.entity()).is_some_and(|name| name == "ada")
+            && view.name(id.entity()).is_some_and(|name| name == "ada")
     })
     .await
     .unwrap();

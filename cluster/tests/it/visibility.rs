@@ -7,7 +7,7 @@ use tessera_shared::ids::{ServerId, UserId};
 
 fn sees(cluster: &Stepper, watcher: UserId, other: UserId, name: &str) -> bool {
     let view = &cluster.player(watcher).view;
-    view.other(other.entity()).is_some() && view.names.get(&other.entity()).is_some_and(|n| n == name)
+    view.name(other.entity()).is_some_and(|n| n == name)
 }
 
 #[test]

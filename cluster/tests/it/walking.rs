@@ -20,7 +20,7 @@ async fn a_key_press_moves_the_player_and_others_see_it() {
     // Both spawn within the spawn radius of each other, well inside the view radius.
     watcher
         .wait_until(DEADLINE, "the walker in view, with its name", |view| {
-            view.other(walker_id).is_some() && view.names.get(&walker_id).is_some_and(|n| n == "walker")
+            view.name(walker_id).is_some_and(|n| n == "walker")
         })
         .await
         .unwrap();

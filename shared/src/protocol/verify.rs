@@ -48,8 +48,6 @@ pub enum Violation {
     TooManyCells { count: usize, max: usize },
     #[error("{count} entities in one message (at most {MAX_ENTITIES_PER_MESSAGE})")]
     TooManyEntities { count: usize },
-    #[error("{count} entities in view (at most {MAX_ENTITIES_PER_MESSAGE})")]
-    TooManyInView { count: usize },
     #[error("{peer} handed off {user} at {position}, outside {receiver}'s regions")]
     HandoffOutside { peer: ServerId, user: UserId, position: Vec2, receiver: ServerId },
     #[error("the update frame for {user} is not one whole frame")]
