@@ -497,7 +497,7 @@ impl WorldView {
 
     /// Every other entity in view, where it is at `tick`.
     pub fn others(&self) -> impl Iterator<Item = EntityState> + '_ {
-        self.known_all().map(|known| self.at_tick(known))
+        self.others_named().map(|(other, _)| other)
     }
 
     /// Every other entity in view, where it is at `tick`, and its name.
