@@ -148,13 +148,13 @@ const STATES_KEPT: usize = 6;
 /// `newest` the index of the latest, `len` how many are held (one at least, once the
 /// update that told of it is folded in); and its name, which goes with it. Plain data,
 /// held inline: in a crowd, entities come into view and leave it on most updates, and
-/// each would cost an allocation, or an entry in a map by id (two maps, of names and of
-/// handles, were nearly half of `apply`'s time in a bot: BENCHMARKS.md); and a bot's view is
-/// cold by its next update (thousands of others' came between), so a push writes one
-/// state (no older ones shifted) and a slot is freed writing only its tag. Laid out as
-/// written (`repr(C)`), who it is and where the ring stands first, beside the slot's own
-/// tag: an update reads them together (in one line of memory, mostly), then writes one
-/// state; the name, written as the entity comes into view, last.
+/// each would cost an allocation, or an entry in a map by id (two maps, of names and
+/// of handles, were nearly half of `apply`'s time in a bot: BENCHMARKS.md); and a bot's
+/// view is cold by its next update (thousands of others' came between), so a push
+/// writes one state (no older ones shifted) and a slot is freed writing only its tag.
+/// Laid out as written (`repr(C)`), who it is and where the ring stands first, beside
+/// the slot's own tag: an update reads them together (in one line of memory, mostly),
+/// then writes one state; the name, written as the entity comes into view, last.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 struct Known {
@@ -463,23 +463,22 @@ impl WorldView {
         }
     }
 
-    /// Every other entity in view, as known.
-    fn known_all(&self) -> impl Iterator<Item = &Known> {
-        self.known.iter().flatten()
+    /// `id` as known and where it is filed, if it is in view: a search, for finding what
+    /// the player does not know the handle of ([`Sighting`]).
+    fn search(&self, id: EntityId) -> Option<(Handle, &Known)> {
+        self.filed().find(|(_, known)| known.id == id)
     }
 
-    /// Where `id` is filed, if it is in view: a search, for finding what the player
-    /// does not know the handle of ([`Sighting`]).
-    fn handle_of(&self, id: EntityId) -> Option<Handle> {
-        let at = self.known.iter().position(|known| known.as_ref().is_some_and(|known| known.id == id))?;
-        // Below `MAX_KNOWN_ENTITIES`, as every handle filed.
-        Handle::try_from(at).ok()
+    /// Every other entity in view, as known, and where it is filed (the table is no longer
+    /// than [`tessera_shared::protocol::MAX_KNOWN_ENTITIES`], so each index is a handle).
+    fn filed(&self) -> impl Iterator<Item = (Handle, &Known)> {
+        (0..).zip(&self.known).filter_map(|(handle, known)| Some((handle, known.as_ref()?)))
     }
 
     /// Every other entity in view, where it is shown at `at` (see [`StreamClock`]).
     pub fn others_shown(&self, at: Instant) -> impl Iterator<Item = (EntityState, Vec2)> + '_ {
         let tick = self.stream.shown_tick(at);
-        self.known_all().map(move |known| (known.latest_state(), known.at(tick, self.tick_seconds)))
+        self.filed().map(move |(_, known)| (known.latest_state(), known.at(tick, self.tick_seconds)))
     }
 
     /// Folds in a chat line the player heard, if anyone may be shown it
@@ -492,7 +491,7 @@ impl WorldView {
 
     /// Another entity in view, where it is at `tick`.
     pub fn other(&self, id: EntityId) -> Option<EntityState> {
-        self.find(&mut self.sighting(id)?)
+        self.search(id).map(|(_, known)| self.at_tick(known))
     }
 
     /// Every other entity in view, where it is at `tick`.
@@ -502,12 +501,12 @@ impl WorldView {
 
     /// Every other entity in view, where it is at `tick`, and its name.
     pub fn others_named(&self) -> impl Iterator<Item = (EntityState, &EntityName)> + '_ {
-        self.known_all().map(|known| (self.at_tick(known), &known.name))
+        self.filed().map(|(_, known)| (self.at_tick(known), &known.name))
     }
 
     /// The name of another entity in view.
     pub fn name(&self, id: EntityId) -> Option<&EntityName> {
-        Some(&self.filed_under(self.handle_of(id)?)?.name)
+        self.search(id).map(|(_, known)| &known.name)
     }
 
     /// How many other entities are in view.
@@ -517,12 +516,12 @@ impl WorldView {
 
     /// Another entity in view, to be found again ([`Self::find`]).
     pub fn sighting(&self, id: EntityId) -> Option<Sighting> {
-        Some(Sighting { id, handle: self.handle_of(id)? })
+        Some(Sighting { id, handle: self.search(id)?.0 })
     }
 
     /// Every other entity in view, each to be found again ([`Self::find`]).
     pub fn sightings(&self) -> impl Iterator<Item = Sighting> + '_ {
-        self.known.iter().zip(0..).filter_map(|(known, handle)| Some(Sighting { id: known.as_ref()?.id, handle }))
+        self.filed().map(|(handle, known)| Sighting { id: known.id, handle })
     }
 
     /// The entity `sighting` saw, where it is at `tick`, if it is still in view: under the
@@ -530,7 +529,7 @@ impl WorldView {
     /// (`sighting` is brought up to date then).
     pub fn find(&self, sighting: &mut Sighting) -> Option<EntityState> {
         if self.filed_as(sighting.handle, sighting.id).is_none() {
-            sighting.handle = self.handle_of(sighting.id)?;
+            sighting.handle = self.search(sighting.id)?.0;
         }
         self.filed_under(sighting.handle).map(|known| self.at_tick(known))
     }
