@@ -521,10 +521,11 @@ impl Player {
     }
 
     /// `packed` unpacked against the updates before it, checked against the inputs sent;
-    /// `None` if it cannot be, for an update before it was lost (only updates by datagram
-    /// are): a full one is asked for, and what comes until it does is dropped. Where
-    /// updates may be lost, any update that cannot be unpacked is taken for one after a
-    /// loss: which update a lost one was cannot be known.
+    /// `None` if it cannot be, for an update before it was lost (updates by datagram may
+    /// be, and the last of a server's before a handoff, which its proxy drops if the new
+    /// server's overtook it): a full one is asked for, and what comes until it does is
+    /// dropped. Where updates may be lost, any update that cannot be unpacked is taken
+    /// for one after a loss: which update a lost one was cannot be known.
     async fn unpack(
         &mut self,
         packed: PackedUpdate,
@@ -538,9 +539,9 @@ impl Player {
                 }
                 update
             }
-            Err(Violation::BadPacking(_)) if lossy => {
+            Err(Violation::BadPacking(problem)) if lossy || problem.is_loss() => {
                 self.unpacker.start_over();
-                if self.losses.lost(now) && self.datagrams.is_some() {
+                if self.losses.lost(now) && (self.datagrams.is_some() || problem.is_loss()) {
                     self.link.send(ClientToProxy::Resync).await?;
                     self.silence.broken();
                 }

@@ -144,15 +144,11 @@ async fn serve(
             _ if !limiter.take(&INPUT_RATE, now) => Err(Violation::InputFlood { per_sec: MAX_INPUTS_PER_SEC }),
             ClientToProxy::Input(input) => Ok(Some(ProxyToServer::Input { user, input })),
             ClientToProxy::Chat { channel, text } => chat.hear(routing, user, channel, &text, now),
-            // Each costs its server a full update: asked for only by a player bound for
-            // datagrams (nothing else loses updates), one in flight at a time (a player
-            // asks again only after RESYNC_WAIT), and the rest dropped unsaid.
-            ClientToProxy::Resync
-                if resynced.is_some_and(|at| now.duration_since(at) < RESYNC_WAIT / 2)
-                    || !routing.bound_for_datagrams(user) =>
-            {
-                Ok(None)
-            }
+            // Each costs its server a full update: asked for by a player that lost an
+            // update sent by datagram, or the last of its old server's before a handoff
+            // (dropped here, late), one in flight at a time (a player asks again only
+            // after RESYNC_WAIT), and the rest dropped unsaid.
+            ClientToProxy::Resync if resynced.is_some_and(|at| now.duration_since(at) < RESYNC_WAIT / 2) => Ok(None),
             ClientToProxy::Resync => {
                 resynced = Some(now);
                 ProxyStats::add(&routing.stats.resyncs, 1);

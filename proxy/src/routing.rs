@@ -328,14 +328,6 @@ impl Routing {
         InputsTaken::Forwarded(forwarded)
     }
 
-    /// Whether `user` is bound for its updates by datagram now: only then may it have
-    /// lost one, and ask for a full update.
-    pub fn bound_for_datagrams(&self, user: UserId) -> bool {
-        let tables = self.tables();
-        let route = tables.clients.get(&user).and_then(|route| route.datagrams.as_ref());
-        route.is_some_and(|datagrams| datagrams.to(Instant::now()).is_some())
-    }
-
     /// Sends `user` everything by its link from now on: its updates by datagram do not
     /// reach it. Whether it was to be sent them (and so may have lost some).
     pub fn no_datagrams(&self, user: UserId) -> bool {

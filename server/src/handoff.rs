@@ -9,6 +9,7 @@
 
 use crate::components::Visible;
 use crate::input_queue::{InputQueue, MAX_INPUT_LEAD_TICKS, PlayerClock};
+use crate::interest::KnownEntities;
 use crate::movement::MovementSystems;
 use crate::net::{
     ChatSaid, Forwarding, HandoffAnswered, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks,
@@ -125,20 +126,24 @@ impl Plugin for HandoffPlugin {
     }
 }
 
+/// A player that may be leaving: all of it that goes with it, and what it was told.
+type Departing<'a> =
+    (Entity, &'a UserId, &'a Player, &'a Visible, &'a InputQueue, &'a Position, &'a Velocity, &'a KnownEntities);
+
 #[allow(clippy::too_many_arguments)]
 fn hand_off_departing(
     mut commands: Commands,
     tick: Res<SimulationTick>,
     wall: Res<TickWallClock>,
     settings: Res<ServerSettings>,
-    departing: Query<(Entity, &UserId, &Player, &Visible, &InputQueue, &Position, &Velocity)>,
+    departing: Query<Departing>,
     mut players: ResMut<Players>,
     mut peers: ResMut<PeerLinks>,
     mut handed_off: ResMut<HandedOff>,
 ) {
     handed_off.expire(tick.0);
     let tether = settings.cluster.simulation.tether;
-    for (entity, &user, player, visible, queue, position, velocity) in &departing {
+    for (entity, &user, player, visible, queue, position, velocity, known) in &departing {
         if settings.map.within_tether(settings.id, position.0, tether) || handed_off.declined.contains_key(&user) {
             continue;
         }
@@ -157,6 +162,7 @@ fn hand_off_departing(
             proxy: player.proxy,
             // The epoch came from the network (with the player's last handoff): it saturates.
             epoch: player.epoch.saturating_add(1),
+            view: known.handing_on(),
         };
         let Some(link) = peers.weak_outbound(next) else { continue };
         // Let go before the next owner can take over, as seen from outside too.
@@ -226,8 +232,9 @@ fn spawn_handed(
             stats.count_input_wait_change(longer);
         }
     }
+    let known = state.view.map(KnownEntities::handed).unwrap_or_default();
     let entity = commands
-        .spawn((Player::bundle(user, state.name, player, state.position), Velocity(state.velocity), queue))
+        .spawn((Player::bundle(user, state.name, player, state.position), Velocity(state.velocity), queue, known))
         .id();
     players.0.insert(user, entity);
     entity
@@ -356,8 +363,9 @@ fn settle_departures(
         };
         if taken {
             departure.accepted = true;
-            // Passed on already, as they came.
+            // Passed on already, as they came; and the view is the new owner's to carry on.
             departure.held_inputs.clear();
+            departure.state.view = None;
             for (channel, text) in std::mem::take(&mut departure.held_chat) {
                 peers.send(peer, PeerMessage::ForwardChat { user, channel, text });
             }

@@ -341,6 +341,7 @@ mod tests {
             clock: Some(HandedClock { your_tick: 70, next_tick_at: 1_780_000_000_050_000, settling_inputs: 0 }),
             proxy: ProxyId(2),
             epoch: 1,
+            view: Some(HandedView { seq: 200, handles: vec![(EntityId(40), 3), (EntityId(41), 0)] }),
         }));
     }
 

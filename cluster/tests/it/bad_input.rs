@@ -347,6 +347,7 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
             clock: None,
             proxy: ProxyId(1),
             epoch: 1,
+            view: None,
         }),
         // Forwarded input numbered 0.
         PeerMessage::ForwardInput { user: UserId(999), input: Input { seq: 0, keys: Keys::UP, tick: 0 } },

@@ -65,6 +65,32 @@ fn walking_across_every_border_hands_off_seamlessly() {
     assert_eq!(cluster.owned_players(), 1);
 }
 
+#[test]
+fn a_player_handed_on_is_told_only_the_names_of_those_new_to_it() {
+    let mut cluster = Stepper::default_cluster();
+    // Six stand about the border between servers 1 and 2, three on each side; one walks across.
+    let standing: Vec<UserId> = (0..6)
+        .map(|i| {
+            cluster.join(i % 2, &format!("stander{i}"), Vec2::new(960.0 + 30.0 * i as f32, 500.0 + 7.0 * i as f32))
+        })
+        .collect();
+    let user = cluster.join(0, "traveller", Vec2::new(900.0, 520.0));
+    cluster.step_until("the traveller sees all six", 40, |cluster| {
+        standing.iter().all(|&other| cluster.player(user).view.name(other.entity()).is_some())
+    });
+    cluster.walk_to(user, Vec2::new(1150.0, 520.0), |_| {});
+    let player = cluster.player(user);
+    assert_eq!(player.view.server, Some(ServerId(2)));
+    let [joined, handed] = player.full_updates[..] else {
+        panic!("one full update as it joined, one as it was handed on: {:?}", player.full_updates)
+    };
+    assert_eq!((handed.server, handed.others, handed.named), (ServerId(2), 6, 0), "{handed:?}");
+    assert!(handed.bytes * 2 < joined.bytes, "{handed:?} against {joined:?}");
+    for (i, other) in standing.iter().enumerate() {
+        assert_eq!(player.view.name(other.entity()).map(|name| name.as_str()), Some(format!("stander{i}").as_str()));
+    }
+}
+
 /// Walks `user` up to the border between servers 1 and 2, then right across it, and
 /// steps to the tick when server 1 has let go of the player and server 2 has not yet
 /// taken it: the handoff is in flight.

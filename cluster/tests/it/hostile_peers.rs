@@ -38,6 +38,7 @@ fn handoff(user: UserId, position: Vec2, pending: Vec<Input>) -> PeerMessage {
         clock: None,
         proxy: ProxyId(1),
         epoch: 1,
+        view: None,
     })
 }
 

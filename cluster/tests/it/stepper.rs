@@ -123,6 +123,19 @@ pub struct SteppedPlayer {
     pub bytes_received: u64,
     /// The largest correction of its prediction its server's states made.
     pub largest_correction: f32,
+    /// Each full update it was sent.
+    pub full_updates: Vec<FullUpdate>,
+}
+
+/// A full update as it reached a player.
+#[derive(Debug, Clone, Copy)]
+pub struct FullUpdate {
+    pub server: ServerId,
+    /// On the wire.
+    pub bytes: usize,
+    /// Others it told of, and of those, how many it named (new to the player).
+    pub others: usize,
+    pub named: usize,
 }
 
 impl SteppedPlayer {
@@ -146,6 +159,11 @@ impl SteppedPlayer {
                 ProxyToClient::Update(packed) => {
                     let mut update = player.unpacker.unpack(packed).unwrap_or_else(|violation| panic!("{violation}"));
                     assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
+                    if update.full {
+                        let (others, named) = (update.changed.len(), update.names.len());
+                        let full = FullUpdate { server: update.server, bytes: frame.len(), others, named };
+                        player.full_updates.push(full);
+                    }
                     let (you, your_tick) = (update.you, update.your_tick);
                     player
                         .view
@@ -400,6 +418,7 @@ impl Stepper {
             disconnected: None,
             bytes_received: 0,
             largest_correction: 0.0,
+            full_updates: Vec::new(),
         };
         let older = self.players.insert(user, player);
         self.step_until("the first update", 10, |stepper| stepper.player(user).view.me.is_some());

@@ -20,6 +20,10 @@ pub const MOVED_BYTES: f32 = 4.0;
 /// Telling of an entity coming into view, besides its name: its handle, id, whole
 /// position and heading.
 pub const ENTERED_BYTES: f32 = 18.0;
+/// Telling of an entity the player knew under a handle the server that handed it here
+/// gave it ([`tessera_shared::protocol::packing::Mention::Kept`]): that handle, its whole
+/// position and heading.
+pub const KEPT_BYTES: f32 = 8.0;
 /// An entity leaving the view: its handle.
 pub const LEFT_BYTES: f32 = 1.0;
 

@@ -32,8 +32,8 @@ use tessera_shared::framing::encode_frame;
 use tessera_shared::ids::{EntityId, ProxyId, UserId};
 use tessera_shared::protocol::packing::{Handle, Handles, Mention, Mentions, quantised, quantised_own};
 use tessera_shared::protocol::{
-    EntityName, EntityState, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate, ProxyToClient,
-    ServerToProxy, UPDATES_FRAME_BUDGET, UpdatePacker, most_quiet_ticks, must_resend, tick_seconds,
+    EntityName, EntityState, HandedView, MAX_KNOWN_ENTITIES, MAX_STATES_PER_UPDATE, PlayerFrame, PlayerUpdate,
+    ProxyToClient, ServerToProxy, UPDATES_FRAME_BUDGET, UpdatePacker, most_quiet_ticks, must_resend, tick_seconds,
 };
 use tracing::warn;
 
@@ -147,6 +147,10 @@ pub struct KnownEntities {
     ids: Vec<EntityId>,
     /// The handles the player's link has free for entities coming into view.
     handles: Handles,
+    /// Until its first update here: the handle the player knows each entity by from the
+    /// server that handed it here, sorted by id, for that update to keep
+    /// ([`Mention::Kept`]). Those it does not tell of are free again after it.
+    kept: Vec<(EntityId, Handle)>,
     /// The server's end of the player's link, for the next update to be packed against.
     packer: UpdatePacker,
     /// What the player's updates may still carry.
@@ -228,9 +232,38 @@ const NEAR_SHARE_OF_VIEW: f32 = 0.5;
 const FAR_EVERY: u64 = 2;
 
 impl KnownEntities {
+    /// What a player handed here was told before (`view`): its first update, full, keeps
+    /// the handles of the last update it was sent, for the entities it tells of.
+    pub fn handed(view: HandedView) -> Self {
+        let mut kept = view.handles;
+        kept.sort_unstable_by_key(|&(id, _)| id);
+        Self {
+            handles: Handles::taken(kept.iter().map(|&(_, handle)| handle)),
+            kept,
+            packer: UpdatePacker::after(view.seq),
+            ..Self::default()
+        }
+    }
+
+    /// What the player was told, to go with it to another server: `None` before its
+    /// first update.
+    pub fn handing_on(&self) -> Option<HandedView> {
+        let seq = self.packer.last_seq()?;
+        Some(HandedView {
+            seq,
+            handles: self.sent.iter().filter_map(|sent| Some((sent.state.id, sent.handle?))).collect(),
+        })
+    }
+
     /// Whether the player's next update is full: it was told nothing yet.
     pub fn starting_over(&self) -> bool {
         self.told.is_none()
+    }
+
+    /// Where `id` is in [`Self::kept`]: the player knew it, on the server that handed it
+    /// here, under the handle kept there.
+    fn kept_at(&self, id: EntityId) -> Option<usize> {
+        self.kept.binary_search_by_key(&id, |&(id, _)| id).ok()
     }
 
     /// Looks at `state`, at `tick`, of an entity in view, which is owed `owed_a_tick`
@@ -262,15 +295,19 @@ impl KnownEntities {
     /// Tells the player of `entry` as `state` at `tick`, recording it as sent: how the
     /// update mentions it, or `None` for a newcomer with no handle free.
     fn tell(&mut self, entry: usize, state: EntityState, tick: u64) -> Option<Mention> {
-        let sent = &mut self.sent[entry];
+        let sent = &self.sent[entry];
         let mention = match sent.handle {
             Some(handle) => Mention::Known { handle, last: sent.state, last_tick: sent.tick },
             None => {
-                let handle = self.handles.take()?;
-                sent.handle = Some(handle);
-                Mention::New(handle)
+                let mention = match self.kept_at(state.id) {
+                    Some(kept) => Mention::Kept(self.kept.remove(kept).1),
+                    None => Mention::New(self.handles.take()?),
+                };
+                self.sent[entry].handle = Some(mention.handle());
+                mention
             }
         };
+        let sent = &mut self.sent[entry];
         (sent.state, sent.tick, sent.owed) = (state, tick, 0.0);
         Some(mention)
     }
@@ -286,6 +323,10 @@ impl KnownEntities {
     /// forgets those not seen, returns those the player knew with their handles (free
     /// again), and sorts the newcomers in.
     fn end_tick(&mut self, tick: u64, in_view: usize) -> Vec<(EntityId, Handle)> {
+        // The first update here told of those kept it had room for; the player forgets the rest.
+        for (_, handle) in self.kept.drain(..) {
+            self.handles.give_back(handle);
+        }
         let arrived = self.sent.len() > self.ids.len();
         let mut left = Vec::new();
         let leaving = self.sent.len() > in_view;
@@ -490,10 +531,12 @@ impl Pass<'_> {
                     entry,
                     index,
                     owed: how_much,
-                    bytes: if newcomer {
-                        budget::ENTERED_BYTES + self.everything[index].3.name.len() as f32
-                    } else {
+                    bytes: if !newcomer {
                         budget::MOVED_BYTES
+                    } else if known.kept_at(state.id).is_some() {
+                        budget::KEPT_BYTES
+                    } else {
+                        budget::ENTERED_BYTES + self.everything[index].3.name.len() as f32
                     },
                     may_wait: !newcomer && far_may_wait && distance_squared > near * near,
                 }),

@@ -21,8 +21,9 @@ use std::time::Duration;
 /// Bumped on every incompatible change to any message of the protocol, or to what one
 /// end may expect of the other (14: players' updates by datagram, `super::datagram`;
 /// 15: updates every 16 ticks at most past capacity, `super::MAX_UPDATE_EVERY`; 16: a
-/// player's clock hands its settling on, `super::HandedClock::settling_inputs`).
-pub const PROTOCOL_VERSION: u32 = 16;
+/// player's clock hands its settling on, `super::HandedClock::settling_inputs`; 17: a
+/// handoff hands on the handles a player knows others by, `super::HandedView`).
+pub const PROTOCOL_VERSION: u32 = 17;
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

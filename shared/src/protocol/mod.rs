@@ -379,6 +379,19 @@ pub struct HandoffState {
     pub clock: Option<HandedClock>,
     pub proxy: ProxyId,
     pub epoch: u32,
+    /// What the player's link was last sent by the server handing it on, once it was
+    /// sent anything.
+    pub view: Option<HandedView>,
+}
+
+/// What a player was last told of others, as it travels with the player: the `seq` of
+/// the last update it was sent, and the handle it knows each entity by since. The next
+/// owner's first update tells of those it sees under the same handles, without their
+/// ids or names (see [`packing`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandedView {
+    pub seq: u8,
+    pub handles: Vec<(EntityId, packing::Handle)>,
 }
 
 /// A player's clock as it travels with the player. Servers count ticks each from its

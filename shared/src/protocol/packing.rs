@@ -21,6 +21,14 @@
 //! its full update's tick): a gap ends the link of a player whose updates come by TCP,
 //! and makes one whose updates come by datagram ([`super::datagram`]), which may lose
 //! some, ask for a full one, instead of putting others where they are not.
+//!
+//! A handoff starts a player over with a full update from its new server, but the old
+//! one hands on the handles the player knows others by, and the count of the last
+//! update it sent ([`UpdatePacker::after`]): the new server's full update tells of those
+//! it still sees under the same handles, without their ids and names ([`Terms::keeps`]),
+//! most of a full update's bytes. A player that did not get that last update (a proxy
+//! dropped it, racing the new server's, or a datagram was lost) cannot read it, and
+//! asks for a full one.
 
 use super::verify::Violation;
 use super::{EntityName, EntityState, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES, PlayerUpdate, extrapolate};
@@ -142,6 +150,10 @@ struct Terms {
     applied_beyond: i64,
     /// The player's clock against the server's (`your_tick` less `tick`), once it has one.
     clock_offset: Option<i64>,
+    /// In a full update, the update of the link before it (by its `seq`) whose handles
+    /// it keeps: its `moved` are the entities the player knew under them then, at
+    /// positions against the player's own, as those entering are.
+    keeps: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,6 +279,17 @@ pub enum Mention {
         last: EntityState,
         last_tick: u64,
     },
+    /// In a full update after a handoff: known to the player under this handle from the
+    /// server that handed it on ([`UpdatePacker::after`]).
+    Kept(Handle),
+}
+
+impl Mention {
+    pub fn handle(&self) -> Handle {
+        match *self {
+            Mention::New(handle) | Mention::Known { handle, .. } | Mention::Kept(handle) => handle,
+        }
+    }
 }
 
 /// The [`Mention`] of each state in an update's `changed`, in order, and the handle of
@@ -294,6 +317,20 @@ pub struct Handles {
 }
 
 impl Handles {
+    /// Those free while `taken` are out (each below [`MAX_KNOWN_ENTITIES`], once).
+    pub fn taken(taken: impl IntoIterator<Item = Handle>) -> Self {
+        let mut out = vec![false; MAX_KNOWN_ENTITIES];
+        for handle in taken {
+            if let Some(out) = out.get_mut(usize::from(handle)) {
+                *out = true;
+            }
+        }
+        let next = out.iter().rposition(|&out| out).map_or(0, |last| last + 1);
+        // Taken again lowest first, as they are popped.
+        let free = (0..next).rev().filter(|&handle| !out[handle]).map(|handle| handle as Handle).collect();
+        Self { free, next: next as Handle }
+    }
+
     /// A handle for an entity coming into view, or `None` with [`MAX_KNOWN_ENTITIES`] out.
     pub fn take(&mut self) -> Option<Handle> {
         if let Some(handle) = self.free.pop() {
@@ -326,6 +363,8 @@ pub enum PackError {
     NotFullFirst,
     #[error("tick {tick} after tick {previous}")]
     TickBackwards { tick: u64, previous: u64 },
+    #[error("handle {0} kept where there is nothing to keep")]
+    NothingToKeep(Handle),
 }
 
 /// A server's end of one player's link: packs each of the player's updates against
@@ -334,9 +373,24 @@ pub enum PackError {
 #[derive(Debug, Default)]
 pub struct UpdatePacker {
     previous: Option<Previous>,
+    /// The `seq` of the last update another server sent the player, whose handles the
+    /// first update packed here may keep.
+    after: Option<u8>,
 }
 
 impl UpdatePacker {
+    /// The end of a link whose last update, `seq`, came from the server that handed the
+    /// player here: the first update, full, may tell of entities under the handles the
+    /// player knew them by then ([`Mention::Kept`]).
+    pub fn after(seq: u8) -> Self {
+        Self { previous: None, after: Some(seq) }
+    }
+
+    /// The `seq` of the last update packed, to hand on with the player.
+    pub fn last_seq(&self) -> Option<u8> {
+        self.previous.map(|previous| previous.seq)
+    }
+
     /// `update` as its player is to be sent it, each state in it as `mentions` says, by
     /// a server whose ticks last `tick_seconds`: its states as [`quantised`] (its own as
     /// [`quantised_own`]), which is what the server should record as sent.
@@ -346,9 +400,16 @@ impl UpdatePacker {
         mentions: &Mentions,
         tick_seconds: f32,
     ) -> Result<PackedUpdate, PackError> {
+        let after = self.after.take();
         if update.full {
-            *self = Self::default();
+            self.previous = None;
         }
+        let kept = mentions.changed.iter().find(|mention| matches!(mention, Mention::Kept(_)));
+        let keeps = match (kept, after) {
+            (None, _) => None,
+            (Some(_), Some(after)) if update.full => Some(after),
+            (Some(kept), _) => return Err(PackError::NothingToKeep(kept.handle())),
+        };
         let previous = match self.previous {
             Some(previous) if update.tick < previous.tick => {
                 return Err(PackError::TickBackwards { tick: update.tick, previous: previous.tick });
@@ -363,6 +424,7 @@ impl UpdatePacker {
             budget_spent: update.budget_spent,
             applied_beyond: i64::from(update.inputs_applied) - i64::from(update.last_input),
             clock_offset: update.your_tick.map(|yours| i64::from(yours) - update.tick as i64),
+            keeps,
         };
         let you = quantised_own(update.you);
         let own = point(you.position, OWN_POSITION_QUANTUM);
@@ -388,7 +450,7 @@ impl UpdatePacker {
             packed.others = Some(others(update, mentions, you.position, tick_seconds)?);
         }
         // The next update's terms are compared with these, as of an update not full.
-        let terms = Terms { full: false, ..terms };
+        let terms = Terms { full: false, keeps: None, ..terms };
         self.previous =
             Some(Previous { seq: packed.seq, tick: update.tick, last_input: update.last_input, you, terms });
         Ok(packed)
@@ -430,6 +492,10 @@ fn others(update: &PlayerUpdate, mentions: &Mentions, own: Vec2, tick_seconds: f
                 };
                 let motion = Motion { position: minus(at, own_for_others), velocity };
                 others.entered.push(Entered { handle, id: state.id, name: *name, motion });
+            }
+            Mention::Kept(handle) => {
+                let motion = Motion { position: minus(at, own_for_others), velocity };
+                others.moved.push(Moved { handle, motion });
             }
         }
     }
@@ -478,8 +544,21 @@ pub enum UnpackProblem {
     Gap { got: u8, previous: u8 },
     #[error("an update from {got} that is not full, after one from {previous}")]
     ServerChanged { got: ServerId, previous: ServerId },
+    /// Not the peer's fault: the update it follows on from was lost on the way.
+    #[error("a full update keeping the handles of update {keeps}, after update {previous:?}")]
+    KeptLost { keeps: u8, previous: Option<u8> },
+    #[error("handles kept in an update that is not full")]
+    KeptNotFull,
     #[error("a number that overflows")]
     Overflow,
+}
+
+impl UnpackProblem {
+    /// Whether it says an update was lost on the way (which any link may, around a
+    /// handoff), not that the link lied.
+    pub fn is_loss(&self) -> bool {
+        matches!(self, UnpackProblem::KeptLost { .. })
+    }
 }
 
 impl UpdateUnpacker {
@@ -521,8 +600,19 @@ impl UpdateUnpacker {
             (None, None) => return Err(NotFullFirst),
         };
         let terms = Terms { full: packed.terms.is_some_and(|terms| terms.full), ..terms };
+        // What a full update keeps of the handles before it.
+        let mut kept = Vec::new();
         if terms.full {
-            (self.previous, self.known) = (None, Vec::new());
+            match terms.keeps {
+                Some(keeps) if self.previous.is_some_and(|previous| previous.seq == keeps) => {
+                    kept = std::mem::take(&mut self.known);
+                }
+                Some(keeps) => return Err(KeptLost { keeps, previous: self.previous.map(|previous| previous.seq) }),
+                None => self.known.clear(),
+            }
+            self.previous = None;
+        } else if terms.keeps.is_some() {
+            return Err(KeptNotFull);
         }
         let ts = self.tick_seconds;
         let (tick, last_input, own) = match self.previous {
@@ -572,15 +662,21 @@ impl UpdateUnpacker {
             budget_spent: terms.budget_spent,
         };
         if let Some(others) = packed.others {
-            self.others(others, &mut update)?;
+            self.others(others, &mut update, kept)?;
         }
-        self.previous =
-            Some(Previous { seq: packed.seq, tick, last_input, you, terms: Terms { full: false, ..terms } });
+        let terms = Terms { full: false, keeps: None, ..terms };
+        self.previous = Some(Previous { seq: packed.seq, tick, last_input, you, terms });
         Ok(update)
     }
 
-    /// Puts what `others` says of them into `update`, whose tick and own state are unpacked.
-    fn others(&mut self, others: Others, update: &mut PlayerUpdate) -> Result<(), UnpackProblem> {
+    /// Puts what `others` says of them into `update`, whose tick and own state are
+    /// unpacked; a full update's `moved` are of the entities known before it, `kept`.
+    fn others(
+        &mut self,
+        others: Others,
+        update: &mut PlayerUpdate,
+        mut kept: Vec<Option<Baseline>>,
+    ) -> Result<(), UnpackProblem> {
         use UnpackProblem::*;
         let Others { entered, moved, left } = others;
         let (tick, tick_seconds) = (update.tick, self.tick_seconds);
@@ -602,23 +698,15 @@ impl UpdateUnpacker {
         }
         let own_for_others = point(update.you.position, POSITION_QUANTUM);
         for Entered { handle, id, name, motion } in entered {
-            if usize::from(handle) >= MAX_KNOWN_ENTITIES {
-                return Err(HandleOutOfRange(handle));
-            }
-            if self.known.len() <= usize::from(handle) {
-                self.known.resize(usize::from(handle) + 1, None);
-            }
-            let slot = &mut self.known[usize::from(handle)];
-            if slot.is_some() {
-                return Err(HandleInUse(handle));
-            }
-            let position = plus(own_for_others, motion.position).ok_or(Overflow)?;
-            let state =
-                EntityState { id, position: unpoint(position, POSITION_QUANTUM), velocity: motion.velocity.velocity() };
-            *slot = Some(Baseline { state, tick });
-            update.changed.push(state);
-            update.changed_handles.push(handle);
+            self.enter(handle, id, motion, own_for_others, update)?;
             update.names.push((id, name));
+        }
+        if update.full {
+            for Moved { handle, motion } in moved {
+                let known = kept.get_mut(usize::from(handle)).and_then(Option::take).ok_or(UnknownHandle(handle))?;
+                self.enter(handle, known.state.id, motion, own_for_others, update)?;
+            }
+            return Ok(());
         }
         for Moved { handle, motion } in moved {
             let baseline = self.slot(handle)?.as_mut().ok_or(UnknownHandle(handle))?;
@@ -632,6 +720,36 @@ impl UpdateUnpacker {
             update.changed.push(state);
             update.changed_handles.push(handle);
         }
+        Ok(())
+    }
+
+    /// Files the entity `id` under `handle`, at `motion` against the player's own
+    /// position (`own`), and puts it in `update`.
+    fn enter(
+        &mut self,
+        handle: Handle,
+        id: EntityId,
+        motion: Motion,
+        own: Point,
+        update: &mut PlayerUpdate,
+    ) -> Result<(), UnpackProblem> {
+        use UnpackProblem::*;
+        if usize::from(handle) >= MAX_KNOWN_ENTITIES {
+            return Err(HandleOutOfRange(handle));
+        }
+        if self.known.len() <= usize::from(handle) {
+            self.known.resize(usize::from(handle) + 1, None);
+        }
+        let slot = &mut self.known[usize::from(handle)];
+        if slot.is_some() {
+            return Err(HandleInUse(handle));
+        }
+        let position = plus(own, motion.position).ok_or(Overflow)?;
+        let state =
+            EntityState { id, position: unpoint(position, POSITION_QUANTUM), velocity: motion.velocity.velocity() };
+        *slot = Some(Baseline { state, tick: update.tick });
+        update.changed.push(state);
+        update.changed_handles.push(handle);
         Ok(())
     }
 
@@ -742,9 +860,7 @@ mod tests {
         // Each entity under the handle the server gave it.
         let handle = |id: EntityId| {
             let at = update.changed.iter().position(|state| state.id == id).expect("told of");
-            match mentions.changed[at] {
-                Mention::New(handle) | Mention::Known { handle, .. } => handle,
-            }
+            mentions.changed[at].handle()
         };
         let handles: Vec<Handle> = unpacked.changed.iter().map(|state| handle(state.id)).collect();
         assert_eq!((&unpacked.changed_handles, &unpacked.left_handles), (&handles, &mentions.left));
@@ -789,6 +905,98 @@ mod tests {
         through(&mut packer, &mut unpacker, &later);
         // A full update starts over: the same entities, anew.
         through(&mut packer, &mut unpacker, &update(20_010, true, walkers(10).collect(), vec![]));
+    }
+
+    #[test]
+    fn a_handoff_keeps_the_handles_the_player_knows_others_by() {
+        let (mut old, mut unpacker) = (Server::default(), UpdateUnpacker::new(ME, TICK));
+        let walkers =
+            |tick: u64| (1..=40).map(move |i| state(i, 900.0 + i as f32 * 7.3 + tick as f32 * 10.0, 650.0, 200.0, 0.0));
+        let told_afresh = through(&mut old, &mut unpacker, &update(20_000, true, walkers(0).collect(), vec![]));
+        let (packed, _) = old.pack(&update(20_001, false, vec![], vec![5])).unwrap();
+        let last = unpacker.unpack(packed).unwrap();
+        unpacker.recycle(last);
+        // The new server sees 30 of the 40 (one of them the one that left, new again),
+        // and one more, each under a handle free on the link.
+        let seq = old.packer.last_seq().unwrap();
+        let handles: std::collections::HashMap<EntityId, Handle> =
+            old.book.known.iter().map(|(&id, &(handle, ..))| (id, handle)).collect();
+        let mut new = UpdatePacker::after(seq);
+        let mut free = Handles::taken(handles.values().copied());
+        let mut handoff = update(20_003, true, walkers(3).take(30).collect(), vec![]);
+        handoff.changed.push(state(77, 1000.0, 700.0, 0.0, 0.0));
+        handoff.names.push((EntityId(77), EntityName::from("p77").unwrap()));
+        handoff.names.retain(|(id, _)| !handles.contains_key(id));
+        let mentions = Mentions {
+            changed: handoff
+                .changed
+                .iter()
+                .map(|state| {
+                    handles.get(&state.id).map_or_else(|| Mention::New(free.take().unwrap()), |&h| Mention::Kept(h))
+                })
+                .collect(),
+            left: Vec::new(),
+        };
+        assert_eq!(handoff.names.len(), 2, "the one that left, and the one never seen");
+        let packed = new.pack(&handoff, &mentions, TICK).unwrap();
+        let told_kept = encoded_frame(&ProxyToClient::Update(packed.clone())).unwrap().len();
+        // Without ids and names (one byte each here, short), 30 tell of themselves in
+        // well under two thirds of 40 told afresh.
+        assert!(told_kept * 5 < told_afresh * 3, "{told_kept} bytes kept, {told_afresh} afresh");
+        // A player that missed the old server's last update cannot read it.
+        let mut behind = UpdateUnpacker::new(ME, TICK);
+        behind.unpack(Server::default().pack(&update(20_000, true, walkers(0).collect(), vec![])).unwrap().0).unwrap();
+        let lost = UnpackProblem::KeptLost { keeps: seq, previous: Some(seq.wrapping_sub(1)) };
+        assert_eq!(behind.unpack(packed.clone()), Err(Violation::BadPacking(lost)));
+        assert!(lost.is_loss());
+        // The player that got it has each of them under its handle, by id, named anew only if new.
+        let unpacked = unpacker.unpack(packed).unwrap();
+        assert!(unpacked.full);
+        let by_id = |update: &PlayerUpdate| {
+            let mut told: Vec<(EntityId, Handle)> =
+                update.changed.iter().map(|state| state.id).zip(update.changed_handles.iter().copied()).collect();
+            told.sort();
+            told
+        };
+        let mut expected: Vec<(EntityId, Handle)> = handoff
+            .changed
+            .iter()
+            .zip(&mentions.changed)
+            .map(|(state, mention)| (state.id, mention.handle()))
+            .collect();
+        expected.sort();
+        assert_eq!(by_id(&unpacked), expected);
+        for (told, sent) in expected.iter().map(|(id, _)| {
+            let find = |update: &PlayerUpdate| *update.changed.iter().find(|state| state.id == *id).unwrap();
+            (find(&unpacked), find(&handoff))
+        }) {
+            assert_eq!(told, sent);
+        }
+        let mut names = unpacked.names.clone();
+        names.sort_by_key(|(id, _)| *id);
+        assert_eq!(names, handoff.names);
+        unpacker.recycle(unpacked);
+        // It carries on from there as any link does.
+        let mut next = update(20_004, false, vec![state(77, 1010.0, 700.0, 200.0, 0.0)], vec![3]);
+        next.server = handoff.server;
+        let mentions = Mentions {
+            changed: vec![Mention::Known {
+                handle: mentions.changed[30].handle(),
+                last: handoff.changed[30],
+                last_tick: 20_003,
+            }],
+            left: vec![handles[&EntityId(3)]],
+        };
+        let unpacked = unpacker.unpack(new.pack(&next, &mentions, TICK).unwrap()).unwrap();
+        assert_eq!((unpacked.changed[0], unpacked.left.clone()), (next.changed[0], vec![EntityId(3)]));
+        // Handles are kept only by a full update, and only by a server that was handed some.
+        assert_eq!(
+            new.pack(&next, &Mentions { changed: vec![Mention::Kept(0)], ..Mentions::default() }, TICK),
+            Err(PackError::NothingToKeep(0))
+        );
+        let kept = Mentions { changed: vec![Mention::Kept(0)], left: Vec::new() };
+        let one = update(20_010, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![]);
+        assert_eq!(UpdatePacker::default().pack(&one, &kept, TICK), Err(PackError::NothingToKeep(0)));
     }
 
     #[test]
@@ -858,6 +1066,14 @@ mod tests {
         assert_eq!(problem(edited(&clock), Some(&full)), UnpackProblem::Overflow);
         let applied = |p: &mut PackedUpdate| p.terms = Some(Terms { applied_beyond: -1_000, ..terms });
         assert_eq!(problem(edited(&applied), Some(&full)), UnpackProblem::Overflow);
+        let keeping = |p: &mut PackedUpdate| p.terms = Some(Terms { keeps: Some(full.seq), ..terms });
+        assert_eq!(problem(edited(&keeping), Some(&full)), UnpackProblem::KeptNotFull);
+        // A full update keeping handles that were never given.
+        let mut keeps_none = full.clone();
+        keeps_none.terms = Some(Terms { keeps: Some(full.seq), ..full.terms.unwrap() });
+        keeps_none.seq = full.seq.wrapping_add(1);
+        keeps_none.others = others(vec![], vec![Moved { handle: 9, motion: full.you }], vec![]);
+        assert_eq!(problem(keeps_none, Some(&full)), UnpackProblem::UnknownHandle(9));
         let mut far = full.clone();
         far.others.as_mut().unwrap().entered[0].handle = MAX_KNOWN_ENTITIES as Handle;
         assert_eq!(problem(far, None), UnpackProblem::HandleOutOfRange(MAX_KNOWN_ENTITIES as Handle));

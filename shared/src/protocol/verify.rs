@@ -12,7 +12,7 @@
 //! server's players and the proxy's routing table.
 
 use super::handshake::{JoinRequest, SessionTicket};
-use super::packing::UnpackProblem;
+use super::packing::{Handle, UnpackProblem};
 use super::{
     ChatChannel, ChatLine, EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES,
     MAX_NAME_LEN, MAX_PENDING_INPUTS, MAX_REASON_LEN, MAX_SPEED, MAX_UPDATE_EVERY, PeerMessage, PlayerFrame,
@@ -128,6 +128,10 @@ pub enum HandoffProblem {
     UnknownProxy(ProxyId),
     #[error("epoch 0, which no handoff has")]
     EpochZero,
+    #[error("its view knows {0} others (at most {MAX_KNOWN_ENTITIES})")]
+    TooManyKnown(usize),
+    #[error("its view names handle {0} twice, or one not below {MAX_KNOWN_ENTITIES}")]
+    BadHandle(Handle),
 }
 
 /// A player's name as everyone shows it: at most [`MAX_NAME_LEN`] bytes, nothing that
@@ -364,6 +368,18 @@ fn handoff(state: &HandoffState, rules: &PeerRules) -> Result<(), Violation> {
         }
         previous = seq;
     }
+    if let Some(view) = &state.view {
+        if view.handles.len() > MAX_KNOWN_ENTITIES {
+            return bad(HandoffProblem::TooManyKnown(view.handles.len()));
+        }
+        let mut taken = [false; MAX_KNOWN_ENTITIES];
+        for &(_, handle) in &view.handles {
+            match taken.get_mut(usize::from(handle)) {
+                Some(taken) if !*taken => *taken = true,
+                _ => return bad(HandoffProblem::BadHandle(handle)),
+            }
+        }
+    }
     Ok(())
 }
 
@@ -460,9 +476,8 @@ mod tests {
     use super::*;
     use crate::components::{Keys, WALK_SPEED};
     use crate::framing::encoded_frame;
-    use crate::protocol::HandedClock;
-    use crate::protocol::packing::Handle;
     use crate::protocol::{CellDelta, EntityName, GhostEntry, ProxyToClient};
+    use crate::protocol::{HandedClock, HandedView};
 
     const ADA: UserId = UserId(0xada0_0000_0000_0007);
 
@@ -488,6 +503,7 @@ mod tests {
             clock: Some(HandedClock { your_tick: 2, next_tick_at: 1_780_000_000_000_000, settling_inputs: 0 }),
             proxy: ProxyId(1),
             epoch: 1,
+            view: Some(HandedView { seq: 7, handles: vec![(EntityId(5), 0), (EntityId(3), 2)] }),
         };
         edit(&mut state);
         from_peer(&PeerMessage::Handoff(state), ServerId(2), ServerId(1), &rules())
@@ -563,6 +579,16 @@ mod tests {
                 (11..).take(MAX_PENDING_INPUTS + 1).map(|seq| Input { seq, keys: Keys::UP, tick: seq }).collect();
         };
         assert_eq!(problem(handed_off(flood)), HandoffProblem::TooManyPending(MAX_PENDING_INPUTS + 1));
+        let view = |edit: fn(&mut HandedView)| move |s: &mut HandoffState| edit(s.view.as_mut().unwrap());
+        assert_eq!(problem(handed_off(view(|v| v.handles[1].1 = 0))), HandoffProblem::BadHandle(0));
+        let beyond = MAX_KNOWN_ENTITIES as Handle;
+        assert_eq!(
+            problem(handed_off(view(|v| v.handles[0].1 = MAX_KNOWN_ENTITIES as Handle))),
+            HandoffProblem::BadHandle(beyond)
+        );
+        let crowd =
+            |v: &mut HandedView| v.handles = (0..=MAX_KNOWN_ENTITIES as u64).map(|i| (EntityId(i), 0)).collect();
+        assert_eq!(problem(handed_off(view(crowd))), HandoffProblem::TooManyKnown(MAX_KNOWN_ENTITIES + 1));
         // A full queue, each input just within reach, is what a server may hold.
         let full = |s: &mut HandoffState| {
             s.pending = (11..).take(MAX_PENDING_INPUTS).map(|seq| Input { seq, keys: Keys::UP, tick: seq }).collect();

@@ -22,9 +22,9 @@ use tessera_shared::protocol::datagram::{write_inputs, write_update};
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::packing::{Mention, Mentions};
 use tessera_shared::protocol::{
-    CellDelta, ChatChannel, ChatLine, ClientToProxy, EntityName, EntityState, GhostEntry, HandedClock, HandoffState,
-    Hello, Input, PeerMessage, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role, ServerToProxy,
-    UpdatePacker, tick_seconds,
+    CellDelta, ChatChannel, ChatLine, ClientToProxy, EntityName, EntityState, GhostEntry, HandedClock, HandedView,
+    HandoffState, Hello, Input, PeerMessage, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer, Role,
+    ServerToProxy, UpdatePacker, tick_seconds,
 };
 use tessera_shared::region_map::CellId;
 
@@ -45,7 +45,8 @@ fn update() -> ProxyToClient {
 }
 
 /// A player's first two updates: the full one, then one packed against it, in which an
-/// entity turns, another leaves and a third comes into view.
+/// entity turns, another leaves and a third comes into view; and then, handed on to
+/// another server, that server's first, full and keeping the handles of both it knows.
 fn updates() -> Vec<ProxyToClient> {
     let first = PlayerUpdate {
         tick: 40,
@@ -81,12 +82,30 @@ fn updates() -> Vec<ProxyToClient> {
         changed: vec![Mention::Known { handle: 0, last: first.changed[0], last_tick: first.tick }, Mention::New(1)],
         left: vec![1],
     };
+    let handed = PlayerUpdate {
+        tick: 7_000,
+        server: PEER,
+        full: true,
+        changed: vec![
+            moving(EntityId(9), 510.0, 520.0),
+            moving(EntityId(12), 590.0, 410.0),
+            moving(EntityId(5), 450.0, 450.0),
+        ],
+        left: vec![],
+        names: vec![(EntityId(5), EntityName::from("ed").unwrap())],
+        ..next.clone()
+    };
+    let handed_mentions =
+        Mentions { changed: vec![Mention::Kept(0), Mention::Kept(1), Mention::New(2)], left: Vec::new() };
     let tick = tick_seconds(welcome().tick_hz);
     let mut packer = UpdatePacker::default();
-    [(first.clone(), Mentions::all_new(2)), (next, next_mentions)]
+    let mut packed: Vec<ProxyToClient> = [(first.clone(), Mentions::all_new(2)), (next, next_mentions)]
         .iter()
         .map(|(update, mentions)| ProxyToClient::Update(packer.pack(update, mentions, tick).expect("the sample packs")))
-        .collect()
+        .collect();
+    let mut peer = UpdatePacker::after(packer.last_seq().expect("two packed"));
+    packed.push(ProxyToClient::Update(peer.pack(&handed, &handed_mentions, tick).expect("the sample packs")));
+    packed
 }
 
 /// `updates` as the datagrams that carry them, each after its length.
@@ -209,6 +228,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
                 clock: Some(HandedClock { your_tick: 39, next_tick_at: 1_780_000_000_100_000, settling_inputs: 0 }),
                 proxy: PROXY,
                 epoch: 3,
+                view: Some(HandedView { seq: 17, handles: vec![(EntityId(77), 1)] }),
             })),
         ),
         (Direction::Peer, frame(&PeerMessage::ForwardInput { user, input })),
