@@ -1,7 +1,8 @@
 //! The front door's limits over real TCP: each cap refuses the connection past it at
 //! accept and frees a place when a connection ends, the join rate holds an address to
 //! its burst until its bucket refills, and a player that never reads is disconnected
-//! for it while another plays on. Every refusal is counted by its cause.
+//! for it while another plays on, and one asks for a full update at a time. Every
+//! refusal is counted by its cause.
 
 use crate::stand_in::{Knock, TestProxy, join, join_over, join_with_small_window, knock, knock_until_admitted};
 use crate::stand_in::{join_raw, read_to_close, wait_for};
@@ -14,7 +15,8 @@ use tessera_shared::framing::encoded_frame;
 use tessera_shared::ids::{EntityId, ServerId, UserId};
 use tessera_shared::protocol::packing::Mentions;
 use tessera_shared::protocol::{
-    EntityName, EntityState, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy, UpdatePacker,
+    ChatChannel, ClientToProxy, EntityName, EntityState, PlayerFrame, PlayerUpdate, ProxyToClient, ServerToProxy,
+    UpdatePacker,
 };
 
 /// Two players hold the cap `limits` sets at two; a third connection is closed at
@@ -126,6 +128,25 @@ async fn a_player_that_never_reads_is_disconnected_and_others_play_on() {
     proxy.server.send(ServerToProxy::Updates { tick: sent + 1, frames }).unwrap();
     wait_for("the reader to play on", || received.load(Ordering::Relaxed) == sent + 1).await;
     wait_for("the proxy to count the reader alone", || proxy.players_playing() == 1).await;
+}
+
+/// A player by TCP alone asks for a full update when the new server's first one after a
+/// handoff keeps the handles of an update the proxy dropped: passed on to its server, one
+/// at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_by_tcp_may_ask_for_a_full_update_one_at_a_time() {
+    let proxy = TestProxy::start(ProxyLimits::DEFAULT).await;
+    let mut player = join(proxy.players, "asker").await;
+    player.link.send(ClientToProxy::Resync).await.unwrap();
+    player.link.send(ClientToProxy::Resync).await.unwrap();
+    // Read after both: once it is, so were they.
+    player.link.send(ClientToProxy::Chat { channel: ChatChannel::Everyone, text: "hello".into() }).await.unwrap();
+    let stats = &proxy.stats;
+    wait_for("the chat line to be read", || {
+        stats.chat_forwarded.load(Ordering::Relaxed) + stats.chat_dropped.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert_eq!(stats.resyncs.load(Ordering::Relaxed), 1, "the first asked, the second too soon after it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
