@@ -5,7 +5,9 @@
 //! applied once, never frozen and never a zombie: the confirmation lost with the peer
 //! link, the player itself lost in flight with it, and the new owner's link to the
 //! player's proxy down at that moment. (A peer that dies without closing its socket is
-//! these same losses once the link's silence limit has run out.)
+//! these same losses once the link's silence limit has run out.) A player handed on
+//! keeps the handles it knows others by, and one whose old server's last update came
+//! too late asks for a full update and plays on.
 
 use crate::stepper::{Stepper, centre_of};
 use tessera_shared::Vec2;
@@ -89,6 +91,36 @@ fn a_player_handed_on_is_told_only_the_names_of_those_new_to_it() {
     for (i, other) in standing.iter().enumerate() {
         assert_eq!(player.view.name(other.entity()).map(|name| name.as_str()), Some(format!("stander{i}").as_str()));
     }
+}
+
+#[test]
+fn a_player_whose_old_servers_last_update_came_too_late_asks_for_a_full_one_and_plays_on() {
+    let mut cluster = Stepper::default_cluster();
+    let standing: Vec<UserId> = (0..3)
+        .map(|i| cluster.join(i % 2, &format!("bystander{i}"), Vec2::new(990.0 + 40.0 * i as f32, 540.0)))
+        .collect();
+    let user = cluster.join(0, "traveller", Vec2::new(900.0, 500.0));
+    let sees_everyone =
+        |cluster: &Stepper| standing.iter().all(|&other| cluster.player(user).view.name(other.entity()).is_some());
+    cluster.step_until("the traveller sees all three", 40, sees_everyone);
+    cluster.walk_to(user, Vec2::new(1000.0, 500.0), |_| {});
+    // Server 1's last updates reach the proxy after server 2's first, which keeps their
+    // handles: the proxy drops them (server 1 no longer owns the player).
+    cluster.hold_to_proxies(ServerId(1), true);
+    cluster.press(user, Keys::RIGHT);
+    cluster.step_until("the player asking for a full update", 60, |cluster| cluster.player(user).asked_for_full == 1);
+    assert_eq!(cluster.owners(user), vec![ServerId(2)]);
+    cluster.hold_to_proxies(ServerId(1), false);
+    cluster.walk_to(user, Vec2::new(1200.0, 500.0), |_| {});
+
+    let player = cluster.player(user);
+    let Some(&last) = player.full_updates.last() else { panic!("no full update") };
+    assert_eq!((last.server, last.named), (ServerId(2), last.others), "a plain full update, naming everyone");
+    assert!(sees_everyone(&cluster), "everyone still named");
+    let player = cluster.player(user);
+    assert_eq!((player.view.server, player.view.handoffs, player.asked_for_full), (Some(ServerId(2)), 1, 1));
+    assert_eq!(player.view.last_input, player.last_sent(), "every input applied");
+    assert_eq!(player.view.inputs_applied, player.view.last_input, "no input applied twice");
 }
 
 /// Walks `user` up to the border between servers 1 and 2, then right across it, and

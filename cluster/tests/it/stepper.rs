@@ -80,6 +80,8 @@ struct SteppedServer {
     to_peers: BTreeMap<ServerId, PeerLink>,
     /// Bytes it sent its peers, framed as on the wire.
     peer_bytes: u64,
+    /// Whether what it sends proxies is held back, as a slow link holds it.
+    holding: bool,
 }
 
 impl SteppedServer {
@@ -125,6 +127,11 @@ pub struct SteppedPlayer {
     pub largest_correction: f32,
     /// Each full update it was sent.
     pub full_updates: Vec<FullUpdate>,
+    /// How many times it found an update lost and asked for a full one.
+    pub asked_for_full: u32,
+    /// Whether it asked for a full update (and its proxy is yet to be told), or waits for it.
+    asking: bool,
+    awaiting_full: bool,
 }
 
 /// A full update as it reached a player.
@@ -157,7 +164,22 @@ impl SteppedPlayer {
             match decode_frame(&frame) {
                 ProxyToClient::Welcome(_) => panic!("a second welcome"),
                 ProxyToClient::Update(packed) => {
-                    let mut update = player.unpacker.unpack(packed).unwrap_or_else(|violation| panic!("{violation}"));
+                    let mut update = match player.unpacker.unpack(packed) {
+                        Ok(update) => update,
+                        // As a client does: an update that cannot follow on from the last
+                        // it has (the old server's last before a handoff, dropped by the
+                        // proxy) is a loss; it asks for a full one, and waits for it.
+                        Err(Violation::BadPacking(problem)) if problem.is_loss() || player.awaiting_full => {
+                            player.unpacker.start_over();
+                            if !player.awaiting_full {
+                                (player.asking, player.awaiting_full) = (true, true);
+                                player.asked_for_full += 1;
+                            }
+                            continue;
+                        }
+                        Err(violation) => panic!("{violation}"),
+                    };
+                    player.awaiting_full &= !update.full;
                     assert!(update.last_input <= player.last_sent, "inputs applied that were never sent");
                     if update.full {
                         let (others, named) = (update.changed.len(), update.names.len());
@@ -242,7 +264,16 @@ impl Stepper {
                 app.cleanup();
                 let events = app.world().resource::<NetEvents>().0.clone();
                 let (to_proxies, proxy_links, to_peers) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-                SteppedServer { id: server.id, app, events, to_proxies, proxy_links, to_peers, peer_bytes: 0 }
+                SteppedServer {
+                    id: server.id,
+                    app,
+                    events,
+                    to_proxies,
+                    proxy_links,
+                    to_peers,
+                    peer_bytes: 0,
+                    holding: false,
+                }
             })
             .collect();
         let proxies = config
@@ -419,6 +450,9 @@ impl Stepper {
             bytes_received: 0,
             largest_correction: 0.0,
             full_updates: Vec::new(),
+            asked_for_full: 0,
+            asking: false,
+            awaiting_full: false,
         };
         let older = self.players.insert(user, player);
         self.step_until("the first update", 10, |stepper| stepper.player(user).view.me.is_some());
@@ -626,7 +660,8 @@ impl Stepper {
         let mut between_servers = Vec::new();
         let mut closed = Vec::new();
         for server in &mut self.servers {
-            for (&proxy, queue) in &mut server.to_proxies {
+            let to_proxies = if server.holding { None } else { Some(&mut server.to_proxies) };
+            for (&proxy, queue) in to_proxies.into_iter().flatten() {
                 let routing = &self.proxies.iter().find(|p| p.settings.id == proxy).expect("a proxy").routing;
                 while let Ok(message) = queue.try_recv() {
                     let (message, _) = over_the_wire(&message);
@@ -664,9 +699,19 @@ impl Stepper {
             }
         }
         let now = self.now();
-        for player in self.players.values_mut() {
+        for (&user, player) in &mut self.players {
             player.drain(now);
+            if std::mem::take(&mut player.asking) {
+                let asked = self.proxies[player.proxy].routing.from_client(user, ProxyToServer::Resync { user });
+                asked.now_or_never().expect("a stepper's links never fill").expect("the player is routed");
+            }
         }
+    }
+
+    /// Holds what `server` sends proxies from now on (`true`), as a slow link would, or
+    /// lets it go (`false`): the next step carries everything held, in order.
+    pub fn hold_to_proxies(&mut self, server: ServerId, hold: bool) {
+        self.server_mut(server).holding = hold;
     }
 }
 
