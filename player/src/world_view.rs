@@ -399,19 +399,37 @@ impl WorldView {
     /// Files what was known of the entities a full update tells of under their new
     /// handles, and forgets the rest. Into a new table, sized for the new handles, the
     /// old one let go: a second table kept for this doubled the table's memory, most of
-    /// a bot's view's (BENCHMARKS.md). Where each was filed is looked up by id here only,
-    /// once a handoff or so.
+    /// a bot's view's (BENCHMARKS.md). Those the update tells of under the handle they
+    /// were filed under (after a handoff that kept the handles, nearly all) move across
+    /// as they are; the rest are looked up by id, once a handoff or so.
     fn refile(&mut self, update: &PlayerUpdate) {
         let handles = update.changed_handles.iter().max().map_or(0, |&most| usize::from(most) + 1);
         let mut before = std::mem::replace(&mut self.known, Vec::with_capacity(handles));
+        self.in_view = 0;
+        let mut elsewhere = Vec::new();
+        for (state, &handle) in update.changed.iter().zip(&update.changed_handles) {
+            match before.get_mut(usize::from(handle)).filter(|was| was.as_ref().is_some_and(|was| was.id == state.id)) {
+                Some(was) => self.refile_as(handle, was.take()),
+                None => elsewhere.push((state.id, handle)),
+            }
+        }
+        if elsewhere.is_empty() {
+            return;
+        }
         let was_filed: HashMap<EntityId, usize> =
             before.iter().enumerate().filter_map(|(was, known)| Some((known.as_ref()?.id, was))).collect();
-        self.in_view = 0;
-        for (state, &handle) in update.changed.iter().zip(&update.changed_handles) {
-            if let Some(known) = was_filed.get(&state.id).and_then(|&was| before[was].take()) {
-                *slot(&mut self.known, handle) = Some(known);
-                self.in_view += 1;
+        for (id, handle) in elsewhere {
+            if let Some(&was) = was_filed.get(&id) {
+                self.refile_as(handle, before[was].take());
             }
+        }
+    }
+
+    /// Files `known`, if anything, under `handle` of the table being refiled.
+    fn refile_as(&mut self, handle: Handle, known: Option<Known>) {
+        if let Some(known) = known {
+            *slot(&mut self.known, handle) = Some(known);
+            self.in_view += 1;
         }
     }
 
@@ -717,6 +735,25 @@ mod tests {
             (view.filed_under(1).map(|known| known.id), view.filed_under(2).is_none()),
             (Some(EntityId(5)), true)
         );
+    }
+
+    #[test]
+    fn a_full_update_that_keeps_the_handles_keeps_what_was_known_where_it_was() {
+        let mut view = WorldView::new(0.05);
+        let mut first = update(vec![at(5), at(6), at(7)], vec![], vec![(EntityId(5), "five"), (EntityId(6), "six")]);
+        first.changed_handles = vec![0, 1, 2];
+        first.names.push((EntityId(7), EntityName::from("seven").unwrap()));
+        apply(&mut view, &mut first, Instant::now()).unwrap();
+        // The new server keeps 6 under its handle, tells of 5 under another (as a full
+        // update not keeping handles would), and of 8, new, where 7 was.
+        let mut full = update(vec![at(6), at(5), at(8)], vec![], vec![(EntityId(8), "eight")]);
+        (full.tick, full.server, full.full, full.changed_handles) = (7000, ServerId(2), true, vec![1, 3, 2]);
+        apply(&mut view, &mut full, Instant::now()).unwrap();
+        assert_eq!((view.in_view(), view.others_named().count()), (3, 3));
+        let named = |id: u64| view.name(EntityId(id)).map(EntityName::as_str);
+        assert_eq!([named(5), named(6), named(7), named(8)], [Some("five"), Some("six"), None, Some("eight")]);
+        let filed = |handle: Handle| view.filed_under(handle).map(|known| known.id.0);
+        assert_eq!([filed(0), filed(1), filed(2), filed(3)], [None, Some(6), Some(8), Some(5)]);
     }
 
     #[test]
