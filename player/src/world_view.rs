@@ -425,10 +425,12 @@ impl WorldView {
         }
     }
 
-    /// Files `known`, if anything, under `handle` of the table being refiled.
+    /// Files `known`, if anything, under `handle` of the table being refiled (in place
+    /// of any other: a handle is one entity's at a time).
     fn refile_as(&mut self, handle: Handle, known: Option<Known>) {
-        if let Some(known) = known {
-            *slot(&mut self.known, handle) = Some(known);
+        if let Some(known) = known
+            && slot(&mut self.known, handle).replace(known).is_none()
+        {
             self.in_view += 1;
         }
     }
@@ -619,6 +621,16 @@ mod tests {
         view.apply(update, &welcome(), at)
     }
 
+    /// A view of `named`, each filed under the handle of its place in the list.
+    fn view_of(named: &[(u64, &str)]) -> WorldView {
+        let mut view = WorldView::new(0.05);
+        let names = named.iter().map(|&(id, name)| (EntityId(id), name)).collect();
+        let mut first = update(named.iter().map(|&(id, _)| at(id)).collect(), vec![], names);
+        first.changed_handles = (0..named.len()).map(|handle| handle as Handle).collect();
+        apply(&mut view, &mut first, Instant::now()).unwrap();
+        view
+    }
+
     fn moving(id: u64, position: (f32, f32), velocity: (f32, f32)) -> EntityState {
         EntityState { id: EntityId(id), position: position.into(), velocity: velocity.into() }
     }
@@ -714,12 +726,9 @@ mod tests {
 
     #[test]
     fn a_full_update_refiles_what_was_known_under_the_new_servers_handles() {
-        let mut view = WorldView::new(0.05);
+        let mut view = view_of(&[(5, "someone"), (6, "someone"), (7, "someone")]);
         let named =
             |ids: &[u64]| -> Vec<(EntityId, &str)> { ids.iter().map(|&id| (EntityId(id), "someone")).collect() };
-        let mut first = update(vec![at(5), at(6), at(7)], vec![], named(&[5, 6, 7]));
-        first.changed_handles = vec![0, 1, 2];
-        apply(&mut view, &mut first, Instant::now()).unwrap();
         // The new server names 6 and 5 the other way round, and 7 is out of its view.
         let (mut six, mut five) = (at(6), at(5));
         (six.position.x, five.position.x) = (600.0, 550.0);
@@ -739,11 +748,7 @@ mod tests {
 
     #[test]
     fn a_full_update_that_keeps_the_handles_keeps_what_was_known_where_it_was() {
-        let mut view = WorldView::new(0.05);
-        let mut first = update(vec![at(5), at(6), at(7)], vec![], vec![(EntityId(5), "five"), (EntityId(6), "six")]);
-        first.changed_handles = vec![0, 1, 2];
-        first.names.push((EntityId(7), EntityName::from("seven").unwrap()));
-        apply(&mut view, &mut first, Instant::now()).unwrap();
+        let mut view = view_of(&[(5, "five"), (6, "six"), (7, "seven")]);
         // The new server keeps 6 under its handle, tells of 5 under another (as a full
         // update not keeping handles would), and of 8, new, where 7 was.
         let mut full = update(vec![at(6), at(5), at(8)], vec![], vec![(EntityId(8), "eight")]);
@@ -754,6 +759,20 @@ mod tests {
         assert_eq!([named(5), named(6), named(7), named(8)], [Some("five"), Some("six"), None, Some("eight")]);
         let filed = |handle: Handle| view.filed_under(handle).map(|known| known.id.0);
         assert_eq!([filed(0), filed(1), filed(2), filed(3)], [None, Some(6), Some(8), Some(5)]);
+    }
+
+    #[test]
+    fn a_full_update_naming_a_handle_twice_files_one_entity_under_it() {
+        let mut view = view_of(&[(5, "five"), (6, "six")]);
+        // A lying server tells of both under handle 1: the second takes it.
+        let mut full = update(vec![at(6), at(5)], vec![], vec![]);
+        (full.tick, full.server, full.full, full.changed_handles) = (7000, ServerId(2), true, vec![1, 1]);
+        apply(&mut view, &mut full, Instant::now()).unwrap();
+        assert_eq!((view.in_view(), view.filed_under(1).map(|known| known.id)), (1, Some(EntityId(5))));
+        let mut leaving = update(vec![], vec![EntityId(5)], vec![]);
+        (leaving.tick, leaving.server, leaving.left_handles) = (7001, ServerId(2), vec![1]);
+        apply(&mut view, &mut leaving, Instant::now()).unwrap();
+        assert_eq!(view.in_view(), 0);
     }
 
     #[test]
@@ -790,10 +809,7 @@ mod tests {
 
     #[test]
     fn a_sighting_finds_its_entity_again_under_a_new_handle_and_not_once_it_left() {
-        let mut view = WorldView::new(0.05);
-        let mut first = update(vec![at(5), at(6)], vec![], vec![(EntityId(5), "bo"), (EntityId(6), "cy")]);
-        first.changed_handles = vec![0, 1];
-        apply(&mut view, &mut first, Instant::now()).unwrap();
+        let mut view = view_of(&[(5, "bo"), (6, "cy")]);
         let mut six = view.sightings().find(|seen| seen.id == EntityId(6)).unwrap();
         assert_eq!(view.find(&mut six).map(|state| state.id), Some(EntityId(6)));
         // A new server files 6 under handle 4.
