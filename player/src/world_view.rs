@@ -408,8 +408,10 @@ impl WorldView {
         self.in_view = 0;
         let mut elsewhere = Vec::new();
         for (state, &handle) in update.changed.iter().zip(&update.changed_handles) {
-            match before.get_mut(usize::from(handle)).filter(|was| was.as_ref().is_some_and(|was| was.id == state.id)) {
-                Some(was) => self.refile_as(handle, was.take()),
+            let was =
+                before.get_mut(usize::from(handle)).filter(|was| was.as_ref().is_some_and(|was| was.id == state.id));
+            match was.and_then(Option::take) {
+                Some(known) => self.put(handle, known),
                 None => elsewhere.push((state.id, handle)),
             }
         }
@@ -419,18 +421,16 @@ impl WorldView {
         let was_filed: HashMap<EntityId, usize> =
             before.iter().enumerate().filter_map(|(was, known)| Some((known.as_ref()?.id, was))).collect();
         for (id, handle) in elsewhere {
-            if let Some(&was) = was_filed.get(&id) {
-                self.refile_as(handle, before[was].take());
+            if let Some(known) = was_filed.get(&id).and_then(|&was| before[was].take()) {
+                self.put(handle, known);
             }
         }
     }
 
-    /// Files `known`, if anything, under `handle` of the table being refiled (in place
-    /// of any other: a handle is one entity's at a time).
-    fn refile_as(&mut self, handle: Handle, known: Option<Known>) {
-        if let Some(known) = known
-            && slot(&mut self.known, handle).replace(known).is_none()
-        {
+    /// Files `known` under `handle`, in place of any other (a handle is one entity's at a
+    /// time), counting it in view if the handle was free.
+    fn put(&mut self, handle: Handle, known: Known) {
+        if slot(&mut self.known, handle).replace(known).is_none() {
             self.in_view += 1;
         }
     }
@@ -439,19 +439,14 @@ impl WorldView {
     /// view under it (in place of any other: a handle is one entity's at a time), named
     /// `name` if the update names it.
     fn file(&mut self, handle: Handle, state: EntityState, tick: u64, name: Option<EntityName>) {
-        let slot = slot(&mut self.known, handle);
-        match slot {
+        match slot(&mut self.known, handle) {
             Some(known) if known.id == state.id => {
                 known.push(state, tick);
                 if let Some(name) = name {
                     known.name = name;
                 }
             }
-            _ => {
-                if slot.replace(Known::new(state, tick, name.unwrap_or_default())).is_none() {
-                    self.in_view += 1;
-                }
-            }
+            _ => self.put(handle, Known::new(state, tick, name.unwrap_or_default())),
         }
     }
 
