@@ -67,9 +67,16 @@ pub struct Snapshot {
     /// Whether updates come by datagram, and if so how many were found lost (each
     /// made good by a full update).
     pub updates_lost: Option<u64>,
-    /// Whether key presses go by datagram, and if so how many went again by TCP, their
-    /// datagrams lost.
-    pub keys_sent_again: Option<u64>,
+    /// Whether key presses go by datagram, and if so how many were sent again: by
+    /// datagram, found late, and by TCP, their datagrams lost.
+    pub keys_sent_again: Option<KeysSentAgain>,
+}
+
+/// Key presses sent again ([`Snapshot::keys_sent_again`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeysSentAgain {
+    pub by_datagram: u64,
+    pub by_tcp: u64,
 }
 
 /// Bytes in and out per second, measured over the last second.
@@ -96,7 +103,7 @@ enum FromNet {
         smoothness: Smoothness,
         round_trip_ms: Option<f64>,
         updates_lost: Option<u64>,
-        keys_sent_again: Option<u64>,
+        keys_sent_again: Option<KeysSentAgain>,
     },
     /// Chat lines heard since the last, and whether the player was told it says too
     /// much too fast.
@@ -356,7 +363,10 @@ async fn play(player: &mut Player, events: &InboxSender<FromNet>, said: &mut Sai
                         .datagrams
                         .as_ref()
                         .filter(|d| d.takes_inputs(Instant::now()))
-                        .map(|_| player.inputs_sent_again),
+                        .map(|_| KeysSentAgain {
+                            by_datagram: player.late_inputs_sent_again,
+                            by_tcp: player.inputs_sent_again,
+                        }),
                 };
                 events.send(update).await.ok()?;
             }

@@ -4,7 +4,7 @@
 //! lost, the cluster is full or the player's region is offline, what is happening; and
 //! when the cluster is degraded (a server over capacity, a crowd over the byte budget).
 
-use crate::connection::{Bandwidth, Connection, SmoothnessMeter, Snapshot};
+use crate::connection::{Bandwidth, Connection, KeysSentAgain, SmoothnessMeter, Snapshot};
 use crate::world::server_colour;
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
@@ -106,8 +106,11 @@ fn stats_panel(
                 row(
                     "keys",
                     match snapshot.keys_sent_again {
-                        Some(0) => "by datagram".to_string(),
-                        Some(again) => format!("by datagram, {again} again by TCP"),
+                        Some(KeysSentAgain { by_datagram: 0, by_tcp: 0 }) => "by datagram".to_string(),
+                        Some(KeysSentAgain { by_datagram, by_tcp: 0 }) => format!("by datagram, {by_datagram} again"),
+                        Some(KeysSentAgain { by_datagram, by_tcp }) => {
+                            format!("by datagram, {by_datagram} again, {by_tcp} by TCP")
+                        }
                         None => "by TCP".to_string(),
                     },
                 );

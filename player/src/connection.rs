@@ -114,6 +114,8 @@ pub struct Player {
     pub losses: Losses,
     /// Inputs sent again by the link, the datagrams that carried them lost.
     pub inputs_sent_again: u64,
+    /// Datagrams of inputs sent again, an input found late ([`Player::resend_late_inputs`]).
+    pub late_inputs_sent_again: u64,
 }
 
 /// What the latest update corrected: the player's predicted position (if there was a
@@ -136,6 +138,13 @@ pub struct Smoothness {
 fn clock_lead(tick: u64, your_tick: Option<u32>) -> Option<i64> {
     let tick = i64::try_from(tick).ok()?;
     your_tick.map(|yours| i64::from(yours).saturating_sub(tick))
+}
+
+/// The latest of the inputs `unacked` (not acknowledged yet), then `and`, as many as one
+/// datagram carries.
+fn latest_inputs(unacked: &VecDeque<Unacked>, and: Option<Input>) -> DatagramInputs {
+    let room = MOST_INPUTS_A_DATAGRAM - usize::from(and.is_some());
+    unacked.iter().rev().take(room).rev().map(|unacked| unacked.input).chain(and).collect()
 }
 
 /// How a player joins: its connection, and its own clock, which its inputs are stamped
@@ -169,6 +178,8 @@ pub struct Resumable {
 struct Unacked {
     input: Input,
     by_datagram_at: Option<std::time::Instant>,
+    /// Sent again by datagram, found late ([`Player::resend_late_inputs`]).
+    sent_again_late: bool,
 }
 
 impl Player {
@@ -271,6 +282,7 @@ impl Player {
             datagrams,
             losses: Losses::default(),
             inputs_sent_again: 0,
+            late_inputs_sent_again: 0,
         })
     }
 
@@ -306,7 +318,7 @@ impl Player {
             // More than a server would hold for it anyway.
             self.unacked.pop_front();
         }
-        self.unacked.push_back(Unacked { input, by_datagram_at });
+        self.unacked.push_back(Unacked { input, by_datagram_at, sent_again_late: false });
         self.next_seq += 1;
         self.keys = keys;
         Ok(seq)
@@ -321,9 +333,33 @@ impl Player {
         else {
             return false;
         };
-        let before = self.unacked.iter().rev().take(MOST_INPUTS_A_DATAGRAM - 1).rev().map(|unacked| unacked.input);
-        let inputs: DatagramInputs = before.chain([input]).collect();
-        datagrams.send_inputs(&inputs)
+        datagrams.send_inputs(&latest_inputs(&self.unacked, Some(input)))
+    }
+
+    /// Sends again by datagram, once, the latest inputs not acknowledged yet when an
+    /// update says its server simulated the tick of one that went by datagram alone
+    /// (the player's `your_tick` is at or past it) without it: that datagram was lost,
+    /// most likely, or is late (the proxy forwards each input once). Otherwise a key
+    /// press lost on its way waited for the player's next press, which carries it too,
+    /// or for [`INPUT_RESEND_AFTER`] to go by the link (BENCHMARKS.md). Where nothing is
+    /// lost or late, nothing more is sent.
+    fn resend_late_inputs(&mut self, your_tick: u32, now: std::time::Instant) {
+        let late = |unacked: &Unacked| {
+            unacked.by_datagram_at.is_some() && !unacked.sent_again_late && unacked.input.tick <= your_tick
+        };
+        if !self.unacked.iter().any(late) {
+            return;
+        }
+        let Some(datagrams) =
+            self.datagrams.as_mut().filter(|datagrams| datagrams.takes_inputs(now) && !self.resending)
+        else {
+            return;
+        };
+        if datagrams.send_inputs(&latest_inputs(&self.unacked, None)) {
+            let sent = self.unacked.iter_mut().rev().take(MOST_INPUTS_A_DATAGRAM);
+            sent.for_each(|unacked| unacked.sent_again_late = true);
+            self.late_inputs_sent_again += 1;
+        }
     }
 
     /// Sends again by the link each input that went by datagram alone
@@ -460,6 +496,9 @@ impl Player {
                     self.unacked.iter_mut().for_each(|unacked| unacked.by_datagram_at = None);
                     self.press(self.keys).await?;
                     self.resending = false;
+                }
+                if let Some(yours) = your_tick {
+                    self.resend_late_inputs(yours, now);
                 }
                 // After the update is folded in (a receive dropped while this waits on the
                 // link loses nothing), and as of when it arrived: a player reading late

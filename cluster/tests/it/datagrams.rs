@@ -1,14 +1,17 @@
 //! Players' updates by datagram, end to end: a player whose datagrams a quarter of are
 //! lost each way (the link conditioner's `loss`) sees the others where they are all the
 //! same, each loss made good by a full update it asks for, across a handoff; its inputs,
-//! by datagram too, are all applied once; and the proxies count what went by datagram. A player
-//! whose datagrams never come gives up on them, and plays on by TCP.
+//! by datagram too, are all applied once, each lost one sent again by datagram once an
+//! update shows it late; and the proxies count what went by datagram. A player whose
+//! datagrams never come gives up on them, and plays on by TCP.
 
 use crate::harness::{DEADLINE, default_cluster, join, standing_by, walk_to};
+use std::time::{Duration, Instant};
 use tessera_bots::swarm::bot_identity;
 use tessera_player::datagram_hub::DatagramHubs;
 use tessera_player::{Conditioner, Rejoin};
 use tessera_shared::Vec2;
+use tessera_shared::components::Keys;
 use tessera_shared::ids::ProxyId;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,6 +71,39 @@ async fn a_player_losing_a_quarter_of_its_datagrams_sees_the_others_where_they_a
     // Loopback loses nothing; a starved runtime's full socket, once, at the most.
     assert!(mover.datagrams.as_ref().is_some_and(|datagrams| datagrams.flowing()), "the mover's came by datagram");
     assert!(mover.losses.count <= 1, "{} of the mover's lost", mover.losses.count);
+}
+
+/// A key press whose datagram is lost is sent again by datagram as soon as an update
+/// says the server went past its tick without it, rather than waiting for the next
+/// press or a second to go by TCP; every press is applied, and once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_presses_lost_on_their_way_go_again_by_datagram_once_found_late() {
+    let cluster = default_cluster();
+    let lossy = Conditioner { loss: 0.25, ..Default::default() };
+    let name = "lossy-presser";
+    let mut joining =
+        Rejoin::new(vec![cluster.proxy_addresses()[0].clone()], bot_identity(name), name).conditioned(lossy);
+    let mut player = joining.join_within(DEADLINE).await.expect("joins through a lossy link");
+    let flowing = async {
+        while !player.datagrams.as_ref().is_some_and(|datagrams| datagrams.takes_inputs(Instant::now())) {
+            player.receive().await.expect("plays");
+        }
+    };
+    tokio::time::timeout(DEADLINE, flowing).await.expect("updates come by datagram");
+
+    // Thirty presses a few ticks apart, round a small square: a quarter of their
+    // datagrams are lost (the chance that none is, 0.75^30, is 2 in 10,000).
+    let square = [Keys::UP, Keys::LEFT, Keys::DOWN, Keys::RIGHT];
+    for keys in square.into_iter().cycle().take(30) {
+        player.press(keys).await.expect("presses");
+        let _ =
+            tokio::time::timeout(Duration::from_millis(200), standing_by(&mut player, std::future::pending::<()>()))
+                .await;
+    }
+    let last = player.press(Keys::empty()).await.expect("stops");
+    player.wait_until(DEADLINE, "every press acknowledged", |view| view.last_input >= last).await.unwrap();
+    assert!(player.late_inputs_sent_again > 0, "no press was found late and sent again by datagram");
+    assert_eq!(player.view.inputs_applied, last, "every press applied once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
