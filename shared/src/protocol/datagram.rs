@@ -32,10 +32,12 @@
 //! one after those before it its server has not acknowledged yet, [`MOST_INPUTS_A_DATAGRAM`]
 //! at most, so that one lost is made good by the next. A proxy takes it only from
 //! the address the player's tag is bound to, as many inputs a second as a link's
-//! messages (more are dropped), and forwards each input once. An input
-//! still unacknowledged [`INPUT_RESEND_AFTER`] after it went by datagram alone goes
-//! again by the link: a server waits for a gap in a player's inputs
-//! for two seconds, and then goes on without it.
+//! messages (more are dropped), and forwards each input once. The player sends its
+//! inputs not acknowledged yet again, once, by datagram, as soon as an update says its
+//! server simulated the tick of one of them without it. An input still unacknowledged
+//! [`INPUT_RESEND_AFTER`] after it went by datagram alone goes again by the link: a
+//! server waits for a gap in a player's inputs for two seconds, and then goes on
+//! without it.
 //!
 //! Datagrams get lost, and each update is packed against the one before it
 //! ([`super::packing`]): a player that finds one missing (the next cannot be unpacked:
