@@ -140,13 +140,6 @@ fn clock_lead(tick: u64, your_tick: Option<u32>) -> Option<i64> {
     your_tick.map(|yours| i64::from(yours).saturating_sub(tick))
 }
 
-/// The latest of the inputs `unacked` (not acknowledged yet), then `and`, as many as one
-/// datagram carries.
-fn latest_inputs(unacked: &VecDeque<Unacked>, and: Option<Input>) -> DatagramInputs {
-    let room = MOST_INPUTS_A_DATAGRAM - usize::from(and.is_some());
-    unacked.iter().rev().take(room).rev().map(|unacked| unacked.input).chain(and).collect()
-}
-
 /// How a player joins: its connection, and its own clock, which its inputs are stamped
 /// with and which carries on across every connection of the session.
 #[derive(Debug, Clone, Copy)]
@@ -309,7 +302,7 @@ impl Player {
         let tick = self.prediction.press(keys, at);
         let input = Input { seq, keys, tick };
         let now = std::time::Instant::now();
-        let by_datagram_at = self.send_by_datagram(input, now).then_some(now);
+        let by_datagram_at = self.send_by_datagram(Some(input), now).then_some(now);
         if by_datagram_at.is_none() {
             self.link.send(ClientToProxy::Input(input)).await?;
             self.silence.broken();
@@ -324,16 +317,20 @@ impl Player {
         Ok(seq)
     }
 
-    /// Sends `input` by datagram at `now`, after those before it not acknowledged yet, if
-    /// updates come so (the proxy has the player's address, and UDP passes both ways) and no
-    /// resend by the link is under way: whether it went.
-    fn send_by_datagram(&mut self, input: Input, now: std::time::Instant) -> bool {
+    /// Sends by datagram at `now` the latest inputs not acknowledged yet, then `and` (a
+    /// new one), as many as one datagram carries, if updates come so (the proxy has the
+    /// player's address, and UDP passes both ways) and no resend by the link is under
+    /// way: whether it went.
+    fn send_by_datagram(&mut self, and: Option<Input>, now: std::time::Instant) -> bool {
         let Some(datagrams) =
             self.datagrams.as_mut().filter(|datagrams| datagrams.takes_inputs(now) && !self.resending)
         else {
             return false;
         };
-        datagrams.send_inputs(&latest_inputs(&self.unacked, Some(input)))
+        let room = MOST_INPUTS_A_DATAGRAM - usize::from(and.is_some());
+        let before = self.unacked.iter().rev().take(room).rev().map(|unacked| unacked.input);
+        let inputs: DatagramInputs = before.chain(and).collect();
+        datagrams.send_inputs(&inputs)
     }
 
     /// Sends again by datagram, once, the latest inputs not acknowledged yet when an
@@ -350,12 +347,7 @@ impl Player {
         if !self.unacked.iter().any(late) {
             return;
         }
-        let Some(datagrams) =
-            self.datagrams.as_mut().filter(|datagrams| datagrams.takes_inputs(now) && !self.resending)
-        else {
-            return;
-        };
-        if datagrams.send_inputs(&latest_inputs(&self.unacked, None)) {
+        if self.send_by_datagram(None, now) {
             let sent = self.unacked.iter_mut().rev().take(MOST_INPUTS_A_DATAGRAM);
             sent.for_each(|unacked| unacked.sent_again_late = true);
             self.late_inputs_sent_again += 1;
