@@ -432,6 +432,7 @@ fn summary(seen: &SmoothnessSeen) -> Smoothness {
         own_snaps_after_late_inputs: seen.own_snaps_after_late_inputs,
         others_checked: seen.others.len(),
         others_error: percentiles(&seen.others),
+        others_snaps: seen.others_snaps(),
     }
 }
 
@@ -452,6 +453,8 @@ pub struct Smoothness {
     /// Others shown, once per update each: how far the update moved them.
     pub others_checked: u64,
     pub others_error: Percentiles,
+    /// Of those, the updates that moved one more than a snap's worth: a jump.
+    pub others_snaps: u64,
 }
 
 impl BotReport {

@@ -28,7 +28,7 @@ use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
     CLUSTER_FULL, ChatChannel, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, PackedUpdate, ProxyToClient, Role,
-    SIGNED_IN_AGAIN, SessionTicket, UpdateUnpacker, Welcome, tick_seconds,
+    SIGNED_IN_AGAIN, SessionTicket, TICKS_WALKED_AGAIN, UpdateUnpacker, Welcome, tick_seconds,
 };
 
 /// How long a proxy has to welcome a new player.
@@ -95,6 +95,9 @@ pub struct Player {
     /// Whether the session was just resumed: the first update says what the server
     /// applied, and the rest of `unacked` is sent again.
     resending: bool,
+    /// Whether the latest update's state was without an input pressed by its tick (and
+    /// so not checked against the prediction).
+    without_an_input: bool,
     /// Where the player is, predicted from the keys it pressed.
     pub prediction: Prediction,
     /// What the latest update did to the prediction and to the others shown.
@@ -268,6 +271,7 @@ impl Player {
             alarm: Alarm::default(),
             unacked,
             resending,
+            without_an_input: false,
             prediction,
             smoothness: Smoothness::default(),
             unpacker,
@@ -454,12 +458,19 @@ impl Player {
                 let (you, your_tick) = (update.you, update.your_tick);
                 let handoffs = self.view.handoffs;
                 // An input late for its tick: the server's state is as of a tick at or
-                // past that of an input still unapplied (the server went on without it),
-                // or the server's clock for the player slipped (it stood the player still
+                // past that of an input still unapplied (the server went on without it,
+                // and walks those ticks again once it comes), or the one before was (a
+                // correction now is what an input too late for that did), or the
+                // server's clock for the player slipped (it stood the player still
                 // until the input came).
                 let leads = (clock_lead(self.view.tick, self.view.your_tick), clock_lead(update.tick, your_tick));
-                let late_input = your_tick
-                    .is_some_and(|yours| self.unacked.iter().any(|unacked| unacked.input.tick <= yours))
+                let unapplied = your_tick.and_then(|yours| {
+                    let oldest = self.unacked.iter().find(|unacked| unacked.input.tick <= yours)?;
+                    Some(yours - oldest.input.tick)
+                });
+                let without_an_input = unapplied.is_some_and(|behind| behind < TICKS_WALKED_AGAIN);
+                let late_input = unapplied.is_some()
+                    || std::mem::replace(&mut self.without_an_input, without_an_input)
                     || (self.view.server == Some(update.server)
                         && matches!(leads, (Some(before), Some(now)) if now < before));
                 let was_offline = self.view.region_offline;
@@ -469,9 +480,16 @@ impl Player {
                     datagrams.start_again(now);
                 }
                 self.unpacker.recycle(update);
-                let own = match self.prediction.reconcile(&you, your_tick, now) {
-                    Reconciled::Corrected(off) => Some(off),
-                    Reconciled::Reset => None,
+                // A state without an input is not checked against the prediction: the
+                // server walks those ticks again once the input comes (and a later state
+                // shows what one too late for that did).
+                let own = if without_an_input {
+                    None
+                } else {
+                    match self.prediction.reconcile(&you, your_tick, now) {
+                        Reconciled::Corrected(off) => Some(off),
+                        Reconciled::Reset => None,
+                    }
                 };
                 let handoff = self.view.handoffs > handoffs;
                 self.smoothness = Smoothness { own, others, handoff, late_input };

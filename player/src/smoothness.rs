@@ -10,6 +10,10 @@ use hdrhistogram::Histogram;
 /// Corrections beyond this many units are snaps: the player sees a jump.
 pub const SNAP: f32 = 4.0;
 
+fn hundredths(units: f32) -> u64 {
+    (units * 100.0).round() as u64
+}
+
 /// Every correction seen, in hundredths of a unit.
 #[derive(Debug, Clone)]
 pub struct SmoothnessSeen {
@@ -47,7 +51,6 @@ fn histogram() -> Histogram<u64> {
 impl SmoothnessSeen {
     /// Counts what a player's latest update corrected.
     pub fn record(&mut self, seen: &Smoothness) {
-        let hundredths = |units: f32| (units * 100.0).round() as u64;
         if let Some(own) = seen.own {
             self.own.saturating_record(hundredths(own));
             if seen.late_input {
@@ -72,6 +75,12 @@ impl SmoothnessSeen {
         self.own_snaps += other.own_snaps;
         self.own_snaps_at_handoffs += other.own_snaps_at_handoffs;
         self.own_snaps_after_late_inputs += other.own_snaps_after_late_inputs;
+    }
+
+    /// Others an update moved by more than [`SNAP`]: a jump, where they were shown
+    /// moving on as last told.
+    pub fn others_snaps(&self) -> u64 {
+        self.others.count_between(hundredths(SNAP) + 1, self.others.high())
     }
 
     /// The `quantile` of `histogram` (one of these), in units.

@@ -5,17 +5,19 @@
 //! Every input carries the player's tick (its clock counts ticks of our length from when
 //! it started playing). The [`PlayerClock`] maps the player's ticks onto ours: set by
 //! its first input with a tick of slack, it holds inputs that come early (the jitter
-//! buffer) and slips when one comes late, so the player stands still for the ticks its
-//! input was late (counted as a correction the player sees once) and later inputs find
-//! room. It tightens again while the player stands still, where a shorter wait moves
-//! nothing; and, while it settles (its first [`SETTLING_INPUTS`] inputs), walking too:
-//! one input's delay is a poor measure of a link, least of all in a crowd's join burst,
-//! when every first input waits behind the logins, and a clock set wide by it would
-//! keep its player's walkers a tick or more behind for as long as they walk. A player
-//! is simulated one of its ticks per tick of ours, or two while its clock catches up
-//! with a tightening ([`MOST_TICKS_A_TICK`]), each walked with its own keys, so it walks
-//! the path it predicted, only sooner; each update says which of its ticks the state is
-//! as of ([`InputQueue::your_tick`]).
+//! buffer) and slips when one comes late, so later inputs find room: the player waits
+//! (stands still, to those who see it) for the ticks its input was late, and the ticks
+//! it walked without it are walked again with it ([`Walk::Again`]), as it predicted
+//! them. It tightens again once the link has been steady a while ([`STEADY_TICKS`], on
+//! the word of every input since), walking or standing: a clock left wide by a stall
+//! would keep its player's walkers behind for as long as they walk, and most players
+//! keep walking. While it settles (its first [`SETTLING_INPUTS`] inputs) it tightens
+//! sooner, on the word of the latest few: one input's delay is a poor measure of a link,
+//! least of all in a crowd's join burst, when every first input waits behind the logins.
+//! A player is simulated one of its ticks per tick of ours, or two while its clock
+//! catches up with a tightening ([`MOST_TICKS_A_TICK`]), each walked with its own keys,
+//! so it walks the path it predicted, only sooner; each update says which of its ticks
+//! the state is as of ([`InputQueue::your_tick`]).
 //! Sequence numbers and ticks come from the network: nothing here does arithmetic on
 //! them that could overflow.
 
@@ -33,12 +35,18 @@ pub const GAP_TIMEOUT_TICKS: u64 = 40;
 pub const MAX_INPUT_LEAD_TICKS: i64 = 10;
 /// Inputs whose earliness is remembered, to tighten a clock by what all of them spared.
 const EARLINESS_REMEMBERED: usize = 16;
+/// The fewest inputs a clock tightens on the word of.
+const LEAST_EVIDENCE: usize = 4;
+/// Our ticks (three seconds) a settled clock's inputs must all have come early before it
+/// tightens: long enough to see a link's jitter, short enough that a stall's slip is
+/// soon given back. A link that stalls more often than that keeps its clock wide, and
+/// its player walking on through the stalls.
+const STEADY_TICKS: i64 = 60;
 /// Inputs over which a clock set by its player's first input settles: until then it
-/// tightens walking too, on the word of fewer inputs ([`SETTLING_EVIDENCE`]). About ten
-/// seconds of a player walking about, wherever they land: a clock carried to another
+/// tightens on the word of the latest [`LEAST_EVIDENCE`] inputs, however soon. About
+/// ten seconds of a player walking about, wherever they land: a clock carried to another
 /// server carries on settling there.
 const SETTLING_INPUTS: u8 = 16;
-const SETTLING_EVIDENCE: usize = 4;
 /// The most of its own ticks a player is simulated in one of ours: two while its clock
 /// catches up with a tightening.
 const MOST_TICKS_A_TICK: usize = 2;
@@ -51,8 +59,10 @@ pub struct PlayerClock {
     /// The player's last tick simulated: its position is as of the end of it.
     simulated_through: i64,
     /// By how many ticks the latest inputs came before they were due, since the offset
-    /// last changed.
+    /// last changed ...
     earliness: VecDeque<i64>,
+    /// ... in our tick `steady_since`.
+    steady_since: i64,
     /// Inputs still to come before the clock has settled ([`SETTLING_INPUTS`] when set).
     settling_inputs: u8,
 }
@@ -69,8 +79,15 @@ impl PlayerClock {
             offset: ticks(next).saturating_sub(i64::from(your_tick)).saturating_sub(1),
             simulated_through: i64::from(your_tick),
             earliness: VecDeque::new(),
+            steady_since: ticks(next),
             settling_inputs: settling_inputs.min(SETTLING_INPUTS),
         }
+    }
+
+    /// The offset changed in our tick `now`: what inputs spared before says nothing of it.
+    fn changed(&mut self, now: i64) {
+        self.earliness.clear();
+        self.steady_since = now;
     }
 
     /// Inputs still to come before the clock has settled: it goes on settling on the
@@ -86,6 +103,17 @@ impl PlayerClock {
         let due = self.simulated_through.saturating_add(1).saturating_add(self.offset);
         u64::try_from(due).unwrap_or(0).max(now.saturating_add(1))
     }
+}
+
+/// One of a player's ticks for the movement system to walk, or some to walk again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Walk<'a> {
+    /// The player's tick `yours` (none before its clock is set), with the keys held in it.
+    Tick { yours: Option<i64>, keys: Keys },
+    /// Inputs that came after their ticks were walked without them, in order: the
+    /// player's ticks from the first one's through `through` are walked again, each
+    /// input's keys from its own tick on.
+    Again { inputs: &'a [Input], through: i64 },
 }
 
 /// A player's inputs: the keys held now, and those received ahead of a gap or of their tick.
@@ -135,13 +163,15 @@ impl InputQueue {
             return Err(InputError::Overflow);
         }
         let standing = self.keys.is_empty() && self.pending.is_empty();
-        let earliest = ticks(now).saturating_add(1);
+        let now = ticks(now);
+        let earliest = now.saturating_add(1);
         let stamped = i64::from(input.tick);
         let offset_before = self.clock.as_ref().map(|clock| clock.offset);
         let clock = self.clock.get_or_insert_with(|| PlayerClock {
             offset: earliest.saturating_sub(stamped).saturating_add(INPUT_SLACK_TICKS),
             simulated_through: stamped.saturating_sub(1),
             earliness: VecDeque::new(),
+            steady_since: now,
             settling_inputs: SETTLING_INPUTS,
         });
         let settling = clock.settling_inputs > 0;
@@ -155,11 +185,11 @@ impl InputQueue {
         } else if early_by < 0 {
             // Late: the player's clock slips by as much, so it stands still that long.
             clock.offset = clock.offset.saturating_sub(early_by);
-            clock.earliness.clear();
+            clock.changed(now);
         } else if early_by > MAX_INPUT_LEAD_TICKS && standing {
             // Far ahead (after a spike, or an outage): standing, the clock tightens at once.
             clock.offset = clock.offset.saturating_sub(early_by.saturating_sub(INPUT_SLACK_TICKS));
-            clock.earliness.clear();
+            clock.changed(now);
         } else if early_by > MAX_INPUT_LEAD_TICKS {
             // Held no longer than that, whatever its stamp says.
             let held = PlayerClock { offset: clock.offset.saturating_sub(MAX_INPUT_LEAD_TICKS), ..clock.clone() };
@@ -171,15 +201,15 @@ impl InputQueue {
                 clock.earliness.pop_front();
             }
             clock.earliness.push_back(early_by);
-            let evidence = if settling { SETTLING_EVIDENCE } else { EARLINESS_REMEMBERED };
-            let least = clock.earliness.iter().rev().take(evidence).min().copied().unwrap_or(0);
+            let heard = if settling { LEAST_EVIDENCE } else { EARLINESS_REMEMBERED };
+            let least = clock.earliness.iter().rev().take(heard).min().copied().unwrap_or(0);
             let spare = least.saturating_sub(INPUT_SLACK_TICKS);
-            if (standing || settling) && clock.earliness.len() >= evidence && spare > 0 {
-                // Every recent input waited longer than the slack: wait less, while
-                // standing, where waiting less moves nothing, or while settling, the
-                // player's ticks caught up two in one of ours.
+            let steady = settling || now.saturating_sub(clock.steady_since) >= STEADY_TICKS;
+            if steady && clock.earliness.len() >= LEAST_EVIDENCE && spare > 0 {
+                // Every input heard waited longer than the slack: wait less, the
+                // player's ticks caught up two in one of ours if it walks.
                 clock.offset = clock.offset.saturating_sub(spare);
-                clock.earliness.clear();
+                clock.changed(now);
             }
         }
         let waits_longer = offset_before.map_or(0, |before| clock.offset.saturating_sub(before));
@@ -191,7 +221,7 @@ impl InputQueue {
     /// due: applies every input due by it that follows the last applied without a gap,
     /// and says so. A gap left open for [`GAP_TIMEOUT_TICKS`] is skipped, with a
     /// warning: the inputs in it are lost.
-    pub fn step(&mut self, tick: u64, user: UserId) -> bool {
+    fn step(&mut self, tick: u64, user: UserId) -> bool {
         let yours = match &mut self.clock {
             None => None,
             Some(clock) => {
@@ -211,19 +241,30 @@ impl InputQueue {
                 Some(clock.simulated_through)
             }
         };
-        self.apply_due(tick, yours, user);
+        self.apply_due(tick, yours, user, |_| ());
         true
     }
 
     /// Simulates every one of the player's ticks due in our tick `tick` ([`Self::step`]):
     /// one, or two while its clock catches up with a tightening ([`MOST_TICKS_A_TICK`]),
-    /// `walk` walking each with the keys held in it.
-    pub fn step_due(&mut self, tick: u64, user: UserId, mut walk: impl FnMut(Keys)) {
+    /// `walk` walking each with the keys held in it. Inputs late for ticks already
+    /// walked are applied first, even while the clock waits out their lateness, and
+    /// their ticks walked again ([`Walk::Again`]): from now on every state sent has the
+    /// path the player predicted, which it checks no state against till then.
+    pub fn step_due(&mut self, tick: u64, user: UserId, mut walk: impl FnMut(Walk<'_>)) {
+        if let Some(through) = self.clock.as_ref().map(|clock| clock.simulated_through) {
+            let mut late = Vec::new();
+            self.apply_due(tick, Some(through), user, |input| late.push(input));
+            if !late.is_empty() {
+                walk(Walk::Again { inputs: &late, through });
+            }
+        }
         for _ in 0..MOST_TICKS_A_TICK {
             if !self.step(tick, user) {
                 return;
             }
-            walk(self.keys);
+            let yours = self.clock.as_ref().map(|clock| clock.simulated_through);
+            walk(Walk::Tick { yours, keys: self.keys });
             // Without a clock (before its first input) there is nothing to catch up.
             if self.clock.is_none() {
                 return;
@@ -231,7 +272,9 @@ impl InputQueue {
         }
     }
 
-    fn apply_due(&mut self, tick: u64, yours: Option<i64>, user: UserId) {
+    /// Applies every input due by the player's tick `yours` (all of them before its
+    /// clock is set) that follows the last applied without a gap, each passed to `applied`.
+    fn apply_due(&mut self, tick: u64, yours: Option<i64>, user: UserId, mut applied: impl FnMut(Input)) {
         let is_due = |input: &Input| yours.is_none_or(|yours| i64::from(input.tick) <= yours);
         loop {
             while let Some(next) =
@@ -241,6 +284,7 @@ impl InputQueue {
                 self.keys = input.keys;
                 self.last_input = next;
                 self.applied = self.applied.saturating_add(1);
+                applied(input);
             }
             let Some((&next, _)) = self.pending.first_key_value() else {
                 self.gap_open_since = None;
@@ -380,6 +424,28 @@ mod tests {
     }
 
     #[test]
+    fn inputs_late_for_ticks_walked_are_walked_again_at_once() {
+        let mut queue = InputQueue::default();
+        queue.push(at(1, Keys::UP, 100), 50).unwrap();
+        walked_keys(&mut queue, 51..=55);
+        assert_eq!(queue.your_tick(), Some(103));
+        // Pressed at its ticks 102 and 103, they come as our tick 55 ends: both walked
+        // holding UP already, the first two ticks late (its clock slips by two).
+        let late = [at(2, Keys::LEFT, 102), at(3, Keys::DOWN, 103)];
+        assert_eq!(late.map(|input| queue.push(input, 55)), [Ok(2), Ok(0)]);
+        let (mut again, mut walked) = (Vec::new(), Vec::new());
+        for tick in 56..=58 {
+            queue.step_due(tick, UserId(1), |walk| match walk {
+                Walk::Again { inputs, through } => again.push((tick, inputs.to_vec(), through)),
+                Walk::Tick { yours, keys } => walked.push((tick, yours, keys)),
+            });
+        }
+        assert_eq!(again, [(56, late.to_vec(), 103)], "walked again at once, while the clock waits");
+        assert_eq!(walked, [(58, Some(104), Keys::DOWN)], "the player's next tick after the wait");
+        assert_eq!((queue.last_input, queue.applied), (3, 3));
+    }
+
+    #[test]
     fn a_late_input_makes_its_player_wait_and_gives_the_next_ones_room() {
         let mut queue = InputQueue::default();
         queue.push(at(1, Keys::UP, 100), 50).unwrap();
@@ -393,37 +459,48 @@ mod tests {
         assert_eq!(run(&mut queue, 59..=60), [(Some(105), Keys::LEFT), (Some(106), Keys::DOWN)]);
     }
 
-    /// After a spike (an input five ticks late), inputs that each wait five ticks more
-    /// than the slack, holding `keys`: the clock's offset after the spike and after
-    /// them, and the ticks by which the inputs came to wait longer and shorter, as
-    /// `push` said.
-    fn offset_after_early_inputs(keys: Keys) -> ((i64, i64), (i64, i64)) {
+    /// After a spike (an input five ticks late, as our tick 57 ends), inputs each
+    /// holding `keys` and waiting five ticks more than the slack, ten ticks apart: the
+    /// clock's offset after the spike, and after each input as our tick it came in
+    /// ended, with the ticks by which `push` said inputs came to wait longer or shorter.
+    fn offsets_after_early_inputs(keys: Keys) -> (i64, Vec<(u64, i64, i64)>) {
         // A settled clock (carried from another server, nothing left to settle): the
         // player's tick 100 is simulated in our tick 52, as if its first input had come
         // as 50 ended.
         let mut queue = InputQueue::resume(Keys::empty(), 0, 0, Some(PlayerClock::carrying_on(99, 52, 0)));
         queue.push(at(1, Keys::UP, 100), 50).unwrap();
         run(&mut queue, 51..=56);
-        let longer = queue.push(at(2, keys, 101), 57).unwrap();
+        assert_eq!(queue.push(at(2, keys, 101), 57), Ok(5), "five ticks longer after the spike");
         let after_spike = queue.clock().unwrap().offset;
-        let mut shorter = 0;
-        for seq in 3..3 + EARLINESS_REMEMBERED as u32 {
-            let stamp = 100 + 10 * seq;
-            let arrival = u64::from(stamp) - 50;
-            shorter -= queue.push(at(seq, keys, stamp), arrival).unwrap();
-            run(&mut queue, arrival + 1..=arrival + 10);
-        }
-        ((after_spike, queue.clock().unwrap().offset), (longer, shorter))
+        let offsets = (3..3 + EARLINESS_REMEMBERED as u32)
+            .map(|seq| {
+                let stamp = 100 + 10 * seq;
+                let arrival = u64::from(stamp) - 50;
+                let longer = queue.push(at(seq, keys, stamp), arrival).unwrap();
+                run(&mut queue, arrival + 1..=arrival + 10);
+                (arrival, queue.clock().unwrap().offset, longer)
+            })
+            .collect();
+        (after_spike, offsets)
     }
 
     #[test]
-    fn a_settled_clock_tightens_only_while_its_player_stands_still() {
-        let ((after_spike, standing), waits) = offset_after_early_inputs(Keys::empty());
-        assert_eq!(standing, after_spike - 5, "every input spared five ticks; the slack is kept");
-        assert_eq!(waits, (5, 5), "five ticks longer after the spike, five shorter again");
-        let ((after_spike, walking), waits) = offset_after_early_inputs(Keys::RIGHT);
-        assert_eq!(walking, after_spike, "walking, waiting less would move the player");
-        assert_eq!(waits, (5, 0), "walking, the wait stays longer");
+    fn a_settled_clock_tightens_once_its_link_has_been_steady_walking_or_standing() {
+        for keys in [Keys::empty(), Keys::RIGHT] {
+            let (after_spike, offsets) = offsets_after_early_inputs(keys);
+            // Every input spares five ticks; the first to come three seconds after the
+            // spike (they come ten ticks apart) tightens the clock by as much, the slack kept.
+            let steady_from = 57 + STEADY_TICKS as u64;
+            let expected: Vec<_> = offsets
+                .iter()
+                .map(|&(arrival, ..)| match arrival {
+                    _ if arrival < steady_from => (arrival, after_spike, 0),
+                    _ if arrival < steady_from + 10 => (arrival, after_spike - 5, -5),
+                    _ => (arrival, after_spike - 5, 0),
+                })
+                .collect();
+            assert_eq!(offsets, expected, "holding {keys:?}");
+        }
     }
 
     /// Steps our ticks `ticks` as the movement system does, returning for each the keys
@@ -431,7 +508,11 @@ mod tests {
     fn walked_keys(queue: &mut InputQueue, ticks: std::ops::RangeInclusive<u64>) -> Vec<Vec<Keys>> {
         let mut walked = |tick| {
             let mut keys = Vec::new();
-            queue.step_due(tick, UserId(1), |held| keys.push(held));
+            queue.step_due(tick, UserId(1), |walk| {
+                if let Walk::Tick { keys: held, .. } = walk {
+                    keys.push(held);
+                }
+            });
             keys
         };
         ticks.map(&mut walked).collect()
@@ -460,11 +541,11 @@ mod tests {
         // The next come as the link carries them, each three ticks before it is due
         // beyond the slack; the player walks on, never standing.
         let mut shorter = 0;
-        for seq in 2..=1 + SETTLING_EVIDENCE as u32 {
+        for seq in 2..=1 + LEAST_EVIDENCE as u32 {
             let stamp = 90 + 10 * seq;
             let arrival = u64::from(stamp) - 50;
             shorter -= queue.push(at(seq, Keys::RIGHT, stamp), arrival).unwrap();
-            if seq <= SETTLING_EVIDENCE as u32 {
+            if seq <= LEAST_EVIDENCE as u32 {
                 walk(&mut queue, arrival + 1..=arrival + 10);
             }
         }

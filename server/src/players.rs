@@ -16,6 +16,7 @@
 use crate::components::Visible;
 use crate::input_queue::InputQueue;
 use crate::interest::KnownEntities;
+use crate::movement::Trail;
 use crate::net::{
     InputReceived, LoginRequest, LogoutRequest, NetSystems, ProxyConnected, ProxyLinks, ProxyLost, ResumeRequest,
     ResyncRequest, SupersedeRequest, Via,
@@ -38,7 +39,7 @@ pub struct Parked {
 
 /// A player simulated by this server.
 #[derive(Component, Debug, Clone)]
-#[require(Position, Velocity, InputQueue)]
+#[require(Position, Velocity, InputQueue, Trail)]
 pub struct Player {
     /// The proxy this player came through: where its updates go.
     pub proxy: ProxyId,

@@ -20,6 +20,7 @@ mod harness;
 mod hostile_peers;
 mod hosting;
 mod lag;
+mod late_inputs;
 mod limits;
 mod pacing;
 mod rejoin;

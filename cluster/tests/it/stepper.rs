@@ -471,16 +471,21 @@ impl Stepper {
 
     /// The player holds exactly `keys` from now on; returns the input's sequence number.
     pub fn press(&mut self, user: UserId, keys: Keys) -> u32 {
-        let player = self.players.get_mut(&user).expect("a player of this stepper");
-        player.last_sent += 1;
-        player.keys = keys;
-        let seq = player.last_sent;
+        let input = self.press_unsent(user, keys);
+        self.send_input(user, input).expect("the player's owner is linked");
+        input.seq
+    }
+
+    /// As [`Self::press`], but the input is returned, not sent: the caller sends it
+    /// ([`Self::send_input`]) when a slower link would have carried it.
+    pub fn press_unsent(&mut self, user: UserId, keys: Keys) -> Input {
         // The player's own clock is the stepper's: it starts each tick as every server does.
         let now = self.now();
         let player = self.players.get_mut(&user).expect("a player of this stepper");
+        player.last_sent += 1;
+        player.keys = keys;
         let tick = player.prediction.press(keys, now);
-        self.send_input(user, Input { seq, keys, tick }).expect("the player's owner is linked");
-        seq
+        Input { seq: player.last_sent, keys, tick }
     }
 
     /// Sends `input` as the player's client would, whatever its sequence number: the

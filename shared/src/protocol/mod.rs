@@ -52,6 +52,11 @@ pub const MAX_PENDING_INPUTS: usize = 256;
 /// input is acknowledged this many ticks after its own tick ends, at the soonest.
 pub const INPUT_SLACK_TICKS: i64 = 1;
 
+/// How far back a server walks a player's ticks again for an input that came after
+/// them, from the input's tick to the last it walked: the player's state is then what it
+/// predicted. One later than that stays as walked (a correction the player sees).
+pub const TICKS_WALKED_AGAIN: u32 = 20;
+
 /// Entities one message may carry, all its lists counted (entered, moved, left, named).
 /// A player's update is at most [`UPDATES_FRAME_BUDGET`] bytes, under 15,500 entity
 /// states of 17 bytes at least; publishers split their cell deltas to stay under it; and
