@@ -200,6 +200,7 @@ fn hand_clock_over(queue: &InputQueue, now: u64, wall: &TickWallClock) -> Option
         settling_inputs: clock
             .settling_inputs()
             .saturating_add(u8::try_from(queue.pending().count()).unwrap_or(u8::MAX)),
+        catch_up_allowed: clock.catch_up_allowed(),
     })
 }
 
@@ -221,7 +222,7 @@ fn spawn_handed(
     let clock = state.clock.map(|handed| {
         let most_ahead = u64::try_from(MAX_INPUT_LEAD_TICKS).unwrap_or(1);
         let next = wall.tick_on_beat(handed.next_tick_at, most_ahead);
-        PlayerClock::carrying_on(handed.your_tick, next, handed.settling_inputs)
+        PlayerClock::carrying_on(handed.your_tick, next, handed.settling_inputs, handed.catch_up_allowed)
     });
     let mut queue = InputQueue::resume(state.keys, state.last_input, state.inputs_applied, clock);
     // Pushed as if they came now, and as late, if they are (those given back after a

@@ -17,7 +17,9 @@
 //! A player is simulated one of its ticks per tick of ours, or two while its clock
 //! catches up with a tightening ([`MOST_TICKS_A_TICK`]), each walked with its own keys,
 //! so it walks the path it predicted, only sooner; each update says which of its ticks
-//! the state is as of ([`InputQueue::your_tick`]).
+//! the state is as of ([`InputQueue::your_tick`]). A clock catches up no more than it
+//! slipped, and what its first input may have set it wide by
+//! ([`FIRST_INPUT_WIDTH_TICKS`]): stamps ahead of time gain a client no ground.
 //! Sequence numbers and ticks come from the network: nothing here does arithmetic on
 //! them that could overflow.
 
@@ -50,6 +52,12 @@ const SETTLING_INPUTS: u8 = 16;
 /// The most of its own ticks a player is simulated in one of ours: two while its clock
 /// catches up with a tightening.
 const MOST_TICKS_A_TICK: usize = 2;
+/// What a player's first input's delay may set its clock wide by, beyond its link's: a
+/// second (a first key press whose datagram was lost goes again by the link a second
+/// later). A new clock may catch that much up while its player walks, and after that
+/// only what it slipped: a client stamping its inputs ahead gains no more ground than it
+/// lost by their lateness.
+const FIRST_INPUT_WIDTH_TICKS: i64 = 20;
 
 /// How a player's own ticks map onto ours.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +71,9 @@ pub struct PlayerClock {
     earliness: VecDeque<i64>,
     /// ... in our tick `steady_since`.
     steady_since: i64,
+    /// Ticks it may still tighten by while its player walks, catching up two of the
+    /// player's ticks in one of ours ([`FIRST_INPUT_WIDTH_TICKS`]).
+    catch_up_allowed: i64,
     /// Inputs still to come before the clock has settled ([`SETTLING_INPUTS`] when set).
     settling_inputs: u8,
 }
@@ -73,14 +84,35 @@ impl PlayerClock {
     /// would have simulated it on, so its inputs are due here as they were there, give
     /// or take the difference of the two servers' phases. (A tick of slack per handoff
     /// instead would add up, a tick of input lag for every border crossed.) It settles
-    /// over the `settling_inputs` still to come there, [`SETTLING_INPUTS`] at most.
-    pub fn carrying_on(your_tick: u32, next: u64, settling_inputs: u8) -> Self {
+    /// over the `settling_inputs` still to come there, [`SETTLING_INPUTS`] at most, and
+    /// may catch up the `catch_up_allowed` ticks it could have there.
+    pub fn carrying_on(your_tick: u32, next: u64, settling_inputs: u8, catch_up_allowed: u8) -> Self {
         Self {
             offset: ticks(next).saturating_sub(i64::from(your_tick)).saturating_sub(1),
             simulated_through: i64::from(your_tick),
             earliness: VecDeque::new(),
             steady_since: ticks(next),
+            catch_up_allowed: i64::from(catch_up_allowed),
             settling_inputs: settling_inputs.min(SETTLING_INPUTS),
+        }
+    }
+
+    /// Ticks it may still catch up while its player walks: the next owner may too.
+    pub fn catch_up_allowed(&self) -> u8 {
+        u8::try_from(self.catch_up_allowed.clamp(0, u8::MAX.into())).unwrap_or(u8::MAX)
+    }
+
+    /// Tightens by `by` ticks as our tick `now` ends: all of them for a player standing,
+    /// who skips the ticks rather than walking them sooner, and no more than it may
+    /// catch up for one walking.
+    fn tighten(&mut self, by: i64, standing: bool, now: i64) {
+        let by = if standing { by } else { by.min(self.catch_up_allowed) };
+        if by > 0 {
+            self.offset = self.offset.saturating_sub(by);
+            if !standing {
+                self.catch_up_allowed = self.catch_up_allowed.saturating_sub(by);
+            }
+            self.changed(now);
         }
     }
 
@@ -172,28 +204,32 @@ impl InputQueue {
             simulated_through: stamped.saturating_sub(1),
             earliness: VecDeque::new(),
             steady_since: now,
+            catch_up_allowed: FIRST_INPUT_WIDTH_TICKS,
             settling_inputs: SETTLING_INPUTS,
         });
         let settling = clock.settling_inputs > 0;
         clock.settling_inputs = clock.settling_inputs.saturating_sub(1);
         let early_by = stamped.saturating_add(clock.offset).saturating_sub(earliest);
-        let due_next = |clock: &PlayerClock| u32::try_from(earliest.saturating_sub(clock.offset)).unwrap_or(input.tick);
+        // The player's tick due next, by a clock of `offset`.
+        let due_next = |offset: i64| u32::try_from(earliest.saturating_sub(offset)).unwrap_or(input.tick);
         if early_by < -MAX_INPUT_LEAD_TICKS {
             // From before an outage (sent again after a resume): applied at once, and
             // the clock stays as it is.
-            input.tick = due_next(clock);
+            input.tick = due_next(clock.offset);
         } else if early_by < 0 {
-            // Late: the player's clock slips by as much, so it stands still that long.
+            // Late: the player's clock slips by as much, so it stands still that long,
+            // and may catch as much up again.
             clock.offset = clock.offset.saturating_sub(early_by);
-            clock.changed(now);
-        } else if early_by > MAX_INPUT_LEAD_TICKS && standing {
-            // Far ahead (after a spike, or an outage): standing, the clock tightens at once.
-            clock.offset = clock.offset.saturating_sub(early_by.saturating_sub(INPUT_SLACK_TICKS));
+            clock.catch_up_allowed = clock.catch_up_allowed.saturating_sub(early_by);
             clock.changed(now);
         } else if early_by > MAX_INPUT_LEAD_TICKS {
-            // Held no longer than that, whatever its stamp says.
-            let held = PlayerClock { offset: clock.offset.saturating_sub(MAX_INPUT_LEAD_TICKS), ..clock.clone() };
-            input.tick = due_next(&held);
+            // Far ahead (after a spike or an outage, or of a clock set wide): the clock
+            // tightens at once, down to the slack as far as it may, and the input is
+            // held no longer than that, whatever its stamp says.
+            clock.tighten(early_by.saturating_sub(INPUT_SLACK_TICKS), standing, now);
+            if stamped.saturating_add(clock.offset).saturating_sub(earliest) > MAX_INPUT_LEAD_TICKS {
+                input.tick = due_next(clock.offset.saturating_sub(MAX_INPUT_LEAD_TICKS));
+            }
         } else if offset_before.is_some() {
             // (The input that set the clock waits the slack by its making: it says
             // nothing of the link.)
@@ -208,8 +244,7 @@ impl InputQueue {
             if steady && clock.earliness.len() >= LEAST_EVIDENCE && spare > 0 {
                 // Every input heard waited longer than the slack: wait less, the
                 // player's ticks caught up two in one of ours if it walks.
-                clock.offset = clock.offset.saturating_sub(spare);
-                clock.changed(now);
+                clock.tighten(spare, standing, now);
             }
         }
         let waits_longer = offset_before.map_or(0, |before| clock.offset.saturating_sub(before));
@@ -467,7 +502,7 @@ mod tests {
         // A settled clock (carried from another server, nothing left to settle): the
         // player's tick 100 is simulated in our tick 52, as if its first input had come
         // as 50 ended.
-        let mut queue = InputQueue::resume(Keys::empty(), 0, 0, Some(PlayerClock::carrying_on(99, 52, 0)));
+        let mut queue = InputQueue::resume(Keys::empty(), 0, 0, Some(PlayerClock::carrying_on(99, 52, 0, 0)));
         queue.push(at(1, Keys::UP, 100), 50).unwrap();
         run(&mut queue, 51..=56);
         assert_eq!(queue.push(at(2, keys, 101), 57), Ok(5), "five ticks longer after the spike");
@@ -500,6 +535,24 @@ mod tests {
                 })
                 .collect();
             assert_eq!(offsets, expected, "holding {keys:?}");
+        }
+    }
+
+    #[test]
+    fn a_walking_clock_catches_up_no_more_than_it_slipped() {
+        // A settled clock with nothing to catch up, whose inputs all come five ticks
+        // before they need to, a second apart: walking (a client stamping ahead of its
+        // time), it holds; standing, where waiting less moves nothing, it tightens.
+        for (keys, tightened) in [(Keys::RIGHT, 0), (Keys::empty(), 5)] {
+            let mut queue = InputQueue::resume(Keys::empty(), 0, 0, Some(PlayerClock::carrying_on(99, 52, 0, 0)));
+            let mut shorter = 0;
+            for seq in 1..=8 {
+                let stamp = 100 + 20 * seq;
+                let arrival = u64::from(stamp) - 55;
+                shorter -= queue.push(at(seq, keys, stamp), arrival).unwrap();
+                run(&mut queue, arrival + 1..=arrival + 20);
+            }
+            assert_eq!(shorter, tightened, "holding {keys:?}");
         }
     }
 
@@ -607,20 +660,36 @@ mod tests {
         queue.push(at(2, Keys::RIGHT, 110), 60).unwrap();
         let left = queue.clock().unwrap().settling_inputs();
         assert_eq!(left, SETTLING_INPUTS - 2);
-        assert_eq!(PlayerClock::carrying_on(700, 9002, left).settling_inputs(), left);
-        let far = PlayerClock::carrying_on(700, 9002, u8::MAX);
+        assert_eq!(PlayerClock::carrying_on(700, 9002, left, 0).settling_inputs(), left);
+        let far = PlayerClock::carrying_on(700, 9002, u8::MAX, 0);
         assert_eq!(far.settling_inputs(), SETTLING_INPUTS, "a peer's word held to our own count");
     }
 
     #[test]
-    fn an_input_stamped_far_ahead_is_held_half_a_second_at_most() {
+    fn an_input_far_ahead_of_a_walking_player_tightens_its_clock_as_far_as_it_may_catch_up() {
         let mut queue = InputQueue::default();
         queue.push(at(1, Keys::UP, 100), 50).unwrap();
-        assert_eq!(queue.push(at(2, Keys::LEFT, u32::MAX), 50), Ok(0));
-        assert_eq!(queue.clock().unwrap().offset, -48, "walking, the clock holds");
-        // Arrived as our tick 50 ended: applied in tick 61, the player's 109.
-        let steps = run(&mut queue, 51..=50 + 1 + MAX_INPUT_LEAD_TICKS as u64);
-        assert_eq!(steps[steps.len() - 2..], [(Some(108), Keys::UP), (Some(109), Keys::LEFT)]);
+        assert_eq!(queue.clock().unwrap().offset, -48);
+        // Due in our tick 82 by the clock, it came as 50 ended, 31 ticks early: a new
+        // clock catches up 20 (FIRST_INPUT_WIDTH_TICKS), and the input is held ten more
+        // at most, applied at the player's tick 129 rather than its stamp's 130.
+        assert_eq!(queue.push(at(2, Keys::LEFT, 130), 50), Ok(-20));
+        assert_eq!((queue.clock().unwrap().offset, queue.clock().unwrap().catch_up_allowed()), (-68, 0));
+        let mut walked = Vec::new();
+        for tick in 51..=70 {
+            queue.step_due(tick, UserId(1), |walk| {
+                if let Walk::Tick { yours: Some(yours), keys } = walk {
+                    walked.push((yours, keys));
+                }
+            });
+        }
+        let turned = walked.iter().position(|&(_, keys)| keys == Keys::LEFT).unwrap();
+        assert_eq!(walked[turned].0, 129);
+        let up: Vec<_> = (100..129).map(|yours| (yours, Keys::UP)).collect();
+        assert_eq!(walked[..turned], up, "every tick walked, two in one of ours, till caught up");
+        // With nothing left to catch up, one stamped further ahead still leaves the clock.
+        assert_eq!(queue.push(at(3, Keys::DOWN, 500), 70), Ok(0));
+        assert_eq!(queue.clock().unwrap().offset, -68);
     }
 
     #[test]
@@ -647,7 +716,7 @@ mod tests {
 
     #[test]
     fn a_clock_carried_on_by_the_next_owner_continues_the_players_ticks() {
-        let clock = PlayerClock::carrying_on(700, 9002, 0);
+        let clock = PlayerClock::carrying_on(700, 9002, 0, 0);
         assert_eq!(clock.next_due(9000), 9002);
         let mut queue = resumed(Keys::UP, 4, Some(clock), &[at(5, Keys::LEFT, 702)], 9000);
         let steps = run(&mut queue, 9001..=9004);

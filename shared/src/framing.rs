@@ -338,7 +338,12 @@ mod tests {
             last_input: 7,
             inputs_applied: 7,
             pending: vec![Input { seq: 9, keys: Keys::empty(), tick: 77 }],
-            clock: Some(HandedClock { your_tick: 70, next_tick_at: 1_780_000_000_050_000, settling_inputs: 0 }),
+            clock: Some(HandedClock {
+                your_tick: 70,
+                next_tick_at: 1_780_000_000_050_000,
+                settling_inputs: 0,
+                catch_up_allowed: 0,
+            }),
             proxy: ProxyId(2),
             epoch: 1,
             view: Some(HandedView { seq: 200, handles: vec![(EntityId(40), 3), (EntityId(41), 0)] }),

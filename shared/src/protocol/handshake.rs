@@ -22,8 +22,9 @@ use std::time::Duration;
 /// end may expect of the other (14: players' updates by datagram, `super::datagram`;
 /// 15: updates every 16 ticks at most past capacity, `super::MAX_UPDATE_EVERY`; 16: a
 /// player's clock hands its settling on, `super::HandedClock::settling_inputs`; 17: a
-/// handoff hands on the handles a player knows others by, `super::HandedView`).
-pub const PROTOCOL_VERSION: u32 = 17;
+/// handoff hands on the handles a player knows others by, `super::HandedView`; 18: a
+/// player's clock hands on what it may catch up, `super::HandedClock::catch_up_allowed`).
+pub const PROTOCOL_VERSION: u32 = 18;
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -413,6 +413,9 @@ pub struct HandedClock {
     /// walks), how many are still to come: none once it has settled. The next owner
     /// holds it to its own count.
     pub settling_inputs: u8,
+    /// Ticks the clock may still tighten by while its player walks: what it slipped and
+    /// has not caught up (and what a new clock may be set wide by).
+    pub catch_up_allowed: u8,
 }
 
 /// An entity entering a subscriber's view of a cell.

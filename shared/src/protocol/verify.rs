@@ -500,7 +500,12 @@ mod tests {
             last_input: 10,
             inputs_applied: 10,
             pending: vec![Input { seq: 12, keys: Keys::UP, tick: 3 }, Input { seq: 14, keys: Keys::DOWN, tick: 5 }],
-            clock: Some(HandedClock { your_tick: 2, next_tick_at: 1_780_000_000_000_000, settling_inputs: 0 }),
+            clock: Some(HandedClock {
+                your_tick: 2,
+                next_tick_at: 1_780_000_000_000_000,
+                settling_inputs: 0,
+                catch_up_allowed: 0,
+            }),
             proxy: ProxyId(1),
             epoch: 1,
             view: Some(HandedView { seq: 7, handles: vec![(EntityId(5), 0), (EntityId(3), 2)] }),

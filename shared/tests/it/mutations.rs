@@ -225,7 +225,12 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
                     Input { seq: 9, keys: Keys::UP, tick: 40 },
                     Input { seq: 10, keys: Keys::empty(), tick: 42 },
                 ],
-                clock: Some(HandedClock { your_tick: 39, next_tick_at: 1_780_000_000_100_000, settling_inputs: 0 }),
+                clock: Some(HandedClock {
+                    your_tick: 39,
+                    next_tick_at: 1_780_000_000_100_000,
+                    settling_inputs: 0,
+                    catch_up_allowed: 0,
+                }),
                 proxy: PROXY,
                 epoch: 3,
                 view: Some(HandedView { seq: 17, handles: vec![(EntityId(77), 1)] }),
