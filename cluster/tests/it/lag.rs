@@ -4,8 +4,9 @@
 //! prediction must never snap (a correction over 4 units), and be off by at most a unit
 //! at p99; the watcher must see it within 2 units at p99. An input that reaches its
 //! server later than its tick allows (the suite's other tests starve the machine now
-//! and then) makes the server stand the walker still, a correction the player is told
-//! of as such: those measure the machine, not the prediction, and are reported apart.
+//! and then) has its ticks walked again, no correction; one too late for that makes a
+//! correction the player is told of as such: those measure the machine, not the
+//! prediction, and are reported apart.
 
 use crate::harness::{DEADLINE, default_cluster};
 use std::time::Duration;
