@@ -54,19 +54,19 @@ impl Trail {
         through: i64,
         walk: impl Fn(Vec2, Keys) -> (Vec2, Vec2),
     ) -> Option<(Vec2, Vec2)> {
-        let first = i64::from(inputs.first()?.tick);
-        if through.saturating_sub(first) >= TRAIL_TICKS as i64 {
+        let first = inputs.first()?;
+        let from = i64::from(first.tick);
+        if through.saturating_sub(from) >= TRAIL_TICKS as i64 {
             return None;
         }
-        let start = self.0.iter().position(|&(yours, _)| yours == first)?;
+        let start = self.0.iter().position(|&(yours, _)| yours == from)?;
         let mut moved = (self.0[start].1, Vec2::ZERO);
         let mut later = self.0.range_mut(start..).peekable();
-        for yours in first..=through {
-            let keys = inputs
-                .iter()
-                .rev()
-                .find(|input| i64::from(input.tick) <= yours)
-                .map_or(Keys::empty(), |input| input.keys);
+        let (mut keys, mut pressed) = (first.keys, inputs[1..].iter().peekable());
+        for yours in from..=through {
+            while let Some(input) = pressed.next_if(|input| i64::from(input.tick) <= yours) {
+                keys = input.keys;
+            }
             if let Some((_, began)) = later.next_if(|(tick, _)| *tick == yours) {
                 *began = moved.0;
             }
