@@ -10,7 +10,7 @@
 use crate::components::Visible;
 use crate::input_queue::{InputQueue, MAX_INPUT_LEAD_TICKS, PlayerClock};
 use crate::interest::KnownEntities;
-use crate::movement::MovementSystems;
+use crate::movement::{MovementSystems, Trail};
 use crate::net::{
     ChatSaid, Forwarding, HandoffAnswered, HandoffReceived, InputReceived, LogoutRequest, NetSystems, PeerLinks,
     PeerLost, ProxyLinks, Via,
@@ -127,8 +127,17 @@ impl Plugin for HandoffPlugin {
 }
 
 /// A player that may be leaving: all of it that goes with it, and what it was told.
-type Departing<'a> =
-    (Entity, &'a UserId, &'a Player, &'a Visible, &'a InputQueue, &'a Position, &'a Velocity, &'a KnownEntities);
+type Departing<'a> = (
+    Entity,
+    &'a UserId,
+    &'a Player,
+    &'a Visible,
+    &'a InputQueue,
+    &'a Trail,
+    &'a Position,
+    &'a Velocity,
+    &'a KnownEntities,
+);
 
 #[allow(clippy::too_many_arguments)]
 fn hand_off_departing(
@@ -143,7 +152,7 @@ fn hand_off_departing(
 ) {
     handed_off.expire(tick.0);
     let tether = settings.cluster.simulation.tether;
-    for (entity, &user, player, visible, queue, position, velocity, known) in &departing {
+    for (entity, &user, player, visible, queue, trail, position, velocity, known) in &departing {
         if settings.map.within_tether(settings.id, position.0, tether) || handed_off.declined.contains_key(&user) {
             continue;
         }
@@ -159,6 +168,7 @@ fn hand_off_departing(
             inputs_applied: queue.applied,
             pending: queue.pending().collect(),
             clock: hand_clock_over(queue, tick.0, &wall),
+            trail: queue.your_tick().map_or_else(Vec::new, |yours| trail.handing_on(yours, queue.last_input_tick())),
             proxy: player.proxy,
             // The epoch came from the network (with the player's last handoff): it saturates.
             epoch: player.epoch.saturating_add(1),
@@ -234,8 +244,15 @@ fn spawn_handed(
         }
     }
     let known = state.view.map(KnownEntities::handed).unwrap_or_default();
+    let trail = state.clock.map_or_else(Trail::default, |clock| Trail::handed(clock.your_tick, &state.trail));
     let entity = commands
-        .spawn((Player::bundle(user, state.name, player, state.position), Velocity(state.velocity), queue, known))
+        .spawn((
+            Player::bundle(user, state.name, player, state.position),
+            Velocity(state.velocity),
+            queue,
+            trail,
+            known,
+        ))
         .id();
     players.0.insert(user, entity);
     entity

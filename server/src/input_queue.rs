@@ -159,6 +159,10 @@ pub struct InputQueue {
     /// Only sequence numbers after `last_input`, and at most [`MAX_PENDING_INPUTS`] past it.
     pending: BTreeMap<u32, Input>,
     gap_open_since: Option<u64>,
+    /// The tick the last input applied was for: any input still to come is for that
+    /// tick or a later one (a client stamps its inputs in order), so the player's ticks
+    /// before it are never walked again.
+    last_input_tick: Option<u32>,
     /// Unset until the player's first input.
     clock: Option<PlayerClock>,
 }
@@ -318,6 +322,7 @@ impl InputQueue {
                 let input = self.pending.remove(&next).expect("found above");
                 self.keys = input.keys;
                 self.last_input = next;
+                self.last_input_tick = Some(input.tick);
                 self.applied = self.applied.saturating_add(1);
                 applied(input);
             }
@@ -344,6 +349,11 @@ impl InputQueue {
     /// The player's tick its state is as of, once its clock is set.
     pub fn your_tick(&self) -> Option<u32> {
         self.clock.as_ref().and_then(|clock| u32::try_from(clock.simulated_through).ok())
+    }
+
+    /// The tick the last input applied was for, once one was applied here.
+    pub fn last_input_tick(&self) -> Option<u32> {
+        self.last_input_tick
     }
 
     /// The player's clock, to carry on with on its next owner.

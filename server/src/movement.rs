@@ -33,13 +33,31 @@ impl Plugin for MovementPlugin {
 }
 
 /// Where a player began each of its latest ticks (its own tick, and its position),
-/// oldest first: on this server only, a handoff starting it afresh.
+/// oldest first. It goes with the player at a handoff: a press late for a tick its last
+/// owner walked is walked again here as it would have been there.
 #[derive(Component, Debug, Default)]
 pub struct Trail(VecDeque<(i64, Vec2)>);
 
 impl Trail {
+    /// A trail carried on from the player's last owner, whose clock was at `your_tick`
+    /// ([`HandoffState::trail`](tessera_shared::protocol::HandoffState::trail): in order,
+    /// and no longer than ours, as the peer gate checks).
+    pub fn handed(your_tick: u32, trail: &[(u8, Vec2)]) -> Self {
+        Self(trail.iter().map(|&(back, at)| (i64::from(your_tick) - i64::from(back), at)).collect())
+    }
+
+    /// The trail to go on with the player to its next owner, whose clock is at
+    /// `your_tick`: the ticks a late input may still be walked from, those from `from` on
+    /// (that of the last input applied: no later input is for a tick before it).
+    pub fn handing_on(&self, your_tick: u32, from: Option<u32>) -> Vec<(u8, Vec2)> {
+        let (your_tick, from) = (i64::from(your_tick), from.map_or(0, i64::from));
+        let back =
+            |yours: i64| u8::try_from(your_tick.checked_sub(yours)?).ok().filter(|&back| back < TRAIL_TICKS as u8);
+        self.0.iter().filter(|&&(yours, _)| yours >= from).filter_map(|&(yours, at)| Some((back(yours)?, at))).collect()
+    }
+
     fn began(&mut self, yours: i64, at: Vec2) {
-        if self.0.len() == TRAIL_TICKS {
+        while self.0.len() >= TRAIL_TICKS {
             self.0.pop_front();
         }
         self.0.push_back((yours, at));
@@ -150,6 +168,22 @@ mod tests {
         assert_eq!(again, Some((Vec2::new(0.0, 20.0), Vec2::new(200.0, 0.0))));
         // One from a tick not kept is not walked again.
         assert_eq!(trail.walk_again(&[input(5, Keys::RIGHT, 99)], 103, walked), None);
+    }
+
+    #[test]
+    fn a_trail_goes_on_from_the_last_input_applied_and_is_walked_again_there() {
+        let mut trail = Trail::default();
+        for yours in 10..15 {
+            trail.began(yours, Vec2::new(yours as f32, 0.0));
+        }
+        assert_eq!(trail.handing_on(14, None).len(), 5);
+        let handed = trail.handing_on(14, Some(13));
+        assert_eq!(handed, [(1, Vec2::new(13.0, 0.0)), (0, Vec2::new(14.0, 0.0))]);
+        let mut carried = Trail::handed(14, &handed);
+        let again = carried.walk_again(&[input(1, Keys::UP, 14)], 14, walked);
+        assert_eq!(again, Some((Vec2::new(14.0, 10.0), Vec2::new(0.0, 200.0))));
+        // Ticks too far back to be walked again do not go.
+        assert_eq!(trail.handing_on(10 + TRAIL_TICKS as u32, None).len(), 4);
     }
 
     #[test]

@@ -344,6 +344,7 @@ mod tests {
                 settling_inputs: 0,
                 catch_up_allowed: 0,
             }),
+            trail: vec![(1, Vec2::new(1.0, 0.5)), (0, Vec2::new(1.0, 0.75))],
             proxy: ProxyId(2),
             epoch: 1,
             view: Some(HandedView { seq: 200, handles: vec![(EntityId(40), 3), (EntityId(41), 0)] }),

@@ -345,6 +345,7 @@ async fn a_peer_is_held_to_the_map_and_the_real_link_recovers() {
             inputs_applied: 0,
             pending: vec![],
             clock: None,
+            trail: Vec::new(),
             proxy: ProxyId(1),
             epoch: 1,
             view: None,

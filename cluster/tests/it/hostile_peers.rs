@@ -36,6 +36,7 @@ fn handoff(user: UserId, position: Vec2, pending: Vec<Input>) -> PeerMessage {
         inputs_applied: 0,
         pending,
         clock: None,
+        trail: Vec::new(),
         proxy: ProxyId(1),
         epoch: 1,
         view: None,

@@ -23,8 +23,9 @@ use std::time::Duration;
 /// 15: updates every 16 ticks at most past capacity, `super::MAX_UPDATE_EVERY`; 16: a
 /// player's clock hands its settling on, `super::HandedClock::settling_inputs`; 17: a
 /// handoff hands on the handles a player knows others by, `super::HandedView`; 18: a
-/// player's clock hands on what it may catch up, `super::HandedClock::catch_up_allowed`).
-pub const PROTOCOL_VERSION: u32 = 18;
+/// player's clock hands on what it may catch up, `super::HandedClock::catch_up_allowed`;
+/// 19: a handoff hands on where the player began its latest ticks, `super::HandoffState::trail`).
+pub const PROTOCOL_VERSION: u32 = 19;
 
 /// How long a new connection has to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

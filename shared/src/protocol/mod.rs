@@ -382,6 +382,13 @@ pub struct HandoffState {
     /// The player's clock, once it has one: the next owner simulates on from the next
     /// of its ticks, when it would have fallen due here, so the player's prediction holds.
     pub clock: Option<HandedClock>,
+    /// Where the player began each of its latest ticks walked, oldest first: how many
+    /// of its ticks before the clock's `your_tick` (below [`TICKS_WALKED_AGAIN`]), and
+    /// its position; from the tick of its last input applied on (no later input is for
+    /// one before). A key press that comes to the next owner late for one of those ticks
+    /// is walked from there, as it would have been here: the handoff costs the player no
+    /// correction.
+    pub trail: Vec<(u8, Vec2)>,
     pub proxy: ProxyId,
     pub epoch: u32,
     /// What the player's link was last sent by the server handing it on, once it was

@@ -16,7 +16,7 @@ use super::packing::{Handle, UnpackProblem};
 use super::{
     ChatChannel, ChatLine, EntityState, HandoffState, Input, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES,
     MAX_NAME_LEN, MAX_PENDING_INPUTS, MAX_REASON_LEN, MAX_SPEED, MAX_UPDATE_EVERY, PeerMessage, PlayerFrame,
-    PlayerUpdate, ProxyToServer, ServerToProxy, Welcome,
+    PlayerUpdate, ProxyToServer, ServerToProxy, TICKS_WALKED_AGAIN, Welcome, tick_seconds,
 };
 use crate::chat::{ChatProblem, MAX_CHAT_LEN, check_chat, clean_chat};
 use crate::cluster::{ClusterConfig, check_rates};
@@ -132,6 +132,16 @@ pub enum HandoffProblem {
     TooManyKnown(usize),
     #[error("its view names handle {0} twice, or one not below {MAX_KNOWN_ENTITIES}")]
     BadHandle(Handle),
+    #[error("its trail has {0} ticks (at most {TICKS_WALKED_AGAIN})")]
+    TrailTooLong(usize),
+    #[error("a trail, but no clock its ticks count back from")]
+    TrailWithoutClock,
+    #[error("its trail's tick {back} before the clock's follows {previous:?}: not in order")]
+    TrailOutOfOrder { back: u8, previous: Option<u8> },
+    #[error("its trail goes {0} ticks back, before the clock's first or beyond {TICKS_WALKED_AGAIN}")]
+    TrailTooFarBack(u8),
+    #[error("its trail begins its tick {0} before the clock's beyond a trail's walking from where it is")]
+    TrailOutOfReach(u8),
 }
 
 /// A player's name as everyone shows it: at most [`MAX_NAME_LEN`] bytes, nothing that
@@ -233,12 +243,21 @@ pub struct PeerRules {
     pub tether: f32,
     /// The proxies of the map: the only ones a handed-off player can be behind.
     pub proxies: Vec<ProxyId>,
+    /// The length of the cluster's tick: how far a player may walk in one.
+    pub tick_seconds: f32,
 }
 
 impl PeerRules {
     pub fn new(cluster: &ClusterConfig) -> Self {
         let proxies = cluster.proxies.iter().map(|proxy| proxy.id).collect();
-        Self { map: cluster.region_map(), tether: cluster.simulation.tether, proxies }
+        let tick_seconds = tick_seconds(cluster.simulation.tick_hz);
+        Self { map: cluster.region_map(), tether: cluster.simulation.tether, proxies, tick_seconds }
+    }
+
+    /// The furthest a handed-on player may have begun one of its ticks in a trail from
+    /// where it is handed on: a trail's worth of ticks of walking, and the one after.
+    fn trail_reach(&self) -> f32 {
+        MAX_SPEED * self.tick_seconds * (TICKS_WALKED_AGAIN + 1) as f32
     }
 
     /// How many cells `server` owns: the most one message about its cells can name.
@@ -367,6 +386,27 @@ fn handoff(state: &HandoffState, rules: &PeerRules) -> Result<(), Violation> {
             return bad(HandoffProblem::PendingOutOfOrder { seq, previous });
         }
         previous = seq;
+    }
+    if state.trail.len() > TICKS_WALKED_AGAIN as usize {
+        return bad(HandoffProblem::TrailTooLong(state.trail.len()));
+    }
+    let your_tick = match (&state.clock, state.trail.is_empty()) {
+        (Some(clock), _) => clock.your_tick,
+        (None, true) => 0,
+        (None, false) => return bad(HandoffProblem::TrailWithoutClock),
+    };
+    let mut previous = None;
+    for &(back, at) in &state.trail {
+        if previous.is_some_and(|previous| back >= previous) {
+            return bad(HandoffProblem::TrailOutOfOrder { back, previous });
+        }
+        if u32::from(back) >= TICKS_WALKED_AGAIN || u32::from(back) > your_tick {
+            return bad(HandoffProblem::TrailTooFarBack(back));
+        }
+        if !at.is_finite() || at.distance(state.position) > rules.trail_reach() {
+            return bad(HandoffProblem::TrailOutOfReach(back));
+        }
+        previous = Some(back);
     }
     if let Some(view) = &state.view {
         if view.handles.len() > MAX_KNOWN_ENTITIES {
@@ -506,6 +546,7 @@ mod tests {
                 settling_inputs: 0,
                 catch_up_allowed: 0,
             }),
+            trail: vec![(1, Vec2::new(1090.0, 100.0)), (0, Vec2::new(1095.0, 100.0))],
             proxy: ProxyId(1),
             epoch: 1,
             view: Some(HandedView { seq: 7, handles: vec![(EntityId(5), 0), (EntityId(3), 2)] }),
@@ -555,7 +596,8 @@ mod tests {
         assert_eq!(bad_state(|s| s.velocity.y = f32::INFINITY), StateProblem::NonFinite);
         assert_eq!(bad_state(|s| s.position.x = f32::NAN), StateProblem::NonFinite);
         assert!(matches!(bad_state(|s| s.velocity = Vec2::splat(1e6)), StateProblem::TooFast(_)));
-        assert!(matches!(handed_off(|s| s.position.x = 100.0), Err(Violation::HandoffOutside { .. })));
+        let outside = |s: &mut HandoffState| (s.position.x, s.trail) = (100.0, Vec::new());
+        assert!(matches!(handed_off(outside), Err(Violation::HandoffOutside { .. })));
 
         assert_eq!(problem(handed_off(|s| s.proxy = ProxyId(9))), HandoffProblem::UnknownProxy(ProxyId(9)));
         assert_eq!(problem(handed_off(|s| s.epoch = 0)), HandoffProblem::EpochZero);
@@ -594,6 +636,26 @@ mod tests {
         let crowd =
             |v: &mut HandedView| v.handles = (0..=MAX_KNOWN_ENTITIES as u64).map(|i| (EntityId(i), 0)).collect();
         assert_eq!(problem(handed_off(view(crowd))), HandoffProblem::TooManyKnown(MAX_KNOWN_ENTITIES + 1));
+        let out_of_order = HandoffProblem::TrailOutOfOrder { back: 1, previous: Some(0) };
+        assert_eq!(problem(handed_off(|s| s.trail.swap(0, 1))), out_of_order);
+        let twice = HandoffProblem::TrailOutOfOrder { back: 1, previous: Some(1) };
+        assert_eq!(problem(handed_off(|s| s.trail[1].0 = 1)), twice);
+        assert_eq!(problem(handed_off(|s| s.trail[0].0 = 3)), HandoffProblem::TrailTooFarBack(3), "before tick 0");
+        let old = |s: &mut HandoffState| {
+            s.clock.as_mut().unwrap().your_tick = 100;
+            s.trail[0].0 = TICKS_WALKED_AGAIN as u8;
+        };
+        assert_eq!(problem(handed_off(old)), HandoffProblem::TrailTooFarBack(TICKS_WALKED_AGAIN as u8));
+        assert_eq!(problem(handed_off(|s| s.clock = None)), HandoffProblem::TrailWithoutClock);
+        let far = |s: &mut HandoffState| s.trail[0].1 = Vec2::new(1100.0, 400.0);
+        assert_eq!(problem(handed_off(far)), HandoffProblem::TrailOutOfReach(1));
+        let nowhere = |s: &mut HandoffState| s.trail[1].1.y = f32::NAN;
+        assert_eq!(problem(handed_off(nowhere)), HandoffProblem::TrailOutOfReach(0));
+        let long = |s: &mut HandoffState| {
+            s.trail = (0..=TICKS_WALKED_AGAIN as u8).rev().map(|back| (back, Vec2::new(1100.0, 100.0))).collect();
+        };
+        assert_eq!(problem(handed_off(long)), HandoffProblem::TrailTooLong(TICKS_WALKED_AGAIN as usize + 1));
+        assert_eq!(handed_off(|s| (s.clock, s.trail) = (None, Vec::new())), Ok(()), "no clock, no trail");
         // A full queue, each input just within reach, is what a server may hold.
         let full = |s: &mut HandoffState| {
             s.pending = (11..).take(MAX_PENDING_INPUTS).map(|seq| Input { seq, keys: Keys::UP, tick: seq }).collect();

@@ -231,6 +231,7 @@ pub fn samples() -> Vec<(Direction, Vec<u8>)> {
                     settling_inputs: 0,
                     catch_up_allowed: 0,
                 }),
+                trail: vec![(1, Vec2::new(1010.0, 40.0)), (0, Vec2::new(1005.0, 40.0))],
                 proxy: PROXY,
                 epoch: 3,
                 view: Some(HandedView { seq: 17, handles: vec![(EntityId(77), 1)] }),
