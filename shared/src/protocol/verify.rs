@@ -352,10 +352,10 @@ fn ghost(state: &EntityState, cell: CellId, rules: &PeerRules) -> Result<(), Vio
 }
 
 /// A player's state as a previous owner hands it over: a name as a proxy would have
-/// cleaned it, motion a walker has, behind a proxy of the map, and its input
-/// sequence as a server's queue holds it (the pending inputs strictly increasing, each
-/// after the last applied and at most [`MAX_PENDING_INPUTS`] past it; no more inputs
-/// applied than the last sequence number).
+/// cleaned it, motion a walker has, behind a proxy of the map, its input sequence as a
+/// server's queue holds it (the pending inputs strictly increasing, each after the last
+/// applied and at most [`MAX_PENDING_INPUTS`] past it; no more inputs applied than the
+/// last sequence number), a [`trail`] it could have walked, and a view of handles.
 fn handoff(state: &HandoffState, rules: &PeerRules) -> Result<(), Violation> {
     let user = state.user;
     name(user.entity(), &state.name)?;
@@ -387,27 +387,7 @@ fn handoff(state: &HandoffState, rules: &PeerRules) -> Result<(), Violation> {
         }
         previous = seq;
     }
-    if state.trail.len() > TICKS_WALKED_AGAIN as usize {
-        return bad(HandoffProblem::TrailTooLong(state.trail.len()));
-    }
-    let your_tick = match (&state.clock, state.trail.is_empty()) {
-        (Some(clock), _) => clock.your_tick,
-        (None, true) => 0,
-        (None, false) => return bad(HandoffProblem::TrailWithoutClock),
-    };
-    let mut previous = None;
-    for &(back, at) in &state.trail {
-        if previous.is_some_and(|previous| back >= previous) {
-            return bad(HandoffProblem::TrailOutOfOrder { back, previous });
-        }
-        if u32::from(back) >= TICKS_WALKED_AGAIN || u32::from(back) > your_tick {
-            return bad(HandoffProblem::TrailTooFarBack(back));
-        }
-        if !at.is_finite() || at.distance(state.position) > rules.trail_reach() {
-            return bad(HandoffProblem::TrailOutOfReach(back));
-        }
-        previous = Some(back);
-    }
+    trail(state, rules).or_else(bad)?;
     if let Some(view) = &state.view {
         if view.handles.len() > MAX_KNOWN_ENTITIES {
             return bad(HandoffProblem::TooManyKnown(view.handles.len()));
@@ -419,6 +399,32 @@ fn handoff(state: &HandoffState, rules: &PeerRules) -> Result<(), Violation> {
                 _ => return bad(HandoffProblem::BadHandle(handle)),
             }
         }
+    }
+    Ok(())
+}
+
+/// A handed-on player's trail: none without a clock to count its ticks back from; in
+/// order, from no further back than the clock's first tick or [`TICKS_WALKED_AGAIN`];
+/// and each tick begun within a trail's walk of where the player is handed on.
+fn trail(state: &HandoffState, rules: &PeerRules) -> Result<(), HandoffProblem> {
+    if state.trail.len() > TICKS_WALKED_AGAIN as usize {
+        return Err(HandoffProblem::TrailTooLong(state.trail.len()));
+    }
+    let Some(clock) = state.clock else {
+        return if state.trail.is_empty() { Ok(()) } else { Err(HandoffProblem::TrailWithoutClock) };
+    };
+    let mut previous = None;
+    for &(back, at) in &state.trail {
+        if previous.is_some_and(|previous| back >= previous) {
+            return Err(HandoffProblem::TrailOutOfOrder { back, previous });
+        }
+        if u32::from(back) >= TICKS_WALKED_AGAIN || u32::from(back) > clock.your_tick {
+            return Err(HandoffProblem::TrailTooFarBack(back));
+        }
+        if !at.is_finite() || at.distance(state.position) > rules.trail_reach() {
+            return Err(HandoffProblem::TrailOutOfReach(back));
+        }
+        previous = Some(back);
     }
     Ok(())
 }
