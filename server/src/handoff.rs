@@ -158,6 +158,7 @@ fn hand_off_departing(
         }
         let Some(next) = settings.map.owner_at(position.0) else { continue };
         // With no link to the next owner the player stays here, simulated, until there is one.
+        let clock = hand_clock_over(queue, tick.0, &wall);
         let state = HandoffState {
             user,
             name: visible.name,
@@ -167,8 +168,9 @@ fn hand_off_departing(
             last_input: queue.last_input,
             inputs_applied: queue.applied,
             pending: queue.pending().collect(),
-            clock: hand_clock_over(queue, tick.0, &wall),
-            trail: queue.your_tick().map_or_else(Vec::new, |yours| trail.handing_on(yours, queue.last_input_tick())),
+            clock,
+            // Its ticks counted back from the clock's, as the next owner counts them.
+            trail: clock.map_or_else(Vec::new, |clock| trail.handing_on(clock.your_tick, queue.last_input_tick())),
             proxy: player.proxy,
             // The epoch came from the network (with the player's last handoff): it saturates.
             epoch: player.epoch.saturating_add(1),
