@@ -153,6 +153,7 @@ fn sample_frame(entities: usize) -> Result<Bytes, BenchError> {
         left_handles: Vec::new(),
         update_every: 1,
         budget_spent: false,
+        others_counted: None,
     };
     let tick_seconds = tick_seconds(ClusterConfig::default_local().simulation.tick_hz);
     let mentions = Mentions::all_new(update.changed.len());

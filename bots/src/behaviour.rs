@@ -10,6 +10,7 @@ use tessera_player::steering::{ARRIVED, keys_toward};
 use tessera_player::world_view::{Sighting, WorldView};
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
+use tessera_shared::protocol::OthersKept;
 use tessera_shared::region_map::RegionMap;
 use tokio::time::Instant;
 
@@ -31,6 +32,18 @@ impl Behaviour {
             0..6 => Self::Wanderer,
             6..8 => Self::BorderCrosser,
             _ => Self::Follower,
+        }
+    }
+
+    /// What a bot keeps of the others in view: their states if it looks at them (a
+    /// follower), else only their handles. Its cluster sends and its link carries the
+    /// same either way, and each update is checked as closely; but keeping every other's
+    /// state was the most of what a bot cost (BENCHMARKS.md). What players see of others
+    /// is measured by the followers.
+    pub fn others_kept(self) -> OthersKept {
+        match self {
+            Self::Follower => OthersKept::States,
+            Self::Wanderer | Self::BorderCrosser => OthersKept::Handles,
         }
     }
 }

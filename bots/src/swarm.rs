@@ -139,12 +139,14 @@ impl Swarm {
         let mut shards: Vec<Vec<Bot>> = (0..threads).map(|_| Vec::new()).collect();
         for i in 0..plan.bots {
             let name = format!("{}-{i}", plan.name_prefix);
+            let behaviour = Behaviour::pick(&mut rng);
             let rejoin = Rejoin::new(plan.proxies.clone(), bot_identity(&name), name)
                 .counting(traffic.clone())
-                .conditioned(plan.conditioner);
+                .conditioned(plan.conditioner)
+                .keeping(behaviour.others_kept());
             shards[i % threads].push(Bot {
                 rejoin: if i < by_datagram { rejoin } else { rejoin.by_link_only() },
-                behaviour: Behaviour::pick(&mut rng),
+                behaviour,
                 chat_every: plan.chat_every,
                 connect_at: now + stagger * i as u32,
                 window,

@@ -27,8 +27,8 @@ use tessera_shared::protocol::datagram::{DatagramError, DatagramInputs, INPUT_RE
 use tessera_shared::protocol::handshake::{HandshakeError, JoinRequest};
 use tessera_shared::protocol::verify::{self, Violation};
 use tessera_shared::protocol::{
-    CLUSTER_FULL, ChatChannel, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, PackedUpdate, ProxyToClient, Role,
-    SIGNED_IN_AGAIN, SessionTicket, TICKS_WALKED_AGAIN, UpdateUnpacker, Welcome, tick_seconds,
+    CLUSTER_FULL, ChatChannel, ClientToProxy, Hello, Input, MAX_PENDING_INPUTS, OthersKept, PackedUpdate,
+    ProxyToClient, Role, SIGNED_IN_AGAIN, SessionTicket, TICKS_WALKED_AGAIN, UpdateUnpacker, Welcome, tick_seconds,
 };
 
 /// How long a proxy has to welcome a new player.
@@ -156,6 +156,8 @@ pub struct Joining<'a> {
     /// Hubs to take them through, a socket shared with other players, rather than a
     /// socket of its own (a swarm's bots: [`crate::datagram_hub`]).
     pub hubs: Option<&'a DatagramHubs>,
+    /// What it keeps of the others in view: their states, unless it never looks at them.
+    pub others: OthersKept,
 }
 
 /// What it takes to resume a player's session after its connection was lost: the
@@ -190,6 +192,7 @@ impl Player {
             clock_origin: std::time::Instant::now(),
             datagrams: true,
             hubs: None,
+            others: OthersKept::States,
         };
         Self::join(addr, joining, name, None).await
     }
@@ -204,7 +207,7 @@ impl Player {
         name: &str,
         resume: Option<Resumable>,
     ) -> Result<Self, PlayerError> {
-        let Joining { identity, traffic, conditioner, clock_origin, datagrams, hubs } = joining;
+        let Joining { identity, traffic, conditioner, clock_origin, datagrams, hubs, others } = joining;
         let name = resume.as_ref().map_or(name, |resume| resume.name.as_str());
         let (stream, proxy_address) =
             conditioner.connect(addr).await.map_err(|source| PlayerError::Connect { addr: addr.into(), source })?;
@@ -249,7 +252,7 @@ impl Player {
             None => (1, Keys::empty(), VecDeque::new()),
         };
         let resending = welcome.resumed;
-        let unpacker = UpdateUnpacker::new(welcome.user.entity(), tick_seconds);
+        let unpacker = UpdateUnpacker::new(welcome.user.entity(), tick_seconds, others);
         let datagrams = match welcome.datagrams.filter(|_| datagrams) {
             Some(tag) => match UpdateDatagrams::open(proxy_address, tag, conditioner, hubs, traffic).await {
                 Ok(datagrams) => Some(datagrams),
@@ -734,6 +737,8 @@ pub struct Rejoin {
     datagrams: bool,
     /// The hubs they take them through, if not a socket each.
     hubs: Option<DatagramHubs>,
+    /// What its connections keep of others.
+    others: OthersKept,
 }
 
 impl Rejoin {
@@ -755,6 +760,7 @@ impl Rejoin {
             clock_origin: std::time::Instant::now(),
             datagrams: true,
             hubs: None,
+            others: OthersKept::States,
         }
     }
 
@@ -768,6 +774,12 @@ impl Rejoin {
     /// not conditioned), not a socket each.
     pub fn sharing_datagrams(mut self, hubs: &DatagramHubs) -> Self {
         self.hubs = Some(hubs.clone());
+        self
+    }
+
+    /// Keeps of the others in view only what `others` says (their states, by default).
+    pub fn keeping(mut self, others: OthersKept) -> Self {
+        self.others = others;
         self
     }
 
@@ -814,6 +826,7 @@ impl Rejoin {
             clock_origin: self.clock_origin,
             datagrams: self.datagrams,
             hubs: self.hubs.as_ref(),
+            others: self.others,
         };
         let attempt = Player::join(proxy, joining, &self.name, self.resume.clone()).await;
         self.found_full = matches!(attempt, Err(PlayerError::ClusterFull));

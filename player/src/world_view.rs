@@ -287,7 +287,10 @@ pub struct WorldView {
     /// ([`tessera_shared::protocol::MAX_KNOWN_ENTITIES`]), names and all.
     known: Vec<Option<Known>>,
     /// How many of `known` are filled.
-    in_view: usize,
+    filed: usize,
+    /// How many others are in view, as told to a player that keeps only their handles
+    /// ([`PlayerUpdate::others_counted`]): none is filed.
+    counted: Option<usize>,
     /// Where the others an update tells of were shown before it: a list kept between
     /// updates, so its room is reused.
     shown_before: Vec<(Handle, Vec2)>,
@@ -375,7 +378,8 @@ impl WorldView {
         for &handle in &update.left_handles {
             self.unfile(handle);
         }
-        self.states_received += 1 + update.changed.len() as u64;
+        let counted = update.others_counted.unwrap_or_default();
+        self.states_received += 1 + (update.changed.len() + counted.states) as u64;
         // Names come in the order of those they name in `changed` (a server names an
         // entity again when it comes back), and go with what is in view: one named but
         // not told of is not kept.
@@ -384,6 +388,7 @@ impl WorldView {
             let name = names.next_if(|(id, _)| *id == state.id).map(|&(_, name)| name);
             self.file(handle, state, update.tick, name);
         }
+        self.counted = update.others_counted.map(|counted| counted.in_view);
         self.updates += 1;
         let shown_tick = self.stream.shown_tick(at);
         let moved: Vec<f32> = shown_before
@@ -393,7 +398,7 @@ impl WorldView {
             })
             .collect();
         self.shown_before = shown_before;
-        Ok(OthersMoved { unmoved: self.in_view().saturating_sub(moved.len()), moved })
+        Ok(OthersMoved { unmoved: self.filed.saturating_sub(moved.len()), moved })
     }
 
     /// Files what was known of the entities a full update tells of under their new
@@ -405,7 +410,7 @@ impl WorldView {
     fn refile(&mut self, update: &PlayerUpdate) {
         let handles = update.changed_handles.iter().max().map_or(0, |&most| usize::from(most) + 1);
         let mut before = std::mem::replace(&mut self.known, Vec::with_capacity(handles));
-        self.in_view = 0;
+        self.filed = 0;
         let mut elsewhere = Vec::new();
         for (state, &handle) in update.changed.iter().zip(&update.changed_handles) {
             let was =
@@ -431,7 +436,7 @@ impl WorldView {
     /// time), counting it in view if the handle was free.
     fn put(&mut self, handle: Handle, known: Known) {
         if slot(&mut self.known, handle).replace(known).is_none() {
-            self.in_view += 1;
+            self.filed += 1;
         }
     }
 
@@ -453,7 +458,7 @@ impl WorldView {
     /// The entity filed under `handle` left the view.
     fn unfile(&mut self, handle: Handle) {
         if self.known.get_mut(usize::from(handle)).and_then(Option::take).is_some() {
-            self.in_view -= 1;
+            self.filed -= 1;
         }
     }
 
@@ -526,7 +531,7 @@ impl WorldView {
 
     /// How many other entities are in view.
     pub fn in_view(&self) -> usize {
-        self.in_view
+        self.counted.unwrap_or(self.filed)
     }
 
     /// Another entity in view, to be found again ([`Self::find`]).
@@ -560,8 +565,8 @@ mod tests {
     use tessera_shared::Vec2;
     use tessera_shared::cluster::ClusterConfig;
     use tessera_shared::ids::{ProxyId, UserId};
-    use tessera_shared::protocol::MAX_KNOWN_ENTITIES;
     use tessera_shared::protocol::packing::UnpackProblem;
+    use tessera_shared::protocol::{MAX_KNOWN_ENTITIES, OthersCounted};
 
     const ME: UserId = UserId(0xada0_0000_0000_0001);
 
@@ -600,6 +605,7 @@ mod tests {
             left_handles: Vec::new(),
             update_every: 1,
             budget_spent: false,
+            others_counted: None,
         }
     }
 
@@ -817,6 +823,21 @@ mod tests {
         gone.left_handles = vec![4];
         apply(&mut view, &mut gone, Instant::now()).unwrap();
         assert_eq!((view.find(&mut six), view.in_view()), (None, 0));
+    }
+
+    #[test]
+    fn a_player_keeping_only_handles_counts_others_and_shows_none() {
+        let mut view = WorldView::new(0.05);
+        let mut counted = update(vec![], vec![], vec![]);
+        counted.others_counted = Some(OthersCounted { states: 4, in_view: 3 });
+        let moved = apply(&mut view, &mut counted, Instant::now()).unwrap();
+        assert_eq!((view.in_view(), view.states_received, view.others().count()), (3, 5, 0));
+        // None is shown, so none is measured as moved, or as still.
+        assert_eq!(moved, OthersMoved::default());
+        let mut still = update(vec![], vec![], vec![]);
+        still.others_counted = Some(OthersCounted::default());
+        apply(&mut view, &mut still, Instant::now()).unwrap();
+        assert_eq!(view.in_view(), 0);
     }
 
     #[test]

@@ -290,6 +290,7 @@ mod tests {
             left_handles: Vec::new(),
             update_every: 1,
             budget_spent: false,
+            others_counted: None,
         };
         let mentions = crate::protocol::packing::Mentions::all_new(update.changed.len());
         let update = crate::protocol::UpdatePacker::default().pack(&update, &mentions, 0.05).unwrap();

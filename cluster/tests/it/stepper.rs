@@ -41,8 +41,8 @@ use tessera_shared::ids::{EntityId, ProxyId, ServerId, UserId};
 use tessera_shared::link::Outbound;
 use tessera_shared::protocol::verify::{PeerRules, Violation};
 use tessera_shared::protocol::{
-    ChatChannel, EntityName, Input, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy, UpdateUnpacker, Welcome,
-    tick_seconds, verify,
+    ChatChannel, EntityName, Input, OthersKept, PeerMessage, ProxyToClient, ProxyToServer, ServerToProxy,
+    UpdateUnpacker, Welcome, tick_seconds, verify,
 };
 use tessera_shared::region_map::{CellId, RegionMap};
 use tessera_shared::secret::ClusterSecret;
@@ -435,7 +435,7 @@ impl Stepper {
         let view = WorldView::new(tick);
         let prediction = Prediction::new(InputClock::new(self.origin, tick), welcome.map.clone(), tick);
         let chat = ChatGate::new(std::time::Instant::now());
-        let unpacker = UpdateUnpacker::new(user.entity(), tick);
+        let unpacker = UpdateUnpacker::new(user.entity(), tick, OthersKept::States);
         let player = SteppedPlayer {
             proxy,
             queue,

@@ -10,7 +10,7 @@ use crate::receive::{self, Received};
 use std::time::Instant;
 use tessera_player::WorldView;
 use tessera_player::prediction::{InputClock, Prediction};
-use tessera_shared::protocol::{ProxyToClient, UpdateUnpacker, tick_seconds};
+use tessera_shared::protocol::{OthersKept, ProxyToClient, UpdateUnpacker, tick_seconds};
 
 /// The view a welcomed player has after reading `bytes`, and what it made of them.
 pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
@@ -19,7 +19,7 @@ pub fn fold(bytes: &[u8]) -> (WorldView, Received) {
     let mut view = WorldView::new(tick);
     let started = Instant::now();
     let mut prediction = Prediction::new(InputClock::new(started, tick), welcome.map.clone(), tick);
-    let mut unpacker = UpdateUnpacker::new(welcome.user.entity(), tick);
+    let mut unpacker = UpdateUnpacker::new(welcome.user.entity(), tick, OthersKept::States);
     let received = receive::frames(bytes, |message: &ProxyToClient| match message {
         ProxyToClient::Update(packed) => {
             let update = unpacker.unpack(packed.clone())?;

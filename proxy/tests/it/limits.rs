@@ -89,6 +89,7 @@ fn big_update_frame(tick: u64) -> bytes::Bytes {
         left_handles: Vec::new(),
         update_every: 1,
         budget_spent: false,
+        others_counted: None,
     };
     let packed = UpdatePacker::default().pack(&update, &Mentions::all_new(update.changed.len()), 0.05).unwrap();
     encoded_frame(&ProxyToClient::Update(packed)).unwrap()

@@ -434,6 +434,7 @@ fn send_player_updates(
             update_every: pace.every(),
             // An update that only acknowledges (no pass ran) says what the last one did.
             budget_spent: if due { news.budget_spent } else { known.told.is_some_and(|told| told.budget_spent) },
+            others_counted: None,
         };
         let told = Told::of(&update);
         let quiet = update.changed.is_empty() && update.left.is_empty();

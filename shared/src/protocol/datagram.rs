@@ -250,6 +250,7 @@ mod tests {
             left_handles: Vec::new(),
             update_every: 1,
             budget_spent: false,
+            others_counted: None,
         };
         let mut packer = UpdatePacker::default();
         let packed = packer.pack(&update, &Mentions::all_new(others), 1.0 / 20.0).unwrap();

@@ -11,7 +11,7 @@ pub mod packing;
 pub mod verify;
 
 pub use handshake::{Hello, PROTOCOL_VERSION, Role, SessionTicket};
-pub use packing::{PackedUpdate, UpdatePacker, UpdateUnpacker};
+pub use packing::{OthersKept, PackedUpdate, UpdatePacker, UpdateUnpacker};
 
 use crate::components::{Keys, WALK_SPEED};
 use crate::ids::{EntityId, ProxyId, ServerId, UserId};
@@ -197,6 +197,18 @@ pub struct PlayerUpdate {
     /// was spent (or an update's [`MAX_STATES_PER_UPDATE`] reached), the most owed
     /// first, and the rest wait their turn, extrapolated meanwhile. The player says so.
     pub budget_spent: bool,
+    /// In an update unpacked by a player that keeps only the handles of others
+    /// ([`packing::OthersKept::Handles`]), and so has none of `changed` or `left`: how
+    /// many states of others it carried, and how many others are in view after it.
+    pub others_counted: Option<OthersCounted>,
+}
+
+/// Others as a player that keeps none of their states counts them
+/// ([`PlayerUpdate::others_counted`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OthersCounted {
+    pub states: usize,
+    pub in_view: usize,
 }
 
 /// Who hears a chat line.

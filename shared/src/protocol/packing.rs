@@ -31,9 +31,12 @@
 //! asks for a full one.
 
 use super::verify::Violation;
-use super::{EntityName, EntityState, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES, PlayerUpdate, extrapolate};
+use super::{
+    EntityName, EntityState, MAX_ENTITIES_PER_MESSAGE, MAX_KNOWN_ENTITIES, OthersCounted, PlayerUpdate, extrapolate,
+};
 use crate::components::Keys;
 use crate::ids::{EntityId, ServerId};
+use fixedbitset::FixedBitSet;
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
@@ -156,7 +159,7 @@ struct Terms {
     keeps: Option<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Others {
     entered: Vec<Entered>,
     moved: Vec<Moved>,
@@ -505,6 +508,55 @@ fn others(update: &PlayerUpdate, mentions: &Mentions, own: Vec2, tick_seconds: f
     Ok(others)
 }
 
+/// What a player's end keeps of the others its updates tell of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OthersKept {
+    /// Each one's state as last sent, against which the next is unpacked: a player that
+    /// shows others, or looks at them.
+    #[default]
+    States,
+    /// Only which handles are in use: each update is checked as closely for whom it
+    /// speaks of, and says how many states of others it carried and how many others
+    /// are in view ([`PlayerUpdate::others_counted`]), but none of their states. For a
+    /// bot that looks at nobody: keeping every other's state, a line of memory or more
+    /// each gone cold by the bot's next update, was the most of what a bot cost, and
+    /// nothing its cluster does depends on it (BENCHMARKS.md).
+    Handles,
+}
+
+/// What a player's end knows of the others, by handle.
+#[derive(Debug)]
+enum Known {
+    States(Baselines),
+    /// The handles in use.
+    Handles(FixedBitSet),
+}
+
+impl Known {
+    fn new(kept: OthersKept) -> Self {
+        match kept {
+            OthersKept::States => Known::States(Baselines::default()),
+            OthersKept::Handles => Known::Handles(FixedBitSet::new()),
+        }
+    }
+
+    fn kept(&self) -> OthersKept {
+        match self {
+            Known::States(_) => OthersKept::States,
+            Known::Handles(_) => OthersKept::Handles,
+        }
+    }
+
+    /// What it knew, leaving it knowing nothing.
+    fn take(&mut self) -> Self {
+        std::mem::replace(self, Known::new(self.kept()))
+    }
+
+    fn forget(&mut self) {
+        *self = Known::new(self.kept());
+    }
+}
+
 /// A player's end of its link: turns each update back into what its server meant, or
 /// says why it cannot be (a [`Violation`]: the link is not to be believed further).
 #[derive(Debug)]
@@ -512,8 +564,7 @@ pub struct UpdateUnpacker {
     you: EntityId,
     tick_seconds: f32,
     previous: Option<Previous>,
-    /// By handle: the state last sent of the entity it names (whose id is the state's).
-    known: Vec<Option<Baseline>>,
+    known: Known,
     /// The lists of an update unpacked before, given back emptied ([`Self::recycle`]),
     /// for the next to fill: a player unpacks an update every tick or two.
     spare: Lists,
@@ -562,14 +613,16 @@ impl UnpackProblem {
 }
 
 impl UpdateUnpacker {
-    /// The end of the player `you`, whose server's ticks last `tick_seconds`.
-    pub fn new(you: EntityId, tick_seconds: f32) -> Self {
-        Self { you, tick_seconds, previous: None, known: Vec::new(), spare: Lists::default() }
+    /// The end of the player `you`, whose server's ticks last `tick_seconds`, keeping
+    /// what `kept` says of others.
+    pub fn new(you: EntityId, tick_seconds: f32, kept: OthersKept) -> Self {
+        Self { you, tick_seconds, previous: None, known: Known::new(kept), spare: Lists::default() }
     }
 
     /// Forgets the updates so far, after one was lost: only a full update unpacks next.
     pub fn start_over(&mut self) {
-        (self.previous, self.known) = (None, Vec::new());
+        self.previous = None;
+        self.known.forget();
     }
 
     /// Takes back the lists of `update`, once read, for the next update to reuse.
@@ -601,14 +654,14 @@ impl UpdateUnpacker {
         };
         let terms = Terms { full: packed.terms.is_some_and(|terms| terms.full), ..terms };
         // What a full update keeps of the handles before it.
-        let mut kept = Vec::new();
+        let mut kept = Known::new(self.known.kept());
         if terms.full {
             match terms.keeps {
                 Some(keeps) if self.previous.is_some_and(|previous| previous.seq == keeps) => {
-                    kept = std::mem::take(&mut self.known);
+                    kept = self.known.take();
                 }
                 Some(keeps) => return Err(KeptLost { keeps, previous: self.previous.map(|previous| previous.seq) }),
-                None => self.known.clear(),
+                None => self.known.forget(),
             }
             self.previous = None;
         } else if terms.keeps.is_some() {
@@ -660,26 +713,39 @@ impl UpdateUnpacker {
             left_handles,
             update_every: terms.update_every,
             budget_spent: terms.budget_spent,
+            others_counted: None,
         };
-        if let Some(others) = packed.others {
-            self.others(others, &mut update, kept)?;
+        let others = packed.others.unwrap_or_default();
+        match (&mut self.known, kept) {
+            (Known::States(known), Known::States(kept)) => {
+                known.unpack(others, &mut update, kept, self.tick_seconds)?
+            }
+            (Known::Handles(in_use), Known::Handles(kept)) => count_others(in_use, others, &mut update, kept)?,
+            _ => unreachable!("what a full update keeps is taken from what is known: of its kind"),
         }
         let terms = Terms { full: false, keeps: None, ..terms };
         self.previous = Some(Previous { seq: packed.seq, tick, last_input, you, terms });
         Ok(update)
     }
+}
 
+/// By handle: the state last sent of the entity it names (whose id is the state's).
+#[derive(Debug, Default)]
+struct Baselines(Vec<Option<Baseline>>);
+
+impl Baselines {
     /// Puts what `others` says of them into `update`, whose tick and own state are
     /// unpacked; a full update's `moved` are of the entities known before it, `kept`.
-    fn others(
+    fn unpack(
         &mut self,
         others: Others,
         update: &mut PlayerUpdate,
-        mut kept: Vec<Option<Baseline>>,
+        mut kept: Baselines,
+        tick_seconds: f32,
     ) -> Result<(), UnpackProblem> {
         use UnpackProblem::*;
         let Others { entered, moved, left } = others;
-        let (tick, tick_seconds) = (update.tick, self.tick_seconds);
+        let tick = update.tick;
         update.changed.reserve(entered.len() + moved.len());
         update.changed_handles.reserve(entered.len() + moved.len());
         update.names.reserve(entered.len());
@@ -689,7 +755,7 @@ impl UpdateUnpacker {
         // next update its end is cold (thousands of others' came between), and reads
         // that do not wait on one another wait for memory together.
         for &handle in left.iter().chain(moved.iter().map(|Moved { handle, .. }| handle)) {
-            std::hint::black_box(self.known.get(usize::from(handle)).map(Option::is_some));
+            std::hint::black_box(self.0.get(usize::from(handle)).map(Option::is_some));
         }
         for handle in left {
             let gone = self.slot(handle)?.take().ok_or(UnknownHandle(handle))?;
@@ -703,7 +769,7 @@ impl UpdateUnpacker {
         }
         if update.full {
             for Moved { handle, motion } in moved {
-                let known = kept.get_mut(usize::from(handle)).and_then(Option::take).ok_or(UnknownHandle(handle))?;
+                let known = kept.slot(handle)?.take().ok_or(UnknownHandle(handle))?;
                 self.enter(handle, known.state.id, motion, own_for_others, update)?;
             }
             return Ok(());
@@ -734,13 +800,11 @@ impl UpdateUnpacker {
         update: &mut PlayerUpdate,
     ) -> Result<(), UnpackProblem> {
         use UnpackProblem::*;
-        if usize::from(handle) >= MAX_KNOWN_ENTITIES {
-            return Err(HandleOutOfRange(handle));
+        let at = in_range(handle)?;
+        if self.0.len() <= at {
+            self.0.resize(at + 1, None);
         }
-        if self.known.len() <= usize::from(handle) {
-            self.known.resize(usize::from(handle) + 1, None);
-        }
-        let slot = &mut self.known[usize::from(handle)];
+        let slot = &mut self.0[at];
         if slot.is_some() {
             return Err(HandleInUse(handle));
         }
@@ -754,8 +818,59 @@ impl UpdateUnpacker {
     }
 
     fn slot(&mut self, handle: Handle) -> Result<&mut Option<Baseline>, UnpackProblem> {
-        self.known.get_mut(usize::from(handle)).ok_or(UnpackProblem::UnknownHandle(handle))
+        self.0.get_mut(usize::from(handle)).ok_or(UnpackProblem::UnknownHandle(handle))
     }
+}
+
+/// Counts into `update` what `others` says of them, to a player that keeps only the
+/// handles in use (`in_use`, see [`OthersKept::Handles`]), each checked as
+/// [`Baselines::unpack`] checks it; a full update's `moved` are of those in use before
+/// it, `kept`.
+fn count_others(
+    in_use: &mut FixedBitSet,
+    others: Others,
+    update: &mut PlayerUpdate,
+    mut kept: FixedBitSet,
+) -> Result<(), UnpackProblem> {
+    use UnpackProblem::*;
+    let Others { entered, moved, left } = others;
+    for handle in left {
+        if !in_use.contains(usize::from(handle)) {
+            return Err(UnknownHandle(handle));
+        }
+        in_use.remove(usize::from(handle));
+    }
+    let take = |in_use: &mut FixedBitSet, handle: Handle| {
+        let at = in_range(handle)?;
+        if in_use.len() <= at {
+            in_use.grow(at + 1);
+        }
+        if in_use.put(at) { Err(HandleInUse(handle)) } else { Ok(()) }
+    };
+    for Entered { handle, .. } in &entered {
+        take(in_use, *handle)?;
+    }
+    for &Moved { handle, .. } in &moved {
+        let at = usize::from(handle);
+        if update.full {
+            // Each handle kept moves across once, as a baseline does.
+            if !kept.contains(at) {
+                return Err(UnknownHandle(handle));
+            }
+            kept.remove(at);
+            take(in_use, handle)?;
+        } else if !in_use.contains(at) {
+            return Err(UnknownHandle(handle));
+        }
+    }
+    update.others_counted = Some(OthersCounted { states: entered.len() + moved.len(), in_view: in_use.count_ones(..) });
+    Ok(())
+}
+
+/// `handle` as an index, if a player may know an entity by it.
+fn in_range(handle: Handle) -> Result<usize, UnpackProblem> {
+    let at = usize::from(handle);
+    if at < MAX_KNOWN_ENTITIES { Ok(at) } else { Err(UnpackProblem::HandleOutOfRange(handle)) }
 }
 
 #[cfg(test)]
@@ -792,6 +907,7 @@ mod tests {
             left_handles: Vec::new(),
             update_every: 1,
             budget_spent: false,
+            others_counted: None,
         }
     }
 
@@ -853,10 +969,51 @@ mod tests {
         }
     }
 
-    fn through(packer: &mut Server, unpacker: &mut UpdateUnpacker, update: &PlayerUpdate) -> usize {
+    /// A player's end of a link in these tests, twice: keeping others' states, and
+    /// keeping only their handles ([`OthersKept`]).
+    struct Ends {
+        states: UpdateUnpacker,
+        handles: UpdateUnpacker,
+    }
+
+    impl Ends {
+        fn new() -> Self {
+            Self {
+                states: UpdateUnpacker::new(ME, TICK, OthersKept::States),
+                handles: UpdateUnpacker::new(ME, TICK, OthersKept::Handles),
+            }
+        }
+
+        /// `packed` unpacked by both ends: as the end keeping states has it, once the end
+        /// keeping handles is found to have counted the same, with `in_view` others known.
+        fn unpack(&mut self, packed: PackedUpdate, in_view: usize) -> Result<PlayerUpdate, Violation> {
+            let counted = self.handles.unpack(packed.clone());
+            let unpacked = match self.states.unpack(packed) {
+                Ok(unpacked) => unpacked,
+                Err(violation) => {
+                    assert_eq!(counted, Err(violation.clone()));
+                    return Err(violation);
+                }
+            };
+            let states = unpacked.changed.len();
+            let expected = PlayerUpdate {
+                changed: Vec::new(),
+                left: Vec::new(),
+                names: Vec::new(),
+                changed_handles: Vec::new(),
+                left_handles: Vec::new(),
+                others_counted: Some(OthersCounted { states, in_view }),
+                ..unpacked.clone()
+            };
+            assert_eq!(counted, Ok(expected));
+            Ok(unpacked)
+        }
+    }
+
+    fn through(packer: &mut Server, ends: &mut Ends, update: &PlayerUpdate) -> usize {
         let (packed, mentions) = packer.pack(update).expect("packs");
         let bytes = encoded_frame(&ProxyToClient::Update(packed.clone())).unwrap().len();
-        let mut unpacked = unpacker.unpack(packed).expect("unpacks");
+        let mut unpacked = ends.unpack(packed, packer.book.known.len()).expect("unpacks");
         // Each entity under the handle the server gave it.
         let handle = |id: EntityId| {
             let at = update.changed.iter().position(|state| state.id == id).expect("told of");
@@ -868,7 +1025,7 @@ mod tests {
         unpacked.names.sort_by_key(|(id, _)| *id);
         assert_eq!(unpacked, in_unpacked_order(update.clone()));
         // As a player does once it has read an update: the next reuses its lists.
-        unpacker.recycle(unpacked);
+        ends.states.recycle(unpacked);
         bytes
     }
 
@@ -885,7 +1042,7 @@ mod tests {
 
     #[test]
     fn a_link_of_updates_unpacks_to_what_was_packed() {
-        let (mut packer, mut unpacker) = (Server::default(), UpdateUnpacker::new(ME, TICK));
+        let (mut packer, mut unpacker) = (Server::default(), Ends::new());
         let walkers =
             |tick: u64| (1..=40).map(move |i| state(i, 900.0 + i as f32 * 7.3 + tick as f32 * 10.0, 650.0, 200.0, 0.0));
         through(&mut packer, &mut unpacker, &update(20_000, true, walkers(0).collect(), vec![]));
@@ -909,13 +1066,13 @@ mod tests {
 
     #[test]
     fn a_handoff_keeps_the_handles_the_player_knows_others_by() {
-        let (mut old, mut unpacker) = (Server::default(), UpdateUnpacker::new(ME, TICK));
+        let (mut old, mut unpacker) = (Server::default(), Ends::new());
         let walkers =
             |tick: u64| (1..=40).map(move |i| state(i, 900.0 + i as f32 * 7.3 + tick as f32 * 10.0, 650.0, 200.0, 0.0));
         let told_afresh = through(&mut old, &mut unpacker, &update(20_000, true, walkers(0).collect(), vec![]));
         let (packed, _) = old.pack(&update(20_001, false, vec![], vec![5])).unwrap();
-        let last = unpacker.unpack(packed).unwrap();
-        unpacker.recycle(last);
+        let last = unpacker.unpack(packed, 39).unwrap();
+        unpacker.states.recycle(last);
         // The new server sees 30 of the 40 (one of them the one that left, new again),
         // and one more, each under a handle free on the link.
         let seq = old.packer.last_seq().unwrap();
@@ -944,13 +1101,14 @@ mod tests {
         // well under two thirds of 40 told afresh.
         assert!(told_kept * 5 < told_afresh * 3, "{told_kept} bytes kept, {told_afresh} afresh");
         // A player that missed the old server's last update cannot read it.
-        let mut behind = UpdateUnpacker::new(ME, TICK);
-        behind.unpack(Server::default().pack(&update(20_000, true, walkers(0).collect(), vec![])).unwrap().0).unwrap();
+        let mut behind = Ends::new();
+        let first = Server::default().pack(&update(20_000, true, walkers(0).collect(), vec![])).unwrap().0;
+        behind.unpack(first, 40).unwrap();
         let lost = UnpackProblem::KeptLost { keeps: seq, previous: Some(seq.wrapping_sub(1)) };
-        assert_eq!(behind.unpack(packed.clone()), Err(Violation::BadPacking(lost)));
+        assert_eq!(behind.unpack(packed.clone(), 0), Err(Violation::BadPacking(lost)));
         assert!(lost.is_loss());
         // The player that got it has each of them under its handle, by id, named anew only if new.
-        let unpacked = unpacker.unpack(packed).unwrap();
+        let unpacked = unpacker.unpack(packed, 31).unwrap();
         assert!(unpacked.full);
         let by_id = |update: &PlayerUpdate| {
             let mut told: Vec<(EntityId, Handle)> =
@@ -975,7 +1133,7 @@ mod tests {
         let mut names = unpacked.names.clone();
         names.sort_by_key(|(id, _)| *id);
         assert_eq!(names, handoff.names);
-        unpacker.recycle(unpacked);
+        unpacker.states.recycle(unpacked);
         // It carries on from there as any link does.
         let mut next = update(20_004, false, vec![state(77, 1010.0, 700.0, 200.0, 0.0)], vec![3]);
         next.server = handoff.server;
@@ -987,7 +1145,7 @@ mod tests {
             }],
             left: vec![handles[&EntityId(3)]],
         };
-        let unpacked = unpacker.unpack(new.pack(&next, &mentions, TICK).unwrap()).unwrap();
+        let unpacked = unpacker.unpack(new.pack(&next, &mentions, TICK).unwrap(), 30).unwrap();
         assert_eq!((unpacked.changed[0], unpacked.left.clone()), (next.changed[0], vec![EntityId(3)]));
         // Handles are kept only by a full update, and only by a server that was handed some.
         assert_eq!(
@@ -1001,7 +1159,7 @@ mod tests {
 
     #[test]
     fn an_update_of_nothing_new_takes_13_bytes_and_another_turning_a_few_more() {
-        let (mut packer, mut unpacker) = (Server::default(), UpdateUnpacker::new(ME, TICK));
+        let (mut packer, mut unpacker) = (Server::default(), Ends::new());
         let walker = |x: f32, keys: Keys| {
             quantised(EntityState { id: EntityId(1), position: Vec2::new(x, 650.0), velocity: keys.walk_velocity().0 })
         };
@@ -1019,12 +1177,18 @@ mod tests {
     #[test]
     fn what_the_link_cannot_have_meant_is_a_violation() {
         let full = Server::default().pack(&update(50, true, vec![state(1, 900.0, 650.0, 0.0, 0.0)], vec![])).unwrap().0;
-        let problem = |packed: PackedUpdate, first: Option<&PackedUpdate>| {
-            let mut unpacker = UpdateUnpacker::new(ME, TICK);
+        let unpacked = |kept: OthersKept, packed: PackedUpdate, first: Option<&PackedUpdate>| {
+            let mut unpacker = UpdateUnpacker::new(ME, TICK, kept);
             if let Some(first) = first {
                 unpacker.unpack(first.clone()).expect("the first unpacks");
             }
-            match unpacker.unpack(packed) {
+            unpacker.unpack(packed)
+        };
+        // The same, whatever the player keeps of others.
+        let problem = |packed: PackedUpdate, first: Option<&PackedUpdate>| {
+            let found = unpacked(OthersKept::States, packed.clone(), first);
+            assert_eq!(unpacked(OthersKept::Handles, packed, first), found);
+            match found {
                 Err(Violation::BadPacking(problem)) => problem,
                 other => panic!("expected a packing problem, got {other:?}"),
             }
@@ -1039,7 +1203,7 @@ mod tests {
             |entered: Vec<Entered>, moved: Vec<Moved>, left: Vec<Handle>| Some(Others { entered, moved, left });
         let terms = Terms { full: false, ..full.terms.unwrap() };
         let entering = full.others.clone().unwrap().entered;
-        assert!(UpdateUnpacker::new(ME, TICK).unpack(full.clone()).is_ok());
+        assert!(unpacked(OthersKept::States, full.clone(), None).is_ok());
         assert_eq!(problem(edited(&|_| {}), None), UnpackProblem::NotFullFirst);
         assert_eq!(problem(edited(&|p| p.terms = Some(terms)), None), UnpackProblem::NotFullFirst);
         assert_eq!(
@@ -1073,13 +1237,20 @@ mod tests {
         keeps_none.terms = Some(Terms { keeps: Some(full.seq), ..full.terms.unwrap() });
         keeps_none.seq = full.seq.wrapping_add(1);
         keeps_none.others = others(vec![], vec![Moved { handle: 9, motion: full.you }], vec![]);
-        assert_eq!(problem(keeps_none, Some(&full)), UnpackProblem::UnknownHandle(9));
+        assert_eq!(problem(keeps_none.clone(), Some(&full)), UnpackProblem::UnknownHandle(9));
+        // A handle kept moves across once.
+        let mut twice = keeps_none;
+        twice.others = others(vec![], vec![Moved { handle: 0, motion: full.you }; 2], vec![]);
+        assert_eq!(problem(twice, Some(&full)), UnpackProblem::UnknownHandle(0));
         let mut far = full.clone();
         far.others.as_mut().unwrap().entered[0].handle = MAX_KNOWN_ENTITIES as Handle;
         assert_eq!(problem(far, None), UnpackProblem::HandleOutOfRange(MAX_KNOWN_ENTITIES as Handle));
+        // Where another is, only a player keeping their states works out.
         let mut huge = full.clone();
         huge.others.as_mut().unwrap().entered[0].motion.position = [i64::MAX, 0];
-        assert_eq!(problem(huge, None), UnpackProblem::Overflow);
+        let overflow = Err(Violation::BadPacking(UnpackProblem::Overflow));
+        assert_eq!(unpacked(OthersKept::States, huge.clone(), None), overflow);
+        assert!(unpacked(OthersKept::Handles, huge, None).is_ok());
     }
 
     #[test]

@@ -840,6 +840,7 @@ mod tests {
             left_handles: vec![1],
             update_every: 1,
             budget_spent: false,
+            others_counted: None,
         };
         edit(&mut update);
         super::update(&update, &welcome())

@@ -63,6 +63,7 @@ fn updates() -> Vec<ProxyToClient> {
         left_handles: Vec::new(),
         update_every: 1,
         budget_spent: false,
+        others_counted: None,
     };
     let turned = EntityState { velocity: Vec2::new(-200.0, 0.0), ..moving(EntityId(9), 520.0, 520.0) };
     let next = PlayerUpdate {

@@ -19,8 +19,8 @@ use tessera_shared::protocol::datagram::{
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::verify::{self, PeerRules, Violation};
 use tessera_shared::protocol::{
-    ClientToProxy, Hello, PlayerFrame, ProxyToClient, ProxyToServer, ServerToProxy, UpdateUnpacker, Welcome,
-    tick_seconds,
+    ClientToProxy, Hello, OthersKept, PlayerFrame, ProxyToClient, ProxyToServer, ServerToProxy, UpdateUnpacker,
+    Welcome, tick_seconds,
 };
 use tokio_util::codec::Decoder;
 
@@ -170,8 +170,9 @@ impl Receiver {
             Direction::ProxyToClient => {
                 // A player checks updates against the welcome it got, and uses its map.
                 let mut welcome = self.welcome.clone();
-                let unpacker_of =
-                    |welcome: &Welcome| UpdateUnpacker::new(player().entity(), tick_seconds(welcome.tick_hz));
+                let unpacker_of = |welcome: &Welcome| {
+                    UpdateUnpacker::new(player().entity(), tick_seconds(welcome.tick_hz), OthersKept::States)
+                };
                 let mut unpacker = unpacker_of(&welcome);
                 frames(bytes, |message| match message {
                     ProxyToClient::Welcome(new) => {
@@ -213,7 +214,8 @@ impl Receiver {
                 // anything else wrong ends the link. (The player also holds a datagram
                 // that overtook an update by its link: here there is no link, and every
                 // datagram comes in its turn.)
-                let mut unpacker = UpdateUnpacker::new(player().entity(), tick_seconds(self.welcome.tick_hz));
+                let mut unpacker =
+                    UpdateUnpacker::new(player().entity(), tick_seconds(self.welcome.tick_hz), OthersKept::States);
                 datagrams(bytes, |datagram| match read_update(DATAGRAM_TAG, datagram)? {
                     None => Ok(()),
                     Some(DatagramUpdate { update: packed, .. }) => match unpacker.unpack(packed) {
