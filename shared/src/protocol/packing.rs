@@ -509,11 +509,10 @@ fn others(update: &PlayerUpdate, mentions: &Mentions, own: Vec2, tick_seconds: f
 }
 
 /// What a player's end keeps of the others its updates tell of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OthersKept {
     /// Each one's state as last sent, against which the next is unpacked: a player that
     /// shows others, or looks at them.
-    #[default]
     States,
     /// Only which handles are in use: each update is checked as closely for whom it
     /// speaks of, and says how many states of others it carried and how many others
