@@ -13,6 +13,7 @@ use tessera_player::{Conditioner, Rejoin};
 use tessera_shared::Vec2;
 use tessera_shared::components::Keys;
 use tessera_shared::ids::ProxyId;
+use tessera_shared::protocol::MAX_QUIET_TICKS;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_losing_a_quarter_of_its_datagrams_sees_the_others_where_they_are() {
@@ -91,14 +92,22 @@ async fn key_presses_lost_on_their_way_go_again_by_datagram_once_found_late() {
     };
     tokio::time::timeout(DEADLINE, flowing).await.expect("updates come by datagram");
 
-    // Thirty presses a few ticks apart, round a small square: a quarter of their
-    // datagrams are lost (the chance that none is, 0.75^30, is 2 in 10,000).
+    // Up to thirty presses round a small square, until one is found late: a quarter of
+    // their datagrams are lost (the chance that none of thirty is, 0.75^30, is 2 in
+    // 10,000). A press lost is found late only by an update past its tick that comes
+    // before the next press, which carries it too; and once one came late, its
+    // player's clock is wider by as much until it tightens again, so the next lost one
+    // needs longer still. Each press is held for four times the longest a server goes
+    // without an update to a player it has nothing new for: three updates or so, any
+    // of which tells (held for a quarter of that, a run in four found none late).
+    let quiet = Duration::from_secs_f64(f64::from(MAX_QUIET_TICKS) / player.welcome.tick_hz);
     let square = [Keys::UP, Keys::LEFT, Keys::DOWN, Keys::RIGHT];
     for keys in square.into_iter().cycle().take(30) {
         player.press(keys).await.expect("presses");
-        let _ =
-            tokio::time::timeout(Duration::from_millis(200), standing_by(&mut player, std::future::pending::<()>()))
-                .await;
+        let _ = tokio::time::timeout(4 * quiet, standing_by(&mut player, std::future::pending::<()>())).await;
+        if player.late_inputs_sent_again > 0 {
+            break;
+        }
     }
     let last = player.press(Keys::empty()).await.expect("stops");
     player.wait_until(DEADLINE, "every press acknowledged", |view| view.last_input >= last).await.unwrap();
