@@ -833,32 +833,34 @@ fn count_others(
 ) -> Result<(), UnpackProblem> {
     use UnpackProblem::*;
     let Others { entered, moved, left } = others;
-    for handle in left {
-        if !in_use.contains(usize::from(handle)) {
+    // A handle given back must have been in use; one taken must not be.
+    let give_back = |handles: &mut FixedBitSet, handle: Handle| {
+        let at = usize::from(handle);
+        if !handles.contains(at) {
             return Err(UnknownHandle(handle));
         }
-        in_use.remove(usize::from(handle));
-    }
-    let take = |in_use: &mut FixedBitSet, handle: Handle| {
-        let at = in_range(handle)?;
-        if in_use.len() <= at {
-            in_use.grow(at + 1);
-        }
-        if in_use.put(at) { Err(HandleInUse(handle)) } else { Ok(()) }
+        handles.remove(at);
+        Ok(())
     };
+    let take = |handles: &mut FixedBitSet, handle: Handle| {
+        let at = in_range(handle)?;
+        if handles.len() <= at {
+            handles.grow(at + 1);
+        }
+        if handles.put(at) { Err(HandleInUse(handle)) } else { Ok(()) }
+    };
+    for handle in left {
+        give_back(in_use, handle)?;
+    }
     for Entered { handle, .. } in &entered {
         take(in_use, *handle)?;
     }
     for &Moved { handle, .. } in &moved {
-        let at = usize::from(handle);
         if update.full {
             // Each handle kept moves across once, as a baseline does.
-            if !kept.contains(at) {
-                return Err(UnknownHandle(handle));
-            }
-            kept.remove(at);
+            give_back(&mut kept, handle)?;
             take(in_use, handle)?;
-        } else if !in_use.contains(at) {
+        } else if !in_use.contains(usize::from(handle)) {
             return Err(UnknownHandle(handle));
         }
     }
