@@ -1,9 +1,9 @@
 //! Players' updates and inputs by datagram, the proxy's end
 //! (`tessera_shared::protocol::datagram`): one UDP socket on the port number of the
-//! players' listener, what it receives, a batch a system call (binds, each a tag the
-//! routing table knows; and inputs, from the address a tag is bound to; anything else
-//! dropped unread), and the update datagrams the routing table sends on it
-//! ([`UpdateDatagrams`]), many to a system call.
+//! players' listener, what it receives, read on a beat ([`READ_EVERY`]) a batch a
+//! system call (binds, each a tag the routing table knows; and inputs, from the
+//! address a tag is bound to; anything else dropped unread), and the update datagrams
+//! the routing table sends on it ([`UpdateDatagrams`]), many to a system call.
 //!
 //! Nothing waits for room: an update the socket will not take now is dropped and
 //! counted, and its player, finding it missing, asks for a full one. A proxy whose
@@ -15,13 +15,13 @@ use crate::routing::{InputsTaken, Routing};
 use crate::stats::ProxyStats;
 use bytes::Bytes;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tessera_shared::link::arrival::{DatagramReceiver, Received, bind_with_receive_buffer};
+use std::time::Duration;
+use tessera_shared::link::arrival::{DatagramDrain, Received, bind_unwatched};
 use tessera_shared::protocol::ProxyToClient;
 use tessera_shared::protocol::datagram::{DatagramTag, MAX_INPUTS_DATAGRAM_LEN, read_inputs, split_tag, write_update};
-use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -30,6 +30,20 @@ pub type UpdateSocket = Arc<UdpSocket>;
 
 /// Datagrams read a system call at most.
 const BATCH: usize = 64;
+
+/// Batches read at most before the proxy's other work has its turn: a flood waits in
+/// the socket's buffer (and past it, is dropped) rather than holding a thread.
+const MOST_BATCHES_A_READ: usize = 16;
+
+/// How often the proxy reads its players' datagrams while they come: all that wait, on
+/// a beat, rather than each as it arrives. Woken for each, a proxy of thousands of
+/// players woke thousands of times a second to forward one key press each time, and a
+/// player's host on the same machine (a swarm's) paid for each wake-up in its own send
+/// (BENCHMARKS.md). A press waits a millisecond or so on average for it, against a
+/// server's tick of 50. A beat that finds none ends the beats: the proxy sleeps until the next
+/// datagram, read as it arrives, so that an idle proxy is not woken for nothing, and a
+/// few players' presses wait for no beat.
+pub const READ_EVERY: Duration = Duration::from_millis(2);
 
 /// The receive buffer asked for the players' datagrams. Their key presses wait there
 /// whenever the proxy's threads are busy elsewhere for a moment, each a kilobyte or so
@@ -43,7 +57,7 @@ const RECEIVE_BUFFER: usize = 4 << 20;
 /// A UDP socket on `addr`, the players' listener's address; `None`, said in the log,
 /// if it cannot be had: players are then sent everything by TCP.
 pub fn open(addr: SocketAddr) -> Option<UpdateSocket> {
-    match bind_with_receive_buffer(addr, RECEIVE_BUFFER) {
+    match bind_unwatched(addr, RECEIVE_BUFFER) {
         Ok((socket, buffer)) => {
             info!("sending players their updates by datagram from udp {addr} ({} KiB to receive in)", buffer >> 10);
             Some(Arc::new(socket))
@@ -55,32 +69,50 @@ pub fn open(addr: SocketAddr) -> Option<UpdateSocket> {
     }
 }
 
-/// Receives players' datagrams on `socket` until `shutdown`, a batch at a time: binds,
-/// binding each live tag's player to the address it came from, and inputs, forwarded
-/// to their players' servers.
+/// Receives players' datagrams on `socket` until `shutdown`, all that wait at each
+/// read (up to [`MOST_BATCHES_A_READ`]), a batch a system call: binds, binding each
+/// live tag's player to the address it came from, and inputs, forwarded to their
+/// players' servers. Read every [`READ_EVERY`] while they come, and as the next arrives
+/// once none did (on a beat throughout where the socket cannot be watched).
 pub async fn receive(socket: UpdateSocket, routing: Arc<Routing>, shutdown: CancellationToken) {
-    let mut receiver = DatagramReceiver::new(socket);
+    let mut drain = DatagramDrain::new(socket);
     // A byte more than the longest datagram a player sends: a longer one fills it, and
     // is refused.
     let mut buffers = vec![vec![0; MAX_INPUTS_DATAGRAM_LEN + 1]; BATCH];
     let mut rooms: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
     let mut got = [Received::default(); BATCH];
+    let mut watch = true;
     loop {
-        let received = tokio::select! {
-            () = shutdown.cancelled() => return,
-            received = receiver.recv_many(&mut rooms, &mut got) => received,
-        };
-        match received {
-            Ok(read) => {
-                for (room, received) in rooms.iter().zip(&got[..read]) {
-                    take(&routing, &room[..received.len], received.from);
+        let (mut read, mut failed) = (0, false);
+        for _ in 0..MOST_BATCHES_A_READ {
+            match drain.drain(&mut rooms, &mut got) {
+                Ok(batch) => {
+                    for (room, received) in rooms.iter().zip(&got[..batch]) {
+                        take(&routing, &room[..received.len], received.from);
+                    }
+                    read += batch;
+                    if batch < BATCH {
+                        break;
+                    }
+                }
+                // An ICMP error for an update sent to a player gone since: nothing to do.
+                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(error) => {
+                    warn!("receiving players' datagrams: {error}");
+                    failed = true;
+                    break;
                 }
             }
-            // An ICMP error for an update sent to a player gone since: nothing to do.
-            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {}
-            Err(error) => {
-                warn!("receiving players' datagrams: {error}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let wait = if failed { Duration::from_millis(100) } else { READ_EVERY };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait), if failed || read > 0 || !watch => {}
+            arrived = drain.arrival(READ_EVERY), if !failed && read == 0 && watch => {
+                if let Err(error) = arrived {
+                    warn!("players' datagrams are read every {READ_EVERY:?} from now on, even when none come: {error}");
+                    watch = false;
+                }
             }
         }
     }
@@ -220,7 +252,7 @@ fn send_written(socket: &UdpSocket, written: &Written) -> Sent {
 fn send_written(socket: &UdpSocket, written: &Written) -> Sent {
     let mut sent = Sent::default();
     for (to, bytes) in written.each() {
-        match socket.try_send_to(bytes, to) {
+        match socket.send_to(bytes, to) {
             Ok(len) => (sent.datagrams, sent.bytes) = (sent.datagrams + 1, sent.bytes + len),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return sent,
             Err(error) => debug!("an update datagram to {to}: {error}"),

@@ -740,6 +740,7 @@ mod tests {
     use crate::client_queue::ClientSink;
     use bytes::Bytes;
     use tessera_shared::framing::decode_body;
+    use tessera_shared::link::arrival::bind_unwatched;
     use tokio::sync::mpsc;
 
     /// A table with server 1 up, and what it queues for that server.
@@ -773,8 +774,8 @@ mod tests {
     /// session and tag.
     async fn with_player_by_datagram()
     -> (Routing, mpsc::Receiver<ProxyToServer>, ClientSink, (UserId, Session, DatagramTag)) {
-        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let routing = Routing::new(Arc::default(), Some(socket));
+        let (socket, _) = bind_unwatched("127.0.0.1:0".parse().unwrap(), 1 << 16).unwrap();
+        let routing = Routing::new(Arc::default(), Some(Arc::new(socket)));
         let (to_one, server_one) = Outbound::channel();
         routing.server_up(ServerId(1), to_one);
         let (outbound, queue) = ClientQueue::channel(1 << 20);

@@ -23,12 +23,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// How long each write to a server waits for more messages after its first. Players'
-/// inputs come one by one, each its own write, and each write wakes the server's network
-/// thread, on a virtual machine at some 20 µs a wake-up; within 2 ms, those of a crowd
-/// go together. An input waits for its tick at the server anyway, with a tick of slack
+/// inputs by their links come one by one, each its own write, and each write wakes the
+/// server's network thread, on a virtual machine at some 20 µs a wake-up; within a
+/// millisecond, those of a crowd go together. Those by datagram come together already,
+/// each beat's ([`crate::datagrams::READ_EVERY`]), and wait for the beat as long on
+/// average. An input waits for its tick at the server anyway, with a tick of slack
 /// (`tessera_shared::protocol::INPUT_SLACK_TICKS`). The link's queue holds far more than
-/// 2 ms of the most a proxy's players may send (`MAX_INPUTS_PER_SEC` each).
-const INPUT_WRITE_WINDOW: Duration = Duration::from_millis(2);
+/// a beat of the most a proxy's players may send (`MAX_INPUTS_PER_SEC` each).
+const INPUT_WRITE_WINDOW: Duration = Duration::from_millis(1);
 
 /// Keeps a link to `server` up until `shutdown`.
 pub async fn maintain(

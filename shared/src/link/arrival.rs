@@ -77,6 +77,13 @@ impl AsyncRead for ArrivalReader {
 /// promised: Linux caps it (`net.core.rmem_max`), and hosts that refuse more than their
 /// cap leave the socket its own. A reactor must be running (a tokio runtime's).
 pub fn bind_with_receive_buffer(addr: SocketAddr, receive_buffer: usize) -> io::Result<(UdpSocket, usize)> {
+    let (socket, buffer) = bind_unwatched(addr, receive_buffer)?;
+    Ok((UdpSocket::from_std(socket)?, buffer))
+}
+
+/// As [`bind_with_receive_buffer`], but a socket no reactor watches: non-blocking, for
+/// a [`DatagramDrain`] to read when its reader chooses.
+pub fn bind_unwatched(addr: SocketAddr, receive_buffer: usize) -> io::Result<(std::net::UdpSocket, usize)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if let Err(error) = socket.set_recv_buffer_size(receive_buffer) {
@@ -85,7 +92,87 @@ pub fn bind_with_receive_buffer(addr: SocketAddr, receive_buffer: usize) -> io::
     let buffer = socket.recv_buffer_size()?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    Ok((UdpSocket::from_std(socket.into())?, buffer))
+    Ok((socket.into(), buffer))
+}
+
+/// A UDP socket no reactor watches, read when its reader chooses, as many datagrams
+/// a system call as wait (`recvmmsg` on Linux): a proxy's, read on a beat while
+/// datagrams come. A datagram arriving at a watched socket wakes its reader's thread if
+/// it sleeps, each time, and on loopback the sender pays for that wake-up in its own
+/// system call; one arriving here only waits in the receive buffer for the next read.
+/// A reader that finds none waits for the next ([`DatagramDrain::arrival`]), the socket
+/// watched only meanwhile.
+#[derive(Debug)]
+pub struct DatagramDrain {
+    socket: Arc<std::net::UdpSocket>,
+    #[cfg(target_os = "linux")]
+    batch: stamped::Batch,
+}
+
+impl DatagramDrain {
+    pub fn new(socket: Arc<std::net::UdpSocket>) -> Self {
+        Self {
+            socket,
+            #[cfg(target_os = "linux")]
+            batch: stamped::Batch::default(),
+        }
+    }
+
+    /// Returns once a datagram waits (at once if one does), the socket watched by the
+    /// runtime's reactor until then only (one must be running); elsewhere than on Unix,
+    /// after `or_after`.
+    pub async fn arrival(&mut self, or_after: std::time::Duration) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if self.batch.holds() {
+            return Ok(());
+        }
+        #[cfg(unix)]
+        {
+            let _ = or_after;
+            let (watched, interest) = (Watched(self.socket.clone()), tokio::io::Interest::READABLE);
+            // SAFETY: `watched` holds the socket, so its descriptor stays open, and the
+            // same, for as long as the `AsyncFd` that owns it lives.
+            let watched = unsafe { tokio::io::unix::AsyncFd::register_with_interest(watched, interest)? };
+            watched.readable().await.map(drop)
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::time::sleep(or_after).await;
+            Ok(())
+        }
+    }
+
+    /// As many datagrams as wait now, up to one a room of `rooms`, each into its room
+    /// (cut to it), what each was in `got`, in order; how many (none if none waits).
+    pub fn drain(&mut self, rooms: &mut [&mut [u8]], got: &mut [Received]) -> io::Result<usize> {
+        let (rooms, got) = as_many_as_both(rooms, got)?;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            if self.batch.give_held(rooms, got) {
+                return Ok(1);
+            }
+            match self.batch.receive(self.socket.as_raw_fd(), rooms, got) {
+                Ok((read, _)) => Ok(read.min(rooms.len())),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                Err(error) => Err(error),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        receive_each(rooms, got, |room| self.socket.recv_from(room))
+    }
+}
+
+/// A drain's socket, as the reactor watches it while the drain waits for a datagram:
+/// dropped, the reactor lets go of it, and the socket stays open.
+#[cfg(unix)]
+struct Watched(Arc<std::net::UdpSocket>);
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for Watched {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
 }
 
 /// A UDP socket whose datagrams the kernel stamps with when they arrived, where it can
@@ -146,14 +233,9 @@ impl DatagramReceiver {
     /// One system call for them all on Linux (`recvmmsg`): a socket many players share
     /// (a swarm's, `tessera_player::datagram_hub`) is read a batch a wake-up.
     pub async fn recv_many(&mut self, rooms: &mut [&mut [u8]], got: &mut [Received]) -> io::Result<usize> {
-        let most = got.len().min(rooms.len());
-        if most == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no room to receive into"));
-        }
-        let (rooms, got) = (&mut rooms[..most], &mut got[..most]);
+        let (rooms, got) = as_many_as_both(rooms, got)?;
         #[cfg(target_os = "linux")]
-        if let Some(held) = rooms.first_mut().and_then(|room| self.batch.take_held(room)) {
-            got[0] = held;
+        if self.batch.give_held(rooms, got) {
             return Ok(1);
         }
         self.recv_into(rooms, got).await
@@ -190,21 +272,46 @@ impl DatagramReceiver {
     async fn recv_into(&mut self, rooms: &mut [&mut [u8]], got: &mut [Received]) -> io::Result<usize> {
         loop {
             self.socket.readable().await?;
-            let mut read = 0;
-            for (room, got) in rooms.iter_mut().zip(got.iter_mut()) {
-                match self.socket.try_recv_from(room) {
-                    Ok((len, from)) => *got = Received { len, arrived: None, from: Some(from) },
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(error) if read == 0 => return Err(error),
-                    Err(_) => break,
-                }
-                read += 1;
-            }
+            let read = receive_each(rooms, got, |room| self.socket.try_recv_from(room))?;
             if read > 0 {
                 return Ok(read);
             }
         }
     }
+}
+
+/// `rooms` and `got` cut to as many as both have, or an error if that is none.
+fn as_many_as_both<'a, 'b>(
+    rooms: &'a mut [&'b mut [u8]],
+    got: &'a mut [Received],
+) -> io::Result<(&'a mut [&'b mut [u8]], &'a mut [Received])> {
+    let most = got.len().min(rooms.len());
+    if most == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no room to receive into"));
+    }
+    Ok((&mut rooms[..most], &mut got[..most]))
+}
+
+/// Receives a datagram a call of `receive_from` into each of `rooms` until none waits,
+/// what each was in `got`: how many (none if none waited). An error past the first
+/// datagram ends the batch, and is said by the next call.
+#[cfg(not(target_os = "linux"))]
+fn receive_each(
+    rooms: &mut [&mut [u8]],
+    got: &mut [Received],
+    mut receive_from: impl FnMut(&mut [u8]) -> io::Result<(usize, SocketAddr)>,
+) -> io::Result<usize> {
+    let mut read = 0;
+    for (room, got) in rooms.iter_mut().zip(got.iter_mut()) {
+        match receive_from(room) {
+            Ok((len, from)) => *got = Received { len, arrived: None, from: Some(from) },
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+            Err(error) if read == 0 => return Err(error),
+            Err(_) => break,
+        }
+        read += 1;
+    }
+    Ok(read)
 }
 
 #[cfg(target_os = "linux")]
@@ -325,6 +432,20 @@ mod stamped {
     }
 
     impl Batch {
+        /// Whether a datagram read second last time waits to be asked for.
+        pub(super) fn holds(&self) -> bool {
+            self.held.is_some()
+        }
+
+        /// Gives the datagram read second last time, if one was, into the first of
+        /// `rooms` (cut to it), what it was into the first of `got`: whether it did.
+        pub(super) fn give_held(&mut self, rooms: &mut [&mut [u8]], got: &mut [super::Received]) -> bool {
+            match (rooms.first_mut(), got.first_mut()) {
+                (Some(room), Some(got)) => self.take_held(room).map(|held| *got = held).is_some(),
+                _ => false,
+            }
+        }
+
         /// The datagram read second last time, into `into` (cut to it), if one was.
         pub(super) fn take_held(&mut self, into: &mut [u8]) -> Option<super::Received> {
             let held = self.held.take()?;
@@ -355,7 +476,8 @@ mod stamped {
                     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(slices.len(), Some(stamp_room()));
                     stamped(recvmmsg(socket, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?, got)
                 }
-                // A batch: `got` is as long as `rooms` (`recv_many`), nothing comes after.
+                // A batch: `got` is as long as `rooms` (`recv_many`, `drain`), nothing
+                // comes after.
                 _ => {
                     let mut slices: Vec<[IoSliceMut; 1]> =
                         rooms.iter_mut().map(|room| [IoSliceMut::new(room)]).collect();
@@ -487,6 +609,49 @@ mod tests {
         next(&[vec![6; 2]]).await;
         let nowhere = receiver.recv_many(&mut [], &mut got).await.unwrap_err();
         assert_eq!(nowhere.kind(), io::ErrorKind::InvalidInput, "no room, no wait");
+    }
+
+    /// A proxy's socket, read on its beat: what waits, a batch a call, and nothing (no
+    /// wait) once none does; then its reader waits for the next.
+    #[tokio::test]
+    async fn a_drain_takes_what_waits_and_its_reader_waits_for_the_next() {
+        let (socket, _) = bind_unwatched(SocketAddr::from(([127, 0, 0, 1], 0)), 1 << 16).unwrap();
+        let sending = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sending.connect(socket.local_addr().unwrap()).await.unwrap();
+        let mut drain = DatagramDrain::new(Arc::new(socket));
+        let mut rooms = [[0; 4]; 3];
+        let mut got = [Received::default(); 3];
+        let mut slices: Vec<&mut [u8]> = rooms.iter_mut().map(|room| &mut room[..]).collect();
+        assert_eq!(drain.drain(&mut slices, &mut got).unwrap(), 0, "nothing waits yet");
+        for n in 0..5 {
+            sending.send(&[n; 3]).await.unwrap();
+        }
+        let mut read = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while read.len() < 5 && std::time::Instant::now() < deadline {
+            let batch = drain.drain(&mut slices, &mut got).unwrap();
+            assert!(batch <= 3, "a batch at most as large as its rooms");
+            read.extend(got[..batch].iter().zip(&slices).map(|(got, room)| room[..got.len].to_vec()));
+            assert_eq!(
+                got[..batch].iter().map(|got| got.from).collect::<Vec<_>>(),
+                vec![sending.local_addr().ok(); batch]
+            );
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(read, (0..5).map(|n| vec![n; 3]).collect::<Vec<_>>(), "every datagram, whole and in order");
+        assert_eq!(drain.drain(&mut slices, &mut got).unwrap(), 0, "none left");
+        // Its reader, finding none, waits for the next: until one comes, and at once if
+        // one waits.
+        let beat = Duration::from_millis(2);
+        let idle = tokio::time::timeout(Duration::from_millis(50), drain.arrival(beat)).await;
+        // (Elsewhere than on Unix the wait is a beat's.)
+        assert!(idle.is_err() || !cfg!(unix), "nothing came: the wait goes on");
+        let (arrived, ()) = tokio::join!(tokio::time::timeout(Duration::from_secs(10), drain.arrival(beat)), async {
+            sending.send(&[7]).await.unwrap();
+        });
+        arrived.expect("a datagram came").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), drain.arrival(beat)).await.expect("one waits").unwrap();
+        assert_eq!(drain.drain(&mut slices, &mut got).unwrap(), 1);
     }
 
     /// Key presses from thousands of players while their proxy is busy elsewhere: a burst
