@@ -4,7 +4,8 @@
 //! The mutation test here, the replay of the fuzz seeds (here, and in the player
 //! crate's suite, which includes this file), and the coverage-guided targets in `fuzz/`
 //! (which include it too) all drive it, so CI and the fuzzer exercise the same path.
-//! Nothing here may panic, whatever the bytes.
+//! Nothing here may panic, whatever the bytes, but the check that a player's two ways
+//! of keeping others refuse the same updates ([`PlayerEnd`]): a panic there is a finding.
 
 use bytes::BytesMut;
 use serde::de::DeserializeOwned;
@@ -17,10 +18,11 @@ use tessera_shared::protocol::datagram::{
     DatagramError, DatagramTag, DatagramUpdate, TAG_LEN, read_inputs, read_update, split_tag,
 };
 use tessera_shared::protocol::handshake::JoinRequest;
+use tessera_shared::protocol::packing::UnpackProblem;
 use tessera_shared::protocol::verify::{self, PeerRules, Violation};
 use tessera_shared::protocol::{
-    ClientToProxy, Hello, OthersKept, PlayerFrame, ProxyToClient, ProxyToServer, ServerToProxy, UpdateUnpacker,
-    Welcome, tick_seconds,
+    ClientToProxy, Hello, OthersKept, PackedUpdate, PlayerFrame, PlayerUpdate, ProxyToClient, ProxyToServer,
+    ServerToProxy, UpdateUnpacker, Welcome, tick_seconds,
 };
 use tokio_util::codec::Decoder;
 
@@ -170,15 +172,12 @@ impl Receiver {
             Direction::ProxyToClient => {
                 // A player checks updates against the welcome it got, and uses its map.
                 let mut welcome = self.welcome.clone();
-                let unpacker_of = |welcome: &Welcome| {
-                    UpdateUnpacker::new(player().entity(), tick_seconds(welcome.tick_hz), OthersKept::States)
-                };
-                let mut unpacker = unpacker_of(&welcome);
+                let mut unpacker = PlayerEnd::new(&welcome);
                 frames(bytes, |message| match message {
                     ProxyToClient::Welcome(new) => {
                         verify::welcome(new, PROXY, player())?;
                         welcome = new.clone();
-                        unpacker = unpacker_of(&welcome);
+                        unpacker = PlayerEnd::new(&welcome);
                         let map = &welcome.map;
                         let corners = map.regions().map(|(region, _)| map.bounds(region).1);
                         let far = corners.fold(Vec2::ZERO, Vec2::max);
@@ -214,8 +213,7 @@ impl Receiver {
                 // anything else wrong ends the link. (The player also holds a datagram
                 // that overtook an update by its link: here there is no link, and every
                 // datagram comes in its turn.)
-                let mut unpacker =
-                    UpdateUnpacker::new(player().entity(), tick_seconds(self.welcome.tick_hz), OthersKept::States);
+                let mut unpacker = PlayerEnd::new(&self.welcome);
                 datagrams(bytes, |datagram| match read_update(DATAGRAM_TAG, datagram)? {
                     None => Ok(()),
                     Some(DatagramUpdate { update: packed, .. }) => match unpacker.unpack(packed) {
@@ -242,6 +240,38 @@ impl Receiver {
                 })
             }
         }
+    }
+}
+
+/// A player's end of its updates, unpacked both ways a player may keep others: their
+/// states (a game's client) and only their handles (a bot, [`OthersKept::Handles`]).
+/// Both must refuse the same updates for the same reason, but for a number that
+/// overflows, which only the states show; and what the player makes of an update is
+/// what the states make of it.
+struct PlayerEnd {
+    states: UpdateUnpacker,
+    handles: UpdateUnpacker,
+}
+
+impl PlayerEnd {
+    fn new(welcome: &Welcome) -> Self {
+        let keeping = |kept| UpdateUnpacker::new(player().entity(), tick_seconds(welcome.tick_hz), kept);
+        Self { states: keeping(OthersKept::States), handles: keeping(OthersKept::Handles) }
+    }
+
+    fn unpack(&mut self, packed: PackedUpdate) -> Result<PlayerUpdate, Violation> {
+        let by_handles = self.handles.unpack(packed.clone()).err();
+        let by_states = self.states.unpack(packed);
+        let overflow = Violation::BadPacking(UnpackProblem::Overflow);
+        if by_states.as_ref().err() != Some(&overflow) {
+            assert_eq!(by_handles.as_ref(), by_states.as_ref().err(), "a bot and a client disagree on an update");
+        }
+        by_states
+    }
+
+    fn start_over(&mut self) {
+        self.states.start_over();
+        self.handles.start_over();
     }
 }
 
