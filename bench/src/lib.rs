@@ -229,7 +229,7 @@ async fn run_step(
         name_prefix: "bot".into(),
         conditioner: Default::default(),
         chat_every: None,
-        threads: tessera_service::resources::cores(),
+        threads: processes::bots_threads(&cluster.cluster),
     });
     tokio::time::sleep_until(swarm.window.start).await;
     let before = read(cluster).await?;

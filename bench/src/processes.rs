@@ -241,6 +241,23 @@ pub fn load_test_limits(players: usize) -> Vec<String> {
     .collect()
 }
 
+/// Each of `map`'s processes' share of this machine's cores, in threads, at least one:
+/// its servers, its proxies and the bots loading them (counted as one) share the cores,
+/// as on a host that runs a whole cluster. A runtime a core each would give the machine
+/// more busy threads than cores, waking one another for every frame; the proxies and
+/// then the bots cost less with their share (BENCHMARKS.md).
+fn share_of_cores(map: &ClusterConfig) -> usize {
+    (tessera_service::resources::cores() / (map.servers.len() + map.proxies.len() + 1)).max(1)
+}
+
+/// Threads for the bots loading `map`'s cluster from this machine: their share of its
+/// cores ([`share_of_cores`]), and those the servers' and proxies' shares leave over.
+pub fn bots_threads(map: &ClusterConfig) -> usize {
+    let share = share_of_cores(map);
+    let cluster = share.saturating_mul(map.servers.len() + map.proxies.len());
+    tessera_service::resources::cores().saturating_sub(cluster).max(share)
+}
+
 /// `n` distinct loopback addresses with free ports.
 pub fn free_addresses(n: usize) -> Result<Vec<SocketAddr>, BenchError> {
     // All held at once, so no two are the same; released just before use.
@@ -310,10 +327,7 @@ impl ClusterProcesses {
                 dir,
             )?);
         }
-        // The proxies share this machine with the servers and the bots, as on a host
-        // that runs a whole cluster: a runtime a core each would give it more busy
-        // threads than cores, waking one another for every frame (BENCHMARKS.md).
-        let proxy_share = (tessera_service::resources::cores() / (map.servers.len() + map.proxies.len() + 1)).max(1);
+        let proxy_share = share_of_cores(&map);
         let mut proxies = Vec::new();
         for proxy in &map.proxies {
             let metrics = next();

@@ -493,6 +493,8 @@ pub struct Settings {
     pub world_size: f32,
     pub servers: usize,
     pub proxies: usize,
+    /// Threads the bots ran on ([`crate::processes::bots_threads`]).
+    pub bots_threads: usize,
     pub limit_tick_p99_ms: f64,
     pub limit_tick_rate_hz: f64,
     pub limit_echo_p99_ms: f64,
@@ -526,6 +528,7 @@ impl BenchReport {
                 world_size: map.region_map().world_size().x,
                 servers: map.servers.len(),
                 proxies: map.proxies.len(),
+                bots_threads: crate::processes::bots_threads(map),
                 limit_tick_p99_ms: limits.tick_p99_ms,
                 limit_tick_rate_hz: limits.tick_rate_hz,
                 limit_echo_p99_ms: limits.echo_p99_ms,

@@ -64,8 +64,9 @@ pub struct SwarmPlan {
     /// How often each bot says a line, on average; never if `None`.
     pub chat_every: Option<Duration>,
     /// How many threads the bots run on, each with its share of them on a runtime of
-    /// its own: a core each to load a cluster ([`tessera_service::resources::cores`]),
-    /// one for a few bots beside a game.
+    /// its own: a core each to load a cluster from a host of their own
+    /// ([`tessera_service::resources::cores`]), their share of the cores beside the
+    /// cluster they load (the bench's), one for a few bots beside a game.
     pub threads: usize,
 }
 
