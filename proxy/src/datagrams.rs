@@ -40,9 +40,9 @@ const MOST_BATCHES_A_READ: usize = 16;
 /// players woke thousands of times a second to forward one key press each time, and a
 /// player's host on the same machine (a swarm's) paid for each wake-up in its own send
 /// (BENCHMARKS.md). A press waits a millisecond or so on average for it, against a
-/// server's tick of 50. A beat that finds none ends the beats: the proxy sleeps until the next
-/// datagram, read as it arrives, so that an idle proxy is not woken for nothing, and a
-/// few players' presses wait for no beat.
+/// server's tick of 50. A beat that finds none ends the beats: the proxy sleeps until
+/// the next datagram, read as it arrives, so that an idle proxy is not woken for
+/// nothing, and a few players' presses wait for no beat.
 pub const READ_EVERY: Duration = Duration::from_millis(2);
 
 /// The receive buffer asked for the players' datagrams. Their key presses wait there
