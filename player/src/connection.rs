@@ -83,7 +83,8 @@ pub struct Player {
     next_seq: u32,
     keys: Keys,
     pub view: WorldView,
-    /// Since the player last sent anything: a heartbeat is due after [`PLAYER_HEARTBEAT_EVERY`].
+    /// Since the player last sent anything its proxy hears (by its link, or by datagram
+    /// while its updates come so): a heartbeat is due after [`PLAYER_HEARTBEAT_EVERY`].
     silence: Silence,
     /// What wakes it for a heartbeat, a bind, or the end of the datagrams' trial, when
     /// nothing else does.
@@ -337,7 +338,12 @@ impl Player {
         let room = MOST_INPUTS_A_DATAGRAM - usize::from(and.is_some());
         let before = self.unacked.iter().rev().take(room).rev().map(|unacked| unacked.input);
         let inputs: DatagramInputs = before.chain(and).collect();
-        datagrams.send_inputs(&inputs)
+        let sent = datagrams.send_inputs(&inputs);
+        if sent {
+            // The proxy hears it as it would a heartbeat.
+            self.silence.broken();
+        }
+        sent
     }
 
     /// Sends again by datagram, once, the latest inputs not acknowledged yet when an
@@ -440,11 +446,12 @@ impl Player {
                         break (message, None);
                     }
                     () = self.alarm.ring_at(due) => {
+                        // A bind due as well stands for the heartbeat.
+                        self.look_after_datagrams().await?;
                         if tokio::time::Instant::now() >= self.silence.ends() {
                             self.link.send_heartbeat().await?;
                             self.silence.broken();
                         }
-                        self.look_after_datagrams().await?;
                     }
                 }
             },
@@ -553,7 +560,9 @@ impl Player {
             let why = if datagrams.flowing() { "updates stopped coming" } else { "none came" };
             return self.give_up_datagrams(why).await;
         }
-        datagrams.keep_bound(now);
+        if datagrams.keep_bound(now) {
+            self.silence.broken();
+        }
         Ok(())
     }
 

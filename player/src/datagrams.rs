@@ -174,12 +174,14 @@ impl UpdateDatagrams {
     /// Binds again if one is due: [`BIND_RETRY`] after the last while no update came
     /// by datagram, [`BIND_EVERY`] once one has (the proxy lets a bind lapse that is not
     /// renewed, and so may a NAT). A bind the socket has no room for is as lost as one
-    /// the network drops.
-    pub fn keep_bound(&mut self, now: Instant) {
-        if now >= self.bind_due() {
-            self.bound_at = now;
-            self.try_send(&self.tag.0);
+    /// the network drops. Whether one went while the player's inputs go this way too
+    /// ([`Self::takes_inputs`]): the proxy hears it then, as it would a heartbeat.
+    pub fn keep_bound(&mut self, now: Instant) -> bool {
+        if now < self.bind_due() {
+            return false;
         }
+        self.bound_at = now;
+        self.try_send(&self.tag.0) && self.takes_inputs(now)
     }
 
     fn bind_due(&self) -> Instant {

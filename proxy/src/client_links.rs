@@ -23,6 +23,7 @@ use tessera_shared::framing::WireError;
 use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::UserId;
 use tessera_shared::link::admission::Admission;
+use tessera_shared::link::alarm::HeardElsewhere;
 use tessera_shared::link::{Door, Link, LinkError, SILENCE_LIMIT, accept_loop};
 use tessera_shared::protocol::datagram::{DatagramTag, RESYNC_WAIT};
 use tessera_shared::protocol::handshake::JoinRequest;
@@ -42,20 +43,30 @@ pub const MAX_INPUTS_PER_SEC: u32 = 60;
 /// (`crate::routing`): a second's worth, refilled at [`MAX_INPUTS_PER_SEC`].
 pub const INPUT_RATE: Rate = Rate::new(MAX_INPUTS_PER_SEC as f64, MAX_INPUTS_PER_SEC as f64);
 
-/// How long what this end writes to a player may go unacknowledged before its host is
-/// taken for gone: a link's silence limit, counted on our writes instead of its client's,
-/// since a client says nothing while its player presses nothing
-/// (`tessera_shared::link::PLAYER_HEARTBEAT_EVERY`). This end writes to every player at
-/// least every other second (a frame, or a heartbeat after a second without one; every
-/// 4 s to a player sent its updates by datagram), so a host that vanished is noticed
-/// within 5 to 7 s (within 9 s, a player sent its updates by datagram).
+/// How long what this end sends a player on its link may go unacknowledged before its
+/// host is taken for gone: a link's silence limit, counted on our side instead of its
+/// client's, since a client says nothing while its player presses nothing
+/// (`tessera_shared::link::PLAYER_HEARTBEAT_EVERY`). This end writes to every player
+/// sent its updates by its link at least every other second (a frame, or a heartbeat
+/// after a second without one), so a host that vanished is noticed within 5 to 7 s.
 const UNACKNOWLEDGED_LIMIT: Duration = SILENCE_LIMIT;
 
-/// Has the kernel close `stream` once what we wrote to it stays unacknowledged for
-/// [`UNACKNOWLEDGED_LIMIT`] (`TCP_USER_TIMEOUT`).
+/// How long a player's link may be idle before its kernel probes it (TCP keepalive): the
+/// link of a player sent its updates by datagram, which carries nothing while they come.
+/// A probe costs neither end's program anything (the player's kernel answers it), and one
+/// left unanswered counts against [`UNACKNOWLEDGED_LIMIT`] as a write does: such a
+/// player's host that vanished is noticed within 5 s of its last answer.
+const PROBE_IDLE_LINK_AFTER: Duration = Duration::from_secs(4);
+
+/// Has the kernel close `stream` once what we send on it (what we write, or the probes
+/// of its idle link after [`PROBE_IDLE_LINK_AFTER`], a second apart) stays
+/// unacknowledged for [`UNACKNOWLEDGED_LIMIT`] (`TCP_USER_TIMEOUT`).
 #[cfg(target_os = "linux")]
 fn notice_vanished_host(stream: &TcpStream) -> std::io::Result<()> {
-    socket2::SockRef::from(stream).set_tcp_user_timeout(Some(UNACKNOWLEDGED_LIMIT))
+    let socket = socket2::SockRef::from(stream);
+    let probes = socket2::TcpKeepalive::new().with_time(PROBE_IDLE_LINK_AFTER).with_interval(Duration::from_secs(1));
+    socket.set_tcp_keepalive(&probes)?;
+    socket.set_tcp_user_timeout(Some(UNACKNOWLEDGED_LIMIT))
 }
 
 /// Where the kernel has no user timeout, a player's host that vanished is noticed only
@@ -119,7 +130,7 @@ async fn serve(
     let Joined { mut link, key, name, begin } = join(link, settings, tickets, store, spawn_position(settings)).await?;
     let user = key.user();
     let resuming = matches!(begin, Begin::Resume);
-    let (sink, session) = match admit(settings, routing, tickets, key, peer.ip(), &name, begin) {
+    let (sink, session, heard) = match admit(settings, routing, tickets, key, peer.ip(), &name, begin) {
         Ok(admitted) => admitted,
         Err(reason) => {
             link.send(ProxyToClient::Disconnect { reason: reason.clone() }).await?;
@@ -133,7 +144,7 @@ async fn serve(
     let mut limiter = INPUT_RATE.full_bucket(Instant::now());
     let mut chat = ChatGate::new(Instant::now());
     let mut resynced: Option<Instant> = None;
-    let Some((reader, socket)) = link.into_plain() else {
+    let Some((reader, socket)) = link.hearing_elsewhere(heard).into_plain() else {
         routing.leave(user, session);
         return Err(LinkError::Refused("a player's link is never sealed".into()));
     };
@@ -207,12 +218,12 @@ async fn end_unanswered_resume(routing: Arc<Routing>, user: UserId, session: Ses
 }
 
 /// Admits `user`, whose link comes from `from`, called `name`, beginning its session as
-/// `begin` says: registers its
-/// route, and logs it in on the server owning where it was, or asks every server for its
-/// session. Returns the queue of what goes to the player, its welcome first (at once, or
-/// once the server that has its session answers), and the session it is, or why it
-/// cannot play now (to tell the player): the cluster is full, or the server of where it
-/// was is down.
+/// `begin` says: registers its route, and logs it in on the server owning where it was,
+/// or asks every server for its session. Returns the queue of what goes to the player,
+/// its welcome first (at once, or once the server that has its session answers), the
+/// session it is, and what its route hears of it by datagram, for its link to hear too;
+/// or why it cannot play now (to tell the player): the cluster is full, or the server of
+/// where it was is down.
 pub fn admit(
     settings: &ProxySettings,
     routing: &Routing,
@@ -221,7 +232,7 @@ pub fn admit(
     from: IpAddr,
     name: &str,
     begin: Begin,
-) -> Result<(ClientSink, Session), String> {
+) -> Result<(ClientSink, Session, HeardElsewhere), String> {
     let user = key.user();
     // Full first: a player told the cluster is full waits longer before asking again.
     if routing.is_full(user, settings.limits.max_players) {
@@ -270,9 +281,10 @@ pub fn admit(
         None => Some(welcome),
     };
     let session = Session::next();
-    let route = ClientRoute::new(outbound, owner, session, welcome, key).with_datagrams(datagrams, from);
+    let heard = HeardElsewhere::default();
+    let route = ClientRoute::new(outbound, owner, session, welcome, key).with_datagrams(datagrams, from, heard.clone());
     routing.join(user, route, start, settings.limits.max_players).map_err(|err| err.to_string())?;
-    Ok((sink, session))
+    Ok((sink, session, heard))
 }
 
 fn spawn_position(settings: &ProxySettings) -> Vec2 {

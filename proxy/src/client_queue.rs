@@ -29,11 +29,6 @@ use tessera_shared::protocol::ProxyToClient;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
-/// Beats a heartbeat takes to one player sent its updates by datagram: its link is
-/// written to every 4 s at least, so that a host that vanished is noticed within 9 s
-/// (`TCP_USER_TIMEOUT`, 5 s after an unacknowledged write).
-pub const BEATS_BY_DATAGRAM: u8 = 4;
-
 /// The sending end of one player's queue, held by its route. Dropping it lets the
 /// player go: what waits is still written, then the connection closes.
 #[derive(Debug)]
@@ -55,7 +50,7 @@ struct Shared {
     wake: Notify,
     budget: usize,
     /// Whether the player was sent something by other means (an update by datagram)
-    /// since the writer last looked: its heartbeat may then wait (see [`State::beat`]).
+    /// since the writer last looked: then it needs no heartbeat (see [`State::beat`]).
     /// An atomic, not in `state`, so that an update by datagram takes no lock of the
     /// player's.
     sent_elsewhere: AtomicBool,
@@ -75,8 +70,6 @@ struct State {
     waiting_bytes: usize,
     /// Whether anything was written since the writer last looked: if not, a heartbeat.
     wrote: bool,
-    /// Beats let pass in a row, the player sent updates by datagram.
-    beats_passed: u8,
     /// The route let the player go: nothing more is taken.
     closed: bool,
     /// The socket failed: the writer ends the link.
@@ -119,8 +112,8 @@ impl ClientQueue {
         self.shared.flush()
     }
 
-    /// The player was sent something by other means (an update by datagram): its link's
-    /// heartbeat may wait.
+    /// The player was sent something by other means (an update by datagram): its link
+    /// needs no heartbeat.
     pub fn sent_elsewhere(&self) {
         self.shared.sent_elsewhere.store(true, Ordering::Relaxed);
     }
@@ -210,16 +203,14 @@ impl Drop for Detach<'_> {
 }
 
 impl State {
-    /// A heartbeat, if nothing was written since the last look: written now, and not
-    /// counted as something written, so that a quiet player gets one every beat. One
-    /// sent updates by datagram (`elsewhere`) since gets one every [`BEATS_BY_DATAGRAM`]
-    /// beats: those updates are its proof of the proxy's life, and the writes are for
-    /// its host's vanishing to be noticed (`TCP_USER_TIMEOUT`) within seconds still.
+    /// A heartbeat, if nothing was sent since the last look, by the link or by other
+    /// means (`elsewhere`: an update by datagram, the player's proof of the proxy's life
+    /// as a frame is): written now, and not counted as something written, so that a
+    /// quiet player gets one every beat. A link left idle so is watched by its kernel
+    /// instead (`crate::client_links`): a host that vanished is noticed as soon.
     fn beat(&mut self, elsewhere: bool) {
-        let due = !std::mem::take(&mut self.wrote) && self.waiting.is_empty();
-        let pass = due && elsewhere && self.beats_passed + 1 < BEATS_BY_DATAGRAM;
-        self.beats_passed = if pass { self.beats_passed + 1 } else { 0 };
-        if due && !pass {
+        let wrote = std::mem::take(&mut self.wrote);
+        if !wrote && !elsewhere && self.waiting.is_empty() {
             self.waiting_bytes += Heartbeat::FRAME.len();
             self.waiting.push_back(Bytes::from_static(&Heartbeat::FRAME));
             self.write_waiting();
@@ -316,6 +307,18 @@ mod tests {
 
     fn frame(len: usize) -> ToClient {
         Outgoing::Encoded(Bytes::from(vec![7; len]))
+    }
+
+    #[test]
+    fn a_player_sent_nothing_either_way_for_a_beat_gets_a_heartbeat() {
+        let mut state = State::default();
+        state.beat(true);
+        assert!(state.waiting.is_empty(), "an update by datagram is proof of life enough");
+        state.wrote = true;
+        state.beat(false);
+        assert!(state.waiting.is_empty(), "so is a frame");
+        state.beat(false);
+        assert_eq!(state.waiting.len(), 1, "nothing either way: a heartbeat");
     }
 
     #[test]

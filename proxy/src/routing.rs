@@ -42,6 +42,7 @@ use tessera_shared::Vec2;
 use tessera_shared::framing::{Outgoing, encoded_frame};
 use tessera_shared::identity::PlayerKey;
 use tessera_shared::ids::{ServerId, UserId};
+use tessera_shared::link::alarm::HeardElsewhere;
 use tessera_shared::link::{Outbound, SendError};
 use tessera_shared::protocol::datagram::{self, BIND_LIFETIME, DatagramInputs, DatagramTag};
 use tessera_shared::protocol::verify::{self, Violation};
@@ -87,7 +88,9 @@ pub struct ClientRoute {
 /// Where a player's updates go by datagram: its tag, the address of its link (the only
 /// one a bind is taken from), and the address that last bound, and when (a bind lapses
 /// after [`BIND_LIFETIME`]). And its inputs by datagram: their bucket (a token an input
-/// new to it, one at least a datagram), and the last forwarded.
+/// new to it, one at least a datagram), and the last forwarded. Each of its binds and
+/// inputs is heard by its link's reader (`heard`) as a frame would be: they are its
+/// client's proof of life while its updates come so.
 #[derive(Debug, Clone)]
 pub struct DatagramRoute {
     pub tag: DatagramTag,
@@ -95,14 +98,16 @@ pub struct DatagramRoute {
     bound: Option<(SocketAddr, Instant)>,
     inputs: TokenBucket,
     last_input_forwarded: u32,
+    heard: HeardElsewhere,
 }
 
 impl DatagramRoute {
-    /// The route of a player given `tag`, whose link comes from `link_from`, not bound yet.
-    pub fn new(tag: DatagramTag, link_from: IpAddr) -> Self {
+    /// The route of a player given `tag`, whose link comes from `link_from` and hears
+    /// what `heard` does, not bound yet.
+    pub fn new(tag: DatagramTag, link_from: IpAddr, heard: HeardElsewhere) -> Self {
         // A bucket of its own, as many inputs a second as its link's messages.
         let inputs = INPUT_RATE.full_bucket(Instant::now());
-        Self { tag, link_from: link_from.to_canonical(), bound: None, inputs, last_input_forwarded: 0 }
+        Self { tag, link_from: link_from.to_canonical(), bound: None, inputs, last_input_forwarded: 0, heard }
     }
 
     /// Where to send the player's updates at `now`, if its bind is live.
@@ -137,9 +142,9 @@ impl ClientRoute {
     }
 
     /// The same route, its updates going by datagram once the player binds with `tag`
-    /// from `link_from`, its link's address.
-    pub fn with_datagrams(self, tag: Option<DatagramTag>, link_from: IpAddr) -> Self {
-        Self { datagrams: tag.map(|tag| DatagramRoute::new(tag, link_from)), ..self }
+    /// from `link_from`, its link's address, whose reader hears what `heard` does.
+    pub fn with_datagrams(self, tag: Option<DatagramTag>, link_from: IpAddr, heard: HeardElsewhere) -> Self {
+        Self { datagrams: tag.map(|tag| DatagramRoute::new(tag, link_from, heard)), ..self }
     }
 
     /// Whether its server was lost, and it waits for one to take it back.
@@ -274,6 +279,7 @@ impl Routing {
             debug!("{user} binds udp {from} for its updates");
         }
         route.bound = Some((from, Instant::now()));
+        route.heard.heard();
         true
     }
 
@@ -298,6 +304,7 @@ impl Routing {
         let Some(datagrams) = route.datagrams.as_mut().filter(|datagrams| datagrams.to(now) == Some(from)) else {
             return InputsTaken::Stranger;
         };
+        datagrams.heard.heard();
         let inputs = match inputs {
             Ok(inputs) => inputs,
             Err(violation) => return InputsTaken::Refused(user, route.session, violation),
@@ -771,9 +778,9 @@ mod tests {
 
     /// A table sending updates by datagram, with server 1 up and what it queues for
     /// it, and a player on it from loopback given a datagram tag: its queue, its id,
-    /// session and tag.
+    /// session and tag, and what its link hears of its datagrams.
     async fn with_player_by_datagram()
-    -> (Routing, mpsc::Receiver<ProxyToServer>, ClientSink, (UserId, Session, DatagramTag)) {
+    -> (Routing, mpsc::Receiver<ProxyToServer>, ClientSink, (UserId, Session, DatagramTag, HeardElsewhere)) {
         let (socket, _) = bind_unwatched("127.0.0.1:0".parse().unwrap(), 1 << 16).unwrap();
         let routing = Routing::new(Arc::default(), Some(Arc::new(socket)));
         let (to_one, server_one) = Outbound::channel();
@@ -784,10 +791,14 @@ mod tests {
         let login =
             ProxyToServer::Login { user, name: EntityName::from("p1").unwrap(), position: Vec2::ZERO, last_input: 0 };
         let loopback = std::net::Ipv4Addr::LOCALHOST.into();
-        let route =
-            ClientRoute::new(outbound, Some(ServerId(1)), session, None, key).with_datagrams(Some(tag), loopback);
+        let heard = HeardElsewhere::default();
+        let route = ClientRoute::new(outbound, Some(ServerId(1)), session, None, key).with_datagrams(
+            Some(tag),
+            loopback,
+            heard.clone(),
+        );
         routing.join(user, route, Start::Login { owner: ServerId(1), login }, 2).unwrap();
-        (routing, server_one, queue, (user, session, tag))
+        (routing, server_one, queue, (user, session, tag, heard))
     }
 
     fn next_frame(queue: &mut ClientSink) -> Option<Bytes> {
@@ -903,7 +914,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bound_player_is_sent_its_updates_by_datagram_and_the_rest_by_its_link() {
-        let (routing, _server_one, mut queue, (user, session, tag)) = with_player_by_datagram().await;
+        let (routing, _server_one, mut queue, (user, session, tag, _)) = with_player_by_datagram().await;
         let player = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let at = player.local_addr().unwrap();
         let update = Bytes::from_static(b"\0\0\0\x06update");
@@ -938,7 +949,7 @@ mod tests {
 
     #[tokio::test]
     async fn inputs_by_datagram_come_from_the_bound_address_alone_and_go_once_each() {
-        let (routing, mut server_one, _queue, (user, session, tag)) = with_player_by_datagram().await;
+        let (routing, mut server_one, _queue, (user, session, tag, heard)) = with_player_by_datagram().await;
         assert!(matches!(server_one.try_recv(), Ok(ProxyToServer::Login { .. })));
         let at = SocketAddr::from(([127, 0, 0, 1], 40_000));
         let inputs = |seqs: std::ops::RangeInclusive<u32>| {
@@ -952,12 +963,20 @@ mod tests {
             .collect::<Vec<_>>()
         };
 
+        // What the player's link hears of its datagrams is read to the millisecond.
+        let a_while = || tokio::time::sleep(std::time::Duration::from_millis(5));
+        let first_heard = heard.last();
+        a_while().await;
         assert_eq!(routing.inputs_by_datagram(tag, at, inputs(1..=1)), InputsTaken::Stranger, "not bound yet");
         assert!(routing.bind_datagrams(tag, at));
+        let bound_heard = heard.last();
+        assert!(bound_heard > first_heard, "a bind is its player's proof of life");
+        a_while().await;
         let other_port = SocketAddr::from(([127, 0, 0, 1], 40_001));
         assert_eq!(routing.inputs_by_datagram(tag, other_port, inputs(1..=1)), InputsTaken::Stranger);
         assert_eq!(routing.inputs_by_datagram(DatagramTag([6; 8]), at, inputs(1..=1)), InputsTaken::Stranger);
         assert_eq!(forwarded(&mut server_one), Vec::<u32>::new(), "nothing from strangers");
+        assert_eq!(heard.last(), bound_heard, "and nothing of the player's life");
 
         // Each datagram repeats what is unacknowledged: each input goes on once, and one
         // that overtook the datagram before it (lost, or late) is forwarded as it comes.
@@ -966,6 +985,7 @@ mod tests {
         assert_eq!(routing.inputs_by_datagram(tag, at, inputs(2..=3)), InputsTaken::Forwarded(0), "late");
         assert_eq!(routing.inputs_by_datagram(tag, at, inputs(3..=4)), InputsTaken::Forwarded(1));
         assert_eq!(forwarded(&mut server_one), vec![1, 2, 3, 4]);
+        assert!(heard.last() > bound_heard, "inputs are proof of life too");
 
         // A datagram from the player that breaks the rule is its own fault.
         let bad = routing.inputs_by_datagram(tag, at, Err(Violation::BadInputs("out of sequence")));

@@ -416,7 +416,7 @@ impl Stepper {
     pub fn join_as(&mut self, proxy: usize, user: UserId, name: &str, at: Vec2) -> Option<SteppedPlayer> {
         let stepped = &self.proxies[proxy];
         let key = self.keys[&user];
-        let (queue, _) = admit(
+        let (queue, _, _) = admit(
             &stepped.settings,
             &stepped.routing,
             &stepped.tickets,

@@ -13,6 +13,7 @@ use tessera_shared::framing::{decode_body, encoded_frame};
 use tessera_shared::identity::{Identity, JoinChallenge};
 use tessera_shared::ids::{ProxyId, ServerId, UserId};
 use tessera_shared::link::{Door, Link, LinkError, Outbound, Side};
+use tessera_shared::protocol::datagram::DatagramTag;
 use tessera_shared::protocol::handshake::JoinRequest;
 use tessera_shared::protocol::{Hello, ProxyToClient, ProxyToServer, Role, ServerToProxy};
 use tessera_shared::secret::ClusterSecret;
@@ -40,12 +41,23 @@ pub struct TestProxy {
 impl TestProxy {
     /// A proxy with `limits` in front of a one-server map, once it is linked to the stand-in.
     pub async fn start(limits: ProxyLimits) -> Self {
-        Self::start_for(limits, std::net::TcpListener::bind("127.0.0.1:0").unwrap()).await
+        let loopback = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_for(limits, (loopback(), loopback()), |settings, players, shutdown| {
+            tessera_proxy::spawn_thread(settings, players, shutdown).unwrap()
+        })
+        .await
     }
 
-    /// The same, taking players on `players`.
-    pub async fn start_for(limits: ProxyLimits, players: std::net::TcpListener) -> Self {
-        let stand_in = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// The same, taking players on `players`, the stand-in listening on `stand_in`, and
+    /// the proxy's thread started by `launch` (which may start it elsewhere: in a
+    /// network namespace where those sockets are).
+    pub async fn start_for(
+        limits: ProxyLimits,
+        (players, stand_in): (std::net::TcpListener, std::net::TcpListener),
+        launch: impl FnOnce(ProxySettings, std::net::TcpListener, CancellationToken) -> std::thread::JoinHandle<()>,
+    ) -> Self {
+        stand_in.set_nonblocking(true).unwrap();
+        let stand_in = TcpListener::from_std(stand_in).unwrap();
         let (server_port, player_port) = (stand_in.local_addr().unwrap(), players.local_addr().unwrap());
         let mut map = ClusterConfig::one_region();
         map.rebind(|listener, addr| {
@@ -63,7 +75,7 @@ impl TestProxy {
         let settings = ProxySettings { limits, ..ProxySettings::new(ProxyId(1), map, secret.clone(), location) };
         let stats = settings.stats.clone();
         let shutdown = CancellationToken::new();
-        let thread = tessera_proxy::spawn_thread(settings, players, shutdown.clone()).unwrap();
+        let thread = launch(settings, players, shutdown.clone());
 
         let (stream, _) = tokio::time::timeout(DEADLINE, stand_in.accept()).await.expect("the proxy dials").unwrap();
         let door = Door::Members { secret: &secret, cluster, side: Side::Listener };
@@ -97,6 +109,8 @@ impl Drop for TestProxy {
 pub struct TestPlayer {
     pub link: Link<ProxyToClient>,
     pub user: UserId,
+    /// Its tag for updates by datagram, if the proxy sends them so.
+    pub datagrams: Option<DatagramTag>,
 }
 
 /// The player called `name`: its key is made from the name.
@@ -114,7 +128,7 @@ pub async fn join_over(stream: TcpStream, name: &str) -> Result<TestPlayer, Link
     link.send(JoinRequest::sign(&identity_of(name), &challenge, name, None)).await?;
     let mut link = link.retype::<ProxyToClient>();
     match tokio::time::timeout(DEADLINE, link.recv()).await.expect("the proxy answers")? {
-        ProxyToClient::Welcome(welcome) => Ok(TestPlayer { link, user: welcome.user }),
+        ProxyToClient::Welcome(welcome) => Ok(TestPlayer { link, user: welcome.user, datagrams: welcome.datagrams }),
         ProxyToClient::Disconnect { reason } | ProxyToClient::NameRefused { reason } => Err(LinkError::Refused(reason)),
         ProxyToClient::SessionGone | ProxyToClient::RegionOffline => panic!("no session was resumed or lost"),
         ProxyToClient::Update(_) | ProxyToClient::Chat(_) | ProxyToClient::ChatThrottled => {

@@ -18,7 +18,7 @@ use crate::framing::{Bounded, Heartbeat, WireCodec, WireError};
 use crate::protocol::handshake::{HANDSHAKE_TIMEOUT, HandshakeError, Hello, PROTOCOL_VERSION, Role};
 use crate::protocol::verify::Violation;
 use crate::secret::ClusterSecret;
-use alarm::Silence;
+use alarm::{HeardElsewhere, Silence};
 use arrival::ArrivalReader;
 use codec::{LinkCodec, Read};
 use futures_util::{SinkExt, StreamExt};
@@ -51,14 +51,19 @@ pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 /// How long a player's client says nothing before it sends a heartbeat. A player who
 /// presses nothing is the common case, and thousands of heartbeats a second would each
 /// cost the client a write and its proxy a read, for nothing TCP does not already say:
-/// the proxy writes to every player at least every other second (every 4 s to one sent
-/// its updates by datagram, which are proof of life enough; a heartbeat after each
-/// [`HEARTBEAT_EVERY`] without a frame), and on Linux its socket gives up on a host that
-/// leaves those writes unacknowledged for [`SILENCE_LIMIT`] (`TCP_USER_TIMEOUT`).
+/// the proxy sends every player something at least every other second (a heartbeat on
+/// its link after each [`HEARTBEAT_EVERY`] in which nothing went either way), its kernel
+/// probes a link left idle (its player's updates going by datagram) every few seconds
+/// (TCP keepalive), and on Linux its socket gives up on a host that leaves either
+/// unacknowledged for [`SILENCE_LIMIT`] (`TCP_USER_TIMEOUT`). What a client sends by
+/// datagram while its updates come so (its binds, every
+/// [`crate::protocol::datagram::BIND_EVERY`], and its inputs) says it is there as a
+/// heartbeat does, and so stands for one.
 pub const PLAYER_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-/// How long a proxy hears nothing from a player before it takes the player for gone:
-/// for a client whose host still acknowledges what it is sent but whose program has
-/// hung. Three of its heartbeats' intervals, as [`SILENCE_LIMIT`] is five of a link's.
+/// How long a proxy hears nothing from a player, by its link or by datagram, before it
+/// takes the player for gone: for a client whose host still acknowledges what it is
+/// sent but whose program has hung. Three of its heartbeats' intervals, as
+/// [`SILENCE_LIMIT`] is five of a link's.
 pub const PLAYER_SILENCE_LIMIT: Duration = Duration::from_secs(30);
 /// Messages queued for one link before it counts as stuck.
 pub const OUTBOUND_CAPACITY: usize = 1024;
@@ -222,6 +227,13 @@ impl<In: DeserializeOwned> Link<In> {
     /// unless set), counted from now.
     pub fn with_silence_limit(mut self, limit: Duration) -> Self {
         self.peer_silence = Silence::new(limit);
+        self
+    }
+
+    /// The same link, whose peer's silence is broken also by what `elsewhere` hears of
+    /// it, told by another task (a player's datagrams, read apart from its link).
+    pub fn hearing_elsewhere(mut self, elsewhere: HeardElsewhere) -> Self {
+        self.peer_silence = self.peer_silence.broken_also_by(elsewhere);
         self
     }
 
