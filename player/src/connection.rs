@@ -83,8 +83,9 @@ pub struct Player {
     next_seq: u32,
     keys: Keys,
     pub view: WorldView,
-    /// Since the player last sent anything its proxy hears (by its link, or by datagram
-    /// while its updates come so): a heartbeat is due after [`PLAYER_HEARTBEAT_EVERY`].
+    /// Since the player last sent anything on its link, or had an input it sent by
+    /// datagram acknowledged (its proxy heard it): a heartbeat is due after
+    /// [`PLAYER_HEARTBEAT_EVERY`].
     silence: Silence,
     /// What wakes it for a heartbeat, a bind, or the end of the datagrams' trial, when
     /// nothing else does.
@@ -338,12 +339,7 @@ impl Player {
         let room = MOST_INPUTS_A_DATAGRAM - usize::from(and.is_some());
         let before = self.unacked.iter().rev().take(room).rev().map(|unacked| unacked.input);
         let inputs: DatagramInputs = before.chain(and).collect();
-        let sent = datagrams.send_inputs(&inputs);
-        if sent {
-            // The proxy hears it as it would a heartbeat.
-            self.silence.broken();
-        }
-        sent
+        datagrams.send_inputs(&inputs)
     }
 
     /// Sends again by datagram, once, the latest inputs not acknowledged yet when an
@@ -446,12 +442,11 @@ impl Player {
                         break (message, None);
                     }
                     () = self.alarm.ring_at(due) => {
-                        // A bind due as well stands for the heartbeat.
-                        self.look_after_datagrams().await?;
                         if tokio::time::Instant::now() >= self.silence.ends() {
                             self.link.send_heartbeat().await?;
                             self.silence.broken();
                         }
+                        self.look_after_datagrams().await?;
                     }
                 }
             },
@@ -462,7 +457,10 @@ impl Player {
             ProxyToClient::Update(packed) => {
                 let Some(mut update) = self.unpack(packed, now).await? else { return Ok(&self.view) };
                 while self.unacked.front().is_some_and(|unacked| unacked.input.seq <= update.last_input) {
-                    self.unacked.pop_front();
+                    if self.unacked.pop_front().is_some_and(|acked| acked.by_datagram_at.is_some()) {
+                        // The proxy heard it, as it would a heartbeat: since it was sent.
+                        self.silence.broken();
+                    }
                 }
                 self.update_arrived = by_datagram.unwrap_or_else(|| self.link.last_arrival());
                 let (you, your_tick) = (update.you, update.your_tick);
@@ -560,9 +558,7 @@ impl Player {
             let why = if datagrams.flowing() { "updates stopped coming" } else { "none came" };
             return self.give_up_datagrams(why).await;
         }
-        if datagrams.keep_bound(now) {
-            self.silence.broken();
-        }
+        datagrams.keep_bound(now);
         Ok(())
     }
 

@@ -174,14 +174,12 @@ impl UpdateDatagrams {
     /// Binds again if one is due: [`BIND_RETRY`] after the last while no update came
     /// by datagram, [`BIND_EVERY`] once one has (the proxy lets a bind lapse that is not
     /// renewed, and so may a NAT). A bind the socket has no room for is as lost as one
-    /// the network drops. Whether one went while the player's inputs go this way too
-    /// ([`Self::takes_inputs`]): the proxy hears it then, as it would a heartbeat.
-    pub fn keep_bound(&mut self, now: Instant) -> bool {
-        if now < self.bind_due() {
-            return false;
+    /// the network drops.
+    pub fn keep_bound(&mut self, now: Instant) {
+        if now >= self.bind_due() {
+            self.bound_at = now;
+            self.try_send(&self.tag.0);
         }
-        self.bound_at = now;
-        self.try_send(&self.tag.0) && self.takes_inputs(now)
     }
 
     fn bind_due(&self) -> Instant {
@@ -206,16 +204,14 @@ impl UpdateDatagrams {
         !region_offline && now >= self.give_up_due()
     }
 
-    /// When a bind is due, or the trial is over: a player that hears nothing else binds
-    /// all the same, and gives up on datagrams then (asking [`Self::failing`]). Once
-    /// updates flow, that is every [`BIND_EVERY`], and the silence is checked as seldom
-    /// at least.
-    /// While the player's region is offline, only binds are due.
+    /// When a bind is due, or giving up on datagrams may be (the trial is over, or
+    /// updates stopped coming for [`DATAGRAM_SILENCE`]): a player that hears nothing else
+    /// binds all the same, and gives up on datagrams then (asking [`Self::failing`]),
+    /// within its link's silence limit, since its proxy writes nothing on the link while
+    /// it sends updates by datagram. While the player's region is offline, only binds are
+    /// due.
     pub fn due_at(&self, region_offline: bool) -> Instant {
-        match self.last_came {
-            None if !region_offline => self.bind_due().min(self.give_up_due()),
-            _ => self.bind_due(),
-        }
+        if region_offline { self.bind_due() } else { self.bind_due().min(self.give_up_due()) }
     }
 
     /// The player's region went offline, or came back: what came before says nothing of

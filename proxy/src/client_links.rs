@@ -55,7 +55,8 @@ const UNACKNOWLEDGED_LIMIT: Duration = SILENCE_LIMIT;
 /// link of a player sent its updates by datagram, which carries nothing while they come.
 /// A probe costs neither end's program anything (the player's kernel answers it), and one
 /// left unanswered counts against [`UNACKNOWLEDGED_LIMIT`] as a write does: such a
-/// player's host that vanished is noticed within 5 s of its last answer.
+/// player's host that vanished is noticed within 5 s of its last answer (within 7 s
+/// of vanishing, as one whose link carries frames).
 const PROBE_IDLE_LINK_AFTER: Duration = Duration::from_secs(4);
 
 /// Has the kernel close `stream` once what we send on it (what we write, or the probes

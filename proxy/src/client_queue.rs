@@ -3,7 +3,8 @@
 //! the socket is full. A frame per player per tick is the proxy's whole job, so the
 //! common case costs one `write` and nothing else: no channel, no task woken, no timer.
 //! The player's writer task ([`ClientSink::write_to`]) wakes only to drain what the
-//! socket would not take, and once a second to send a heartbeat if nothing went out.
+//! socket would not take, and once a second to send a heartbeat if nothing went out,
+//! by the link or by datagram.
 //!
 //! What waits is bounded in bytes as well as in frames: a server's frame can be large,
 //! so a bound in frames alone would let a player that stops reading pin down far more
@@ -250,7 +251,7 @@ impl ClientSink {
     /// Writes this player's frames to `socket` until the queue closes (then once all
     /// that waits is written) or the socket fails or takes nothing for [`WRITE_TIMEOUT`],
     /// adding the bytes written to `written`, with a heartbeat whenever nothing went
-    /// out for [`HEARTBEAT_EVERY`].
+    /// out, by the link or by datagram, for [`HEARTBEAT_EVERY`].
     pub async fn write_to(self, socket: OwnedWriteHalf, written: Arc<AtomicU64>) -> Result<(), LinkError> {
         let socket = Arc::new(socket);
         {

@@ -13,7 +13,7 @@ use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::process::Command;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tessera_proxy::ProxyLimits;
 use tessera_shared::link::SILENCE_LIMIT;
@@ -157,7 +157,10 @@ impl Hosts {
     const PLAYER_MAC: &str = "02:00:0a:00:00:02";
 
     fn new() -> Self {
-        let tag = std::process::id();
+        // Tests run at once in one process: each its own pair, within the 15 characters
+        // an interface's name may have.
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let tag = format!("{}{}", std::process::id(), MADE.fetch_add(1, Ordering::Relaxed));
         let hosts = Self {
             proxy_side: format!("tessera-test-{tag}-proxy"),
             player_side: format!("tessera-test-{tag}-player"),

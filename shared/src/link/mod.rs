@@ -55,10 +55,9 @@ pub const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 /// its link after each [`HEARTBEAT_EVERY`] in which nothing went either way), its kernel
 /// probes a link left idle (its player's updates going by datagram) every few seconds
 /// (TCP keepalive), and on Linux its socket gives up on a host that leaves either
-/// unacknowledged for [`SILENCE_LIMIT`] (`TCP_USER_TIMEOUT`). What a client sends by
-/// datagram while its updates come so (its binds, every
-/// [`crate::protocol::datagram::BIND_EVERY`], and its inputs) says it is there as a
-/// heartbeat does, and so stands for one.
+/// unacknowledged for [`SILENCE_LIMIT`] (`TCP_USER_TIMEOUT`). The proxy also hears a
+/// client by its datagrams (its binds, every [`crate::protocol::datagram::BIND_EVERY`],
+/// and its inputs), so an input sent so, once acknowledged, stands for a heartbeat.
 pub const PLAYER_HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// How long a proxy hears nothing from a player, by its link or by datagram, before it
 /// takes the player for gone: for a client whose host still acknowledges what it is
@@ -225,9 +224,8 @@ impl<In: DeserializeOwned> Link<In> {
 
     /// How long the peer may say nothing before it is taken for gone ([`SILENCE_LIMIT`]
     /// unless set), counted from now.
-    pub fn with_silence_limit(mut self, limit: Duration) -> Self {
-        self.peer_silence = Silence::new(limit);
-        self
+    pub fn with_silence_limit(self, limit: Duration) -> Self {
+        Self { peer_silence: self.peer_silence.with_limit(limit), ..self }
     }
 
     /// The same link, whose peer's silence is broken also by what `elsewhere` hears of
