@@ -87,8 +87,8 @@ pub struct Player {
     /// datagram acknowledged (its proxy heard it): a heartbeat is due after
     /// [`PLAYER_HEARTBEAT_EVERY`].
     silence: Silence,
-    /// What wakes it for a heartbeat, a bind, or the end of the datagrams' trial, when
-    /// nothing else does.
+    /// What wakes it for a heartbeat, a bind, or giving up on datagrams (the trial over,
+    /// or updates stopped), when nothing else does.
     alarm: Alarm,
     /// Inputs sent and not yet acknowledged, oldest first: sent again if the session is
     /// resumed through another proxy, and by the link if they went by datagram alone
@@ -411,7 +411,7 @@ impl Player {
         let (message, by_datagram) = match self.datagrams.as_mut().and_then(UpdateDatagrams::in_turn) {
             Some((update, arrived)) => (ProxyToClient::Update(update), Some(arrived)),
             None => loop {
-                // One alarm for the heartbeat and the datagrams' binds and trial: a
+                // One alarm for the heartbeat and the datagrams' binds and give-up: a
                 // bot's every wake polls each alarm it waits on.
                 let offline = self.view.region_offline;
                 let datagrams_due = self.datagrams.as_ref().map(|datagrams| datagrams.due_at(offline));
