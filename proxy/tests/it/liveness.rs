@@ -90,11 +90,13 @@ impl FarPlayer {
             enter(&player_side);
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let far = runtime.block_on(join(address, "far"));
-            let udp = std::net::UdpSocket::bind((Hosts::PLAYER_ADDRESS, 0)).unwrap();
-            if updates == Updates::ByDatagram {
+            // Its updates bound to a socket of its own, if they go by datagram.
+            let udp = (updates == Updates::ByDatagram).then(|| {
+                let udp = std::net::UdpSocket::bind((Hosts::PLAYER_ADDRESS, 0)).unwrap();
                 let tag = far.datagrams.expect("the proxy sends updates by datagram");
                 udp.send_to(&tag.0, address).unwrap();
-            }
+                udp
+            });
             joined.send(far.user).unwrap();
             // Holds its connection, reading nothing, until the test is over.
             let _ = finish.recv();
@@ -143,7 +145,7 @@ impl FarPlayer {
 /// Two network namespaces of the test's own, the proxy's side and the player's host,
 /// joined by a veth pair, a cable with an address at each end: nothing of this
 /// machine's own network is touched, so the addresses can be any. Named for the
-/// process, and removed when dropped.
+/// process and the test, and removed when dropped.
 struct Hosts {
     proxy_side: String,
     player_side: String,
